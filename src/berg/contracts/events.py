@@ -1,0 +1,64 @@
+"""Input events, contract v1: a card transaction and its (delayed) label.
+
+Both are keyed by ``user_id`` on Kafka, so one user's events stay in order
+within a partition. A label refers to the transaction it judges by
+``transaction_event_id``; labels arrive days after the transaction in event
+time, and some fraud is never labelled.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from berg.contracts._types import CONTRACT_CONFIG, EventId, Identifier, UtcDatetime
+
+__all__ = ["Channel", "LabelSource", "LabelV1", "TransactionV1"]
+
+Channel = Literal["card_present", "card_not_present"]
+LabelSource = Literal["chargeback", "customer_report", "manual_review"]
+
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+MerchantCategory = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+
+MAX_AMOUNT = 1_000_000.0
+"""No card transaction is larger; a bigger amount is a broken upstream, not a customer."""
+
+
+class TransactionV1(BaseModel):
+    """A card payment as the payment app saw it."""
+
+    model_config = CONTRACT_CONFIG
+
+    schema_version: Literal[1] = 1
+    event_id: EventId
+    event_time: UtcDatetime
+    """When the payment happened (event time), not when Berg saw it."""
+    user_id: Identifier
+    merchant_id: Identifier
+    amount: Annotated[float, Field(gt=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
+    """In ``currency`` units; strictly positive and finite."""
+    currency: CurrencyCode = "EUR"
+    merchant_category: MerchantCategory
+    """ISO 18245 merchant category code, four digits."""
+    channel: Channel
+    country: CountryCode
+    """Where the card was used (ISO 3166-1 alpha-2)."""
+
+
+class LabelV1(BaseModel):
+    """The verdict on one transaction, known only later (a chargeback, a report)."""
+
+    model_config = CONTRACT_CONFIG
+
+    schema_version: Literal[1] = 1
+    event_id: EventId
+    event_time: UtcDatetime
+    """When the label became known; always after the transaction."""
+    transaction_event_id: EventId
+    """The ``event_id`` of the transaction this label judges."""
+    user_id: Identifier
+    is_fraud: bool
+    source: LabelSource = "chargeback"

@@ -1,0 +1,237 @@
+"""The consumer loop: raw bytes to the caller, offsets committed only after the caller's sink confirms.
+
+Delivery is at-least-once. The loop polls a batch, hands it to a
+:class:`BatchHandler` and commits the batch's offsets only when the handler has
+returned, i.e. when every record is durable in a sink or in the dead-letter
+topic. If the handler raises (a sink is down), the loop seeks back to the start
+of the batch and retries after a backoff. If the commit fails because the group
+rebalanced (``CommitFailedError``), the records are redelivered to the
+partition's new owner; sinks are idempotent on ``event_id``, so that is safe.
+Values are never deserialized by kafka-python, so no record can wedge ``poll()``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from berg.kafka.records import RawRecord
+from berg.settings import KafkaSettings
+
+__all__ = ["BatchHandler", "BatchOutcome", "ConsumerLoop", "ConsumerMetrics", "open_consumer"]
+
+log = logging.getLogger(__name__)
+
+
+class BatchHandler(Protocol):
+    """Takes a batch of raw records and returns only once each is durable somewhere.
+
+    Raise to refuse the whole batch (a sink is unavailable): nothing is
+    committed and the batch comes again after a backoff. Records that can never
+    succeed (poison) must be dead-lettered by the handler, not raised.
+    """
+
+    def __call__(self, records: Sequence[RawRecord], /) -> None: ...
+
+
+class BatchOutcome(enum.Enum):
+    """What one turn of the loop did."""
+
+    EMPTY = "empty"
+    COMMITTED = "committed"
+    COMMIT_FAILED = "commit_failed"
+    HANDLER_FAILED = "handler_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerMetrics:
+    """The loop's Prometheus metrics, registered on the service's own registry."""
+
+    consumed: Counter
+    batches: Counter
+    batch_seconds: Histogram
+    lag: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> ConsumerMetrics:
+        """Create the metrics on ``registry``."""
+        return cls(
+            consumed=Counter("berg_consumer_records", "Records polled from Kafka.", ["topic"], registry=registry),
+            batches=Counter("berg_consumer_batches", "Batches by outcome.", ["outcome"], registry=registry),
+            batch_seconds=Histogram(
+                "berg_consumer_batch_duration_seconds",
+                "Time from poll to commit for one batch.",
+                registry=registry,
+            ),
+            lag=Gauge(
+                "berg_consumer_lag_records",
+                "Records between this consumer's position and the partition's end.",
+                ["topic", "partition"],
+                registry=registry,
+            ),
+        )
+
+
+class _LoggingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    # Batches are handled and committed between polls, and rebalances happen
+    # inside poll(), so no batch is in flight here: logging is all there is to do.
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked", extra={"partitions": sorted(str(tp) for tp in revoked)})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
+
+
+def open_consumer(
+    settings: KafkaSettings,
+    topics: Sequence[str],
+    group_id: str,
+    *,
+    max_poll_records: int = 500,
+    session_timeout_ms: int = 10_000,
+) -> Any:
+    """A ``KafkaConsumer`` subscribed to ``topics``: manual commits, no deserializers.
+
+    A new group starts from the earliest offset, so nothing produced before the
+    first start is skipped.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=settings.client_id,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    consumer.subscribe(list(topics), listener=_LoggingRebalanceListener())
+    return consumer
+
+
+class ConsumerLoop:
+    """Poll, hand over, commit; repeat until told to stop.
+
+    Args:
+        consumer: from :func:`open_consumer` (manual commit, raw bytes).
+        handler: the caller's sink; see :class:`BatchHandler`.
+        metrics: optional metrics to update.
+        poll_timeout_ms: how long one poll waits for records.
+        initial_backoff_s: first wait after a handler failure; doubles up to ``max_backoff_s``.
+    """
+
+    def __init__(
+        self,
+        consumer: Any,
+        handler: BatchHandler,
+        *,
+        metrics: ConsumerMetrics | None = None,
+        poll_timeout_ms: int = 500,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        self._metrics = metrics
+        self._poll_timeout_ms = poll_timeout_ms
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._backoff_s = initial_backoff_s
+
+    def poll_once(self) -> BatchOutcome:
+        """One turn: poll a batch, hand it over, commit it."""
+        polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms)
+        records = [RawRecord.from_consumer_record(r) for batch in polled.values() for r in batch]
+        if not records:
+            return BatchOutcome.EMPTY
+        started = time.perf_counter()
+        if self._metrics is not None:
+            for record in records:
+                self._metrics.consumed.labels(record.topic).inc()
+        try:
+            self._handler(records)
+        except Exception:
+            log.exception("handler failed; the batch will be consumed again", extra={"records": len(records)})
+            self._rewind(records)
+            return self._finish(BatchOutcome.HANDLER_FAILED, started)
+        outcome = self._commit(records)
+        self._record_lag(records)
+        return self._finish(outcome, started)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set, backing off after handler failures."""
+        while not stop.is_set():
+            outcome = self.poll_once()
+            if outcome is BatchOutcome.HANDLER_FAILED:
+                stop.wait(self._backoff_s)
+                self._backoff_s = min(self._backoff_s * 2, self._max_backoff_s)
+            elif outcome is not BatchOutcome.EMPTY:
+                self._backoff_s = self._initial_backoff_s
+
+    def close(self) -> None:
+        """Leave the group promptly (no autocommit: uncommitted work is redelivered)."""
+        self._consumer.close(autocommit=False)
+
+    def _commit(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        next_offsets: dict[Any, Any] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            next_offsets[tp] = OffsetAndMetadata(max(record.offset + 1, _offset(next_offsets.get(tp))), "", -1)
+        try:
+            self._consumer.commit(next_offsets)
+        except CommitFailedError:
+            # The group rebalanced while we handled the batch: the partitions'
+            # new owners read from the last commit, so the records come again.
+            log.warning("commit failed after a rebalance; records will be redelivered", extra={"records": len(records)})
+            return BatchOutcome.COMMIT_FAILED
+        except KafkaError as error:
+            # A later commit covers these offsets; until then a restart redelivers them.
+            log.warning("commit failed: %s", error, extra={"records": len(records)})
+            return BatchOutcome.COMMIT_FAILED
+        return BatchOutcome.COMMITTED
+
+    def _rewind(self, records: Sequence[RawRecord]) -> None:
+        first_offsets: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            first_offsets[key] = min(record.offset, first_offsets.get(key, record.offset))
+        for (topic, partition), offset in first_offsets.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition), offset)
+            except IllegalStateError:
+                # No longer ours after a rebalance; its new owner starts from the last commit.
+                log.info("not rewinding %s/%s: partition no longer assigned", topic, partition)
+
+    def _record_lag(self, records: Sequence[RawRecord]) -> None:
+        if self._metrics is None:
+            return
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            last[(record.topic, record.partition)] = max(record.offset, last.get((record.topic, record.partition), -1))
+        for (topic, partition), offset in last.items():
+            try:
+                highwater = self._consumer.highwater(TopicPartition(topic, partition))
+            except IllegalStateError:
+                continue
+            if highwater is not None:
+                self._metrics.lag.labels(topic, str(partition)).set(max(highwater - offset - 1, 0))
+
+    def _finish(self, outcome: BatchOutcome, started: float) -> BatchOutcome:
+        if self._metrics is not None:
+            self._metrics.batches.labels(outcome.value).inc()
+            self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        return outcome
+
+
+def _offset(committed: Any) -> int:
+    return -1 if committed is None else int(committed.offset)

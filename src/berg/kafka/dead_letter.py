@@ -1,0 +1,80 @@
+"""Publish refused records to the dead-letter topic, original bytes intact."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from berg.contracts.dead_letter import DeadLetterV1
+from berg.kafka.decoding import Rejected
+from berg.kafka.records import RawRecord
+from berg.kafka.topics import DEAD_LETTER
+
+__all__ = ["DeadLetterPublisher"]
+
+
+class DeadLetterPublisher:
+    """Sends refused records to ``berg.dlq`` and waits until the broker has them.
+
+    The original key, value, headers and timestamp are kept; the envelope's
+    ``berg.errors.*`` headers say which stage refused the record, why, and
+    where it came from (topic, partition, offset).
+
+    Args:
+        producer: a producer from :func:`berg.kafka.producer.open_producer`.
+        stage: the stage name written into every envelope.
+        on_published: called with the reason code of each record the broker
+            acknowledged (a metrics hook).
+    """
+
+    def __init__(
+        self,
+        producer: Any,
+        stage: str,
+        *,
+        topic: str = DEAD_LETTER,
+        timeout_s: float = 30.0,
+        on_published: Callable[[str], None] | None = None,
+    ) -> None:
+        self._producer = producer
+        self._stage = stage
+        self._topic = topic
+        self._timeout_s = timeout_s
+        self._on_published = on_published
+
+    def envelope(self, record: RawRecord, reason: str, error_class: str, message: str) -> DeadLetterV1:
+        """The envelope for one refused record."""
+        return DeadLetterV1(
+            stage=self._stage,
+            reason=reason,
+            error_class=error_class,
+            error_message=DeadLetterV1.truncate(message),
+            original_topic=record.topic,
+            original_partition=record.partition,
+            original_offset=record.offset,
+            failed_at=datetime.now(UTC),
+        )
+
+    def publish(self, rejected: Sequence[Rejected]) -> None:
+        """Send every rejected record and block until all are acknowledged (acks=all).
+
+        Raises:
+            kafka.errors.KafkaError: a send failed; the caller must not commit
+                the batch, so the records are consumed again.
+        """
+        pending = []
+        for item in rejected:
+            envelope = self.envelope(item.record, item.error.reason, item.error.error_class, item.error.message)
+            future = self._producer.send(
+                self._topic,
+                key=item.record.key,
+                value=item.record.value,
+                headers=[*item.record.headers, *envelope.to_headers()],
+                timestamp_ms=item.record.timestamp_ms,
+            )
+            pending.append((item.error.reason, future))
+        for reason, future in pending:
+            future.get(timeout=self._timeout_s)
+            if self._on_published is not None:
+                self._on_published(reason)

@@ -1,0 +1,111 @@
+"""The topics of ARCHITECTURE.md and how to create them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from berg.settings import KafkaSettings
+
+__all__ = [
+    "ALL_TOPICS",
+    "DEAD_LETTER",
+    "LABELS_INGESTED",
+    "LABELS_RAW",
+    "LABELS_VALID",
+    "PREDICTIONS",
+    "TRANSACTIONS_INGESTED",
+    "TRANSACTIONS_RAW",
+    "TRANSACTIONS_VALID",
+    "TopicSpec",
+    "ensure_topics",
+    "topic_specs",
+]
+
+log = logging.getLogger(__name__)
+
+TRANSACTIONS_RAW = "transactions.raw"
+LABELS_RAW = "labels.raw"
+TRANSACTIONS_INGESTED = "transactions.ingested"
+LABELS_INGESTED = "labels.ingested"
+TRANSACTIONS_VALID = "transactions.valid"
+LABELS_VALID = "labels.valid"
+PREDICTIONS = "predictions"
+DEAD_LETTER = "berg.dlq"
+
+ALL_TOPICS = (
+    TRANSACTIONS_RAW,
+    LABELS_RAW,
+    TRANSACTIONS_INGESTED,
+    LABELS_INGESTED,
+    TRANSACTIONS_VALID,
+    LABELS_VALID,
+    PREDICTIONS,
+    DEAD_LETTER,
+)
+
+# Nothing is lost: dead letters are kept until someone has looked at them.
+_DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create: name, partitions and extra topic configs."""
+
+    name: str
+    partitions: int
+    configs: Mapping[str, str]
+
+
+def topic_specs(default_partitions: int, overrides: Mapping[str, int]) -> list[TopicSpec]:
+    """Every Berg topic with its partition count.
+
+    Args:
+        default_partitions: partitions for a topic with no override.
+        overrides: topic name to partition count.
+
+    Raises:
+        ValueError: an override names a topic Berg does not have.
+    """
+    unknown = set(overrides) - set(ALL_TOPICS)
+    if unknown:
+        raise ValueError(f"partition overrides for unknown topics: {sorted(unknown)}; known: {list(ALL_TOPICS)}")
+    specs = []
+    for name in ALL_TOPICS:
+        configs = {"retention.ms": str(_DEAD_LETTER_RETENTION_MS)} if name == DEAD_LETTER else {}
+        specs.append(TopicSpec(name, overrides.get(name, default_partitions), configs))
+    return specs
+
+
+def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; existing ones are left as they are.
+
+    Returns:
+        The names of the topics this call created.
+    """
+    admin: Any = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-admin",
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=dict(spec.configs))],
+                    validate_only=False,
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                log.info("topic %s was created concurrently", spec.name)
+        return created
+    finally:
+        admin.close()

@@ -1,0 +1,1 @@
+"""Observability shared by every service: JSON logs and health/readiness checks."""

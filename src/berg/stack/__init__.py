@@ -1,0 +1,1 @@
+"""The local stack: Kafka (KRaft), Prometheus and Alertmanager as supervised processes on loopback."""

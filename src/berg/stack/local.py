@@ -1,0 +1,202 @@
+"""``berg up``/``down``/``status`` as a library: the local stack under one state directory.
+
+The CLI adds the terminal output; tests drive the same class with their own
+state directory and free ports.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from berg.kafka.topics import ensure_topics, topic_specs
+from berg.settings import KafkaSettings
+from berg.stack import kafka
+from berg.stack.layout import StateLayout
+from berg.stack.monitoring_config import alertmanager_config, prometheus_config, write_yaml
+from berg.stack.probes import ProbeResult, port_open, stack_probes
+from berg.stack.settings import StackSettings
+from berg.stack.supervisor import ProcessInfo, Program, Supervisor
+
+__all__ = ["ComponentStatus", "LocalStack", "StackError"]
+
+_FAILED_STATES = frozenset({"FATAL", "EXITED", "STOPPED", "UNKNOWN"})
+_LOG_TAIL_LINES = 20
+
+
+class StackError(Exception):
+    """The stack could not be brought up or down; the message says what to do next."""
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One component as ``berg status`` shows it."""
+
+    name: str
+    process_state: str
+    pid: int
+    healthy: bool
+    detail: str
+    log_file: str
+
+
+def tail(path: str, lines: int = _LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file (empty when there is none)."""
+    try:
+        with open(path, errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class LocalStack:
+    """Kafka, Prometheus and Alertmanager supervised under one state directory."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.layout = StateLayout.at(settings.state_dir)
+        self.supervisor = Supervisor(self.layout)
+
+    @property
+    def kafka_settings(self) -> KafkaSettings:
+        """How a client reaches this stack's broker."""
+        return KafkaSettings(bootstrap_servers=self.settings.kafka_bootstrap, client_id="berg-cli")
+
+    def is_up(self) -> bool:
+        """Whether this state directory's supervisor is running."""
+        return self.supervisor.is_running()
+
+    def busy_ports(self) -> dict[str, int]:
+        """Ports of the table that something else already listens on."""
+        return {
+            name: port for name, port in self.settings.ports.as_dict().items() if port_open(self.settings.host, port)
+        }
+
+    def prepare(self, on_step: Callable[[str], None] = lambda _: None) -> list[Program]:
+        """Fetch Kafka, format its storage, write every config; return the programs to supervise.
+
+        Raises:
+            StackError: a binary is missing or Kafka could not be prepared.
+        """
+        self.layout.create()
+        settings, layout = self.settings, self.layout
+        binaries = {name: shutil.which(name) for name in (settings.prometheus_bin, settings.alertmanager_bin)}
+        missing = [name for name, path in binaries.items() if path is None]
+        if missing:
+            raise StackError(f"not on PATH: {', '.join(missing)}; run `berg doctor` to see how to install them")
+        try:
+            on_step(f"Kafka {settings.kafka_version} jars")
+            libs = kafka.fetch_kafka_jars(settings, layout)
+            broker_config = kafka.write_broker_config(settings, layout)
+            on_step("Kafka storage")
+            kafka.ensure_storage_formatted(settings, layout, libs, broker_config)
+        except kafka.KafkaRuntimeError as error:
+            raise StackError(str(error)) from error
+        on_step("Prometheus and Alertmanager configs")
+        prometheus_file = write_yaml(layout.config / "prometheus.yml", prometheus_config(settings, layout))
+        alertmanager_file = write_yaml(layout.config / "alertmanager.yml", alertmanager_config())
+        host, ports = settings.host, settings.ports
+        return [
+            Program("kafka", kafka.broker_command(settings, layout, libs, broker_config), priority=10, stop_wait_s=60),
+            Program(
+                "prometheus",
+                [
+                    str(binaries[settings.prometheus_bin]),
+                    f"--config.file={prometheus_file}",
+                    f"--storage.tsdb.path={layout.prometheus_data}",
+                    f"--web.listen-address={host}:{ports.prometheus}",
+                    "--web.enable-lifecycle",
+                    "--storage.tsdb.retention.time=7d",
+                ],
+                priority=20,
+            ),
+            Program(
+                "alertmanager",
+                [
+                    str(binaries[settings.alertmanager_bin]),
+                    f"--config.file={alertmanager_file}",
+                    f"--storage.path={layout.alertmanager_data}",
+                    f"--web.listen-address={host}:{ports.alertmanager}",
+                    # One node: no gossip cluster, and no port for it.
+                    "--cluster.listen-address=",
+                ],
+                priority=20,
+            ),
+        ]
+
+    def start(self, programs: list[Program]) -> None:
+        """Start the supervisor with ``programs``.
+
+        Raises:
+            StackError: a port of the table is taken, or the supervisor did not start.
+        """
+        busy = self.busy_ports()
+        if busy:
+            listed = ", ".join(f"{name} {port}" for name, port in busy.items())
+            raise StackError(
+                f"ports already in use: {listed}. Stop what holds them, or set BERG_PORTS__<NAME> "
+                "(e.g. BERG_PORTS__KAFKA=19092)"
+            )
+        self.supervisor.start(programs)
+
+    def status(self) -> list[ComponentStatus]:
+        """Each component's process state and health probe."""
+        processes: dict[str, ProcessInfo] = (
+            {info.name: info for info in self.supervisor.processes()} if self.supervisor.is_running() else {}
+        )
+        statuses = []
+        for name, probe in stack_probes(self.settings).items():
+            info = processes.get(name)
+            result = probe() if info is not None and info.running else ProbeResult(False, "not running")
+            statuses.append(
+                ComponentStatus(
+                    name=name,
+                    process_state=info.state if info else "DOWN",
+                    pid=info.pid if info else 0,
+                    healthy=result.healthy,
+                    detail=result.detail,
+                    log_file=str(self.layout.log_file(name)),
+                )
+            )
+        return statuses
+
+    def wait_healthy(
+        self, on_update: Callable[[list[ComponentStatus]], None] = lambda _: None
+    ) -> list[ComponentStatus]:
+        """Poll until every component is healthy.
+
+        Raises:
+            StackError: a process failed for good, or the startup timeout passed;
+                the message carries the tail of the failing component's log.
+        """
+        deadline = time.monotonic() + self.settings.startup_timeout_s
+        while True:
+            statuses = self.status()
+            on_update(statuses)
+            if all(status.healthy for status in statuses):
+                return statuses
+            failed = [status for status in statuses if status.process_state in _FAILED_STATES]
+            if failed or time.monotonic() > deadline:
+                culprit = failed[0] if failed else next(status for status in statuses if not status.healthy)
+                reason = (
+                    f"{culprit.name} is {culprit.process_state}" if failed else f"{culprit.name} not healthy in time"
+                )
+                raise StackError(
+                    f"{reason} ({culprit.detail}). Last lines of {culprit.log_file}:\n{tail(culprit.log_file)}"
+                )
+            time.sleep(0.5)
+
+    def create_topics(self) -> list[str]:
+        """Create Berg's topics with the configured partition counts; return those created."""
+        specs = topic_specs(self.settings.topic_partitions, self.settings.topic_partition_overrides)
+        return ensure_topics(self.kafka_settings, specs)
+
+    def down(self) -> list[int]:
+        """Stop every process and the supervisor.
+
+        Returns:
+            pids that did not stop in their grace period and were killed.
+        """
+        return self.supervisor.shutdown()

@@ -1,0 +1,77 @@
+"""Settings of the local stack: where state lives and the one table of ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings
+
+from berg.settings import service_config
+
+__all__ = ["DEFAULT_KAFKA_VERSION", "PortTable", "StackSettings"]
+
+DEFAULT_KAFKA_VERSION = "4.1.1"
+
+
+class PortTable(BaseModel):
+    """Every port the local stack listens on, in one place."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kafka: int = Field(default=9092, ge=1, le=65535)
+    """Kafka broker listener (clients connect here)."""
+    kafka_controller: int = Field(default=9095, ge=1, le=65535)
+    """Kafka KRaft controller listener."""
+    prometheus: int = Field(default=9090, ge=1, le=65535)
+    """Prometheus web UI and API."""
+    alertmanager: int = Field(default=9093, ge=1, le=65535)
+    """Alertmanager web UI and API."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PortTable:
+        ports = list(self.as_dict().values())
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"ports must be distinct: {self.as_dict()}")
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        """Component name to port."""
+        return {name: int(port) for name, port in self}
+
+
+class StackSettings(BaseSettings):
+    """``BERG_*`` settings for ``berg up``/``down``/``status``/``doctor``/``demo``."""
+
+    model_config = service_config("BERG_")
+
+    state_dir: Path = Path(".berg")
+    """Everything the stack writes: data, logs, generated configs, cached Kafka jars."""
+    host: str = "127.0.0.1"
+    """Every server listens here: loopback only."""
+    ports: PortTable = PortTable()
+    kafka_version: str = Field(default=DEFAULT_KAFKA_VERSION, pattern=r"^\d+\.\d+\.\d+$")
+    """Apache Kafka release fetched from Maven Central (``org.apache.kafka:kafka_2.13``)."""
+    kafka_home: Path | None = Field(
+        default=None, validation_alias=AliasChoices("kafka_home", "KAFKA_HOME", "BERG_KAFKA_HOME")
+    )
+    """An existing Kafka distribution; its ``libs/`` is used instead of fetching jars."""
+    kafka_heap: str = Field(default="512m", pattern=r"^\d+[mg]$")
+    """JVM heap for the broker."""
+    topic_partitions: int = Field(default=3, ge=1, le=64)
+    """Partitions of each Berg topic unless overridden."""
+    topic_partition_overrides: dict[str, int] = Field(default_factory=dict)
+    """Topic name to partition count, e.g. ``{"transactions.raw": 6}``."""
+    prometheus_bin: str = "prometheus"
+    """Prometheus binary (Debian package ``prometheus``)."""
+    alertmanager_bin: str = "prometheus-alertmanager"
+    """Alertmanager binary (Debian package ``prometheus-alertmanager``)."""
+    scrape_interval_s: int = Field(default=15, ge=1, le=300)
+    """Prometheus scrape and rule evaluation interval."""
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+    """How long ``berg up`` waits for every component to become healthy."""
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """``host:port`` of the broker."""
+        return f"{self.host}:{self.ports.kafka}"
