@@ -84,8 +84,14 @@ class DeadLetterV1(BaseModel):
             for name, value in headers
             if name.startswith(HEADER_PREFIX)
         }
-        raw = {field: by_suffix.get(suffix) for field, suffix in _FIELDS_TO_HEADERS.items()}
-        return cls.model_validate({key: value for key, value in raw.items() if value is not None})
+        values: dict[str, object] = {
+            field: by_suffix[suffix] for field, suffix in _FIELDS_TO_HEADERS.items() if suffix in by_suffix
+        }
+        version = values.get("schema_version")
+        if isinstance(version, str) and version.isdigit():
+            # Literal fields do not coerce strings; every other field does.
+            values["schema_version"] = int(version)
+        return cls.model_validate(values)
 
 
 def original_headers(headers: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:

@@ -20,11 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berg.observability.health import ReadinessChecks
 
-__all__ = ["WebSettings", "create_app", "error_body"]
+__all__ = ["BodyLimitMiddleware", "WebSettings", "create_app", "error_body"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,13 @@ def error_body(error: str, detail: Any) -> dict[str, Any]:
     return {"error": error, "detail": detail}
 
 
+_ERROR_CODES = {413: "content_too_large", 422: "invalid_request"}
+"""Codes whose HTTP phrase differs between Python versions, pinned."""
+
+
 def _error_code(status: int) -> str:
+    if status in _ERROR_CODES:
+        return _ERROR_CODES[status]
     try:
         return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:
@@ -80,6 +88,64 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", "an unexpected error occurred; see the service log"), 500)
 
 
+class _BodyTooLarge(StarletteHTTPException):
+    # An HTTPException, so FastAPI's body parsing lets it through to the JSON handler.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds the limit of {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_body_bytes`` with a JSON 413, counting the bytes that stream in.
+
+    A declared ``Content-Length`` over the limit is refused before the body is
+    read; a chunked (or lying) body is cut off as soon as the running count
+    passes the limit. FastAPI's own ``max_body_size`` counts bytes too, but
+    answers a declared oversize body in plain text, which breaks the promise
+    that every Berg error is JSON.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge(self.max_body_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            # Reached only from routes outside FastAPI's exception handling (mounted apps).
+            if response_started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body exceeds the limit of {self.max_body_bytes} bytes"
+        await JSONResponse(error_body("content_too_large", detail), status_code=413)(scope, receive, send)
+
+
 def create_app(
     settings: WebSettings,
     *,
@@ -98,7 +164,8 @@ def create_app(
         version: the service version for the OpenAPI document.
     """
     checks = readiness or ReadinessChecks()
-    app = FastAPI(title=title, version=version, max_body_size=settings.max_body_bytes)
+    app = FastAPI(title=title, version=version)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,147 @@
+"""Contracts v1: what they accept, and each kind of input they refuse."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from berg.contracts import LabelV1, PredictionV1, TransactionV1
+
+pytestmark = pytest.mark.unit
+
+
+def transaction(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "event_time": "2026-11-27T10:00:00+00:00",
+        "user_id": "user-001",
+        "merchant_id": "merchant-042",
+        "amount": 12.5,
+        "currency": "EUR",
+        "merchant_category": "5411",
+        "channel": "card_present",
+        "country": "DE",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def test_a_valid_transaction_round_trips_through_json() -> None:
+    event = TransactionV1.model_validate(transaction())
+    again = TransactionV1.model_validate_json(event.model_dump_json())
+    assert again == event
+    assert again.schema_version == 1
+
+
+def test_timestamps_in_other_zones_are_normalised_to_utc() -> None:
+    event = TransactionV1.model_validate(transaction(event_time="2026-11-27T12:00:00+02:00"))
+    assert event.event_time == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    assert event.event_time.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", float("nan")),
+        ("amount", float("inf")),
+        ("amount", 0.0),
+        ("amount", -3.0),
+        ("amount", 10_000_000.0),
+        ("event_time", "2026-11-27T10:00:00"),  # naive: no zone
+        ("event_time", "yesterday"),
+        ("event_id", "not-a-uuid"),
+        ("user_id", ""),
+        ("user_id", "u" * 65),
+        ("user_id", "has space"),
+        ("currency", "euro"),
+        ("country", "DEU"),
+        ("merchant_category", "groceries"),
+        ("channel", "telepathy"),
+        ("schema_version", 2),
+    ],
+)
+def test_a_transaction_refuses_each_kind_of_bad_field(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as raised:
+        TransactionV1.model_validate(transaction(**{field: value}))
+    assert raised.value.errors()[0]["loc"][0] == field
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(ValidationError, match="extra_forbidden"):
+        TransactionV1.model_validate(transaction(tip=3.0))
+
+
+def test_missing_fields_are_refused() -> None:
+    payload = transaction()
+    del payload["amount"]
+    with pytest.raises(ValidationError, match="amount"):
+        TransactionV1.model_validate(payload)
+
+
+def test_nan_in_json_is_refused() -> None:
+    raw = json.dumps(transaction()).replace("12.5", "NaN")
+    with pytest.raises(ValidationError):
+        TransactionV1.model_validate_json(raw)
+
+
+def test_contracts_are_immutable() -> None:
+    event = TransactionV1.model_validate(transaction())
+    with pytest.raises(ValidationError):
+        event.amount = 99.0  # type: ignore[misc]
+
+
+def test_a_label_points_at_its_transaction() -> None:
+    label = LabelV1(
+        event_id=uuid.uuid4(),
+        event_time=datetime(2026, 12, 3, tzinfo=timezone(timedelta(hours=1))),
+        transaction_event_id=uuid.uuid4(),
+        user_id="user-001",
+        is_fraud=True,
+    )
+    assert label.source == "chargeback"
+    assert label.event_time.tzinfo == UTC
+
+
+def prediction(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "event_time": "2026-11-27T10:00:01Z",
+        "transaction_event_id": str(uuid.uuid4()),
+        "user_id": "user-001",
+        "merchant_id": "merchant-042",
+        "model_name": "fraud",
+        "model_version": "3",
+        "features": {"amount": 12.5, "txn_count_1h": 2.0},
+        "score": 0.12,
+        "threshold": 0.5,
+        "decision": "approve",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def test_a_valid_prediction_is_accepted() -> None:
+    assert PredictionV1.model_validate(prediction()).default_features_used is False
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("score", 1.5),
+        ("score", float("nan")),
+        ("threshold", -0.1),
+        ("decision", "maybe"),
+        ("features", {"amount": float("inf")}),
+        ("features", {"Bad Name": 1.0}),
+        ("features", {f"f{i}": 1.0 for i in range(300)}),
+    ],
+)
+def test_a_prediction_refuses_each_kind_of_bad_field(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as raised:
+        PredictionV1.model_validate(prediction(**{field: value}))
+    assert raised.value.errors()[0]["loc"][0] == field

@@ -1,0 +1,120 @@
+"""Generated configs of the local stack: supervisord, Prometheus, Alertmanager, Kafka, topics, doctor parsing."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from berg.kafka.topics import ALL_TOPICS, DEAD_LETTER, topic_specs
+from berg.stack.doctor import java_major_version
+from berg.stack.kafka import write_broker_config
+from berg.stack.layout import StateLayout
+from berg.stack.monitoring_config import (
+    BERG_SCRAPE_JOB,
+    alertmanager_config,
+    prometheus_config,
+    register_scrape_target,
+    unregister_scrape_target,
+    write_yaml,
+)
+from berg.stack.settings import PortTable, StackSettings
+from berg.stack.supervisor import Program, render_config
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> StackSettings:
+    return StackSettings(
+        state_dir=tmp_path, ports=PortTable(kafka=1001, kafka_controller=1002, prometheus=1003, alertmanager=1004)
+    )
+
+
+@pytest.fixture
+def layout(settings: StackSettings) -> StateLayout:
+    layout = StateLayout.at(settings.state_dir)
+    layout.create()
+    return layout
+
+
+def test_supervisor_config_quotes_arguments_and_escapes_percent(layout: StateLayout) -> None:
+    program = Program("kafka", ["java", "-cp", "/opt/libs/*", "--pattern=%d %p", "it's"], {"KEY": "50%"})
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(render_config(layout, [program]))
+    section = parser["program:kafka"]
+    # supervisord expands %(..)s and then splits with shlex: undo both to get the argv back.
+    assert shlex.split(section["command"].replace("%%", "%")) == list(program.command)
+    assert section["stopasgroup"] == "true"
+    assert section["killasgroup"] == "true"
+    assert section["stdout_logfile"] == str(layout.log_file("kafka"))
+    assert section["environment"] == 'KEY="50%%"'
+
+
+def test_prometheus_config_scrapes_the_stack_and_registered_services(
+    settings: StackSettings, layout: StateLayout
+) -> None:
+    config = prometheus_config(settings, layout)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["127.0.0.1:1003"]
+    assert jobs[BERG_SCRAPE_JOB]["file_sd_configs"][0]["files"] == [str(layout.scrape_targets / "*.json")]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:1004"]
+
+
+def test_scrape_targets_are_registered_and_removed(layout: StateLayout) -> None:
+    path = register_scrape_target(layout, "ingestion", "127.0.0.1:8101", {"model": "fraud"})
+    assert json.loads(path.read_text()) == [
+        {"targets": ["127.0.0.1:8101"], "labels": {"service": "ingestion", "model": "fraud"}}
+    ]
+    unregister_scrape_target(layout, "ingestion")
+    assert not path.exists()
+
+
+def test_alertmanager_config_groups_by_alert_and_model(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "alertmanager.yml", alertmanager_config())
+    config = yaml.safe_load(path.read_text())
+    assert config["route"]["group_by"] == ["alertname", "model"]
+    assert {receiver["name"] for receiver in config["receivers"]} == {config["route"]["receiver"]}
+
+
+def test_the_broker_is_a_single_kraft_node_on_loopback(settings: StackSettings, layout: StateLayout) -> None:
+    lines = write_broker_config(settings, layout).read_text().splitlines()
+    properties = dict(line.split("=", 1) for line in lines)
+    assert properties["process.roles"] == "broker,controller"
+    assert properties["listeners"] == "PLAINTEXT://127.0.0.1:1001,CONTROLLER://127.0.0.1:1002"
+    assert properties["auto.create.topics.enable"] == "false"
+
+
+def test_every_topic_gets_the_default_or_its_override() -> None:
+    specs = {spec.name: spec for spec in topic_specs(3, {"transactions.raw": 6})}
+    assert set(specs) == set(ALL_TOPICS)
+    assert specs["transactions.raw"].partitions == 6
+    assert specs["labels.raw"].partitions == 3
+    assert "retention.ms" in specs[DEAD_LETTER].configs
+
+
+def test_an_override_for_an_unknown_topic_is_refused() -> None:
+    with pytest.raises(ValueError, match="transactions.rwa"):
+        topic_specs(3, {"transactions.rwa": 6})
+
+
+@pytest.mark.parametrize(
+    ("output", "major"),
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('java version "1.8.0_392"', 8),
+        ('openjdk version "21" 2023-09-19', 21),
+        ("no java here", None),
+    ],
+)
+def test_java_versions_are_parsed(output: str, major: int | None) -> None:
+    assert java_major_version(output) == major
+
+
+def test_a_state_dir_too_deep_for_a_socket_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="BERG_STATE_DIR"):
+        StateLayout.at(tmp_path / ("x" * 120)).create()
