@@ -98,7 +98,7 @@ def test_every_topic_gets_the_default_or_its_override() -> None:
 
 
 def test_an_override_for_an_unknown_topic_is_refused() -> None:
-    with pytest.raises(ValueError, match="transactions.rwa"):
+    with pytest.raises(ValueError, match=r"transactions\.rwa"):
         topic_specs(3, {"transactions.rwa": 6})
 
 

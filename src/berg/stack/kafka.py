@@ -165,10 +165,10 @@ def ensure_storage_formatted(settings: StackSettings, layout: StateLayout, libs:
     command = [
         *_jvm_command(settings, layout, libs, "kafka.tools.StorageTool"),
         "format",
-        "--cluster-id",
-        cluster_id,
-        "--config",
-        str(config),
+        # One argument with '=': a urlsafe base64 id may start with '-', which
+        # the tool would otherwise read as an option.
+        f"--cluster-id={cluster_id}",
+        f"--config={config}",
         "--standalone",
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)

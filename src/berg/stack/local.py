@@ -18,7 +18,7 @@ from berg.stack.layout import StateLayout
 from berg.stack.monitoring_config import alertmanager_config, prometheus_config, write_yaml
 from berg.stack.probes import ProbeResult, port_open, stack_probes
 from berg.stack.settings import StackSettings
-from berg.stack.supervisor import ProcessInfo, Program, Supervisor
+from berg.stack.supervisor import ProcessInfo, Program, Supervisor, SupervisorError
 
 __all__ = ["ComponentStatus", "LocalStack", "StackError"]
 
@@ -78,8 +78,16 @@ class LocalStack:
         """Fetch Kafka, format its storage, write every config; return the programs to supervise.
 
         Raises:
-            StackError: a binary is missing or Kafka could not be prepared.
+            StackError: a port of the table is taken, a binary is missing, or
+                Kafka could not be prepared.
         """
+        busy = self.busy_ports()
+        if busy:
+            listed = ", ".join(f"{name} {port}" for name, port in busy.items())
+            raise StackError(
+                f"ports already in use: {listed}. Stop what holds them, or set BERG_PORTS__<NAME> "
+                "(e.g. BERG_PORTS__KAFKA=19092)"
+            )
         self.layout.create()
         settings, layout = self.settings, self.layout
         binaries = {name: shutil.which(name) for name in (settings.prometheus_bin, settings.alertmanager_bin)}
@@ -127,19 +135,15 @@ class LocalStack:
         ]
 
     def start(self, programs: list[Program]) -> None:
-        """Start the supervisor with ``programs``.
+        """Start the supervisor with ``programs`` (from :meth:`prepare`).
 
         Raises:
-            StackError: a port of the table is taken, or the supervisor did not start.
+            StackError: the supervisor did not start.
         """
-        busy = self.busy_ports()
-        if busy:
-            listed = ", ".join(f"{name} {port}" for name, port in busy.items())
-            raise StackError(
-                f"ports already in use: {listed}. Stop what holds them, or set BERG_PORTS__<NAME> "
-                "(e.g. BERG_PORTS__KAFKA=19092)"
-            )
-        self.supervisor.start(programs)
+        try:
+            self.supervisor.start(programs)
+        except SupervisorError as error:
+            raise StackError(str(error)) from error
 
     def status(self) -> list[ComponentStatus]:
         """Each component's process state and health probe."""

@@ -122,16 +122,18 @@ class Supervisor:
     def __init__(self, layout: StateLayout) -> None:
         self._layout = layout
 
-    def _proxy(self) -> Any:
+    def _call(self, method: str, *args: Any) -> Any:
+        # One connection per call, closed after it: supervisord serves callers one at a time anyway.
         transport = SupervisorTransport(None, None, f"unix://{self._layout.supervisor_socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        with xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport) as proxy:
+            return getattr(proxy.supervisor, method)(*args)
 
     def is_running(self) -> bool:
         """Whether supervisord answers on its socket."""
         if not self._layout.supervisor_socket.exists():
             return False
         try:
-            state = self._proxy().supervisor.getState()
+            state = self._call("getState")
         except (OSError, xmlrpc.client.Error):
             return False
         return cast(dict[str, Any], state).get("statename") == "RUNNING"
@@ -172,7 +174,7 @@ class Supervisor:
 
     def processes(self) -> list[ProcessInfo]:
         """Every program's state."""
-        infos = self._proxy().supervisor.getAllProcessInfo()
+        infos = self._call("getAllProcessInfo")
         return [
             ProcessInfo(
                 name=info["name"], state=info["statename"], pid=int(info["pid"]), description=info["description"]
@@ -191,8 +193,8 @@ class Supervisor:
         if self.is_running():
             pids = [info.pid for info in self.processes() if info.pid > 0]
             try:
-                self._proxy().supervisor.stopAllProcesses(True)
-                self._proxy().supervisor.shutdown()
+                self._call("stopAllProcesses", True)
+                self._call("shutdown")
             except (OSError, xmlrpc.client.Error):
                 # Shutting down closes the socket under the call; the wait below decides.
                 pass

@@ -1,0 +1,41 @@
+"""Fixtures for tests against the session's real Kafka broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from berg.kafka.producer import open_producer
+from berg.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def admin(kafka_settings: KafkaSettings) -> Iterator[Any]:
+    client = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers, client_id="berg-test-admin")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def new_topic(admin: Any) -> Callable[[int], str]:
+    """Create a fresh topic with N partitions, so tests never read each other's records."""
+
+    def create(partitions: int) -> str:
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        admin.create_topics([NewTopic(name, partitions, 1)])
+        return name
+
+    return create
+
+
+@pytest.fixture
+def producer(kafka_settings: KafkaSettings) -> Iterator[Any]:
+    client = open_producer(kafka_settings)
+    yield client
+    client.close()
