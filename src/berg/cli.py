@@ -84,7 +84,7 @@ def up() -> None:
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
-        console.print("Next: [bold]berg status[/], [bold]berg demo[/], [bold]berg down[/]")
+        console.print("Next: [bold]uv run berg status[/], [bold]uv run berg demo[/], [bold]uv run berg down[/]")
 
 
 @app.command()
@@ -212,7 +212,7 @@ def demo(
             console.print(
                 f"The stack is still up: Prometheus http://{stack.settings.host}:{stack.settings.ports.prometheus}, "
                 f"Alertmanager http://{stack.settings.host}:{stack.settings.ports.alertmanager}. "
-                "[bold]berg down[/] stops it."
+                "[bold]uv run berg down[/] stops it."
             )
 
 
