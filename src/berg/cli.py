@@ -126,7 +126,7 @@ def doctor() -> None:
         table.add_column(column)
     for finding in findings:
         mark = "[green]ok[/]" if finding.ok else ("[red]missing[/]" if finding.required else "[yellow]optional[/]")
-        table.add_row(finding.name, mark, finding.detail, finding.fix)
+        table.add_row(finding.name, mark, finding.detail, "" if finding.ok else finding.fix)
     console.print(table)
     if any(not f.ok and f.required for f in findings):
         raise typer.Exit(1)

@@ -46,12 +46,10 @@ def _binary(name: str, fix: str, *, required: bool = True, version_flag: str = "
         return Finding(name, False, "not on PATH", fix, required)
     try:
         result = subprocess.run([path, version_flag], capture_output=True, text=True, timeout=20, check=False)
-        first_line = (
-            (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else ""
-        )
     except (OSError, subprocess.TimeoutExpired) as error:
-        first_line = f"present, but `{version_flag}` failed: {error}"
-    return Finding(name, True, f"{path}: {first_line}", required=required)
+        return Finding(name, True, f"{path} (`{version_flag}` failed: {error})", required=required)
+    version = re.search(r"\d+\.\d+(?:\.\d+)?", result.stdout + result.stderr)
+    return Finding(name, True, f"{path} {version.group(0) if version else ''}".strip(), required=required)
 
 
 def _java() -> Finding:
