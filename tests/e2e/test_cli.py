@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port_table
+from tests.helpers import free_port_table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -26,18 +26,11 @@ from berg.kafka.producer import encode_event
 from berg.kafka.records import RawRecord
 from berg.roundtrip import make_transactions
 from berg.settings import KafkaSettings
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
 CRASH_CONSUMER = Path(__file__).with_name("idempotent_sink_consumer.py")
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def committed_offsets(admin: Any, group: str) -> dict[TopicPartition, int]:

@@ -1,5 +1,11 @@
 """Input events, contract v1: a card transaction and its (delayed) label.
 
+A contract fixes structure: fields, types, finiteness, string bounds, aware
+timestamps. What a value means (an amount is positive, a category is known, an
+event time is not in the future) is checked by the validation service's Great
+Expectations suites, so such records are dead-lettered there with the failed
+expectation's name.
+
 Both are keyed by ``user_id`` on Kafka, so one user's events stay in order
 within a partition. A label refers to the transaction it judges by
 ``transaction_event_id``; labels arrive days after the transaction in event
@@ -10,9 +16,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, StringConstraints
 
-from berg.contracts._types import CONTRACT_CONFIG, EventId, Identifier, UtcDatetime
+from berg.contracts._types import CONTRACT_CONFIG, EventId, FiniteFloat, Identifier, UtcDatetime
 
 __all__ = ["Channel", "LabelSource", "LabelV1", "TransactionV1"]
 
@@ -24,7 +30,7 @@ CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 MerchantCategory = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 
 MAX_AMOUNT = 1_000_000.0
-"""No card transaction is larger; a bigger amount is a broken upstream, not a customer."""
+"""No card transaction is larger; a bigger amount is a broken upstream, not a customer (checked by validation)."""
 
 
 class TransactionV1(BaseModel):
@@ -38,11 +44,12 @@ class TransactionV1(BaseModel):
     """When the payment happened (event time), not when Berg saw it."""
     user_id: Identifier
     merchant_id: Identifier
-    amount: Annotated[float, Field(gt=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
-    """In ``currency`` units; strictly positive and finite."""
+    amount: FiniteFloat
+    """In ``currency`` units. The contract asks only for a finite number; that it is
+    positive and at most :data:`MAX_AMOUNT` is a rule of the validation service."""
     currency: CurrencyCode = "EUR"
     merchant_category: MerchantCategory
-    """ISO 18245 merchant category code, four digits."""
+    """ISO 18245 merchant category code, four digits; whether Berg knows it is a validation rule."""
     channel: Channel
     country: CountryCode
     """Where the card was used (ISO 3166-1 alpha-2)."""

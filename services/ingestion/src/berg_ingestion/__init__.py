@@ -1,0 +1,1 @@
+"""Berg ingestion service."""

@@ -1,0 +1,40 @@
+"""Helpers shared by tests of the core library and of the services."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+from berg.stack.settings import PortTable
+
+__all__ = ["free_port", "free_port_table", "wait_for"]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_table() -> PortTable:
+    """Distinct free ports for every component."""
+    ports: set[int] = set()
+    while len(ports) < 4:
+        ports.add(free_port())
+    kafka, controller, prometheus, alertmanager = sorted(ports)
+    return PortTable(kafka=kafka, kafka_controller=controller, prometheus=prometheus, alertmanager=alertmanager)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
+    """Poll ``condition`` until it holds.
+
+    Raises:
+        AssertionError: it did not hold within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
