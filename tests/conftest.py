@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -18,24 +20,26 @@ from berg.stack.settings import StackSettings
 from tests.helpers import free_port_table
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """Kafka, Prometheus and Alertmanager, started once for the whole session and stopped at its end."""
+@contextmanager
+def running_stack(state_dir: Path) -> Iterator[LocalStack]:
+    """Kafka, Prometheus and Alertmanager on free ports (no Berg services: tests start those themselves)."""
     settings = StackSettings(
-        state_dir=tmp_path_factory.mktemp("stack"),
-        ports=free_port_table(),
-        scrape_interval_s=1,
-        topic_partitions=3,
+        state_dir=state_dir, ports=free_port_table(), scrape_interval_s=1, topic_partitions=3, services=[]
     )
     local = LocalStack(settings)
-    local.start(local.prepare())
     try:
-        local.wait_healthy()
-        local.create_topics()
+        local.up()
         yield local
     finally:
         leftovers = local.down()
         assert leftovers == [], f"processes had to be killed at teardown: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The shared stack, started once for the whole session and stopped at its end."""
+    with running_stack(tmp_path_factory.mktemp("stack")) as local:
+        yield local
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ def free_port() -> int:
 
 def free_port_table() -> PortTable:
     """Distinct free ports for every component."""
+    names = list(PortTable.model_fields)
     ports: set[int] = set()
-    while len(ports) < 4:
+    while len(ports) < len(names):
         ports.add(free_port())
-    kafka, controller, prometheus, alertmanager = sorted(ports)
-    return PortTable(kafka=kafka, kafka_controller=controller, prometheus=prometheus, alertmanager=alertmanager)
+    return PortTable(**dict(zip(names, sorted(ports), strict=True)))
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:

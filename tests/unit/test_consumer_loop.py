@@ -31,12 +31,18 @@ class ScriptedConsumer:
         self.commit_error = commit_error
         self.commits: list[dict[Any, Any]] = []
         self.seeks: list[tuple[TopicPartition, int]] = []
+        self.polls = 0
 
-    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Record]]:
+    def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
+        self.polls += 1
         if not self.batches:
             return {}
+        batch = self.batches.pop(0)
+        if max_records is not None and len(batch) > max_records:
+            self.batches.insert(0, batch[max_records:])
+            batch = batch[:max_records]
         grouped: dict[TopicPartition, list[Record]] = {}
-        for record in self.batches.pop(0):
+        for record in batch:
             grouped.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
         return grouped
 
@@ -93,3 +99,30 @@ def test_metrics_count_records_outcomes_and_lag() -> None:
     assert registry.get_sample_value("berg_consumer_records_total", {"topic": "t"}) == 2
     assert registry.get_sample_value("berg_consumer_batches_total", {"outcome": "committed"}) == 1
     assert registry.get_sample_value("berg_consumer_lag_records", {"topic": "t", "partition": "0"}) == 100 - 12
+
+
+def test_micro_batches_gather_several_polls_up_to_the_record_bound() -> None:
+    consumer = ScriptedConsumer([records(0, [1, 2]), records(0, [3]), records(1, [7, 8, 9]), records(0, [4])])
+    batches: list[list[int]] = []
+    loop = ConsumerLoop(
+        consumer, lambda batch: batches.append([r.offset for r in batch]), batch_max_records=5, batch_max_wait_ms=200
+    )
+    assert loop.poll_once() is BatchOutcome.COMMITTED
+    assert batches == [[1, 2, 3, 7, 8]]
+    assert loop.poll_once() is BatchOutcome.COMMITTED
+    assert batches[1] == [9, 4]
+
+
+def test_a_micro_batch_is_handed_over_when_its_wait_is_up() -> None:
+    consumer = ScriptedConsumer([records(0, [1])])
+    batches: list[list[int]] = []
+    loop = ConsumerLoop(
+        consumer,
+        lambda batch: batches.append([r.offset for r in batch]),
+        batch_max_records=100,
+        batch_max_wait_ms=50,
+        poll_timeout_ms=10,
+    )
+    assert loop.poll_once() is BatchOutcome.COMMITTED
+    assert batches == [[1]]
+    assert consumer.polls >= 2, "it kept polling for more until the wait was up"

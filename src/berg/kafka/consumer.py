@@ -16,7 +16,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from kafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from berg.kafka.records import RawRecord
+from berg.kafka.topics import MAX_MESSAGE_BYTES
 from berg.settings import KafkaSettings
 
 __all__ = ["BatchHandler", "BatchOutcome", "ConsumerLoop", "ConsumerMetrics", "open_consumer"]
@@ -114,6 +115,8 @@ def open_consumer(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
         request_timeout_ms=settings.request_timeout_ms,
+        # Raw topics hold records up to MAX_MESSAGE_BYTES; fetch them whole.
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 64 * 1024,
     )
     consumer.subscribe(list(topics), listener=_LoggingRebalanceListener())
     return consumer
@@ -126,8 +129,14 @@ class ConsumerLoop:
         consumer: from :func:`open_consumer` (manual commit, raw bytes).
         handler: the caller's sink; see :class:`BatchHandler`.
         metrics: optional metrics to update.
-        poll_timeout_ms: how long one poll waits for records.
+        poll_timeout_ms: how long the first poll of a turn waits for records.
+        batch_max_records: gather polls into one batch of up to this many records
+            (a micro-batch); ``None`` hands over each poll as it comes.
+        batch_max_wait_ms: with ``batch_max_records``, hand over what was gathered
+            once this long has passed since the first record arrived.
         initial_backoff_s: first wait after a handler failure; doubles up to ``max_backoff_s``.
+        before_commit: called after the handler returned and before the commit
+            (fault injection: the crash tests kill the process here).
     """
 
     def __init__(
@@ -137,21 +146,27 @@ class ConsumerLoop:
         *,
         metrics: ConsumerMetrics | None = None,
         poll_timeout_ms: int = 500,
+        batch_max_records: int | None = None,
+        batch_max_wait_ms: int = 1_000,
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        before_commit: Callable[[], None] | None = None,
     ) -> None:
+        self._before_commit = before_commit
+        self._last_poll: float | None = None
         self._consumer = consumer
         self._handler = handler
         self._metrics = metrics
         self._poll_timeout_ms = poll_timeout_ms
+        self._batch_max_records = batch_max_records
+        self._batch_max_wait_ms = batch_max_wait_ms
         self._initial_backoff_s = initial_backoff_s
         self._max_backoff_s = max_backoff_s
         self._backoff_s = initial_backoff_s
 
     def poll_once(self) -> BatchOutcome:
         """One turn: poll a batch, hand it over, commit it."""
-        polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms)
-        records = [RawRecord.from_consumer_record(r) for batch in polled.values() for r in batch]
+        records = self._gather()
         if not records:
             return BatchOutcome.EMPTY
         started = time.perf_counter()
@@ -164,9 +179,32 @@ class ConsumerLoop:
             log.exception("handler failed; the batch will be consumed again", extra={"records": len(records)})
             self._rewind(records)
             return self._finish(BatchOutcome.HANDLER_FAILED, started)
+        if self._before_commit is not None:
+            self._before_commit()
         outcome = self._commit(records)
         self._record_lag(records)
         return self._finish(outcome, started)
+
+    def seconds_since_poll(self) -> float | None:
+        """How long ago the loop last returned from ``poll`` (``None`` before the first poll)."""
+        return None if self._last_poll is None else time.monotonic() - self._last_poll
+
+    def _poll(self, timeout_ms: int, max_records: int | None) -> list[RawRecord]:
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        self._last_poll = time.monotonic()
+        return [RawRecord.from_consumer_record(r) for batch in polled.values() for r in batch]
+
+    def _gather(self) -> list[RawRecord]:
+        records = self._poll(self._poll_timeout_ms, self._batch_max_records)
+        if not records or self._batch_max_records is None:
+            return records
+        deadline = time.monotonic() + self._batch_max_wait_ms / 1000
+        while len(records) < self._batch_max_records:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            records += self._poll(min(remaining_ms, self._poll_timeout_ms), self._batch_max_records - len(records))
+        return records
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, backing off after handler failures."""

@@ -18,6 +18,7 @@ __all__ = [
     "LABELS_INGESTED",
     "LABELS_RAW",
     "LABELS_VALID",
+    "MAX_MESSAGE_BYTES",
     "PREDICTIONS",
     "TRANSACTIONS_INGESTED",
     "TRANSACTIONS_RAW",
@@ -52,6 +53,13 @@ ALL_TOPICS = (
 # Nothing is lost: dead letters are kept until someone has looked at them.
 _DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000
 
+MAX_MESSAGE_BYTES = 5 * 1024 * 1024
+"""Raw topics and the DLQ accept records up to 5 MiB, so an oversized record reaches
+ingestion (which refuses anything over its own limit, 1 MiB by default) and can be
+dead-lettered whole instead of being refused, unseen, at the producer."""
+
+_LARGE_RECORD_TOPICS = frozenset({TRANSACTIONS_RAW, LABELS_RAW, DEAD_LETTER})
+
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
@@ -77,7 +85,11 @@ def topic_specs(default_partitions: int, overrides: Mapping[str, int]) -> list[T
         raise ValueError(f"partition overrides for unknown topics: {sorted(unknown)}; known: {list(ALL_TOPICS)}")
     specs = []
     for name in ALL_TOPICS:
-        configs = {"retention.ms": str(_DEAD_LETTER_RETENTION_MS)} if name == DEAD_LETTER else {}
+        configs: dict[str, str] = {}
+        if name in _LARGE_RECORD_TOPICS:
+            configs["max.message.bytes"] = str(MAX_MESSAGE_BYTES)
+        if name == DEAD_LETTER:
+            configs["retention.ms"] = str(_DEAD_LETTER_RETENTION_MS)
         specs.append(TopicSpec(name, overrides.get(name, default_partitions), configs))
     return specs
 

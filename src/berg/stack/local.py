@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 
 from berg.kafka.topics import ensure_topics, topic_specs
 from berg.settings import KafkaSettings
 from berg.stack import kafka
 from berg.stack.layout import StateLayout
-from berg.stack.monitoring_config import alertmanager_config, prometheus_config, write_yaml
-from berg.stack.probes import ProbeResult, port_open, stack_probes
+from berg.stack.monitoring_config import alertmanager_config, prometheus_config, register_scrape_target, write_yaml
+from berg.stack.probes import INFRASTRUCTURE, Probe, ProbeResult, http_ready, port_open, stack_probes
+from berg.stack.services import service_programs, service_specs
 from berg.stack.settings import StackSettings
 from berg.stack.supervisor import ProcessInfo, Program, Supervisor, SupervisorError
 
@@ -105,8 +107,10 @@ class LocalStack:
         on_step("Prometheus and Alertmanager configs")
         prometheus_file = write_yaml(layout.config / "prometheus.yml", prometheus_config(settings, layout))
         alertmanager_file = write_yaml(layout.config / "alertmanager.yml", alertmanager_config())
+        for spec in service_specs(settings, layout):
+            register_scrape_target(layout, spec.name, f"{settings.host}:{spec.port}", {})
         host, ports = settings.host, settings.ports
-        return [
+        infrastructure = [
             Program("kafka", kafka.broker_command(settings, layout, libs, broker_config), priority=10, stop_wait_s=60),
             Program(
                 "prometheus",
@@ -133,6 +137,7 @@ class LocalStack:
                 priority=20,
             ),
         ]
+        return infrastructure + service_programs(settings, layout)
 
     def start(self, programs: list[Program]) -> None:
         """Start the supervisor with ``programs`` (from :meth:`prepare`).
@@ -145,13 +150,32 @@ class LocalStack:
         except SupervisorError as error:
             raise StackError(str(error)) from error
 
-    def status(self) -> list[ComponentStatus]:
-        """Each component's process state and health probe."""
+    def probes(self) -> dict[str, Probe]:
+        """A health probe per component: the infrastructure, then the enabled Berg services."""
+        probes = stack_probes(self.settings)
+        for spec in service_specs(self.settings, self.layout):
+            probes[spec.name] = partial(http_ready, f"http://{self.settings.host}:{spec.port}/readyz")
+        return probes
+
+    def start_services(self) -> list[str]:
+        """Start the Berg services (after Kafka is healthy and the topics exist); return their names."""
+        names = [spec.name for spec in service_specs(self.settings, self.layout)]
+        try:
+            for name in names:
+                self.supervisor.start_program(name)
+        except SupervisorError as error:
+            raise StackError(str(error)) from error
+        return names
+
+    def status(self, components: Collection[str] | None = None) -> list[ComponentStatus]:
+        """Each component's process state and health probe (all components, or the named ones)."""
         processes: dict[str, ProcessInfo] = (
             {info.name: info for info in self.supervisor.processes()} if self.supervisor.is_running() else {}
         )
         statuses = []
-        for name, probe in stack_probes(self.settings).items():
+        for name, probe in self.probes().items():
+            if components is not None and name not in components:
+                continue
             info = processes.get(name)
             result = probe() if info is not None and info.running else ProbeResult(False, "not running")
             statuses.append(
@@ -167,9 +191,11 @@ class LocalStack:
         return statuses
 
     def wait_healthy(
-        self, on_update: Callable[[list[ComponentStatus]], None] = lambda _: None
+        self,
+        on_update: Callable[[list[ComponentStatus]], None] = lambda _: None,
+        components: Collection[str] | None = None,
     ) -> list[ComponentStatus]:
-        """Poll until every component is healthy.
+        """Poll until every component (or each named one) is healthy.
 
         Raises:
             StackError: a process failed for good, or the startup timeout passed;
@@ -177,7 +203,7 @@ class LocalStack:
         """
         deadline = time.monotonic() + self.settings.startup_timeout_s
         while True:
-            statuses = self.status()
+            statuses = self.status(components)
             on_update(statuses)
             if all(status.healthy for status in statuses):
                 return statuses
@@ -191,6 +217,26 @@ class LocalStack:
                     f"{reason} ({culprit.detail}). Last lines of {culprit.log_file}:\n{tail(culprit.log_file)}"
                 )
             time.sleep(0.5)
+
+    def up(
+        self,
+        on_step: Callable[[str], None] = lambda _: None,
+        on_update: Callable[[list[ComponentStatus]], None] = lambda _: None,
+    ) -> list[str]:
+        """The whole ``berg up``: prepare, start the infrastructure, create topics, start the services.
+
+        Returns:
+            The topics this call created.
+        """
+        self.start(self.prepare(on_step))
+        on_step("Kafka, Prometheus and Alertmanager")
+        self.wait_healthy(on_update, components=INFRASTRUCTURE)
+        created = self.create_topics()
+        services = self.start_services()
+        if services:
+            on_step(", ".join(services))
+            self.wait_healthy(on_update)
+        return created
 
     def create_topics(self) -> list[str]:
         """Create Berg's topics with the configured partition counts; return those created."""

@@ -13,7 +13,10 @@ from kafka.errors import KafkaError
 
 from berg.stack.settings import StackSettings
 
-__all__ = ["Probe", "ProbeResult", "port_open", "stack_probes"]
+__all__ = ["INFRASTRUCTURE", "Probe", "ProbeResult", "http_ready", "port_open", "stack_probes"]
+
+INFRASTRUCTURE = ("kafka", "prometheus", "alertmanager")
+"""The components that are not Berg services."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,8 @@ def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def _http_ready(url: str) -> ProbeResult:
+def http_ready(url: str) -> ProbeResult:
+    """Healthy when ``url`` answers 200."""
     try:
         response = httpx.get(url, timeout=2.0)
     except httpx.HTTPError as error:
@@ -69,6 +73,6 @@ def stack_probes(settings: StackSettings) -> dict[str, Probe]:
     host, ports = settings.host, settings.ports
     return {
         "kafka": lambda: _kafka(settings),
-        "prometheus": lambda: _http_ready(f"http://{host}:{ports.prometheus}/-/ready"),
-        "alertmanager": lambda: _http_ready(f"http://{host}:{ports.alertmanager}/-/ready"),
+        "prometheus": lambda: http_ready(f"http://{host}:{ports.prometheus}/-/ready"),
+        "alertmanager": lambda: http_ready(f"http://{host}:{ports.alertmanager}/-/ready"),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings
@@ -12,6 +13,9 @@ from berg.settings import service_config
 __all__ = ["DEFAULT_KAFKA_VERSION", "PortTable", "StackSettings"]
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
+
+ServiceName = Literal["ingestion", "validation"]
+"""The Berg services the local stack can run."""
 
 
 class PortTable(BaseModel):
@@ -27,6 +31,10 @@ class PortTable(BaseModel):
     """Prometheus web UI and API."""
     alertmanager: int = Field(default=9093, ge=1, le=65535)
     """Alertmanager web UI and API."""
+    ingestion: int = Field(default=8101, ge=1, le=65535)
+    """Ingestion service: health and metrics."""
+    validation: int = Field(default=8102, ge=1, le=65535)
+    """Validation service: health and metrics."""
 
     @model_validator(mode="after")
     def _distinct(self) -> PortTable:
@@ -70,6 +78,8 @@ class StackSettings(BaseSettings):
     """Prometheus scrape and rule evaluation interval."""
     startup_timeout_s: float = Field(default=120.0, gt=0)
     """How long ``berg up`` waits for every component to become healthy."""
+    services: list[ServiceName] = Field(default_factory=lambda: list(get_args(ServiceName)))
+    """Berg services ``berg up`` runs beside Kafka, Prometheus and Alertmanager (JSON list; ``[]`` for none)."""
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -44,6 +44,8 @@ class Program:
     """Grace period after SIGTERM before SIGKILL."""
     start_s: int = 2
     """Seconds a process must stay up to count as started."""
+    autostart: bool = True
+    """False: supervisord only registers it; :meth:`Supervisor.start_program` starts it."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def render_config(layout: StateLayout, programs: Sequence[Program]) -> str:
             "command": _escape(" ".join(_quote(part) for part in program.command)),
             "directory": str(layout.root),
             "priority": str(program.priority),
-            "autostart": "true",
+            "autostart": "true" if program.autostart else "false",
             "autorestart": "unexpected",
             "startsecs": str(program.start_s),
             "startretries": "3",
@@ -171,6 +173,14 @@ class Supervisor:
                     f"see {self._layout.log_file('supervisord')}"
                 )
             time.sleep(0.1)
+
+    def start_program(self, name: str) -> None:
+        """Start a program registered with ``autostart=False`` (no-op when it runs already)."""
+        try:
+            self._call("startProcess", name, False)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" not in fault.faultString:
+                raise SupervisorError(f"could not start {name}: {fault.faultString}") from fault
 
     def processes(self) -> list[ProcessInfo]:
         """Every program's state."""

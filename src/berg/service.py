@@ -1,0 +1,182 @@
+"""The runtime every Kafka-consuming Berg service shares.
+
+A service supplies its settings, its topics and a handler; this module does
+the rest the same way for all of them: JSON logs, a metrics registry, the HTTP
+server for ``/healthz``, ``/readyz`` and ``/metrics``, the consumer loop with
+its commit discipline, and a graceful stop on SIGTERM (readiness turns 503
+first, the batch in hand finishes and is committed, the group is left).
+
+Example (a service's ``__main__``):
+    >>> def main() -> None:
+    ...     settings = load_settings(IngestionSettings)
+    ...     run_consumer_service(settings, topics=[TRANSACTIONS_RAW], build_handler=build)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import Field, model_validator
+
+from berg.kafka.consumer import BatchHandler, ConsumerLoop, ConsumerMetrics, open_consumer
+from berg.kafka.dead_letter import DeadLetterPublisher
+from berg.kafka.producer import open_producer
+from berg.observability.health import ReadinessChecks
+from berg.observability.logging import configure_logging
+from berg.settings import ServiceSettings
+from berg.web.app import WebSettings, create_app
+from berg.web.server import BackgroundServer
+
+__all__ = ["ConsumerServiceSettings", "ServiceContext", "run_consumer_service"]
+
+log = logging.getLogger(__name__)
+
+
+class ConsumerServiceSettings(ServiceSettings):
+    """Settings every consuming service has; a service subclasses it with its own prefix."""
+
+    group_id: str = Field(default="berg", min_length=1, max_length=200)
+    """Consumer group; instances with the same group share the partitions."""
+    web: WebSettings = WebSettings()
+    batch_max_records: int = Field(default=500, ge=1, le=100_000)
+    """Most records handed to the handler at once (one micro-batch)."""
+    batch_max_wait_ms: int = Field(default=500, ge=1, le=60_000)
+    """A micro-batch is handed over at the latest this long after its first record."""
+    poll_timeout_ms: int = Field(default=500, ge=1, le=60_000)
+    """How long one poll waits for records."""
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+    """How long to keep trying to reach Kafka at start-up before giving up."""
+    fault_crash_before_commit: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Fault injection for crash tests: the chance that the process kills itself
+    (SIGKILL) after a batch is in its sinks and before its offsets are committed.
+    Refused outside development."""
+
+    @model_validator(mode="after")
+    def _no_faults_in_production(self) -> ConsumerServiceSettings:
+        if self.environment != "development" and self.fault_crash_before_commit > 0:
+            raise ValueError("fault_crash_before_commit is a test setting; it must be 0 outside development")
+        return self
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a handler is built from: settings, the producer, the DLQ publisher, the metrics registry."""
+
+    settings: ConsumerServiceSettings
+    producer: Any
+    dead_letters: DeadLetterPublisher
+    registry: CollectorRegistry
+    readiness: ReadinessChecks
+
+
+def _retry_until(build: Callable[[], Any], what: str, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return build()
+        except KafkaError as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"could not reach Kafka for the {what} within {timeout_s:.0f}s: {error}") from error
+            log.warning("Kafka not reachable yet for the %s (%s); retrying", what, error)
+            time.sleep(1.0)
+
+
+def _crash_before_commit(probability: float) -> Callable[[], None] | None:
+    if probability <= 0:
+        return None
+    chance = random.Random()  # noqa: S311 -- fault injection, not security
+
+    def maybe_crash() -> None:
+        if chance.random() < probability:
+            log.warning("fault injection: killing this process before the commit")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return maybe_crash
+
+
+def run_consumer_service(
+    settings: ConsumerServiceSettings,
+    *,
+    topics: Sequence[str],
+    build_handler: Callable[[ServiceContext], BatchHandler],
+    stop: threading.Event | None = None,
+) -> None:
+    """Run a consuming service until SIGTERM/SIGINT (or ``stop``), then shut down cleanly.
+
+    Raises:
+        RuntimeError: Kafka could not be reached within ``startup_timeout_s``.
+    """
+    configure_logging(settings.logging, settings.service_name)
+    stop = stop or threading.Event()
+    registry = CollectorRegistry()
+    readiness = ReadinessChecks()
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
+        readiness.drain()
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+    server = BackgroundServer(
+        create_app(settings.web, title=settings.service_name, registry=registry, readiness=readiness), settings.web
+    )
+    server.start()
+    log.info("serving health and metrics", extra={"port": server.port})
+    producer = _retry_until(lambda: open_producer(settings.kafka), "producer", settings.startup_timeout_s)
+    consumer = _retry_until(
+        lambda: open_consumer(settings.kafka, topics, settings.group_id, max_poll_records=settings.batch_max_records),
+        "consumer",
+        settings.startup_timeout_s,
+    )
+    dead_lettered = Counter(
+        "berg_dead_letters", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=registry
+    )
+    context = ServiceContext(
+        settings=settings,
+        producer=producer,
+        dead_letters=DeadLetterPublisher(
+            producer, settings.service_name, on_published=lambda reason: dead_lettered.labels(reason).inc()
+        ),
+        registry=registry,
+        readiness=readiness,
+    )
+    loop = ConsumerLoop(
+        consumer,
+        build_handler(context),
+        metrics=ConsumerMetrics.register(registry),
+        poll_timeout_ms=settings.poll_timeout_ms,
+        batch_max_records=settings.batch_max_records,
+        batch_max_wait_ms=settings.batch_max_wait_ms,
+        before_commit=_crash_before_commit(settings.fault_crash_before_commit),
+    )
+    stale_after_s = max(30.0, 3 * (settings.poll_timeout_ms + settings.batch_max_wait_ms) / 1000)
+
+    def polling() -> bool:
+        # Ready once the loop polls Kafka, and only while it keeps doing so.
+        since = loop.seconds_since_poll()
+        return since is not None and since < stale_after_s
+
+    readiness.add("consumer_polling", polling)
+    log.info("consuming", extra={"topics": list(topics), "group": settings.group_id})
+    try:
+        loop.run(stop)
+    finally:
+        readiness.drain()
+        loop.close()
+        producer.close()
+        server.stop()
+        log.info("stopped")

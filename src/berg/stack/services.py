@@ -1,0 +1,73 @@
+"""The Berg services the local stack runs, and how each is configured there.
+
+Each service reads its own ``BERG_<SERVICE>_*`` settings; the stack sets the
+ones that tie it to this stack (broker address, port, state folders) and leaves
+the rest at their defaults.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from berg.stack.layout import StateLayout
+from berg.stack.settings import StackSettings
+from berg.stack.supervisor import Program
+
+__all__ = ["ServiceSpec", "service_programs", "service_specs"]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One Berg service as the stack runs it."""
+
+    name: str
+    module: str
+    env_prefix: str
+    port: int
+    extra_env: dict[str, str]
+
+
+def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceSpec]:
+    """The services enabled in ``settings.services``, in pipeline order."""
+    known = {
+        "ingestion": ServiceSpec(
+            "ingestion",
+            "berg_ingestion",
+            "BERG_INGESTION_",
+            settings.ports.ingestion,
+            {"LANDING_DIR": str(layout.root / "landing")},
+        ),
+        "validation": ServiceSpec(
+            "validation",
+            "berg_validation",
+            "BERG_VALIDATION_",
+            settings.ports.validation,
+            {"DATA_DOCS_DIR": str(layout.root / "gx")},
+        ),
+    }
+    return [known[name] for name in known if name in settings.services]
+
+
+def service_programs(settings: StackSettings, layout: StateLayout) -> list[Program]:
+    """Supervised programs for the enabled services; started once Kafka is healthy and topics exist."""
+    programs = []
+    for spec in service_specs(settings, layout):
+        environment = {
+            "KAFKA__BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
+            "WEB__HOST": settings.host,
+            "WEB__PORT": str(spec.port),
+            **spec.extra_env,
+        }
+        programs.append(
+            Program(
+                spec.name,
+                [sys.executable, "-m", spec.module],
+                {f"{spec.env_prefix}{key}": value for key, value in environment.items()},
+                priority=30,
+                stop_wait_s=30,
+                start_s=1,
+                autostart=False,
+            )
+        )
+    return programs
