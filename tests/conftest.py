@@ -9,30 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from berg.settings import KafkaSettings
 from berg.stack.local import LocalStack
-from berg.stack.settings import StackSettings
-from tests.helpers import free_port_table
-
-
-@contextmanager
-def running_stack(state_dir: Path) -> Iterator[LocalStack]:
-    """Kafka, Prometheus and Alertmanager on free ports (no Berg services: tests start those themselves)."""
-    settings = StackSettings(
-        state_dir=state_dir, ports=free_port_table(), scrape_interval_s=1, topic_partitions=3, services=[]
-    )
-    local = LocalStack(settings)
-    try:
-        local.up()
-        yield local
-    finally:
-        leftovers = local.down()
-        assert leftovers == [], f"processes had to be killed at teardown: {leftovers}"
+from tests.helpers import running_stack
 
 
 @pytest.fixture(scope="session")

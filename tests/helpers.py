@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from berg.stack.settings import PortTable
+from berg.stack.local import LocalStack
+from berg.stack.settings import PortTable, StackSettings
 
-__all__ = ["free_port", "free_port_table", "wait_for"]
+__all__ = ["free_port", "free_port_table", "running_stack", "wait_for"]
 
 
 def free_port() -> int:
@@ -38,3 +41,18 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(interval_s)
+
+
+@contextmanager
+def running_stack(state_dir: Path) -> Iterator[LocalStack]:
+    """Kafka, Prometheus and Alertmanager on free ports (no Berg services: tests start those themselves)."""
+    settings = StackSettings(
+        state_dir=state_dir, ports=free_port_table(), scrape_interval_s=1, topic_partitions=3, services=[]
+    )
+    local = LocalStack(settings)
+    try:
+        local.up()
+        yield local
+    finally:
+        leftovers = local.down()
+        assert leftovers == [], f"processes had to be killed at teardown: {leftovers}"

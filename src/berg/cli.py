@@ -19,6 +19,7 @@ from rich.table import Table
 
 from berg.roundtrip import MALFORMED_PAYLOADS, RoundTripResult, make_transactions, produce, run_round_trip
 from berg.settings import SettingsError, load_settings
+from berg.simulator.cli import simulate
 from berg.stack.doctor import diagnose
 from berg.stack.local import ComponentStatus, LocalStack, StackError
 from berg.stack.monitoring_config import BERG_SCRAPE_JOB, register_scrape_target, unregister_scrape_target
@@ -66,13 +67,14 @@ def _status_table(statuses: list[ComponentStatus]) -> Table:
 def _bring_up(stack: LocalStack) -> None:
     if stack.is_up():
         console.print(f"[green]The stack is already up[/] (state in {stack.layout.root}).")
+        created = stack.create_topics()
     else:
-        with console.status("Preparing") as spinner:
-            programs = stack.prepare(on_step=lambda step: spinner.update(f"Preparing {step}"))
-        stack.start(programs)
         with Live(_status_table([]), console=console, transient=True) as live:
-            stack.wait_healthy(on_update=lambda statuses: live.update(_status_table(statuses)))
-    created = stack.create_topics()
+
+            def step(what: str) -> None:
+                live.console.print(f"Starting {what}")
+
+            created = stack.up(on_step=step, on_update=lambda statuses: live.update(_status_table(statuses)))
     if created:
         console.print(f"Created topics: {', '.join(created)}")
     console.print(_status_table(stack.status()))
@@ -214,6 +216,9 @@ def demo(
                 f"Alertmanager http://{stack.settings.host}:{stack.settings.ports.alertmanager}. "
                 "[bold]uv run berg down[/] stops it."
             )
+
+
+app.command()(simulate)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -78,6 +78,12 @@ class ServiceContext:
     dead_letters: DeadLetterPublisher
     registry: CollectorRegistry
     readiness: ReadinessChecks
+    shutdown_hooks: list[Callable[[], None]] = field(default_factory=list)
+    """Called in order after the last batch is committed (flush a report, close a file)."""
+
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` at shutdown, after the consumer loop has stopped."""
+        self.shutdown_hooks.append(hook)
 
 
 def _retry_until(build: Callable[[], Any], what: str, timeout_s: float) -> Any:
@@ -177,6 +183,11 @@ def run_consumer_service(
     finally:
         readiness.drain()
         loop.close()
+        for hook in context.shutdown_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("shutdown hook failed")
         producer.close()
         server.stop()
         log.info("stopped")

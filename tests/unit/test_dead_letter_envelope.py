@@ -93,6 +93,9 @@ class RecordingProducer:
     def get(self, timeout: float) -> None:
         return None
 
+    def flush(self, timeout: float) -> None:
+        return None
+
 
 def test_the_publisher_keeps_key_value_headers_and_timestamp() -> None:
     producer = RecordingProducer()

@@ -74,6 +74,8 @@ class DeadLetterPublisher:
                 timestamp_ms=item.record.timestamp_ms,
             )
             pending.append((item.error.reason, future))
+        if pending:
+            self._producer.flush(timeout=self._timeout_s)
         for reason, future in pending:
             future.get(timeout=self._timeout_s)
             if self._on_published is not None:

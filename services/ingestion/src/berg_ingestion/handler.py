@@ -2,7 +2,8 @@
 
 Each raw record is decoded against its v1 contract (by topic). Good events are
 landed (idempotent on ``event_id``) and published to ``*.ingested`` with their
-original key and headers plus ``berg.ingested_at``; records that are too large
+original key and headers plus ``berg.ingested_at`` and ``berg.source.*`` (the
+raw topic, partition and offset, so a record redelivered downstream keeps one identity); records that are too large
 or cannot be decoded go to ``berg.dlq``. The handler returns only when the
 landing write is durable and the broker has acknowledged every publish, so the
 loop's commit never runs ahead of the sinks.
@@ -22,14 +23,17 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from berg.contracts import LabelV1, TransactionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, decode_contract, split_batch
+from berg.kafka.producer import CoPartitioner
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import LABELS_INGESTED, LABELS_RAW, TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg_ingestion.landing import LandingZone
 from berg_ingestion.rows import LABEL_SCHEMA, TRANSACTION_SCHEMA, to_row
 
-__all__ = ["INGESTED_AT_HEADER", "IngestionHandler", "IngestionMetrics", "Route"]
+__all__ = ["INGESTED_AT_HEADER", "SOURCE_HEADERS", "IngestionHandler", "IngestionMetrics", "Route"]
 
 INGESTED_AT_HEADER = "berg.ingested_at"
+SOURCE_HEADERS = ("berg.source.topic", "berg.source.partition", "berg.source.offset")
+"""Where an ingested record was read from: its identity however often it is redelivered downstream."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class IngestionHandler:
         self._max_record_bytes = max_record_bytes
         self._clock = clock
         self._publish_timeout_s = publish_timeout_s
+        self._partitioner = CoPartitioner(producer)
 
     def decode(self, record: RawRecord) -> TransactionV1 | LabelV1:
         """Decode one raw record against its topic's contract.
@@ -131,16 +136,27 @@ class IngestionHandler:
 
     def _publish(self, good: Sequence[Decoded[TransactionV1 | LabelV1]], ingested_at: datetime) -> None:
         stamp = (INGESTED_AT_HEADER, ingested_at.isoformat().encode())
+        ours = {INGESTED_AT_HEADER, *SOURCE_HEADERS}
         pending = []
         for item in good:
             route = ROUTES[item.record.topic]
+            source = zip(
+                SOURCE_HEADERS, (item.record.topic, str(item.record.partition), str(item.record.offset)), strict=True
+            )
             future = self._producer.send(
                 route.output_topic,
+                partition=self._partitioner.partition(route.output_topic, item.record.partition),
                 key=item.record.key,
                 value=item.value.model_dump_json().encode(),
-                headers=[*(h for h in item.record.headers if h[0] != INGESTED_AT_HEADER), stamp],
+                headers=[
+                    *(h for h in item.record.headers if h[0] not in ours),
+                    stamp,
+                    *((name, value.encode()) for name, value in source),
+                ],
             )
             pending.append((route.output_topic, future))
+        # Send every batch now instead of waiting out linger.ms: the commit waits on these acks.
+        self._producer.flush(timeout=self._publish_timeout_s)
         for topic, future in pending:
             future.get(timeout=self._publish_timeout_s)
             self._metrics.published.labels(topic).inc()

@@ -1,0 +1,142 @@
+"""Ingestion path throughput against a bare kafka-python poll loop over the same topic, in one run.
+
+Starts its own local stack (Kafka on free ports, in a temporary state dir),
+produces N transactions to ``transactions.raw``, then times:
+
+- baseline: a bare ``KafkaConsumer`` poll loop that reads every record and does nothing;
+- ingestion: Berg's ``ConsumerLoop`` + ``IngestionHandler`` (decode against the
+  contract, land as parquet, publish to ``transactions.ingested`` with acks=all,
+  commit), in this process, with the service's default micro-batch settings.
+
+Prints events/s of each and the ratio ingestion/baseline (goal >= 0.7).
+
+    uv run python bench/ingestion_throughput.py --events 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from kafka import KafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from berg.kafka.consumer import ConsumerLoop, open_consumer
+from berg.kafka.dead_letter import DeadLetterPublisher
+from berg.kafka.producer import encode_event, open_producer
+from berg.kafka.records import RawRecord
+from berg.kafka.topics import TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
+from berg.roundtrip import make_transactions
+from berg.stack.local import LocalStack
+from berg.stack.settings import PortTable, StackSettings
+from berg_ingestion.handler import IngestionHandler, IngestionMetrics
+from berg_ingestion.landing import LandingZone
+from berg_ingestion.settings import IngestionSettings
+
+
+def free_ports() -> PortTable:
+    names = list(PortTable.model_fields)
+    sockets = [socket.socket() for _ in names]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return PortTable(**dict(zip(names, ports, strict=True)))
+
+
+def produce(stack: LocalStack, events: int) -> None:
+    producer = open_producer(stack.kafka_settings, linger_ms=20)
+    for transaction in make_transactions(events, random.Random(5)):
+        producer.send(TRANSACTIONS_RAW, key=transaction.user_id.encode(), value=encode_event(transaction))
+    producer.flush()
+    producer.close()
+
+
+def bare_poll_loop(stack: LocalStack, events: int) -> float:
+    consumer = KafkaConsumer(
+        TRANSACTIONS_RAW,
+        bootstrap_servers=stack.settings.kafka_bootstrap,
+        group_id="bench-bare",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=IngestionSettings().batch_max_records,
+    )
+    seen = 0
+    started = None
+    while seen < events:
+        batch = consumer.poll(timeout_ms=500)
+        if batch and started is None:
+            started = time.perf_counter()
+        seen += sum(len(records) for records in batch.values())
+        consumer.commit()
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return seen / elapsed
+
+
+def ingestion_path(stack: LocalStack, events: int, landing: Path) -> float:
+    settings = IngestionSettings()
+    producer = open_producer(stack.kafka_settings)
+    registry = CollectorRegistry()
+    handled = 0
+    handler = IngestionHandler(
+        LandingZone(landing),
+        producer,
+        DeadLetterPublisher(producer, "ingestion"),
+        IngestionMetrics.register(registry),
+        max_record_bytes=settings.max_record_bytes,
+    )
+
+    def counting(records: Sequence[RawRecord]) -> None:
+        nonlocal handled
+        handler(records)
+        handled += len(records)
+
+    loop = ConsumerLoop(
+        open_consumer(
+            stack.kafka_settings, [TRANSACTIONS_RAW], "bench-ingestion", max_poll_records=settings.batch_max_records
+        ),
+        counting,
+        poll_timeout_ms=settings.poll_timeout_ms,
+        batch_max_records=settings.batch_max_records,
+        batch_max_wait_ms=settings.batch_max_wait_ms,
+    )
+    started = None
+    while handled < events:
+        loop.poll_once()
+        if handled and started is None:
+            started = time.perf_counter()
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    loop.close()
+    producer.close()
+    return handled / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="berg-bench-") as state:
+        stack = LocalStack(StackSettings(state_dir=Path(state), ports=free_ports(), services=[], topic_partitions=3))
+        try:
+            stack.up()
+            produce(stack, args.events)
+            bare = bare_poll_loop(stack, args.events)
+            ingestion = ingestion_path(stack, args.events, Path(state) / "landing")
+        finally:
+            stack.down()
+    print(f"events: {args.events}, batch_max_records: {IngestionSettings().batch_max_records}")
+    print(f"bare kafka-python poll loop: {bare:10.0f} events/s")
+    stages = f"decode, land parquet, publish to {TRANSACTIONS_INGESTED}, commit"
+    print(f"ingestion path:              {ingestion:10.0f} events/s  ({stages})")
+    print(f"ratio ingestion/bare: {ingestion / bare:.2f}  (goal >= 0.70)")
+
+
+if __name__ == "__main__":
+    main()

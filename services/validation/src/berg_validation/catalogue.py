@@ -1,0 +1,261 @@
+"""The rules of each contract, as data: which expectation, on which column, with which arguments.
+
+Both engines read this one catalogue: :mod:`berg_validation.suites` turns each
+:class:`Rule` into a Great Expectations expectation, :mod:`berg_validation.pandas_rules`
+evaluates the same rule with vectorised pandas. So the two agree on which rules
+exist, on their names and on their order; whether they agree on what the rules
+mean is what the cross-check test asks.
+
+A rule's :attr:`Rule.name` is stable and short enough for a dead-letter reason or
+a metric label: ``expect_column_values_to_be_between(amount)``, with a
+``[qualifier]`` where one expectation type is used twice on a column
+(``expect_column_values_to_be_in_set(channel)[card_not_present_min_share]``).
+
+- **Row-level** rules (level ``row``) judge each row; a row that fails any of them is
+  dead-lettered.
+- **Batch-level** rules judge the micro-batch as a whole, and run only on batches of at
+  least :attr:`~berg_validation.rule_settings.BatchBounds.min_rows` rows. The null
+  rates (level ``batch``) look at every row. The share of rows that passed and the
+  distribution rules (level ``passed_rows``) look only at the rows that passed every
+  row-level rule, so a few absurd rows that are dead-lettered anyway cannot move them.
+  Any batch-level failure quarantines the whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+from berg_validation.frames import COLUMN_TYPES, EventKind
+from berg_validation.rule_settings import RuleSettings
+
+__all__ = [
+    "MAX_EVENT_TIME",
+    "MIN_PASSED_ROWS",
+    "Catalogue",
+    "Level",
+    "Rule",
+    "build_catalogue",
+    "rule_name",
+]
+
+Level = Literal["row", "batch", "passed_rows"]
+"""Which rows a rule looks at and what its failure means: see the module docstring."""
+
+MAX_EVENT_TIME = "max_event_time"
+"""Suite parameter: the latest acceptable event time of a batch (its ``now`` plus the allowed clock skew)."""
+
+MIN_PASSED_ROWS = "min_passed_rows"
+"""Suite parameter: how many rows of a batch must pass every row-level rule (from its size and the bound)."""
+
+CHANNELS = ("card_present", "card_not_present")
+LABEL_SOURCES = ("chargeback", "customer_report", "manual_review")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation of a suite."""
+
+    name: str
+    """Stable name, used in verdicts, dead-letter reasons and metric labels."""
+    expectation_type: str
+    """The Great Expectations expectation type, e.g. ``expect_column_values_to_be_between``."""
+    column: str | None
+    """The column judged; None for a table-level rule."""
+    kwargs: Mapping[str, Any]
+    """Arguments besides ``column``; ``{"$PARAMETER": name}`` stands for the batch's value of a suite parameter."""
+    level: Level
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The rules of one contract, row-level and batch-level, in evaluation order."""
+
+    kind: EventKind
+    rules: tuple[Rule, ...]
+    min_rows_for_batch_rules: int
+    max_failed_row_share: float
+
+    def at(self, level: Level) -> tuple[Rule, ...]:
+        """The rules of one level, in catalogue order."""
+        return tuple(rule for rule in self.rules if rule.level == level)
+
+    @property
+    def passed_rows_columns(self) -> list[str]:
+        """The columns the ``passed_rows`` rules read, in frame order."""
+        used = {rule.column for rule in self.at("passed_rows")}
+        return [column for column in COLUMN_TYPES[self.kind] if column in used]
+
+    def min_passed_rows(self, rows: int) -> int:
+        """How many of ``rows`` must pass the row-level rules (the value of :data:`MIN_PASSED_ROWS`)."""
+        return math.ceil(rows * (1.0 - self.max_failed_row_share) - 1e-9)
+
+
+def rule_name(expectation_type: str, column: str, qualifier: str | None = None) -> str:
+    """``expectation_type(column)``, or ``expectation_type(column)[qualifier]``.
+
+    ``column`` is the subject: a column, or ``passed_rows`` for the table-level row count.
+    """
+    base = f"{expectation_type}({column})"
+    return base if qualifier is None else f"{base}[{qualifier}]"
+
+
+def _rule(expectation_type: str, column: str, level: Level, qualifier: str | None = None, **kwargs: Any) -> Rule:
+    return Rule(
+        name=rule_name(expectation_type, column, qualifier),
+        expectation_type=expectation_type,
+        column=column,
+        kwargs=MappingProxyType(kwargs),
+        level=level,
+    )
+
+
+def _structure_rules(kind: EventKind) -> list[Rule]:
+    rules: list[Rule] = []
+    for column, type_name in COLUMN_TYPES[kind].items():
+        rules.append(_rule("expect_column_values_to_not_be_null", column, "row"))
+        rules.append(_rule("expect_column_values_to_be_of_type", column, "row", type_=type_name))
+    return rules
+
+
+def _not_in_future() -> Rule:
+    return _rule("expect_column_values_to_be_between", "event_time", "row", max_value={"$PARAMETER": MAX_EVENT_TIME})
+
+
+def _transaction_value_rules(settings: RuleSettings) -> list[Rule]:
+    return [
+        _rule(
+            "expect_column_values_to_be_between",
+            "amount",
+            "row",
+            min_value=0.0,
+            strict_min=True,
+            max_value=settings.max_amount,
+        ),
+        _not_in_future(),
+        _rule("expect_column_values_to_be_in_set", "currency", "row", value_set=sorted(settings.currencies)),
+        _rule(
+            "expect_column_values_to_be_in_set",
+            "merchant_category",
+            "row",
+            value_set=sorted(settings.merchant_categories),
+        ),
+        _rule("expect_column_values_to_be_in_set", "channel", "row", value_set=list(CHANNELS)),
+        _rule("expect_column_values_to_be_unique", "event_id", "row"),
+    ]
+
+
+def _label_value_rules() -> list[Rule]:
+    return [
+        _not_in_future(),
+        _rule("expect_column_values_to_be_in_set", "source", "row", value_set=list(LABEL_SOURCES)),
+        _rule("expect_column_values_to_be_unique", "event_id", "row"),
+    ]
+
+
+def _null_share_rules(kind: EventKind, settings: RuleSettings) -> list[Rule]:
+    return [
+        _rule(
+            "expect_column_proportion_of_non_null_values_to_be_between",
+            column,
+            "batch",
+            min_value=1.0 - settings.batch.max_null_share,
+        )
+        for column in COLUMN_TYPES[kind]
+    ]
+
+
+def _passed_share_rule() -> Rule:
+    # On the rows that passed, so the bound depends on the batch's size: a suite parameter.
+    return Rule(
+        name=rule_name("expect_table_row_count_to_be_between", "passed_rows"),
+        expectation_type="expect_table_row_count_to_be_between",
+        column=None,
+        kwargs=MappingProxyType({"min_value": {"$PARAMETER": MIN_PASSED_ROWS}}),
+        level="passed_rows",
+    )
+
+
+def _transaction_distribution_rules(settings: RuleSettings) -> list[Rule]:
+    bounds = settings.batch
+    cnp_low, cnp_high = bounds.card_not_present_share
+    return [
+        _rule(
+            "expect_column_mean_to_be_between",
+            "amount",
+            "passed_rows",
+            min_value=bounds.amount_mean[0],
+            max_value=bounds.amount_mean[1],
+        ),
+        _rule(
+            "expect_column_median_to_be_between",
+            "amount",
+            "passed_rows",
+            min_value=bounds.amount_median[0],
+            max_value=bounds.amount_median[1],
+        ),
+        _rule(
+            "expect_column_quantile_values_to_be_between",
+            "amount",
+            "passed_rows",
+            quantile_ranges={
+                "quantiles": [0.05, 0.95],
+                "value_ranges": [list(bounds.amount_p05), list(bounds.amount_p95)],
+            },
+        ),
+        # "At least low" and "at most high" of card_not_present, each as a
+        # `mostly` of GX's own in-set expectation.
+        _rule(
+            "expect_column_values_to_be_in_set",
+            "channel",
+            "passed_rows",
+            "card_not_present_min_share",
+            value_set=["card_not_present"],
+            mostly=cnp_low,
+        ),
+        _rule(
+            "expect_column_values_to_be_in_set",
+            "channel",
+            "passed_rows",
+            "card_not_present_max_share",
+            value_set=["card_present"],
+            mostly=round(1.0 - cnp_high, 12),
+        ),
+        _rule(
+            "expect_column_top_value_share_to_be_between",
+            "user_id",
+            "passed_rows",
+            max_value=bounds.max_top_user_share,
+        ),
+    ]
+
+
+def build_catalogue(kind: EventKind, settings: RuleSettings) -> Catalogue:
+    """The rules of ``kind`` under ``settings``."""
+    if kind == "transactions":
+        rules = [
+            *_structure_rules(kind),
+            *_transaction_value_rules(settings),
+            *_null_share_rules(kind, settings),
+            _passed_share_rule(),
+            *_transaction_distribution_rules(settings),
+        ]
+    else:
+        rules = [
+            *_structure_rules(kind),
+            *_label_value_rules(),
+            *_null_share_rules(kind, settings),
+            _passed_share_rule(),
+        ]
+    names = [rule.name for rule in rules]
+    if len(set(names)) != len(names):  # a catalogue bug, not a data problem
+        raise AssertionError(f"duplicate rule names in the {kind} catalogue: {names}")
+    return Catalogue(
+        kind=kind,
+        rules=tuple(rules),
+        min_rows_for_batch_rules=settings.batch.min_rows,
+        max_failed_row_share=settings.batch.max_failed_row_share,
+    )

@@ -1,0 +1,113 @@
+"""Scenarios: the baseline until the onset, their own change after it, and the truth on every event."""
+
+from __future__ import annotations
+
+import pytest
+
+from berg.contracts.events import TransactionV1
+from berg.simulator.events import SCENARIO_HEADER, SimulatedEvent
+from berg.simulator.scenarios import COVARIATE_SHIFT_AMOUNT_MULTIPLIER, ScenarioName
+from tests.unit.simulator.streams import ONSET, median, of_kind, run
+
+pytestmark = pytest.mark.unit
+
+DRIFTING: list[ScenarioName] = ["covariate_shift", "concept_drift", "label_delay_change", "malformed"]
+
+
+def before_onset(events: tuple[SimulatedEvent, ...]) -> list[SimulatedEvent]:
+    return [e for e in events if e.event_time < ONSET]
+
+
+def after_onset(events: tuple[SimulatedEvent, ...]) -> list[SimulatedEvent]:
+    return [e for e in events if e.event_time >= ONSET]
+
+
+@pytest.mark.parametrize("scenario", DRIFTING)
+def test_before_the_onset_every_scenario_is_the_baseline_record_for_record(scenario: ScenarioName) -> None:
+    baseline = before_onset(run("baseline"))
+    drifting = before_onset(run(scenario))
+    assert len(baseline) > 5_000
+    assert [(e.topic, e.key, e.value, e.headers) for e in drifting] == [
+        (e.topic, e.key, e.value, e.headers) for e in baseline
+    ]
+
+
+@pytest.mark.parametrize("scenario", ["baseline", *DRIFTING])
+def test_every_record_says_which_scenario_is_in_force(scenario: ScenarioName) -> None:
+    for event in run(scenario):
+        expected = scenario if event.event_time >= ONSET else "baseline"
+        assert event.truth.scenario == expected
+        assert dict(event.headers)[SCENARIO_HEADER] == expected.encode()
+
+
+def legitimate(events: list[SimulatedEvent]) -> list[TransactionV1]:
+    return [TransactionV1.model_validate_json(e.value) for e in of_kind(events, "transaction") if not e.truth.is_fraud]
+
+
+def online_share(transactions: list[TransactionV1]) -> float:
+    return sum(t.channel == "card_not_present" for t in transactions) / len(transactions)
+
+
+def test_covariate_shift_raises_amounts_and_online_share_after_the_onset_only() -> None:
+    before = legitimate(before_onset(run("covariate_shift")))
+    after = legitimate(after_onset(run("covariate_shift")))
+    amount_ratio = median([t.amount for t in after]) / median([t.amount for t in before])
+    assert 1.5 < amount_ratio < 2.2
+    assert online_share(after) - online_share(before) > 0.2
+
+
+def test_without_a_shift_the_same_comparison_finds_nothing() -> None:
+    before = legitimate(before_onset(run("baseline")))
+    after = legitimate(after_onset(run("baseline")))
+    amount_ratio = median([t.amount for t in after]) / median([t.amount for t in before])
+    assert 0.85 < amount_ratio < 1.18
+    assert abs(online_share(after) - online_share(before)) < 0.05
+
+
+def test_covariate_shift_changes_legitimate_amounts_by_its_multiplier_and_nothing_else() -> None:
+    baseline = {t.event_id: t for t in legitimate(after_onset(run("baseline")))}
+    shifted = legitimate(after_onset(run("covariate_shift")))
+    assert len(shifted) > 3_000
+    for transaction in shifted:
+        original = baseline[transaction.event_id]
+        assert transaction.amount == pytest.approx(original.amount * COVARIATE_SHIFT_AMOUNT_MULTIPLIER, abs=0.02)
+        assert (transaction.user_id, transaction.merchant_id, transaction.country) == (
+            original.user_id,
+            original.merchant_id,
+            original.country,
+        )
+        if original.channel == "card_not_present":
+            assert transaction.channel == "card_not_present"
+
+
+def test_concept_drift_brings_cloned_cards_after_the_onset_only() -> None:
+    fraud = [e for e in of_kind(run("concept_drift"), "transaction") if e.truth.is_fraud]
+    cloned = [e for e in fraud if e.truth.pattern == "cloned_card"]
+    assert len(cloned) >= 20
+    assert all(e.event_time >= ONSET for e in cloned)
+    for event in cloned:
+        transaction = TransactionV1.model_validate_json(event.value)
+        assert transaction.channel == "card_present"
+    assert not [e for e in of_kind(run("baseline"), "transaction") if e.truth.pattern == "cloned_card"]
+
+
+def chargeback_delays_days(events: list[SimulatedEvent]) -> list[float]:
+    return [
+        (e.truth.label_due - e.event_time).total_seconds() / 86_400
+        for e in of_kind(events, "transaction")
+        if e.truth.is_fraud and e.truth.label_due is not None
+    ]
+
+
+def test_label_delay_change_lengthens_chargeback_delays_after_the_onset() -> None:
+    before = chargeback_delays_days(before_onset(run("label_delay_change")))
+    after = chargeback_delays_days(after_onset(run("label_delay_change")))
+    assert len(before) > 30
+    assert len(after) > 30
+    assert median(after) > 2 * median(before)
+
+
+def test_without_a_delay_change_chargeback_delays_stay_alike() -> None:
+    before = chargeback_delays_days(before_onset(run("baseline")))
+    after = chargeback_delays_days(after_onset(run("baseline")))
+    assert 0.6 < median(after) / median(before) < 1.6
