@@ -16,11 +16,12 @@ Prints events/s of each and the ratio ingestion/baseline (goal >= 0.7).
 from __future__ import annotations
 
 import argparse
-import random
+import itertools
 import socket
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka import KafkaConsumer
@@ -28,10 +29,10 @@ from prometheus_client import CollectorRegistry
 
 from berg.kafka.consumer import ConsumerLoop, open_consumer
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.producer import encode_event, open_producer
+from berg.kafka.producer import open_producer
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
-from berg.roundtrip import make_transactions
+from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
 from berg.stack.settings import PortTable, StackSettings
 from berg_ingestion.handler import IngestionHandler, IngestionMetrics
@@ -52,8 +53,10 @@ def free_ports() -> PortTable:
 
 def produce(stack: LocalStack, events: int) -> None:
     producer = open_producer(stack.kafka_settings, linger_ms=20)
-    for transaction in make_transactions(events, random.Random(5)):
-        producer.send(TRANSACTIONS_RAW, key=transaction.user_id.encode(), value=encode_event(transaction))
+    config = SimulationConfig(start=datetime(2026, 1, 1, tzinfo=UTC), seed=5)
+    transactions = (event for event in simulate(config) if event.kind == "transaction")
+    for event in itertools.islice(transactions, events):
+        producer.send(TRANSACTIONS_RAW, key=event.key, value=event.value)
     producer.flush()
     producer.close()
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
+from berg.contracts import TransactionV1
+from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
 from berg.stack.settings import PortTable, StackSettings
 
-__all__ = ["free_port", "free_port_table", "running_stack", "wait_for"]
+__all__ = ["free_port", "free_port_table", "make_transactions", "running_stack", "wait_for"]
 
 
 def free_port() -> int:
@@ -56,3 +60,10 @@ def running_stack(state_dir: Path) -> Iterator[LocalStack]:
     finally:
         leftovers = local.down()
         assert leftovers == [], f"processes had to be killed at teardown: {leftovers}"
+
+
+def make_transactions(count: int, seed: int = 1) -> list[TransactionV1]:
+    """``count`` valid simulated transactions (the simulator's baseline from a fixed start)."""
+    config = SimulationConfig(start=datetime(2026, 1, 1, tzinfo=UTC), seed=seed)
+    records = (event for event in simulate(config) if event.kind == "transaction")
+    return [TransactionV1.model_validate_json(event.value) for event in itertools.islice(records, count)]

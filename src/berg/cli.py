@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import random
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated
 
 import httpx
 import typer
-from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from berg.roundtrip import MALFORMED_PAYLOADS, RoundTripResult, make_transactions, produce, run_round_trip
+from berg.demo import DownstreamWatcher, RunOutcome
 from berg.settings import SettingsError, load_settings
-from berg.simulator.cli import simulate
+from berg.simulator import cli as simulator_cli
+from berg.simulator.bounds import bounded
+from berg.simulator.generator import simulate
+from berg.simulator.producer import ProductionCounts, produce_events
 from berg.stack.doctor import diagnose
 from berg.stack.local import ComponentStatus, LocalStack, StackError
-from berg.stack.monitoring_config import BERG_SCRAPE_JOB, register_scrape_target, unregister_scrape_target
+from berg.stack.monitoring_config import BERG_SCRAPE_JOB
 from berg.stack.settings import StackSettings
-from berg.web.app import WebSettings, create_app
-from berg.web.server import BackgroundServer
 
 __all__ = ["app", "main"]
 
@@ -134,42 +133,69 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
-def _wait_for_scrape(stack: LocalStack, service: str, timeout_s: float) -> float:
-    """Poll Prometheus until it holds a sample of the round trip's counter; return its value."""
+def _prometheus_totals(stack: LocalStack, query: str, timeout_s: float, at_least: float) -> dict[str, float]:
+    """Poll Prometheus until ``query`` (summed by service) reaches ``at_least`` for some service."""
     url = f"http://{stack.settings.host}:{stack.settings.ports.prometheus}/api/v1/query"
-    query = f'berg_roundtrip_received_total{{job="{BERG_SCRAPE_JOB}",service="{service}"}}'
     deadline = time.monotonic() + timeout_s
+    totals: dict[str, float] = {}
     while time.monotonic() < deadline:
         result = httpx.get(url, params={"query": query}, timeout=5).json()["data"]["result"]
-        if result and float(result[0]["value"][1]) > 0:
-            return float(result[0]["value"][1])
-        time.sleep(0.5)
-    raise CommandFailed(f"Prometheus did not scrape {service} within {timeout_s:.0f}s; see {stack.layout.logs}")
+        totals = {sample["metric"].get("service", "?"): float(sample["value"][1]) for sample in result}
+        if totals and max(totals.values()) >= at_least:
+            break
+        time.sleep(1.0)
+    return totals
+
+
+def _outcome_table(counts: ProductionCounts, outcome: RunOutcome, scraped: dict[str, float]) -> Table:
+    table = Table(title="The data plane, end to end", title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("transactions sent to transactions.raw", str(counts.by_kind["transaction"]))
+    table.add_row("  arrived on transactions.valid", str(len(outcome.valid_transactions)))
+    table.add_row("labels sent to labels.raw", str(counts.by_kind["label"]))
+    table.add_row("  arrived on labels.valid", str(len(outcome.valid_labels)))
+    table.add_row("malformed records sent", str(counts.by_kind["malformed"]))
+    for (malformed_class, stage, reason), count in sorted(outcome.dead_letters_by_class().items()):
+        table.add_row(f"  in berg.dlq: {malformed_class} (refused by {stage}: {reason})", str(count))
+    for service, total in sorted(scraped.items()):
+        table.add_row(f"records consumed by {service}, as scraped by Prometheus", f"{total:.0f}")
+    return table
 
 
 @app.command()
 def demo(
-    events: Annotated[int, typer.Option(min=1, max=100_000, help="Transactions to send through Kafka.")] = 200,
-    seed: Annotated[int, typer.Option(help="Random seed for the generated transactions.")] = 7,
+    transactions: Annotated[
+        int, typer.Option(min=1, max=200_000, help="Simulated transactions to send through the data plane.")
+    ] = 2_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 7,
+    malformed_share: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of malformed records (every class).")
+    ] = 0.05,
+    timeout_s: Annotated[float, typer.Option(min=1, help="How long to wait for everything to come out.")] = 300,
     stop: Annotated[bool, typer.Option("--down/--keep-up", help="Stop the stack at the end.")] = False,
 ) -> None:
-    """The main job. Today: bring the stack up and round-trip events through Kafka, with metrics in Prometheus."""
+    """The main job. Today: the stack, then simulated traffic through ingestion and validation."""
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
-        transactions = make_transactions(events, random.Random(seed))  # noqa: S311 -- synthetic data, not security
-        malformed_key = f"malformed-{uuid.uuid4().hex[:8]}".encode()
-        produce(stack.kafka_settings, transactions, MALFORMED_PAYLOADS, malformed_key)
-        console.print(f"Sent {events} transactions and {len(MALFORMED_PAYLOADS)} malformed records to transactions.raw")
-
-        registry = CollectorRegistry()
-        server = BackgroundServer(
-            create_app(WebSettings(port=0), title="berg-demo", registry=registry), WebSettings(port=0)
+        run = simulator_cli.plan_run(
+            now=datetime.now(UTC),
+            scenario="malformed",
+            transactions=transactions,
+            seed=seed,
+            start=None,
+            onset=None,
+            malformed_share=malformed_share,
+            users=500,
+            merchants=100,
         )
-        server.start()
-        service = "demo-roundtrip"
-        register_scrape_target(stack.layout, service, f"127.0.0.1:{server.port}", {})
+        events = list(bounded(simulate(run.config), max_transactions=run.transactions, until=run.until))
+        outcome = RunOutcome.of(events)
+        watcher = DownstreamWatcher(stack.kafka_settings)
         try:
+            with console.status(f"Producing {len(events)} simulated records to the raw topics"):
+                counts = produce_events(stack.kafka_settings, events)
             progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -178,47 +204,45 @@ def demo(
                 console=console,
             )
             with progress:
-                good = progress.add_task("received", total=events)
-                bad = progress.add_task("dead-lettered", total=len(MALFORMED_PAYLOADS))
+                valid = progress.add_task("transactions.valid", total=len(outcome.expected_transactions))
+                labels = progress.add_task("labels.valid", total=len(outcome.expected_labels))
+                dead = progress.add_task("berg.dlq", total=outcome.expected_dead_letters)
 
-                def show(progress_so_far: RoundTripResult) -> None:
-                    progress.update(good, completed=len(progress_so_far.received))
-                    progress.update(bad, completed=len(progress_so_far.dead_lettered))
+                def show(now: RunOutcome) -> None:
+                    progress.update(valid, completed=len(now.valid_transactions))
+                    progress.update(labels, completed=len(now.valid_labels))
+                    progress.update(dead, completed=len(now.dead_letters))
 
-                result = run_round_trip(
-                    stack.kafka_settings,
-                    expected={t.event_id for t in transactions},
-                    malformed_key=malformed_key,
-                    expected_dead=len(MALFORMED_PAYLOADS),
-                    registry=registry,
-                    on_progress=show,
-                )
-            with console.status("Waiting for Prometheus to scrape the consumer's metrics"):
-                scraped = _wait_for_scrape(stack, service, timeout_s=max(30.0, 4 * stack.settings.scrape_interval_s))
+                complete = watcher.wait(outcome, timeout_s, on_progress=show)
         finally:
-            unregister_scrape_target(stack.layout, service)
-            server.stop()
-
-        summary = Table(title="Round trip", title_justify="left")
-        summary.add_column("what")
-        summary.add_column("count", justify="right")
-        summary.add_row("transactions sent", str(events))
-        summary.add_row("transactions received", str(len(result.received)))
-        for reason in sorted(set(result.dead_lettered)):
-            summary.add_row(f"dead-lettered: {reason}", str(result.dead_lettered.count(reason)))
-        summary.add_row("received, as scraped by Prometheus", f"{scraped:.0f}")
-        console.print(summary)
+            watcher.close()
+        with console.status("Asking Prometheus what the services reported"):
+            scraped = _prometheus_totals(
+                stack,
+                f'sum by (service) (berg_consumer_records_total{{job="{BERG_SCRAPE_JOB}"}})',
+                timeout_s=max(30.0, 3 * stack.settings.scrape_interval_s),
+                at_least=len(events),
+            )
+        console.print(_outcome_table(counts, outcome, scraped))
+        root, host, ports = stack.layout.root, stack.settings.host, stack.settings.ports
+        data_docs = root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        console.print(
+            f"Landing zone: {root / 'landing'}\n"
+            f"Validation history (GX Data Docs): {data_docs}\n"
+            f"Prometheus http://{host}:{ports.prometheus}, Alertmanager http://{host}:{ports.alertmanager}"
+        )
+        if not complete:
+            raise CommandFailed(
+                f"not every record came out within {timeout_s:.0f}s; `uv run berg status` and the logs in "
+                f"{stack.layout.logs} say why"
+            )
         if stop:
             down()
         else:
-            console.print(
-                f"The stack is still up: Prometheus http://{stack.settings.host}:{stack.settings.ports.prometheus}, "
-                f"Alertmanager http://{stack.settings.host}:{stack.settings.ports.alertmanager}. "
-                "[bold]uv run berg down[/] stops it."
-            )
+            console.print("The stack is still up; [bold]uv run berg down[/] stops it.")
 
 
-app.command()(simulate)
+app.command(name="simulate")(simulator_cli.simulate)
 
 
 def main() -> None:

@@ -21,17 +21,18 @@ def berg(env: dict[str, str], *args: str, timeout_s: float = 300) -> subprocess.
 
 
 def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that mention ``text`` (the state directory)."""
+    """Command lines of live processes whose command line or environment mentions ``text`` (the state directory)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environment = (entry / "environ").read_bytes().decode(errors="replace")
             state = (entry / "stat").read_text().split(") ", 1)[1][0]
         except (OSError, IndexError):
             continue
-        if text in command and state != "Z":
+        if (text in command or text in environment) and state != "Z":
             found.append(command)
     return found
 
@@ -66,8 +67,9 @@ def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) 
 
         status = berg(user_env, "status")
         assert status.returncode == 0, status.stdout
-        assert status.stdout.count("healthy") == 3
-        assert len(processes_mentioning(state_dir)) >= 4  # supervisord, kafka, prometheus, alertmanager
+        assert status.stdout.count("healthy") == 5
+        # supervisord, kafka, prometheus, alertmanager, ingestion, validation
+        assert len(processes_mentioning(state_dir)) >= 6
 
         demo = berg(user_env, "demo", "--events", "40")
         assert demo.returncode == 0, demo.stdout + demo.stderr

@@ -27,6 +27,7 @@ from kafka.admin import KafkaAdminClient
 
 from berg.contracts import TransactionV1
 from berg.contracts.dead_letter import DeadLetterV1
+from berg.kafka.lineage import source_identity
 from berg.kafka.producer import open_producer
 from berg.kafka.topics import (
     DEAD_LETTER,
@@ -44,7 +45,6 @@ from berg.simulator.malformed import MALFORMED_CLASS_NAMES, MalformedOptions
 from berg.simulator.producer import send_events
 from berg.simulator.scenarios import make_scenario
 from berg.stack.local import LocalStack
-from berg_ingestion.handler import SOURCE_HEADERS
 from berg_ingestion.landing import LandingZone
 from tests.helpers import running_stack, wait_for
 from tests.processes import ServiceProcess
@@ -175,10 +175,8 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
         # the raw coordinates ingestion stamped on it (it may reach validation twice).
         unique = {}
         for record in read_topic(consumers[DEAD_LETTER], seen[DEAD_LETTER]):
-            headers = dict(record.headers)
-            if all(name in headers for name in SOURCE_HEADERS):
-                key = tuple(headers[name].decode() for name in SOURCE_HEADERS)
-            else:
+            key = source_identity(record.headers)
+            if key is None:
                 envelope = DeadLetterV1.from_headers(record.headers)
                 key = (envelope.original_topic, str(envelope.original_partition), str(envelope.original_offset))
             unique.setdefault(key, record)

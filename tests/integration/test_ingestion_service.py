@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +14,10 @@ from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.producer import encode_event
 from berg.kafka.topics import DEAD_LETTER, LABELS_INGESTED, LABELS_RAW, TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
-from berg.roundtrip import make_transactions
 from berg.settings import KafkaSettings
 from berg.stack.local import LocalStack
 from berg_ingestion.landing import LandingZone
-from tests.helpers import wait_for
+from tests.helpers import make_transactions, wait_for
 from tests.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -67,7 +65,7 @@ def readers(kafka_settings: KafkaSettings) -> Iterator[dict[str, TopicReader]]:
 def test_ingestion_lands_publishes_and_dead_letters(
     stack: LocalStack, kafka_settings: KafkaSettings, producer: Any, tmp_path: Path, readers: dict[str, TopicReader]
 ) -> None:
-    transactions = make_transactions(100, random.Random(11))
+    transactions = make_transactions(100, 11)
     labels = [
         LabelV1(
             event_id=uuid.uuid4(),
@@ -132,7 +130,7 @@ def test_two_instances_share_the_partitions_and_stopping_one_loses_nothing(
     group = f"ingestion-{uuid.uuid4().hex[:6]}"
     first = ingestion(stack, tmp_path, "first", GROUP_ID=group, BATCH_MAX_RECORDS="50")
     second = ingestion(stack, tmp_path, "second", GROUP_ID=group, BATCH_MAX_RECORDS="50")
-    transactions = make_transactions(3000, random.Random(12))
+    transactions = make_transactions(3000, 12)
     landing = LandingZone(tmp_path / "landing")
 
     def landed() -> set[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -24,9 +23,8 @@ from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import decode_contract, split_batch
 from berg.kafka.producer import encode_event
 from berg.kafka.records import RawRecord
-from berg.roundtrip import make_transactions
 from berg.settings import KafkaSettings
-from tests.helpers import wait_for
+from tests.helpers import make_transactions, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +61,7 @@ def test_round_trip_commits_exactly_what_the_sink_confirmed(
     kafka_settings: KafkaSettings, producer: Any, new_topic: Callable[[int], str], admin: Any
 ) -> None:
     topic = new_topic(3)
-    transactions = make_transactions(60, random.Random(1))
+    transactions = make_transactions(60, 1)
     for t in transactions:
         producer.send(topic, key=t.user_id.encode(), value=encode_event(t))
     producer.flush()
@@ -116,7 +114,7 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_consumer_moves_on
     kafka_settings: KafkaSettings, producer: Any, new_topic: Callable[[int], str], admin: Any
 ) -> None:
     topic, dead_letter_topic = new_topic(1), new_topic(1)
-    good_before, good_after = make_transactions(2, random.Random(2))
+    good_before, good_after = make_transactions(2, 2)
     poison = b'{"event_id": "oops", "amount": NaN'
     producer.send(topic, key=b"user-1", value=encode_event(good_before))
     producer.send(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected
 from berg.kafka.producer import encode_event
 from berg.kafka.records import RawRecord
-from berg.roundtrip import make_transactions
 from berg_ingestion.handler import IngestionHandler, IngestionMetrics
 from berg_ingestion.landing import LandingZone
+from tests.helpers import make_transactions
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +39,7 @@ def test_a_record_over_the_limit_is_refused_before_decoding(tmp_path: Path) -> N
 
 
 def test_records_decode_against_their_topics_contract(tmp_path: Path) -> None:
-    [transaction] = make_transactions(1, random.Random(3))
+    [transaction] = make_transactions(1, 3)
     assert handler(tmp_path).decode(raw("transactions.raw", encode_event(transaction))) == transaction
     with pytest.raises(RecordRejected) as raised:
         handler(tmp_path).decode(raw("labels.raw", encode_event(transaction)))

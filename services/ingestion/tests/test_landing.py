@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from berg.kafka.records import RawRecord
-from berg.roundtrip import make_transactions
 from berg_ingestion.landing import LandingZone
 from berg_ingestion.rows import TRANSACTION_SCHEMA, to_row
+from tests.helpers import make_transactions
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +18,7 @@ INGESTED_AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def rows(count: int, seed: int = 1) -> list[dict[str, object]]:
-    events = make_transactions(count, random.Random(seed))
+    events = make_transactions(count, seed)
     return [
         to_row(event, RawRecord("transactions.raw", 0, i, None, b"", (), 0), INGESTED_AT)
         for i, event in enumerate(events)

@@ -2,8 +2,8 @@
 
 Each raw record is decoded against its v1 contract (by topic). Good events are
 landed (idempotent on ``event_id``) and published to ``*.ingested`` with their
-original key and headers plus ``berg.ingested_at`` and ``berg.source.*`` (the
-raw topic, partition and offset, so a record redelivered downstream keeps one identity); records that are too large
+original key and headers plus ``berg.ingested_at`` and the lineage headers of
+:mod:`berg.kafka.lineage` (a record redelivered downstream keeps one identity); records that are too large
 or cannot be decoded go to ``berg.dlq``. The handler returns only when the
 landing write is durable and the broker has acknowledged every publish, so the
 loop's commit never runs ahead of the sinks.
@@ -23,17 +23,16 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from berg.contracts import LabelV1, TransactionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, decode_contract, split_batch
+from berg.kafka.lineage import SOURCE_HEADERS, source_headers
 from berg.kafka.producer import CoPartitioner
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import LABELS_INGESTED, LABELS_RAW, TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg_ingestion.landing import LandingZone
 from berg_ingestion.rows import LABEL_SCHEMA, TRANSACTION_SCHEMA, to_row
 
-__all__ = ["INGESTED_AT_HEADER", "SOURCE_HEADERS", "IngestionHandler", "IngestionMetrics", "Route"]
+__all__ = ["INGESTED_AT_HEADER", "IngestionHandler", "IngestionMetrics", "Route"]
 
 INGESTED_AT_HEADER = "berg.ingested_at"
-SOURCE_HEADERS = ("berg.source.topic", "berg.source.partition", "berg.source.offset")
-"""Where an ingested record was read from: its identity however often it is redelivered downstream."""
 
 
 @dataclass(frozen=True)
@@ -140,9 +139,6 @@ class IngestionHandler:
         pending = []
         for item in good:
             route = ROUTES[item.record.topic]
-            source = zip(
-                SOURCE_HEADERS, (item.record.topic, str(item.record.partition), str(item.record.offset)), strict=True
-            )
             future = self._producer.send(
                 route.output_topic,
                 partition=self._partitioner.partition(route.output_topic, item.record.partition),
@@ -151,7 +147,7 @@ class IngestionHandler:
                 headers=[
                     *(h for h in item.record.headers if h[0] not in ours),
                     stamp,
-                    *((name, value.encode()) for name, value in source),
+                    *source_headers(item.record),
                 ],
             )
             pending.append((route.output_topic, future))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from great_expectations.data_context.data_context.file_data_context import FileDataContext
-
 from berg.kafka.topics import LABELS_INGESTED, TRANSACTIONS_INGESTED
 from berg.service import ServiceContext, run_consumer_service
 from berg.settings import load_settings
-from berg_validation.data_docs import DataDocs
 from berg_validation.handler import ValidationHandler, ValidationMetrics
+from berg_validation.history import open_history
 from berg_validation.settings import ValidationSettings
 from berg_validation.suites import build_suites, create_context
 
@@ -18,18 +16,21 @@ def main() -> None:
     settings = load_settings(ValidationSettings)
 
     def build(context: ServiceContext) -> ValidationHandler:
-        gx_context = create_context(settings.data_docs_dir)
-        suites = build_suites(gx_context, settings.rules)
-        docs = None
-        if isinstance(gx_context, FileDataContext):
-            docs = DataDocs(gx_context, min_interval_s=settings.data_docs_interval_s)
-            context.on_shutdown(docs.close)
+        # Validation runs in memory; the history on disk is best effort (berg_validation.history).
+        suites = build_suites(create_context(None), settings.rules)
+        history = None
+        if settings.data_docs_dir is not None:
+            history = open_history(
+                settings.data_docs_dir, settings.rules, settings.data_docs_interval_s, context.registry
+            )
+            if history is not None:
+                context.on_shutdown(history.close)
         return ValidationHandler(
             suites,
             context.producer,
             context.dead_letters,
             ValidationMetrics.register(context.registry),
-            results=docs,
+            results=history,
         )
 
     run_consumer_service(settings, topics=[TRANSACTIONS_INGESTED, LABELS_INGESTED], build_handler=build)

@@ -1,0 +1,123 @@
+"""What ``berg demo`` shows of the data plane: simulated traffic in, valid events and dead letters out.
+
+The demo plans a simulator run ending at the present (with a share of every
+malformed class), notes where the downstream topics end, produces the run to
+the raw topics and then watches ``transactions.valid``, ``labels.valid`` and
+``berg.dlq`` until every record of this run has come out of the ingestion and
+validation services, one way or the other.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from berg.contracts import LabelV1, TransactionV1
+from berg.contracts.dead_letter import DeadLetterV1
+from berg.kafka.lineage import source_identity
+from berg.kafka.topics import DEAD_LETTER, LABELS_VALID, TRANSACTIONS_VALID
+from berg.settings import KafkaSettings
+from berg.simulator.events import MALFORMED_CLASS_HEADER, SimulatedEvent
+
+__all__ = ["DownstreamWatcher", "RunOutcome"]
+
+
+@dataclass
+class RunOutcome:
+    """What has come out downstream of one run's records so far."""
+
+    expected_transactions: frozenset[uuid.UUID]
+    expected_labels: frozenset[uuid.UUID]
+    expected_dead_letters: int
+    valid_transactions: set[uuid.UUID] = field(default_factory=set)
+    valid_labels: set[uuid.UUID] = field(default_factory=set)
+    dead_letters: dict[tuple[str, ...], tuple[str, str, str]] = field(default_factory=dict)
+    """Raw coordinates to (malformed class, stage, reason), one entry per refused raw record."""
+
+    @classmethod
+    def of(cls, events: Sequence[SimulatedEvent]) -> RunOutcome:
+        return cls(
+            expected_transactions=frozenset(e.truth.transaction_id for e in events if e.kind == "transaction"),
+            expected_labels=frozenset(
+                LabelV1.model_validate_json(e.value).event_id for e in events if e.kind == "label"
+            ),
+            expected_dead_letters=sum(e.kind == "malformed" for e in events),
+        )
+
+    @property
+    def complete(self) -> bool:
+        return (
+            self.valid_transactions >= self.expected_transactions
+            and self.valid_labels >= self.expected_labels
+            and len(self.dead_letters) >= self.expected_dead_letters
+        )
+
+    def dead_letters_by_class(self) -> Counter[tuple[str, str, str]]:
+        return Counter(self.dead_letters.values())
+
+
+class DownstreamWatcher:
+    """Reads the downstream topics from where they end now, so only what comes later is seen."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._consumer: Any = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers, client_id="berg-demo", enable_auto_commit=False
+        )
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in (TRANSACTIONS_VALID, LABELS_VALID, DEAD_LETTER)
+            for partition in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end()
+        for partition in partitions:
+            # Resolve the lazy seek now: records produced after this point are the run's.
+            self._consumer.position(partition)
+
+    def poll(self, outcome: RunOutcome) -> None:
+        """Fold whatever arrived into ``outcome``."""
+        for records in self._consumer.poll(timeout_ms=300).values():
+            for record in records:
+                if record.topic == TRANSACTIONS_VALID:
+                    event_id = TransactionV1.model_validate_json(record.value).event_id
+                    if event_id in outcome.expected_transactions:
+                        outcome.valid_transactions.add(event_id)
+                elif record.topic == LABELS_VALID:
+                    label_id = LabelV1.model_validate_json(record.value).event_id
+                    if label_id in outcome.expected_labels:
+                        outcome.valid_labels.add(label_id)
+                else:
+                    self._dead_letter(record, outcome)
+
+    @staticmethod
+    def _dead_letter(record: Any, outcome: RunOutcome) -> None:
+        headers = {name: value or b"" for name, value in record.headers}
+        malformed_class = headers.get(MALFORMED_CLASS_HEADER)
+        if malformed_class is None:
+            return  # not one of this run's planted records
+        envelope = DeadLetterV1.from_headers(record.headers)
+        key = source_identity(record.headers) or (
+            envelope.original_topic,
+            str(envelope.original_partition),
+            str(envelope.original_offset),
+        )
+        outcome.dead_letters.setdefault(key, (malformed_class.decode(), envelope.stage, envelope.reason))
+
+    def wait(
+        self, outcome: RunOutcome, timeout_s: float, on_progress: Callable[[RunOutcome], None] = lambda _: None
+    ) -> bool:
+        """Poll until the run is complete or ``timeout_s`` passed; True when complete."""
+        deadline = time.monotonic() + timeout_s
+        while not outcome.complete and time.monotonic() < deadline:
+            self.poll(outcome)
+            on_progress(outcome)
+        return outcome.complete
+
+    def close(self) -> None:
+        self._consumer.close()
