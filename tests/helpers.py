@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from berg.contracts import TransactionV1
 from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
 from berg.stack.settings import PortTable, StackSettings
 
-__all__ = ["free_port", "free_port_table", "make_transactions", "running_stack", "wait_for"]
+__all__ = ["RecordingProducer", "free_port", "free_port_table", "make_transactions", "running_stack", "wait_for"]
 
 
 def free_port() -> int:
@@ -67,3 +68,30 @@ def make_transactions(count: int, seed: int = 1) -> list[TransactionV1]:
     config = SimulationConfig(start=datetime(2026, 1, 1, tzinfo=UTC), seed=seed)
     records = (event for event in simulate(config) if event.kind == "transaction")
     return [TransactionV1.model_validate_json(event.value) for event in itertools.islice(records, count)]
+
+
+class RecordingProducer:
+    """Stands in for a KafkaProducer in unit tests of routing logic; integration tests use a real broker.
+
+    Every send is recorded and acknowledged at once; topics have three partitions.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, topic: str, **kwargs: Any) -> RecordingProducer:
+        self.sent.append({"topic": topic, **kwargs})
+        return self
+
+    def get(self, timeout: float) -> None:
+        return None
+
+    def flush(self, timeout: float) -> None:
+        return None
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def to(self, topic: str) -> list[dict[str, Any]]:
+        """What was sent to ``topic``, in order."""
+        return [sent for sent in self.sent if sent["topic"] == topic]

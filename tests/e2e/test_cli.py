@@ -71,10 +71,12 @@ def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) 
         # supervisord, kafka, prometheus, alertmanager, ingestion, validation
         assert len(processes_mentioning(state_dir)) >= 6
 
-        demo = berg(user_env, "demo", "--events", "40")
+        demo = berg(user_env, "demo", "--transactions", "400", "--malformed-share", "0.1")
         assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert "transactions received" in demo.stdout
-        assert "dead-lettered: undecodable" in demo.stdout
+        assert "arrived on transactions.valid" in demo.stdout
+        assert "refused by ingestion: undecodable" in demo.stdout
+        assert "refused by validation: expectation_failed" in demo.stdout
+        assert "records consumed by ingestion, as scraped by Prometheus" in demo.stdout
     finally:
         down = berg(user_env, "down")
     assert down.returncode == 0, down.stdout + down.stderr

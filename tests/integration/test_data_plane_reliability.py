@@ -85,9 +85,30 @@ def simulated_events() -> list[SimulatedEvent]:
     return events
 
 
+def topic_reader(bootstrap: str, topic: str) -> KafkaConsumer:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())])
+    consumer.seek_to_beginning()
+    return consumer
+
+
 def read_topic(consumer: KafkaConsumer, into: list[Any]) -> list[Any]:
+    """What arrived since the last call, appended to ``into``."""
     for batch in consumer.poll(timeout_ms=300).values():
         into.extend(batch)
+    return into
+
+
+def read_to_end(consumer: KafkaConsumer, into: list[Any]) -> list[Any]:
+    """Everything up to the topic's current end, appended to ``into``."""
+    ends = consumer.end_offsets(list(consumer.assignment()))
+    wait_for(
+        lambda: (
+            read_topic(consumer, into) is not None and all(consumer.position(tp) >= end for tp, end in ends.items())
+        ),
+        60,
+        "the end of the topic",
+    )
     return into
 
 
@@ -158,7 +179,7 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
         service.start(FAULT_CRASH_BEFORE_COMMIT="0")
 
     consumers = {
-        topic: KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        topic: topic_reader(bootstrap, topic)
         for topic in (TRANSACTIONS_VALID, LABELS_VALID, DEAD_LETTER, TRANSACTIONS_INGESTED)
     }
     seen: dict[str, list[Any]] = {topic: [] for topic in consumers}
@@ -188,6 +209,7 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
         assert crashes >= 10
 
         # Each malformed record is in the DLQ once per original coordinates, by its class.
+        read_to_end(consumers[DEAD_LETTER], seen[DEAD_LETTER])
         unique_dead = dead_letters()
         by_class = Tally(
             dict(record.headers).get(MALFORMED_CLASS_HEADER, b"?").decode() for record in unique_dead.values()
@@ -196,7 +218,7 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
 
         # No malformed record went downstream.
         for topic in (TRANSACTIONS_VALID, LABELS_VALID):
-            read_topic(consumers[topic], seen[topic])
+            read_to_end(consumers[topic], seen[topic])
             assert not [r for r in seen[topic] if MALFORMED_CLASS_HEADER in dict(r.headers)]
 
         # The landing zone holds every valid transaction exactly once.
@@ -206,7 +228,7 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
         assert len(landed) == len(set(landed)), "no event landed twice"
 
         # Redeliveries happened: the crash path was really exercised.
-        ingested = read_topic(consumers[TRANSACTIONS_INGESTED], seen[TRANSACTIONS_INGESTED])
+        ingested = read_to_end(consumers[TRANSACTIONS_INGESTED], seen[TRANSACTIONS_INGESTED])
         ingested_ids = [TransactionV1.model_validate_json(r.value).event_id for r in ingested]
         assert len(ingested_ids) > len(set(ingested_ids)), "no record was redelivered: the crash path was not exercised"
 

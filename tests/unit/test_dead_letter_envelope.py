@@ -11,6 +11,7 @@ from berg.contracts.dead_letter import HEADER_PREFIX, MAX_MESSAGE_LENGTH, DeadLe
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected
 from berg.kafka.records import RawRecord
+from tests.helpers import RecordingProducer
 
 pytestmark = pytest.mark.unit
 
@@ -78,23 +79,6 @@ def test_long_messages_are_truncated_to_fit() -> None:
     message = DeadLetterV1.truncate("x" * 10_000)
     assert len(message) == MAX_MESSAGE_LENGTH
     assert message.endswith("...")
-
-
-class RecordingProducer:
-    """Stands in for KafkaProducer.send in this pure unit test; the integration tests use a real broker."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, object]] = []
-
-    def send(self, topic: str, **kwargs: object) -> RecordingProducer:
-        self.sent.append({"topic": topic, **kwargs})
-        return self
-
-    def get(self, timeout: float) -> None:
-        return None
-
-    def flush(self, timeout: float) -> None:
-        return None
 
 
 def test_the_publisher_keeps_key_value_headers_and_timestamp() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from prometheus_client import CollectorRegistry
 from services.validation.tests.helpers import NOW, TransactionFactory
@@ -14,31 +12,9 @@ from berg.kafka.producer import encode_event
 from berg.kafka.records import RawRecord
 from berg_validation.handler import VALIDATED_AT_HEADER, ValidationHandler, ValidationMetrics
 from berg_validation.suites import Suites
+from tests.helpers import RecordingProducer
 
 pytestmark = pytest.mark.unit
-
-
-class RecordingProducer:
-    """Records sends (pure routing logic; the crash test runs the handler against real Kafka)."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, topic: str, **kwargs: Any) -> RecordingProducer:
-        self.sent.append({"topic": topic, **kwargs})
-        return self
-
-    def get(self, timeout: float) -> None:
-        return None
-
-    def flush(self, timeout: float) -> None:
-        return None
-
-    def partitions_for(self, topic: str) -> set[int]:
-        return {0, 1, 2}
-
-    def to(self, topic: str) -> list[dict[str, Any]]:
-        return [sent for sent in self.sent if sent["topic"] == topic]
 
 
 def handle(suites: Suites, records: list[RawRecord]) -> tuple[RecordingProducer, CollectorRegistry]:
