@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from berg.simulator import cli as simulator_cli
 from berg.simulator.bounds import bounded
 from berg.simulator.generator import simulate
 from berg.simulator.producer import ProductionCounts, produce_events
+from berg.simulator.scenarios import make_scenario
 from berg.stack.doctor import diagnose
 from berg.stack.local import ComponentStatus, LocalStack, StackError
 from berg.stack.monitoring_config import BERG_SCRAPE_JOB
@@ -187,15 +189,25 @@ def demo(
             start=None,
             onset=None,
             malformed_share=malformed_share,
-            users=500,
+            # Few users make a long event-time span, so delayed labels arrive within the run.
+            users=50,
             merchants=100,
         )
-        events = list(bounded(simulate(run.config), max_transactions=run.transactions, until=run.until))
+        # Malformed records from the first event on (the simulator's default onset is mid-run).
+        config = replace(
+            run.config, scenario=make_scenario("malformed", run.config.start, malformed_share=malformed_share)
+        )
+        events = list(bounded(simulate(config), max_transactions=run.transactions, until=run.until))
         outcome = RunOutcome.of(events)
         watcher = DownstreamWatcher(stack.kafka_settings)
         try:
             with console.status(f"Producing {len(events)} simulated records to the raw topics"):
                 counts = produce_events(stack.kafka_settings, events)
+            refused = {kind: n for kind, n in counts.refused_too_large.items() if kind != "oversized"}
+            if refused:
+                raise CommandFailed(
+                    f"Kafka refused records for their size: {refused}; `uv run berg up` updates the topics"
+                )
             progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

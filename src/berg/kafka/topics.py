@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from berg.settings import KafkaSettings
@@ -95,7 +95,11 @@ def topic_specs(default_partitions: int, overrides: Mapping[str, int]) -> list[T
 
 
 def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> list[str]:
-    """Create the topics that do not exist yet; existing ones are left as they are.
+    """Create the topics that do not exist yet and set the configs of the ones that do.
+
+    Partition counts of existing topics are left as they are (changing them would
+    move keys between partitions); their configs are set to the spec's, so a state
+    directory from an older Berg gets, say, the larger record limit.
 
     Returns:
         The names of the topics this call created.
@@ -107,7 +111,15 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> list[s
     )
     try:
         existing = set(admin.list_topics())
+        specs = list(specs)
         missing = [spec for spec in specs if spec.name not in existing]
+        to_update = [
+            ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=dict(spec.configs))
+            for spec in specs
+            if spec.name in existing and spec.configs
+        ]
+        if to_update:
+            admin.alter_configs(to_update, incremental=True)
         created = []
         for spec in missing:
             try:
