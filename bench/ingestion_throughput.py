@@ -118,6 +118,9 @@ def ingestion_path(stack: LocalStack, events: int, landing: Path) -> float:
     elapsed = time.perf_counter() - (started or time.perf_counter())
     loop.close()
     producer.close()
+    for stage in ("land", "publish"):
+        spent = registry.get_sample_value("berg_ingestion_stage_duration_seconds_sum", {"stage": stage}) or 0.0
+        print(f"  ingestion stage {stage:8s} {spent:6.2f} s of {elapsed:6.2f} s")
     return handled / elapsed
 
 

@@ -215,6 +215,8 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
             dict(record.headers).get(MALFORMED_CLASS_HEADER, b"?").decode() for record in unique_dead.values()
         )
         assert by_class == injected, f"dead letters by class {dict(by_class)} != injected {dict(injected)}"
+        malformed_bytes = {e.value for e in events if e.kind == "malformed"}
+        assert all(record.value in malformed_bytes for record in unique_dead.values()), "dead letters keep their bytes"
 
         # No malformed record went downstream.
         for topic in (TRANSACTIONS_VALID, LABELS_VALID):

@@ -124,8 +124,13 @@ def test_ingestion_lands_publishes_and_dead_letters(
     assert landed.read("labels").num_rows == 10
 
 
+def group_is_stable_with(admin: Any, group: str, members: int) -> bool:
+    info = admin.describe_groups([group]).get(group, {})
+    return info.get("group_state") == "Stable" and len(info.get("members", [])) == members
+
+
 def test_two_instances_share_the_partitions_and_stopping_one_loses_nothing(
-    stack: LocalStack, kafka_settings: KafkaSettings, producer: Any, tmp_path: Path
+    stack: LocalStack, kafka_settings: KafkaSettings, producer: Any, tmp_path: Path, admin: Any
 ) -> None:
     group = f"ingestion-{uuid.uuid4().hex[:6]}"
     first = ingestion(stack, tmp_path, "first", GROUP_ID=group, BATCH_MAX_RECORDS="50")
@@ -143,6 +148,7 @@ def test_two_instances_share_the_partitions_and_stopping_one_loses_nothing(
     try:
         first.wait_ready()
         second.wait_ready()
+        wait_for(lambda: group_is_stable_with(admin, group, 2), 60, "both instances in the group", interval_s=0.5)
         for index, t in enumerate(transactions):
             producer.send(TRANSACTIONS_RAW, key=t.user_id.encode(), value=encode_event(t))
             if index == 1000:

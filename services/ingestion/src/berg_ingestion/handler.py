@@ -2,7 +2,7 @@
 
 Each raw record is decoded against its v1 contract (by topic). Good events are
 landed (idempotent on ``event_id``) and published to ``*.ingested`` with their
-original key and headers plus ``berg.ingested_at`` and the lineage headers of
+original key, bytes and headers plus ``berg.ingested_at`` and the lineage headers of
 :mod:`berg.kafka.lineage` (a record redelivered downstream keeps one identity); records that are too large
 or cannot be decoded go to ``berg.dlq``. The handler returns only when the
 landing write is durable and the broker has acknowledged every publish, so the
@@ -143,7 +143,8 @@ class IngestionHandler:
                 route.output_topic,
                 partition=self._partitioner.partition(route.output_topic, item.record.partition),
                 key=item.record.key,
-                value=item.value.model_dump_json().encode(),
+                # The bytes as they came: a record refused further down reaches the DLQ unchanged.
+                value=item.record.value,
                 headers=[
                     *(h for h in item.record.headers if h[0] not in ours),
                     stamp,
