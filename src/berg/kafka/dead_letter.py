@@ -8,6 +8,7 @@ from typing import Any
 
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.decoding import Rejected
+from berg.kafka.producer import Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import DEAD_LETTER
 
@@ -63,20 +64,19 @@ class DeadLetterPublisher:
             kafka.errors.KafkaError: a send failed; the caller must not commit
                 the batch, so the records are consumed again.
         """
-        pending = []
+        outgoing = []
         for item in rejected:
             envelope = self.envelope(item.record, item.error.reason, item.error.error_class, item.error.message)
-            future = self._producer.send(
-                self._topic,
-                key=item.record.key,
-                value=item.record.value,
-                headers=[*item.record.headers, *envelope.to_headers()],
-                timestamp_ms=item.record.timestamp_ms,
+            outgoing.append(
+                Outgoing(
+                    self._topic,
+                    key=item.record.key,
+                    value=item.record.value,
+                    headers=[*item.record.headers, *envelope.to_headers()],
+                    timestamp_ms=item.record.timestamp_ms,
+                )
             )
-            pending.append((item.error.reason, future))
-        if pending:
-            self._producer.flush(timeout=self._timeout_s)
-        for reason, future in pending:
-            future.get(timeout=self._timeout_s)
-            if self._on_published is not None:
-                self._on_published(reason)
+        send_and_wait(self._producer, outgoing, self._timeout_s)
+        if self._on_published is not None:
+            for item in rejected:
+                self._on_published(item.error.reason)

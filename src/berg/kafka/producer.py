@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
@@ -10,7 +12,7 @@ from pydantic import BaseModel
 from berg.kafka.topics import MAX_MESSAGE_BYTES
 from berg.settings import KafkaSettings
 
-__all__ = ["CoPartitioner", "encode_event", "open_producer"]
+__all__ = ["CoPartitioner", "Outgoing", "encode_event", "open_producer", "send_and_wait"]
 
 
 def open_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> Any:
@@ -63,3 +65,40 @@ class CoPartitioner:
                 raise RuntimeError(f"topic {topic} has no partitions; was it created (berg up creates it)?")
             self._counts[topic] = len(partitions)
         return input_partition % self._counts[topic]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to send: where, what, and with which headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    partition: int | None = None
+    """``None`` lets the producer's partitioner choose by key."""
+    timestamp_ms: int | None = None
+    """``None`` stamps the send time."""
+
+
+def send_and_wait(producer: Any, records: Sequence[Outgoing], timeout_s: float) -> None:
+    """Send every record, flush at once (no waiting out linger.ms), and wait for each ack.
+
+    Raises:
+        kafka.errors.KafkaError: a send failed; the caller must not commit what it consumed.
+    """
+    futures = [
+        producer.send(
+            record.topic,
+            key=record.key,
+            value=record.value,
+            headers=record.headers,
+            partition=record.partition,
+            timestamp_ms=record.timestamp_ms,
+        )
+        for record in records
+    ]
+    if futures:
+        producer.flush(timeout=timeout_s)
+    for future in futures:
+        future.get(timeout=timeout_s)

@@ -12,6 +12,7 @@ loop's commit never runs ahead of the sinks.
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from berg.contracts import LabelV1, TransactionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, decode_contract, split_batch
 from berg.kafka.lineage import SOURCE_HEADERS, source_headers
-from berg.kafka.producer import CoPartitioner
+from berg.kafka.producer import CoPartitioner, Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import LABELS_INGESTED, LABELS_RAW, TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg_ingestion.landing import LandingZone
@@ -136,24 +137,17 @@ class IngestionHandler:
     def _publish(self, good: Sequence[Decoded[TransactionV1 | LabelV1]], ingested_at: datetime) -> None:
         stamp = (INGESTED_AT_HEADER, ingested_at.isoformat().encode())
         ours = {INGESTED_AT_HEADER, *SOURCE_HEADERS}
-        pending = []
-        for item in good:
-            route = ROUTES[item.record.topic]
-            future = self._producer.send(
-                route.output_topic,
-                partition=self._partitioner.partition(route.output_topic, item.record.partition),
+        outgoing = [
+            Outgoing(
+                ROUTES[item.record.topic].output_topic,
                 key=item.record.key,
                 # The bytes as they came: a record refused further down reaches the DLQ unchanged.
                 value=item.record.value,
-                headers=[
-                    *(h for h in item.record.headers if h[0] not in ours),
-                    stamp,
-                    *source_headers(item.record),
-                ],
+                headers=[*(h for h in item.record.headers if h[0] not in ours), stamp, *source_headers(item.record)],
+                partition=self._partitioner.partition(ROUTES[item.record.topic].output_topic, item.record.partition),
             )
-            pending.append((route.output_topic, future))
-        # Send every batch now instead of waiting out linger.ms: the commit waits on these acks.
-        self._producer.flush(timeout=self._publish_timeout_s)
-        for topic, future in pending:
-            future.get(timeout=self._publish_timeout_s)
-            self._metrics.published.labels(topic).inc()
+            for item in good
+        ]
+        send_and_wait(self._producer, outgoing, self._publish_timeout_s)
+        for topic, count in Tally(record.topic for record in outgoing).items():
+            self._metrics.published.labels(topic).inc(count)

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from berg.contracts import LabelV1, TransactionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
-from berg.kafka.producer import CoPartitioner
+from berg.kafka.producer import CoPartitioner, Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import LABELS_INGESTED, LABELS_VALID, TRANSACTIONS_INGESTED, TRANSACTIONS_VALID
 from berg_validation.frames import EventKind, build_frame
@@ -175,18 +175,14 @@ class ValidationHandler:
 
     def _forward(self, passing: Sequence[tuple[_Route, RawRecord]], now: datetime) -> None:
         stamp = (VALIDATED_AT_HEADER, now.isoformat().encode())
-        pending = []
-        for route, record in passing:
-            pending.append(
-                self._producer.send(
-                    route.output_topic,
-                    partition=self._partitioner.partition(route.output_topic, record.partition),
-                    key=record.key,
-                    value=record.value,
-                    headers=[*(h for h in record.headers if h[0] != VALIDATED_AT_HEADER), stamp],
-                )
+        outgoing = [
+            Outgoing(
+                route.output_topic,
+                key=record.key,
+                value=record.value,
+                headers=[*(h for h in record.headers if h[0] != VALIDATED_AT_HEADER), stamp],
+                partition=self._partitioner.partition(route.output_topic, record.partition),
             )
-        if pending:
-            self._producer.flush(timeout=self._publish_timeout_s)
-        for future in pending:
-            future.get(timeout=self._publish_timeout_s)
+            for route, record in passing
+        ]
+        send_and_wait(self._producer, outgoing, self._publish_timeout_s)
