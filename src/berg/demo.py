@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.dead_letter import DeadLetterV1
-from berg.kafka.lineage import source_identity
+from berg.kafka.lineage import dead_letter_origin
 from berg.kafka.topics import DEAD_LETTER, LABELS_VALID, TRANSACTIONS_VALID
 from berg.settings import KafkaSettings
 from berg.simulator.events import MALFORMED_CLASS_HEADER, SimulatedEvent
@@ -102,11 +102,7 @@ class DownstreamWatcher:
         if malformed_class is None:
             return  # not one of this run's planted records
         envelope = DeadLetterV1.from_headers(record.headers)
-        key = source_identity(record.headers) or (
-            envelope.original_topic,
-            str(envelope.original_partition),
-            str(envelope.original_offset),
-        )
+        key = dead_letter_origin(record.headers)
         outcome.dead_letters.setdefault(key, (malformed_class.decode(), envelope.stage, envelope.reason))
 
     def wait(

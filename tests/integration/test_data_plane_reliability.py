@@ -26,8 +26,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from berg.contracts import TransactionV1
-from berg.contracts.dead_letter import DeadLetterV1
-from berg.kafka.lineage import source_identity
+from berg.kafka.lineage import dead_letter_origin
 from berg.kafka.producer import open_producer
 from berg.kafka.topics import (
     DEAD_LETTER,
@@ -196,11 +195,7 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
         # the raw coordinates ingestion stamped on it (it may reach validation twice).
         unique = {}
         for record in read_topic(consumers[DEAD_LETTER], seen[DEAD_LETTER]):
-            key = source_identity(record.headers)
-            if key is None:
-                envelope = DeadLetterV1.from_headers(record.headers)
-                key = (envelope.original_topic, str(envelope.original_partition), str(envelope.original_offset))
-            unique.setdefault(key, record)
+            unique.setdefault(dead_letter_origin(record.headers), record)
         return unique
 
     try:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.records import RawRecord
 
-__all__ = ["SOURCE_HEADERS", "source_headers", "source_identity"]
+__all__ = ["SOURCE_HEADERS", "dead_letter_origin", "source_headers", "source_identity"]
 
 SOURCE_HEADERS = ("berg.source.topic", "berg.source.partition", "berg.source.offset")
 
@@ -30,3 +31,19 @@ def source_identity(headers: Iterable[tuple[str, bytes | None]]) -> tuple[str, s
         return None
     topic, partition, offset = (found[name] for name in SOURCE_HEADERS)
     return topic, partition, offset
+
+
+def dead_letter_origin(headers: Iterable[tuple[str, bytes]]) -> tuple[str, str, str]:
+    """The raw record behind a dead letter: its lineage if a later stage refused it, else where it failed.
+
+    Two dead letters with the same origin are one refused record delivered twice.
+
+    Raises:
+        pydantic.ValidationError: the headers carry neither lineage nor a dead-letter envelope.
+    """
+    headers = list(headers)
+    origin = source_identity(headers)
+    if origin is not None:
+        return origin
+    envelope = DeadLetterV1.from_headers(headers)
+    return envelope.original_topic, str(envelope.original_partition), str(envelope.original_offset)
