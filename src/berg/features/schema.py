@@ -1,0 +1,117 @@
+"""What the features are: names, windows and types, in one place.
+
+The streaming aggregator (``services/features``), the Feast definitions
+(``feature_repo/``), the brute-force oracles in the tests and the training
+pipeline all read this module, so a feature cannot mean one thing in one place
+and another elsewhere. Pure Python: no Feast import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+__all__ = [
+    "CREATED_TIMESTAMP",
+    "EVENT_TIMESTAMP",
+    "MERCHANT_FEATURES",
+    "MERCHANT_KEY",
+    "MERCHANT_SNAPSHOT_EVERY",
+    "MERCHANT_TTL",
+    "MERCHANT_VIEW",
+    "ON_DEMAND_FEATURES",
+    "ON_DEMAND_VIEW",
+    "REQUEST_AMOUNT",
+    "REQUEST_EVENT_UNIX",
+    "USER_AS_OF",
+    "USER_FEATURES",
+    "USER_KEY",
+    "USER_PUSH_SOURCE",
+    "USER_TTL",
+    "USER_VIEW",
+    "FEATURE_SERVICE",
+    "FeatureSpec",
+    "MERCHANT_AS_OF",
+    "MERCHANT_FRAUD_WINDOW",
+]
+
+Kind = Literal["int", "float"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature column: its name, its value kind and a sentence for the registry."""
+
+    name: str
+    kind: Kind
+    description: str
+
+
+EVENT_TIMESTAMP = "event_timestamp"
+"""Event time of the state a feature row describes (Feast's ``timestamp_field``)."""
+CREATED_TIMESTAMP = "created_timestamp"
+"""When the row was written; a corrected row (late event) wins over the one it replaces."""
+
+USER_KEY = "user_id"
+MERCHANT_KEY = "merchant_id"
+
+USER_VIEW = "user_transaction_aggregates"
+USER_PUSH_SOURCE = "user_transaction_aggregates_push"
+MERCHANT_VIEW = "merchant_aggregates"
+ON_DEMAND_VIEW = "transaction_context"
+FEATURE_SERVICE = "fraud_model_v1"
+
+USER_TTL = timedelta(days=7)
+"""Past this, every window of a user row is empty: no row reads as "no recent history"."""
+MERCHANT_SNAPSHOT_EVERY = timedelta(hours=1)
+"""Merchant aggregates are a batch view computed at these event-time boundaries."""
+MERCHANT_TTL = timedelta(days=2)
+MERCHANT_FRAUD_WINDOW = timedelta(days=30)
+
+USER_AS_OF = "last_transaction_unix"
+"""Event time (Unix seconds) of the latest transaction a user row includes: the row's
+as-of time, which the leakage check compares with the prediction time."""
+MERCHANT_AS_OF = "merchant_snapshot_unix"
+"""Event time (Unix seconds) of the snapshot a merchant row describes."""
+
+USER_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("tx_count_1h", "int", "Transactions of the user in the hour up to and including this one."),
+    FeatureSpec("tx_count_24h", "int", "Transactions of the user in the last 24 hours."),
+    FeatureSpec("tx_count_7d", "int", "Transactions of the user in the last 7 days."),
+    FeatureSpec("amount_sum_24h", "float", "Sum of amounts, last 24 hours."),
+    FeatureSpec("amount_mean_24h", "float", "Mean amount, last 24 hours."),
+    FeatureSpec("amount_max_24h", "float", "Largest amount, last 24 hours."),
+    FeatureSpec("amount_sum_7d", "float", "Sum of amounts, last 7 days."),
+    FeatureSpec("amount_mean_7d", "float", "Mean amount, last 7 days."),
+    FeatureSpec("amount_max_7d", "float", "Largest amount, last 7 days."),
+    FeatureSpec("distinct_merchants_24h", "int", "Distinct merchants the user paid in the last 24 hours."),
+    FeatureSpec("card_not_present_share_7d", "float", "Share of card-not-present transactions, last 7 days."),
+    FeatureSpec(USER_AS_OF, "float", "Event time of the latest transaction included (Unix seconds)."),
+)
+
+MERCHANT_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("merchant_tx_count_24h", "int", "Transactions at the merchant in the 24 hours up to the snapshot."),
+    FeatureSpec("merchant_amount_mean_24h", "float", "Mean amount at the merchant, 24 hours up to the snapshot."),
+    FeatureSpec(
+        "merchant_fraud_rate_30d",
+        "float",
+        "Fraud labels known at the snapshot over transactions, both for transactions of the last 30 days.",
+    ),
+    FeatureSpec("merchant_labels_known_30d", "int", "Labels (fraud or not) known at the snapshot, last 30 days."),
+    FeatureSpec(MERCHANT_AS_OF, "float", "Event time of the snapshot (Unix seconds)."),
+)
+
+REQUEST_AMOUNT = "amount"
+REQUEST_EVENT_UNIX = "event_unix"
+"""The request's own fields the on-demand features need: the amount and the event time."""
+
+ON_DEMAND_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("amount_to_user_mean_7d", "float", "This amount over the user's 7-day mean (null without history)."),
+    FeatureSpec("hour_of_day", "int", "Hour of the transaction's event time, UTC."),
+    FeatureSpec(
+        "seconds_since_previous_transaction",
+        "float",
+        "Seconds from the user's previous transaction to this one (null without history).",
+    ),
+)
