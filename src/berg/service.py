@@ -29,7 +29,7 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import Field, model_validator
 
-from berg.kafka.consumer import BatchHandler, ConsumerLoop, ConsumerMetrics, open_consumer
+from berg.kafka.consumer import BatchHandler, ConsumerLoop, ConsumerMetrics, RebalanceHooks, open_consumer
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.producer import open_producer
 from berg.observability.health import ReadinessChecks
@@ -78,6 +78,8 @@ class ServiceContext:
     dead_letters: DeadLetterPublisher
     registry: CollectorRegistry
     readiness: ReadinessChecks
+    rebalance: RebalanceHooks = field(default_factory=RebalanceHooks)
+    """Register here to hear of partitions assigned and revoked (stateful handlers)."""
     shutdown_hooks: list[Callable[[], None]] = field(default_factory=list)
     """Called in order after the last batch is committed (flush a report, close a file)."""
 
@@ -143,11 +145,6 @@ def run_consumer_service(
     server.start()
     log.info("serving health and metrics", extra={"port": server.port})
     producer = _retry_until(lambda: open_producer(settings.kafka), "producer", settings.startup_timeout_s)
-    consumer = _retry_until(
-        lambda: open_consumer(settings.kafka, topics, settings.group_id, max_poll_records=settings.batch_max_records),
-        "consumer",
-        settings.startup_timeout_s,
-    )
     dead_lettered = Counter(
         "berg_dead_letters", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=registry
     )
@@ -160,9 +157,22 @@ def run_consumer_service(
         registry=registry,
         readiness=readiness,
     )
+    handler = build_handler(context)
+    # The consumer joins the group after the handler exists, so the handler hears of its first assignment.
+    consumer = _retry_until(
+        lambda: open_consumer(
+            settings.kafka,
+            topics,
+            settings.group_id,
+            max_poll_records=settings.batch_max_records,
+            rebalance_hooks=context.rebalance,
+        ),
+        "consumer",
+        settings.startup_timeout_s,
+    )
     loop = ConsumerLoop(
         consumer,
-        build_handler(context),
+        handler,
         metrics=ConsumerMetrics.register(registry),
         poll_timeout_ms=settings.poll_timeout_ms,
         batch_max_records=settings.batch_max_records,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -108,7 +109,7 @@ class FeatureDefinitions:
     context_view: OnDemandFeatureView
     service: FeatureService
 
-    def objects(self) -> list[object]:
+    def objects(self) -> list[Any]:
         """All of them, for ``FeatureStore.apply``."""
         return [getattr(self, name) for name in self.__dataclass_fields__]
 
@@ -121,9 +122,7 @@ def build_definitions(offline_root: str) -> FeatureDefinitions:
         value_type=ValueType.STRING,
         description="A card holder (the simulator's user_id).",
     )
-    merchant = Entity(
-        name="merchant", join_keys=[MERCHANT_KEY], value_type=ValueType.STRING, description="A merchant."
-    )
+    merchant = Entity(name="merchant", join_keys=[MERCHANT_KEY], value_type=ValueType.STRING, description="A merchant.")
     user_source = FileSource(
         name="user_transaction_aggregates_source",
         path=f"{offline_root}/{USER_VIEW}",
@@ -165,7 +164,7 @@ def build_definitions(offline_root: str) -> FeatureDefinitions:
         description="The transaction being scored: its amount and event time (Unix seconds).",
     )
 
-    @on_demand_feature_view(  # type: ignore[misc]
+    @on_demand_feature_view(  # type: ignore[untyped-decorator]
         sources=[request, user_view[["amount_mean_7d", USER_AS_OF]]],
         # Feast checks the declared schema against one it infers by running the function,
         # field for field, descriptions included: on-demand fields go undescribed.
@@ -181,9 +180,7 @@ def build_definitions(offline_root: str) -> FeatureDefinitions:
 
     assert transaction_context.name == ON_DEMAND_VIEW
     model_user_features = [spec.name for spec in USER_FEATURES if spec.name != USER_AS_OF]
-    model_merchant_features = [
-        spec.name for spec in MERCHANT_FEATURES if spec.name != MERCHANT_AS_OF
-    ]
+    model_merchant_features = [spec.name for spec in MERCHANT_FEATURES if spec.name != MERCHANT_AS_OF]
     service = FeatureService(
         name=FEATURE_SERVICE,
         features=[

@@ -33,11 +33,12 @@ SCHEMA_PART = "part-00000000-schema.parquet"
 """An empty part holding the schema, so a source can be read before its first push."""
 
 
-class AppendOnlyFileOfflineStoreConfig(DaskOfflineStoreConfig):  # type: ignore[misc]
+class AppendOnlyFileOfflineStoreConfig(DaskOfflineStoreConfig):
     """Config for :class:`AppendOnlyFileOfflineStore` (no options of its own)."""
 
-    type: Literal["berg.features.offline_store.AppendOnlyFileOfflineStore"] = (  # type: ignore[assignment]
-        "berg.features.offline_store.AppendOnlyFileOfflineStore"
+    # Feast loads a custom offline store by this dotted path, the value of `type` in feature_store.yaml.
+    type: Literal["berg.features.offline_store.AppendOnlyFileOfflineStore"] = (
+        "berg.features.offline_store.AppendOnlyFileOfflineStore"  # type: ignore[assignment]
     )
 
 
@@ -63,7 +64,7 @@ def write_part(filesystem: Any, directory: str, table: pa.Table, name: str | Non
     return final
 
 
-class AppendOnlyFileOfflineStore(DaskOfflineStore):  # type: ignore[misc]
+class AppendOnlyFileOfflineStore(DaskOfflineStore):
     """Feast's Dask (file) offline store, but a push appends a part file instead of rewriting."""
 
     @staticmethod

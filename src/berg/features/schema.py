@@ -15,7 +15,10 @@ from typing import Literal
 __all__ = [
     "CREATED_TIMESTAMP",
     "EVENT_TIMESTAMP",
+    "FEATURE_SERVICE",
+    "MERCHANT_AS_OF",
     "MERCHANT_FEATURES",
+    "MERCHANT_FRAUD_WINDOW",
     "MERCHANT_KEY",
     "MERCHANT_SNAPSHOT_EVERY",
     "MERCHANT_TTL",
@@ -30,10 +33,7 @@ __all__ = [
     "USER_PUSH_SOURCE",
     "USER_TTL",
     "USER_VIEW",
-    "FEATURE_SERVICE",
     "FeatureSpec",
-    "MERCHANT_AS_OF",
-    "MERCHANT_FRAUD_WINDOW",
 ]
 
 Kind = Literal["int", "float"]

@@ -28,7 +28,7 @@ from berg.kafka.records import RawRecord
 from berg.kafka.topics import MAX_MESSAGE_BYTES
 from berg.settings import KafkaSettings
 
-__all__ = ["BatchHandler", "BatchOutcome", "ConsumerLoop", "ConsumerMetrics", "open_consumer"]
+__all__ = ["BatchHandler", "BatchOutcome", "ConsumerLoop", "ConsumerMetrics", "RebalanceHooks", "open_consumer"]
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,38 @@ class ConsumerMetrics:
         )
 
 
-class _LoggingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    # Batches are handled and committed between polls, and rebalances happen
-    # inside poll(), so no batch is in flight here: logging is all there is to do.
+PartitionsCallback = Callable[[list[tuple[str, int]]], None]
+
+
+class RebalanceHooks(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Logs rebalances and tells registered callbacks which partitions came and went.
+
+    Batches are handled and committed between polls, and rebalances happen inside
+    ``poll()``, so no batch is in flight when a callback runs: a stateful handler
+    can drop the state of revoked partitions and load the state of assigned ones.
+    """
+
+    def __init__(self) -> None:
+        self._on_assigned: list[PartitionsCallback] = []
+        self._on_revoked: list[PartitionsCallback] = []
+
+    def on_assigned(self, callback: PartitionsCallback) -> None:
+        """Call ``callback([(topic, partition), ...])`` after partitions are assigned."""
+        self._on_assigned.append(callback)
+
+    def on_revoked(self, callback: PartitionsCallback) -> None:
+        """Call ``callback([(topic, partition), ...])`` before partitions are taken away."""
+        self._on_revoked.append(callback)
+
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked", extra={"partitions": sorted(str(tp) for tp in revoked)})
+        for callback in self._on_revoked:
+            callback(sorted((tp.topic, tp.partition) for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
+        for callback in self._on_assigned:
+            callback(sorted((tp.topic, tp.partition) for tp in assigned))
 
 
 def open_consumer(
@@ -99,6 +123,7 @@ def open_consumer(
     *,
     max_poll_records: int = 500,
     session_timeout_ms: int = 10_000,
+    rebalance_hooks: RebalanceHooks | None = None,
 ) -> Any:
     """A ``KafkaConsumer`` subscribed to ``topics``: manual commits, no deserializers.
 
@@ -118,7 +143,7 @@ def open_consumer(
         # Raw topics hold records up to MAX_MESSAGE_BYTES; fetch them whole.
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 64 * 1024,
     )
-    consumer.subscribe(list(topics), listener=_LoggingRebalanceListener())
+    consumer.subscribe(list(topics), listener=rebalance_hooks or RebalanceHooks())
     return consumer
 
 

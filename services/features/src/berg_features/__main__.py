@@ -1,0 +1,68 @@
+"""``python -m berg_features``: run the features service."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from berg.features.label_store import LabelStore
+from berg.features.store import open_store, prepare_store, repo_dir
+from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
+from berg.service import ServiceContext, run_consumer_service
+from berg.settings import load_settings
+from berg_features.aggregates import SECOND, UserAggregator
+from berg_features.handler import FeaturesHandler
+from berg_features.merchant_job import MerchantJob
+from berg_features.metrics import FeaturesMetrics
+from berg_features.settings import FeaturesSettings
+
+LABEL_STORE = "label_store"
+
+
+def main() -> None:
+    """Read settings once, register the feature repo, then consume until SIGTERM."""
+    settings = load_settings(FeaturesSettings)
+    repo = settings.feature_repo or repo_dir()
+
+    def build(context: ServiceContext) -> FeaturesHandler:
+        metrics = FeaturesMetrics.register(context.registry)
+        store = open_store(settings.feast_profile, repo)
+        prepare_store(store, settings.offline_root)
+        label_store = LabelStore(f"{settings.offline_root.rstrip('/')}/{LABEL_STORE}")
+        handler = FeaturesHandler(
+            store,
+            label_store,
+            UserAggregator(int(settings.allowed_lateness_s * SECOND)),
+            context.dead_letters,
+            metrics,
+        )
+        context.rebalance.on_assigned(handler.on_assigned)
+        context.rebalance.on_revoked(handler.on_revoked)
+        # The merchant job has its own FeatureStore: Feast's objects are not shared across threads.
+        job = MerchantJob(
+            open_store(settings.feast_profile, repo),
+            label_store,
+            settings.offline_root,
+            metrics,
+            allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+            recompute=timedelta(hours=settings.merchant_recompute_hours),
+            backfill=timedelta(days=settings.merchant_backfill_days),
+        )
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=job.run_forever, args=(stop, settings.merchant_interval_s), name="merchant-job", daemon=True
+        )
+        thread.start()
+
+        def stop_job() -> None:
+            stop.set()
+            thread.join(timeout=60)
+
+        context.on_shutdown(stop_job)
+        return handler
+
+    run_consumer_service(settings, topics=[TRANSACTIONS_VALID, LABELS_VALID], build_handler=build)
+
+
+if __name__ == "__main__":
+    main()

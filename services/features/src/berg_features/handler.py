@@ -1,0 +1,266 @@
+"""The features service's batch handler: aggregate, push to Feast, store labels.
+
+For each micro-batch from ``transactions.valid`` and ``labels.valid``:
+
+1. decode (a record that fails its contract is dead-lettered, as everywhere);
+2. add each transaction to the user aggregates; a transaction later than the
+   allowed lateness is dead-lettered with reason ``late_event``; a replay is
+   counted and changes nothing;
+3. push every emitted row to the offline store and, per user, the newest row to
+   the online store through the push source; a row older than what the online
+   store holds for that user is never pushed online (SQLite's online store would
+   let it win);
+4. append the transactions and labels to the label store;
+5. return, and the loop commits the offsets.
+
+A crash anywhere before 5 redelivers the batch. State is rebuilt from the label
+store (step 4's log), so a transaction logged before the crash is a replay
+afterwards, and one not logged is aggregated again with the same result (its
+rows are pushed again, identical). A handler failure rolls the batch's users
+back to the label store the same way before the batch is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pyarrow.dataset as ds
+from feast import FeatureStore
+from feast.data_source import PushMode
+
+from berg.contracts import LabelV1, TransactionV1
+from berg.features.label_store import LabelStore
+from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, USER_KEY, USER_PUSH_SOURCE
+from berg.kafka.dead_letter import DeadLetterPublisher
+from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
+from berg.kafka.records import RawRecord
+from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
+from berg_features.aggregates import SECOND, WEEK, Outcome, TransactionEvent, UserAggregator, UserRow
+from berg_features.metrics import FeaturesMetrics
+
+__all__ = ["FeaturesHandler", "event_from_transaction", "rows_frame"]
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def event_from_transaction(transaction: TransactionV1) -> TransactionEvent:
+    return TransactionEvent(
+        event_us=to_us(transaction.event_time),
+        event_id=str(transaction.event_id),
+        user_id=transaction.user_id,
+        merchant_id=transaction.merchant_id,
+        amount=transaction.amount,
+        card_not_present=transaction.channel == "card_not_present",
+    )
+
+
+def _event_from_log(row: Any) -> TransactionEvent:
+    return TransactionEvent(
+        event_us=to_us(row.event_time.to_pydatetime()),
+        event_id=str(row.event_id),
+        user_id=str(row.user_id),
+        merchant_id=str(row.merchant_id),
+        amount=float(row.amount),
+        card_not_present=row.channel == "card_not_present",
+    )
+
+
+def rows_frame(rows: Iterable[UserRow], created: datetime) -> pd.DataFrame:
+    """Feature rows as the push source takes them."""
+    rows = list(rows)
+    frame = pd.DataFrame([row.features for row in rows])
+    frame.insert(0, USER_KEY, [row.user_id for row in rows])
+    frame[EVENT_TIMESTAMP] = pd.to_datetime([row.at_us for row in rows], unit="us", utc=True)
+    frame[CREATED_TIMESTAMP] = pd.Timestamp(created)
+    return frame
+
+
+def _decode(record: RawRecord) -> TransactionV1 | LabelV1:
+    if record.topic == TRANSACTIONS_VALID:
+        return decode_contract(TransactionV1, record)
+    if record.topic == LABELS_VALID:
+        return decode_contract(LabelV1, record)
+    raise RecordRejected("unknown_topic", f"features does not read {record.topic}")
+
+
+class FeaturesHandler:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        label_store: LabelStore,
+        aggregator: UserAggregator,
+        dead_letters: DeadLetterPublisher,
+        metrics: FeaturesMetrics,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._labels = label_store
+        self._aggregator = aggregator
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._clock = clock
+        self._online_at: dict[str, int] = {}
+        self._user_partition: dict[str, int] = {}
+        self._pending_reload: set[str] = set()
+
+    def __call__(self, records: Sequence[RawRecord]) -> None:
+        if self._pending_reload:
+            self._reload_users(self._pending_reload)
+        good, rejected = split_batch(records, _decode)
+        transactions = [item for item in good if isinstance(item.value, TransactionV1)]
+        labels = [item for item in good if isinstance(item.value, LabelV1)]
+        users = {item.value.user_id for item in transactions}
+        try:
+            rows, accepted, late = self._aggregate(transactions)
+            self._push(rows)
+            self._store_events(accepted, labels)
+        except Exception:
+            # The batch will be retried: its users go back to what the label store knows
+            # before anything else is aggregated (the next call does it first).
+            self._aggregator.forget(users)
+            self._pending_reload |= users
+            raise
+        self._dead_letters.publish([*rejected, *late])
+        self._metrics.users_in_state.set(self._aggregator.users)
+
+    def _aggregate(
+        self, transactions: Sequence[Decoded[TransactionV1 | LabelV1]]
+    ) -> tuple[dict[tuple[str, int], UserRow], list[Decoded[TransactionV1 | LabelV1]], list[Rejected]]:
+        rows: dict[tuple[str, int], UserRow] = {}
+        accepted: list[Decoded[TransactionV1 | LabelV1]] = []
+        late: list[Rejected] = []
+        lateness_s = self._aggregator.allowed_lateness_us / SECOND
+        for item in transactions:
+            assert isinstance(item.value, TransactionV1)
+            result = self._aggregator.add(event_from_transaction(item.value))
+            self._metrics.events.labels("transaction", result.outcome.value).inc()
+            self._metrics.lateness_seconds.observe(result.lateness_us / SECOND)
+            if result.outcome is Outcome.LATE:
+                message = (
+                    f"event time {item.value.event_time.isoformat()} is {result.lateness_us / SECOND:.0f}s behind "
+                    f"user {item.value.user_id}'s latest transaction; allowed lateness is {lateness_s:.0f}s"
+                )
+                late.append(Rejected(item.record, RecordRejected("late_event", message)))
+                continue
+            if result.outcome is Outcome.ACCEPTED:
+                accepted.append(item)
+                self._user_partition[item.value.user_id] = item.record.partition
+            for row in result.rows:
+                # A later recomputation of the same row in this batch supersedes the earlier one.
+                rows[(row.user_id, row.at_us)] = row
+        return rows, accepted, late
+
+    def _push(self, rows: dict[tuple[str, int], UserRow]) -> None:
+        if not rows:
+            return
+        created = self._clock()
+        offline = rows_frame(rows.values(), created)
+        started = time.perf_counter()
+        self._store.push(USER_PUSH_SOURCE, offline, to=PushMode.OFFLINE)
+        self._metrics.push_seconds.labels("offline").observe(time.perf_counter() - started)
+        self._metrics.rows_pushed.labels("offline").inc(len(offline))
+        newest: dict[str, UserRow] = {}
+        for row in rows.values():
+            if row.at_us >= self._online_at.get(row.user_id, row.at_us) and (
+                row.user_id not in newest or row.at_us >= newest[row.user_id].at_us
+            ):
+                newest[row.user_id] = row
+        if not newest:
+            return
+        started = time.perf_counter()
+        self._store.push(USER_PUSH_SOURCE, rows_frame(newest.values(), created), to=PushMode.ONLINE)
+        self._metrics.push_seconds.labels("online").observe(time.perf_counter() - started)
+        self._metrics.rows_pushed.labels("online").inc(len(newest))
+        for row in newest.values():
+            self._online_at[row.user_id] = row.at_us
+
+    def _store_events(
+        self,
+        transactions: Sequence[Decoded[TransactionV1 | LabelV1]],
+        labels: Sequence[Decoded[TransactionV1 | LabelV1]],
+    ) -> None:
+        if transactions:
+            self._labels.append(
+                "transactions",
+                [
+                    {
+                        **item.value.model_dump(mode="json"),
+                        "event_time": item.value.event_time,
+                        "source_partition": item.record.partition,
+                        "source_offset": item.record.offset,
+                    }
+                    for item in transactions
+                ],
+            )
+            self._metrics.events.labels("transaction", "stored").inc(len(transactions))
+        if labels:
+            self._labels.append(
+                "labels",
+                [
+                    {
+                        **item.value.model_dump(mode="json"),
+                        "event_time": item.value.event_time,
+                    }
+                    for item in labels
+                ],
+            )
+            self._metrics.events.labels("label", "stored").inc(len(labels))
+
+    # State: rebuilt from the label store's transaction log.
+
+    def _horizon_start(self) -> datetime | None:
+        latest = self._labels.latest_event_time("transactions")
+        if latest is None:
+            return None
+        return latest - timedelta(microseconds=WEEK + self._aggregator.allowed_lateness_us)
+
+    def _restore(self, condition: ds.Expression) -> None:
+        start = self._horizon_start()
+        if start is None:
+            return
+        frame = self._labels.read("transactions", start=start, filter_expression=condition)
+        events = [_event_from_log(row) for row in frame.itertuples(index=False)]
+        self._metrics.restored_events.inc(self._aggregator.restore(events))
+        for row in frame.itertuples(index=False):
+            self._user_partition[str(row.user_id)] = int(row.source_partition)
+        for user_id in {event.user_id for event in events}:
+            watermark = self._aggregator.watermark(user_id)
+            if watermark is not None:
+                self._online_at[user_id] = max(self._online_at.get(user_id, watermark), watermark)
+        self._metrics.users_in_state.set(self._aggregator.users)
+        log.info("state restored from the label store", extra={"transactions": len(frame)})
+
+    def on_assigned(self, partitions: list[tuple[str, int]]) -> None:
+        """Load the aggregates of the users on newly assigned ``transactions.valid`` partitions."""
+        mine = [partition for topic, partition in partitions if topic == TRANSACTIONS_VALID]
+        if mine:
+            self._restore(ds.field("source_partition").isin(mine))
+
+    def on_revoked(self, partitions: list[tuple[str, int]]) -> None:
+        """Drop the users of revoked partitions: their new owner carries on, and so may we later."""
+        gone = {partition for topic, partition in partitions if topic == TRANSACTIONS_VALID}
+        users = [user for user, partition in self._user_partition.items() if partition in gone]
+        self._aggregator.forget(users)
+        for user in users:
+            self._user_partition.pop(user, None)
+            self._online_at.pop(user, None)
+
+    def _reload_users(self, users: set[str]) -> None:
+        # Raises when the label store is unreachable: the batch is retried, and so is this.
+        self._restore(ds.field("user_id").isin(sorted(users)))
+        self._pending_reload.clear()

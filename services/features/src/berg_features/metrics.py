@@ -1,0 +1,65 @@
+"""The features service's own metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["FeaturesMetrics"]
+
+
+@dataclass(frozen=True)
+class FeaturesMetrics:
+    events: Counter
+    rows_pushed: Counter
+    push_seconds: Histogram
+    lateness_seconds: Histogram
+    users_in_state: Gauge
+    restored_events: Counter
+    merchant_runs: Counter
+    merchant_seconds: Histogram
+    merchant_watermark: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> FeaturesMetrics:
+        return cls(
+            events=Counter(
+                "berg_features_events",
+                "Events consumed, by kind and outcome (aggregated, duplicate, late, stored).",
+                ["kind", "outcome"],
+                registry=registry,
+            ),
+            rows_pushed=Counter(
+                "berg_features_rows_pushed",
+                "Feature rows pushed to Feast, by store (online, offline).",
+                ["store"],
+                registry=registry,
+            ),
+            push_seconds=Histogram(
+                "berg_features_push_duration_seconds", "Time to push one batch to Feast.", ["store"], registry=registry
+            ),
+            lateness_seconds=Histogram(
+                "berg_features_lateness_seconds",
+                "How far (event time) transactions arrive behind their user's latest.",
+                buckets=(0, 1, 10, 60, 300, 900, 3600, 4 * 3600, 86400),
+                registry=registry,
+            ),
+            users_in_state=Gauge("berg_features_users_in_state", "Users whose aggregates are held.", registry=registry),
+            restored_events=Counter(
+                "berg_features_restored_events",
+                "Transactions read back from the label store to rebuild state.",
+                registry=registry,
+            ),
+            merchant_runs=Counter(
+                "berg_features_merchant_runs", "Merchant snapshot runs, by outcome.", ["outcome"], registry=registry
+            ),
+            merchant_seconds=Histogram(
+                "berg_features_merchant_duration_seconds", "Time of one merchant snapshot run.", registry=registry
+            ),
+            merchant_watermark=Gauge(
+                "berg_features_merchant_watermark_timestamp_seconds",
+                "Event time up to which merchant snapshots are materialized.",
+                registry=registry,
+            ),
+        )

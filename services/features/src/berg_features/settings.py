@@ -1,0 +1,39 @@
+"""Settings of the features service (``BERG_FEATURES_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from berg.service import ConsumerServiceSettings
+from berg.settings import service_config
+from berg.web.app import WebSettings
+
+__all__ = ["FeaturesSettings"]
+
+
+class FeaturesSettings(ConsumerServiceSettings):
+    """Where the feature store is, how late an event may be, how often merchants are recomputed."""
+
+    model_config = service_config("BERG_FEATURES_")
+
+    service_name: str = "features"
+    group_id: str = "berg-features"
+    web: WebSettings = WebSettings(port=8103)
+    feature_repo: Path | None = None
+    """The Feast repo (``feature_repo/``); default: the one in this checkout or image."""
+    feast_profile: str = "feature_store.yaml"
+    """The repo's profile yaml: ``feature_store.yaml`` (embedded) or ``cluster/feature_store.yaml``."""
+    offline_root: str = Field(default=".berg/feast/offline", min_length=1)
+    """Offline sources and the label store: a folder, or ``s3://bucket/prefix``."""
+    allowed_lateness_s: float = Field(default=3600.0, ge=0, le=7 * 24 * 3600)
+    """How far (event time) a transaction may arrive behind its user's latest one and still be
+    aggregated; later ones are dead-lettered with reason ``late_event``."""
+    merchant_interval_s: float = Field(default=30.0, gt=0)
+    """Wall-clock seconds between merchant snapshot runs (and their materialization)."""
+    merchant_recompute_hours: int = Field(default=6, ge=1, le=24 * 7)
+    """Each run recomputes the snapshots of the days covering this many hours before the
+    watermark, so labels and late transactions that arrived since are reflected."""
+    merchant_backfill_days: int = Field(default=35, ge=1, le=400)
+    """The first run computes snapshots this far back (bounded by the oldest transaction)."""
