@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from berg.features.label_store import LabelStore
 from berg.features.store import open_store, prepare_store, repo_dir
-from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg.service import ServiceContext, run_consumer_service
 from berg.settings import load_settings
 from berg_features.aggregates import SECOND, UserAggregator
@@ -35,6 +34,8 @@ def main() -> None:
             UserAggregator(int(settings.allowed_lateness_s * SECOND)),
             context.dead_letters,
             metrics,
+            transactions_topic=settings.transactions_topic,
+            labels_topic=settings.labels_topic,
         )
         context.rebalance.on_assigned(handler.on_assigned)
         context.rebalance.on_revoked(handler.on_revoked)
@@ -61,7 +62,7 @@ def main() -> None:
         context.on_shutdown(stop_job)
         return handler
 
-    run_consumer_service(settings, topics=[TRANSACTIONS_VALID, LABELS_VALID], build_handler=build)
+    run_consumer_service(settings, topics=[settings.transactions_topic, settings.labels_topic], build_handler=build)
 
 
 if __name__ == "__main__":

@@ -87,14 +87,6 @@ def rows_frame(rows: Iterable[UserRow], created: datetime) -> pd.DataFrame:
     return frame
 
 
-def _decode(record: RawRecord) -> TransactionV1 | LabelV1:
-    if record.topic == TRANSACTIONS_VALID:
-        return decode_contract(TransactionV1, record)
-    if record.topic == LABELS_VALID:
-        return decode_contract(LabelV1, record)
-    raise RecordRejected("unknown_topic", f"features does not read {record.topic}")
-
-
 class FeaturesHandler:
     """See the module docstring."""
 
@@ -106,8 +98,12 @@ class FeaturesHandler:
         dead_letters: DeadLetterPublisher,
         metrics: FeaturesMetrics,
         *,
+        transactions_topic: str = TRANSACTIONS_VALID,
+        labels_topic: str = LABELS_VALID,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._transactions_topic = transactions_topic
+        self._labels_topic = labels_topic
         self._store = store
         self._labels = label_store
         self._aggregator = aggregator
@@ -121,7 +117,7 @@ class FeaturesHandler:
     def __call__(self, records: Sequence[RawRecord]) -> None:
         if self._pending_reload:
             self._reload_users(self._pending_reload)
-        good, rejected = split_batch(records, _decode)
+        good, rejected = split_batch(records, self.decode)
         transactions = [item for item in good if isinstance(item.value, TransactionV1)]
         labels = [item for item in good if isinstance(item.value, LabelV1)]
         users = {item.value.user_id for item in transactions}
@@ -137,6 +133,14 @@ class FeaturesHandler:
             raise
         self._dead_letters.publish([*rejected, *late])
         self._metrics.users_in_state.set(self._aggregator.users)
+
+    def decode(self, record: RawRecord) -> TransactionV1 | LabelV1:
+        """Decode one record against its topic's contract."""
+        if record.topic == self._transactions_topic:
+            return decode_contract(TransactionV1, record)
+        if record.topic == self._labels_topic:
+            return decode_contract(LabelV1, record)
+        raise RecordRejected("unknown_topic", f"features does not read {record.topic}")
 
     def _aggregate(
         self, transactions: Sequence[Decoded[TransactionV1 | LabelV1]]
@@ -246,14 +250,14 @@ class FeaturesHandler:
         log.info("state restored from the label store", extra={"transactions": len(frame)})
 
     def on_assigned(self, partitions: list[tuple[str, int]]) -> None:
-        """Load the aggregates of the users on newly assigned ``transactions.valid`` partitions."""
-        mine = [partition for topic, partition in partitions if topic == TRANSACTIONS_VALID]
+        """Load the aggregates of the users on newly assigned transaction partitions."""
+        mine = [partition for topic, partition in partitions if topic == self._transactions_topic]
         if mine:
             self._restore(ds.field("source_partition").isin(mine))
 
     def on_revoked(self, partitions: list[tuple[str, int]]) -> None:
         """Drop the users of revoked partitions: their new owner carries on, and so may we later."""
-        gone = {partition for topic, partition in partitions if topic == TRANSACTIONS_VALID}
+        gone = {partition for topic, partition in partitions if topic == self._transactions_topic}
         users = [user for user, partition in self._user_partition.items() if partition in gone]
         self._aggregator.forget(users)
         for user in users:

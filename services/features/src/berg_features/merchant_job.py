@@ -2,17 +2,17 @@
 
 Runs in its own thread with its own ``FeatureStore``. Each run:
 
-1. takes the watermark: the latest transaction in the label store, less the
-   allowed lateness (a later transaction would be refused anyway);
+1. takes the watermark: the latest event time that every source partition has
+   reached in the label store, less the allowed lateness;
 2. recomputes the hourly snapshots of every day from ``recompute_hours`` before
    the last run's watermark (the first run: ``backfill_days`` back, bounded by the
    oldest transaction) up to the new watermark, and writes each day as one part
    named after it (a rerun replaces the day: newer labels, late transactions);
-3. materializes the merchant view into the online store up to the watermark.
+3. materializes the merchant view (only it) for the recomputed window, up to the watermark.
 
-Feast's ``materialize_incremental`` starts where the last one ended, and its
-first run starts at now minus the view's TTL; when event time runs ahead of the
-wall clock (the simulator) that is still before the watermark, so nothing is missed.
+Not ``materialize_incremental``: it starts where the last run ended, so a snapshot
+corrected by a recomputation would stay stale online, and its first run starts at
+now minus the view's TTL, which skips a backfill whose event times are older.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class MerchantJob:
 
     def run_once(self) -> datetime | None:
         """One run; returns the watermark materialized to (``None`` with no transactions yet)."""
-        latest = self._labels.latest_event_time("transactions")
+        latest = self._low_watermark()
         if latest is None:
             return None
         watermark = latest - self._lateness
@@ -106,10 +106,30 @@ class MerchantJob:
         days = sorted({moment.date() for moment in snapshot_times(start, watermark)})
         if days:
             self._write_days(days, watermark)
-        self._store.materialize_incremental(end_date=watermark)
+        self._materialize(start, watermark)
         self._done_until = watermark
         self._metrics.merchant_watermark.set(watermark.timestamp())
         return watermark
+
+    def _low_watermark(self) -> datetime | None:
+        # The latest event time every source partition has reached: a snapshot is computed
+        # once no partition still has transactions before it on the way.
+        latest = self._labels.latest_event_time("transactions")
+        if latest is None:
+            return None
+        recent = self._labels.read("transactions", start=latest - self._backfill)
+        if recent.empty:
+            return None
+        low: datetime = recent.groupby("source_partition")["event_time"].max().min().to_pydatetime()
+        return low
+
+    def _materialize(self, start: datetime, watermark: datetime) -> None:
+        # Only the merchant view: the user view is pushed online by the stream, and a
+        # materialization could put an older row over a newer one. The whole recomputed
+        # window, not materialize_incremental: that starts where the last run ended, so it
+        # would skip a snapshot this run corrected (and its first run would start at now
+        # minus the TTL, skipping a backfill whose event times are older).
+        self._store.materialize(start_date=start, end_date=watermark, feature_views=[MERCHANT_VIEW])
 
     def _write_days(self, days: list[date], watermark: datetime) -> None:
         first = datetime.combine(days[0], datetime.min.time(), UTC)

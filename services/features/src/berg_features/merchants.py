@@ -40,10 +40,13 @@ def merchant_snapshots(
     fraud_window = pd.Timedelta(MERCHANT_FRAUD_WINDOW)
     tx = transactions[["event_id", "event_time", MERCHANT_KEY, "amount"]]
     first_label = labels.sort_values("event_time").drop_duplicates("transaction_event_id")
-    known = first_label.rename(columns={"transaction_event_id": "event_id", "event_time": "label_time"})[
-        ["event_id", "label_time", "is_fraud"]
-    ]
+    known = first_label[["transaction_event_id", "event_time", "is_fraud"]].rename(
+        columns={"transaction_event_id": "event_id", "event_time": "label_time"}
+    )
     tx = tx.merge(known, on="event_id", how="left")
+    # Without any label the merged columns come back untyped.
+    tx["label_time"] = pd.to_datetime(tx["label_time"], utc=True)
+    tx["is_fraud"] = tx["is_fraud"].astype("boolean").fillna(False).astype(bool)
     frames = []
     for snapshot in snapshot_times:
         at = pd.Timestamp(snapshot)
@@ -56,7 +59,7 @@ def merchant_snapshots(
             {
                 MERCHANT_KEY: window[MERCHANT_KEY],
                 "tx_30d": 1,
-                "fraud_known": (label_known & window["is_fraud"].fillna(False).astype(bool)).astype("int64"),
+                "fraud_known": (label_known & window["is_fraud"]).astype("int64"),
                 "label_known": label_known.astype("int64"),
                 "tx_24h": day.astype("int64"),
                 "amount_24h": window["amount"].where(day, 0.0),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg.service import ConsumerServiceSettings
 from berg.settings import service_config
 from berg.web.app import WebSettings
@@ -30,6 +31,8 @@ class FeaturesSettings(ConsumerServiceSettings):
     allowed_lateness_s: float = Field(default=3600.0, ge=0, le=7 * 24 * 3600)
     """How far (event time) a transaction may arrive behind its user's latest one and still be
     aggregated; later ones are dead-lettered with reason ``late_event``."""
+    transactions_topic: str = Field(default=TRANSACTIONS_VALID, min_length=1)
+    labels_topic: str = Field(default=LABELS_VALID, min_length=1)
     merchant_interval_s: float = Field(default=30.0, gt=0)
     """Wall-clock seconds between merchant snapshot runs (and their materialization)."""
     merchant_recompute_hours: int = Field(default=6, ge=1, le=24 * 7)
