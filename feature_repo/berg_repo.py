@@ -6,8 +6,9 @@ aggregator and the training pipeline read too. Offline sources live under
 $BERG_FEAST_OFFLINE_ROOT, else $BERG_STATE_DIR/feast/offline.
 """
 
-from berg.features.definitions import build_definitions, offline_root_from_env
+from berg.features.definitions import build_definitions, ensure_state_folder, offline_root_from_env
 
+ensure_state_folder()
 _definitions = build_definitions(offline_root_from_env())
 
 user = _definitions.user

@@ -45,6 +45,7 @@ __all__ = [
     "STATE_DIR_ENV",
     "FeatureDefinitions",
     "build_definitions",
+    "ensure_state_folder",
     "offline_root_from_env",
     "source_schema",
 ]
@@ -73,6 +74,14 @@ def offline_root_from_env() -> str:
         f"set {STATE_DIR_ENV} (e.g. `export {STATE_DIR_ENV}=$PWD/.berg`, as the berg command does) "
         f"or {OFFLINE_ROOT_ENV} before running Feast on feature_repo/"
     )
+
+
+def ensure_state_folder() -> None:
+    """Create ``$BERG_STATE_DIR/feast`` when set: the SQLite registry and online store live
+    there, and SQLite creates files, not folders (``feast apply`` on a fresh checkout)."""
+    state = os.environ.get(STATE_DIR_ENV)
+    if state:
+        (Path(state) / "feast").mkdir(parents=True, exist_ok=True)
 
 
 def source_schema(key: str, features: tuple[FeatureSpec, ...]) -> pa.Schema:
