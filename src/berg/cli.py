@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -16,10 +17,12 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from berg.contracts import TransactionV1
 from berg.demo import DownstreamWatcher, RunOutcome
 from berg.settings import SettingsError, load_settings
 from berg.simulator import cli as simulator_cli
 from berg.simulator.bounds import bounded
+from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import simulate
 from berg.simulator.producer import ProductionCounts, produce_events
 from berg.simulator.scenarios import make_scenario
@@ -165,6 +168,39 @@ def _outcome_table(counts: ProductionCounts, outcome: RunOutcome, scraped: dict[
     return table
 
 
+def _show_features(stack: LocalStack, outcome: RunOutcome, events: list[SimulatedEvent], timeout_s: float) -> None:
+    # Feast is the berg[features] extra: imported only here.
+    from berg.features.showcase import feature_store_tables, wait_for_label_store, wait_for_merchants
+
+    if "features" not in stack.settings.services:
+        return
+    root = stack.layout.root
+    ids = {str(event_id) for event_id in outcome.valid_transactions}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
+        task = progress.add_task("aggregated into the feature store", total=len(ids))
+        stored = wait_for_label_store(root, ids, timeout_s, lambda held: progress.update(task, completed=held))
+    if not stored:
+        raise CommandFailed(
+            f"the features service did not store every valid transaction within {timeout_s:.0f}s; "
+            f"see {stack.layout.logs / 'features.log'}"
+        )
+    transactions = [TransactionV1.model_validate_json(e.value) for e in events if e.kind == "transaction"]
+    busiest_users = [user for user, _ in Counter(t.user_id for t in transactions).most_common(3)]
+    busiest_merchants = [merchant for merchant, _ in Counter(t.merchant_id for t in transactions).most_common(3)]
+    with console.status("Waiting for the merchant job to materialize its snapshots"):
+        if not wait_for_merchants(root, busiest_merchants, timeout_s):
+            raise CommandFailed(
+                f"no merchant snapshot reached the online store within {timeout_s:.0f}s; "
+                f"see {stack.layout.logs / 'features.log'}"
+            )
+    for table in feature_store_tables(root, busiest_users, busiest_merchants):
+        console.print(table)
+    console.print(
+        f"Feast repo: feature_repo/ (registry, online store and offline sources under {root / 'feast'}); "
+        f"`BERG_STATE_DIR={root.absolute()} uv run feast -c feature_repo serve` serves it over HTTP."
+    )
+
+
 @app.command()
 def demo(
     transactions: Annotated[
@@ -177,7 +213,7 @@ def demo(
     timeout_s: Annotated[float, typer.Option(min=1, help="How long to wait for everything to come out.")] = 300,
     stop: Annotated[bool, typer.Option("--down/--keep-up", help="Stop the stack at the end.")] = False,
 ) -> None:
-    """The main job. Today: the stack, then simulated traffic through ingestion and validation."""
+    """The main job. Today: the stack, simulated traffic through ingestion and validation, features in Feast."""
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
@@ -248,6 +284,7 @@ def demo(
                 f"not every record came out within {timeout_s:.0f}s; `uv run berg status` and the logs in "
                 f"{stack.layout.logs} say why"
             )
+        _show_features(stack, outcome, events, timeout_s)
         if stop:
             down()
         else:

@@ -8,7 +8,7 @@ the rest at their defaults.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from berg.stack.layout import StateLayout
 from berg.stack.settings import StackSettings
@@ -26,6 +26,9 @@ class ServiceSpec:
     env_prefix: str
     port: int
     extra_env: dict[str, str]
+    """Settings of the service, without its prefix."""
+    shared_env: dict[str, str] = field(default_factory=dict)
+    """Variables read as they are (``BERG_STATE_DIR``: Feast's feature_store.yaml names it)."""
 
 
 def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceSpec]:
@@ -45,6 +48,15 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
             settings.ports.validation,
             {"DATA_DOCS_DIR": str(layout.root / "gx")},
         ),
+        "features": ServiceSpec(
+            "features",
+            "berg_features",
+            "BERG_FEATURES_",
+            settings.ports.features,
+            # Merchant snapshots every 10 s: the demo compresses days of event time into minutes.
+            {"OFFLINE_ROOT": str(layout.root.absolute() / "feast" / "offline"), "MERCHANT_INTERVAL_S": "10"},
+            {"BERG_STATE_DIR": str(layout.root.absolute())},
+        ),
     }
     return [known[name] for name in known if name in settings.services]
 
@@ -63,7 +75,7 @@ def service_programs(settings: StackSettings, layout: StateLayout) -> list[Progr
             Program(
                 spec.name,
                 [sys.executable, "-m", spec.module],
-                {f"{spec.env_prefix}{key}": value for key, value in environment.items()},
+                {**spec.shared_env, **{f"{spec.env_prefix}{key}": value for key, value in environment.items()}},
                 priority=30,
                 stop_wait_s=30,
                 start_s=1,

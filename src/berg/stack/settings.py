@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_KAFKA_VERSION", "PortTable", "StackSettings"]
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 
-ServiceName = Literal["ingestion", "validation"]
+ServiceName = Literal["ingestion", "validation", "features"]
 """The Berg services the local stack can run."""
 
 
@@ -35,6 +35,8 @@ class PortTable(BaseModel):
     """Ingestion service: health and metrics."""
     validation: int = Field(default=8102, ge=1, le=65535)
     """Validation service: health and metrics."""
+    features: int = Field(default=8103, ge=1, le=65535)
+    """Features service: health and metrics."""
 
     @model_validator(mode="after")
     def _distinct(self) -> PortTable:
