@@ -1,0 +1,159 @@
+"""Streaming aggregation throughput: ``transactions.valid`` into Feast, against a bare poll loop, in one run.
+
+Starts its own Kafka (free ports, temporary state dir), produces N simulated
+transactions to ``transactions.valid``, then times, over the same topic:
+
+- baseline: a bare ``KafkaConsumer`` poll loop that reads every record and commits;
+- features: Berg's ``ConsumerLoop`` + ``FeaturesHandler`` in this process, with the
+  service's default micro-batch: decode, aggregate per user in event-time windows,
+  push every row to the offline store and the newest per user to the online store
+  (Feast push source, embedded profile: SQLite online store, parquet offline),
+  append to the label store, commit.
+
+Prints events/s of each, their ratio, and where the features path spends its time.
+
+    uv run python bench/feature_streaming.py --events 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kafka import KafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from berg.features.label_store import LabelStore
+from berg.features.store import feast_environment, open_store, prepare_store
+from berg.kafka.consumer import ConsumerLoop, open_consumer
+from berg.kafka.dead_letter import DeadLetterPublisher
+from berg.kafka.producer import open_producer
+from berg.kafka.records import RawRecord
+from berg.kafka.topics import TRANSACTIONS_VALID
+from berg.simulator.generator import SimulationConfig, simulate
+from berg.stack.local import LocalStack
+from berg.stack.settings import PortTable, StackSettings
+from berg_features.aggregates import SECOND, UserAggregator
+from berg_features.handler import FeaturesHandler
+from berg_features.metrics import FeaturesMetrics
+from berg_features.settings import FeaturesSettings
+
+
+def free_ports() -> PortTable:
+    names = list(PortTable.model_fields)
+    sockets = [socket.socket() for _ in names]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return PortTable(**dict(zip(names, ports, strict=True)))
+
+
+def produce(stack: LocalStack, events: int) -> None:
+    producer = open_producer(stack.kafka_settings, linger_ms=20)
+    config = SimulationConfig(start=datetime(2026, 1, 1, tzinfo=UTC), seed=5)
+    transactions = (event for event in simulate(config) if event.kind == "transaction")
+    for event in itertools.islice(transactions, events):
+        producer.send(TRANSACTIONS_VALID, key=event.key, value=event.value)
+    producer.flush()
+    producer.close()
+
+
+def bare_poll_loop(stack: LocalStack, events: int, batch: int) -> float:
+    consumer = KafkaConsumer(
+        TRANSACTIONS_VALID,
+        bootstrap_servers=stack.settings.kafka_bootstrap,
+        group_id="bench-bare",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=batch,
+    )
+    seen = 0
+    started = None
+    while seen < events:
+        polled = consumer.poll(timeout_ms=500)
+        if polled and started is None:
+            started = time.perf_counter()
+        seen += sum(len(records) for records in polled.values())
+        consumer.commit()
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return seen / elapsed
+
+
+def features_path(stack: LocalStack, events: int, state: Path) -> float:
+    settings = FeaturesSettings()
+    offline_root = str(state / "feast" / "offline")
+    store = open_store()
+    prepare_store(store, offline_root)
+    registry = CollectorRegistry()
+    metrics = FeaturesMetrics.register(registry)
+    handled = 0
+    label_store = LabelStore(f"{offline_root}/label_store")
+    handler = FeaturesHandler(
+        store,
+        label_store,
+        UserAggregator(int(settings.allowed_lateness_s * SECOND)),
+        DeadLetterPublisher(None, "features"),
+        metrics,
+    )
+
+    def counting(records: Sequence[RawRecord]) -> None:
+        nonlocal handled
+        handler(records)
+        handled += len(records)
+
+    loop = ConsumerLoop(
+        open_consumer(
+            stack.kafka_settings, [TRANSACTIONS_VALID], "bench-features", max_poll_records=settings.batch_max_records
+        ),
+        counting,
+        poll_timeout_ms=settings.poll_timeout_ms,
+        batch_max_records=settings.batch_max_records,
+        batch_max_wait_ms=settings.batch_max_wait_ms,
+    )
+    started = None
+    while handled < events:
+        loop.poll_once()
+        if handled and started is None:
+            started = time.perf_counter()
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    loop.close()
+    for store_name in ("offline", "online"):
+        spent = registry.get_sample_value("berg_features_push_duration_seconds_sum", {"store": store_name}) or 0.0
+        rows = registry.get_sample_value("berg_features_rows_pushed_total", {"store": store_name}) or 0.0
+        print(f"  push {store_name:8s} {spent:6.2f} s of {elapsed:6.2f} s ({rows:.0f} rows)")
+    return handled / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    args = parser.parse_args()
+    batch = FeaturesSettings().batch_max_records
+    with tempfile.TemporaryDirectory(prefix="berg-bench-") as state:
+        stack = LocalStack(StackSettings(state_dir=Path(state), ports=free_ports(), services=[], topic_partitions=3))
+        try:
+            stack.up()
+            produce(stack, args.events)
+            bare = bare_poll_loop(stack, args.events, batch)
+            with feast_environment({"BERG_STATE_DIR": state}):
+                features = features_path(stack, args.events, Path(state))
+        finally:
+            stack.down()
+    print(f"events: {args.events}, batch_max_records: {batch}, cpus: {os.cpu_count()}")
+    print(f"bare kafka-python poll loop: {bare:10.0f} events/s")
+    print(f"features path:               {features:10.0f} events/s  (aggregate, push offline + online, label store)")
+    print(f"ratio features/bare: {features / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
