@@ -1,4 +1,4 @@
-"""Fixtures for tests against the session's real Kafka broker."""
+"""Fixtures for tests against the session's real servers: Kafka, and throwaway Redis and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from berg.kafka.producer import open_producer
 from berg.settings import KafkaSettings
+from tests.servers import PostgresServer, RedisServer, running_postgres, running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -39,3 +40,17 @@ def producer(kafka_settings: KafkaSettings) -> Iterator[Any]:
     client = open_producer(kafka_settings)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server for the session; take a database of your own with ``allocate_db()``."""
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for the session; take a database of your own with ``create_database()``."""
+    with running_postgres() as server:
+        yield server

@@ -78,7 +78,12 @@ class AppendOnlyFileOfflineStore(DaskOfflineStore):
         if not isinstance(source, FileSource):
             raise TypeError(f"feature view {feature_view.name!r}: the offline store writes FileSource views only")
         filesystem, directory = _source_dir(config, source)
-        schema = pq.read_schema(f"{directory}/{SCHEMA_PART}", filesystem=filesystem)
+        schema_path = f"{directory}/{SCHEMA_PART}"
+        if filesystem.get_file_info(schema_path).type == pa.fs.FileType.NotFound:
+            # Registered by `feast apply` alone (berg.features.store.prepare_store seeds it): the
+            # first push fixes the schema every later part is cast to.
+            write_part(filesystem, directory, table.schema.empty_table(), name=SCHEMA_PART)
+        schema = pq.read_schema(schema_path, filesystem=filesystem)
         missing = [name for name in schema.names if name not in table.column_names]
         if missing:
             raise ValueError(f"feature view {feature_view.name!r}: the pushed rows lack the columns {missing}")

@@ -26,7 +26,16 @@ from berg.features.definitions import (
 from berg.features.offline_store import SCHEMA_PART, write_part
 from berg.features.schema import MERCHANT_FEATURES, MERCHANT_KEY, USER_FEATURES, USER_KEY
 
-__all__ = ["EMBEDDED_PROFILE", "feast_environment", "open_store", "prepare_store", "repo_dir"]
+__all__ = [
+    "CLUSTER_PROFILE",
+    "EMBEDDED_PROFILE",
+    "close_store",
+    "feast_environment",
+    "offline_root",
+    "open_store",
+    "prepare_store",
+    "repo_dir",
+]
 
 EMBEDDED_PROFILE = "feature_store.yaml"
 CLUSTER_PROFILE = "cluster/feature_store.yaml"
@@ -68,6 +77,15 @@ def open_store(profile: str = EMBEDDED_PROFILE, repo: Path | None = None) -> Fea
             raise RuntimeError(f"set {STATE_DIR_ENV} (the state directory, e.g. $PWD/.berg) to open the feature store")
         (Path(state) / "feast").mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(repo), fs_yaml_file=repo / profile)
+
+
+def close_store(store: FeatureStore) -> None:
+    """Release the SQL registry's connection pools (Feast has no close of its own)."""
+    registry = store.registry
+    for name in ("write_engine", "read_engine"):
+        engine = getattr(registry, name, None)
+        if engine is not None:
+            engine.dispose()
 
 
 def _ensure_schema_part(store: FeatureStore, source: FileSource, schema: pa.Schema) -> None:

@@ -1,0 +1,4 @@
+"""Berg's features service: streaming user aggregates and merchant snapshots into Feast."""
+
+# Before Feast: see berg.features (prometheus_client must not start in multiprocess mode).
+import berg.features  # noqa: F401

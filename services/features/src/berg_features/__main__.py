@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 from berg.features.label_store import LabelStore
-from berg.features.store import open_store, prepare_store, repo_dir
+from berg.features.store import close_store, open_store, prepare_store, repo_dir
 from berg.service import ServiceContext, run_consumer_service
 from berg.settings import load_settings
 from berg_features.aggregates import SECOND, UserAggregator
@@ -40,8 +40,9 @@ def main() -> None:
         context.rebalance.on_assigned(handler.on_assigned)
         context.rebalance.on_revoked(handler.on_revoked)
         # The merchant job has its own FeatureStore: Feast's objects are not shared across threads.
+        job_store = open_store(settings.feast_profile, repo)
         job = MerchantJob(
-            open_store(settings.feast_profile, repo),
+            job_store,
             label_store,
             settings.offline_root,
             metrics,
@@ -58,6 +59,8 @@ def main() -> None:
         def stop_job() -> None:
             stop.set()
             thread.join(timeout=60)
+            close_store(job_store)
+            close_store(store)
 
         context.on_shutdown(stop_job)
         return handler

@@ -77,12 +77,13 @@ def _event_from_log(row: Any) -> TransactionEvent:
     )
 
 
-def rows_frame(rows: Iterable[UserRow], created: datetime) -> pd.DataFrame:
-    """Feature rows as the push source takes them."""
+def rows_frame(rows: Iterable[UserRow], created: datetime, stamps: Sequence[int] | None = None) -> pd.DataFrame:
+    """Feature rows as the push source takes them; ``stamps`` replace the rows' event times."""
     rows = list(rows)
     frame = pd.DataFrame([row.features for row in rows])
     frame.insert(0, USER_KEY, [row.user_id for row in rows])
-    frame[EVENT_TIMESTAMP] = pd.to_datetime([row.at_us for row in rows], unit="us", utc=True)
+    times = stamps if stamps is not None else [row.at_us for row in rows]
+    frame[EVENT_TIMESTAMP] = pd.to_datetime(list(times), unit="us", utc=True)
     frame[CREATED_TIMESTAMP] = pd.Timestamp(created)
     return frame
 
@@ -111,6 +112,9 @@ class FeaturesHandler:
         self._metrics = metrics
         self._clock = clock
         self._online_at: dict[str, int] = {}
+        """Per user, the event time of the newest row pushed online."""
+        self._online_stamp: dict[str, int] = {}
+        """Per user, the event timestamp that row was pushed with (see :meth:`_push`)."""
         self._user_partition: dict[str, int] = {}
         self._pending_reload: set[str] = set()
 
@@ -186,12 +190,21 @@ class FeaturesHandler:
                 newest[row.user_id] = row
         if not newest:
             return
+        # Online, each user's stamps strictly increase: Feast's Redis store skips a row whose
+        # event time is not newer than the stored one, so a correction of the latest row (same
+        # event time, after a late transaction) goes out one microsecond after the last stamp.
+        rows_out = list(newest.values())
+        stamps = [
+            max(row.at_us, self._online_stamp[row.user_id] + 1) if row.user_id in self._online_stamp else row.at_us
+            for row in rows_out
+        ]
         started = time.perf_counter()
-        self._store.push(USER_PUSH_SOURCE, rows_frame(newest.values(), created), to=PushMode.ONLINE)
+        self._store.push(USER_PUSH_SOURCE, rows_frame(rows_out, created, stamps), to=PushMode.ONLINE)
         self._metrics.push_seconds.labels("online").observe(time.perf_counter() - started)
-        self._metrics.rows_pushed.labels("online").inc(len(newest))
-        for row in newest.values():
+        self._metrics.rows_pushed.labels("online").inc(len(rows_out))
+        for row, stamp in zip(rows_out, stamps, strict=True):
             self._online_at[row.user_id] = row.at_us
+            self._online_stamp[row.user_id] = stamp
 
     def _store_events(
         self,
@@ -246,6 +259,7 @@ class FeaturesHandler:
             watermark = self._aggregator.watermark(user_id)
             if watermark is not None:
                 self._online_at[user_id] = max(self._online_at.get(user_id, watermark), watermark)
+                self._online_stamp[user_id] = max(self._online_stamp.get(user_id, watermark), watermark)
         self._metrics.users_in_state.set(self._aggregator.users)
         log.info("state restored from the label store", extra={"transactions": len(frame)})
 
@@ -263,6 +277,7 @@ class FeaturesHandler:
         for user in users:
             self._user_partition.pop(user, None)
             self._online_at.pop(user, None)
+            self._online_stamp.pop(user, None)
 
     def _reload_users(self, users: set[str]) -> None:
         # Raises when the label store is unreachable: the batch is retried, and so is this.

@@ -1,0 +1,331 @@
+"""Throwaway Redis and PostgreSQL servers (the Debian packages' binaries), for tests and benchmarks.
+
+Each server runs on a free port of 127.0.0.1 with its files in a fresh temporary
+directory, and is gone when its ``with`` block ends. A server never outlives the
+process that started it: it runs in its own process group (a Ctrl-C reaches the
+tests, which stop it in order) and with a parent-death signal (``setpriv
+--pdeathsig``), so the kernel stops it if that process dies, even by SIGKILL.
+Start servers from the main thread: the parent-death signal follows the thread
+that started the server.
+
+PostgreSQL refuses to run as root; as root, ``initdb`` and ``postgres`` run as
+the ``postgres`` system user (``setpriv --reuid``, which, unlike ``runuser``,
+leaves no root process in between, so the death signal reaches the server itself).
+
+    with running_redis() as redis_server, running_postgres() as postgres_server:
+        url = postgres_server.sqlalchemy_url(postgres_server.create_database())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import redis
+from psycopg import sql
+
+from tests.helpers import free_port, wait_for
+
+__all__ = ["PostgresServer", "RedisServer", "postgres_bin_dir", "running_postgres", "running_redis"]
+
+HOST = "127.0.0.1"
+_REDIS_DATABASES = 16
+"""redis-server's default ``databases``: the indexes :meth:`RedisServer.allocate_db` hands out."""
+
+
+def postgres_bin_dir() -> Path:
+    """The newest ``/usr/lib/postgresql/<version>/bin`` (Debian keeps these off PATH), else initdb's folder on PATH.
+
+    Raises:
+        RuntimeError: PostgreSQL is not installed.
+    """
+    candidates = sorted(
+        (path for path in Path("/usr/lib/postgresql").glob("*/bin") if (path / "initdb").exists()),
+        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return candidates[-1]
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    raise RuntimeError("PostgreSQL is not installed (initdb not found): run scripts/bootstrap.sh")
+
+
+class _Process:
+    """A server child process in its own process group, logging to a file."""
+
+    def __init__(
+        self, argv: Sequence[str], log_path: Path, death_signal: str, run_as: pwd.struct_passwd | None
+    ) -> None:
+        self.log_path = log_path
+        prefix = ["setpriv", f"--pdeathsig={death_signal}"]
+        if run_as is not None:
+            prefix += [f"--reuid={run_as.pw_uid}", f"--regid={run_as.pw_gid}", "--init-groups"]
+        with open(log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                [*prefix, "--", *argv], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self, what: str) -> None:
+        """Raise at once when the server already exited, instead of polling it to the timeout."""
+        if not self.alive():
+            raise RuntimeError(f"{what} exited with {self.popen.returncode}:\n{self.log_tail()}")
+
+    def stop(self, sig: signal.Signals, timeout_s: float) -> bool:
+        """Send ``sig`` and wait; SIGKILL the process group after ``timeout_s``.
+
+        Returns:
+            True when the server exited by itself with status 0 (a clean shutdown).
+        """
+        if self.alive():
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=timeout_s)
+                return False
+        return self.popen.returncode == 0
+
+
+@dataclass
+class RedisServer:
+    """A running redis-server without persistence."""
+
+    port: int
+    host: str = HOST
+    _next_db: int = field(default=1, repr=False)
+
+    def connection_string(self, db: int = 0) -> str:
+        """Feast's form: ``host:port[,db=N]``."""
+        return f"{self.host}:{self.port}" + (f",db={db}" if db else "")
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(host=self.host, port=self.port, db=db, socket_timeout=10)
+
+    def allocate_db(self) -> int:
+        """A database index no one else got from this server, so users of one server never see each other's keys.
+
+        Database 0, the default, is never handed out.
+
+        Raises:
+            RuntimeError: all 15 others are taken.
+        """
+        if self._next_db >= _REDIS_DATABASES:
+            raise RuntimeError(f"all {_REDIS_DATABASES} Redis databases are allocated")
+        db, self._next_db = self._next_db, self._next_db + 1
+        return db
+
+
+@dataclass
+class PostgresServer:
+    """A running PostgreSQL cluster with one login role that owns the databases it creates."""
+
+    port: int
+    socket_dir: Path
+    user: str
+    password: str
+    database: str
+    host: str = HOST
+    _created: int = field(default=0, repr=False)
+
+    def sqlalchemy_url(self, database: str | None = None, driver: str = "psycopg") -> str:
+        """``postgresql+psycopg://user:password@host:port/database`` (TCP, password auth), as Feast takes it."""
+        return f"postgresql+{driver}://{self.user}:{self.password}@{self.host}:{self.port}/{database or self.database}"
+
+    def connect(self, database: str | None = None) -> psycopg.Connection:
+        """A connection as the login role, over TCP with its password, like an application's."""
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database or self.database,
+            connect_timeout=10,
+            autocommit=True,
+        )
+
+    def superuser_connect(self) -> psycopg.Connection:
+        """A connection as the superuser over the Unix socket (trusted)."""
+        return psycopg.connect(
+            host=str(self.socket_dir), port=self.port, user="postgres", dbname="postgres", connect_timeout=10
+        )
+
+    def create_database(self, prefix: str = "berg") -> str:
+        """A new empty database owned by the login role; returns its name."""
+        self._created += 1
+        name = f"{prefix}_{self._created}_{secrets.token_hex(3)}"
+        with self.superuser_connect() as conn:
+            conn.autocommit = True
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(self.user)))
+        return name
+
+
+@contextmanager
+def running_redis(timeout_s: float = 30) -> Iterator[RedisServer]:
+    """A redis-server on a free port of 127.0.0.1, no persistence, stopped (SIGTERM) at the end.
+
+    Raises:
+        RuntimeError: redis-server is missing or exited while starting.
+        AssertionError: it did not answer PING within ``timeout_s``.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run scripts/bootstrap.sh")
+    workdir = Path(tempfile.mkdtemp(prefix="berg-redis-"))
+    server = RedisServer(port=free_port())
+    argv = [
+        binary,
+        "--port", str(server.port),
+        "--bind", server.host,
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(workdir),
+        "--daemonize", "no",
+    ]  # fmt: skip
+    process = _Process(argv, workdir / "redis.log", death_signal="TERM", run_as=None)
+    try:
+        with server.client() as client:
+
+            def answers() -> bool:
+                process.check_alive("redis-server")
+                try:
+                    return bool(client.ping())
+                except redis.ConnectionError:
+                    return False
+
+            wait_for(answers, timeout_s, f"redis-server on port {server.port} to answer PING")
+        yield server
+    finally:
+        clean = process.stop(signal.SIGTERM, timeout_s)
+        tail = process.log_tail()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert clean, f"redis-server had to be killed at teardown:\n{tail}"
+
+
+def _postgres_user() -> pwd.struct_passwd | None:
+    """The account PostgreSQL runs as: ``postgres`` when we are root (it refuses root), else ourselves (None)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError as error:
+        raise RuntimeError("running as root needs the postgres system user: run scripts/bootstrap.sh") from error
+
+
+@contextmanager
+def running_postgres(timeout_s: float = 60) -> Iterator[PostgresServer]:
+    """A fresh PostgreSQL cluster on a free port of 127.0.0.1, with a login role and a database.
+
+    Tuned for throwaway use (fsync and synchronous commit off). Stopped with a fast
+    shutdown (SIGINT) at the end, its files removed.
+
+    Raises:
+        RuntimeError: PostgreSQL is missing, initdb failed or the server exited while starting.
+        AssertionError: it did not accept connections within ``timeout_s``.
+    """
+    bin_dir = postgres_bin_dir()
+    run_as = _postgres_user()
+    # Our own temporary folder, not pytest's: pytest's base folder is private to its
+    # user, and the postgres user must be able to reach the data directory.
+    workdir = Path(tempfile.mkdtemp(prefix="berg-postgres-"))
+    process: _Process | None = None
+    try:
+        if run_as is not None:
+            os.chown(workdir, run_as.pw_uid, run_as.pw_gid)
+        data_dir = workdir / "data"
+        initdb = _Process(
+            [
+                str(bin_dir / "initdb"),
+                f"--pgdata={data_dir}",
+                "--username=postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            workdir / "initdb.log",
+            death_signal="KILL",
+            run_as=run_as,
+        )
+        try:
+            returncode = initdb.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            initdb.stop(signal.SIGKILL, 10)
+            raise RuntimeError(f"initdb did not finish within {timeout_s}s:\n{initdb.log_tail()}") from None
+        if returncode != 0:
+            raise RuntimeError(f"initdb failed ({returncode}):\n{initdb.log_tail()}")
+
+        server = PostgresServer(
+            port=free_port(), socket_dir=workdir, user="berg", password=secrets.token_hex(12), database="berg"
+        )
+        argv = [
+            str(bin_dir / "postgres"),
+            "-D", str(data_dir),
+            "-p", str(server.port),
+            "-k", str(workdir),
+            "-c", f"listen_addresses={server.host}",
+            "-c", "fsync=off",
+            "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off",
+        ]  # fmt: skip
+        # The postmaster runs in the foreground (not `pg_ctl start`, which detaches it), so
+        # it is our child: its process group and parent-death signal are ours to set. SIGQUIT
+        # is PostgreSQL's immediate shutdown.
+        process = _Process(argv, workdir / "postgres.log", death_signal="QUIT", run_as=run_as)
+
+        def accepts_connections() -> bool:
+            assert process is not None
+            process.check_alive("postgres")
+            try:
+                server.superuser_connect().close()
+            except psycopg.OperationalError:
+                return False
+            return True
+
+        wait_for(accepts_connections, timeout_s, f"PostgreSQL on port {server.port} to accept connections")
+        with server.superuser_connect() as conn:
+            conn.autocommit = True
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(server.user), sql.Literal(server.password)
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(server.database), sql.Identifier(server.user)
+                )
+            )
+        server.connect().close()  # the login role gets in over TCP with its password, as applications will
+        yield server
+    finally:
+        clean = True
+        tail = ""
+        if process is not None:
+            clean = process.stop(signal.SIGINT, timeout_s)
+            tail = process.log_tail()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert clean, f"PostgreSQL had to be killed at teardown:\n{tail}"
