@@ -1,0 +1,114 @@
+"""The problem card: target, unit of prediction, costs, metric, threshold policy, baseline, promotion margins.
+
+Loaded once at start-up and passed down; the YAML is the versioned source of truth
+(``berg/problem/fraud_v1.yaml``), this model its validated form.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BaselineSpec",
+    "Costs",
+    "ProblemCard",
+    "PromotionRule",
+    "Target",
+    "ThresholdPolicy",
+    "load_problem_card",
+]
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+MetricName = Literal["pr_auc", "roc_auc", "precision", "recall", "expected_cost", "expected_cost_per_transaction"]
+
+
+class Target(BaseModel):
+    model_config = _FROZEN
+
+    column: str = Field(min_length=1)
+    definition: str = Field(min_length=1)
+    label_horizon_days: int = Field(ge=1, le=365)
+
+
+class Costs(BaseModel):
+    """What each outcome costs, in ``currency``. A false negative costs a fixed fee plus a share of the amount."""
+
+    model_config = _FROZEN
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    false_positive: float = Field(ge=0)
+    false_negative_fixed: float = Field(ge=0)
+    false_negative_amount_share: float = Field(ge=0, le=10)
+    true_positive: float = Field(default=0.0, ge=0)
+
+
+class ThresholdPolicy(BaseModel):
+    model_config = _FROZEN
+
+    policy: Literal["min_expected_cost", "fixed"]
+    min_precision: float = Field(default=0.0, ge=0, le=1)
+    fixed: float | None = Field(default=None, ge=0, le=1)
+
+
+class BaselineSpec(BaseModel):
+    model_config = _FROZEN
+
+    kind: Literal["prior", "logistic_regression"]
+    features: tuple[str, ...] = ()
+
+
+class PromotionRule(BaseModel):
+    model_config = _FROZEN
+
+    metric: MetricName
+    min_lift_over_baseline: float
+    min_lift_over_champion: float
+    require_lower_cost_than_champion: bool = True
+
+
+class MetricsSpec(BaseModel):
+    model_config = _FROZEN
+
+    primary: MetricName
+    reported: tuple[MetricName, ...]
+
+
+class ProblemCard(BaseModel):
+    """The use case, as the gate, the evaluation and monitoring read it."""
+
+    model_config = _FROZEN
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    version: int = Field(ge=1)
+    summary: str
+    prediction_unit: str
+    target: Target
+    costs: Costs
+    metrics: MetricsSpec
+    threshold: ThresholdPolicy
+    baseline: BaselineSpec
+    promotion: PromotionRule
+
+    @property
+    def ref(self) -> str:
+        """``fraud@v1``: how reports and lineage name the card."""
+        return f"{self.name}@v{self.version}"
+
+
+def load_problem_card(path: Path | None = None) -> ProblemCard:
+    """The card at ``path``, or Berg's reference card (``fraud_v1.yaml``).
+
+    Raises:
+        pydantic.ValidationError: the card is malformed (the message names the field).
+    """
+    if path is None:
+        text = resources.files("berg.problem").joinpath("fraud_v1.yaml").read_text(encoding="utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+    return ProblemCard.model_validate(yaml.safe_load(text))
