@@ -202,7 +202,7 @@ def _plan(
                     fetch(projection.name, field.name)
             output(view_name, feature, fields_of(odfv)[feature])
         else:
-            raise ValueError(f"no feature view or on-demand feature view is named {view_name!r} (ref {feature!r})")
+            raise ValueError(f"no feature view or on-demand view is named {view_name!r} (in '{view_name}:{feature}')")
 
     as_of_columns: dict[str, str] = {}
     for view_name in list(fetched):
@@ -273,23 +273,22 @@ def _read_source(
 
 
 def _view_rows(store: FeatureStore, fetch: _ViewFetch, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """The view's source rows with event times in [start, end], one per (keys, event time): latest created wins."""
+    """The view's source rows with event times in [start, end], ordered by event time, then created time."""
     source = fetch.view.batch_source
     if not isinstance(source, FileSource) or source.field_mapping:
         raise ValueError(f"feature view {fetch.view.name!r}: only a file source without field mapping is supported")
     keys = [column.name for column in fetch.view.entity_columns]
     timestamp, created = source.timestamp_field, source.created_timestamp_column
-    order = [*keys, timestamp, created] if created else [*keys, timestamp]
-    rows = _read_source(store, source, [*order, *fetch.features], timestamp, start, end)
+    order = [timestamp, created] if created else [timestamp]
+    rows = _read_source(store, source, [*keys, *order, *fetch.features], timestamp, start, end)
     rows = rows.dropna(subset=[*keys, timestamp])
-    # One stable sort on all columns at once. Feast's Dask retrieval sorts by created time and
-    # then by event time, with an unstable sort: a correction (same event time, later created)
-    # wins or loses at random.
+    # merge_asof takes the last of several rows with the same event time: ordering by created
+    # time makes a correction win. (Feast's Dask retrieval sorts by created time and then, with
+    # an unstable sort, by event time: a correction wins or loses at random.)
     rows = rows.sort_values(order, kind="stable", na_position="first")
-    rows = rows.drop_duplicates(subset=[*keys, timestamp], keep="last")
     rows = rows.rename(columns=dict(zip(keys, fetch.entity_columns, strict=True)))
     rows[_ROW_TIME] = pd.to_datetime(rows[timestamp], utc=True).astype(_TIME_DTYPE)
-    return rows.sort_values(_ROW_TIME, kind="stable")[[*fetch.entity_columns, _ROW_TIME, *fetch.features]]
+    return rows[[*fetch.entity_columns, _ROW_TIME, *fetch.features]]
 
 
 def _fetch_view(store: FeatureStore, fetch: _ViewFetch, query_time: pd.Series, entities: pd.DataFrame) -> pd.DataFrame:
@@ -408,7 +407,7 @@ def build_training_frame(
     positional = entities.reset_index(drop=True)
     query_time = pd.to_datetime(positional[timestamp_column], utc=True)
     if strictly_before:
-        query_time = query_time
+        query_time = query_time - STRICTLY_BEFORE_OFFSET
 
     values = pd.DataFrame(index=positional.index)
     for fetch in plan.fetches:
