@@ -1,7 +1,8 @@
-"""The ``berg`` command: the local stack (up, down, status, doctor) and the demo."""
+"""The ``berg`` command: the local stack (up, down, status, doctor), the demo and the model registry (models)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,11 +15,13 @@ import httpx
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from berg.contracts import TransactionV1
 from berg.demo import DownstreamWatcher, RunOutcome
+from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError
 from berg.settings import SettingsError, load_settings
 from berg.simulator import cli as simulator_cli
 from berg.simulator.bounds import bounded
@@ -49,7 +52,7 @@ class CommandFailed(Exception):
 def _friendly_errors() -> Iterator[None]:
     try:
         yield
-    except (StackError, SettingsError, CommandFailed) as error:
+    except (StackError, SettingsError, RegistryError, CommandFailed) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(1) from None
 
@@ -292,6 +295,176 @@ def demo(
 
 
 app.command(name="simulate")(simulator_cli.simulate)
+
+models_app = typer.Typer(
+    help="The model registry: versions with their metrics and lineage, and the aliases serving follows.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+ModelName = Annotated[str, typer.Argument(help="The model, e.g. fraud-xgboost.", show_default=False)]
+AliasOption = Annotated[str, typer.Option(help="The alias to move; serving follows production.")]
+
+
+def _registry() -> ModelRegistry:
+    return ModelRegistry(load_settings(StackSettings).model_registry_uri)
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _metrics(version: ModelVersion) -> str:
+    return escape("\n".join(f"{name}={value:.4g}" for name, value in sorted(version.metrics.items())) or "-")
+
+
+def _aliases_of(version: str, aliases: dict[str, AliasMove]) -> str:
+    return ", ".join(alias for alias, move in sorted(aliases.items()) if move.version == version)
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Every model in the registry: its versions, the latest one and where its aliases point."""
+    with _friendly_errors():
+        registry = _registry()
+        names = registry.models()
+        if not names:
+            console.print(
+                f"No models in the registry at {escape(registry.root_uri)}. The training pipeline registers them; "
+                "BERG_REGISTRY_URI points at another registry."
+            )
+            return
+        table = Table(title=f"Models in {escape(registry.root_uri)}", title_justify="left")
+        for column in ("model", "versions", "latest", "registered", "aliases"):
+            table.add_column(column)
+        for name in names:
+            versions = registry.versions(name)
+            aliases = registry.aliases(name)
+            pointers = ", ".join(f"{alias} -> {move.version}" for alias, move in sorted(aliases.items()))
+            table.add_row(
+                name, str(len(versions)), versions[-1].version, _when(versions[-1].created_at), pointers or "-"
+            )
+        console.print(table)
+
+
+def _versions_table(name: str, versions: list[ModelVersion], aliases: dict[str, AliasMove]) -> Table:
+    table = Table(title=f"Versions of {name} (`--version V` shows one in full)", title_justify="left")
+    for column in ("version", "aliases", "registered", "parent", "metrics"):
+        table.add_column(column, no_wrap=column != "metrics")
+    for version in versions:
+        table.add_row(
+            version.version,
+            _aliases_of(version.version, aliases) or "-",
+            f"{version.created_at:%Y-%m-%d %H:%M}",
+            version.lineage.parent_version or "-",
+            _metrics(version),
+        )
+    return table
+
+
+def _history_table(name: str, alias: str, history: list[AliasMove]) -> Table:
+    table = Table(title=f"History of {alias} ({name})", title_justify="left")
+    for column in ("#", "moved at", "action", "version", "previous", "reason"):
+        table.add_column(column, no_wrap=column != "reason")
+    for number, move in enumerate(history, start=1):
+        table.add_row(
+            str(number),
+            _when(move.moved_at),
+            move.action,
+            move.version,
+            move.previous or "-",
+            escape(move.reason) or "-",
+        )
+    return table
+
+
+def _version_details(registry: ModelRegistry, version: ModelVersion, aliases: dict[str, AliasMove]) -> Table:
+    table = Table(title=f"{version.model_name} {version.version}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    lineage = version.lineage
+    profile = sorted(version.reference_profile)
+    rows = [
+        ("registered", _when(version.created_at)),
+        ("aliases", _aliases_of(version.version, aliases) or "-"),
+        ("storageUri", escape(registry.uri(version.model_name, version.version))),
+        ("data window", f"{_when(lineage.data_start)} .. {_when(lineage.data_end)}"),
+        ("feature service", escape(lineage.feature_service)),
+        ("pipeline run", escape(lineage.pipeline_run_id)),
+        ("code version", escape(lineage.code_version)),
+        ("parent (champion)", lineage.parent_version or "-"),
+        ("params", escape(json.dumps(version.params, sort_keys=True)) if version.params else "-"),
+        ("reference profile", escape(", ".join(profile)) if profile else "-"),
+    ]
+    rows += [(f"metric {escape(name)}", f"{value:.6g}") for name, value in sorted(version.metrics.items())]
+    rows += [
+        (f"file {escape(stored.path)}", f"{stored.size_bytes} bytes, sha256 {stored.sha256[:16]}")
+        for stored in [version.model_file, *version.files]
+    ]
+    for field, value in rows:
+        table.add_row(field, value)
+    return table
+
+
+@models_app.command("show")
+def show_model(
+    name: ModelName,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Show this version in full (metrics, lineage, files).")
+    ] = None,
+) -> None:
+    """A model's versions and the history of its aliases, or one version in full with --version."""
+    with _friendly_errors():
+        registry = _registry()
+        aliases = registry.aliases(name)
+        if version is not None:
+            console.print(_version_details(registry, registry.get(name, version), aliases))
+            return
+        versions = registry.versions(name)
+        if not versions:
+            raise CommandFailed(
+                f"no model named {name!r} in the registry at {registry.root_uri}; "
+                "`berg models list` shows the models it holds"
+            )
+        console.print(_versions_table(name, versions, aliases))
+        if not aliases:
+            console.print(f"No alias is set: `berg models promote {name} VERSION` points production at a version.")
+        for alias in sorted(aliases):
+            console.print(_history_table(name, alias, registry.history(name, alias)))
+
+
+@models_app.command("promote")
+def promote_model(
+    name: ModelName,
+    version: Annotated[str, typer.Argument(help="The version to point the alias at, e.g. v0003.", show_default=False)],
+    alias: AliasOption = "production",
+    reason: Annotated[str, typer.Option(help="Why; kept in the alias history.")] = "",
+) -> None:
+    """Point an alias (production by default) at a version; serving follows production."""
+    with _friendly_errors():
+        registry = _registry()
+        before = registry.alias(name, alias)
+        move = registry.promote(name, version, alias=alias, reason=reason)
+        if before is not None and before.version == version:
+            console.print(f"{alias} of {name} already points at {version}; nothing moved.")
+            return
+        was = f"was {move.previous}" if move.previous else "first time set"
+        console.print(f"[green]{alias}[/] of {name} -> {move.version} ({was}).")
+
+
+@models_app.command("rollback")
+def rollback_model(
+    name: ModelName,
+    alias: AliasOption = "production",
+    reason: Annotated[str, typer.Option(help="Why; kept in the alias history.")] = "",
+) -> None:
+    """Point an alias back at the version it named before its last promotion."""
+    with _friendly_errors():
+        registry = _registry()
+        before = registry.alias(name, alias)
+        move = registry.rollback(name, alias=alias, reason=reason)
+        rolled_from = before.version if before is not None else "?"
+        console.print(f"[green]{alias}[/] of {name} -> {move.version} (rolled back from {rolled_from}).")
 
 
 def main() -> None:

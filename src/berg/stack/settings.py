@@ -82,6 +82,13 @@ class StackSettings(BaseSettings):
     """How long ``berg up`` waits for every component to become healthy."""
     services: list[ServiceName] = Field(default_factory=lambda: list(get_args(ServiceName)))
     """Berg services ``berg up`` runs beside Kafka, Prometheus and Alertmanager (JSON list; ``[]`` for none)."""
+    registry_uri: str | None = Field(default=None, min_length=1)
+    """Model registry root: a path or an fsspec URI (``s3://bucket/registry``); unset means ``<state_dir>/registry``."""
+
+    @property
+    def model_registry_uri(self) -> str:
+        """Where the model registry lives: ``registry_uri``, or ``<state_dir>/registry`` when it is unset."""
+        return self.registry_uri if self.registry_uri is not None else str(self.state_dir / "registry")
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -1,0 +1,1 @@
+"""The pipeline's runtime code: plain modules, testable without KFP. Each component calls one function here."""

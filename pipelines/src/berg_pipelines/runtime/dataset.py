@@ -1,0 +1,119 @@
+"""Step 1, build_dataset: labelled transactions -> Feast point-in-time features -> temporal splits.
+
+The entity frame is the label store's transactions in a window whose labels are
+complete (every transaction at least the card's label horizon older than the
+newest transaction held), with the card's target. Features come from the feature
+service, as the scorer saw them (strictly before each transaction). The leakage
+check runs on the whole frame and fails the step. The latest part of the window is
+the test split, the part before it validation, the rest training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+from feast import FeatureStore
+
+from berg.features.dataset import build_training_frame, describe_features
+from berg.features.label_store import LabelStore
+from berg.features.leakage import check_leakage
+from berg.features.schema import EVENT_TIMESTAMP, REQUEST_AMOUNT, REQUEST_EVENT_UNIX
+from berg.problem.card import ProblemCard
+from berg_pipelines.runtime.frames import REQUEST_FEATURES, DatasetInfo, write_frame
+
+__all__ = ["DatasetError", "DatasetWindow", "build_dataset", "label_complete_window"]
+
+
+class DatasetError(RuntimeError):
+    """The data cannot make a training set (too few rows, no fraud, leakage)."""
+
+
+@dataclass(frozen=True)
+class DatasetWindow:
+    start: datetime
+    end: datetime
+
+
+def label_complete_window(labels: LabelStore, card: ProblemCard, days: float) -> DatasetWindow:
+    """The ``days`` before the newest transaction minus the label horizon: every label in it is in."""
+    latest = labels.latest_event_time("transactions")
+    if latest is None:
+        raise DatasetError("the label store holds no transactions yet; run the features service on some traffic")
+    end = latest - timedelta(days=card.target.label_horizon_days)
+    return DatasetWindow(start=end - timedelta(days=days), end=end)
+
+
+def build_dataset(
+    store: FeatureStore,
+    labels: LabelStore,
+    card: ProblemCard,
+    window: DatasetWindow,
+    output: Path,
+    *,
+    feature_service: str,
+    validation_share: float = 0.15,
+    test_share: float = 0.15,
+    min_rows: int = 200,
+    min_positives: int = 10,
+) -> DatasetInfo:
+    """Write ``train.parquet``, ``validation.parquet``, ``test.parquet`` and ``info.json`` into ``output``.
+
+    Raises:
+        DatasetError: too few rows or positives in a split, naming the window.
+        berg.features.leakage.LeakageError: a feature leaks the label or the future.
+    """
+    entities = labels.labelled_transactions(window.start, window.end, timedelta(days=card.target.label_horizon_days))
+    if len(entities) < min_rows:
+        raise DatasetError(
+            f"{len(entities)} labelled transactions in {window.start:%Y-%m-%d %H:%M} .. {window.end:%Y-%m-%d %H:%M}; "
+            f"need at least {min_rows}: simulate more traffic or widen the window"
+        )
+    entities = entities.rename(columns={"event_time": EVENT_TIMESTAMP})
+    entities[REQUEST_EVENT_UNIX] = entities[EVENT_TIMESTAMP].map(lambda t: t.timestamp())
+    entities[card.target.column] = entities["is_fraud"].astype("int64")
+    frame = build_training_frame(store, entities, feature_service, with_as_of=True)
+    layout = describe_features(store, feature_service)
+    check_leakage(
+        frame,
+        label_column=card.target.column,
+        prediction_time_column=EVENT_TIMESTAMP,
+        feature_columns=layout.features,
+        as_of_columns=dict(layout.as_of),
+    )
+    features = (*layout.features, *REQUEST_FEATURES)
+    frame = frame.sort_values([EVENT_TIMESTAMP, "event_id"], kind="stable").reset_index(drop=True)
+    times = frame[EVENT_TIMESTAMP]
+    validation_from = times.quantile(1 - validation_share - test_share, interpolation="nearest")
+    test_from = times.quantile(1 - test_share, interpolation="nearest")
+    splits = {
+        "train": frame[times < validation_from],
+        "validation": frame[(times >= validation_from) & (times < test_from)],
+        "test": frame[times >= test_from],
+    }
+    label = card.target.column
+    for name, split in splits.items():
+        positives = int(split[label].sum())
+        if positives < min_positives or len(split) - positives < min_positives:
+            raise DatasetError(
+                f"the {name} split ({len(split)} rows) has {positives} fraud rows; need at least {min_positives} "
+                f"of each class: simulate more traffic or widen the window"
+            )
+    output.mkdir(parents=True, exist_ok=True)
+    for name, split in splits.items():
+        write_frame(split, output / f"{name}.parquet")
+    info = DatasetInfo(
+        label_column=label,
+        amount_column=REQUEST_AMOUNT,
+        feature_columns=features,
+        feature_service=feature_service,
+        window_start=window.start.isoformat(),
+        window_end=window.end.isoformat(),
+        split_times=(pd.Timestamp(validation_from).isoformat(), pd.Timestamp(test_from).isoformat()),
+        rows={name: len(split) for name, split in splits.items()},
+        positives={name: int(split[label].sum()) for name, split in splits.items()},
+    )
+    info.write(output)
+    return info

@@ -1,0 +1,122 @@
+"""Step 5, evaluate: challenger, baseline and champion on the same test window, as the card says.
+
+Each model's operating threshold is chosen on the validation split by the card's
+policy, then every metric is measured on the test split (the latest window).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from berg.problem.card import ProblemCard
+from berg.problem.metrics import Outcomes, average_precision, choose_threshold, outcomes_at, roc_auc
+from berg_pipelines.runtime.frames import feature_matrix
+
+__all__ = ["EvaluationReport", "ModelEvaluation", "booster_scorer", "evaluate_model"]
+
+Scorer = Callable[[pd.DataFrame], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """One model on the test window."""
+
+    name: str
+    pr_auc: float
+    roc_auc: float
+    threshold: float
+    precision: float
+    recall: float
+    expected_cost: float
+    expected_cost_per_transaction: float
+    confusion: dict[str, int]
+    fraud_amount_caught: float
+    fraud_amount_missed: float
+
+    def metric(self, name: str) -> float:
+        value: float = getattr(self, name)
+        return value
+
+
+@dataclass
+class EvaluationReport:
+    card: str
+    test_rows: int
+    test_positives: int
+    challenger: ModelEvaluation
+    baseline: ModelEvaluation
+    champion: ModelEvaluation | None = None
+    champion_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2, default=_json_default))
+
+    @classmethod
+    def read(cls, path: Path) -> EvaluationReport:
+        raw: dict[str, Any] = json.loads(path.read_text())
+        for name in ("challenger", "baseline", "champion"):
+            if raw.get(name) is not None:
+                raw[name] = ModelEvaluation(**{k: _nan(v) for k, v in raw[name].items()})
+        return cls(**raw)
+
+
+def _json_default(value: object) -> object:
+    raise TypeError(f"not JSON: {value!r}")
+
+
+def _nan(value: Any) -> Any:
+    return float("nan") if value is None else value
+
+
+def booster_scorer(booster: xgb.Booster, features: Sequence[str]) -> Scorer:
+    """Scores from an XGBoost booster on the given feature columns (``inplace_predict`` on float32)."""
+
+    def score(frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(booster.inplace_predict(feature_matrix(frame, features)), dtype=np.float64)
+
+    return score
+
+
+def _finite(value: float) -> float:
+    # JSON has no NaN: a metric that cannot be computed (one class only) is null.
+    return value if math.isfinite(value) else float("nan")
+
+
+def evaluate_model(
+    name: str, scorer: Scorer, card: ProblemCard, validation: pd.DataFrame, test: pd.DataFrame, amount: str
+) -> ModelEvaluation:
+    label = card.target.column
+    chosen = choose_threshold(
+        card.threshold, card.costs, validation[label].to_numpy(), scorer(validation), validation[amount].to_numpy()
+    )
+    scores = scorer(test)
+    y = test[label].to_numpy()
+    outcome: Outcomes = outcomes_at(card.costs, y, scores, test[amount].to_numpy(), chosen.threshold)
+    return ModelEvaluation(
+        name=name,
+        pr_auc=_finite(average_precision(y, scores)),
+        roc_auc=_finite(roc_auc(y, scores)),
+        threshold=chosen.threshold,
+        precision=_finite(outcome.precision),
+        recall=_finite(outcome.recall),
+        expected_cost=outcome.expected_cost,
+        expected_cost_per_transaction=outcome.expected_cost_per_transaction,
+        confusion={
+            "true_positives": outcome.true_positives,
+            "false_positives": outcome.false_positives,
+            "true_negatives": outcome.true_negatives,
+            "false_negatives": outcome.false_negatives,
+        },
+        fraud_amount_caught=outcome.fraud_amount_caught,
+        fraud_amount_missed=outcome.fraud_amount_missed,
+    )

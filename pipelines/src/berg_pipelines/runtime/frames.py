@@ -1,0 +1,57 @@
+"""Reading and writing the frames that pass between steps, and which columns are features."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DatasetInfo", "feature_matrix", "read_frame", "write_frame"]
+
+REQUEST_FEATURES = ("amount",)
+"""Request fields the model reads as they are (the scorer has them in the request)."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``build_dataset`` decided, carried to every later step (``info.json`` beside the splits)."""
+
+    label_column: str
+    amount_column: str
+    feature_columns: tuple[str, ...]
+    feature_service: str
+    window_start: str
+    window_end: str
+    split_times: tuple[str, str]
+    """Validation starts at the first, test at the second (ISO timestamps)."""
+    rows: dict[str, int]
+    positives: dict[str, int]
+
+    def write(self, directory: Path) -> None:
+        (directory / "info.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, directory: Path) -> DatasetInfo:
+        raw = json.loads((directory / "info.json").read_text())
+        raw["feature_columns"] = tuple(raw["feature_columns"])
+        raw["split_times"] = tuple(raw["split_times"])
+        return cls(**raw)
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def feature_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """The model's input: float32, NaN for missing (XGBoost learns where missing values go)."""
+    matrix: np.ndarray = frame[list(columns)].astype("float64").to_numpy(dtype=np.float32, na_value=np.nan)
+    return matrix

@@ -1,0 +1,379 @@
+"""The model registry client: register versions, read them, move aliases (see :mod:`berg.registry`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from berg.registry.aliases import AliasMove, promotion, rollback
+from berg.registry.errors import RegistryError
+from berg.registry.layout import (
+    METADATA_FILE,
+    MODEL_FILE,
+    ModelLayout,
+    check_alias,
+    check_extra_file_name,
+    history_sequence,
+    is_model_name,
+)
+from berg.registry.metadata import ModelVersion, StoredFile, VersionMetadata
+from berg.registry.storage import FileSource, RegistryStore, open_store
+from berg.registry.versions import format_version, is_version, next_version, version_number
+
+__all__ = ["Artifacts", "ModelRegistry"]
+
+Artifacts = Path | Mapping[str, FileSource]
+"""A folder holding ``model.bst`` (and any extra files), or file names mapped to local files or bytes."""
+
+_MAX_CLAIM_ATTEMPTS = 1000
+_MAX_MOVE_ATTEMPTS = 20
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _describe(path: str, source: FileSource) -> StoredFile:
+    digest = hashlib.sha256()
+    if isinstance(source, bytes):
+        digest.update(source)
+        size = len(source)
+    else:
+        size = 0
+        with source.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    return StoredFile(path=path, size_bytes=size, sha256=digest.hexdigest())
+
+
+def _collect(artifacts: Artifacts) -> tuple[FileSource, dict[str, FileSource]]:
+    """The model file and the extra files (by normalised name) of what the caller passed."""
+    if isinstance(artifacts, Path):
+        if not artifacts.is_dir():
+            raise RegistryError(
+                f"{artifacts} is not a folder: pass the folder that holds {MODEL_FILE}, "
+                "or a mapping of file names to paths or bytes"
+            )
+        sources: dict[str, FileSource] = {
+            path.relative_to(artifacts).as_posix(): path
+            for path in sorted(artifacts.rglob("*"))
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(artifacts).parts)
+        }
+    else:
+        sources = dict(artifacts)
+    if MODEL_FILE not in sources:
+        found = ", ".join(sorted(sources)) or "none"
+        raise RegistryError(
+            f"no {MODEL_FILE} among the files to register (found: {found}); "
+            f"save the booster with booster.save_model('{MODEL_FILE}')"
+        )
+    model = sources.pop(MODEL_FILE)
+    for source in [model, *sources.values()]:
+        if isinstance(source, Path) and not source.is_file():
+            raise RegistryError(f"{source} is not a file; nothing was registered")
+    return model, {check_extra_file_name(name): source for name, source in sources.items()}
+
+
+class ModelRegistry:
+    """Versions of models and their aliases, in a folder or under an object-storage prefix.
+
+    Example:
+        >>> registry = ModelRegistry(".berg/registry")
+        >>> version = registry.register("fraud", Path("out/model"), metadata)
+        >>> registry.promote("fraud", version.version, reason="beats champion on PR-AUC")
+        >>> registry.uri("fraud", registry.resolve("fraud", "production").version)  # KServe storageUri
+
+    Args:
+        root_uri: a local path (the embedded default) or any URI fsspec opens (``s3://bucket/registry``).
+        clock: the time stamped on versions and alias moves (UTC).
+    """
+
+    def __init__(self, root_uri: str | Path, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._store: RegistryStore = open_store(root_uri)
+        self._clock = clock
+
+    @property
+    def root_uri(self) -> str:
+        """Where the registry lives."""
+        return self._store.root_uri
+
+    # Versions
+
+    def register(
+        self, name: str, artifacts: Artifacts, metadata: VersionMetadata, *, version: str | None = None
+    ) -> ModelVersion:
+        """Store a new immutable version of model ``name`` and return its metadata.
+
+        Args:
+            name: the model, e.g. ``fraud-xgboost``.
+            artifacts: a folder holding ``model.bst`` and any extra files (evaluation report, ...),
+                or a mapping of file names to local paths or bytes; ``model.bst`` is required.
+            metadata: metrics, reference profile, lineage and params.
+            version: a specific id (``v0042``); by default the next free one.
+
+        Raises:
+            RegistryError: no ``model.bst``, a bad name, or ``version`` exists already (versions are immutable).
+        """
+        layout = ModelLayout(name)
+        model, extras = _collect(artifacts)
+        files: dict[str, FileSource] = {f"model/{MODEL_FILE}": model}
+        files.update({f"files/{extra}": source for extra, source in extras.items()})
+        described = {path: _describe(path, source) for path, source in files.items()}
+        claimed = self._claim(layout, version)
+        record = ModelVersion.model_validate(
+            {
+                **metadata.model_dump(),
+                "model_name": name,
+                "version": claimed,
+                "created_at": self._clock(),
+                "model_file": described.pop(f"model/{MODEL_FILE}"),
+                "files": list(described.values()),
+            }
+        )
+        try:
+            self._store.publish(
+                layout.version(claimed), files, METADATA_FILE, record.model_dump_json(indent=2).encode()
+            )
+        except FileExistsError:
+            raise RegistryError(
+                f"version {claimed} of model {name!r} already exists; versions are immutable: "
+                "register a new version instead"
+            ) from None
+        return record
+
+    def _claim(self, layout: ModelLayout, version: str | None) -> str:
+        claim = json.dumps(
+            {"claimed_at": self._clock().isoformat(), "host": socket.gethostname(), "pid": os.getpid()}
+        ).encode()
+        if version is not None:
+            self._check_version(version)
+            if self._store.exists(layout.metadata(version)) or not self._store.create(layout.claim(version), claim):
+                raise RegistryError(
+                    f"version {version} of model {layout.name!r} already exists or is being written; versions are "
+                    "immutable: register without a version id to get the next free one"
+                )
+            return version
+        taken = [*self._store.list(layout.claims), *self._store.list(layout.versions)]
+        first = version_number(next_version(taken))
+        for number in range(first, first + _MAX_CLAIM_ATTEMPTS):
+            if self._store.create(layout.claim(format_version(number)), claim):
+                return format_version(number)
+        raise RegistryError(
+            f"could not reserve a version id for model {layout.name!r} in {_MAX_CLAIM_ATTEMPTS} attempts "
+            "(other writers took them); try again"
+        )
+
+    @staticmethod
+    def _check_version(version: str) -> None:
+        if not is_version(version):
+            raise RegistryError(f"{version!r} is not a version id: they look like v0001, v0002, ...")
+
+    def get(self, name: str, version: str) -> ModelVersion:
+        """The metadata of one version.
+
+        Raises:
+            RegistryError: the model has no such version (a version still being written does not exist).
+        """
+        layout = ModelLayout(name)
+        self._check_version(version)
+        try:
+            data = self._store.read(layout.metadata(version))
+        except FileNotFoundError:
+            known = [v.version for v in self.versions(name)]
+            if not known:
+                raise RegistryError(self._unknown_model(name)) from None
+            raise RegistryError(
+                f"model {name!r} has no version {version}; its versions: {', '.join(known)} "
+                f"(`berg models show {name}` lists them)"
+            ) from None
+        return self._parse_version(layout, version, data)
+
+    def _parse_version(self, layout: ModelLayout, version: str, data: bytes) -> ModelVersion:
+        try:
+            return ModelVersion.model_validate_json(data)
+        except ValidationError as error:
+            raise RegistryError(
+                f"the metadata of {layout.name} {version} ({self._store.uri(layout.metadata(version))}) "
+                f"is not valid: {error.error_count()} problem(s), first: {error.errors()[0]['msg']}"
+            ) from None
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every published version of ``name``, oldest first; empty for an unknown model."""
+        layout = ModelLayout(name)
+        ids = sorted((v for v in self._store.list(layout.versions) if is_version(v)), key=version_number)
+        found = []
+        for version in ids:
+            try:
+                data = self._store.read(layout.metadata(version))
+            except FileNotFoundError:
+                continue  # not published (yet): it does not exist
+            found.append(self._parse_version(layout, version, data))
+        return found
+
+    def models(self) -> list[str]:
+        """Names of the models with at least one published version, sorted."""
+        return [name for name in self._store.list("") if is_model_name(name) and self._has_versions(name)]
+
+    def _has_versions(self, name: str) -> bool:
+        layout = ModelLayout(name)
+        ids = sorted((v for v in self._store.list(layout.versions) if is_version(v)), key=version_number)
+        return any(self._store.exists(layout.metadata(version)) for version in reversed(ids))
+
+    def uri(self, name: str, version: str) -> str:
+        """The KServe ``storageUri`` of a version: its ``model/`` folder, which holds ``model.bst`` alone."""
+        self.get(name, version)
+        return self._store.uri(ModelLayout(name).model_dir(version))
+
+    def local_path(self, name: str, version: str) -> Path:
+        """The version's ``model/`` folder on the local disk (``model.bst`` is inside).
+
+        Raises:
+            RegistryError: the version does not exist, or the registry is not on the local disk.
+        """
+        self.get(name, version)
+        path = self._store.local_path(ModelLayout(name).model_dir(version))
+        if path is None:
+            raise RegistryError(
+                f"the registry at {self.root_uri} is not on the local disk; use uri() and download the folder"
+            )
+        return path
+
+    # Aliases
+
+    def alias(self, name: str, alias: str) -> AliasMove | None:
+        """The latest move of ``alias`` (which version it names), or None when it was never set."""
+        key = ModelLayout(name).alias(alias)
+        try:
+            data = self._store.read(key)
+        except FileNotFoundError:
+            return None
+        return AliasMove.model_validate_json(data)
+
+    def aliases(self, name: str) -> dict[str, AliasMove]:
+        """Every alias of ``name`` with its latest move."""
+        layout = ModelLayout(name)
+        found = {}
+        for alias in self._store.list(layout.aliases):
+            if alias.startswith("."):
+                continue  # a pointer being written
+            move = self.alias(name, alias)
+            if move is not None:
+                found[alias] = move
+        return found
+
+    def resolve(self, name: str, alias: str) -> ModelVersion | None:
+        """The version ``alias`` names (e.g. the ``production`` champion), or None when it was never set."""
+        move = self.alias(name, alias)
+        return None if move is None else self.get(name, move.version)
+
+    def history(self, name: str, alias: str) -> list[AliasMove]:
+        """Every move of ``alias``, oldest first."""
+        layout = ModelLayout(name)
+        return [self._read_move(layout, alias, sequence) for sequence in self._move_sequences(layout, alias)]
+
+    def _move_sequences(self, layout: ModelLayout, alias: str) -> list[int]:
+        names = self._store.list(layout.alias_history(alias))
+        return sorted(s for s in (history_sequence(n) for n in names) if s is not None)
+
+    def _read_move(self, layout: ModelLayout, alias: str, sequence: int) -> AliasMove:
+        return AliasMove.model_validate_json(self._store.read(layout.alias_move(alias, sequence)))
+
+    def promote(self, name: str, version: str, alias: str = "production", reason: str = "") -> AliasMove:
+        """Point ``alias`` at ``version``; a no-op when it already does. Returns the alias's latest move.
+
+        Raises:
+            RegistryError: the version does not exist.
+        """
+        check_alias(alias)
+        self.get(name, version)
+        return self._move(
+            ModelLayout(name),
+            alias,
+            lambda history: promotion(history[-1] if history else None, version, reason, self._clock()),
+            whole_history=False,
+        )
+
+    def rollback(self, name: str, alias: str = "production", reason: str = "") -> AliasMove:
+        """Point ``alias`` back at its ``previous`` version. Returns the move.
+
+        Raises:
+            RegistryError: the alias was never set, or has no previous version.
+        """
+        check_alias(alias)
+        layout = ModelLayout(name)
+
+        def decide(history: Sequence[AliasMove]) -> AliasMove:
+            if not history:
+                if not self.versions(name):
+                    raise RegistryError(self._unknown_model(name))
+                raise RegistryError(
+                    f"alias {alias!r} of model {name!r} was never set, so there is nothing to roll back; "
+                    f"`berg models promote {name} VERSION --alias {alias}` sets it"
+                )
+            move = rollback(history, reason, self._clock())
+            if move is None:
+                raise RegistryError(
+                    f"alias {alias!r} of model {name!r} points at {history[-1].version} and has no previous "
+                    f"version to roll back to; `berg models promote {name} VERSION --alias {alias}` moves it"
+                )
+            return move
+
+        return self._move(layout, alias, decide, whole_history=True)
+
+    def _move(
+        self,
+        layout: ModelLayout,
+        alias: str,
+        decide: Callable[[Sequence[AliasMove]], AliasMove | None],
+        *,
+        whole_history: bool,
+    ) -> AliasMove:
+        """Append the decided move to the history (exclusive create), then point the alias at it.
+
+        The history is the source of truth and the pointer its copy for readers: if two moves race for the
+        same history slot, the loser re-reads the history and decides again.
+
+        Args:
+            decide: the move to make given the history (oldest first), or None for none.
+            whole_history: give ``decide`` every move, not only the current one.
+        """
+        for _ in range(_MAX_MOVE_ATTEMPTS):
+            sequences = self._move_sequences(layout, alias)
+            wanted = sequences if whole_history else sequences[-1:]
+            history = [self._read_move(layout, alias, sequence) for sequence in wanted]
+            move = decide(history)
+            if move is None:
+                # Nothing to move; repair the pointer if a writer died between the history and the pointer.
+                if self.alias(layout.name, alias) != history[-1]:
+                    self._point(layout, alias, sequences[-1], history[-1])
+                return history[-1]
+            sequence = (sequences[-1] if sequences else 0) + 1
+            if self._store.create(layout.alias_move(alias, sequence), move.model_dump_json().encode()):
+                self._point(layout, alias, sequence, move)
+                return move
+        raise RegistryError(f"alias {alias!r} of model {layout.name!r} kept moving under concurrent writers; try again")
+
+    def _point(self, layout: ModelLayout, alias: str, sequence: int, move: AliasMove) -> None:
+        """Write the pointer; if a later move was recorded meanwhile, write that one instead (ours may have won)."""
+        for _ in range(_MAX_MOVE_ATTEMPTS):
+            self._store.replace(layout.alias(alias), move.model_dump_json().encode())
+            latest = self._move_sequences(layout, alias)[-1]
+            if latest == sequence:
+                return
+            sequence, move = latest, self._read_move(layout, alias, latest)
+
+    def _unknown_model(self, name: str) -> str:
+        known = self.models()
+        listing = f"models here: {', '.join(known)}" if known else "it holds no model yet"
+        return (
+            f"no model named {name!r} in the registry at {self.root_uri} ({listing}); "
+            "the training pipeline registers models (set BERG_REGISTRY_URI if the registry is elsewhere)"
+        )
