@@ -21,6 +21,7 @@ from rich.table import Table
 
 from berg.contracts import TransactionV1
 from berg.demo import DownstreamWatcher, RunOutcome
+from berg.pipeline_cli import pipeline_app
 from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError
 from berg.settings import SettingsError, load_settings
 from berg.simulator import cli as simulator_cli
@@ -301,6 +302,7 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(pipeline_app, name="pipeline")
 
 ModelName = Annotated[str, typer.Argument(help="The model, e.g. fraud-xgboost.", show_default=False)]
 AliasOption = Annotated[str, typer.Option(help="The alias to move; serving follows production.")]

@@ -1,0 +1,132 @@
+"""``berg pipeline compile | run | submit``: the training pipeline from the command line.
+
+The pipeline lives in the ``berg-pipelines`` workspace member (``pipelines/``),
+imported only when one of these commands runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from berg.settings import load_settings
+from berg.stack.settings import StackSettings
+
+__all__ = ["pipeline_app"]
+
+console = Console()
+
+pipeline_app = typer.Typer(
+    help="The Kubeflow training pipeline: compile it, run it on this machine, or submit it to Kubeflow.",
+    no_args_is_help=True,
+)
+
+WindowDays = Annotated[float, typer.Option(min=1, help="Days of labelled transactions to train and evaluate on.")]
+WindowEnd = Annotated[
+    str, typer.Option(help="ISO end of the window; default: the newest transaction minus the label horizon.")
+]
+ModelNameOption = Annotated[str, typer.Option(help="The model's name in the registry.")]
+ParamsJson = Annotated[str, typer.Option(help="XGBoost settings as JSON, e.g. '{\"max_depth\": 6}'.")]
+DaskScheduler = Annotated[str, typer.Option(help="Train with xgboost.dask on this scheduler (tcp://host:8786).")]
+
+
+def _launch() -> Any:
+    try:
+        from berg_pipelines import launch
+    except ImportError as error:  # pragma: no cover - the workspace installs it
+        raise typer.BadParameter(
+            f"the training pipeline is not installed ({error}); run `uv sync` in the repository"
+        ) from error
+    return launch
+
+
+def _arguments(
+    offline_root: str, registry_uri: str, model_name: str, window_days: float, window_end: str, params: str, dask: str
+) -> dict[str, Any]:
+    try:
+        json.loads(params or "{}")
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"--params-json is not JSON: {error}") from None
+    return {
+        "offline_root": offline_root,
+        "registry_uri": registry_uri,
+        "model_name": model_name,
+        "window_days": window_days,
+        "window_end": window_end,
+        "params_json": params or "{}",
+        "dask_scheduler": dask,
+        "code_version": os.environ.get("BERG_CODE_VERSION", "dev"),
+    }
+
+
+@pipeline_app.command("compile")
+def compile_command(
+    output: Annotated[Path | None, typer.Option(help="Where to write the YAML.")] = None,
+) -> None:
+    """Write the compiled pipeline (pipelines/compiled/fraud_training.yaml, committed)."""
+    launch = _launch()
+    written = launch.compile_pipeline(output or launch.COMPILED_PIPELINE)
+    console.print(f"compiled -> {written}")
+
+
+@pipeline_app.command("run")
+def run_command(
+    window_days: WindowDays = 30.0,
+    window_end: WindowEnd = "",
+    model_name: ModelNameOption = "fraud",
+    params_json: ParamsJson = "{}",
+    dask_scheduler: DaskScheduler = "",
+) -> None:
+    """Run the pipeline on this machine (kfp.local) over the local stack's feature store and registry."""
+    from berg.registry.registry import ModelRegistry
+
+    launch = _launch()
+    settings = load_settings(StackSettings)
+    state = settings.state_dir.absolute()
+    registry_uri = settings.model_registry_uri
+    before = ModelRegistry(registry_uri).resolve(model_name, "production")
+    arguments = _arguments(
+        str(state / "feast" / "offline"), registry_uri, model_name, window_days, window_end, params_json, dask_scheduler
+    )
+    run = launch.run_locally(arguments, state / "kfp", {"BERG_STATE_DIR": str(state)})
+    registry = ModelRegistry(registry_uri)
+    versions = registry.versions(model_name)
+    latest = versions[-1] if versions else None
+    after = registry.resolve(model_name, "production")
+    if latest is None:
+        console.print("[red]the run registered no model[/]")
+        raise typer.Exit(1)
+    promoted = after is not None and (before is None or after.version != before.version)
+    verdict = "[green]promoted to production[/]" if promoted else "[yellow]not promoted[/]"
+    console.print(f"{model_name} {latest.version}: {verdict}")
+    console.print(escape(str(latest.params.get("decision", ""))))
+    reports = sorted(run.pipeline_root.rglob("evaluate/report"), key=lambda p: p.stat().st_mtime)
+    if reports:
+        console.print(f"evaluation report: {reports[-1]}")
+
+
+@pipeline_app.command("submit")
+def submit_command(
+    host: Annotated[str, typer.Option(help="The Kubeflow Pipelines API, e.g. http://ml-pipeline.kubeflow:8888.")],
+    offline_root: Annotated[str, typer.Option(help="The feature store's offline root as the steps see it.")],
+    registry_uri: Annotated[str, typer.Option(help="The model registry as the steps see it (s3://...).")],
+    window_days: WindowDays = 30.0,
+    window_end: WindowEnd = "",
+    model_name: ModelNameOption = "fraud",
+    params_json: ParamsJson = "{}",
+    dask_scheduler: DaskScheduler = "",
+    experiment: Annotated[str, typer.Option(help="The Kubeflow experiment.")] = "berg",
+    cron: Annotated[str, typer.Option(help="A recurring run on this schedule (six-field cron, with seconds).")] = "",
+) -> None:
+    """Send the compiled pipeline to a Kubeflow Pipelines API: one run, or a recurring run with --cron."""
+    launch = _launch()
+    arguments = _arguments(offline_root, registry_uri, model_name, window_days, window_end, params_json, dask_scheduler)
+    run_id = launch.submit(host, arguments, experiment=experiment, cron=cron or None)
+    kind = "recurring run" if cron else "run"
+    console.print(f"submitted {kind} {run_id} to {host} (experiment {experiment})")
