@@ -1,0 +1,1 @@
+"""Berg serving: KServe models for the fraud endpoint."""
