@@ -15,23 +15,18 @@ and no older than the view's TTL, both bounds inclusive, as Feast defines them; 
 where there is none. Every caller row comes back, in the caller's order and index,
 with the caller's columns untouched.
 
-Feast defines what is joined (the registry's views, entities, TTLs, sources and
-services) and computes on-demand features (``OnDemandFeatureView.transform_arrow``,
-what Feast's own retrieval job runs). The as-of join itself is done here, with
-``pandas.merge_asof`` over the source's parquet parts, because Feast 0.67's Dask
-retrieval (``get_historical_features`` on a file source) gets it wrong in ways a
-training set cannot live with:
-
-- it drops an entity row whose candidate rows are all outside the TTL or all later
-  than the row's time, instead of returning nulls, and returns rows in its own order;
-- it keeps one entity row per join keys and time, keyed on the *first* view's join
-  keys: two transactions of one user at the same instant at two merchants come back
-  as one;
-- it breaks event-time ties by sorting on created time and then, unstably, on event
-  time: a correction wins or loses at random (most ties resolved wrongly in tests);
-- with more than one parquet part (Berg's append-only store writes one per push) it
-  raises ``NotImplementedError`` from Dask when any entity key has no rows at all,
-  and its cost grows with the number of parts (20 s for 4,000 rows in 400 parts).
+All of it is Feast's API: the rows go to ``store.get_historical_features`` with the
+feature service (or references) and come back with the views' values and the
+on-demand features Feast computes (``OnDemandFeatureView.transform_arrow``). What
+makes that correct is Berg's offline store
+(:class:`berg.features.offline_store.AppendOnlyFileOfflineStore`, named in both
+profiles), which implements the retrieval as the point-in-time join of
+:mod:`berg.features.point_in_time` because Feast 0.67's own Dask retrieval drops
+rows, collapses same-instant rows, breaks created-time ties at random and fails on
+several parquet parts (the store's module docstring lists the evidence). This module
+adds what a training set needs on top: the caller's index, columns and timestamps
+back untouched, typed feature columns, the strictly-before shift and the as-of
+columns for the leakage check.
 
 **strictly_before.** The features service pushes a user row at a transaction's event
 time ``t`` that *includes* that transaction; the scorer, serving the transaction,
@@ -48,13 +43,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
-from feast import FeatureStore, FeatureView, Field, FileSource
+from feast import FeatureService, FeatureStore, FeatureView, Field
+from feast.infra.offline_stores.offline_utils import DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.types import Bool, Float32, Float64, Int32, Int64
 
+from berg.features.point_in_time import join_keys
 from berg.features.schema import (
     EVENT_TIMESTAMP,
     FEATURE_SERVICE,
@@ -79,9 +76,16 @@ STRICTLY_BEFORE_OFFSET = pd.Timedelta(microseconds=1)
 """How far before the caller's time the join is made with ``strictly_before`` (the sources' resolution)."""
 
 _ROW_ID = "__berg_row_id"
-_QUERY_TIME = "__berg_query_time"
-_ROW_TIME = "__berg_row_time"
-_TIME_DTYPE = "datetime64[ns, UTC]"
+_QUERY_TIME = DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL
+"""The time column of the frame given to Feast (the name Feast looks for)."""
+_NULLABLE = {
+    pa.int8(): pd.Int64Dtype(),
+    pa.int16(): pd.Int64Dtype(),
+    pa.int32(): pd.Int64Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+"""Arrow -> pandas types that keep nulls without turning integers into floats."""
 
 
 @dataclass(frozen=True)
@@ -97,26 +101,17 @@ class FeatureLayout:
 
 
 @dataclass(frozen=True)
-class _ViewFetch:
-    view: FeatureView
-    entity_columns: tuple[str, ...]
-    features: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _OnDemand:
-    view: OnDemandFeatureView
-    features: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class _Plan:
-    fetches: tuple[_ViewFetch, ...]
-    on_demand: tuple[_OnDemand, ...]
+    features: FeatureService | list[str]
+    """What to ask Feast for: the feature service itself, or feature references."""
+    entity_columns: tuple[str, ...]
+    """The caller's columns Feast needs: the views' join keys and the on-demand views' request columns."""
+    join_keys: Mapping[str, tuple[str, ...]]
+    """Feature view -> its join keys, for the views Feast joins."""
     outputs: dict[str, str]
-    """Internal ``view__feature`` name -> output column, in output order."""
+    """Feast's ``view__feature`` column -> output column, in output order."""
     dtypes: dict[str, str]
-    """Internal name -> the pandas dtype it is returned as."""
+    """Feast's column -> the pandas dtype it is returned as."""
     layout: FeatureLayout
 
 
@@ -132,16 +127,6 @@ def _pandas_dtype(field: Field) -> str | None:
     if field.dtype == Bool:
         return "boolean"
     return None
-
-
-def _requested_refs(store: FeatureStore, features: str | Sequence[str], extra: Sequence[str]) -> list[tuple[str, str]]:
-    if isinstance(features, str):
-        service = store.get_feature_service(features, allow_cache=True)
-        refs = [(p.name, f.name) for p in service.feature_view_projections for f in p.features]
-    else:
-        refs = [_parse_ref(ref) for ref in features]
-    refs += [_parse_ref(ref) for ref in extra]
-    return list(dict.fromkeys(refs))
 
 
 def _parse_ref(ref: str) -> tuple[str, str]:
@@ -161,8 +146,15 @@ def _plan(
 ) -> _Plan:
     views = {view.name: view for view in store.list_feature_views(allow_cache=True)}
     on_demand_views = {view.name: view for view in store.list_on_demand_feature_views(allow_cache=True)}
+    service = store.get_feature_service(features, allow_cache=True) if isinstance(features, str) else None
+    if service is not None:
+        requested = [(p.name, f.name) for p in service.feature_view_projections for f in p.features]
+    else:
+        requested = [_parse_ref(ref) for ref in features]
+    refs = list(dict.fromkeys([*requested, *(_parse_ref(ref) for ref in extra_features)]))
+
     fetched: dict[str, list[str]] = {}
-    on_demand: dict[str, list[str]] = {}
+    request_columns: dict[str, None] = {}
     outputs: dict[str, str] = {}
     dtypes: dict[str, str] = {}
     attribution: dict[str, str] = {}
@@ -188,7 +180,8 @@ def _plan(
         if dtype is not None:
             dtypes[name] = dtype
 
-    for view_name, feature in _requested_refs(store, features, extra_features):
+    on_demand: dict[str, None] = {}
+    for view_name, feature in refs:
         if view_name in views:
             fetch(view_name, feature)
             output(view_name, feature, fields_of(views[view_name])[feature])
@@ -196,7 +189,8 @@ def _plan(
             odfv = on_demand_views[view_name]
             if feature not in fields_of(odfv):
                 raise ValueError(f"on-demand feature view {view_name!r} has no feature {feature!r}")
-            on_demand.setdefault(view_name, []).append(feature)
+            on_demand[view_name] = None
+            request_columns.update(dict.fromkeys(odfv.get_request_data_schema()))
             for projection in odfv.source_feature_view_projections.values():
                 for field in projection.features:
                     fetch(projection.name, field.name)
@@ -205,6 +199,7 @@ def _plan(
             raise ValueError(f"no feature view or on-demand view is named {view_name!r} (in '{view_name}:{feature}')")
 
     as_of_columns: dict[str, str] = {}
+    as_of_refs: list[tuple[str, str]] = []
     for view_name in list(fetched):
         as_of = AS_OF_COLUMNS.get(view_name)
         if as_of is None or as_of not in fields_of(views[view_name]):
@@ -212,6 +207,7 @@ def _plan(
         as_of_columns[view_name] = as_of if not full_feature_names else _internal(view_name, as_of)
         if with_as_of and _internal(view_name, as_of) not in outputs:
             fetch(view_name, as_of)
+            as_of_refs.append((view_name, as_of))
             name = _internal(view_name, as_of)
             outputs[name] = as_of_columns[view_name]
             dtypes[name] = "float64"
@@ -224,20 +220,18 @@ def _plan(
         if sources and all(source in as_of_columns for source in sources):
             layout_as_of[view_name] = tuple(dict.fromkeys(as_of_columns[source] for source in sources))
 
-    fetches = tuple(
-        _ViewFetch(
-            view=views[name],
-            entity_columns=tuple(
-                views[name].projection.join_key_map.get(column.name, column.name)
-                for column in views[name].entity_columns
-            ),
-            features=tuple(wanted),
-        )
-        for name, wanted in fetched.items()
+    # The service itself when it asks for exactly what is wanted (Feast then names its columns after the
+    # projections, which are the views' own names when nothing is aliased), else references.
+    plain = service is not None and all(
+        not p.name_alias and not p.join_key_map and p.version_tag is None for p in service.feature_view_projections
     )
+    keys = {name: tuple(join_keys(views[name])) for name in fetched}
     return _Plan(
-        fetches=fetches,
-        on_demand=tuple(_OnDemand(on_demand_views[name], tuple(wanted)) for name, wanted in on_demand.items()),
+        features=service
+        if service is not None and plain and not extra_features and not as_of_refs
+        else [f"{view}:{feature}" for view, feature in [*refs, *as_of_refs]],
+        entity_columns=tuple(dict.fromkeys([*(key for names in keys.values() for key in names), *request_columns])),
+        join_keys=MappingProxyType(keys),
         outputs=outputs,
         dtypes=dtypes,
         layout=FeatureLayout(features=MappingProxyType(attribution), as_of=MappingProxyType(layout_as_of)),
@@ -258,94 +252,12 @@ def describe_features(
     return _plan(store, features, extra_features, with_as_of=True, full_feature_names=full_feature_names).layout
 
 
-def _read_source(
-    store: FeatureStore, source: FileSource, columns: list[str], timestamp: str, start: pd.Timestamp, end: pd.Timestamp
-) -> pd.DataFrame:
-    """A file source's rows with event times in [start, end], read as one parquet dataset of its parts."""
-    uri = FileSource.get_uri_for_file_path(repo_path=store.config.repo_path, uri=source.file_options.uri)
-    filesystem, path = FileSource.create_filesystem_and_path(str(uri), source.file_options.s3_endpoint_override)
-    dataset = pads.dataset(str(path), filesystem=filesystem, format="parquet")
-    kind = dataset.schema.field(timestamp).type
-    window = (pads.field(timestamp) >= pa.scalar(start.floor("us").to_pydatetime(), kind)) & (
-        pads.field(timestamp) <= pa.scalar(end.ceil("us").to_pydatetime(), kind)
-    )
-    return dataset.to_table(columns=columns, filter=window).to_pandas()
-
-
-def _view_rows(store: FeatureStore, fetch: _ViewFetch, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """The view's source rows with event times in [start, end], ordered by event time, then created time."""
-    source = fetch.view.batch_source
-    if not isinstance(source, FileSource) or source.field_mapping:
-        raise ValueError(f"feature view {fetch.view.name!r}: only a file source without field mapping is supported")
-    keys = [column.name for column in fetch.view.entity_columns]
-    timestamp, created = source.timestamp_field, source.created_timestamp_column
-    order = [timestamp, created] if created else [timestamp]
-    rows = _read_source(store, source, [*keys, *order, *fetch.features], timestamp, start, end)
-    rows = rows.dropna(subset=[*keys, timestamp])
-    # merge_asof takes the last of several rows with the same event time: ordering by created
-    # time makes a correction win. (Feast's Dask retrieval sorts by created time and then, with
-    # an unstable sort, by event time: a correction wins or loses at random.)
-    rows = rows.sort_values(order, kind="stable", na_position="first")
-    rows = rows.rename(columns=dict(zip(keys, fetch.entity_columns, strict=True)))
-    rows[_ROW_TIME] = pd.to_datetime(rows[timestamp], utc=True).astype(_TIME_DTYPE)
-    return rows[[*fetch.entity_columns, _ROW_TIME, *fetch.features]]
-
-
-def _fetch_view(store: FeatureStore, fetch: _ViewFetch, query_time: pd.Series, entities: pd.DataFrame) -> pd.DataFrame:
-    """One feature view's values for every caller row (positional, RangeIndex), nulls where none."""
-    missing = [column for column in fetch.entity_columns if column not in entities.columns]
-    if missing:
-        raise ValueError(f"feature view {fetch.view.name!r} joins on {missing}, which the entity frame lacks")
-    keys = pd.DataFrame({column: entities[column].to_numpy() for column in fetch.entity_columns})
-    keys[_QUERY_TIME] = query_time.astype(_TIME_DTYPE).to_numpy()
-    valid = keys.notna().all(axis=1).to_numpy()
-    names = [_internal(fetch.view.name, feature) for feature in fetch.features]
-    empty = pd.DataFrame(index=keys.index, columns=names, dtype="float64")
-    if not valid.any():
-        return empty
-
-    # One lookup per distinct (join keys, time), tagged with a row id to join back by.
-    distinct = keys[valid]
-    query_id = distinct.groupby(list(distinct.columns), sort=False).ngroup().to_numpy()
-    first = ~distinct.duplicated().to_numpy()
-    query = distinct[first].copy()
-    query[_ROW_ID] = query_id[first]
-
-    ttl = fetch.view.ttl if fetch.view.ttl and fetch.view.ttl.total_seconds() > 0 else None
-    earliest = query[_QUERY_TIME].min()
-    start = earliest - ttl if ttl is not None else pd.Timestamp(0, tz="UTC")
-    rows = _view_rows(store, fetch, start, query[_QUERY_TIME].max())
-    if rows.empty:
-        return empty
-    for column in fetch.entity_columns:
-        if rows[column].dtype != query[column].dtype:
-            rows[column] = rows[column].astype(object)
-            query[column] = query[column].astype(object)
-    joined = pd.merge_asof(
-        query.sort_values(_QUERY_TIME, kind="stable"),
-        rows.rename(columns=dict(zip(fetch.features, names, strict=True))),
-        left_on=_QUERY_TIME,
-        right_on=_ROW_TIME,
-        by=list(fetch.entity_columns),
-        direction="backward",
-        allow_exact_matches=True,
-        tolerance=pd.Timedelta(ttl) if ttl is not None else None,
-    )
-    result = joined.drop_duplicates(subset=_ROW_ID, keep="last").set_index(_ROW_ID)[names]
-
-    row_query = pd.Series(-1, index=keys.index, dtype="int64")
-    row_query[valid] = query_id
-    return result.reindex(row_query.to_numpy()).set_axis(keys.index)
-
-
-def _on_demand_values(odfv: _OnDemand, inputs: pd.DataFrame) -> pd.DataFrame:
-    """Run an on-demand view's transformation over request columns and its source features."""
-    table = pa.Table.from_pandas(inputs, preserve_index=False)
-    transformed = odfv.view.transform_arrow(table, full_feature_names=False).to_pandas()
-    return pd.DataFrame(
-        {_internal(odfv.view.name, feature): transformed[feature].to_numpy() for feature in odfv.features},
-        index=inputs.index,
-    )
+def _column(table: pa.Table, name: str, dtype: str | None) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """A column of Feast's result as a pandas array of ``dtype`` (nulls kept, integers not made floats)."""
+    series = table.select([name]).to_pandas(types_mapper=_NULLABLE.get)[name]
+    if dtype is not None:
+        series = series.astype(dtype)
+    return series.array
 
 
 def build_training_frame(
@@ -365,11 +277,14 @@ def build_training_frame(
     then created time) at or before the row's time (just before it, with
     ``strictly_before``) and within the view's TTL; null where there is none, or where
     the row's join keys or time are null. On-demand features are computed from the
-    row's request columns and those values. Reads the registry and the views' parquet
-    sources; each view's source is read once, for the time range the frame needs.
+    row's request columns and those values. One call of Feast's
+    ``store.get_historical_features`` with the feature service (or the references),
+    which Berg's offline store answers by reading each view's parquet source once,
+    for the time range the frame needs.
 
     Args:
-        store: A Feast store with Berg's definitions applied (:func:`berg.features.store.prepare_store`).
+        store: A Feast store with Berg's definitions applied (:func:`berg.features.store.prepare_store`)
+            and Berg's offline store (both profiles name it).
         entities: One row per prediction: the join keys the views need (``user_id``,
             ``merchant_id``), the time column, the request columns of on-demand views
             (``amount``, ``event_unix``), and anything else (labels, ids), passed through.
@@ -391,7 +306,8 @@ def build_training_frame(
 
     Raises:
         ValueError: for an unknown view or feature, a missing join key, time or request
-            column, or a feature column whose name the entity frame already uses.
+            column, a feature column whose name the entity frame already uses, or an
+            offline store that does not return every row (Feast's own Dask store).
     """
     plan = _plan(store, features, extra_features, with_as_of=with_as_of, full_feature_names=full_feature_names)
     if timestamp_column not in entities.columns:
@@ -399,38 +315,41 @@ def build_training_frame(
     clashing = [column for column in plan.outputs.values() if column in entities.columns]
     if clashing:
         raise ValueError(f"the entity frame already has columns named like features: {clashing}")
-    for odfv in plan.on_demand:
-        absent = [name for name in odfv.view.get_request_data_schema() if name not in entities.columns]
-        if absent:
-            raise ValueError(f"on-demand feature view {odfv.view.name!r} needs the request columns {absent}")
+    for view_name, keys in plan.join_keys.items():
+        missing = [key for key in keys if key not in entities.columns]
+        if missing:
+            raise ValueError(f"feature view {view_name!r} joins on {missing}, which the entity frame lacks")
+    for odfv in store.list_on_demand_feature_views(allow_cache=True):
+        if any(view == odfv.name for view in plan.layout.features.values()):
+            absent = [name for name in odfv.get_request_data_schema() if name not in entities.columns]
+            if absent:
+                raise ValueError(f"on-demand feature view {odfv.name!r} needs the request columns {absent}")
+    if _QUERY_TIME in plan.entity_columns or _ROW_ID in plan.entity_columns:
+        raise ValueError(f"a join key or request column is named {_QUERY_TIME!r} or {_ROW_ID!r}")
 
-    positional = entities.reset_index(drop=True)
-    query_time = pd.to_datetime(positional[timestamp_column], utc=True)
+    # What Feast gets: the columns it needs, the query time under the name it looks for, a row id.
+    query_time = pd.to_datetime(entities[timestamp_column], utc=True)
     if strictly_before:
         query_time = query_time - STRICTLY_BEFORE_OFFSET
+    rows = pd.DataFrame({column: entities[column].to_numpy() for column in plan.entity_columns})
+    rows[_QUERY_TIME] = query_time.array  # positional; to_numpy() would make tz-aware objects
+    rows[_ROW_ID] = np.arange(len(rows), dtype=np.int64)
 
-    values = pd.DataFrame(index=positional.index)
-    for fetch in plan.fetches:
-        fetched = _fetch_view(store, fetch, query_time, positional)
-        for column in fetched.columns:
-            values[column] = fetched[column]
-    for odfv in plan.on_demand:
-        request = list(odfv.view.get_request_data_schema())
-        sources = [
-            _internal(projection.name, field.name)
-            for projection in odfv.view.source_feature_view_projections.values()
-            for field in projection.features
-        ]
-        inputs = pd.concat([positional[request], values[sources]], axis=1)
-        computed = _on_demand_values(odfv, inputs)
-        for column in computed.columns:
-            values[column] = computed[column]
+    job = store.get_historical_features(entity_df=rows, features=plan.features, full_feature_names=True)
+    result = job.to_arrow()
+
+    row_ids = result[_ROW_ID].to_numpy()
+    in_order = np.array_equal(row_ids, rows[_ROW_ID].to_numpy())  # what Berg's store returns
+    if not in_order:
+        counts = np.bincount(row_ids, minlength=len(rows)) if len(row_ids) and row_ids.min() >= 0 else None
+        if len(row_ids) != len(rows) or counts is None or len(counts) != len(rows) or not (counts == 1).all():
+            raise ValueError(
+                f"the offline store returned {len(row_ids)} rows for {len(rows)} entity rows, not each row once: "
+                "use Berg's offline store (berg.features.offline_store.AppendOnlyFileOfflineStore)"
+            )
+        result = result.take(pa.array(np.argsort(row_ids)))
 
     out = entities.copy()
     for name, column in plan.outputs.items():
-        series = values[name]
-        dtype = plan.dtypes.get(name)
-        if dtype is not None:
-            series = series.astype("float64").astype(dtype) if dtype == "Int64" else series.astype(dtype)
-        out[column] = series.array
+        out[column] = _column(result, name, plan.dtypes.get(name))
     return out

@@ -1,10 +1,13 @@
-"""The point-in-time dataset builder against a brute-force oracle, on a real Feast store (embedded profile).
+"""Point-in-time retrieval against a brute-force oracle, on a real Feast store (embedded profile).
 
 Random feature rows (ties in event time, corrections with later created times,
 rows outside the TTL, several parquet parts) and random entity frames (times before
 and after all data, exactly on row times and TTL edges, duplicates, shuffled, odd
-index) go through :func:`build_training_frame`; each value must be the one the
-definition picks, written out in plain Python.
+index) go through :func:`build_training_frame` and through Feast's own
+``store.get_historical_features(...).to_df()`` on Berg's offline store (on-demand
+features computed by Feast included); each value must be the one the definition
+picks, written out in plain Python. Feast's own Dask store, on the same registry and
+sources, is kept as a strict xfail: it records the upstream bugs Berg's store avoids.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs
+import pyarrow.parquet as pq
 import pytest
-from feast import FeatureStore
+from feast import FeatureStore, RepoConfig
 from feast.data_source import PushMode
+from feast.errors import SavedDatasetLocationAlreadyExists
+from feast.infra.offline_stores.dask import DaskOfflineStore, DaskRetrievalJob
+from feast.infra.offline_stores.file_source import SavedDatasetFileStorage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +42,7 @@ from berg.features.schema import (
     MERCHANT_FEATURES,
     MERCHANT_KEY,
     MERCHANT_VIEW,
+    ON_DEMAND_VIEW,
     USER_AS_OF,
     USER_FEATURES,
     USER_KEY,
@@ -55,11 +63,19 @@ T0 = pd.Timestamp("2026-03-01", tz="UTC")
 HOUR = pd.Timedelta(hours=1)
 USERS = ["u0", "u1", "u2"]
 REFS = [f"{USER_VIEW}:tx_count_1h", f"{USER_VIEW}:amount_sum_24h", f"{USER_VIEW}:amount_max_7d"]
+ON_DEMAND_REFS = [
+    f"{ON_DEMAND_VIEW}:amount_to_user_mean_7d",
+    f"{ON_DEMAND_VIEW}:hour_of_day",
+    f"{ON_DEMAND_VIEW}:seconds_since_previous_transaction",
+]
 
 
 @dataclass(frozen=True)
 class Store:
     feast: FeatureStore
+    """Berg's profile: Berg's offline store."""
+    dask: FeatureStore
+    """The same registry and sources with Feast's own Dask offline store."""
     root: str
 
     def reset(self) -> None:
@@ -91,7 +107,20 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         feast = open_store()
         root = offline_root(state)
         prepare_store(feast, root)
-        yield Store(feast, root)
+        config = feast.config
+        dask = FeatureStore(
+            config=RepoConfig(
+                project=config.project,
+                provider=config.provider,
+                registry=config.registry,
+                online_store=config.online_store,
+                offline_store={"type": "dask"},
+                repo_path=config.repo_path,
+                entity_key_serialization_version=config.entity_key_serialization_version,
+            )
+        )
+        assert type(dask._get_provider().offline_store) is DaskOfflineStore
+        yield Store(feast, dask, root)
 
 
 def user_row(user: str, event: pd.Timestamp, created: pd.Timestamp, number: int) -> dict[str, object]:
@@ -110,12 +139,19 @@ def user_row(user: str, event: pd.Timestamp, created: pd.Timestamp, number: int)
     return row
 
 
-def oracle(rows: pd.DataFrame, user: str, at: pd.Timestamp, strictly_before: bool) -> pd.Series | None:
-    """The definition: the latest row (event time, then created time) in [at - TTL, at] of the user."""
+def oracle(
+    rows: pd.DataFrame, user: str, at: pd.Timestamp, strictly_before: bool, created_by_then: bool = False
+) -> pd.Series | None:
+    """The definition: the latest row (event time, then created time) in [at - TTL, at] of the user.
+
+    ``created_by_then``: only rows created at or before ``at`` (Feast's ``filter_by_created_timestamp``).
+    """
     if strictly_before:
         at = at - STRICTLY_BEFORE_OFFSET
     best = None
     for _, row in rows.iterrows():
+        if created_by_then and row[CREATED_TIMESTAMP] > at:
+            continue
         if row[USER_KEY] == user and at - USER_TTL <= row[EVENT_TIMESTAMP] <= at:
             key = (row[EVENT_TIMESTAMP], row[CREATED_TIMESTAMP])
             if best is None or key > (best[EVENT_TIMESTAMP], best[CREATED_TIMESTAMP]):
@@ -126,13 +162,15 @@ def oracle(rows: pd.DataFrame, user: str, at: pd.Timestamp, strictly_before: boo
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[pd.DataFrame, list[int], pd.DataFrame, bool]:
     count = draw(st.integers(0, 25))
-    # Coarse event times (6-hour steps over 12 days) make ties; created times are all distinct.
+    # Coarse event times (6-hour steps over 12 days) make ties; created times are all distinct, some
+    # at the event time, others up to a day later, in random order within a tie.
     events = [T0 + draw(st.integers(0, 48)) * 6 * HOUR for _ in range(count)]
-    created = draw(st.permutations(range(count)))
+    order = draw(st.permutations(range(count)))
+    lags = [draw(st.sampled_from([0, 1, 24])) * HOUR + pd.Timedelta(seconds=second) for second in order]
     rows = pd.DataFrame(
         [
-            user_row(draw(st.sampled_from(USERS)), event, T0 + pd.Timedelta(days=30, seconds=order), number)
-            for number, (event, order) in enumerate(zip(events, created, strict=True))
+            user_row(draw(st.sampled_from(USERS)), event, event + lag, number)
+            for number, (event, lag) in enumerate(zip(events, lags, strict=True))
         ],
         columns=[USER_KEY, *(spec.name for spec in USER_FEATURES), EVENT_TIMESTAMP, CREATED_TIMESTAMP],
     )
@@ -149,11 +187,15 @@ def scenarios(draw: st.DrawFn) -> tuple[pd.DataFrame, list[int], pd.DataFrame, b
         st.tuples(anchors, near).map(lambda pair: pair[0] + USER_TTL + pair[1]),
     )
     size = draw(st.integers(1, 20))
+    moments = pd.to_datetime([draw(times) for _ in range(size)], utc=True)
     entities = pd.DataFrame(
         {
             USER_KEY: [draw(st.sampled_from([*USERS, "stranger"])) for _ in range(size)],
-            EVENT_TIMESTAMP: pd.to_datetime([draw(times) for _ in range(size)], utc=True),
+            EVENT_TIMESTAMP: moments,
             "label": range(size),
+            # the request columns of the on-demand view
+            "amount": [float(draw(st.integers(0, 500))) for _ in range(size)],
+            "event_unix": moments.astype("int64") / 1e9,
         }
     )
     repeats = draw(st.lists(st.integers(0, size - 1), max_size=5))
@@ -192,6 +234,120 @@ def test_values_equal_the_point_in_time_oracle(
         # Never a value from the future (of the query time).
         limit = at - STRICTLY_BEFORE_OFFSET if strictly_before else at
         assert got[USER_AS_OF] <= limit.value / 1e9, context
+
+
+def on_demand_oracle(row: pd.Series | None, amount: float, event_unix: float) -> dict[str, float]:
+    """``transaction_context`` from the request and the user row the entity row sees (None: no history)."""
+    mean = np.nan if row is None else float(row["amount_mean_7d"])
+    last = np.nan if row is None else float(row[USER_AS_OF])
+    return {
+        "amount_to_user_mean_7d": amount / mean if mean > 0 else np.nan,
+        "hour_of_day": float((event_unix // 3600) % 24),
+        "seconds_since_previous_transaction": event_unix - last,
+    }
+
+
+@given(scenario=scenarios(), full_feature_names=st.booleans(), filter_by_created=st.booleans())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_feast_get_historical_features_on_bergs_store_equals_the_oracle(
+    store: Store,
+    scenario: tuple[pd.DataFrame, list[int], pd.DataFrame, bool],
+    full_feature_names: bool,
+    filter_by_created: bool,
+) -> None:
+    """Feast's own API, as a notebook or a pipeline component calls it: every row, in order, right values."""
+    rows, parts, entities, _ = scenario
+    store.reset()
+    store.write_user_rows(rows, parts)
+
+    job = store.feast.get_historical_features(
+        entity_df=entities,
+        features=[*REFS, *ON_DEMAND_REFS],
+        full_feature_names=full_feature_names,
+        filter_by_created_timestamp=filter_by_created,
+    )
+    result = job.to_df()
+
+    def column(ref: str) -> str:
+        view, feature = ref.split(":")
+        return f"{view}__{feature}" if full_feature_names else feature
+
+    # Every entity row, in the caller's order, with the caller's columns, then the features in request
+    # order, the on-demand views' inputs Feast adds (in its own order), and the on-demand features.
+    pd.testing.assert_frame_equal(result[list(entities.columns)], entities.reset_index(drop=True))
+    inputs = {column(f"{USER_VIEW}:amount_mean_7d"), column(f"{USER_VIEW}:{USER_AS_OF}")}
+    assert list(result.columns[: len(entities.columns) + len(REFS)]) == [*entities.columns, *map(column, REFS)]
+    assert set(result.columns[len(entities.columns) + len(REFS) : -len(ON_DEMAND_REFS)]) == inputs
+    assert list(result.columns[-len(ON_DEMAND_REFS) :]) == [column(ref) for ref in ON_DEMAND_REFS]
+    assert job.metadata is not None
+    assert set(job.metadata.keys) == {USER_KEY, "label", "amount", "event_unix"}
+    assert job.metadata.min_event_timestamp == entities[EVENT_TIMESTAMP].min()
+    assert job.metadata.max_event_timestamp == entities[EVENT_TIMESTAMP].max()
+
+    for position, (user, at, amount, unix) in enumerate(
+        zip(entities[USER_KEY], entities[EVENT_TIMESTAMP], entities["amount"], entities["event_unix"], strict=True)
+    ):
+        got = result.iloc[position]
+        want = oracle(rows, user, at, strictly_before=False, created_by_then=filter_by_created)
+        context = (position, user, at, full_feature_names, filter_by_created)
+        for ref in REFS:
+            feature = ref.split(":")[1]
+            expected = np.nan if want is None or pd.isna(want[feature]) else float(want[feature])
+            assert float(got[column(ref)]) == pytest.approx(expected, nan_ok=True), (ref, *context)
+        for feature, expected in on_demand_oracle(want, amount, unix).items():
+            value = float(got[column(f"{ON_DEMAND_VIEW}:{feature}")])
+            assert value == pytest.approx(expected, nan_ok=True), (feature, *context)
+
+
+def test_filter_by_created_timestamp_hides_rows_created_after_the_entity_time(store: Store) -> None:
+    store.reset()
+    rows = pd.DataFrame(
+        [
+            user_row("u1", T0, T0, 1),
+            user_row("u1", T0, T0 + 2 * HOUR, 3),  # a correction of row 1, made two hours later
+            user_row("u1", T0 + HOUR, T0 + 5 * HOUR, 2),  # a backfill, written four hours late
+        ]
+    )
+    store.write_user_rows(rows, [0, 1, 2])
+    times = [
+        T0,
+        T0 + HOUR,
+        T0 + 3 * HOUR,
+        T0 + 5 * HOUR,
+        T0 + HOUR + USER_TTL,
+        T0 + HOUR + USER_TTL + STRICTLY_BEFORE_OFFSET,
+    ]
+    entities = pd.DataFrame({USER_KEY: ["u1"] * len(times), EVENT_TIMESTAMP: times})
+
+    def values(filter_by_created: bool) -> list[object]:
+        job = store.feast.get_historical_features(
+            entity_df=entities, features=REFS, filter_by_created_timestamp=filter_by_created
+        )
+        return job.to_df()["tx_count_1h"].tolist()
+
+    # As known then: row 1 (twice), its correction once made, the backfill once written, the backfill on the
+    # TTL edge, nothing past it.
+    assert values(True)[:5] == [1, 1, 3, 2, 2]
+    assert pd.isna(values(True)[5])
+    # As known now: the correction and the backfill from their event times.
+    assert values(False)[:5] == [3, 2, 2, 2, 2]
+
+
+def test_a_retrieval_job_persists_its_result_as_a_saved_dataset(store: Store, tmp_path: Path) -> None:
+    store.reset()
+    store.write_user_rows(pd.DataFrame([user_row("u1", T0, T0, 1)]), [0])
+    entities = pd.DataFrame({USER_KEY: ["u2", "u1"], EVENT_TIMESTAMP: [T0 + HOUR, T0 + HOUR]})
+    job = store.feast.get_historical_features(entity_df=entities, features=REFS)
+    target = tmp_path / "training.parquet"
+
+    job.persist(SavedDatasetFileStorage(path=str(target)))
+
+    saved = pq.read_table(target).to_pandas()
+    assert saved[USER_KEY].tolist() == ["u2", "u1"]
+    assert saved["tx_count_1h"].tolist()[1] == 1
+    assert pd.isna(saved["tx_count_1h"].iloc[0])
+    with pytest.raises(SavedDatasetLocationAlreadyExists):
+        job.persist(SavedDatasetFileStorage(path=str(target)))
 
 
 def test_the_feature_service_joins_both_views_and_computes_on_demand_features(store: Store) -> None:
@@ -280,6 +436,17 @@ def test_bad_requests_are_refused_with_what_to_fix(store: Store) -> None:
     with pytest.raises(ValueError, match="not of the form 'feature_view:feature'"):
         build_training_frame(store.feast, entities, ["tx_count_1h"])
 
+    # Feast's API on Berg's store: entity rows as a frame, not SQL; a missing join key named.
+    with pytest.raises(ValueError, match="not a SQL query"):
+        store.feast.get_historical_features(entity_df="SELECT * FROM transactions", features=REFS)
+    with pytest.raises(ValueError, match="joins on \\['merchant_id'\\]"):
+        store.feast.get_historical_features(
+            entity_df=entities, features=[f"{MERCHANT_VIEW}:merchant_tx_count_24h"]
+        ).to_df()
+    # Without entity rows (a time range) Feast's own Dask retrieval runs.
+    ranged = store.feast.get_historical_features(features=REFS, start_date=T0, end_date=T0 + HOUR)
+    assert type(ranged) is DaskRetrievalJob
+
 
 def test_a_view_stamped_before_the_data_it_summarises_fails_the_leakage_check(store: Store) -> None:
     """A planted bug: user rows stamped an hour before the last transaction they include."""
@@ -329,9 +496,10 @@ def test_a_view_stamped_before_the_data_it_summarises_fails_the_leakage_check(st
 @pytest.mark.xfail(
     strict=True,
     reason="Feast 0.67's Dask retrieval drops entity rows without a valid feature row and collapses same-instant "
-    "rows of one user; when this passes, Feast fixed it and dataset.py's notes need updating",
+    "rows of one user; when this passes, Feast fixed it and offline_store.py's notes need updating",
 )
-def test_feast_own_retrieval_keeps_every_entity_row(store: Store) -> None:
+def test_feast_own_dask_retrieval_keeps_every_entity_row(store: Store) -> None:
+    """Feast's own Dask offline store (type ``dask``) on the same registry and sources: still wrong."""
     store.reset()
     store.write_user_rows(pd.DataFrame([user_row("u1", T0, T0, 1), user_row("u2", T0 - 30 * 24 * HOUR, T0, 2)]), [0, 0])
     entities = pd.DataFrame(
@@ -341,5 +509,16 @@ def test_feast_own_retrieval_keeps_every_entity_row(store: Store) -> None:
             EVENT_TIMESTAMP: [T0 + HOUR, T0 + HOUR, T0 + HOUR],
         }
     )
-    result = store.feast.get_historical_features(entity_df=entities, features=REFS).to_df()
+    result = store.dask.get_historical_features(entity_df=entities, features=REFS).to_df()
     assert len(result) == len(entities)
+
+
+def test_the_builder_refuses_an_offline_store_that_loses_rows(store: Store) -> None:
+    """On Feast's own Dask store the builder does not hand back a silently shorter training set."""
+    store.reset()
+    # u2's only row is older than the TTL: Feast's Dask retrieval drops u2's entity row.
+    store.write_user_rows(pd.DataFrame([user_row("u1", T0, T0, 1), user_row("u2", T0 - 30 * 24 * HOUR, T0, 2)]), [0, 0])
+    entities = pd.DataFrame({USER_KEY: ["u1", "u2"], EVENT_TIMESTAMP: [T0 + HOUR, T0 + HOUR]})
+    assert build_training_frame(store.feast, entities, REFS)["tx_count_1h"].tolist() == [1, pd.NA]
+    with pytest.raises(ValueError, match="returned 1 rows for 2 entity rows"):
+        build_training_frame(store.dask, entities, REFS)
