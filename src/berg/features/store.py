@@ -23,7 +23,7 @@ from berg.features.definitions import (
     build_definitions,
     source_schema,
 )
-from berg.features.offline_store import SCHEMA_PART, write_part
+from berg.features.offline_store import SCHEMA_PART, source_directory, write_part
 from berg.features.schema import MERCHANT_FEATURES, MERCHANT_KEY, USER_FEATURES, USER_KEY
 
 __all__ = [
@@ -89,13 +89,9 @@ def close_store(store: FeatureStore) -> None:
 
 
 def _ensure_schema_part(store: FeatureStore, source: FileSource, schema: pa.Schema) -> None:
-    uri = FileSource.get_uri_for_file_path(repo_path=store.config.repo_path, uri=source.file_options.uri)
-    filesystem, path = FileSource.create_filesystem_and_path(str(uri), source.file_options.s3_endpoint_override)
-    if filesystem is None:
-        filesystem = pa.fs.LocalFileSystem()
-    info = filesystem.get_file_info(f"{path}/{SCHEMA_PART}")
-    if info.type == pa.fs.FileType.NotFound:
-        write_part(filesystem, str(path), schema.empty_table(), name=SCHEMA_PART)
+    filesystem, path = source_directory(source, store.config.repo_path)
+    if filesystem.get_file_info(f"{path}/{SCHEMA_PART}").type == pa.fs.FileType.NotFound:
+        write_part(filesystem, path, schema.empty_table(), name=SCHEMA_PART)
 
 
 def prepare_store(store: FeatureStore, offline_root: str) -> FeatureDefinitions:
