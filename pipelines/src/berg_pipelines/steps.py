@@ -194,8 +194,16 @@ def evaluate_step(
         else:
             path = ModelRegistry(registry_uri).local_path(model_name, champion.version) / MODEL_FILE
             champion_scorer = booster_scorer(load_booster(path), champion_features)
+            stored = champion.params.get("threshold")
             report.champion = evaluate_model(
-                f"champion {champion.version}", champion_scorer, card, validation, test, amount
+                f"champion {champion.version}",
+                champion_scorer,
+                card,
+                validation,
+                test,
+                amount,
+                # At the threshold it serves with; re-chosen only for a champion registered without one.
+                threshold=float(stored) if isinstance(stored, int | float) else None,
             )
             report.champion_version = champion.version
             scores[f"champion {champion.version}"] = champion_scorer(test)
@@ -256,6 +264,13 @@ def register_step(
         for key, value in asdict(report.challenger).items()
         if isinstance(value, float) and math.isfinite(value)
     }
+    # What it was compared with, for `berg models show` and the controller's history.
+    for prefix, compared in (("baseline", report.baseline), ("champion", report.champion)):
+        if compared is not None:
+            for key in ("pr_auc", "expected_cost"):
+                value = compared.metric(key)
+                if math.isfinite(value):
+                    metrics[f"{prefix}_{key}"] = float(value)
     registry = ModelRegistry(registry_uri)
     champion = registry.resolve(model_name, "production")
     metadata = VersionMetadata(

@@ -63,14 +63,18 @@ from berg.features.schema import (
 
 __all__ = [
     "AS_OF_COLUMNS",
+    "AS_OF_TAG",
     "STRICTLY_BEFORE_OFFSET",
     "FeatureLayout",
     "build_training_frame",
     "describe_features",
 ]
 
+AS_OF_TAG = "as_of"
+"""A feature view names its as-of feature in this tag: the Unix-seconds event time of the data a row summarises."""
+
 AS_OF_COLUMNS: Mapping[str, str] = MappingProxyType({USER_VIEW: USER_AS_OF, MERCHANT_VIEW: MERCHANT_AS_OF})
-"""Feature view -> its as-of feature: the Unix-seconds event time of the data a row summarises."""
+"""Berg's own views' as-of features (their tags say the same; a view without the tag falls back to this)."""
 
 STRICTLY_BEFORE_OFFSET = pd.Timedelta(microseconds=1)
 """How far before the caller's time the join is made with ``strictly_before`` (the sources' resolution)."""
@@ -201,7 +205,7 @@ def _plan(
     as_of_columns: dict[str, str] = {}
     as_of_refs: list[tuple[str, str]] = []
     for view_name in list(fetched):
-        as_of = AS_OF_COLUMNS.get(view_name)
+        as_of = views[view_name].tags.get(AS_OF_TAG) or AS_OF_COLUMNS.get(view_name)
         if as_of is None or as_of not in fields_of(views[view_name]):
             continue
         as_of_columns[view_name] = as_of if not full_feature_names else _internal(view_name, as_of)

@@ -155,7 +155,7 @@ def build_definitions(offline_root: str) -> FeatureDefinitions:
         source=user_push,
         online=True,
         description="Streaming per-user aggregates in event-time windows (services/features).",
-        tags={"kind": "streaming"},
+        tags={"kind": "streaming", "as_of": USER_AS_OF},
     )
     merchant_view = FeatureView(
         name=MERCHANT_VIEW,
@@ -165,7 +165,7 @@ def build_definitions(offline_root: str) -> FeatureDefinitions:
         source=merchant_source,
         online=True,
         description="Per-merchant volume and fraud rate from labels known at the snapshot (batch, materialized).",
-        tags={"kind": "batch"},
+        tags={"kind": "batch", "as_of": MERCHANT_AS_OF},
     )
     request = RequestSource(
         name="transaction_request",

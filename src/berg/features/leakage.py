@@ -359,7 +359,7 @@ def check_leakage(
                         message=(
                             f"view {view!r} has no as-of column, so nothing proves its {len(features)} feature(s) "
                             f"({named}) were computed from data before the prediction time; give the view an "
-                            f"as-of feature, or pass allow_unproven_views=[{view!r}]"
+                            f"as-of feature named in its 'as_of' tag, or pass allow_unproven_views=[{view!r}]"
                         ),
                     )
                 )

@@ -59,7 +59,8 @@ class EvaluationReport:
     notes: list[str] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2, default=_json_default))
+        """Strict JSON: a metric that cannot be computed (NaN) is written as null."""
+        path.write_text(json.dumps(_nulls(asdict(self)), indent=2, allow_nan=False))
 
     @classmethod
     def read(cls, path: Path) -> EvaluationReport:
@@ -70,8 +71,14 @@ class EvaluationReport:
         return cls(**raw)
 
 
-def _json_default(value: object) -> object:
-    raise TypeError(f"not JSON: {value!r}")
+def _nulls(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _nulls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nulls(item) for item in value]
+    return value
 
 
 def _nan(value: Any) -> Any:
@@ -87,28 +94,33 @@ def booster_scorer(booster: xgb.Booster, features: Sequence[str]) -> Scorer:
     return score
 
 
-def _finite(value: float) -> float:
-    # JSON has no NaN: a metric that cannot be computed (one class only) is null.
-    return value if math.isfinite(value) else float("nan")
-
-
 def evaluate_model(
-    name: str, scorer: Scorer, card: ProblemCard, validation: pd.DataFrame, test: pd.DataFrame, amount: str
+    name: str,
+    scorer: Scorer,
+    card: ProblemCard,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    amount: str,
+    *,
+    threshold: float | None = None,
 ) -> ModelEvaluation:
+    """One model on the test window, at ``threshold`` (the champion's, as it runs in production)
+    or at the one the card's policy picks on ``validation``."""
     label = card.target.column
-    chosen = choose_threshold(
-        card.threshold, card.costs, validation[label].to_numpy(), scorer(validation), validation[amount].to_numpy()
-    )
+    if threshold is None:
+        threshold = choose_threshold(
+            card.threshold, card.costs, validation[label].to_numpy(), scorer(validation), validation[amount].to_numpy()
+        ).threshold
     scores = scorer(test)
     y = test[label].to_numpy()
-    outcome: Outcomes = outcomes_at(card.costs, y, scores, test[amount].to_numpy(), chosen.threshold)
+    outcome: Outcomes = outcomes_at(card.costs, y, scores, test[amount].to_numpy(), threshold)
     return ModelEvaluation(
         name=name,
-        pr_auc=_finite(average_precision(y, scores)),
-        roc_auc=_finite(roc_auc(y, scores)),
-        threshold=chosen.threshold,
-        precision=_finite(outcome.precision),
-        recall=_finite(outcome.recall),
+        pr_auc=average_precision(y, scores),
+        roc_auc=roc_auc(y, scores),
+        threshold=threshold,
+        precision=outcome.precision,
+        recall=outcome.recall,
         expected_cost=outcome.expected_cost,
         expected_cost_per_transaction=outcome.expected_cost_per_transaction,
         confusion={

@@ -7,8 +7,10 @@ otherwise in this process with ``nthread`` threads.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ class TrainParams:
     subsample: float = 0.9
     colsample_bytree: float = 0.9
     nthread: int = 0
-    """0: XGBoost's default (all cores)."""
+    """0: the CPUs this process may use (its affinity and cgroup quota), not every core of the node."""
     seed: int = 7
 
     def booster_params(self, scale_pos_weight: float) -> dict[str, Any]:
@@ -44,7 +46,7 @@ class TrainParams:
             "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree,
             "scale_pos_weight": scale_pos_weight,
-            "nthread": self.nthread,
+            "nthread": self.nthread or available_cpus(),
             "seed": self.seed,
         }
 
@@ -56,6 +58,18 @@ class TrainResult:
     scale_pos_weight: float
     validation_aucpr: float
     params: dict[str, Any] = field(default_factory=dict)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a pod's CPU limit)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, int(int(quota) / int(period))))
 
 
 def class_weight(labels: np.ndarray) -> float:
@@ -92,7 +106,7 @@ def train_model(
         dtrain,
         num_boost_round=params.num_boost_round,
         evals=[(dvalid, "validation")],
-        early_stopping_rounds=params.early_stopping_rounds,
+        early_stopping_rounds=params.early_stopping_rounds or None,
         evals_result=history,
         verbose_eval=False,
     )
@@ -100,7 +114,9 @@ def train_model(
 
 
 def _result(booster: xgb.Booster, weight: float, history: dict[str, Any], params: dict[str, Any]) -> TrainResult:
-    best = int(booster.best_iteration)
+    # Without early stopping (early_stopping_rounds=0) XGBoost sets no best iteration: the last one is it.
+    rounds = len(history["validation"]["aucpr"])
+    best = int(booster.best_iteration) if "best_iteration" in booster.attributes() else rounds - 1
     aucpr = float(history["validation"]["aucpr"][best])
     # Keep only the trees up to the best iteration: what is saved is what was validated.
     trimmed = booster[: best + 1]
@@ -142,7 +158,7 @@ def _train_dask(
             dtrain,
             num_boost_round=params.num_boost_round,
             evals=[(dvalid, "validation")],
-            early_stopping_rounds=params.early_stopping_rounds,
+            early_stopping_rounds=params.early_stopping_rounds or None,
             verbose_eval=False,
         )
     booster: xgb.Booster = output["booster"]

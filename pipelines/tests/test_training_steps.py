@@ -1,0 +1,479 @@
+"""The training pipeline's steps, called directly (no KFP), on a real Feast store filled with simulated history.
+
+One world (60 days of simulated traffic through the features service's handler)
+serves the whole module: the dataset is built from it once, and each test copies
+what it needs to break. What is checked is what the pipeline promises: temporal
+splits with the latest window held out, a broken dataset or a leaky feature fails
+the run with a message naming it, and the gate promotes a model that beats the
+baseline and refuses one that does not beat the baseline or the champion.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs
+import pytest
+import yaml
+from feast import FeatureService, FeatureView, Field, FileSource, PushSource
+from feast.data_source import PushMode
+from feast.types import Float64, Int64, String
+
+from berg.features.dataset import AS_OF_TAG
+from berg.features.definitions import build_definitions
+from berg.features.leakage import LeakageError
+from berg.features.offline_store import SCHEMA_PART, write_part
+from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, FEATURE_SERVICE, USER_KEY
+from berg.features.store import close_store, feast_environment, open_store
+from berg.problem.card import load_problem_card
+from berg.problem.metrics import average_precision
+from berg.registry.registry import ModelRegistry
+from berg_pipelines.runtime.evaluate import EvaluationReport, booster_scorer
+from berg_pipelines.runtime.frames import DatasetInfo, read_frame, write_frame
+from berg_pipelines.runtime.gate import Decision, decide
+from berg_pipelines.runtime.model_io import load_booster
+from berg_pipelines.runtime.validate import DatasetValidationError
+from berg_pipelines.steps import (
+    EVALUATION_FILE,
+    MODEL_FILE,
+    SPLITS,
+    PipelineSettings,
+    baseline_step,
+    build_dataset_step,
+    evaluate_step,
+    gate_step,
+    register_step,
+    train_step,
+    validate_step,
+)
+from tests.feature_world import FeatureWorld, simulated_feature_store
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = "fraud"
+WINDOW_DAYS = 30.0
+"""The whole label-complete part of 60 simulated days (the card's label horizon is 30 days)."""
+LEAKY_SERVICE = "fraud_model_leaky"
+LEAK_VIEW = "planted_label_leak"
+LEAK_FEATURE = "user_last_is_fraud"
+LEAK_AS_OF = "planted_leak_as_of_unix"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> FeatureWorld:
+    return simulated_feature_store(tmp_path_factory.mktemp("world"), days=60)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def feast_env(world: FeatureWorld) -> Iterator[None]:
+    """The embedded profile's ``${BERG_STATE_DIR}`` is the world's, for every step of the module."""
+    with feast_environment(world.environment):
+        yield
+
+
+@pytest.fixture(scope="module")
+def settings(world: FeatureWorld) -> PipelineSettings:
+    return PipelineSettings(offline_root=world.offline_root)
+
+
+@pytest.fixture(scope="module")
+def dataset(settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("dataset")
+    build_dataset_step(settings, output, window_days=WINDOW_DAYS, feature_service=FEATURE_SERVICE)
+    return output
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: Path
+    baseline: Path
+    metrics: dict[str, float]
+
+
+def train(settings: PipelineSettings, dataset: Path, out: Path, *, dask_scheduler: str = "") -> Trained:
+    metrics = train_step(dataset, out / "model", "{}", dask_scheduler)
+    baseline_step(settings, dataset, out / "baseline")
+    return Trained(out / "model", out / "baseline", metrics)
+
+
+@pytest.fixture(scope="module")
+def good(settings: PipelineSettings, dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The challenger trained on the real dataset, single process."""
+    return train(settings, dataset, tmp_path_factory.mktemp("good"))
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    report: EvaluationReport
+    directory: Path
+    html: Path
+
+
+def evaluate(settings: PipelineSettings, dataset: Path, trained: Trained, registry: str, out: Path) -> Evaluated:
+    out.mkdir(parents=True, exist_ok=True)
+    html = out / "report.html"
+    report = evaluate_step(
+        settings, dataset, trained.model, trained.baseline, registry, MODEL, out / "evaluation", html
+    )
+    return Evaluated(report, out / "evaluation", html)
+
+
+def register(
+    settings: PipelineSettings,
+    dataset: Path,
+    trained: Trained,
+    evaluated: Evaluated,
+    registry: str,
+    decision: Decision,
+    run_id: str,
+) -> str:
+    return register_step(
+        settings,
+        dataset,
+        trained.model,
+        evaluated.directory,
+        registry,
+        MODEL,
+        run_id=run_id,
+        code_version="test-sha",
+        promote=decision.promote,
+        reason=decision.summary,
+    )
+
+
+def test_dataset_holds_out_the_latest_window_with_both_classes_in_every_split(
+    dataset: Path, world: FeatureWorld
+) -> None:
+    info = DatasetInfo.read(dataset)
+    frames = {name: read_frame(dataset / f"{name}.parquet") for name in SPLITS}
+
+    train, validation, test = (frames[name][EVENT_TIMESTAMP] for name in SPLITS)
+    assert train.max() < validation.min() <= validation.max() < test.min()
+    assert pd.Timestamp(info.split_times[0]) == validation.min()
+    assert pd.Timestamp(info.split_times[1]) == test.min()
+    window_start, window_end = datetime.fromisoformat(info.window_start), datetime.fromisoformat(info.window_end)
+    assert window_end - window_start == timedelta(days=WINDOW_DAYS)
+    assert window_start <= train.min()
+    assert test.max() < window_end
+    horizon = timedelta(days=load_problem_card().target.label_horizon_days)
+    assert window_end <= world.end - horizon, "only transactions whose label horizon has passed"
+
+    for name, frame in frames.items():
+        labels = frame[info.label_column]
+        assert set(labels.unique()) == {0, 1}, name
+        assert (info.rows[name], info.positives[name]) == (len(frame), int(labels.sum())), name
+        assert frame["event_id"].is_unique, name
+    assert len(frames["train"]) > len(frames["validation"]) > 0
+    ids = [set(frame["event_id"]) for frame in frames.values()]
+    assert not (ids[0] & ids[1])
+    assert not (ids[1] & ids[2])
+    assert not (ids[0] & ids[2])
+
+    store = open_store()
+    try:
+        service = store.get_feature_service(FEATURE_SERVICE)
+    finally:
+        close_store(store)
+    served = [feature.name for projection in service.feature_view_projections for feature in projection.features]
+    assert info.feature_service == FEATURE_SERVICE
+    assert list(info.feature_columns) == [*served, "amount"]
+    assert info.label_column == "is_fraud"
+    assert info.label_column not in info.feature_columns
+    for frame in frames.values():
+        assert set(info.feature_columns) <= set(frame.columns)
+    # The user and merchant features are filled for most rows (the simulated users are active).
+    assert frames["test"]["tx_count_7d"].notna().mean() > 0.9
+    assert frames["test"]["merchant_tx_count_24h"].notna().mean() > 0.9
+
+
+def test_validate_passes_on_the_built_dataset(dataset: Path) -> None:
+    assert validate_step(dataset) == DatasetInfo.read(dataset).rows
+
+
+def _no_fraud(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(is_fraud=0)
+
+
+def _mostly_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    frame = frame.copy()
+    frame.loc[rng.random(len(frame)) < 0.9, "amount_mean_24h"] = np.nan
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("split", "breakage", "expectation"),
+    [
+        ("train", _no_fraud, "expect_column_mean_to_be_between(is_fraud)"),
+        ("validation", _mostly_missing, "expect_column_proportion_of_non_null_values_to_be_between(amount_mean_24h)"),
+    ],
+    ids=["train-without-fraud", "validation-feature-90pct-null"],
+)
+def test_validate_fails_a_broken_dataset_naming_split_and_expectation(
+    dataset: Path,
+    tmp_path: Path,
+    split: str,
+    breakage: Callable[[pd.DataFrame], pd.DataFrame],
+    expectation: str,
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    path = broken / f"{split}.parquet"
+    write_frame(breakage(read_frame(path)), path)
+
+    with pytest.raises(DatasetValidationError) as caught:
+        validate_step(broken)
+    message = str(caught.value)
+    assert f"({split}: {expectation})" in message, message
+    for other in set(SPLITS) - {split}:
+        assert f"{other}:" not in message, message
+
+
+def test_challenger_beats_the_baseline_and_is_promoted_with_lineage_and_profile(
+    settings: PipelineSettings, dataset: Path, good: Trained, tmp_path: Path
+) -> None:
+    registry_uri = str(tmp_path / "registry")
+    evaluated = evaluate(settings, dataset, good, registry_uri, tmp_path / "run")
+    report = evaluated.report
+    info = DatasetInfo.read(dataset)
+
+    assert report.champion is None
+    assert report.champion_version is None
+    assert report.test_rows == info.rows["test"]
+    assert report.test_positives == info.positives["test"]
+    assert report.challenger.pr_auc > report.baseline.pr_auc + 0.1, (report.challenger, report.baseline)
+    assert report.challenger.roc_auc > 0.9
+    decision = gate_step(settings, evaluated.directory)
+    assert decision == decide(settings.card().promotion, report)
+    assert decision.promote, decision.summary
+    assert "no production champion yet" in decision.reasons
+    assert "Promote" in evaluated.html.read_text()
+
+    version = register(settings, dataset, good, evaluated, registry_uri, decision, run_id="run-good")
+    registry = ModelRegistry(registry_uri)
+    production = registry.resolve(MODEL, "production")
+    assert production is not None
+    assert production.version == version == "v0001"
+    move = registry.alias(MODEL, "production")
+    assert move is not None
+    assert move.reason == decision.summary
+
+    lineage = production.lineage
+    assert lineage.data_start == datetime.fromisoformat(info.window_start)
+    assert lineage.data_end == datetime.fromisoformat(info.window_end)
+    assert lineage.feature_service == FEATURE_SERVICE
+    assert lineage.pipeline_run_id == "run-good"
+    assert lineage.code_version == "test-sha"
+    assert lineage.parent_version is None
+
+    profile: dict[str, Any] = production.reference_profile
+    assert set(profile) == {"features", "prediction"}
+    assert set(profile["features"]) == set(info.feature_columns)
+    for name, binned in profile["features"].items():
+        assert sum(binned["shares"]) + binned["missing_share"] == pytest.approx(1.0), name
+        assert binned["count"] == info.rows["train"], name
+        assert 0 < len(binned["sample"]) <= 1000, name
+    assert profile["features"]["tx_count_7d"]["missing_share"] < 0.1
+    prediction = profile["prediction"]
+    assert prediction["count"] == info.rows["test"]
+    assert len(prediction["edges"]) >= 5
+    assert prediction["missing_share"] == 0.0
+
+    assert production.metrics["pr_auc"] == pytest.approx(report.challenger.pr_auc)
+    assert production.metrics["expected_cost"] == pytest.approx(report.challenger.expected_cost)
+    assert production.params["features"] == list(info.feature_columns)
+    assert production.params["threshold"] == pytest.approx(report.challenger.threshold)
+    assert production.params["card"] == "fraud@v1"
+    stored = registry.local_path(MODEL, version) / MODEL_FILE
+    assert stored.read_bytes() == (good.model / MODEL_FILE).read_bytes()
+    assert [file.path.rsplit("/", 1)[-1] for file in production.files] == [EVALUATION_FILE]
+
+
+def _shuffled_labels(dataset: Path, output: Path) -> Path:
+    shutil.copytree(dataset, output)
+    rng = np.random.default_rng(2026)
+    for split in ("train", "validation"):
+        path = output / f"{split}.parquet"
+        frame = read_frame(path)
+        frame["is_fraud"] = rng.permutation(frame["is_fraud"].to_numpy())
+        write_frame(frame, path)
+    return output
+
+
+def test_a_challenger_trained_on_corrupted_labels_is_not_promoted_over_the_champion(
+    settings: PipelineSettings, dataset: Path, good: Trained, tmp_path: Path
+) -> None:
+    registry_uri = str(tmp_path / "registry")
+    first = evaluate(settings, dataset, good, registry_uri, tmp_path / "first")
+    champion = register(
+        settings, dataset, good, first, registry_uri, gate_step(settings, first.directory), run_id="run-good"
+    )
+    assert ModelRegistry(registry_uri).resolve(MODEL, "production").version == champion  # type: ignore[union-attr]
+
+    corrupted = _shuffled_labels(dataset, tmp_path / "corrupted")
+    bad = train(settings, corrupted, tmp_path / "bad")
+    evaluated = evaluate(settings, corrupted, bad, registry_uri, tmp_path / "second")
+    report = evaluated.report
+    assert report.champion is not None
+    assert report.champion_version == champion
+    assert report.champion.pr_auc == pytest.approx(first.report.challenger.pr_auc), "same model, same test window"
+    assert report.challenger.pr_auc < report.champion.pr_auc - 0.1, (report.challenger, report.champion)
+
+    decision = gate_step(settings, evaluated.directory)
+    assert not decision.promote
+    failed = [reason for reason in decision.reasons if "is not at least" in reason and f"champion {champion}" in reason]
+    assert len(failed) == 1, decision.reasons
+    assert "Do not promote" in evaluated.html.read_text()
+
+    rejected = register(settings, corrupted, bad, evaluated, registry_uri, decision, run_id="run-bad")
+    registry = ModelRegistry(registry_uri)
+    assert [v.version for v in registry.versions(MODEL)] == [champion, rejected]
+    production = registry.resolve(MODEL, "production")
+    assert production is not None
+    assert production.version == champion, "a rejected challenger must not be promoted"
+    record = registry.get(MODEL, rejected)
+    assert record.lineage.parent_version == champion
+    assert str(record.params["decision"]).startswith("do not promote")
+    assert [move.version for move in registry.history(MODEL, "production")] == [champion]
+
+
+def test_a_model_that_does_not_beat_the_baseline_by_the_card_margin_is_not_promoted(
+    world: FeatureWorld, dataset: Path, good: Trained, tmp_path: Path
+) -> None:
+    card = yaml.safe_load(resources.files("berg.problem").joinpath("fraud_v1.yaml").read_text(encoding="utf-8"))
+    card["promotion"]["min_lift_over_baseline"] = 0.99
+    card_path = tmp_path / "fraud_strict.yaml"
+    card_path.write_text(yaml.safe_dump(card))
+    strict = PipelineSettings(offline_root=world.offline_root, card_path=str(card_path))
+    assert strict.card().promotion.min_lift_over_baseline == 0.99
+
+    evaluated = evaluate(strict, dataset, good, str(tmp_path / "registry"), tmp_path / "run")
+    decision = gate_step(strict, evaluated.directory)
+    assert not decision.promote
+    assert evaluated.report.challenger.pr_auc < evaluated.report.baseline.pr_auc + 0.99
+    assert len(decision.reasons) == 2
+    assert "is not at least 0.9900 better than the baseline's" in decision.reasons[0]
+    assert decision.reasons[1] == "no production champion yet"
+    assert "Do not promote" in evaluated.html.read_text()
+
+
+def _plant_label_leak(world: FeatureWorld) -> None:
+    """A user view whose row at each transaction's time minus one second holds that transaction's label.
+
+    Registered and seeded as ``berg.features.store.prepare_store`` does for Berg's own views (the source
+    folder gets its schema part first), filled through its push source, served by ``fraud_model_leaky``:
+    ``fraud_model_v1``'s features plus the planted one.
+    """
+    definitions = build_definitions(world.offline_root)
+    source = FileSource(
+        name=f"{LEAK_VIEW}_source",
+        path=f"{world.offline_root}/{LEAK_VIEW}",
+        timestamp_field=EVENT_TIMESTAMP,
+        created_timestamp_column=CREATED_TIMESTAMP,
+    )
+    push = PushSource(name=f"{LEAK_VIEW}_push", batch_source=source)
+    view = FeatureView(
+        name=LEAK_VIEW,
+        entities=[definitions.user],
+        ttl=timedelta(days=1),
+        schema=[
+            Field(name=USER_KEY, dtype=String),
+            Field(name=LEAK_FEATURE, dtype=Int64),
+            Field(name=LEAK_AS_OF, dtype=Float64),
+        ],
+        source=push,
+        online=False,
+        tags={AS_OF_TAG: LEAK_AS_OF},
+    )
+    by_name = {v.name: v for v in (definitions.user_view, definitions.merchant_view, definitions.context_view)}
+    service = FeatureService(
+        name=LEAKY_SERVICE,
+        features=[
+            *(
+                by_name[projection.name][[feature.name for feature in projection.features]]
+                for projection in definitions.service.feature_view_projections
+            ),
+            view[[LEAK_FEATURE]],
+        ],
+    )
+
+    labelled = world.label_store.labelled_transactions(
+        world.start - timedelta(days=1), world.end, timedelta(days=load_problem_card().target.label_horizon_days)
+    )
+    stamps = pd.to_datetime(labelled["event_time"], utc=True) - pd.Timedelta(seconds=1)
+    rows = pd.DataFrame(
+        {
+            USER_KEY: labelled["user_id"].astype(str),
+            LEAK_FEATURE: labelled["is_fraud"].astype("int64"),
+            LEAK_AS_OF: stamps.astype("int64") / 1e9,
+            EVENT_TIMESTAMP: stamps,
+            CREATED_TIMESTAMP: stamps,
+        }
+    )
+    schema = pa.schema(
+        [
+            pa.field(USER_KEY, pa.string()),
+            pa.field(LEAK_FEATURE, pa.int64()),
+            pa.field(LEAK_AS_OF, pa.float64()),
+            pa.field(EVENT_TIMESTAMP, pa.timestamp("us", tz="UTC")),
+            pa.field(CREATED_TIMESTAMP, pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    write_part(pyarrow.fs.LocalFileSystem(), f"{world.offline_root}/{LEAK_VIEW}", schema.empty_table(), SCHEMA_PART)
+    store = open_store()
+    try:
+        store.apply([push, view, service])
+        store.push(push.name, rows, to=PushMode.OFFLINE)
+    finally:
+        close_store(store)
+
+
+def test_a_planted_label_leak_fails_the_dataset_naming_the_feature(
+    settings: PipelineSettings, world: FeatureWorld, tmp_path: Path
+) -> None:
+    _plant_label_leak(world)
+    # The planted view names its as-of column in its tag, so nothing but the label leak is found.
+
+    with pytest.raises(LeakageError) as caught:
+        build_dataset_step(settings, tmp_path / "leaky", window_days=WINDOW_DAYS, feature_service=LEAKY_SERVICE)
+    message = str(caught.value)
+    assert f"feature {LEAK_FEATURE!r} (view {LEAK_VIEW!r})" in message, message
+    findings = caught.value.report.findings
+    assert [finding.subject for finding in findings] == [LEAK_FEATURE], message
+    assert findings[0].kind in {"label_function", "label_separable"}
+    assert LEAK_VIEW in caught.value.report.views_checked
+    assert not (tmp_path / "leaky" / "train.parquet").exists(), "nothing is written for a leaky frame"
+
+
+def test_distributed_training_on_dask_matches_the_single_process_model(
+    dataset: Path, good: Trained, tmp_path: Path
+) -> None:
+    import distributed
+
+    local_cluster: Any = distributed.LocalCluster  # untyped
+    with local_cluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        metrics = train_step(dataset, tmp_path / "model", "{}", cluster.scheduler_address)
+
+    info = DatasetInfo.read(dataset)
+    test = read_frame(dataset / "test.parquet")
+    y = test[info.label_column].to_numpy()
+
+    def test_pr_auc(model_dir: Path) -> float:
+        features = json.loads((model_dir / "train.json").read_text())["features"]
+        assert features == list(info.feature_columns)
+        return average_precision(y, booster_scorer(load_booster(model_dir / MODEL_FILE), features)(test))
+
+    single, on_dask = test_pr_auc(good.model), test_pr_auc(tmp_path / "model")
+    assert metrics["best_iteration"] >= 1
+    assert metrics["scale_pos_weight"] == good.metrics["scale_pos_weight"]
+    assert abs(on_dask - single) <= 0.05, (on_dask, single)
