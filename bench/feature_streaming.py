@@ -18,75 +18,27 @@ Prints events/s of each, their ratio, and where the features path spends its tim
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka import KafkaConsumer
+from benchkit import bare_poll_loop, free_ports, produce_transactions
 from prometheus_client import CollectorRegistry
 
 from berg.features.label_store import LabelStore
 from berg.features.store import feast_environment, open_store, prepare_store
 from berg.kafka.consumer import ConsumerLoop, open_consumer
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.producer import open_producer
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import TRANSACTIONS_VALID
-from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
-from berg.stack.settings import PortTable, StackSettings
+from berg.stack.settings import StackSettings
 from berg_features.aggregates import SECOND, UserAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.settings import FeaturesSettings
-
-
-def free_ports() -> PortTable:
-    names = list(PortTable.model_fields)
-    sockets = [socket.socket() for _ in names]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return PortTable(**dict(zip(names, ports, strict=True)))
-
-
-def produce(stack: LocalStack, events: int) -> None:
-    producer = open_producer(stack.kafka_settings, linger_ms=20)
-    config = SimulationConfig(start=datetime(2026, 1, 1, tzinfo=UTC), seed=5)
-    transactions = (event for event in simulate(config) if event.kind == "transaction")
-    for event in itertools.islice(transactions, events):
-        producer.send(TRANSACTIONS_VALID, key=event.key, value=event.value)
-    producer.flush()
-    producer.close()
-
-
-def bare_poll_loop(stack: LocalStack, events: int, batch: int) -> float:
-    consumer = KafkaConsumer(
-        TRANSACTIONS_VALID,
-        bootstrap_servers=stack.settings.kafka_bootstrap,
-        group_id="bench-bare",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=batch,
-    )
-    seen = 0
-    started = None
-    while seen < events:
-        polled = consumer.poll(timeout_ms=500)
-        if polled and started is None:
-            started = time.perf_counter()
-        seen += sum(len(records) for records in polled.values())
-        consumer.commit()
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    consumer.close()
-    return seen / elapsed
 
 
 def features_path(stack: LocalStack, events: int, state: Path) -> float:
@@ -143,8 +95,8 @@ def main() -> None:
         stack = LocalStack(StackSettings(state_dir=Path(state), ports=free_ports(), services=[], topic_partitions=3))
         try:
             stack.up()
-            produce(stack, args.events)
-            bare = bare_poll_loop(stack, args.events, batch)
+            produce_transactions(stack, TRANSACTIONS_VALID, args.events)
+            bare = bare_poll_loop(stack, TRANSACTIONS_VALID, args.events, batch)
             with feast_environment({"BERG_STATE_DIR": state}):
                 features = features_path(stack, args.events, Path(state))
         finally:

@@ -16,15 +16,12 @@ Prints events/s of each and the ratio ingestion/baseline (goal >= 0.7).
 from __future__ import annotations
 
 import argparse
-import itertools
-import socket
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka import KafkaConsumer
+from benchkit import bare_poll_loop, free_ports, produce_transactions
 from prometheus_client import CollectorRegistry
 
 from berg.kafka.consumer import ConsumerLoop, open_consumer
@@ -32,55 +29,11 @@ from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.producer import open_producer
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
-from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
-from berg.stack.settings import PortTable, StackSettings
+from berg.stack.settings import StackSettings
 from berg_ingestion.handler import IngestionHandler, IngestionMetrics
 from berg_ingestion.landing import LandingZone
 from berg_ingestion.settings import IngestionSettings
-
-
-def free_ports() -> PortTable:
-    names = list(PortTable.model_fields)
-    sockets = [socket.socket() for _ in names]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return PortTable(**dict(zip(names, ports, strict=True)))
-
-
-def produce(stack: LocalStack, events: int) -> None:
-    producer = open_producer(stack.kafka_settings, linger_ms=20)
-    config = SimulationConfig(start=datetime(2026, 1, 1, tzinfo=UTC), seed=5)
-    transactions = (event for event in simulate(config) if event.kind == "transaction")
-    for event in itertools.islice(transactions, events):
-        producer.send(TRANSACTIONS_RAW, key=event.key, value=event.value)
-    producer.flush()
-    producer.close()
-
-
-def bare_poll_loop(stack: LocalStack, events: int) -> float:
-    consumer = KafkaConsumer(
-        TRANSACTIONS_RAW,
-        bootstrap_servers=stack.settings.kafka_bootstrap,
-        group_id="bench-bare",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=IngestionSettings().batch_max_records,
-    )
-    seen = 0
-    started = None
-    while seen < events:
-        batch = consumer.poll(timeout_ms=500)
-        if batch and started is None:
-            started = time.perf_counter()
-        seen += sum(len(records) for records in batch.values())
-        consumer.commit()
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    consumer.close()
-    return seen / elapsed
 
 
 def ingestion_path(stack: LocalStack, events: int, landing: Path) -> float:
@@ -132,8 +85,8 @@ def main() -> None:
         stack = LocalStack(StackSettings(state_dir=Path(state), ports=free_ports(), services=[], topic_partitions=3))
         try:
             stack.up()
-            produce(stack, args.events)
-            bare = bare_poll_loop(stack, args.events)
+            produce_transactions(stack, TRANSACTIONS_RAW, args.events)
+            bare = bare_poll_loop(stack, TRANSACTIONS_RAW, args.events, IngestionSettings().batch_max_records)
             ingestion = ingestion_path(stack, args.events, Path(state) / "landing")
         finally:
             stack.down()

@@ -20,8 +20,7 @@ __all__ = [
     "build_dataset",
     "evaluate",
     "gate",
-    "record_rejection",
-    "register_and_promote",
+    "register",
     "train",
     "train_baseline",
     "validate_dataset",
@@ -159,25 +158,27 @@ def gate(card_path: str, evaluation: Input[Artifact]) -> NamedTuple("GateOutputs
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
-def register_and_promote(
+def register(
     card_path: str,
     registry_uri: str,
     model_name: str,
     code_version: str,
     run_id: str,
+    branch: str,
     promote: bool,
     reason: str,
     dataset: Input[Dataset],
     model: Input[Model],
     evaluation: Input[Artifact],
 ) -> str:
-    """Register the challenger (reference profile, metrics, lineage) and move ``production`` to it."""
+    """Register the challenger (reference profile, metrics, lineage, the gate's reason); on the ``promote``
+    branch also move ``production`` to it. A loser stays in the registry, unpromoted: the record of why not."""
     from pathlib import Path
 
     from berg_pipelines.steps import PipelineSettings, register_step
 
-    if not promote:
-        # Only reached where the runner ignores dsl.If (kfp.local 2.16 runs both branches).
+    if (branch == "promote") != promote:
+        # Only reached where the runner ignores dsl.If/Else (kfp.local 2.16 runs both branches).
         return ""
     return register_step(
         PipelineSettings("", card_path=card_path),
@@ -188,41 +189,6 @@ def register_and_promote(
         model_name,
         run_id=run_id,
         code_version=code_version,
-        promote=True,
-        reason=reason,
-    )
-
-
-@dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
-def record_rejection(
-    card_path: str,
-    registry_uri: str,
-    model_name: str,
-    code_version: str,
-    run_id: str,
-    promote: bool,
-    reason: str,
-    dataset: Input[Dataset],
-    model: Input[Model],
-    evaluation: Input[Artifact],
-) -> str:
-    """Keep the rejected challenger in the registry, unpromoted, with the reason: the audit trail of why not."""
-    from pathlib import Path
-
-    from berg_pipelines.steps import PipelineSettings, register_step
-
-    if promote:
-        # Only reached where the runner ignores dsl.Else (kfp.local 2.16 runs both branches).
-        return ""
-    return register_step(
-        PipelineSettings("", card_path=card_path),
-        Path(dataset.path),
-        Path(model.path),
-        Path(evaluation.path),
-        registry_uri,
-        model_name,
-        run_id=run_id,
-        code_version=code_version,
-        promote=False,
+        promote=promote,
         reason=reason,
     )

@@ -7,8 +7,7 @@ from berg_pipelines.components import (
     build_dataset,
     evaluate,
     gate,
-    record_rejection,
-    register_and_promote,
+    register,
     train,
     train_baseline,
     validate_dataset,
@@ -76,6 +75,6 @@ def fraud_training(
         "evaluation": evaluation.outputs["evaluation"],
     }
     with dsl.If(decision.outputs["promote"] == True, name="challenger-wins"):  # noqa: E712 -- a KFP condition
-        register_and_promote(**registration)
+        register(branch="promote", **registration).set_display_name("register-and-promote")
     with dsl.Else(name="challenger-loses"):
-        record_rejection(**registration)
+        register(branch="reject", **registration).set_display_name("record-rejection")
