@@ -67,9 +67,9 @@ def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) 
 
         status = berg(user_env, "status")
         assert status.returncode == 0, status.stdout
-        assert status.stdout.count("healthy") == 5
-        # supervisord, kafka, prometheus, alertmanager, ingestion, validation
-        assert len(processes_mentioning(state_dir)) >= 6
+        assert status.stdout.count("healthy") == 6
+        # supervisord, kafka, prometheus, alertmanager, ingestion, validation, features
+        assert len(processes_mentioning(state_dir)) >= 7
 
         demo = berg(user_env, "demo", "--transactions", "400", "--malformed-share", "0.1")
         assert demo.returncode == 0, demo.stdout + demo.stderr
@@ -77,6 +77,9 @@ def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) 
         assert "refused by ingestion: undecodable" in demo.stdout
         assert "refused by validation: expectation_failed" in demo.stdout
         assert "records consumed by ingestion, as scraped by Prometheus" in demo.stdout
+        # The features service aggregated the run into Feast, and the demo read it back online.
+        assert "Feast online store: users (user_transaction_aggregates)" in demo.stdout
+        assert "Feast online store: merchants (merchant_aggregates)" in demo.stdout
     finally:
         down = berg(user_env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
