@@ -147,3 +147,24 @@ def test_a_prediction_refuses_each_kind_of_bad_field(field: str, value: object) 
     with pytest.raises(ValidationError) as raised:
         PredictionV1.model_validate(prediction(**{field: value}))
     assert raised.value.errors()[0]["loc"][0] == field
+
+
+def test_a_timestamp_with_no_utc_equivalent_is_a_validation_error_not_a_crash() -> None:
+    import json
+
+    import pydantic
+
+    from berg.contracts import TransactionV1
+
+    body = {
+        "event_id": "00000000-0000-0000-0000-000000000001",
+        "event_time": "0001-01-01T00:00:00+05:00",
+        "user_id": "u1",
+        "merchant_id": "m1",
+        "amount": 1.0,
+        "merchant_category": "5411",
+        "channel": "card_present",
+        "country": "DE",
+    }
+    with pytest.raises(pydantic.ValidationError, match="outside the range of UTC datetimes"):
+        TransactionV1.model_validate_json(json.dumps(body))

@@ -29,7 +29,12 @@ CONTRACT_CONFIG = ConfigDict(
 def _to_utc(value: datetime) -> datetime:
     # Aware timestamps in any zone are accepted and normalised, so equality and
     # partitioning by event date never depend on the producer's zone.
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+05:00 has no UTC datetime. A ValueError is a validation error;
+        # an OverflowError would escape pydantic and fail the whole batch (a poison record).
+        raise ValueError(f"{value.isoformat()} is outside the range of UTC datetimes") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
