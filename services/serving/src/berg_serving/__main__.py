@@ -1,0 +1,43 @@
+"""``python -m berg_serving [--shape fused|transformer|predictor]``: run the serving service.
+
+The shape comes from ``--shape`` or ``BERG_SERVING_SHAPE`` (default ``fused``); every
+other setting from ``BERG_SERVING_*`` (:class:`~berg_serving.settings.ServingSettings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from berg.observability.logging import configure_logging
+from berg.settings import SettingsError, load_settings
+from berg_serving.settings import SHAPES, ServingSettings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Read the settings once, assemble the shape, serve until SIGTERM."""
+    # Parsed before KServe is imported (it parses sys.argv at import, and must not see ours first).
+    parser = argparse.ArgumentParser(
+        prog="berg-serving",
+        description="Berg serving: score card transactions (KServe V1 and V2, REST and gRPC).",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--shape", choices=SHAPES, help="overrides BERG_SERVING_SHAPE")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(ServingSettings)
+    except SettingsError as error:
+        raise SystemExit(str(error)) from None
+    shape = args.shape or settings.shape
+    problems = settings.problems_for(shape)
+    if problems:
+        raise SystemExit(f"cannot run the {shape} shape:\n  " + "\n  ".join(problems))
+    configure_logging(settings.logging, settings.service_name)
+
+    from berg_serving.runner import run
+
+    run(settings, shape)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""The KServe models: the fraud predictor, and the transformer (standard or fused).
+
+Each overrides KServe's ``preprocess``, ``predict`` and ``postprocess`` (and wraps
+``__call__`` for the in-flight gauge and the total latency). The stages hand
+typed batches to each other, not wire payloads; the wire formats are in
+:mod:`berg_serving.protocol`.
+
+- :class:`FraudPredictor` (``--shape predictor``): named feature columns in, the
+  champion's scores and decisions out, with the version that scored them.
+- :class:`FraudTransformer`: transactions in; ``preprocess`` validates them and
+  reads Feast off the event loop, ``predict`` asks its :class:`~berg_serving.scorers.Scorer`
+  (the predictor server in the standard shape, the champion in this process in the
+  fused shape), ``postprocess`` answers and hands every prediction to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+import numpy as np
+import orjson
+from kserve import InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput, ModelNotReady
+from kserve.model import InferenceVerb
+from typing_extensions import override
+
+from berg.contracts import TransactionV1
+from berg_serving.features import FeatureFrame, MissingFeaturesError, assemble_features, entity_rows
+from berg_serving.metrics import ServingMetrics
+from berg_serving.online import OnlineFeatureSource
+from berg_serving.prediction_log import PredictionLog
+from berg_serving.predictions import ScoredTransaction, Scores, score_transactions
+from berg_serving.protocol import (
+    PREDICTOR_OUTPUTS,
+    SCORING_OUTPUTS,
+    TRANSACTION_TENSORS,
+    feature_columns_v1,
+    feature_columns_v2,
+    scored_response_v1,
+    scored_response_v2,
+    scores_response_v1,
+    scores_response_v2,
+    tensor_metadata,
+)
+from berg_serving.scorers import LocalScorer, ModelUnavailableError, Scorer
+from berg_serving.scoring_request import RequestError, parse_v1, parse_v2
+
+__all__ = ["FraudPredictor", "FraudTransformer"]
+
+log = logging.getLogger(__name__)
+
+Payload: TypeAlias = "dict[str, Any] | InferRequest | bytes"
+"""What KServe hands ``preprocess``: parsed JSON or raw bytes (V1), an ``InferRequest`` (V2, REST or gRPC)."""
+
+
+def _json_body(payload: object) -> object:
+    """A V1 body: KServe hands over parsed JSON, or the raw bytes for a JSON type it does not list
+    (``application/json; charset=utf-8``)."""
+    if isinstance(payload, bytes | bytearray):
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError as error:
+            raise InvalidInput(f"the body is not JSON: {error}") from None
+    return payload
+
+
+class _ScoringModel(Model):  # type: ignore[misc]  # kserve is untyped
+    """What both models share: a scorer that says when they are ready, the in-flight gauge, the total time."""
+
+    def __init__(self, name: str, scorer: Scorer, metrics: ServingMetrics, *, max_batch: int) -> None:
+        super().__init__(name)
+        self._scorer = scorer
+        self._metrics = metrics
+        self._max_batch = max_batch
+
+    @override
+    async def __call__(
+        self, body: Any, headers: dict[str, str] | None = None, verb: InferenceVerb = InferenceVerb.PREDICT
+    ) -> Any:
+        with self._metrics.in_flight.track_inprogress(), self._metrics.latency.labels("total").time():
+            return await super().__call__(body, headers, verb)
+
+    def is_ready(self) -> bool:
+        """Whether requests can be served now: a model is loaded, or a predictor is configured."""
+        return self._scorer.ready()
+
+    @override
+    def load(self) -> bool:
+        # The champion is loaded by its watcher; KServe calls this again when the model is not ready,
+        # on the event loop, so it must not do I/O.
+        self.ready = self.is_ready()
+        return bool(self.ready)
+
+    @override
+    async def healthy(self) -> bool:
+        # KServe's model readiness (the V1 and V2 model-ready endpoints, and the inference routes' gate).
+        return self.is_ready()
+
+    @override
+    def stop(self) -> None:
+        self.ready = False
+
+
+@dataclass(frozen=True)
+class _FeatureBatch:
+    """The predictor's parsed request."""
+
+    columns: dict[str, np.ndarray]
+    request: InferRequest | None
+    """The V2 request (None for V1): its id and requested outputs shape the response."""
+
+
+@dataclass(frozen=True)
+class _ScoredBatch:
+    scores: Scores
+    request: InferRequest | None
+
+
+class FraudPredictor(_ScoringModel):
+    """The predictor server's model: feature columns in, scores of the current champion out.
+
+    Args:
+        name: the endpoint's model name.
+        scorer: the champion on its thread pool.
+        metrics: latency, scores and decisions.
+        max_batch: most rows per request.
+    """
+
+    def __init__(self, name: str, scorer: LocalScorer, metrics: ServingMetrics, *, max_batch: int) -> None:
+        super().__init__(name, scorer, metrics, max_batch=max_batch)
+        self._champion = scorer
+
+    @override
+    async def preprocess(self, payload: Payload, headers: dict[str, str] | None = None) -> _FeatureBatch:
+        try:
+            if isinstance(payload, InferRequest):
+                return _FeatureBatch(feature_columns_v2(payload.inputs, max_batch=self._max_batch), payload)
+            return _FeatureBatch(feature_columns_v1(_json_body(payload), max_batch=self._max_batch), None)
+        except RequestError as error:
+            raise InvalidInput(str(error)) from None
+
+    @override
+    async def predict(
+        self, payload: _FeatureBatch, headers: dict[str, str] | None = None, response_headers: Any = None
+    ) -> _ScoredBatch:
+        with self._metrics.latency.labels("predict").time():
+            try:
+                scores = await self._scorer.score(payload.columns)
+            except ModelUnavailableError as error:
+                raise ModelNotReady(self.name, str(error)) from None
+            except MissingFeaturesError as error:
+                raise InvalidInput(str(error)) from None
+        _observe(self._metrics, scores)
+        return _ScoredBatch(scores, payload.request)
+
+    @override
+    async def postprocess(
+        self, result: _ScoredBatch, headers: dict[str, str] | None = None, response_headers: Any = None
+    ) -> dict[str, Any] | InferResponse:
+        if result.request is None:
+            return scores_response_v1(result.scores, self.name)
+        return scores_response_v2(result.scores, self.name, result.request)
+
+    @override
+    def get_input_types(self) -> list[dict[str, Any]]:
+        champion = self._champion.champion()
+        features = champion.features if champion is not None else ()
+        return tensor_metadata(dict.fromkeys(features, "FP32"))
+
+    @override
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return tensor_metadata(PREDICTOR_OUTPUTS)
+
+
+@dataclass(frozen=True)
+class _TransactionBatch:
+    transactions: list[TransactionV1]
+    frame: FeatureFrame
+    request: InferRequest | None
+
+
+@dataclass(frozen=True)
+class _ScoredTransactions:
+    batch: _TransactionBatch
+    scores: Scores
+
+
+class FraudTransformer(_ScoringModel):
+    """Transactions in, decisions out: validation, Feast, on-demand features, the scorer, the log.
+
+    Args:
+        name: the endpoint's model name.
+        features: the online store (lookups off the event loop).
+        scorer: the predictor server (standard shape) or the local champion (fused shape).
+        prediction_log: where every prediction goes (None: not logged).
+        metrics: latency per stage, scores, decisions, default features.
+        max_batch: most transactions per request.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        features: OnlineFeatureSource,
+        scorer: Scorer,
+        prediction_log: PredictionLog | None,
+        metrics: ServingMetrics,
+        *,
+        max_batch: int,
+    ) -> None:
+        super().__init__(name, scorer, metrics, max_batch=max_batch)
+        self._features = features
+        self._prediction_log = prediction_log
+
+    @override
+    async def preprocess(self, payload: Payload, headers: dict[str, str] | None = None) -> _TransactionBatch:
+        with self._metrics.latency.labels("lookup").time():
+            try:
+                if isinstance(payload, InferRequest):
+                    transactions = parse_v2(payload.inputs, max_batch=self._max_batch)
+                    request: InferRequest | None = payload
+                else:
+                    transactions = parse_v1(_json_body(payload), max_batch=self._max_batch)
+                    request = None
+            except RequestError as error:
+                raise InvalidInput(str(error)) from None
+            online = await self._features.lookup(entity_rows(transactions))
+            frame = assemble_features(transactions, online)
+        return _TransactionBatch(transactions, frame, request)
+
+    @override
+    async def predict(
+        self, payload: _TransactionBatch, headers: dict[str, str] | None = None, response_headers: Any = None
+    ) -> _ScoredTransactions:
+        with self._metrics.latency.labels("predict").time():
+            try:
+                scores = await self._scorer.score(payload.frame.columns)
+            except ModelUnavailableError as error:
+                raise ModelNotReady(self.name, str(error)) from None
+        return _ScoredTransactions(payload, scores)
+
+    @override
+    async def postprocess(
+        self, result: _ScoredTransactions, headers: dict[str, str] | None = None, response_headers: Any = None
+    ) -> dict[str, Any] | InferResponse:
+        batch = result.batch
+        scored = score_transactions(
+            batch.transactions, batch.frame, result.scores, model_name=self.name, served_at=datetime.now(UTC)
+        )
+        _observe(self._metrics, result.scores)
+        self._metrics.default_features.labels("user").inc(int(np.sum(~batch.frame.user_known)))
+        self._metrics.default_features.labels("merchant").inc(int(np.sum(~batch.frame.merchant_known)))
+        if self._prediction_log is not None:
+            self._prediction_log.offer(scored)
+        return _respond(scored, self.name, batch.request)
+
+    @override
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return tensor_metadata(TRANSACTION_TENSORS)
+
+    @override
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return tensor_metadata(SCORING_OUTPUTS)
+
+
+def _respond(
+    scored: Sequence[ScoredTransaction], model_name: str, request: InferRequest | None
+) -> dict[str, Any] | InferResponse:
+    if request is None:
+        return scored_response_v1(scored, model_name)
+    return scored_response_v2(scored, model_name, request)
+
+
+def _observe(metrics: ServingMetrics, scores: Scores) -> None:
+    for score, decision in zip(scores.scores, scores.decisions, strict=True):
+        metrics.scores.observe(score)
+        metrics.predictions.labels(decision).inc()

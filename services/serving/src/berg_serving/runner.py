@@ -1,0 +1,154 @@
+"""Assemble a shape from the settings and run it until SIGTERM.
+
+Each shape imports only what it runs: the predictor never imports Feast, the
+transformer never imports XGBoost (each takes seconds to import).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from berg.observability.health import ReadinessChecks
+from berg_serving.decisions import DecisionPolicy
+from berg_serving.metrics import ServingMetrics
+from berg_serving.models import FraudPredictor, FraudTransformer
+from berg_serving.scorers import LocalScorer, RemotePredictor, Scorer
+from berg_serving.settings import ServingSettings, Shape
+
+__all__ = ["Assembly", "assemble", "run"]
+
+log = logging.getLogger(__name__)
+
+
+Closer = Callable[[float], Awaitable[None]]
+"""Releases something after the server stopped, given the seconds left of the grace period."""
+
+
+@dataclass
+class Assembly:
+    """A shape's model, and what to close in order once the server has stopped.
+
+    Nothing is served by then, so a closer may block.
+    """
+
+    model: FraudPredictor | FraudTransformer
+    closers: list[Closer] = field(default_factory=list)
+
+    async def close(self, budget_s: float) -> None:
+        for closer in self.closers:
+            try:
+                await closer(budget_s)
+            except Exception:
+                log.exception("closing failed")
+
+
+def _champion_scorer(settings: ServingSettings, metrics: ServingMetrics, *, fused: bool) -> tuple[LocalScorer, Closer]:
+    """The registry's champion on a thread pool, followed by a watcher; loads the first version now."""
+    from berg.registry import ModelRegistry
+    from berg_serving.champion import Champion, ChampionError, ChampionSlot, ChampionWatcher
+    from berg_serving.features import SERVABLE_FEATURES
+
+    def servable(champion: Champion) -> None:
+        missing = sorted(set(champion.features) - set(SERVABLE_FEATURES))
+        if missing:
+            raise ChampionError(f"{champion.version} needs features the transformer does not make: {missing}")
+
+    slot = ChampionSlot()
+    watcher = ChampionWatcher(
+        ModelRegistry(settings.registry_uri),
+        settings.model_name,
+        settings.alias,
+        slot,
+        settings.poll_interval_s,
+        metrics,
+        check=servable if fused else None,
+    )
+    watcher.poll()  # the first load before the server listens (readiness waits for it otherwise)
+    watcher.start()
+    scorer = LocalScorer(
+        slot, DecisionPolicy(settings.decline_at), settings.predict_threads, debug_delay_s=settings.debug_delay_s
+    )
+
+    async def close(_: float) -> None:
+        watcher.stop()
+        await scorer.close()
+
+    return scorer, close
+
+
+def assemble(settings: ServingSettings, shape: Shape, metrics: ServingMetrics) -> Assembly:
+    """Build the model of ``shape`` (blocking: loads the champion, opens Feast, warms both up)."""
+    if shape == "predictor":
+        champion, close_champion = _champion_scorer(settings, metrics, fused=False)
+        predictor = FraudPredictor(settings.model_name, champion, metrics, max_batch=settings.max_batch)
+        return Assembly(predictor, [close_champion])
+
+    from berg.features.store import open_store, repo_dir
+    from berg.kafka.producer import open_producer
+    from berg_serving.online import FeastOnlineFeatures
+    from berg_serving.prediction_log import PredictionLog
+
+    closers: list[Closer] = []
+    scorer: Scorer
+    if shape == "transformer":
+        scorer = RemotePredictor(settings.predictor, settings.model_name)
+        closers.append(lambda _: scorer.close())
+    else:
+        scorer, close_champion = _champion_scorer(settings, metrics, fused=True)
+        closers.append(close_champion)
+
+    repo = settings.feature_repo or repo_dir()
+    features = FeastOnlineFeatures(lambda: open_store(settings.feast_profile, repo), settings.lookup_threads)
+    features.warm_up([{"user_id": "warm-up", "merchant_id": "warm-up"}])
+    prediction_log = None
+    if settings.prediction_log.enabled:
+        prediction_log = PredictionLog(
+            lambda: open_producer(settings.kafka, linger_ms=20),
+            settings.prediction_log.topic,
+            settings.prediction_log.capacity,
+            metrics,
+        )
+        prediction_log.start()
+
+    async def close_log(budget_s: float) -> None:
+        if prediction_log is not None:
+            prediction_log.close(min(settings.prediction_log.close_timeout_s, budget_s))
+
+    async def close_features(_: float) -> None:
+        features.close()
+
+    closers.extend([close_log, close_features])
+    transformer = FraudTransformer(
+        settings.model_name, features, scorer, prediction_log, metrics, max_batch=settings.max_batch
+    )
+    return Assembly(transformer, closers)
+
+
+def run(settings: ServingSettings, shape: Shape) -> None:
+    """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period."""
+    from berg_serving.server import ServingServer
+
+    # KServe's V1 handler answers with FastAPI's ORJSONResponse, which FastAPI now deprecates: not ours to fix.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+    registry = CollectorRegistry()
+    metrics = ServingMetrics.register(registry)
+    readiness = ReadinessChecks()
+    assembly = assemble(settings, shape, metrics)
+    assembly.model.load()
+    readiness.add("model", assembly.model.is_ready)
+    server = ServingServer(settings, assembly.model, readiness, registry)
+    log.info(
+        "serving",
+        extra={
+            "shape": shape,
+            "model": settings.model_name,
+            "http_port": settings.web.port,
+            "grpc_port": settings.grpc.port if settings.grpc.enabled else None,
+        },
+    )
+    server.run(on_stopped=assembly.close)

@@ -1,0 +1,390 @@
+"""The model server: KServe's data plane behind Berg's HTTP app and a gRPC listener, with a graceful stop.
+
+KServe's ``ModelServer`` parses ``sys.argv`` at import, serves a module-level app
+and stops on SIGTERM by closing its listeners at once, so readiness never turns
+503 first. This server keeps KServe's transport-free core (``DataPlane``, its V1 and
+V2 endpoint handlers, its gRPC servicer) and supplies the rest:
+
+- the HTTP app is Berg's (:func:`berg.web.app.create_app`: body limit, JSON errors,
+  ``/healthz``, ``/readyz``, ``/metrics``), with the inference routes added one by one
+  (no model load/unload or explain routes), a V1 request schema in the OpenAPI, and a
+  415 for a body that is neither JSON nor Open Inference binary;
+- KServe's errors become ``{"error": <message>}`` (the protocol's error shape) with
+  4xx for what the client sent: a malformed request never answers 5xx;
+- the stop: on SIGTERM or SIGINT readiness turns 503 (``/readyz``, V2 ``/health/ready``
+  and gRPC ``ServerReady``) while requests are still served for ``drain_delay_s``; then
+  the listeners close, in-flight requests finish, and the process exits, all within
+  ``grace_period_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, NoReturn
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from grpc import StatusCode, aio
+from grpc_interceptor import AsyncExceptionToStatusInterceptor
+from grpc_interceptor.exceptions import GrpcException
+from kserve import Model, ModelRepository
+from kserve.errors import (
+    InferenceError,
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    ServerNotLive,
+    ServerNotReady,
+    UnsupportedProtocol,
+)
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.rest.v1_endpoints import V1Endpoints
+from kserve.protocol.rest.v2_datamodels import (
+    InferenceRequest,
+    InferenceResponse,
+    ListModelsResponse,
+    ModelMetadataResponse,
+    ModelReadyResponse,
+    ServerLiveResponse,
+    ServerMetadataResponse,
+    ServerReadyResponse,
+)
+from kserve.protocol.rest.v2_endpoints import V2Endpoints
+from prometheus_client import CollectorRegistry
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from berg.contracts import TransactionV1
+from berg.observability.health import ReadinessChecks
+from berg.web.app import create_app
+from berg_serving.errors import UpstreamError
+from berg_serving.settings import ServingSettings
+
+__all__ = ["ServingServer", "build_app"]
+
+log = logging.getLogger(__name__)
+
+_INFERENCE_HEADER = "inference-header-content-length"
+_CLIENT_ERRORS: dict[type[Exception], int] = {
+    InvalidInput: 400,
+    ModelNotFound: 404,
+    UnsupportedProtocol: 400,
+}
+_KSERVE_ERRORS = (
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    ServerNotReady,
+    ServerNotLive,
+    UnsupportedProtocol,
+    InferenceError,
+)
+_UNAVAILABLE = (ModelNotReady, ServerNotReady, ServerNotLive)
+_GRPC_CODES = {
+    400: StatusCode.INVALID_ARGUMENT,
+    404: StatusCode.NOT_FOUND,
+    501: StatusCode.UNIMPLEMENTED,
+    502: StatusCode.INTERNAL,
+    503: StatusCode.UNAVAILABLE,
+}
+
+V1_REQUEST_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["instances"],
+                    "properties": {
+                        "instances": {"type": "array", "minItems": 1, "items": TransactionV1.model_json_schema()}
+                    },
+                }
+            }
+        },
+    }
+}
+"""The V1 predict route reads the raw body (KServe's handler), so its OpenAPI entry is given here."""
+
+
+class ServingDataPlane(DataPlane):  # type: ignore[misc]  # kserve is untyped
+    """KServe's data plane with Berg's readiness, and malformed bodies refused as client errors."""
+
+    def __init__(self, repository: ModelRepository, readiness: ReadinessChecks) -> None:
+        super().__init__(model_registry=repository)
+        self._readiness = readiness
+
+    async def ready(self) -> bool:
+        return self._readiness.run().ready
+
+    def decode(self, body: Any, headers: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().decode(body, headers, *args, **kwargs)
+        except InvalidInput:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+            # KServe's binary V2 decoder indexes the JSON header without checking it.
+            raise InvalidInput(f"malformed inference request: {error!r}") from None
+
+
+def _error_status(error: Exception) -> int:
+    if isinstance(error, UpstreamError):
+        return error.status_code
+    if isinstance(error, _UNAVAILABLE):
+        return 503
+    if isinstance(error, NotImplementedError):
+        return 501
+    for kind, status in _CLIENT_ERRORS.items():
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+async def _kserve_error(_: Request, error: Exception) -> JSONResponse:
+    status = _error_status(error)
+    if status >= 500:
+        log.error("inference failed: %s", error, exc_info=not isinstance(error, (*_UNAVAILABLE, UpstreamError)))
+    else:
+        log.info("refused an inference request (%d): %s", status, error)
+    return JSONResponse({"error": str(error)}, status_code=status)
+
+
+class ContentTypeMiddleware:
+    """415 for an inference body that is neither JSON nor the Open Inference binary extension.
+
+    A missing ``Content-Type`` (Triton's client sends none) is read as JSON, or as the
+    binary extension when the ``inference-header-content-length`` header is there.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            v2 = path.endswith("/infer")
+            if v2 or path.endswith(":predict"):
+                headers = Headers(scope=scope)
+                binary = v2 and _INFERENCE_HEADER in headers
+                media = headers.get("content-type", "").split(";")[0].strip().lower()
+                if not media:
+                    media = "application/octet-stream" if binary else "application/json"
+                    scope = dict(scope)
+                    scope["headers"] = [*scope["headers"], (b"content-type", media.encode("latin-1"))]
+                if media != "application/json" and not (binary and media == "application/octet-stream"):
+                    expected = "application/json" + (
+                        " (or application/octet-stream with the inference-header-content-length header)" if v2 else ""
+                    )
+                    detail = f"unsupported content type {media!r}: send {expected}"
+                    await JSONResponse({"error": detail}, status_code=415)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def build_app(
+    settings: ServingSettings, dataplane: ServingDataPlane, registry: CollectorRegistry, readiness: ReadinessChecks
+) -> FastAPI:
+    """Berg's app with KServe's V1 and V2 inference routes."""
+    title = f"berg-serving ({settings.model_name})"
+    app = create_app(settings.web, title=title, registry=registry, readiness=readiness)
+    app.add_middleware(ContentTypeMiddleware)
+    for kind in (*_KSERVE_ERRORS, UpstreamError, NotImplementedError):
+        app.add_exception_handler(kind, _kserve_error)
+
+    v1 = V1Endpoints(dataplane)
+    router = APIRouter(prefix="/v1", tags=["V1"])
+    router.add_api_route("/models", v1.models, methods=["GET"])
+    router.add_api_route("/models/{model_name}", v1.model_ready, methods=["GET"])
+    router.add_api_route(
+        "/models/{model_name}:predict",
+        v1.predict,
+        methods=["POST"],
+        response_model=None,
+        openapi_extra=V1_REQUEST_SCHEMA,
+    )
+    app.include_router(router)
+
+    v2 = V2Endpoints(dataplane)
+
+    # Thin wrappers: KServe's handlers take a ``model_version`` that they refuse with a 501, and only the
+    # version the registry's alias names is served, so versions are not addressable here.
+    async def model_metadata(model_name: str) -> ModelMetadataResponse:
+        return await v2.model_metadata(model_name)
+
+    async def model_ready(model_name: str) -> ModelReadyResponse:
+        return await v2.model_ready(model_name)
+
+    async def infer(
+        raw_request: Request, raw_response: Response, model_name: str, request_body: InferenceRequest | bytes
+    ) -> Response | InferenceResponse:
+        return await v2.infer(raw_request, raw_response, model_name, request_body)
+
+    router = APIRouter(prefix="/v2", tags=["V2"])
+    router.add_api_route("", v2.metadata, methods=["GET"], response_model=ServerMetadataResponse)
+    router.add_api_route("/health/live", v2.live, methods=["GET"], response_model=ServerLiveResponse)
+    router.add_api_route("/health/ready", v2.ready, methods=["GET"], response_model=ServerReadyResponse)
+    router.add_api_route("/models", v2.models, methods=["GET"], response_model=ListModelsResponse)
+    router.add_api_route("/models/{model_name}", model_metadata, methods=["GET"], response_model=ModelMetadataResponse)
+    router.add_api_route("/models/{model_name}/ready", model_ready, methods=["GET"], response_model=ModelReadyResponse)
+    router.add_api_route("/models/{model_name}/infer", infer, methods=["POST"], response_model=None)
+    app.include_router(router)
+    _document_model_name(app, settings.model_name)
+    return app
+
+
+def _document_model_name(app: FastAPI, model_name: str) -> None:
+    """Say in the OpenAPI document which model this server serves (``{model_name}`` takes one value)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    for parameter in operation.get("parameters", []):
+                        if parameter.get("name") == "model_name" and parameter.get("in") == "path":
+                            parameter["schema"] = {"type": "string", "enum": [model_name], "title": "Model Name"}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
+
+
+class _StatusInterceptor(AsyncExceptionToStatusInterceptor):
+    """gRPC statuses for KServe's errors: INVALID_ARGUMENT for what the client sent, never INTERNAL."""
+
+    async def handle_exception(
+        self, ex: Exception, request_or_iterator: Any, context: Any, method_name: str
+    ) -> NoReturn:
+        if isinstance(ex, GrpcException):
+            await super().handle_exception(ex, request_or_iterator, context, method_name)
+        status = _error_status(ex)
+        code = _GRPC_CODES.get(status, StatusCode.INTERNAL)
+        if status >= 500:
+            log.error("gRPC %s failed: %s", method_name, ex, exc_info=status == 500)
+        else:
+            log.info("refused a gRPC %s (%s): %s", method_name, code.name, ex)
+        await context.abort(code, str(ex) if status != 500 else "internal server error; see the server log")
+        raise RuntimeError("grpc's context.abort() returned")  # it raises; this tells the type checker
+
+
+class _NoModelRepository:
+    """The gRPC repository extension (model load/unload) is not offered: the registry decides what is served."""
+
+    async def load(self, model_name: str) -> dict[str, Any]:
+        raise NotImplementedError("loading models on request is not supported; move the registry alias instead")
+
+    async def unload(self, model_name: str) -> dict[str, Any]:
+        raise NotImplementedError("unloading models on request is not supported")
+
+
+class _QuietUvicorn(uvicorn.Server):
+    """Uvicorn without its own signal handlers: the server's stop sequence owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ServingServer:
+    """REST and gRPC over one model, until SIGTERM; see the module docstring for the stop sequence.
+
+    Example:
+        >>> server = ServingServer(settings, model, readiness, metrics_registry)
+        >>> server.run()   # blocks; returns after a graceful stop
+    """
+
+    def __init__(
+        self, settings: ServingSettings, model: Model, readiness: ReadinessChecks, registry: CollectorRegistry
+    ) -> None:
+        self._settings = settings
+        self._readiness = readiness
+        repository = ModelRepository()
+        repository.update(model)
+        self._dataplane = ServingDataPlane(repository, readiness)
+        self.app = build_app(settings, self._dataplane, registry, readiness)
+        in_flight_budget = max(1, int(settings.grace_period_s - settings.drain_delay_s - 1))
+        self._http = _QuietUvicorn(
+            uvicorn.Config(
+                self.app,
+                host=settings.web.host,
+                port=settings.web.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=in_flight_budget,
+                timeout_keep_alive=65,
+            )
+        )
+        self._in_flight_budget = float(in_flight_budget)
+        self.stop_requested = asyncio.Event()
+
+    def _grpc_server(self) -> aio.Server:
+        server = aio.server(
+            interceptors=(_StatusInterceptor(),),
+            options=[
+                ("grpc.max_receive_message_length", self._settings.web.max_body_bytes),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ],
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(self._dataplane, _NoModelRepository()), server
+        )
+        server.add_insecure_port(f"{self._settings.grpc.host}:{self._settings.grpc.port}")
+        return server
+
+    def run(self, on_stopped: Callable[[float], Awaitable[None]] | None = None) -> None:
+        """Serve until SIGTERM or SIGINT, then stop gracefully.
+
+        Args:
+            on_stopped: awaited after the listeners are closed and in-flight requests are done, with
+                the seconds left of the grace period (close the prediction log, the stores).
+        """
+        asyncio.run(self.serve(on_stopped))
+
+    async def serve(self, on_stopped: Callable[[float], Awaitable[None]] | None = None) -> None:
+        """:meth:`run` inside a running loop."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._request_stop, signum)
+        grpc_server = self._grpc_server() if self._settings.grpc.enabled else None
+        if grpc_server is not None:
+            await grpc_server.start()
+        http = asyncio.create_task(self._http.serve(), name="http")
+        stop = asyncio.create_task(self.stop_requested.wait(), name="stop")
+        await asyncio.wait({http, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if http.done():
+            stop.cancel()
+            if grpc_server is not None:
+                await grpc_server.stop(None)
+            http.result()
+            raise RuntimeError("the HTTP server stopped by itself")
+        deadline = time.monotonic() + self._settings.grace_period_s
+        self._readiness.drain()
+        log.info("stopping: not ready from now on; serving for %.1fs more", self._settings.drain_delay_s)
+        await asyncio.sleep(self._settings.drain_delay_s)
+        log.info("closing the listeners; waiting for the requests in flight")
+        self._http.should_exit = True
+        stops: list[Awaitable[Any]] = [http]
+        if grpc_server is not None:
+            stops.append(grpc_server.stop(self._in_flight_budget))
+        await asyncio.gather(*stops)
+        if on_stopped is not None:
+            await on_stopped(max(0.0, deadline - time.monotonic() - 0.5))
+        log.info("stopped")
+
+    def _request_stop(self, signum: int) -> None:
+        if self.stop_requested.is_set():
+            log.warning("received %s again; already stopping", signal.Signals(signum).name)
+            return
+        log.info("received %s", signal.Signals(signum).name)
+        self.stop_requested.set()

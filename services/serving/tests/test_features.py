@@ -1,0 +1,141 @@
+"""The feature vector at scoring time: stored values, on-demand features, NaN defaults and the TTLs of training."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from services.serving.tests.helpers import NOW, transaction
+
+from berg.features.schema import MERCHANT_FEATURES, ON_DEMAND_FEATURES, USER_FEATURES
+from berg_serving.features import (
+    SERVABLE_FEATURES,
+    FeatureFrame,
+    MissingFeaturesError,
+    assemble_features,
+    entity_rows,
+    feature_matrix,
+)
+
+pytestmark = pytest.mark.unit
+
+T = NOW.timestamp()
+
+
+def user_row(last_unix: float = T - 600, mean_7d: float = 20.0) -> dict[str, Any]:
+    row: dict[str, Any] = {spec.name: 3 if spec.kind == "int" else 1.5 for spec in USER_FEATURES}
+    row.update(amount_mean_7d=mean_7d, last_transaction_unix=last_unix)
+    return row
+
+
+def merchant_row(snapshot_unix: float = T - 1800) -> dict[str, Any]:
+    row: dict[str, Any] = {spec.name: 7 if spec.kind == "int" else 0.25 for spec in MERCHANT_FEATURES}
+    row.update(merchant_snapshot_unix=snapshot_unix)
+    return row
+
+
+def online(*rows: tuple[dict[str, Any] | None, dict[str, Any] | None]) -> dict[str, list[Any]]:
+    """Feast's to_dict() for entity rows whose user and merchant rows are given (None: not in the store)."""
+    values: dict[str, list[Any]] = {}
+    for specs, side in ((USER_FEATURES, 0), (MERCHANT_FEATURES, 1)):
+        for spec in specs:
+            values[spec.name] = [None if pair[side] is None else pair[side][spec.name] for pair in rows]
+    return values
+
+
+def test_known_user_and_merchant() -> None:
+    frame = assemble_features([transaction(amount=50.0)], online((user_row(), merchant_row())))
+    assert list(frame.columns) == list(SERVABLE_FEATURES)
+    assert frame.columns["tx_count_1h"][0] == 3
+    assert frame.columns["merchant_fraud_rate_30d"][0] == 0.25
+    assert frame.columns["amount"][0] == 50.0
+    assert frame.columns["amount_to_user_mean_7d"][0] == pytest.approx(2.5)
+    assert frame.columns["hour_of_day"][0] == NOW.hour
+    assert frame.columns["seconds_since_previous_transaction"][0] == pytest.approx(600)
+    assert not frame.default_features_used[0]
+
+
+def test_unknown_user_gets_nan_defaults_and_is_flagged() -> None:
+    frame = assemble_features([transaction()], online((None, merchant_row())))
+    user_features = [spec.name for spec in USER_FEATURES if spec.name in SERVABLE_FEATURES]
+    assert all(math.isnan(frame.columns[name][0]) for name in user_features)
+    assert math.isnan(frame.columns["amount_to_user_mean_7d"][0])
+    assert math.isnan(frame.columns["seconds_since_previous_transaction"][0])
+    assert frame.columns["hour_of_day"][0] == NOW.hour
+    assert frame.columns["merchant_tx_count_24h"][0] == 7
+    assert frame.default_features_used[0]
+    assert (frame.user_known[0], frame.merchant_known[0]) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("user", "merchant", "user_known", "merchant_known"),
+    [
+        (user_row(last_unix=T - timedelta(days=7).total_seconds()), merchant_row(), True, True),
+        (user_row(last_unix=T - timedelta(days=7, seconds=1).total_seconds()), merchant_row(), False, True),
+        (user_row(), merchant_row(snapshot_unix=T - timedelta(days=2, seconds=1).total_seconds()), True, False),
+        (user_row(), None, True, False),
+    ],
+)
+def test_rows_count_within_their_view_ttl_as_in_training(
+    user: dict[str, Any], merchant: dict[str, Any] | None, user_known: bool, merchant_known: bool
+) -> None:
+    frame = assemble_features([transaction()], online((user, merchant)))
+    assert (frame.user_known[0], frame.merchant_known[0]) == (user_known, merchant_known)
+    assert math.isnan(frame.columns["tx_count_7d"][0]) != user_known
+    assert math.isnan(frame.columns["merchant_tx_count_24h"][0]) != merchant_known
+    assert frame.default_features_used[0] == (not (user_known and merchant_known))
+
+
+def test_a_batch_keeps_its_order() -> None:
+    batch = [transaction(user_id="a", amount=10.0), transaction(user_id="b", amount=20.0)]
+    assert entity_rows(batch) == [
+        {"user_id": "a", "merchant_id": "merchant-0001"},
+        {"user_id": "b", "merchant_id": "merchant-0001"},
+    ]
+    frame = assemble_features(batch, online((None, None), (user_row(mean_7d=10.0), merchant_row())))
+    assert frame.default_features_used.tolist() == [True, False]
+    assert frame.columns["amount"].tolist() == [10.0, 20.0]
+    assert math.isnan(frame.columns["amount_to_user_mean_7d"][0])
+    assert frame.columns["amount_to_user_mean_7d"][1] == pytest.approx(2.0)
+
+
+def test_online_values_must_match_the_batch() -> None:
+    with pytest.raises(ValueError, match="2 values for 1 transactions"):
+        assemble_features([transaction()], online((None, None), (None, None)))
+
+
+def test_matrix_in_model_order_float32_nan_and_clipped() -> None:
+    frame = assemble_features([transaction(amount=1e300)], online((None, merchant_row())))
+    order = ["amount", "merchant_tx_count_24h", "tx_count_1h", "hour_of_day"]
+    matrix = frame.matrix(order)
+    assert matrix.dtype == np.float32
+    assert matrix.shape == (1, 4)
+    assert matrix[0, 0] == np.finfo(np.float32).max
+    assert matrix[0, 1] == 7
+    assert math.isnan(matrix[0, 2])
+    with pytest.raises(MissingFeaturesError, match="not_a_feature"):
+        frame.matrix(["amount", "not_a_feature"])
+
+
+def test_feature_matrix_from_named_columns() -> None:
+    columns = {"b": np.array([1.0, np.nan]), "a": np.array([3.0, 4.0])}
+    assert feature_matrix(columns, ["a", "b"]).tolist()[0] == [3.0, 1.0]
+
+
+def test_row_for_the_log_leaves_missing_features_out() -> None:
+    frame = assemble_features([transaction()], online((None, merchant_row())))
+    row = frame.row(0)
+    assert "tx_count_1h" not in row
+    assert row["merchant_tx_count_24h"] == 7.0
+    assert all(math.isfinite(value) for value in row.values())
+    assert set(row) <= set(SERVABLE_FEATURES)
+    assert {spec.name for spec in ON_DEMAND_FEATURES} & set(row) == {"hour_of_day"}
+
+
+def test_frame_length() -> None:
+    frame = FeatureFrame(columns={}, user_known=np.array([True]), merchant_known=np.array([False]))
+    assert len(frame) == 1
+    assert frame.default_features_used.tolist() == [True]

@@ -1,0 +1,43 @@
+"""Scored transactions become PredictionV1 records: the contract's fields, no NaN, one id each."""
+
+from __future__ import annotations
+
+import pytest
+from services.serving.tests.helpers import NOW, transaction
+from services.serving.tests.test_features import merchant_row, online, user_row
+
+from berg.contracts import PredictionV1
+from berg_serving.features import assemble_features
+from berg_serving.predictions import Scores, score_transactions, to_prediction
+
+pytestmark = pytest.mark.unit
+
+
+def test_predictions_follow_the_contract() -> None:
+    batch = [transaction(user_id="known"), transaction(user_id="stranger")]
+    frame = assemble_features(batch, online((user_row(), merchant_row()), (None, merchant_row())))
+    scores = Scores(model_version="v0003", threshold=0.4, scores=[0.1, 0.95], decisions=["approve", "decline"])
+    scored = score_transactions(batch, frame, scores, model_name="fraud", served_at=NOW)
+    predictions = [to_prediction(item) for item in scored]
+    assert [p.transaction_event_id for p in predictions] == [t.event_id for t in batch]
+    assert len({p.event_id for p in predictions}) == 2
+    assert [p.default_features_used for p in predictions] == [False, True]
+    assert [p.decision for p in predictions] == ["approve", "decline"]
+    assert {p.model_version for p in predictions} == {"v0003"}
+    assert predictions[0].features["tx_count_1h"] == 3.0
+    assert "tx_count_1h" not in predictions[1].features
+    for prediction in predictions:
+        assert PredictionV1.model_validate_json(prediction.model_dump_json()) == prediction
+        assert prediction.event_time == NOW
+        assert prediction.threshold == 0.4
+
+
+def test_counts_must_agree() -> None:
+    batch = [transaction()]
+    frame = assemble_features(batch, online((None, None)))
+    with pytest.raises(ValueError, match="1 transactions, 1 feature rows and 2 scores"):
+        score_transactions(
+            batch, frame, Scores("v1", 0.5, [0.1, 0.2], ["approve", "approve"]), model_name="fraud", served_at=NOW
+        )
+    with pytest.raises(ValueError, match="2 scores but 1 decisions"):
+        Scores("v1", 0.5, [0.1, 0.2], ["approve"])

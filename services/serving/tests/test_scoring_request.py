@@ -1,0 +1,112 @@
+"""Scoring requests in both protocols: what the contract accepts passes, everything else is a clear RequestError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from services.serving.tests.helpers import Tensor, tensors, transaction_fields
+
+from berg.contracts import TransactionV1
+from berg_serving.scoring_request import TRANSACTION_TENSORS, RequestError, parse_v1, parse_v2
+
+pytestmark = pytest.mark.unit
+
+
+def test_v1_instances_become_transactions() -> None:
+    rows = [transaction_fields(), transaction_fields(user_id="user-00002", amount=3)]
+    parsed = parse_v1({"instances": rows}, max_batch=10)
+    assert parsed == [TransactionV1.model_validate(row) for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([transaction_fields()], "expected a JSON object"),
+        ({"inputs": [transaction_fields()]}, "unknown field(s) ['inputs']"),
+        ({"instances": transaction_fields()}, '"instances" must be a list'),
+        ({"instances": []}, "is empty"),
+        ({"instances": [transaction_fields()] * 3}, "at most 2 per request"),
+        ({"instances": ["a transaction"]}, "instances[0] must be a JSON object"),
+        (
+            {"instances": [transaction_fields(amount=float("nan"))]},
+            "instances[0]: amount: Input should be a finite number",
+        ),
+        ({"instances": [transaction_fields(amount="a lot")]}, "instances[0]: amount"),
+        ({"instances": [{**transaction_fields(), "tip": 1}]}, "instances[0]: tip: Extra inputs are not permitted"),
+        (
+            {"instances": [transaction_fields(event_time="2026-03-02T12:00:00")]},
+            "event_time: Input should have timezone",
+        ),
+        ({"instances": [transaction_fields(event_time="0001-01-01T00:00:00+05:00")]}, "event_time: out of the range"),
+        ({"instances": [transaction_fields(user_id="has space")]}, "user_id: String should match pattern"),
+    ],
+)
+def test_v1_refusals_say_what_is_wrong(body: object, message: str) -> None:
+    with pytest.raises(RequestError) as refused:
+        parse_v1(body, max_batch=2)
+    assert message in str(refused.value)
+
+
+def test_v1_missing_fields_are_named() -> None:
+    fields = transaction_fields()
+    del fields["merchant_id"], fields["country"]
+    with pytest.raises(RequestError, match=r"instances\[0\]: merchant_id: Field required.*country: Field required"):
+        parse_v1({"instances": [fields]}, max_batch=2)
+
+
+def test_v2_tensors_become_transactions_and_currency_is_optional() -> None:
+    rows = [transaction_fields(), transaction_fields(amount=7.25)]
+    for row in rows:
+        del row["currency"]
+    parsed = parse_v2(tensors(rows), max_batch=10)
+    assert parsed == [TransactionV1.model_validate(row) for row in rows]
+    assert {t.currency for t in parsed} == {"EUR"}
+
+
+def test_v2_accepts_bytes_and_column_shapes() -> None:
+    rows = [transaction_fields()]
+    inputs = [
+        Tensor(t.name, t.datatype, [v.encode() if isinstance(v, str) else v for v in t.data], shape=[1, 1])
+        for t in tensors(rows)
+    ]
+    assert parse_v2(inputs, max_batch=1) == [TransactionV1.model_validate(rows[0])]
+
+
+def _with(rows: list[dict[str, Any]], name: str, tensor: Tensor | None) -> list[Tensor]:
+    inputs = [t for t in tensors(rows) if t.name != name]
+    return inputs if tensor is None else [*inputs, tensor]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda rows: _with(rows, "tip", Tensor("tip", "FP64", [1.0])), "unknown input tensor(s) ['tip']"),
+        (lambda rows: _with(rows, "user_id", None), "missing input tensor(s) ['user_id']"),
+        (lambda rows: [*tensors(rows), tensors(rows)[0]], "given more than once"),
+        (lambda rows: _with(rows, "amount", Tensor("amount", "BYTES", ["12"])), "'amount' must be FP64"),
+        (lambda rows: _with(rows, "user_id", Tensor("user_id", "INT64", [5])), "'user_id' must be BYTES"),
+        (lambda rows: _with(rows, "amount", Tensor("amount", "FP64", [1.0, 2.0])), "holds 2 values, the others 1"),
+        (lambda rows: _with(rows, "amount", Tensor("amount", "FP64", [1.0], shape=[1, 2])), "expected [n] or [n, 1]"),
+        (lambda rows: _with(rows, "amount", Tensor("amount", "FP64", [1.0, 2.0], shape=[1])), "does not fit its shape"),
+        (
+            lambda rows: _with(rows, "amount", Tensor("amount", "FP64", [float("nan")])),
+            "amount: Input should be a finite",
+        ),
+        (lambda rows: _with(rows, "user_id", Tensor("user_id", "BYTES", [b"\xff"])), "'user_id'[0] is not UTF-8"),
+        (lambda rows: _with(rows, "user_id", Tensor("user_id", "BYTES", [3])), "'user_id'[0] must be text"),
+        (lambda rows: _with(rows, "channel", Tensor("channel", "BYTES", ["by pigeon"])), "row[0]: channel"),
+    ],
+)
+def test_v2_refusals_say_what_is_wrong(change: Any, message: str) -> None:
+    with pytest.raises(RequestError) as refused:
+        parse_v2(change([transaction_fields()]), max_batch=2)
+    assert message in str(refused.value)
+
+
+def test_v2_batch_bounds() -> None:
+    with pytest.raises(RequestError, match="at most 2 per request"):
+        parse_v2(tensors([transaction_fields()] * 3), max_batch=2)
+    empty = [Tensor(name, datatype, []) for name, datatype in TRANSACTION_TENSORS.items()]
+    with pytest.raises(RequestError, match="is empty"):
+        parse_v2(empty, max_batch=2)

@@ -1,0 +1,178 @@
+"""The HTTP app in process (httpx's ASGI transport): routes, errors as 4xx with a message, readiness, metrics.
+
+The whole server, with real clients, gRPC, Feast and Kafka, is tested in ``tests/integration/serving``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+from services.serving.tests.helpers import register, tensors, transaction_fields
+from services.serving.tests.test_features import merchant_row, online, user_row
+
+from berg.observability.health import ReadinessChecks
+from berg.registry import ModelRegistry
+from berg.web.app import WebSettings
+from berg_serving.champion import ChampionSlot, load_champion
+from berg_serving.decisions import DecisionPolicy
+from berg_serving.features import SERVABLE_FEATURES
+from berg_serving.metrics import ServingMetrics
+from berg_serving.models import FraudTransformer
+from berg_serving.scorers import LocalScorer
+from berg_serving.server import ServingServer
+from berg_serving.settings import ServingSettings
+
+pytestmark = [pytest.mark.unit, pytest.mark.anyio, pytest.mark.filterwarnings("ignore:ORJSONResponse is deprecated")]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class DictFeatures:
+    """Online values from a dict: ``known`` users get a stored row, everyone else none."""
+
+    def __init__(self, known: set[str]) -> None:
+        self.known = known
+
+    async def lookup(self, entity_rows: list[dict[str, str]]) -> dict[str, list[Any]]:
+        pairs = [(user_row() if row["user_id"] in self.known else None, merchant_row()) for row in entity_rows]
+        return online(*pairs)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def slot(tmp_path: Path) -> ChampionSlot:
+    registry = ModelRegistry(tmp_path / "registry")
+    version = register(registry, tmp_path / "m", list(SERVABLE_FEATURES), threshold=0.4)
+    slot = ChampionSlot()
+    slot.current = load_champion(registry, "fraud", version)
+    return slot
+
+
+@dataclass
+class Served:
+    client: httpx.AsyncClient
+    readiness: ReadinessChecks
+    metrics: CollectorRegistry
+
+
+@pytest.fixture
+def served(slot: ChampionSlot) -> Served:
+    settings = ServingSettings(web=WebSettings(max_body_bytes=20_000), max_batch=4)
+    metrics_registry = CollectorRegistry()
+    metrics = ServingMetrics.register(metrics_registry)
+    scorer = LocalScorer(slot, DecisionPolicy(), threads=1)
+    model = FraudTransformer("fraud", DictFeatures({"user-00001"}), scorer, None, metrics, max_batch=4)
+    readiness = ReadinessChecks()
+    readiness.add("model", model.is_ready)
+    server = ServingServer(settings, model, readiness, metrics_registry)
+    transport = httpx.ASGITransport(app=server.app, raise_app_exceptions=False)
+    return Served(httpx.AsyncClient(transport=transport, base_url="http://test"), readiness, metrics_registry)
+
+
+async def predict(client: httpx.AsyncClient, body: object, **headers: str) -> httpx.Response:
+    return await client.post(
+        "/v1/models/fraud:predict", content=orjson.dumps(body), headers={"content-type": "application/json", **headers}
+    )
+
+
+async def test_v1_and_v2_score_and_flag_unknown_users(served: Served) -> None:
+    client = served.client
+    rows = [transaction_fields(), transaction_fields(user_id="stranger")]
+    response = await predict(client, {"instances": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [p["default_features_used"] for p in body["predictions"]] == [False, True]
+    assert body["model_version"] == "v0001"
+    v2 = {"inputs": [{"name": t.name, "datatype": t.datatype, "shape": t.shape, "data": t.data} for t in tensors(rows)]}
+    response = await client.post("/v2/models/fraud/infer", json=v2)
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}
+    assert outputs["default_features_used"] == [False, True]
+    assert response.json()["model_version"] == "v0001"
+
+
+Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+BINARY = {"content-type": "application/octet-stream", "inference-header-content-length": "11"}
+ONE_TENSOR = {"inputs": [{"name": "amount", "datatype": "FP64", "shape": [3], "data": [1]}]}
+
+
+@pytest.mark.parametrize(
+    ("send", "status", "message"),
+    [
+        (lambda c: predict(c, {"instances": [transaction_fields(amount="NaN")]}), 400, "amount"),
+        (lambda c: predict(c, {"instances": [transaction_fields()] * 5}), 400, "at most 4"),
+        (lambda c: predict(c, {"instances": [{}]}), 400, "event_id: Field required"),
+        (lambda c: c.post("/v1/models/fraud:predict", content=b'{"instances": [NaN]}'), 400, "Unrecognized request"),
+        (lambda c: c.post("/v1/models/fraud:predict", content=b"x" * 30_000), 413, "exceeds the limit"),
+        (
+            lambda c: c.post("/v1/models/fraud:predict", content=b"{}", headers={"content-type": "text/csv"}),
+            415,
+            "unsupported content type 'text/csv'",
+        ),
+        (
+            lambda c: c.post(
+                "/v2/models/fraud/infer", content=b"{}", headers={"content-type": "application/octet-stream"}
+            ),
+            415,
+            "inference-header-content-length",
+        ),
+        (lambda c: c.post("/v2/models/fraud/infer", content=b'{"id": "x"}garbage', headers=BINARY), 400, "malformed"),
+        (lambda c: c.post("/v2/models/fraud/infer", json={"inputs": 5}), 422, "invalid_request"),
+        (lambda c: c.post("/v2/models/fraud/infer", json=ONE_TENSOR), 400, "missing input tensor"),
+        (lambda c: c.post("/v2/models/nope/infer", json={"inputs": []}), 404, "nope"),
+        (lambda c: c.get("/v2/models/fraud/versions/1"), 404, ""),
+    ],
+)
+async def test_bad_input_is_a_4xx_with_a_message(served: Served, send: Send, status: int, message: str) -> None:
+    response = await send(served.client)
+    assert response.status_code == status, response.text
+    assert message in response.text
+
+
+async def test_draining_turns_readiness_503_while_requests_are_still_served(served: Served) -> None:
+    client = served.client
+    assert (await client.get("/readyz")).status_code == 200
+    assert (await client.get("/v2/health/ready")).status_code == 200
+    served.readiness.drain()
+    assert (await client.get("/readyz")).status_code == 503
+    assert (await client.get("/v2/health/ready")).status_code == 503
+    assert (await predict(client, {"instances": [transaction_fields()]})).status_code == 200
+
+
+async def test_no_champion_yet_is_not_ready_and_503(served: Served, slot: ChampionSlot) -> None:
+    client = served.client
+    slot.current = None
+    assert (await client.get("/readyz")).json()["checks"]["model"] is False
+    assert (await client.get("/v2/models/fraud/ready")).status_code == 503
+    assert (await predict(client, {"instances": [transaction_fields()]})).status_code == 503
+
+
+async def test_metrics_cover_every_stage(served: Served) -> None:
+    await predict(served.client, {"instances": [transaction_fields(user_id="stranger")]})
+    metrics = served.metrics
+    for stage in ("lookup", "predict", "total"):
+        assert metrics.get_sample_value("berg_serving_latency_seconds_count", {"stage": stage}) == 1
+    assert metrics.get_sample_value("berg_serving_score_count") == 1
+    assert metrics.get_sample_value("berg_serving_default_features_total", {"entity": "user"}) == 1
+    assert "berg_serving_latency_seconds_bucket" in (await served.client.get("/metrics")).text
+
+
+async def test_openapi_names_the_model_and_the_v1_body(served: Served) -> None:
+    document = (await served.client.get("/openapi.json")).json()
+    predict_route = document["paths"]["/v1/models/{model_name}:predict"]["post"]
+    assert predict_route["parameters"][0]["schema"]["enum"] == ["fraud"]
+    body = predict_route["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["instances"]["items"]["title"] == "TransactionV1"
+    assert "/v2/repository/models/{model_name}/load" not in document["paths"]

@@ -1,0 +1,60 @@
+"""What a correct answer is, computed in the test: the online features and the registry's model, no server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from berg.contracts import TransactionV1
+from berg.features.store import feast_environment, open_store
+from berg.registry import ModelRegistry
+from berg_serving.champion import load_champion
+from berg_serving.decisions import DecisionPolicy
+from berg_serving.features import assemble_features, entity_rows
+from berg_serving.online import FeastOnlineFeatures
+from tests.integration.serving.conftest import MODEL, ServingWorld
+
+__all__ = ["expected_scores", "infer_request", "v2_tensors"]
+
+
+def expected_scores(
+    world: ServingWorld, registry: Path, rows: Sequence[dict[str, Any]], version: str = "v0001"
+) -> tuple[list[float], list[str]]:
+    """Scores and decisions of ``version`` for the transactions, from the same store and model file."""
+    transactions = [TransactionV1.model_validate(row) for row in rows]
+    with feast_environment(world.world.environment):
+        online = FeastOnlineFeatures(open_store, threads=1)
+        try:
+            frame = assemble_features(transactions, online.fetch(entity_rows(transactions)))
+        finally:
+            online.close()
+    champion = load_champion(ModelRegistry(registry), MODEL, version)
+    scores = champion.predict(frame.matrix(champion.features)).tolist()
+    return scores, list(DecisionPolicy().decide_all(scores, champion.threshold))
+
+
+def v2_tensors(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, np.ndarray]]:
+    """The V2 layout of a scoring request: (name, datatype, values) per field."""
+    tensors = []
+    for name in rows[0]:
+        if name == "amount":
+            tensors.append((name, "FP64", np.array([row[name] for row in rows], dtype=np.float64)))
+        else:
+            tensors.append((name, "BYTES", np.array([row[name].encode() for row in rows], dtype=np.object_)))
+    return tensors
+
+
+def infer_request(rows: Sequence[dict[str, Any]], *, binary: bool) -> Any:
+    """The scoring request as KServe's ``InferRequest`` (raw tensors when ``binary``)."""
+    from kserve import InferInput, InferRequest
+
+    inputs = []
+    for name, datatype, values in v2_tensors(rows):
+        tensor = InferInput(name, [len(values)], datatype)
+        tensor.set_data_from_numpy(values, binary_data=binary)
+        inputs.append(tensor)
+    return InferRequest(model_name=MODEL, infer_inputs=inputs, request_id=str(uuid.uuid4()))

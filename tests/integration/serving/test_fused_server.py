@@ -1,0 +1,297 @@
+"""The fused server (lookup and predict in one process) with clients no one here wrote.
+
+KServe's own REST client (V1 and V2) and gRPC client, and Triton's HTTP client,
+score transactions; the answers equal the registry model on the online features
+computed in the test. Every prediction reaches the ``predictions`` topic as a
+PredictionV1. Bad input gets a 4xx (gRPC: INVALID_ARGUMENT) that says what is
+wrong, and schemathesis, fuzzing the served OpenAPI, finds no 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import schemathesis
+import tritonclient.http as triton
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kserve import InferenceGRPCClient, InferenceRESTClient, InferResponse, RESTConfig
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+
+from berg.contracts import PredictionV1
+from berg.stack.local import LocalStack
+from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
+from tests.integration.serving.scoring import expected_scores, infer_request, v2_tensors
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def predictions_topic(stack: LocalStack) -> str:
+    admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap, client_id="berg-test-admin")
+    try:
+        name = f"predictions-{uuid.uuid4().hex[:10]}"
+        admin.create_topics([NewTopic(name, 3, 1)])
+    finally:
+        admin.close()
+    return name
+
+
+@pytest.fixture(scope="module")
+def registry(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return serving_world.registry(tmp_path_factory.mktemp("fused") / "registry")
+
+
+@pytest.fixture(scope="module")
+def fused(
+    serving_world: ServingWorld, registry: Path, start_server: Any, stack: LocalStack, predictions_topic: str
+) -> ServingProcess:
+    return start_server(
+        "fused",
+        serving_world,
+        registry,
+        PREDICTION_LOG__ENABLED="true",
+        PREDICTION_LOG__TOPIC=predictions_topic,
+        KAFKA__BOOTSTRAP_SERVERS=stack.settings.kafka_bootstrap,
+        MAX_BATCH="64",
+    )
+
+
+def outputs(response: InferResponse) -> dict[str, list[Any]]:
+    decoded = {}
+    for output in response.outputs:
+        values = output.as_numpy().tolist()
+        decoded[output.name] = [v.decode() if isinstance(v, bytes) else v for v in values]
+    return decoded
+
+
+def check(
+    answers: dict[str, list[Any]], rows: list[dict[str, Any]], expected: tuple[list[float], list[str]], known: int
+) -> None:
+    scores, decisions = expected
+    np.testing.assert_allclose(answers["score"], scores, rtol=1e-6)
+    assert answers["decision"] == decisions
+    assert answers["default_features_used"] == [False] * known + [True] * (len(rows) - known)
+    assert answers["transaction_event_id"] == [row["event_id"] for row in rows]
+
+
+def test_v1_with_kserve_rest_client(fused: ServingProcess, serving_world: ServingWorld, registry: Path) -> None:
+    rows = serving_world.transactions(6, seed=1, unknown=2)
+
+    async def call() -> dict[str, Any]:
+        client = InferenceRESTClient(RESTConfig(protocol="v1", retries=0))
+        try:
+            answer: dict[str, Any] = await client.infer(fused.url, {"instances": rows}, model_name=MODEL)
+            return answer
+        finally:
+            await client.close()
+
+    body = asyncio.run(call())
+    assert body["model_version"] == "v0001"
+    predictions = body["predictions"]
+    answers = {key: [p[key] for p in predictions] for key in predictions[0]}
+    check(answers, rows, expected_scores(serving_world, registry, rows), known=6)
+    assert set(answers["model_version"]) == {"v0001"}
+    assert len(set(answers["prediction_id"])) == 8
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_v2_with_kserve_rest_client(
+    fused: ServingProcess, serving_world: ServingWorld, registry: Path, binary: bool
+) -> None:
+    rows = serving_world.transactions(5, seed=2, unknown=1)
+
+    async def call() -> InferResponse:
+        client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0))
+        try:
+            return await client.infer(fused.url, infer_request(rows, binary=binary), model_name=MODEL)
+        finally:
+            await client.close()
+
+    response = asyncio.run(call())
+    assert response.parameters["model_version"] == "v0001"  # KServe's REST client drops the response's own field
+    check(outputs(response), rows, expected_scores(serving_world, registry, rows), known=5)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_v2_with_kserve_grpc_client(
+    fused: ServingProcess, serving_world: ServingWorld, registry: Path, binary: bool
+) -> None:
+    rows = serving_world.transactions(4, seed=3, unknown=1)
+
+    async def call() -> InferResponse:
+        client = InferenceGRPCClient(fused.grpc_url, retries=0)
+        try:
+            assert await client.is_server_ready()
+            assert await client.is_model_ready(MODEL)
+            return await client.infer(infer_request(rows, binary=binary))
+        finally:
+            await client.close()
+
+    response = asyncio.run(call())
+    assert response.model_version == "v0001"
+    check(outputs(response), rows, expected_scores(serving_world, registry, rows), known=4)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_v2_with_triton_client(
+    fused: ServingProcess, serving_world: ServingWorld, registry: Path, binary: bool
+) -> None:
+    rows = serving_world.transactions(3, seed=4, unknown=1)
+    client = triton.InferenceServerClient(fused.url.removeprefix("http://"))
+    try:
+        assert client.is_server_live()
+        assert client.is_server_ready()
+        assert client.is_model_ready(MODEL)
+        metadata = client.get_model_metadata(MODEL)
+        assert {tensor["name"] for tensor in metadata["inputs"]} >= {"event_id", "amount", "user_id"}
+        inputs = []
+        for name, datatype, values in v2_tensors(rows):
+            tensor = triton.InferInput(name, [len(values)], datatype)
+            tensor.set_data_from_numpy(values, binary_data=binary)
+            inputs.append(tensor)
+        requested = [
+            triton.InferRequestedOutput(name, binary_data=binary)
+            for name in ("score", "decision", "default_features_used", "transaction_event_id")
+        ]
+        result = client.infer(MODEL, inputs, outputs=requested)
+    finally:
+        client.close()
+    assert result.get_response()["model_version"] == "v0001"
+    answers = {name: result.as_numpy(name).tolist() for name in ("score", "decision", "default_features_used")}
+    answers["decision"] = [v.decode() if isinstance(v, bytes) else v for v in answers["decision"]]
+    answers["transaction_event_id"] = [
+        v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("transaction_event_id").tolist()
+    ]
+    check(answers, rows, expected_scores(serving_world, registry, rows), known=3)
+
+
+def test_every_prediction_reaches_the_topic(
+    fused: ServingProcess, serving_world: ServingWorld, stack: LocalStack, predictions_topic: str
+) -> None:
+    rows = serving_world.transactions(12, seed=5, unknown=3)
+    response = httpx.post(f"{fused.url}/v1/models/{MODEL}:predict", json={"instances": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    served = {p["prediction_id"]: p for p in response.json()["predictions"]}
+    consumer = KafkaConsumer(
+        predictions_topic,
+        bootstrap_servers=stack.settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=30_000,
+    )
+    found: dict[str, tuple[bytes, PredictionV1]] = {}
+    try:
+        for record in consumer:
+            prediction = PredictionV1.model_validate_json(record.value)
+            if str(prediction.event_id) in served:
+                found[str(prediction.event_id)] = (record.key, prediction)
+            if len(found) == len(served):
+                break
+    finally:
+        consumer.close()
+    assert set(found) == set(served)
+    by_transaction = {row["event_id"]: row for row in rows}
+    for prediction_id, (key, prediction) in found.items():
+        answer = served[prediction_id]
+        row = by_transaction[str(prediction.transaction_event_id)]
+        assert key == row["user_id"].encode()
+        assert (prediction.user_id, prediction.merchant_id) == (row["user_id"], row["merchant_id"])
+        assert (prediction.model_name, prediction.model_version) == (MODEL, "v0001")
+        assert prediction.score == pytest.approx(answer["score"])
+        assert prediction.decision == answer["decision"]
+        assert prediction.default_features_used == answer["default_features_used"]
+        assert prediction.features["amount"] == row["amount"]
+        assert ("tx_count_7d" in prediction.features) != prediction.default_features_used
+    assert fused.metric("berg_serving_prediction_log_dropped_total") == 0
+
+
+BIG = 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("send", "status", "message"),
+    [
+        (lambda url, rows: httpx.post(url, json={"instances": [{**rows[0], "amount": "NaN"}]}), 400, "amount"),
+        (
+            lambda url, rows: httpx.post(
+                url, json={"instances": [{k: v for k, v in rows[0].items() if k != "user_id"}]}
+            ),
+            400,
+            "user_id: Field required",
+        ),
+        (lambda url, rows: httpx.post(url, content=b'{"instances": [{"amount": NaN}]}'), 400, "Unrecognized request"),
+        (lambda url, rows: httpx.post(url, json={"instances": rows * 65}), 400, "at most 64"),
+        (lambda url, rows: httpx.post(url, content=b"{" * BIG), 413, "exceeds the limit"),
+        (
+            lambda url, rows: httpx.post(
+                url, content=json.dumps({"instances": rows}), headers={"content-type": "text/plain"}
+            ),
+            415,
+            "unsupported content type",
+        ),
+        (lambda url, rows: httpx.post(url.replace(f"/{MODEL}:", "/nobody:"), json={"instances": rows}), 404, "nobody"),
+    ],
+    ids=["nan", "missing-field", "nan-literal", "too-many", "huge-body", "content-type", "unknown-model"],
+)
+def test_bad_input_is_a_4xx_with_a_message(
+    fused: ServingProcess, serving_world: ServingWorld, send: Callable[..., httpx.Response], status: int, message: str
+) -> None:
+    response = send(f"{fused.url}/v1/models/{MODEL}:predict", serving_world.transactions(1))
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"] + str(response.json().get("detail", ""))
+
+
+def test_bad_input_over_grpc_is_invalid_argument(fused: ServingProcess, serving_world: ServingWorld) -> None:
+    rows = serving_world.transactions(2)
+    request = infer_request(rows, binary=True)
+    request.inputs = [tensor for tensor in request.inputs if tensor.name != "merchant_id"]
+
+    async def call() -> grpc.aio.AioRpcError:
+        client = InferenceGRPCClient(fused.grpc_url, retries=0)
+        try:
+            await client.infer(request)
+        except grpc.aio.AioRpcError as error:
+            return error
+        finally:
+            await client.close()
+        raise AssertionError("a request without merchant_id was served")
+
+    error = asyncio.run(call())
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "missing input tensor(s) ['merchant_id']" in (error.details() or "")
+
+
+def test_metrics_per_stage_score_and_version(fused: ServingProcess, serving_world: ServingWorld) -> None:
+    httpx.post(f"{fused.url}/v1/models/{MODEL}:predict", json={"instances": serving_world.transactions(2)}, timeout=30)
+    for stage in ("lookup", "predict", "total"):
+        assert fused.metric("berg_serving_latency_seconds_count", {"stage": stage}) > 0
+    assert fused.metric("berg_serving_score_count") > 0
+    assert fused.version_info() == "v0001"
+    assert fused.metric("berg_serving_default_features_total", {"entity": "user"}) > 0
+
+
+def test_fuzzing_the_openapi_finds_no_5xx(fused: ServingProcess) -> None:
+    """Schemathesis' cases for every operation, valid and invalid (bounded), against the served document."""
+    schema = schemathesis.openapi.from_url(f"{fused.url}/openapi.json")
+    cases = st.one_of(schema.as_strategy(GenerationMode.POSITIVE), schema.as_strategy(GenerationMode.NEGATIVE))
+
+    @given(case=cases)
+    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def call(case: Any) -> None:
+        case.call_and_validate(checks=[not_a_server_error])
+
+    call()
+    assert fused.metric("berg_serving_predictions_total", {"decision": "approve"}) > 0
