@@ -8,16 +8,20 @@ from __future__ import annotations
 import itertools
 import socket
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from kafka import KafkaConsumer
 
+from berg.kafka.consumer import BatchHandler, ConsumerLoop, open_consumer
 from berg.kafka.producer import open_producer
+from berg.kafka.records import RawRecord
+from berg.service import ConsumerServiceSettings
 from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
 from berg.stack.settings import PortTable
 
-__all__ = ["bare_poll_loop", "free_ports", "produce_transactions"]
+__all__ = ["bare_poll_loop", "free_ports", "produce_transactions", "timed_service_path"]
 
 
 def free_ports() -> PortTable:
@@ -63,3 +67,34 @@ def bare_poll_loop(stack: LocalStack, topic: str, events: int, batch: int) -> fl
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
     return seen / elapsed
+
+
+def timed_service_path(
+    stack: LocalStack, topic: str, group: str, handler: BatchHandler, settings: ConsumerServiceSettings, events: int
+) -> tuple[float, float]:
+    """Run Berg's ``ConsumerLoop`` with ``handler`` and the service's batching until ``events`` are handled.
+
+    Returns (events per second, seconds), timed from the first handled batch like the bare loop.
+    """
+    handled = 0
+
+    def counting(records: Sequence[RawRecord]) -> None:
+        nonlocal handled
+        handler(records)
+        handled += len(records)
+
+    loop = ConsumerLoop(
+        open_consumer(stack.kafka_settings, [topic], group, max_poll_records=settings.batch_max_records),
+        counting,
+        poll_timeout_ms=settings.poll_timeout_ms,
+        batch_max_records=settings.batch_max_records,
+        batch_max_wait_ms=settings.batch_max_wait_ms,
+    )
+    started = None
+    while handled < events:
+        loop.poll_once()
+        if handled and started is None:
+            started = time.perf_counter()
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    loop.close()
+    return handled / elapsed, elapsed

@@ -20,18 +20,14 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from benchkit import bare_poll_loop, free_ports, produce_transactions
+from benchkit import bare_poll_loop, free_ports, produce_transactions, timed_service_path
 from prometheus_client import CollectorRegistry
 
 from berg.features.label_store import LabelStore
 from berg.features.store import feast_environment, open_store, prepare_store
-from berg.kafka.consumer import ConsumerLoop, open_consumer
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.records import RawRecord
 from berg.kafka.topics import TRANSACTIONS_VALID
 from berg.stack.local import LocalStack
 from berg.stack.settings import StackSettings
@@ -48,7 +44,6 @@ def features_path(stack: LocalStack, events: int, state: Path) -> float:
     prepare_store(store, offline_root)
     registry = CollectorRegistry()
     metrics = FeaturesMetrics.register(registry)
-    handled = 0
     label_store = LabelStore(f"{offline_root}/label_store")
     handler = FeaturesHandler(
         store,
@@ -57,33 +52,12 @@ def features_path(stack: LocalStack, events: int, state: Path) -> float:
         DeadLetterPublisher(None, "features"),
         metrics,
     )
-
-    def counting(records: Sequence[RawRecord]) -> None:
-        nonlocal handled
-        handler(records)
-        handled += len(records)
-
-    loop = ConsumerLoop(
-        open_consumer(
-            stack.kafka_settings, [TRANSACTIONS_VALID], "bench-features", max_poll_records=settings.batch_max_records
-        ),
-        counting,
-        poll_timeout_ms=settings.poll_timeout_ms,
-        batch_max_records=settings.batch_max_records,
-        batch_max_wait_ms=settings.batch_max_wait_ms,
-    )
-    started = None
-    while handled < events:
-        loop.poll_once()
-        if handled and started is None:
-            started = time.perf_counter()
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    loop.close()
+    rate, elapsed = timed_service_path(stack, TRANSACTIONS_VALID, "bench-features", handler, settings, events)
     for store_name in ("offline", "online"):
         spent = registry.get_sample_value("berg_features_push_duration_seconds_sum", {"store": store_name}) or 0.0
         rows = registry.get_sample_value("berg_features_rows_pushed_total", {"store": store_name}) or 0.0
         print(f"  push {store_name:8s} {spent:6.2f} s of {elapsed:6.2f} s ({rows:.0f} rows)")
-    return handled / elapsed
+    return rate
 
 
 def main() -> None:

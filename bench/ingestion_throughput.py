@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from benchkit import bare_poll_loop, free_ports, produce_transactions
+from benchkit import bare_poll_loop, free_ports, produce_transactions, timed_service_path
 from prometheus_client import CollectorRegistry
 
-from berg.kafka.consumer import ConsumerLoop, open_consumer
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.producer import open_producer
-from berg.kafka.records import RawRecord
 from berg.kafka.topics import TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg.stack.local import LocalStack
 from berg.stack.settings import StackSettings
@@ -40,7 +36,6 @@ def ingestion_path(stack: LocalStack, events: int, landing: Path) -> float:
     settings = IngestionSettings()
     producer = open_producer(stack.kafka_settings)
     registry = CollectorRegistry()
-    handled = 0
     handler = IngestionHandler(
         LandingZone(landing),
         producer,
@@ -48,33 +43,12 @@ def ingestion_path(stack: LocalStack, events: int, landing: Path) -> float:
         IngestionMetrics.register(registry),
         max_record_bytes=settings.max_record_bytes,
     )
-
-    def counting(records: Sequence[RawRecord]) -> None:
-        nonlocal handled
-        handler(records)
-        handled += len(records)
-
-    loop = ConsumerLoop(
-        open_consumer(
-            stack.kafka_settings, [TRANSACTIONS_RAW], "bench-ingestion", max_poll_records=settings.batch_max_records
-        ),
-        counting,
-        poll_timeout_ms=settings.poll_timeout_ms,
-        batch_max_records=settings.batch_max_records,
-        batch_max_wait_ms=settings.batch_max_wait_ms,
-    )
-    started = None
-    while handled < events:
-        loop.poll_once()
-        if handled and started is None:
-            started = time.perf_counter()
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    loop.close()
+    rate, elapsed = timed_service_path(stack, TRANSACTIONS_RAW, "bench-ingestion", handler, settings, events)
     producer.close()
     for stage in ("land", "publish"):
         spent = registry.get_sample_value("berg_ingestion_stage_duration_seconds_sum", {"stage": stage}) or 0.0
         print(f"  ingestion stage {stage:8s} {spent:6.2f} s of {elapsed:6.2f} s")
-    return handled / elapsed
+    return rate
 
 
 def main() -> None:
