@@ -38,7 +38,10 @@ def test_v1_instances_become_transactions() -> None:
             {"instances": [transaction_fields(event_time="2026-03-02T12:00:00")]},
             "event_time: Input should have timezone",
         ),
-        ({"instances": [transaction_fields(event_time="0001-01-01T00:00:00+05:00")]}, "event_time: out of the range"),
+        (
+            {"instances": [transaction_fields(event_time="0001-01-01T00:00:00+05:00")]},
+            "outside the range of UTC datetimes",
+        ),
         ({"instances": [transaction_fields(user_id="has space")]}, "user_id: String should match pattern"),
     ],
 )
