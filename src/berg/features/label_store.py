@@ -87,8 +87,12 @@ class LabelStore:
         start: datetime | None = None,
         end: datetime | None = None,
         filter_expression: ds.Expression | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Rows of ``kind`` with ``start <= event_time < end``, one per ``event_id``, oldest first."""
+        """Rows of ``kind`` with ``start <= event_time < end``, one per ``event_id``, oldest first.
+
+        ``columns`` limits what is read (``event_id`` and ``event_time`` always come along).
+        """
         schema = _SCHEMAS[kind]
         base = f"{self._path}/{kind}"
         if self._filesystem.get_file_info(base).type == pafs.FileType.NotFound:
@@ -111,7 +115,12 @@ class LabelStore:
         if end is not None:
             condition = _and(condition, day <= end.astimezone(UTC).date().isoformat())
             condition = _and(condition, time < pa.scalar(end, type=_TIME))
-        frame = dataset.to_table(filter=condition, columns=schema.names).to_pandas()
+        wanted = (
+            schema.names
+            if columns is None
+            else ["event_id", "event_time", *(c for c in columns if c not in {"event_id", "event_time"})]
+        )
+        frame = dataset.to_table(filter=condition, columns=wanted).to_pandas()
         frame = frame.drop_duplicates("event_id", keep="first")
         return frame.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 

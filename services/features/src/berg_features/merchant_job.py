@@ -117,7 +117,7 @@ class MerchantJob:
         latest = self._labels.latest_event_time("transactions")
         if latest is None:
             return None
-        recent = self._labels.read("transactions", start=latest - self._backfill)
+        recent = self._labels.read("transactions", start=latest - self._backfill, columns=["source_partition"])
         if recent.empty:
             return None
         low: datetime = recent.groupby("source_partition")["event_time"].max().min().to_pydatetime()
