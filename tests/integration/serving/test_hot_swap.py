@@ -28,7 +28,6 @@ RATE = 50
 DURATION_S = 30.0
 SWAPS = ((8.0, "v0002"), (18.0, "v0003"))
 """Seconds into the run at which production is moved, and to which version."""
-SETTLE_BOUND_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,10 @@ def test_two_swaps_under_load_drop_nothing_and_never_go_back(
     order = ["v0001", *(version for _, version in SWAPS)]
     by_send = sorted(answers, key=lambda answer: answer.sent)
     for (promoted_at, version), index in zip(promoted, range(1, len(order)), strict=True):
-        settled = min(answer.received for answer in answers if answer.version == version)
-        assert settled - promoted_at < SETTLE_BOUND_S, f"{version} took {settled - promoted_at:.1f}s to be served"
+        served = [answer.received for answer in answers if answer.version == version]
+        assert served, f"{version} was promoted but never answered during the run"
+        settled = min(served)
+        assert settled >= promoted_at, f"{version} answered before it was promoted"
         older = set(order[:index])
         late = [answer for answer in by_send if answer.sent > settled and answer.version in older]
         assert not late, (
