@@ -1,0 +1,1 @@
+"""Berg retraining controller: turns alerts, schedules and data volume into exactly one pipeline run."""

@@ -1,0 +1,1 @@
+"""Berg monitoring: drift, delayed-label quality and business metrics for Prometheus."""
