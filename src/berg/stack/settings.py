@@ -37,6 +37,14 @@ class PortTable(BaseModel):
     """Validation service: health and metrics."""
     features: int = Field(default=8103, ge=1, le=65535)
     """Features service: health and metrics."""
+    serving: int = Field(default=8104, ge=1, le=65535)
+    """Serving (fused shape): V1 and V2 REST inference, health and metrics."""
+    serving_grpc: int = Field(default=8105, ge=1, le=65535)
+    """Serving: V2 gRPC inference."""
+    monitoring: int = Field(default=8106, ge=1, le=65535)
+    """Monitoring exporter: drift, quality and business metrics."""
+    controller: int = Field(default=8107, ge=1, le=65535)
+    """Retraining controller: Alertmanager webhook, runs and triggers API, metrics."""
 
     @model_validator(mode="after")
     def _distinct(self) -> PortTable:
