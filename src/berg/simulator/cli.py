@@ -24,6 +24,7 @@ from berg.simulator.generator import SimulationConfig, Simulator
 from berg.simulator.malformed import MALFORMED_CLASSES, MalformedOptions
 from berg.simulator.producer import ProductionCounts, produce_events
 from berg.simulator.scenarios import DEFAULT_MALFORMED_SHARE, ScenarioName, make_scenario
+from berg.simulator.scoring import ScoringTally, TransactionScorer, scored_while_sent
 from berg.stack.probes import port_open
 from berg.stack.settings import StackSettings
 
@@ -114,6 +115,28 @@ def _summary(counts: ProductionCounts, config: SimulationConfig) -> Table:
     return table
 
 
+def _scoring_summary(tally: ScoringTally, url: str) -> Table:
+    table = Table(title=f"scored at {url}", title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("scoring calls", str(tally.calls))
+    for status, count in sorted(tally.by_status.items()):
+        table.add_row(f"  answered {status}", str(count))
+    for decision, count in sorted(tally.by_decision.items()):
+        table.add_row(f"decision {decision}", str(count))
+    for version, count in sorted(tally.by_version.items()):
+        table.add_row(f"model version {version}", str(count))
+    table.add_row("scored with default features", str(tally.defaults_used))
+    if tally.calls:
+        table.add_row(
+            "latency p50 / p99",
+            f"{tally.latency_quantile(0.5) * 1000:.1f} / {tally.latency_quantile(0.99) * 1000:.1f} ms",
+        )
+    for example in tally.errors:
+        table.add_row("[red]error[/]", example)
+    return table
+
+
 def _fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(1)
@@ -140,6 +163,14 @@ def simulate(
     ] = DEFAULT_MALFORMED_SHARE,
     users: Annotated[int, typer.Option(min=1, help="Card holders.")] = 500,
     merchants: Annotated[int, typer.Option(min=1, help="Merchants.")] = 100,
+    score_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Also score each valid transaction here as the payment app would, e.g. "
+            "http://127.0.0.1:8104/v1/models/fraud:predict (the stack's serving).",
+        ),
+    ] = None,
+    score_concurrency: Annotated[int, typer.Option(min=1, max=64, help="Scoring calls in flight at once.")] = 4,
 ) -> None:
     """Send synthetic card transactions, delayed labels and malformed records to Kafka, reproducibly by seed."""
     try:
@@ -159,6 +190,8 @@ def simulate(
         users=users,
         merchants=merchants,
     )
+    if score_url is not None and not score_url.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{score_url!r} is not an http(s) URL", param_hint="--score-url")
     kafka = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, client_id="berg-simulate")
     console.print(
         f"Simulating [bold]{scenario}[/] from {run.config.start:%Y-%m-%d %H:%M} UTC, about "
@@ -168,6 +201,9 @@ def simulate(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
     events = bounded(Simulator(run.config).events(), max_transactions=transactions, until=run.until)
+    scorer = TransactionScorer(score_url, concurrency=score_concurrency) if score_url is not None else None
+    if scorer is not None:
+        events = scored_while_sent(events, scorer)
     try:
         with progress:
             task = progress.add_task("transaction records", total=transactions)
@@ -183,10 +219,19 @@ def simulate(
             counts = produce_events(kafka, events, rate_per_s=rate, on_progress=show)
     except KafkaError as error:
         raise _fail(f"Kafka at {kafka.bootstrap_servers} failed: {error!r}") from None
+    finally:
+        tally = scorer.close() if scorer is not None else None
     console.print(_summary(counts, run.config))
+    if tally is not None:
+        console.print(_scoring_summary(tally, score_url or ""))
     sent = counts.sent_by_kind["transaction"] + counts.sent_by_kind["malformed"]
     if sent < transactions:
         console.print(
             f"[yellow]Event time reached the present after {sent} of {transactions} transaction records;[/] "
             "an earlier --start leaves room for more."
+        )
+    if tally is not None and tally.failed:
+        raise _fail(
+            f"{tally.failed} of {tally.calls} scoring calls to {score_url} did not answer 2xx "
+            "(examples above); is serving up and ready? [bold]uv run berg status[/]"
         )

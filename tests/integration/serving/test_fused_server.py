@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -295,3 +299,39 @@ def test_fuzzing_the_openapi_finds_no_5xx(fused: ServingProcess) -> None:
 
     call()
     assert fused.metric("berg_serving_predictions_total", {"decision": "approve"}) > 0
+
+
+def test_berg_simulate_scores_every_valid_transaction_it_sends(fused: ServingProcess, stack: LocalStack) -> None:
+    """`berg simulate --score-url` as a user runs it: each valid transaction is scored and also goes to Kafka."""
+    env = {**os.environ, "COLUMNS": "200"}
+    env.update({f"BERG_PORTS__{name.upper()}": str(port) for name, port in stack.settings.ports.as_dict().items()})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "berg",
+            "simulate",
+            "--transactions=60",
+            "--scenario=malformed",
+            "--malformed-share=0.2",
+            "--seed=11",
+            f"--score-url={fused.url}/v1/models/{MODEL}:predict",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    def row(name: str) -> int:
+        match = re.search(rf"{re.escape(name)}\s*│\s*(\d+)", result.stdout)
+        return int(match.group(1)) if match else 0
+
+    valid = row("transactions")
+    assert 0 < valid < 60, result.stdout  # malformed records are sent to Kafka, never scored
+    assert row("scoring calls") == valid
+    assert row("answered 200") == valid
+    assert row("decision approve") + row("decision review") + row("decision decline") == valid
+    assert row("model version v0001") == valid

@@ -1,0 +1,144 @@
+"""Score simulated transactions against a serving endpoint, as the payment app would.
+
+``berg simulate --score-url URL`` hands each valid transaction to a
+:class:`TransactionScorer` while the same record goes to Kafka: a few threads
+POST it to the V1 endpoint (``{"instances": [<transaction>]}``, one transaction
+per call like an authorisation request), and a :class:`ScoringTally` counts the
+answers: HTTP status, decision, model version and latency. The number of calls
+in flight is bounded, so a slow endpoint slows the simulation instead of piling
+up threads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+
+from berg.simulator.events import SimulatedEvent
+
+__all__ = ["ScoringTally", "TransactionScorer", "scored_while_sent"]
+
+_ERROR_EXAMPLES = 3
+
+
+@dataclass
+class ScoringTally:
+    """What the endpoint answered, so far."""
+
+    by_status: Counter[str] = field(default_factory=Counter)
+    """HTTP status code (``"200"``, ``"400"``...) or the transport error's name."""
+    by_decision: Counter[str] = field(default_factory=Counter)
+    by_version: Counter[str] = field(default_factory=Counter)
+    defaults_used: int = 0
+    """Transactions scored with default features (user or merchant unknown to the online store)."""
+    latencies_s: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """The first few non-2xx answers, for the summary."""
+
+    @property
+    def calls(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def failed(self) -> int:
+        """Calls that did not answer 2xx (transport errors included)."""
+        return sum(count for status, count in self.by_status.items() if not status.startswith("2"))
+
+    def latency_quantile(self, q: float) -> float:
+        """The ``q`` quantile of call latency in seconds (NaN before any call)."""
+        return float(np.quantile(self.latencies_s, q)) if self.latencies_s else float("nan")
+
+    def record(self, status: str, elapsed_s: float, body: object, error: str | None) -> None:
+        """Count one answer (``body`` is the decoded JSON of a 2xx answer)."""
+        self.by_status[status] += 1
+        self.latencies_s.append(elapsed_s)
+        if error is not None:
+            if len(self.errors) < _ERROR_EXAMPLES:
+                self.errors.append(f"{status}: {error}")
+            return
+        predictions = body.get("predictions") if isinstance(body, dict) else None
+        for prediction in predictions if isinstance(predictions, list) else ():
+            if isinstance(prediction, dict):
+                self.by_decision[str(prediction.get("decision"))] += 1
+                self.by_version[str(prediction.get("model_version"))] += 1
+                self.defaults_used += bool(prediction.get("default_features_used"))
+
+
+class TransactionScorer:
+    """POSTs transactions to a V1 predict URL on ``concurrency`` threads; at most twice that many wait.
+
+    Example:
+        >>> with TransactionScorer("http://127.0.0.1:8104/v1/models/fraud:predict") as scorer:
+        ...     scorer.submit(transaction_json)
+        >>> scorer.tally.by_decision
+    """
+
+    def __init__(self, url: str, *, concurrency: int = 4, timeout_s: float = 10.0) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self.url = url
+        self.tally = ScoringTally()
+        self._client = httpx.Client(timeout=timeout_s, headers={"content-type": "application/json"})
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="berg-score")
+        self._slots = threading.BoundedSemaphore(2 * concurrency)
+        self._lock = threading.Lock()
+
+    def submit(self, transaction_json: bytes) -> None:
+        """Score one transaction (its contract JSON) in the background; waits while too many are pending."""
+        self._slots.acquire()
+        try:
+            self._pool.submit(self._score, b'{"instances":[' + transaction_json + b"]}")
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _score(self, body: bytes) -> None:
+        started = time.perf_counter()
+        try:
+            response = self._client.post(self.url, content=body)
+        except httpx.HTTPError as error:
+            self._record(type(error).__name__, time.perf_counter() - started, None, str(error))
+            return
+        finally:
+            self._slots.release()
+        elapsed = time.perf_counter() - started
+        status = str(response.status_code)
+        if response.is_success:
+            try:
+                self._record(status, elapsed, response.json(), None)
+            except json.JSONDecodeError:
+                self._record(status, elapsed, None, "the answer is not JSON")
+        else:
+            self._record(status, elapsed, None, response.text[:200])
+
+    def _record(self, status: str, elapsed_s: float, body: object, error: str | None) -> None:
+        with self._lock:
+            self.tally.record(status, elapsed_s, body, error)
+
+    def close(self) -> ScoringTally:
+        """Wait for every submitted call, then release the threads and connections."""
+        self._pool.shutdown(wait=True)
+        self._client.close()
+        return self.tally
+
+    def __enter__(self) -> TransactionScorer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def scored_while_sent(events: Iterable[SimulatedEvent], scorer: TransactionScorer) -> Iterator[SimulatedEvent]:
+    """``events`` unchanged, each valid transaction handed to ``scorer`` as it passes on its way to Kafka."""
+    for event in events:
+        if event.kind == "transaction":
+            scorer.submit(event.value)
+        yield event

@@ -1,0 +1,64 @@
+"""The scoring tally of `berg simulate --score-url`: what it counts from the endpoint's answers."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from berg.simulator.generator import SimulationConfig, simulate
+from berg.simulator.scenarios import make_scenario
+from berg.simulator.scoring import ScoringTally, scored_while_sent
+
+pytestmark = pytest.mark.unit
+
+
+def answer(*predictions: tuple[str, str, bool]) -> dict[str, object]:
+    return {
+        "predictions": [
+            {"decision": decision, "model_version": version, "default_features_used": default}
+            for decision, version, default in predictions
+        ]
+    }
+
+
+def test_tally_counts_statuses_decisions_versions_and_defaults() -> None:
+    tally = ScoringTally()
+    tally.record("200", 0.010, answer(("approve", "v0001", False)), None)
+    tally.record("200", 0.030, answer(("review", "v0002", True), ("approve", "v0002", False)), None)
+    tally.record("400", 0.002, None, "amount: must be finite")
+    tally.record("ConnectError", 0.001, None, "refused")
+    assert tally.calls == 4
+    assert tally.failed == 2
+    assert tally.by_decision == {"approve": 2, "review": 1}
+    assert tally.by_version == {"v0001": 1, "v0002": 2}
+    assert tally.defaults_used == 1
+    assert tally.errors == ["400: amount: must be finite", "ConnectError: refused"]
+    assert tally.latency_quantile(0.5) == pytest.approx(np.quantile([0.010, 0.030, 0.002, 0.001], 0.5))
+
+
+def test_tally_before_any_call() -> None:
+    tally = ScoringTally()
+    assert tally.calls == tally.failed == 0
+    assert math.isnan(tally.latency_quantile(0.99))
+
+
+class RecordingScorer:
+    def __init__(self) -> None:
+        self.submitted: list[bytes] = []
+
+    def submit(self, transaction_json: bytes) -> None:
+        self.submitted.append(transaction_json)
+
+
+def test_only_valid_transactions_are_scored_and_every_event_still_passes() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    config = SimulationConfig(start=start, seed=5, scenario=make_scenario("malformed", start, malformed_share=0.3))
+    events = [event for _, event in zip(range(400), simulate(config), strict=False)]
+    scorer = RecordingScorer()
+    passed = list(scored_while_sent(events, scorer))  # type: ignore[arg-type]
+    assert passed == events
+    assert scorer.submitted == [event.value for event in events if event.kind == "transaction"]
+    assert any(event.kind != "transaction" for event in events)
