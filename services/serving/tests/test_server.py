@@ -176,3 +176,23 @@ async def test_openapi_names_the_model_and_the_v1_body(served: Served) -> None:
     body = predict_route["requestBody"]["content"]["application/json"]["schema"]
     assert body["properties"]["instances"]["items"]["title"] == "TransactionV1"
     assert "/v2/repository/models/{model_name}/load" not in document["paths"]
+
+
+def requests_counted(served: Served, protocol: str, outcome: str) -> float:
+    value = served.metrics.get_sample_value("berg_serving_requests_total", {"protocol": protocol, "outcome": outcome})
+    return value or 0.0
+
+
+async def test_every_inference_call_is_counted_by_protocol_and_outcome(served: Served, slot: ChampionSlot) -> None:
+    client = served.client
+    await predict(client, {"instances": [transaction_fields()]})
+    await predict(client, {"instances": [transaction_fields(amount="NaN")]})
+    await client.post("/v1/models/fraud:predict", content=b"{}", headers={"content-type": "text/csv"})
+    await client.post("/v2/models/fraud/infer", json=ONE_TENSOR)
+    await client.get("/readyz")  # not an inference call
+    slot.current = None
+    await predict(client, {"instances": [transaction_fields()]})  # 503: nothing to serve
+    assert requests_counted(served, "v1", "ok") == 1
+    assert requests_counted(served, "v1", "client_error") == 2  # the 400 and the 415 from the middleware
+    assert requests_counted(served, "v2", "client_error") == 1
+    assert requests_counted(served, "v1", "server_error") == 1

@@ -144,9 +144,11 @@ def test_v2_with_kserve_grpc_client(
         finally:
             await client.close()
 
+    served_before = fused.metric("berg_serving_requests_total", {"protocol": "grpc", "outcome": "ok"})
     response = asyncio.run(call())
     assert response.model_version == "v0001"
     check(outputs(response), rows, expected_scores(serving_world, registry, rows), known=4)
+    assert fused.metric("berg_serving_requests_total", {"protocol": "grpc", "outcome": "ok"}) == served_before + 1
 
 
 @pytest.mark.parametrize("binary", [False, True])
@@ -273,9 +275,12 @@ def test_bad_input_over_grpc_is_invalid_argument(fused: ServingProcess, serving_
             await client.close()
         raise AssertionError("a request without merchant_id was served")
 
+    refused_before = fused.metric("berg_serving_requests_total", {"protocol": "grpc", "outcome": "client_error"})
     error = asyncio.run(call())
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "missing input tensor(s) ['merchant_id']" in (error.details() or "")
+    refused = fused.metric("berg_serving_requests_total", {"protocol": "grpc", "outcome": "client_error"})
+    assert refused == refused_before + 1
 
 
 def test_metrics_per_stage_score_and_version(fused: ServingProcess, serving_world: ServingWorld) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-__all__ = ["STAGES", "ServingMetrics"]
+__all__ = ["STAGES", "ServingMetrics", "outcome_of", "request_counter"]
 
 STAGES = ("lookup", "predict", "total")
 """``lookup``: validation, Feast and the on-demand features; ``predict``: the model (or the hop to the
@@ -78,3 +78,23 @@ class ServingMetrics:
                 "berg_serving_prediction_log_queued", "Predictions waiting for the producer.", registry=registry
             ),
         )
+
+
+def request_counter(registry: CollectorRegistry) -> Counter:
+    """``berg_serving_requests_total{protocol, outcome}``: inference calls answered, the error-rate alert's input.
+
+    ``protocol`` is ``v1``, ``v2`` (REST) or ``grpc``; ``outcome`` is :func:`outcome_of` the status.
+    """
+    return Counter(
+        "berg_serving_requests",
+        "Inference calls answered, by protocol (v1, v2, grpc) and outcome (ok, client_error, server_error).",
+        ["protocol", "outcome"],
+        registry=registry,
+    )
+
+
+def outcome_of(http_status: int) -> str:
+    """``ok`` (2xx, 3xx), ``client_error`` (4xx) or ``server_error`` (5xx: ours, or the predictor's)."""
+    if http_status >= 500:
+        return "server_error"
+    return "client_error" if http_status >= 400 else "ok"

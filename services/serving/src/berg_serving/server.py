@@ -58,14 +58,15 @@ from kserve.protocol.rest.v2_datamodels import (
     ServerReadyResponse,
 )
 from kserve.protocol.rest.v2_endpoints import V2Endpoints
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berg.contracts import TransactionV1
 from berg.observability.health import ReadinessChecks
 from berg.web.app import create_app
 from berg_serving.errors import UpstreamError
+from berg_serving.metrics import outcome_of, request_counter
 from berg_serving.settings import ServingSettings
 
 __all__ = ["ServingServer", "build_app"]
@@ -190,13 +191,51 @@ class ContentTypeMiddleware:
         await self.app(scope, receive, send)
 
 
+class RequestCountingMiddleware:
+    """Counts every inference call (V1 ``:predict``, V2 ``/infer``) by protocol and the status it got.
+
+    Outermost, so the refusals of the middlewares inside it (415, 413) are counted too.
+    """
+
+    def __init__(self, app: ASGIApp, requests: Counter) -> None:
+        self.app = app
+        self._requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        protocol = "v2" if path.endswith("/infer") else "v1" if path.endswith(":predict") else None
+        if protocol is None:
+            await self.app(scope, receive, send)
+            return
+        status = 500  # a response that never started is a server error
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            self._requests.labels(protocol, outcome_of(status)).inc()
+
+
 def build_app(
-    settings: ServingSettings, dataplane: ServingDataPlane, registry: CollectorRegistry, readiness: ReadinessChecks
+    settings: ServingSettings,
+    dataplane: ServingDataPlane,
+    registry: CollectorRegistry,
+    readiness: ReadinessChecks,
+    requests: Counter,
 ) -> FastAPI:
-    """Berg's app with KServe's V1 and V2 inference routes."""
+    """Berg's app with KServe's V1 and V2 inference routes; ``requests`` is :func:`request_counter`."""
     title = f"berg-serving ({settings.model_name})"
     app = create_app(settings.web, title=title, registry=registry, readiness=readiness)
     app.add_middleware(ContentTypeMiddleware)
+    app.add_middleware(RequestCountingMiddleware, requests=requests)
     for kind in (*_KSERVE_ERRORS, UpstreamError, NotImplementedError):
         app.add_exception_handler(kind, _kserve_error)
 
@@ -259,15 +298,37 @@ def _document_model_name(app: FastAPI, model_name: str) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
+def _http_status_of(code: StatusCode) -> int:
+    """The HTTP status class of a gRPC code, for counting: the server's fault or the client's."""
+    server_side = {StatusCode.INTERNAL, StatusCode.UNAVAILABLE, StatusCode.UNKNOWN, StatusCode.DATA_LOSS}
+    return 500 if code in server_side or code == StatusCode.DEADLINE_EXCEEDED else 400
+
+
 class _StatusInterceptor(AsyncExceptionToStatusInterceptor):
-    """gRPC statuses for KServe's errors: INVALID_ARGUMENT for what the client sent, never INTERNAL."""
+    """gRPC statuses for KServe's errors: INVALID_ARGUMENT for what the client sent, never INTERNAL.
+
+    Counts each ``ModelInfer`` call in ``berg_serving_requests_total{protocol="grpc"}``.
+    """
+
+    def __init__(self, requests: Counter) -> None:
+        super().__init__()
+        self._requests = requests
+
+    async def intercept(self, method: Any, request_or_iterator: Any, context: Any, method_name: str) -> Any:
+        # Failures are counted in handle_exception, where the original error is known.
+        response = await super().intercept(method, request_or_iterator, context, method_name)
+        if method_name.endswith("/ModelInfer"):
+            self._requests.labels("grpc", "ok").inc()
+        return response
 
     async def handle_exception(
         self, ex: Exception, request_or_iterator: Any, context: Any, method_name: str
     ) -> NoReturn:
+        status = _error_status(ex) if not isinstance(ex, GrpcException) else _http_status_of(ex.status_code)
+        if method_name.endswith("/ModelInfer"):
+            self._requests.labels("grpc", outcome_of(status)).inc()
         if isinstance(ex, GrpcException):
             await super().handle_exception(ex, request_or_iterator, context, method_name)
-        status = _error_status(ex)
         code = _GRPC_CODES.get(status, StatusCode.INTERNAL)
         if status >= 500:
             log.error("gRPC %s failed: %s", method_name, ex, exc_info=status == 500)
@@ -311,7 +372,8 @@ class ServingServer:
         repository = ModelRepository()
         repository.update(model)
         self._dataplane = ServingDataPlane(repository, readiness)
-        self.app = build_app(settings, self._dataplane, registry, readiness)
+        self._requests = request_counter(registry)
+        self.app = build_app(settings, self._dataplane, registry, readiness, self._requests)
         in_flight_budget = max(1, int(settings.grace_period_s - settings.drain_delay_s - 1))
         self._http = _QuietUvicorn(
             uvicorn.Config(
@@ -330,7 +392,7 @@ class ServingServer:
 
     def _grpc_server(self) -> aio.Server:
         server = aio.server(
-            interceptors=(_StatusInterceptor(),),
+            interceptors=(_StatusInterceptor(self._requests),),
             options=[
                 ("grpc.max_receive_message_length", self._settings.web.max_body_bytes),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
