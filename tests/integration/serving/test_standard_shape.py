@@ -22,6 +22,7 @@ from berg.contracts import TransactionV1
 from berg.features.store import feast_environment, open_store
 from berg_serving.features import assemble_features, entity_rows
 from berg_serving.online import FeastOnlineFeatures
+from tests.helpers import wait_for
 from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
 from tests.integration.serving.scoring import expected_scores
 
@@ -162,4 +163,11 @@ def test_without_its_predictor_the_transformer_answers_503(standard: Standard, s
             timeout=30,
         )
         assert response.status_code == 503, response.text
-        assert "predictor" in response.json()["error"]
+        assert "predictor" in response.json()["error"] or "not ready" in response.json()["error"]
+    for transformer in standard.transformers.values():
+        # Readiness follows the predictor's, so the endpoints controller stops routing here too.
+        wait_for(
+            lambda url=transformer.url: httpx.get(f"{url}/readyz", timeout=5).status_code == 503,
+            30,
+            f"{transformer.name} to turn unready without its predictor",
+        )

@@ -96,8 +96,10 @@ def assemble(settings: ServingSettings, shape: Shape, metrics: ServingMetrics) -
     closers: list[Closer] = []
     scorer: Scorer
     if shape == "transformer":
-        scorer = RemotePredictor(settings.predictor, settings.model_name)
-        closers.append(lambda _: scorer.close())
+        remote = RemotePredictor(settings.predictor, settings.model_name)
+        remote.follow_readiness(settings.poll_interval_s)
+        scorer = remote
+        closers.append(lambda _: remote.close())
     else:
         scorer, close_champion = _champion_scorer(settings, metrics, fused=True)
         closers.append(close_champion)

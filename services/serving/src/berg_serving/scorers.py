@@ -21,6 +21,7 @@ from berg_serving.decisions import DecisionPolicy
 from berg_serving.errors import UpstreamError
 from berg_serving.features import feature_matrix
 from berg_serving.predictions import Scores
+from berg_serving.predictor_readiness import PredictorReadiness, model_ready_check
 from berg_serving.protocol import (
     PredictorResponseError,
     feature_request_v1,
@@ -122,9 +123,16 @@ class RemotePredictor:
         self._link = link
         self._model_name = model_name
         self._client: Any = None
+        self._readiness: PredictorReadiness | None = None
+
+    def follow_readiness(self, interval_s: float) -> None:
+        """From now on, :meth:`ready` is the predictor's model readiness, checked every ``interval_s``."""
+        self._readiness = PredictorReadiness(model_ready_check(self._link, self._model_name), interval_s)
+        self._readiness.start()
 
     def ready(self) -> bool:
-        return True
+        """The predictor's readiness when followed (:meth:`follow_readiness`); otherwise assumed."""
+        return self._readiness.ready if self._readiness is not None else True
 
     def _connect(self) -> Any:
         from kserve import InferenceGRPCClient, InferenceRESTClient, RESTConfig
@@ -176,5 +184,7 @@ class RemotePredictor:
             raise UpstreamError(f"the predictor's answer is not understood: {error}", unavailable=False) from None
 
     async def close(self) -> None:
+        if self._readiness is not None:
+            self._readiness.stop()
         if self._client is not None:
             await self._client.close()
