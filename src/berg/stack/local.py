@@ -16,8 +16,15 @@ from berg.kafka.topics import ensure_topics, topic_specs
 from berg.settings import KafkaSettings
 from berg.stack import kafka
 from berg.stack.layout import StateLayout
-from berg.stack.monitoring_config import alertmanager_config, prometheus_config, register_scrape_target, write_yaml
-from berg.stack.probes import INFRASTRUCTURE, Probe, ProbeResult, http_ready, port_open, stack_probes
+from berg.stack.monitoring_config import (
+    alertmanager_config,
+    ensure_controller_token,
+    install_alert_rules,
+    prometheus_config,
+    register_scrape_target,
+    write_yaml,
+)
+from berg.stack.probes import INFRASTRUCTURE, Probe, ProbeResult, http_live, http_ready, port_open, stack_probes
 from berg.stack.services import service_programs, service_specs
 from berg.stack.settings import StackSettings
 from berg.stack.supervisor import ProcessInfo, Program, Supervisor, SupervisorError
@@ -105,8 +112,10 @@ class LocalStack:
         except kafka.KafkaRuntimeError as error:
             raise StackError(str(error)) from error
         on_step("Prometheus and Alertmanager configs")
+        install_alert_rules(layout)
         prometheus_file = write_yaml(layout.config / "prometheus.yml", prometheus_config(settings, layout))
-        alertmanager_file = write_yaml(layout.config / "alertmanager.yml", alertmanager_config())
+        ensure_controller_token(layout)
+        alertmanager_file = write_yaml(layout.config / "alertmanager.yml", alertmanager_config(settings, layout))
         for spec in service_specs(settings, layout):
             register_scrape_target(layout, spec.name, f"{settings.host}:{spec.port}", {})
         host, ports = settings.host, settings.ports
@@ -154,7 +163,10 @@ class LocalStack:
         """A health probe per component: the infrastructure, then the enabled Berg services."""
         probes = stack_probes(self.settings)
         for spec in service_specs(self.settings, self.layout):
-            probes[spec.name] = partial(http_ready, f"http://{self.settings.host}:{spec.port}/readyz")
+            base = f"http://{self.settings.host}:{spec.port}"
+            probes[spec.name] = (
+                partial(http_ready, f"{base}/readyz") if spec.must_be_ready else partial(http_live, base)
+            )
         return probes
 
     def start_services(self) -> list[str]:

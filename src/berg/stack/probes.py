@@ -13,7 +13,7 @@ from kafka.errors import KafkaError
 
 from berg.stack.settings import StackSettings
 
-__all__ = ["INFRASTRUCTURE", "Probe", "ProbeResult", "http_ready", "port_open", "stack_probes"]
+__all__ = ["INFRASTRUCTURE", "Probe", "ProbeResult", "http_live", "http_ready", "port_open", "stack_probes"]
 
 INFRASTRUCTURE = ("kafka", "prometheus", "alertmanager")
 """The components that are not Berg services."""
@@ -46,6 +46,15 @@ def http_ready(url: str) -> ProbeResult:
     except httpx.HTTPError as error:
         return ProbeResult(False, f"{url}: {type(error).__name__}")
     return ProbeResult(response.status_code == 200, f"{url} -> {response.status_code}")
+
+
+def http_live(base_url: str) -> ProbeResult:
+    """Healthy when ``/healthz`` answers 200; the detail says whether ``/readyz`` does too."""
+    live = http_ready(f"{base_url}/healthz")
+    if not live.healthy:
+        return live
+    ready = http_ready(f"{base_url}/readyz")
+    return ProbeResult(True, "ready" if ready.healthy else f"live, not ready yet ({ready.detail})")
 
 
 def _kafka(settings: StackSettings) -> ProbeResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from berg.stack.layout import StateLayout
 from berg.stack.settings import StackSettings
@@ -29,6 +30,9 @@ class ServiceSpec:
     """Settings of the service, without its prefix."""
     shared_env: dict[str, str] = field(default_factory=dict)
     """Variables read as they are (``BERG_STATE_DIR``: Feast's feature_store.yaml names it)."""
+    must_be_ready: bool = True
+    """``berg up`` waits for readiness; False waits for liveness only (serving is not ready before the
+    first model is promoted, and that is not a failure of the stack)."""
 
 
 def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceSpec]:
@@ -57,8 +61,27 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
             {"OFFLINE_ROOT": str(layout.root.absolute() / "feast" / "offline"), "MERCHANT_INTERVAL_S": "10"},
             {"BERG_STATE_DIR": str(layout.root.absolute())},
         ),
+        "serving": ServiceSpec(
+            "serving",
+            "berg_serving",
+            "BERG_SERVING_",
+            settings.ports.serving,
+            {
+                "SHAPE": "fused",
+                "REGISTRY_URI": _absolute(settings.model_registry_uri),
+                "GRPC__HOST": settings.host,
+                "GRPC__PORT": str(settings.ports.serving_grpc),
+            },
+            {"BERG_STATE_DIR": str(layout.root.absolute())},
+            must_be_ready=False,
+        ),
     }
     return [known[name] for name in known if name in settings.services]
+
+
+def _absolute(uri: str) -> str:
+    """A local registry path made absolute (the service runs elsewhere); an fsspec URI as it is."""
+    return uri if "://" in uri else str(Path(uri).absolute())
 
 
 def service_programs(settings: StackSettings, layout: StateLayout) -> list[Program]:
