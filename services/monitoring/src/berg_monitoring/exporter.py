@@ -1,0 +1,174 @@
+"""The exporter's loop: read predictions and labels, keep the windows, recompute the statistics.
+
+One thread does it all, so the state needs no lock: it polls both topics,
+applies the records, and every ``recompute_interval_s`` computes a new
+snapshot that the collector swaps in. A scrape never waits for a computation.
+
+The exporter owns no offsets: at start it assigns itself every partition of
+both topics and seeks to ``lookback_s`` ago (by record time), rebuilding the
+windows from the log. It therefore runs as one replica; two would each see
+everything, which is harmless but useless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from berg.contracts import LabelV1
+from berg.contracts.predictions import PredictionV1
+from berg.kafka.dead_letter import DeadLetterPublisher
+from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
+from berg.kafka.records import RawRecord
+from berg.problem.card import Costs
+from berg.settings import KafkaSettings
+from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
+from berg_monitoring.references import ReferenceBook
+from berg_monitoring.settings import MonitoringSettings
+from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
+from berg_monitoring.windows import MonitoringState
+
+__all__ = ["Exporter", "open_reader"]
+
+log = logging.getLogger(__name__)
+
+
+def open_reader(kafka: KafkaSettings, topics: Sequence[str], lookback_s: float, timeout_s: float) -> Any:
+    """A consumer assigned every partition of ``topics``, positioned ``lookback_s`` back in record time.
+
+    Raises:
+        RuntimeError: a topic did not exist within ``timeout_s``.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        client_id=f"{kafka.client_id}-monitoring",
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=kafka.request_timeout_ms,
+    )
+    deadline = time.monotonic() + timeout_s
+    partitions: list[TopicPartition] = []
+    for topic in topics:
+        while not (found := consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                consumer.close()
+                raise RuntimeError(f"topic {topic!r} does not exist; create it (berg up does) and start again")
+            time.sleep(0.5)
+        partitions.extend(TopicPartition(topic, partition) for partition in sorted(found))
+    consumer.assign(partitions)
+    start_ms = int((time.time() - lookback_s) * 1000)
+    offsets = consumer.offsets_for_times(dict.fromkeys(partitions, start_ms))
+    for partition in partitions:
+        found = offsets.get(partition)
+        if found is None:
+            consumer.seek_to_end(partition)
+        else:
+            consumer.seek(partition, found.offset)
+    return consumer
+
+
+class Exporter:
+    """Applies records to the state and refreshes the snapshot; :meth:`step` is one turn of the loop."""
+
+    def __init__(
+        self,
+        settings: MonitoringSettings,
+        consumer: Any,
+        references: ReferenceBook,
+        costs: Costs,
+        collector: SnapshotCollector,
+        metrics: MonitoringMetrics,
+        dead_letters: DeadLetterPublisher,
+    ) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._references = references
+        self._costs = costs
+        self._collector = collector
+        self._metrics = metrics
+        self._dead_letters = dead_letters
+        self.state = MonitoringState(
+            drift_window=settings.drift_window,
+            quality_window=settings.quality_window,
+            pending_capacity=settings.pending_capacity,
+            label_history=settings.label_history,
+            max_versions=settings.max_versions,
+        )
+        self._snapshot_settings = SnapshotSettings(settings.min_drift_rows, settings.min_labels, settings.min_positives)
+        self._next_snapshot = 0.0
+        self.last_poll: float | None = None
+        self._evicted = (0, 0)
+
+    def step(self) -> int:
+        """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
+        polled = self._consumer.poll(timeout_ms=self._settings.poll_timeout_ms, max_records=2_000)
+        self.last_poll = time.monotonic()
+        records = [RawRecord.from_consumer_record(record) for batch in polled.values() for record in batch]
+        self.apply(records)
+        if time.monotonic() >= self._next_snapshot:
+            self.refresh()
+        return len(records)
+
+    def apply(self, records: Sequence[RawRecord]) -> None:
+        """Apply records of either topic; invalid ones go to the dead-letter topic with the reason."""
+        rejected: list[Rejected] = []
+        model = self._settings.model_name
+        now = time.time()
+        for record in records:
+            try:
+                if record.topic == self._settings.predictions_topic:
+                    prediction = decode_contract(PredictionV1, record)
+                    if prediction.model_name != model:
+                        continue
+                    self._metrics.predictions.labels(model, prediction.model_version).inc()
+                    self._metrics.last_event.labels(model, "predictions").set(now)
+                    self._count_label(self.state.add_prediction(prediction))
+                else:
+                    label = decode_contract(LabelV1, record)
+                    self._metrics.last_event.labels(model, "labels").set(now)
+                    outcome = self.state.add_label(label)
+                    if outcome.joined:
+                        self._count_label(outcome)
+                    else:
+                        self._metrics.labels.labels("unmatched").inc()
+            except RecordRejected as error:
+                rejected.append(Rejected(record, error))
+                self._metrics.invalid.labels(record.topic).inc()
+        if rejected:
+            log.warning("dead-lettering %d invalid records", len(rejected))
+            self._dead_letters.publish(rejected)
+        evicted = (self.state.evicted_predictions, self.state.evicted_labels)
+        self._metrics.evicted.labels("prediction").inc(evicted[0] - self._evicted[0])
+        self._metrics.evicted.labels("label").inc(evicted[1] - self._evicted[1])
+        self._evicted = evicted
+
+    def _count_label(self, outcome: Any) -> None:
+        if outcome is not None and outcome.joined:
+            self._metrics.labels.labels("joined").inc()
+            if outcome.delay_s is not None:
+                self._metrics.label_delay.labels(self._settings.model_name).observe(max(0.0, outcome.delay_s))
+
+    def refresh(self) -> None:
+        """Recompute every statistic and publish the snapshot."""
+        started = time.perf_counter()
+        references: dict[str, Reference] = {}
+        for version in self.state.versions:
+            reference = self._references.reference(version)
+            if reference is not None:
+                references[version] = reference
+        snapshot = compute_snapshot(
+            self.state,
+            references,
+            self._costs,
+            self._snapshot_settings,
+            self._references.production_data_end(),
+        )
+        self._collector.publish(snapshot)
+        self._metrics.duration.observe(time.perf_counter() - started)
+        self._metrics.computed_at.set(time.time())
+        self._next_snapshot = time.monotonic() + self._settings.recompute_interval_s

@@ -1,0 +1,189 @@
+"""The exporter's Prometheus metrics: gauges from the last snapshot, counters from the reader.
+
+The gauges come from a custom collector over the latest :class:`Snapshot`, so
+a scrape only formats numbers that were computed earlier; a statistic that
+cannot be computed (window too small, no reference, not enough labels) is left
+out rather than exported as NaN. Names and labels: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from berg_monitoring.snapshot import Snapshot, finite
+
+__all__ = ["MonitoringMetrics", "SnapshotCollector"]
+
+_DELAY_BUCKETS = (60, 600, 3600, 6 * 3600, 86_400, 3 * 86_400, 7 * 86_400, 14 * 86_400, 30 * 86_400, 60 * 86_400)
+
+
+@dataclass(frozen=True)
+class MonitoringMetrics:
+    """Counters and histograms the reader updates as records arrive."""
+
+    predictions: Counter
+    labels: Counter
+    label_delay: Histogram
+    last_event: Gauge
+    invalid: Counter
+    evicted: Counter
+    duration: Histogram
+    computed_at: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> MonitoringMetrics:
+        return cls(
+            predictions=Counter(
+                "berg_monitoring_predictions", "Predictions consumed.", ["model", "version"], registry=registry
+            ),
+            labels=Counter(
+                "berg_monitoring_labels",
+                "Labels consumed: joined to a logged prediction, or unmatched (no prediction yet).",
+                ["outcome"],
+                registry=registry,
+            ),
+            label_delay=Histogram(
+                "berg_monitoring_label_delay_seconds",
+                "Label time minus prediction time, for joined labels.",
+                ["model"],
+                buckets=_DELAY_BUCKETS,
+                registry=registry,
+            ),
+            last_event=Gauge(
+                "berg_monitoring_last_event_timestamp_seconds",
+                "Wall-clock time the newest record of each stream arrived (freshness).",
+                ["model", "stream"],
+                registry=registry,
+            ),
+            invalid=Counter(
+                "berg_monitoring_invalid_records",
+                "Records that broke their contract, sent to the dead-letter topic, by topic.",
+                ["topic"],
+                registry=registry,
+            ),
+            evicted=Counter(
+                "berg_monitoring_evicted",
+                "Records dropped from the join to stay within memory: predictions never labelled, labels never "
+                "matched.",
+                ["kind"],
+                registry=registry,
+            ),
+            duration=Histogram(
+                "berg_monitoring_statistics_duration_seconds",
+                "Time to recompute every window's statistics.",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+                registry=registry,
+            ),
+            computed_at=Gauge(
+                "berg_monitoring_statistics_timestamp_seconds",
+                "When the statistics were last recomputed.",
+                registry=registry,
+            ),
+        )
+
+
+class SnapshotCollector(Collector):
+    """Exports the latest snapshot; :meth:`publish` swaps it atomically (one reference assignment)."""
+
+    def __init__(self, model: str, new_rows_threshold: int) -> None:
+        self._model = model
+        self._threshold = new_rows_threshold
+        self._snapshot: Snapshot | None = None
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snapshot = self._snapshot
+        model = self._model
+
+        def family(name: str, documentation: str, labels: tuple[str, ...] = ("model", "version")) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"berg_monitoring_{name}", documentation, labels=list(labels))
+
+        feature_psi = family(
+            "feature_psi",
+            "PSI of the feature over the drift window vs the training reference.",
+            ("model", "version", "feature"),
+        )
+        feature_ks = family(
+            "feature_ks",
+            "Two-sample KS statistic of the feature vs the reference sample.",
+            ("model", "version", "feature"),
+        )
+        prediction_psi = family("prediction_psi", "PSI of the score distribution vs the reference scores.")
+        window_rows = family("drift_window_predictions", "Predictions in the drift window.")
+        pr_auc = family("quality_pr_auc", "PR-AUC of labelled predictions in the quality window.")
+        precision = family("quality_precision", "Precision at the version's operating threshold.")
+        recall = family("quality_recall", "Recall at the version's operating threshold.")
+        calibration = family("quality_calibration_error", "Expected calibration error (10 equal-width bins).")
+        labels = family("quality_labels", "Labelled predictions in the quality window.")
+        sufficient = family("quality_sufficient", "1 when the quality window holds enough labels and frauds to judge.")
+        reference = family("reference_pr_auc", "The version's PR-AUC at evaluation (registry).")
+        caught = family("fraud_amount_caught_eur", "Fraud amount flagged, over the quality window.")
+        missed = family("fraud_amount_missed_eur", "Fraud amount let through, over the quality window.")
+        fp_cost = family("false_positive_cost_eur", "Cost of false positives over the quality window (problem card).")
+        cost = family("expected_cost_eur", "Cost of the window's decisions under the problem card.")
+        coverage = family("label_coverage_ratio", "Share of the version's predictions whose label has arrived.")
+        for version in snapshot.versions if snapshot is not None else ():
+            key = [model, version.version]
+            window_rows.add_metric(key, version.drift_rows)
+            for name, drift in version.features.items():
+                if finite(drift.psi):
+                    feature_psi.add_metric([*key, name], drift.psi)
+                if finite(drift.ks):
+                    feature_ks.add_metric([*key, name], drift.ks)
+            if version.prediction is not None and finite(version.prediction.psi):
+                prediction_psi.add_metric(key, version.prediction.psi)
+            if finite(version.reference_pr_auc):
+                reference.add_metric(key, float(version.reference_pr_auc or 0.0))
+            if finite(version.label_coverage):
+                coverage.add_metric(key, version.label_coverage)
+            quality = version.quality
+            if quality is None:
+                continue
+            labels.add_metric(key, quality.labels)
+            sufficient.add_metric(key, float(quality.sufficient))
+            if not quality.sufficient:
+                continue
+            for gauge, value in (
+                (pr_auc, quality.pr_auc),
+                (precision, quality.precision),
+                (recall, quality.recall),
+                (calibration, quality.calibration_error),
+                (caught, quality.fraud_amount_caught),
+                (missed, quality.fraud_amount_missed),
+                (fp_cost, quality.false_positive_cost),
+                (cost, quality.expected_cost),
+            ):
+                if finite(value):
+                    gauge.add_metric(key, value)
+        yield from (
+            feature_psi,
+            feature_ks,
+            prediction_psi,
+            window_rows,
+            pr_auc,
+            precision,
+            recall,
+            calibration,
+            labels,
+            sufficient,
+            reference,
+            caught,
+            missed,
+            fp_cost,
+            cost,
+            coverage,
+        )
+        new_rows = family("new_labelled_rows", "Labels since the production version's training window.", ("model",))
+        if snapshot is not None and snapshot.new_labelled_rows is not None:
+            new_rows.add_metric([model], snapshot.new_labelled_rows)
+        yield new_rows
+        threshold = family("new_labelled_rows_threshold", "The data-volume trigger's threshold (settings).", ("model",))
+        threshold.add_metric([model], self._threshold)
+        yield threshold

@@ -1,0 +1,69 @@
+"""Settings of the monitoring exporter (``BERG_MONITORING_*``), read once in ``main`` and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from berg.contracts._types import Identifier
+from berg.kafka.topics import LABELS_VALID, PREDICTIONS
+from berg.settings import ServiceSettings, service_config
+from berg.web.app import WebSettings
+
+__all__ = ["MonitoringSettings"]
+
+
+class MonitoringSettings(ServiceSettings):
+    """What to watch, over which windows, and when a window is big enough to say something."""
+
+    model_config = service_config("BERG_MONITORING_")
+
+    service_name: str = "monitoring"
+    web: WebSettings = WebSettings(port=8080)
+    """``/metrics`` (what Prometheus scrapes), ``/healthz``, ``/readyz``."""
+    model_name: Identifier = "fraud"
+    """The registry model whose predictions are watched (the ``model`` label)."""
+    registry_uri: str = Field(default=".berg/registry", min_length=1)
+    """The model registry (reference profiles, evaluation PR-AUC, the production alias): a folder or fsspec URI."""
+    problem_card: Path | None = None
+    """The problem card whose costs price the decisions; default: Berg's ``fraud_v1``."""
+    predictions_topic: str = Field(default=PREDICTIONS, min_length=1, max_length=249)
+    labels_topic: str = Field(default=LABELS_VALID, min_length=1, max_length=249)
+    lookback_s: float = Field(default=7 * 86_400.0, gt=0)
+    """At start, both topics are read from this long ago (by record time), so the windows are whole again
+    after a restart: the exporter keeps no state of its own and commits no offsets."""
+    drift_window: int = Field(default=2_000, ge=10, le=1_000_000)
+    """The most recent predictions per version that drift is measured over."""
+    min_drift_rows: int = Field(default=200, ge=1)
+    """Below this many predictions in the window a version's drift gauges are absent (too noisy)."""
+    quality_window: int = Field(default=5_000, ge=10, le=1_000_000)
+    """The most recent labelled predictions per version that quality is measured over."""
+    min_labels: int = Field(default=200, ge=1)
+    """A quality window needs this many labels..."""
+    min_positives: int = Field(default=5, ge=1)
+    """...and this many frauds among them, or it reports ``sufficient 0`` and no quality gauges."""
+    pending_capacity: int = Field(default=500_000, ge=100, le=10_000_000)
+    """Predictions waiting for their label; the oldest make room (counted in ``..._evicted_total``)."""
+    label_history: int = Field(default=2_000_000, ge=1_000, le=50_000_000)
+    """Label times kept for the data-volume count (8 bytes each)."""
+    new_labelled_rows_threshold: int = Field(default=50_000, ge=1)
+    """Labels since the production version's training window that make retraining worthwhile
+    (exported as a gauge; the NewLabelledDataVolume alert compares against it)."""
+    max_versions: int = Field(default=4, ge=1, le=50)
+    """Versions with live windows at once (the newest seen); bounds the metrics' cardinality."""
+    recompute_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often the statistics are recomputed (off the scrape path)."""
+    registry_poll_s: float = Field(default=10.0, gt=0, le=3600)
+    """How often the production alias is read (for the data-volume count)."""
+    poll_timeout_ms: int = Field(default=500, ge=10, le=60_000)
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+    """How long to keep trying to reach Kafka at start-up."""
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitoringSettings:
+        if self.min_drift_rows > self.drift_window:
+            raise ValueError(f"min_drift_rows ({self.min_drift_rows}) exceeds drift_window ({self.drift_window})")
+        if self.min_labels > self.quality_window:
+            raise ValueError(f"min_labels ({self.min_labels}) exceeds quality_window ({self.quality_window})")
+        return self

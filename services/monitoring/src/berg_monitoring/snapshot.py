@@ -1,0 +1,115 @@
+"""One computation of every statistic the exporter shows: the windows in, a frozen snapshot out.
+
+Pure: the caller hands over the state, the references it loaded from the
+registry and the problem card's costs; the scrape reads the last snapshot and
+never computes anything itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from berg.problem.card import Costs
+from berg_monitoring.statistics import DriftResult, QualitySummary, ReferenceProfile, feature_drift, quality_summary
+from berg_monitoring.windows import MonitoringState
+
+__all__ = ["Reference", "Snapshot", "VersionSnapshot", "compute_snapshot"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the registry says about a version: its training profile and its PR-AUC at evaluation."""
+
+    profile: ReferenceProfile | None
+    """None when the version has no usable profile (drift is then not measured, and the log says why)."""
+    pr_auc: float | None
+
+
+@dataclass(frozen=True)
+class VersionSnapshot:
+    version: str
+    predictions: int
+    drift_rows: int
+    features: Mapping[str, DriftResult]
+    """Empty when the window is below the minimum or the version has no reference."""
+    prediction: DriftResult | None
+    quality: QualitySummary | None
+    """None before the first label; ``quality.sufficient`` says whether it may be shown."""
+    reference_pr_auc: float | None
+    label_coverage: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    versions: tuple[VersionSnapshot, ...]
+    new_labelled_rows: int | None
+    """Labels since the production version's training window; None while no version is in production."""
+
+
+@dataclass(frozen=True)
+class SnapshotSettings:
+    min_drift_rows: int
+    min_labels: int
+    min_positives: int
+
+
+def compute_snapshot(
+    state: MonitoringState,
+    references: Mapping[str, Reference],
+    costs: Costs,
+    settings: SnapshotSettings,
+    production_data_end: float | None,
+) -> Snapshot:
+    """Every version's drift and quality, and the data-volume count.
+
+    Args:
+        references: by version; a version missing here has no drift gauges.
+        production_data_end: POSIX seconds where the production version's training window ended.
+    """
+    versions = []
+    for windows in state.versions.values():
+        reference = references.get(windows.version)
+        drift_rows = len(windows.drift)
+        features: Mapping[str, DriftResult] = {}
+        prediction: DriftResult | None = None
+        if reference is not None and reference.profile is not None and drift_rows >= settings.min_drift_rows:
+            matrix = windows.drift.rows()
+            known = [name for name in windows.features if name in reference.profile.features]
+            columns = [windows.features.index(name) for name in known]
+            features = feature_drift(reference.profile, matrix[:, columns], known)
+            prediction = reference.profile.prediction.drift(matrix[:, -1])
+        quality = None
+        if len(windows.quality):
+            labelled = windows.quality.rows()
+            quality = quality_summary(
+                labelled[:, 0].astype(np.int64),
+                labelled[:, 1],
+                labelled[:, 2],
+                threshold=windows.threshold,
+                costs=costs,
+                min_labels=settings.min_labels,
+                min_positives=settings.min_positives,
+            )
+        versions.append(
+            VersionSnapshot(
+                version=windows.version,
+                predictions=windows.predictions,
+                drift_rows=drift_rows,
+                features=features,
+                prediction=prediction,
+                quality=quality,
+                reference_pr_auc=reference.pr_auc if reference is not None else None,
+                label_coverage=windows.label_coverage,
+            )
+        )
+    new_rows = state.labels_after(production_data_end) if production_data_end is not None else None
+    return Snapshot(tuple(versions), new_rows)
+
+
+def finite(value: float | None) -> bool:
+    """Whether a statistic is a number Prometheus should see (NaN and None are left out)."""
+    return value is not None and math.isfinite(value)
