@@ -74,11 +74,14 @@ def test_scrape_targets_are_registered_and_removed(layout: StateLayout) -> None:
     assert not path.exists()
 
 
-def test_alertmanager_config_groups_by_alert_and_model(tmp_path: Path) -> None:
-    path = write_yaml(tmp_path / "alertmanager.yml", alertmanager_config())
+def test_alertmanager_config_groups_by_alert_and_model(
+    tmp_path: Path, settings: StackSettings, layout: StateLayout
+) -> None:
+    path = write_yaml(tmp_path / "alertmanager.yml", alertmanager_config(settings, layout))
     config = yaml.safe_load(path.read_text())
     assert config["route"]["group_by"] == ["alertname", "model"]
-    assert {receiver["name"] for receiver in config["receivers"]} == {config["route"]["receiver"]}
+    routes = [config["route"], *config["route"]["routes"]]
+    assert {receiver["name"] for receiver in config["receivers"]} == {route["receiver"] for route in routes}
 
 
 def test_the_broker_is_a_single_kraft_node_on_loopback(settings: StackSettings, layout: StateLayout) -> None:

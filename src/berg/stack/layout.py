@@ -57,6 +57,16 @@ class StateLayout:
         return self.config / "rules"
 
     @property
+    def secrets(self) -> Path:
+        """Credentials the stack generates (mode 0700)."""
+        return self.root / "secrets"
+
+    @property
+    def controller_token(self) -> Path:
+        """Bearer token of the controller's Alertmanager webhook: Alertmanager sends it, the controller checks it."""
+        return self.secrets / "controller-token"
+
+    @property
     def supervisor_socket(self) -> Path:
         return self.run / "supervisor.sock"
 
