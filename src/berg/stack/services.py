@@ -75,6 +75,13 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
             {"BERG_STATE_DIR": str(layout.root.absolute())},
             must_be_ready=False,
         ),
+        "monitoring": ServiceSpec(
+            "monitoring",
+            "berg_monitoring",
+            "BERG_MONITORING_",
+            settings.ports.monitoring,
+            {"REGISTRY_URI": _absolute(settings.model_registry_uri)},
+        ),
     }
     return [known[name] for name in known if name in settings.services]
 
