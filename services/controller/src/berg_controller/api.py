@@ -1,0 +1,250 @@
+"""The controller's HTTP routes: the Alertmanager webhook, manual runs, and the run and trigger history.
+
+Routes are thin: they translate between HTTP and :class:`~berg_controller.controller.Controller`.
+The webhook's status codes follow Alertmanager's retry rules: 2xx once the alerts
+are stored, 4xx for a request that can never succeed (not retried), 503 for
+anything a retry may cure (retried). It never answers 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from berg.contracts.alerts import AlertmanagerWebhookV4
+from berg_controller.controller import Controller, Decided
+from berg_controller.store import RunRecord, StoreUnavailable, TriggerRecord
+
+__all__ = ["DecisionView", "RunRequest", "RunView", "TriggerView", "WebhookReply", "controller_routes"]
+
+log = logging.getLogger(__name__)
+
+_VIEW = ConfigDict(extra="forbid", frozen=True)
+_MAX_LIMIT = 1000
+
+
+class RunView(BaseModel):
+    """One pipeline run."""
+
+    model_config = _VIEW
+
+    id: str
+    model: str
+    launcher: str
+    """``local`` or ``kfp``."""
+    source: str
+    """What triggered it: ``alert``, ``schedule``, ``data_volume`` or ``manual``."""
+    reason: str
+    status: str
+    """``pending``, ``running``, ``succeeded`` or ``failed``."""
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    external_id: str | None
+    """The local wrapper's pid, or the Kubeflow run id."""
+    command: str | None
+    exit_code: int | None
+    detail: str | None
+    result_version: str | None
+    """The version the run registered, when known."""
+    promoted: bool | None
+
+    @classmethod
+    def of(cls, run: RunRecord) -> RunView:
+        return cls(
+            id=run.id,
+            model=run.model,
+            launcher=run.launcher,
+            source=run.source,
+            reason=run.reason,
+            status=run.status,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            external_id=run.external_id,
+            command=run.command,
+            exit_code=run.exit_code,
+            detail=run.detail,
+            result_version=run.result_version,
+            promoted=run.promoted,
+        )
+
+
+class TriggerView(BaseModel):
+    """One trigger and the policy's decision."""
+
+    model_config = _VIEW
+
+    id: int
+    created_at: datetime
+    source: str
+    model: str
+    alertname: str
+    decision: str
+    """``started``, ``cooldown``, ``active_run`` or ``ignored``."""
+    reason: str
+    run_id: str | None
+
+    @classmethod
+    def of(cls, trigger: TriggerRecord) -> TriggerView:
+        return cls(
+            id=trigger.id,
+            created_at=trigger.created_at,
+            source=trigger.source,
+            model=trigger.model,
+            alertname=trigger.alertname,
+            decision=trigger.decision,
+            reason=trigger.reason,
+            run_id=trigger.run_id,
+        )
+
+
+class DecisionView(BaseModel):
+    """What the policy decided for one new alert."""
+
+    model_config = _VIEW
+
+    model: str
+    source: str
+    decision: str
+    reason: str
+    run_id: str | None
+
+    @classmethod
+    def of(cls, decided: Decided) -> DecisionView:
+        return cls(
+            model=decided.trigger.model,
+            source=decided.trigger.source,
+            decision=decided.verdict.decision,
+            reason=decided.verdict.reason,
+            run_id=decided.run.id if decided.run else None,
+        )
+
+
+class WebhookReply(BaseModel):
+    """The webhook's answer: every alert is stored; new ones were decided."""
+
+    model_config = _VIEW
+
+    alerts: int
+    duplicates: int
+    """Alerts received before (a redelivery): nothing new was decided for them."""
+    runs_started: list[str]
+    decisions: list[DecisionView]
+
+
+class RunRequest(BaseModel):
+    """A manual run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    """A model the controller manages."""
+    reason: Annotated[str, StringConstraints(max_length=400)] = ""
+    """Why, for the trigger history."""
+
+
+class ErrorReply(BaseModel):
+    """Every error's shape."""
+
+    error: str
+    detail: Any = Field(default=None)
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorReply, "description": "No bearer token, or a wrong one."},
+    503: {"model": ErrorReply, "description": "The database is unavailable; retry."},
+}
+
+
+def _unavailable(error: Exception) -> HTTPException:
+    return HTTPException(status_code=503, detail=f"try again later: {error}", headers={"Retry-After": "5"})
+
+
+def controller_routes(controller: Controller, authenticated: Callable[..., None]) -> APIRouter:
+    """The controller's routes; ``authenticated`` guards the ones that change state."""
+    router = APIRouter()
+    guarded = [Depends(authenticated)]
+
+    @router.post("/alerts", tags=["alerts"], dependencies=guarded, responses=_ERRORS)
+    def receive_alerts(payload: AlertmanagerWebhookV4) -> WebhookReply:
+        """Alertmanager's webhook (payload version 4): store each alert once, start the runs the policy allows."""
+        try:
+            outcome = controller.receive(payload)
+        except StoreUnavailable as error:
+            log.warning("webhook answered 503: %s", error)
+            raise _unavailable(error) from None
+        except Exception as error:
+            # Alertmanager retries a 5xx: a bug here must not lose the notification.
+            log.exception("webhook failed; answering 503 so Alertmanager delivers again")
+            raise _unavailable(error) from None
+        return WebhookReply(
+            alerts=outcome.alerts,
+            duplicates=outcome.duplicates,
+            runs_started=outcome.runs_started,
+            decisions=[DecisionView.of(item) for item in outcome.decided],
+        )
+
+    @router.post(
+        "/runs",
+        tags=["runs"],
+        status_code=202,
+        dependencies=guarded,
+        responses={
+            **_ERRORS,
+            404: {"model": ErrorReply, "description": "The controller does not manage this model."},
+            409: {"model": ErrorReply, "description": "The model has an active run."},
+        },
+    )
+    def request_run(request: RunRequest) -> RunView:
+        """Start a run of a model now (the cooldown does not apply; one active run per model does)."""
+        if request.model not in controller.policy.models:
+            raise HTTPException(404, f"model {request.model!r} is not managed here: {sorted(controller.policy.models)}")
+        try:
+            decided = controller.request_run(request.model, request.reason)
+        except StoreUnavailable as error:
+            raise _unavailable(error) from None
+        if decided.run is None:
+            detail = {"message": decided.verdict.reason, "active_run": decided.active_run}
+            raise HTTPException(409, detail)
+        return RunView.of(decided.run)
+
+    @router.get("/runs", tags=["runs"], responses=_ERRORS)
+    def list_runs(
+        limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT)] = 50,
+        model: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> list[RunView]:
+        """Runs, newest first."""
+        try:
+            return [RunView.of(run) for run in controller.store.runs(limit, model)]
+        except StoreUnavailable as error:
+            raise _unavailable(error) from None
+
+    @router.get("/runs/{run_id}", tags=["runs"], responses={**_ERRORS, 404: {"model": ErrorReply}})
+    def get_run(run_id: Annotated[str, Path(max_length=64)]) -> RunView:
+        """One run."""
+        try:
+            run = controller.store.run(run_id)
+        except StoreUnavailable as error:
+            raise _unavailable(error) from None
+        if run is None:
+            raise HTTPException(404, f"no run {run_id!r}")
+        return RunView.of(run)
+
+    @router.get("/triggers", tags=["triggers"], responses=_ERRORS)
+    def list_triggers(
+        limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT)] = 50,
+        model: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> list[TriggerView]:
+        """Triggers with the policy's decision and reason, newest first."""
+        try:
+            return [TriggerView.of(trigger) for trigger in controller.store.triggers(limit, model)]
+        except StoreUnavailable as error:
+            raise _unavailable(error) from None
+
+    return router

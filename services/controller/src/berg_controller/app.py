@@ -1,0 +1,143 @@
+"""Assemble the controller from its settings: store, launcher, policy, metrics, routes and the background loop.
+
+Example:
+    >>> app = create_controller_app(load_settings(ControllerSettings))
+    >>> uvicorn.run(app, host=settings.web.host, port=settings.web.port)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from berg.observability.health import ReadinessChecks
+from berg.registry import ModelRegistry
+from berg.web.app import create_app
+from berg_controller.api import controller_routes
+from berg_controller.auth import bearer_token_check
+from berg_controller.controller import Controller, DataVolumeCheck, FaultHook
+from berg_controller.data_volume import PrometheusDataVolume
+from berg_controller.launchers import Launcher
+from berg_controller.launchers.kfp import KfpLauncher, pipeline_arguments
+from berg_controller.launchers.local import LocalLauncher, child_environment
+from berg_controller.loop import BackgroundLoop
+from berg_controller.metrics import ControllerMetrics
+from berg_controller.policy import PolicyConfig
+from berg_controller.results import RegistryView
+from berg_controller.settings import ControllerSettings
+from berg_controller.store import ControllerStore
+
+__all__ = ["build_launcher", "create_controller_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _local_uri(uri: str) -> str:
+    """A registry path made absolute (the pipeline may run elsewhere); URIs unchanged."""
+    return uri if "://" in uri else str(Path(uri).absolute())
+
+
+def build_launcher(settings: ControllerSettings) -> Launcher:
+    """The launcher the settings name."""
+    if settings.launcher == "kfp":
+        kfp = settings.kfp
+        steps_registry = kfp.registry_uri or settings.registry_uri
+        return KfpLauncher(
+            kfp.host,
+            kfp.pipeline_package,
+            kfp.experiment,
+            lambda model: pipeline_arguments(model, kfp.offline_root, steps_registry, kfp.arguments),
+            request_timeout_s=kfp.request_timeout_s,
+        )
+    local = settings.local
+    extra = {"BERG_REGISTRY_URI": _local_uri(settings.registry_uri)}
+    if local.state_dir is not None:
+        extra["BERG_STATE_DIR"] = str(local.state_dir.absolute())
+    extra.update(local.env)
+    return LocalLauncher(
+        settings.state_dir / "runs", [*local.command, *local.args], child_environment(os.environ, extra)
+    )
+
+
+def _fault_hook(settings: ControllerSettings) -> FaultHook | None:
+    point = settings.fault_kill_point
+    if point == "none":
+        return None
+
+    def kill_here(reached: str) -> None:
+        if reached == point:
+            log.warning("fault injection: killing this process at %s", point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return kill_here
+
+
+def _build_controller(settings: ControllerSettings, metrics: ControllerMetrics, store: ControllerStore) -> Controller:
+    data_volume = None
+    if settings.data_volume.prometheus_url:
+        data_volume = DataVolumeCheck(
+            PrometheusDataVolume(settings.data_volume.prometheus_url, settings.data_volume.timeout_s),
+            settings.data_volume.threshold,
+            timedelta(seconds=settings.data_volume.interval_s),
+        )
+    return Controller(
+        store,
+        build_launcher(settings),
+        PolicyConfig(
+            models=frozenset(settings.models),
+            trigger_alerts=frozenset(settings.trigger_alerts),
+            cooldown=timedelta(seconds=settings.cooldown_s),
+        ),
+        metrics,
+        RegistryView(ModelRegistry(settings.registry_uri)),
+        schedules=settings.cron_schedules(),
+        data_volume=data_volume,
+        run_timeout=timedelta(seconds=settings.run_timeout_s),
+        fault=_fault_hook(settings),
+    )
+
+
+def create_controller_app(settings: ControllerSettings) -> FastAPI:
+    """The controller's app: opens the database now; the lifespan runs a first round (recovery) and the loop.
+
+    Raises:
+        StoreUnavailable: the database cannot be reached.
+    """
+    store = ControllerStore.open(settings.effective_database_url, timeout_s=settings.database_timeout_s)
+    registry = CollectorRegistry()
+    metrics = ControllerMetrics.register(registry, settings.models)
+    controller = _build_controller(settings, metrics, store)
+    loop = BackgroundLoop(controller.tick, settings.poll_interval_s)
+    readiness = ReadinessChecks()
+    stale_after_s = 3 * settings.poll_interval_s + 30
+    readiness.add("background_loop", lambda: loop.healthy(stale_after_s))
+    app = create_app(settings.web, title="berg-controller", registry=registry, readiness=readiness)
+    app.include_router(controller_routes(controller, bearer_token_check(settings.webhook_secret())))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Recovery before the first request: pending runs are started, running ones adopted.
+        await anyio.to_thread.run_sync(loop.run_once)
+        loop.start()
+        log.info("controller ready", extra={"models": settings.models, "launcher": settings.launcher})
+        try:
+            yield
+        finally:
+            readiness.drain()
+            await anyio.to_thread.run_sync(loop.stop)
+            controller.close()
+            store.close()
+            log.info("controller stopped; runs in progress keep going")
+
+    app.router.lifespan_context = lifespan
+    app.state.controller = controller
+    return app

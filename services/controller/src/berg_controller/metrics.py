@@ -1,0 +1,63 @@
+"""The controller's metrics (``berg_controller_*``), exactly as ``docs/metrics.md`` names them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+__all__ = ["ControllerMetrics"]
+
+
+@dataclass(frozen=True)
+class ControllerMetrics:
+    """Counters and gauges of one controller, registered on its own registry."""
+
+    alerts_received: Counter
+    """``berg_controller_alerts_received_total{status}``: alerts in accepted webhook payloads."""
+    triggers: Counter
+    """``berg_controller_triggers_total{model, source, decision}``."""
+    runs_finished: Counter
+    """``berg_controller_runs_total{model, status}``: runs finished, ``succeeded`` or ``failed``."""
+    active_runs: Gauge
+    """``berg_controller_active_runs{model}``: 0 or 1."""
+    last_promotion: Gauge
+    """``berg_controller_last_promotion_timestamp_seconds{model}``: when production last moved."""
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry, models: Iterable[str]) -> ControllerMetrics:
+        """Create the metrics on ``registry``, with a zero series per managed model (so rates start at 0)."""
+        metrics = cls(
+            alerts_received=Counter(
+                "berg_controller_alerts_received",
+                "Alerts in accepted webhook payloads.",
+                ["status"],
+                registry=registry,
+            ),
+            triggers=Counter(
+                "berg_controller_triggers",
+                "Triggers and what the policy decided.",
+                ["model", "source", "decision"],
+                registry=registry,
+            ),
+            runs_finished=Counter(
+                "berg_controller_runs", "Pipeline runs finished.", ["model", "status"], registry=registry
+            ),
+            active_runs=Gauge(
+                "berg_controller_active_runs", "Runs in progress (0 or 1).", ["model"], registry=registry
+            ),
+            last_promotion=Gauge(
+                "berg_controller_last_promotion_timestamp_seconds",
+                "When production last moved to a new version.",
+                ["model"],
+                registry=registry,
+            ),
+        )
+        for status in ("firing", "resolved"):
+            metrics.alerts_received.labels(status)
+        for model in models:
+            metrics.active_runs.labels(model).set(0)
+            for status in ("succeeded", "failed"):
+                metrics.runs_finished.labels(model, status)
+        return metrics

@@ -1,0 +1,119 @@
+"""The controller as a process (``python -m berg_controller``), killed with SIGKILL mid-webhook and restarted.
+
+A test-only setting makes the process kill itself once a webhook's run is
+stored (``after_store``) or started (``after_launch``), before it replies.
+Alertmanager sees no reply and delivers again to the restarted controller: the
+run must exist exactly once, its pipeline must run exactly once, and a pipeline
+already running must survive the restart and be followed to its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from services.controller.tests.helpers import (
+    TOKEN,
+    alert,
+    count_starts,
+    deliver,
+    fake_pipeline_command,
+    kill_fake_pipelines,
+    webhook,
+)
+
+from tests.helpers import wait_for
+from tests.processes import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Iterator[ServiceProcess]:
+    starts = tmp_path / "starts.txt"
+    settings = {
+        "WEBHOOK_TOKEN": TOKEN,
+        "STATE_DIR": str(tmp_path / "controller"),
+        "REGISTRY_URI": str(tmp_path / "registry"),
+        "LOCAL__COMMAND": json.dumps(fake_pipeline_command(starts, sleep_s=4.0)),
+        "POLL_INTERVAL_S": "0.2",
+        "COOLDOWN_S": "600",
+        "LOGGING__JSON_FORMAT": "false",
+    }
+    process = ServiceProcess("berg_controller", "BERG_CONTROLLER_", settings, tmp_path, "controller")
+    try:
+        yield process
+    finally:
+        process.kill9()
+        kill_fake_pipelines(starts)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("point", ["after_store", "after_launch"])
+def test_killed_before_replying_then_redelivered(controller: ServiceProcess, tmp_path: Path, point: str) -> None:
+    starts = tmp_path / "starts.txt"
+    url = f"http://127.0.0.1:{controller.port}"
+    payload = webhook(alert())
+    controller.start(FAULT_KILL_POINT=point)
+    controller.wait_ready()
+    with pytest.raises(httpx.TransportError):
+        httpx.post(f"{url}/alerts", json=payload, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert controller.process is not None
+    assert controller.process.wait(timeout=30) == -9, controller.log_tail()
+
+    pipeline_pid = None
+    if point == "after_launch":
+        wait_for(lambda: count_starts(starts) == 1, 30, "the pipeline started before the crash")
+        pipeline_pid = int(starts.read_text().split()[2])
+    else:
+        assert count_starts(starts) == 0  # stored, never started
+
+    controller.start(FAULT_KILL_POINT="none")
+    controller.wait_ready()
+    with httpx.Client(timeout=30) as client:
+        delivery = deliver(client, url, payload)
+        assert delivery.response.status_code == 200
+        assert delivery.response.json()["duplicates"] == 1
+        assert delivery.response.json()["runs_started"] == []
+        (run,) = client.get(f"{url}/runs").json()
+        assert run["status"] == "running", controller.log_tail()
+        if pipeline_pid is not None:
+            assert alive(pipeline_pid), "the pipeline did not survive the controller's death"
+        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 30, "the run to finish")
+        (finished,) = client.get(f"{url}/runs").json()
+        assert finished["id"] == run["id"]
+        assert finished["exit_code"] == 0
+    assert count_starts(starts) == 1
+    assert controller.stop(timeout_s=30) == 0, controller.log_tail()
+
+
+def test_sigterm_leaves_the_pipeline_running_for_the_next_controller(
+    controller: ServiceProcess, tmp_path: Path
+) -> None:
+    starts = tmp_path / "starts.txt"
+    url = f"http://127.0.0.1:{controller.port}"
+    controller.start()
+    controller.wait_ready()
+    with httpx.Client(timeout=30) as client:
+        response = client.post(f"{url}/runs", json={"model": "fraud"}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 202
+        wait_for(lambda: count_starts(starts) == 1, 30, "the pipeline to start")
+        assert controller.stop(timeout_s=30) == 0, controller.log_tail()
+        pipeline_pid = int(starts.read_text().split()[2])
+        assert alive(pipeline_pid)
+        controller.start()
+        controller.wait_ready()
+        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 30, "the run to finish")
+    assert count_starts(starts) == 1
+    assert os.path.exists(tmp_path / "controller" / "controller.db")
