@@ -67,11 +67,11 @@ def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) 
 
         status = berg(user_env, "status")
         assert status.returncode == 0, status.stdout
-        assert status.stdout.count("healthy") == 8
+        assert status.stdout.count("healthy") == 9
         # Serving is live and waits for the first promoted model.
         assert "live, not ready yet" in status.stdout
-        # supervisord, kafka, prometheus, alertmanager, ingestion, validation, features, serving, monitoring
-        assert len(processes_mentioning(state_dir)) >= 9
+        # supervisord, kafka, prometheus, alertmanager and the six Berg services
+        assert len(processes_mentioning(state_dir)) >= 10
 
         demo = berg(user_env, "demo", "--transactions", "400", "--malformed-share", "0.1")
         assert demo.returncode == 0, demo.stdout + demo.stderr

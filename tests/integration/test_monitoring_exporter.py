@@ -126,8 +126,12 @@ class Exporter:
             f"monitoring-{model}",
         )
         self.process.start()
-        self.process.wait_ready(90)
-        assert self.process.ready(), self.process.log_path.read_text()
+        try:
+            self.process.wait_ready(120)  # returns once ready, or once the process has died
+            assert self.process.alive(), self.process.log_path.read_text()
+        except BaseException:
+            self.process.kill9()
+            raise
         self.scrape_name = f"monitoring-{model}"
         register_scrape_target(
             stack.layout, self.scrape_name, f"127.0.0.1:{self.process.port}", {"service": "monitoring"}
@@ -149,11 +153,16 @@ def exporters(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> It
         return name
 
     suffix = uuid.uuid4().hex[:6]
-    started = {
-        kind: Exporter(stack, f"{kind}{suffix}", shift, tmp_path_factory.mktemp(kind), new_topic)
-        for kind, shift in (("steady", 0.0), ("shifted", 2.0))
-    }
-    admin.close()
+    started: dict[str, Exporter] = {}
+    try:
+        for kind, shift in (("steady", 0.0), ("shifted", 2.0)):
+            started[kind] = Exporter(stack, f"{kind}{suffix}", shift, tmp_path_factory.mktemp(kind), new_topic)
+    except BaseException:
+        for exporter in started.values():
+            exporter.process.kill9()
+        raise
+    finally:
+        admin.close()
     yield started
     for exporter in started.values():
         unregister_scrape_target(stack.layout, exporter.scrape_name)

@@ -82,6 +82,20 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
             settings.ports.monitoring,
             {"REGISTRY_URI": _absolute(settings.model_registry_uri)},
         ),
+        "controller": ServiceSpec(
+            "controller",
+            "berg_controller",
+            "BERG_CONTROLLER_",
+            settings.ports.controller,
+            {
+                # The token Alertmanager's webhook sends (berg up writes it once, mode 0600).
+                "WEBHOOK_TOKEN_FILE": str(layout.controller_token.absolute()),
+                "STATE_DIR": str((layout.root / "controller").absolute()),
+                "REGISTRY_URI": _absolute(settings.model_registry_uri),
+                # Pipeline runs read the stack's Feast repo state and label store.
+                "LOCAL__STATE_DIR": str(layout.root.absolute()),
+            },
+        ),
     }
     return [known[name] for name in known if name in settings.services]
 

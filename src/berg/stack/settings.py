@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_KAFKA_VERSION", "PortTable", "StackSettings"]
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 
-ServiceName = Literal["ingestion", "validation", "features", "serving", "monitoring"]
+ServiceName = Literal["ingestion", "validation", "features", "serving", "monitoring", "controller"]
 """The Berg services the local stack can run."""
 
 

@@ -63,12 +63,16 @@ def open_reader(kafka: KafkaSettings, topics: Sequence[str], lookback_s: float, 
     consumer.assign(partitions)
     start_ms = int((time.time() - lookback_s) * 1000)
     offsets = consumer.offsets_for_times(dict.fromkeys(partitions, start_ms))
+    # Explicit end offsets rather than seek_to_end(), whose lazy reset would happen inside the first poll.
+    ends = consumer.end_offsets(partitions)
     for partition in partitions:
         found = offsets.get(partition)
-        if found is None:
-            consumer.seek_to_end(partition)
-        else:
-            consumer.seek(partition, found.offset)
+        consumer.seek(partition, ends[partition] if found is None else found.offset)
+    log.info(
+        "reading from %s",
+        {f"{p.topic}/{p.partition}": consumer.position(p) for p in partitions},
+        extra={"lookback_s": lookback_s},
+    )
     return consumer
 
 
@@ -107,6 +111,8 @@ class Exporter:
     def step(self) -> int:
         """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
         polled = self._consumer.poll(timeout_ms=self._settings.poll_timeout_ms, max_records=2_000)
+        if self.last_poll is None:
+            log.info("first poll answered")
         self.last_poll = time.monotonic()
         records = [RawRecord.from_consumer_record(record) for batch in polled.values() for record in batch]
         self.apply(records)
