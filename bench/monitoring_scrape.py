@@ -53,6 +53,7 @@ def filled_state(features: int, versions: int, rows: int, rng: np.random.Generat
         pending_capacity=rows * versions * 2,
         label_history=rows * versions,
         max_versions=versions,
+        label_horizon_s=30 * 86_400.0,
     )
     names = [f"feature_{index:02d}" for index in range(features)]
     for version in range(1, versions + 1):

@@ -26,7 +26,13 @@ COSTS = load_problem_card().costs
 
 
 def state(**overrides: int) -> MonitoringState:
-    options = {"drift_window": 50, "quality_window": 40, "pending_capacity": 100, "label_history": 1000}
+    options = {
+        "drift_window": 50,
+        "quality_window": 40,
+        "pending_capacity": 100,
+        "label_history": 1000,
+        "label_horizon_s": 30 * 86_400.0,
+    }
     return MonitoringState(**{**options, "max_versions": 2, **overrides})
 
 
@@ -104,13 +110,27 @@ def test_only_the_newest_versions_keep_windows() -> None:
     assert sorted(monitored.versions) == ["v0001", "v0003"]
 
 
-def test_labels_after_counts_label_times_past_the_cut() -> None:
+def test_labels_after_counts_resolved_transactions_past_the_cut() -> None:
     monitored = state()
     for n in range(10):
         monitored.add_prediction(prediction(n))
         monitored.add_label(label(n, n % 2 == 0, delay=timedelta(seconds=100)))
-    cut = (T0 + timedelta(seconds=105)).timestamp()
-    assert monitored.labels_after(cut) == sum(n + 100 > 105 for n in range(10))
+    cut = (T0 + timedelta(seconds=5)).timestamp()
+    assert monitored.labels_after(cut) == sum(n > 5 for n in range(10))
+
+
+def test_unlabelled_predictions_turn_legitimate_once_the_horizon_has_passed() -> None:
+    monitored = state(label_horizon_s=100.0)
+    monitored.add_prediction(prediction(0, score=0.7, amount=5))
+    monitored.add_prediction(prediction(50, score=0.2))
+    monitored.add_label(label(50, True, delay=timedelta(seconds=20)))  # watermark 70: nothing expired yet
+    assert monitored.expired == 0
+    monitored.add_prediction(prediction(101))  # watermark 101 passes 0 + 100
+    assert monitored.expired == 1
+    assert monitored.waiting == (1, 0)
+    assert monitored.versions["v0001"].quality.rows().tolist() == [[1.0, 0.2, 10.0], [0.0, 0.7, 5.0]]
+    # A fraud label for the expired transaction comes too late: as the card says, it is not counted.
+    assert not monitored.add_label(label(0, True, delay=timedelta(seconds=150))).joined
 
 
 def reference(rng: np.random.Generator) -> Reference:

@@ -24,7 +24,7 @@ from berg.contracts.predictions import PredictionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
-from berg.problem.card import Costs
+from berg.problem.card import ProblemCard
 from berg.settings import KafkaSettings
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
@@ -84,7 +84,7 @@ class Exporter:
         settings: MonitoringSettings,
         consumer: Any,
         references: ReferenceBook,
-        costs: Costs,
+        card: ProblemCard,
         collector: SnapshotCollector,
         metrics: MonitoringMetrics,
         dead_letters: DeadLetterPublisher,
@@ -92,7 +92,7 @@ class Exporter:
         self._settings = settings
         self._consumer = consumer
         self._references = references
-        self._costs = costs
+        self._costs = card.costs
         self._collector = collector
         self._metrics = metrics
         self._dead_letters = dead_letters
@@ -102,11 +102,13 @@ class Exporter:
             pending_capacity=settings.pending_capacity,
             label_history=settings.label_history,
             max_versions=settings.max_versions,
+            label_horizon_s=card.target.label_horizon_days * 86_400.0,
         )
         self._snapshot_settings = SnapshotSettings(settings.min_drift_rows, settings.min_labels, settings.min_positives)
         self._next_snapshot = 0.0
         self.last_poll: float | None = None
         self._evicted = (0, 0)
+        self._expired = 0
 
     def step(self) -> int:
         """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
@@ -148,6 +150,8 @@ class Exporter:
         if rejected:
             log.warning("dead-lettering %d invalid records", len(rejected))
             self._dead_letters.publish(rejected)
+        self._metrics.labels.labels("expired").inc(self.state.expired - self._expired)
+        self._expired = self.state.expired
         evicted = (self.state.evicted_predictions, self.state.evicted_labels)
         self._metrics.evicted.labels("prediction").inc(evicted[0] - self._evicted[0])
         self._metrics.evicted.labels("label").inc(evicted[1] - self._evicted[1])

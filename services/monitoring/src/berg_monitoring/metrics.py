@@ -43,7 +43,8 @@ class MonitoringMetrics:
             ),
             labels=Counter(
                 "berg_monitoring_labels",
-                "Labels consumed: joined to a logged prediction, or unmatched (no prediction yet).",
+                "Resolutions: joined (a label met its prediction), unmatched (a label with no prediction yet), "
+                "expired (no fraud label within the card's horizon: legitimate).",
                 ["outcome"],
                 registry=registry,
             ),

@@ -76,7 +76,7 @@ def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> No
             settings,
             consumer,
             ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
-            card.costs,
+            card,
             collector,
             metrics,
             DeadLetterPublisher(producer, settings.service_name),

@@ -8,9 +8,12 @@ versions keep windows.
 
 A label joins the logged prediction of the same transaction
 (``LabelV1.transaction_event_id`` = ``PredictionV1.transaction_event_id``); a
-label that comes first waits for its prediction. Replaying a record changes
-nothing: predictions are kept by transaction, and a transaction is labelled
-once.
+label that comes first waits for its prediction. Labels are mostly fraud reports
+(chargebacks): as the problem card says, a transaction with no fraud label once
+its label horizon has passed is legitimate. So a prediction still waiting when
+the event-time watermark (the newest event time seen on either stream) passes
+its time plus the horizon is resolved as legitimate. Replaying a record changes
+nothing: predictions are kept by transaction, and a transaction is resolved once.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class VersionWindows:
     threshold: float
     predictions: int = 0
     labelled: int = 0
+    """Predictions joined to an explicit label (resolutions by the horizon are not counted)."""
     last_seen: int = 0
     """Sequence number of its latest prediction: the newest versions keep their windows."""
 
@@ -97,29 +101,35 @@ class JoinOutcome:
 
 @dataclass
 class MonitoringState:
-    """All windows of one model, the pending join, and the label times for the data-volume count."""
+    """All windows of one model, the pending join, and the resolved transaction times (data-volume count)."""
 
     drift_window: int
     quality_window: int
     pending_capacity: int
     label_history: int
     max_versions: int
+    label_horizon_s: float
+    """The problem card's label horizon: unlabelled this long after the prediction means legitimate."""
     versions: dict[str, VersionWindows] = field(default_factory=dict)
     evicted_predictions: int = 0
     """Predictions dropped unlabelled to make room (their labels will count as unmatched)."""
     evicted_labels: int = 0
     """Labels dropped while waiting for a prediction that never came."""
+    expired: int = 0
+    """Predictions resolved as legitimate: no fraud label within the horizon."""
     _pending: OrderedDict[UUID, _Pending] = field(default_factory=OrderedDict)
     _orphans: OrderedDict[UUID, LabelV1] = field(default_factory=OrderedDict)
     _labelled: set[UUID] = field(default_factory=set)
     _label_times: Ring | None = None
     _sequence: int = 0
+    _watermark: float = float("-inf")
 
     def add_prediction(self, prediction: PredictionV1) -> JoinOutcome | None:
         """Add a served prediction to its version's drift window; join a label that came first (its outcome)."""
         key = prediction.transaction_event_id
         if key in self._pending or key in self._labelled:
             return None  # a replayed record
+        self._advance(prediction.event_time.timestamp())
         windows = self._windows_for(prediction)
         features = prediction.features
         windows.drift.append([*(features.get(name, np.nan) for name in windows.features), prediction.score])
@@ -140,6 +150,7 @@ class MonitoringState:
         if len(self._pending) > self.pending_capacity:
             self._pending.popitem(last=False)
             self.evicted_predictions += 1
+        self._expire()
         return None
 
     def add_label(self, label: LabelV1) -> JoinOutcome:
@@ -147,6 +158,8 @@ class MonitoringState:
         key = label.transaction_event_id
         if key in self._labelled or key in self._orphans:
             return JoinOutcome(joined=False)  # a replayed record
+        self._advance(label.event_time.timestamp())
+        self._expire()
         pending = self._pending.pop(key, None)
         if pending is None:
             self._orphans[key] = label
@@ -157,14 +170,37 @@ class MonitoringState:
         return self._join(key, pending, label)
 
     def _join(self, key: UUID, pending: _Pending, label: LabelV1) -> JoinOutcome:
+        self._resolve(key, pending, fraud=label.is_fraud)
+        windows = self.versions.get(pending.version)
+        if windows is not None:
+            windows.labelled += 1
+        return JoinOutcome(joined=True, delay_s=label.event_time.timestamp() - pending.served_at)
+
+    def _resolve(self, key: UUID, pending: _Pending, *, fraud: bool) -> None:
         self._labelled.add(key)
-        self._label_time_ring().append([label.event_time.timestamp()])
+        self._label_time_ring().append([pending.served_at])
         windows = self.versions.get(pending.version)
         if windows is not None:
             amount = pending.amount if np.isfinite(pending.amount) else 0.0
-            windows.quality.append([float(label.is_fraud), pending.score, amount])
-            windows.labelled += 1
-        return JoinOutcome(joined=True, delay_s=label.event_time.timestamp() - pending.served_at)
+            windows.quality.append([float(fraud), pending.score, amount])
+
+    def _advance(self, event_time: float) -> None:
+        self._watermark = max(self._watermark, event_time)
+
+    def _expire(self) -> None:
+        """Resolve as legitimate the oldest waiting predictions whose label horizon the watermark has passed.
+
+        Predictions wait in arrival order, which is event order up to small disorder; the scan stops at the
+        first one still inside its horizon, so each call costs O(resolved + 1).
+        """
+        cutoff = self._watermark - self.label_horizon_s
+        while self._pending:
+            key, pending = next(iter(self._pending.items()))
+            if pending.served_at > cutoff:
+                return
+            del self._pending[key]
+            self._resolve(key, pending, fraud=False)
+            self.expired += 1
 
     def _label_time_ring(self) -> Ring:
         if self._label_times is None:
@@ -172,7 +208,8 @@ class MonitoringState:
         return self._label_times
 
     def labels_after(self, posix_s: float) -> int:
-        """Joined labels that became known after ``posix_s`` (the data-volume trigger's count)."""
+        """Resolved transactions (fraud label, or horizon passed) predicted after ``posix_s``: labelled rows the
+        model trained up to ``posix_s`` has not seen (the data-volume trigger's count)."""
         if self._label_times is None:
             return 0
         return int(np.count_nonzero(self._label_times.rows()[:, 0] > posix_s))
