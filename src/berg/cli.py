@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 import typer
@@ -30,7 +30,7 @@ from berg.simulator.bounds import bounded
 from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import simulate
 from berg.simulator.producer import ProductionCounts, produce_events
-from berg.simulator.scenarios import make_scenario
+from berg.simulator.scenarios import ScenarioName, make_scenario
 from berg.stack.doctor import diagnose
 from berg.stack.local import ComponentStatus, LocalStack, StackError
 from berg.stack.monitoring_config import BERG_SCRAPE_JOB
@@ -208,92 +208,148 @@ def _show_features(stack: LocalStack, outcome: RunOutcome, events: list[Simulate
 
 @app.command()
 def demo(
+    story: Annotated[
+        Literal["lifecycle", "data-plane"],
+        typer.Option(help="lifecycle: the whole retraining loop; data-plane: ingestion, validation and Feast only."),
+    ] = "lifecycle",
+    scenario: Annotated[
+        ScenarioName,
+        typer.Option(help="What the lifecycle injects: fraud_wave moves the inputs and brings a new fraud pattern."),
+    ] = "fraud_wave",
+    users: Annotated[int, typer.Option(min=50, max=5_000, help="Card holders in the lifecycle's traffic.")] = 500,
+    after_days: Annotated[
+        float, typer.Option(min=0.5, max=14, help="Days of traffic served after the promotion.")
+    ] = 2.0,
     transactions: Annotated[
-        int, typer.Option(min=1, max=200_000, help="Simulated transactions to send through the data plane.")
+        int, typer.Option(min=1, max=200_000, help="data-plane: simulated transactions to send.")
     ] = 2_000,
     seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 7,
     malformed_share: Annotated[
-        float, typer.Option(min=0.0, max=0.5, help="Share of malformed records (every class).")
+        float, typer.Option(min=0.0, max=0.5, help="data-plane: share of malformed records (every class).")
     ] = 0.05,
-    timeout_s: Annotated[float, typer.Option(min=1, help="How long to wait for everything to come out.")] = 300,
+    timeout_s: Annotated[float, typer.Option(min=1, help="How long to wait for each act.")] = 600,
     stop: Annotated[bool, typer.Option("--down/--keep-up", help="Stop the stack at the end.")] = False,
 ) -> None:
-    """The main job. Today: the stack, simulated traffic through ingestion and validation, features in Feast."""
+    """The main job: the whole lifecycle on the local stack, with live progress and an HTML report."""
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
-        run = simulator_cli.plan_run(
-            now=datetime.now(UTC),
-            scenario="malformed",
-            transactions=transactions,
-            seed=seed,
-            start=None,
-            onset=None,
-            malformed_share=malformed_share,
-            # Few users make a long event-time span, so delayed labels arrive within the run.
-            users=50,
-            merchants=100,
-        )
-        # Malformed records from the first event on (the simulator's default onset is mid-run).
-        config = replace(
-            run.config, scenario=make_scenario("malformed", run.config.start, malformed_share=malformed_share)
-        )
-        events = list(bounded(simulate(config), max_transactions=run.transactions, until=run.until))
-        outcome = RunOutcome.of(events)
-        watcher = DownstreamWatcher(stack.kafka_settings)
-        try:
-            with console.status(f"Producing {len(events)} simulated records to the raw topics"):
-                counts = produce_events(stack.kafka_settings, events)
-            refused = {kind: n for kind, n in counts.refused_too_large.items() if kind != "oversized"}
-            if refused:
-                raise CommandFailed(
-                    f"Kafka refused records for their size: {refused}; `uv run berg up` updates the topics"
-                )
-            progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            )
-            with progress:
-                valid = progress.add_task("transactions.valid", total=len(outcome.expected_transactions))
-                labels = progress.add_task("labels.valid", total=len(outcome.expected_labels))
-                dead = progress.add_task("berg.dlq", total=outcome.expected_dead_letters)
-
-                def show(now: RunOutcome) -> None:
-                    progress.update(valid, completed=len(now.valid_transactions))
-                    progress.update(labels, completed=len(now.valid_labels))
-                    progress.update(dead, completed=len(now.dead_letters))
-
-                complete = watcher.wait(outcome, timeout_s, on_progress=show)
-        finally:
-            watcher.close()
-        with console.status("Asking Prometheus what the services reported"):
-            scraped = _prometheus_totals(
-                stack,
-                f'sum by (service) (berg_consumer_records_total{{job="{BERG_SCRAPE_JOB}"}})',
-                timeout_s=max(30.0, 3 * stack.settings.scrape_interval_s),
-                at_least=len(events),
-            )
-        console.print(_outcome_table(counts, outcome, scraped))
-        root, host, ports = stack.layout.root, stack.settings.host, stack.settings.ports
-        data_docs = root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-        console.print(
-            f"Landing zone: {root / 'landing'}\n"
-            f"Validation history (GX Data Docs): {data_docs}\n"
-            f"Prometheus http://{host}:{ports.prometheus}, Alertmanager http://{host}:{ports.alertmanager}"
-        )
-        if not complete:
-            raise CommandFailed(
-                f"not every record came out within {timeout_s:.0f}s; `uv run berg status` and the logs in "
-                f"{stack.layout.logs} say why"
-            )
-        _show_features(stack, outcome, events, timeout_s)
+        if story == "data-plane":
+            _data_plane_demo(stack, transactions, seed, malformed_share, timeout_s)
+        else:
+            _lifecycle_demo(stack, scenario, users, after_days, seed, timeout_s)
         if stop:
             down()
         else:
             console.print("The stack is still up; [bold]uv run berg down[/] stops it.")
+
+
+def _lifecycle_demo(
+    stack: LocalStack, scenario: ScenarioName, users: int, after_days: float, seed: int, timeout_s: float
+) -> None:
+    from berg.lifecycle.probes import PrometheusClient
+    from berg.lifecycle.report import summary_rows, write_report
+    from berg.lifecycle.story import StoryError, StoryOptions, tell_story
+
+    options = StoryOptions(
+        scenario=scenario,
+        users=users,
+        seed=seed,
+        window_days=stack.settings.training_window_days,
+        after_days=after_days,
+        act_timeout_s=timeout_s,
+    )
+    try:
+        outcome = tell_story(stack, options, console)
+    except StoryError as error:
+        raise CommandFailed(f"{error}. `uv run berg status` and the logs in {stack.layout.logs} say why") from None
+    registry = ModelRegistry(stack.settings.model_registry_uri)
+    table = Table(title="berg demo: the lifecycle", title_justify="left")
+    table.add_column("what")
+    table.add_column("value")
+    for what, value in summary_rows(outcome, registry, options.model):
+        table.add_row(what, escape(value))
+    console.print(table)
+    prometheus = PrometheusClient(f"http://{stack.settings.host}:{stack.settings.ports.prometheus}")
+    try:
+        report = write_report(
+            stack.layout.root / "reports" / f"demo-{outcome.started_at:%Y%m%dT%H%M%S}.html",
+            outcome,
+            prometheus,
+            registry,
+            options.model,
+        )
+    finally:
+        prometheus.close()
+    console.print(f"Report: {report}")
+
+
+def _data_plane_demo(stack: LocalStack, transactions: int, seed: int, malformed_share: float, timeout_s: float) -> None:
+    """The data plane act: malformed and valid traffic through ingestion and validation, features in Feast."""
+    run = simulator_cli.plan_run(
+        now=datetime.now(UTC),
+        scenario="malformed",
+        transactions=transactions,
+        seed=seed,
+        start=None,
+        onset=None,
+        malformed_share=malformed_share,
+        # Few users make a long event-time span, so delayed labels arrive within the run.
+        users=50,
+        merchants=100,
+    )
+    # Malformed records from the first event on (the simulator's default onset is mid-run).
+    config = replace(run.config, scenario=make_scenario("malformed", run.config.start, malformed_share=malformed_share))
+    events = list(bounded(simulate(config), max_transactions=run.transactions, until=run.until))
+    outcome = RunOutcome.of(events)
+    watcher = DownstreamWatcher(stack.kafka_settings)
+    try:
+        with console.status(f"Producing {len(events)} simulated records to the raw topics"):
+            counts = produce_events(stack.kafka_settings, events)
+        refused = {kind: n for kind, n in counts.refused_too_large.items() if kind != "oversized"}
+        if refused:
+            raise CommandFailed(f"Kafka refused records for their size: {refused}; `uv run berg up` updates the topics")
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        with progress:
+            valid = progress.add_task("transactions.valid", total=len(outcome.expected_transactions))
+            labels = progress.add_task("labels.valid", total=len(outcome.expected_labels))
+            dead = progress.add_task("berg.dlq", total=outcome.expected_dead_letters)
+
+            def show(now: RunOutcome) -> None:
+                progress.update(valid, completed=len(now.valid_transactions))
+                progress.update(labels, completed=len(now.valid_labels))
+                progress.update(dead, completed=len(now.dead_letters))
+
+            complete = watcher.wait(outcome, timeout_s, on_progress=show)
+    finally:
+        watcher.close()
+    with console.status("Asking Prometheus what the services reported"):
+        scraped = _prometheus_totals(
+            stack,
+            f'sum by (service) (berg_consumer_records_total{{job="{BERG_SCRAPE_JOB}"}})',
+            timeout_s=max(30.0, 3 * stack.settings.scrape_interval_s),
+            at_least=len(events),
+        )
+    console.print(_outcome_table(counts, outcome, scraped))
+    root, host, ports = stack.layout.root, stack.settings.host, stack.settings.ports
+    data_docs = root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    console.print(
+        f"Landing zone: {root / 'landing'}\n"
+        f"Validation history (GX Data Docs): {data_docs}\n"
+        f"Prometheus http://{host}:{ports.prometheus}, Alertmanager http://{host}:{ports.alertmanager}"
+    )
+    if not complete:
+        raise CommandFailed(
+            f"not every record came out within {timeout_s:.0f}s; `uv run berg status` and the logs in "
+            f"{stack.layout.logs} say why"
+        )
+    _show_features(stack, outcome, events, timeout_s)
 
 
 app.command(name="simulate")(simulator_cli.simulate)

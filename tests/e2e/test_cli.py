@@ -73,7 +73,7 @@ def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) 
         # supervisord, kafka, prometheus, alertmanager and the six Berg services
         assert len(processes_mentioning(state_dir)) >= 10
 
-        demo = berg(user_env, "demo", "--transactions", "400", "--malformed-share", "0.1")
+        demo = berg(user_env, "demo", "--story", "data-plane", "--transactions", "400", "--malformed-share", "0.1")
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "arrived on transactions.valid" in demo.stdout
         assert "refused by ingestion: undecodable" in demo.stdout

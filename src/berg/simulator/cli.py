@@ -120,6 +120,7 @@ def _scoring_summary(tally: ScoringTally, url: str) -> Table:
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("scoring calls", str(tally.calls))
+    table.add_row("transactions scored", str(tally.scored))
     for status, count in sorted(tally.by_status.items()):
         table.add_row(f"  answered {status}", str(count))
     for decision, count in sorted(tally.by_decision.items()):
@@ -171,6 +172,9 @@ def simulate(
         ),
     ] = None,
     score_concurrency: Annotated[int, typer.Option(min=1, max=64, help="Scoring calls in flight at once.")] = 4,
+    score_batch: Annotated[
+        int, typer.Option(min=1, max=256, help="Transactions per scoring call (1: one per authorisation).")
+    ] = 1,
 ) -> None:
     """Send synthetic card transactions, delayed labels and malformed records to Kafka, reproducibly by seed."""
     try:
@@ -201,7 +205,11 @@ def simulate(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
     events = bounded(Simulator(run.config).events(), max_transactions=transactions, until=run.until)
-    scorer = TransactionScorer(score_url, concurrency=score_concurrency) if score_url is not None else None
+    scorer = (
+        TransactionScorer(score_url, concurrency=score_concurrency, batch=score_batch)
+        if score_url is not None
+        else None
+    )
     if scorer is not None:
         events = scored_while_sent(events, scorer)
     try:

@@ -11,6 +11,9 @@ alone (:meth:`Scenario.in_force_at`), so a test knows the truth for each event.
 - ``concept_drift``: a new fraud pattern, ``cloned_card`` (card present, abroad),
   appears at :data:`CONCEPT_DRIFT_CLONED_CARD_SHARE` of transactions; payments that
   looked legitimate before are now fraud.
+- ``fraud_wave``: both at once, the story of ``berg demo``: a shift to card-not-present,
+  larger baskets, and the ``cloned_card`` pattern riding it. The inputs move (feature
+  drift is visible at once) and the old model misses fraud it never saw.
 - ``label_delay_change``: chargeback delays grow by :data:`LABEL_DELAY_MULTIPLIER`.
 - ``malformed``: a given share of transaction records is malformed, with a given
   mix of malformed classes (all classes equally by default).
@@ -42,7 +45,7 @@ __all__ = [
     "make_scenario",
 ]
 
-ScenarioName = Literal["baseline", "covariate_shift", "concept_drift", "label_delay_change", "malformed"]
+ScenarioName = Literal["baseline", "covariate_shift", "concept_drift", "fraud_wave", "label_delay_change", "malformed"]
 SCENARIO_NAMES: tuple[ScenarioName, ...] = get_args(ScenarioName)
 
 BASELINE_FRAUD_SHARES: Mapping[FraudPattern, float] = MappingProxyType(
@@ -151,6 +154,14 @@ def make_scenario(
     elif name == "concept_drift":
         shares = {**BASELINE_FRAUD_SHARES, "cloned_card": CONCEPT_DRIFT_CLONED_CARD_SHARE}
         params = replace(BASELINE_PARAMS, fraud_shares=MappingProxyType(shares))
+    elif name == "fraud_wave":
+        shares = {**BASELINE_FRAUD_SHARES, "cloned_card": CONCEPT_DRIFT_CLONED_CARD_SHARE}
+        params = replace(
+            BASELINE_PARAMS,
+            amount_multiplier=COVARIATE_SHIFT_AMOUNT_MULTIPLIER,
+            card_not_present_shift=COVARIATE_SHIFT_CARD_NOT_PRESENT,
+            fraud_shares=MappingProxyType(shares),
+        )
     elif name == "label_delay_change":
         params = replace(BASELINE_PARAMS, chargeback_delay_multiplier=LABEL_DELAY_MULTIPLIER)
     elif name == "malformed":

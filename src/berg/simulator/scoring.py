@@ -48,6 +48,11 @@ class ScoringTally:
         return sum(self.by_status.values())
 
     @property
+    def scored(self) -> int:
+        """Transactions that got a prediction back."""
+        return sum(self.by_decision.values())
+
+    @property
     def failed(self) -> int:
         """Calls that did not answer 2xx (transport errors included)."""
         return sum(count for status, count in self.by_status.items() if not status.startswith("2"))
@@ -73,7 +78,10 @@ class ScoringTally:
 
 
 class TransactionScorer:
-    """POSTs transactions to a V1 predict URL on ``concurrency`` threads; at most twice that many wait.
+    """POSTs transactions to a V1 predict URL on ``concurrency`` threads; at most twice that many calls wait.
+
+    ``batch`` transactions go in one call (1: one authorisation request per transaction, as a payment
+    app sends them; more: a faster replay of a day's traffic).
 
     Example:
         >>> with TransactionScorer("http://127.0.0.1:8104/v1/models/fraud:predict") as scorer:
@@ -81,10 +89,12 @@ class TransactionScorer:
         >>> scorer.tally.by_decision
     """
 
-    def __init__(self, url: str, *, concurrency: int = 4, timeout_s: float = 10.0) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    def __init__(self, url: str, *, concurrency: int = 4, timeout_s: float = 10.0, batch: int = 1) -> None:
+        if concurrency < 1 or batch < 1:
+            raise ValueError(f"concurrency and batch must be at least 1, not {concurrency} and {batch}")
         self.url = url
+        self._batch = batch
+        self._waiting: list[bytes] = []
         self.tally = ScoringTally()
         self._client = httpx.Client(timeout=timeout_s, headers={"content-type": "application/json"})
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="berg-score")
@@ -92,10 +102,18 @@ class TransactionScorer:
         self._lock = threading.Lock()
 
     def submit(self, transaction_json: bytes) -> None:
-        """Score one transaction (its contract JSON) in the background; waits while too many are pending."""
+        """Score one transaction (its contract JSON) in the background, ``batch`` per call; waits while too many
+        calls are pending."""
+        self._waiting.append(transaction_json)
+        if len(self._waiting) >= self._batch:
+            self._send()
+
+    def _send(self) -> None:
+        body = b'{"instances":[' + b",".join(self._waiting) + b"]}"
+        self._waiting = []
         self._slots.acquire()
         try:
-            self._pool.submit(self._score, b'{"instances":[' + transaction_json + b"]}")
+            self._pool.submit(self._score, body)
         except BaseException:
             self._slots.release()
             raise
@@ -124,7 +142,9 @@ class TransactionScorer:
             self.tally.record(status, elapsed_s, body, error)
 
     def close(self) -> ScoringTally:
-        """Wait for every submitted call, then release the threads and connections."""
+        """Send what waits for a full batch, wait for every call, then release the threads and connections."""
+        if self._waiting:
+            self._send()
         self._pool.shutdown(wait=True)
         self._client.close()
         return self.tally

@@ -7,6 +7,7 @@ the rest at their defaults.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,8 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
                 "REGISTRY_URI": _absolute(settings.model_registry_uri),
                 # Pipeline runs read the stack's Feast repo state and label store.
                 "LOCAL__STATE_DIR": str(layout.root.absolute()),
+                "LOCAL__ARGS": json.dumps(["--window-days", str(settings.training_window_days)]),
+                "COOLDOWN_S": str(settings.retrain_cooldown_s),
             },
         ),
     }

@@ -90,6 +90,11 @@ class StackSettings(BaseSettings):
     """How long ``berg up`` waits for every component to become healthy."""
     services: list[ServiceName] = Field(default_factory=lambda: list(get_args(ServiceName)))
     """Berg services ``berg up`` runs beside Kafka, Prometheus and Alertmanager (JSON list; ``[]`` for none)."""
+    training_window_days: float = Field(default=14.0, ge=1, le=365)
+    """Days of label-complete traffic the controller's pipeline runs train and evaluate on."""
+    retrain_cooldown_s: float = Field(default=60.0, ge=0)
+    """The controller's per-model cooldown here: short, so ``berg demo``'s loop can close minutes after the
+    first model (a cluster keeps the controller's own default, 30 minutes)."""
     registry_uri: str | None = Field(default=None, min_length=1)
     """Model registry root: a path or an fsspec URI (``s3://bucket/registry``); unset means ``<state_dir>/registry``."""
 

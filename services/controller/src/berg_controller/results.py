@@ -38,8 +38,9 @@ def match_result(versions: Sequence[ModelVersion], run: RunRecord, finished_at: 
         by_id = [v for v in versions if v.lineage.pipeline_run_id == run.external_id]
         if by_id:
             return by_id[-1]
-    started = run.started_at or run.created_at
-    during = [v for v in versions if started - _CLOCK_SLACK <= v.created_at <= finished_at + _CLOCK_SLACK]
+    # From when the run was recorded, before its process was started: ``started_at`` is written after the
+    # "go", and a fast pipeline on a loaded machine can register its version before that write.
+    during = [v for v in versions if run.created_at - _CLOCK_SLACK <= v.created_at <= finished_at + _CLOCK_SLACK]
     return max(during, key=lambda v: v.created_at) if during else None
 
 

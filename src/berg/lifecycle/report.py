@@ -1,0 +1,122 @@
+"""The demo's HTML report: drift, quality and the served version over time, the alert and promotion
+moments, champion vs challenger vs baseline, and a summary table. One self-contained page.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from berg.lifecycle.probes import PrometheusClient
+from berg.lifecycle.story import StoryOutcome
+from berg.registry import ModelRegistry
+
+__all__ = ["summary_rows", "write_report"]
+
+_SERIES = {
+    "max feature PSI": "max by (version) (berg_monitoring_feature_psi{{model='{model}'}})",
+    "prediction PSI": "max by (version) (berg_monitoring_prediction_psi{{model='{model}'}})",
+    "live PR-AUC": "max by (version) (berg_monitoring_quality_pr_auc{{model='{model}'}})",
+    "predictions/s": "sum by (version) (rate(berg_monitoring_predictions_total{{model='{model}'}}[1m]))",
+}
+
+
+def summary_rows(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> list[tuple[str, str]]:
+    """What happened, as (what, value) rows: for the terminal and the report."""
+    rows: list[tuple[str, str]] = [
+        ("event time: history", f"{outcome.timeline.history_start:%Y-%m-%d} .. {outcome.timeline.onset:%Y-%m-%d}"),
+        ("event time: drift", f"{outcome.timeline.onset:%Y-%m-%d} .. {outcome.timeline.drift_end:%Y-%m-%d}"),
+        ("event time: after", f"{outcome.timeline.drift_end:%Y-%m-%d} .. {outcome.timeline.end:%Y-%m-%d}"),
+        ("champion", outcome.first_version or "-"),
+        ("challenger promoted", outcome.new_version or "-"),
+    ]
+    for version in (outcome.first_version, outcome.new_version):
+        if version is None:
+            continue
+        metrics = registry.get(model, version).metrics
+        for key in ("pr_auc", "expected_cost", "baseline_pr_auc", "champion_pr_auc", "champion_expected_cost"):
+            if key in metrics:
+                rows.append((f"{version} {key} (its test window)", f"{metrics[key]:,.4f}"))
+    alert, promoted = outcome.at("alert firing"), outcome.at("serving the challenger")
+    drift_sent = outcome.at("drift segment sent")
+    if alert and drift_sent:
+        rows.append(("drift sent -> alert firing", f"{(alert - drift_sent).total_seconds():.0f} s"))
+    if alert and promoted:
+        rows.append(("alert firing -> challenger served", f"{(promoted - alert).total_seconds():.0f} s"))
+    rows.append(("alert-started runs", str(sum(run["source"] != "manual" for run in outcome.runs))))
+    for name, tally in (("drift", outcome.drift_tally), ("after", outcome.after_tally)):
+        if tally is not None:
+            served = ", ".join(f"{v}: {n:,}" for v, n in sorted(tally.by_version.items()))
+            rows.append((f"scored during {name}", f"{tally.scored:,} ({served}); failed calls {tally.failed}"))
+    rows.append(("demo wall time", f"{(outcome.moments[-1].at - outcome.started_at).total_seconds():.0f} s"))
+    return rows
+
+
+def _plots(prometheus: PrometheusClient, outcome: StoryOutcome, model: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    start, end = outcome.started_at.timestamp(), outcome.moments[-1].at.timestamp()
+    figure, axes = plt.subplots(len(_SERIES), 1, figsize=(10, 2.6 * len(_SERIES)), sharex=True)
+    for axis, (title, query) in zip(axes, _SERIES.items(), strict=True):
+        for series in prometheus.query_range(query.format(model=model), start, end, 5):
+            times = [datetime.fromtimestamp(float(t)) for t, _ in series["values"]]
+            values = [float(v) for _, v in series["values"]]
+            axis.plot(times, values, label=series["metric"].get("version", ""))
+        if "PSI" in title:
+            axis.axhline(0.2, linestyle="--", color="grey", linewidth=0.8)
+        for moment in outcome.moments:
+            if moment.what in ("alert firing", "challenger promoted", "drift segment sent"):
+                axis.axvline(datetime.fromtimestamp(moment.at.timestamp()), color="red", linestyle=":", linewidth=1)
+        axis.set_title(title, fontsize=10)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(loc="upper left", fontsize=8)
+    axes[-1].set_xlabel("wall-clock time (red: drift sent, alert firing, promotion)")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_report(
+    path: Path, outcome: StoryOutcome, prometheus: PrometheusClient, registry: ModelRegistry, model: str
+) -> Path:
+    """Write the page to ``path`` and return it."""
+    rows = "".join(
+        f"<tr><td>{html.escape(what)}</td><td>{html.escape(value)}</td></tr>"
+        for what, value in summary_rows(outcome, registry, model)
+    )
+    moments = "".join(
+        f"<tr><td>{moment.at:%H:%M:%S}</td><td>{html.escape(moment.what)}</td></tr>" for moment in outcome.moments
+    )
+    triggers = "".join(
+        f"<tr><td>{html.escape(str(t.get('created_at')))}</td><td>{html.escape(str(t.get('source')))}</td>"
+        f"<td>{html.escape(str(t.get('alertname')))}</td><td>{html.escape(str(t.get('decision')))}</td>"
+        f"<td>{html.escape(str(t.get('reason')))}</td></tr>"
+        for t in outcome.triggers
+    )
+    decision: Any = (outcome.challenger or {}).get("reason", "")
+    plots = _plots(prometheus, outcome, model)
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Berg demo: {html.escape(model)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td{{padding:2px 10px}}
+table{{border-collapse:collapse}}tr:nth-child(even){{background:#f3f3f3}}</style></head><body>
+<h1>Berg: the lifecycle of {html.escape(model)}</h1>
+<p>History, the first model, drift, and the loop closing by itself: monitoring, Prometheus, Alertmanager,
+the controller, the pipeline's gate, serving's swap. Run started {outcome.started_at:%Y-%m-%d %H:%M:%S} UTC.</p>
+<h2>Summary</h2><table>{rows}</table>
+<h2>Over time</h2><img alt="drift, quality and traffic by version" src="data:image/png;base64,{plots}">
+<h2>Moments</h2><table>{moments}</table>
+<h2>Triggers the controller saw</h2><table><tr><th>at</th><th>source</th><th>alert</th><th>decision</th>
+<th>reason</th></tr>{triggers}</table>
+<p>Retraining run: {html.escape(str(decision))}</p>
+</body></html>"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,54 @@
+"""When, in event time, each act of the demo happens: pure arithmetic over the problem card's horizon.
+
+The demo replays months of traffic in minutes, all of it in the past (validation
+refuses events from the future). Training reads only label-complete windows:
+``window_days`` ending ``horizon_days`` before the newest transaction. So:
+
+- history, ``[history_start, onset)``: long enough that the first model's window,
+  which ends ``horizon`` before the onset, lies inside it;
+- drift, ``[onset, drift_end)``: long enough that once it is all in, the
+  challenger's window lies entirely after the onset (it learns the new world);
+- after, ``[drift_end, end)``: traffic the promoted challenger serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["Timeline", "plan_timeline"]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    history_start: datetime
+    onset: datetime
+    drift_end: datetime
+    end: datetime
+    window: timedelta
+    horizon: timedelta
+
+    @property
+    def first_window(self) -> tuple[datetime, datetime]:
+        """The first model's training window, once the history is in."""
+        end = self.onset - self.horizon
+        return end - self.window, end
+
+    @property
+    def challenger_window(self) -> tuple[datetime, datetime]:
+        """The challenger's training window, once the drift segment is in."""
+        end = self.drift_end - self.horizon
+        return end - self.window, end
+
+
+def plan_timeline(
+    now: datetime, *, window_days: float, horizon_days: float, after_days: float, margin_days: float = 1.0
+) -> Timeline:
+    """The acts, ending an hour before ``now`` (no event from the future)."""
+    if min(window_days, horizon_days, after_days, margin_days) <= 0:
+        raise ValueError("window, horizon, after and margin must all be positive")
+    span = timedelta(days=window_days + horizon_days + margin_days)
+    end = now - timedelta(hours=1)
+    drift_end = end - timedelta(days=after_days)
+    onset = drift_end - span
+    return Timeline(onset - span, onset, drift_end, end, timedelta(days=window_days), timedelta(days=horizon_days))
