@@ -477,3 +477,54 @@ def test_distributed_training_on_dask_matches_the_single_process_model(
     assert metrics["best_iteration"] >= 1
     assert metrics["scale_pos_weight"] == good.metrics["scale_pos_weight"]
     assert abs(on_dask - single) <= 0.05, (on_dask, single)
+
+
+def test_the_label_complete_window_waits_for_labels_that_lag_behind(tmp_path: Path) -> None:
+    """Labels come on their own topic; a window ends a horizon before the older of both streams' newest."""
+    from datetime import UTC, datetime, timedelta
+
+    from berg.features.label_store import LabelStore
+    from berg.problem.card import load_problem_card
+    from berg_pipelines.runtime.dataset import label_complete_window
+
+    card = load_problem_card()
+    horizon = timedelta(days=card.target.label_horizon_days)
+    store = LabelStore(str(tmp_path / "labels"))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    store.append(
+        "transactions",
+        [
+            {
+                "event_id": f"t{day}",
+                "event_time": t0 + timedelta(days=day),
+                "user_id": "u",
+                "merchant_id": "m",
+                "amount": 10.0,
+                "merchant_category": "5411",
+                "channel": "card_present",
+                "country": "DE",
+                "source_partition": 0,
+                "source_offset": day,
+            }
+            for day in range(60)
+        ],
+    )
+    newest_transaction = t0 + timedelta(days=59)
+    assert label_complete_window(store, card, 7).end == newest_transaction - horizon
+    newest_label = t0 + timedelta(days=50)
+    store.append(
+        "labels",
+        [
+            {
+                "event_id": "l1",
+                "event_time": newest_label,
+                "transaction_event_id": "t40",
+                "user_id": "u",
+                "is_fraud": True,
+                "source": "chargeback",
+            }
+        ],
+    )
+    window = label_complete_window(store, card, 7)
+    assert window.end == newest_label - horizon
+    assert window.start == window.end - timedelta(days=7)

@@ -77,7 +77,14 @@ def compile_command(
 
 @pipeline_app.command("run")
 def run_command(
-    window_days: WindowDays = 30.0,
+    window_days: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Days of labelled transactions to train and evaluate on; default: the stack's "
+            "BERG_TRAINING_WINDOW_DAYS.",
+        ),
+    ] = None,
     window_end: WindowEnd = "",
     model_name: ModelNameOption = "fraud",
     params_json: ParamsJson = "{}",
@@ -91,8 +98,9 @@ def run_command(
     state = settings.state_dir.absolute()
     registry_uri = settings.model_registry_uri
     before = ModelRegistry(registry_uri).resolve(model_name, "production")
+    days = window_days if window_days is not None else settings.training_window_days
     arguments = _arguments(
-        str(state / "feast" / "offline"), registry_uri, model_name, window_days, window_end, params_json, dask_scheduler
+        str(state / "feast" / "offline"), registry_uri, model_name, days, window_end, params_json, dask_scheduler
     )
     run = launch.run_locally(arguments, state / "kfp", {"BERG_STATE_DIR": str(state)})
     registry = ModelRegistry(registry_uri)

@@ -36,6 +36,17 @@ def row(stdout: str, name: str) -> str:
     return match.group(1)
 
 
+ONLY_WHEN_SOMETHING_FAILS = {
+    # Counters with labels exist once something happened; the lifecycle story sends no malformed record
+    # (`berg demo --story data-plane` does, and its test reads them), and nothing fails or is dropped.
+    "Dead letters /s by service and reason": "no malformed record in the lifecycle story",
+    "Validation: expectation failures /s": "no malformed record in the lifecycle story",
+    "Validation: quarantined batches": "no batch is quarantined",
+    "Error ratio": "serving answers no 5xx",
+    "Prediction log: sent and dropped /s / B": "its `dropped` query: the prediction log drops nothing",
+}
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     env = {**os.environ, "BERG_STATE_DIR": str(tmp_path_factory.mktemp("demo")), "COLUMNS": "200"}
@@ -47,29 +58,31 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     subprocess.run([*BERG, "down"], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-def test_the_loop_closes_once_and_serving_answers_with_the_challenger(
+def test_the_loop_closes_exactly_once_and_the_gate_decides(
     demo: tuple[subprocess.CompletedProcess[str], dict[str, str]],
 ) -> None:
     result, env = demo
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    champion, challenger = row(result.stdout, "champion"), row(result.stdout, "challenger promoted")
-    assert champion == "v0001"
-    assert challenger == "v0002"
+    assert row(result.stdout, "champion") == "v0001"
     assert row(result.stdout, "alert-started runs") == "1"
-    # Everything scored after the promotion was scored by the challenger.
-    after = row(result.stdout, "scored during after")
-    assert challenger in after
-    assert champion not in after
     registry = ModelRegistry(Path(env["BERG_STATE_DIR"]) / "registry")
-    moves = registry.history("fraud", "production")
-    assert [move.version for move in moves] == ["v0001", "v0002"]
-    promoted = registry.get("fraud", "v0002")
-    assert promoted.metrics["pr_auc"] > promoted.metrics["champion_pr_auc"]
-    assert promoted.metrics["pr_auc"] > promoted.metrics["baseline_pr_auc"]
+    versions = [version.version for version in registry.versions("fraud")]
+    assert versions == ["v0001", "v0002"]  # the first model, and the one challenger the alert caused
+    challenger = registry.get("fraud", "v0002")
+    assert challenger.lineage.parent_version == "v0001"
+    assert "champion_pr_auc" in challenger.metrics
+    assert "baseline_pr_auc" in challenger.metrics
+    # Everything scored after the gate's decision was scored by the version in production then.
+    production = registry.resolve("fraud", "production")
+    assert production is not None
+    after = row(result.stdout, "scored during after")
+    assert production.version in after
+    (other,) = {"v0001", "v0002"} - {production.version}
+    assert other not in after
+    assert row(result.stdout, "drift served -> alert firing").endswith(" s")
     report = re.search(r"Report: (\S+\.html)", result.stdout.replace("\n", ""))
     assert report, result.stdout[-3000:]
     assert "alert firing" in Path(report.group(1)).read_text()
-    assert row(result.stdout, "drift sent -> alert firing").endswith(" s")
 
 
 def test_every_dashboard_query_returns_data_from_the_demo_prometheus(
@@ -80,6 +93,8 @@ def test_every_dashboard_query_returns_data_from_the_demo_prometheus(
     url = f"http://127.0.0.1:{env['BERG_PORTS__PROMETHEUS']}/api/v1/query"
     empty = []
     for query in panel_queries():
+        if query.panel in ONLY_WHEN_SOMETHING_FAILS or f"{query.panel} / {query.ref_id}" in ONLY_WHEN_SOMETHING_FAILS:
+            continue
         expression = query.resolved({"model": "fraud", "version": ".*", "service": ".*"})
         body = httpx.get(url, params={"query": expression}, timeout=10).json()
         assert body["status"] == "success", (query, body)

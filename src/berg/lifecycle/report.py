@@ -33,6 +33,7 @@ def summary_rows(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> 
         ("event time: after", f"{outcome.timeline.drift_end:%Y-%m-%d} .. {outcome.timeline.end:%Y-%m-%d}"),
         ("champion", outcome.first_version or "-"),
         ("challenger promoted", outcome.new_version or "-"),
+        ("the gate's decision", outcome.decision or "-"),
     ]
     for version in (outcome.first_version, outcome.new_version):
         if version is None:
@@ -42,11 +43,13 @@ def summary_rows(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> 
             if key in metrics:
                 rows.append((f"{version} {key} (its test window)", f"{metrics[key]:,.4f}"))
     alert, promoted = outcome.at("alert firing"), outcome.at("serving the challenger")
-    drift_sent = outcome.at("drift segment sent")
-    if alert and drift_sent:
-        rows.append(("drift sent -> alert firing", f"{(alert - drift_sent).total_seconds():.0f} s"))
+    drift = outcome.at("serving sees the drift")
+    if alert and drift:
+        rows.append(("drift served -> alert firing", f"{(alert - drift).total_seconds():.0f} s"))
     if alert and promoted:
         rows.append(("alert firing -> challenger served", f"{(promoted - alert).total_seconds():.0f} s"))
+    if drift and promoted:
+        rows.append(("drift served -> challenger served", f"{(promoted - drift).total_seconds():.0f} s"))
     rows.append(("alert-started runs", str(sum(run["source"] != "manual" for run in outcome.runs))))
     for name, tally in (("drift", outcome.drift_tally), ("after", outcome.after_tally)):
         if tally is not None:
@@ -72,12 +75,12 @@ def _plots(prometheus: PrometheusClient, outcome: StoryOutcome, model: str) -> s
         if "PSI" in title:
             axis.axhline(0.2, linestyle="--", color="grey", linewidth=0.8)
         for moment in outcome.moments:
-            if moment.what in ("alert firing", "challenger promoted", "drift segment sent"):
+            if moment.what in ("serving sees the drift", "alert firing", "challenger promoted"):
                 axis.axvline(datetime.fromtimestamp(moment.at.timestamp()), color="red", linestyle=":", linewidth=1)
         axis.set_title(title, fontsize=10)
         if axis.get_legend_handles_labels()[0]:
             axis.legend(loc="upper left", fontsize=8)
-    axes[-1].set_xlabel("wall-clock time (red: drift sent, alert firing, promotion)")
+    axes[-1].set_xlabel("wall-clock time (red: serving sees the drift, alert firing, promotion)")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)

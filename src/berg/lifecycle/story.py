@@ -16,6 +16,8 @@ when it happened, for the report.
 
 from __future__ import annotations
 
+import collections
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +73,9 @@ class StoryOutcome:
     challenger: dict[str, Any] | None = None
     """The run the alert started, as the controller reports it."""
     new_version: str | None = None
+    """The promoted challenger; None when the gate refused it."""
+    decision: str = ""
+    """The gate's decision on the challenger, with its reasons."""
     drift_tally: ScoringTally | None = None
     after_tally: ScoringTally | None = None
     triggers: list[dict[str, Any]] = field(default_factory=list)
@@ -153,11 +158,13 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
             options,
             console,
             f"{options.scenario} from {timeline.onset:%Y-%m-%d}",
+            stored_first=True,
+            on_scoring=lambda: outcome.mark("serving sees the drift"),
         )
         outcome.mark("drift segment sent")
         _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console)
         outcome.after_tally = _scored_segment(
-            stack, segments, timeline.end, score_url, options, console, "after the promotion"
+            stack, segments, timeline.end, score_url, options, console, "after the gate's decision"
         )
         outcome.mark("after segment sent")
         outcome.triggers = controller.triggers(options.model)
@@ -171,23 +178,11 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
 def _history(
     stack: LocalStack, segments: _Segments, timeline: Timeline, outcome: StoryOutcome, console: Console
 ) -> None:
-    from berg.features.showcase import wait_for_label_store
-
     events = list(segments.until(timeline.onset))
-    transactions = [e.truth.transaction_id for e in events if e.kind == "transaction"]
     days = (timeline.onset - timeline.history_start).days
-    with console.status(f"Act 1: {days} days of normal traffic ({len(transactions):,} transactions) to Kafka"):
-        produce_events(stack.kafka_settings, events)
-    with console.status("Act 1: ingestion -> validation -> features (Feast and the label store)") as status:
-        stored = wait_for_label_store(
-            stack.layout.root,
-            [str(t) for t in transactions],
-            1800,
-            lambda held: status.update(f"Act 1: features stored {held:,}/{len(transactions):,} transactions"),
-        )
-    if not stored:
-        raise StoryError(f"the features service did not store the history; see {stack.layout.logs / 'features.log'}")
-    console.print(f"[green]Act 1[/] history in: {len(transactions):,} transactions, {days} days of event time")
+    _stored(stack, events, console, f"Act 1: {days} days of normal traffic")
+    transactions = sum(e.kind == "transaction" for e in events)
+    console.print(f"[green]Act 1[/] history in: {transactions:,} transactions, {days} days of event time")
     outcome.mark("history stored")
 
 
@@ -236,19 +231,36 @@ def _scored_segment(
     options: StoryOptions,
     console: Console,
     what: str,
+    *,
+    stored_first: bool = False,
+    on_scoring: Callable[[], object] = lambda: None,
 ) -> ScoringTally:
+    """Send a segment to Kafka and have serving score its transactions.
+
+    ``stored_first``: a replay of weeks in minutes would otherwise race the data plane: the alert that
+    drift causes starts a pipeline run within minutes, and the run must find the whole segment (and its
+    labels) in the label store. So the records go to Kafka first, the demo waits until the features
+    service has stored every transaction, and only then does serving score them (with the online
+    features as of the segment's end: the price of the replay). Otherwise both happen side by side.
+    """
+    events = list(segments.until(end))
+    transactions = [e for e in events if e.kind == "transaction"]
     scorer = TransactionScorer(score_url, concurrency=4, batch=options.score_batch)
-    sent = 0
-
-    def progress(counts: Any) -> None:
-        nonlocal sent
-        sent = int(counts.sent_by_kind["transaction"])
-
-    with console.status(f"Traffic {what}: scored by serving and sent to Kafka"):
-        try:
-            produce_events(stack.kafka_settings, scored_while_sent(segments.until(end), scorer), on_progress=progress)
-        finally:
-            tally = scorer.close()
+    scoring = threading.Thread(
+        target=lambda: collections.deque(scored_while_sent(transactions, scorer), maxlen=0), name="berg-demo-scoring"
+    )
+    try:
+        if stored_first:
+            _stored(stack, events, console, f"Traffic {what}")
+        with console.status(f"Traffic {what}: {len(transactions):,} transactions scored by serving"):
+            on_scoring()
+            scoring.start()
+            if not stored_first:
+                produce_events(stack.kafka_settings, events)
+    finally:
+        if scoring.is_alive():
+            scoring.join()
+        tally = scorer.close()
     versions = ", ".join(f"{version}: {count:,}" for version, count in sorted(tally.by_version.items()))
     console.print(
         f"[green]Traffic {what}[/]: {tally.scored:,} transactions scored ({versions}); "
@@ -258,6 +270,24 @@ def _scored_segment(
     if tally.failed:
         raise StoryError(f"{tally.failed} scoring calls failed: {tally.errors}")
     return tally
+
+
+def _stored(stack: LocalStack, events: list[SimulatedEvent], console: Console, what: str) -> None:
+    """Produce ``events`` and wait until the features service has stored every transaction among them."""
+    from berg.features.showcase import wait_for_label_store
+
+    transactions = [str(e.truth.transaction_id) for e in events if e.kind == "transaction"]
+    with console.status(f"{what}: {len(transactions):,} transactions to Kafka"):
+        produce_events(stack.kafka_settings, events)
+    with console.status(f"{what}: ingestion -> validation -> features") as status:
+        stored = wait_for_label_store(
+            stack.layout.root,
+            transactions,
+            1800,
+            lambda held: status.update(f"{what}: features stored {held:,}/{len(transactions):,} transactions"),
+        )
+    if not stored:
+        raise StoryError(f"the features service did not store {what}; see {stack.layout.logs / 'features.log'}")
 
 
 def _loop_closes(
@@ -289,16 +319,19 @@ def _loop_closes(
         finished = _wait(lambda: _finished(controller, run["id"]), options.act_timeout_s, "the retraining run")
     outcome.challenger = finished
     outcome.mark("retraining run finished")
+    if finished["status"] != "succeeded":
+        raise StoryError(f"the retraining run failed: {finished.get('detail')}; its log is under controller/runs")
     production = registry.resolve(model, "production")
-    if finished["status"] != "succeeded" or production is None or production.version == outcome.first_version:
-        latest = registry.versions(model)[-1]
-        raise StoryError(
-            f"the challenger was not promoted: run {finished['status']}; "
-            f"{latest.version}: {latest.params.get('decision')}"
-        )
+    latest = registry.versions(model)[-1]
+    outcome.decision = str(latest.params.get("decision", ""))
+    if production is None or production.version == outcome.first_version:
+        # The gate is the point of the loop: a challenger that does not beat the champion stays out.
+        outcome.mark("challenger refused")
+        console.print(f"[yellow]Act 4[/] {latest.version} was not promoted: {outcome.decision}")
+        return
     outcome.new_version = production.version
     outcome.mark("challenger promoted")
-    console.print(f"[green]Act 4[/] {production.version} promoted: {production.params.get('decision')}")
+    console.print(f"[green]Act 4[/] {production.version} promoted: {outcome.decision}")
     with console.status(f"Act 4: serving swaps to {production.version}"):
         _wait(
             lambda: served_version(serving_url) == production.version, 120, f"serving to swap to {production.version}"

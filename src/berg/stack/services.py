@@ -7,7 +7,6 @@ the rest at their defaults.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,9 +94,10 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
                 "REGISTRY_URI": _absolute(settings.model_registry_uri),
                 # Pipeline runs read the stack's Feast repo state and label store.
                 "LOCAL__STATE_DIR": str(layout.root.absolute()),
-                "LOCAL__ARGS": json.dumps(["--window-days", str(settings.training_window_days)]),
                 "COOLDOWN_S": str(settings.retrain_cooldown_s),
             },
+            # Read by the pipeline runs it starts (`berg pipeline run`), which inherit its environment.
+            {"BERG_TRAINING_WINDOW_DAYS": str(settings.training_window_days)},
         ),
     }
     return [known[name] for name in known if name in settings.services]

@@ -38,10 +38,18 @@ class DatasetWindow:
 
 
 def label_complete_window(labels: LabelStore, card: ProblemCard, days: float) -> DatasetWindow:
-    """The ``days`` before the newest transaction minus the label horizon: every label in it is in."""
+    """The ``days`` before the label horizon: every label of a transaction in it is in.
+
+    Labels are known up to the newest one held (they arrive on their own topic, possibly behind the
+    transactions), so the window ends a horizon before the older of the newest transaction and the
+    newest label.
+    """
     latest = labels.latest_event_time("transactions")
     if latest is None:
         raise DatasetError("the label store holds no transactions yet; run the features service on some traffic")
+    newest_label = labels.latest_event_time("labels")
+    if newest_label is not None:
+        latest = min(latest, newest_label)
     end = latest - timedelta(days=card.target.label_horizon_days)
     return DatasetWindow(start=end - timedelta(days=days), end=end)
 
