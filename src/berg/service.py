@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
@@ -38,9 +38,11 @@ from berg.settings import ServiceSettings
 from berg.web.app import WebSettings, create_app
 from berg.web.server import BackgroundServer
 
-__all__ = ["ConsumerServiceSettings", "ServiceContext", "run_consumer_service"]
+__all__ = ["ConsumerServiceSettings", "ServiceContext", "retry_until", "run_consumer_service", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ConsumerServiceSettings(ServiceSettings):
@@ -88,7 +90,25 @@ class ServiceContext:
         self.shutdown_hooks.append(hook)
 
 
-def _retry_until(build: Callable[[], Any], what: str, timeout_s: float) -> Any:
+def stop_on_signals(readiness: ReadinessChecks, stop: threading.Event, what_next: str) -> None:
+    """On SIGTERM or SIGINT: readiness turns 503 first, then ``stop`` is set (main thread only)."""
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        log.info("received %s; %s", signal.Signals(signum).name, what_next)
+        readiness.drain()
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+
+def retry_until(build: Callable[[], T], what: str, timeout_s: float) -> T:
+    """``build()`` until Kafka answers, for at most ``timeout_s`` (a service may start before its broker).
+
+    Raises:
+        RuntimeError: Kafka did not answer in time; the message names ``what`` was being built.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -130,21 +150,14 @@ def run_consumer_service(
     registry = CollectorRegistry()
     readiness = ReadinessChecks()
 
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
-        readiness.drain()
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+    stop_on_signals(readiness, stop, "finishing the batch in hand")
 
     server = BackgroundServer(
         create_app(settings.web, title=settings.service_name, registry=registry, readiness=readiness), settings.web
     )
     server.start()
     log.info("serving health and metrics", extra={"port": server.port})
-    producer = _retry_until(lambda: open_producer(settings.kafka), "producer", settings.startup_timeout_s)
+    producer = retry_until(lambda: open_producer(settings.kafka), "producer", settings.startup_timeout_s)
     dead_lettered = Counter(
         "berg_dead_letters", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=registry
     )
@@ -159,7 +172,7 @@ def run_consumer_service(
     )
     handler = build_handler(context)
     # The consumer joins the group after the handler exists, so the handler hears of its first assignment.
-    consumer = _retry_until(
+    consumer = retry_until(
         lambda: open_consumer(
             settings.kafka,
             topics,

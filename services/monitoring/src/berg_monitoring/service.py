@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable
-from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
-from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from berg.kafka.dead_letter import DeadLetterPublisher
@@ -18,6 +14,7 @@ from berg.kafka.producer import open_producer
 from berg.observability.health import ReadinessChecks
 from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
+from berg.service import retry_until, stop_on_signals
 from berg.web.app import create_app
 from berg.web.server import BackgroundServer
 from berg_monitoring.exporter import Exporter, open_reader
@@ -28,8 +25,6 @@ from berg_monitoring.settings import MonitoringSettings
 __all__ = ["run"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> None:
@@ -42,14 +37,7 @@ def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> No
     registry = CollectorRegistry()
     readiness = ReadinessChecks()
 
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        readiness.drain()
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+    stop_on_signals(readiness, stop, "stopping")
 
     card = load_problem_card(settings.problem_card)
     metrics = MonitoringMetrics.register(registry)
@@ -62,14 +50,15 @@ def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> No
     producer: Any = None
     consumer: Any = None
     try:
-        producer = _retry(lambda: open_producer(settings.kafka), settings.startup_timeout_s)
-        consumer = _retry(
+        producer = retry_until(lambda: open_producer(settings.kafka), "producer", settings.startup_timeout_s)
+        consumer = retry_until(
             lambda: open_reader(
                 settings.kafka,
                 [settings.predictions_topic, settings.labels_topic],
                 settings.lookback_s,
                 settings.startup_timeout_s,
             ),
+            "reader",
             settings.startup_timeout_s,
         )
         exporter = Exporter(
@@ -100,15 +89,3 @@ def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> No
             producer.close()
         server.stop()
         log.info("stopped")
-
-
-def _retry(build: Callable[[], T], timeout_s: float) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return build()
-        except KafkaError as error:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"could not reach Kafka within {timeout_s:.0f}s: {error}") from error
-            log.warning("Kafka not reachable yet (%s); retrying", error)
-            time.sleep(1.0)
