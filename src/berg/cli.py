@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -223,7 +224,13 @@ def demo(
     transactions: Annotated[
         int, typer.Option(min=1, max=200_000, help="data-plane: simulated transactions to send.")
     ] = 2_000,
-    seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 7,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Random seed of the simulator; default: a new one per run (event ids must be new to a "
+            "stack that already ran the demo: ingestion deduplicates on them)."
+        ),
+    ] = None,
     malformed_share: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="data-plane: share of malformed records (every class).")
     ] = 0.05,
@@ -234,6 +241,9 @@ def demo(
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        console.print(f"Simulator seed {seed} ([bold]--seed {seed}[/] replays the same traffic)")
         if story == "data-plane":
             _data_plane_demo(stack, transactions, seed, malformed_share, timeout_s)
         else:
