@@ -23,7 +23,21 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from berg.contracts._types import CONTRACT_CONFIG, UtcDatetime
 
-__all__ = ["MAX_ALERTS", "AlertStatus", "AlertV4", "AlertmanagerWebhookV4", "Labels"]
+__all__ = [
+    "DATA_VOLUME_ALERT",
+    "MAX_ALERTS",
+    "RETRAINING_ALERTS",
+    "AlertStatus",
+    "AlertV4",
+    "AlertmanagerWebhookV4",
+    "Labels",
+]
+
+DATA_VOLUME_ALERT = "NewLabelledDataVolume"
+"""The monitoring alert that says enough new labelled rows arrived since the production training window."""
+RETRAINING_ALERTS = ("FeatureDriftHigh", "PredictionDriftHigh", "ModelQualityDegraded", DATA_VOLUME_ALERT)
+"""The alerts of Berg's rules (``berg.rules.yml``) that call for retraining: Alertmanager routes them to the
+controller, which starts a run on them by default."""
 
 MAX_ALERTS = 1000
 """Most alerts in one notification; set ``max_alerts`` on the receiver below this (the body limit applies too)."""

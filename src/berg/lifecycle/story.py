@@ -26,6 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
+from berg.contracts.alerts import RETRAINING_ALERTS
 from berg.lifecycle.probes import ControllerClient, PrometheusClient, served_version
 from berg.lifecycle.timeline import Timeline, plan_timeline
 from berg.problem.card import load_problem_card
@@ -300,7 +301,7 @@ def _loop_closes(
     console: Console,
 ) -> None:
     model = options.model
-    retraining = "FeatureDriftHigh|PredictionDriftHigh|ModelQualityDegraded|NewLabelledDataVolume"
+    retraining = "|".join(RETRAINING_ALERTS)
     firing = f'ALERTS{{alertstate="firing",model="{model}",alertname=~"{retraining}"}}'
     with console.status("Act 4: monitoring measures drift; waiting for Prometheus to fire (the rule's for: 2m)"):
         alerts = _wait(lambda: prometheus.query(firing), options.act_timeout_s, "a retraining alert", interval_s=2)

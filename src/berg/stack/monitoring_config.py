@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from berg.contracts.alerts import RETRAINING_ALERTS
 from berg.stack.layout import StateLayout
 from berg.stack.settings import StackSettings
 
@@ -49,8 +50,6 @@ BERG_SCRAPE_JOB = "berg"
 ALERT_RULES_FILE = "berg.rules.yml"
 """Name of Berg's rule file, in the package and in the stack's rules folder."""
 
-RETRAINING_ALERTS = ("FeatureDriftHigh", "PredictionDriftHigh", "ModelQualityDegraded", "NewLabelledDataVolume")
-"""Alerts that Alertmanager sends to the retraining controller; every other alert goes to the default receiver."""
 
 CONTROLLER_RECEIVER = "controller"
 DEFAULT_RECEIVER = "default"

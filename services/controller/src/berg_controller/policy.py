@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from berg.contracts.alerts import AlertV4
+from berg.contracts.alerts import DATA_VOLUME_ALERT, RETRAINING_ALERTS, AlertV4
 from berg_controller.cron import CronSchedule
 
 __all__ = [
@@ -47,10 +47,9 @@ __all__ = [
 TriggerSource = Literal["alert", "schedule", "data_volume", "manual"]
 Decision = Literal["started", "cooldown", "active_run", "ignored"]
 
-DATA_VOLUME_ALERT = "NewLabelledDataVolume"
-"""The monitoring alert that says enough new labelled rows arrived; its triggers count as ``data_volume``."""
-DEFAULT_TRIGGER_ALERTS = ("FeatureDriftHigh", "PredictionDriftHigh", "ModelQualityDegraded", DATA_VOLUME_ALERT)
-"""The alerts of Berg's rules that start a run by default."""
+DEFAULT_TRIGGER_ALERTS = RETRAINING_ALERTS
+"""The alerts of Berg's rules that start a run by default (``DATA_VOLUME_ALERT``'s triggers count as
+``data_volume``)."""
 
 _MAX_REASON = 500
 
