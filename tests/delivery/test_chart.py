@@ -249,12 +249,40 @@ def test_prometheus_rule_carries_the_rules_file(rendered: dict[str, Rendered]) -
     assert rule["spec"]["groups"] == yaml.safe_load(RULES_FILE.read_text())["groups"]
 
 
+def _executor_images(pipeline: Mapping[str, Any]) -> set[str]:
+    executors = pipeline["deploymentSpec"]["executors"]
+    return {executor["container"]["image"] for executor in executors.values()}
+
+
+def _without_images(pipeline: dict[str, Any]) -> dict[str, Any]:
+    for executor in pipeline["deploymentSpec"]["executors"].values():
+        executor["container"].pop("image")
+    return pipeline
+
+
 def test_configmaps_carry_the_pipeline_and_the_feature_store(rendered: dict[str, Rendered]) -> None:
     maps = {doc["metadata"]["name"]: doc["data"] for doc in rendered["default"].of_kind("ConfigMap")}
-    assert yaml.safe_load(maps["berg-pipeline"]["fraud_training.yaml"]) == yaml.safe_load(
-        COPIES["files/fraud_training.yaml"].read_text()
-    )
+    delivered = yaml.safe_load(maps["berg-pipeline"]["fraud_training.yaml"])
+    compiled = yaml.safe_load(COPIES["files/fraud_training.yaml"].read_text())
+    assert _without_images(delivered) == _without_images(compiled)
     assert maps["berg-feature-store"]["feature_store.yaml"] == COPIES["files/feature_store.yaml"].read_text()
+
+
+@pytest.mark.parametrize("scenario", ["default", "production"])
+def test_the_pipeline_runs_in_the_releases_training_image(rendered: dict[str, Rendered], scenario: str) -> None:
+    """Every step of the delivered pipeline, and the upload Job, run in kubeflowPipelines.trainingImage.
+
+    The compiled file names the release tag; skaffold's build (a digest) is only known at deploy time.
+    """
+    documents = rendered[scenario]
+    (pipeline_map,) = [doc for doc in documents.of_kind("ConfigMap") if doc["metadata"]["name"] == "berg-pipeline"]
+    (upload,) = [doc for doc in documents.of_kind("Job") if doc["metadata"]["name"] == "berg-pipeline-upload"]
+    (job_image,) = {container["image"] for container in upload["spec"]["template"]["spec"]["containers"]}
+    assert _executor_images(yaml.safe_load(pipeline_map["data"]["fraud_training.yaml"])) == {job_image}
+    compiled = _executor_images(yaml.safe_load(COPIES["files/fraud_training.yaml"].read_text()))
+    if scenario == "production":
+        assert job_image.endswith("@sha256:" + "7" * 64)
+        assert compiled != {job_image}
 
 
 def test_dashboards_become_configmaps(rendered: dict[str, Rendered]) -> None:

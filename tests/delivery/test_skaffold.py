@@ -45,7 +45,9 @@ def test_the_chart_gets_the_built_images() -> None:
         key = _template_key(f"ghcr.io/berg-ml/berg-{service}")
         assert templates[f"{service}.image.repository"] == f"{{{{.IMAGE_REPO_{key}}}}}"
         assert templates[f"{service}.image.tag"] == f"{{{{.IMAGE_TAG_{key}}}}}"
-    assert "kubeflowPipelines.upload.image.repository" in templates
+    key = _template_key("ghcr.io/berg-ml/berg-training")
+    assert templates["kubeflowPipelines.trainingImage.repository"] == f"{{{{.IMAGE_REPO_{key}}}}}"
+    assert templates["kubeflowPipelines.trainingImage.tag"] == f"{{{{.IMAGE_TAG_{key}}}}}"
 
 
 def test_profiles() -> None:
