@@ -74,21 +74,34 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
     return True
 
 
-def _strict(node: Any) -> Any:
+_VALUE_VALIDATIONS = frozenset({"allOf", "anyOf", "oneOf", "not"})
+"""Keywords whose branches only constrain values the schema declares (a structural schema's rule); a
+branch's ``properties`` (Strimzi's ``oneOf: [{properties: {value: {}}, required: [value]}, ...]``) names
+some of them, not all the object may hold."""
+
+
+def _strict(node: Any, *, close: bool = True) -> Any:
     """The API server prunes, and kubectl's strict field validation refuses, fields a structural schema
-    does not declare; a validator sees the same by closing every object that lists its properties."""
-    if isinstance(node, dict):
-        closed = {key: _strict(value) for key, value in node.items()}
-        if (
-            "properties" in closed
-            and "additionalProperties" not in closed
-            and not closed.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            closed["additionalProperties"] = False
-        return closed
+    does not declare; a validator sees the same by closing every object that lists its properties
+    (outside the branches of allOf/anyOf/oneOf/not)."""
     if isinstance(node, list):
-        return [_strict(item) for item in node]
-    return node
+        return [_strict(item, close=close) for item in node]
+    if not isinstance(node, dict):
+        return node
+    closed: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties" and isinstance(value, dict):  # field names, each with its schema
+            closed[key] = {name: _strict(schema, close=close) for name, schema in value.items()}
+        else:
+            closed[key] = _strict(value, close=close and key not in _VALUE_VALIDATIONS)
+    if (
+        close
+        and "properties" in closed
+        and "additionalProperties" not in closed
+        and not closed.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        closed["additionalProperties"] = False
+    return closed
 
 
 @cache

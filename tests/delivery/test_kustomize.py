@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 OVERLAYS = sorted(path.parent.name for path in (REPO / "k8s" / "overlays").glob("*/kustomization.yaml"))
 PARTITIONS = {"dev": 3, "prod": 6}
-OPERATOR_KINDS = {"kafka.strimzi.io"}
-"""Groups whose CRD schemas are not vendored (Strimzi is Java, not on the Go module proxy); checked here by hand."""
+CRD_GROUPS = {"kafka.strimzi.io", "monitoring.coreos.com"}
+"""Groups of custom resources, validated against their vendored CRD schemas (tests/delivery/crd_schemas)."""
+STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
 
 
 @cache
@@ -34,24 +36,73 @@ def test_overlays_exist() -> None:
     assert OVERLAYS == ["dev", "prod"]
 
 
+def crd_problems(doc: Mapping[str, Any]) -> list[str]:
+    """What the custom resource's CRD schema refuses in ``doc``, one line each."""
+    group, _, version = doc["apiVersion"].rpartition("/")
+    name = f"{doc['kind']}/{doc['metadata']['name']}"
+    return [
+        f"{name}: {error.message} at {list(error.absolute_path)}"
+        for error in crd_validator(group, doc["kind"], version).iter_errors(dict(doc))
+    ]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_validates(overlay: str) -> None:
     problems = []
+    kinds = set()
     for doc in build(overlay):
-        group, _, version = doc["apiVersion"].rpartition("/")
-        name = f"{doc['kind']}/{doc['metadata']['name']}"
-        if group in OPERATOR_KINDS:
-            continue
-        if group == "monitoring.coreos.com":
-            problems += [
-                f"{name}: {e.message}" for e in crd_validator(group, doc["kind"], version).iter_errors(dict(doc))
-            ]
+        group = doc["apiVersion"].rpartition("/")[0]
+        if group in CRD_GROUPS:
+            kinds.add(doc["kind"])
+            problems += crd_problems(doc)
             continue
         try:
             kubernetes_validate.validate(dict(doc), KUBE_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
-            problems.append(f"{name}: {error.message}")
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {error.message}")
     assert not problems, "\n".join(problems)
+    assert kinds >= STRIMZI_KINDS, f"{overlay} renders no {sorted(STRIMZI_KINDS - kinds)}"
+
+
+MUTATIONS: list[tuple[str, list[Any], Any, str]] = [
+    # (kind, path in the first such resource, value, what the schema says), all of them mistakes
+    ("KafkaTopic", ["spec", "retention.ms"], 86400000, "'retention.ms' was unexpected"),  # beside config, not in it
+    ("KafkaTopic", ["spec", "partitions"], "3", "'3' is not of type 'integer'"),
+    ("KafkaTopic", ["spec", "replicas"], 0, "0 is less than the minimum of 1"),
+    ("Kafka", ["spec", "kafka", "listeners", 0, "tsl"], False, "'tsl' was unexpected"),
+    ("Kafka", ["spec", "kafka", "listeners", 0, "type"], "clusterip", "'clusterip' is not one of"),
+    ("Kafka", ["spec", "kafka", "listeners", 0, "port"], 80, "80 is less than the minimum of 9092"),
+    ("Kafka", ["spec", "entityOperator", "topicOperator", "watchedNamespace"], ["kafka"], "is not of type 'string'"),
+    ("KafkaNodePool", ["spec", "roles"], ["controller", "brokers"], "'brokers' is not one of"),
+    ("KafkaNodePool", ["spec", "storage", "volumes", 0, "size"], 100, "100 is not of type 'string'"),
+    ("KafkaNodePool", ["spec", "storage", "volumes", 0, "kraftMetadata"], "dedicated", "'dedicated' is not one of"),
+    ("KafkaNodePool", ["spec", "resources", "requests", "gpu"], {}, "{} is not valid under any of the given schemas"),
+]
+
+
+def _mutated(overlay: str, kind: str, path: list[Any], value: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(dict(next(doc for doc in build(overlay) if doc["kind"] == kind)))
+    node: Any = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "message"),
+    [pytest.param(*mutation, id=f"{mutation[0]}.{'.'.join(map(str, mutation[1]))}") for mutation in MUTATIONS],
+)
+def test_strimzi_schemas_refuse_mistakes(kind: str, path: list[Any], value: Any, message: str) -> None:
+    problems = crd_problems(_mutated("dev", kind, path, value))
+    assert any(message in problem for problem in problems), problems
+
+
+def test_strimzi_schemas_accept_env_vars() -> None:
+    """A oneOf branch names only the field it requires (value or valueFrom): an env var's name is allowed."""
+    env = [{"name": "KAFKA_HEAP_OPTS", "value": "-Xmx1g"}, {"name": "A", "valueFrom": {"secretKeyRef": {}}}]
+    doc = _mutated("dev", "KafkaNodePool", ["spec", "template"], {"kafkaContainer": {"env": env}})
+    assert not crd_problems(doc)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
