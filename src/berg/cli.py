@@ -227,8 +227,9 @@ def demo(
     seed: Annotated[
         int | None,
         typer.Option(
-            help="Random seed of the simulator; default: a new one per run (event ids must be new to a "
-            "stack that already ran the demo: ingestion deduplicates on them)."
+            help="Random seed of the simulator; default: the lifecycle's fixed seed on a fresh stack (the same "
+            "story every time), else a new one per run (event ids must be new to a stack that already ran the "
+            "demo: ingestion deduplicates on them)."
         ),
     ] = None,
     malformed_share: Annotated[
@@ -242,7 +243,7 @@ def demo(
         stack = _stack()
         _bring_up(stack)
         if seed is None:
-            seed = secrets.randbelow(2**31)
+            seed = _default_seed(stack, story)
         console.print(f"Simulator seed {seed} ([bold]--seed {seed}[/] replays the same traffic)")
         if story == "data-plane":
             _data_plane_demo(stack, transactions, seed, malformed_share, timeout_s)
@@ -252,6 +253,17 @@ def demo(
             down()
         else:
             console.print("The stack is still up; [bold]uv run berg down[/] stops it.")
+
+
+def _default_seed(stack: LocalStack, story: str) -> int:
+    """The lifecycle's fixed seed on a stack with no model yet; otherwise a fresh one (its ids were seen)."""
+    from berg.lifecycle.story import LIFECYCLE_SEED, StoryOptions
+
+    if story == "lifecycle" and not ModelRegistry(stack.settings.model_registry_uri).versions(StoryOptions.model):
+        return LIFECYCLE_SEED
+    if story == "lifecycle":
+        console.print("This stack already ran the lifecycle: new traffic needs a new seed, so the story differs.")
+    return secrets.randbelow(2**31)
 
 
 def _lifecycle_demo(

@@ -5,8 +5,8 @@ them. The demo sends history, has the controller train the first model, injects
 the fraud wave while serving scores the traffic, and then only watches:
 monitoring measures the drift, Prometheus fires, Alertmanager calls the
 controller, the pipeline trains a challenger that must beat champion and
-baseline, the gate promotes it, serving swaps. Afterwards the dashboards' queries
-are run against the same Prometheus.
+baseline, the gate promotes it, serving swaps under live traffic without a failed
+call. Afterwards the dashboards' queries are run against the same Prometheus.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from berg.dashboards._generate import panel_queries
+from berg.lifecycle.probes import served_version
 from berg.registry import ModelRegistry
 from tests.helpers import free_port_table
 
@@ -58,7 +59,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     subprocess.run([*BERG, "down"], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-def test_the_loop_closes_exactly_once_and_the_gate_decides(
+def test_the_loop_closes_once_and_serving_swaps_to_the_promoted_challenger(
     demo: tuple[subprocess.CompletedProcess[str], dict[str, str]],
 ) -> None:
     result, env = demo
@@ -70,19 +71,30 @@ def test_the_loop_closes_exactly_once_and_the_gate_decides(
     assert versions == ["v0001", "v0002"]  # the first model, and the one challenger the alert caused
     challenger = registry.get("fraud", "v0002")
     assert challenger.lineage.parent_version == "v0001"
-    assert "champion_pr_auc" in challenger.metrics
-    assert "baseline_pr_auc" in challenger.metrics
-    # Everything scored after the gate's decision was scored by the version in production then.
+    # The fixed seed and the midnight-anchored timeline replay the same fraud wave every run: the
+    # challenger, trained after the onset, beats the champion and the baseline, and the gate promotes it.
+    assert challenger.params["decision"].startswith("promote"), challenger.params["decision"]
+    assert challenger.metrics["pr_auc"] > challenger.metrics["champion_pr_auc"]
+    assert challenger.metrics["pr_auc"] > challenger.metrics["baseline_pr_auc"]
     production = registry.resolve("fraud", "production")
     assert production is not None
-    after = row(result.stdout, "scored during after")
-    assert production.version in after
-    (other,) = {"v0001", "v0002"} - {production.version}
-    assert other not in after
-    assert row(result.stdout, "drift served -> alert firing").endswith(" s")
+    assert production.version == "v0002"
+    assert row(result.stdout, "challenger promoted") == "v0002"
+    # Live traffic went on through the swap: every call answered, the champion then the challenger, once.
+    live = re.fullmatch(
+        r"v0001 x ([\d,]+) -> v0002 x ([\d,]+); failed calls 0", row(result.stdout, "live traffic, in order")
+    )
+    assert live, row(result.stdout, "live traffic, in order")
+    assert all(int(count.replace(",", "")) > 0 for count in live.groups())
+    serving = f"http://127.0.0.1:{env['BERG_PORTS__SERVING']}"
+    assert served_version(serving) == "v0002"
+    for timing in ("drift served -> alert firing", "drift served -> challenger served"):
+        assert row(result.stdout, timing).endswith(" s")
     report = re.search(r"Report: (\S+\.html)", result.stdout.replace("\n", ""))
     assert report, result.stdout[-3000:]
-    assert "alert firing" in Path(report.group(1)).read_text()
+    page = Path(report.group(1)).read_text()
+    assert "alert firing" in page
+    assert "serving the challenger" in page
 
 
 def test_every_dashboard_query_returns_data_from_the_demo_prometheus(

@@ -51,10 +51,12 @@ def summary_rows(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> 
     if drift and promoted:
         rows.append(("drift served -> challenger served", f"{(promoted - drift).total_seconds():.0f} s"))
     rows.append(("alert-started runs", str(sum(run["source"] != "manual" for run in outcome.runs))))
-    for name, tally in (("drift", outcome.drift_tally), ("after", outcome.after_tally)):
-        if tally is not None:
-            served = ", ".join(f"{v}: {n:,}" for v, n in sorted(tally.by_version.items()))
-            rows.append((f"scored during {name}", f"{tally.scored:,} ({served}); failed calls {tally.failed}"))
+    if outcome.drift_tally is not None:
+        tally = outcome.drift_tally
+        served = ", ".join(f"{v}: {n:,}" for v, n in sorted(tally.by_version.items()))
+        rows.append(("scored during drift", f"{tally.scored:,} ({served}); failed calls {tally.failed}"))
+    if outcome.live is not None:
+        rows.append(("live traffic, in order", outcome.live.describe()))
     rows.append(("demo wall time", f"{(outcome.moments[-1].at - outcome.started_at).total_seconds():.0f} s"))
     return rows
 

@@ -7,8 +7,10 @@
    prediction log feeds monitoring) while it also goes to Kafka; labels follow.
 4. The loop closes by itself: monitoring measures the drift, Prometheus fires,
    Alertmanager calls the controller, the pipeline trains a challenger against
-   champion and baseline, the gate promotes it, serving swaps.
-5. After: traffic served by the new version.
+   champion and baseline, the gate promotes it, serving swaps. Live traffic (the
+   days after the drift) is scored all along, so the swap happens under load and
+   every answer says which version gave it.
+5. After: the rest of that traffic, then its records to Kafka.
 
 Each act waits for a condition with a timeout (never a fixed sleep) and records
 when it happened, for the report.
@@ -27,6 +29,7 @@ from typing import Any
 from rich.console import Console
 
 from berg.contracts.alerts import RETRAINING_ALERTS
+from berg.lifecycle.live import LiveTally, LiveTraffic
 from berg.lifecycle.probes import ControllerClient, PrometheusClient, served_version
 from berg.lifecycle.timeline import Timeline, plan_timeline
 from berg.problem.card import load_problem_card
@@ -38,7 +41,11 @@ from berg.simulator.scenarios import ScenarioName, make_scenario
 from berg.simulator.scoring import ScoringTally, TransactionScorer, scored_while_sent
 from berg.stack.local import LocalStack
 
-__all__ = ["Moment", "StoryError", "StoryOptions", "StoryOutcome", "tell_story"]
+__all__ = ["LIFECYCLE_SEED", "Moment", "StoryError", "StoryOptions", "StoryOutcome", "tell_story"]
+
+LIFECYCLE_SEED = 7
+"""The simulator seed ``berg demo`` uses on a fresh stack: with the timeline anchored to a midnight, the
+same traffic every time, whose challenger the gate promotes (tests/e2e/test_demo_lifecycle.py)."""
 
 
 class StoryError(RuntimeError):
@@ -50,11 +57,15 @@ class StoryOptions:
     scenario: ScenarioName = "fraud_wave"
     users: int = 500
     merchants: int = 100
-    seed: int = 7
+    seed: int = LIFECYCLE_SEED
     window_days: float = 14.0
     """Training window of both runs (the controller's local runs use the stack's setting; keep them equal)."""
     after_days: float = 2.0
     score_batch: int = 32
+    live_batch: int = 8
+    """Transactions per call of the live traffic that goes on while the loop closes."""
+    live_span_s: float = 600.0
+    """Wall time the live traffic is spread over (it hurries once the gate has decided and serving followed)."""
     act_timeout_s: float = 600.0
     model: str = "fraud"
 
@@ -78,7 +89,8 @@ class StoryOutcome:
     decision: str = ""
     """The gate's decision on the challenger, with its reasons."""
     drift_tally: ScoringTally | None = None
-    after_tally: ScoringTally | None = None
+    live: LiveTally | None = None
+    """The traffic scored while the loop closed, in order: which version answered, and any failure."""
     triggers: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -163,10 +175,20 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
             on_scoring=lambda: outcome.mark("serving sees the drift"),
         )
         outcome.mark("drift segment sent")
-        _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console)
-        outcome.after_tally = _scored_segment(
-            stack, segments, timeline.end, score_url, options, console, "after the gate's decision"
-        )
+        after = list(segments.until(timeline.end))
+        live = _live_traffic(after, score_url, options)
+        live.start()
+        try:
+            _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console)
+        finally:
+            with console.status("Act 5: the rest of the live traffic"):
+                outcome.live = live.finish()
+        outcome.mark("live traffic scored")
+        console.print(f"[green]Act 5[/] live traffic while the loop closed: {outcome.live.describe()}")
+        if outcome.live.failed:
+            raise StoryError(f"{outcome.live.failed} live scoring calls failed: {outcome.live.errors}")
+        with console.status(f"Act 5: {len(after):,} records of the days after the drift to Kafka"):
+            produce_events(stack.kafka_settings, after)
         outcome.mark("after segment sent")
         outcome.triggers = controller.triggers(options.model)
         outcome.runs = controller.runs(options.model)
@@ -174,6 +196,14 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
         controller.close()
         prometheus.close()
     return outcome
+
+
+def _live_traffic(after: list[SimulatedEvent], score_url: str, options: StoryOptions) -> LiveTraffic:
+    """The days after the drift as a paced stream of scoring calls (their records go to Kafka afterwards:
+    the retraining run must read a label store that does not move under it)."""
+    transactions = [event.value for event in after if event.kind == "transaction"]
+    calls = max(1, -(-len(transactions) // options.live_batch))
+    return LiveTraffic(score_url, transactions, batch=options.live_batch, interval_s=options.live_span_s / calls)
 
 
 def _history(

@@ -14,7 +14,7 @@ refuses events from the future). Training reads only label-complete windows:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["Timeline", "plan_timeline"]
 
@@ -44,11 +44,19 @@ class Timeline:
 def plan_timeline(
     now: datetime, *, window_days: float, horizon_days: float, after_days: float, margin_days: float = 1.0
 ) -> Timeline:
-    """The acts, ending an hour before ``now`` (no event from the future)."""
+    """The acts, ending at the last UTC midnight at least an hour before ``now`` (no event from the future).
+
+    Anchored to a midnight rather than to ``now`` itself: the simulator's traffic depends on the UTC
+    hour, so with the same seed every run replays the same traffic, shifted by whole days, and the
+    challenger meets the same evidence (a demo whose outcome changed with the minute it started
+    would not be reproducible).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
     if min(window_days, horizon_days, after_days, margin_days) <= 0:
         raise ValueError("window, horizon, after and margin must all be positive")
     span = timedelta(days=window_days + horizon_days + margin_days)
-    end = now - timedelta(hours=1)
+    end = (now.astimezone(UTC) - timedelta(hours=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     drift_end = end - timedelta(days=after_days)
     onset = drift_end - span
     return Timeline(onset - span, onset, drift_end, end, timedelta(days=window_days), timedelta(days=horizon_days))

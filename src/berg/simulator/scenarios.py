@@ -11,9 +11,11 @@ alone (:meth:`Scenario.in_force_at`), so a test knows the truth for each event.
 - ``concept_drift``: a new fraud pattern, ``cloned_card`` (card present, abroad),
   appears at :data:`CONCEPT_DRIFT_CLONED_CARD_SHARE` of transactions; payments that
   looked legitimate before are now fraud.
-- ``fraud_wave``: both at once, the story of ``berg demo``: a shift to card-not-present,
-  larger baskets, and the ``cloned_card`` pattern riding it. The inputs move (feature
-  drift is visible at once) and the old model misses fraud it never saw.
+- ``fraud_wave``: the covariate shift, and the ``cloned_card`` pattern riding it at
+  :data:`FRAUD_WAVE_CLONED_CARD_SHARE` of transactions: the story of ``berg demo``. The
+  inputs move (feature drift is visible at once) and the old model misses fraud it
+  never saw. The wave is large on purpose: with a few hundred users, 0.8 % leaves a
+  test window a few dozen frauds and the champion-vs-challenger comparison to chance.
 - ``label_delay_change``: chargeback delays grow by :data:`LABEL_DELAY_MULTIPLIER`.
 - ``malformed``: a given share of transaction records is malformed, with a given
   mix of malformed classes (all classes equally by default).
@@ -37,6 +39,7 @@ __all__ = [
     "COVARIATE_SHIFT_AMOUNT_MULTIPLIER",
     "COVARIATE_SHIFT_CARD_NOT_PRESENT",
     "DEFAULT_MALFORMED_SHARE",
+    "FRAUD_WAVE_CLONED_CARD_SHARE",
     "LABEL_DELAY_MULTIPLIER",
     "SCENARIO_NAMES",
     "ProcessParams",
@@ -56,6 +59,7 @@ BASELINE_FRAUD_SHARES: Mapping[FraudPattern, float] = MappingProxyType(
 COVARIATE_SHIFT_AMOUNT_MULTIPLIER = 1.8
 COVARIATE_SHIFT_CARD_NOT_PRESENT = 0.3
 CONCEPT_DRIFT_CLONED_CARD_SHARE = 0.008
+FRAUD_WAVE_CLONED_CARD_SHARE = 0.03
 LABEL_DELAY_MULTIPLIER = 3.0
 DEFAULT_MALFORMED_SHARE = 0.05
 
@@ -155,7 +159,7 @@ def make_scenario(
         shares = {**BASELINE_FRAUD_SHARES, "cloned_card": CONCEPT_DRIFT_CLONED_CARD_SHARE}
         params = replace(BASELINE_PARAMS, fraud_shares=MappingProxyType(shares))
     elif name == "fraud_wave":
-        shares = {**BASELINE_FRAUD_SHARES, "cloned_card": CONCEPT_DRIFT_CLONED_CARD_SHARE}
+        shares = {**BASELINE_FRAUD_SHARES, "cloned_card": FRAUD_WAVE_CLONED_CARD_SHARE}
         params = replace(
             BASELINE_PARAMS,
             amount_multiplier=COVARIATE_SHIFT_AMOUNT_MULTIPLIER,

@@ -6,12 +6,12 @@ import pytest
 
 from berg.contracts.events import TransactionV1
 from berg.simulator.events import SCENARIO_HEADER, SimulatedEvent
-from berg.simulator.scenarios import COVARIATE_SHIFT_AMOUNT_MULTIPLIER, ScenarioName
+from berg.simulator.scenarios import COVARIATE_SHIFT_AMOUNT_MULTIPLIER, FRAUD_WAVE_CLONED_CARD_SHARE, ScenarioName
 from tests.unit.simulator.streams import ONSET, median, of_kind, run
 
 pytestmark = pytest.mark.unit
 
-DRIFTING: list[ScenarioName] = ["covariate_shift", "concept_drift", "label_delay_change", "malformed"]
+DRIFTING: list[ScenarioName] = ["covariate_shift", "concept_drift", "fraud_wave", "label_delay_change", "malformed"]
 
 
 def before_onset(events: tuple[SimulatedEvent, ...]) -> list[SimulatedEvent]:
@@ -111,3 +111,19 @@ def test_without_a_delay_change_chargeback_delays_stay_alike() -> None:
     before = chargeback_delays_days(before_onset(run("baseline")))
     after = chargeback_delays_days(after_onset(run("baseline")))
     assert 0.6 < median(after) / median(before) < 1.6
+
+
+def cloned_card_share(events: list[SimulatedEvent]) -> float:
+    transactions = of_kind(events, "transaction")
+    return sum(e.truth.pattern == "cloned_card" for e in transactions) / len(transactions)
+
+
+def test_fraud_wave_is_the_covariate_shift_with_a_larger_cloned_card_wave() -> None:
+    wave = run("fraud_wave")
+    assert not [e for e in before_onset(wave) if e.truth.pattern == "cloned_card"]
+    share = cloned_card_share(after_onset(wave))
+    assert share == pytest.approx(FRAUD_WAVE_CLONED_CARD_SHARE, rel=0.35)
+    assert share > 2 * cloned_card_share(after_onset(run("concept_drift")))
+    before, after = legitimate(before_onset(wave)), legitimate(after_onset(wave))
+    assert online_share(after) > online_share(before) + 0.15
+    assert median([t.amount for t in after]) > 1.4 * median([t.amount for t in before])
