@@ -1,11 +1,15 @@
-"""Builders of Alertmanager payloads, an Alertmanager-style sender, and the controller run in-process."""
+"""Builders of Alertmanager payloads, an Alertmanager-style sender, the controller run in-process, and the real
+Alertmanager (the Debian package's binary) as a child process."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
 from berg.registry import ModelRegistry
@@ -31,6 +37,7 @@ from berg_controller.settings import ControllerSettings, LocalLauncherSettings
 from berg_controller.store import ControllerStore, RunRecord
 
 __all__ = [
+    "ALERTMANAGER",
     "FAKE_PIPELINE",
     "TOKEN",
     "FakeLauncher",
@@ -41,12 +48,15 @@ __all__ = [
     "deliver",
     "fake_pipeline_command",
     "kill_fake_pipelines",
+    "running_alertmanager",
     "running_controller",
     "settings_for",
     "webhook",
 ]
 
 TOKEN = "test-webhook-token-0123456789"
+ALERTMANAGER = "prometheus-alertmanager"
+"""The real Alertmanager's binary (Debian's package; ``scripts/bootstrap.sh`` installs it)."""
 FAKE_PIPELINE = Path(__file__).with_name("fake_pipeline.py")
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _fingerprints = itertools.count(1)
@@ -160,6 +170,30 @@ def kill_fake_pipelines(starts: Path) -> None:
     for line in starts.read_text().splitlines():
         with contextlib.suppress(ProcessLookupError, PermissionError, IndexError, ValueError):
             os.kill(int(line.split()[2]), signal.SIGKILL)
+
+
+@contextmanager
+def controller_process(tmp_path: Path, *, sleep_s: float, **settings: str) -> Iterator[Any]:
+    """The controller as a process (``tests.processes.ServiceProcess``, not started yet) with the fake
+    pipeline and a long cooldown; killed, with its pipelines, at the end."""
+    from tests.processes import ServiceProcess  # the repo's tests package: see running_alertmanager
+
+    starts = tmp_path / "starts.txt"
+    environment = {
+        "STATE_DIR": str(tmp_path / "controller"),
+        "REGISTRY_URI": str(tmp_path / "registry"),
+        "LOCAL__COMMAND": json.dumps(fake_pipeline_command(starts, sleep_s=sleep_s)),
+        "POLL_INTERVAL_S": "0.2",
+        "COOLDOWN_S": "600",
+        "LOGGING__JSON_FORMAT": "false",
+        **settings,
+    }
+    process = ServiceProcess("berg_controller", "BERG_CONTROLLER_", environment, tmp_path, "controller")
+    try:
+        yield process
+    finally:
+        process.kill9()
+        kill_fake_pipelines(starts)
 
 
 def settings_for(
@@ -283,3 +317,83 @@ def build_controller(
     if clock is not None:
         kwargs["clock"] = clock
     return Controller(store, launcher, policy, metrics, view, **kwargs)
+
+
+@contextmanager
+def running_alertmanager(
+    directory: Path,
+    webhook_url: str,
+    token_file: Path,
+    *,
+    group_wait: str = "0s",
+    group_interval: str = "1s",
+    group_by: Sequence[str] = ("alertname", "model"),
+) -> Iterator[str]:
+    """The real Alertmanager on a free port, every alert routed to ``webhook_url``; its API's URL, stopped at the end.
+
+    Like production it sends resolved alerts too and a bearer token read from ``token_file``
+    (``credentials_file``). Config, storage and log live under ``directory``; no cluster.
+    """
+    # Imported here, not above: the unit tests that import this module must also collect on their own
+    # (``pytest services/controller/tests/test_api.py``), where ``tests`` is this package, not the root's.
+    from tests.helpers import free_port, wait_for
+
+    binary = shutil.which(ALERTMANAGER)
+    if binary is None:
+        pytest.fail(f"{ALERTMANAGER} is not installed: run scripts/bootstrap.sh")
+    config = {
+        "route": {
+            "receiver": "berg-controller",
+            "group_by": list(group_by),
+            "group_wait": group_wait,
+            "group_interval": group_interval,
+            "repeat_interval": "1h",
+        },
+        "receivers": [
+            {
+                "name": "berg-controller",
+                "webhook_configs": [
+                    {
+                        "url": webhook_url,
+                        "send_resolved": True,
+                        "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
+                    }
+                ],
+            }
+        ],
+    }
+    config_file = directory / "alertmanager.yml"
+    config_file.write_text(yaml.safe_dump(config))
+    log_path = directory / "alertmanager.log"
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.path={directory / 'alertmanager'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert process.poll() is None, log_path.read_text()
+        try:
+            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(ready, 30, "Alertmanager to be ready")
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)

@@ -8,29 +8,24 @@ starts one run; the resolution that follows starts nothing.
 
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from services.controller.tests.helpers import (
     InProcessController,
     count_starts,
     kill_fake_pipelines,
+    running_alertmanager,
     running_controller,
     settings_for,
 )
 
-from tests.helpers import free_port, wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
-
-ALERTMANAGER = "prometheus-alertmanager"
 
 
 @pytest.fixture
@@ -45,62 +40,8 @@ def controller(tmp_path: Path) -> Iterator[InProcessController]:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path, controller: InProcessController) -> Iterator[str]:
-    binary = shutil.which(ALERTMANAGER)
-    if binary is None:
-        pytest.fail(f"{ALERTMANAGER} is not installed: run scripts/bootstrap.sh")
-    config = {
-        "route": {
-            "receiver": "berg-controller",
-            "group_by": ["alertname", "model"],
-            "group_wait": "0s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [
-            {
-                "name": "berg-controller",
-                "webhook_configs": [
-                    {
-                        "url": f"{controller.url}/alerts",
-                        "send_resolved": True,
-                        "http_config": {
-                            "authorization": {"type": "Bearer", "credentials_file": str(tmp_path / "webhook-token")}
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    config_file = tmp_path / "alertmanager.yml"
-    config_file.write_text(yaml.safe_dump(config))
-    port = free_port()
-    with (tmp_path / "alertmanager.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_file}",
-                f"--storage.path={tmp_path / 'alertmanager'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, (tmp_path / "alertmanager.log").read_text()
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, 30, "Alertmanager to be ready")
+    with running_alertmanager(tmp_path, f"{controller.url}/alerts", tmp_path / "webhook-token") as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def test_alertmanager_delivers_and_one_run_starts(

@@ -9,7 +9,6 @@ already running must survive the restart and be followed to its end.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,9 @@ import pytest
 from services.controller.tests.helpers import (
     TOKEN,
     alert,
+    controller_process,
     count_starts,
     deliver,
-    fake_pipeline_command,
-    kill_fake_pipelines,
     webhook,
 )
 
@@ -34,22 +32,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Iterator[ServiceProcess]:
-    starts = tmp_path / "starts.txt"
-    settings = {
-        "WEBHOOK_TOKEN": TOKEN,
-        "STATE_DIR": str(tmp_path / "controller"),
-        "REGISTRY_URI": str(tmp_path / "registry"),
-        "LOCAL__COMMAND": json.dumps(fake_pipeline_command(starts, sleep_s=4.0)),
-        "POLL_INTERVAL_S": "0.2",
-        "COOLDOWN_S": "600",
-        "LOGGING__JSON_FORMAT": "false",
-    }
-    process = ServiceProcess("berg_controller", "BERG_CONTROLLER_", settings, tmp_path, "controller")
-    try:
+    # The fake pipeline outlives a restart of the controller even on a loaded machine.
+    with controller_process(tmp_path, sleep_s=10.0, WEBHOOK_TOKEN=TOKEN) as process:
         yield process
-    finally:
-        process.kill9()
-        kill_fake_pipelines(starts)
 
 
 def alive(pid: int) -> bool:
