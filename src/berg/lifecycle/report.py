@@ -25,6 +25,9 @@ _SERIES = {
 }
 
 
+_COMPARED = (("pr_auc", "PR-AUC (higher is better)"), ("expected_cost", "expected cost (lower is better)"))
+
+
 def summary_rows(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> list[tuple[str, str]]:
     """What happened, as (what, value) rows: for the terminal and the report."""
     rows: list[tuple[str, str]] = [
@@ -61,6 +64,48 @@ def summary_rows(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> 
     return rows
 
 
+def _comparison(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> dict[str, dict[str, float]]:
+    """Baseline, champion and challenger on the challenger's test window: metric -> who -> value."""
+    version = (outcome.challenger or {}).get("result_version")
+    if not version:
+        return {}
+    challenger = registry.get(model, str(version))
+    metrics = challenger.metrics
+    compared: dict[str, dict[str, float]] = {}
+    for metric, label in _COMPARED:
+        values = {
+            "baseline": metrics.get(f"baseline_{metric}"),
+            f"champion {outcome.first_version}": metrics.get(f"champion_{metric}"),
+            f"challenger {challenger.version}": metrics.get(metric),
+        }
+        compared[label] = {who: float(value) for who, value in values.items() if value is not None}
+    return compared
+
+
+def _png(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _comparison_plot(compared: dict[str, dict[str, float]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(compared), figsize=(10, 3))
+    for axis, (title, values) in zip(axes, compared.items(), strict=True):
+        bars = axis.bar(list(values), list(values.values()), color=["grey", "tab:blue", "tab:orange"][: len(values)])
+        axis.bar_label(bars, fmt="%.3g", fontsize=8)
+        axis.set_title(title, fontsize=10)
+        axis.tick_params(axis="x", labelsize=8)
+    return _png(figure)
+
+
 def _plots(prometheus: PrometheusClient, outcome: StoryOutcome, model: str) -> str:
     import matplotlib
 
@@ -83,10 +128,7 @@ def _plots(prometheus: PrometheusClient, outcome: StoryOutcome, model: str) -> s
         if axis.get_legend_handles_labels()[0]:
             axis.legend(loc="upper left", fontsize=8)
     axes[-1].set_xlabel("wall-clock time (red: serving sees the drift, alert firing, promotion)")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return _png(figure)
 
 
 def write_report(
@@ -108,6 +150,14 @@ def write_report(
     )
     decision: Any = (outcome.challenger or {}).get("reason", "")
     plots = _plots(prometheus, outcome, model)
+    compared = _comparison(outcome, registry, model)
+    comparison = ""
+    if compared:
+        image = _comparison_plot(compared)
+        comparison = (
+            "<h2>Champion vs challenger vs baseline, on the challenger's test window</h2>"
+            f'<img alt="champion, challenger and baseline compared" src="data:image/png;base64,{image}">'
+        )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Berg demo: {html.escape(model)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td{{padding:2px 10px}}
@@ -116,6 +166,7 @@ table{{border-collapse:collapse}}tr:nth-child(even){{background:#f3f3f3}}</style
 <p>History, the first model, drift, and the loop closing by itself: monitoring, Prometheus, Alertmanager,
 the controller, the pipeline's gate, serving's swap. Run started {outcome.started_at:%Y-%m-%d %H:%M:%S} UTC.</p>
 <h2>Summary</h2><table>{rows}</table>
+{comparison}
 <h2>Over time</h2><img alt="drift, quality and traffic by version" src="data:image/png;base64,{plots}">
 <h2>Moments</h2><table>{moments}</table>
 <h2>Triggers the controller saw</h2><table><tr><th>at</th><th>source</th><th>alert</th><th>decision</th>

@@ -1,0 +1,86 @@
+"""The demo's report: the summary rows and the page, from a real registry and a recorded outcome."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berg.lifecycle.live import LiveTally
+from berg.lifecycle.report import summary_rows, write_report
+from berg.lifecycle.story import Moment, StoryOutcome
+from berg.lifecycle.timeline import plan_timeline
+from berg.registry import ModelRegistry
+from tests.unit.registry.conftest import make_metadata
+
+START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+class RecordedPrometheus:
+    """Answers every range query with one series (the report only plots them)."""
+
+    def query_range(self, query: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        values = [[start + i * step, str(0.01 * i)] for i in range(int((end - start) // step) + 1)]
+        return [{"metric": {"version": "v0001"}, "values": values}]
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> ModelRegistry:
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register("fraud", {"model.bst": b"first"}, make_metadata(pr_auc=0.67, baseline_pr_auc=0.02))
+    challenger = make_metadata(
+        parent="v0001",
+        pr_auc=0.63,
+        champion_pr_auc=0.49,
+        baseline_pr_auc=0.04,
+        expected_cost=3432.0,
+        champion_expected_cost=6732.0,
+        baseline_expected_cost=9000.0,
+    )
+    registry.register("fraud", {"model.bst": b"second"}, challenger)
+    return registry
+
+
+@pytest.fixture
+def outcome() -> StoryOutcome:
+    timeline = plan_timeline(START, window_days=14, horizon_days=30, after_days=2)
+    outcome = StoryOutcome(timeline, START, first_version="v0001", new_version="v0002", decision="promote: lift")
+    outcome.challenger = {"id": "run-1", "status": "succeeded", "result_version": "v0002", "reason": "alert"}
+    outcome.runs = [{"source": "manual"}, {"source": "alert"}]
+    outcome.live = LiveTally(calls=3, versions=["v0001"] * 8 + ["v0002"] * 16)
+    for what, seconds in (("serving sees the drift", 60), ("alert firing", 196), ("serving the challenger", 293)):
+        outcome.moments.append(Moment(what, START + timedelta(seconds=seconds)))
+    return outcome
+
+
+def test_summary_rows_tell_the_loop(registry: ModelRegistry, outcome: StoryOutcome) -> None:
+    rows = dict(summary_rows(outcome, registry, "fraud"))
+    assert rows["champion"] == "v0001"
+    assert rows["challenger promoted"] == "v0002"
+    assert rows["v0002 champion_pr_auc (its test window)"] == "0.4900"
+    assert rows["drift served -> alert firing"] == "136 s"
+    assert rows["alert firing -> challenger served"] == "97 s"
+    assert rows["drift served -> challenger served"] == "233 s"
+    assert rows["alert-started runs"] == "1"
+    assert rows["live traffic, in order"] == "v0001 x 8 -> v0002 x 16; failed calls 0"
+    assert rows["demo wall time"] == "293 s"
+
+
+def test_the_page_compares_champion_challenger_and_baseline(
+    registry: ModelRegistry, outcome: StoryOutcome, tmp_path: Path
+) -> None:
+    page = write_report(tmp_path / "report.html", outcome, RecordedPrometheus(), registry, "fraud").read_text()  # type: ignore[arg-type]
+    assert page.count('src="data:image/png;base64,') == 2
+    assert "Champion vs challenger vs baseline" in page
+    assert "v0001 x 8 -&gt; v0002 x 16" in page
+
+
+def test_without_a_challenger_there_is_nothing_to_compare(
+    registry: ModelRegistry, outcome: StoryOutcome, tmp_path: Path
+) -> None:
+    outcome.challenger = None
+    page = write_report(tmp_path / "report.html", outcome, RecordedPrometheus(), registry, "fraud").read_text()  # type: ignore[arg-type]
+    assert page.count('src="data:image/png;base64,') == 1
+    assert "Champion vs challenger vs baseline" not in page
