@@ -219,8 +219,16 @@ def demo(
     ] = "fraud_wave",
     users: Annotated[int, typer.Option(min=50, max=5_000, help="Card holders in the lifecycle's traffic.")] = 500,
     after_days: Annotated[
-        float, typer.Option(min=0.5, max=14, help="Days of traffic served after the promotion.")
+        float, typer.Option(min=0.5, max=14, help="Days of traffic after the drift, scored live while the loop closes.")
     ] = 2.0,
+    live_span_s: Annotated[
+        float,
+        typer.Option(
+            min=10,
+            max=3600,
+            help="Speed of that live traffic: the wall seconds it is spread over (it hurries once serving swapped).",
+        ),
+    ] = 600,
     transactions: Annotated[
         int, typer.Option(min=1, max=200_000, help="data-plane: simulated transactions to send.")
     ] = 2_000,
@@ -248,7 +256,7 @@ def demo(
         if story == "data-plane":
             _data_plane_demo(stack, transactions, seed, malformed_share, timeout_s)
         else:
-            _lifecycle_demo(stack, scenario, users, after_days, seed, timeout_s)
+            _lifecycle_demo(stack, scenario, users, after_days, live_span_s, seed, timeout_s)
         if stop:
             down()
         else:
@@ -267,7 +275,13 @@ def _default_seed(stack: LocalStack, story: str) -> int:
 
 
 def _lifecycle_demo(
-    stack: LocalStack, scenario: ScenarioName, users: int, after_days: float, seed: int, timeout_s: float
+    stack: LocalStack,
+    scenario: ScenarioName,
+    users: int,
+    after_days: float,
+    live_span_s: float,
+    seed: int,
+    timeout_s: float,
 ) -> None:
     from berg.lifecycle.probes import PrometheusClient
     from berg.lifecycle.report import summary_rows, write_report
@@ -279,6 +293,7 @@ def _lifecycle_demo(
         seed=seed,
         window_days=stack.settings.training_window_days,
         after_days=after_days,
+        live_span_s=live_span_s,
         act_timeout_s=timeout_s,
     )
     try:
