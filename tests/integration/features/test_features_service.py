@@ -164,8 +164,11 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         service.start()
         service.wait_ready()
         wait_for(lambda: lag(bootstrap, group, (tx_topic, label_topic)) == 0, 180, "features lag 0")
-        redelivered = service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "duplicate"})
-        assert redelivered > 0, "no redelivered transaction: the crash path was not exercised"
+        # Each crash came after the sinks had written a batch it never committed, so Kafka redelivered
+        # that batch to the next process. (The final process's duplicate counter is no proof: the last
+        # redelivered batch may hold only labels, whose store dedups without counting.)
+        crashes = service.log_path.read_text(errors="replace").count("fault injection: killing this process")
+        assert crashes == 3, service.log_tail()
         assert service.starts >= 7
 
         events = [event_from_transaction(tx) for tx in transactions]
