@@ -95,6 +95,7 @@ def test_the_loop_closes_once_and_serving_swaps_to_the_promoted_challenger(
     page = Path(report.group(1)).read_text()
     assert "alert firing" in page
     assert "serving the challenger" in page
+    assert "monitoring watches the challenger" in page  # the loop starts over on the new version
 
 
 def test_every_dashboard_query_returns_data_from_the_demo_prometheus(

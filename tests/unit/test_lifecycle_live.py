@@ -102,3 +102,20 @@ def test_failed_calls_are_counted_not_raised(serving: ThreadingHTTPServer) -> No
     tally = live.finish()
     assert (tally.calls, tally.failed, tally.scored) == (2, 2, 0)
     assert tally.errors == ["503: not ready", "503: not ready"]
+
+
+def test_after_each_call_gets_the_slice_it_scored_and_its_failure_surfaces(serving: ThreadingHTTPServer) -> None:
+    slices: list[tuple[int, int]] = []
+    live = LiveTraffic(_url(serving), [b"{}"] * 7, batch=3, interval_s=0, after_call=lambda i, j: slices.append((i, j)))
+    live.start()
+    assert live.finish().scored == 7
+    assert slices == [(0, 3), (3, 6), (6, 7)]
+
+    def broken(start: int, stop: int) -> None:
+        raise ConnectionError("Kafka is gone")
+
+    failing = LiveTraffic(_url(serving), [b"{}"] * 7, batch=3, interval_s=0, after_call=broken)
+    failing.start()
+    with pytest.raises(ConnectionError, match="Kafka is gone"):
+        failing.finish()
+    assert failing.tally.calls == 1  # it stopped at the first failure

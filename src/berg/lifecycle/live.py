@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -80,19 +80,28 @@ class LiveTraffic:
     """Score ``transactions`` (contract JSON) ``batch`` per call, one call at a time, a call every ``interval_s``.
 
     Runs on its own thread from :meth:`start`; :meth:`hurry` drops the pacing (the rest goes at once);
-    :meth:`finish` waits for the last call and returns the tally.
+    :meth:`finish` waits for the last call and returns the tally. ``after_call(start, stop)`` runs after
+    each call with the slice of ``transactions`` it scored (the payment app's record of them goes on to
+    Kafka); if it raises, the stream stops and :meth:`finish` raises that error.
     """
 
     def __init__(
-        self, url: str, transactions: Sequence[bytes], *, batch: int, interval_s: float, timeout_s: float = 10.0
+        self,
+        url: str,
+        transactions: Sequence[bytes],
+        *,
+        batch: int,
+        interval_s: float,
+        timeout_s: float = 10.0,
+        after_call: Callable[[int, int], object] | None = None,
     ) -> None:
         if batch < 1 or interval_s < 0:
             raise ValueError(f"batch must be at least 1 and interval_s not negative, not {batch} and {interval_s}")
         self._url = url
-        self._bodies = [
-            b'{"instances":[' + b",".join(transactions[i : i + batch]) + b"]}"
-            for i in range(0, len(transactions), batch)
-        ]
+        self._slices = [(i, min(i + batch, len(transactions))) for i in range(0, len(transactions), batch)]
+        self._bodies = [b'{"instances":[' + b",".join(transactions[i:j]) + b"]}" for i, j in self._slices]
+        self._after_call = after_call
+        self._error: BaseException | None = None
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self._hurry = threading.Event()
@@ -113,15 +122,22 @@ class LiveTraffic:
         self.hurry()
         if self._thread.is_alive():
             self._thread.join()
+        if self._error is not None:
+            raise self._error
         return self.tally
 
     def _run(self) -> None:
-        with httpx.Client(timeout=self._timeout_s, headers={"content-type": "application/json"}) as client:
-            for body in self._bodies:
-                started = time.monotonic()
-                self._call(client, body)
-                # Pacing, not polling: hurry() ends the wait at once.
-                self._hurry.wait(max(0.0, self._interval_s - (time.monotonic() - started)))
+        try:
+            with httpx.Client(timeout=self._timeout_s, headers={"content-type": "application/json"}) as client:
+                for body, (start, stop) in zip(self._bodies, self._slices, strict=True):
+                    started = time.monotonic()
+                    self._call(client, body)
+                    if self._after_call is not None:
+                        self._after_call(start, stop)
+                    # Pacing, not polling: hurry() ends the wait at once.
+                    self._hurry.wait(max(0.0, self._interval_s - (time.monotonic() - started)))
+        except BaseException as error:  # handed to finish(), on the caller's thread
+            self._error = error
 
     def _call(self, client: httpx.Client, body: bytes) -> None:
         try:

@@ -21,7 +21,7 @@ _SERIES = {
     "max feature PSI": "max by (version) (berg_monitoring_feature_psi{{model='{model}'}})",
     "prediction PSI": "max by (version) (berg_monitoring_prediction_psi{{model='{model}'}})",
     "live PR-AUC": "max by (version) (berg_monitoring_quality_pr_auc{{model='{model}'}})",
-    "predictions/s": "sum by (version) (rate(berg_monitoring_predictions_total{{model='{model}'}}[1m]))",
+    "predictions monitored (cumulative)": "sum by (version) (berg_monitoring_predictions_total{{model='{model}'}})",
 }
 
 
@@ -118,7 +118,7 @@ def _plots(prometheus: PrometheusClient, outcome: StoryOutcome, model: str) -> s
         for series in prometheus.query_range(query.format(model=model), start, end, 5):
             times = [datetime.fromtimestamp(float(t)) for t, _ in series["values"]]
             values = [float(v) for _, v in series["values"]]
-            axis.plot(times, values, label=series["metric"].get("version", ""))
+            axis.plot(times, values, marker=".", markersize=3, label=series["metric"].get("version", ""))
         if "PSI" in title:
             axis.axhline(0.2, linestyle="--", color="grey", linewidth=0.8)
         for moment in outcome.moments:
@@ -168,6 +168,10 @@ the controller, the pipeline's gate, serving's swap. Run started {outcome.starte
 <h2>Summary</h2><table>{rows}</table>
 {comparison}
 <h2>Over time</h2><img alt="drift, quality and traffic by version" src="data:image/png;base64,{plots}">
+<p>A replay's caveat: the drift segment is scored once the data plane has stored it (so the retraining
+run finds all of it), with the online features as of the segment's end; the merchants' fraud rates then
+include the segment's own labels, which flatters the live PR-AUC. The comparison on the challenger's
+test window, with point-in-time features, is the fair one.</p>
 <h2>Moments</h2><table>{moments}</table>
 <h2>Triggers the controller saw</h2><table><tr><th>at</th><th>source</th><th>alert</th><th>decision</th>
 <th>reason</th></tr>{triggers}</table>

@@ -8,9 +8,10 @@
 4. The loop closes by itself: monitoring measures the drift, Prometheus fires,
    Alertmanager calls the controller, the pipeline trains a challenger against
    champion and baseline, the gate promotes it, serving swaps. Live traffic (the
-   days after the drift) is scored all along, so the swap happens under load and
-   every answer says which version gave it.
-5. After: the rest of that traffic, then its records to Kafka.
+   days after the drift) is scored all along and goes on to Kafka, so the swap
+   happens under load and every answer says which version gave it.
+5. After: the rest of that traffic, then its labels to Kafka; monitoring picks up
+   the new version, and the loop starts over.
 
 Each act waits for a condition with a timeout (never a fixed sleep) and records
 when it happened, for the report.
@@ -29,6 +30,7 @@ from typing import Any
 from rich.console import Console
 
 from berg.contracts.alerts import RETRAINING_ALERTS
+from berg.kafka.producer import open_producer
 from berg.lifecycle.live import LiveTally, LiveTraffic
 from berg.lifecycle.probes import ControllerClient, PrometheusClient, served_version
 from berg.lifecycle.timeline import Timeline, plan_timeline
@@ -36,7 +38,7 @@ from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
 from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, Simulator
-from berg.simulator.producer import produce_events
+from berg.simulator.producer import RecordSender, produce_events, send_events
 from berg.simulator.scenarios import ScenarioName, make_scenario
 from berg.simulator.scoring import ScoringTally, TransactionScorer, scored_while_sent
 from berg.stack.local import LocalStack
@@ -176,20 +178,29 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
         )
         outcome.mark("drift segment sent")
         after = list(segments.until(timeline.end))
-        live = _live_traffic(after, score_url, options)
-        live.start()
+        transactions = [event for event in after if event.kind == "transaction"]
+        held_back = [event for event in after if event.kind != "transaction"]
+        producer = open_producer(stack.kafka_settings)
         try:
-            _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console)
+            live = _live_traffic(transactions, score_url, options, producer)
+            live.start()
+            try:
+                _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console)
+            finally:
+                with console.status("Act 5: the rest of the live traffic"):
+                    outcome.live = live.finish()
         finally:
-            with console.status("Act 5: the rest of the live traffic"):
-                outcome.live = live.finish()
+            producer.close()
         outcome.mark("live traffic scored")
         console.print(f"[green]Act 5[/] live traffic while the loop closed: {outcome.live.describe()}")
         if outcome.live.failed:
             raise StoryError(f"{outcome.live.failed} live scoring calls failed: {outcome.live.errors}")
-        with console.status(f"Act 5: {len(after):,} records of the days after the drift to Kafka"):
-            produce_events(stack.kafka_settings, after)
+        with console.status(f"Act 5: {len(held_back):,} labels of the days after the drift to Kafka"):
+            produce_events(stack.kafka_settings, held_back)
         outcome.mark("after segment sent")
+        if outcome.new_version is not None:
+            _monitoring_follows(prometheus, options.model, outcome.new_version, console)
+            outcome.mark("monitoring watches the challenger")
         outcome.triggers = controller.triggers(options.model)
         outcome.runs = controller.runs(options.model)
     finally:
@@ -198,12 +209,34 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
     return outcome
 
 
-def _live_traffic(after: list[SimulatedEvent], score_url: str, options: StoryOptions) -> LiveTraffic:
-    """The days after the drift as a paced stream of scoring calls (their records go to Kafka afterwards:
-    the retraining run must read a label store that does not move under it)."""
-    transactions = [event.value for event in after if event.kind == "transaction"]
+def _monitoring_follows(prometheus: PrometheusClient, model: str, version: str, console: Console) -> None:
+    """The loop starts over: wait until Prometheus has scraped monitoring's count of the new version's
+    predictions twice (a series the report can draw)."""
+    series = f'berg_monitoring_predictions_total{{model="{model}",version="{version}"}}'
+    counted = f"count_over_time({series}[2m]) >= 2"
+    with console.status(f"Act 5: monitoring picks up {version}'s predictions"):
+        _wait(lambda: prometheus.query(counted), 120, f"monitoring to count {version}'s predictions", interval_s=2)
+    console.print(f"[green]Act 5[/] monitoring now watches {version}: drift and quality against its own reference")
+
+
+def _live_traffic(
+    transactions: list[SimulatedEvent], score_url: str, options: StoryOptions, producer: RecordSender
+) -> LiveTraffic:
+    """The days after the drift as a paced stream of scoring calls, each batch's records to Kafka once scored
+    (as a payment app would), so the online features stay current.
+
+    Their labels are held back until the loop has closed: training windows end a horizon before the older
+    of the newest transaction and the newest label, so with no new label the retraining run's window does
+    not move while live transactions arrive, and the challenger is the same every run.
+    """
     calls = max(1, -(-len(transactions) // options.live_batch))
-    return LiveTraffic(score_url, transactions, batch=options.live_batch, interval_s=options.live_span_s / calls)
+    return LiveTraffic(
+        score_url,
+        [event.value for event in transactions],
+        batch=options.live_batch,
+        interval_s=options.live_span_s / calls,
+        after_call=lambda start, stop: send_events(producer, transactions[start:stop]),
+    )
 
 
 def _history(
