@@ -19,8 +19,6 @@ when it happened, for the report.
 
 from __future__ import annotations
 
-import collections
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +38,7 @@ from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, Simulator
 from berg.simulator.producer import RecordSender, produce_events, send_events
 from berg.simulator.scenarios import ScenarioName, make_scenario
-from berg.simulator.scoring import ScoringTally, TransactionScorer, scored_while_sent
+from berg.simulator.scoring import ScoringTally, TransactionScorer
 from berg.stack.local import LocalStack
 
 __all__ = ["LIFECYCLE_SEED", "Moment", "StoryError", "StoryOptions", "StoryOutcome", "tell_story"]
@@ -173,7 +171,6 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
             options,
             console,
             f"{options.scenario} from {timeline.onset:%Y-%m-%d}",
-            stored_first=True,
             on_scoring=lambda: outcome.mark("serving sees the drift"),
         )
         outcome.mark("drift segment sent")
@@ -296,34 +293,25 @@ def _scored_segment(
     console: Console,
     what: str,
     *,
-    stored_first: bool = False,
     on_scoring: Callable[[], object] = lambda: None,
 ) -> ScoringTally:
-    """Send a segment to Kafka and have serving score its transactions.
+    """Send a segment to Kafka, wait until the data plane has stored it, then have serving score it.
 
-    ``stored_first``: a replay of weeks in minutes would otherwise race the data plane: the alert that
-    drift causes starts a pipeline run within minutes, and the run must find the whole segment (and its
-    labels) in the label store. So the records go to Kafka first, the demo waits until the features
-    service has stored every transaction, and only then does serving score them (with the online
-    features as of the segment's end: the price of the replay). Otherwise both happen side by side.
+    A replay of weeks in minutes would otherwise race the data plane: the alert that drift causes starts
+    a pipeline run within minutes, and the run must find the whole segment (and its labels) in the label
+    store. So the records go first, and serving scores them afterwards, with the online features as of
+    the segment's end: the price of the replay.
     """
     events = list(segments.until(end))
     transactions = [e for e in events if e.kind == "transaction"]
+    _stored(stack, events, console, f"Traffic {what}")
     scorer = TransactionScorer(score_url, concurrency=4, batch=options.score_batch)
-    scoring = threading.Thread(
-        target=lambda: collections.deque(scored_while_sent(transactions, scorer), maxlen=0), name="berg-demo-scoring"
-    )
     try:
-        if stored_first:
-            _stored(stack, events, console, f"Traffic {what}")
         with console.status(f"Traffic {what}: {len(transactions):,} transactions scored by serving"):
             on_scoring()
-            scoring.start()
-            if not stored_first:
-                produce_events(stack.kafka_settings, events)
+            for transaction in transactions:
+                scorer.submit(transaction.value)
     finally:
-        if scoring.is_alive():
-            scoring.join()
         tally = scorer.close()
     versions = ", ".join(f"{version}: {count:,}" for version, count in sorted(tally.by_version.items()))
     console.print(
