@@ -276,7 +276,7 @@ def test_a_batch_the_client_cannot_decode_is_dead_lettered_and_skipped_while_oth
     assert BatchOutcome.UNDECODABLE_SKIPPED in outcomes
     assert consumer.committed() == {0: 7, 1: 4}
     [sent] = producer.to("berg.dlq")
-    assert (sent["key"], sent["value"]) == (None, None)
+    assert (sent["key"], sent["value"]) == (None, b"")
     envelope = DeadLetterV1.from_headers(sent["headers"])
     assert (envelope.stage, envelope.reason, envelope.error_class) == ("ingestion", "undecodable_batch", error_class)
     assert (envelope.original_topic, envelope.original_partition, envelope.original_offset) == ("t", 0, 2)

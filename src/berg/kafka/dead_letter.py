@@ -92,7 +92,7 @@ class DeadLetterPublisher:
     def publish_undecodable(self, batch: UndecodableBatch, reason: str) -> None:
         """Send one dead letter for a record batch the client could not decode, and wait for the ack.
 
-        There are no bytes to keep (key and value are empty; the batch stays in
+        There are no bytes to keep (no key and an empty value: the batch stays in
         its topic until retention): the envelope's original coordinates are the
         batch's first skipped offset, and its message names the whole range.
 
@@ -106,7 +106,7 @@ class DeadLetterPublisher:
         envelope = self._envelope(batch.topic, batch.partition, batch.first_offset, reason, batch.error_class, message)
         send_and_wait(
             self._producer,
-            [Outgoing(self._topic, key=None, value=None, headers=envelope.to_headers())],
+            [Outgoing(self._topic, key=None, value=b"", headers=envelope.to_headers())],
             self._timeout_s,
         )
         if self._on_published is not None:
