@@ -25,7 +25,7 @@ from kafka.record.memory_records import MemoryRecords
 from prometheus_client import CollectorRegistry
 
 from berg.contracts.dead_letter import DeadLetterV1, original_headers
-from berg.kafka.consumer import BatchOutcome, ConsumerLoop, open_consumer
+from berg.kafka.consumer import BatchOutcome, ConsumerLoop, RebalanceHooks, open_consumer
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import decode_contract, split_batch
 from berg.kafka.lineage import dead_letter_origin
@@ -177,6 +177,39 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_consumer_moves_on
     envelope = DeadLetterV1.from_headers(dead.headers)
     assert (envelope.stage, envelope.reason) == ("ingestion", "undecodable")
     assert (envelope.original_topic, envelope.original_partition, envelope.original_offset) == (topic, 0, 1)
+
+
+def assignments_until_records(settings: KafkaSettings, topic: str, group: str, records: int) -> list[Any]:
+    """The assignments a fresh consumer of ``topic`` went through until it received ``records`` records."""
+    hooks = RebalanceHooks()
+    assignments: list[list[tuple[str, int]]] = []
+    hooks.on_assigned(assignments.append)
+    received: list[RawRecord] = []
+    loop = ConsumerLoop(
+        open_consumer(settings, [topic], group, rebalance_hooks=hooks), received.extend, poll_timeout_ms=200
+    )
+    try:
+        run_until(loop, lambda: len(received) == records, lambda: (len(assignments), len(received)), "the records")
+    finally:
+        loop.close()
+    return assignments
+
+
+def test_a_fresh_consumer_joins_once_with_every_partition_and_gets_its_records(
+    kafka_settings: KafkaSettings, producer: Any, new_topic: Callable[[int], str]
+) -> None:
+    # kafka-python 3.0 joins a group before its first metadata refresh lands unless
+    # open_consumer fetches the metadata first: that join assigns nothing, a second
+    # one follows, and a poll timing out inside the second can leave the consumer
+    # with no partitions for good (the poison-record test once waited 60 s for
+    # records that never came). Several fresh consumers make the race all but certain.
+    topic = new_topic(2)
+    for partition in (0, 1):
+        producer.send(topic, value=b"x", partition=partition)
+    producer.flush()
+    for attempt in range(5):
+        assignments = assignments_until_records(kafka_settings, topic, f"fresh-{attempt}-{uuid.uuid4().hex[:8]}", 2)
+        assert assignments == [[(topic, 0), (topic, 1)]], f"consumer {attempt} joined as {assignments}"
 
 
 def segment_batches(stack: LocalStack, topic: str, partition: int) -> list[tuple[int, Any]]:
