@@ -21,6 +21,7 @@ from kafka.record.util import calc_crc32c
 from prometheus_client import CollectorRegistry
 
 from berg.contracts.dead_letter import DeadLetterV1
+from berg.kafka import consumer as consumer_module
 from berg.kafka.consumer import BatchOutcome, ConsumerLoop, ConsumerMetrics
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.records import RawRecord
@@ -32,18 +33,48 @@ pytestmark = pytest.mark.unit
 Record = namedtuple("Record", "topic partition offset key value headers timestamp")
 
 
+class SteppingClock:
+    """The loop's clock in these tests: it moves only when the scripted consumer polls.
+
+    A poll that finds nothing takes its whole timeout, one that returns records
+    a millisecond; so micro-batch waits come out the same on an idle machine and
+    on a loaded one.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> SteppingClock:
+    stepping = SteppingClock()
+    monkeypatch.setattr(consumer_module, "time", stepping)
+    return stepping
+
+
 class ScriptedConsumer:
     """Returns scripted poll results and records commits and seeks (no broker: pure loop logic)."""
 
-    def __init__(self, batches: list[list[Record]], commit_error: Exception | None = None) -> None:
+    def __init__(
+        self, batches: list[list[Record]], commit_error: Exception | None = None, clock: SteppingClock | None = None
+    ) -> None:
         self.batches = batches
         self.commit_error = commit_error
+        self.clock = clock
         self.commits: list[dict[Any, Any]] = []
         self.seeks: list[tuple[TopicPartition, int]] = []
         self.polls = 0
 
     def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
         self.polls += 1
+        if self.clock is not None:
+            self.clock.now += (timeout_ms if not self.batches else 1) / 1000
         if not self.batches:
             return {}
         batch = self.batches.pop(0)
@@ -110,8 +141,10 @@ def test_metrics_count_records_outcomes_and_lag() -> None:
     assert registry.get_sample_value("berg_consumer_lag_records", {"topic": "t", "partition": "0"}) == 100 - 12
 
 
-def test_micro_batches_gather_several_polls_up_to_the_record_bound() -> None:
-    consumer = ScriptedConsumer([records(0, [1, 2]), records(0, [3]), records(1, [7, 8, 9]), records(0, [4])])
+def test_micro_batches_gather_several_polls_up_to_the_record_bound(clock: SteppingClock) -> None:
+    consumer = ScriptedConsumer(
+        [records(0, [1, 2]), records(0, [3]), records(1, [7, 8, 9]), records(0, [4])], clock=clock
+    )
     batches: list[list[int]] = []
     loop = ConsumerLoop(
         consumer, lambda batch: batches.append([r.offset for r in batch]), batch_max_records=5, batch_max_wait_ms=200
@@ -122,8 +155,8 @@ def test_micro_batches_gather_several_polls_up_to_the_record_bound() -> None:
     assert batches[1] == [9, 4]
 
 
-def test_a_micro_batch_is_handed_over_when_its_wait_is_up() -> None:
-    consumer = ScriptedConsumer([records(0, [1])])
+def test_a_micro_batch_is_handed_over_when_its_wait_is_up(clock: SteppingClock) -> None:
+    consumer = ScriptedConsumer([records(0, [1])], clock=clock)
     batches: list[list[int]] = []
     loop = ConsumerLoop(
         consumer,
@@ -132,9 +165,11 @@ def test_a_micro_batch_is_handed_over_when_its_wait_is_up() -> None:
         batch_max_wait_ms=50,
         poll_timeout_ms=10,
     )
+    started = clock.now
     assert loop.poll_once() is BatchOutcome.COMMITTED
     assert batches == [[1]]
-    assert consumer.polls >= 2, "it kept polling for more until the wait was up"
+    assert consumer.polls == 6, "one poll with the record, then empty 10 ms polls until the 50 ms were up"
+    assert clock.now - started == pytest.approx(0.05, abs=0.002), "handed over when the wait was up"
 
 
 # A record batch the client cannot decode. The fake consumer below serves good records
