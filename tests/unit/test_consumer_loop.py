@@ -224,6 +224,30 @@ def test_records_gathered_before_the_failure_are_handed_over_first_and_the_skip_
     assert consumer.committed() == {0: 4, 1: 2}
 
 
+def test_a_failing_handler_rewinds_before_the_bad_batch_which_is_met_again_and_dead_lettered_once() -> None:
+    consumer = PartitionedConsumer({0: [0, 1, 5]}, bad={0: batch_bytes(2, [b"a", b"b", b"c"], codec=5)})
+    producer = RecordingProducer()
+    handed: list[list[int]] = []
+
+    def flaky(batch: Sequence[RawRecord]) -> None:
+        handed.append([r.offset for r in batch])
+        if len(handed) == 1:
+            raise ConnectionError("sink down")
+
+    loop = ConsumerLoop(
+        consumer,
+        flaky,
+        batch_max_records=10,
+        undecodable=UndecodableBatches(DeadLetterPublisher(producer, "s")),
+    )
+    assert loop.poll_once() is BatchOutcome.HANDLER_FAILED
+    outcomes = run_until_idle(loop)
+    assert handed == [[0, 1], [0, 1], [5]]
+    assert outcomes[:3] == [BatchOutcome.COMMITTED, BatchOutcome.UNDECODABLE_SKIPPED, BatchOutcome.COMMITTED]
+    assert len(producer.to("berg.dlq")) == 1
+    assert consumer.committed() == {0: 6}
+
+
 def test_a_dead_letter_that_fails_leaves_the_batch_in_place_and_is_tried_again_without_polling() -> None:
     consumer = PartitionedConsumer({0: [3]}, bad={0: batch_bytes(0, [b"a", b"b", b"c"], codec=7)})
 

@@ -273,7 +273,7 @@ class ConsumerLoop:
             return self._finish(BatchOutcome.DEAD_LETTER_FAILED, started)
         self._undecodable_batch = None
         if not moved:
-            return self._finish(BatchOutcome.EMPTY, started)
+            return BatchOutcome.EMPTY  # the partition went to another member, which meets the batch itself
         skipped = {TopicPartition(batch.topic, batch.partition): OffsetAndMetadata(batch.next_offset, "", -1)}
         outcome = self._commit_offsets(skipped, batch.offsets)
         return self._finish(BatchOutcome.UNDECODABLE_SKIPPED if outcome is BatchOutcome.COMMITTED else outcome, started)

@@ -19,7 +19,10 @@ exception's traceback still holds the frame that was reading it, with the batch
 delta without decompressing) and its ``TopicPartition``. The consumer's position
 on that partition is where the undelivered part of the batch starts. An error
 with no such frame (a network or authorisation error) is not a batch error and
-propagates unchanged.
+propagates unchanged. kafka-python has no public way to say which partition a
+fetch error belongs to; the unit tests raise the error from kafka-python's own
+fetcher code and the integration tests from a real broker, so an upgrade that
+changes this fails them, not the services.
 """
 
 from __future__ import annotations
