@@ -40,6 +40,8 @@ pytestmark = pytest.mark.integration
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 """kcat's names, in the order of the codec ids in a record batch's attributes (0 to 4)."""
+READY_TIMEOUT_S = 300.0
+"""Generous: it only bounds a hang (Great Expectations alone imports for a minute on a busy machine)."""
 
 
 def kcat_produce(bootstrap: str, topic: str, codec: str, transactions: Sequence[TransactionV1], partition: int) -> None:
@@ -156,7 +158,7 @@ def test_records_in_every_codec_flow_through_ingestion_and_validation(
         process.start()
     try:
         for process in services:
-            process.wait_ready()
+            process.wait_ready(READY_TIMEOUT_S)
         for codec, chunk in by_codec.items():
             kcat_produce(stack.settings.kafka_bootstrap, TRANSACTIONS_RAW, codec, chunk, partition=0)
 
@@ -197,7 +199,7 @@ def test_a_batch_the_service_cannot_decode_is_dead_lettered_and_later_records_st
     bootstrap = stack.settings.kafka_bootstrap
     process.start()
     try:
-        process.wait_ready()
+        process.wait_ready(READY_TIMEOUT_S)
         kcat_produce(bootstrap, TRANSACTIONS_RAW, "none", before, partition=1)
         kcat_produce(bootstrap, TRANSACTIONS_RAW, "lz4", unreadable, partition=1)
         kcat_produce(bootstrap, TRANSACTIONS_RAW, "none", after, partition=1)
