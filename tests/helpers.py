@@ -16,7 +16,15 @@ from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
 from berg.stack.settings import PortTable, StackSettings
 
-__all__ = ["RecordingProducer", "free_port", "free_port_table", "make_transactions", "running_stack", "wait_for"]
+__all__ = [
+    "RecordingProducer",
+    "free_port",
+    "free_port_table",
+    "make_transactions",
+    "running_stack",
+    "wait_for",
+    "wait_for_progress",
+]
 
 
 def free_port() -> int:
@@ -45,6 +53,34 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interva
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def wait_for_progress(
+    condition: Callable[[], bool],
+    progress: Callable[[], object],
+    what: str,
+    *,
+    stall_s: float = 120.0,
+    interval_s: float = 0.1,
+) -> None:
+    """Poll ``condition`` until it holds, for as long as ``progress()`` keeps changing.
+
+    The deadline follows progress: it fails only after ``progress()`` (a count,
+    a set, an offset) has stayed the same for ``stall_s``, so a busy machine that
+    is slow but moving never trips it, and a hang still ends.
+
+    Raises:
+        AssertionError: ``progress()`` stood still for ``stall_s`` before ``condition`` held.
+    """
+    last = progress()
+    moved_at = time.monotonic()
+    while not condition():
+        current = progress()
+        if current != last:
+            last, moved_at = current, time.monotonic()
+        elif time.monotonic() - moved_at > stall_s:
+            raise AssertionError(f"no progress for {stall_s}s waiting for {what} (stuck at {last!r})")
         time.sleep(interval_s)
 
 

@@ -21,7 +21,9 @@ from kafka import KafkaConsumer, TopicPartition
 from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.lineage import dead_letter_origin
+from berg.kafka.records import RawRecord
 from berg.kafka.topics import DEAD_LETTER, LABELS_VALID, TRANSACTIONS_VALID
+from berg.kafka.undecodable import UndecodableBatchError, UndecodableBatches, poll_records
 from berg.settings import KafkaSettings
 from berg.simulator.events import MALFORMED_CLASS_HEADER, SimulatedEvent
 
@@ -82,21 +84,26 @@ class DownstreamWatcher:
 
     def poll(self, outcome: RunOutcome) -> None:
         """Fold whatever arrived into ``outcome``."""
-        for records in self._consumer.poll(timeout_ms=300).values():
-            for record in records:
-                if record.topic == TRANSACTIONS_VALID:
-                    event_id = TransactionV1.model_validate_json(record.value).event_id
-                    if event_id in outcome.expected_transactions:
-                        outcome.valid_transactions.add(event_id)
-                elif record.topic == LABELS_VALID:
-                    label_id = LabelV1.model_validate_json(record.value).event_id
-                    if label_id in outcome.expected_labels:
-                        outcome.valid_labels.add(label_id)
-                else:
-                    self._dead_letter(record, outcome)
+        try:
+            records = poll_records(self._consumer, 300, None)
+        except UndecodableBatchError as error:
+            # A watcher has nothing to dead-letter: the skip is logged, and the run reads on.
+            UndecodableBatches().move_past(self._consumer, error.batch)
+            return
+        for record in records:
+            if record.topic == TRANSACTIONS_VALID:
+                event_id = TransactionV1.model_validate_json(record.value or b"").event_id
+                if event_id in outcome.expected_transactions:
+                    outcome.valid_transactions.add(event_id)
+            elif record.topic == LABELS_VALID:
+                label_id = LabelV1.model_validate_json(record.value or b"").event_id
+                if label_id in outcome.expected_labels:
+                    outcome.valid_labels.add(label_id)
+            else:
+                self._dead_letter(record, outcome)
 
     @staticmethod
-    def _dead_letter(record: Any, outcome: RunOutcome) -> None:
+    def _dead_letter(record: RawRecord, outcome: RunOutcome) -> None:
         headers = {name: value or b"" for name, value in record.headers}
         malformed_class = headers.get(MALFORMED_CLASS_HEADER)
         if malformed_class is None:

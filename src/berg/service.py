@@ -32,6 +32,7 @@ from pydantic import Field, model_validator
 from berg.kafka.consumer import BatchHandler, ConsumerLoop, ConsumerMetrics, RebalanceHooks, open_consumer
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.producer import open_producer
+from berg.kafka.undecodable import UndecodableBatches
 from berg.observability.health import ReadinessChecks
 from berg.observability.logging import configure_logging
 from berg.settings import ServiceSettings
@@ -191,6 +192,7 @@ def run_consumer_service(
         batch_max_records=settings.batch_max_records,
         batch_max_wait_ms=settings.batch_max_wait_ms,
         before_commit=_crash_before_commit(settings.fault_crash_before_commit),
+        undecodable=UndecodableBatches.register(registry, context.dead_letters),
     )
     stale_after_s = max(30.0, 3 * (settings.poll_timeout_ms + settings.batch_max_wait_ms) / 1000)
 

@@ -7,7 +7,10 @@ topic. If the handler raises (a sink is down), the loop seeks back to the start
 of the batch and retries after a backoff. If the commit fails because the group
 rebalanced (``CommitFailedError``), the records are redelivered to the
 partition's new owner; sinks are idempotent on ``event_id``, so that is safe.
-Values are never deserialized by kafka-python, so no record can wedge ``poll()``.
+Values are never deserialized by kafka-python, so no record can wedge ``poll()``;
+a record batch the client itself cannot decode (a codec, a checksum) is
+dead-lettered and skipped (:mod:`berg.kafka.undecodable`), its offsets committed
+like a handled batch's, while the other partitions flow on.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import MAX_MESSAGE_BYTES
+from berg.kafka.undecodable import UndecodableBatch, UndecodableBatchError, UndecodableBatches, poll_records
 from berg.settings import KafkaSettings
 
 __all__ = ["BatchHandler", "BatchOutcome", "ConsumerLoop", "ConsumerMetrics", "RebalanceHooks", "open_consumer"]
@@ -51,6 +55,10 @@ class BatchOutcome(enum.Enum):
     COMMITTED = "committed"
     COMMIT_FAILED = "commit_failed"
     HANDLER_FAILED = "handler_failed"
+    UNDECODABLE_SKIPPED = "undecodable_skipped"
+    """A batch the client cannot decode was dead-lettered, skipped and its offsets committed."""
+    DEAD_LETTER_FAILED = "dead_letter_failed"
+    """An undecodable batch could not be dead-lettered; it is tried again after a backoff."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,14 @@ def open_consumer(
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 64 * 1024,
     )
     consumer.subscribe(list(topics), listener=rebalance_hooks or RebalanceHooks())
+    # The topics' metadata before the first join, so that join sees their partitions.
+    # Without it kafka-python 3.0 joins before its metadata refresh lands, assigns
+    # nothing, and rebalances again when it does; as leader of that second join it
+    # stops awaiting the join once its own assignment is computed, so a poll timing
+    # out between the assignment and the SyncGroup answer leaves the consumer with no
+    # partitions and no heartbeat for good (seen under load: a test's consumer never
+    # received a record).
+    consumer.topics()
     return consumer
 
 
@@ -162,6 +178,8 @@ class ConsumerLoop:
         initial_backoff_s: first wait after a handler failure; doubles up to ``max_backoff_s``.
         before_commit: called after the handler returned and before the commit
             (fault injection: the crash tests kill the process here).
+        undecodable: dead-letters and counts the batches the client cannot decode;
+            by default they are only logged, then skipped.
     """
 
     def __init__(
@@ -176,8 +194,11 @@ class ConsumerLoop:
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         before_commit: Callable[[], None] | None = None,
+        undecodable: UndecodableBatches | None = None,
     ) -> None:
         self._before_commit = before_commit
+        self._undecodable = undecodable or UndecodableBatches()
+        self._undecodable_batch: UndecodableBatch | None = None
         self._last_poll: float | None = None
         self._consumer = consumer
         self._handler = handler
@@ -190,10 +211,16 @@ class ConsumerLoop:
         self._backoff_s = initial_backoff_s
 
     def poll_once(self) -> BatchOutcome:
-        """One turn: poll a batch, hand it over, commit it."""
-        records = self._gather()
-        if not records:
-            return BatchOutcome.EMPTY
+        """One turn: poll a batch, hand it over, commit it; or move past a batch the client cannot decode."""
+        if self._undecodable_batch is None:
+            records = self._gather()
+            if records:
+                return self._handle(records)
+        if self._undecodable_batch is not None:
+            return self._skip_undecodable(self._undecodable_batch)
+        return BatchOutcome.EMPTY
+
+    def _handle(self, records: Sequence[RawRecord]) -> BatchOutcome:
         started = time.perf_counter()
         if self._metrics is not None:
             for record in records:
@@ -215,27 +242,47 @@ class ConsumerLoop:
         return None if self._last_poll is None else time.monotonic() - self._last_poll
 
     def _poll(self, timeout_ms: int, max_records: int | None) -> list[RawRecord]:
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-        self._last_poll = time.monotonic()
-        return [RawRecord.from_consumer_record(r) for batch in polled.values() for r in batch]
+        try:
+            return poll_records(self._consumer, timeout_ms, max_records)
+        except UndecodableBatchError as error:
+            # Handled on the next turn, after the records already gathered: the
+            # client must not poll that partition again until it is moved past.
+            self._undecodable_batch = error.batch
+            return []
+        finally:
+            self._last_poll = time.monotonic()
 
     def _gather(self) -> list[RawRecord]:
         records = self._poll(self._poll_timeout_ms, self._batch_max_records)
         if not records or self._batch_max_records is None:
             return records
         deadline = time.monotonic() + self._batch_max_wait_ms / 1000
-        while len(records) < self._batch_max_records:
+        while len(records) < self._batch_max_records and self._undecodable_batch is None:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
             records += self._poll(min(remaining_ms, self._poll_timeout_ms), self._batch_max_records - len(records))
         return records
 
+    def _skip_undecodable(self, batch: UndecodableBatch) -> BatchOutcome:
+        started = time.perf_counter()
+        try:
+            moved = self._undecodable.move_past(self._consumer, batch)
+        except Exception:
+            log.exception("could not dead-letter an undecodable batch; trying again", extra={"batch": batch.describe()})
+            return self._finish(BatchOutcome.DEAD_LETTER_FAILED, started)
+        self._undecodable_batch = None
+        if not moved:
+            return BatchOutcome.EMPTY  # the partition went to another member, which meets the batch itself
+        skipped = {TopicPartition(batch.topic, batch.partition): OffsetAndMetadata(batch.next_offset, "", -1)}
+        outcome = self._commit_offsets(skipped, batch.offsets)
+        return self._finish(BatchOutcome.UNDECODABLE_SKIPPED if outcome is BatchOutcome.COMMITTED else outcome, started)
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, backing off after handler failures."""
         while not stop.is_set():
             outcome = self.poll_once()
-            if outcome is BatchOutcome.HANDLER_FAILED:
+            if outcome in (BatchOutcome.HANDLER_FAILED, BatchOutcome.DEAD_LETTER_FAILED):
                 stop.wait(self._backoff_s)
                 self._backoff_s = min(self._backoff_s * 2, self._max_backoff_s)
             elif outcome is not BatchOutcome.EMPTY:
@@ -250,16 +297,19 @@ class ConsumerLoop:
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             next_offsets[tp] = OffsetAndMetadata(max(record.offset + 1, _offset(next_offsets.get(tp))), "", -1)
+        return self._commit_offsets(next_offsets, len(records))
+
+    def _commit_offsets(self, next_offsets: dict[Any, Any], records: int) -> BatchOutcome:
         try:
             self._consumer.commit(next_offsets)
         except CommitFailedError:
             # The group rebalanced while we handled the batch: the partitions'
             # new owners read from the last commit, so the records come again.
-            log.warning("commit failed after a rebalance; records will be redelivered", extra={"records": len(records)})
+            log.warning("commit failed after a rebalance; records will be redelivered", extra={"records": records})
             return BatchOutcome.COMMIT_FAILED
         except KafkaError as error:
             # A later commit covers these offsets; until then a restart redelivers them.
-            log.warning("commit failed: %s", error, extra={"records": len(records)})
+            log.warning("commit failed: %s", error, extra={"records": records})
             return BatchOutcome.COMMIT_FAILED
         return BatchOutcome.COMMITTED
 
@@ -268,11 +318,16 @@ class ConsumerLoop:
         for record in records:
             key = (record.topic, record.partition)
             first_offsets[key] = min(record.offset, first_offsets.get(key, record.offset))
+        pending = self._undecodable_batch
+        if pending is not None and (pending.topic, pending.partition) in first_offsets:
+            # Its partition goes back to before the batch, which will fail again there.
+            self._undecodable_batch = None
         for (topic, partition), offset in first_offsets.items():
             try:
                 self._consumer.seek(TopicPartition(topic, partition), offset)
-            except IllegalStateError:
-                # No longer ours after a rebalance; its new owner starts from the last commit.
+            except (IllegalStateError, ValueError):
+                # No longer ours after a rebalance (kafka-python raises ValueError for
+                # an unassigned partition); its new owner starts from the last commit.
                 log.info("not rewinding %s/%s: partition no longer assigned", topic, partition)
 
     def _record_lag(self, records: Sequence[RawRecord]) -> None:

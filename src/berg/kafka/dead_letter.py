@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.decoding import Rejected
 from berg.kafka.producer import Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import DEAD_LETTER
+
+if TYPE_CHECKING:
+    from berg.kafka.undecodable import UndecodableBatch
 
 __all__ = ["DeadLetterPublisher"]
 
@@ -46,14 +49,19 @@ class DeadLetterPublisher:
 
     def envelope(self, record: RawRecord, reason: str, error_class: str, message: str) -> DeadLetterV1:
         """The envelope for one refused record."""
+        return self._envelope(record.topic, record.partition, record.offset, reason, error_class, message)
+
+    def _envelope(
+        self, topic: str, partition: int, offset: int, reason: str, error_class: str, message: str
+    ) -> DeadLetterV1:
         return DeadLetterV1(
             stage=self._stage,
             reason=reason,
             error_class=error_class,
             error_message=DeadLetterV1.truncate(message),
-            original_topic=record.topic,
-            original_partition=record.partition,
-            original_offset=record.offset,
+            original_topic=topic,
+            original_partition=partition,
+            original_offset=offset,
             failed_at=datetime.now(UTC),
         )
 
@@ -80,3 +88,26 @@ class DeadLetterPublisher:
         if self._on_published is not None:
             for item in rejected:
                 self._on_published(item.error.reason)
+
+    def publish_undecodable(self, batch: UndecodableBatch, reason: str) -> None:
+        """Send one dead letter for a record batch the client could not decode, and wait for the ack.
+
+        There are no bytes to keep (no key and an empty value: the batch stays in
+        its topic until retention): the envelope's original coordinates are the
+        batch's first skipped offset, and its message names the whole range.
+
+        Raises:
+            kafka.errors.KafkaError: the send failed; the caller must not move past the batch.
+        """
+        message = (
+            f"the Kafka client could not decode the record batch holding {batch.describe()} "
+            f"({batch.offsets} offsets); {batch.error_class}: {batch.error_message}"
+        )
+        envelope = self._envelope(batch.topic, batch.partition, batch.first_offset, reason, batch.error_class, message)
+        send_and_wait(
+            self._producer,
+            [Outgoing(self._topic, key=None, value=b"", headers=envelope.to_headers())],
+            self._timeout_s,
+        )
+        if self._on_published is not None:
+            self._on_published(reason)

@@ -24,6 +24,7 @@ from berg.contracts.predictions import PredictionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
+from berg.kafka.undecodable import UndecodableBatchError, UndecodableBatches, poll_records
 from berg.problem.card import ProblemCard
 from berg.settings import KafkaSettings
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
@@ -88,6 +89,7 @@ class Exporter:
         collector: SnapshotCollector,
         metrics: MonitoringMetrics,
         dead_letters: DeadLetterPublisher,
+        undecodable: UndecodableBatches | None = None,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
@@ -96,6 +98,7 @@ class Exporter:
         self._collector = collector
         self._metrics = metrics
         self._dead_letters = dead_letters
+        self._undecodable = undecodable or UndecodableBatches(dead_letters)
         self.state = MonitoringState(
             drift_window=settings.drift_window,
             quality_window=settings.quality_window,
@@ -112,11 +115,15 @@ class Exporter:
 
     def step(self) -> int:
         """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
-        polled = self._consumer.poll(timeout_ms=self._settings.poll_timeout_ms, max_records=2_000)
+        try:
+            records = poll_records(self._consumer, self._settings.poll_timeout_ms, 2_000)
+        except UndecodableBatchError as error:
+            # Dead-lettered and skipped, so the other partitions (and this one after it) go on.
+            self._undecodable.move_past(self._consumer, error.batch)
+            records = []
         if self.last_poll is None:
             log.info("first poll answered")
         self.last_poll = time.monotonic()
-        records = [RawRecord.from_consumer_record(record) for batch in polled.values() for record in batch]
         self.apply(records)
         if time.monotonic() >= self._next_snapshot:
             self.refresh()

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.producer import open_producer
+from berg.kafka.undecodable import UndecodableBatches
 from berg.observability.health import ReadinessChecks
 from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
@@ -61,6 +62,7 @@ def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> No
             "reader",
             settings.startup_timeout_s,
         )
+        dead_letters = DeadLetterPublisher(producer, settings.service_name)
         exporter = Exporter(
             settings,
             consumer,
@@ -68,7 +70,8 @@ def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> No
             card,
             collector,
             metrics,
-            DeadLetterPublisher(producer, settings.service_name),
+            dead_letters,
+            UndecodableBatches.register(registry, dead_letters),
         )
         stale_after_s = max(30.0, 3 * settings.poll_timeout_ms / 1000)
         readiness.add(
