@@ -55,7 +55,7 @@ class CommandFailed(Exception):
 def _friendly_errors() -> Iterator[None]:
     try:
         yield
-    except (StackError, SettingsError, RegistryError, CommandFailed) as error:
+    except (StackError, RegistryError, CommandFailed) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(1) from None
 
@@ -599,5 +599,8 @@ def dashboards(
 
 
 def main() -> None:
-    """Entry point of the ``berg`` script."""
-    app()
+    """Entry point of the ``berg`` script: a bad ``BERG_*`` setting, in any command, is one line on stderr."""
+    try:
+        app()
+    except SettingsError as error:
+        raise SystemExit(f"error: {error}") from None
