@@ -75,24 +75,36 @@ def _status_table(statuses: list[ComponentStatus]) -> Table:
 
 
 def _bring_up(stack: LocalStack) -> None:
-    if stack.is_up():
-        console.print(f"[green]The stack is already up[/] (state in {stack.layout.root}).")
-        created = stack.create_topics()
+    """Start the stack, or heal it when it is up: say what was (re)started, show every component."""
+    healing = stack.is_up()
+    verb = "Restarting" if healing else "Starting"
+    with Live(_status_table([]), console=console, transient=True) as live:
+
+        def step(what: str) -> None:
+            live.console.print(f"{verb} {what}")
+
+        outcome = stack.up(on_step=step, on_update=lambda statuses: live.update(_status_table(statuses)))
+    if outcome.created_topics:
+        console.print(f"Created topics: {', '.join(outcome.created_topics)}")
+    console.print(_status_table(outcome.statuses))
+    count = len(outcome.statuses)
+    if outcome.fresh:
+        console.print(f"[green]Started the stack:[/] all {count} components healthy (state in {stack.layout.root}).")
+    elif outcome.started:
+        console.print(
+            f"[green]Restarted {', '.join(outcome.started)}[/] (they were not running); all {count} components healthy."
+        )
     else:
-        with Live(_status_table([]), console=console, transient=True) as live:
-
-            def step(what: str) -> None:
-                live.console.print(f"Starting {what}")
-
-            created = stack.up(on_step=step, on_update=lambda statuses: live.update(_status_table(statuses)))
-    if created:
-        console.print(f"Created topics: {', '.join(created)}")
-    console.print(_status_table(stack.status()))
+        console.print(f"[green]The stack is up; nothing to do:[/] all {count} components healthy.")
 
 
 @app.command()
 def up() -> None:
-    """Start Kafka (KRaft), Prometheus and Alertmanager on loopback and wait until they are healthy."""
+    """Start the local stack, or heal it: Kafka (KRaft), Prometheus, Alertmanager and the Berg services.
+
+    On loopback, under BERG_STATE_DIR. On a stack already up it starts whatever is not running (Kafka before
+    the topics and the services) and waits until every component is healthy. BERG_SERVICES picks the services.
+    """
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
