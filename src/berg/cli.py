@@ -40,7 +40,8 @@ from berg.stack.settings import StackSettings
 __all__ = ["app", "main"]
 
 app = typer.Typer(
-    help="Berg: the ML lifecycle below the waterline. Runs the local stack and the demo.",
+    help="Berg: the ML lifecycle below the waterline. Runs the local stack and the demo; drives the training "
+    "pipeline and the model registry.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -128,7 +129,7 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Show each component's process state and health; exit 1 unless all are healthy."""
+    """Show each component's process state and health; exit 1 unless all are healthy (berg up starts the rest)."""
     with _friendly_errors():
         stack = _stack()
         statuses = stack.status()
@@ -258,7 +259,7 @@ def demo(
     timeout_s: Annotated[float, typer.Option(min=1, help="How long to wait for each act.")] = 600,
     stop: Annotated[bool, typer.Option("--down/--keep-up", help="Stop the stack at the end.")] = False,
 ) -> None:
-    """The main job: the whole lifecycle on the local stack, with live progress and an HTML report."""
+    """The main job: start (or heal) the stack, then run the whole lifecycle on it, with an HTML report."""
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
