@@ -100,7 +100,9 @@ def test_every_bad_setting_is_one_line_naming_its_variable(
 def test_several_bad_settings_are_named_on_the_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BERG_TOPIC_PARTITIONS", "0")
     monkeypatch.setenv("BERG_SCRAPE_INTERVAL_S", "often")
-    message = str(pytest.raises(SettingsError, load_settings, StackSettings).value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(StackSettings)
+    message = str(raised.value)
     assert "\n" not in message
     assert "BERG_TOPIC_PARTITIONS: Input should be greater than or equal to 1" in message
     assert "BERG_SCRAPE_INTERVAL_S: Input should be a valid integer" in message
