@@ -56,6 +56,8 @@ def user_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         **os.environ,
         "BERG_STATE_DIR": str(tmp_path_factory.mktemp("cli")),
         "BERG_SCRAPE_INTERVAL_S": "1",
+        # Generous: it only bounds a hang (six services importing at once take minutes on a loaded 2-core machine).
+        "BERG_STARTUP_TIMEOUT_S": "600",
         "COLUMNS": "200",
     }
     for name, port in ports.as_dict().items():
@@ -70,6 +72,7 @@ def test_doctor_passes_here_and_says_how_to_fix_what_is_missing(user_env: dict[s
     assert "apt-get install prometheus" in broken.stdout
 
 
+@pytest.mark.timeout(1800)  # only bounds a hang: six services start, then a demo, on what may be a loaded machine
 def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) -> None:
     state_dir = user_env["BERG_STATE_DIR"]
     try:

@@ -271,35 +271,23 @@ class LocalStack:
         on_step: Callable[[str], None] = lambda _: None,
         on_update: Callable[[list[ComponentStatus]], None] = lambda _: None,
     ) -> UpOutcome:
-        """The whole ``berg up``: start the stack, or heal it when it is up already (see :meth:`heal`).
+        """The whole ``berg up``, idempotent: start the stack when it is down, heal it when it is up.
+
+        Either way in dependency order: Kafka, Prometheus and Alertmanager, until healthy; then
+        the topics (created or updated); then the Berg services, which need both; then every
+        component healthy. On a stack already up, what runs is left alone.
 
         Raises:
             StackError: a component could not be started or did not become healthy; the
                 message says which and carries the tail of its log.
         """
-        if self.is_up():
-            return self.heal(on_step, on_update)
-        self.start(self.prepare(on_step))
-        on_step("Kafka, Prometheus and Alertmanager")
-        self.wait_healthy(on_update, components=INFRASTRUCTURE)
-        created = self.create_topics()
-        services = self.start_stopped(self.service_names())
-        if services:
-            on_step(", ".join(services))
-        statuses = self.wait_healthy(on_update)
-        return UpOutcome(fresh=True, started=[*INFRASTRUCTURE, *services], created_topics=created, statuses=statuses)
-
-    def heal(
-        self,
-        on_step: Callable[[str], None] = lambda _: None,
-        on_update: Callable[[list[ComponentStatus]], None] = lambda _: None,
-    ) -> UpOutcome:
-        """On a stack already up: start whatever is not running, in dependency order, and wait for health.
-
-        Kafka, Prometheus and Alertmanager first, until healthy; then the topics (created or
-        updated); then the Berg services, which need both. Running components are left alone.
-        """
-        infrastructure = self.start_stopped(INFRASTRUCTURE)
+        fresh = not self.is_up()
+        if fresh:
+            # supervisord starts the infrastructure itself (autostart); the services wait for the topics.
+            self.start(self.prepare(on_step))
+            infrastructure = list(INFRASTRUCTURE)
+        else:
+            infrastructure = self.start_stopped(INFRASTRUCTURE)
         if infrastructure:
             on_step(", ".join(infrastructure))
         self.wait_healthy(on_update, components=INFRASTRUCTURE)
@@ -308,7 +296,7 @@ class LocalStack:
         if services:
             on_step(", ".join(services))
         statuses = self.wait_healthy(on_update)
-        return UpOutcome(fresh=False, started=infrastructure + services, created_topics=created, statuses=statuses)
+        return UpOutcome(fresh=fresh, started=infrastructure + services, created_topics=created, statuses=statuses)
 
     def create_topics(self) -> list[str]:
         """Create Berg's topics with the configured partition counts; return those created."""
