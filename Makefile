@@ -1,15 +1,19 @@
 # Berg: the two commands of the quickstart are `make demo` and `make test`.
-# Each installs what it needs first (scripts/bootstrap.sh).
+# Each installs what it needs first: `make demo` only what the stack and the demo run
+# (scripts/bootstrap.sh demo), `make test` also what only the tests use (scripts/bootstrap.sh test).
 
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --locked
 
-.PHONY: bootstrap demo test lint typecheck unit integration e2e up down status doctor format clean
+.PHONY: bootstrap bootstrap-demo demo test lint typecheck unit integration e2e up down status doctor format clean
 
-bootstrap:
-	@scripts/bootstrap.sh
+bootstrap:  ## Everything: the demo's needs plus the tests' (Redis, PostgreSQL, kcat, helm, checkov, hadolint)
+	@scripts/bootstrap.sh test
 
-demo: bootstrap  ## The main job: the local stack and the lifecycle demo
+bootstrap-demo:  ## What the local stack and the demo run: Java, Maven, Prometheus, Alertmanager, uv, the venv
+	@scripts/bootstrap.sh demo
+
+demo: bootstrap-demo  ## The main job: the local stack and the lifecycle demo
 	$(RUN) berg demo
 
 test: bootstrap lint typecheck  ## Everything CI checks: lint, types, unit, integration and e2e tests
@@ -35,7 +39,7 @@ format:
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
-up: bootstrap
+up: bootstrap-demo
 	$(RUN) berg up
 
 down:
@@ -44,7 +48,7 @@ down:
 status:
 	$(RUN) berg status
 
-doctor: bootstrap
+doctor: bootstrap-demo
 	$(RUN) berg doctor
 
 clean: down

@@ -1,27 +1,40 @@
 #!/usr/bin/env bash
-# Install everything Berg needs on a fresh Debian machine, skipping what is there:
-#   Debian packages: Java 17+ and Maven (Kafka's jars), Prometheus + promtool,
-#   Alertmanager + amtool, Redis and PostgreSQL (the feature store's cluster profile,
-#   which the tests and benchmarks run against throwaway servers); then uv and the
-#   locked Python environment; then helm, checkov and hadolint for the delivery checks (.berg/tools/bin).
-# Kafka's jars themselves are fetched from Maven Central by `berg up` (and the tests).
+# Install what Berg needs on a fresh Debian machine, skipping what is there.
+#   scripts/bootstrap.sh demo   what the local stack and `make demo` run: Java 17+ and Maven (Kafka's jars),
+#                               Prometheus + promtool, Alertmanager + amtool; then uv and the locked Python
+#                               environment.
+#   scripts/bootstrap.sh test   (the default) all of demo's, plus what only the tests use: Redis and PostgreSQL
+#                               (the feature store's cluster profile, run against throwaway servers), kcat (a
+#                               standard Kafka client for the codec tests), and helm, checkov and hadolint for the
+#                               delivery checks (.berg/tools/bin).
+# Kafka's jars themselves are fetched from Maven Central by `berg up` (and the tests). helm is built from source
+# once per version into ${XDG_CACHE_HOME:-~/.cache}/berg/tools, outside the clone, so another clone copies it.
 set -euo pipefail
+
+target="${1:-test}"
+case "$target" in
+  demo | test) ;;
+  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+esac
 
 packages=()
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || packages+=(prometheus)
 { command -v prometheus-alertmanager && command -v amtool; } >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
-command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
-# Debian keeps initdb, pg_ctl and postgres off PATH, under /usr/lib/postgresql/<version>/bin.
-pg_bin_present() {
-  local bin
-  for bin in /usr/lib/postgresql/*/bin; do
-    [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] && [ -x "$bin/postgres" ] && return 0
-  done
-  return 1
-}
-pg_bin_present || packages+=(postgresql)
+if [ "$target" = test ]; then
+  command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+  command -v kcat >/dev/null 2>&1 || packages+=(kcat)
+  # Debian keeps initdb, pg_ctl and postgres off PATH, under /usr/lib/postgresql/<version>/bin.
+  pg_bin_present() {
+    local bin
+    for bin in /usr/lib/postgresql/*/bin; do
+      [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] && [ -x "$bin/postgres" ] && return 0
+    done
+    return 1
+  }
+  pg_bin_present || packages+=(postgresql)
+fi
 
 if ((${#packages[@]})); then
   sudo=""
@@ -53,23 +66,38 @@ uv_cmd=(uv)
 command -v uv >/dev/null 2>&1 || uv_cmd=(python3 -m uv)
 "${uv_cmd[@]}" sync --locked --quiet
 
+[ "$target" = test ] || exit 0
+
 # Delivery tools for the chart's checks (tests/delivery), project-local under .berg/tools/bin.
 tools_bin="$(cd "$(dirname "$0")/.." && pwd)/.berg/tools/bin"
 mkdir -p "$tools_bin"
+tools_cache="${XDG_CACHE_HOME:-$HOME/.cache}/berg/tools"
 
 # Helm, built from its Go module (no prebuilt download): the version and the Kubernetes version it
 # assumes (its k8s.io modules, v0.37 -> 1.37) are stamped in as helm's own Makefile does.
 helm_version=v3.22.0
 helm_k8s_minor=37
-if [ "$("$tools_bin/helm" version --template '{{.Version}}' 2>/dev/null)" != "$helm_version" ]; then
-  go_bin=$(command -v go || echo /usr/local/go/bin/go)
-  [ -x "$go_bin" ] || { echo "bootstrap: Go is needed to build helm (expected at /usr/local/go/bin/go)" >&2; exit 1; }
-  echo "bootstrap: go install helm $helm_version (a few minutes, once)"
-  ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
-  for pkg in pkg/lint/rules pkg/chartutil; do
-    ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$helm_k8s_minor"
-  done
-  GOBIN="$tools_bin" "$go_bin" install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$helm_version"
+helm_cached="$tools_cache/helm-$helm_version-k8s1.$helm_k8s_minor/helm"
+helm_at() { "$1" version --template '{{.Version}}' 2>/dev/null || true; }
+if [ "$(helm_at "$tools_bin/helm")" != "$helm_version" ]; then
+  if [ "$(helm_at "$helm_cached")" != "$helm_version" ]; then
+    go_bin=$(command -v go || echo /usr/local/go/bin/go)
+    [ -x "$go_bin" ] || { echo "bootstrap: Go is needed to build helm (expected at /usr/local/go/bin/go)" >&2; exit 1; }
+    echo "bootstrap: go install helm $helm_version into $(dirname "$helm_cached") (a few minutes, once per machine)"
+    ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+    for pkg in pkg/lint/rules pkg/chartutil; do
+      ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$helm_k8s_minor"
+    done
+    # Built aside and moved into place, so an interrupted build never leaves a broken cached binary.
+    mkdir -p "$(dirname "$helm_cached")"
+    build_dir=$(mktemp -d "$(dirname "$helm_cached")/build.XXXXXX")
+    GOBIN="$build_dir" "$go_bin" install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$helm_version"
+    mv -f "$build_dir/helm" "$helm_cached"
+    rmdir "$build_dir"
+  fi
+  # A hard link where the cache shares the clone's file system, else a copy: the clone never depends on the cache.
+  rm -f "$tools_bin/helm"
+  ln "$helm_cached" "$tools_bin/helm" 2>/dev/null || cp "$helm_cached" "$tools_bin/helm"
 fi
 
 # Checkov lints the rendered chart. It lives in its own uv tool environment, never in the workspace

@@ -40,7 +40,8 @@ from berg.stack.settings import StackSettings
 __all__ = ["app", "main"]
 
 app = typer.Typer(
-    help="Berg: the ML lifecycle below the waterline. Runs the local stack and the demo.",
+    help="Berg: the ML lifecycle below the waterline. Runs the local stack and the demo; drives the training "
+    "pipeline and the model registry.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -55,7 +56,7 @@ class CommandFailed(Exception):
 def _friendly_errors() -> Iterator[None]:
     try:
         yield
-    except (StackError, SettingsError, RegistryError, CommandFailed) as error:
+    except (StackError, RegistryError, CommandFailed) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(1) from None
 
@@ -75,24 +76,36 @@ def _status_table(statuses: list[ComponentStatus]) -> Table:
 
 
 def _bring_up(stack: LocalStack) -> None:
-    if stack.is_up():
-        console.print(f"[green]The stack is already up[/] (state in {stack.layout.root}).")
-        created = stack.create_topics()
+    """Start the stack, or heal it when it is up: say what was (re)started, show every component."""
+    healing = stack.is_up()
+    verb = "Restarting" if healing else "Starting"
+    with Live(_status_table([]), console=console, transient=True) as live:
+
+        def step(what: str) -> None:
+            live.console.print(f"{verb} {what}")
+
+        outcome = stack.up(on_step=step, on_update=lambda statuses: live.update(_status_table(statuses)))
+    if outcome.created_topics:
+        console.print(f"Created topics: {', '.join(outcome.created_topics)}")
+    console.print(_status_table(outcome.statuses))
+    count = len(outcome.statuses)
+    if outcome.fresh:
+        console.print(f"[green]Started the stack:[/] all {count} components healthy (state in {stack.layout.root}).")
+    elif outcome.started:
+        console.print(
+            f"[green]Restarted {', '.join(outcome.started)}[/] (they were not running); all {count} components healthy."
+        )
     else:
-        with Live(_status_table([]), console=console, transient=True) as live:
-
-            def step(what: str) -> None:
-                live.console.print(f"Starting {what}")
-
-            created = stack.up(on_step=step, on_update=lambda statuses: live.update(_status_table(statuses)))
-    if created:
-        console.print(f"Created topics: {', '.join(created)}")
-    console.print(_status_table(stack.status()))
+        console.print(f"[green]The stack is up; nothing to do:[/] all {count} components healthy.")
 
 
 @app.command()
 def up() -> None:
-    """Start Kafka (KRaft), Prometheus and Alertmanager on loopback and wait until they are healthy."""
+    """Start the local stack, or heal it: Kafka (KRaft), Prometheus, Alertmanager and the Berg services.
+
+    On loopback, under BERG_STATE_DIR. On a stack already up it starts whatever is not running (Kafka before
+    the topics and the services) and waits until every component is healthy. BERG_SERVICES picks the services.
+    """
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
@@ -116,7 +129,7 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Show each component's process state and health; exit 1 unless all are healthy."""
+    """Show each component's process state and health; exit 1 unless all are healthy (berg up starts the rest)."""
     with _friendly_errors():
         stack = _stack()
         statuses = stack.status()
@@ -246,7 +259,7 @@ def demo(
     timeout_s: Annotated[float, typer.Option(min=1, help="How long to wait for each act.")] = 600,
     stop: Annotated[bool, typer.Option("--down/--keep-up", help="Stop the stack at the end.")] = False,
 ) -> None:
-    """The main job: the whole lifecycle on the local stack, with live progress and an HTML report."""
+    """The main job: start (or heal) the stack, then run the whole lifecycle on it, with an HTML report."""
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
@@ -599,5 +612,8 @@ def dashboards(
 
 
 def main() -> None:
-    """Entry point of the ``berg`` script."""
-    app()
+    """Entry point of the ``berg`` script: a bad ``BERG_*`` setting, in any command, is one line on stderr."""
+    try:
+        app()
+    except SettingsError as error:
+        raise SystemExit(f"error: {error}") from None

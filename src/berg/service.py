@@ -8,7 +8,7 @@ first, the batch in hand finishes and is committed, the group is left).
 
 Example (a service's ``__main__``):
     >>> def main() -> None:
-    ...     settings = load_settings(IngestionSettings)
+    ...     settings = load_settings_or_exit(IngestionSettings)
     ...     run_consumer_service(settings, topics=[TRANSACTIONS_RAW], build_handler=build)
 """
 

@@ -2,7 +2,8 @@
 
 Each service declares its own subclass with its own environment prefix
 (``BERG_INGESTION_``, ``BERG_VALIDATION_``...), builds it once in ``main`` and
-passes it down; nothing here is read at import time. Secrets are ``SecretStr``
+passes it down; nothing here is read at import time. A bad setting, of any
+type, is one line naming the variable (an entry point exits with it). Secrets are ``SecretStr``
 so they never appear in logs or reprs, and placeholder secrets are refused
 outside development.
 
@@ -10,14 +11,18 @@ Example:
     >>> class IngestionSettings(ServiceSettings):
     ...     model_config = service_config("BERG_INGESTION_")
     ...     batch_size: int = 500
-    >>> settings = load_settings(IngestionSettings)
+    >>> settings = load_settings_or_exit(IngestionSettings)
 """
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+import json
+import os
+import re
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+import pydantic_settings
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "ServiceSettings",
     "SettingsError",
     "load_settings",
+    "load_settings_or_exit",
     "service_config",
 ]
 
@@ -37,7 +43,7 @@ Environment = Literal["development", "production"]
 
 
 class SettingsError(Exception):
-    """Raised when settings fail validation; the message names each bad field and what to do."""
+    """Raised when settings fail; the one-line message names each bad environment variable and what is wrong."""
 
 
 class KafkaSettings(BaseModel):
@@ -109,16 +115,89 @@ def load_settings(settings_class: type[SettingsT]) -> SettingsT:
     """Build settings from the environment once, at start-up.
 
     Raises:
-        SettingsError: with one line per invalid field, naming the environment
-            variable to fix. Secret values are never echoed.
+        SettingsError: with a one-line message naming each environment variable
+            to fix and what is wrong with it. Secret values are never echoed.
     """
     try:
         return settings_class()
     except ValidationError as error:
-        prefix = str(settings_class.model_config.get("env_prefix", ""))
-        lines = []
-        for problem in error.errors(include_input=False, include_url=False):
-            field = "__".join(str(part) for part in problem["loc"]).upper()
-            variable = f"{prefix}{field}" if field else prefix.rstrip("_")
-            lines.append(f"  {variable}: {problem['msg']}")
-        raise SettingsError(f"invalid settings for {settings_class.__name__}:\n" + "\n".join(lines)) from None
+        problems = [
+            f"{_variable(settings_class, problem['loc'], problem['type'])}: {problem['msg']}"
+            for problem in error.errors(include_input=False, include_url=False)
+        ]
+    except pydantic_settings.SettingsError as error:
+        # Raised while decoding a list- or model-typed variable as JSON, before any validation.
+        problems = [_undecodable(settings_class, error)]
+    message = "; ".join(" ".join(problem.split()) for problem in problems)
+    raise SettingsError(f"invalid settings for {settings_class.__name__}: {message}") from None
+
+
+def load_settings_or_exit(settings_class: type[SettingsT]) -> SettingsT:
+    """:func:`load_settings` for a process's entry point: on a bad setting, exit 1 with the one line on stderr."""
+    try:
+        return load_settings(settings_class)
+    except SettingsError as error:
+        raise SystemExit(str(error)) from None
+
+
+def _prefix(settings_class: type[BaseSettings]) -> str:
+    return str(settings_class.model_config.get("env_prefix", "")).upper()
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds (``PortTable``, also inside ``X | None``), if it holds one."""
+    candidates = [annotation, *get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def _variable(settings_class: type[BaseSettings], loc: tuple[int | str, ...], error_type: str) -> str:
+    """The environment variable behind an error location (``('ports', 'kafka')`` -> ``BERG_PORTS__KAFKA``).
+
+    Fields of nested models are joined with ``__`` as the settings read them; what follows them
+    (a list index, a mapping key) is shown in brackets.
+    """
+    prefix = _prefix(settings_class)
+    if not loc:
+        return f"{prefix}*"
+    if loc[0] not in settings_class.model_fields:
+        # A validation alias (KAFKA_HOME): it is the variable's name itself.
+        return str(loc[0]).upper()
+    names: list[str] = []
+    model: type[BaseModel] | None = settings_class
+    rest = list(loc)
+    while rest and model is not None and isinstance(rest[0], str):
+        part = rest[0]
+        if part in model.model_fields:
+            model = _nested_model(model.model_fields[part].annotation)
+        elif error_type == "extra_forbidden" and len(rest) == 1:
+            model = None
+        else:
+            break
+        names.append(part)
+        rest.pop(0)
+    return prefix + "__".join(names).upper() + "".join(f"[{part}]" for part in rest)
+
+
+def _undecodable(settings_class: type[BaseSettings], error: pydantic_settings.SettingsError) -> str:
+    """The variable(s) pydantic-settings could not decode, and why."""
+    cause = error.__cause__
+    why = f"not valid JSON ({cause})" if isinstance(cause, json.JSONDecodeError) else str(cause or error)
+    match = re.search(r'field "([^"]+)"', str(error))
+    field = settings_class.model_fields.get(match.group(1)) if match else None
+    if match is None or field is None:
+        return why
+    alias = field.validation_alias
+    names = (
+        [str(choice).upper() for choice in alias.choices if isinstance(choice, str)]
+        if isinstance(alias, AliasChoices)
+        else [alias.upper()]
+        if isinstance(alias, str)
+        else [_prefix(settings_class) + match.group(1).upper()]
+    )
+    # Which of them is set (the field itself, or one of its nested ``__`` parts).
+    set_here = sorted(
+        variable
+        for variable in (key.upper() for key in os.environ)
+        if any(variable == name or variable.startswith(f"{name}__") for name in names)
+    )
+    return f"{' / '.join(set_here or names)}: {why}; lists, mappings and nested settings are set as JSON"

@@ -1,7 +1,7 @@
 """Where the delivery checks find their tools, and one way to run them.
 
-helm, checkov and hadolint are installed by ``scripts/bootstrap.sh`` into ``.berg/tools/bin``; kubectl comes
-from the machine. A missing tool fails the test that needs it, naming the fix; nothing is skipped.
+helm, checkov and hadolint are installed by ``scripts/bootstrap.sh test`` (``make test``) into ``.berg/tools/bin``;
+kubectl comes from the machine. A missing tool fails the test that needs it, naming the fix; nothing is skipped.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ KUBE_VERSION = "1.33.0"
 """The Kubernetes version the chart is rendered and validated for (its kubeVersion is >=1.29)."""
 
 _INSTALL_HINTS = {
-    "helm": "run scripts/bootstrap.sh (it builds helm into .berg/tools/bin)",
-    "checkov": "run scripts/bootstrap.sh (it installs checkov into .berg/tools/bin)",
-    "hadolint": "run scripts/bootstrap.sh (it installs hadolint into .berg/tools/bin)",
+    "helm": "run scripts/bootstrap.sh test (it builds helm into .berg/tools/bin)",
+    "checkov": "run scripts/bootstrap.sh test (it installs checkov into .berg/tools/bin)",
+    "hadolint": "run scripts/bootstrap.sh test (it installs hadolint into .berg/tools/bin)",
     "kubectl": "install kubectl (its built-in kustomize renders k8s/); it is not part of scripts/bootstrap.sh",
 }
 

@@ -70,3 +70,39 @@ def test_stack_ports_must_be_distinct(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_kafka_home_is_read_from_its_usual_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_HOME", "/opt/kafka")
     assert str(load_settings(StackSettings).kafka_home) == "/opt/kafka"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        # Not JSON: pydantic-settings fails while decoding, before validation.
+        ("BERG_SERVICES", "notjson", "BERG_SERVICES: not valid JSON"),
+        ("BERG_PORTS", "{", "BERG_PORTS: not valid JSON"),
+        ("BERG_PORTS__KAFKA", "x", "BERG_PORTS__KAFKA: Input should be a valid integer"),
+        ("BERG_PORTS__NOPE", "1", "BERG_PORTS__NOPE: Extra inputs are not permitted"),
+        ("BERG_SERVICES", '["ingestion", "nope"]', "BERG_SERVICES[1]: Input should be"),
+        ("BERG_TOPIC_PARTITION_OVERRIDES", '{"transactions.raw": "x"}', "BERG_TOPIC_PARTITION_OVERRIDES[transactions"),
+        ("BERG_TOPIC_PARTITIONS", "lots", "BERG_TOPIC_PARTITIONS: Input should be a valid integer"),
+    ],
+)
+def test_every_bad_setting_is_one_line_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(StackSettings)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("invalid settings for StackSettings: ")
+    assert named in message
+
+
+def test_several_bad_settings_are_named_on_the_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERG_TOPIC_PARTITIONS", "0")
+    monkeypatch.setenv("BERG_SCRAPE_INTERVAL_S", "often")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(StackSettings)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "BERG_TOPIC_PARTITIONS: Input should be greater than or equal to 1" in message
+    assert "BERG_SCRAPE_INTERVAL_S: Input should be a valid integer" in message

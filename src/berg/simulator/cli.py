@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from berg.settings import KafkaSettings, SettingsError, load_settings
+from berg.settings import KafkaSettings, load_settings
 from berg.simulator.bounds import bounded
 from berg.simulator.generator import SimulationConfig, Simulator
 from berg.simulator.malformed import MALFORMED_CLASSES, MalformedOptions
@@ -177,10 +177,8 @@ def simulate(
     ] = 1,
 ) -> None:
     """Send synthetic card transactions, delayed labels and malformed records to Kafka, reproducibly by seed."""
-    try:
-        stack = load_settings(StackSettings)
-    except SettingsError as error:
-        raise _fail(str(error)) from None
+    # A bad BERG_* setting propagates: `berg` reports it in one line on stderr.
+    stack = load_settings(StackSettings)
     if not port_open(stack.host, stack.ports.kafka):
         raise _fail(f"no Kafka broker listens on {stack.kafka_bootstrap}. Is the stack up? [bold]uv run berg up[/]")
     run = plan_run(

@@ -1,5 +1,8 @@
 """``berg up``/``down``/``status`` as a library: the local stack under one state directory.
 
+``up`` is idempotent: on a stack already up it starts whatever is not running,
+in dependency order (Kafka, Prometheus and Alertmanager, then the topics, then
+the Berg services), and waits for every component to be healthy again.
 The CLI adds the terminal output; tests drive the same class with their own
 state directory and free ports.
 """
@@ -29,9 +32,11 @@ from berg.stack.services import service_programs, service_specs
 from berg.stack.settings import StackSettings
 from berg.stack.supervisor import ProcessInfo, Program, Supervisor, SupervisorError
 
-__all__ = ["ComponentStatus", "LocalStack", "StackError"]
+__all__ = ["ComponentStatus", "LocalStack", "StackError", "UpOutcome"]
 
 _FAILED_STATES = frozenset({"FATAL", "EXITED", "STOPPED", "UNKNOWN"})
+_STARTABLE_STATES = frozenset({"FATAL", "EXITED", "STOPPED"})
+"""supervisord states a program leaves only when asked to start (STARTING and BACKOFF are on their way up)."""
 _LOG_TAIL_LINES = 20
 
 
@@ -51,6 +56,19 @@ class ComponentStatus:
     log_file: str
 
 
+@dataclass(frozen=True)
+class UpOutcome:
+    """What one ``berg up`` did."""
+
+    fresh: bool
+    """True: the stack was down and this call started it; False: it was up and this call healed it."""
+    started: list[str]
+    """Components this call started: all of them on a fresh start, those that were not running on a heal."""
+    created_topics: list[str]
+    statuses: list[ComponentStatus]
+    """Every component at the end, all healthy."""
+
+
 def tail(path: str, lines: int = _LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a log file (empty when there is none)."""
     try:
@@ -61,7 +79,7 @@ def tail(path: str, lines: int = _LOG_TAIL_LINES) -> str:
 
 
 class LocalStack:
-    """Kafka, Prometheus and Alertmanager supervised under one state directory."""
+    """Kafka, Prometheus, Alertmanager and the enabled Berg services, supervised under one state directory."""
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
@@ -169,15 +187,33 @@ class LocalStack:
             )
         return probes
 
-    def start_services(self) -> list[str]:
-        """Start the Berg services (after Kafka is healthy and the topics exist); return their names."""
-        names = [spec.name for spec in service_specs(self.settings, self.layout)]
+    def service_names(self) -> list[str]:
+        """The enabled Berg services, in pipeline order."""
+        return [spec.name for spec in service_specs(self.settings, self.layout)]
+
+    def start_stopped(self, names: Collection[str]) -> list[str]:
+        """Start each named program that is not running (in the order given); return those started.
+
+        Raises:
+            StackError: a program is unknown to the running supervisor (the stack was started
+                with other settings), or could not be started.
+        """
         try:
+            processes = {info.name: info for info in self.supervisor.processes()}
+            started = []
             for name in names:
-                self.supervisor.start_program(name)
+                info = processes.get(name)
+                if info is None:
+                    raise StackError(
+                        f"{name} is not part of the running stack (it was started with other BERG_* settings): "
+                        "`berg down` then `berg up` starts it"
+                    )
+                if info.state in _STARTABLE_STATES:
+                    self.supervisor.start_program(name)
+                    started.append(name)
         except SupervisorError as error:
             raise StackError(str(error)) from error
-        return names
+        return started
 
     def status(self, components: Collection[str] | None = None) -> list[ComponentStatus]:
         """Each component's process state and health probe (all components, or the named ones)."""
@@ -234,21 +270,33 @@ class LocalStack:
         self,
         on_step: Callable[[str], None] = lambda _: None,
         on_update: Callable[[list[ComponentStatus]], None] = lambda _: None,
-    ) -> list[str]:
-        """The whole ``berg up``: prepare, start the infrastructure, create topics, start the services.
+    ) -> UpOutcome:
+        """The whole ``berg up``, idempotent: start the stack when it is down, heal it when it is up.
 
-        Returns:
-            The topics this call created.
+        Either way in dependency order: Kafka, Prometheus and Alertmanager, until healthy; then
+        the topics (created or updated); then the Berg services, which need both; then every
+        component healthy. On a stack already up, what runs is left alone.
+
+        Raises:
+            StackError: a component could not be started or did not become healthy; the
+                message says which and carries the tail of its log.
         """
-        self.start(self.prepare(on_step))
-        on_step("Kafka, Prometheus and Alertmanager")
+        fresh = not self.is_up()
+        if fresh:
+            # supervisord starts the infrastructure itself (autostart); the services wait for the topics.
+            self.start(self.prepare(on_step))
+            infrastructure = list(INFRASTRUCTURE)
+        else:
+            infrastructure = self.start_stopped(INFRASTRUCTURE)
+        if infrastructure:
+            on_step(", ".join(infrastructure))
         self.wait_healthy(on_update, components=INFRASTRUCTURE)
         created = self.create_topics()
-        services = self.start_services()
+        services = self.start_stopped(self.service_names())
         if services:
             on_step(", ".join(services))
-            self.wait_healthy(on_update)
-        return created
+        statuses = self.wait_healthy(on_update)
+        return UpOutcome(fresh=fresh, started=infrastructure + services, created_topics=created, statuses=statuses)
 
     def create_topics(self) -> list[str]:
         """Create Berg's topics with the configured partition counts; return those created."""

@@ -18,7 +18,7 @@ from types import FrameType
 import uvicorn
 
 from berg.observability.logging import configure_logging
-from berg.settings import SettingsError, load_settings
+from berg.settings import load_settings_or_exit
 from berg_controller.settings import ControllerSettings
 
 log = logging.getLogger("berg_controller")
@@ -54,10 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "requests start the training pipeline, once. Settings: BERG_CONTROLLER_* environment variables.",
         allow_abbrev=False,
     ).parse_args(argv)
-    try:
-        settings = load_settings(ControllerSettings)
-    except SettingsError as error:
-        raise SystemExit(str(error)) from None
+    settings = load_settings_or_exit(ControllerSettings)
     configure_logging(settings.logging, settings.service_name)
 
     from berg_controller.app import create_controller_app

@@ -5,14 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from berg.features.label_store import LabelStore
-from berg.features.store import close_store, open_store, prepare_store, repo_dir
-from berg.service import ServiceContext, run_consumer_service
-from berg.settings import load_settings
-from berg_features.aggregates import SECOND, UserAggregator
-from berg_features.handler import FeaturesHandler
-from berg_features.merchant_job import MerchantJob
-from berg_features.metrics import FeaturesMetrics
+from berg.settings import load_settings_or_exit
 from berg_features.settings import FeaturesSettings
 
 LABEL_STORE = "label_store"
@@ -20,7 +13,17 @@ LABEL_STORE = "label_store"
 
 def main() -> None:
     """Read settings once, register the feature repo, then consume until SIGTERM."""
-    settings = load_settings(FeaturesSettings)
+    settings = load_settings_or_exit(FeaturesSettings)
+    # Imported once the settings are good: Feast turns DeprecationWarnings on process-wide when imported, and a
+    # settings error must be the one line on stderr.
+    from berg.features.label_store import LabelStore
+    from berg.features.store import close_store, open_store, prepare_store, repo_dir
+    from berg.service import ServiceContext, run_consumer_service
+    from berg_features.aggregates import SECOND, UserAggregator
+    from berg_features.handler import FeaturesHandler
+    from berg_features.merchant_job import MerchantJob
+    from berg_features.metrics import FeaturesMetrics
+
     repo = settings.feature_repo or repo_dir()
 
     def build(context: ServiceContext) -> FeaturesHandler:

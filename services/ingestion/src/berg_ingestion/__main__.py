@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from berg.kafka.topics import LABELS_RAW, TRANSACTIONS_RAW
 from berg.service import ServiceContext, run_consumer_service
-from berg.settings import load_settings
+from berg.settings import load_settings_or_exit
 from berg_ingestion.handler import IngestionHandler, IngestionMetrics
 from berg_ingestion.landing import LandingZone
 from berg_ingestion.settings import IngestionSettings
@@ -12,7 +12,7 @@ from berg_ingestion.settings import IngestionSettings
 
 def main() -> None:
     """Read settings once, then consume until SIGTERM."""
-    settings = load_settings(IngestionSettings)
+    settings = load_settings_or_exit(IngestionSettings)
 
     def build(context: ServiceContext) -> IngestionHandler:
         return IngestionHandler(

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from berg.observability.logging import configure_logging
-from berg.settings import SettingsError, load_settings
+from berg.settings import load_settings_or_exit
 from berg_monitoring.settings import MonitoringSettings
 
 
 def main() -> None:
     """Read the settings once, then export until SIGTERM."""
-    try:
-        settings = load_settings(MonitoringSettings)
-    except SettingsError as error:
-        raise SystemExit(str(error)) from None
+    settings = load_settings_or_exit(MonitoringSettings)
     configure_logging(settings.logging, settings.service_name)
 
     from berg_monitoring.service import run

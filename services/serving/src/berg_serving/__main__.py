@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from berg.observability.logging import configure_logging
-from berg.settings import SettingsError, load_settings
+from berg.settings import load_settings_or_exit
 from berg_serving.settings import SHAPES, ServingSettings
 
 
@@ -27,10 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # KServe appends its own arguments to a custom transformer's (--model_name, --predictor_host,
     # --http_port...); Berg takes those from BERG_SERVING_* instead, so they are ignored, not refused.
     args, ignored = parser.parse_known_args(argv)
-    try:
-        settings = load_settings(ServingSettings)
-    except SettingsError as error:
-        raise SystemExit(str(error)) from None
+    settings = load_settings_or_exit(ServingSettings)
     shape = args.shape or settings.shape
     problems = settings.problems_for(shape)
     if problems:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from berg.kafka.topics import LABELS_INGESTED, TRANSACTIONS_INGESTED
 from berg.service import ServiceContext, run_consumer_service
-from berg.settings import load_settings
+from berg.settings import load_settings_or_exit
 from berg_validation.handler import ValidationHandler, ValidationMetrics
 from berg_validation.history import open_history
 from berg_validation.settings import ValidationSettings
@@ -13,7 +13,7 @@ from berg_validation.suites import build_suites, create_context
 
 def main() -> None:
     """Read settings once, build the suites once, then consume until SIGTERM."""
-    settings = load_settings(ValidationSettings)
+    settings = load_settings_or_exit(ValidationSettings)
 
     def build(context: ServiceContext) -> ValidationHandler:
         # Validation runs in memory; the history on disk is best effort (berg_validation.history).

@@ -1,0 +1,53 @@
+"""A bad setting, as a user sets it: every entry point says so in one line on stderr, naming the variable.
+
+The `berg` command and each service's ``python -m`` entry point run as real
+processes with one bad variable each: a list or model typed one that is not
+JSON (pydantic-settings fails while decoding it, before validation) and a
+scalar one that fails validation.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# (entry point, variable of a list or model typed setting, variable of a scalar setting)
+ENTRY_POINTS = [
+    (["-m", "berg", "status"], "BERG_SERVICES", "BERG_TOPIC_PARTITIONS"),
+    (["-m", "berg", "up"], "BERG_PORTS", "BERG_STARTUP_TIMEOUT_S"),
+    (["-m", "berg_ingestion"], "BERG_INGESTION_KAFKA", "BERG_INGESTION_MAX_RECORD_BYTES"),
+    (["-m", "berg_validation"], "BERG_VALIDATION_RULES", "BERG_VALIDATION_BATCH_MAX_RECORDS"),
+    (["-m", "berg_features"], "BERG_FEATURES_KAFKA", "BERG_FEATURES_ALLOWED_LATENESS_S"),
+    (["-m", "berg_serving"], "BERG_SERVING_GRPC", "BERG_SERVING_POLL_INTERVAL_S"),
+    (["-m", "berg_monitoring"], "BERG_MONITORING_WEB", "BERG_MONITORING_DRIFT_WINDOW"),
+    (["-m", "berg_controller"], "BERG_CONTROLLER_LOCAL", "BERG_CONTROLLER_DATABASE_TIMEOUT_S"),
+]
+
+CASES = [
+    pytest.param(command, variable, value, id=f"{command[1]}{'-' + command[2] if len(command) > 2 else ''}-{kind}")
+    for command, complex_variable, scalar_variable in ENTRY_POINTS
+    for kind, variable, value in (("complex", complex_variable, "notjson"), ("scalar", scalar_variable, "lots"))
+]
+
+
+@pytest.mark.parametrize(("command", "variable", "value"), CASES)
+def test_a_bad_setting_is_one_line_on_stderr_naming_the_variable(
+    command: list[str], variable: str, value: str, tmp_path: Path
+) -> None:
+    clean = {key: item for key, item in os.environ.items() if not key.startswith("BERG_")}
+    env = {**clean, "BERG_STATE_DIR": str(tmp_path), variable: value}
+    result = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "invalid settings" in lines[0]
+    assert result.stdout == ""
