@@ -48,6 +48,7 @@ __all__ = [
     "deliver",
     "fake_pipeline_command",
     "kill_fake_pipelines",
+    "register_versions",
     "running_alertmanager",
     "running_controller",
     "settings_for",
@@ -138,6 +139,30 @@ def deliver(
             raise AssertionError(f"not delivered within {timeout_s}s after {attempts} attempts")
         time.sleep(backoff)
         backoff = min(backoff * 2, 1.0)
+
+
+def register_versions(registry_dir: Path, model: str, count: int, production: str | None) -> list[str]:
+    """Register ``count`` versions of ``model`` in a real registry folder and promote each in turn up to
+    ``production`` (the history a promotion leaves: the earlier champions are retired)."""
+    from berg.registry import Lineage, VersionMetadata
+
+    # An hour ago, so no version is taken for the result of a run a test starts now (results.match_result).
+    end = datetime.now(UTC) - timedelta(hours=1)
+    registry = ModelRegistry(registry_dir, clock=lambda: end)
+    lineage = Lineage(
+        data_start=end - timedelta(days=30),
+        data_end=end,
+        feature_service="fraud_model_v1",
+        pipeline_run_id="test",
+        code_version="test",
+    )
+    versions = [
+        registry.register(model, {"model.bst": b"not really xgboost"}, VersionMetadata(lineage=lineage)).version
+        for _ in range(count)
+    ]
+    for version in versions[: versions.index(production) + 1] if production is not None else []:
+        registry.promote(model, version, reason="test history")
+    return versions
 
 
 def fake_pipeline_command(
