@@ -32,6 +32,7 @@ from berg_controller.launchers.local import LocalLauncher, child_environment
 from berg_controller.loop import BackgroundLoop
 from berg_controller.metrics import ControllerMetrics
 from berg_controller.policy import PolicyConfig
+from berg_controller.private_files import make_private_dirs
 from berg_controller.results import RegistryView
 from berg_controller.settings import ControllerSettings
 from berg_controller.store import ControllerStore
@@ -112,6 +113,7 @@ def create_controller_app(settings: ControllerSettings) -> FastAPI:
     Raises:
         StoreUnavailable: the database cannot be reached.
     """
+    make_private_dirs(settings.state_dir)
     store = ControllerStore.open(settings.effective_database_url, timeout_s=settings.database_timeout_s)
     registry = CollectorRegistry()
     metrics = ControllerMetrics.register(registry, settings.models)

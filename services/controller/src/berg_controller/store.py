@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from berg_controller.policy import ModelState, Trigger, Verdict
+from berg_controller.private_files import FILE_MODE, make_private_dirs, restrict_to_owner
 from berg_controller.schema import ACTIVE_STATUSES, RunStatus, alert_keys, metadata, runs, triggers
 
 __all__ = ["AlertKey", "ControllerStore", "RunRecord", "StoreTransaction", "StoreUnavailable", "TriggerRecord"]
@@ -217,10 +219,20 @@ class StoreTransaction:
         return record
 
 
+def _create_private_database(path: Path) -> None:
+    """The SQLite file, created empty with mode 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    make_private_dirs(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            restrict_to_owner(file)
+
+
 def _sqlite_engine(url: str, timeout_s: float) -> Engine:
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        _create_private_database(Path(database))
     engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

@@ -1,8 +1,8 @@
 """The local launcher: the pipeline command as a detached child process, one folder per run.
 
-Each run gets ``<runs_dir>/<run id>/`` with ``output.log`` (the pipeline's
-stdout and stderr), ``command.json`` and, once it ends, ``exit-<pid>.json`` (see
-:mod:`berg_controller.wrapper`). Starting a run:
+Each run gets ``<runs_dir>/<run id>/`` (mode 0700) with ``output.log`` (the
+pipeline's stdout and stderr), ``command.json`` and, once it ends,
+``exit-<pid>.json`` (see :mod:`berg_controller.wrapper`), all mode 0600. Starting a run:
 
 1. spawn the wrapper in a new session (so SIGTERM or SIGKILL to the controller
    never reaches the pipeline), holding it at its ``go`` gate;
@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from berg_controller.launchers.base import LaunchError, Progress, RecordStarted
+from berg_controller.private_files import make_private_dirs, open_private
 from berg_controller.store import RunRecord
 from berg_controller.wrapper import GO, exit_file
 
@@ -106,9 +107,10 @@ class LocalLauncher:
         directory = self.run_dir(run.id)
         command = self.command_for(run)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / "command.json").write_text(json.dumps(command))
-            with (directory / LOG_FILE).open("ab") as output:
+            make_private_dirs(directory)
+            with open_private(directory / "command.json", "wb") as handle:
+                handle.write(json.dumps(command).encode())
+            with open_private(directory / LOG_FILE, "ab") as output:
                 wrapper = subprocess.Popen(
                     [self._python, "-m", "berg_controller.wrapper", "--run-dir", str(directory), "--", *command],
                     stdin=subprocess.PIPE,
