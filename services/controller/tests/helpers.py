@@ -166,7 +166,14 @@ def register_versions(registry_dir: Path, model: str, count: int, production: st
 
 
 def fake_pipeline_command(
-    starts: Path, *, sleep_s: float = 0.0, exit_code: int = 0, register: bool = False
+    starts: Path,
+    *,
+    sleep_s: float = 0.0,
+    exit_code: int = 0,
+    register: bool = False,
+    output: Sequence[str] = (),
+    fail_step: str = "",
+    error: str = "",
 ) -> list[str]:
     """The local launcher's command for the fake pipeline (``{python}``, ``{model}``, ``{run_id}`` filled in)."""
     return [
@@ -177,6 +184,8 @@ def fake_pipeline_command(
         "--sleep", str(sleep_s),
         "--exit-code", str(exit_code),
         *(["--register"] if register else []),
+        *[f"--output={line}" for line in output],
+        *(["--fail-step", fail_step, "--error", error] if fail_step else []),
     ]  # fmt: skip
 
 

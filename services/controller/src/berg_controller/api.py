@@ -55,6 +55,10 @@ class RunView(BaseModel):
     result_version: str | None
     """The version the run registered, when known."""
     promoted: bool | None
+    failed_step: str | None
+    """A failed run's failing pipeline step, when known."""
+    error: str | None
+    """The first lines of a failed run's error (at most 20 lines, 2 KiB; secrets masked)."""
 
     @classmethod
     def of(cls, run: RunRecord) -> RunView:
@@ -74,6 +78,8 @@ class RunView(BaseModel):
             detail=run.detail,
             result_version=run.result_version,
             promoted=run.promoted,
+            failed_step=run.failed_step,
+            error=run.error,
         )
 
 

@@ -297,13 +297,24 @@ class Controller:
             with self._launching_lock:
                 self._launching.discard(run.id)
 
-    def _finish(self, run: RunRecord, status: Finished, exit_code: int | None, detail: str) -> None:
+    def _finish(
+        self,
+        run: RunRecord,
+        status: Finished,
+        exit_code: int | None,
+        detail: str,
+        *,
+        failed_step: str | None = None,
+        error: str | None = None,
+    ) -> None:
         finished_at = self._clock()
-        if not self._store.finish_run(run.id, status, finished_at, exit_code=exit_code, detail=detail):
+        if not self._store.finish_run(
+            run.id, status, finished_at, exit_code=exit_code, detail=detail, failed_step=failed_step, error=error
+        ):
             return
         self._metrics.runs_finished.labels(run.model, status).inc()
         self._metrics.active_runs.labels(run.model).set(0)
-        log.info("run %s %s", run.id, status, extra={"model": run.model, "detail": detail})
+        log.info("run %s %s", run.id, status, extra={"model": run.model, "detail": detail, "failed_step": failed_step})
         result = self._registry.result(run, finished_at)
         if result is not None:
             self._store.set_result(run.id, result.version, result.promoted)
@@ -333,7 +344,14 @@ class Controller:
                 if fresh is not None:
                     self._launch(fresh)
             return
-        self._finish(run, progress.state, progress.exit_code, progress.detail)
+        self._finish(
+            run,
+            progress.state,
+            progress.exit_code,
+            progress.detail,
+            failed_step=progress.failed_step,
+            error=progress.error,
+        )
 
     # The background loop's work
 
