@@ -73,7 +73,7 @@ def test_without_a_traceback_the_last_lines_are_the_error() -> None:
 
 def test_the_tail_passes_everything_on_and_keeps_the_last_lines() -> None:
     target = io.StringIO()
-    tail = OutputTail(target, keep=3)  # type: ignore[arg-type]
+    tail = OutputTail(target, keep=3)
     for n in range(5):
         tail.write(f"line {n}\n")
     tail.write("partial")

@@ -94,7 +94,7 @@ class TriggerView(BaseModel):
     model: str
     alertname: str
     decision: str
-    """``started``, ``cooldown``, ``active_run`` or ``ignored``."""
+    """``started``, ``cooldown``, ``active_run``, ``ignored`` or ``not_production``."""
     reason: str
     run_id: str | None
 
