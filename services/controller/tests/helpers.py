@@ -174,6 +174,7 @@ def fake_pipeline_command(
     output: Sequence[str] = (),
     fail_step: str = "",
     error: str = "",
+    hold: Path | None = None,
 ) -> list[str]:
     """The local launcher's command for the fake pipeline (``{python}``, ``{model}``, ``{run_id}`` filled in)."""
     return [
@@ -186,6 +187,7 @@ def fake_pipeline_command(
         *(["--register"] if register else []),
         *[f"--output={line}" for line in output],
         *(["--fail-step", fail_step, "--error", error] if fail_step else []),
+        *(["--hold", str(hold)] if hold is not None else []),
     ]  # fmt: skip
 
 
@@ -207,16 +209,17 @@ def kill_fake_pipelines(starts: Path) -> None:
 
 
 @contextmanager
-def controller_process(tmp_path: Path, *, sleep_s: float, **settings: str) -> Iterator[Any]:
+def controller_process(tmp_path: Path, *, sleep_s: float, hold: Path | None = None, **settings: str) -> Iterator[Any]:
     """The controller as a process (``tests.processes.ServiceProcess``, not started yet) with the fake
-    pipeline and a long cooldown; killed, with its pipelines, at the end."""
+    pipeline (held until ``hold`` exists, when given) and a long cooldown; killed, with its pipelines, at the
+    end."""
     from tests.processes import ServiceProcess  # the repo's tests package: see running_alertmanager
 
     starts = tmp_path / "starts.txt"
     environment = {
         "STATE_DIR": str(tmp_path / "controller"),
         "REGISTRY_URI": str(tmp_path / "registry"),
-        "LOCAL__COMMAND": json.dumps(fake_pipeline_command(starts, sleep_s=sleep_s)),
+        "LOCAL__COMMAND": json.dumps(fake_pipeline_command(starts, sleep_s=sleep_s, hold=hold)),
         "POLL_INTERVAL_S": "0.2",
         "COOLDOWN_S": "600",
         "LOGGING__JSON_FORMAT": "false",

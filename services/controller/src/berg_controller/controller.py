@@ -45,18 +45,10 @@ from berg_controller.policy import (
     schedule_trigger,
     trigger_from_alert,
 )
-from berg_controller.results import RegistryUnavailable, RegistryView
+from berg_controller.results import RegistryView
 from berg_controller.store import AlertKey, ControllerStore, RunRecord, StoreTransaction, StoreUnavailable
 
-__all__ = [
-    "Controller",
-    "DataVolumeCheck",
-    "Decided",
-    "FaultHook",
-    "RegistryUnavailable",
-    "WebhookOutcome",
-    "new_run_id",
-]
+__all__ = ["Controller", "DataVolumeCheck", "Decided", "FaultHook", "WebhookOutcome", "new_run_id"]
 
 log = logging.getLogger(__name__)
 
