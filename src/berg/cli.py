@@ -25,6 +25,7 @@ from berg.contracts import TransactionV1
 from berg.demo import DownstreamWatcher, RunOutcome
 from berg.pipeline_cli import pipeline_app
 from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError
+from berg.runs_cli import runs_app
 from berg.settings import SettingsError, load_settings
 from berg.simulator import cli as simulator_cli
 from berg.simulator.bounds import bounded
@@ -410,6 +411,7 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(runs_app, name="runs")
 
 ModelName = Annotated[str, typer.Argument(help="The model, e.g. fraud-xgboost.", show_default=False)]
 AliasOption = Annotated[str, typer.Option(help="The alias to move; serving follows production.")]

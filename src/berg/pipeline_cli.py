@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from berg.contracts.run_failure import RUN_FAILURE_FILE_ENV, RunFailureV1, error_head, write_run_failure
 from berg.settings import load_settings
 from berg.stack.settings import StackSettings
 
@@ -90,24 +92,37 @@ def run_command(
     params_json: ParamsJson = "{}",
     dask_scheduler: DaskScheduler = "",
 ) -> None:
-    """Run the pipeline on this machine (kfp.local) over the local stack's feature store and registry."""
+    """Run the pipeline on this machine (kfp.local) over the local stack's feature store and registry.
+
+    When it fails and ``BERG_RUN_FAILURE_FILE`` is set (the controller sets it), the failing step and the head
+    of its error are written there for the run record.
+    """
     from berg.registry.registry import ModelRegistry
 
     launch = _launch()
-    settings = load_settings(StackSettings)
-    state = settings.state_dir.absolute()
-    registry_uri = settings.model_registry_uri
-    before = ModelRegistry(registry_uri).resolve(model_name, "production")
-    days = window_days if window_days is not None else settings.training_window_days
-    arguments = _arguments(
-        str(state / "feast" / "offline"), registry_uri, model_name, days, window_end, params_json, dask_scheduler
-    )
-    run = launch.run_locally(arguments, state / "kfp", {"BERG_STATE_DIR": str(state)})
+    try:
+        settings = load_settings(StackSettings)
+        state = settings.state_dir.absolute()
+        registry_uri = settings.model_registry_uri
+        before = ModelRegistry(registry_uri).resolve(model_name, "production")
+        days = window_days if window_days is not None else settings.training_window_days
+        arguments = _arguments(
+            str(state / "feast" / "offline"), registry_uri, model_name, days, window_end, params_json, dask_scheduler
+        )
+        run = launch.run_locally(arguments, state / "kfp", {"BERG_STATE_DIR": str(state)})
+    except launch.StepFailed as failed:
+        _report_failure(failed.step, failed.error)
+        console.print(f"[red]step {escape(failed.step or '(unknown)')} failed:[/]\n{escape(failed.error)}")
+        raise typer.Exit(1) from None
+    except Exception as error:
+        _report_failure(None, "".join(traceback.format_exception_only(error)))
+        raise
     registry = ModelRegistry(registry_uri)
     versions = registry.versions(model_name)
     latest = versions[-1] if versions else None
     after = registry.resolve(model_name, "production")
     if latest is None:
+        _report_failure(None, "the run registered no model")
         console.print("[red]the run registered no model[/]")
         raise typer.Exit(1)
     promoted = after is not None and (before is None or after.version != before.version)
@@ -117,6 +132,13 @@ def run_command(
     reports = sorted(run.pipeline_root.rglob("evaluate/report"), key=lambda p: p.stat().st_mtime)
     if reports:
         console.print(f"evaluation report: {reports[-1]}")
+
+
+def _report_failure(step: str | None, error: str) -> None:
+    """Leave the failure for whoever started this run (``BERG_RUN_FAILURE_FILE``), if anyone asked."""
+    target = os.environ.get(RUN_FAILURE_FILE_ENV)
+    if target:
+        write_run_failure(Path(target), RunFailureV1(step=step, error=error_head(error, os.environ)))
 
 
 @pipeline_app.command("submit")

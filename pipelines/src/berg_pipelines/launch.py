@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COMPILED_PIPELINE", "LocalRun", "compile_pipeline", "run_locally", "submit"]
+from berg_pipelines.failures import OutputTail, StepFailed, error_lines, failed_step
+
+__all__ = ["COMPILED_PIPELINE", "LocalRun", "StepFailed", "compile_pipeline", "run_locally", "submit"]
 
 COMPILED_PIPELINE = Path(__file__).resolve().parents[2] / "compiled" / "fraud_training.yaml"
 """The committed compiled pipeline (a golden test keeps it equal to the source)."""
@@ -37,7 +39,8 @@ def run_locally(arguments: Mapping[str, Any], pipeline_root: Path, environment: 
     feature store's variables, e.g. ``BERG_STATE_DIR``).
 
     Raises:
-        RuntimeError: a step failed (KFP names it; its log is in the output above).
+        StepFailed: a step failed: its name, and the exception lines of its traceback (its whole log is in
+            the output above).
     """
     from kfp import local
 
@@ -48,7 +51,14 @@ def run_locally(arguments: Mapping[str, Any], pipeline_root: Path, environment: 
     # use_venv=False: the steps run in this environment, which has Berg installed (the
     # training image's role on a cluster); nothing is pip-installed.
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
-    fraud_training(**arguments)
+    with OutputTail.capture() as tail:
+        try:
+            fraud_training(**arguments)
+        except RuntimeError as error:
+            step = failed_step(str(error))
+            if step is None:
+                raise
+            raise StepFailed(step, "\n".join(error_lines(tail.lines())) or str(error)) from error
     return LocalRun(pipeline_root, dict(arguments))
 
 

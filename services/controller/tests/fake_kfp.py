@@ -32,10 +32,36 @@ class FakeKfp:
     fail_next_create: int = 0
     """Answer this many run creations with 503."""
 
-    def set_state(self, run_id: str, state: str, message: str = "") -> None:
+    def set_state(
+        self, run_id: str, state: str, message: str = "", *, failed_task: str = "", task_error: str = ""
+    ) -> None:
+        """Move a run; with ``failed_task`` its ``run_details`` hold the root DAG, a succeeded step and the failed
+        step (with ``task_error``), as a Kubeflow v2 backend reports a failed run."""
         self.runs[run_id]["state"] = state
         if message:
             self.runs[run_id]["error"] = {"code": 2, "message": message}
+        if failed_task:
+            step = {
+                "task_id": "task-2",
+                "display_name": failed_task,
+                "state": "FAILED",
+                "end_time": "2026-01-01T00:10:00Z",
+                "error": {"code": 2, "message": task_error},
+            }
+            self.runs[run_id]["run_details"] = {
+                "task_details": [
+                    {
+                        "task_id": "task-0",
+                        "display_name": "root",
+                        "state": "FAILED",
+                        "end_time": "2026-01-01T00:10:01Z",
+                        "error": {"code": 2, "message": "a task failed"},
+                        "child_tasks": [{"task_id": "task-1"}, {"task_id": "task-2"}],
+                    },
+                    {"task_id": "task-1", "display_name": "build-dataset", "state": "SUCCEEDED"},
+                    step,
+                ]
+            }
 
     def app(self) -> FastAPI:
         app = FastAPI()

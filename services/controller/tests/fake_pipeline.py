@@ -1,11 +1,15 @@
 """A stand-in for ``berg pipeline run``: records that it started, sleeps, exits with a chosen status.
 
     python fake_pipeline.py --starts FILE --model fraud --run-id ID [--sleep S] [--exit-code N] [--register]
+                            [--output LINE]... [--fail-step STEP --error TEXT] [--hold FILE]
 
 Each start appends ``<run id> <model> <pid>`` to FILE, so tests count how often
 the pipeline really ran. With ``--register`` it registers a version of the model
-in ``BERG_REGISTRY_URI`` (as the real pipeline does) and promotes it. SIGTERM
-ends it with 143.
+in ``BERG_REGISTRY_URI`` (as the real pipeline does) and promotes it. ``--output``
+prints lines; ``--fail-step`` reports a failed step and its error to
+``BERG_RUN_FAILURE_FILE`` as ``berg pipeline run`` does (pass a non-zero
+``--exit-code`` with it). ``--hold`` keeps it running until FILE exists, so a test
+decides when it ends instead of racing a sleep on a busy machine. SIGTERM ends it with 143.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ def main() -> int:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--exit-code", type=int, default=0)
     parser.add_argument("--register", action="store_true")
+    parser.add_argument("--output", action="append", default=[])
+    parser.add_argument("--fail-step", default="")
+    parser.add_argument("--error", default="")
+    parser.add_argument("--hold", default="")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with open(args.starts, "a", encoding="utf-8") as handle:
@@ -32,9 +40,24 @@ def main() -> int:
     sys.stdout.write(f"fake pipeline for {args.model} (run {args.run_id}) sleeping {args.sleep}s\n")
     sys.stdout.flush()
     time.sleep(args.sleep)
+    hold_deadline = time.monotonic() + 600  # only bounds a test that never releases it
+    while args.hold and not os.path.exists(args.hold) and time.monotonic() < hold_deadline:
+        time.sleep(0.05)
     if args.register:
         register(args.model, args.run_id)
+    for line in args.output:
+        sys.stdout.write(line + "\n")
+    if args.fail_step:
+        report_failure(args.fail_step, args.error)
     return args.exit_code
+
+
+def report_failure(step: str, error: str) -> None:
+    from pathlib import Path
+
+    from berg.contracts.run_failure import RUN_FAILURE_FILE_ENV, RunFailureV1, error_head, write_run_failure
+
+    write_run_failure(Path(os.environ[RUN_FAILURE_FILE_ENV]), RunFailureV1(step=step, error=error_head(error)))
 
 
 def register(model: str, run_id: str) -> None:

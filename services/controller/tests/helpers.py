@@ -48,6 +48,7 @@ __all__ = [
     "deliver",
     "fake_pipeline_command",
     "kill_fake_pipelines",
+    "register_versions",
     "running_alertmanager",
     "running_controller",
     "settings_for",
@@ -140,8 +141,40 @@ def deliver(
         backoff = min(backoff * 2, 1.0)
 
 
+def register_versions(registry_dir: Path, model: str, count: int, production: str | None) -> list[str]:
+    """Register ``count`` versions of ``model`` in a real registry folder and promote each in turn up to
+    ``production`` (the history a promotion leaves: the earlier champions are retired)."""
+    from berg.registry import Lineage, VersionMetadata
+
+    # An hour ago, so no version is taken for the result of a run a test starts now (results.match_result).
+    end = datetime.now(UTC) - timedelta(hours=1)
+    registry = ModelRegistry(registry_dir, clock=lambda: end)
+    lineage = Lineage(
+        data_start=end - timedelta(days=30),
+        data_end=end,
+        feature_service="fraud_model_v1",
+        pipeline_run_id="test",
+        code_version="test",
+    )
+    versions = [
+        registry.register(model, {"model.bst": b"not really xgboost"}, VersionMetadata(lineage=lineage)).version
+        for _ in range(count)
+    ]
+    for version in versions[: versions.index(production) + 1] if production is not None else []:
+        registry.promote(model, version, reason="test history")
+    return versions
+
+
 def fake_pipeline_command(
-    starts: Path, *, sleep_s: float = 0.0, exit_code: int = 0, register: bool = False
+    starts: Path,
+    *,
+    sleep_s: float = 0.0,
+    exit_code: int = 0,
+    register: bool = False,
+    output: Sequence[str] = (),
+    fail_step: str = "",
+    error: str = "",
+    hold: Path | None = None,
 ) -> list[str]:
     """The local launcher's command for the fake pipeline (``{python}``, ``{model}``, ``{run_id}`` filled in)."""
     return [
@@ -152,6 +185,9 @@ def fake_pipeline_command(
         "--sleep", str(sleep_s),
         "--exit-code", str(exit_code),
         *(["--register"] if register else []),
+        *[f"--output={line}" for line in output],
+        *(["--fail-step", fail_step, "--error", error] if fail_step else []),
+        *(["--hold", str(hold)] if hold is not None else []),
     ]  # fmt: skip
 
 
@@ -173,16 +209,17 @@ def kill_fake_pipelines(starts: Path) -> None:
 
 
 @contextmanager
-def controller_process(tmp_path: Path, *, sleep_s: float, **settings: str) -> Iterator[Any]:
+def controller_process(tmp_path: Path, *, sleep_s: float, hold: Path | None = None, **settings: str) -> Iterator[Any]:
     """The controller as a process (``tests.processes.ServiceProcess``, not started yet) with the fake
-    pipeline and a long cooldown; killed, with its pipelines, at the end."""
+    pipeline (held until ``hold`` exists, when given) and a long cooldown; killed, with its pipelines, at the
+    end."""
     from tests.processes import ServiceProcess  # the repo's tests package: see running_alertmanager
 
     starts = tmp_path / "starts.txt"
     environment = {
         "STATE_DIR": str(tmp_path / "controller"),
         "REGISTRY_URI": str(tmp_path / "registry"),
-        "LOCAL__COMMAND": json.dumps(fake_pipeline_command(starts, sleep_s=sleep_s)),
+        "LOCAL__COMMAND": json.dumps(fake_pipeline_command(starts, sleep_s=sleep_s, hold=hold)),
         "POLL_INTERVAL_S": "0.2",
         "COOLDOWN_S": "600",
         "LOGGING__JSON_FORMAT": "false",

@@ -18,6 +18,7 @@ from services.controller.tests.helpers import (
     InProcessController,
     count_starts,
     kill_fake_pipelines,
+    register_versions,
     running_alertmanager,
     running_controller,
     settings_for,
@@ -78,3 +79,35 @@ def test_alertmanager_delivers_and_one_run_starts(
     assert count_starts(tmp_path / "starts.txt") == 1
     decisions = [(t["decision"], t["reason"]) for t in controller.triggers()]
     assert decisions[0] == ("ignored", "resolved alerts start nothing")
+
+
+def test_through_alertmanager_only_the_production_versions_alert_starts_a_run(
+    controller: InProcessController, alertmanager: str, tmp_path: Path
+) -> None:
+    """The retired champion (v0001) and the new one (v0002) both have drift alerts firing: one run, for v0002."""
+    register_versions(tmp_path / "registry", "fraud", 2, production="v0002")
+    starts_at = datetime.now(UTC) - timedelta(minutes=1)
+    firing = [
+        {
+            "labels": {"alertname": "FeatureDriftHigh", "model": "fraud", "version": version, "feature": "amount"},
+            "annotations": {"summary": f"Feature amount of fraud {version} has drifted"},
+            "startsAt": starts_at.isoformat(),
+            "generatorURL": "http://prometheus:9090/graph",
+        }
+        for version in ("v0001", "v0002")
+    ]
+    assert httpx.post(f"{alertmanager}/api/v2/alerts", json=firing, timeout=10).status_code == 200
+    wait_for(
+        lambda: controller.metric("berg_controller_alerts_received_total", {"status": "firing"}) >= 2,
+        60,
+        "both alerts to reach the controller",
+    )
+    (run,) = controller.wait_finished()
+    assert (run["source"], run["reason"]) == (
+        "alert",
+        "firing alert FeatureDriftHigh: Feature amount of fraud v0002 has drifted",
+    )
+    decisions = sorted((t["decision"], t["reason"]) for t in controller.triggers())
+    assert [decision for decision, _ in decisions] == ["not_production", "started"]
+    assert "fraud v0001, but v0002 is in production" in decisions[0][1]
+    assert count_starts(tmp_path / "starts.txt") == 1

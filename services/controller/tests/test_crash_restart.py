@@ -32,8 +32,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Iterator[ServiceProcess]:
-    # The fake pipeline outlives a restart of the controller even on a loaded machine.
-    with controller_process(tmp_path, sleep_s=10.0, WEBHOOK_TOKEN=TOKEN) as process:
+    # The fake pipeline runs until the test creates the release file: it outlives a restart of the controller
+    # however long the restart takes on a loaded machine.
+    with controller_process(tmp_path, sleep_s=0, hold=tmp_path / "release", WEBHOOK_TOKEN=TOKEN) as process:
         yield process
 
 
@@ -75,7 +76,8 @@ def test_killed_before_replying_then_redelivered(controller: ServiceProcess, tmp
         assert run["status"] == "running", controller.log_tail()
         if pipeline_pid is not None:
             assert alive(pipeline_pid), "the pipeline did not survive the controller's death"
-        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 30, "the run to finish")
+        (tmp_path / "release").touch()
+        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 60, "the run to finish")
         (finished,) = client.get(f"{url}/runs").json()
         assert finished["id"] == run["id"]
         assert finished["exit_code"] == 0
@@ -99,6 +101,8 @@ def test_sigterm_leaves_the_pipeline_running_for_the_next_controller(
         assert alive(pipeline_pid)
         controller.start()
         controller.wait_ready()
-        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 30, "the run to finish")
+        assert client.get(f"{url}/runs").json()[0]["status"] == "running"
+        (tmp_path / "release").touch()
+        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 60, "the run to finish")
     assert count_starts(starts) == 1
     assert os.path.exists(tmp_path / "controller" / "controller.db")

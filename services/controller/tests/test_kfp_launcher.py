@@ -94,7 +94,9 @@ def test_follows_the_run_state(kfp_api: tuple[FakeKfp, str]) -> None:
     fake.set_state(external, "SUCCEEDED")
     assert launcher.poll(running) == Progress("succeeded", f"Kubeflow run {external} SUCCEEDED")
     fake.set_state(external, "FAILED", "train: OOMKilled")
-    assert launcher.poll(running) == Progress("failed", f"Kubeflow run {external} FAILED: train: OOMKilled")
+    assert launcher.poll(running) == Progress(
+        "failed", f"Kubeflow run {external} FAILED: train: OOMKilled", error="train: OOMKilled"
+    )
     launcher.stop(running)
     assert fake.terminated == [external]
     unknown = RunRecord(**{**RUN.__dict__, "status": "running", "external_id": "gone"})
@@ -110,3 +112,26 @@ def test_an_unavailable_api_keeps_the_run_pending(kfp_api: tuple[FakeKfp, str]) 
     assert launcher.start(RUN, lambda e, c: None) in fake.runs
     with pytest.raises(LaunchUnavailable, match="cannot reach"):
         launcher_for(f"http://127.0.0.1:{free_port()}").start(RUN, lambda e, c: None)
+
+
+def test_a_failed_run_names_its_failed_step_and_error(kfp_api: tuple[FakeKfp, str]) -> None:
+    fake, host = kfp_api
+    launcher = launcher_for(host)
+    external = launcher.start(RUN, lambda e, c: None)
+    running = RunRecord(**{**RUN.__dict__, "status": "running", "external_id": external})
+    fake.set_state(
+        external,
+        "FAILED",
+        "a task failed",
+        failed_task="validate-dataset",
+        task_error="DatasetValidationError: merchant_tx_count_24h is 41% non-null\nexpected at least 95%",
+    )
+    progress = launcher.poll(running)
+    assert (progress.state, progress.failed_step) == ("failed", "validate-dataset")
+    assert progress.error == "DatasetValidationError: merchant_tx_count_24h is 41% non-null\nexpected at least 95%"
+    assert progress.detail == f"Kubeflow run {external} FAILED: a task failed"
+    # Without task details the run's own error is all there is.
+    fake.runs[external].pop("run_details")
+    assert launcher.poll(running) == Progress(
+        "failed", f"Kubeflow run {external} FAILED: a task failed", error="a task failed"
+    )

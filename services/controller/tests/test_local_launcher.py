@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from services.controller.tests.helpers import count_starts, fake_pipeline_command, kill_fake_pipelines
@@ -38,11 +39,11 @@ def pending(run_id: str = "20260101-000000-00000001", model: str = "fraud") -> R
     )
 
 
-def launcher_for(tmp_path: Path, starts: Path, **command: float) -> LocalLauncher:
+def launcher_for(tmp_path: Path, starts: Path, env: dict[str, str] | None = None, **command: Any) -> LocalLauncher:
     return LocalLauncher(
         tmp_path / "runs",
         fake_pipeline_command(starts, **command),
-        child_environment(os.environ, {}),  # type: ignore[arg-type]
+        child_environment(os.environ, env or {}),
     )
 
 
@@ -94,7 +95,30 @@ def test_the_pid_is_recorded_before_the_pipeline_runs(tmp_path: Path, starts: Pa
 def test_a_failing_pipeline_fails_with_its_exit_code(tmp_path: Path, starts: Path) -> None:
     launcher = launcher_for(tmp_path, starts, exit_code=3)
     run = start(launcher, pending(), Recorder(starts))
-    assert wait_done(launcher, run) == Progress("failed", "the pipeline exited with 3", exit_code=3)
+    progress = wait_done(launcher, run)
+    assert (progress.state, progress.detail, progress.exit_code) == ("failed", "the pipeline exited with 3", 3)
+
+
+def test_a_failed_step_and_its_error_come_from_the_commands_report(tmp_path: Path, starts: Path) -> None:
+    error = "XGBoostError: out of memory\nwhile building the histogram of amount"
+    launcher = launcher_for(tmp_path, starts, exit_code=1, fail_step="train", error=error)
+    run = start(launcher, pending(), Recorder(starts))
+    assert wait_done(launcher, run) == Progress(
+        "failed", "the pipeline exited with 1", exit_code=1, failed_step="train", error=error
+    )
+    assert oct(os.stat(launcher.run_dir(run.id) / "failure.json").st_mode & 0o777) == "0o600"
+
+
+def test_without_a_report_the_error_is_the_end_of_its_output_secrets_masked(tmp_path: Path, starts: Path) -> None:
+    secret = "hunter2-do-not-show"
+    lines = [f"step output {n}" for n in range(40)] + [f"connecting with {secret}", "RuntimeError: gave up"]
+    launcher = launcher_for(tmp_path, starts, env={"PIPELINE_DB_PASSWORD": secret}, exit_code=2, output=lines)
+    run = start(launcher, pending(), Recorder(starts))
+    progress = wait_done(launcher, run)
+    assert (progress.state, progress.exit_code, progress.failed_step) == ("failed", 2, None)
+    assert progress.error is not None
+    assert progress.error.splitlines() == [*lines[-20:-2], "connecting with ***", "RuntimeError: gave up"]
+    assert secret in (launcher.run_dir(run.id) / LOG_FILE).read_text()  # the log has it; the record does not
 
 
 def test_a_missing_command_fails(tmp_path: Path) -> None:
@@ -104,6 +128,8 @@ def test_a_missing_command_fails(tmp_path: Path) -> None:
     assert progress.state == "failed"
     assert progress.exit_code == 127
     assert "cannot start '/nonexistent/pipeline'" in progress.detail
+    assert progress.error is not None
+    assert "cannot start '/nonexistent/pipeline'" in progress.error
 
 
 def test_when_recording_fails_the_pipeline_never_runs(tmp_path: Path, starts: Path) -> None:

@@ -18,6 +18,7 @@ from berg_controller.policy import (
     decide,
     managed_model,
     manual_trigger,
+    needs_production_version,
     schedule_trigger,
     trigger_from_alert,
 )
@@ -85,6 +86,56 @@ def test_an_unmanaged_model_is_ignored() -> None:
     assert "'spam' is not managed" in verdict.reason
     assert managed_model("spam", CONFIG) == ""
     assert managed_model("fraud", CONFIG) == "fraud"
+
+
+def test_an_alert_about_a_retired_version_starts_nothing() -> None:
+    """The retired champion's drift series are stale and its alert keeps firing after a promotion."""
+    trigger = from_alert(version="v0001")
+    assert trigger.version == "v0001"
+    verdict = decide(trigger, ModelState(production_version="v0002"), CONFIG, NOW)
+    assert verdict.decision == "not_production"
+    assert not verdict.starts_run
+    assert verdict.reason == (
+        "the alert is about fraud v0001, but v0002 is in production: only alerts about the production version "
+        "start a run"
+    )
+
+
+@pytest.mark.parametrize("alertname", ["FeatureDriftHigh", "PredictionDriftHigh", "ModelQualityDegraded"])
+def test_an_alert_about_the_production_version_starts_a_run(alertname: str) -> None:
+    trigger = from_alert(alertname=alertname, version="v0002")
+    assert decide(trigger, ModelState(production_version="v0002"), CONFIG, NOW).starts_run
+
+
+def test_an_alert_about_a_version_when_none_is_in_production_starts_nothing() -> None:
+    """Serving only serves the production version: with none there, an alert about a version is not about it."""
+    verdict = decide(from_alert(version="v0001"), ModelState(production_version=None), CONFIG, NOW)
+    assert verdict.decision == "not_production"
+    assert "fraud v0001, but no version of it is in production" in verdict.reason
+
+
+def test_alerts_without_a_version_keep_todays_rules() -> None:
+    volume = from_alert(alertname="NewLabelledDataVolume")
+    assert volume.version == ""
+    assert decide(volume, ModelState(production_version="v0002"), CONFIG, NOW).starts_run
+    assert decide(volume, ModelState(), CONFIG, NOW).starts_run
+    assert not needs_production_version(volume, CONFIG)
+
+
+def test_the_production_version_is_needed_only_for_firing_managed_alerts_with_a_version() -> None:
+    assert needs_production_version(from_alert(version="v0001"), CONFIG)
+    assert not needs_production_version(from_alert(version="v0001", status="resolved"), CONFIG)
+    assert not needs_production_version(from_alert(model="spam", version="v0001"), CONFIG)
+    assert not needs_production_version(manual_trigger("fraud", ""), CONFIG)
+    # A resolved alert about a retired version is still just resolved.
+    resolved = from_alert(version="v0001", status="resolved")
+    assert decide(resolved, ModelState(production_version="v0002"), CONFIG, NOW).decision == "ignored"
+
+
+def test_a_retired_version_is_named_before_the_active_run_or_the_cooldown() -> None:
+    busy = ModelState(active_run="run-1", last_started_at=NOW, production_version="v0002")
+    assert decide(from_alert(version="v0001"), busy, CONFIG, NOW).decision == "not_production"
+    assert decide(from_alert(version="v0002"), busy, CONFIG, NOW).decision == "active_run"
 
 
 def test_one_active_run_per_model() -> None:

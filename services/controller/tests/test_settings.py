@@ -137,3 +137,18 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 def test_the_data_volume_poll_needs_a_threshold() -> None:
     with pytest.raises(ValidationError, match="threshold must be positive"):
         ControllerSettings(webhook_token=TOKEN, data_volume={"prometheus_url": "http://prometheus:9090"})
+
+
+def test_the_database_url_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+psycopg://berg:pw-do-not-print@db:5432/controller"
+    settings = ControllerSettings(webhook_token=TOKEN, database_url=url)
+    assert settings.effective_database_url == url
+    for shown in (repr(settings), str(settings), settings.model_dump_json(), str(settings.model_dump())):
+        assert "pw-do-not-print" not in shown
+    monkeypatch.setenv("BERG_CONTROLLER_WEBHOOK_TOKEN", TOKEN.get_secret_value())
+    for bad in ("postgres ql://berg:pw-do-not-print@db/controller", "mysql://berg:pw-do-not-print@db/controller"):
+        monkeypatch.setenv("BERG_CONTROLLER_DATABASE_URL", bad)
+        with pytest.raises(SettingsError) as raised:
+            load_settings(ControllerSettings)
+        assert "BERG_CONTROLLER_DATABASE_URL" in str(raised.value)
+        assert "pw-do-not-print" not in str(raised.value)

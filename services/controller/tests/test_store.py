@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from services.controller.tests.helpers import FakeLauncher, alert, build_controller, webhook
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from berg.contracts.alerts import AlertmanagerWebhookV4
 from berg_controller.policy import ModelState, Trigger, Verdict
+from berg_controller.schema import metadata
 from berg_controller.store import AlertKey, ControllerStore, StoreUnavailable
 from tests.helpers import free_port
 from tests.servers import PostgresServer, running_postgres
@@ -232,3 +233,37 @@ def test_a_locked_sqlite_database_is_unavailable_for_writes_only(tmp_path: Path)
 def test_unsupported_databases_are_refused() -> None:
     with pytest.raises(ValueError, match="unsupported database 'mysql'"):
         ControllerStore.open("mysql://u:p@db/controller")
+
+
+def test_an_older_database_gains_the_failure_columns(database_url: str) -> None:
+    """A database written by the release before runs said why they failed: opening it adds the columns."""
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+    engine = create_engine(database_url)
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE runs DROP COLUMN failed_step"))
+            connection.execute(text("ALTER TABLE runs DROP COLUMN error"))
+            connection.execute(
+                text(
+                    "INSERT INTO runs (id, model, launcher, source, reason, status, active_model, created_at) "
+                    "VALUES ('old-run', 'fraud', 'local', 'manual', 'before the upgrade', 'running', 'fraud', "
+                    "'2026-01-01 00:00:00')"
+                )
+            )
+    finally:
+        engine.dispose()
+    store = ControllerStore.open(database_url, timeout_s=2)
+    try:
+        (old,) = store.runs(10)
+        assert (old.id, old.failed_step, old.error) == ("old-run", None, None)
+        assert store.finish_run(
+            "old-run", "failed", T0, exit_code=1, detail="the pipeline exited with 1", failed_step="train", error="E"
+        )
+        finished = store.run("old-run")
+        assert finished is not None
+        assert (finished.status, finished.failed_step, finished.error) == ("failed", "train", "E")
+    finally:
+        store.close()
+    ControllerStore.open(database_url, timeout_s=2).close()  # a second start finds nothing to add

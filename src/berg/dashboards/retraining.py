@@ -88,7 +88,7 @@ def _triggers() -> Row:
             timeseries(
                 "Triggers by source and decision",
                 "Triggers per interval (alert, schedule, data volume, manual) and what the policy decided "
-                "(started, cooldown, active_run, ignored).",
+                "(started, cooldown, active_run, ignored, not_production).",
                 [
                     Query(
                         increase("berg_controller_triggers_total", by=["source", "decision"], where=_MODEL),

@@ -3,13 +3,13 @@
 Routes are thin: they translate between HTTP and :class:`~berg_controller.controller.Controller`.
 The webhook's status codes follow Alertmanager's retry rules: 2xx once the alerts
 are stored, 4xx for a request that can never succeed (not retried), 503 for
-anything a retry may cure (retried). It never answers 500.
+anything a retry may cure (retried). It never answers 500. A 503 says what was
+unavailable in general words; the error itself (SQL, host names) goes to the log only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,7 +17,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from berg.contracts.alerts import AlertmanagerWebhookV4
+from berg_controller.auth import BearerToken
 from berg_controller.controller import Controller, Decided
+from berg_controller.results import RegistryUnavailable
 from berg_controller.store import RunRecord, StoreUnavailable, TriggerRecord
 
 __all__ = ["DecisionView", "RunRequest", "RunView", "TriggerView", "WebhookReply", "controller_routes"]
@@ -53,6 +55,10 @@ class RunView(BaseModel):
     result_version: str | None
     """The version the run registered, when known."""
     promoted: bool | None
+    failed_step: str | None
+    """A failed run's failing pipeline step, when known."""
+    error: str | None
+    """The first lines of a failed run's error (at most 20 lines, 2 KiB; secrets masked)."""
 
     @classmethod
     def of(cls, run: RunRecord) -> RunView:
@@ -72,6 +78,8 @@ class RunView(BaseModel):
             detail=run.detail,
             result_version=run.result_version,
             promoted=run.promoted,
+            failed_step=run.failed_step,
+            error=run.error,
         )
 
 
@@ -86,7 +94,7 @@ class TriggerView(BaseModel):
     model: str
     alertname: str
     decision: str
-    """``started``, ``cooldown``, ``active_run`` or ``ignored``."""
+    """``started``, ``cooldown``, ``active_run``, ``ignored`` or ``not_production``."""
     reason: str
     run_id: str | None
 
@@ -158,31 +166,40 @@ class ErrorReply(BaseModel):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorReply, "description": "No bearer token, or a wrong one."},
-    503: {"model": ErrorReply, "description": "The database is unavailable; retry."},
+    503: {"model": ErrorReply, "description": "The database or the model registry is unavailable; retry."},
 }
 
-
-def _unavailable(error: Exception) -> HTTPException:
-    return HTTPException(status_code=503, detail=f"try again later: {error}", headers={"Retry-After": "5"})
+_RETRY_AFTER = {"Retry-After": "5"}
 
 
-def controller_routes(controller: Controller, authenticated: Callable[..., None]) -> APIRouter:
-    """The controller's routes; ``authenticated`` guards the ones that change state."""
+def _unavailable(what: str, error: Exception) -> HTTPException:
+    """A 503 naming ``what`` was unavailable; ``error`` (which may hold SQL or host names) is logged only."""
+    log.warning("answering 503: %s", error)
+    return HTTPException(status_code=503, detail=f"{what} is unavailable; try again later", headers=_RETRY_AFTER)
+
+
+def _database_unavailable(error: Exception) -> HTTPException:
+    return _unavailable("the controller's database", error)
+
+
+def controller_routes(controller: Controller, token: BearerToken) -> APIRouter:
+    """The controller's routes; ``token`` guards the ones that change state, before their body is read."""
     router = APIRouter()
-    guarded = [Depends(authenticated)]
+    guarded = APIRouter(route_class=token.route_class(), dependencies=[Depends(token.dependency())])
 
-    @router.post("/alerts", tags=["alerts"], dependencies=guarded, responses=_ERRORS)
+    @guarded.post("/alerts", tags=["alerts"], responses=_ERRORS)
     def receive_alerts(payload: AlertmanagerWebhookV4) -> WebhookReply:
         """Alertmanager's webhook (payload version 4): store each alert once, start the runs the policy allows."""
         try:
             outcome = controller.receive(payload)
         except StoreUnavailable as error:
-            log.warning("webhook answered 503: %s", error)
-            raise _unavailable(error) from None
-        except Exception as error:
+            raise _database_unavailable(error) from None
+        except RegistryUnavailable as error:
+            raise _unavailable("the model registry", error) from None
+        except Exception:
             # Alertmanager retries a 5xx: a bug here must not lose the notification.
             log.exception("webhook failed; answering 503 so Alertmanager delivers again")
-            raise _unavailable(error) from None
+            raise HTTPException(503, "the webhook failed; try again later", headers=_RETRY_AFTER) from None
         return WebhookReply(
             alerts=outcome.alerts,
             duplicates=outcome.duplicates,
@@ -190,11 +207,10 @@ def controller_routes(controller: Controller, authenticated: Callable[..., None]
             decisions=[DecisionView.of(item) for item in outcome.decided],
         )
 
-    @router.post(
+    @guarded.post(
         "/runs",
         tags=["runs"],
         status_code=202,
-        dependencies=guarded,
         responses={
             **_ERRORS,
             404: {"model": ErrorReply, "description": "The controller does not manage this model."},
@@ -208,7 +224,9 @@ def controller_routes(controller: Controller, authenticated: Callable[..., None]
         try:
             decided = controller.request_run(request.model, request.reason)
         except StoreUnavailable as error:
-            raise _unavailable(error) from None
+            raise _database_unavailable(error) from None
+        except RegistryUnavailable as error:
+            raise _unavailable("the model registry", error) from None
         if decided.run is None:
             detail = {"message": decided.verdict.reason, "active_run": decided.active_run}
             raise HTTPException(409, detail)
@@ -223,7 +241,7 @@ def controller_routes(controller: Controller, authenticated: Callable[..., None]
         try:
             return [RunView.of(run) for run in controller.store.runs(limit, model)]
         except StoreUnavailable as error:
-            raise _unavailable(error) from None
+            raise _database_unavailable(error) from None
 
     @router.get("/runs/{run_id}", tags=["runs"], responses={**_ERRORS, 404: {"model": ErrorReply}})
     def get_run(run_id: Annotated[str, Path(max_length=64)]) -> RunView:
@@ -231,7 +249,7 @@ def controller_routes(controller: Controller, authenticated: Callable[..., None]
         try:
             run = controller.store.run(run_id)
         except StoreUnavailable as error:
-            raise _unavailable(error) from None
+            raise _database_unavailable(error) from None
         if run is None:
             raise HTTPException(404, f"no run {run_id!r}")
         return RunView.of(run)
@@ -245,6 +263,7 @@ def controller_routes(controller: Controller, authenticated: Callable[..., None]
         try:
             return [TriggerView.of(trigger) for trigger in controller.store.triggers(limit, model)]
         except StoreUnavailable as error:
-            raise _unavailable(error) from None
+            raise _database_unavailable(error) from None
 
+    router.include_router(guarded)
     return router

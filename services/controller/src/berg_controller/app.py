@@ -23,7 +23,7 @@ from berg.observability.health import ReadinessChecks
 from berg.registry import ModelRegistry
 from berg.web.app import create_app
 from berg_controller.api import controller_routes
-from berg_controller.auth import bearer_token_check
+from berg_controller.auth import BearerToken
 from berg_controller.controller import Controller, DataVolumeCheck, FaultHook
 from berg_controller.data_volume import PrometheusDataVolume
 from berg_controller.launchers import Launcher
@@ -32,6 +32,7 @@ from berg_controller.launchers.local import LocalLauncher, child_environment
 from berg_controller.loop import BackgroundLoop
 from berg_controller.metrics import ControllerMetrics
 from berg_controller.policy import PolicyConfig
+from berg_controller.private_files import make_private_dirs
 from berg_controller.results import RegistryView
 from berg_controller.settings import ControllerSettings
 from berg_controller.store import ControllerStore
@@ -112,6 +113,7 @@ def create_controller_app(settings: ControllerSettings) -> FastAPI:
     Raises:
         StoreUnavailable: the database cannot be reached.
     """
+    make_private_dirs(settings.state_dir)
     store = ControllerStore.open(settings.effective_database_url, timeout_s=settings.database_timeout_s)
     registry = CollectorRegistry()
     metrics = ControllerMetrics.register(registry, settings.models)
@@ -121,7 +123,7 @@ def create_controller_app(settings: ControllerSettings) -> FastAPI:
     stale_after_s = 3 * settings.poll_interval_s + 30
     readiness.add("background_loop", lambda: loop.healthy(stale_after_s))
     app = create_app(settings.web, title="berg-controller", registry=registry, readiness=readiness)
-    app.include_router(controller_routes(controller, bearer_token_check(settings.webhook_secret())))
+    app.include_router(controller_routes(controller, BearerToken(settings.webhook_secret())))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -6,6 +6,11 @@ are stored in the same transaction. So a crash anywhere leaves either nothing
 (the sender retries and the trigger is decided again) or a recorded pending run
 that the next :meth:`Controller.tick` launches (exactly once, see the launchers).
 
+An alert that names a model version is decided against the version the
+registry's ``production`` alias names, read just before that transaction; when
+the registry cannot be read nothing is stored and the sender is told to retry:
+no run starts on a guess.
+
 Example:
     >>> controller = Controller(store, launcher, policy, metrics, registry_view)
     >>> controller.receive(payload)          # POST /alerts
@@ -17,8 +22,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -36,6 +41,7 @@ from berg_controller.policy import (
     decide,
     managed_model,
     manual_trigger,
+    needs_production_version,
     schedule_trigger,
     trigger_from_alert,
 )
@@ -158,8 +164,24 @@ class Controller:
 
     # Triggers
 
-    def _decide(self, tx: StoreTransaction, trigger: Trigger, now: datetime) -> Decided:
+    def _production_versions(self, triggers: Iterable[Trigger]) -> dict[str, str | None]:
+        """The production version of each model whose triggers the policy compares with it, read now.
+
+        Read before the write transaction (the registry may be remote and slow); a promotion between the two
+        is a matter of milliseconds and the next alert is decided afresh.
+
+        Raises:
+            RegistryUnavailable: the registry cannot be read; nothing was decided.
+        """
+        models = {t.model for t in triggers if needs_production_version(t, self._policy)}
+        return {model: self._registry.production_version(model) for model in sorted(models)}
+
+    def _decide(
+        self, tx: StoreTransaction, trigger: Trigger, now: datetime, production: Mapping[str, str | None]
+    ) -> Decided:
         state = tx.model_state(trigger.model) if trigger.model in self._policy.models else None
+        if state is not None and trigger.model in production:
+            state = replace(state, production_version=production[trigger.model])
         verdict = decide(trigger, state or _NO_STATE, self._policy, now)
         run = None
         if verdict.starts_run:
@@ -189,20 +211,22 @@ class Controller:
 
         Raises:
             StoreUnavailable: nothing was stored; the sender should deliver again.
+            RegistryUnavailable: the production version could not be read; nothing was stored.
         """
         decided: list[Decided] = []
         duplicates = 0
+        triggers = [trigger_from_alert(alert) for alert in payload.alerts]
+        production = self._production_versions(triggers)
         with self._store.write() as tx:
             now = self._clock()  # under the write lock: history times follow commit order
-            for alert in payload.alerts:
-                trigger = trigger_from_alert(alert)
+            for alert, trigger in zip(payload.alerts, triggers, strict=True):
                 key = AlertKey(
                     managed_model(trigger.model, self._policy), alert.fingerprint, alert.startsAt, alert.status
                 )
                 if not tx.add_alert_key(key, now):
                     duplicates += 1
                     continue
-                decided.append(self._decide(tx, trigger, now))
+                decided.append(self._decide(tx, trigger, now, production))
         self._fault_at("after_store")
         for alert in payload.alerts:
             self._metrics.alerts_received.labels(alert.status).inc()
@@ -219,9 +243,11 @@ class Controller:
 
         Raises:
             StoreUnavailable: nothing was recorded.
+            RegistryUnavailable: the trigger names a version and the registry cannot be read.
         """
+        production = self._production_versions([trigger])
         with self._store.write() as tx:
-            decided = self._decide(tx, trigger, self._clock())
+            decided = self._decide(tx, trigger, self._clock(), production)
         self._count(decided)
         if decided.run is not None:
             self._launch(decided.run)
@@ -263,13 +289,24 @@ class Controller:
             with self._launching_lock:
                 self._launching.discard(run.id)
 
-    def _finish(self, run: RunRecord, status: Finished, exit_code: int | None, detail: str) -> None:
+    def _finish(
+        self,
+        run: RunRecord,
+        status: Finished,
+        exit_code: int | None,
+        detail: str,
+        *,
+        failed_step: str | None = None,
+        error: str | None = None,
+    ) -> None:
         finished_at = self._clock()
-        if not self._store.finish_run(run.id, status, finished_at, exit_code=exit_code, detail=detail):
+        if not self._store.finish_run(
+            run.id, status, finished_at, exit_code=exit_code, detail=detail, failed_step=failed_step, error=error
+        ):
             return
         self._metrics.runs_finished.labels(run.model, status).inc()
         self._metrics.active_runs.labels(run.model).set(0)
-        log.info("run %s %s", run.id, status, extra={"model": run.model, "detail": detail})
+        log.info("run %s %s", run.id, status, extra={"model": run.model, "detail": detail, "failed_step": failed_step})
         result = self._registry.result(run, finished_at)
         if result is not None:
             self._store.set_result(run.id, result.version, result.promoted)
@@ -299,7 +336,14 @@ class Controller:
                 if fresh is not None:
                     self._launch(fresh)
             return
-        self._finish(run, progress.state, progress.exit_code, progress.detail)
+        self._finish(
+            run,
+            progress.state,
+            progress.exit_code,
+            progress.detail,
+            failed_step=progress.failed_step,
+            error=progress.error,
+        )
 
     # The background loop's work
 

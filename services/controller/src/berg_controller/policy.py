@@ -6,6 +6,10 @@ Every trigger (an alert, a schedule, the data volume, a person) becomes a
 
 - ``ignored``: a resolved alert, an alert name outside ``trigger_alerts``, no
   ``model`` label, or a model the controller does not manage;
+- ``not_production``: the alert names a model version (its ``version`` label) that is
+  not the one in production: a retired champion's stale series, or a version
+  never promoted, say nothing about the model that serves (alerts without a
+  ``version`` label, like the data-volume alert, are not checked);
 - ``active_run``: the model has a run pending or running (at most one at a time);
 - ``cooldown``: an automatic trigger within ``cooldown`` of the model's last run
   start (manual triggers skip the cooldown, never the active-run check);
@@ -40,12 +44,13 @@ __all__ = [
     "decide",
     "managed_model",
     "manual_trigger",
+    "needs_production_version",
     "schedule_trigger",
     "trigger_from_alert",
 ]
 
 TriggerSource = Literal["alert", "schedule", "data_volume", "manual"]
-Decision = Literal["started", "cooldown", "active_run", "ignored"]
+Decision = Literal["started", "cooldown", "active_run", "ignored", "not_production"]
 
 DEFAULT_TRIGGER_ALERTS = RETRAINING_ALERTS
 """The alerts of Berg's rules that start a run by default (``DATA_VOLUME_ALERT``'s triggers count as
@@ -78,6 +83,8 @@ class Trigger:
     """The alert's name, for alert triggers."""
     firing: bool = True
     """False for a resolved alert."""
+    version: str = ""
+    """The model version the alert is about (its ``version`` label); ``""`` when it names none."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,9 @@ class ModelState:
     """The id of its pending or running run, if any."""
     last_started_at: datetime | None = None
     """When its latest run was created (any source, any outcome)."""
+    production_version: str | None = None
+    """The version the registry's ``production`` alias names at decision time, None when none is in
+    production. Read only for triggers that name a version (see :func:`needs_production_version`)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ def trigger_from_alert(alert: AlertV4) -> Trigger:
         reason=_bounded(reason),
         alertname=name,
         firing=alert.status == "firing",
+        version=alert.labels.get("version", ""),
     )
 
 
@@ -151,6 +162,11 @@ def data_volume_trigger(model: str, new_rows: int | None, threshold: int) -> Tri
     )
 
 
+def needs_production_version(trigger: Trigger, config: PolicyConfig) -> bool:
+    """Whether :func:`decide` compares ``trigger`` with the production version (so the caller looks it up)."""
+    return trigger.firing and bool(trigger.version) and trigger.model in config.models
+
+
 def decide(trigger: Trigger, state: ModelState, config: PolicyConfig, now: datetime) -> Verdict:
     """Whether ``trigger`` starts a run of its model, and why (or why not)."""
     if not trigger.firing:
@@ -164,6 +180,19 @@ def decide(trigger: Trigger, state: ModelState, config: PolicyConfig, now: datet
         return Verdict("ignored", "no model label: the alert does not say which model to retrain")
     if trigger.model not in config.models:
         return Verdict("ignored", _bounded(f"model {trigger.model!r} is not managed by this controller"))
+    if trigger.version and trigger.version != state.production_version:
+        serving = (
+            f"{state.production_version} is in production"
+            if state.production_version is not None
+            else "no version of it is in production"
+        )
+        return Verdict(
+            "not_production",
+            _bounded(
+                f"the alert is about {trigger.model} {trigger.version}, but {serving}: "
+                "only alerts about the production version start a run"
+            ),
+        )
     if state.active_run is not None:
         return Verdict("active_run", f"run {state.active_run} of {trigger.model} is still active")
     if trigger.source != "manual" and state.last_started_at is not None:

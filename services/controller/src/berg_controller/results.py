@@ -1,4 +1,4 @@
-"""What a finished run produced, read from the model registry.
+"""The registry reads of the controller: what a finished run produced, and which version is in production.
 
 The pipeline registers at most one version per run. A Kubeflow run is found by
 the run id the pipeline writes into the version's lineage; a local run (whose
@@ -17,13 +17,17 @@ from datetime import datetime, timedelta
 from berg.registry import ModelRegistry, ModelVersion, RegistryError
 from berg_controller.store import RunRecord
 
-__all__ = ["RegistryView", "RunResult", "match_result"]
+__all__ = ["RegistryUnavailable", "RegistryView", "RunResult", "match_result"]
 
 log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
 _CLOCK_SLACK = timedelta(seconds=5)
 """The registry's clock and ours may differ a little (a pod and an object store)."""
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be read now; a decision that needs it waits for a retry (never a guess)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,19 @@ class RegistryView:
             log.warning("cannot read the result of run %s from the registry: %s", run.id, error)
             return None
         return RunResult(version.version, production is not None and production.version == version.version)
+
+    def production_version(self, model: str) -> str | None:
+        """The version ``model``'s production alias names now; None when none was ever promoted.
+
+        Raises:
+            RegistryUnavailable: the alias could not be read (storage down, a broken pointer).
+        """
+        try:
+            move = self._registry.alias(model, PRODUCTION)
+        except Exception as error:
+            # Whatever the storage raises (fsspec backends have their own errors): the caller answers 503.
+            raise RegistryUnavailable(f"cannot read the production alias of {model}: {error}") from error
+        return None if move is None else move.version
 
     def last_promotion(self, model: str) -> datetime | None:
         """When ``model``'s production alias last moved (its latest history entry, which the pointer copies)."""

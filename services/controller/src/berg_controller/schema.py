@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from berg.contracts.run_failure import MAX_ERROR_BYTES, MAX_STEP
+
 __all__ = [
     "ACTIVE_STATUSES",
     "FINISHED_STATUSES",
@@ -104,6 +106,9 @@ runs = Table(
     Column("detail", String(1000), nullable=True),
     Column("result_version", String(20), nullable=True),
     Column("promoted", Boolean(), nullable=True),
+    # Added after the first release: ControllerStore.open adds them to an older database.
+    Column("failed_step", String(MAX_STEP), nullable=True),
+    Column("error", String(MAX_ERROR_BYTES), nullable=True),
     Index("ix_runs_model_created", "model", "created_at"),
     Index("ix_runs_created", "created_at"),
 )

@@ -11,7 +11,9 @@ import string
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from berg.registry.layout import is_model_name
 from berg.settings import PLACEHOLDER_SECRETS, ServiceSettings, service_config
@@ -36,6 +38,7 @@ COMMAND_PLACEHOLDERS = frozenset({"python", "model", "run_id"})
 """What the local launcher's command may name: ``{python}`` (this interpreter), ``{model}``, ``{run_id}``."""
 
 _MIN_PRODUCTION_TOKEN = 16
+_DATABASE_BACKENDS = frozenset({"sqlite", "postgresql"})
 
 
 def _placeholders(argument: str) -> set[str]:
@@ -127,9 +130,10 @@ class ControllerSettings(ServiceSettings):
     """The webhook, the runs API, health and metrics; the local stack sets ``BERG_CONTROLLER_WEB__PORT``."""
     state_dir: Path = Path(".berg/controller")
     """Run logs and exit files of the local launcher, and the SQLite database by default."""
-    database_url: str = ""
+    database_url: SecretStr | None = None
     """SQLAlchemy URL of the trigger and run history: ``postgresql+psycopg://user:pw@host/db`` on a cluster;
-    empty: ``sqlite:///<state_dir>/controller.db``."""
+    unset or empty: ``sqlite:///<state_dir>/controller.db``. Secret: it holds the password, so repr, logs and errors
+    never show it."""
     database_timeout_s: float = Field(default=5.0, gt=0, le=120)
     """How long a statement waits for a lock or a connection before the request answers 503."""
     webhook_token: SecretStr | None = None
@@ -161,10 +165,35 @@ class ControllerSettings(ServiceSettings):
 
     _webhook_secret: bytes = PrivateAttr(default=b"")
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_database_url_is_unset(cls, value: object) -> object:
+        empty = value == "" or (isinstance(value, SecretStr) and not value.get_secret_value())
+        return None if empty else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value()
+        # The messages never quote the URL: it holds the database password.
+        try:
+            backend = make_url(url).get_backend_name()
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a SQLAlchemy URL (sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB)"
+            ) from None
+        if backend not in _DATABASE_BACKENDS:
+            raise ValueError(f"the backend {backend!r} is not supported; use sqlite:/// or postgresql+psycopg://")
+        return value
+
     @property
     def effective_database_url(self) -> str:
-        """``database_url``, or the SQLite file under ``state_dir``."""
-        return self.database_url or f"sqlite:///{(self.state_dir / 'controller.db').absolute()}"
+        """``database_url`` (its secret value), or the SQLite file under ``state_dir``."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.state_dir / 'controller.db').absolute()}"
 
     def webhook_secret(self) -> bytes:
         """The bearer token as bytes (from the setting or the file, read once at validation)."""

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,13 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from berg.contracts.run_failure import MAX_ERROR_BYTES, MAX_STEP
 from berg_controller.policy import ModelState, Trigger, Verdict
+from berg_controller.private_files import FILE_MODE, make_private_dirs, restrict_to_owner
 from berg_controller.schema import ACTIVE_STATUSES, RunStatus, alert_keys, metadata, runs, triggers
 
 __all__ = ["AlertKey", "ControllerStore", "RunRecord", "StoreTransaction", "StoreUnavailable", "TriggerRecord"]
@@ -74,6 +77,10 @@ class RunRecord:
     """The registry version the run registered, when known."""
     promoted: bool | None = None
     """Whether that version went to production."""
+    failed_step: str | None = None
+    """The pipeline step that failed (a failed run whose command or Kubeflow named it)."""
+    error: str | None = None
+    """The head of a failed run's error (bounded, secrets masked: see ``berg.contracts.run_failure``)."""
 
     @property
     def active(self) -> bool:
@@ -130,6 +137,8 @@ def _run(row: Any) -> RunRecord:
         detail=row.detail,
         result_version=row.result_version,
         promoted=row.promoted,
+        failed_step=row.failed_step,
+        error=row.error,
     )
 
 
@@ -217,10 +226,20 @@ class StoreTransaction:
         return record
 
 
+def _create_private_database(path: Path) -> None:
+    """The SQLite file, created empty with mode 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    make_private_dirs(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            restrict_to_owner(file)
+
+
 def _sqlite_engine(url: str, timeout_s: float) -> Engine:
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        _create_private_database(Path(database))
     engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -255,6 +274,28 @@ def _postgres_engine(url: str, timeout_s: float) -> Engine:
     )
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns a newer release brought to the tables of an older database.
+
+    ``create_all`` creates missing tables only. Columns are only ever added, nullable, so adding them in place
+    is the whole migration (a heavier tool would wait for the first change that is not).
+    """
+    with engine.begin() as connection:
+        inspector = inspect(connection)
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable:
+                    raise RuntimeError(f"column {table.name}.{column.name} is missing and cannot be added in place")
+                exists_guard = "IF NOT EXISTS " if connection.dialect.name == "postgresql" else ""
+                column_type = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {table.name} ADD COLUMN {exists_guard}{column.name} {column_type}"
+                )
+
+
 class ControllerStore:
     """The controller's tables behind a few typed operations; safe to share between threads."""
 
@@ -279,6 +320,7 @@ class ControllerStore:
         store = cls(engine)
         with _transient_errors():
             metadata.create_all(engine)
+            _add_missing_columns(engine)
         return store
 
     @property
@@ -353,7 +395,15 @@ class ControllerStore:
         )
 
     def finish_run(
-        self, run_id: str, status: RunStatus, finished_at: datetime, *, exit_code: int | None, detail: str
+        self,
+        run_id: str,
+        status: RunStatus,
+        finished_at: datetime,
+        *,
+        exit_code: int | None,
+        detail: str,
+        failed_step: str | None = None,
+        error: str | None = None,
     ) -> bool:
         """Record how an active run ended (it stops being the model's active run); False if it had ended."""
         return self._update_run(
@@ -364,6 +414,8 @@ class ControllerStore:
             finished_at=finished_at,
             exit_code=exit_code,
             detail=detail[:1000],
+            failed_step=failed_step[:MAX_STEP] if failed_step else None,
+            error=error[:MAX_ERROR_BYTES] if error else None,
         )
 
     def set_result(self, run_id: str, version: str, promoted: bool) -> None:

@@ -11,7 +11,7 @@ atomic rename, where a controller (this one or the next) reads it. The file is n
 wrapper's pid (``DIR/exit-<pid>.json``), the id the controller recorded, so an
 earlier attempt's status is never mistaken for this one's.
 
-Only the standard library is imported: it starts fast and needs nothing else.
+Only the standard library (and this package's stdlib-only ``private_files``) is imported: it starts fast.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+
+from berg_controller.private_files import open_private
 
 __all__ = ["GO", "exit_file", "main", "write_exit_status"]
 
@@ -47,8 +49,8 @@ def write_exit_status(run_dir: Path, *, started: bool, returncode: int | None, e
     }
     target = exit_file(run_dir, os.getpid())
     temporary = target.with_name(f".{target.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(status, handle)
+    with open_private(temporary, "wb") as handle:
+        handle.write(json.dumps(status).encode())
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, target)

@@ -33,6 +33,10 @@ class Progress:
     """``not_started``: the launcher knows the pipeline never ran (a start interrupted before it let go)."""
     detail: str = ""
     exit_code: int | None = None
+    failed_step: str | None = None
+    """For a failed run: the pipeline step that failed, when known."""
+    error: str | None = None
+    """For a failed run: the head of its error (``berg.contracts.run_failure.error_head``)."""
 
 
 class Launcher(Protocol):

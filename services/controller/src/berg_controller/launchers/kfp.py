@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from berg.contracts.run_failure import error_head
 from berg_controller.launchers.base import LaunchError, LaunchUnavailable, Progress, RecordStarted
 from berg_controller.store import RunRecord
 
-__all__ = ["KfpLauncher", "pipeline_arguments"]
+__all__ = ["KfpLauncher", "failed_task", "pipeline_arguments"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,35 @@ def pipeline_arguments(
 ) -> dict[str, Any]:
     """The pipeline's arguments for a run of ``model`` (``extra`` adds to and overrides the defaults)."""
     return {"offline_root": offline_root, "registry_uri": registry_uri, "model_name": model, **extra}
+
+
+def _message(item: Any) -> str:
+    """The ``error.message`` of a Kubeflow run or task (a ``googleRpcStatus``), or ``""``."""
+    status = getattr(item, "error", None)
+    return str(getattr(status, "message", None) or "") if status is not None else ""
+
+
+def failed_task(remote: Any) -> tuple[str | None, str]:
+    """The step of a failed Kubeflow run that failed first, and its error message.
+
+    The run's ``run_details.task_details`` hold the root DAG, drivers and executors; the step is the failed
+    task no other task depends on for its state (no failed child), the earliest to end if several failed.
+    """
+    details = getattr(remote, "run_details", None)
+    tasks = list(getattr(details, "task_details", None) or [])
+    failed = [task for task in tasks if str(getattr(task, "state", "") or "") == "FAILED"]
+    failed_ids = {getattr(task, "task_id", None) for task in failed}
+
+    def has_failed_child(task: Any) -> bool:
+        children = getattr(task, "child_tasks", None) or []
+        return any(getattr(child, "task_id", None) in failed_ids for child in children)
+
+    leaves = [task for task in failed if not has_failed_child(task)]
+    if not leaves:
+        return None, ""
+    first = min(leaves, key=lambda task: str(getattr(task, "end_time", "") or "~"))
+    name = str(getattr(first, "display_name", "") or "") or None
+    return name, _message(first)
 
 
 def _client_error(error: Exception) -> bool:
@@ -144,9 +174,14 @@ class KfpLauncher:
         if state in _SUCCEEDED:
             return Progress("succeeded", f"Kubeflow run {run.external_id} {state}")
         if state in _FAILED:
-            status = getattr(remote, "error", None)
-            message = getattr(status, "message", None) if status is not None else None
-            return Progress("failed", f"Kubeflow run {run.external_id} {state}" + (f": {message}" if message else ""))
+            message = _message(remote)
+            step, step_message = failed_task(remote)
+            return Progress(
+                "failed",
+                f"Kubeflow run {run.external_id} {state}" + (f": {message}" if message else ""),
+                failed_step=step,
+                error=error_head(step_message or message) or None,
+            )
         return Progress("running", state)
 
     def stop(self, run: RunRecord) -> None:

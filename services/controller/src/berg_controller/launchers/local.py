@@ -1,8 +1,11 @@
 """The local launcher: the pipeline command as a detached child process, one folder per run.
 
-Each run gets ``<runs_dir>/<run id>/`` with ``output.log`` (the pipeline's
-stdout and stderr), ``command.json`` and, once it ends, ``exit-<pid>.json`` (see
-:mod:`berg_controller.wrapper`). Starting a run:
+Each run gets ``<runs_dir>/<run id>/`` (mode 0700) with ``output.log`` (the
+pipeline's stdout and stderr), ``command.json`` and, once it ends,
+``exit-<pid>.json`` (see :mod:`berg_controller.wrapper`), all mode 0600. The
+command is told to write why it failed to ``failure.json`` (``BERG_RUN_FAILURE_FILE``,
+see :mod:`berg.contracts.run_failure`); a failed run's progress carries that
+report's step and error, or else the last lines of ``output.log``. Starting a run:
 
 1. spawn the wrapper in a new session (so SIGTERM or SIGKILL to the controller
    never reaches the pipeline), holding it at its ``go`` gate;
@@ -31,15 +34,19 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from berg.contracts.run_failure import MAX_ERROR_LINES, RUN_FAILURE_FILE_ENV, error_head, read_run_failure
 from berg_controller.launchers.base import LaunchError, Progress, RecordStarted
+from berg_controller.private_files import make_private_dirs, open_private
 from berg_controller.store import RunRecord
 from berg_controller.wrapper import GO, exit_file
 
-__all__ = ["LOG_FILE", "LocalLauncher", "child_environment"]
+__all__ = ["FAILURE_FILE", "LOG_FILE", "LocalLauncher", "child_environment"]
 
 log = logging.getLogger(__name__)
 
 LOG_FILE = "output.log"
+FAILURE_FILE = "failure.json"
+_LOG_TAIL_BYTES = 64 * 1024
 _STOP_GRACE_S = 5.0
 _REAP_WAIT_S = 5.0
 _CONTROLLER_PREFIX = "BERG_CONTROLLER_"
@@ -56,6 +63,17 @@ def _reap_in_background(child: subprocess.Popen[bytes]) -> None:
     """Wait for a wrapper we let go of on a daemon thread, so it is reaped when it ends (no zombie, no warning);
     the run itself is followed through the database and its exit file."""
     threading.Thread(target=child.wait, name=f"berg-reap-{child.pid}", daemon=True).start()
+
+
+def _last_lines(path: Path, count: int) -> str:
+    """The last ``count`` non-blank lines of a log (read from its end: logs can be large)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([line for line in text.splitlines() if line.strip()][-count:])
 
 
 def _is_zombie(pid: int) -> bool:
@@ -106,15 +124,18 @@ class LocalLauncher:
         directory = self.run_dir(run.id)
         command = self.command_for(run)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / "command.json").write_text(json.dumps(command))
-            with (directory / LOG_FILE).open("ab") as output:
+            make_private_dirs(directory)
+            with open_private(directory / "command.json", "wb") as handle:
+                handle.write(json.dumps(command).encode())
+            # An attempt that never ran the pipeline may be followed by one that does: no stale report.
+            (directory / FAILURE_FILE).unlink(missing_ok=True)
+            with open_private(directory / LOG_FILE, "ab") as output:
                 wrapper = subprocess.Popen(
                     [self._python, "-m", "berg_controller.wrapper", "--run-dir", str(directory), "--", *command],
                     stdin=subprocess.PIPE,
                     stdout=output,
                     stderr=output,
-                    env=self._environment,
+                    env={**self._environment, RUN_FAILURE_FILE_ENV: str(directory / FAILURE_FILE)},
                     start_new_session=True,
                 )
         except OSError as error:
@@ -153,7 +174,20 @@ class LocalLauncher:
         if code == 0:
             return Progress("succeeded", "the pipeline exited with 0", exit_code=0)
         detail = str(status.get("error") or "") or f"the pipeline exited with {code}"
-        return Progress("failed", detail, exit_code=code if isinstance(code, int) else None)
+        step, error = self._why_failed(run, str(status.get("error") or ""))
+        return Progress(
+            "failed", detail, exit_code=code if isinstance(code, int) else None, failed_step=step, error=error
+        )
+
+    def _why_failed(self, run: RunRecord, wrapper_error: str) -> tuple[str | None, str | None]:
+        """The failing step and the head of the error: the command's report, else the end of its output."""
+        directory = self.run_dir(run.id)
+        report = read_run_failure(directory / FAILURE_FILE)
+        if report is not None:
+            # Cleaned again here: the file is the command's word, the record is ours.
+            return report.step, error_head(report.error, self._environment) or None
+        text = wrapper_error or _last_lines(directory / LOG_FILE, MAX_ERROR_LINES)
+        return None, error_head(text, self._environment) or None
 
     def _alive(self, run: RunRecord) -> bool:
         child = self._children.get(run.id)
