@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.contracts import LabelV1
-from berg.contracts.predictions import PredictionV1
+from berg.contracts import LabelV1, LoggedPrediction
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
@@ -30,7 +30,7 @@ from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
 from berg_monitoring.settings import MonitoringSettings
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
-from berg_monitoring.windows import MonitoringState
+from berg_monitoring.windows import LabelOutcome, MonitoringState
 
 __all__ = ["Exporter", "open_reader"]
 
@@ -109,6 +109,7 @@ class Exporter:
         self.last_poll: float | None = None
         self._evicted = (0, 0)
         self._expired = 0
+        self._silenced: frozenset[str] = frozenset()
 
     def step(self) -> int:
         """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
@@ -130,7 +131,7 @@ class Exporter:
         for record in records:
             try:
                 if record.topic == self._settings.predictions_topic:
-                    prediction = decode_contract(PredictionV1, record)
+                    prediction = decode_contract(LoggedPrediction, record).root
                     if prediction.model_name != model:
                         continue
                     self._metrics.predictions.labels(model, prediction.model_version).inc()
@@ -139,11 +140,7 @@ class Exporter:
                 else:
                     label = decode_contract(LabelV1, record)
                     self._metrics.last_event.labels(model, "labels").set(now)
-                    outcome = self.state.add_label(label)
-                    if outcome.joined:
-                        self._count_label(outcome)
-                    else:
-                        self._metrics.labels.labels("unmatched").inc()
+                    self._count_label(self.state.add_label(label))
             except RecordRejected as error:
                 rejected.append(Rejected(record, error))
                 self._metrics.invalid.labels(record.topic).inc()
@@ -157,26 +154,28 @@ class Exporter:
         self._metrics.evicted.labels("label").inc(evicted[1] - self._evicted[1])
         self._evicted = evicted
 
-    def _count_label(self, outcome: Any) -> None:
-        if outcome is not None and outcome.joined:
-            self._metrics.labels.labels("joined").inc()
-            if outcome.delay_s is not None:
-                self._metrics.label_delay.labels(self._settings.model_name).observe(max(0.0, outcome.delay_s))
+    def _count_label(self, outcome: LabelOutcome | None) -> None:
+        if outcome is None or outcome.kind == "repeat":
+            return
+        self._metrics.labels.labels("unmatched" if outcome.kind == "waiting" else outcome.kind).inc()
+        if outcome.delay_s is not None:
+            self._metrics.label_delay.labels(self._settings.model_name).observe(max(0.0, outcome.delay_s))
 
     def refresh(self) -> None:
         """Recompute every statistic and publish the snapshot."""
         started = time.perf_counter()
+        production = self._references.production()
+        silenced = production.silenced(datetime.now(UTC), timedelta(seconds=self._settings.retired_grace_s))
+        if silenced != self._silenced:
+            log.info("versions out of production past the grace period, not exported: %s", sorted(silenced))
+            self._silenced = silenced
         references: dict[str, Reference] = {}
         for version in self.state.versions:
-            reference = self._references.reference(version)
+            reference = self._references.reference(version) if version not in silenced else None
             if reference is not None:
                 references[version] = reference
         snapshot = compute_snapshot(
-            self.state,
-            references,
-            self._costs,
-            self._snapshot_settings,
-            self._references.production_data_end(),
+            self.state, references, self._costs, self._snapshot_settings, production.data_end, silenced
         )
         self._collector.publish(snapshot)
         self._metrics.duration.observe(time.perf_counter() - started)
