@@ -132,6 +132,37 @@ def test_delays_and_horizons_run_on_the_transactions_event_time_not_the_serving_
     assert monitored.expired == 1
 
 
+def test_the_watermark_follows_the_slowest_partition_and_waits_for_unread_ones() -> None:
+    monitored = state(label_horizon_s=100.0)
+    monitored.await_partitions({("labels", 1)})  # it holds records from before the start, not read yet
+    monitored.add_prediction(prediction(500), partition=0)  # partition 0 is read ahead of partition 1
+    monitored.add_label(label(500, False, delay=timedelta(0)), partition=0)
+    monitored.add_prediction(prediction(20), partition=1)
+    monitored.add_prediction(prediction(400), partition=1)
+    assert monitored.watermark == float("-inf"), "nothing read yet from labels partition 1"
+    # Labels partition 1 lags behind: at 110, transaction 20's fraud label is still within its horizon.
+    assert monitored.add_label(label(20, True, delay=timedelta(seconds=90)), partition=1).kind == "joined"
+    assert monitored.watermark == (T0 + timedelta(seconds=110)).timestamp()
+    assert len(monitored.versions["v0001"].quality) == 0
+    monitored.add_label(label(400, False, delay=timedelta(0)), partition=1)  # every partition at 400 or later
+    assert monitored.watermark == (T0 + timedelta(seconds=400)).timestamp()
+    assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [1.0]
+    monitored.add_prediction(prediction(5), partition=1)  # disorder: an earlier transaction arrives last
+    assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [1.0, 0.0], "it matures at once"
+    assert monitored.expired == 1
+    # Another model's prediction moves its partition on, as much as this model's would.
+    monitored.advance("transactions", 1, (T0 + timedelta(seconds=600)).timestamp())
+    monitored.add_label(label(700, False, delay=timedelta(0)), partition=1)
+    monitored.add_label(label(800, False, delay=timedelta(0)), partition=0)
+    assert monitored.watermark == (T0 + timedelta(seconds=500)).timestamp()
+    assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [1.0, 0.0, 0.0]
+    # A partition awaited but read to where it ended without a record of its stream no longer holds anything.
+    monitored.await_partitions({("transactions", 2)})
+    assert monitored.watermark == float("-inf")
+    monitored.await_partitions(set())
+    assert monitored.watermark == (T0 + timedelta(seconds=500)).timestamp()
+
+
 def test_a_v1_prediction_stands_at_its_serving_time() -> None:
     monitored = state()
     monitored.add_prediction(prediction(0))  # v1: event_time is when it was served

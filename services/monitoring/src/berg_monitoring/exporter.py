@@ -30,7 +30,7 @@ from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
 from berg_monitoring.settings import MonitoringSettings
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
-from berg_monitoring.windows import LabelOutcome, MonitoringState
+from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, transaction_time
 
 __all__ = ["Exporter", "open_reader"]
 
@@ -110,6 +110,17 @@ class Exporter:
         self._evicted = (0, 0)
         self._expired = 0
         self._silenced: frozenset[str] = frozenset()
+        # Where each partition ended when the reader started: until it has read a partition that far, that
+        # partition's records from before the start may still be older than what the others have shown.
+        self._start_ends: dict[Any, int] = {
+            partition: end
+            for partition, end in consumer.end_offsets(list(consumer.assignment())).items()
+            if consumer.position(partition) < end
+        }
+        self._await_unread()
+
+    def _stream(self, topic: str) -> Stream:
+        return "transactions" if topic == self._settings.predictions_topic else "labels"
 
     def step(self) -> int:
         """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
@@ -119,6 +130,9 @@ class Exporter:
         self.last_poll = time.monotonic()
         records = [RawRecord.from_consumer_record(record) for batch in polled.values() for record in batch]
         self.apply(records)
+        if self._start_ends:
+            self._await_unread()
+        self._count_resolutions()
         if time.monotonic() >= self._next_snapshot:
             self.refresh()
         return len(records)
@@ -133,20 +147,29 @@ class Exporter:
                 if record.topic == self._settings.predictions_topic:
                     prediction = decode_contract(LoggedPrediction, record).root
                     if prediction.model_name != model:
+                        # Another model's prediction still says how far this partition has come.
+                        self.state.advance("transactions", record.partition, transaction_time(prediction))
                         continue
                     self._metrics.predictions.labels(model, prediction.model_version).inc()
                     self._metrics.last_event.labels(model, "predictions").set(now)
-                    self._count_label(self.state.add_prediction(prediction))
+                    self._count_label(self.state.add_prediction(prediction, record.partition))
                 else:
                     label = decode_contract(LabelV1, record)
                     self._metrics.last_event.labels(model, "labels").set(now)
-                    self._count_label(self.state.add_label(label))
+                    self._count_label(self.state.add_label(label, record.partition))
             except RecordRejected as error:
                 rejected.append(Rejected(record, error))
                 self._metrics.invalid.labels(record.topic).inc()
         if rejected:
             log.warning("dead-lettering %d invalid records", len(rejected))
             self._dead_letters.publish(rejected)
+        self._count_resolutions()
+
+    def _await_unread(self) -> None:
+        self._start_ends = {p: end for p, end in self._start_ends.items() if self._consumer.position(p) < end}
+        self.state.await_partitions({(self._stream(p.topic), p.partition) for p in self._start_ends})
+
+    def _count_resolutions(self) -> None:
         self._metrics.labels.labels("expired").inc(self.state.expired - self._expired)
         self._expired = self.state.expired
         evicted = (self.state.evicted_predictions, self.state.evicted_labels)

@@ -17,9 +17,10 @@ from prometheus_client.registry import Collector
 
 from berg_monitoring.snapshot import Snapshot, finite
 
-__all__ = ["MonitoringMetrics", "SnapshotCollector"]
+__all__ = ["LABEL_DELAY_BUCKETS", "MonitoringMetrics", "SnapshotCollector"]
 
-_DELAY_BUCKETS = (60, 600, 3600, 6 * 3600, 86_400, 3 * 86_400, 7 * 86_400, 14 * 86_400, 30 * 86_400, 60 * 86_400)
+LABEL_DELAY_BUCKETS = (60, 600, 3600, 6 * 3600, 86_400, 3 * 86_400, 7 * 86_400, 14 * 86_400, 30 * 86_400, 60 * 86_400)
+"""Upper bounds (seconds) of the label-delay histogram: a minute to the simulator's 60-day clip."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class MonitoringMetrics:
                 "Label event time minus the transaction's event time, for labels that met their prediction "
                 "(late ones included).",
                 ["model"],
-                buckets=_DELAY_BUCKETS,
+                buckets=LABEL_DELAY_BUCKETS,
                 registry=registry,
             ),
             last_event=Gauge(

@@ -12,11 +12,16 @@ only says when it was served, which stands in for it: the same in real time, not
 in a replay), a label at its own event time. So:
 
 - a label's delay is its event time minus its transaction's;
-- the watermark is the older of the newest transaction time and the newest label
-  time seen: how far both streams are complete (as the training pipeline's
-  label-complete window), never wall time;
+- the watermark is how far both streams are complete in event time (as the
+  training pipeline's label-complete window), never wall time: the oldest of the
+  newest event times seen on each partition of either stream. Each partition is
+  written in event order, but a reader reads partitions at its own pace (days of
+  event time apart when it catches up on a replay), so the slowest one counts; a
+  partition that still has records from before the start unread counts from
+  before its first record. A partition that falls idle holds maturing back:
+  quality then stays insufficient, never wrong;
 - a transaction *matures* once the watermark has passed its time plus the problem
-  card's label horizon. Its label is then final, as the card defines it and as
+  card's label horizon, in whatever order its prediction arrived. Its label is then final, as the card defines it and as
   training saw it: fraud when a fraud label came within the horizon, legitimate
   otherwise. Only then does it enter its version's quality window.
 
@@ -34,8 +39,9 @@ fraud label still outranks a legitimate one) and matures once.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from uuid import UUID
@@ -50,9 +56,13 @@ __all__ = [
     "LabelOutcome",
     "MonitoringState",
     "Ring",
+    "Stream",
     "VersionWindows",
     "transaction_time",
 ]
+
+Stream = Literal["transactions", "labels"]
+"""The two streams whose event time the watermark follows: predictions (their transactions) and labels."""
 
 AMOUNT_FEATURE = "amount"
 """The prediction log's feature holding the transaction amount (the business metrics' money)."""
@@ -155,32 +165,59 @@ class MonitoringState:
     """The problem card's label horizon: no fraud label this long after the transaction means legitimate."""
     versions: dict[str, VersionWindows] = field(default_factory=dict)
     evicted_predictions: int = 0
-    """Predictions dropped before maturing to make room (their labels will wait unmatched)."""
+    """Predictions dropped before maturing to make room, earliest transaction first (their labels will wait
+    unmatched)."""
     evicted_labels: int = 0
     """Labels dropped while waiting for a prediction that never came."""
     expired: int = 0
     """Transactions matured with no label within the horizon: legitimate by the card's definition."""
-    _pending: OrderedDict[UUID, _Pending] = field(default_factory=OrderedDict)
+    _pending: dict[UUID, _Pending] = field(default_factory=dict)
+    _due: list[tuple[float, int, UUID]] = field(default_factory=list)
+    """The pending transactions as a heap of (event time, arrival, id): the next to mature on top."""
     _orphans: OrderedDict[UUID, LabelV1] = field(default_factory=OrderedDict)
     _matured: OrderedDict[UUID, tuple[float, bool]] = field(default_factory=OrderedDict)
     """Matured transactions: (event time, whether a label was counted), for replays and late labels."""
     _label_times: Ring | None = None
     _sequence: int = 0
-    _newest_transaction: float = float("-inf")
-    _newest_label: float = float("-inf")
+    _newest: dict[tuple[Stream, int], float] = field(default_factory=dict)
+    """The newest event time seen on each (stream, partition)."""
+    _awaited: frozenset[tuple[Stream, int]] = frozenset()
+    """Partitions with records from before the start not read yet: -inf until their first record is seen."""
 
     @property
     def watermark(self) -> float:
-        """Event time (POSIX seconds) up to which both streams have been seen; -inf before both have a record."""
-        return min(self._newest_transaction, self._newest_label)
+        """Event time (POSIX seconds) up to which both streams are complete; -inf until both have a record."""
+        streams = {stream for stream, _ in self._newest}
+        if len(streams) < 2 or any(key not in self._newest for key in self._awaited):
+            return float("-inf")
+        return min(self._newest.values())
 
-    def add_prediction(self, prediction: PredictionV1 | PredictionV2) -> LabelOutcome | None:
-        """Add a served prediction to its version's drift window; a label that came first joins it (its outcome)."""
+    def await_partitions(self, partitions: Collection[tuple[Stream, int]]) -> None:
+        """Partitions that still hold records from before the start, unread; the watermark waits for them."""
+        self._awaited = frozenset(partitions)
+        self._mature()
+
+    def advance(self, stream: Stream, partition: int, time: float) -> None:
+        """Note an event time read on a partition (a record this state keeps nothing else of: another model's)."""
+        key = (stream, partition)
+        self._newest[key] = max(self._newest.get(key, float("-inf")), time)
+        self._mature()
+
+    def _advance(self, stream: Stream, partition: int, time: float) -> None:
+        key = (stream, partition)
+        self._newest[key] = max(self._newest.get(key, float("-inf")), time)
+
+    def add_prediction(self, prediction: PredictionV1 | PredictionV2, partition: int = 0) -> LabelOutcome | None:
+        """Add a served prediction to its version's drift window; a label that came first joins it (its outcome).
+
+        Args:
+            partition: the partition it was read from (the watermark follows the slowest one).
+        """
         key = prediction.transaction_event_id
         if key in self._pending or key in self._matured:
             return None  # a replayed record
         time = transaction_time(prediction)
-        self._newest_transaction = max(self._newest_transaction, time)
+        self._advance("transactions", partition, time)
         windows = self._windows_for(prediction)
         features = prediction.features
         windows.drift.append([*(features.get(name, np.nan) for name in windows.features), prediction.score])
@@ -192,18 +229,24 @@ class MonitoringState:
             prediction.model_version, prediction.score, float(features.get(AMOUNT_FEATURE, np.nan)), time
         )
         self._pending[key] = pending
+        heapq.heappush(self._due, (time, self._sequence, key))
         orphan = self._orphans.pop(key, None)
         outcome = self._apply(pending, orphan) if orphan is not None else None
         if len(self._pending) > self.pending_capacity:
-            self._pending.popitem(last=False)
+            _, _, dropped = heapq.heappop(self._due)
+            del self._pending[dropped]
             self.evicted_predictions += 1
         self._mature()
         return outcome
 
-    def add_label(self, label: LabelV1) -> LabelOutcome:
-        """Join a label to its prediction, or keep it until the prediction comes; then mature what is due."""
+    def add_label(self, label: LabelV1, partition: int = 0) -> LabelOutcome:
+        """Join a label to its prediction, or keep it until the prediction comes; then mature what is due.
+
+        Args:
+            partition: the partition it was read from (the watermark follows the slowest one).
+        """
         key = label.transaction_event_id
-        self._newest_label = max(self._newest_label, label.event_time.timestamp())
+        self._advance("labels", partition, label.event_time.timestamp())
         pending = self._pending.get(key)
         if pending is not None:
             outcome = self._apply(pending, label)
@@ -251,17 +294,11 @@ class MonitoringState:
         return LabelOutcome("waiting")
 
     def _mature(self) -> None:
-        """Settle the oldest waiting predictions whose label horizon the watermark has passed.
-
-        Predictions wait in arrival order, which is event order up to small disorder; the scan stops at the
-        first one still inside its horizon, so each call costs O(matured + 1).
-        """
+        """Settle every waiting prediction whose label horizon the watermark has passed, earliest first."""
         cutoff = self.watermark - self.label_horizon_s
-        while self._pending:
-            key, pending = next(iter(self._pending.items()))
-            if pending.time > cutoff:
-                return
-            del self._pending[key]
+        while self._due and self._due[0][0] <= cutoff:
+            _, _, key = heapq.heappop(self._due)
+            pending = self._pending.pop(key)
             self._matured[key] = (pending.time, pending.label_seen)
             if len(self._matured) > self.label_history:
                 self._matured.popitem(last=False)
