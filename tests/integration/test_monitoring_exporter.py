@@ -275,6 +275,7 @@ def test_a_restarted_exporter_rebuilds_its_windows_from_the_topics(exporters: di
     assert steady.metric("berg_monitoring_feature_psi", version="v0001", feature="x") == pytest.approx(before)
 
 
+@pytest.mark.timeout(900)  # run alone, it waits for the drift alert's `for: 2m` before the grace period
 def test_a_version_out_of_production_falls_silent_and_its_alert_resolves(
     stack: LocalStack, exporters: dict[str, Exporter]
 ) -> None:

@@ -298,6 +298,7 @@ def counter(query: Query, outcome: str) -> float:
     return query.value(f'berg_monitoring_labels_total{{$i,outcome="{outcome}"}}') or 0.0
 
 
+@pytest.mark.timeout(900)  # 18,000 predictions through serving's log and the exporter on a busy machine
 def test_label_delays_and_horizons_run_on_the_transactions_clock(
     exporter: tuple[ServiceProcess, Query, str, str], events: list[SimulatedEvent], kafka_settings: KafkaSettings
 ) -> None:
