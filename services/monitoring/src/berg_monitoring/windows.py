@@ -199,8 +199,7 @@ class MonitoringState:
 
     def advance(self, stream: Stream, partition: int, time: float) -> None:
         """Note an event time read on a partition (a record this state keeps nothing else of: another model's)."""
-        key = (stream, partition)
-        self._newest[key] = max(self._newest.get(key, float("-inf")), time)
+        self._advance(stream, partition, time)
         self._mature()
 
     def _advance(self, stream: Stream, partition: int, time: float) -> None:
