@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from berg.contracts import LabelV1
-from berg.contracts.predictions import PredictionV1
+from berg.contracts.predictions import PredictionV2
 from berg.problem.card import load_problem_card
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
@@ -53,7 +53,8 @@ def filled_state(features: int, versions: int, rows: int, rng: np.random.Generat
         pending_capacity=rows * versions * 2,
         label_history=rows * versions,
         max_versions=versions,
-        label_horizon_s=30 * 86_400.0,
+        # Transactions a minute apart, labels 10 minutes later: all but the last hour's mature into the windows.
+        label_horizon_s=3600.0,
     )
     names = [f"feature_{index:02d}" for index in range(features)]
     for version in range(1, versions + 1):
@@ -62,11 +63,13 @@ def filled_state(features: int, versions: int, rows: int, rng: np.random.Generat
             transaction = uuid.uuid4()
             fraud = bool(rng.random() < 0.05)
             score = float(np.clip(rng.beta(1, 8) + (0.5 if fraud else 0.0), 0, 1))
+            happened = T0 + timedelta(minutes=(version - 1) * rows + row)
             state.add_prediction(
-                PredictionV1(
+                PredictionV2(
                     event_id=uuid.uuid4(),
-                    event_time=T0 + timedelta(seconds=row),
                     transaction_event_id=transaction,
+                    transaction_event_time=happened,
+                    served_at=happened,
                     user_id="u-1",
                     merchant_id="m-1",
                     model_name="fraud",
@@ -80,7 +83,7 @@ def filled_state(features: int, versions: int, rows: int, rng: np.random.Generat
             state.add_label(
                 LabelV1(
                     event_id=uuid.uuid4(),
-                    event_time=T0 + timedelta(days=1, seconds=row),
+                    event_time=happened + timedelta(minutes=10),
                     transaction_event_id=transaction,
                     user_id="u-1",
                     is_fraud=fraud,

@@ -5,13 +5,15 @@ its own topics and registry: one is fed traffic like its training data, the
 other the same traffic with one feature shifted (covariate shift). The shifted
 model's FeatureDriftHigh fires in Prometheus after its ``for:`` and reaches
 Alertmanager; the baseline model raises nothing, not even a pending alert.
-A restarted exporter rebuilds its windows from the topics.
+A restarted exporter rebuilds its windows from the topics. Once production moves
+to a new version, the old one falls silent after the grace period: its series go
+from Prometheus, its firing alert resolves, and a restart keeps it silent.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,7 @@ import numpy as np
 import pytest
 from kafka import KafkaProducer
 
-from berg.contracts import LabelV1
-from berg.contracts.predictions import PredictionV1
+from berg.contracts import LabelV1, PredictionV2
 from berg.registry import ModelRegistry
 from berg.registry.metadata import Lineage, VersionMetadata
 from berg.stack.local import LocalStack
@@ -35,12 +36,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROWS = 600
 NOW = datetime.now(UTC)
+HORIZON = timedelta(days=30)  # the fraud card's label horizon
+# Transactions spread over 120 days of event time, each labelled a day later; labels run on the transactions'
+# clock, and a transaction matures (its label is final) once both streams are a horizon past it.
+FIRST = NOW - timedelta(days=125)
+STEP = timedelta(days=120) / ROWS
+TIMES = [FIRST + n * STEP for n in range(ROWS)]
+PARTITIONS = 3
+# Row n goes to partition n % 3 of both topics. The watermark is the oldest of the partitions' newest event times:
+# the last row of the slowest partition, three rows from the end.
+MATURED = sum(t <= TIMES[-PARTITIONS] - HORIZON for t in TIMES)
+GRACE_S = 10.0
 
 
-def register_model(root: Path, model: str, rng: np.random.Generator) -> None:
-    """v0001 in production, with a reference profile of x ~ N(0, 1), amount ~ lognormal, scores ~ beta."""
+def register_model(root: Path, model: str, rng: np.random.Generator, version: str = "v0001") -> None:
+    """A version with a reference profile of x ~ N(0, 1), amount ~ lognormal, scores ~ beta; v0001 is promoted."""
     registry = ModelRegistry(root)
-    folder = root.parent / f"{model}-artifacts"
+    folder = root.parent / f"{model}-{version}-artifacts"
     folder.mkdir()
     (folder / "model.bst").write_bytes(b"not read by monitoring")
     profile = {
@@ -54,32 +66,35 @@ def register_model(root: Path, model: str, rng: np.random.Generator) -> None:
         metrics={"pr_auc": 0.8},
         reference_profile=profile,
         lineage=Lineage(
-            data_start=NOW - timedelta(days=60),
-            data_end=NOW - timedelta(days=30),
+            data_start=FIRST - timedelta(days=60),
+            data_end=FIRST - timedelta(days=1),
             feature_service="fraud_model_v1",
             pipeline_run_id="monitoring-test",
             code_version="test",
         ),
         params={"features": ["x", "amount"], "threshold": 0.5},
     )
-    registry.register(model, folder, metadata)
-    registry.promote(model, "v0001", reason="test")
+    assert registry.register(model, folder, metadata).version == version
+    if version == "v0001":
+        registry.promote(model, version, reason="test")
 
 
-def traffic(model: str, shift: float, rng: np.random.Generator) -> Iterator[tuple[PredictionV1, LabelV1]]:
-    for n in range(ROWS):
+def traffic(
+    model: str, shift: float, rng: np.random.Generator, version: str = "v0001"
+) -> Iterator[tuple[PredictionV2, LabelV1]]:
+    for n, happened in enumerate(TIMES):
         fraud = bool(rng.random() < 0.1)
         score = float(np.clip(rng.beta(1, 8) + (0.5 if fraud else 0.0), 0, 1))
         transaction = uuid.uuid4()
-        served = NOW - timedelta(days=3) + timedelta(seconds=n)
-        prediction = PredictionV1(
+        prediction = PredictionV2(
             event_id=uuid.uuid4(),
-            event_time=served,
             transaction_event_id=transaction,
+            transaction_event_time=happened,
+            served_at=NOW + timedelta(milliseconds=n),
             user_id=f"u-{n % 50}",
             merchant_id="m-1",
             model_name=model,
-            model_version="v0001",
+            model_version=version,
             features={"x": float(rng.normal(shift, 1)), "amount": float(rng.lognormal(3, 1))},
             score=score,
             threshold=0.5,
@@ -87,7 +102,7 @@ def traffic(model: str, shift: float, rng: np.random.Generator) -> Iterator[tupl
         )
         label = LabelV1(
             event_id=uuid.uuid4(),
-            event_time=served + timedelta(days=1),
+            event_time=happened + timedelta(days=1),
             transaction_event_id=transaction,
             user_id=prediction.user_id,
             is_fraud=fraud,
@@ -99,26 +114,24 @@ class Exporter:
     def __init__(self, stack: LocalStack, model: str, shift: float, root: Path, new_topic: Any) -> None:
         rng = np.random.default_rng(abs(hash(model)) % 2**32)
         self.model = model
-        registry = root / "registry"
-        register_model(registry, model, rng)
-        self.predictions, self.labels = new_topic(3), new_topic(3)
-        producer = KafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap)
-        for prediction, label in traffic(model, shift, rng):
-            producer.send(self.predictions, prediction.model_dump_json().encode(), key=prediction.user_id.encode())
-            producer.send(self.labels, label.model_dump_json().encode(), key=label.user_id.encode())
-        producer.send(self.labels, b"{not json", key=b"u-0")  # dead-lettered, counted
-        producer.flush()
-        producer.close()
+        self.rng = rng
+        self.registry = root / "registry"
+        register_model(self.registry, model, rng)
+        self.predictions, self.labels = new_topic(PARTITIONS), new_topic(PARTITIONS)
+        self.bootstrap = stack.settings.kafka_bootstrap
+        self.produce(traffic(model, shift, rng), extra_labels=[b"{not json"])  # dead-lettered, counted
         self.process = ServiceProcess(
             "berg_monitoring",
             "BERG_MONITORING_",
             {
                 "KAFKA__BOOTSTRAP_SERVERS": stack.settings.kafka_bootstrap,
                 "MODEL_NAME": model,
-                "REGISTRY_URI": str(registry),
+                "REGISTRY_URI": str(self.registry),
                 "PREDICTIONS_TOPIC": self.predictions,
                 "LABELS_TOPIC": self.labels,
                 "RECOMPUTE_INTERVAL_S": "0.5",
+                "REGISTRY_POLL_S": "0.5",
+                "RETIRED_GRACE_S": str(GRACE_S),
                 "NEW_LABELLED_ROWS_THRESHOLD": "100000",
                 "LOGGING__JSON_FORMAT": "false",
             },
@@ -137,8 +150,31 @@ class Exporter:
             stack.layout, self.scrape_name, f"127.0.0.1:{self.process.port}", {"service": "monitoring"}
         )
 
+    def produce(self, records: Iterator[tuple[PredictionV2, LabelV1]], extra_labels: Sequence[bytes] = ()) -> None:
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap)
+        for n, (prediction, label) in enumerate(records):
+            key, partition = prediction.user_id.encode(), n % PARTITIONS
+            producer.send(self.predictions, prediction.model_dump_json().encode(), key=key, partition=partition)
+            producer.send(self.labels, label.model_dump_json().encode(), key=key, partition=partition)
+        for value in extra_labels:
+            producer.send(self.labels, value, key=b"u-0")
+        producer.flush()
+        producer.close()
+
     def metric(self, name: str, **labels: str) -> float:
         return self.process.metric(name, {"model": self.model, **labels})
+
+    def versions_exported(self, name: str) -> Set[str]:
+        """The versions that have a ``name`` sample on the exporter's /metrics now."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(f"http://127.0.0.1:{self.process.port}/metrics", timeout=5).text
+        return {
+            sample.labels["version"]
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and sample.labels.get("model") == self.model
+        }
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +221,7 @@ def test_exporter_measures_drift_and_quality_from_the_topics(exporters: dict[str
     steady, shifted = exporters["steady"], exporters["shifted"]
     for exporter in (steady, shifted):
         wait_for(
-            lambda e=exporter: e.metric("berg_monitoring_quality_labels", version="v0001") == ROWS,
+            lambda e=exporter: e.metric("berg_monitoring_quality_labels", version="v0001") == MATURED,
             60,
             f"{exporter.model}'s windows to fill",
         )
@@ -193,9 +229,13 @@ def test_exporter_measures_drift_and_quality_from_the_topics(exporters: dict[str
         assert exporter.process.metric("berg_monitoring_invalid_records_total") == 1
         assert exporter.metric("berg_monitoring_quality_sufficient", version="v0001") == 1
         assert exporter.metric("berg_monitoring_reference_pr_auc", version="v0001") == 0.8
-        # Every label arrived 1 day after its prediction, after the training window (30 days ago) ended.
-        assert exporter.metric("berg_monitoring_new_labelled_rows") == ROWS
+        # Every label came a day after its transaction (on the transactions' clock, not the serving time)...
+        assert exporter.metric("berg_monitoring_label_delay_seconds_bucket", le="86400.0") == ROWS
+        assert exporter.metric("berg_monitoring_label_delay_seconds_bucket", le="21600.0") == 0
         assert exporter.metric("berg_monitoring_label_coverage_ratio", version="v0001") == 1.0
+        # ...and the transactions a horizon older than both streams have matured, all after the training window.
+        assert exporter.process.metric("berg_monitoring_labels_total", {"outcome": "joined"}) == ROWS
+        assert exporter.metric("berg_monitoring_new_labelled_rows") == MATURED
     assert shifted.metric("berg_monitoring_feature_psi", version="v0001", feature="x") > 1.0
     assert steady.metric("berg_monitoring_feature_psi", version="v0001", feature="x") < 0.1
     assert shifted.metric("berg_monitoring_feature_psi", version="v0001", feature="amount") < 0.1
@@ -228,8 +268,59 @@ def test_a_restarted_exporter_rebuilds_its_windows_from_the_topics(exporters: di
     steady.process.start()
     steady.process.wait_ready(90)
     wait_for(
-        lambda: steady.metric("berg_monitoring_quality_labels", version="v0001") == ROWS,
+        lambda: steady.metric("berg_monitoring_quality_labels", version="v0001") == MATURED,
         60,
         "the restarted exporter to read the topics again",
     )
     assert steady.metric("berg_monitoring_feature_psi", version="v0001", feature="x") == pytest.approx(before)
+
+
+@pytest.mark.timeout(900)  # run alone, it waits for the drift alert's `for: 2m` before the grace period
+def test_a_version_out_of_production_falls_silent_and_its_alert_resolves(
+    stack: LocalStack, exporters: dict[str, Exporter]
+) -> None:
+    shifted = exporters["shifted"]
+    model = shifted.model
+
+    def v0001_alerts() -> list[dict[str, Any]]:
+        return prometheus(stack, f'ALERTS{{alertname="FeatureDriftHigh",model="{model}",version="v0001"}}')
+
+    wait_for(
+        lambda: any(a["metric"]["alertstate"] == "firing" for a in v0001_alerts()),
+        240,
+        "FeatureDriftHigh to fire for the shifted model's v0001",
+    )
+    # A challenger, v0002, serves traffic like its training data; then production moves to it.
+    register_model(shifted.registry, model, shifted.rng, version="v0002")
+    shifted.produce(traffic(model, 0.0, shifted.rng, version="v0002"))
+    v0002_rows = f'berg_monitoring_drift_window_predictions{{model="{model}",version="v0002"}} == {ROWS}'
+    wait_for(lambda: bool(prometheus(stack, v0002_rows)), 60, "Prometheus to scrape v0002's window")
+    promoted = ModelRegistry(shifted.registry).promote(model, "v0002", reason="test").moved_at
+
+    def v0001_gone() -> bool:
+        # Every series of v0001 but the counter of predictions consumed (and its _created), which stays.
+        name = '__name__=~"berg_monitoring_.+",__name__!~"berg_monitoring_predictions_(total|created)"'
+        return not prometheus(stack, f'{{{name},model="{model}",version="v0001"}}')
+
+    wait_for(v0001_gone, GRACE_S + 120, "v0001's series to leave Prometheus")
+    assert datetime.now(UTC) >= promoted + timedelta(seconds=GRACE_S), "silenced before the grace period ended"
+    wait_for(lambda: not v0001_alerts(), 60, "the alert about v0001 to resolve")
+    # The counter of what was consumed stays; every drift and quality series of v0001 is gone; v0002's stay.
+    assert shifted.metric("berg_monitoring_predictions_total", version="v0001") == ROWS
+    for name in ("feature_psi", "prediction_psi", "drift_window_predictions", "quality_sufficient"):
+        assert shifted.versions_exported(f"berg_monitoring_{name}") == {"v0002"}, name
+    for name in ("quality_pr_auc", "reference_pr_auc", "label_coverage_ratio"):
+        assert "v0001" not in shifted.versions_exported(f"berg_monitoring_{name}"), name
+    assert prometheus(stack, f'berg_monitoring_feature_psi{{model="{model}",version="v0002",feature="x"}} < 0.2')
+    # A restarted exporter reads the move from the registry's history: v0001 stays silent from the start.
+    assert shifted.process.stop(30) == 0
+    shifted.process.start()
+    shifted.process.wait_ready(90)
+    wait_for(
+        lambda: shifted.metric("berg_monitoring_drift_window_predictions", version="v0002") == ROWS,
+        60,
+        "the restarted exporter to read the topics again",
+    )
+    assert shifted.metric("berg_monitoring_predictions_total", version="v0001") == ROWS
+    assert shifted.versions_exported("berg_monitoring_feature_psi") == {"v0002"}
+    assert shifted.versions_exported("berg_monitoring_drift_window_predictions") == {"v0002"}

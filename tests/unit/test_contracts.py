@@ -1,4 +1,4 @@
-"""Contracts v1: what they accept, and each kind of input they refuse."""
+"""The contracts: what they accept, and each kind of input they refuse."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from berg.contracts import LabelV1, PredictionV1, TransactionV1
+from berg.contracts import LabelV1, LoggedPrediction, PredictionV1, PredictionV2, TransactionV1
 
 pytestmark = pytest.mark.unit
 
@@ -147,6 +147,55 @@ def test_a_prediction_refuses_each_kind_of_bad_field(field: str, value: object) 
     with pytest.raises(ValidationError) as raised:
         PredictionV1.model_validate(prediction(**{field: value}))
     assert raised.value.errors()[0]["loc"][0] == field
+
+
+def prediction_v2(**overrides: Any) -> dict[str, Any]:
+    payload = prediction(schema_version=2, **overrides)
+    del payload["event_time"]
+    return {"transaction_event_time": "2026-01-03T08:00:00+01:00", "served_at": "2026-11-27T10:00:01Z", **payload}
+
+
+def test_a_v2_prediction_carries_the_transactions_clock_and_the_servers() -> None:
+    logged = PredictionV2.model_validate(prediction_v2())
+    assert logged.transaction_event_time == datetime(2026, 1, 3, 7, tzinfo=UTC)
+    assert logged.served_at == datetime(2026, 11, 27, 10, 0, 1, tzinfo=UTC)
+    assert PredictionV2.model_validate_json(logged.model_dump_json()) == logged
+    with pytest.raises(ValidationError, match="event_time"):
+        PredictionV2.model_validate({**prediction_v2(), "event_time": "2026-11-27T10:00:01Z"})
+    with pytest.raises(ValidationError, match="transaction_event_time"):
+        PredictionV2.model_validate({k: v for k, v in prediction_v2().items() if k != "transaction_event_time"})
+
+
+@pytest.mark.parametrize(
+    ("payload", "version"),
+    [
+        (prediction(), PredictionV1),
+        ({k: v for k, v in prediction().items() if k != "schema_version"}, PredictionV1),
+        (prediction_v2(), PredictionV2),
+    ],
+)
+def test_a_logged_prediction_of_either_version_decodes_to_its_version(
+    payload: dict[str, Any], version: type[PredictionV1 | PredictionV2]
+) -> None:
+    decoded = LoggedPrediction.model_validate_json(json.dumps(payload)).root
+    assert type(decoded) is version
+    assert decoded == version.model_validate(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        prediction(schema_version=3),
+        prediction(schema_version=2),  # a v1 body under the v2 tag
+        {**prediction_v2(), "schema_version": 1},  # and the other way round
+        {**prediction_v2(), "score": float("nan")},
+    ],
+)
+def test_a_logged_prediction_refuses_an_unknown_version_and_a_body_of_the_wrong_version(
+    payload: dict[str, Any],
+) -> None:
+    with pytest.raises(ValidationError):
+        LoggedPrediction.model_validate_json(json.dumps(payload))
 
 
 def test_a_timestamp_with_no_utc_equivalent_is_a_validation_error_not_a_crash() -> None:

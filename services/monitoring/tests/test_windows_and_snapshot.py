@@ -11,17 +11,18 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from berg.contracts import LabelV1
-from berg.contracts.predictions import PredictionV1
+from berg.contracts.predictions import PredictionV1, PredictionV2
 from berg.problem.card import load_problem_card
 from berg_monitoring.metrics import SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
 from berg_monitoring.statistics import ReferenceProfile, feature_drift
-from berg_monitoring.windows import MonitoringState, Ring
+from berg_monitoring.windows import LabelOutcome, MonitoringState, Ring
 from berg_pipelines.runtime.profile import distribution_profile
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
+DAY = 86_400
 COSTS = load_problem_card().costs
 
 
@@ -54,6 +55,23 @@ def prediction(
     )
 
 
+def prediction_v2(n: int, *, served_at: datetime, score: float = 0.5) -> PredictionV2:
+    return PredictionV2(
+        event_id=uuid.uuid4(),
+        transaction_event_id=uuid.UUID(int=n + 1, version=4),
+        transaction_event_time=T0 + timedelta(seconds=n),
+        served_at=served_at,
+        user_id="u-1",
+        merchant_id="m-1",
+        model_name="fraud",
+        model_version="v0001",
+        features={"x": 1.0, "amount": 10.0},
+        score=score,
+        threshold=0.5,
+        decision="review" if score >= 0.5 else "approve",
+    )
+
+
 def label(n: int, fraud: bool, *, delay: timedelta = timedelta(days=2)) -> LabelV1:
     return LabelV1(
         event_id=uuid.uuid4(),
@@ -73,23 +91,106 @@ def test_ring_keeps_the_most_recent_rows_oldest_first() -> None:
 
 
 def test_labels_join_their_prediction_in_either_order_and_replays_change_nothing() -> None:
-    monitored = state()
+    monitored = state(label_horizon_s=DAY)
     monitored.add_prediction(prediction(1, score=0.9, amount=100))
     joined = monitored.add_label(label(1, True, delay=timedelta(hours=5)))
-    assert joined.joined
-    assert joined.delay_s == pytest.approx(5 * 3600)
-    early = monitored.add_label(label(2, False))  # label first: waits
-    assert not early.joined
-    late = monitored.add_prediction(prediction(2, score=0.1))
-    assert late is not None
-    assert late.joined
-    monitored.add_prediction(prediction(1, score=0.9))  # replays of both
-    assert not monitored.add_label(label(1, True)).joined
+    assert joined == LabelOutcome("joined", 5 * 3600)
+    assert monitored.add_label(label(2, False, delay=timedelta(hours=2))).kind == "waiting"  # label first
+    assert monitored.add_prediction(prediction(2, score=0.1)) == LabelOutcome("joined", 2 * 3600)
+    assert monitored.add_prediction(prediction(1, score=0.9)) is None  # replays of both
+    assert monitored.add_label(label(1, True, delay=timedelta(hours=5))).kind == "repeat"
     windows = monitored.versions["v0001"]
     assert windows.predictions == 2
-    assert windows.quality.rows().tolist() == [[1.0, 0.9, 100.0], [0.0, 0.1, 10.0]]
     assert windows.label_coverage == 1.0
-    assert monitored.waiting == (0, 0)
+    assert monitored.waiting == (2, 0)
+    assert len(windows.quality) == 0, "nothing has matured: its label is not final yet"
+    settle(monitored, 2 + DAY)
+    assert windows.quality.rows().tolist() == [[1.0, 0.9, 100.0], [0.0, 0.1, 10.0]]
+    assert monitored.expired == 0
+    assert monitored.add_label(label(1, True)).kind == "repeat"  # a replay after maturity
+    assert monitored.waiting == (1, 0)  # the clock's own transaction
+
+
+def settle(monitored: MonitoringState, seconds: float) -> None:
+    """Move both streams' event time to ``T0 + seconds`` (a prediction and a label of another transaction)."""
+    n = int(seconds)
+    monitored.add_prediction(prediction(n, version="clock"))
+    monitored.add_label(label(n, False, delay=timedelta(0)))
+
+
+def test_delays_and_horizons_run_on_the_transactions_event_time_not_the_serving_time() -> None:
+    monitored = state(label_horizon_s=30 * DAY)
+    served = T0 + timedelta(days=400)  # a replay: served long after the transactions happened
+    monitored.add_prediction(prediction_v2(0, served_at=served, score=0.8))
+    monitored.add_prediction(prediction_v2(10, served_at=served, score=0.3))
+    assert monitored.add_label(label(0, True, delay=timedelta(days=12))) == LabelOutcome("joined", 12 * DAY)
+    monitored.add_prediction(prediction_v2(31 * DAY, served_at=served))
+    assert monitored.expired == 0, "no label has been seen past the horizon yet: the label stream may lag"
+    monitored.add_label(label(31 * DAY, False, delay=timedelta(0)))  # both streams at day 31
+    assert monitored.watermark == (T0 + timedelta(days=31)).timestamp()
+    assert monitored.versions["v0001"].quality.rows().tolist() == [[1.0, 0.8, 10.0], [0.0, 0.3, 10.0]]
+    assert monitored.expired == 1
+
+
+def test_the_watermark_follows_the_slowest_partition_and_waits_for_unread_ones() -> None:
+    monitored = state(label_horizon_s=100.0)
+    monitored.await_partitions({("labels", 1)})  # it holds records from before the start, not read yet
+    monitored.add_prediction(prediction(500), partition=0)  # partition 0 is read ahead of partition 1
+    monitored.add_label(label(500, False, delay=timedelta(0)), partition=0)
+    monitored.add_prediction(prediction(20), partition=1)
+    monitored.add_prediction(prediction(400), partition=1)
+    assert monitored.watermark == float("-inf"), "nothing read yet from labels partition 1"
+    # Labels partition 1 lags behind: at 110, transaction 20's fraud label is still within its horizon.
+    assert monitored.add_label(label(20, True, delay=timedelta(seconds=90)), partition=1).kind == "joined"
+    assert monitored.watermark == (T0 + timedelta(seconds=110)).timestamp()
+    assert len(monitored.versions["v0001"].quality) == 0
+    monitored.add_label(label(400, False, delay=timedelta(0)), partition=1)  # every partition at 400 or later
+    assert monitored.watermark == (T0 + timedelta(seconds=400)).timestamp()
+    assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [1.0]
+    monitored.add_prediction(prediction(5), partition=1)  # disorder: an earlier transaction arrives last
+    assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [1.0, 0.0], "it matures at once"
+    assert monitored.expired == 1
+    # Another model's prediction moves its partition on, as much as this model's would.
+    monitored.advance("transactions", 1, (T0 + timedelta(seconds=600)).timestamp())
+    monitored.add_label(label(700, False, delay=timedelta(0)), partition=1)
+    monitored.add_label(label(800, False, delay=timedelta(0)), partition=0)
+    assert monitored.watermark == (T0 + timedelta(seconds=500)).timestamp()
+    assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [1.0, 0.0, 0.0]
+    # A partition awaited but read to where it ended without a record of its stream no longer holds anything.
+    monitored.await_partitions({("transactions", 2)})
+    assert monitored.watermark == float("-inf")
+    monitored.await_partitions(set())
+    assert monitored.watermark == (T0 + timedelta(seconds=500)).timestamp()
+
+
+def test_a_v1_prediction_stands_at_its_serving_time() -> None:
+    monitored = state()
+    monitored.add_prediction(prediction(0))  # v1: event_time is when it was served
+    assert monitored.add_label(label(0, True, delay=timedelta(hours=3))).delay_s == 3 * 3600
+
+
+def test_a_label_after_the_horizon_is_late_and_its_transaction_stays_legitimate() -> None:
+    monitored = state(label_horizon_s=100.0)
+    monitored.add_prediction(prediction(0, score=0.9))
+    monitored.add_prediction(prediction(1, score=0.9))
+    # Transaction 0's label comes after its horizon, before the prediction stream has passed it: late anyway.
+    assert monitored.add_label(label(0, True, delay=timedelta(seconds=150))) == LabelOutcome("late", 150)
+    monitored.add_prediction(prediction(200))  # both streams past 0 + 100 and 1 + 100
+    assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [0.0, 0.0]
+    assert monitored.expired == 2
+    # Transaction 1 has matured; its fraud label comes later still.
+    assert monitored.add_label(label(1, True, delay=timedelta(seconds=250))) == LabelOutcome("late", 250)
+    assert monitored.add_label(label(1, True, delay=timedelta(seconds=250))).kind == "repeat"
+    assert monitored.versions["v0001"].labelled == 0
+
+
+def test_a_fraud_label_outranks_a_legitimate_one() -> None:
+    monitored = state(label_horizon_s=100.0)
+    monitored.add_prediction(prediction(0, score=0.4))
+    assert monitored.add_label(label(0, False, delay=timedelta(seconds=10))).kind == "joined"
+    assert monitored.add_label(label(0, True, delay=timedelta(seconds=20))).kind == "repeat"
+    settle(monitored, 150)
+    assert monitored.versions["v0001"].quality.rows().tolist() == [[1.0, 0.4, 10.0]]
 
 
 def test_the_join_is_bounded_and_counts_what_it_drops() -> None:
@@ -97,8 +198,21 @@ def test_the_join_is_bounded_and_counts_what_it_drops() -> None:
     for n in range(5):
         monitored.add_prediction(prediction(n))
     assert monitored.evicted_predictions == 2
-    assert not monitored.add_label(label(0, True)).joined  # its prediction was dropped
-    assert monitored.add_label(label(4, True)).joined
+    assert monitored.add_label(label(0, True)).kind == "waiting"  # its prediction was dropped
+    assert monitored.add_label(label(4, True)).kind == "joined"
+    for n in range(10, 15):
+        monitored.add_label(label(n, True))
+    assert monitored.evicted_labels == 3
+
+
+def test_matured_transactions_are_remembered_up_to_the_label_history() -> None:
+    monitored = state(label_horizon_s=10.0, label_history=3)
+    for n in range(6):
+        monitored.add_prediction(prediction(n))
+    settle(monitored, 100)
+    assert monitored.expired == 6
+    assert monitored.add_label(label(5, True, delay=timedelta(seconds=20))).kind == "late"  # remembered
+    assert monitored.add_label(label(0, True, delay=timedelta(seconds=20))).kind == "waiting"  # forgotten
 
 
 def test_only_the_newest_versions_keep_windows() -> None:
@@ -110,27 +224,15 @@ def test_only_the_newest_versions_keep_windows() -> None:
     assert sorted(monitored.versions) == ["v0001", "v0003"]
 
 
-def test_labels_after_counts_resolved_transactions_past_the_cut() -> None:
-    monitored = state()
+def test_labels_after_counts_matured_transactions_past_the_cut() -> None:
+    monitored = state(label_horizon_s=50.0)
     for n in range(10):
         monitored.add_prediction(prediction(n))
-        monitored.add_label(label(n, n % 2 == 0, delay=timedelta(seconds=100)))
+        monitored.add_label(label(n, n % 2 == 0, delay=timedelta(seconds=10)))
+    assert monitored.labels_after(0.0) == 0, "nothing matured"
+    settle(monitored, 58)  # watermark 58: transactions 0..8 have matured
     cut = (T0 + timedelta(seconds=5)).timestamp()
-    assert monitored.labels_after(cut) == sum(n > 5 for n in range(10))
-
-
-def test_unlabelled_predictions_turn_legitimate_once_the_horizon_has_passed() -> None:
-    monitored = state(label_horizon_s=100.0)
-    monitored.add_prediction(prediction(0, score=0.7, amount=5))
-    monitored.add_prediction(prediction(50, score=0.2))
-    monitored.add_label(label(50, True, delay=timedelta(seconds=20)))  # watermark 70: nothing expired yet
-    assert monitored.expired == 0
-    monitored.add_prediction(prediction(101))  # watermark 101 passes 0 + 100
-    assert monitored.expired == 1
-    assert monitored.waiting == (1, 0)
-    assert monitored.versions["v0001"].quality.rows().tolist() == [[1.0, 0.2, 10.0], [0.0, 0.7, 5.0]]
-    # A fraud label for the expired transaction comes too late: as the card says, it is not counted.
-    assert not monitored.add_label(label(0, True, delay=timedelta(seconds=150))).joined
+    assert monitored.labels_after(cut) == sum(5 < n <= 8 for n in range(10))
 
 
 def reference(rng: np.random.Generator) -> Reference:
@@ -144,14 +246,19 @@ def reference(rng: np.random.Generator) -> Reference:
     return Reference(ReferenceProfile.from_profile(profile), pr_auc=0.8)
 
 
-def fill(monitored: MonitoringState, rng: np.random.Generator, rows: int, shift: float) -> None:
-    for n in range(rows):
+def fill(monitored: MonitoringState, rng: np.random.Generator, rows: int, shift: float, *, start: int = 0) -> int:
+    """``rows`` predictions with their labels (2 days later), then event time moves on until all have matured;
+    where the next ``fill`` starts."""
+    for n in range(start, start + rows):
         fraud = rng.random() < 0.1
         score = float(np.clip(rng.beta(1, 8) + (0.5 if fraud else 0.0), 0, 1))
         monitored.add_prediction(
             prediction(n, x=float(rng.normal(shift, 1)), amount=float(rng.lognormal(3, 1)), score=score)
         )
         monitored.add_label(label(n, fraud))
+    end = start + rows + int(monitored.label_horizon_s)
+    settle(monitored, end)
+    return end + 1
 
 
 SETTINGS = SnapshotSettings(min_drift_rows=30, min_labels=30, min_positives=2)
@@ -180,13 +287,13 @@ def test_snapshot_measures_drift_on_the_window_against_the_reference() -> None:
 def test_small_windows_and_missing_references_export_no_drift() -> None:
     rng = np.random.default_rng(4)
     monitored = state()
-    fill(monitored, rng, 10, shift=0.0)
+    start = fill(monitored, rng, 10, shift=0.0)
     few = compute_snapshot(monitored, {"v0001": reference(rng)}, COSTS, SETTINGS, None).versions[0]
     assert few.features == {}
     assert few.prediction is None
     assert few.quality is not None
     assert not few.quality.sufficient
-    fill(monitored, rng, 50, shift=0.0)
+    fill(monitored, rng, 50, shift=0.0, start=start)
     unknown = compute_snapshot(monitored, {}, COSTS, SETTINGS, None).versions[0]
     assert unknown.features == {}
     assert unknown.reference_pr_auc is None
@@ -205,7 +312,7 @@ def exported(collector: SnapshotCollector) -> dict[tuple[str, tuple[tuple[str, s
 def test_the_collector_leaves_out_what_cannot_be_judged() -> None:
     rng = np.random.default_rng(5)
     monitored = state()
-    fill(monitored, rng, 10, shift=0.0)
+    start = fill(monitored, rng, 10, shift=0.0)
     collector = SnapshotCollector("fraud", new_rows_threshold=500)
     assert exported(collector) == {(("berg_monitoring_new_labelled_rows_threshold"), (("model", "fraud"),)): 500}
     collector.publish(compute_snapshot(monitored, {"v0001": reference(rng)}, COSTS, SETTINGS, 0.0))
@@ -216,7 +323,7 @@ def test_the_collector_leaves_out_what_cannot_be_judged() -> None:
     assert ("berg_monitoring_quality_pr_auc", key) not in samples
     assert not any(name == "berg_monitoring_feature_psi" for name, _ in samples)
     assert samples[("berg_monitoring_new_labelled_rows", (("model", "fraud"),))] == 10
-    fill(monitored, rng, 60, shift=0.0)
+    fill(monitored, rng, 60, shift=0.0, start=start)
     collector.publish(compute_snapshot(monitored, {"v0001": reference(rng)}, COSTS, SETTINGS, None))
     samples = exported(collector)
     assert samples[("berg_monitoring_quality_sufficient", key)] == 1

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from services.serving.tests.helpers import NOW, transaction, wait_for
 from services.serving.tests.test_features import online
 
-from berg.contracts import PredictionV1
+from berg.contracts import PredictionV2
 from berg_serving.features import assemble_features
 from berg_serving.metrics import ServingMetrics
 from berg_serving.prediction_log import PredictionLog
@@ -80,7 +80,7 @@ def test_every_prediction_reaches_the_topic_keyed_by_user(registry: CollectorReg
     log.offer(records)
     log.close(timeout_s=5)
     assert [key for _, key, _ in producer.sent] == [r.transaction.user_id.encode() for r in records]
-    predictions = [PredictionV1.model_validate_json(value) for _, _, value in producer.sent]
+    predictions = [PredictionV2.model_validate_json(value) for _, _, value in producer.sent]
     assert [p.event_id for p in predictions] == [r.prediction_id for r in records]
     assert {topic for topic, _, _ in producer.sent} == {"predictions"}
     assert sample(registry, "berg_serving_prediction_log_sent_total") == 5

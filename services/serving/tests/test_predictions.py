@@ -1,12 +1,14 @@
-"""Scored transactions become PredictionV1 records: the contract's fields, no NaN, one id each."""
+"""Scored transactions become PredictionV2 records: the contract's fields, both clocks, no NaN, one id each."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from services.serving.tests.helpers import NOW, transaction
 from services.serving.tests.test_features import merchant_row, online, user_row
 
-from berg.contracts import PredictionV1
+from berg.contracts import PredictionV2
 from berg_serving.features import assemble_features
 from berg_serving.predictions import Scores, score_transactions, to_prediction
 
@@ -14,7 +16,9 @@ pytestmark = pytest.mark.unit
 
 
 def test_predictions_follow_the_contract() -> None:
-    batch = [transaction(user_id="known"), transaction(user_id="stranger")]
+    # Transactions from a replay: their event times are days before the time they are served.
+    times = [NOW - timedelta(days=9), NOW - timedelta(days=8, hours=3)]
+    batch = [transaction(user_id="known", event_time=times[0]), transaction(user_id="stranger", event_time=times[1])]
     frame = assemble_features(batch, online((user_row(), merchant_row()), (None, merchant_row())))
     scores = Scores(model_version="v0003", threshold=0.4, scores=[0.1, 0.95], decisions=["approve", "decline"])
     scored = score_transactions(batch, frame, scores, model_name="fraud", served_at=NOW)
@@ -26,9 +30,10 @@ def test_predictions_follow_the_contract() -> None:
     assert {p.model_version for p in predictions} == {"v0003"}
     assert predictions[0].features["tx_count_1h"] == 3.0
     assert "tx_count_1h" not in predictions[1].features
+    assert [p.transaction_event_time for p in predictions] == times
     for prediction in predictions:
-        assert PredictionV1.model_validate_json(prediction.model_dump_json()) == prediction
-        assert prediction.event_time == NOW
+        assert PredictionV2.model_validate_json(prediction.model_dump_json()) == prediction
+        assert prediction.served_at == NOW
         assert prediction.threshold == 0.4
 
 

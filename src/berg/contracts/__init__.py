@@ -2,6 +2,6 @@
 
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.contracts.events import LabelV1, TransactionV1
-from berg.contracts.predictions import PredictionV1
+from berg.contracts.predictions import LoggedPrediction, PredictionV1, PredictionV2
 
-__all__ = ["DeadLetterV1", "LabelV1", "PredictionV1", "TransactionV1"]
+__all__ = ["DeadLetterV1", "LabelV1", "LoggedPrediction", "PredictionV1", "PredictionV2", "TransactionV1"]

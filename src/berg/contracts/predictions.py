@@ -1,18 +1,29 @@
-"""The prediction log, contract v1: one record per scored transaction.
+"""The prediction log: one record per scored transaction.
 
 Serving writes it to the ``predictions`` topic; monitoring joins it to labels on
 ``transaction_event_id`` to measure delayed-label quality.
+
+- :class:`PredictionV1` carries one time, ``event_time``: when the prediction was
+  served (wall clock). Label delays and label horizons run on the transaction's
+  event time, which v1 does not carry, so a reader can only take the serving time
+  for it: right in real time, wrong in any replay.
+- :class:`PredictionV2` (what serving writes) carries both clocks:
+  ``transaction_event_time`` (the transaction's own event time, the clock labels
+  run on) and ``served_at`` (wall clock, for latency).
+
+Readers of the topic decode :class:`LoggedPrediction` (either version, told apart
+by ``schema_version``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Discriminator, Field, RootModel, StringConstraints, Tag
 
 from berg.contracts._types import CONTRACT_CONFIG, EventId, FiniteFloat, Identifier, UtcDatetime
 
-__all__ = ["Decision", "PredictionV1"]
+__all__ = ["Decision", "LoggedPrediction", "PredictionV1", "PredictionV2"]
 
 Decision = Literal["approve", "review", "decline"]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -41,3 +52,49 @@ class PredictionV1(BaseModel):
     decision: Decision
     default_features_used: bool = False
     """True when the user or merchant was unknown to the online store."""
+
+
+class PredictionV2(BaseModel):
+    """What the model said about one transaction, with which inputs, on the transaction's clock and serving's."""
+
+    model_config = CONTRACT_CONFIG
+
+    schema_version: Literal[2] = 2
+    event_id: EventId
+    """This prediction's own id."""
+    transaction_event_id: EventId
+    transaction_event_time: UtcDatetime
+    """The transaction's event time (``TransactionV1.event_time``): the clock label delays and horizons run on."""
+    served_at: UtcDatetime
+    """When serving answered (wall clock): for latency, never for label delays."""
+    user_id: Identifier
+    merchant_id: Identifier
+    model_name: Identifier
+    model_version: Identifier
+    features: Annotated[dict[FeatureName, FiniteFloat], Field(max_length=MAX_FEATURES)]
+    score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+    threshold: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+    decision: Decision
+    default_features_used: bool = False
+    """True when the user or merchant was unknown to the online store."""
+
+
+def _schema_version(value: Any) -> str:
+    # A v1 record may leave schema_version out (it has a default); anything else names its version.
+    version = value.get("schema_version", 1) if isinstance(value, dict) else getattr(value, "schema_version", 1)
+    return str(version)
+
+
+class LoggedPrediction(
+    RootModel[
+        Annotated[
+            Annotated[PredictionV1, Tag("1")] | Annotated[PredictionV2, Tag("2")],
+            Discriminator(_schema_version),
+        ]
+    ]
+):
+    """A record of the prediction log in any version, told apart by ``schema_version`` (absent: 1).
+
+    Example:
+        >>> LoggedPrediction.model_validate_json(record.value).root  # a PredictionV1 or a PredictionV2
+    """

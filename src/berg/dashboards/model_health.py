@@ -150,7 +150,8 @@ def _quality() -> Row:
             ),
             timeseries(
                 "Labels in the quality window",
-                "Labelled predictions the quality gauges are computed over.",
+                "Matured predictions (their label final: the card's horizon has passed in event time) the quality "
+                "gauges are computed over.",
                 [Query(_gauge("berg_monitoring_quality_labels"), "{{version}}")],
                 unit="short",
                 width=16,
@@ -158,8 +159,8 @@ def _quality() -> Row:
             ),
             stat(
                 "Quality window sufficient",
-                "Whether the quality window holds enough labels (and frauds) to judge the model; when it does not, "
-                "the quality gauges are absent.",
+                "Whether the quality window holds enough matured predictions (and frauds) to judge the model; when "
+                "it does not, the quality gauges are absent.",
                 [Query(f"min({_gauge('berg_monitoring_quality_sufficient')})", "sufficient")],
                 unit="none",
                 width=8,
@@ -204,7 +205,7 @@ def _labels_and_freshness() -> Row:
         [
             timeseries(
                 "Label coverage",
-                "Share of the quality window's predictions whose label has arrived.",
+                "Share of the version's predictions whose label has arrived within the horizon.",
                 [Query(_gauge("berg_monitoring_label_coverage_ratio"), "{{version}}")],
                 unit="percentunit",
                 width=8,

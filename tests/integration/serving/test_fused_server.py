@@ -3,8 +3,9 @@
 KServe's own REST client (V1 and V2) and gRPC client, and Triton's HTTP client,
 score transactions; the answers equal the registry model on the online features
 computed in the test. Every prediction reaches the ``predictions`` topic as a
-PredictionV1. Bad input gets a 4xx (gRPC: INVALID_ARGUMENT) that says what is
-wrong, and schemathesis, fuzzing the served OpenAPI, finds no 5xx.
+PredictionV2 (the transaction's event time and the serving time). Bad input gets
+a 4xx (gRPC: INVALID_ARGUMENT) that says what is wrong, and schemathesis, fuzzing
+the served OpenAPI, finds no 5xx.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from kserve import InferenceGRPCClient, InferenceRESTClient, InferResponse, REST
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from berg.contracts import PredictionV1
+from berg.contracts import PredictionV2
 from berg.stack.local import LocalStack
 from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
 from tests.integration.serving.scoring import expected_scores, infer_request, v2_tensors
@@ -198,10 +200,10 @@ def test_every_prediction_reaches_the_topic(
         enable_auto_commit=False,
         consumer_timeout_ms=30_000,
     )
-    found: dict[str, tuple[bytes, PredictionV1]] = {}
+    found: dict[str, tuple[bytes, PredictionV2]] = {}
     try:
         for record in consumer:
-            prediction = PredictionV1.model_validate_json(record.value)
+            prediction = PredictionV2.model_validate_json(record.value)
             if str(prediction.event_id) in served:
                 found[str(prediction.event_id)] = (record.key, prediction)
             if len(found) == len(served):
@@ -215,6 +217,9 @@ def test_every_prediction_reaches_the_topic(
         row = by_transaction[str(prediction.transaction_event_id)]
         assert key == row["user_id"].encode()
         assert (prediction.user_id, prediction.merchant_id) == (row["user_id"], row["merchant_id"])
+        # The transaction's own clock (the simulated scoring time), not the time it was served.
+        assert prediction.transaction_event_time == datetime.fromisoformat(row["event_time"])
+        assert prediction.served_at > prediction.transaction_event_time
         assert (prediction.model_name, prediction.model_version) == (MODEL, "v0001")
         assert prediction.score == pytest.approx(answer["score"])
         assert prediction.decision == answer["decision"]

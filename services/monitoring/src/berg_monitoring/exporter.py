@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.contracts import LabelV1
-from berg.contracts.predictions import PredictionV1
+from berg.contracts import LabelV1, LoggedPrediction
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
@@ -31,7 +31,7 @@ from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
 from berg_monitoring.settings import MonitoringSettings
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
-from berg_monitoring.windows import MonitoringState
+from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, transaction_time
 
 __all__ = ["Exporter", "open_reader"]
 
@@ -112,6 +112,18 @@ class Exporter:
         self.last_poll: float | None = None
         self._evicted = (0, 0)
         self._expired = 0
+        self._silenced: frozenset[str] = frozenset()
+        # Where each partition ended when the reader started: until it has read a partition that far, that
+        # partition's records from before the start may still be older than what the others have shown.
+        self._start_ends: dict[Any, int] = {
+            partition: end
+            for partition, end in consumer.end_offsets(list(consumer.assignment())).items()
+            if consumer.position(partition) < end
+        }
+        self._await_unread()
+
+    def _stream(self, topic: str) -> Stream:
+        return "transactions" if topic == self._settings.predictions_topic else "labels"
 
     def step(self) -> int:
         """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
@@ -125,6 +137,9 @@ class Exporter:
             log.info("first poll answered")
         self.last_poll = time.monotonic()
         self.apply(records)
+        if self._start_ends:
+            self._await_unread()
+        self._count_resolutions()
         if time.monotonic() >= self._next_snapshot:
             self.refresh()
         return len(records)
@@ -137,26 +152,31 @@ class Exporter:
         for record in records:
             try:
                 if record.topic == self._settings.predictions_topic:
-                    prediction = decode_contract(PredictionV1, record)
+                    prediction = decode_contract(LoggedPrediction, record).root
                     if prediction.model_name != model:
+                        # Another model's prediction still says how far this partition has come.
+                        self.state.advance("transactions", record.partition, transaction_time(prediction))
                         continue
                     self._metrics.predictions.labels(model, prediction.model_version).inc()
                     self._metrics.last_event.labels(model, "predictions").set(now)
-                    self._count_label(self.state.add_prediction(prediction))
+                    self._count_label(self.state.add_prediction(prediction, record.partition))
                 else:
                     label = decode_contract(LabelV1, record)
                     self._metrics.last_event.labels(model, "labels").set(now)
-                    outcome = self.state.add_label(label)
-                    if outcome.joined:
-                        self._count_label(outcome)
-                    else:
-                        self._metrics.labels.labels("unmatched").inc()
+                    self._count_label(self.state.add_label(label, record.partition))
             except RecordRejected as error:
                 rejected.append(Rejected(record, error))
                 self._metrics.invalid.labels(record.topic).inc()
         if rejected:
             log.warning("dead-lettering %d invalid records", len(rejected))
             self._dead_letters.publish(rejected)
+        self._count_resolutions()
+
+    def _await_unread(self) -> None:
+        self._start_ends = {p: end for p, end in self._start_ends.items() if self._consumer.position(p) < end}
+        self.state.await_partitions({(self._stream(p.topic), p.partition) for p in self._start_ends})
+
+    def _count_resolutions(self) -> None:
         self._metrics.labels.labels("expired").inc(self.state.expired - self._expired)
         self._expired = self.state.expired
         evicted = (self.state.evicted_predictions, self.state.evicted_labels)
@@ -164,26 +184,28 @@ class Exporter:
         self._metrics.evicted.labels("label").inc(evicted[1] - self._evicted[1])
         self._evicted = evicted
 
-    def _count_label(self, outcome: Any) -> None:
-        if outcome is not None and outcome.joined:
-            self._metrics.labels.labels("joined").inc()
-            if outcome.delay_s is not None:
-                self._metrics.label_delay.labels(self._settings.model_name).observe(max(0.0, outcome.delay_s))
+    def _count_label(self, outcome: LabelOutcome | None) -> None:
+        if outcome is None or outcome.kind == "repeat":
+            return
+        self._metrics.labels.labels("unmatched" if outcome.kind == "waiting" else outcome.kind).inc()
+        if outcome.delay_s is not None:
+            self._metrics.label_delay.labels(self._settings.model_name).observe(max(0.0, outcome.delay_s))
 
     def refresh(self) -> None:
         """Recompute every statistic and publish the snapshot."""
         started = time.perf_counter()
+        production = self._references.production()
+        silenced = production.silenced(datetime.now(UTC), timedelta(seconds=self._settings.retired_grace_s))
+        if silenced != self._silenced:
+            log.info("versions out of production past the grace period, not exported: %s", sorted(silenced))
+            self._silenced = silenced
         references: dict[str, Reference] = {}
         for version in self.state.versions:
-            reference = self._references.reference(version)
+            reference = self._references.reference(version) if version not in silenced else None
             if reference is not None:
                 references[version] = reference
         snapshot = compute_snapshot(
-            self.state,
-            references,
-            self._costs,
-            self._snapshot_settings,
-            self._references.production_data_end(),
+            self.state, references, self._costs, self._snapshot_settings, production.data_end, silenced
         )
         self._collector.publish(snapshot)
         self._metrics.duration.observe(time.perf_counter() - started)

@@ -17,9 +17,10 @@ from prometheus_client.registry import Collector
 
 from berg_monitoring.snapshot import Snapshot, finite
 
-__all__ = ["MonitoringMetrics", "SnapshotCollector"]
+__all__ = ["LABEL_DELAY_BUCKETS", "MonitoringMetrics", "SnapshotCollector"]
 
-_DELAY_BUCKETS = (60, 600, 3600, 6 * 3600, 86_400, 3 * 86_400, 7 * 86_400, 14 * 86_400, 30 * 86_400, 60 * 86_400)
+LABEL_DELAY_BUCKETS = (60, 600, 3600, 6 * 3600, 86_400, 3 * 86_400, 7 * 86_400, 14 * 86_400, 30 * 86_400, 60 * 86_400)
+"""Upper bounds (seconds) of the label-delay histogram: a minute to the simulator's 60-day clip."""
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,19 @@ class MonitoringMetrics:
             ),
             labels=Counter(
                 "berg_monitoring_labels",
-                "Resolutions: joined (a label met its prediction), unmatched (a label with no prediction yet), "
-                "expired (no fraud label within the card's horizon: legitimate).",
+                "Labels and resolutions: joined (a label met its prediction within the card's label horizon), "
+                "unmatched (a label came before its prediction and waits for it), late (a label came after the "
+                "horizon: the transaction stays legitimate), expired (a transaction matured with no label within "
+                "the horizon: legitimate).",
                 ["outcome"],
                 registry=registry,
             ),
             label_delay=Histogram(
                 "berg_monitoring_label_delay_seconds",
-                "Label time minus prediction time, for joined labels.",
+                "Label event time minus the transaction's event time, for labels that met their prediction "
+                "(late ones included).",
                 ["model"],
-                buckets=_DELAY_BUCKETS,
+                buckets=LABEL_DELAY_BUCKETS,
                 registry=registry,
             ),
             last_event=Gauge(
@@ -122,7 +126,7 @@ class SnapshotCollector(Collector):
         precision = family("quality_precision", "Precision at the version's operating threshold.")
         recall = family("quality_recall", "Recall at the version's operating threshold.")
         calibration = family("quality_calibration_error", "Expected calibration error (10 equal-width bins).")
-        labels = family("quality_labels", "Labelled predictions in the quality window.")
+        labels = family("quality_labels", "Matured predictions (settled labels) in the quality window.")
         sufficient = family("quality_sufficient", "1 when the quality window holds enough labels and frauds to judge.")
         reference = family("reference_pr_auc", "The version's PR-AUC at evaluation (registry).")
         caught = family("fraud_amount_caught_eur", "Fraud amount flagged, over the quality window.")
@@ -146,6 +150,9 @@ class SnapshotCollector(Collector):
                 coverage.add_metric(key, version.label_coverage)
             quality = version.quality
             if quality is None:
+                # Predictions but nothing matured yet: say so, rather than leave the panel empty.
+                labels.add_metric(key, 0)
+                sufficient.add_metric(key, 0.0)
                 continue
             labels.add_metric(key, quality.labels)
             sufficient.add_metric(key, float(quality.sufficient))

@@ -46,7 +46,8 @@ class MonitoringSettings(ServiceSettings):
     pending_capacity: int = Field(default=500_000, ge=100, le=10_000_000)
     """Predictions waiting for their label; the oldest make room (counted in ``..._evicted_total``)."""
     label_history: int = Field(default=2_000_000, ge=1_000, le=50_000_000)
-    """Label times kept for the data-volume count (8 bytes each)."""
+    """Matured transactions remembered: their event times for the data-volume count, and their ids so that a
+    replayed record or a label after the horizon is recognised."""
     new_labelled_rows_threshold: int = Field(default=50_000, ge=1)
     """Labels since the production version's training window that make retraining worthwhile
     (exported as a gauge; the NewLabelledDataVolume alert compares against it)."""
@@ -55,7 +56,11 @@ class MonitoringSettings(ServiceSettings):
     recompute_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """How often the statistics are recomputed (off the scrape path)."""
     registry_poll_s: float = Field(default=10.0, gt=0, le=3600)
-    """How often the production alias is read (for the data-volume count)."""
+    """How often the production alias's history is read (retired versions, the data-volume count)."""
+    retired_grace_s: float = Field(default=120.0, ge=0, le=86_400)
+    """How long a version that left production keeps its drift and quality series; after it they are no longer
+    exported, so alerts about it resolve. Counted from the alias move recorded in the registry (a restart
+    changes nothing). Why 2 minutes: docs/monitoring.md."""
     poll_timeout_ms: int = Field(default=500, ge=10, le=60_000)
     startup_timeout_s: float = Field(default=120.0, gt=0)
     """How long to keep trying to reach Kafka at start-up."""

@@ -38,7 +38,7 @@ class VersionSnapshot:
     """Empty when the window is below the minimum or the version has no reference."""
     prediction: DriftResult | None
     quality: QualitySummary | None
-    """None before the first label; ``quality.sufficient`` says whether it may be shown."""
+    """None before the first matured transaction; ``quality.sufficient`` says whether it may be shown."""
     reference_pr_auc: float | None
     label_coverage: float
 
@@ -63,15 +63,19 @@ def compute_snapshot(
     costs: Costs,
     settings: SnapshotSettings,
     production_data_end: float | None,
+    silenced: frozenset[str] = frozenset(),
 ) -> Snapshot:
     """Every version's drift and quality, and the data-volume count.
 
     Args:
         references: by version; a version missing here has no drift gauges.
         production_data_end: POSIX seconds where the production version's training window ended.
+        silenced: versions left out altogether (out of production for longer than the grace period).
     """
     versions = []
     for windows in state.versions.values():
+        if windows.version in silenced:
+            continue
         reference = references.get(windows.version)
         drift_rows = len(windows.drift)
         features: Mapping[str, DriftResult] = {}

@@ -3,35 +3,76 @@
 Pure: records in, arrays out; no Kafka, no Prometheus. Every structure is
 bounded: the windows are numpy rings of the most recent rows, predictions
 waiting for their label and labels waiting for their prediction are capped
-(the oldest go first, and are counted), and only the newest ``max_versions``
-versions keep windows.
+(the oldest go first, and are counted), matured transactions are remembered up
+to ``label_history``, and only the newest ``max_versions`` versions keep windows.
+
+**One clock: the transaction's event time.** A prediction stands at its
+transaction's event time (``PredictionV2.transaction_event_time``; a v1 record
+only says when it was served, which stands in for it: the same in real time, not
+in a replay), a label at its own event time. So:
+
+- a label's delay is its event time minus its transaction's;
+- the watermark is how far both streams are complete in event time (as the
+  training pipeline's label-complete window), never wall time: the oldest of the
+  newest event times seen on each partition of either stream. Each partition is
+  written in event order, but a reader reads partitions at its own pace (days of
+  event time apart when it catches up on a replay), so the slowest one counts; a
+  partition that still has records from before the start unread counts from
+  before its first record. A partition that falls idle holds maturing back:
+  quality then stays insufficient, never wrong;
+- a transaction *matures* once the watermark has passed its time plus the problem
+  card's label horizon, in whatever order its prediction arrived. Its label is then final, as the card defines it and as
+  training saw it: fraud when a fraud label came within the horizon, legitimate
+  otherwise. Only then does it enter its version's quality window.
+
+The quality window therefore holds settled outcomes only: until a horizon of event
+time has been seen it is empty, and quality is reported as insufficient rather than
+judged on the labels that come first (mostly frauds). A label that comes after its
+horizon is ``late``: its delay is measured, its transaction stays legitimate.
 
 A label joins the logged prediction of the same transaction
-(``LabelV1.transaction_event_id`` = ``PredictionV1.transaction_event_id``); a
-label that comes first waits for its prediction. Labels are mostly fraud reports
-(chargebacks): as the problem card says, a transaction with no fraud label once
-its label horizon has passed is legitimate. So a prediction still waiting when
-the event-time watermark (the newest event time seen on either stream) passes
-its time plus the horizon is resolved as legitimate. Replaying a record changes
-nothing: predictions are kept by transaction, and a transaction is resolved once.
+(``LabelV1.transaction_event_id`` = ``transaction_event_id`` of the prediction); a
+label that comes first waits for its prediction. Replaying a record changes
+nothing: predictions are kept by transaction, a transaction counts one label (a
+fraud label still outranks a legitimate one) and matures once.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 from uuid import UUID
 
 import numpy as np
 
 from berg.contracts import LabelV1
-from berg.contracts.predictions import PredictionV1
+from berg.contracts.predictions import PredictionV1, PredictionV2
 
-__all__ = ["AMOUNT_FEATURE", "JoinOutcome", "MonitoringState", "Ring", "VersionWindows"]
+__all__ = [
+    "AMOUNT_FEATURE",
+    "LabelOutcome",
+    "MonitoringState",
+    "Ring",
+    "Stream",
+    "VersionWindows",
+    "transaction_time",
+]
+
+Stream = Literal["transactions", "labels"]
+"""The two streams whose event time the watermark follows: predictions (their transactions) and labels."""
 
 AMOUNT_FEATURE = "amount"
 """The prediction log's feature holding the transaction amount (the business metrics' money)."""
+
+
+def transaction_time(prediction: PredictionV1 | PredictionV2) -> float:
+    """POSIX seconds of the predicted transaction's event time; a v1 record only has the time it was served."""
+    if isinstance(prediction, PredictionV2):
+        return prediction.transaction_event_time.timestamp()
+    return prediction.event_time.timestamp()
 
 
 class Ring:
@@ -59,7 +100,7 @@ class Ring:
 
 @dataclass
 class VersionWindows:
-    """One model version's windows: served predictions (drift) and labelled ones (quality)."""
+    """One model version's windows: served predictions (drift) and matured ones (quality)."""
 
     version: str
     features: tuple[str, ...]
@@ -67,11 +108,11 @@ class VersionWindows:
     drift: Ring
     """Columns: the features, then the score."""
     quality: Ring
-    """Columns: label (0/1), score, amount."""
+    """Columns: label (0/1), score, amount; one row per matured transaction."""
     threshold: float
     predictions: int = 0
     labelled: int = 0
-    """Predictions joined to an explicit label (resolutions by the horizon are not counted)."""
+    """Predictions joined to a label within their horizon (maturing unlabelled is not counted)."""
     last_seen: int = 0
     """Sequence number of its latest prediction: the newest versions keep their windows."""
 
@@ -81,27 +122,39 @@ class VersionWindows:
         return self.labelled / self.predictions if self.predictions else float("nan")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Pending:
+    """A prediction whose transaction has not matured yet."""
+
     version: str
     score: float
     amount: float
-    served_at: float
-    """Prediction event time, POSIX seconds."""
+    time: float
+    """The transaction's event time, POSIX seconds."""
+    label_seen: bool = False
+    """A label of this transaction was counted (a repeat is not counted again)."""
+    labelled: bool = False
+    """A label came within the horizon."""
+    fraud: bool = False
+    """A fraud label came within the horizon."""
 
 
-@dataclass(frozen=True)
-class JoinOutcome:
-    """What one label did: joined a prediction (with the label's delay), or waits for it."""
+@dataclass(frozen=True, slots=True)
+class LabelOutcome:
+    """What one label did, once its prediction is known; ``delay_s`` is its event time minus the transaction's.
 
-    joined: bool
+    ``joined``: it met its prediction within the label horizon. ``late``: it came after the horizon (the
+    transaction stays legitimate, as the card says). ``waiting``: no prediction yet (it waits for it).
+    ``repeat``: the transaction already had its label counted (a replay, or a second label).
+    """
+
+    kind: Literal["joined", "late", "waiting", "repeat"]
     delay_s: float | None = None
-    """Label time minus the prediction's time, for a joined label."""
 
 
 @dataclass
 class MonitoringState:
-    """All windows of one model, the pending join, and the resolved transaction times (data-volume count)."""
+    """All windows of one model, the pending join, and the matured transaction times (data-volume count)."""
 
     drift_window: int
     quality_window: int
@@ -109,27 +162,61 @@ class MonitoringState:
     label_history: int
     max_versions: int
     label_horizon_s: float
-    """The problem card's label horizon: unlabelled this long after the prediction means legitimate."""
+    """The problem card's label horizon: no fraud label this long after the transaction means legitimate."""
     versions: dict[str, VersionWindows] = field(default_factory=dict)
     evicted_predictions: int = 0
-    """Predictions dropped unlabelled to make room (their labels will count as unmatched)."""
+    """Predictions dropped before maturing to make room, earliest transaction first (their labels will wait
+    unmatched)."""
     evicted_labels: int = 0
     """Labels dropped while waiting for a prediction that never came."""
     expired: int = 0
-    """Predictions resolved as legitimate: no fraud label within the horizon."""
-    _pending: OrderedDict[UUID, _Pending] = field(default_factory=OrderedDict)
+    """Transactions matured with no label within the horizon: legitimate by the card's definition."""
+    _pending: dict[UUID, _Pending] = field(default_factory=dict)
+    _due: list[tuple[float, int, UUID]] = field(default_factory=list)
+    """The pending transactions as a heap of (event time, arrival, id): the next to mature on top."""
     _orphans: OrderedDict[UUID, LabelV1] = field(default_factory=OrderedDict)
-    _labelled: set[UUID] = field(default_factory=set)
+    _matured: OrderedDict[UUID, tuple[float, bool]] = field(default_factory=OrderedDict)
+    """Matured transactions: (event time, whether a label was counted), for replays and late labels."""
     _label_times: Ring | None = None
     _sequence: int = 0
-    _watermark: float = float("-inf")
+    _newest: dict[tuple[Stream, int], float] = field(default_factory=dict)
+    """The newest event time seen on each (stream, partition)."""
+    _awaited: frozenset[tuple[Stream, int]] = frozenset()
+    """Partitions with records from before the start not read yet: -inf until their first record is seen."""
 
-    def add_prediction(self, prediction: PredictionV1) -> JoinOutcome | None:
-        """Add a served prediction to its version's drift window; join a label that came first (its outcome)."""
+    @property
+    def watermark(self) -> float:
+        """Event time (POSIX seconds) up to which both streams are complete; -inf until both have a record."""
+        streams = {stream for stream, _ in self._newest}
+        if len(streams) < 2 or any(key not in self._newest for key in self._awaited):
+            return float("-inf")
+        return min(self._newest.values())
+
+    def await_partitions(self, partitions: Collection[tuple[Stream, int]]) -> None:
+        """Partitions that still hold records from before the start, unread; the watermark waits for them."""
+        self._awaited = frozenset(partitions)
+        self._mature()
+
+    def advance(self, stream: Stream, partition: int, time: float) -> None:
+        """Note an event time read on a partition (a record this state keeps nothing else of: another model's)."""
+        self._advance(stream, partition, time)
+        self._mature()
+
+    def _advance(self, stream: Stream, partition: int, time: float) -> None:
+        key = (stream, partition)
+        self._newest[key] = max(self._newest.get(key, float("-inf")), time)
+
+    def add_prediction(self, prediction: PredictionV1 | PredictionV2, partition: int = 0) -> LabelOutcome | None:
+        """Add a served prediction to its version's drift window; a label that came first joins it (its outcome).
+
+        Args:
+            partition: the partition it was read from (the watermark follows the slowest one).
+        """
         key = prediction.transaction_event_id
-        if key in self._pending or key in self._labelled:
+        if key in self._pending or key in self._matured:
             return None  # a replayed record
-        self._advance(prediction.event_time.timestamp())
+        time = transaction_time(prediction)
+        self._advance("transactions", partition, time)
         windows = self._windows_for(prediction)
         features = prediction.features
         windows.drift.append([*(features.get(name, np.nan) for name in windows.features), prediction.score])
@@ -138,69 +225,89 @@ class MonitoringState:
         self._sequence += 1
         windows.last_seen = self._sequence
         pending = _Pending(
-            prediction.model_version,
-            prediction.score,
-            float(features.get(AMOUNT_FEATURE, np.nan)),
-            prediction.event_time.timestamp(),
+            prediction.model_version, prediction.score, float(features.get(AMOUNT_FEATURE, np.nan)), time
         )
-        orphan = self._orphans.pop(key, None)
-        if orphan is not None:
-            return self._join(key, pending, orphan)
         self._pending[key] = pending
+        heapq.heappush(self._due, (time, self._sequence, key))
+        orphan = self._orphans.pop(key, None)
+        outcome = self._apply(pending, orphan) if orphan is not None else None
         if len(self._pending) > self.pending_capacity:
-            self._pending.popitem(last=False)
+            _, _, dropped = heapq.heappop(self._due)
+            del self._pending[dropped]
             self.evicted_predictions += 1
-        self._expire()
-        return None
+        self._mature()
+        return outcome
 
-    def add_label(self, label: LabelV1) -> JoinOutcome:
-        """Record a label's time and join it to its prediction, or keep it until the prediction comes."""
+    def add_label(self, label: LabelV1, partition: int = 0) -> LabelOutcome:
+        """Join a label to its prediction, or keep it until the prediction comes; then mature what is due.
+
+        Args:
+            partition: the partition it was read from (the watermark follows the slowest one).
+        """
         key = label.transaction_event_id
-        if key in self._labelled or key in self._orphans:
-            return JoinOutcome(joined=False)  # a replayed record
-        self._advance(label.event_time.timestamp())
-        self._expire()
-        pending = self._pending.pop(key, None)
-        if pending is None:
-            self._orphans[key] = label
-            if len(self._orphans) > self.pending_capacity:
-                self._orphans.popitem(last=False)
-                self.evicted_labels += 1
-            return JoinOutcome(joined=False)
-        return self._join(key, pending, label)
+        self._advance("labels", partition, label.event_time.timestamp())
+        pending = self._pending.get(key)
+        if pending is not None:
+            outcome = self._apply(pending, label)
+        elif key in self._matured:
+            outcome = self._apply_after_maturity(key, label)
+        else:
+            outcome = self._wait(key, label)
+        self._mature()
+        return outcome
 
-    def _join(self, key: UUID, pending: _Pending, label: LabelV1) -> JoinOutcome:
-        self._resolve(key, pending, fraud=label.is_fraud)
+    def _apply(self, pending: _Pending, label: LabelV1) -> LabelOutcome:
+        delay = label.event_time.timestamp() - pending.time
+        within = delay <= self.label_horizon_s
+        pending.fraud = pending.fraud or (within and label.is_fraud)
+        if pending.label_seen:
+            return LabelOutcome("repeat", delay)
+        pending.label_seen = True
+        if not within:
+            return LabelOutcome("late", delay)
+        pending.labelled = True
         windows = self.versions.get(pending.version)
         if windows is not None:
             windows.labelled += 1
-        return JoinOutcome(joined=True, delay_s=label.event_time.timestamp() - pending.served_at)
+        return LabelOutcome("joined", delay)
 
-    def _resolve(self, key: UUID, pending: _Pending, *, fraud: bool) -> None:
-        self._labelled.add(key)
-        self._label_time_ring().append([pending.served_at])
-        windows = self.versions.get(pending.version)
-        if windows is not None:
-            amount = pending.amount if np.isfinite(pending.amount) else 0.0
-            windows.quality.append([float(fraud), pending.score, amount])
+    def _apply_after_maturity(self, key: UUID, label: LabelV1) -> LabelOutcome:
+        time, label_seen = self._matured[key]
+        delay = label.event_time.timestamp() - time
+        if label_seen:
+            return LabelOutcome("repeat", delay)
+        self._matured[key] = (time, True)
+        # Maturing needs the watermark past the horizon, so the label came after it: the outcome stands.
+        return LabelOutcome("late", delay)
 
-    def _advance(self, event_time: float) -> None:
-        self._watermark = max(self._watermark, event_time)
+    def _wait(self, key: UUID, label: LabelV1) -> LabelOutcome:
+        waiting = self._orphans.get(key)
+        if waiting is not None:
+            if label.is_fraud and not waiting.is_fraud:
+                self._orphans[key] = label  # a fraud label outranks a legitimate one
+            return LabelOutcome("repeat")
+        self._orphans[key] = label
+        if len(self._orphans) > self.pending_capacity:
+            self._orphans.popitem(last=False)
+            self.evicted_labels += 1
+        return LabelOutcome("waiting")
 
-    def _expire(self) -> None:
-        """Resolve as legitimate the oldest waiting predictions whose label horizon the watermark has passed.
-
-        Predictions wait in arrival order, which is event order up to small disorder; the scan stops at the
-        first one still inside its horizon, so each call costs O(resolved + 1).
-        """
-        cutoff = self._watermark - self.label_horizon_s
-        while self._pending:
-            key, pending = next(iter(self._pending.items()))
-            if pending.served_at > cutoff:
-                return
-            del self._pending[key]
-            self._resolve(key, pending, fraud=False)
-            self.expired += 1
+    def _mature(self) -> None:
+        """Settle every waiting prediction whose label horizon the watermark has passed, earliest first."""
+        cutoff = self.watermark - self.label_horizon_s
+        while self._due and self._due[0][0] <= cutoff:
+            _, _, key = heapq.heappop(self._due)
+            pending = self._pending.pop(key)
+            self._matured[key] = (pending.time, pending.label_seen)
+            if len(self._matured) > self.label_history:
+                self._matured.popitem(last=False)
+            if not pending.labelled:
+                self.expired += 1
+            self._label_time_ring().append([pending.time])
+            windows = self.versions.get(pending.version)
+            if windows is not None:
+                amount = pending.amount if np.isfinite(pending.amount) else 0.0
+                windows.quality.append([float(pending.fraud), pending.score, amount])
 
     def _label_time_ring(self) -> Ring:
         if self._label_times is None:
@@ -208,13 +315,13 @@ class MonitoringState:
         return self._label_times
 
     def labels_after(self, posix_s: float) -> int:
-        """Resolved transactions (fraud label, or horizon passed) predicted after ``posix_s``: labelled rows the
-        model trained up to ``posix_s`` has not seen (the data-volume trigger's count)."""
+        """Matured transactions (settled labels) of event time after ``posix_s``: labelled rows a model trained
+        up to ``posix_s`` has not seen (the data-volume trigger's count)."""
         if self._label_times is None:
             return 0
         return int(np.count_nonzero(self._label_times.rows()[:, 0] > posix_s))
 
-    def _windows_for(self, prediction: PredictionV1) -> VersionWindows:
+    def _windows_for(self, prediction: PredictionV1 | PredictionV2) -> VersionWindows:
         windows = self.versions.get(prediction.model_version)
         if windows is None:
             features = tuple(sorted(prediction.features))
@@ -234,5 +341,5 @@ class MonitoringState:
 
     @property
     def waiting(self) -> tuple[int, int]:
-        """(predictions waiting for a label, labels waiting for a prediction)."""
+        """(predictions not matured yet, labels waiting for a prediction)."""
         return len(self._pending), len(self._orphans)

@@ -2,7 +2,7 @@
 
 A request hands its :class:`~berg_serving.predictions.ScoredTransaction` records
 to :meth:`PredictionLog.offer`, which never blocks: they wait in a bounded queue
-that one thread drains into Kafka (a :class:`~berg.contracts.PredictionV1` per
+that one thread drains into Kafka (a :class:`~berg.contracts.PredictionV2` per
 record, keyed by ``user_id`` like the transactions). When Kafka is slow or down
 and the queue is full, new records are dropped and counted
 (``berg_serving_prediction_log_dropped_total{reason="queue_full"}``); a send Kafka
@@ -126,7 +126,7 @@ class PredictionLog:
         try:
             prediction = to_prediction(record)
         except ValidationError:
-            log.exception("prediction %s does not fit PredictionV1; not logged", record.prediction_id)
+            log.exception("prediction %s does not fit PredictionV2; not logged", record.prediction_id)
             self._metrics.log_dropped.labels("invalid").inc()
             return
         try:

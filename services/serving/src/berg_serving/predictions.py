@@ -2,8 +2,9 @@
 
 The request path keeps a :class:`ScoredTransaction` per transaction (references,
 no copies, no validation); the prediction log's thread turns each into a
-:class:`~berg.contracts.PredictionV1` with :func:`to_prediction`, off the request
-path. Pure.
+:class:`~berg.contracts.PredictionV2` with :func:`to_prediction`, off the request
+path: the transaction's own event time (the clock monitoring measures label
+delays and horizons on) and the time it was served. Pure.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from berg.contracts import PredictionV1, TransactionV1
+from berg.contracts import PredictionV2, TransactionV1
 from berg.contracts.predictions import Decision
 from berg_serving.features import FeatureFrame
 
@@ -87,13 +88,14 @@ def score_transactions(
     ]
 
 
-def to_prediction(scored: ScoredTransaction) -> PredictionV1:
+def to_prediction(scored: ScoredTransaction) -> PredictionV2:
     """The prediction-log record of one scored transaction (missing features are left out: no NaN)."""
     transaction = scored.transaction
-    return PredictionV1(
+    return PredictionV2(
         event_id=scored.prediction_id,
-        event_time=scored.served_at,
         transaction_event_id=transaction.event_id,
+        transaction_event_time=transaction.event_time,
+        served_at=scored.served_at,
         user_id=transaction.user_id,
         merchant_id=transaction.merchant_id,
         model_name=scored.model_name,
