@@ -51,7 +51,9 @@ def oracle_accepts(arrivals: Sequence[TransactionEvent], lateness_us: int) -> li
     return accepted
 
 
-def disordered(count: int, reversed_share: float, *, users: int = 1, spacing_us: int = SECOND) -> list[TransactionEvent]:
+def disordered(
+    count: int, reversed_share: float, *, users: int = 1, spacing_us: int = SECOND
+) -> list[TransactionEvent]:
     """``count`` transactions ``spacing_us`` apart, delivered with a share of them newest-first.
 
     ``reversed_share`` 0: in event-time order; 1: the whole stream newest-first (the worst case

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -160,7 +161,7 @@ def drive(
     outcomes: list[Outcome] = []
     rows = 0
     bounds = [0, *cuts, len(stream)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         batch = stream[start:end]
         request = aggregator.history_needed(batch)
         if request is not None:
@@ -211,8 +212,10 @@ def test_an_evicted_user_is_read_back_before_their_next_transaction() -> None:
     with pytest.raises(HistoryMissingError):
         aggregator.accept(returning)
     request = aggregator.history_needed([returning])
-    assert request is not None and request.user_ids == {"idle"}
-    assert request.start_us <= DAY + HOUR - 7 * DAY + 1 and request.end_us > DAY
+    assert request is not None
+    assert request.user_ids == {"idle"}
+    assert request.start_us <= DAY + HOUR - 7 * DAY + 1
+    assert request.end_us > DAY
     stored = [
         TransactionEvent(0, "a1", "idle", "m1", 10.0, card_not_present=False),
         TransactionEvent(DAY, "a2", "idle", "m2", 20.0, card_not_present=True),
@@ -220,7 +223,8 @@ def test_an_evicted_user_is_read_back_before_their_next_transaction() -> None:
     aggregator.load_history(request, stored)
     assert aggregator.accept(returning).outcome is Outcome.ACCEPTED
     (row,) = aggregator.flush()
-    assert row.features["tx_count_7d"] == 3 and row.features["tx_count_24h"] == 2
+    assert row.features["tx_count_7d"] == 3
+    assert row.features["tx_count_24h"] == 2
     # Read back, a replay is known again and a transaction too far behind the user is late again.
     assert aggregator.add(stored[1]).outcome is Outcome.DUPLICATE
     assert aggregator.add(TransactionEvent(HOUR, "a0", "idle", "m1", 1.0, card_not_present=False)).outcome is (
