@@ -18,9 +18,10 @@ replay and changes nothing.
 Bounded work: :meth:`UserAggregator.accept` only inserts and marks the user's
 rows from the event's time on as changed; :meth:`UserAggregator.flush` computes
 every changed row once, in one pass per user over the sorted events with
-sliding windows (counts by position, exact running sums, monotonic queues for
-the maxima, a counter of merchants). A micro-batch of ``n`` transactions of one
-user in reverse order costs ``O(n + later rows)``, not a rescan per row per event.
+sliding windows (counts by position, sums from exact integer prefix sums,
+monotonic queues for the maxima, a counter of merchants). A micro-batch of ``n``
+transactions of one user in reverse order costs one pass over the user's week,
+not a rescan of it per row per event.
 
 Bounded state: a user keeps the events of the last ``7 days + allowed_lateness``
 behind their own watermark, which is all an acceptable transaction can need.
@@ -41,6 +42,7 @@ from __future__ import annotations
 import bisect
 import collections
 import enum
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -154,109 +156,77 @@ def user_row(events: list[TransactionEvent], at_us: int) -> UserRow:
     return UserRow(events[0].user_id, at_us, features)
 
 
-class _ExactSum:
-    """A running sum that values can be added to and taken from without rounding drift.
+_EXACT_ONE = 1 << 1074
+"""Every finite float times this is an integer (1074: the exponent of the smallest subnormal)."""
 
-    Shewchuk's partials (what ``math.fsum`` does inside), kept between calls: the value is
-    the correctly rounded sum of everything added and not taken away, whatever the order.
+
+def _exact(value: float) -> int:
+    """``value`` as an integer count of 2**-1074: sums of these are exact."""
+    numerator, denominator = value.as_integer_ratio()
+    return numerator * (_EXACT_ONE // denominator)
+
+
+def _rows_from(state: _UserState, user_id: str, since_us: int) -> list[UserRow]:
+    """The rows at every distinct event time at or after ``since_us``, in one pass.
+
+    Windows slide forward: counts are differences of positions, sums differences of
+    exact prefix sums (``int / int`` rounds correctly, so a sum is ``math.fsum``'s),
+    maxima the fronts of monotonic queues, distinct merchants a counter's size.
     """
-
-    __slots__ = ("_partials",)
-
-    def __init__(self) -> None:
-        self._partials: list[float] = []
-
-    def add(self, value: float) -> None:
-        partials = self._partials
-        kept = 0
-        for partial in partials:
-            if abs(value) < abs(partial):
-                value, partial = partial, value
-            high = value + partial
-            low = partial - (high - value)
-            if low:
-                partials[kept] = low
-                kept += 1
-            value = high
-        partials[kept:] = [value]
-
-    def value(self) -> float:
-        return math.fsum(self._partials)
-
-
-class _Window:
-    """Sliding aggregates over events ``[left, right)`` of one user's sorted events."""
-
-    __slots__ = ("amount", "card_not_present", "count", "left", "maxima", "merchants")
-
-    def __init__(self, left: int) -> None:
-        self.left = left
-        self.count = 0
-        self.amount = _ExactSum()
-        self.maxima: collections.deque[tuple[int, float]] = collections.deque()
-        """(position, amount), amounts strictly decreasing: the front is the window's maximum."""
-        self.merchants: collections.Counter[str] = collections.Counter()
-        self.card_not_present = 0
-
-    def push(self, position: int, event: TransactionEvent) -> None:
-        self.count += 1
-        self.amount.add(event.amount)
-        while self.maxima and self.maxima[-1][1] <= event.amount:
-            self.maxima.pop()
-        self.maxima.append((position, event.amount))
-        self.merchants[event.merchant_id] += 1
-        self.card_not_present += event.card_not_present
-
-    def drop_until(self, events: list[TransactionEvent], times: list[int], bound_us: int, right: int) -> None:
-        """Take out the events at or before ``bound_us`` (they left the window)."""
-        while self.left < right and times[self.left] <= bound_us:
-            event = events[self.left]
-            self.count -= 1
-            self.amount.add(-event.amount)
-            self.merchants[event.merchant_id] -= 1
-            if not self.merchants[event.merchant_id]:
-                del self.merchants[event.merchant_id]
-            self.card_not_present -= event.card_not_present
-            self.left += 1
-        while self.maxima and self.maxima[0][0] < self.left:
-            self.maxima.popleft()
-
-
-def _rows_from(user_id: str, events: list[TransactionEvent], times: list[int], since_us: int) -> list[UserRow]:
-    """The rows at every distinct event time at or after ``since_us``, in one pass."""
+    events, times = state.events, state.times
     first = bisect.bisect_left(times, since_us)
     if first >= len(events):
         return []
     start = bisect.bisect_right(times, times[first] - WEEK)
-    hour_left = start
-    day, week = _Window(start), _Window(start)
-    right = start
+    amount_sums = [0, *itertools.accumulate(state.exact[start:])]
+    card_not_present = [0, *itertools.accumulate(state.card_not_present[start:])]
+    hour_left = day_left = week_left = right = start
+    merchants: collections.Counter[str] = collections.Counter()
+    day_maxima: collections.deque[tuple[int, float]] = collections.deque()
+    week_maxima: collections.deque[tuple[int, float]] = collections.deque()
     rows = []
     position = first
     while position < len(events):
         at = times[position]
         end = bisect.bisect_right(times, at, lo=position)
         while right < end:
-            day.push(right, events[right])
-            week.push(right, events[right])
+            event = events[right]
+            merchants[event.merchant_id] += 1
+            for maxima in (day_maxima, week_maxima):
+                while maxima and maxima[-1][1] <= event.amount:
+                    maxima.pop()
+                maxima.append((right, event.amount))
             right += 1
-        day.drop_until(events, times, at - DAY, right)
-        week.drop_until(events, times, at - WEEK, right)
+        while times[day_left] <= at - DAY:
+            merchant = events[day_left].merchant_id
+            merchants[merchant] -= 1
+            if not merchants[merchant]:
+                del merchants[merchant]
+            day_left += 1
+        while times[week_left] <= at - WEEK:
+            week_left += 1
         while times[hour_left] <= at - HOUR:
             hour_left += 1
-        day_sum, week_sum = day.amount.value(), week.amount.value()
+        while day_maxima[0][0] < day_left:
+            day_maxima.popleft()
+        while week_maxima[0][0] < week_left:
+            week_maxima.popleft()
+        day_count, week_count = end - day_left, end - week_left
+        day_sum = (amount_sums[end - start] - amount_sums[day_left - start]) / _EXACT_ONE
+        week_sum = (amount_sums[end - start] - amount_sums[week_left - start]) / _EXACT_ONE
         features: dict[str, float | int] = {
             "tx_count_1h": end - hour_left,
-            "tx_count_24h": day.count,
-            "tx_count_7d": week.count,
+            "tx_count_24h": day_count,
+            "tx_count_7d": week_count,
             "amount_sum_24h": day_sum,
-            "amount_mean_24h": day_sum / day.count,
-            "amount_max_24h": day.maxima[0][1],
+            "amount_mean_24h": day_sum / day_count,
+            "amount_max_24h": day_maxima[0][1],
             "amount_sum_7d": week_sum,
-            "amount_mean_7d": week_sum / week.count,
-            "amount_max_7d": week.maxima[0][1],
-            "distinct_merchants_24h": len(day.merchants),
-            "card_not_present_share_7d": week.card_not_present / week.count,
+            "amount_mean_7d": week_sum / week_count,
+            "amount_max_7d": week_maxima[0][1],
+            "distinct_merchants_24h": len(merchants),
+            "card_not_present_share_7d": (card_not_present[end - start] - card_not_present[week_left - start])
+            / week_count,
             USER_AS_OF: at / SECOND,
         }
         rows.append(UserRow(user_id, at, features))
@@ -270,6 +240,10 @@ class _UserState:
     """Sorted by (event time, id)."""
     times: list[int]
     """The events' times, for bisecting."""
+    exact: list[int]
+    """The events' amounts as exact integers (:func:`_exact`), for prefix sums."""
+    card_not_present: list[int]
+    """1 for an event without the card, else 0."""
     ids: set[str]
     complete_from: int
     """Every stored transaction of the user at or after this is held (older ones may be forgotten)."""
@@ -283,10 +257,22 @@ class _UserState:
         return self.times[-1]
 
     def insert(self, event: TransactionEvent) -> None:
-        position = bisect.bisect_right(self.events, event)
+        # By time, then id among equal times (comparing dataclasses is slow; ties are rare).
+        position = bisect.bisect_right(self.times, event.event_us)
+        while position > 0 and self.times[position - 1] == event.event_us and event < self.events[position - 1]:
+            position -= 1
         self.events.insert(position, event)
         self.times.insert(position, event.event_us)
+        self.exact.insert(position, _exact(event.amount))
+        self.card_not_present.insert(position, int(event.card_not_present))
         self.ids.add(event.event_id)
+
+    def drop_before(self, count: int) -> None:
+        """Forget the ``count`` oldest events."""
+        for dropped in self.events[:count]:
+            self.ids.discard(dropped.event_id)
+        for column in (self.events, self.times, self.exact, self.card_not_present):
+            del column[:count]
 
 
 class UserAggregator:
@@ -384,7 +370,7 @@ class UserAggregator:
                 f"user {event.user_id}'s transactions before {held_from} us are not held: read them back first"
             )
         if state is None:
-            state = _UserState([], [], set(), held_from)
+            state = _UserState([], [], [], [], set(), held_from)
             self._users[event.user_id] = state
             self._read_back.pop(event.user_id, None)
         state.insert(event)
@@ -400,7 +386,7 @@ class UserAggregator:
         for user_id in sorted(self._changed):
             state = self._users[user_id]
             assert state.changed_from is not None
-            rows.extend(_rows_from(user_id, state.events, state.times, state.changed_from))
+            rows.extend(_rows_from(state, user_id, state.changed_from))
             state.changed_from = None
             self._prune(state)
         self._changed.clear()
@@ -434,7 +420,7 @@ class UserAggregator:
             state = self._users.get(event.user_id)
             if state is None:
                 start = _BEGINNING if complete_from_us is None else complete_from_us
-                state = _UserState([], [], set(), start, touched=False)
+                state = _UserState([], [], [], [], set(), start, touched=False)
                 self._users[event.user_id] = state
             if event.event_id in state.ids:
                 continue
@@ -483,7 +469,4 @@ class UserAggregator:
         horizon = state.latest - LONGEST_WINDOW - self.allowed_lateness_us
         cut = bisect.bisect_right(state.times, horizon)
         if cut:
-            for dropped in state.events[:cut]:
-                state.ids.discard(dropped.event_id)
-            del state.events[:cut]
-            del state.times[:cut]
+            state.drop_before(cut)
