@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
 
 from berg.contracts import LabelV1, TransactionV1
 from berg.features.dataset import build_training_frame
@@ -136,16 +137,23 @@ def same(got: Any, want: float) -> bool:
     return not pd.isna(got) and math.isclose(float(got), want, rel_tol=1e-9, abs_tol=1e-9)
 
 
+def consumed_everything(bootstrap: str, group: str, topics: tuple[str, str]) -> bool:
+    try:
+        return lag(bootstrap, group, topics) == 0
+    except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
+        return False  # the group's coordinator is still being set up
+
+
 def wait_for_the_merchant_job(service: ServiceProcess, bootstrap: str, group: str, topics: tuple[str, str]) -> None:
     """Until the service has consumed everything and a merchant run that began afterwards left nothing pending."""
-    wait_for(lambda: lag(bootstrap, group, topics) == 0, 300, "the features service to consume everything")
+    wait_for(lambda: consumed_everything(bootstrap, group, topics), 600, "the features service to consume everything")
     runs = service.metric("berg_features_merchant_runs_total", {"outcome": "ok"})
     wait_for(
         lambda: (
             service.metric("berg_features_merchant_runs_total", {"outcome": "ok"}) >= runs + 2
             and service.metric("berg_features_merchant_pending_days") == 0
         ),
-        300,
+        600,
         "the merchant job to recompute every pending day",
     )
 

@@ -456,6 +456,7 @@ class UserAggregator:
         for user_id in user_ids:
             self._users.pop(user_id, None)
             self._changed.discard(user_id)
+            self._read_back.pop(user_id, None)
 
     def user_ids(self) -> list[str]:
         return list(self._users)
