@@ -14,7 +14,7 @@ every tenth block of 100 events newest-first; 100 %: the whole stream newest-fir
 the worst case of issue 15. The rows are checked against the oracle by
 ``services/features/tests/test_aggregates.py``.
 
-    uv run python bench/feature_disorder.py --events 3000 --baseline-events 1000
+    uv run python bench/feature_disorder.py --events 3000 --baseline-events 500
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def rescanning(stream: Sequence[TransactionEvent], batch: int, lateness_us: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=3000)
-    parser.add_argument("--baseline-events", type=int, default=1000)
+    parser.add_argument("--baseline-events", type=int, default=500)
     args = parser.parse_args()
     settings = FeaturesSettings()
     batch, lateness_us = settings.batch_max_records, int(settings.allowed_lateness_s * SECOND)

@@ -2,8 +2,10 @@
 
 The features service runs against real Kafka and a real Feast store. Live traffic of
 some users comes first and the merchant job catches up with it; then 30 days of
-older history of other users (and their labels) arrive on the same topics, and the
-service is killed with SIGKILL along the way. At the end, the training frame that
+older history of other users (and their labels) arrive on the same topics, in two
+parts: the service is killed with SIGKILL while it consumes the first, and has
+caught up again (its merchant job included) when the second arrives, at merchants
+of its own as well as the live ones. At the end, the training frame that
 ``build_training_frame`` makes over the feature service holds, for every stored
 transaction, the merchant values a brute force computes from what was produced:
 the latest snapshot that was available (stamped at its time plus the allowed
@@ -51,7 +53,7 @@ from tests.helpers import wait_for
 from tests.integration.features.test_features_service import lag
 from tests.processes import ServiceProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]  # bounds a hang only
 
 LATENESS = timedelta(hours=1)
 D0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,7 +66,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def traffic(
-    rng: random.Random, users: Sequence[str], start: datetime, span: timedelta, count: int, label_delay: timedelta
+    rng: random.Random,
+    users: Sequence[str],
+    start: datetime,
+    span: timedelta,
+    count: int,
+    label_delay: timedelta,
+    merchants: Sequence[str] = MERCHANTS,
 ) -> tuple[list[TransactionV1], list[LabelV1]]:
     """``count`` transactions of ``users`` in event-time order over ``span``; labels for a third of them."""
     times = sorted(start + span * rng.random() for _ in range(count))
@@ -73,7 +81,7 @@ def traffic(
             event_id=uuid.UUID(int=rng.getrandbits(128)),
             event_time=at,
             user_id=rng.choice(users),
-            merchant_id=rng.choice(MERCHANTS),
+            merchant_id=rng.choice(merchants),
             amount=round(rng.uniform(1, 500), 2),
             merchant_category="5411",
             channel=rng.choice(["card_present", "card_not_present"]),
@@ -171,8 +179,9 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
     live, live_labels = traffic(
         rng, [f"live{i}" for i in range(8)], LIVE_START, timedelta(days=2), 200, timedelta(hours=30)
     )
-    history, history_labels = traffic(
-        rng, [f"old{i}" for i in range(20)], D0, timedelta(days=30), 600, timedelta(days=20)
+    first, first_labels = traffic(rng, [f"old{i}" for i in range(10)], D0, timedelta(days=30), 300, timedelta(days=20))
+    second, second_labels = traffic(
+        rng, [f"older{i}" for i in range(10)], D0, timedelta(days=30), 300, timedelta(days=20), [*MERCHANTS, "n0", "n1"]
     )
 
     def produce(transactions: Sequence[TransactionV1], labels: Sequence[LabelV1]) -> None:
@@ -209,25 +218,29 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         service.wait_ready(timeout_s=600)  # a bound on a hang; a loaded machine starts Feast slowly
         wait_for_the_merchant_job(service, bootstrap, group, topics)
 
-        # Then a month of older history, with a SIGKILL while it is being consumed.
-        produce(history, history_labels)
+        # Then a month of older history, with a SIGKILL while it is being consumed...
+        produce(first, first_labels)
         accepted = service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "accepted"})
         wait_for(
             lambda: (
                 service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "accepted"})
-                >= accepted + 200
+                >= accepted + 100
             ),
-            300,
+            600,
             "the features service to take part of the history",
         )
         service.kill9()
         service.start()
         service.wait_ready(timeout_s=600)  # a bound on a hang; a loaded machine starts Feast slowly
         wait_for_the_merchant_job(service, bootstrap, group, topics)
+        # ...and more of it once the service and its merchant job have caught up.
+        produce(second, second_labels)
+        wait_for_the_merchant_job(service, bootstrap, group, topics)
         assert service.metric("berg_features_merchant_runs_total", {"outcome": "failed"}) == 0, service.log_tail()
 
+        history = [*first, *second]
         produced = [*live, *history]
-        labels = sorted([*live_labels, *history_labels], key=lambda label: label.event_time)
+        labels = sorted([*live_labels, *first_labels, *second_labels], key=lambda label: label.event_time)
         stored = LabelStore(str(offline / "label_store")).read("transactions")
         assert set(stored["event_id"]) == {str(tx.event_id) for tx in produced}  # nothing was late
         # Every transaction whose snapshots the watermark has passed: each partition is past it.
@@ -251,9 +264,10 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
                 close_store(store)
 
         events = [event_from_transaction(tx) for tx in produced]
-        wrong_merchant, wrong_user, merchant_rows = [], [], 0
+        wrong_merchant, wrong_user, merchant_rows, missing = [], [], 0, 0
         for tx, (_, row) in zip(scored, frame.iterrows(), strict=True):
             want = merchant_oracle(produced, labels, tx.merchant_id, tx.event_time)
+            missing += want is not None and bool(pd.isna(row["merchant_tx_count_24h"]))
             if want is None:
                 if not all(pd.isna(row[name]) for name in MERCHANT_VALUES):
                     wrong_merchant.append((tx.event_time, tx.merchant_id, "expected no row"))
@@ -270,6 +284,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         history_scored = sum(tx.event_time < LIVE_START for tx in scored)
         assert history_scored == len(history)
         assert merchant_rows > len(scored) * 0.9
+        assert missing == 0, f"{missing} transactions have no merchant values where a snapshot was available"
         assert not wrong_merchant, (len(wrong_merchant), wrong_merchant[:5])
         assert not wrong_user, (len(wrong_user), wrong_user[:5])
     finally:
