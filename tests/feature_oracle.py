@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from berg.features.schema import USER_AS_OF, USER_FEATURES
 from berg_features.aggregates import DAY, HOUR, SECOND, WEEK, TransactionEvent
 
-__all__ = ["assert_rows_equal", "oracle_accepts", "oracle_row"]
+__all__ = ["assert_rows_equal", "disordered", "oracle_accepts", "oracle_row"]
 
 
 def oracle_row(events: Sequence[TransactionEvent], user_id: str, at_us: int) -> dict[str, float | int]:
@@ -49,6 +49,37 @@ def oracle_accepts(arrivals: Sequence[TransactionEvent], lateness_us: int) -> li
         latest[event.user_id] = max(latest.get(event.user_id, event.event_us), event.event_us)
         accepted.append(event)
     return accepted
+
+
+def disordered(
+    count: int, reversed_share: float, *, users: int = 1, spacing_us: int = SECOND
+) -> list[TransactionEvent]:
+    """``count`` transactions ``spacing_us`` apart, delivered with a share of them newest-first.
+
+    ``reversed_share`` 0: in event-time order; 1: the whole stream newest-first (the worst case
+    of issue 15: every event is earlier than all before it); in between: that share of the
+    blocks of 100 consecutive events, spread evenly, each delivered newest-first. Users take
+    turns; amounts, merchants and channels vary deterministically.
+    """
+    events = [
+        TransactionEvent(
+            event_us=index * spacing_us,
+            event_id=f"e{index:07d}",
+            user_id=f"u{index % users}",
+            merchant_id=f"m{index * 7 % 13}",
+            amount=round(1 + (index * 7919 % 1000) / 7, 2),
+            card_not_present=index % 3 == 0,
+        )
+        for index in range(count)
+    ]
+    if reversed_share >= 1:
+        return events[::-1]
+    block = 100
+    blocks = [events[start : start + block] for start in range(0, count, block)]
+    flipped = round(reversed_share * len(blocks))
+    step = len(blocks) / flipped if flipped else 0
+    chosen = {int(i * step) for i in range(flipped)}
+    return [event for i, chunk in enumerate(blocks) for event in (chunk[::-1] if i in chosen else chunk)]
 
 
 def assert_rows_equal(actual: dict[str, float | int], expected: dict[str, float | int], context: str = "") -> None:

@@ -88,8 +88,8 @@ def simulated_feature_store(
                 offline_root,
                 metrics,
                 allowed_lateness=timedelta(hours=1),
-                recompute=timedelta(hours=6),
                 backfill=timedelta(days=days + 1),
+                days_per_run=days + 1,
             ).run_once()
         finally:
             close_store(store)

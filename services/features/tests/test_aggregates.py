@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berg_features.aggregates import DAY, HOUR, SECOND, Outcome, TransactionEvent, UserAggregator, UserRow
-from tests.feature_oracle import assert_rows_equal, oracle_row
+from berg_features.aggregates import (
+    DAY,
+    HOUR,
+    SECOND,
+    HistoryMissingError,
+    Outcome,
+    TransactionEvent,
+    UserAggregator,
+    UserRow,
+)
+from tests.feature_oracle import assert_rows_equal, disordered, oracle_row
 from tests.feature_oracle import oracle_accepts as accepts
 
 pytestmark = pytest.mark.unit
@@ -116,3 +126,148 @@ def test_state_stays_bounded_to_a_week_plus_the_lateness() -> None:
     for day in range(30):
         aggregator.add(TransactionEvent(day * DAY, f"e{day}", "u1", "m1", 1.0, card_not_present=False))
     assert aggregator.events <= 8 + 1
+
+
+# Batches, eviction and history read back: the service's way of driving the aggregator.
+
+
+@st.composite
+def arrivals_with_a_backfill(draw: st.DrawFn) -> list[TransactionEvent]:
+    """:func:`arrivals` plus a user whose transactions (in their own order) arrive far behind everyone
+    else's, some replayed: they are idle long enough to be evicted and return needing their history."""
+    stream = draw(arrivals())
+    newest = max(event.event_us for event in stream)
+    times = sorted(draw(st.lists(st.integers(0, newest), min_size=1, max_size=8)))
+    backfill = [
+        TransactionEvent(time, f"b{index}", "u9", draw(st.sampled_from(["m1", "m5"])), float(index + 1), index % 2 == 0)
+        for index, time in enumerate(times)
+    ]
+    positions = sorted(draw(st.lists(st.integers(0, len(stream)), min_size=len(backfill), max_size=len(backfill))))
+    for offset, (position, event) in enumerate(zip(positions, backfill, strict=True)):
+        stream.insert(position + offset, event)
+    for replay in draw(st.lists(st.sampled_from(backfill), max_size=3)):
+        stream.insert(draw(st.integers(stream.index(replay) + 1, len(stream))), replay)
+    return stream
+
+
+def drive(
+    stream: Sequence[TransactionEvent], cuts: Sequence[int], *, evict: bool, aggregator: UserAggregator | None = None
+) -> tuple[dict[tuple[str, int], UserRow], list[Outcome], int, UserAggregator]:
+    """Feed ``stream`` in micro-batches cut at ``cuts`` as the handler does: read back what the
+    aggregator asks for from the log of accepted events, accept, flush, log, evict idle users."""
+    aggregator = aggregator or UserAggregator(LATENESS)
+    log: list[TransactionEvent] = []
+    emitted: dict[tuple[str, int], UserRow] = {}
+    outcomes: list[Outcome] = []
+    rows = 0
+    bounds = [0, *cuts, len(stream)]
+    for start, end in itertools.pairwise(bounds):
+        batch = stream[start:end]
+        request = aggregator.history_needed(batch)
+        if request is not None:
+            stored = [
+                e for e in log if e.user_id in request.user_ids and request.start_us <= e.event_us < request.end_us
+            ]
+            aggregator.load_history(request, stored)
+        for event in batch:
+            result = aggregator.accept(event)
+            outcomes.append(result.outcome)
+            if result.outcome is Outcome.ACCEPTED:
+                log.append(event)
+        flushed = aggregator.flush()
+        rows += len(flushed)
+        for row in flushed:
+            emitted[(row.user_id, row.at_us)] = row
+        if evict:
+            aggregator.evict_idle()
+    return emitted, outcomes, rows, aggregator
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrivals_with_a_backfill(), st.data())
+def test_batches_with_eviction_and_history_read_back_equal_the_oracle(
+    stream: list[TransactionEvent], data: st.DataObject
+) -> None:
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=len(stream))))
+    emitted, outcomes, _, _ = drive(stream, cuts, evict=True)
+
+    accepted = oracle_accepts(stream)
+    assert outcomes.count(Outcome.ACCEPTED) == len(accepted)
+    assert set(emitted) == {(e.user_id, e.event_us) for e in accepted}
+    for (user_id, at_us), row in emitted.items():
+        assert_rows_equal(row.features, oracle_row(accepted, user_id, at_us), f"{user_id}@{at_us}")
+
+
+def test_an_evicted_user_is_read_back_before_their_next_transaction() -> None:
+    aggregator = UserAggregator(LATENESS)
+    aggregator.add(TransactionEvent(0, "a1", "idle", "m1", 10.0, card_not_present=False))
+    aggregator.add(TransactionEvent(DAY, "a2", "idle", "m2", 20.0, card_not_present=True))
+    aggregator.add(TransactionEvent(20 * DAY, "b1", "busy", "m1", 1.0, card_not_present=False))
+    aggregator.evict_idle()  # everyone was touched since the last pass: nobody goes
+    assert aggregator.users == 2
+    assert aggregator.evict_idle() == ["idle"]
+    assert aggregator.users == 1
+
+    returning = TransactionEvent(DAY + HOUR, "a3", "idle", "m1", 30.0, card_not_present=False)
+    with pytest.raises(HistoryMissingError):
+        aggregator.accept(returning)
+    request = aggregator.history_needed([returning])
+    assert request is not None
+    assert request.user_ids == {"idle"}
+    assert request.start_us <= DAY + HOUR - 7 * DAY + 1
+    assert request.end_us > DAY
+    stored = [
+        TransactionEvent(0, "a1", "idle", "m1", 10.0, card_not_present=False),
+        TransactionEvent(DAY, "a2", "idle", "m2", 20.0, card_not_present=True),
+    ]
+    aggregator.load_history(request, stored)
+    assert aggregator.accept(returning).outcome is Outcome.ACCEPTED
+    (row,) = aggregator.flush()
+    assert row.features["tx_count_7d"] == 3
+    assert row.features["tx_count_24h"] == 2
+    # Read back, a replay is known again and a transaction too far behind the user is late again.
+    assert aggregator.add(stored[1]).outcome is Outcome.DUPLICATE
+    assert aggregator.add(TransactionEvent(HOUR, "a0", "idle", "m1", 1.0, card_not_present=False)).outcome is (
+        Outcome.LATE
+    )
+
+
+def test_idle_users_are_evicted_and_state_stays_bounded() -> None:
+    """A thousand users, each active on one day of 100: memory holds about a week's worth."""
+    aggregator = UserAggregator(LATENESS)
+    most = 0
+    for day in range(100):
+        for user in range(10):
+            aggregator.add(
+                TransactionEvent(day * DAY + user * SECOND, f"e{day}-{user}", f"u{day}-{user}", "m1", 1.0, False)
+            )
+        aggregator.evict_idle()
+        most = max(most, aggregator.users)
+    assert most <= 10 * 10  # a user goes once it is a week and twice the lateness behind, and idle for a pass
+    assert aggregator.users <= 10 * 10
+
+
+@pytest.mark.parametrize("reversed_share", [0.0, 0.1, 1.0])
+def test_disordered_streams_equal_the_oracle_and_each_row_is_computed_once_per_batch(reversed_share: float) -> None:
+    """Issue 15's worst case and milder ones: the rows equal the oracle, and a micro-batch emits each
+    changed row once (a batch of newest-first events of one user is one pass, not a rescan per event)."""
+    count, batch = 1200, 300
+    stream = disordered(count, reversed_share)
+    cuts = list(range(batch, count, batch))
+    emitted, outcomes, rows, _ = drive(stream, cuts, evict=False, aggregator=UserAggregator(HOUR))
+
+    assert outcomes.count(Outcome.ACCEPTED) == count
+    assert set(emitted) == {(e.user_id, e.event_us) for e in stream}
+    for (user_id, at_us), row in emitted.items():
+        assert_rows_equal(row.features, oracle_row(stream, user_id, at_us), f"{user_id}@{at_us}")
+    # Each batch emits the rows from its earliest event on, once: newest-first, batch k re-emits k * batch rows.
+    expected_rows = 0
+    seen: list[int] = []
+    for start in range(0, count, batch):
+        chunk = [event.event_us for event in stream[start : start + batch]]
+        seen.extend(chunk)
+        expected_rows += sum(1 for time in seen if time >= min(chunk))
+    assert rows == expected_rows
+    if reversed_share == 1.0:
+        assert rows == sum(batch * k for k in range(1, count // batch + 1))  # 3,000, where one row per event per
+        # later event was 720,600

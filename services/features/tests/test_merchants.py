@@ -83,3 +83,13 @@ def test_snapshots_equal_the_oracle(data: tuple[pd.DataFrame, pd.DataFrame], hou
 def test_snapshot_times_fall_on_the_hour_within_the_bounds() -> None:
     times = snapshot_times(T0 + timedelta(minutes=30), T0 + timedelta(hours=3))
     assert times == [T0 + timedelta(hours=h) for h in (1, 2, 3)]
+
+
+def test_a_snapshot_is_stamped_when_it_becomes_available_and_keeps_its_own_time_as_of() -> None:
+    tx = pd.DataFrame(
+        {"event_id": ["t1"], "event_time": [T0 - timedelta(minutes=5)], "merchant_id": ["m1"], "amount": [10.0]}
+    )
+    labels = pd.DataFrame(columns=["event_id", "transaction_event_id", "event_time", "is_fraud"])
+    frame = merchant_snapshots(tx, labels, [T0], available_after=timedelta(hours=1))
+    assert frame.loc[0, "event_timestamp"] == pd.Timestamp(T0 + timedelta(hours=1))
+    assert frame.loc[0, "merchant_snapshot_unix"] == T0.timestamp()

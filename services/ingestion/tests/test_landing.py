@@ -71,3 +71,21 @@ def test_lineage_columns_are_kept(tmp_path: Path) -> None:
 
 def test_nothing_landed_reads_as_an_empty_table(tmp_path: Path) -> None:
     assert LandingZone(tmp_path).read("labels").num_rows == 0
+
+
+def test_idle_old_partitions_are_forgotten_and_a_redelivery_still_lands_nothing_twice(tmp_path: Path) -> None:
+    """Sixty days of traffic, day by day: the ids held stay a few days' worth (today's code held every
+    day's), and a batch of the first day redelivered at the end is still recognised, from the files."""
+    zone = LandingZone(tmp_path, evict_every=2, keep_days=2)
+    days = []
+    for day in range(60):
+        batch = rows(4, seed=day)
+        for row in batch:
+            row["event_time"] = datetime(2026, 1, 1, 12, tzinfo=UTC) + timedelta(days=day)
+        days.append(batch)
+        assert zone.append("transactions", batch[:2], TRANSACTION_SCHEMA) == 2
+        assert zone.append("transactions", batch, TRANSACTION_SCHEMA) == 2
+        assert zone.cached_partitions <= 4
+    assert zone.append("transactions", days[0], TRANSACTION_SCHEMA) == 0
+    assert zone.append("transactions", days[30] + days[59], TRANSACTION_SCHEMA) == 0
+    assert zone.read("transactions").num_rows == 60 * 4

@@ -8,15 +8,25 @@ Layout, on a local folder or object storage (any pyarrow filesystem URI)::
 
     <root>/transactions/event_date=YYYY-MM-DD/part-<uuid>.parquet
     <root>/labels/event_date=YYYY-MM-DD/part-<uuid>.parquet
+    <root>/arrivals/<uuid>.json
 
 Writers append parts (temporary name, then rename) and never read; a redelivered
 batch may append a row twice, so every reader keeps one row per ``event_id``.
+
+Each append also leaves a note of what arrived (the kind, and the earliest and
+latest event time written to each date): the merchant job reads the notes to
+recompute exactly the snapshots the new rows change, however old, and deletes
+them once that is recorded. The note is written after the rows, so whoever sees
+a note finds its rows.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -27,7 +37,7 @@ import pyarrow.fs as pafs
 
 from berg.features.offline_store import write_part
 
-__all__ = ["LABELS_SCHEMA", "TRANSACTIONS_SCHEMA", "LabelStore"]
+__all__ = ["LABELS_SCHEMA", "TRANSACTIONS_SCHEMA", "Arrival", "LabelStore"]
 
 _TIME = pa.timestamp("us", tz="UTC")
 TRANSACTIONS_SCHEMA = pa.schema(
@@ -56,6 +66,19 @@ LABELS_SCHEMA = pa.schema(
 )
 _SCHEMAS = {"transactions": TRANSACTIONS_SCHEMA, "labels": LABELS_SCHEMA}
 _PARTITION = "event_date="
+_ARRIVALS = "arrivals"
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One append to the label store, as its note tells it."""
+
+    note: str
+    """The note's path: what :meth:`LabelStore.acknowledge` deletes."""
+    kind: str
+    """``transactions`` or ``labels``."""
+    spans: tuple[tuple[datetime, datetime], ...]
+    """The earliest and latest event time of the rows written, one pair per event date."""
 
 
 class LabelStore:
@@ -76,10 +99,65 @@ class LabelStore:
         by_date: dict[date, list[Mapping[str, Any]]] = defaultdict(list)
         for row in rows:
             by_date[row["event_time"].astimezone(UTC).date()].append(row)
+        spans = []
         for event_date, dated in sorted(by_date.items()):
             table = pa.Table.from_pylist([{name: row[name] for name in schema.names} for row in dated], schema=schema)
             write_part(self._filesystem, f"{self._path}/{kind}/{_PARTITION}{event_date.isoformat()}", table)
+            times = [row["event_time"] for row in dated]
+            spans.append([min(times).astimezone(UTC).isoformat(), max(times).astimezone(UTC).isoformat()])
+        if spans:
+            self._write_note({"kind": kind, "spans": spans})
         return len(rows)
+
+    def _write_note(self, note: dict[str, Any]) -> None:
+        directory = f"{self._path}/{_ARRIVALS}"
+        self._filesystem.create_dir(directory, recursive=True)
+        temporary = f"{directory}/.tmp-{uuid.uuid4().hex}"
+        with self._filesystem.open_output_stream(temporary) as sink:
+            sink.write(json.dumps(note).encode())
+        self._filesystem.move(temporary, f"{directory}/{uuid.uuid4().hex}.json")
+
+    def arrivals(self, limit: int = 10_000) -> list[Arrival]:
+        """What was appended since the notes were last acknowledged (at most ``limit`` notes)."""
+        selector = pafs.FileSelector(f"{self._path}/{_ARRIVALS}", allow_not_found=True)
+        paths = sorted(
+            info.path
+            for info in self._filesystem.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.base_name.endswith(".json")
+        )[:limit]
+        found = []
+        for path in paths:
+            try:
+                with self._filesystem.open_input_stream(path) as source:
+                    note = json.loads(source.read())
+            except FileNotFoundError:
+                continue  # acknowledged meanwhile
+            spans = tuple(
+                (datetime.fromisoformat(first), datetime.fromisoformat(last)) for first, last in note["spans"]
+            )
+            found.append(Arrival(path, note["kind"], spans))
+        return found
+
+    def acknowledge(self, arrivals: Iterable[Arrival]) -> None:
+        """Delete the notes of ``arrivals``: their consequences are recorded elsewhere."""
+        for arrival in arrivals:
+            try:
+                self._filesystem.delete_file(arrival.note)
+            except FileNotFoundError:
+                continue
+
+    def earliest_event_date(self, kind: str) -> date | None:
+        """The oldest event date partition of ``kind`` (from the folder names; None when empty)."""
+        days = self._days(kind)
+        return date.fromisoformat(days[0]) if days else None
+
+    def _days(self, kind: str) -> list[str]:
+        selector = pafs.FileSelector(f"{self._path}/{kind}", allow_not_found=True)
+        return sorted(
+            info.base_name.removeprefix(_PARTITION)
+            for info in self._filesystem.get_file_info(selector)
+            if info.type == pafs.FileType.Directory and info.base_name.startswith(_PARTITION)
+        )
 
     def read(
         self,
@@ -126,14 +204,7 @@ class LabelStore:
 
     def latest_event_time(self, kind: str) -> datetime | None:
         """The latest ``event_time`` held (reads the newest date partition only)."""
-        base = f"{self._path}/{kind}"
-        selector = pafs.FileSelector(base, allow_not_found=True)
-        days = sorted(
-            info.base_name.removeprefix(_PARTITION)
-            for info in self._filesystem.get_file_info(selector)
-            if info.type == pafs.FileType.Directory and info.base_name.startswith(_PARTITION)
-        )
-        for day in reversed(days):
+        for day in reversed(self._days(kind)):
             start = datetime.fromisoformat(day).replace(tzinfo=UTC)
             frame = self.read(kind, start, start + timedelta(days=1))
             if len(frame):

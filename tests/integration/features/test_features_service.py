@@ -46,7 +46,7 @@ from tests.feature_oracle import assert_rows_equal, oracle_accepts, oracle_row
 from tests.helpers import make_transactions, wait_for
 from tests.processes import ServiceProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]  # bounds a hang only
 
 LATENESS_S = 3600
 TRANSACTIONS = 1500
@@ -146,24 +146,24 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         # Killed from outside at random points...
         for _ in range(3):
             service.start()
-            service.wait_ready()
+            service.wait_ready(timeout_s=600)  # a bound on a hang: a loaded machine imports Feast slowly
             seen = service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "accepted"})
             wait_for(
                 lambda seen=seen: (
                     service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "accepted"})
                     > seen + rng.randint(1, 100)
                 ),
-                120,
+                600,
                 "the features service to aggregate more events",
             )
             service.kill9()
         # ...and by itself, after its sinks and before its commit.
         for _ in range(3):
             service.start(FAULT_CRASH_BEFORE_COMMIT="0.5")
-            wait_for(lambda: not service.alive(), 120, "the fault injection to kill the features service")
+            wait_for(lambda: not service.alive(), 600, "the fault injection to kill the features service")
         service.start()
-        service.wait_ready()
-        wait_for(lambda: lag(bootstrap, group, (tx_topic, label_topic)) == 0, 180, "features lag 0")
+        service.wait_ready(timeout_s=600)
+        wait_for(lambda: lag(bootstrap, group, (tx_topic, label_topic)) == 0, 600, "features lag 0")
         # Each crash came after the sinks had written a batch it never committed, so Kafka redelivered
         # that batch to the next process. (The final process's duplicate counter is no proof: the last
         # redelivered batch may hold only labels, whose store dedups without counting.)

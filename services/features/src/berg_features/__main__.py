@@ -39,6 +39,7 @@ def main() -> None:
             metrics,
             transactions_topic=settings.transactions_topic,
             labels_topic=settings.labels_topic,
+            eviction_interval_s=settings.state_eviction_interval_s,
         )
         context.rebalance.on_assigned(handler.on_assigned)
         context.rebalance.on_revoked(handler.on_revoked)
@@ -50,9 +51,22 @@ def main() -> None:
             settings.offline_root,
             metrics,
             allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
-            recompute=timedelta(hours=settings.merchant_recompute_hours),
             backfill=timedelta(days=settings.merchant_backfill_days),
+            days_per_run=settings.merchant_days_per_run,
         )
+        leader_partition = (settings.transactions_topic, 0)
+
+        def lead_if_first(partitions: list[tuple[str, int]]) -> None:
+            # One instance plans and writes the snapshots: the one consuming partition 0.
+            if leader_partition in partitions:
+                job.lead()
+
+        def step_down_if_first(partitions: list[tuple[str, int]]) -> None:
+            if leader_partition in partitions:
+                job.step_down()
+
+        context.rebalance.on_assigned(lead_if_first)
+        context.rebalance.on_revoked(step_down_if_first)
         stop = threading.Event()
         thread = threading.Thread(
             target=job.run_forever, args=(stop, settings.merchant_interval_s), name="merchant-job", daemon=True

@@ -3,18 +3,22 @@
 For each micro-batch from ``transactions.valid`` and ``labels.valid``:
 
 1. decode (a record that fails its contract is dead-lettered, as everywhere);
-2. add each transaction to the user aggregates; a transaction later than the
+2. read back from the label store the history of users the aggregator forgot
+   (evicted while idle, or not restored after a restart) that the batch needs;
+3. add each transaction to the user aggregates; a transaction later than the
    allowed lateness is dead-lettered with reason ``late_event``; a replay is
-   counted and changes nothing;
-3. push every emitted row to the offline store and, per user, the newest row to
+   counted and changes nothing; then compute every changed row once;
+4. push every changed row to the offline store and, per user, the newest row to
    the online store through the push source; a row older than what the online
    store holds for that user is never pushed online (SQLite's online store would
    let it win);
-4. append the transactions and labels to the label store;
-5. return, and the loop commits the offsets.
+5. append the transactions and labels to the label store (which notes what
+   arrived, for the merchant job), then evict idle users now that what they
+   hold is stored;
+6. return, and the loop commits the offsets.
 
-A crash anywhere before 5 redelivers the batch. State is rebuilt from the label
-store (step 4's log), so a transaction logged before the crash is a replay
+A crash anywhere before 6 redelivers the batch. State is rebuilt from the label
+store (step 5's log), so a transaction logged before the crash is a replay
 afterwards, and one not logged is aggregated again with the same result (its
 rows are pushed again, identical). A handler failure rolls the batch's users
 back to the label store the same way before the batch is retried.
@@ -40,7 +44,7 @@ from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
-from berg_features.aggregates import SECOND, WEEK, Outcome, TransactionEvent, UserAggregator, UserRow
+from berg_features.aggregates import LONGEST_WINDOW, SECOND, Outcome, TransactionEvent, UserAggregator, UserRow
 from berg_features.metrics import FeaturesMetrics
 
 __all__ = ["FeaturesHandler", "event_from_transaction", "rows_frame"]
@@ -53,6 +57,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def to_us(moment: datetime) -> int:
     """Microseconds since the epoch, exactly."""
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def event_from_transaction(transaction: TransactionV1) -> TransactionEvent:
@@ -102,6 +110,7 @@ class FeaturesHandler:
         transactions_topic: str = TRANSACTIONS_VALID,
         labels_topic: str = LABELS_VALID,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        eviction_interval_s: float = 60.0,
     ) -> None:
         self._transactions_topic = transactions_topic
         self._labels_topic = labels_topic
@@ -117,6 +126,8 @@ class FeaturesHandler:
         """Per user, the event timestamp that row was pushed with (see :meth:`_push`)."""
         self._user_partition: dict[str, int] = {}
         self._pending_reload: set[str] = set()
+        self._eviction_interval_s = eviction_interval_s
+        self._next_eviction = time.monotonic() + eviction_interval_s
 
     def __call__(self, records: Sequence[RawRecord]) -> None:
         if self._pending_reload:
@@ -125,8 +136,10 @@ class FeaturesHandler:
         transactions = [item for item in good if isinstance(item.value, TransactionV1)]
         labels = [item for item in good if isinstance(item.value, LabelV1)]
         users = {item.value.user_id for item in transactions}
+        events = [event_from_transaction(item.value) for item in transactions if isinstance(item.value, TransactionV1)]
         try:
-            rows, accepted, late = self._aggregate(transactions)
+            self._read_back_history(events)
+            rows, accepted, late = self._aggregate(transactions, events)
             self._push(rows)
             self._store_events(accepted, labels)
         except Exception:
@@ -136,6 +149,7 @@ class FeaturesHandler:
             self._pending_reload |= users
             raise
         self._dead_letters.publish([*rejected, *late])
+        self._evict_idle()
         self._metrics.users_in_state.set(self._aggregator.users)
 
     def decode(self, record: RawRecord) -> TransactionV1 | LabelV1:
@@ -146,16 +160,32 @@ class FeaturesHandler:
             return decode_contract(LabelV1, record)
         raise RecordRejected("unknown_topic", f"features does not read {record.topic}")
 
+    def _read_back_history(self, events: Sequence[TransactionEvent]) -> None:
+        # Users the aggregator forgot (idle, or older than what a restart read back) whose
+        # history this batch needs: one read of the label store for all of them.
+        request = self._aggregator.history_needed(events)
+        if request is None:
+            return
+        frame = self._labels.read(
+            "transactions",
+            start=from_us(request.start_us),
+            end=from_us(request.end_us),
+            filter_expression=ds.field("user_id").isin(sorted(request.user_ids)),
+        )
+        stored = [_event_from_log(row) for row in frame.itertuples(index=False)]
+        self._metrics.history_reads.inc()
+        self._metrics.restored_events.inc(self._aggregator.load_history(request, stored))
+        self._note_restored(frame)
+
     def _aggregate(
-        self, transactions: Sequence[Decoded[TransactionV1 | LabelV1]]
+        self, transactions: Sequence[Decoded[TransactionV1 | LabelV1]], events: Sequence[TransactionEvent]
     ) -> tuple[dict[tuple[str, int], UserRow], list[Decoded[TransactionV1 | LabelV1]], list[Rejected]]:
-        rows: dict[tuple[str, int], UserRow] = {}
         accepted: list[Decoded[TransactionV1 | LabelV1]] = []
         late: list[Rejected] = []
         lateness_s = self._aggregator.allowed_lateness_us / SECOND
-        for item in transactions:
+        for item, event in zip(transactions, events, strict=True):
             assert isinstance(item.value, TransactionV1)
-            result = self._aggregator.add(event_from_transaction(item.value))
+            result = self._aggregator.accept(event)
             self._metrics.events.labels("transaction", result.outcome.value).inc()
             self._metrics.lateness_seconds.observe(result.lateness_us / SECOND)
             if result.outcome is Outcome.LATE:
@@ -168,9 +198,8 @@ class FeaturesHandler:
             if result.outcome is Outcome.ACCEPTED:
                 accepted.append(item)
                 self._user_partition[item.value.user_id] = item.record.partition
-            for row in result.rows:
-                # A later recomputation of the same row in this batch supersedes the earlier one.
-                rows[(row.user_id, row.at_us)] = row
+        # Every row the batch changed, computed once (a late transaction changes the rows after it).
+        rows = {(row.user_id, row.at_us): row for row in self._aggregator.flush()}
         return rows, accepted, late
 
     def _push(self, rows: dict[tuple[str, int], UserRow]) -> None:
@@ -241,10 +270,12 @@ class FeaturesHandler:
     # State: rebuilt from the label store's transaction log.
 
     def _horizon_start(self) -> datetime | None:
+        # The aggregator evicts users a week and twice the lateness behind; a restart reads back
+        # as much, so a transaction within the lateness of the newest needs no further read.
         latest = self._labels.latest_event_time("transactions")
         if latest is None:
             return None
-        return latest - timedelta(microseconds=WEEK + self._aggregator.allowed_lateness_us)
+        return latest - timedelta(microseconds=LONGEST_WINDOW + 2 * self._aggregator.allowed_lateness_us)
 
     def _restore(self, condition: ds.Expression) -> None:
         start = self._horizon_start()
@@ -252,16 +283,34 @@ class FeaturesHandler:
             return
         frame = self._labels.read("transactions", start=start, filter_expression=condition)
         events = [_event_from_log(row) for row in frame.itertuples(index=False)]
-        self._metrics.restored_events.inc(self._aggregator.restore(events))
-        for row in frame.itertuples(index=False):
-            self._user_partition[str(row.user_id)] = int(row.source_partition)
-        for user_id in {event.user_id for event in events}:
+        self._metrics.restored_events.inc(self._aggregator.restore(events, complete_from_us=to_us(start)))
+        self._note_restored(frame)
+        self._metrics.users_in_state.set(self._aggregator.users)
+        log.info("state restored from the label store", extra={"transactions": len(frame)})
+
+    def _note_restored(self, frame: pd.DataFrame) -> None:
+        """What the handler keeps per user, for users whose transactions were read back."""
+        for user_id, partition in zip(frame["user_id"], frame["source_partition"], strict=True):
+            self._user_partition[str(user_id)] = int(partition)
+        for user_id in {str(user_id) for user_id in frame["user_id"]}:
             watermark = self._aggregator.watermark(user_id)
             if watermark is not None:
                 self._online_at[user_id] = max(self._online_at.get(user_id, watermark), watermark)
                 self._online_stamp[user_id] = max(self._online_stamp.get(user_id, watermark), watermark)
-        self._metrics.users_in_state.set(self._aggregator.users)
-        log.info("state restored from the label store", extra={"transactions": len(frame)})
+
+    def _evict_idle(self) -> None:
+        # After the label store append: what an evicted user held is stored, and is read back
+        # if they come back needing it.
+        now = time.monotonic()
+        if now < self._next_eviction:
+            return
+        self._next_eviction = now + self._eviction_interval_s
+        evicted = self._aggregator.evict_idle()
+        for user_id in evicted:
+            self._user_partition.pop(user_id, None)
+            self._online_at.pop(user_id, None)
+            self._online_stamp.pop(user_id, None)
+        self._metrics.users_evicted.inc(len(evicted))
 
     def on_assigned(self, partitions: list[tuple[str, int]]) -> None:
         """Load the aggregates of the users on newly assigned transaction partitions."""

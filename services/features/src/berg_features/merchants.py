@@ -6,13 +6,19 @@ store they are exact however many instances consume, and point-in-time correct
 by construction. The snapshot at ``s`` uses only transactions with event time in
 ``(s - window, s]`` and only labels known at ``s`` (label event time ``<= s``).
 
+Its row is stamped (Feast's event timestamp) when it can first be known, not at
+``s``: the features service computes it once every partition is past ``s`` plus the
+allowed lateness, so the online store holds at event time ``T`` the snapshot of
+about ``T - lateness``. Training joins by the stamp, so it sees what serving could
+have seen; ``merchant_snapshot_unix`` keeps ``s``, the data's as-of time.
+
 Pure: frames in, a frame out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -25,7 +31,11 @@ _DAY = pd.Timedelta(days=1)
 
 
 def merchant_snapshots(
-    transactions: pd.DataFrame, labels: pd.DataFrame, snapshot_times: Sequence[datetime]
+    transactions: pd.DataFrame,
+    labels: pd.DataFrame,
+    snapshot_times: Sequence[datetime],
+    *,
+    available_after: timedelta = timedelta(0),
 ) -> pd.DataFrame:
     """One row per (snapshot, merchant with a transaction in the fraud window before it).
 
@@ -33,9 +43,11 @@ def merchant_snapshots(
         transactions: label-store transactions (``event_id``, ``event_time``, ``merchant_id``, ``amount``).
         labels: label-store labels (``transaction_event_id``, ``event_time``, ``is_fraud``).
         snapshot_times: aware datetimes.
+        available_after: how long after its time a snapshot can be computed (the allowed lateness).
 
     Returns:
-        ``merchant_id``, the merchant features and ``event_timestamp`` (the snapshot time).
+        ``merchant_id``, the merchant features (``merchant_snapshot_unix``: the snapshot time) and
+        ``event_timestamp``: the snapshot time plus ``available_after``.
     """
     fraud_window = pd.Timedelta(MERCHANT_FRAUD_WINDOW)
     tx = transactions[["event_id", "event_time", MERCHANT_KEY, "amount"]]
@@ -76,7 +88,7 @@ def merchant_snapshots(
                 "merchant_fraud_rate_30d": (sums["fraud_known"] / sums["tx_30d"]).to_numpy(dtype="float64"),
                 "merchant_labels_known_30d": sums["label_known"].to_numpy(dtype="int64"),
                 MERCHANT_AS_OF: at.timestamp(),
-                "event_timestamp": at,
+                "event_timestamp": at + pd.Timedelta(available_after),
             }
         )
         frames.append(frame)

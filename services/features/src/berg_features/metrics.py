@@ -17,9 +17,12 @@ class FeaturesMetrics:
     lateness_seconds: Histogram
     users_in_state: Gauge
     restored_events: Counter
+    history_reads: Counter
+    users_evicted: Counter
     merchant_runs: Counter
     merchant_seconds: Histogram
     merchant_watermark: Gauge
+    merchant_pending_days: Gauge
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> FeaturesMetrics:
@@ -51,6 +54,16 @@ class FeaturesMetrics:
                 "Transactions read back from the label store to rebuild state.",
                 registry=registry,
             ),
+            history_reads=Counter(
+                "berg_features_history_reads",
+                "Reads of the label store for users whose history was evicted or not restored.",
+                registry=registry,
+            ),
+            users_evicted=Counter(
+                "berg_features_users_evicted",
+                "Idle users whose aggregates were dropped from memory (their transactions are stored).",
+                registry=registry,
+            ),
             merchant_runs=Counter(
                 "berg_features_merchant_runs", "Merchant snapshot runs, by outcome.", ["outcome"], registry=registry
             ),
@@ -59,7 +72,12 @@ class FeaturesMetrics:
             ),
             merchant_watermark=Gauge(
                 "berg_features_merchant_watermark_timestamp_seconds",
-                "Event time up to which merchant snapshots are materialized.",
+                "Event time up to which merchant snapshots are computed and materialized.",
+                registry=registry,
+            ),
+            merchant_pending_days=Gauge(
+                "berg_features_merchant_pending_days",
+                "Days of merchant snapshots whose inputs changed and that are not recomputed yet.",
                 registry=registry,
             ),
         )

@@ -31,12 +31,17 @@ class FeaturesSettings(ConsumerServiceSettings):
     allowed_lateness_s: float = Field(default=3600.0, ge=0, le=7 * 24 * 3600)
     """How far (event time) a transaction may arrive behind its user's latest one and still be
     aggregated; later ones are dead-lettered with reason ``late_event``."""
+    state_eviction_interval_s: float = Field(default=60.0, ge=0)
+    """Wall-clock seconds between passes that drop idle users from memory: a user untouched since
+    the previous pass whose newest transaction is more than 7 days and twice the lateness behind
+    the newest one held. A user who comes back is read back from the label store."""
     transactions_topic: str = Field(default=TRANSACTIONS_VALID, min_length=1)
     labels_topic: str = Field(default=LABELS_VALID, min_length=1)
     merchant_interval_s: float = Field(default=30.0, gt=0)
     """Wall-clock seconds between merchant snapshot runs (and their materialization)."""
-    merchant_recompute_hours: int = Field(default=6, ge=1, le=24 * 7)
-    """Each run recomputes the snapshots of the days covering this many hours before the
-    watermark, so labels and late transactions that arrived since are reflected."""
+    merchant_days_per_run: int = Field(default=7, ge=1, le=400)
+    """At most this many days of snapshots are recomputed per run (the newest pending first):
+    a backfill of old history is worked through run by run without holding up today's."""
     merchant_backfill_days: int = Field(default=35, ge=1, le=400)
-    """The first run computes snapshots this far back (bounded by the oldest transaction)."""
+    """The first run on a store computes snapshots this far back (bounded by the oldest
+    transaction); after it, what arrives is tracked, however old."""

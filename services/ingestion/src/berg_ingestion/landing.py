@@ -8,6 +8,14 @@ crash never sees half a file. Before writing, the zone drops events whose
 the files it knows and reads the ``event_id`` column of files it has not seen
 yet (written before a restart, or by another instance), so a redelivered batch
 lands nothing twice.
+
+The ids it keeps are a cache of what the files say, so forgetting them never lands
+anything twice: a partition whose ids are forgotten is read again (all its files) on
+its next write. To keep memory bounded, every ``evict_every`` appends the zone
+forgets the partitions that no append touched since the previous pass and whose
+date is more than ``keep_days`` before the newest date it has written: live traffic
+keeps today's ids, a redelivery of an older batch costs one read of its partition,
+and a backfill writing to old dates keeps its partitions while it writes to them.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +40,23 @@ _PARTITION_PREFIX = "event_date="
 class LandingZone:
     """Append-only parquet storage for one service instance."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, evict_every: int = 100, keep_days: int = 2) -> None:
+        if evict_every < 1 or keep_days < 0:
+            raise ValueError("evict_every must be >= 1 and keep_days >= 0")
         self.root = root
+        self._evict_every = evict_every
+        self._keep_days = timedelta(days=keep_days)
         self._known_files: dict[Path, set[str]] = defaultdict(set)
         self._known_ids: dict[Path, set[str]] = defaultdict(set)
+        self._dates: dict[Path, date] = {}
+        self._touched: set[Path] = set()
+        self._appends = 0
+        self._newest: date | None = None
+
+    @property
+    def cached_partitions(self) -> int:
+        """Date partitions whose landed ids are held in memory."""
+        return len(self._known_ids)
 
     def _partition(self, kind: str, event_date: date) -> Path:
         return self.root / kind / f"{_PARTITION_PREFIX}{event_date.isoformat()}"
@@ -63,9 +84,14 @@ class LandingZone:
         """
         by_partition: dict[Path, list[Mapping[str, Any]]] = defaultdict(list)
         for row in rows:
-            by_partition[self._partition(kind, row["event_time"].date())].append(row)
+            event_date = row["event_time"].date()
+            partition = self._partition(kind, event_date)
+            by_partition[partition].append(row)
+            self._dates[partition] = event_date
+            self._newest = event_date if self._newest is None else max(self._newest, event_date)
         landed = 0
         for partition, partition_rows in by_partition.items():
+            self._touched.add(partition)
             known = self._refresh(partition)
             fresh: dict[str, Mapping[str, Any]] = {}
             for row in partition_rows:
@@ -77,7 +103,18 @@ class LandingZone:
             self._known_files[partition].add(name)
             known.update(fresh)
             landed += len(fresh)
+        self._appends += 1
+        if self._appends % self._evict_every == 0:
+            self._forget_idle_partitions()
         return landed
+
+    def _forget_idle_partitions(self) -> None:
+        assert self._newest is not None
+        horizon = self._newest - self._keep_days
+        for partition in list(self._known_ids):
+            if partition not in self._touched and self._dates[partition] < horizon:
+                del self._known_ids[partition], self._known_files[partition], self._dates[partition]
+        self._touched.clear()
 
     def _write(self, partition: Path, rows: list[Mapping[str, Any]], schema: pa.Schema) -> str:
         partition.mkdir(parents=True, exist_ok=True)
