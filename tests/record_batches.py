@@ -118,6 +118,9 @@ class PartitionedConsumer:
     def highwater(self, tp: TopicPartition) -> int:
         return max(self.logs[tp], default=-1) + 1
 
+    def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.highwater(tp) for tp in partitions}
+
     def committed(self) -> dict[int, int]:
         latest: dict[int, int] = {}
         for commit in self.commits:
