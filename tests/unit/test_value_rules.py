@@ -83,7 +83,9 @@ def test_the_clock_is_the_checkers() -> None:
 
 
 def test_the_parameters_move_the_rules() -> None:
-    rules = ValueRules(clock_skew_s=0, max_amount=10, currencies=frozenset({"USD"}), merchant_categories=frozenset({"5411"}))
+    rules = ValueRules(
+        clock_skew_s=0, max_amount=10, currencies=frozenset({"USD"}), merchant_categories=frozenset({"5411"})
+    )
     event = transaction(amount=10.5, currency="EUR", event_time=(NOW + timedelta(seconds=1)).isoformat())
     assert fields_broken(event, rules=rules) == ["amount", "event_time", "currency"]
     assert rules.latest_event_time(NOW) == NOW
