@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -166,6 +167,15 @@ class ValueRules(BaseModel):
 
     def for_transactions(self) -> tuple[ValueRule, ...]:
         """The rules of a :class:`~berg.contracts.events.TransactionV1`, in evaluation order."""
+        return self._transaction_rules
+
+    def for_labels(self) -> tuple[ValueRule, ...]:
+        """The rules of a :class:`~berg.contracts.events.LabelV1`, in evaluation order."""
+        return self._label_rules
+
+    @cached_property
+    def _transaction_rules(self) -> tuple[ValueRule, ...]:
+        # Built once: serving checks every transaction of every request against them.
         return (
             PositiveAtMost("amount", self.max_amount),
             NotAfterClock("event_time", self.clock_skew),
@@ -175,8 +185,8 @@ class ValueRules(BaseModel):
             Unique("event_id"),
         )
 
-    def for_labels(self) -> tuple[ValueRule, ...]:
-        """The rules of a :class:`~berg.contracts.events.LabelV1`, in evaluation order."""
+    @cached_property
+    def _label_rules(self) -> tuple[ValueRule, ...]:
         return (
             NotAfterClock("event_time", self.clock_skew),
             OneOf("source", get_args(LabelSource)),
