@@ -68,8 +68,29 @@ def test_a_transaction_refuses_each_kind_of_bad_field(field: str, value: object)
     assert raised.value.errors()[0]["loc"][0] == field
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", True),
+        ("amount", "12.5"),
+        ("schema_version", True),
+        ("event_time", 1772452800),
+        ("event_time", "1772452800"),
+    ],
+)
+def test_json_types_are_strict_from_python_and_from_json(field: str, value: object) -> None:
+    """``true`` is not the amount 1.0, ``"12.5"`` not 12.5, a number not a time: on Kafka as at serving."""
+    assert TransactionV1.model_validate_json(json.dumps(transaction(amount=12))).amount == 12.0  # an integer is
+    with pytest.raises(ValidationError) as raised:
+        TransactionV1.model_validate(transaction(**{field: value}))
+    assert raised.value.errors()[0]["loc"][0] == field
+    with pytest.raises(ValidationError) as raised:
+        TransactionV1.model_validate_json(json.dumps(transaction(**{field: value})))
+    assert raised.value.errors()[0]["loc"][0] == field
+
+
 @pytest.mark.parametrize("amount", [0.0, -3.0, 10_000_000.0])
-def test_amount_ranges_are_left_to_validation(amount: float) -> None:
+def test_amount_ranges_are_left_to_the_value_rules(amount: float) -> None:
     assert TransactionV1.model_validate(transaction(amount=amount)).amount == amount
 
 

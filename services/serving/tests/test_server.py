@@ -5,8 +5,10 @@ The whole server, with real clients, gRPC, Feast and Kafka, is tested in ``tests
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,10 @@ import httpx
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
-from services.serving.tests.helpers import register, tensors, transaction_fields
+from services.serving.tests.helpers import NOW, register, tensors, transaction_fields
 from services.serving.tests.test_features import merchant_row, online, user_row
 
+from berg.contracts.rules import ValueRules
 from berg.observability.health import ReadinessChecks
 from berg.registry import ModelRegistry
 from berg.web.app import WebSettings
@@ -68,12 +71,27 @@ class Served:
 
 
 @pytest.fixture
-def served(slot: ChampionSlot) -> Served:
+def clock() -> list[datetime]:
+    """The server's clock: ``clock[0]`` is what it reads now (a test may move it)."""
+    return [NOW]
+
+
+@pytest.fixture
+def served(slot: ChampionSlot, clock: list[datetime]) -> Served:
     settings = ServingSettings(web=WebSettings(max_body_bytes=20_000), max_batch=4)
     metrics_registry = CollectorRegistry()
     metrics = ServingMetrics.register(metrics_registry)
     scorer = LocalScorer(slot, DecisionPolicy(), threads=1)
-    model = FraudTransformer("fraud", DictFeatures({"user-00001"}), scorer, None, metrics, max_batch=4)
+    model = FraudTransformer(
+        "fraud",
+        DictFeatures({"user-00001"}),
+        scorer,
+        None,
+        metrics,
+        max_batch=4,
+        rules=ValueRules(),
+        clock=lambda: clock[0],
+    )
     readiness = ReadinessChecks()
     readiness.add("model", model.is_ready)
     server = ServingServer(settings, model, readiness, metrics_registry)
@@ -104,6 +122,7 @@ async def test_v1_and_v2_score_and_flag_unknown_users(served: Served) -> None:
 
 
 Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+NOW_ID = uuid.uuid4()
 BINARY = {"content-type": "application/octet-stream", "inference-header-content-length": "11"}
 ONE_TENSOR = {"inputs": [{"name": "amount", "datatype": "FP64", "shape": [3], "data": [1]}]}
 
@@ -114,7 +133,11 @@ ONE_TENSOR = {"inputs": [{"name": "amount", "datatype": "FP64", "shape": [3], "d
         (lambda c: predict(c, {"instances": [transaction_fields(amount="NaN")]}), 400, "amount"),
         (lambda c: predict(c, {"instances": [transaction_fields()] * 5}), 400, "at most 4"),
         (lambda c: predict(c, {"instances": [{}]}), 400, "event_id: Field required"),
-        (lambda c: c.post("/v1/models/fraud:predict", content=b'{"instances": [NaN]}'), 400, "Unrecognized request"),
+        (
+            lambda c: c.post("/v1/models/fraud:predict", content=b'{"instances": [NaN]}'),
+            400,
+            "instances[0]: NaN is not",
+        ),
         (lambda c: c.post("/v1/models/fraud:predict", content=b"x" * 30_000), 413, "exceeds the limit"),
         (
             lambda c: c.post("/v1/models/fraud:predict", content=b"{}", headers={"content-type": "text/csv"}),
@@ -139,6 +162,128 @@ async def test_bad_input_is_a_4xx_with_a_message(served: Served, send: Send, sta
     response = await send(served.client)
     assert response.status_code == status, response.text
     assert message in response.text
+
+
+def v1_body_with_amount(token: str) -> bytes:
+    """A V1 body whose amount is ``token`` verbatim (a JSON encoder would refuse NaN or write null)."""
+    return orjson.dumps({"instances": [transaction_fields(amount=12.5)]}).replace(b"12.5", token.encode())
+
+
+def v2_json(amount: list[Any], **overrides: Any) -> dict[str, Any]:
+    """A V2 JSON request of one transaction whose ``amount`` tensor holds ``amount`` as given."""
+    inputs = [
+        {"name": t.name, "datatype": t.datatype, "shape": t.shape, "data": amount if t.name == "amount" else t.data}
+        for t in tensors([transaction_fields(**overrides)])
+    ]
+    return {"inputs": inputs}
+
+
+def v2_binary_with_amount(token: str) -> bytes:
+    """A V2 binary-extension body whose JSON header holds the amount tensor's data as ``token`` verbatim."""
+    header = orjson.dumps(v2_json([12.5])).replace(b"12.5", token.encode())
+    return header
+
+
+# Each is accepted with 200 before serving applied strict types and validation's value rules (issue 15).
+CONTRACT_REFUSALS = [
+    pytest.param(lambda c: predict(c, {"instances": [transaction_fields(amount=True)]}), "amount", id="v1-bool"),
+    pytest.param(lambda c: predict(c, {"instances": [transaction_fields(amount="12.5")]}), "amount", id="v1-string"),
+    pytest.param(lambda c: predict(c, {"instances": [transaction_fields(amount=-5.0)]}), "amount", id="v1-negative"),
+    pytest.param(lambda c: predict(c, {"instances": [transaction_fields(amount=0)]}), "amount", id="v1-zero"),
+    pytest.param(lambda c: predict(c, {"instances": [transaction_fields(amount=1e7)]}), "amount", id="v1-too-large"),
+    pytest.param(
+        lambda c: predict(c, {"instances": [transaction_fields(event_time="2030-01-01T00:00:00Z")]}),
+        "event_time",
+        id="v1-2030",
+    ),
+    pytest.param(
+        lambda c: predict(c, {"instances": [transaction_fields(event_time=1772452800)]}), "event_time", id="v1-epoch"
+    ),
+    pytest.param(lambda c: predict(c, {"instances": [transaction_fields(currency="XXX")]}), "currency", id="currency"),
+    pytest.param(
+        lambda c: predict(c, {"instances": [transaction_fields(merchant_category="0000")]}),
+        "merchant_category",
+        id="unknown-category",
+    ),
+    pytest.param(
+        lambda c: predict(c, {"instances": [transaction_fields(schema_version=True)]}),
+        "schema_version",
+        id="v1-version-bool",
+    ),
+    pytest.param(
+        lambda c: predict(c, {"instances": [transaction_fields(event_id=str(NOW_ID))] * 2}),
+        "event_id",
+        id="v1-same-event-twice",
+    ),
+    pytest.param(
+        lambda c: c.post("/v1/models/fraud:predict", content=v1_body_with_amount("NaN")), "amount", id="v1-nan-token"
+    ),
+    pytest.param(
+        lambda c: c.post("/v1/models/fraud:predict", content=v1_body_with_amount("1e400")), "amount", id="v1-1e400"
+    ),
+    pytest.param(
+        lambda c: c.post("/v1/models/fraud:predict", content=v1_body_with_amount("-Infinity")),
+        "amount",
+        id="v1-infinity",
+    ),
+    pytest.param(
+        lambda c: c.post(
+            "/v1/models/fraud:predict",
+            content=v1_body_with_amount("NaN"),
+            headers={"content-type": "application/json; charset=utf-8"},
+        ),
+        "amount",
+        id="v1-nan-token-charset",
+    ),
+    pytest.param(lambda c: c.post("/v2/models/fraud/infer", json=v2_json([True])), "amount", id="v2-bool"),
+    pytest.param(lambda c: c.post("/v2/models/fraud/infer", json=v2_json(["12.5"])), "amount", id="v2-string"),
+    pytest.param(lambda c: c.post("/v2/models/fraud/infer", json=v2_json([-5.0])), "amount", id="v2-negative"),
+    pytest.param(
+        lambda c: c.post("/v2/models/fraud/infer", json=v2_json([12.5], event_time="2030-01-01T00:00:00Z")),
+        "event_time",
+        id="v2-2030",
+    ),
+    pytest.param(
+        lambda c: c.post(
+            "/v2/models/fraud/infer",
+            content=orjson.dumps(v2_json([12.5])).replace(b"12.5", b"1" + b"0" * 400),
+            headers={"content-type": "application/json"},
+        ),
+        "amount",
+        id="v2-huge-integer",
+    ),
+    pytest.param(
+        lambda c: c.post(
+            "/v2/models/fraud/infer",
+            content=v2_binary_with_amount("NaN"),
+            headers={
+                "content-type": "application/octet-stream",
+                "inference-header-content-length": str(len(v2_binary_with_amount("NaN"))),
+            },
+        ),
+        "inputs[4].data[0]",
+        id="v2-binary-header-nan-token",
+    ),
+]
+
+
+@pytest.mark.parametrize(("send", "field"), CONTRACT_REFUSALS)
+async def test_what_the_contract_or_a_value_rule_refuses_is_a_400_naming_the_field(
+    served: Served, send: Send, field: str
+) -> None:
+    response = await send(served.client)
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error"]
+
+
+async def test_the_event_time_bound_is_the_server_clock_plus_the_skew(served: Served, clock: list[datetime]) -> None:
+    skew = ValueRules().clock_skew
+    at_the_bound = transaction_fields(event_time=(clock[0] + skew).isoformat())
+    assert (await predict(served.client, {"instances": [at_the_bound]})).status_code == 200
+    clock[0] -= timedelta(microseconds=1)  # the same transaction, a moment earlier on the server's clock
+    response = await predict(served.client, {"instances": [at_the_bound]})
+    assert response.status_code == 400, response.text
+    assert "instances[0]: event_time" in response.json()["error"]
 
 
 async def test_draining_turns_readiness_503_while_requests_are_still_served(served: Served) -> None:

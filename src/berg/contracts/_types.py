@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 
 __all__ = [
     "CONTRACT_CONFIG",
     "EventId",
     "FiniteFloat",
     "Identifier",
+    "JsonNumber",
+    "SchemaVersion1",
     "UtcDatetime",
 ]
 
@@ -37,11 +40,36 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError(f"{value.isoformat()} is outside the range of UTC datetimes") from None
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""A timezone-aware timestamp, normalised to UTC; naive timestamps are refused."""
+_UNIX_TIMESTAMP = re.compile(r"\s*[-+]?[0-9]+(\.[0-9]*)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    # pydantic reads a number, or a string of digits, as seconds (or milliseconds) since 1970:
+    # a guess about the unit that a timestamp in ISO 8601 never needs.
+    if isinstance(value, int | float) or (isinstance(value, str) and _UNIX_TIMESTAMP.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 date and time with a zone, not a number")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_to_utc)]
+"""A timezone-aware ISO 8601 timestamp, normalised to UTC; naive timestamps and numbers are refused."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor infinite."""
+
+JsonNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+"""A finite number given as a number: ``true`` or ``"12.5"`` is refused, not read as 1.0 or 12.5."""
+
+
+def _not_a_bool(value: Any) -> Any:
+    # Literal[1] matches True (True == 1), in strict mode too.
+    if isinstance(value, bool):
+        raise ValueError("must be the number 1, not a boolean")
+    return value
+
+
+SchemaVersion1 = Annotated[Literal[1], BeforeValidator(_not_a_bool)]
+"""The ``schema_version`` of a v1 contract: the number 1."""
 
 Identifier = Annotated[
     str,

@@ -16,20 +16,21 @@ typed batches to each other, not wire payloads; the wire formats are in
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import numpy as np
-import orjson
 from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.model import InferenceVerb
 from typing_extensions import override
 
 from berg.contracts import TransactionV1
+from berg.contracts.rules import ValueRules
 from berg_serving.features import FeatureFrame, MissingFeaturesError, assemble_features, entity_rows
+from berg_serving.json_body import load_json
 from berg_serving.metrics import ServingMetrics
 from berg_serving.online import OnlineFeatureSource
 from berg_serving.prediction_log import PredictionLog
@@ -59,12 +60,13 @@ Payload: TypeAlias = "dict[str, Any] | InferRequest | bytes"
 
 def _json_body(payload: object) -> object:
     """A V1 body: KServe hands over parsed JSON, or the raw bytes for a JSON type it does not list
-    (``application/json; charset=utf-8``)."""
+    (``application/json; charset=utf-8``).
+
+    Raises:
+        RequestError: the bytes are not standard JSON.
+    """
     if isinstance(payload, bytes | bytearray):
-        try:
-            return orjson.loads(payload)
-        except orjson.JSONDecodeError as error:
-            raise InvalidInput(f"the body is not JSON: {error}") from None
+        return load_json(bytes(payload))
     return payload
 
 
@@ -199,6 +201,9 @@ class FraudTransformer(_ScoringModel):
         prediction_log: where every prediction goes (None: not logged).
         metrics: latency per stage, scores, decisions, default features.
         max_batch: most transactions per request.
+        rules: the value rules every transaction must pass (validation's own).
+        clock: the server's clock, read once per request: event times may not be later than it
+            plus the allowed skew.
     """
 
     def __init__(
@@ -210,20 +215,26 @@ class FraudTransformer(_ScoringModel):
         metrics: ServingMetrics,
         *,
         max_batch: int,
+        rules: ValueRules,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(name, scorer, metrics, max_batch=max_batch)
         self._features = features
         self._prediction_log = prediction_log
+        self._rules = rules
+        self._clock = clock
 
     @override
     async def preprocess(self, payload: Payload, headers: dict[str, str] | None = None) -> _TransactionBatch:
         with self._metrics.latency.labels("lookup").time():
             try:
+                now = self._clock()
                 if isinstance(payload, InferRequest):
-                    transactions = parse_v2(payload.inputs, max_batch=self._max_batch)
+                    transactions = parse_v2(payload.inputs, max_batch=self._max_batch, rules=self._rules, now=now)
                     request: InferRequest | None = payload
                 else:
-                    transactions = parse_v1(_json_body(payload), max_batch=self._max_batch)
+                    body = _json_body(payload)
+                    transactions = parse_v1(body, max_batch=self._max_batch, rules=self._rules, now=now)
                     request = None
             except RequestError as error:
                 raise InvalidInput(str(error)) from None

@@ -29,7 +29,7 @@ from kserve import InferInput, InferOutput, InferRequest, InferResponse
 
 from berg.contracts.predictions import Decision
 from berg_serving.predictions import ScoredTransaction, Scores
-from berg_serving.scoring_request import NUMERIC_DATATYPES, TRANSACTION_TENSORS, RequestError
+from berg_serving.scoring_request import NUMERIC_DATATYPES, TRANSACTION_TENSORS, RequestError, check_json_numbers
 
 __all__ = [
     "MODEL_VERSION_PARAMETER",
@@ -213,7 +213,7 @@ def feature_columns_v2(inputs: Sequence[InferInput], *, max_batch: int) -> dict[
     """Named feature columns from a V2 predictor request (one numeric tensor per feature, NaN missing).
 
     Raises:
-        RequestError: a non-numeric tensor, tensors of different lengths, or a repeated name.
+        RequestError: a non-numeric tensor or JSON value, tensors of different lengths, or a repeated name.
     """
     columns: dict[str, np.ndarray] = {}
     rows: int | None = None
@@ -229,8 +229,11 @@ def feature_columns_v2(inputs: Sequence[InferInput], *, max_batch: int) -> dict[
             raise RequestError(f"input tensor {tensor.name!r} holds {shape[0]} rows, the others {rows}")
         rows = shape[0]
         _check_rows(rows, max_batch)
+        check_json_numbers(tensor)
         try:
             columns[tensor.name] = np.asarray(tensor.as_numpy(), dtype=np.float64).reshape(-1)
+        except OverflowError:
+            raise RequestError(f"input tensor {tensor.name!r}: a value does not fit a 64-bit float") from None
         except (ValueError, TypeError) as error:
             raise RequestError(f"input tensor {tensor.name!r}: data does not match shape {shape}: {error}") from None
         if len(columns[tensor.name]) != rows:

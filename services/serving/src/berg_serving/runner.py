@@ -126,7 +126,13 @@ def assemble(settings: ServingSettings, shape: Shape, metrics: ServingMetrics) -
 
     closers.extend([close_log, close_features])
     transformer = FraudTransformer(
-        settings.model_name, features, scorer, prediction_log, metrics, max_batch=settings.max_batch
+        settings.model_name,
+        features,
+        scorer,
+        prediction_log,
+        metrics,
+        max_batch=settings.max_batch,
+        rules=settings.rules,
     )
     return Assembly(transformer, closers)
 

@@ -12,26 +12,35 @@ A scoring request carries one or more transactions, each exactly the fields of
   ``amount`` is ``FP64`` (``FP32`` and integer types are accepted). ``currency`` may be omitted
   (``EUR``).
 
+Each transaction must pass the contract, strictly typed (an amount is a JSON number, never
+``true`` or ``"12.5"``; a JSON tensor's values are numbers), and the value rules of
+:mod:`berg.contracts.rules`, the ones validation applies: an amount above 0 and at most the
+largest, an event time no later than the server's clock (``now``, passed in) plus the
+allowed skew, a known currency and merchant category, an event id once per request.
+
 Every problem is a :class:`RequestError` whose message names the transaction and the field,
-so the caller gets a 400 that says what to fix. Pure: no KServe import; V2 tensors are
-anything with ``name``, ``datatype``, ``shape`` and ``as_numpy()``.
+so the caller gets a 400 that says what to fix. Pure: no KServe import, no clock; V2 tensors
+are anything with ``name``, ``datatype``, ``shape``, ``data`` and ``as_numpy()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
 
 from berg.contracts import TransactionV1
+from berg.contracts.rules import ValueRules, duplicated, transaction_violations
 
 __all__ = [
     "NUMERIC_DATATYPES",
     "TRANSACTION_TENSORS",
     "RequestError",
     "Tensor",
+    "check_json_numbers",
     "parse_v1",
     "parse_v2",
 ]
@@ -74,6 +83,10 @@ class Tensor(Protocol):
     @property
     def shape(self) -> list[int]: ...
 
+    @property
+    def data(self) -> object:
+        """The values as JSON gave them (a list, possibly nested), or anything else for raw tensors."""
+
     def as_numpy(self) -> np.ndarray: ...
 
 
@@ -85,16 +98,26 @@ def _describe(error: ValidationError, where: str) -> list[str]:
     return lines
 
 
-def _validate_rows(rows: Sequence[Mapping[str, Any]], where: str) -> list[TransactionV1]:
+def _validate_rows(
+    rows: Sequence[Mapping[str, Any]], where: str, rules: ValueRules, now: datetime
+) -> list[TransactionV1]:
     transactions: list[TransactionV1] = []
     problems: list[str] = []
     for index, row in enumerate(rows):
         try:
-            transactions.append(TransactionV1.model_validate(row))
+            transaction = TransactionV1.model_validate(row)
         except ValidationError as error:
             problems.extend(_describe(error, f"{where}[{index}]"))
+        else:
+            transactions.append(transaction)
+            problems.extend(
+                f"{where}[{index}]: {problem}" for problem in transaction_violations(rules, transaction, now)
+            )
         if len(problems) >= _MAX_REPORTED:
             break
+    if not problems:
+        repeated = duplicated(rules.for_transactions(), transactions)
+        problems.extend(f"{where}[{index}]: {problem}" for index, problem in sorted(repeated.items()))
     if problems:
         raise RequestError("invalid transaction(s): " + "; ".join(problems[:_MAX_REPORTED]))
     return transactions
@@ -107,11 +130,12 @@ def _check_batch(count: int, max_batch: int, what: str) -> None:
         raise RequestError(f"{what} holds {count} transactions; at most {max_batch} per request")
 
 
-def parse_v1(body: object, *, max_batch: int) -> list[TransactionV1]:
-    """The transactions of a V1 body, ``{"instances": [...]}``.
+def parse_v1(body: object, *, max_batch: int, rules: ValueRules, now: datetime) -> list[TransactionV1]:
+    """The transactions of a V1 body, ``{"instances": [...]}``, checked at the server's clock ``now``.
 
     Raises:
-        RequestError: not that shape, too many or no instances, or a transaction the contract refuses.
+        RequestError: not that shape, too many or no instances, or a transaction the contract or
+            a value rule refuses.
     """
     if not isinstance(body, dict):
         raise RequestError(f'expected a JSON object {{"instances": [<transaction>, ...]}}, got {type(body).__name__}')
@@ -126,7 +150,32 @@ def parse_v1(body: object, *, max_batch: int) -> list[TransactionV1]:
         if not isinstance(instance, dict):
             kind = type(instance).__name__
             raise RequestError(f"instances[{index}] must be a JSON object (a transaction), got {kind}")
-    return _validate_rows(instances, "instances")
+    return _validate_rows(instances, "instances", rules, now)
+
+
+def _leaves(data: object) -> Iterator[object]:
+    if isinstance(data, list | tuple):
+        for item in data:
+            yield from _leaves(item)
+    else:
+        yield data
+
+
+def check_json_numbers(tensor: Tensor) -> None:
+    """Refuse a numeric tensor whose JSON values are not all numbers (``true``, ``"12.5"``).
+
+    numpy would read them as 1.0 and 12.5. Raw tensors (binary REST, gRPC) carry their bytes,
+    typed by the datatype, and pass.
+
+    Raises:
+        RequestError: naming the tensor and the first offending value's position.
+    """
+    if not isinstance(tensor.data, list):
+        return
+    for index, value in enumerate(_leaves(tensor.data)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            kind = "a boolean" if isinstance(value, bool) else type(value).__name__
+            raise RequestError(f"tensor {tensor.name!r}[{index}] must be a JSON number ({tensor.datatype}), got {kind}")
 
 
 def _column(tensor: Tensor, rows: int | None, max_batch: int) -> tuple[list[Any], int]:
@@ -144,8 +193,12 @@ def _column(tensor: Tensor, rows: int | None, max_batch: int) -> tuple[list[Any]
         raise RequestError(f"tensor {name!r} must be BYTES (UTF-8 text), got {tensor.datatype}")
     if expected != "BYTES" and tensor.datatype not in NUMERIC_DATATYPES:
         raise RequestError(f"tensor {name!r} must be FP64 (or another numeric type), got {tensor.datatype}")
+    if expected != "BYTES":
+        check_json_numbers(tensor)
     try:
         values = np.asarray(tensor.as_numpy()).reshape(-1)
+    except OverflowError:
+        raise RequestError(f"tensor {name!r}: a value does not fit a 64-bit float") from None
     except (ValueError, TypeError) as error:
         raise RequestError(f"tensor {name!r}: its data does not fit its shape {shape} and datatype: {error}") from None
     if len(values) != shape[0]:
@@ -165,12 +218,13 @@ def _column(tensor: Tensor, rows: int | None, max_batch: int) -> tuple[list[Any]
     return [float(value) for value in values.astype(np.float64).tolist()], shape[0]
 
 
-def parse_v2(inputs: Sequence[Tensor], *, max_batch: int) -> list[TransactionV1]:
-    """The transactions of a V2 request: one tensor per field (see the module docstring).
+def parse_v2(inputs: Sequence[Tensor], *, max_batch: int, rules: ValueRules, now: datetime) -> list[TransactionV1]:
+    """The transactions of a V2 request: one tensor per field (see the module docstring), checked at the
+    server's clock ``now``.
 
     Raises:
         RequestError: an unknown, missing or repeated tensor, a wrong datatype or shape, too many or
-            no rows, or a transaction the contract refuses.
+            no rows, or a transaction the contract or a value rule refuses.
     """
     names = [tensor.name for tensor in inputs]
     unknown = sorted({name for name in names if name not in TRANSACTION_TENSORS})
@@ -187,4 +241,6 @@ def parse_v2(inputs: Sequence[Tensor], *, max_batch: int) -> list[TransactionV1]
     for tensor in inputs:
         columns[tensor.name], rows = _column(tensor, rows, max_batch)
     assert rows is not None  # at least the required tensors were given
-    return _validate_rows([{name: column[i] for name, column in columns.items()} for i in range(rows)], "row")
+    return _validate_rows(
+        [{name: column[i] for name, column in columns.items()} for i in range(rows)], "row", rules, now
+    )

@@ -9,6 +9,8 @@ V2 endpoint handlers, its gRPC servicer) and supplies the rest:
   ``/healthz``, ``/readyz``, ``/metrics``), with the inference routes added one by one
   (no model load/unload or explain routes), a V1 request schema in the OpenAPI, and a
   415 for a body that is neither JSON nor Open Inference binary;
+- a body that is not standard JSON (``NaN``, ``Infinity``, ``1e400``) is a 400 naming the
+  field that holds the number (:mod:`berg_serving.json_body`);
 - KServe's errors become ``{"error": <message>}`` (the protocol's error shape) with
   4xx for what the client sent: a malformed request never answers 5xx;
 - the stop: on SIGTERM or SIGINT readiness turns 503 (``/readyz``, V2 ``/health/ready``
@@ -62,14 +64,15 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from berg.contracts import TransactionV1
+from berg.contracts.rules import ValueRules, transaction_json_schema
 from berg.observability.health import ReadinessChecks
 from berg.web.app import create_app
 from berg_serving.errors import UpstreamError
+from berg_serving.json_body import non_finite_numbers
 from berg_serving.metrics import outcome_of, request_counter
 from berg_serving.settings import ServingSettings
 
-__all__ = ["ServingServer", "build_app"]
+__all__ = ["ServingServer", "build_app", "v1_request_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -97,24 +100,29 @@ _GRPC_CODES = {
     503: StatusCode.UNAVAILABLE,
 }
 
-V1_REQUEST_SCHEMA: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["instances"],
-                    "properties": {
-                        "instances": {"type": "array", "minItems": 1, "items": TransactionV1.model_json_schema()}
-                    },
+
+def v1_request_schema(rules: ValueRules) -> dict[str, Any]:
+    """The V1 predict route's OpenAPI body: KServe's handler reads the raw body, so it is given here.
+
+    The transaction schema carries the value rules a JSON Schema can say (bounds, known sets).
+    """
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["instances"],
+                        "properties": {
+                            "instances": {"type": "array", "minItems": 1, "items": transaction_json_schema(rules)}
+                        },
+                    }
                 }
-            }
-        },
+            },
+        }
     }
-}
-"""The V1 predict route reads the raw body (KServe's handler), so its OpenAPI entry is given here."""
 
 
 class ServingDataPlane(DataPlane):  # type: ignore[misc]  # kserve is untyped
@@ -130,11 +138,20 @@ class ServingDataPlane(DataPlane):  # type: ignore[misc]  # kserve is untyped
     def decode(self, body: Any, headers: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().decode(body, headers, *args, **kwargs)
-        except InvalidInput:
-            raise
+        except InvalidInput as error:
+            found = non_finite_numbers(_json_part(body, headers)) if isinstance(body, bytes) else []
+            if found:
+                raise InvalidInput("; ".join(found[:5])) from None
+            raise error from None
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
             # KServe's binary V2 decoder indexes the JSON header without checking it.
             raise InvalidInput(f"malformed inference request: {error!r}") from None
+
+
+def _json_part(body: bytes, headers: Any) -> bytes:
+    """The JSON of a body: all of it, or the header of an Open Inference binary body."""
+    length = str((headers or {}).get(_INFERENCE_HEADER, ""))
+    return body[: int(length)] if length.isdigit() else body
 
 
 def _error_status(error: Exception) -> int:
@@ -248,7 +265,7 @@ def build_app(
         v1.predict,
         methods=["POST"],
         response_model=None,
-        openapi_extra=V1_REQUEST_SCHEMA,
+        openapi_extra=v1_request_schema(settings.rules),
     )
     app.include_router(router)
 

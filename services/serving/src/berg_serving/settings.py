@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from berg.contracts._types import Identifier
+from berg.contracts.rules import ValueRules
 from berg.kafka.topics import PREDICTIONS
 from berg.settings import ServiceSettings, service_config
 from berg.web.app import WebSettings
@@ -101,6 +102,10 @@ class ServingSettings(ServiceSettings):
     above this ``decline``; below the threshold, ``approve``."""
     max_batch: int = Field(default=256, ge=1, le=10_000)
     """Most transactions in one request."""
+    rules: ValueRules = ValueRules()
+    """The value rules every transaction must pass, validation's (:mod:`berg.contracts.rules`): clock skew,
+    known currencies and merchant categories, the largest amount. Keep them equal to
+    ``BERG_VALIDATION_RULES__*``, so serving scores only what validation lets through."""
     lookup_threads: int = Field(default=2, ge=1, le=64)
     """Threads doing Feast online lookups (each with its own FeatureStore), off the event loop."""
     predict_threads: int = Field(default=2, ge=1, le=64)

@@ -12,7 +12,9 @@ a metric label: ``expect_column_values_to_be_between(amount)``, with a
 (``expect_column_values_to_be_in_set(channel)[card_not_present_min_share]``).
 
 - **Row-level** rules (level ``row``) judge each row; a row that fails any of them is
-  dead-lettered.
+  dead-lettered. Besides the structure rules (not null, of type), they are the value
+  rules of :mod:`berg.contracts.rules`, the one definition serving applies too, each
+  turned into its expectation here.
 - **Batch-level** rules judge the micro-batch as a whole, and run only on batches of at
   least :attr:`~berg_validation.rule_settings.BatchBounds.min_rows` rows. The null
   rates (level ``batch``) look at every row. The share of rows that passed and the
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from berg.contracts.rules import NotAfterClock, OneOf, PositiveAtMost, Unique, ValueRule
 from berg_validation.frames import COLUMN_TYPES, EventKind
 from berg_validation.rule_settings import RuleSettings
 
@@ -46,13 +49,11 @@ Level = Literal["row", "batch", "passed_rows"]
 """Which rows a rule looks at and what its failure means: see the module docstring."""
 
 MAX_EVENT_TIME = "max_event_time"
-"""Suite parameter: the latest acceptable event time of a batch (its ``now`` plus the allowed clock skew)."""
+"""Suite parameter: the latest acceptable event time of a batch, its ``now`` plus the allowed clock skew
+(:meth:`~berg.contracts.rules.ValueRules.latest_event_time`)."""
 
 MIN_PASSED_ROWS = "min_passed_rows"
 """Suite parameter: how many rows of a batch must pass every row-level rule (from its size and the bound)."""
-
-CHANNELS = ("card_present", "card_not_present")
-LABEL_SOURCES = ("chargeback", "customer_report", "manual_review")
 
 
 @dataclass(frozen=True)
@@ -121,39 +122,24 @@ def _structure_rules(kind: EventKind) -> list[Rule]:
     return rules
 
 
-def _not_in_future() -> Rule:
-    return _rule("expect_column_values_to_be_between", "event_time", "row", max_value={"$PARAMETER": MAX_EVENT_TIME})
-
-
-def _transaction_value_rules(settings: RuleSettings) -> list[Rule]:
-    return [
-        _rule(
+def _value_rule(rule: ValueRule) -> Rule:
+    """The expectation that checks one value rule of :mod:`berg.contracts.rules`."""
+    if isinstance(rule, PositiveAtMost):
+        return _rule(
             "expect_column_values_to_be_between",
-            "amount",
+            rule.field,
             "row",
             min_value=0.0,
             strict_min=True,
-            max_value=settings.max_amount,
-        ),
-        _not_in_future(),
-        _rule("expect_column_values_to_be_in_set", "currency", "row", value_set=sorted(settings.currencies)),
-        _rule(
-            "expect_column_values_to_be_in_set",
-            "merchant_category",
-            "row",
-            value_set=sorted(settings.merchant_categories),
-        ),
-        _rule("expect_column_values_to_be_in_set", "channel", "row", value_set=list(CHANNELS)),
-        _rule("expect_column_values_to_be_unique", "event_id", "row"),
-    ]
-
-
-def _label_value_rules() -> list[Rule]:
-    return [
-        _not_in_future(),
-        _rule("expect_column_values_to_be_in_set", "source", "row", value_set=list(LABEL_SOURCES)),
-        _rule("expect_column_values_to_be_unique", "event_id", "row"),
-    ]
+            max_value=rule.at_most,
+        )
+    if isinstance(rule, NotAfterClock):
+        # The batch's own clock reaches the suite as a parameter, so nothing is rebuilt per batch.
+        return _rule("expect_column_values_to_be_between", rule.field, "row", max_value={"$PARAMETER": MAX_EVENT_TIME})
+    if isinstance(rule, OneOf):
+        return _rule("expect_column_values_to_be_in_set", rule.field, "row", value_set=list(rule.values))
+    assert isinstance(rule, Unique)
+    return _rule("expect_column_values_to_be_unique", rule.field, "row")
 
 
 def _null_share_rules(kind: EventKind, settings: RuleSettings) -> list[Rule]:
@@ -238,7 +224,7 @@ def build_catalogue(kind: EventKind, settings: RuleSettings) -> Catalogue:
     if kind == "transactions":
         rules = [
             *_structure_rules(kind),
-            *_transaction_value_rules(settings),
+            *(_value_rule(rule) for rule in settings.for_transactions()),
             *_null_share_rules(kind, settings),
             _passed_share_rule(),
             *_transaction_distribution_rules(settings),
@@ -246,7 +232,7 @@ def build_catalogue(kind: EventKind, settings: RuleSettings) -> Catalogue:
     else:
         rules = [
             *_structure_rules(kind),
-            *_label_value_rules(),
+            *(_value_rule(rule) for rule in settings.for_labels()),
             *_null_share_rules(kind, settings),
             _passed_share_rule(),
         ]

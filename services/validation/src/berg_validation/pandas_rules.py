@@ -198,7 +198,7 @@ class PandasRules:
         if rows == 0:
             return Verdict(kind, 0, {}, (), dict.fromkeys((rule.name for rule in catalogue.at("row")), 0), False)
         parameters = {
-            MAX_EVENT_TIME: pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(self._settings.clock_skew),
+            MAX_EVENT_TIME: pd.Timestamp(self._settings.latest_event_time(now)).tz_convert("UTC"),
             MIN_PASSED_ROWS: catalogue.min_passed_rows(rows),
         }
         counts: dict[str, int] = {}

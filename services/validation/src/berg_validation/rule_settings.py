@@ -1,8 +1,10 @@
 """The values the validation rules are parameterised by: skew, known sets, batch bounds.
 
-A plain pydantic model (``extra="forbid"``, frozen), built once at start-up and
-passed in; the service's settings can nest it, e.g.
-``BERG_VALIDATION_RULES__CLOCK_SKEW_S=120`` or
+The row rules' parameters (clock skew, known categories and currencies, the largest
+amount) are the core library's :class:`~berg.contracts.rules.ValueRules`, the one
+definition serving applies too; this module adds the batch-level bounds. A plain
+pydantic model (``extra="forbid"``, frozen), built once at start-up and passed in;
+the service's settings nest it, e.g. ``BERG_VALIDATION_RULES__CLOCK_SKEW_S=120`` or
 ``BERG_VALIDATION_RULES__BATCH__AMOUNT_MEAN='[1, 20000]'``.
 
 Example::
@@ -12,14 +14,12 @@ Example::
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from berg.contracts.events import MAX_AMOUNT
 from berg.contracts.reference import MERCHANT_CATEGORY_CODES
+from berg.contracts.rules import DEFAULT_CURRENCIES, ValueRules
 
 __all__ = [
     "DEFAULT_CURRENCIES",
@@ -31,29 +31,12 @@ __all__ = [
 DEFAULT_MERCHANT_CATEGORIES: frozenset[str] = MERCHANT_CATEGORY_CODES
 """The ISO 18245 merchant category codes Berg knows (:mod:`berg.contracts.reference`)."""
 
-DEFAULT_CURRENCIES: frozenset[str] = frozenset(
-    {"EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "JPY", "CAD", "AUD"}
-)
-"""ISO 4217 codes Berg accepts by default."""
-
 
 def _ordered(bounds: tuple[float, float]) -> tuple[float, float]:
     low, high = bounds
     if low > high:
         raise ValueError(f"lower bound {low} is above upper bound {high}")
     return bounds
-
-
-def _all_match(pattern: str) -> AfterValidator:
-    compiled = re.compile(pattern)
-
-    def check(values: frozenset[str]) -> frozenset[str]:
-        bad = sorted(value for value in values if not compiled.fullmatch(value))
-        if bad:
-            raise ValueError(f"values {bad} do not match {pattern}")
-        return values
-
-    return AfterValidator(check)
 
 
 Bounds = Annotated[tuple[float, float], AfterValidator(_ordered)]
@@ -90,25 +73,11 @@ class BatchBounds(BaseModel):
     """At most this share of the rows that passed may belong to one user."""
 
 
-class RuleSettings(BaseModel):
-    """Everything the rules of both contracts depend on, validated once."""
+class RuleSettings(ValueRules):
+    """Everything the rules of both contracts depend on, validated once: the value rules' parameters
+    (clock skew, known sets, largest amount) and the batch-level bounds."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    clock_skew_s: Annotated[float, Field(ge=0.0, le=86_400.0)] = 300.0
-    """How far in the future of the batch's ``now`` an event time may be (producers' clocks drift)."""
-    merchant_categories: Annotated[frozenset[str], Field(min_length=1), _all_match(r"[0-9]{4}")] = (
-        DEFAULT_MERCHANT_CATEGORIES
-    )
-    """Known merchant category codes; any other is refused."""
-    currencies: Annotated[frozenset[str], Field(min_length=1), _all_match(r"[A-Z]{3}")] = DEFAULT_CURRENCIES
-    """Accepted currency codes."""
-    max_amount: Annotated[float, Field(gt=0.0, le=MAX_AMOUNT)] = MAX_AMOUNT
-    """Largest accepted amount; never above the contract's :data:`~berg.contracts.events.MAX_AMOUNT`."""
     batch: BatchBounds = BatchBounds()
     """Batch-level bounds."""
-
-    @property
-    def clock_skew(self) -> timedelta:
-        """:attr:`clock_skew_s` as a timedelta."""
-        return timedelta(seconds=self.clock_skew_s)

@@ -163,9 +163,7 @@ def max_event_time(now: datetime, settings: RuleSettings) -> pd.Timestamp:
     Raises:
         ValueError: ``now`` is naive.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(settings.clock_skew)
+    return pd.Timestamp(settings.latest_event_time(now)).tz_convert("UTC")
 
 
 @dataclass(frozen=True)
