@@ -75,7 +75,14 @@ def test_unknown_user_gets_nan_defaults_and_is_flagged() -> None:
     [
         (user_row(last_unix=T - timedelta(days=7).total_seconds()), merchant_row(), True, True),
         (user_row(last_unix=T - timedelta(days=7, seconds=1).total_seconds()), merchant_row(), False, True),
-        (user_row(), merchant_row(snapshot_unix=T - timedelta(days=2, seconds=1).total_seconds()), True, False),
+        # A snapshot reaches the online store an allowed lateness (1 h) after its time; its TTL counts from then.
+        (user_row(), merchant_row(snapshot_unix=T - timedelta(days=2, hours=1).total_seconds()), True, True),
+        (
+            user_row(),
+            merchant_row(snapshot_unix=T - timedelta(days=2, hours=1, seconds=1).total_seconds()),
+            True,
+            False,
+        ),
         (user_row(), None, True, False),
     ],
 )
@@ -87,6 +94,13 @@ def test_rows_count_within_their_view_ttl_as_in_training(
     assert math.isnan(frame.columns["tx_count_7d"][0]) != user_known
     assert math.isnan(frame.columns["merchant_tx_count_24h"][0]) != merchant_known
     assert frame.default_features_used[0] == (not (user_known and merchant_known))
+
+
+def test_the_merchant_ttl_counts_from_when_the_snapshot_was_available() -> None:
+    snapshot = merchant_row(snapshot_unix=T - timedelta(days=2, minutes=30).total_seconds())
+    rows = online((user_row(), snapshot))
+    assert assemble_features([transaction()], rows, merchant_available_after_s=3600).merchant_known[0]
+    assert not assemble_features([transaction()], rows, merchant_available_after_s=0).merchant_known[0]
 
 
 def test_a_batch_keeps_its_order() -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 
 __all__ = [
     "CREATED_TIMESTAMP",
+    "DEFAULT_ALLOWED_LATENESS",
     "EVENT_TIMESTAMP",
     "FEATURE_SERVICE",
     "MERCHANT_AS_OF",
@@ -67,6 +68,10 @@ USER_TTL = timedelta(days=7)
 MERCHANT_SNAPSHOT_EVERY = timedelta(hours=1)
 """Merchant aggregates are a batch view computed at these event-time boundaries."""
 MERCHANT_TTL = timedelta(days=2)
+DEFAULT_ALLOWED_LATENESS = timedelta(hours=1)
+"""How far behind in event time a transaction may arrive (the features service's default). A merchant
+snapshot at ``s`` can be computed only once every partition has passed ``s`` by this much, so it is stamped
+available at ``s`` plus the lateness, and serving applies the TTL from that time too."""
 MERCHANT_FRAUD_WINDOW = timedelta(days=30)
 
 USER_AS_OF = "last_transaction_unix"

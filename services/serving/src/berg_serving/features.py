@@ -26,6 +26,7 @@ import pandas as pd
 from berg.contracts import TransactionV1
 from berg.features.on_demand import transaction_context
 from berg.features.schema import (
+    DEFAULT_ALLOWED_LATENESS,
     MERCHANT_AS_OF,
     MERCHANT_FEATURES,
     MERCHANT_KEY,
@@ -138,8 +139,16 @@ def _usable(as_of: np.ndarray, event_unix: np.ndarray, ttl_s: float) -> np.ndarr
     return usable
 
 
-def assemble_features(transactions: Sequence[TransactionV1], online: Mapping[str, Sequence[object]]) -> FeatureFrame:
+def assemble_features(
+    transactions: Sequence[TransactionV1],
+    online: Mapping[str, Sequence[object]],
+    *,
+    merchant_available_after_s: float = DEFAULT_ALLOWED_LATENESS.total_seconds(),
+) -> FeatureFrame:
     """The feature columns of ``transactions`` from their online rows (Feast's ``to_dict()``, same order).
+
+    A merchant snapshot's TTL runs from when it became available (its as-of time plus
+    ``merchant_available_after_s``, the features service's allowed lateness), as in training.
 
     Raises:
         ValueError: ``online`` does not hold one value per transaction for each feature.
@@ -151,7 +160,11 @@ def assemble_features(transactions: Sequence[TransactionV1], online: Mapping[str
     event_unix = np.array([t.event_time.timestamp() for t in transactions], dtype=np.float64)
     amount = np.array([t.amount for t in transactions], dtype=np.float64)
     user_known = _usable(_floats(online.get(USER_AS_OF), count), event_unix, USER_TTL.total_seconds())
-    merchant_known = _usable(_floats(online.get(MERCHANT_AS_OF), count), event_unix, MERCHANT_TTL.total_seconds())
+    merchant_known = _usable(
+        _floats(online.get(MERCHANT_AS_OF), count) + merchant_available_after_s,
+        event_unix,
+        MERCHANT_TTL.total_seconds(),
+    )
     columns: dict[str, np.ndarray] = {}
     for names, known in ((_USER_STORED, user_known), (_MERCHANT_STORED, merchant_known)):
         for name in names:
