@@ -229,6 +229,15 @@ def demo(
             help="Speed of that live traffic: the wall seconds it is spread over (it hurries once serving swapped).",
         ),
     ] = 600,
+    watch_s: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=3600,
+            help="After the swap, spread the rest of that traffic over this many seconds (0: at once), so "
+            "monitoring and the alert rules watch the new champion on its own world.",
+        ),
+    ] = 0,
     transactions: Annotated[
         int, typer.Option(min=1, max=200_000, help="data-plane: simulated transactions to send.")
     ] = 2_000,
@@ -256,7 +265,7 @@ def demo(
         if story == "data-plane":
             _data_plane_demo(stack, transactions, seed, malformed_share, timeout_s)
         else:
-            _lifecycle_demo(stack, scenario, users, after_days, live_span_s, seed, timeout_s)
+            _lifecycle_demo(stack, scenario, users, after_days, live_span_s, watch_s, seed, timeout_s)
         if stop:
             down()
         else:
@@ -280,6 +289,7 @@ def _lifecycle_demo(
     users: int,
     after_days: float,
     live_span_s: float,
+    watch_s: float,
     seed: int,
     timeout_s: float,
 ) -> None:
@@ -294,6 +304,7 @@ def _lifecycle_demo(
         window_days=stack.settings.training_window_days,
         after_days=after_days,
         live_span_s=live_span_s,
+        watch_s=watch_s,
         act_timeout_s=timeout_s,
     )
     try:
