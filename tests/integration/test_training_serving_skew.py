@@ -5,7 +5,7 @@ features service with its merchant job) and serving scores it as a payment app w
 slice by slice of event time, each slice scored only once the data plane has stored
 everything before it (consumer groups caught up, and the merchant job has run on it),
 then produced. The slices are cut so that no user appears twice in one and none
-straddles an hour at which a merchant snapshot may become available, so every
+straddles a moment at which a merchant snapshot may become available, so every
 transaction is scored with exactly the state before it.
 
 Then the feature vector serving used for each transaction (the prediction log's
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka.partitioner.default import murmur2
 
 from berg.contracts import TransactionV1
 from berg.contracts.predictions import PredictionV1
@@ -91,6 +92,37 @@ def register_model(registry: ModelRegistry, staging: Path) -> None:
     )
     registry.register(MODEL, staging, metadata)
     registry.promote(MODEL, "v0001", reason="the skew test's model")
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a keyed record (every hop keys by user)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def split_at_watermark_steps(slices: Sequence[list[SimulatedEvent]], partitions: int) -> list[list[SimulatedEvent]]:
+    """``slices``, each also cut after every partition's first transaction past an hour boundary.
+
+    The merchant job's watermark moves when the slowest partition passes a boundary (the snapshot an
+    allowed lateness before it becomes available then): with a cut after each partition's first crossing,
+    no slice straddles that moment.
+    """
+    crossed: dict[int, datetime] = {}
+    result: list[list[SimulatedEvent]] = []
+    for records in slices:
+        current: list[SimulatedEvent] = []
+        for event in records:
+            current.append(event)
+            if event.kind != "transaction":
+                continue
+            partition = partition_of(event.key, partitions)
+            hour = event.event_time.replace(minute=0, second=0, microsecond=0)
+            if crossed.get(partition) != hour:
+                crossed[partition] = hour
+                result.append(current)
+                current = []
+        if current:
+            result.append(current)
+    return result
 
 
 def read_predictions(bootstrap: str, expected: int) -> dict[uuid.UUID, PredictionV1]:
@@ -205,7 +237,8 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
         # moments a merchant snapshot (hourly at s, computed once every partition passed s + lateness) may
         # become available.
         assert not LATENESS % SNAPSHOT_EVERY
-        slices = list(event_time_slices(span, SNAPSHOT_EVERY, one_per_user=True))
+        by_user = event_time_slices(span, SNAPSHOT_EVERY, one_per_user=True)
+        slices = split_at_watermark_steps(list(by_user), own_stack.settings.topic_partitions)
         transactions = [event for event in span if event.kind == "transaction"]
         assert len(transactions) >= 150, "the span should hold a few hundred transactions"
 
@@ -255,17 +288,27 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
 
     skew: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
+    minutes: Counter[int] = Counter()
+    """Transactions with a merchant feature skewed, by ten minutes after the hour (where a merchant
+    snapshot's availability would show)."""
     for index, transaction in enumerate(scored):
         logged = served[transaction.event_id].features
+        differing = []
         for name in SERVABLE_FEATURES:
             at_serving = as_model_reads(logged.get(name))
             at_training = as_model_reads(trained[name].iloc[index])
             if at_serving == at_training or (math.isnan(at_serving) and math.isnan(at_training)):
                 continue
-            skew[name] += 1
+            differing.append(name)
             examples.setdefault(name, []).append(
                 f"{transaction.event_time:%H:%M:%S} user {transaction.user_id} merchant {transaction.merchant_id}: "
                 f"served {at_serving!r}, trained {at_training!r}"
             )
+        skew.update(differing)
+        if any(name.startswith("merchant_") for name in differing):
+            minutes[transaction.event_time.minute // 10 * 10] += 1
     report = {name: (count, examples[name][:3]) for name, count in skew.most_common()}
-    assert not skew, f"{len(scored)} transactions in {timings.slices} slices; skew by feature: {report}"
+    assert not skew, (
+        f"{len(scored)} transactions in {timings.slices} slices; skew by feature: {report}; merchant skew by "
+        f"ten minutes after the hour: {sorted(minutes.items())}"
+    )
