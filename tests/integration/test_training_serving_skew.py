@@ -33,7 +33,13 @@ from kafka.partitioner.default import murmur2
 from berg.contracts import TransactionV1
 from berg.contracts.predictions import PredictionV1
 from berg.features.dataset import build_training_frame
-from berg.features.schema import EVENT_TIMESTAMP, FEATURE_SERVICE, REQUEST_AMOUNT, REQUEST_EVENT_UNIX
+from berg.features.schema import (
+    EVENT_TIMESTAMP,
+    FEATURE_SERVICE,
+    MERCHANT_AS_OF,
+    REQUEST_AMOUNT,
+    REQUEST_EVENT_UNIX,
+)
 from berg.features.store import close_store, feast_environment, open_store
 from berg.kafka.producer import open_producer
 from berg.kafka.topics import PREDICTIONS
@@ -282,7 +288,7 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
     with feast_environment(feast_env):
         store = open_store()
         try:
-            trained = build_training_frame(store, entities, FEATURE_SERVICE)
+            trained = build_training_frame(store, entities, FEATURE_SERVICE, with_as_of=True)
         finally:
             close_store(store)
 
@@ -300,9 +306,11 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
             if at_serving == at_training or (math.isnan(at_serving) and math.isnan(at_training)):
                 continue
             differing.append(name)
+            snapshot = trained[MERCHANT_AS_OF].iloc[index]
+            as_of = "none" if pd.isna(snapshot) else f"{datetime.fromtimestamp(snapshot, UTC):%H:%M}"
             examples.setdefault(name, []).append(
                 f"{transaction.event_time:%H:%M:%S} user {transaction.user_id} merchant {transaction.merchant_id}: "
-                f"served {at_serving!r}, trained {at_training!r}"
+                f"served {at_serving!r}, trained {at_training!r} (merchant snapshot {as_of})"
             )
         skew.update(differing)
         if any(name.startswith("merchant_") for name in differing):
