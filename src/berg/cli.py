@@ -220,7 +220,7 @@ def demo(
     users: Annotated[int, typer.Option(min=50, max=5_000, help="Card holders in the lifecycle's traffic.")] = 500,
     after_days: Annotated[
         float, typer.Option(min=0.5, max=14, help="Days of traffic after the drift, scored live while the loop closes.")
-    ] = 2.0,
+    ] = 1.0,
     live_span_s: Annotated[
         float,
         typer.Option(

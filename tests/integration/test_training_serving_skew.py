@@ -161,9 +161,10 @@ def as_model_reads(value: object) -> float:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="merchant snapshots: one at s reaches the online store only once the watermark (every partition's "
-    "latest event time less the allowed lateness) passes s, while training joins it at s (the FEATURES helper "
-    "stamps it at its availability on branch h-features)",
+    reason="merchant snapshots: training joins the snapshot at s from its stamp on, serving has it once the merchant "
+    "job materializes it, when the slowest partition has passed s + the allowed lateness. Stamped at s (main) or at "
+    "s + lateness (branch h-features), transactions before that crossing are skewed; the FEATURES helper is to stamp "
+    "the crossing itself",
 )
 def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
     own_stack: LocalStack, tmp_path: Path
