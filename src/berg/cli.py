@@ -234,7 +234,7 @@ def demo(
     users: Annotated[int, typer.Option(min=50, max=5_000, help="Card holders in the lifecycle's traffic.")] = 500,
     after_days: Annotated[
         float, typer.Option(min=0.5, max=14, help="Days of traffic after the drift, scored live while the loop closes.")
-    ] = 2.0,
+    ] = 1.0,
     live_span_s: Annotated[
         float,
         typer.Option(
@@ -243,6 +243,15 @@ def demo(
             help="Speed of that live traffic: the wall seconds it is spread over (it hurries once serving swapped).",
         ),
     ] = 600,
+    watch_s: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=3600,
+            help="After the swap, spread the rest of that traffic over this many seconds (0: at once), so "
+            "monitoring and the alert rules watch the new champion on its own world.",
+        ),
+    ] = 0,
     transactions: Annotated[
         int, typer.Option(min=1, max=200_000, help="data-plane: simulated transactions to send.")
     ] = 2_000,
@@ -270,7 +279,7 @@ def demo(
         if story == "data-plane":
             _data_plane_demo(stack, transactions, seed, malformed_share, timeout_s)
         else:
-            _lifecycle_demo(stack, scenario, users, after_days, live_span_s, seed, timeout_s)
+            _lifecycle_demo(stack, scenario, users, after_days, live_span_s, watch_s, seed, timeout_s)
         if stop:
             down()
         else:
@@ -294,6 +303,7 @@ def _lifecycle_demo(
     users: int,
     after_days: float,
     live_span_s: float,
+    watch_s: float,
     seed: int,
     timeout_s: float,
 ) -> None:
@@ -308,6 +318,7 @@ def _lifecycle_demo(
         window_days=stack.settings.training_window_days,
         after_days=after_days,
         live_span_s=live_span_s,
+        watch_s=watch_s,
         act_timeout_s=timeout_s,
     )
     try:

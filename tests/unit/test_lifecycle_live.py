@@ -82,40 +82,74 @@ def _wait_for_calls(server: ThreadingHTTPServer, calls: int) -> None:
 
 
 def test_a_swap_under_live_traffic_shows_as_one_switch(serving: ThreadingHTTPServer) -> None:
-    transactions = [b'{"n":%d}' % i for i in range(50)]
+    slices = [[b'{"n":%d}' % i for i in range(start, start + 10)] for start in range(0, 50, 10)]
     # Paced far slower than the test: only hurry() lets it finish quickly.
-    live = LiveTraffic(_url(serving), transactions, batch=5, interval_s=30.0)
+    live = LiveTraffic(_url(serving), slices, batch=5, interval_s=30.0)
     assert live.calls_planned == 10
     live.start()
-    _wait_for_calls(serving, 1)
+    _wait_for_calls(serving, 2)
     serving.version = "v0002"  # type: ignore[attr-defined]
     tally = live.finish()
     assert tally.failed == 0
     assert tally.scored == 50
-    assert tally.runs == [("v0001", 5), ("v0002", 45)]
+    assert tally.runs == [("v0001", 10), ("v0002", 40)]
+    assert live.slices_left == 0
 
 
 def test_failed_calls_are_counted_not_raised(serving: ThreadingHTTPServer) -> None:
     serving.version = None  # type: ignore[attr-defined]
-    live = LiveTraffic(_url(serving), [b"{}"] * 4, batch=2, interval_s=0)
+    live = LiveTraffic(_url(serving), [[b"{}"] * 4], batch=2, interval_s=0)
     live.start()
     tally = live.finish()
     assert (tally.calls, tally.failed, tally.scored) == (2, 2, 0)
     assert tally.errors == ["503: not ready", "503: not ready"]
 
 
-def test_after_each_call_gets_the_slice_it_scored_and_its_failure_surfaces(serving: ThreadingHTTPServer) -> None:
-    slices: list[tuple[int, int]] = []
-    live = LiveTraffic(_url(serving), [b"{}"] * 7, batch=3, interval_s=0, after_call=lambda i, j: slices.append((i, j)))
+def test_each_slice_waits_for_its_barrier_is_scored_then_handed_on_and_a_failure_surfaces(
+    serving: ThreadingHTTPServer,
+) -> None:
+    log: list[tuple[str, int, int]] = []
+
+    def seen() -> int:
+        return int(serving.calls)  # type: ignore[attr-defined]
+
+    live = LiveTraffic(
+        _url(serving),
+        [[b"{}"] * 3, [], [b"{}"] * 4],
+        batch=3,
+        interval_s=0,
+        before_slice=lambda index: log.append(("before", index, seen())),
+        after_slice=lambda index: log.append(("after", index, seen())),
+    )
     live.start()
     assert live.finish().scored == 7
-    assert slices == [(0, 3), (3, 6), (6, 7)]
+    # The barrier before a slice runs before its calls; the hand-on after them: no call scores a slice
+    # that was handed on, and none starts before its barrier.
+    assert log == [
+        ("before", 0, 0),
+        ("after", 0, 1),
+        ("before", 1, 1),
+        ("after", 1, 1),
+        ("before", 2, 1),
+        ("after", 2, 3),
+    ]
 
-    def broken(start: int, stop: int) -> None:
+    def broken(index: int) -> None:
         raise ConnectionError("Kafka is gone")
 
-    failing = LiveTraffic(_url(serving), [b"{}"] * 7, batch=3, interval_s=0, after_call=broken)
+    failing = LiveTraffic(_url(serving), [[b"{}"] * 3] * 3, batch=3, interval_s=0, after_slice=broken)
     failing.start()
     with pytest.raises(ConnectionError, match="Kafka is gone"):
         failing.finish()
     assert failing.tally.calls == 1  # it stopped at the first failure
+
+
+def test_pace_changes_the_interval_while_it_runs(serving: ThreadingHTTPServer) -> None:
+    live = LiveTraffic(_url(serving), [[b"{}"]] * 4, batch=1, interval_s=600.0)
+    live.start()
+    _wait_for_calls(serving, 1)
+    live.pace(0.2)  # the 600 s wait in progress becomes 0.2 s from its slice's start
+    _wait_for_calls(serving, 4)  # within its 10 s, far below the 600 s pace
+    assert live.finish().scored == 4
+    with pytest.raises(ValueError, match="negative"):
+        live.pace(-1)

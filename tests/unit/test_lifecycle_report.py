@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from berg.lifecycle.live import LiveTally
-from berg.lifecycle.report import summary_rows, write_report
+from berg.lifecycle.report import group_triggers, summary_rows, write_report
 from berg.lifecycle.story import Moment, StoryOutcome
 from berg.lifecycle.timeline import plan_timeline
 from berg.registry import ModelRegistry
@@ -84,3 +84,43 @@ def test_without_a_challenger_there_is_nothing_to_compare(
     page = write_report(tmp_path / "report.html", outcome, RecordedPrometheus(), registry, "fraud").read_text()  # type: ignore[arg-type]
     assert page.count('src="data:image/png;base64,') == 1
     assert "Champion vs challenger vs baseline" not in page
+
+
+def _trigger(at: str, decision: str, reason: str, alertname: str | None = "FeatureDriftHigh") -> dict[str, Any]:
+    return {"created_at": at, "source": "alert", "alertname": alertname, "decision": decision, "reason": reason}
+
+
+def test_identical_decisions_are_grouped_with_a_count_and_their_first_and_last_time() -> None:
+    busy = "a run is already active: run-2"
+    triggers = [
+        _trigger("2026-11-27T12:03:00.250000Z", "active_run", busy),
+        _trigger("2026-11-27T12:01:00Z", "started", "FeatureDriftHigh firing"),
+        *(_trigger(f"2026-11-27T12:02:{second:02d}Z", "active_run", busy) for second in range(40)),
+        _trigger("2026-11-27T12:02:30Z", "active_run", busy, alertname="PredictionDriftHigh"),
+        _trigger("2026-11-27T12:03:00Z", "active_run", busy),
+        {"created_at": "2026-11-27T11:00:00+00:00", "source": "manual", "alertname": None, "decision": "started"},
+    ]
+    groups = group_triggers(triggers)
+    assert [(g.source, g.alertname, g.decision, g.count) for g in groups] == [
+        ("manual", "", "started", 1),
+        ("alert", "FeatureDriftHigh", "started", 1),
+        ("alert", "FeatureDriftHigh", "active_run", 42),
+        ("alert", "PredictionDriftHigh", "active_run", 1),
+    ]
+    repeated = groups[2]
+    assert repeated.reason == busy
+    # Time order, not text order: "12:03:00Z" is before "12:03:00.250000Z".
+    assert (repeated.first_at, repeated.last_at) == ("2026-11-27T12:02:00Z", "2026-11-27T12:03:00.250000Z")
+    assert group_triggers([]) == []
+
+
+def test_the_page_shows_one_row_per_group_of_identical_decisions(
+    registry: ModelRegistry, outcome: StoryOutcome, tmp_path: Path
+) -> None:
+    outcome.triggers = [_trigger(f"2026-11-27T12:02:{second:02d}Z", "active_run", "busy") for second in range(30)]
+    outcome.triggers.append(_trigger("2026-11-27T12:01:00Z", "started", "drift"))
+    page = write_report(tmp_path / "report.html", outcome, RecordedPrometheus(), registry, "fraud").read_text()  # type: ignore[arg-type]
+    table = page[page.index("Triggers the controller saw") :]
+    assert table.count("<td>active_run</td>") == 1
+    assert "<td>30</td>" in table
+    assert table.index("<td>started</td>") < table.index("<td>active_run</td>")

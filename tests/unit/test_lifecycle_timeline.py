@@ -52,6 +52,21 @@ def test_each_training_window_lies_in_its_segment() -> None:
     assert timeline.end - timeline.drift_end == timedelta(days=AFTER)
 
 
+def test_settling_moves_the_onset_back_and_leaves_history_and_windows_their_lengths() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    plain = _plan(now)
+    settled = plan_timeline(now, window_days=WINDOW, horizon_days=HORIZON, after_days=AFTER, settle_days=21)
+    assert settled.end == plain.end
+    assert settled.drift_end == plain.drift_end
+    assert settled.challenger_window == plain.challenger_window
+    assert plain.onset - settled.onset == timedelta(days=21)
+    # The challenger's window starts 21 days (and the margin) after the onset: the settled new world.
+    assert settled.challenger_window[0] - settled.onset == timedelta(days=22)
+    assert settled.onset - settled.history_start == plain.onset - plain.history_start
+    with pytest.raises(ValueError, match="settle_days"):
+        plan_timeline(now, window_days=WINDOW, horizon_days=HORIZON, after_days=AFTER, settle_days=-1)
+
+
 def test_refuses_naive_times_and_empty_spans() -> None:
     with pytest.raises(ValueError, match="timezone"):
         _plan(datetime(2026, 11, 27, 12, 0))

@@ -1,10 +1,12 @@
 """Live traffic through the loop: serving keeps answering while a challenger is trained, judged and swapped in.
 
 While the loop closes, the demo does not stop the payment app: one paced stream of
-scoring calls goes on, in order, and each answer is kept (its status and the model
-version that scored it). The summary then shows the versions as consecutive runs,
-``v0001 x 812 -> v0002 x 420``, and every failed call: a swap that dropped a request
-would show as a failure, one that flapped as more than one switch.
+scoring calls goes on, in event-time order, slice by slice, each slice scored before it
+goes to Kafka and only once the data plane has stored the slices before it, and each
+answer is kept (its status and the model version that scored it). The summary then
+shows the versions as consecutive runs, ``v0001 x 812 -> v0002 x 420``, and every
+failed call: a swap that dropped a request would show as a failure, one that flapped
+as more than one switch.
 """
 
 from __future__ import annotations
@@ -77,49 +79,74 @@ class LiveTally:
 
 
 class LiveTraffic:
-    """Score ``transactions`` (contract JSON) ``batch`` per call, one call at a time, a call every ``interval_s``.
+    """Score ``slices`` of transactions (contract JSON) in order, ``batch`` per call, one call at a time.
 
-    Runs on its own thread from :meth:`start`; :meth:`hurry` drops the pacing (the rest goes at once);
-    :meth:`finish` waits for the last call and returns the tally. ``after_call(start, stop)`` runs after
-    each call with the slice of ``transactions`` it scored (the payment app's record of them goes on to
-    Kafka); if it raises, the stream stops and :meth:`finish` raises that error.
+    Each slice is the traffic of a stretch of event time. Before a slice, ``before_slice(index)`` runs (the
+    replay's freshness barrier: wait until the data plane has stored what came before); after its calls,
+    ``after_slice(index)`` (the payment app's record of them goes on to Kafka). A slice starts at most every
+    ``interval_s`` of wall time. Runs on its own thread from :meth:`start`; :meth:`pace` changes the
+    interval while it runs and :meth:`hurry` drops it (the rest goes as fast as the barrier allows);
+    :meth:`finish` waits for the last slice and returns the tally. If a hook raises, the stream stops and
+    :meth:`finish` raises that error.
     """
 
     def __init__(
         self,
         url: str,
-        transactions: Sequence[bytes],
+        slices: Sequence[Sequence[bytes]],
         *,
         batch: int,
         interval_s: float,
         timeout_s: float = 10.0,
-        after_call: Callable[[int, int], object] | None = None,
+        before_slice: Callable[[int], object] | None = None,
+        after_slice: Callable[[int], object] | None = None,
     ) -> None:
         if batch < 1 or interval_s < 0:
             raise ValueError(f"batch must be at least 1 and interval_s not negative, not {batch} and {interval_s}")
         self._url = url
-        self._slices = [(i, min(i + batch, len(transactions))) for i in range(0, len(transactions), batch)]
-        self._bodies = [b'{"instances":[' + b",".join(transactions[i:j]) + b"]}" for i, j in self._slices]
-        self._after_call = after_call
+        self._bodies = [
+            [
+                b'{"instances":[' + b",".join(transactions[i : i + batch]) + b"]}"
+                for i in range(0, len(transactions), batch)
+            ]
+            for transactions in slices
+        ]
+        self._before_slice = before_slice
+        self._after_slice = after_slice
         self._error: BaseException | None = None
         self._interval_s = interval_s
         self._timeout_s = timeout_s
-        self._hurry = threading.Event()
+        self._paced = threading.Event()
+        """Set whenever the pacing changes, so a wait in progress starts over with the new interval."""
         self._thread = threading.Thread(target=self._run, name="berg-demo-live-traffic", daemon=True)
+        self.slices_done = 0
         self.tally = LiveTally()
 
     @property
     def calls_planned(self) -> int:
-        return len(self._bodies)
+        return sum(len(calls) for calls in self._bodies)
+
+    @property
+    def slices_left(self) -> int:
+        return len(self._bodies) - self.slices_done
 
     def start(self) -> None:
         self._thread.start()
 
-    def hurry(self) -> None:
-        self._hurry.set()
+    def pace(self, interval_s: float) -> None:
+        """From now on, a slice at most every ``interval_s`` (the wait in progress is shortened or lengthened)."""
+        if interval_s < 0:
+            raise ValueError(f"interval_s must not be negative, not {interval_s}")
+        self._interval_s = interval_s
+        self._paced.set()
 
-    def finish(self) -> LiveTally:
-        self.hurry()
+    def hurry(self) -> None:
+        self.pace(0.0)
+
+    def finish(self, *, hurry: bool = True) -> LiveTally:
+        """Wait for the last slice (at once, or at the current pace with ``hurry=False``); the tally."""
+        if hurry:
+            self.hurry()
         if self._thread.is_alive():
             self._thread.join()
         if self._error is not None:
@@ -129,15 +156,26 @@ class LiveTraffic:
     def _run(self) -> None:
         try:
             with httpx.Client(timeout=self._timeout_s, headers={"content-type": "application/json"}) as client:
-                for body, (start, stop) in zip(self._bodies, self._slices, strict=True):
+                for index, calls in enumerate(self._bodies):
                     started = time.monotonic()
-                    self._call(client, body)
-                    if self._after_call is not None:
-                        self._after_call(start, stop)
-                    # Pacing, not polling: hurry() ends the wait at once.
-                    self._hurry.wait(max(0.0, self._interval_s - (time.monotonic() - started)))
+                    if self._before_slice is not None:
+                        self._before_slice(index)
+                    for body in calls:
+                        self._call(client, body)
+                    if self._after_slice is not None:
+                        self._after_slice(index)
+                    self.slices_done += 1
+                    self._wait_turn(started)
         except BaseException as error:  # handed to finish(), on the caller's thread
             self._error = error
+
+    def _wait_turn(self, started: float) -> None:
+        # Pacing, not polling: pace() and hurry() end the wait at once (and a new pace starts another).
+        while True:
+            self._paced.clear()
+            remaining = self._interval_s - (time.monotonic() - started)
+            if remaining <= 0 or not self._paced.wait(remaining):
+                return
 
     def _call(self, client: httpx.Client, body: bytes) -> None:
         try:

@@ -1,4 +1,5 @@
-"""What the demo asks the running stack: the controller's API, Prometheus, serving's version.
+"""What the demo asks the running stack: the controller's API, Prometheus, Alertmanager's silences,
+serving's version.
 
 Thin HTTP wrappers; every call is bounded by a timeout and raises
 :class:`StackQueryError` with what to look at when the answer is not what the
@@ -7,12 +8,14 @@ API promises.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["ControllerClient", "PrometheusClient", "StackQueryError", "served_version"]
+__all__ = ["AlertmanagerClient", "ControllerClient", "PrometheusClient", "StackQueryError", "served_version"]
 
 
 class StackQueryError(RuntimeError):
@@ -78,6 +81,54 @@ class PrometheusClient:
 
     def query_range(self, expression: str, start: float, end: float, step_s: float) -> list[dict[str, Any]]:
         return self._data("/api/v1/query_range", {"query": expression, "start": start, "end": end, "step": step_s})
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class AlertmanagerClient:
+    """Silences through Alertmanager's v2 API: alerts still fire in Prometheus and reach Alertmanager,
+    which holds back their notifications until the silence ends."""
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+        self._client = httpx.Client(base_url=base_url, timeout=timeout_s)
+
+    def silence(self, labels: dict[str, str | Sequence[str]], duration: timedelta, comment: str) -> str:
+        """Silence alerts whose labels match (a sequence: any of these values); the silence's id.
+
+        Raises:
+            StackQueryError: Alertmanager refused it.
+        """
+        now = datetime.now(UTC)
+        matchers = [
+            {"name": name, "value": value, "isRegex": False, "isEqual": True}
+            if isinstance(value, str)
+            else {"name": name, "value": "|".join(value), "isRegex": True, "isEqual": True}
+            for name, value in labels.items()
+        ]
+        body = {
+            "matchers": matchers,
+            "startsAt": now.isoformat(),
+            "endsAt": (now + duration).isoformat(),
+            "createdBy": "berg demo",
+            "comment": comment,
+        }
+        response = self._client.post("/api/v2/silences", json=body)
+        if response.is_error:
+            raise StackQueryError(f"Alertmanager refused the silence: {response.status_code} {response.text[:300]}")
+        return str(response.json()["silenceID"])
+
+    def expire(self, silence_id: str) -> None:
+        """End a silence now (an expired one stays expired)."""
+        response = self._client.delete(f"/api/v2/silence/{silence_id}")
+        if response.is_error:
+            raise StackQueryError(f"Alertmanager did not expire silence {silence_id}: {response.status_code}")
+
+    def active_silences(self) -> list[dict[str, Any]]:
+        response = self._client.get("/api/v2/silences")
+        if response.is_error:
+            raise StackQueryError(f"Alertmanager /api/v2/silences answered {response.status_code}")
+        return [s for s in response.json() if s.get("status", {}).get("state") == "active"]
 
     def close(self) -> None:
         self._client.close()

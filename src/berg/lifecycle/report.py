@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from berg.lifecycle.probes import PrometheusClient
 from berg.lifecycle.story import StoryOutcome
 from berg.registry import ModelRegistry
 
-__all__ = ["summary_rows", "write_report"]
+__all__ = ["TriggerGroup", "group_triggers", "summary_rows", "write_report"]
 
 _SERIES = {
     "max feature PSI": "max by (version) (berg_monitoring_feature_psi{{model='{model}'}})",
@@ -24,6 +26,51 @@ _SERIES = {
     "predictions monitored (cumulative)": "sum by (version) (berg_monitoring_predictions_total{{model='{model}'}})",
 }
 
+
+@dataclass(frozen=True)
+class TriggerGroup:
+    """Identical decisions of the controller (same decision, source, alert and reason), counted."""
+
+    decision: str
+    source: str
+    alertname: str
+    reason: str
+    count: int
+    first_at: str
+    last_at: str
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _moment(value: object) -> tuple[datetime, str]:
+    """A trigger's ``created_at`` as (UTC time to sort by, text to show); text that is no ISO 8601 time
+    sorts last."""
+    text = "" if value is None else str(value)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return _NEVER, text
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)), text
+
+
+def group_triggers(triggers: Iterable[Mapping[str, Any]]) -> list[TriggerGroup]:
+    """The controller's trigger records grouped by (decision, source, alertname, reason), in the order each
+    group first appeared, with how many and the first and last ``created_at``."""
+    groups: dict[tuple[str, str, str, str], list[tuple[datetime, str]]] = {}
+    for trigger in triggers:
+        decision, source, alertname, reason = (
+            "" if trigger.get(name) is None else str(trigger.get(name))
+            for name in ("decision", "source", "alertname", "reason")
+        )
+        groups.setdefault((decision, source, alertname, reason), []).append(_moment(trigger.get("created_at")))
+    grouped = [(key, sorted(moments)) for key, moments in groups.items()]
+    grouped.sort(key=lambda item: item[1][0])
+    return [TriggerGroup(*key, len(moments), moments[0][1], moments[-1][1]) for key, moments in grouped]
+
+
+_MARKED = ("serving sees the drift", "alert firing", "retraining alerts unsilenced", "challenger promoted")
+"""Moments drawn as vertical lines on the plots."""
 
 _COMPARED = (("pr_auc", "PR-AUC (higher is better)"), ("expected_cost", "expected cost (lower is better)"))
 
@@ -47,19 +94,28 @@ def summary_rows(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> 
                 rows.append((f"{version} {key} (its test window)", f"{metrics[key]:,.4f}"))
     alert, promoted = outcome.at("alert firing"), outcome.at("serving the challenger")
     drift = outcome.at("serving sees the drift")
-    if alert and drift:
-        rows.append(("drift served -> alert firing", f"{(alert - drift).total_seconds():.0f} s"))
-    if alert and promoted:
-        rows.append(("alert firing -> challenger served", f"{(promoted - alert).total_seconds():.0f} s"))
-    if drift and promoted:
-        rows.append(("drift served -> challenger served", f"{(promoted - drift).total_seconds():.0f} s"))
+    unsilenced, run_started = outcome.at("retraining alerts unsilenced"), outcome.at("retraining run started")
+    for what, since, until in (
+        ("drift served -> alert firing", drift, alert),
+        ("alert firing -> challenger served", alert, promoted),
+        ("drift served -> challenger served", drift, promoted),
+        ("drift stored, alerts unsilenced -> run started", unsilenced, run_started),
+        ("run started -> challenger served", run_started, promoted),
+    ):
+        if since and until:
+            rows.append((what, f"{(until - since).total_seconds():.0f} s"))
     rows.append(("alert-started runs", str(sum(run["source"] != "manual" for run in outcome.runs))))
     if outcome.drift_tally is not None:
         tally = outcome.drift_tally
         served = ", ".join(f"{v}: {n:,}" for v, n in sorted(tally.by_version.items()))
         rows.append(("scored during drift", f"{tally.scored:,} ({served}); failed calls {tally.failed}"))
+    if outcome.drift_replay is not None:
+        rows.append(("drift replay, slice by slice", outcome.drift_replay.describe()))
     if outcome.live is not None:
         rows.append(("live traffic, in order", outcome.live.describe()))
+    if outcome.watched_drift:
+        highest = ", ".join(f"{name} {psi:.3f}" for name, psi in list(outcome.watched_drift.items())[:3])
+        rows.append(("new champion's own drift while watched, highest PSI", highest))
     rows.append(("demo wall time", f"{(outcome.moments[-1].at - outcome.started_at).total_seconds():.0f} s"))
     return rows
 
@@ -122,12 +178,12 @@ def _plots(prometheus: PrometheusClient, outcome: StoryOutcome, model: str) -> s
         if "PSI" in title:
             axis.axhline(0.2, linestyle="--", color="grey", linewidth=0.8)
         for moment in outcome.moments:
-            if moment.what in ("serving sees the drift", "alert firing", "challenger promoted"):
+            if moment.what in _MARKED:
                 axis.axvline(datetime.fromtimestamp(moment.at.timestamp()), color="red", linestyle=":", linewidth=1)
         axis.set_title(title, fontsize=10)
         if axis.get_legend_handles_labels()[0]:
             axis.legend(loc="upper left", fontsize=8)
-    axes[-1].set_xlabel("wall-clock time (red: serving sees the drift, alert firing, promotion)")
+    axes[-1].set_xlabel(f"wall-clock time (red: {', '.join(_MARKED)})")
     return _png(figure)
 
 
@@ -143,10 +199,10 @@ def write_report(
         f"<tr><td>{moment.at:%H:%M:%S}</td><td>{html.escape(moment.what)}</td></tr>" for moment in outcome.moments
     )
     triggers = "".join(
-        f"<tr><td>{html.escape(str(t.get('created_at')))}</td><td>{html.escape(str(t.get('source')))}</td>"
-        f"<td>{html.escape(str(t.get('alertname')))}</td><td>{html.escape(str(t.get('decision')))}</td>"
-        f"<td>{html.escape(str(t.get('reason')))}</td></tr>"
-        for t in outcome.triggers
+        f"<tr><td>{html.escape(group.first_at)}</td><td>{html.escape(group.last_at)}</td><td>{group.count}</td>"
+        f"<td>{html.escape(group.source)}</td><td>{html.escape(group.alertname)}</td>"
+        f"<td>{html.escape(group.decision)}</td><td>{html.escape(group.reason)}</td></tr>"
+        for group in group_triggers(outcome.triggers)
     )
     decision: Any = (outcome.challenger or {}).get("reason", "")
     plots = _plots(prometheus, outcome, model)
@@ -168,13 +224,17 @@ the controller, the pipeline's gate, serving's swap. Run started {outcome.starte
 <h2>Summary</h2><table>{rows}</table>
 {comparison}
 <h2>Over time</h2><img alt="drift, quality and traffic by version" src="data:image/png;base64,{plots}">
-<p>A replay's caveat: the drift segment is scored once the data plane has stored it (so the retraining
-run finds all of it), with the online features as of the segment's end; the merchants' fraud rates then
-include the segment's own labels, which flatters the live PR-AUC. The comparison on the challenger's
-test window, with point-in-time features, is the fair one.</p>
+<p>How the traffic was scored: as a payment app scores it, each transaction before it went to Kafka,
+with the features the data plane had stored by then, never with anything from its future. The replay
+goes slice by slice of event time (each slice is scored once the slices before it are stored), so a
+change of a user or a merchant earlier in the same slice is not seen yet: the live figures are those of
+a data plane one slice late, if anything pessimistic. Retraining alerts were silenced while the drift's
+weeks were stored (a backfill of weeks in minutes), then delivered. Live quality needs labels, which
+arrive days to weeks later in event time; the comparison on the challenger's test window, with
+point-in-time features, is the one the gate used.</p>
 <h2>Moments</h2><table>{moments}</table>
-<h2>Triggers the controller saw</h2><table><tr><th>at</th><th>source</th><th>alert</th><th>decision</th>
-<th>reason</th></tr>{triggers}</table>
+<h2>Triggers the controller saw</h2><p>Identical decisions are grouped.</p><table><tr><th>first</th><th>last</th>
+<th>count</th><th>source</th><th>alert</th><th>decision</th><th>reason</th></tr>{triggers}</table>
 <p>Retraining run: {html.escape(str(decision))}</p>
 </body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,15 +3,28 @@
 1. History: months of normal traffic through ingestion, validation and features.
 2. The first model: a manual run through the retraining controller trains,
    evaluates and promotes ``v0001``; serving loads it.
-3. Drift: the scenario begins; every transaction is scored by serving (the
-   prediction log feeds monitoring) while it also goes to Kafka; labels follow.
+3. Drift: the scenario begins. The weeks of the drift are replayed as a payment
+   app lives them (:mod:`berg.lifecycle.replay`): slice by slice of event time,
+   serving scores each transaction before it goes to Kafka, with the features the
+   data plane had stored by then, never with its future (the prediction log feeds
+   monitoring); labels follow in event-time order.
 4. The loop closes by itself: monitoring measures the drift, Prometheus fires,
    Alertmanager calls the controller, the pipeline trains a challenger against
    champion and baseline, the gate promotes it, serving swaps. Live traffic (the
-   days after the drift) is scored all along and goes on to Kafka, so the swap
-   happens under load and every answer says which version gave it.
-5. After: the rest of that traffic, then its labels to Kafka; monitoring picks up
-   the new version, and the loop starts over.
+   days after the drift) is scored all along, slice by slice in the same way, so
+   the swap happens under load and every answer says which version gave it.
+5. After: the rest of that traffic (for ``watch_s`` at its pace, or at once), with
+   its labels; monitoring picks up the new version, and the loop starts over.
+
+The replay compresses weeks into minutes, and that needs one act of an operator: a
+run started by the first alert would find only the first days of the drift stored,
+and its label-complete window (a horizon before the newest label) would lie before
+the onset. In real time the challenger would wait weeks for its labels too. So the
+replay is treated as the backfill it is: the retraining alerts are silenced in
+Alertmanager while the drift's weeks are stored (they still fire in Prometheus and
+reach Alertmanager), and the silence ends once the data plane holds all of them,
+merchant snapshots included; Alertmanager then delivers the alert, still firing,
+and the controller starts the run.
 
 Each act waits for a condition with a timeout (never a fixed sleep) and records
 when it happened, for the report.
@@ -19,24 +32,27 @@ when it happened, for the report.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 
 from berg.contracts.alerts import RETRAINING_ALERTS
 from berg.kafka.producer import open_producer
+from berg.lifecycle.dataplane import DataPlaneBehind, DataPlaneProbe, wait_for_merchant_job
 from berg.lifecycle.live import LiveTally, LiveTraffic
-from berg.lifecycle.probes import ControllerClient, PrometheusClient, served_version
+from berg.lifecycle.probes import AlertmanagerClient, ControllerClient, PrometheusClient, served_version
+from berg.lifecycle.replay import ReplayTimings, event_time_slices, replay_scored
 from berg.lifecycle.timeline import Timeline, plan_timeline
 from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
 from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, Simulator
-from berg.simulator.producer import RecordSender, produce_events, send_events
+from berg.simulator.producer import produce_events, send_events
 from berg.simulator.scenarios import ScenarioName, make_scenario
 from berg.simulator.scoring import ScoringTally, TransactionScorer
 from berg.stack.local import LocalStack
@@ -60,12 +76,26 @@ class StoryOptions:
     seed: int = LIFECYCLE_SEED
     window_days: float = 14.0
     """Training window of both runs (the controller's local runs use the stack's setting; keep them equal)."""
-    after_days: float = 2.0
+    after_days: float = 1.0
+    settle_days: float = 21.0
+    """Days of the drift before the challenger's window starts (see :func:`~berg.lifecycle.timeline.plan_timeline`):
+    with 21, the new champion's own traffic afterwards reads a PSI below 0.13 against its reference on every
+    feature (measured over 1.4 days of it; 0.52 for a merchant's labels known when its window started a day
+    after the onset)."""
     score_batch: int = 32
+    drift_slice: timedelta = timedelta(hours=24)
+    """Event time per slice of the drift's replay: each is scored with the features stored before it (a
+    user's earlier transaction in the same slice is not seen yet: weeks replayed in minutes)."""
+    live_slice: timedelta = timedelta(hours=1)
+    """At most this much event time per slice of the live traffic (the days after the drift), which is
+    also cut before any user's second transaction: scored with exactly what training joins."""
     live_batch: int = 8
     """Transactions per call of the live traffic that goes on while the loop closes."""
     live_span_s: float = 600.0
     """Wall time the live traffic is spread over (it hurries once the gate has decided and serving followed)."""
+    watch_s: float = 0.0
+    """After the loop has closed, the rest of the live traffic is spread over this long (0: at once), so
+    monitoring and the rules watch the new champion on its own world."""
     act_timeout_s: float = 600.0
     model: str = "fraud"
 
@@ -89,14 +119,20 @@ class StoryOutcome:
     decision: str = ""
     """The gate's decision on the challenger, with its reasons."""
     drift_tally: ScoringTally | None = None
+    drift_replay: ReplayTimings | None = None
+    """What each slice of the drift's replay cost: the data plane's catch-up, the scoring, the production."""
     live: LiveTally | None = None
     """The traffic scored while the loop closed, in order: which version answered, and any failure."""
+    watched_drift: dict[str, float] = field(default_factory=dict)
+    """The new champion's highest PSI per feature (and ``prediction``) while it was watched (``watch_s``)."""
     triggers: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
 
-    def mark(self, what: str) -> Moment:
-        moment = Moment(what, datetime.now(UTC))
-        self.moments.append(moment)
+    def mark(self, what: str, at: datetime | None = None) -> Moment:
+        """Record a moment (now, or when it happened), keeping the moments in time order."""
+        moment = Moment(what, at or datetime.now(UTC))
+        later = next((i for i, other in enumerate(self.moments) if other.at > moment.at), len(self.moments))
+        self.moments.insert(later, moment)
         return moment
 
     def at(self, what: str) -> datetime | None:
@@ -142,15 +178,18 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
         window_days=options.window_days,
         horizon_days=card.target.label_horizon_days,
         after_days=options.after_days,
+        settle_days=options.settle_days,
     )
     outcome = StoryOutcome(timeline, now)
     host, ports = stack.settings.host, stack.settings.ports
     serving_url = f"http://{host}:{ports.serving}"
     score_url = f"{serving_url}/v1/models/{options.model}:predict"
+    features_url = f"http://{host}:{ports.features}"
     controller = ControllerClient(
         f"http://{host}:{ports.controller}", stack.layout.controller_token.read_text().strip()
     )
     prometheus = PrometheusClient(f"http://{host}:{ports.prometheus}")
+    alertmanager = AlertmanagerClient(f"http://{host}:{ports.alertmanager}")
     registry = ModelRegistry(stack.settings.model_registry_uri)
     config = SimulationConfig(
         start=timeline.history_start,
@@ -160,49 +199,59 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
         merchants=options.merchants,
     )
     segments = _Segments(Simulator(config).events())
+    probe = DataPlaneProbe(stack.kafka_settings)
     try:
-        _history(stack, segments, timeline, outcome, console)
+        _history(stack, probe, features_url, segments, timeline, options, outcome, console)
         _first_model(controller, registry, serving_url, options, outcome, console)
-        outcome.drift_tally = _scored_segment(
+        silence = alertmanager.silence(
+            {"model": options.model, "alertname": RETRAINING_ALERTS},
+            timedelta(seconds=4 * options.act_timeout_s),
+            "berg demo: the drift's weeks are replayed in minutes; no retraining run until they are stored",
+        )
+        console.print(
+            "[green]Act 3[/] the replay is a backfill: retraining alerts are silenced in Alertmanager "
+            "until the drift's weeks are stored"
+        )
+        try:
+            _drift(stack, probe, features_url, segments, score_url, options, outcome, console)
+        finally:
+            alertmanager.expire(silence)
+        outcome.mark("retraining alerts unsilenced")
+        console.print(
+            "[green]Act 3[/] the drift is stored; the silence ends, the firing alert goes on to the controller"
+        )
+        after = list(segments.until(timeline.end))
+        outcome.live = _live_and_loop(
             stack,
-            segments,
-            timeline.drift_end,
+            after,
             score_url,
             options,
+            outcome,
             console,
-            f"{options.scenario} from {timeline.onset:%Y-%m-%d}",
-            on_scoring=lambda: outcome.mark("serving sees the drift"),
+            lambda: _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console),
         )
-        outcome.mark("drift segment sent")
-        after = list(segments.until(timeline.end))
-        transactions = [event for event in after if event.kind == "transaction"]
-        held_back = [event for event in after if event.kind != "transaction"]
-        producer = open_producer(stack.kafka_settings)
-        try:
-            live = _live_traffic(transactions, score_url, options, producer)
-            live.start()
-            try:
-                _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console)
-            finally:
-                with console.status("Act 5: the rest of the live traffic"):
-                    outcome.live = live.finish()
-        finally:
-            producer.close()
         outcome.mark("live traffic scored")
-        console.print(f"[green]Act 5[/] live traffic while the loop closed: {outcome.live.describe()}")
+        console.print(f"[green]Act 5[/] live traffic: {outcome.live.describe()}")
         if outcome.live.failed:
             raise StoryError(f"{outcome.live.failed} live scoring calls failed: {outcome.live.errors}")
-        with console.status(f"Act 5: {len(held_back):,} labels of the days after the drift to Kafka"):
-            produce_events(stack.kafka_settings, held_back)
         outcome.mark("after segment sent")
         if outcome.new_version is not None:
             _monitoring_follows(prometheus, options.model, outcome.new_version, console)
             outcome.mark("monitoring watches the challenger")
+            watched = outcome.at("watching the new champion")
+            if watched is not None:
+                outcome.watched_drift = _drift_since(prometheus, options.model, outcome.new_version, watched)
+                highest = ", ".join(f"{name} {psi:.3f}" for name, psi in list(outcome.watched_drift.items())[:3])
+                console.print(f"[green]Act 5[/] {outcome.new_version}'s own drift while watched, top PSI: {highest}")
         outcome.triggers = controller.triggers(options.model)
         outcome.runs = controller.runs(options.model)
+    except DataPlaneBehind as error:
+        raise StoryError(f"{error}; see the logs of ingestion, validation and features") from error
     finally:
+        probe.close()
         controller.close()
         prometheus.close()
+        alertmanager.close()
     return outcome
 
 
@@ -216,33 +265,122 @@ def _monitoring_follows(prometheus: PrometheusClient, model: str, version: str, 
     console.print(f"[green]Act 5[/] monitoring now watches {version}: drift and quality against its own reference")
 
 
-def _live_traffic(
-    transactions: list[SimulatedEvent], score_url: str, options: StoryOptions, producer: RecordSender
-) -> LiveTraffic:
-    """The days after the drift as a paced stream of scoring calls, each batch's records to Kafka once scored
-    (as a payment app would), so the online features stay current.
+def _first_seen(prometheus: PrometheusClient, expression: str, since: datetime | None) -> datetime | None:
+    """When ``expression`` first had a sample since ``since`` (to Prometheus' evaluation step); None: now."""
+    if since is None:
+        return None
+    step_s = 5.0
+    series = prometheus.query_range(expression, since.timestamp(), datetime.now(UTC).timestamp(), step_s)
+    times = [float(t) for each in series for t, _ in each["values"]]
+    return datetime.fromtimestamp(min(times), UTC) if times else None
 
-    Their labels are held back until the loop has closed: training windows end a horizon before the older
-    of the newest transaction and the newest label, so with no new label the retraining run's window does
-    not move while live transactions arrive, and the challenger is the same every run.
+
+def _drift_since(prometheus: PrometheusClient, model: str, version: str, since: datetime) -> dict[str, float]:
+    """The highest PSI of each feature of ``version`` (and of its scores, as ``prediction``) since ``since``,
+    highest first: how far its own traffic reads from its training reference."""
+    seconds = max(1, int((datetime.now(UTC) - since).total_seconds()))
+    selector = f'{{model="{model}",version="{version}"}}'
+    found: dict[str, float] = {}
+    for series in prometheus.query(f"max_over_time(berg_monitoring_feature_psi{selector}[{seconds}s])"):
+        found[str(series["metric"].get("feature"))] = float(series["value"][1])
+    for series in prometheus.query(f"max_over_time(berg_monitoring_prediction_psi{selector}[{seconds}s])"):
+        found["prediction"] = float(series["value"][1])
+    return dict(sorted(found.items(), key=lambda item: -item[1]))
+
+
+def _live_and_loop(
+    stack: LocalStack,
+    after: list[SimulatedEvent],
+    score_url: str,
+    options: StoryOptions,
+    outcome: StoryOutcome,
+    console: Console,
+    loop_closes: Callable[[], None],
+) -> LiveTally:
+    """The days after the drift as a paced stream of scoring calls while the loop closes, slice by slice:
+    each slice is scored once the data plane has stored the slices before it, then goes to Kafka (as a
+    payment app would); after the loop, the rest of the stream for ``watch_s`` (or at once).
+
+    Labels are held back until the loop has closed: training windows end a horizon before the older of
+    the newest transaction and the newest label, so with no new label the retraining run's window does
+    not move while live transactions arrive, and the challenger is the same every run. Once the loop has
+    closed, the held labels go first, then each slice with its labels.
     """
-    calls = max(1, -(-len(transactions) // options.live_batch))
-    return LiveTraffic(
+    slices = list(event_time_slices(after, options.live_slice, one_per_user=True))
+    probe = DataPlaneProbe(stack.kafka_settings)  # used by the stream's thread only
+    producer = open_producer(stack.kafka_settings)
+    holding = threading.Event()
+    holding.set()
+    held: list[SimulatedEvent] = []
+
+    def catch_up(_: int) -> None:
+        probe.wait_until_caught_up(options.act_timeout_s)
+
+    def hand_on(index: int) -> None:
+        records = slices[index]
+        if holding.is_set():
+            held.extend(event for event in records if event.kind == "label")
+            send_events(producer, [event for event in records if event.kind != "label"])
+        else:
+            send_events(producer, [*held, *records])
+            held.clear()
+
+    live = LiveTraffic(
         score_url,
-        [event.value for event in transactions],
+        [[event.value for event in records if event.kind == "transaction"] for records in slices],
         batch=options.live_batch,
-        interval_s=options.live_span_s / calls,
-        after_call=lambda start, stop: send_events(producer, transactions[start:stop]),
+        interval_s=options.live_span_s / max(1, len(slices)),
+        before_slice=catch_up,
+        after_slice=hand_on,
     )
+    try:
+        live.start()
+        try:
+            loop_closes()
+        finally:
+            holding.clear()
+            if options.watch_s > 0 and live.slices_left:
+                live.pace(options.watch_s / live.slices_left)
+                outcome.mark("watching the new champion")
+                with console.status(
+                    f"Act 5: the rest of the live traffic, {live.slices_left} slices over {options.watch_s:.0f} s"
+                ):
+                    tally = live.finish(hurry=False)
+            else:
+                with console.status("Act 5: the rest of the live traffic"):
+                    tally = live.finish()
+        if held:  # the loop never closed: the stream ended with the labels still held
+            send_events(producer, held)
+    finally:
+        producer.close()
+        probe.close()
+    return tally
+
+
+def _caught_up(probe: DataPlaneProbe, features_url: str, what: str, timeout_s: float, console: Console) -> None:
+    """Wait until the data plane has stored everything produced so far, and the merchant job has run on it."""
+    with console.status(f"{what}: ingestion -> validation -> features"):
+        probe.wait_until_caught_up(timeout_s)
+    with console.status(f"{what}: the features service's merchant snapshots"):
+        wait_for_merchant_job(features_url, timeout_s)
 
 
 def _history(
-    stack: LocalStack, segments: _Segments, timeline: Timeline, outcome: StoryOutcome, console: Console
+    stack: LocalStack,
+    probe: DataPlaneProbe,
+    features_url: str,
+    segments: _Segments,
+    timeline: Timeline,
+    options: StoryOptions,
+    outcome: StoryOutcome,
+    console: Console,
 ) -> None:
     events = list(segments.until(timeline.onset))
     days = (timeline.onset - timeline.history_start).days
-    _stored(stack, events, console, f"Act 1: {days} days of normal traffic")
     transactions = sum(e.kind == "transaction" for e in events)
+    with console.status(f"Act 1: {days} days of normal traffic, {transactions:,} transactions to Kafka"):
+        produce_events(stack.kafka_settings, events)
+    _caught_up(probe, features_url, f"Act 1: {days} days of normal traffic", options.act_timeout_s, console)
     console.print(f"[green]Act 1[/] history in: {transactions:,} transactions, {days} days of event time")
     outcome.mark("history stored")
 
@@ -284,62 +422,58 @@ def _first_model(
     outcome.mark("serving the first model")
 
 
-def _scored_segment(
+def _drift(
     stack: LocalStack,
+    probe: DataPlaneProbe,
+    features_url: str,
     segments: _Segments,
-    end: datetime,
     score_url: str,
     options: StoryOptions,
+    outcome: StoryOutcome,
     console: Console,
-    what: str,
-    *,
-    on_scoring: Callable[[], object] = lambda: None,
-) -> ScoringTally:
-    """Send a segment to Kafka, wait until the data plane has stored it, then have serving score it.
-
-    A replay of weeks in minutes would otherwise race the data plane: the alert that drift causes starts
-    a pipeline run within minutes, and the run must find the whole segment (and its labels) in the label
-    store. So the records go first, and serving scores them afterwards, with the online features as of
-    the segment's end: the price of the replay.
-    """
-    events = list(segments.until(end))
-    transactions = [e for e in events if e.kind == "transaction"]
-    _stored(stack, events, console, f"Traffic {what}")
+) -> None:
+    """Replay the drift segment slice by slice (:func:`~berg.lifecycle.replay.replay_scored`): each slice
+    scored once the data plane has stored the ones before it, then produced; then wait until all of it is
+    stored, merchant snapshots included, so the retraining run finds the whole segment."""
+    timeline = outcome.timeline
+    what = f"{options.scenario} from {timeline.onset:%Y-%m-%d}"
+    slices = list(event_time_slices(segments.until(timeline.drift_end), options.drift_slice))
+    transactions = sum(e.kind == "transaction" for records in slices for e in records)
     scorer = TransactionScorer(score_url, concurrency=4, batch=options.score_batch)
+    producer = open_producer(stack.kafka_settings)
+
+    def score(records: Sequence[SimulatedEvent]) -> None:
+        if outcome.at("serving sees the drift") is None:
+            outcome.mark("serving sees the drift")
+        for transaction in records:
+            scorer.submit(transaction.value)
+        if scorer.drain().failed:
+            raise StoryError(f"{scorer.tally.failed} scoring calls failed: {scorer.tally.errors}")
+
     try:
-        with console.status(f"Traffic {what}: {len(transactions):,} transactions scored by serving"):
-            on_scoring()
-            for transaction in transactions:
-                scorer.submit(transaction.value)
+        with console.status(f"Act 3: {what}, {len(slices)} slices of {options.drift_slice}") as status:
+            outcome.drift_replay = replay_scored(
+                slices,
+                catch_up=lambda: probe.wait_until_caught_up(options.act_timeout_s),
+                score=score,
+                produce=lambda records: send_events(producer, records),
+                on_slice=lambda timings: status.update(
+                    f"Act 3: {what}: slice {timings.slices}/{len(slices)}, "
+                    f"{timings.transactions:,}/{transactions:,} transactions scored, then sent to Kafka"
+                ),
+            )
     finally:
-        tally = scorer.close()
+        producer.close()
+        outcome.drift_tally = scorer.close()
+    outcome.mark("drift segment sent")
+    tally = outcome.drift_tally
     versions = ", ".join(f"{version}: {count:,}" for version, count in sorted(tally.by_version.items()))
     console.print(
-        f"[green]Traffic {what}[/]: {tally.scored:,} transactions scored ({versions}); "
-        f"{tally.failed} failed calls; p99 {tally.latency_quantile(0.99) * 1000:.0f} ms per call "
-        f"of {options.score_batch}"
+        f"[green]Act 3[/] {what}: {tally.scored:,} transactions scored ({versions}), each before it went to "
+        f"Kafka; {tally.failed} failed calls; {outcome.drift_replay.describe()}"
     )
-    if tally.failed:
-        raise StoryError(f"{tally.failed} scoring calls failed: {tally.errors}")
-    return tally
-
-
-def _stored(stack: LocalStack, events: list[SimulatedEvent], console: Console, what: str) -> None:
-    """Produce ``events`` and wait until the features service has stored every transaction among them."""
-    from berg.features.showcase import wait_for_label_store
-
-    transactions = [str(e.truth.transaction_id) for e in events if e.kind == "transaction"]
-    with console.status(f"{what}: {len(transactions):,} transactions to Kafka"):
-        produce_events(stack.kafka_settings, events)
-    with console.status(f"{what}: ingestion -> validation -> features") as status:
-        stored = wait_for_label_store(
-            stack.layout.root,
-            transactions,
-            1800,
-            lambda held: status.update(f"{what}: features stored {held:,}/{len(transactions):,} transactions"),
-        )
-    if not stored:
-        raise StoryError(f"the features service did not store {what}; see {stack.layout.logs / 'features.log'}")
+    _caught_up(probe, features_url, f"Act 3: {what}", options.act_timeout_s, console)
+    outcome.mark("drift segment stored")
 
 
 def _loop_closes(
@@ -357,7 +491,8 @@ def _loop_closes(
     with console.status("Act 4: monitoring measures drift; waiting for Prometheus to fire (the rule's for: 2m)"):
         alerts = _wait(lambda: prometheus.query(firing), options.act_timeout_s, "a retraining alert", interval_s=2)
     names = sorted({alert["metric"]["alertname"] for alert in alerts})
-    outcome.mark("alert firing")
+    # It may have fired while silenced: the moment is when Prometheus first had it firing.
+    outcome.mark("alert firing", _first_seen(prometheus, firing, outcome.at("serving sees the drift")))
     console.print(f"[green]Act 4[/] Prometheus fires {', '.join(names)} for {model}")
 
     def alert_run() -> dict[str, Any] | None:

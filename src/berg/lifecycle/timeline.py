@@ -7,7 +7,11 @@ refuses events from the future). Training reads only label-complete windows:
 - history, ``[history_start, onset)``: long enough that the first model's window,
   which ends ``horizon`` before the onset, lies inside it;
 - drift, ``[onset, drift_end)``: long enough that once it is all in, the
-  challenger's window lies entirely after the onset (it learns the new world);
+  challenger's window lies entirely after the onset (it learns the new world),
+  and ``settle_days`` more, so that it starts once the slow features (a
+  merchant's 30-day fraud rate and labels known) have taken in the new world: a
+  challenger whose reference profile is the transition drifts against its own
+  world afterwards;
 - after, ``[drift_end, end)``: traffic the promoted challenger serves.
 """
 
@@ -42,9 +46,17 @@ class Timeline:
 
 
 def plan_timeline(
-    now: datetime, *, window_days: float, horizon_days: float, after_days: float, margin_days: float = 1.0
+    now: datetime,
+    *,
+    window_days: float,
+    horizon_days: float,
+    after_days: float,
+    margin_days: float = 1.0,
+    settle_days: float = 0.0,
 ) -> Timeline:
     """The acts, ending at the last UTC midnight at least an hour before ``now`` (no event from the future).
+
+    The challenger's window starts ``settle_days`` plus ``margin_days`` after the onset.
 
     Anchored to a midnight rather than to ``now`` itself: the simulator's traffic depends on the UTC
     hour, so with the same seed every run replays the same traffic, shifted by whole days, and the
@@ -55,8 +67,10 @@ def plan_timeline(
         raise ValueError("now must be timezone-aware")
     if min(window_days, horizon_days, after_days, margin_days) <= 0:
         raise ValueError("window, horizon, after and margin must all be positive")
+    if settle_days < 0:
+        raise ValueError(f"settle_days must not be negative, not {settle_days}")
     span = timedelta(days=window_days + horizon_days + margin_days)
     end = (now.astimezone(UTC) - timedelta(hours=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     drift_end = end - timedelta(days=after_days)
-    onset = drift_end - span
+    onset = drift_end - span - timedelta(days=settle_days)
     return Timeline(onset - span, onset, drift_end, end, timedelta(days=window_days), timedelta(days=horizon_days))

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import httpx
@@ -100,6 +100,7 @@ class TransactionScorer:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="berg-score")
         self._slots = threading.BoundedSemaphore(2 * concurrency)
         self._lock = threading.Lock()
+        self._in_flight: set[Future[None]] = set()
 
     def submit(self, transaction_json: bytes) -> None:
         """Score one transaction (its contract JSON) in the background, ``batch`` per call; waits while too many
@@ -113,10 +114,27 @@ class TransactionScorer:
         self._waiting = []
         self._slots.acquire()
         try:
-            self._pool.submit(self._score, body)
+            future = self._pool.submit(self._score, body)
         except BaseException:
             self._slots.release()
             raise
+        with self._lock:
+            self._in_flight.add(future)
+        future.add_done_callback(self._landed)
+
+    def _landed(self, future: Future[None]) -> None:
+        with self._lock:
+            self._in_flight.discard(future)
+
+    def drain(self) -> ScoringTally:
+        """Send what waits for a full batch and wait until every call so far has been answered (the scorer
+        stays open: a replay scores a slice, drains, then produces it)."""
+        if self._waiting:
+            self._send()
+        with self._lock:
+            pending = list(self._in_flight)
+        wait(pending)
+        return self.tally
 
     def _score(self, body: bytes) -> None:
         started = time.perf_counter()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from berg.simulator.generator import SimulationConfig, simulate
 from berg.simulator.scenarios import make_scenario
-from berg.simulator.scoring import ScoringTally, scored_while_sent
+from berg.simulator.scoring import ScoringTally, TransactionScorer, scored_while_sent
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +66,42 @@ def test_only_valid_transactions_are_scored_and_every_event_still_passes() -> No
     assert passed == events
     assert scorer.submitted == [event.value for event in events if event.kind == "transaction"]
     assert any(event.kind != "transaction" for event in events)
+
+
+class _SlowServing(BaseHTTPRequestHandler):
+    """Answers each call after a pause, one prediction per instance."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        time.sleep(0.05)
+        answer = json.dumps(
+            {"predictions": [{"decision": "approve", "model_version": "v1"} for _ in body["instances"]]}
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+def test_drain_returns_once_every_submitted_transaction_is_answered_and_the_scorer_goes_on() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowServing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/models/fraud:predict"
+    try:
+        scorer = TransactionScorer(url, concurrency=2, batch=4)
+        for _ in range(10):  # two full calls and two transactions waiting for a third
+            scorer.submit(b"{}")
+        assert scorer.drain().scored == 10
+        for _ in range(3):
+            scorer.submit(b"{}")
+        assert scorer.drain().scored == 13
+        assert scorer.drain().calls == 4  # nothing left: no empty call
+        assert scorer.close().failed == 0
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,220 @@
+"""Has the data plane caught up? The replay's freshness barrier.
+
+A payment app scores a transaction with the features known at that moment: the data
+plane has stored everything before it. A replay of weeks in minutes gets there by
+waiting, before each slice of event time it scores, until ingestion, validation and
+the features service have stored everything produced so far.
+
+Each stage commits its offsets only after its sinks hold the records, so a stage has
+caught up when every consumer group that reads its input topics has committed up to
+their end. The stages are checked in pipeline order, each against the ends of its
+input topics read once the stage before it has caught up: by then every record that
+stage will write for what was produced is on its output topic. Which groups read a
+topic is found in Kafka (the groups with committed offsets on it), so the probe needs
+no service's settings.
+
+The features service's merchant snapshots are a batch job with its own watermark
+(``berg_features_merchant_watermark_timestamp_seconds`` and its runs on ``/metrics``):
+:func:`wait_for_merchant_job` waits for runs that started after the data was stored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from berg.kafka.topics import (
+    LABELS_INGESTED,
+    LABELS_RAW,
+    LABELS_VALID,
+    TRANSACTIONS_INGESTED,
+    TRANSACTIONS_RAW,
+    TRANSACTIONS_VALID,
+)
+from berg.settings import KafkaSettings
+
+__all__ = [
+    "DATA_PLANE_STAGES",
+    "MERCHANT_PENDING_METRIC",
+    "MERCHANT_RUNS_METRIC",
+    "MERCHANT_WATERMARK_METRIC",
+    "DataPlaneBehind",
+    "DataPlaneProbe",
+    "MerchantJobState",
+    "merchant_job_state",
+    "records_behind",
+    "wait_for_merchant_job",
+]
+
+DATA_PLANE_STAGES: tuple[tuple[str, ...], ...] = (
+    (TRANSACTIONS_RAW, LABELS_RAW),
+    (TRANSACTIONS_INGESTED, LABELS_INGESTED),
+    (TRANSACTIONS_VALID, LABELS_VALID),
+)
+"""The input topics of ingestion, validation and the features service, in pipeline order."""
+
+MERCHANT_WATERMARK_METRIC = "berg_features_merchant_watermark_timestamp_seconds"
+MERCHANT_RUNS_METRIC = "berg_features_merchant_runs_total"
+MERCHANT_PENDING_METRIC = "berg_features_merchant_pending_days"
+"""Days whose inputs changed and that the job has not recomputed yet (absent in versions without a plan)."""
+
+
+class DataPlaneBehind(TimeoutError):
+    """The data plane did not catch up in time; the message says which stage and group."""
+
+
+def records_behind(ends: Mapping[Any, int], committed: Mapping[Any, int]) -> int:
+    """Records between a group's committed offsets and the partitions' ends (a partition never
+    committed counts from offset 0)."""
+    return sum(max(0, end - max(0, committed.get(partition, 0))) for partition, end in ends.items())
+
+
+class DataPlaneProbe:
+    """Waits until every consumer group of each stage has committed up to the end of its input topics.
+
+    Example:
+        >>> probe = DataPlaneProbe(stack.kafka_settings)
+        >>> produce_events(stack.kafka_settings, slice_of_events)
+        >>> probe.wait_until_caught_up(timeout_s=600)
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        stages: Sequence[Sequence[str]] = DATA_PLANE_STAGES,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stages = [tuple(stage) for stage in stages]
+        self._clock = clock
+        self._admin: Any = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="berg-replay")
+        self._offsets: Any = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="berg-replay")
+        self._partitions: dict[tuple[str, ...], list[TopicPartition]] = {}
+        self._groups: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def _partitions_of(self, stage: tuple[str, ...]) -> list[TopicPartition]:
+        if stage not in self._partitions:
+            partitions: list[TopicPartition] = []
+            for topic in stage:
+                found = sorted(self._offsets.partitions_for_topic(topic) or ())
+                if not found:
+                    raise DataPlaneBehind(f"topic {topic} does not exist: is this the stack's Kafka?")
+                partitions.extend(TopicPartition(topic, partition) for partition in found)
+            self._partitions[stage] = partitions
+        return self._partitions[stage]
+
+    def _discover(self, stage: tuple[str, ...]) -> tuple[str, ...]:
+        groups = [str(group["group_id"]) for group in self._admin.list_groups()]
+        if not groups:
+            return ()
+        offsets = self._admin.list_group_offsets(groups)
+        return tuple(
+            sorted(group for group, committed in offsets.items() if any(tp.topic in stage for tp in committed))
+        )
+
+    def groups_of(self, stage: Sequence[str]) -> tuple[str, ...]:
+        """The consumer groups with committed offsets on any of ``stage``'s topics (cached once found)."""
+        key = tuple(stage)
+        if not self._groups.get(key):
+            self._groups[key] = self._discover(key)
+        return self._groups[key]
+
+    def _behind(self, stage: tuple[str, ...], ends: Mapping[TopicPartition, int]) -> dict[str, int]:
+        groups = self.groups_of(stage)
+        if not groups:
+            return {"(no consumer group has committed on these topics yet)": sum(ends.values())}
+        offsets = self._admin.list_group_offsets({group: list(ends) for group in groups})
+        return {
+            group: records_behind(ends, {tp: meta.offset for tp, meta in offsets.get(group, {}).items()})
+            for group in groups
+        }
+
+    def wait_until_caught_up(self, timeout_s: float, interval_s: float = 0.05) -> float:
+        """Block until every stage has caught up with what was produced before the call; the seconds it took.
+
+        Raises:
+            DataPlaneBehind: some group was still behind after ``timeout_s``.
+        """
+        started = self._clock()
+        deadline = started + timeout_s
+        for stage in self._stages:
+            partitions = self._partitions_of(stage)
+            ends: dict[TopicPartition, int] = dict(self._offsets.end_offsets(partitions))
+            while True:
+                behind = {group: count for group, count in self._behind(stage, ends).items() if count}
+                if not behind:
+                    break
+                if self._clock() > deadline:
+                    raise DataPlaneBehind(
+                        f"the data plane did not catch up within {timeout_s:.0f}s: on {', '.join(stage)}, "
+                        + ", ".join(f"{group} is {count:,} records behind" for group, count in behind.items())
+                    )
+                time.sleep(interval_s)
+        return self._clock() - started
+
+    def close(self) -> None:
+        self._admin.close()
+        self._offsets.close()
+
+
+@dataclass(frozen=True)
+class MerchantJobState:
+    """What the features service's ``/metrics`` say of its merchant snapshot job."""
+
+    runs: int
+    """Runs that succeeded so far."""
+    watermark: datetime | None
+    """The event time up to which snapshots are materialized (None before the first)."""
+    pending_days: int = 0
+    """Days of snapshots whose inputs changed and that are not recomputed yet."""
+
+
+def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJobState | None:
+    """The merchant job's state, or None when the features service does not answer."""
+    try:
+        text = httpx.get(f"{features_url}/metrics", timeout=timeout_s).text
+    except httpx.HTTPError:
+        return None
+    runs, watermark, pending = 0.0, 0.0, 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == MERCHANT_RUNS_METRIC and sample.labels.get("outcome") == "ok":
+                runs = sample.value
+            elif sample.name == MERCHANT_WATERMARK_METRIC:
+                watermark = sample.value
+            elif sample.name == MERCHANT_PENDING_METRIC:
+                pending = sample.value
+    return MerchantJobState(int(runs), datetime.fromtimestamp(watermark, UTC) if watermark else None, int(pending))
+
+
+def wait_for_merchant_job(
+    features_url: str, timeout_s: float, *, runs: int = 2, interval_s: float = 0.5
+) -> MerchantJobState:
+    """Block until the merchant job has finished ``runs`` more runs (two: the first may have started
+    before the call, on data the last slice had not reached yet) and has no day left to recompute; its
+    state then.
+
+    Raises:
+        DataPlaneBehind: it did not within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    first = merchant_job_state(features_url)
+    while True:
+        state = merchant_job_state(features_url)
+        if first is None:
+            first = state
+        elif state is not None and state.runs >= first.runs + runs and not state.pending_days:
+            return state
+        if time.monotonic() > deadline:
+            raise DataPlaneBehind(
+                f"the features service's merchant job did not finish {runs} runs and its pending days within "
+                f"{timeout_s:.0f}s ({features_url}/metrics: {MERCHANT_RUNS_METRIC}, {MERCHANT_PENDING_METRIC})"
+            )
+        time.sleep(interval_s)

@@ -1,0 +1,123 @@
+"""The replay's order of work: wait for the data plane, score, then produce; slices cut on event time."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from berg.lifecycle.dataplane import records_behind
+from berg.lifecycle.replay import event_time_slices, replay_scored, slice_boundary
+from berg.simulator.events import EventTruth, SimulatedEvent
+from berg.simulator.generator import SimulationConfig, simulate
+
+START = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)
+
+
+def _event(at: datetime, kind: str = "transaction", user: bytes = b"u") -> SimulatedEvent:
+    truth = EventTruth(scenario="baseline", transaction_id=uuid.uuid4(), is_fraud=False)
+    return SimulatedEvent("t", user, at.isoformat().encode(), (), at, kind, truth)  # type: ignore[arg-type]
+
+
+def test_slices_are_cut_at_multiples_of_their_length_since_the_epoch() -> None:
+    assert slice_boundary(START, timedelta(hours=1)) == datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
+    assert slice_boundary(datetime(2026, 3, 1, 23, 0, tzinfo=UTC), timedelta(hours=1)) == datetime(
+        2026, 3, 2, 0, 0, tzinfo=UTC
+    )
+    times = [START + timedelta(minutes=m) for m in (0, 10, 29, 30, 31, 200)]
+    slices = list(event_time_slices(map(_event, times), timedelta(hours=1)))
+    # 22:30, 22:40, 22:59 | 23:00, 23:01 | (00:00 .. 01:00 is empty) 01:50
+    assert [[e.event_time for e in s] for s in slices] == [times[:3], times[3:5], times[5:]]
+    with pytest.raises(ValueError, match="positive"):
+        list(event_time_slices(map(_event, times), timedelta(0)))
+    with pytest.raises(ValueError, match="back in event time"):
+        list(event_time_slices(map(_event, reversed(times)), timedelta(hours=1)))
+
+
+def test_one_per_user_ends_a_slice_before_a_users_second_transaction() -> None:
+    def at(minute: int, user: bytes, kind: str = "transaction") -> SimulatedEvent:
+        return _event(START + timedelta(minutes=minute), kind, user)
+
+    # 22:30 a, 22:31 b, 22:32 label of a, 22:33 a again | 22:33 a, 22:40 c | 23:00 a (new hour)
+    stream = [at(0, b"a"), at(1, b"b"), at(2, b"a", "label"), at(3, b"a"), at(10, b"c"), at(30, b"a")]
+    slices = list(event_time_slices(stream, timedelta(hours=1), one_per_user=True))
+    assert [[(e.key, e.kind[0]) for e in s] for s in slices] == [
+        [(b"a", "t"), (b"b", "t"), (b"a", "l")],
+        [(b"a", "t"), (b"c", "t")],
+        [(b"a", "t")],
+    ]
+    # Without it, one slice per hour.
+    assert [len(s) for s in event_time_slices(stream, timedelta(hours=1))] == [5, 1]
+
+
+def test_slices_of_a_simulated_stream_keep_every_record_in_order() -> None:
+    config = SimulationConfig(start=START, seed=3, users=40)
+    events = list(itertools.islice(simulate(config), 2_000))
+    slices = list(event_time_slices(events, timedelta(hours=6)))
+    assert [e for s in slices for e in s] == events
+    for earlier, later in itertools.pairwise(slices):
+        assert slice_boundary(earlier[-1].event_time, timedelta(hours=6)) <= later[0].event_time
+    by_user = list(event_time_slices(events, timedelta(hours=6), one_per_user=True))
+    assert [e for s in by_user for e in s] == events
+    assert len(by_user) > len(slices)
+    for records in by_user:
+        users = [e.key for e in records if e.kind == "transaction"]
+        assert len(users) == len(set(users))
+
+
+def test_each_slice_is_scored_after_the_data_plane_caught_up_and_before_it_is_produced() -> None:
+    log: list[tuple[str, tuple[str, ...]]] = []
+
+    def names(records: Sequence[SimulatedEvent]) -> tuple[str, ...]:
+        return tuple(f"{e.kind[0]}{e.event_time:%H%M}" for e in records)
+
+    first = [_event(START), _event(START + timedelta(minutes=1), "label")]
+    second = [_event(START + timedelta(hours=1)), _event(START + timedelta(hours=1, minutes=5))]
+    only_labels = [_event(START + timedelta(hours=2), "label")]
+    ticks = itertools.count()
+    timings = replay_scored(
+        [first, only_labels, second],
+        catch_up=lambda: log.append(("catch up", ())),
+        score=lambda transactions: log.append(("score", names(transactions))),
+        produce=lambda records: log.append(("produce", names(records))),
+        clock=lambda: float(next(ticks)),
+    )
+    assert log == [
+        ("catch up", ()),
+        ("score", ("t2230",)),
+        ("produce", ("t2230", "l2231")),
+        ("catch up", ()),
+        ("produce", ("l0030",)),  # nothing to score
+        ("catch up", ()),
+        ("score", ("t2330", "t2335")),
+        ("produce", ("t2330", "t2335")),
+    ]
+    assert (timings.slices, timings.transactions, timings.records) == (3, 3, 5)
+    assert timings.catch_up_s == timings.scoring_s == timings.producing_s == [1.0, 1.0, 1.0]
+    assert timings.describe().startswith("3 slices, 3 transactions in 9 s: data plane catch-up median 1.00 s")
+
+
+def test_a_failed_step_ends_the_replay_before_anything_else_is_produced() -> None:
+    produced: list[int] = []
+
+    def score(transactions: Sequence[SimulatedEvent]) -> None:
+        raise RuntimeError("serving answered 503")
+
+    with pytest.raises(RuntimeError, match="503"):
+        replay_scored(
+            [[_event(START)], [_event(START + timedelta(hours=1))]],
+            catch_up=lambda: None,
+            score=score,
+            produce=lambda records: produced.append(len(records)),
+        )
+    assert produced == []
+
+
+def test_records_behind_counts_what_a_group_has_not_committed() -> None:
+    ends = {("t", 0): 10, ("t", 1): 5, ("t", 2): 0}
+    assert records_behind(ends, {("t", 0): 10, ("t", 1): 5}) == 0
+    assert records_behind(ends, {("t", 0): 7}) == 3 + 5  # partition 1 never committed: all of it
+    assert records_behind(ends, {("t", 0): -1, ("t", 1): 6}) == 10  # -1: nothing committed; ahead counts 0
