@@ -16,19 +16,58 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from berg.dashboards._generate import panel_queries
-from berg.lifecycle.probes import served_version
+from berg.lifecycle.probes import ControllerClient, served_version
 from berg.registry import ModelRegistry
+from berg.stack.layout import StateLayout
+from berg.stack.monitoring_config import alertmanager_config
+from berg.stack.settings import StackSettings
 from tests.helpers import free_port_table
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 BERG = [sys.executable, "-m", "berg"]
+
+
+def _retraining_alert_window_s() -> float:
+    """How long after a drift begins an alert-started run can have started, at the latest: the drift alerts'
+    longest ``for:``, Alertmanager's ``group_wait`` for the controller's route and the local controller's cooldown.
+
+    Drift alerts only: the quality alert needs labels a horizon (30 days of event time) after the traffic, which
+    the watch cannot hold, and the data-volume alert counts labelled rows, which the watch does not send."""
+    rules = yaml.safe_load(files("berg.stack").joinpath("resources/prometheus/berg.rules.yml").read_text())
+    longest_for = max(
+        _seconds(rule.get("for", "0s"))
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") in DRIFT_ALERTS
+    )
+    routes = alertmanager_config(StackSettings(), StateLayout.at(Path(".berg")))["route"]["routes"]
+    group_wait = max(_seconds(route.get("group_wait", "0s")) for route in routes)
+    return longest_for + group_wait + StackSettings().retrain_cooldown_s
+
+
+DRIFT_ALERTS = ("FeatureDriftHigh", "PredictionDriftHigh")
+
+
+def _seconds(duration: str) -> float:
+    value, unit = re.fullmatch(r"(\d+)([smh])", duration).groups()  # type: ignore[union-attr]
+    return float(value) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def watch_s() -> float:
+    """After the promotion the new champion's own traffic is watched this long: twice the time any drift alert
+    would need to fire, reach the controller and outlast the cooldown (issue: no retraining from a retired version,
+    and no drift of the new champion on its own world)."""
+    return 2 * _retraining_alert_window_s()
 
 
 def row(stdout: str, name: str) -> str:
@@ -53,7 +92,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     env = {**os.environ, "BERG_STATE_DIR": str(tmp_path_factory.mktemp("demo")), "COLUMNS": "200"}
     env.update({f"BERG_PORTS__{name.upper()}": str(port) for name, port in free_port_table().as_dict().items()})
     result = subprocess.run(
-        [*BERG, "demo", "--after-days", "1"], capture_output=True, text=True, env=env, timeout=1200, check=False
+        [*BERG, "demo", "--after-days", "1", "--watch-s", f"{watch_s():.0f}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=2000,
+        check=False,
     )
     yield result, env
     subprocess.run([*BERG, "down"], capture_output=True, text=True, env=env, timeout=300, check=False)
@@ -114,3 +158,35 @@ def test_every_dashboard_query_returns_data_from_the_demo_prometheus(
         if not body["data"]["result"]:
             empty.append(f"{query}")
     assert not empty, "queries with no data after the demo:\n" + json.dumps(empty, indent=1)
+
+
+def test_after_the_promotion_the_new_champions_own_traffic_starts_no_run(
+    demo: tuple[subprocess.CompletedProcess[str], dict[str, str]],
+) -> None:
+    """The tail: once v0002 serves, the retired v0001's alerts (still firing on stale series until monitoring
+    silences them) and v0002's own traffic start nothing, over twice the longest path from drift to a run."""
+    result, env = demo
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    registry = ModelRegistry(Path(env["BERG_STATE_DIR"]) / "registry")
+    promoted = next(move.moved_at for move in registry.history("fraud", "production") if move.version == "v0002")
+    controller = ControllerClient(
+        f"http://127.0.0.1:{env['BERG_PORTS__CONTROLLER']}",
+        (Path(env["BERG_STATE_DIR"]) / "secrets" / "controller-token").read_text().strip(),
+    )
+    try:
+        runs, triggers = controller.runs("fraud"), controller.triggers("fraud")
+    finally:
+        controller.close()
+    watched = datetime.now(UTC) - promoted
+    assert watched.total_seconds() >= watch_s(), f"watched {watched} after the promotion, not {watch_s():.0f} s"
+    later_runs = [run for run in runs if datetime.fromisoformat(run["created_at"]) > promoted]
+    assert not later_runs, f"runs started after v0002 was promoted: {later_runs}"
+    started = [t for t in triggers if t["decision"] == "started" and datetime.fromisoformat(t["created_at"]) > promoted]
+    assert not started, f"triggers that started a run after the promotion: {started}"
+    # v0002's own traffic never fired a drift alert: it is the world it was trained on (no training/serving skew).
+    prometheus = f"http://127.0.0.1:{env['BERG_PORTS__PROMETHEUS']}"
+    window = f"{int(watched.total_seconds())}s"
+    query = f'max_over_time(ALERTS{{model="fraud",version="v0002",alertstate="firing"}}[{window}])'
+    body = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=30).json()
+    assert body["status"] == "success", body
+    assert body["data"]["result"] == [], f"alerts about v0002 fired on its own traffic: {body['data']['result']}"
