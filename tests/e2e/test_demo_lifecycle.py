@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
@@ -56,6 +57,9 @@ def _retraining_alert_window_s() -> float:
 
 
 DRIFT_ALERTS = ("FeatureDriftHigh", "PredictionDriftHigh")
+AFTER_DAYS = 3
+"""Days of traffic after the drift: monitoring measures a version's drift over whole days of event time, so the new
+champion's drift is judged over the last two of them, while they are watched."""
 
 
 def _seconds(duration: str) -> float:
@@ -91,8 +95,9 @@ ONLY_WHEN_SOMETHING_FAILS = {
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     env = {**os.environ, "BERG_STATE_DIR": str(tmp_path_factory.mktemp("demo")), "COLUMNS": "200"}
     env.update({f"BERG_PORTS__{name.upper()}": str(port) for name, port in free_port_table().as_dict().items()})
+    env["BERG_TEST_DEMO_STARTED"] = str(time.time())
     result = subprocess.run(
-        [*BERG, "demo", "--after-days", "1", "--watch-s", f"{watch_s():.0f}"],
+        [*BERG, "demo", "--after-days", str(AFTER_DAYS), "--watch-s", f"{watch_s():.0f}"],
         capture_output=True,
         text=True,
         env=env,
@@ -147,13 +152,16 @@ def test_every_dashboard_query_returns_data_from_the_demo_prometheus(
 ) -> None:
     result, env = demo
     assert result.returncode == 0, result.stdout[-3000:]
-    url = f"http://127.0.0.1:{env['BERG_PORTS__PROMETHEUS']}/api/v1/query"
+    # A dashboard shows a time range: each query must have had data at some moment of the demo (the retired
+    # champion's series, for one, fall silent once it has been out of production for the grace period).
+    url = f"http://127.0.0.1:{env['BERG_PORTS__PROMETHEUS']}/api/v1/query_range"
+    span = {"start": env["BERG_TEST_DEMO_STARTED"], "end": str(time.time()), "step": "15"}
     empty = []
     for query in panel_queries():
         if query.panel in ONLY_WHEN_SOMETHING_FAILS or f"{query.panel} / {query.ref_id}" in ONLY_WHEN_SOMETHING_FAILS:
             continue
         expression = query.resolved({"model": "fraud", "version": ".*", "service": ".*"})
-        body = httpx.get(url, params={"query": expression}, timeout=10).json()
+        body = httpx.get(url, params={"query": expression, **span}, timeout=30).json()
         assert body["status"] == "success", (query, body)
         if not body["data"]["result"]:
             empty.append(f"{query}")
