@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,7 +60,6 @@ FAIL_FIRST = 4
 CUT_SHORT = 499
 """What the proxy records for a call whose request ended before its body did (the sender gave up): not forwarded."""
 TOKEN = "a-token-from-a-file-0123456789"
-WEBHOOK = {"integration": "webhook"}
 
 
 class FaultyProxy:
@@ -220,17 +219,15 @@ def post_batches(
                 return
 
 
-def metric(url: str, name: str, labels: Mapping[str, str]) -> int:
-    """The sum of ``name``'s samples that carry ``labels`` (0 when there are none)."""
+def webhook_counters(url: str) -> dict[str, int]:
+    """Alertmanager's counters of the webhook integration, from one scrape (so they belong together)."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
-    return int(
-        sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-        )
-    )
+    counters: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("integration") == "webhook":
+                counters[sample.name] = counters.get(sample.name, 0) + int(sample.value)
+    return counters
 
 
 @dataclass(frozen=True)
@@ -287,13 +284,14 @@ class NotificationAccounts:
 def notification_accounts(alertmanager: str, log: Path, proxy: FaultyProxy) -> NotificationAccounts | None:
     """One consistent reading, or None when a call reached or left the proxy meanwhile (read again)."""
     before = (proxy.answers, proxy.in_flight)
+    counters = webhook_counters(alertmanager)
     lines = log.read_text(errors="replace").splitlines()
     given_up = [line for line in lines if 'msg="Notify for alerts failed"' in line]
     accounts = NotificationAccounts(
-        attempts=metric(alertmanager, "alertmanager_notification_requests_total", WEBHOOK),
-        failed_attempts=metric(alertmanager, "alertmanager_notification_requests_failed_total", WEBHOOK),
-        notifications=metric(alertmanager, "alertmanager_notifications_total", WEBHOOK),
-        failed_notifications=metric(alertmanager, "alertmanager_notifications_failed_total", WEBHOOK),
+        attempts=counters.get("alertmanager_notification_requests_total", 0),
+        failed_attempts=counters.get("alertmanager_notification_requests_failed_total", 0),
+        notifications=counters.get("alertmanager_notifications_total", 0),
+        failed_notifications=counters.get("alertmanager_notifications_failed_total", 0),
         logged_failures=len(given_up),
         deadline_failures=sum(1 for line in given_up if "context deadline exceeded" in line),
         proxied=tuple(status for _, status in before[0]),
