@@ -274,16 +274,21 @@ class InProcessController:
         response.raise_for_status()
         return list(response.json())
 
-    def wait_finished(self, timeout_s: float = 30) -> list[dict[str, Any]]:
-        """Every run, once none is pending or running."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            runs = self.runs()
-            if all(run["status"] in ("succeeded", "failed") for run in runs):
-                return runs
-            if time.monotonic() > deadline:
-                raise AssertionError(f"runs still active after {timeout_s}s: {runs}")
-            time.sleep(0.1)
+    def wait_finished(self, stall_s: float = 120) -> list[dict[str, Any]]:
+        """Every run, once none is pending or running; fails only when no run changed its state for ``stall_s``."""
+        from tests.helpers import wait_for_progress  # see running_alertmanager
+
+        seen: list[list[dict[str, Any]]] = []
+
+        def finished() -> bool:
+            seen.append(self.runs())
+            return all(run["status"] in ("succeeded", "failed") for run in seen[-1])
+
+        def states() -> list[tuple[str, str]]:
+            return [(run["id"], run["status"]) for run in self.runs()]
+
+        wait_for_progress(finished, states, "every run to finish", stall_s=stall_s)
+        return seen[-1]
 
     def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
         from prometheus_client.parser import text_string_to_metric_families
@@ -425,7 +430,7 @@ def running_alertmanager(
             return False
 
     try:
-        wait_for(ready, 30, "Alertmanager to be ready")
+        wait_for(ready, 120, "Alertmanager to be ready")  # bounds a hang: it is ready in about a second
         yield url
     finally:
         process.send_signal(signal.SIGTERM)

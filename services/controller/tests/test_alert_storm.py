@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -33,12 +32,10 @@ from services.controller.tests.helpers import (
 )
 
 from berg_controller.policy import DEFAULT_TRIGGER_ALERTS
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
 STORM = 500
-STORM_BUDGET_S = 60.0
 SENDERS = 8
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -70,22 +67,19 @@ def storm_payloads(count: int, models: tuple[str, ...] = ("fraud",), seed: int =
     return payloads
 
 
-def send_all(controller: InProcessController, payloads: list[dict[str, Any]]) -> tuple[list[Delivery], float]:
-    started = time.monotonic()
+def send_all(controller: InProcessController, payloads: list[dict[str, Any]]) -> list[Delivery]:
     with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=SENDERS)) as client:
 
         def send(payload: dict[str, Any]) -> Delivery:
             return deliver(client, controller.url, payload)
 
         with ThreadPoolExecutor(SENDERS) as pool:
-            deliveries = list(pool.map(send, payloads))
-    return deliveries, time.monotonic() - started
+            return list(pool.map(send, payloads))
 
 
 def test_a_storm_of_500_alerts_starts_one_run(tmp_path: Path, starts: Path) -> None:
     with running_controller(settings_for(tmp_path, sleep_s=2.0)) as controller:
-        deliveries, elapsed = send_all(controller, storm_payloads(STORM))
-        assert elapsed < STORM_BUDGET_S
+        deliveries = send_all(controller, storm_payloads(STORM))
         assert all(d.response.status_code == 200 for d in deliveries)
         (run,) = controller.wait_finished()
         assert run["status"] == "succeeded"
@@ -119,12 +113,11 @@ def test_a_storm_through_503s_and_retries_starts_one_run(tmp_path: Path, starts:
                     enough_failures.set()
 
         def unlock_after_failures() -> None:
-            enough_failures.wait(timeout=30)
+            enough_failures.wait(timeout=300)  # bounds a hang: eight senders fail ten times within moments
             locker.execute("ROLLBACK")
 
         unlocker = threading.Thread(target=unlock_after_failures)
         unlocker.start()
-        started = time.monotonic()
         try:
             with httpx.Client(timeout=30) as client, ThreadPoolExecutor(SENDERS) as pool:
                 deliveries = list(
@@ -137,7 +130,6 @@ def test_a_storm_through_503s_and_retries_starts_one_run(tmp_path: Path, starts:
             enough_failures.set()
             unlocker.join()
             locker.close()
-        assert time.monotonic() - started < STORM_BUDGET_S
         assert failures >= failures_wanted
         assert sum(d.failures for d in deliveries) == failures
         assert all(d.response.status_code == 200 for d in deliveries)
@@ -150,7 +142,7 @@ def test_a_storm_through_503s_and_retries_starts_one_run(tmp_path: Path, starts:
 def test_two_models_two_runs(tmp_path: Path, starts: Path) -> None:
     settings = settings_for(tmp_path, sleep_s=2.0, models=["fraud", "churn"])
     with running_controller(settings) as controller:
-        deliveries, _ = send_all(controller, storm_payloads(200, models=("fraud", "churn")))
+        deliveries = send_all(controller, storm_payloads(200, models=("fraud", "churn")))
         assert all(d.response.status_code == 200 for d in deliveries)
         runs = controller.wait_finished()
         assert sorted(run["model"] for run in runs) == ["churn", "fraud"]
@@ -167,7 +159,7 @@ def test_ten_flaps_start_at_most_one_run(tmp_path: Path, starts: Path) -> None:
             resolved = alert(fingerprint=fingerprint, starts_at=began, status="resolved")
             assert deliver(controller.client, controller.url, webhook(firing)).response.status_code == 200
             if flap == 0:
-                wait_for(lambda: controller.wait_finished() != [], 30, "the first run to finish")
+                assert len(controller.wait_finished()) == 1  # the next flaps come after the run: the cooldown
             assert deliver(controller.client, controller.url, webhook(resolved)).response.status_code == 200
         runs = controller.wait_finished()
         assert len(runs) <= 1

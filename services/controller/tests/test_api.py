@@ -169,7 +169,7 @@ def test_metrics_as_documented(controller: InProcessController) -> None:
 
     from tests.helpers import wait_for
 
-    wait_for(settled, 10, "the loop to refresh the gauges")
+    wait_for(settled, 120, "the loop to refresh the gauges")  # bounds a hang: a round every 0.2 s
     assert controller.metric("berg_controller_runs_total", {"model": "fraud", "status": "succeeded"}) == 1
     names = {
         line.split("{")[0].split(" ")[0]

@@ -60,7 +60,7 @@ def test_killed_before_replying_then_redelivered(controller: ServiceProcess, tmp
 
     pipeline_pid = None
     if point == "after_launch":
-        wait_for(lambda: count_starts(starts) == 1, 30, "the pipeline started before the crash")
+        wait_for(lambda: count_starts(starts) == 1, 300, "the pipeline started before the crash")  # bounds a hang
         pipeline_pid = int(starts.read_text().split()[2])
     else:
         assert count_starts(starts) == 0  # stored, never started
@@ -95,7 +95,7 @@ def test_sigterm_leaves_the_pipeline_running_for_the_next_controller(
     with httpx.Client(timeout=30) as client:
         response = client.post(f"{url}/runs", json={"model": "fraud"}, headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 202
-        wait_for(lambda: count_starts(starts) == 1, 30, "the pipeline to start")
+        wait_for(lambda: count_starts(starts) == 1, 300, "the pipeline to start")  # bounds a hang
         assert controller.stop(timeout_s=30) == 0, controller.log_tail()
         pipeline_pid = int(starts.read_text().split()[2])
         assert alive(pipeline_pid)

@@ -52,7 +52,7 @@ def launcher_for(host: str) -> KfpLauncher:
         PACKAGE,
         "berg",
         lambda model: pipeline_arguments(model, "s3://berg/offline", "s3://berg/registry", {"window_days": 14.0}),
-        request_timeout_s=10,
+        request_timeout_s=120,  # bounds a hang only: one call to the in-process fake API
     )
 
 
