@@ -50,7 +50,9 @@ class ServiceProcess:
         except httpx.HTTPError:
             return False
 
-    def wait_ready(self, timeout_s: float = 90) -> None:
+    def wait_ready(self, timeout_s: float = 600) -> None:
+        # Only bounds a hang: it returns as soon as the service is ready or has died, and a loaded machine can
+        # take minutes to import a service's libraries (KServe, Feast, Great Expectations).
         wait_for(lambda: self.ready() or not self.alive(), timeout_s, f"{self.name} to be ready")
 
     def alive(self) -> bool:
