@@ -54,11 +54,11 @@ def test_a_silence_holds_back_the_models_retraining_alerts_until_it_expires(stac
             "ServingLatencyHigh": "active",  # not a retraining alert
             "other model": "active",
         }
-        wait_for(lambda: states() == held, 30, f"the silence to apply: {held}")
+        wait_for(lambda: states() == held, 300, f"the silence to apply: {held}")
         assert silence in state_of(base, model, "FeatureDriftHigh")["silencedBy"]  # type: ignore[index]
 
         client.expire(silence)
         assert silence not in {s["id"] for s in client.active_silences()}
-        wait_for(lambda: set(states().values()) == {"active"}, 30, "every alert to be active once it expired")
+        wait_for(lambda: set(states().values()) == {"active"}, 300, "every alert to be active once it expired")
     finally:
         client.close()

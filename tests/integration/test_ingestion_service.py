@@ -103,9 +103,9 @@ def test_ingestion_lands_publishes_and_dead_letters(
                 TransactionV1.model_validate_json(r.value).event_id.hex for r in readers[TRANSACTIONS_INGESTED].read()
             }
 
-        wait_for(lambda: {uuid.UUID(i).hex for i in expected} <= ingested_ids(), 60, "every transaction downstream")
-        wait_for(lambda: len([r for r in readers[DEAD_LETTER].read() if r.key == run]) >= len(bad), 60, "dead letters")
-        wait_for(lambda: len(readers[LABELS_INGESTED].read()) >= 10, 60, "labels downstream")
+        wait_for(lambda: {uuid.UUID(i).hex for i in expected} <= ingested_ids(), 300, "every transaction downstream")
+        wait_for(lambda: len([r for r in readers[DEAD_LETTER].read() if r.key == run]) >= len(bad), 300, "dead letters")
+        wait_for(lambda: len(readers[LABELS_INGESTED].read()) >= 10, 300, "labels downstream")
         assert service.metric("berg_dead_letters_total", {"reason": "record_too_large"}) >= 1
     finally:
         assert service.stop() == 0, service.log_tail()
@@ -148,7 +148,7 @@ def test_two_instances_share_the_partitions_and_stopping_one_loses_nothing(
     try:
         first.wait_ready()
         second.wait_ready()
-        wait_for(lambda: group_is_stable_with(admin, group, 2), 60, "both instances in the group", interval_s=0.5)
+        wait_for(lambda: group_is_stable_with(admin, group, 2), 300, "both instances in the group", interval_s=0.5)
         for index, t in enumerate(transactions):
             producer.send(TRANSACTIONS_RAW, key=t.user_id.encode(), value=encode_event(t))
             if index == 1000:
@@ -161,7 +161,7 @@ def test_two_instances_share_the_partitions_and_stopping_one_loses_nothing(
                 assert second.stop() == 0, second.log_tail()
         producer.flush()
         expected = {str(t.event_id) for t in transactions}
-        wait_for(lambda: expected <= landed(), 90, "every event landed after one instance stopped")
+        wait_for(lambda: expected <= landed(), 300, "every event landed after one instance stopped")
     finally:
         first.stop()
         second.stop()

@@ -77,7 +77,7 @@ def test_killed_before_replying_then_redelivered(controller: ServiceProcess, tmp
         if pipeline_pid is not None:
             assert alive(pipeline_pid), "the pipeline did not survive the controller's death"
         (tmp_path / "release").touch()
-        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 60, "the run to finish")
+        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 300, "the run to finish")
         (finished,) = client.get(f"{url}/runs").json()
         assert finished["id"] == run["id"]
         assert finished["exit_code"] == 0
@@ -103,6 +103,6 @@ def test_sigterm_leaves_the_pipeline_running_for_the_next_controller(
         controller.wait_ready()
         assert client.get(f"{url}/runs").json()[0]["status"] == "running"
         (tmp_path / "release").touch()
-        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 60, "the run to finish")
+        wait_for(lambda: client.get(f"{url}/runs").json()[0]["status"] == "succeeded", 300, "the run to finish")
     assert count_starts(starts) == 1
     assert os.path.exists(tmp_path / "controller" / "controller.db")

@@ -71,7 +71,7 @@ def test_an_alert_about_the_retired_champion_starts_nothing(controller: ServiceP
         assert [d["decision"] for d in champion.json()["decisions"]] == ["started"]
         (run,) = client.get(f"{url}/runs").json()
         assert run["id"] == champion.json()["runs_started"][0]
-    wait_for(lambda: count_starts(tmp_path / "starts.txt") == 1, 60, "the production version's run to start")
+    wait_for(lambda: count_starts(tmp_path / "starts.txt") == 1, 300, "the production version's run to start")
     assert count_starts(tmp_path / "starts.txt") == 1
 
 
@@ -102,4 +102,4 @@ def test_an_unreadable_registry_answers_503_and_the_retry_decides(controller: Se
         assert [d["decision"] for d in retried.json()["decisions"]] == ["started"]
         (run,) = client.get(f"{url}/runs").json()
         assert run["id"] == retried.json()["runs_started"][0]
-    wait_for(lambda: count_starts(tmp_path / "starts.txt") == 1, 60, "the retried alert's run to start")
+    wait_for(lambda: count_starts(tmp_path / "starts.txt") == 1, 300, "the retried alert's run to start")

@@ -120,6 +120,6 @@ def test_the_watcher_thread_swaps_and_stops(registry: ModelRegistry, tmp_path: P
     follow.start()
     try:
         registry.promote("fraud", register(registry, tmp_path / "a", FEATURES))
-        wait_for(lambda: slot.current is not None, 10, "the first version to be loaded")
+        wait_for(lambda: slot.current is not None, 120, "the first version to be loaded")
     finally:
         follow.stop()

@@ -93,7 +93,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(registry: CollectorRegis
     log = PredictionLog(lambda: producer, "predictions", 3, ServingMetrics.register(registry))
     log.start()
     log.offer(scored(1))
-    wait_for(lambda: sample(registry, "berg_serving_prediction_log_queued") == 0, 5, "the first record in hand")
+    wait_for(lambda: sample(registry, "berg_serving_prediction_log_queued") == 0, 120, "the first record in hand")
     log.offer(scored(10))  # returns at once: 3 queued, 7 dropped
     assert sample(registry, "berg_serving_prediction_log_dropped_total", reason="queue_full") == 7
     assert sample(registry, "berg_serving_prediction_log_queued") == 3
@@ -122,6 +122,6 @@ def test_kafka_down_at_start_is_retried_and_what_never_went_out_is_counted(regis
     log = PredictionLog(unreachable, "predictions", 10, ServingMetrics.register(registry), retry_s=0.05)
     log.start()
     log.offer(scored(4))
-    wait_for(lambda: len(attempts) >= 2, 5, "a retry")
+    wait_for(lambda: len(attempts) >= 2, 120, "a retry")
     log.close(timeout_s=0.5)
     assert sample(registry, "berg_serving_prediction_log_dropped_total", reason="shutdown") == 4

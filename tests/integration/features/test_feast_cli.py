@@ -101,7 +101,7 @@ def test_apply_plan_materialize_and_serve(feast_env: dict[str, str], tmp_path: P
             except httpx.HTTPError:
                 return False
 
-        wait_for(healthy, 90, "feast serve")
+        wait_for(healthy, 300, "feast serve")
         response = httpx.post(
             f"http://127.0.0.1:{port}/get-online-features",
             json={

@@ -179,7 +179,7 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
 
         # The label store holds every accepted transaction and every label, once per event_id.
         label_store = LabelStore(str(offline / "label_store"))
-        wait_for(lambda: set(label_store.read("transactions")["event_id"]) == accepted_ids, 60, "the label store")
+        wait_for(lambda: set(label_store.read("transactions")["event_id"]) == accepted_ids, 300, "the label store")
         assert set(label_store.read("labels")["event_id"]) == {str(label.event_id) for label in labels}
 
         # Offline: the newest row per (user, event time) equals the oracle, for exactly the accepted events.
