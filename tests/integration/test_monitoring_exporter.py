@@ -436,11 +436,11 @@ def test_a_daily_cycle_reads_no_drift_through_part_of_a_day_and_none_over_a_whol
     )
     # 16 hours of the day, hundreds of predictions: no drift gauge, only the word that the window is partial.
     assert len(first) > 200
+    for name in ("feature_psi", "feature_ks", "prediction_psi"):
+        assert prometheus(stack, f"max_over_time(berg_monitoring_{name}{{{selector}}}[10m])") == [], name
     assert prometheus(stack, f"berg_monitoring_drift_sufficient{{{selector}}} == 0")
     [span] = prometheus(stack, f"berg_monitoring_drift_window_seconds{{{selector}}}")
     assert float(span["value"][1]) < 16 * 3600
-    for name in ("feature_psi", "feature_ks", "prediction_psi"):
-        assert prometheus(stack, f"max_over_time(berg_monitoring_{name}{{{selector}}}[10m])") == [], name
 
     # The rest of the day and the next morning: the window is the newest whole day.
     exporter.produce(traffic(model, 0.0, exporter.rng, times=rest, features=hour_of_day))

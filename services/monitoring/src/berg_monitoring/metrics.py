@@ -2,8 +2,9 @@
 
 The gauges come from a custom collector over the latest :class:`Snapshot`, so
 a scrape only formats numbers that were computed earlier; a statistic that
-cannot be computed (window too small, no reference, not enough labels) is left
-out rather than exported as NaN. Names and labels: docs/metrics.md.
+cannot be computed (a drift window short of a whole cycle or of the minimum rows,
+no reference, not enough labels) is left out rather than exported as NaN, and a
+``*_sufficient`` gauge says why. Names and labels: docs/metrics.md.
 """
 
 from __future__ import annotations
