@@ -11,22 +11,30 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
+from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from scipy.stats import ks_2samp
 
 from berg.contracts.predictions import PredictionV2
+from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.problem.card import load_problem_card
+from berg.registry import ModelRegistry
 from berg_monitoring.drift_window import DriftSpec, LastPredictions, WholeCycles, drift_window
-from berg_monitoring.metrics import SnapshotCollector
+from berg_monitoring.exporter import Exporter
+from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
+from berg_monitoring.references import ReferenceBook
 from berg_monitoring.settings import MonitoringSettings
 from berg_monitoring.snapshot import Reference, SnapshotSettings, VersionSnapshot, compute_snapshot
 from berg_monitoring.statistics import ReferenceProfile
 from berg_monitoring.windows import MonitoringState
 from berg_pipelines.runtime.profile import distribution_profile
+from tests.helpers import RecordingProducer
+from tests.record_batches import Record
 
 pytestmark = pytest.mark.unit
 
@@ -245,3 +253,87 @@ def test_settings_bound_the_window() -> None:
         MonitoringSettings(drift_capacity=100, min_drift_rows=200)
     with pytest.raises(ValueError, match="cycles"):
         DriftSpec(100, cycles=0)
+
+
+class PartitionByPartition:
+    """A consumer that serves the predictions topic one partition after the other, ``per_poll`` records a poll,
+    as a reader catching up after its start may: partition 0 days ahead of partition 1."""
+
+    def __init__(self, logs: dict[TopicPartition, list[bytes]], per_poll: int) -> None:
+        self.logs = logs
+        self.positions = dict.fromkeys(logs, 0)
+        self.per_poll = per_poll
+
+    def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
+        for partition in sorted(self.logs):
+            position = self.positions[partition]
+            values = self.logs[partition][position : position + self.per_poll]
+            if values:
+                self.positions[partition] += len(values)
+                records = [
+                    Record(partition.topic, partition.partition, position + n, b"k", value, [], 0)
+                    for n, value in enumerate(values)
+                ]
+                return {partition: records}
+        return {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.logs)
+
+    def position(self, partition: TopicPartition) -> int:
+        return self.positions[partition]
+
+    def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {partition: len(self.logs[partition]) for partition in partitions}
+
+
+def test_the_exporter_judges_no_drift_while_it_catches_up_on_the_predictions_partitions(tmp_path: Path) -> None:
+    rng = np.random.default_rng(14)
+    times = event_times(rng, 0, 60)  # two and a half days
+    predictions = [
+        PredictionV2(
+            event_id=uuid.uuid4(),
+            transaction_event_id=uuid.uuid4(),
+            transaction_event_time=datetime.fromtimestamp(time, UTC),
+            served_at=datetime.fromtimestamp(time, UTC),
+            user_id=f"u-{n % 2}",
+            merchant_id="m-1",
+            model_name="fraud",
+            model_version="v0001",
+            features={"hour_of_day": float(hour_of_day(time)), "amount": 20.0},
+            score=0.1,
+            threshold=0.5,
+            decision="approve",
+        )
+        .model_dump_json()
+        .encode()
+        for n, time in enumerate(times)
+    ]
+    partitions = [TopicPartition("p", 0), TopicPartition("p", 1)]
+    # Each partition holds every other transaction, in event-time order; each alone spans more than a day.
+    consumer = PartitionByPartition({p: predictions[p.partition :: 2] for p in partitions}, per_poll=500)
+    settings = MonitoringSettings(registry_uri=str(tmp_path / "registry"), predictions_topic="p", labels_topic="l")
+    collector = SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold)
+    exporter = Exporter(
+        settings,
+        consumer,
+        ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
+        load_problem_card(),
+        collector,
+        MonitoringMetrics.register(CollectorRegistry()),
+        DeadLetterPublisher(RecordingProducer(), "monitoring"),
+    )
+    key = (("model", "fraud"), ("version", "v0001"))
+    exported_sufficient: list[float] = []
+    window_whole: list[bool] = []
+    while exporter.step():
+        exporter.refresh()
+        exported_sufficient.append(exported(collector)[("berg_monitoring_drift_sufficient", key)])
+        window_whole.append(exporter.state.versions["v0001"].drift.current().sufficient)
+    assert consumer.positions == {p: len(consumer.logs[p]) for p in partitions}
+    # Partition 0 alone spans whole days long before partition 1 is read: the window would be whole, but the
+    # hours of partition 1 it holds are not those of partition 0, and nothing is judged until both are read.
+    assert window_whole[0] is False
+    assert any(window_whole[:-1])
+    assert exported_sufficient[:-1] == [0.0] * (len(exported_sufficient) - 1)
+    assert exported_sufficient[-1] == 1.0
