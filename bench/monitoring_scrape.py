@@ -36,6 +36,7 @@ from rich.table import Table
 from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV2
 from berg.problem.card import load_problem_card
+from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
 from berg_monitoring.statistics import ReferenceProfile
@@ -48,7 +49,7 @@ T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
 def filled_state(features: int, versions: int, rows: int, rng: np.random.Generator) -> MonitoringState:
     state = MonitoringState(
-        drift_window=rows,
+        drift=DriftSpec(rows, cycle_s=0),  # the last ``rows`` predictions: full windows of that size
         quality_window=rows,
         pending_capacity=rows * versions * 2,
         label_history=rows * versions,
@@ -108,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--versions", type=int, default=4)
-    parser.add_argument("--rows", type=int, default=2_000, help="Rows per window (the exporter's default).")
+    parser.add_argument("--rows", type=int, default=2_000, help="Rows per window.")
     parser.add_argument("--runs", type=int, default=51)
     args = parser.parse_args()
     console = Console()

@@ -25,7 +25,7 @@ ENTRY_POINTS = [
     (["-m", "berg_validation"], "BERG_VALIDATION_RULES", "BERG_VALIDATION_BATCH_MAX_RECORDS"),
     (["-m", "berg_features"], "BERG_FEATURES_KAFKA", "BERG_FEATURES_ALLOWED_LATENESS_S"),
     (["-m", "berg_serving"], "BERG_SERVING_GRPC", "BERG_SERVING_POLL_INTERVAL_S"),
-    (["-m", "berg_monitoring"], "BERG_MONITORING_WEB", "BERG_MONITORING_DRIFT_WINDOW"),
+    (["-m", "berg_monitoring"], "BERG_MONITORING_WEB", "BERG_MONITORING_DRIFT_CAPACITY"),
     (["-m", "berg_controller"], "BERG_CONTROLLER_LOCAL", "BERG_CONTROLLER_DATABASE_TIMEOUT_S"),
 ]
 

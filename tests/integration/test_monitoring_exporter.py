@@ -8,12 +8,18 @@ Alertmanager; the baseline model raises nothing, not even a pending alert.
 A restarted exporter rebuilds its windows from the topics. Once production moves
 to a new version, the old one falls silent after the grace period: its series go
 from Prometheus, its firing alert resolves, and a restart keeps it silent.
+
+Drift is measured over whole cycles of event time: these two spread their traffic
+over months, so their cycle is 30 days and their window the newest two cycles. A
+third exporter watches traffic with a daily cycle, as a payment system's has, with
+the default cycle of a day: through part of a day it exports no drift at all, and
+once a whole day is in, the day reads as its reference's days do.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,7 @@ from berg.registry.metadata import Lineage, VersionMetadata
 from berg.stack.local import LocalStack
 from berg.stack.monitoring_config import register_scrape_target, unregister_scrape_target
 from berg_pipelines.runtime.profile import distribution_profile
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_progress
 from tests.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -47,17 +53,24 @@ PARTITIONS = 3
 # the last row of the slowest partition, three rows from the end.
 MATURED = sum(t <= TIMES[-PARTITIONS] - HORIZON for t in TIMES)
 GRACE_S = 10.0
+CYCLE = timedelta(days=30)
+CYCLES = 2
+# The drift window: the newest two whole cycles of the transactions' event time.
+WINDOW_ROWS = sum(t > TIMES[-1] - CYCLES * CYCLE for t in TIMES)
 
 
-def register_model(root: Path, model: str, rng: np.random.Generator, version: str = "v0001") -> None:
-    """A version with a reference profile of x ~ N(0, 1), amount ~ lognormal, scores ~ beta; v0001 is promoted."""
+def register_model(
+    root: Path, model: str, rng: np.random.Generator, version: str = "v0001", features: dict[str, Any] | None = None
+) -> None:
+    """A version with a reference profile of x ~ N(0, 1) (or ``features``), amount ~ lognormal, scores ~ beta;
+    v0001 is promoted."""
     registry = ModelRegistry(root)
     folder = root.parent / f"{model}-{version}-artifacts"
     folder.mkdir()
     (folder / "model.bst").write_bytes(b"not read by monitoring")
     profile = {
         "features": {
-            "x": distribution_profile(rng.normal(0, 1, 5000)),
+            **(features if features is not None else {"x": distribution_profile(rng.normal(0, 1, 5000))}),
             "amount": distribution_profile(rng.lognormal(3, 1, 5000)),
         },
         "prediction": distribution_profile(rng.beta(1, 8, 5000)),
@@ -80,12 +93,19 @@ def register_model(root: Path, model: str, rng: np.random.Generator, version: st
 
 
 def traffic(
-    model: str, shift: float, rng: np.random.Generator, version: str = "v0001"
+    model: str,
+    shift: float,
+    rng: np.random.Generator,
+    version: str = "v0001",
+    times: Sequence[datetime] = TIMES,
+    features: Callable[[datetime], dict[str, float]] | None = None,
 ) -> Iterator[tuple[PredictionV2, LabelV1]]:
-    for n, happened in enumerate(TIMES):
+    """A prediction and its label (a day later) for each of ``times``; x ~ N(shift, 1) unless ``features``."""
+    for n, happened in enumerate(times):
         fraud = bool(rng.random() < 0.1)
         score = float(np.clip(rng.beta(1, 8) + (0.5 if fraud else 0.0), 0, 1))
         transaction = uuid.uuid4()
+        own = features(happened) if features is not None else {"x": float(rng.normal(shift, 1))}
         prediction = PredictionV2(
             event_id=uuid.uuid4(),
             transaction_event_id=transaction,
@@ -95,7 +115,7 @@ def traffic(
             merchant_id="m-1",
             model_name=model,
             model_version=version,
-            features={"x": float(rng.normal(shift, 1)), "amount": float(rng.lognormal(3, 1))},
+            features={**own, "amount": float(rng.lognormal(3, 1))},
             score=score,
             threshold=0.5,
             decision="review" if score >= 0.5 else "approve",
@@ -111,15 +131,25 @@ def traffic(
 
 
 class Exporter:
-    def __init__(self, stack: LocalStack, model: str, shift: float, root: Path, new_topic: Any) -> None:
+    def __init__(
+        self,
+        stack: LocalStack,
+        model: str,
+        root: Path,
+        new_topic: Any,
+        records: Callable[[np.random.Generator], Iterator[tuple[PredictionV2, LabelV1]]],
+        *,
+        reference: Callable[[np.random.Generator], dict[str, Any]] | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         rng = np.random.default_rng(abs(hash(model)) % 2**32)
         self.model = model
         self.rng = rng
         self.registry = root / "registry"
-        register_model(self.registry, model, rng)
+        register_model(self.registry, model, rng, features=reference(rng) if reference is not None else None)
         self.predictions, self.labels = new_topic(PARTITIONS), new_topic(PARTITIONS)
         self.bootstrap = stack.settings.kafka_bootstrap
-        self.produce(traffic(model, shift, rng), extra_labels=[b"{not json"])  # dead-lettered, counted
+        self.produce(records(rng), extra_labels=[b"{not json"])  # dead-lettered, counted
         self.process = ServiceProcess(
             "berg_monitoring",
             "BERG_MONITORING_",
@@ -134,6 +164,7 @@ class Exporter:
                 "RETIRED_GRACE_S": str(GRACE_S),
                 "NEW_LABELLED_ROWS_THRESHOLD": "100000",
                 "LOGGING__JSON_FORMAT": "false",
+                **(settings or {}),
             },
             root,
             f"monitoring-{model}",
@@ -178,27 +209,43 @@ class Exporter:
 
 
 @pytest.fixture(scope="module")
-def exporters(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Exporter]]:
+def new_topic(stack: LocalStack) -> Iterator[Callable[[int], str]]:
+    """Creates a topic of a fresh name with that many partitions."""
     from kafka.admin import KafkaAdminClient, NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap, client_id="berg-test-admin")
 
-    def new_topic(partitions: int) -> str:
+    def create(partitions: int) -> str:
         name = f"test-{uuid.uuid4().hex[:12]}"
         admin.create_topics([NewTopic(name, partitions, 1)])
         return name
 
+    yield create
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def exporters(
+    stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, new_topic: Callable[[int], str]
+) -> Iterator[dict[str, Exporter]]:
     suffix = uuid.uuid4().hex[:6]
     started: dict[str, Exporter] = {}
+    monthly = {"DRIFT_CYCLE_S": str(CYCLE.total_seconds()), "DRIFT_CYCLES": str(CYCLES)}
     try:
         for kind, shift in (("steady", 0.0), ("shifted", 2.0)):
-            started[kind] = Exporter(stack, f"{kind}{suffix}", shift, tmp_path_factory.mktemp(kind), new_topic)
+            model = f"{kind}{suffix}"
+            started[kind] = Exporter(
+                stack,
+                model,
+                tmp_path_factory.mktemp(kind),
+                new_topic,
+                lambda rng, model=model, shift=shift: traffic(model, shift, rng),
+                settings=monthly,
+            )
     except BaseException:
         for exporter in started.values():
             exporter.process.kill9()
         raise
-    finally:
-        admin.close()
     yield started
     for exporter in started.values():
         unregister_scrape_target(stack.layout, exporter.scrape_name)
@@ -236,6 +283,10 @@ def test_exporter_measures_drift_and_quality_from_the_topics(exporters: dict[str
         # ...and the transactions a horizon older than both streams have matured, all after the training window.
         assert exporter.process.metric("berg_monitoring_labels_total", {"outcome": "joined"}) == ROWS
         assert exporter.metric("berg_monitoring_new_labelled_rows") == MATURED
+        # Drift over the newest two whole cycles of the transactions' event time.
+        assert exporter.metric("berg_monitoring_drift_sufficient", version="v0001") == 1
+        assert exporter.metric("berg_monitoring_drift_window_seconds", version="v0001") == 2 * CYCLE.total_seconds()
+        assert exporter.metric("berg_monitoring_drift_window_predictions", version="v0001") == WINDOW_ROWS
     assert shifted.metric("berg_monitoring_feature_psi", version="v0001", feature="x") > 1.0
     assert steady.metric("berg_monitoring_feature_psi", version="v0001", feature="x") < 0.1
     assert shifted.metric("berg_monitoring_feature_psi", version="v0001", feature="amount") < 0.1
@@ -293,7 +344,7 @@ def test_a_version_out_of_production_falls_silent_and_its_alert_resolves(
     # A challenger, v0002, serves traffic like its training data; then production moves to it.
     register_model(shifted.registry, model, shifted.rng, version="v0002")
     shifted.produce(traffic(model, 0.0, shifted.rng, version="v0002"))
-    v0002_rows = f'berg_monitoring_drift_window_predictions{{model="{model}",version="v0002"}} == {ROWS}'
+    v0002_rows = f'berg_monitoring_drift_window_predictions{{model="{model}",version="v0002"}} == {WINDOW_ROWS}'
     wait_for(lambda: bool(prometheus(stack, v0002_rows)), 60, "Prometheus to scrape v0002's window")
     promoted = ModelRegistry(shifted.registry).promote(model, "v0002", reason="test").moved_at
 
@@ -307,7 +358,7 @@ def test_a_version_out_of_production_falls_silent_and_its_alert_resolves(
     wait_for(lambda: not v0001_alerts(), 60, "the alert about v0001 to resolve")
     # The counter of what was consumed stays; every drift and quality series of v0001 is gone; v0002's stay.
     assert shifted.metric("berg_monitoring_predictions_total", version="v0001") == ROWS
-    for name in ("feature_psi", "prediction_psi", "drift_window_predictions", "quality_sufficient"):
+    for name in ("feature_psi", "prediction_psi", "drift_window_predictions", "drift_sufficient", "quality_sufficient"):
         assert shifted.versions_exported(f"berg_monitoring_{name}") == {"v0002"}, name
     for name in ("quality_pr_auc", "reference_pr_auc", "label_coverage_ratio"):
         assert "v0001" not in shifted.versions_exported(f"berg_monitoring_{name}"), name
@@ -317,10 +368,91 @@ def test_a_version_out_of_production_falls_silent_and_its_alert_resolves(
     shifted.process.start()
     shifted.process.wait_ready(90)
     wait_for(
-        lambda: shifted.metric("berg_monitoring_drift_window_predictions", version="v0002") == ROWS,
+        lambda: shifted.metric("berg_monitoring_drift_window_predictions", version="v0002") == WINDOW_ROWS,
         60,
         "the restarted exporter to read the topics again",
     )
     assert shifted.metric("berg_monitoring_predictions_total", version="v0001") == ROWS
     assert shifted.versions_exported("berg_monitoring_feature_psi") == {"v0002"}
     assert shifted.versions_exported("berg_monitoring_drift_window_predictions") == {"v0002"}
+
+
+# A day's traffic as a payment system has it: busy 07-22 UTC, a tenth of that at night, 1,000 transactions a day.
+DAY0 = (NOW - timedelta(days=10)).replace(hour=0, minute=0, second=0, microsecond=0)
+BUSY = np.where((np.arange(24) >= 7) & (np.arange(24) < 22), 1.0, 0.1)
+PER_DAY = 1_000
+
+
+def daily_times(rng: np.random.Generator, start_h: int, hours: int) -> list[datetime]:
+    """Event times from ``start_h`` hours after DAY0 for ``hours`` hours, in order (a Poisson count per hour)."""
+    hour = np.arange(start_h, start_h + hours)
+    counts = rng.poisson(PER_DAY * BUSY[hour % 24] / BUSY.sum())
+    offsets = np.sort(np.repeat(hour * 3600.0, counts) + rng.uniform(0, 3600, counts.sum()))
+    return [DAY0 + timedelta(seconds=float(offset)) for offset in offsets]
+
+
+def hour_of_day(happened: datetime) -> dict[str, float]:
+    return {"hour_of_day": float(happened.hour)}
+
+
+@pytest.fixture
+def daily(
+    stack: LocalStack, tmp_path: Path, new_topic: Callable[[int], str]
+) -> Iterator[tuple[Exporter, list[datetime], list[datetime]]]:
+    """An exporter with the default cycle (a day) over a model whose reference is ten whole days of the daily
+    cycle, fed the first 16 hours of a day (their times come back, with those of the rest of the day and the next
+    morning, not produced yet)."""
+    times = np.random.default_rng(21)
+    reference_days = [t.hour for t in daily_times(times, -240, 240)]
+    first, rest = daily_times(times, 0, 16), daily_times(times, 16, 18)
+    model = f"daily{uuid.uuid4().hex[:6]}"
+    exporter = Exporter(
+        stack,
+        model,
+        tmp_path,
+        new_topic,
+        lambda rng: traffic(model, 0.0, rng, times=first, features=hour_of_day),
+        reference=lambda rng: {"hour_of_day": distribution_profile(np.asarray(reference_days, dtype=np.float64))},
+    )
+    yield exporter, first, rest
+    unregister_scrape_target(stack.layout, exporter.scrape_name)
+    assert exporter.process.stop(30) == 0, exporter.process.log_path.read_text()
+
+
+def test_a_daily_cycle_reads_no_drift_through_part_of_a_day_and_none_over_a_whole_one(
+    stack: LocalStack, daily: tuple[Exporter, list[datetime], list[datetime]]
+) -> None:
+    exporter, first, rest = daily
+    model = exporter.model
+    selector = f'model="{model}",version="v0001"'
+
+    def scraped(rows: int) -> bool:
+        return bool(prometheus(stack, f"berg_monitoring_drift_window_predictions{{{selector}}} == {rows}"))
+
+    wait_for_progress(
+        lambda: scraped(len(first)),
+        lambda: exporter.metric("berg_monitoring_predictions_total", version="v0001"),
+        "Prometheus to scrape the first 16 hours' window",
+    )
+    # 16 hours of the day, hundreds of predictions: no drift gauge, only the word that the window is partial.
+    assert len(first) > 200
+    for name in ("feature_psi", "feature_ks", "prediction_psi"):
+        assert prometheus(stack, f"max_over_time(berg_monitoring_{name}{{{selector}}}[10m])") == [], name
+    assert prometheus(stack, f"berg_monitoring_drift_sufficient{{{selector}}} == 0")
+    [span] = prometheus(stack, f"berg_monitoring_drift_window_seconds{{{selector}}}")
+    assert float(span["value"][1]) < 16 * 3600
+
+    # The rest of the day and the next morning: the window is the newest whole day.
+    exporter.produce(traffic(model, 0.0, exporter.rng, times=rest, features=hour_of_day))
+    whole_day = sum(t > rest[-1] - timedelta(days=1) for t in first + rest)
+    wait_for_progress(
+        lambda: scraped(whole_day),
+        lambda: exporter.metric("berg_monitoring_predictions_total", version="v0001"),
+        "Prometheus to scrape the whole day's window",
+    )
+    assert prometheus(stack, f"berg_monitoring_drift_sufficient{{{selector}}} == 1")
+    assert prometheus(stack, f"berg_monitoring_drift_window_seconds{{{selector}}} == 86400")
+    [psi] = prometheus(stack, f'berg_monitoring_feature_psi{{{selector},feature="hour_of_day"}}')
+    assert float(psi["value"][1]) < 0.05, "a whole day of the reference's traffic reads as the reference"
+    # Over the whole span, no drift alert about the model, not even a pending one.
+    assert prometheus(stack, f'max_over_time(ALERTS{{model="{model}"}}[10m])') == []

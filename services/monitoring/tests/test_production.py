@@ -11,6 +11,7 @@ import pytest
 from berg.contracts import PredictionV2
 from berg.problem.card import load_problem_card
 from berg.registry import AliasMove, Lineage, ModelRegistry, VersionMetadata
+from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.production import Production, departures
 from berg_monitoring.references import ReferenceBook
 from berg_monitoring.snapshot import SnapshotSettings, compute_snapshot
@@ -55,7 +56,7 @@ def test_a_version_is_silenced_once_it_has_been_out_of_production_for_the_grace_
 
 def state_with(*versions: str) -> MonitoringState:
     monitored = MonitoringState(
-        drift_window=10,
+        drift=DriftSpec(10),
         quality_window=10,
         pending_capacity=100,
         label_history=1000,

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV1, PredictionV2
 from berg.problem.card import load_problem_card
+from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
 from berg_monitoring.statistics import ReferenceProfile, feature_drift
@@ -26,9 +27,10 @@ DAY = 86_400
 COSTS = load_problem_card().costs
 
 
-def state(**overrides: int) -> MonitoringState:
+def state(**overrides: Any) -> MonitoringState:
+    """A small state; its drift window is the last 50 predictions (these tests span seconds, not days)."""
     options = {
-        "drift_window": 50,
+        "drift": DriftSpec(50, cycle_s=0),
         "quality_window": 40,
         "pending_capacity": 100,
         "label_history": 1000,
@@ -276,7 +278,7 @@ def test_snapshot_measures_drift_on_the_window_against_the_reference() -> None:
     assert moved.features["amount"].psi < 0.5  # only x moved
     # The snapshot is the statistics module over the window's columns, nothing else.
     window = shifted.versions["v0001"]
-    matrix = window.drift.rows()
+    matrix = window.drift.current().rows
     expected = feature_drift(ref.profile, matrix[:, :2], list(window.features))  # type: ignore[arg-type]
     assert moved.features["x"].psi == expected["x"].psi
     assert moved.quality is not None

@@ -22,7 +22,7 @@ PR_AUC_DROP_ALERT_THRESHOLD = 0.1
 
 _MODEL = 'model=~"$model"'
 _MODEL_VERSION = 'model=~"$model", version=~"$version"'
-_TOO_FEW_PREDICTIONS = "too few predictions in the drift window"
+_TOO_FEW_PREDICTIONS = "no whole day of predictions in the drift window yet"
 _TOO_FEW_LABELS = "too few labels in the quality window"
 
 
@@ -87,10 +87,31 @@ def _drift() -> Row:
             ),
             timeseries(
                 "Predictions in the drift window",
-                "Predictions the drift statistics are computed over; below the minimum the drift gauges are absent.",
+                "Predictions the drift statistics are computed over (a uniform sample once a day holds more than "
+                "the window's capacity); below the minimum the drift gauges are absent.",
                 [Query(_gauge("berg_monitoring_drift_window_predictions"), "{{model}} {{version}}")],
                 unit="short",
                 minimum=0,
+            ),
+            timeseries(
+                "Event time in the drift window",
+                "Drift is measured over whole days of transaction event time (a part of a day would read the daily "
+                "cycle as drift): the window's whole days once it has one, how far the version's predictions reach "
+                "before.",
+                [Query(_gauge("berg_monitoring_drift_window_seconds"), "{{model}} {{version}}")],
+                unit="s",
+                minimum=0,
+            ),
+            stat(
+                "Drift window sufficient",
+                "Whether the drift window spans a whole day of event time and holds enough predictions to judge "
+                "drift; when it does not (a version's first day, the exporter catching up after a restart), the "
+                "drift gauges are absent and no drift alert can fire.",
+                [Query(f"min({_gauge('berg_monitoring_drift_sufficient')})", "sufficient")],
+                unit="none",
+                width=12,
+                height=8,
+                mappings=[(0, "partial day", "orange"), (1, "whole day", "green")],
             ),
         ],
     )

@@ -100,7 +100,7 @@ class Exporter:
         self._dead_letters = dead_letters
         self._undecodable = undecodable or UndecodableBatches(dead_letters)
         self.state = MonitoringState(
-            drift_window=settings.drift_window,
+            drift=settings.drift_spec(),
             quality_window=settings.quality_window,
             pending_capacity=settings.pending_capacity,
             label_history=settings.label_history,
@@ -204,8 +204,16 @@ class Exporter:
             reference = self._references.reference(version) if version not in silenced else None
             if reference is not None:
                 references[version] = reference
+        # Partitions still short of where they ended at the start are being caught up on, each at its own pace.
+        catching_up = any(p.topic == self._settings.predictions_topic for p in self._start_ends)
         snapshot = compute_snapshot(
-            self.state, references, self._costs, self._snapshot_settings, production.data_end, silenced
+            self.state,
+            references,
+            self._costs,
+            self._snapshot_settings,
+            production.data_end,
+            silenced,
+            drift_ready=not catching_up,
         )
         self._collector.publish(snapshot)
         self._metrics.duration.observe(time.perf_counter() - started)

@@ -2,8 +2,9 @@
 
 The gauges come from a custom collector over the latest :class:`Snapshot`, so
 a scrape only formats numbers that were computed earlier; a statistic that
-cannot be computed (window too small, no reference, not enough labels) is left
-out rather than exported as NaN. Names and labels: docs/metrics.md.
+cannot be computed (a drift window short of a whole cycle or of the minimum rows,
+no reference, not enough labels) is left out rather than exported as NaN, and a
+``*_sufficient`` gauge says why. Names and labels: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -121,7 +122,22 @@ class SnapshotCollector(Collector):
             ("model", "version", "feature"),
         )
         prediction_psi = family("prediction_psi", "PSI of the score distribution vs the reference scores.")
-        window_rows = family("drift_window_predictions", "Predictions in the drift window.")
+        window_rows = family("drift_window_predictions", "Predictions in the drift window (held; a sample if sampled).")
+        drift_sufficient = family(
+            "drift_sufficient",
+            "1 when the drift window spans whole cycles of event time and holds enough predictions: the drift "
+            "gauges are exported; 0 otherwise, and they are absent.",
+        )
+        window_span = family(
+            "drift_window_seconds",
+            "Event time the drift window covers: its whole cycles once sufficient, how far the version's "
+            "predictions reach so far before.",
+        )
+        sample_ratio = family(
+            "drift_sample_ratio",
+            "Probability with which each prediction of the drift window is held (below 1 once a cycle outgrows "
+            "the capacity).",
+        )
         pr_auc = family("quality_pr_auc", "PR-AUC of labelled predictions in the quality window.")
         precision = family("quality_precision", "Precision at the version's operating threshold.")
         recall = family("quality_recall", "Recall at the version's operating threshold.")
@@ -137,6 +153,9 @@ class SnapshotCollector(Collector):
         for version in snapshot.versions if snapshot is not None else ():
             key = [model, version.version]
             window_rows.add_metric(key, version.drift_rows)
+            drift_sufficient.add_metric(key, float(version.drift_sufficient))
+            window_span.add_metric(key, version.drift_span_s)
+            sample_ratio.add_metric(key, version.drift_sample_ratio)
             for name, drift in version.features.items():
                 if finite(drift.psi):
                     feature_psi.add_metric([*key, name], drift.psi)
@@ -175,6 +194,9 @@ class SnapshotCollector(Collector):
             feature_ks,
             prediction_psi,
             window_rows,
+            drift_sufficient,
+            window_span,
+            sample_ratio,
             pr_auc,
             precision,
             recall,

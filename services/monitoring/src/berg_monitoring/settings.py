@@ -10,6 +10,7 @@ from berg.contracts._types import Identifier
 from berg.kafka.topics import LABELS_VALID, PREDICTIONS
 from berg.settings import ServiceSettings, service_config
 from berg.web.app import WebSettings
+from berg_monitoring.drift_window import DriftSpec
 
 __all__ = ["MonitoringSettings"]
 
@@ -33,8 +34,15 @@ class MonitoringSettings(ServiceSettings):
     lookback_s: float = Field(default=7 * 86_400.0, gt=0)
     """At start, both topics are read from this long ago (by record time), so the windows are whole again
     after a restart: the exporter keeps no state of its own and commits no offsets."""
-    drift_window: int = Field(default=2_000, ge=10, le=1_000_000)
-    """The most recent predictions per version that drift is measured over."""
+    drift_cycle_s: float = Field(default=86_400.0, ge=0, le=366 * 86_400.0)
+    """Length of the traffic's cycle in event time (a day). Drift is measured over a version's predictions in the
+    newest whole cycles, and not at all before they span one (a part of a day is not the reference's whole days).
+    0: over the last ``drift_capacity`` predictions, whatever part of a cycle they cover."""
+    drift_cycles: int = Field(default=1, ge=1, le=366)
+    """Whole cycles the drift window spans at most (fewer while the version's predictions span fewer)."""
+    drift_capacity: int = Field(default=20_000, ge=10, le=1_000_000)
+    """Rows a version's drift window holds at most (memory: (features + 2) x 8 bytes a row). When the window's
+    cycles hold more predictions, it keeps a uniform random sample of them (docs/monitoring.md)."""
     min_drift_rows: int = Field(default=200, ge=1)
     """Below this many predictions in the window a version's drift gauges are absent (too noisy)."""
     quality_window: int = Field(default=5_000, ge=10, le=1_000_000)
@@ -65,10 +73,14 @@ class MonitoringSettings(ServiceSettings):
     startup_timeout_s: float = Field(default=120.0, gt=0)
     """How long to keep trying to reach Kafka at start-up."""
 
+    def drift_spec(self) -> DriftSpec:
+        """How every version's drift window is kept."""
+        return DriftSpec(self.drift_capacity, self.drift_cycle_s, self.drift_cycles)
+
     @model_validator(mode="after")
     def _check(self) -> MonitoringSettings:
-        if self.min_drift_rows > self.drift_window:
-            raise ValueError(f"min_drift_rows ({self.min_drift_rows}) exceeds drift_window ({self.drift_window})")
+        if self.min_drift_rows > self.drift_capacity:
+            raise ValueError(f"min_drift_rows ({self.min_drift_rows}) exceeds drift_capacity ({self.drift_capacity})")
         if self.min_labels > self.quality_window:
             raise ValueError(f"min_labels ({self.min_labels}) exceeds quality_window ({self.quality_window})")
         return self

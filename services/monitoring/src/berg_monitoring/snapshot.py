@@ -34,8 +34,15 @@ class VersionSnapshot:
     version: str
     predictions: int
     drift_rows: int
+    """Predictions in the drift window (held: a sample once its cycles outgrow the capacity)."""
+    drift_sufficient: bool
+    """The drift window spans whole cycles and holds at least the minimum: its drift may be judged."""
+    drift_span_s: float
+    """Event time the drift window covers (whole cycles once sufficient)."""
+    drift_sample_ratio: float
+    """Probability with which each prediction of the window is held."""
     features: Mapping[str, DriftResult]
-    """Empty when the window is below the minimum or the version has no reference."""
+    """Empty unless the drift window is sufficient and the version has a reference."""
     prediction: DriftResult | None
     quality: QualitySummary | None
     """None before the first matured transaction; ``quality.sufficient`` says whether it may be shown."""
@@ -64,6 +71,8 @@ def compute_snapshot(
     settings: SnapshotSettings,
     production_data_end: float | None,
     silenced: frozenset[str] = frozenset(),
+    *,
+    drift_ready: bool = True,
 ) -> Snapshot:
     """Every version's drift and quality, and the data-volume count.
 
@@ -71,17 +80,22 @@ def compute_snapshot(
         references: by version; a version missing here has no drift gauges.
         production_data_end: POSIX seconds where the production version's training window ended.
         silenced: versions left out altogether (out of production for longer than the grace period).
+        drift_ready: False while the reader is still catching up on the predictions topic after its start: its
+            partitions are read at different paces, so a window then holds different hours of different
+            partitions, and no drift is judged.
     """
     versions = []
     for windows in state.versions.values():
         if windows.version in silenced:
             continue
         reference = references.get(windows.version)
-        drift_rows = len(windows.drift)
+        window = windows.drift.current()
+        matrix = window.rows
+        drift_rows = len(matrix)
+        sufficient = drift_ready and window.sufficient and drift_rows >= settings.min_drift_rows
         features: Mapping[str, DriftResult] = {}
         prediction: DriftResult | None = None
-        if reference is not None and reference.profile is not None and drift_rows >= settings.min_drift_rows:
-            matrix = windows.drift.rows()
+        if sufficient and reference is not None and reference.profile is not None:
             known = [name for name in windows.features if name in reference.profile.features]
             columns = [windows.features.index(name) for name in known]
             features = feature_drift(reference.profile, matrix[:, columns], known)
@@ -103,6 +117,9 @@ def compute_snapshot(
                 version=windows.version,
                 predictions=windows.predictions,
                 drift_rows=drift_rows,
+                drift_sufficient=sufficient,
+                drift_span_s=window.span_s,
+                drift_sample_ratio=window.sample_ratio,
                 features=features,
                 prediction=prediction,
                 quality=quality,

@@ -1,7 +1,9 @@
 """The exporter's state: sliding windows per model version, and the join of labels to predictions.
 
 Pure: records in, arrays out; no Kafka, no Prometheus. Every structure is
-bounded: the windows are numpy rings of the most recent rows, predictions
+bounded: the drift windows hold the newest whole cycles of event time within a
+capacity (:mod:`berg_monitoring.drift_window`), the quality windows are numpy
+rings of the most recent matured rows, predictions
 waiting for their label and labels waiting for their prediction are capped
 (the oldest go first, and are counted), matured transactions are remembered up
 to ``label_history``, and only the newest ``max_versions`` versions keep windows.
@@ -50,6 +52,7 @@ import numpy as np
 
 from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV1, PredictionV2
+from berg_monitoring.drift_window import DriftSpec, DriftWindow, drift_window
 
 __all__ = [
     "AMOUNT_FEATURE",
@@ -105,8 +108,8 @@ class VersionWindows:
     version: str
     features: tuple[str, ...]
     """Feature names in the drift ring's column order (the first prediction's, sorted)."""
-    drift: Ring
-    """Columns: the features, then the score."""
+    drift: DriftWindow
+    """Columns: the features, then the score; over the newest whole cycles of the transactions' event time."""
     quality: Ring
     """Columns: label (0/1), score, amount; one row per matured transaction."""
     threshold: float
@@ -156,7 +159,7 @@ class LabelOutcome:
 class MonitoringState:
     """All windows of one model, the pending join, and the matured transaction times (data-volume count)."""
 
-    drift_window: int
+    drift: DriftSpec
     quality_window: int
     pending_capacity: int
     label_history: int
@@ -219,7 +222,7 @@ class MonitoringState:
         self._advance("transactions", partition, time)
         windows = self._windows_for(prediction)
         features = prediction.features
-        windows.drift.append([*(features.get(name, np.nan) for name in windows.features), prediction.score])
+        windows.drift.add(time, [*(features.get(name, np.nan) for name in windows.features), prediction.score])
         windows.predictions += 1
         windows.threshold = prediction.threshold
         self._sequence += 1
@@ -328,7 +331,7 @@ class MonitoringState:
             windows = VersionWindows(
                 prediction.model_version,
                 features,
-                Ring(self.drift_window, len(features) + 1),
+                drift_window(self.drift, len(features) + 1, prediction.model_version),
                 Ring(self.quality_window, 3),
                 prediction.threshold,
             )
