@@ -192,8 +192,12 @@ def test_after_the_promotion_the_new_champions_own_traffic_starts_no_run(
     started = [t for t in triggers if t["decision"] == "started" and datetime.fromisoformat(t["created_at"]) > promoted]
     assert not started, f"triggers that started a run after the promotion: {started}"
     # v0002's own traffic never fired a drift alert: it is the world it was trained on (no training/serving skew).
+    # Monitoring judged it: its drift window covered a whole day of event time during the watch.
     prometheus = f"http://127.0.0.1:{env['BERG_PORTS__PROMETHEUS']}"
     window = f"{int(watched.total_seconds())}s"
+    judged = f'max_over_time(berg_monitoring_drift_sufficient{{model="fraud",version="v0002"}}[{window}])'
+    body = httpx.get(f"{prometheus}/api/v1/query", params={"query": judged}, timeout=30).json()
+    assert [float(r["value"][1]) for r in body["data"]["result"]] == [1.0], f"v0002's drift was never judged: {body}"
     query = f'max_over_time(ALERTS{{model="fraud",version="v0002",alertstate="firing"}}[{window}])'
     body = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=30).json()
     assert body["status"] == "success", body

@@ -171,7 +171,7 @@ class Exporter:
         )
         self.process.start()
         try:
-            self.process.wait_ready(120)  # returns once ready, or once the process has died
+            self.process.wait_ready(600)  # returns once ready, or once the process has died
             assert self.process.alive(), self.process.log_path.read_text()
         except BaseException:
             self.process.kill9()
@@ -317,7 +317,7 @@ def test_a_restarted_exporter_rebuilds_its_windows_from_the_topics(exporters: di
     before = steady.metric("berg_monitoring_feature_psi", version="v0001", feature="x")
     assert steady.process.stop(30) == 0
     steady.process.start()
-    steady.process.wait_ready(90)
+    steady.process.wait_ready(600)
     wait_for(
         lambda: steady.metric("berg_monitoring_quality_labels", version="v0001") == MATURED,
         60,
@@ -366,7 +366,7 @@ def test_a_version_out_of_production_falls_silent_and_its_alert_resolves(
     # A restarted exporter reads the move from the registry's history: v0001 stays silent from the start.
     assert shifted.process.stop(30) == 0
     shifted.process.start()
-    shifted.process.wait_ready(90)
+    shifted.process.wait_ready(600)
     wait_for(
         lambda: shifted.metric("berg_monitoring_drift_window_predictions", version="v0002") == WINDOW_ROWS,
         60,

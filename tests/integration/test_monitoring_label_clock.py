@@ -224,7 +224,7 @@ def exporter(
     process.start()
     scrape_name = f"monitoring-label-clock-{uuid.uuid4().hex[:6]}"
     try:
-        process.wait_ready(120)
+        process.wait_ready(600)
         assert process.alive(), process.log_path.read_text()
         instance = f"127.0.0.1:{process.port}"
         register_scrape_target(stack.layout, scrape_name, instance, {"service": "monitoring"})
