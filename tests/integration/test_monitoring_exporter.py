@@ -59,11 +59,21 @@ CYCLES = 2
 WINDOW_ROWS = sum(t > TIMES[-1] - CYCLES * CYCLE for t in TIMES)
 
 
+FRAUD_SHARE = 0.1
+
+
+def scores(rng: np.random.Generator, fraud: np.ndarray[Any, np.dtype[np.bool_]]) -> np.ndarray[Any, Any]:
+    """A model's scores: beta(1, 8), half a point higher for fraud. The reference scores are drawn the same
+    way: a reference of the legitimate scores alone would put a PSI of 0.05 to 0.15 on steady traffic
+    (and above 0.2 now and then, a pending PredictionDriftHigh for the model whose traffic is its training's)."""
+    return np.clip(rng.beta(1, 8, len(fraud)) + 0.5 * fraud, 0, 1)
+
+
 def register_model(
     root: Path, model: str, rng: np.random.Generator, version: str = "v0001", features: dict[str, Any] | None = None
 ) -> None:
-    """A version with a reference profile of x ~ N(0, 1) (or ``features``), amount ~ lognormal, scores ~ beta;
-    v0001 is promoted."""
+    """A version with a reference profile of x ~ N(0, 1) (or ``features``), amount ~ lognormal, and the scores
+    :func:`traffic` gives; v0001 is promoted."""
     registry = ModelRegistry(root)
     folder = root.parent / f"{model}-{version}-artifacts"
     folder.mkdir()
@@ -73,7 +83,7 @@ def register_model(
             **(features if features is not None else {"x": distribution_profile(rng.normal(0, 1, 5000))}),
             "amount": distribution_profile(rng.lognormal(3, 1, 5000)),
         },
-        "prediction": distribution_profile(rng.beta(1, 8, 5000)),
+        "prediction": distribution_profile(scores(rng, rng.random(5000) < FRAUD_SHARE)),
     }
     metadata = VersionMetadata(
         metrics={"pr_auc": 0.8},
@@ -102,8 +112,8 @@ def traffic(
 ) -> Iterator[tuple[PredictionV2, LabelV1]]:
     """A prediction and its label (a day later) for each of ``times``; x ~ N(shift, 1) unless ``features``."""
     for n, happened in enumerate(times):
-        fraud = bool(rng.random() < 0.1)
-        score = float(np.clip(rng.beta(1, 8) + (0.5 if fraud else 0.0), 0, 1))
+        fraud = bool(rng.random() < FRAUD_SHARE)
+        score = float(scores(rng, np.array([fraud]))[0])
         transaction = uuid.uuid4()
         own = features(happened) if features is not None else {"x": float(rng.normal(shift, 1))}
         prediction = PredictionV2(
