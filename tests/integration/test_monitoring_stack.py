@@ -79,7 +79,7 @@ def amtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_amtool_accepts_the_generated_alertmanager_config(stack: LocalStack) -> None:
-    result = amtool("check-config", str(stack.layout.config / "alertmanager.yml"))
+    result = amtool("check-config", str(stack.layout.alertmanager_file))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 

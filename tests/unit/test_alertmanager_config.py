@@ -42,7 +42,7 @@ def layout(settings: StackSettings) -> StateLayout:
 @pytest.fixture
 def config_file(settings: StackSettings, layout: StateLayout) -> Path:
     ensure_controller_token(layout)
-    return write_yaml(layout.config / "alertmanager.yml", alertmanager_config(settings, layout))
+    return write_yaml(layout.alertmanager_file, alertmanager_config(settings, layout))
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,16 @@ class StateLayout:
         return self.secrets / "controller-token"
 
     @property
+    def prometheus_file(self) -> Path:
+        """The stack's Prometheus configuration (written by ``berg up``)."""
+        return self.config / "prometheus.yml"
+
+    @property
+    def alertmanager_file(self) -> Path:
+        """The stack's Alertmanager configuration (written by ``berg up``): routes and the webhook's token file."""
+        return self.config / "alertmanager.yml"
+
+    @property
     def supervisor_socket(self) -> Path:
         return self.run / "supervisor.sock"
 

@@ -131,9 +131,9 @@ class LocalStack:
             raise StackError(str(error)) from error
         on_step("Prometheus and Alertmanager configs")
         install_alert_rules(layout)
-        prometheus_file = write_yaml(layout.config / "prometheus.yml", prometheus_config(settings, layout))
+        prometheus_file = write_yaml(layout.prometheus_file, prometheus_config(settings, layout))
         ensure_controller_token(layout)
-        alertmanager_file = write_yaml(layout.config / "alertmanager.yml", alertmanager_config(settings, layout))
+        alertmanager_file = write_yaml(layout.alertmanager_file, alertmanager_config(settings, layout))
         for spec in service_specs(settings, layout):
             register_scrape_target(layout, spec.name, f"{settings.host}:{spec.port}", {})
         host, ports = settings.host, settings.ports
