@@ -226,6 +226,7 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
             stack,
             after,
             score_url,
+            features_url,
             options,
             outcome,
             console,
@@ -293,6 +294,7 @@ def _live_and_loop(
     stack: LocalStack,
     after: list[SimulatedEvent],
     score_url: str,
+    features_url: str,
     options: StoryOptions,
     outcome: StoryOutcome,
     console: Console,
@@ -305,7 +307,10 @@ def _live_and_loop(
     Labels are held back until the loop has closed: training windows end a horizon before the older of
     the newest transaction and the newest label, so with no new label the retraining run's window does
     not move while live transactions arrive, and the challenger is the same every run. Once the loop has
-    closed, the held labels go first, then each slice with its labels.
+    closed, the held labels go before the next slice is scored, and that slice waits for the merchant job
+    to have recomputed the snapshots they change: scored with snapshots that lack days of labels, the new
+    champion's own traffic read a merchant's labels known 30 days low, a feature drift of its own making
+    (PSI above 0.2 on merchant_labels_known_30d). Then each slice goes on with its labels.
     """
     slices = list(event_time_slices(after, options.live_slice, one_per_user=True))
     probe = DataPlaneProbe(stack.kafka_settings)  # used by the stream's thread only
@@ -315,7 +320,13 @@ def _live_and_loop(
     held: list[SimulatedEvent] = []
 
     def catch_up(_: int) -> None:
+        released = not holding.is_set() and bool(held)
+        if released:
+            send_events(producer, held)
+            held.clear()
         probe.wait_until_caught_up(options.act_timeout_s)
+        if released:
+            wait_for_merchant_job(features_url, options.act_timeout_s)
 
     def hand_on(index: int) -> None:
         records = slices[index]
