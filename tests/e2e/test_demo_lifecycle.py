@@ -26,6 +26,7 @@ import httpx
 import pytest
 import yaml
 
+from berg.contracts.alerts import RETRAINING_ALERTS
 from berg.dashboards._generate import panel_queries
 from berg.lifecycle.probes import ControllerClient, served_version
 from berg.registry import ModelRegistry
@@ -138,15 +139,10 @@ def test_the_loop_closes_once_and_serving_swaps_to_the_promoted_challenger(
     result, env = demo
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert row(result.stdout, "champion") == "v0001"
+    assert row(result.stdout, "alert-started runs") == "1"
     registry = ModelRegistry(Path(env["BERG_STATE_DIR"]) / "registry")
-    # The loop closes once: up to v0002's promotion, one run started from an alert (what comes after the
-    # promotion is the tail's to judge: see the test below).
-    promoted = next(move.moved_at for move in registry.history("fraud", "production") if move.version == "v0002")
-    runs = controller_runs(env)
-    alert_runs = [run for run in runs if run["source"] == "alert"]
-    assert len([run for run in alert_runs if datetime.fromisoformat(run["created_at"]) <= promoted]) == 1, runs
     versions = [version.version for version in registry.versions("fraud")]
-    assert versions[:2] == ["v0001", "v0002"]  # the first model, and the one challenger the alert caused
+    assert versions == ["v0001", "v0002"]  # the first model, and the one challenger the alert caused
     challenger = registry.get("fraud", "v0002")
     assert challenger.lineage.parent_version == "v0001"
     # The fixed seed and the midnight-anchored timeline replay the same fraud wave every run: the
@@ -160,8 +156,7 @@ def test_the_loop_closes_once_and_serving_swaps_to_the_promoted_challenger(
     assert row(result.stdout, "challenger promoted") == "v0002"
     # Live traffic went on through the swap: every call answered, the champion then the challenger, once.
     live = re.fullmatch(
-        # A later version may follow v0002 during the watch: the tail's known false alarm (see below).
-        r"v0001 x ([\d,]+) -> v0002 x ([\d,]+)(?: -> v\d{4} x [\d,]+)*; failed calls 0",
+        r"v0001 x ([\d,]+) -> v0002 x ([\d,]+); failed calls 0",
         row(result.stdout, "live traffic, in order"),
     )
     assert live, row(result.stdout, "live traffic, in order")
@@ -199,14 +194,6 @@ def test_every_dashboard_query_returns_data_from_the_demo_prometheus(
     assert not empty, "queries with no data after the demo:\n" + json.dumps(empty, indent=1)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known false alarm, issue 15 left open: FeatureDriftHigh on merchant_labels_known_30d reads sampling "
-    "noise, not skew. Serving's values equal the point-in-time ones (93 % of v0002's transactions exactly, mean "
-    "difference under 0.1 label), but the feature is a slowly moving count per merchant (100 merchants), so one "
-    "day of it against the training window reads a PSI above 0.2 on 68 % of the settled world's days (median "
-    "0.26). The drift alert needs a noise floor per feature (its day-to-day PSI in the training window).",
-)
 def test_after_the_promotion_the_new_champions_own_traffic_starts_no_run(
     demo: tuple[subprocess.CompletedProcess[str], dict[str, str]],
 ) -> None:
@@ -230,7 +217,12 @@ def test_after_the_promotion_the_new_champions_own_traffic_starts_no_run(
     judged = f'max_over_time(berg_monitoring_drift_sufficient{{model="fraud",version="v0002"}}[{window}])'
     body = httpx.get(f"{prometheus}/api/v1/query", params={"query": judged}, timeout=30).json()
     assert [float(r["value"][1]) for r in body["data"]["result"]] == [1.0], f"v0002's drift was never judged: {body}"
-    query = f'max_over_time(ALERTS{{model="fraud",version="v0002",alertstate="firing"}}[{window}])'
+    # A watched feature (retrain_on_drift false: merchant_labels_known_30d) may raise FeatureDriftWatched (info).
+    retraining = "|".join(RETRAINING_ALERTS)
+    query = (
+        f'max_over_time(ALERTS{{model="fraud",version="v0002",alertstate="firing",alertname=~"{retraining}"}}'
+        f"[{window}])"
+    )
     body = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=30).json()
     assert body["status"] == "success", body
     assert body["data"]["result"] == [], f"alerts about v0002 fired on its own traffic: {body['data']['result']}"

@@ -24,7 +24,7 @@ from berg.stack.settings import PortTable, StackSettings
 
 pytestmark = pytest.mark.unit
 
-OTHER_ALERTS = ["ServingErrorRateHigh", "ServingLatencyHigh", "IngestionStalled", "ExporterDown"]
+OTHER_ALERTS = ["FeatureDriftWatched", "ServingErrorRateHigh", "ServingLatencyHigh", "IngestionStalled", "ExporterDown"]
 
 
 @pytest.fixture

@@ -254,7 +254,8 @@ def test_threshold_lines_match_the_alert_rules(
     }
     for alert in alerts:
         assert alert in rules, f"{alert} is not in {RULES.name}: update the dashboards' threshold lines"
-        assert re.search(rf">=?\s*{re.escape(str(threshold))}\s*$", rules[alert].strip()), (alert, rules[alert])
+        # The threshold ends the comparison (an `unless` or `and` may follow it on the next line).
+        assert re.search(rf">=?\s*{re.escape(str(threshold))}(?:\s|$)", rules[alert].strip()), (alert, rules[alert])
     by_title = {panel["title"]: panel for panel in panels(dashboards()[f"{dashboard_uid}.json"])}
     for title in panel_titles:
         defaults = by_title[title]["fieldConfig"]["defaults"]

@@ -249,6 +249,7 @@ def register_step(
     reason: str,
 ) -> str:
     """Register the challenger with its reference profile, metrics and lineage; move ``production`` if promoted."""
+    from berg.features.schema import watch_only_features
     from berg.registry.metadata import Lineage, VersionMetadata
     from berg.registry.registry import ModelRegistry
     from berg_pipelines.runtime.evaluate import EvaluationReport, booster_scorer
@@ -258,7 +259,9 @@ def register_step(
     frames = _splits(dataset)
     booster, features = _challenger(model_dir)
     report = EvaluationReport.read(evaluation_dir / EVALUATION_FILE)
-    profile = reference_profile(frames["train"], features, booster_scorer(booster, features)(frames["test"]))
+    profile = reference_profile(
+        frames["train"], features, booster_scorer(booster, features)(frames["test"]), watch_only=watch_only_features()
+    )
     metrics = {
         key: float(value)
         for key, value in asdict(report.challenger).items()

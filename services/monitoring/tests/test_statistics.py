@@ -185,6 +185,22 @@ def test_ks_without_values_on_either_side_is_nan() -> None:
 # --- The profile format ----------------------------------------------------------------------------
 
 
+def test_the_pipeline_marks_watch_only_features_and_monitoring_reads_the_mark() -> None:
+    rng = np.random.default_rng(12)
+    train = pd.DataFrame({"amount": rng.gamma(2.0, 40.0, 500), "labels_known": rng.integers(0, 60, 500)})
+    profile = reference_profile(train, ["amount", "labels_known"], rng.beta(1, 30, 500), watch_only={"labels_known"})
+    assert profile["features"]["labels_known"]["retrain_on_drift"] is False
+    assert profile["features"]["amount"]["retrain_on_drift"] is True
+    assert ReferenceProfile.from_profile(profile).watch_only == {"labels_known"}
+    # A profile written before the mark existed: every feature may retrain.
+    for feature in profile["features"].values():
+        del feature["retrain_on_drift"]
+    assert ReferenceProfile.from_profile(profile).watch_only == frozenset()
+    profile["features"]["amount"]["retrain_on_drift"] = "no"
+    with pytest.raises(ProfileError, match="'amount': retrain_on_drift must be true or false"):
+        ReferenceProfile.from_profile(profile)
+
+
 def test_a_profile_from_the_pipeline_feeds_psi_and_ks() -> None:
     rng = np.random.default_rng(11)
     train = pd.DataFrame(

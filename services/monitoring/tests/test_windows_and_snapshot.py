@@ -237,11 +237,12 @@ def test_labels_after_counts_matured_transactions_past_the_cut() -> None:
     assert monitored.labels_after(cut) == sum(5 < n <= 8 for n in range(10))
 
 
-def reference(rng: np.random.Generator) -> Reference:
+def reference(rng: np.random.Generator, *, watch_only: frozenset[str] = frozenset()) -> Reference:
+    """x ~ N(0, 1), amount ~ lognormal; ``watch_only`` features are marked ``retrain_on_drift: false``."""
     profile = {
         "features": {
-            "x": distribution_profile(rng.normal(0, 1, 5000)),
-            "amount": distribution_profile(rng.lognormal(3, 1, 5000)),
+            name: {**distribution_profile(values), "retrain_on_drift": name not in watch_only}
+            for name, values in (("x", rng.normal(0, 1, 5000)), ("amount", rng.lognormal(3, 1, 5000)))
         },
         "prediction": distribution_profile(rng.beta(1, 8, 5000)),
     }
@@ -332,3 +333,17 @@ def test_the_collector_leaves_out_what_cannot_be_judged() -> None:
     assert 0 <= samples[("berg_monitoring_quality_pr_auc", key)] <= 1
     assert ("berg_monitoring_feature_psi", (("feature", "x"), *key)) in samples
     assert ("berg_monitoring_new_labelled_rows", (("model", "fraud"),)) not in samples
+
+
+def test_the_collector_says_which_features_may_retrain_next_to_their_psi() -> None:
+    rng = np.random.default_rng(6)
+    monitored = state()
+    fill(monitored, rng, 70, shift=0.0)
+    collector = SnapshotCollector("fraud", new_rows_threshold=500)
+    watched = reference(rng, watch_only=frozenset({"amount"}))
+    collector.publish(compute_snapshot(monitored, {"v0001": watched}, COSTS, SETTINGS, None))
+    samples = exported(collector)
+    key = (("model", "fraud"), ("version", "v0001"))
+    assert ("berg_monitoring_feature_psi", (("feature", "amount"), *key)) in samples
+    assert samples[("berg_monitoring_feature_retrain_on_drift", (("feature", "amount"), *key))] == 0
+    assert samples[("berg_monitoring_feature_retrain_on_drift", (("feature", "x"), *key))] == 1

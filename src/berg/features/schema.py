@@ -35,6 +35,7 @@ __all__ = [
     "USER_TTL",
     "USER_VIEW",
     "FeatureSpec",
+    "watch_only_features",
 ]
 
 Kind = Literal["int", "float"]
@@ -47,6 +48,11 @@ class FeatureSpec:
     name: str
     kind: Kind
     description: str
+    retrain_on_drift: bool = True
+    """Whether its drift may start a retraining run. False for a feature whose distribution moves on a
+    timescale longer than a training window even in a settled world: a new model's reference would be as far
+    from next month's values, so retraining cannot cure that drift. Monitoring still measures and exports it
+    (and alerts at severity info)."""
 
 
 EVENT_TIMESTAMP = "event_timestamp"
@@ -103,7 +109,15 @@ MERCHANT_FEATURES: tuple[FeatureSpec, ...] = (
         "float",
         "Fraud labels known at the snapshot over transactions, both for transactions of the last 30 days.",
     ),
-    FeatureSpec("merchant_labels_known_30d", "int", "Labels (fraud or not) known at the snapshot, last 30 days."),
+    FeatureSpec(
+        "merchant_labels_known_30d",
+        "int",
+        "Labels (fraud or not) known at the snapshot, last 30 days.",
+        # Mostly chargebacks: it follows fraud episodes at a merchant for 30 days, at about a hundred merchants.
+        # Measured in the demo's settled world: a day against a 10-day training window reads a PSI of 0.03 (at
+        # most 0.12) inside the window, 0.34 (at most 0.52) 30 days later; merchant_tx_count_24h reads 0.05 both.
+        retrain_on_drift=False,
+    ),
     FeatureSpec(MERCHANT_AS_OF, "float", "Event time of the snapshot (Unix seconds)."),
 )
 
@@ -120,3 +134,10 @@ ON_DEMAND_FEATURES: tuple[FeatureSpec, ...] = (
         "Seconds from the user's previous transaction to this one (null without history).",
     ),
 )
+
+
+def watch_only_features() -> frozenset[str]:
+    """Features whose drift is measured but starts no retraining run (``FeatureSpec.retrain_on_drift``)."""
+    return frozenset(
+        spec.name for spec in (*USER_FEATURES, *MERCHANT_FEATURES, *ON_DEMAND_FEATURES) if not spec.retrain_on_drift
+    )

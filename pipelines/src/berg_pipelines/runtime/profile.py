@@ -9,7 +9,7 @@ the test window (the most recent data the model was judged on).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,10 +41,18 @@ def distribution_profile(values: np.ndarray, *, seed: int = 7) -> dict[str, Any]
     }
 
 
-def reference_profile(train: pd.DataFrame, features: Sequence[str], scores: np.ndarray) -> dict[str, Any]:
+def reference_profile(
+    train: pd.DataFrame, features: Sequence[str], scores: np.ndarray, *, watch_only: Collection[str] = ()
+) -> dict[str, Any]:
+    """Every feature's and the scores' distribution profile; ``watch_only`` features are marked
+    ``retrain_on_drift: false`` (monitoring measures their drift, which starts no retraining run)."""
     return {
         "features": {
-            name: distribution_profile(train[name].astype("float64").to_numpy(na_value=np.nan)) for name in features
+            name: {
+                **distribution_profile(train[name].astype("float64").to_numpy(na_value=np.nan)),
+                "retrain_on_drift": name not in watch_only,
+            }
+            for name in features
         },
         "prediction": distribution_profile(scores),
     }

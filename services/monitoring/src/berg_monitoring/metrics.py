@@ -116,6 +116,12 @@ class SnapshotCollector(Collector):
             "PSI of the feature over the drift window vs the training reference.",
             ("model", "version", "feature"),
         )
+        feature_retrains = family(
+            "feature_retrain_on_drift",
+            "1 when the feature's drift may start a retraining run (FeatureDriftHigh), 0 when it is watched only "
+            "(FeatureDriftWatched): its reference profile says so. Exported with the feature's PSI.",
+            ("model", "version", "feature"),
+        )
         feature_ks = family(
             "feature_ks",
             "Two-sample KS statistic of the feature vs the reference sample.",
@@ -159,6 +165,7 @@ class SnapshotCollector(Collector):
             for name, drift in version.features.items():
                 if finite(drift.psi):
                     feature_psi.add_metric([*key, name], drift.psi)
+                    feature_retrains.add_metric([*key, name], float(name not in version.watch_only))
                 if finite(drift.ks):
                     feature_ks.add_metric([*key, name], drift.ks)
             if version.prediction is not None and finite(version.prediction.psi):
@@ -191,6 +198,7 @@ class SnapshotCollector(Collector):
                     gauge.add_metric(key, value)
         yield from (
             feature_psi,
+            feature_retrains,
             feature_ks,
             prediction_psi,
             window_rows,

@@ -43,6 +43,8 @@ class VersionSnapshot:
     """Probability with which each prediction of the window is held."""
     features: Mapping[str, DriftResult]
     """Empty unless the drift window is sufficient and the version has a reference."""
+    watch_only: frozenset[str]
+    """Features whose drift starts no retraining run (the reference profile says so)."""
     prediction: DriftResult | None
     quality: QualitySummary | None
     """None before the first matured transaction; ``quality.sufficient`` says whether it may be shown."""
@@ -121,6 +123,9 @@ def compute_snapshot(
                 drift_span_s=window.span_s,
                 drift_sample_ratio=window.sample_ratio,
                 features=features,
+                watch_only=reference.profile.watch_only
+                if reference is not None and reference.profile is not None
+                else frozenset(),
                 prediction=prediction,
                 quality=quality,
                 reference_pr_auc=reference.pr_auc if reference is not None else None,

@@ -295,6 +295,8 @@ class ReferenceProfile:
 
     features: Mapping[str, DistributionReference]
     prediction: DistributionReference
+    watch_only: frozenset[str] = frozenset()
+    """Features marked ``retrain_on_drift: false``: their drift is measured, and starts no retraining run."""
 
     @classmethod
     def from_profile(cls, profile: Mapping[str, Any]) -> ReferenceProfile:
@@ -307,16 +309,22 @@ class ReferenceProfile:
         if not isinstance(features, Mapping):
             raise ProfileError("the profile's 'features' must map feature names to distribution profiles")
         built = {}
+        watch_only = set()
         for name, feature in features.items():
             try:
                 built[str(name)] = DistributionReference.from_profile(feature)
             except ProfileError as error:
                 raise ProfileError(f"feature {name!r}: {error}") from None
+            retrain = feature.get("retrain_on_drift", True)  # profiles before the flag: every feature retrains
+            if not isinstance(retrain, bool):
+                raise ProfileError(f"feature {name!r}: retrain_on_drift must be true or false, not {retrain!r}")
+            if not retrain:
+                watch_only.add(str(name))
         try:
             prediction = DistributionReference.from_profile(_profile_field(profile, "prediction"))
         except ProfileError as error:
             raise ProfileError(f"prediction: {error}") from None
-        return cls(features=built, prediction=prediction)
+        return cls(features=built, prediction=prediction, watch_only=frozenset(watch_only))
 
 
 def feature_drift(
