@@ -109,7 +109,10 @@ def traffic(
 def availability_oracle(stored: pd.DataFrame) -> Callable[[datetime], datetime | None]:
     """When the snapshot at ``s`` became available, by definition: the latest over the source partitions
     of each one's first transaction at or after ``s`` plus the lateness (None: one has not got there)."""
-    partitions = [sorted(group.dt.to_pydatetime()) for _, group in stored.groupby("source_partition")["event_time"]]
+    partitions = [
+        sorted(moment.to_pydatetime() for moment in group)
+        for _, group in stored.groupby("source_partition")["event_time"]
+    ]
 
     @functools.cache
     def available(snapshot: datetime) -> datetime | None:

@@ -36,6 +36,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def _times_by_partition(transactions: pd.DataFrame, partitions: Collection[int]) -> list[np.ndarray]:
+    """Each partition's transaction event times, sorted, in microseconds since the epoch."""
+    micros = (pd.to_datetime(transactions["event_time"], utc=True) - _EPOCH) // _MICROSECOND
+    in_partition = transactions[_PARTITION].to_numpy()
+    return [np.sort(micros[in_partition == partition].to_numpy(dtype="int64")) for partition in partitions]
+
+
 def snapshot_availability(
     transactions: pd.DataFrame,
     snapshot_times: Sequence[datetime],
@@ -57,9 +64,7 @@ def snapshot_availability(
     """
     if not partitions:
         return [None] * len(snapshot_times)
-    micros = (pd.to_datetime(transactions["event_time"], utc=True) - _EPOCH) // _MICROSECOND
-    in_partition = transactions[_PARTITION].to_numpy()
-    by_partition = [np.sort(micros[in_partition == partition].to_numpy(dtype="int64")) for partition in partitions]
+    by_partition = _times_by_partition(transactions, partitions)
     result: list[datetime | None] = []
     for snapshot in snapshot_times:
         crossing = (snapshot + lateness - _EPOCH) // _MICROSECOND
@@ -80,9 +85,7 @@ def availability_changed_after(
     previous one is no earlier than the returned time. ``None`` where a partition has no transaction
     before the start among ``transactions`` (read further back; from the store's first, everything).
     """
-    micros = (pd.to_datetime(transactions["event_time"], utc=True) - _EPOCH) // _MICROSECOND
-    in_partition = transactions[_PARTITION].to_numpy()
-    by_partition = [np.sort(micros[in_partition == partition].to_numpy(dtype="int64")) for partition in partitions]
+    by_partition = _times_by_partition(transactions, partitions)
     result: list[datetime | None] = []
     for start in starts:
         before = (start - _EPOCH) // _MICROSECOND
