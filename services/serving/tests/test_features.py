@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from services.serving.tests.helpers import NOW, transaction
 
-from berg.features.schema import MERCHANT_FEATURES, ON_DEMAND_FEATURES, USER_FEATURES
+from berg.features.schema import (
+    DEFAULT_ALLOWED_LATENESS,
+    MERCHANT_AS_OF,
+    MERCHANT_AVAILABLE,
+    MERCHANT_FEATURES,
+    ON_DEMAND_FEATURES,
+    USER_FEATURES,
+)
 from berg_serving.features import (
     SERVABLE_FEATURES,
     FeatureFrame,
@@ -31,9 +38,12 @@ def user_row(last_unix: float = T - 600, mean_7d: float = 20.0) -> dict[str, Any
     return row
 
 
-def merchant_row(snapshot_unix: float = T - 1800) -> dict[str, Any]:
+def merchant_row(snapshot_unix: float = T - 5400, available_unix: float | None = None) -> dict[str, Any]:
+    """A snapshot at ``snapshot_unix``, available from ``available_unix`` (default: the allowed lateness later)."""
     row: dict[str, Any] = {spec.name: 7 if spec.kind == "int" else 0.25 for spec in MERCHANT_FEATURES}
-    row.update(merchant_snapshot_unix=snapshot_unix)
+    if available_unix is None:
+        available_unix = snapshot_unix + DEFAULT_ALLOWED_LATENESS.total_seconds()
+    row.update({MERCHANT_AS_OF: snapshot_unix, MERCHANT_AVAILABLE: available_unix})
     return row
 
 
@@ -75,14 +85,9 @@ def test_unknown_user_gets_nan_defaults_and_is_flagged() -> None:
     [
         (user_row(last_unix=T - timedelta(days=7).total_seconds()), merchant_row(), True, True),
         (user_row(last_unix=T - timedelta(days=7, seconds=1).total_seconds()), merchant_row(), False, True),
-        # A snapshot reaches the online store an allowed lateness (1 h) after its time; its TTL counts from then.
-        (user_row(), merchant_row(snapshot_unix=T - timedelta(days=2, hours=1).total_seconds()), True, True),
-        (
-            user_row(),
-            merchant_row(snapshot_unix=T - timedelta(days=2, hours=1, seconds=1).total_seconds()),
-            True,
-            False,
-        ),
+        # A snapshot's TTL counts from when it became available (stored with it), not from its time.
+        (user_row(), merchant_row(available_unix=T - timedelta(days=2).total_seconds()), True, True),
+        (user_row(), merchant_row(available_unix=T - timedelta(days=2, seconds=1).total_seconds()), True, False),
         (user_row(), None, True, False),
     ],
 )
@@ -97,10 +102,20 @@ def test_rows_count_within_their_view_ttl_as_in_training(
 
 
 def test_the_merchant_ttl_counts_from_when_the_snapshot_was_available() -> None:
-    snapshot = merchant_row(snapshot_unix=T - timedelta(days=2, minutes=30).total_seconds())
-    rows = online((user_row(), snapshot))
-    assert assemble_features([transaction()], rows, merchant_available_after_s=3600).merchant_known[0]
-    assert not assemble_features([transaction()], rows, merchant_available_after_s=0).merchant_known[0]
+    # A snapshot 2 days and 3 hours old that the slowest partition made available 2 hours after its time
+    # (later than its time plus the lateness) is still within the TTL; without its availability, unknown.
+    snapshot_unix = T - timedelta(days=2, hours=3).total_seconds()
+    available = merchant_row(snapshot_unix, available_unix=snapshot_unix + timedelta(hours=3).total_seconds())
+    assert assemble_features([transaction()], online((user_row(), available))).merchant_known[0]
+    late = merchant_row(snapshot_unix, available_unix=snapshot_unix + timedelta(hours=2, minutes=59).total_seconds())
+    assert not assemble_features([transaction()], online((user_row(), late))).merchant_known[0]
+    unstamped = {**available, MERCHANT_AVAILABLE: None}
+    assert not assemble_features([transaction()], online((user_row(), unstamped))).merchant_known[0]
+
+
+def test_neither_as_of_column_is_a_model_feature() -> None:
+    assert MERCHANT_AS_OF not in SERVABLE_FEATURES
+    assert MERCHANT_AVAILABLE not in SERVABLE_FEATURES
 
 
 def test_a_batch_keeps_its_order() -> None:

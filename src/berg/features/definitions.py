@@ -23,6 +23,7 @@ from berg.features.schema import (
     EVENT_TIMESTAMP,
     FEATURE_SERVICE,
     MERCHANT_AS_OF,
+    MERCHANT_AVAILABLE,
     MERCHANT_FEATURES,
     MERCHANT_KEY,
     MERCHANT_TTL,
@@ -189,7 +190,9 @@ def build_definitions(offline_root: str) -> FeatureDefinitions:
 
     assert transaction_context.name == ON_DEMAND_VIEW
     model_user_features = [spec.name for spec in USER_FEATURES if spec.name != USER_AS_OF]
-    model_merchant_features = [spec.name for spec in MERCHANT_FEATURES if spec.name != MERCHANT_AS_OF]
+    model_merchant_features = [
+        spec.name for spec in MERCHANT_FEATURES if spec.name not in {MERCHANT_AS_OF, MERCHANT_AVAILABLE}
+    ]
     service = FeatureService(
         name=FEATURE_SERVICE,
         features=[

@@ -18,6 +18,7 @@ __all__ = [
     "EVENT_TIMESTAMP",
     "FEATURE_SERVICE",
     "MERCHANT_AS_OF",
+    "MERCHANT_AVAILABLE",
     "MERCHANT_FEATURES",
     "MERCHANT_FRAUD_WINDOW",
     "MERCHANT_KEY",
@@ -76,8 +77,8 @@ MERCHANT_SNAPSHOT_EVERY = timedelta(hours=1)
 MERCHANT_TTL = timedelta(days=2)
 DEFAULT_ALLOWED_LATENESS = timedelta(hours=1)
 """How far behind in event time a transaction may arrive (the features service's default). A merchant
-snapshot at ``s`` can be computed only once every partition has passed ``s`` by this much, so it is stamped
-available at ``s`` plus the lateness, and serving applies the TTL from that time too."""
+snapshot at ``s`` can be computed only once every partition has passed ``s`` by this much; it is stamped
+available when the slowest partition did (:data:`MERCHANT_AVAILABLE`)."""
 MERCHANT_FRAUD_WINDOW = timedelta(days=30)
 
 USER_AS_OF = "last_transaction_unix"
@@ -85,6 +86,10 @@ USER_AS_OF = "last_transaction_unix"
 as-of time, which the leakage check compares with the prediction time."""
 MERCHANT_AS_OF = "merchant_snapshot_unix"
 """Event time (Unix seconds) of the snapshot a merchant row describes."""
+MERCHANT_AVAILABLE = "merchant_available_unix"
+"""Event time (Unix seconds) at which the snapshot became available, the row's Feast event timestamp: when
+the slowest source partition reached the snapshot's time plus the allowed lateness (its earliest transaction
+at or after that). Training joins by it and serving applies the view's TTL from it; not a model feature."""
 
 USER_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("tx_count_1h", "int", "Transactions of the user in the hour up to and including this one."),
@@ -119,6 +124,7 @@ MERCHANT_FEATURES: tuple[FeatureSpec, ...] = (
         retrain_on_drift=False,
     ),
     FeatureSpec(MERCHANT_AS_OF, "float", "Event time of the snapshot (Unix seconds)."),
+    FeatureSpec(MERCHANT_AVAILABLE, "float", "Event time at which the snapshot became available (Unix seconds)."),
 )
 
 REQUEST_AMOUNT = "amount"

@@ -39,6 +39,7 @@ from berg.features.schema import (
     EVENT_TIMESTAMP,
     FEATURE_SERVICE,
     MERCHANT_AS_OF,
+    MERCHANT_AVAILABLE,
     MERCHANT_FEATURES,
     MERCHANT_KEY,
     MERCHANT_VIEW,
@@ -373,6 +374,7 @@ def test_the_feature_service_joins_both_views_and_computes_on_demand_features(st
                 "merchant_fraud_rate_30d": 0.01 * count,
                 "merchant_labels_known_30d": count,
                 MERCHANT_AS_OF: T0.value / 1e9,
+                MERCHANT_AVAILABLE: T0.value / 1e9,
             }
             for merchant, count in (("m1", 7), ("m2", 9))
         ]
@@ -416,6 +418,7 @@ def test_describe_features_names_each_columns_view_and_as_of(store: Store) -> No
     assert layout.features["merchant_fraud_rate_30d"] == MERCHANT_VIEW
     assert layout.features["hour_of_day"] == "transaction_context"
     assert USER_AS_OF not in layout.features  # the service does not serve it
+    assert MERCHANT_AVAILABLE not in layout.features  # nor the merchant rows' availability
     assert dict(layout.as_of) == {
         USER_VIEW: (USER_AS_OF,),
         MERCHANT_VIEW: (MERCHANT_AS_OF,),

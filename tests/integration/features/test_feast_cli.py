@@ -14,7 +14,7 @@ import pytest
 
 from berg.features.definitions import source_schema
 from berg.features.offline_store import write_part
-from berg.features.schema import MERCHANT_AS_OF, MERCHANT_FEATURES, MERCHANT_KEY, MERCHANT_VIEW
+from berg.features.schema import MERCHANT_AS_OF, MERCHANT_AVAILABLE, MERCHANT_FEATURES, MERCHANT_KEY, MERCHANT_VIEW
 from berg.features.store import repo_dir
 from tests.helpers import free_port, wait_for
 
@@ -49,6 +49,7 @@ def merchant_rows(at: datetime) -> pa.Table:
                 "merchant_fraud_rate_30d": 0.01 * i,
                 "merchant_labels_known_30d": i,
                 MERCHANT_AS_OF: at.timestamp(),
+                MERCHANT_AVAILABLE: at.timestamp(),
                 "event_timestamp": at,
                 "created_timestamp": at,
             }

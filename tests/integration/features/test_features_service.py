@@ -41,7 +41,7 @@ from berg.settings import KafkaSettings
 from berg_features.aggregates import SECOND, TransactionEvent
 from berg_features.handler import event_from_transaction
 from berg_features.merchant_job import snapshot_times
-from berg_features.merchants import merchant_snapshots
+from berg_features.merchants import merchant_snapshots, snapshot_availability
 from tests.feature_oracle import assert_rows_equal, oracle_accepts, oracle_row
 from tests.helpers import make_transactions, wait_for
 from tests.processes import ServiceProcess
@@ -211,7 +211,8 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
             assert_rows_equal(values, oracle_row(accepted, user_id, latest[user_id].event_us), f"online {user_id}")
 
         # Merchants: the job ran without failing, and the online value of each merchant is its
-        # latest snapshot at or before the materialized watermark (snapshots: test_merchants.py).
+        # latest snapshot at or before the materialized watermark, stamped when the slowest partition
+        # reached it plus the lateness (snapshots and stamps: test_merchants.py).
         stored = label_store.read("transactions")
         low = stored.groupby("source_partition")["event_time"].max().min().to_pydatetime()
         watermark = low - timedelta(seconds=LATENESS_S)
@@ -222,7 +223,16 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         )
         assert service.metric("berg_features_merchant_runs_total", {"outcome": "failed"}) == 0
         last_snapshot = snapshot_times(watermark - timedelta(hours=1), watermark)[-1]
-        snapshot = merchant_snapshots(stored, label_store.read("labels"), [last_snapshot]).set_index(MERCHANT_KEY)
+        available = snapshot_availability(
+            stored,
+            [last_snapshot],
+            lateness=timedelta(seconds=LATENESS_S),
+            partitions=set(stored["source_partition"].astype(int)),
+        )
+        assert available[0] is not None
+        snapshot = merchant_snapshots(
+            stored, label_store.read("labels"), [last_snapshot], available=[available[0]]
+        ).set_index(MERCHANT_KEY)
         merchant_names = [spec.name for spec in MERCHANT_FEATURES]
         with feast_environment({"BERG_STATE_DIR": str(state)}):
             merchant_online = (

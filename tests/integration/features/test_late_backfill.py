@@ -8,18 +8,21 @@ caught up again (its merchant job included) when the second arrives, at merchant
 of its own as well as the live ones. At the end, the training frame that
 ``build_training_frame`` makes over the feature service holds, for every stored
 transaction, the merchant values a brute force computes from what was produced:
-the latest snapshot that was available (stamped at its time plus the allowed
-lateness) at or before the transaction, within the view's TTL. The user values
+the latest snapshot that was available at or before the transaction (stamped when
+the slowest partition reached its time plus the allowed lateness; of snapshots
+available at one moment, the newest), within the view's TTL. The user values
 equal the user oracle too (the backfill's users are evicted when idle and read
 back from the label store when they come back).
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,21 +106,54 @@ def traffic(
     return transactions, sorted(labels, key=lambda label: label.event_time)
 
 
+def availability_oracle(stored: pd.DataFrame) -> Callable[[datetime], datetime | None]:
+    """When the snapshot at ``s`` became available, by definition: the latest over the source partitions
+    of each one's first transaction at or after ``s`` plus the lateness (None: one has not got there)."""
+    partitions = [
+        sorted(moment.to_pydatetime() for moment in group)
+        for _, group in stored.groupby("source_partition")["event_time"]
+    ]
+
+    @functools.cache
+    def available(snapshot: datetime) -> datetime | None:
+        firsts = []
+        for times in partitions:
+            index = bisect.bisect_left(times, snapshot + LATENESS)
+            if index == len(times):
+                return None
+            firsts.append(times[index])
+        return max(firsts)
+
+    return available
+
+
 def merchant_oracle(
-    transactions: Sequence[TransactionV1], labels: Sequence[LabelV1], merchant: str, at: datetime
+    transactions: Sequence[TransactionV1],
+    labels: Sequence[LabelV1],
+    merchant: str,
+    at: datetime,
+    available: Callable[[datetime], datetime | None],
+    watermark: datetime,
 ) -> dict[str, float] | None:
-    """What training must see for a transaction at ``at``: the newest snapshot stamped (its time plus
-    the lateness) strictly before ``at`` and within the TTL, of a merchant with a transaction in its
-    30 days; each value from its definition (labels known at the snapshot, the first per transaction)."""
+    """What training must see for a transaction at ``at``: the newest snapshot available strictly before
+    ``at`` and within the TTL (of snapshots available at one moment only the newest, where the watermark
+    has passed the next), of a merchant with a transaction in its 30 days; each value from its definition
+    (labels known at the snapshot, the first per transaction)."""
     query = at - timedelta(microseconds=1)
     snapshot = _EPOCH + ((query - LATENESS - _EPOCH) // MERCHANT_SNAPSHOT_EVERY) * MERCHANT_SNAPSHOT_EVERY
     first_label: dict[str, LabelV1] = {}
     for label in labels:
         first_label.setdefault(str(label.transaction_event_id), label)
     mine = [tx for tx in transactions if tx.merchant_id == merchant]
-    while snapshot + LATENESS >= query - MERCHANT_TTL:
+    first_transaction = min((tx.event_time for tx in mine), default=at)
+    while snapshot >= first_transaction:
+        stamp = available(snapshot)
+        if stamp is not None and stamp < query - MERCHANT_TTL:
+            return None  # earlier snapshots are available no later
+        following = snapshot + MERCHANT_SNAPSHOT_EVERY
+        hidden = following <= watermark and available(following) == stamp
         window = [tx for tx in mine if snapshot - MERCHANT_FRAUD_WINDOW < tx.event_time <= snapshot]
-        if window:
+        if stamp is not None and stamp <= query and not hidden and window:
             day = [tx for tx in window if tx.event_time > snapshot - timedelta(days=1)]
             known = [first_label[str(tx.event_id)] for tx in window if str(tx.event_id) in first_label]
             known = [label for label in known if label.event_time <= snapshot]
@@ -246,6 +282,8 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         # Every transaction whose snapshots the watermark has passed: each partition is past it.
         low = stored.groupby("source_partition")["event_time"].max().min()
         scored = sorted((tx for tx in produced if tx.event_time <= low), key=lambda tx: tx.event_time)
+        available = availability_oracle(stored)
+        watermark = low.to_pydatetime() - LATENESS
         entities = pd.DataFrame(
             {
                 "event_id": [str(tx.event_id) for tx in scored],
@@ -266,7 +304,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         events = [event_from_transaction(tx) for tx in produced]
         wrong_merchant, wrong_user, merchant_rows, missing = [], [], 0, 0
         for tx, (_, row) in zip(scored, frame.iterrows(), strict=True):
-            want = merchant_oracle(produced, labels, tx.merchant_id, tx.event_time)
+            want = merchant_oracle(produced, labels, tx.merchant_id, tx.event_time, available, watermark)
             missing += want is not None and bool(pd.isna(row["merchant_tx_count_24h"]))
             if want is None:
                 if not all(pd.isna(row[name]) for name in MERCHANT_VALUES):

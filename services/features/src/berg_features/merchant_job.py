@@ -9,16 +9,20 @@ consumes partition 0 of the transactions topic (one writer of the plan). Each ru
 2. reads the label store's notes of what arrived since the last run and updates
    the plan (:mod:`berg_features.snapshot_plan`): the days the watermark moved
    over, and every day whose snapshots the arrived rows change, however old (a
-   backfill of last month's history recomputes last month). The plan is stored
+   backfill of last month's history recomputes last month; transactions also the
+   snapshots before them whose availability they may move earlier, back to the
+   partitions' previous transactions). The plan is stored
    (``<offline root>/merchant_job/plan.json``) before the notes are deleted, so a
    restart loses nothing; recomputing a day twice writes the same part;
 3. recomputes the newest ``days_per_run`` pending days (bounded work per run; the
    newest first, so a long backfill never holds up today's snapshots), each day
    as one part named after it (a rerun replaces the day), stamped when each
-   snapshot became available (``s`` plus the lateness: see :mod:`berg_features.merchants`);
+   snapshot became available: when the slowest source partition reached ``s`` plus
+   the lateness (:func:`berg_features.merchants.snapshot_availability`, read from
+   the label store: a recomputation or a restart stamps the same);
 4. materializes the merchant view (only it) for the stamps those days changed
-   that are still within the view's TTL, up to the watermark, and stores the plan
-   without them.
+   that are still within the view's TTL, up to the newest transaction, and stores
+   the plan without them.
 
 Not ``materialize_incremental``: it starts where the last run ended, so a snapshot
 corrected by a recomputation would stay stale online, and its first run starts at
@@ -32,17 +36,20 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 from feast import FeatureStore
 
 from berg.features.definitions import source_schema
-from berg.features.label_store import LabelStore
+from berg.features.label_store import Arrival, LabelStore
 from berg.features.offline_store import write_part
 from berg.features.schema import (
     CREATED_TIMESTAMP,
+    EVENT_TIMESTAMP,
     MERCHANT_FEATURES,
     MERCHANT_FRAUD_WINDOW,
     MERCHANT_KEY,
@@ -50,7 +57,12 @@ from berg.features.schema import (
     MERCHANT_TTL,
     MERCHANT_VIEW,
 )
-from berg_features.merchants import merchant_snapshots
+from berg_features.merchants import (
+    availability_changed_after,
+    merchant_snapshots,
+    snapshot_availability,
+    visible_snapshots,
+)
 from berg_features.metrics import FeaturesMetrics
 from berg_features.snapshot_plan import SnapshotPlan, contiguous_runs, next_plan
 
@@ -79,6 +91,18 @@ def snapshot_times(start: datetime, end: datetime) -> list[datetime]:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """How far the source partitions are in the label store."""
+
+    low: datetime
+    """The latest event time every partition has reached."""
+    latest: datetime
+    """The newest transaction's event time: no snapshot is stamped later."""
+    partitions: frozenset[int]
+    """The partitions with transactions in the backfill before ``latest``: the watermark's and each stamp's."""
 
 
 class MerchantJob:
@@ -116,11 +140,11 @@ class MerchantJob:
 
     def run_once(self) -> datetime | None:
         """One run; returns the watermark snapshots are computed to (``None`` with no transactions yet)."""
-        low = self._low_watermark()
-        if low is None:
+        progress = self._progress()
+        if progress is None:
             return None
         previous = self._read_plan()
-        watermark = low - self._lateness
+        watermark = progress.low - self._lateness
         first_day = None
         if previous is None:
             # First run on this store: what it already holds, as far back as the backfill goes
@@ -128,13 +152,12 @@ class MerchantJob:
             earliest = self._labels.earliest_event_date("transactions") or watermark.date()
             first_day = max(earliest, (watermark - self._backfill).date())
         arrivals = self._labels.arrivals()
-        plan = next_plan(previous, watermark, (span for arrival in arrivals for span in arrival.spans), first_day)
+        plan = next_plan(previous, watermark, self._changes(arrivals, progress), first_day)
         self._write_plan(plan)
         self._labels.acknowledge(arrivals)
         days = plan.newest(self._days_per_run)
-        for run in contiguous_runs(days):
-            self._write_days(run, plan.watermark)
-        self._materialize(days, plan.watermark)
+        stamps = [self._write_days(run, plan.watermark, progress) for run in contiguous_runs(days)]
+        self._materialize(days, max((stamp for stamp in stamps if stamp is not None), default=None), progress)
         done = plan.without(days)
         self._write_plan(done)
         self._metrics.merchant_watermark.set(plan.watermark.timestamp())
@@ -162,7 +185,35 @@ class MerchantJob:
             sink.write(plan.to_json().encode())
         self._filesystem.move(temporary, self._plan_path)
 
-    def _low_watermark(self) -> datetime | None:
+    def _changes(self, arrivals: list[Arrival], progress: _Progress) -> list[tuple[datetime, datetime]]:
+        """The event-time spans whose snapshots what arrived changes: labels and transactions feed the
+        snapshots from their time on; transactions also move earlier the availability of snapshots
+        before them (back to the partitions' previous transactions, and one snapshot more: whether a
+        snapshot is stored depends on the next one's availability)."""
+        spans = [span for arrival in arrivals if arrival.kind != "transactions" for span in arrival.spans]
+        arrived = [span for arrival in arrivals if arrival.kind == "transactions" for span in arrival.spans]
+        if not arrived:
+            return spans
+        starts = sorted({first for first, _ in arrived})
+        changed_after = self._changed_after(starts, progress)
+        reach = self._lateness + MERCHANT_SNAPSHOT_EVERY
+        return [*spans, *((changed_after[first] - reach, last) for first, last in arrived)]
+
+    def _changed_after(self, starts: list[datetime], progress: _Progress) -> dict[datetime, datetime]:
+        """:func:`availability_changed_after` of ``starts``, reading back a day before the first, twice as
+        far each retry, to the label store's first day at most (then: from its first transaction)."""
+        first_day = self._labels.earliest_event_date("transactions")
+        floor = starts[0] if first_day is None else min(_midnight(first_day), starts[0])
+        look = timedelta(days=1)
+        while True:
+            begin = max(starts[0] - look, floor)
+            before = self._labels.read("transactions", start=begin, end=starts[-1], columns=["source_partition"])
+            found = availability_changed_after(before, starts, partitions=progress.partitions)
+            if all(moment is not None for moment in found) or begin <= floor:
+                return {start: floor if moment is None else moment for start, moment in zip(starts, found, strict=True)}
+            look *= 2
+
+    def _progress(self) -> _Progress | None:
         # The latest event time every source partition has reached: a snapshot is computed
         # once no partition still has transactions before it on the way.
         latest = self._labels.latest_event_time("transactions")
@@ -171,38 +222,73 @@ class MerchantJob:
         recent = self._labels.read("transactions", start=latest - self._backfill, columns=["source_partition"])
         if recent.empty:
             return None
-        low: datetime = recent.groupby("source_partition")["event_time"].max().min().to_pydatetime()
-        return low
+        newest = recent.groupby("source_partition")["event_time"].max()
+        return _Progress(
+            low=newest.min().to_pydatetime(),
+            latest=max(latest, newest.max().to_pydatetime()),
+            partitions=frozenset(int(partition) for partition in newest.index),
+        )
 
-    def _materialize(self, days: list[date], watermark: datetime) -> None:
+    def _availability(self, times: list[datetime], progress: _Progress) -> list[datetime | None]:
+        """When each of ``times`` became available; reads from the first crossing on, only as far as
+        the slowest partition's crossings (an hour past the last at first, twice as far each retry)."""
+        if not times:
+            return []
+        first, last = times[0] + self._lateness, times[-1] + self._lateness
+        reach = MERCHANT_SNAPSHOT_EVERY
+        while True:
+            end = min(last + reach, progress.latest + _MICROSECOND)
+            crossings = self._labels.read("transactions", start=first, end=end, columns=["source_partition"])
+            available = snapshot_availability(crossings, times, lateness=self._lateness, partitions=progress.partitions)
+            if all(stamp is not None for stamp in available) or end > progress.latest:
+                return available
+            reach *= 2
+
+    def _materialize(self, days: list[date], newest_stamp: datetime | None, progress: _Progress) -> None:
         # Only the merchant view: the user view is pushed online by the stream, and a
         # materialization could put an older row over a newer one. From the first stamp the
-        # run changed (a row past the TTL is of no use online) to the newest: each merchant's
-        # newest row in that window is its newest row of all, so nothing newer is overwritten.
-        if not days:
+        # run changed (a row past the TTL is of no use online) to the newest transaction, which
+        # no stamp is after: each merchant's newest row in that window is its newest row of all,
+        # so nothing newer is overwritten.
+        if not days or newest_stamp is None:
             return
-        end = watermark + self._lateness
+        end = progress.latest
         start = max(_midnight(days[0]) + self._lateness, end - MERCHANT_TTL)
-        changed_until = min(_midnight(days[-1]) + timedelta(days=1), watermark) + self._lateness
-        if changed_until < start:
+        if newest_stamp < start:
             return
         self._store.materialize(start_date=start, end_date=end, feature_views=[MERCHANT_VIEW])
 
-    def _write_days(self, days: list[date], watermark: datetime) -> None:
-        """Recompute consecutive ``days`` (snapshots up to ``watermark``) from one read."""
+    def _write_days(self, days: list[date], watermark: datetime, progress: _Progress) -> datetime | None:
+        """Recompute consecutive ``days`` (snapshots up to ``watermark``) from one read; returns the
+        newest stamp written (``None``: no row)."""
         first = _midnight(days[0])
         until = min(_midnight(days[-1]) + timedelta(days=1), watermark + _MICROSECOND)
         transactions = self._labels.read("transactions", start=first - MERCHANT_FRAUD_WINDOW, end=until)
         labels = self._labels.read("labels", start=first - MERCHANT_FRAUD_WINDOW, end=until)
-        by_day: dict[date, list[datetime]] = defaultdict(list)
-        for moment in snapshot_times(first, min(until - _MICROSECOND, watermark)):
-            by_day[moment.date()].append(moment)
+        times = snapshot_times(first, min(until - _MICROSECOND, watermark))
+        # The snapshot after the last, when the watermark has passed it: one available together with
+        # it is not stored (see visible_snapshots).
+        following = [times[-1] + MERCHANT_SNAPSHOT_EVERY] if times else []
+        following = [moment for moment in following if moment <= watermark]
+        available = self._availability([*times, *following], progress)
+        by_day: dict[date, list[tuple[datetime, datetime]]] = defaultdict(list)
+        next_available = available[-1] if following else None
+        for moment, stamp in visible_snapshots(times, available[: len(times)], next_available):
+            by_day[moment.date()].append((moment, stamp))
         created = self._clock()
+        newest: datetime | None = None
         for day in days:
-            frame = merchant_snapshots(transactions, labels, by_day.get(day, []), available_after=self._lateness)
+            moments = by_day.get(day, [])
+            frame = merchant_snapshots(
+                transactions, labels, [moment for moment, _ in moments], available=[at for _, at in moments]
+            )
+            if len(frame):
+                stamp = pd.Timestamp(frame[EVENT_TIMESTAMP].max()).to_pydatetime()
+                newest = stamp if newest is None else max(newest, stamp)
             frame[CREATED_TIMESTAMP] = created
             table = pa.Table.from_pandas(frame, preserve_index=False).select(self._schema.names).cast(self._schema)
             write_part(self._filesystem, self._directory, table, name=f"part-day-{day.isoformat()}.parquet")
+        return newest
 
     def lead(self) -> None:
         """This instance runs the job from now on (it consumes partition 0 of the transactions)."""

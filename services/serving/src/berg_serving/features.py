@@ -10,8 +10,10 @@ Missing is NaN, as in training (``feature_matrix``: float32, NaN for missing), a
 a stored row counts only within its view's TTL of the transaction, as in the
 point-in-time join that built the training set: an unknown user or merchant, or
 one whose row is older than the TTL, gets NaN for that view's features (XGBoost
-learned where missing values go) and ``default_features_used``. Pure: the online
-values come in as Feast's ``OnlineResponse.to_dict()`` shape.
+learned where missing values go) and ``default_features_used``. A merchant
+snapshot's TTL runs from when it became available (``merchant_available_unix``,
+its Feast event timestamp), as in the training join. Pure: the online values come
+in as Feast's ``OnlineResponse.to_dict()`` shape.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import pandas as pd
 from berg.contracts import TransactionV1
 from berg.features.on_demand import transaction_context
 from berg.features.schema import (
-    DEFAULT_ALLOWED_LATENESS,
     MERCHANT_AS_OF,
+    MERCHANT_AVAILABLE,
     MERCHANT_FEATURES,
     MERCHANT_KEY,
     MERCHANT_TTL,
@@ -60,11 +62,11 @@ ONLINE_FEATURE_REFS: tuple[str, ...] = (
     *(f"{USER_VIEW}:{name}" for name in _USER_STORED),
     *(f"{MERCHANT_VIEW}:{name}" for name in _MERCHANT_STORED),
 )
-"""What one online lookup reads: every stored feature of both views, the as-of columns included."""
+"""What one online lookup reads: every stored feature of both views, the as-of and availability columns included."""
 
 SERVABLE_FEATURES: tuple[str, ...] = (
     *(name for name in _USER_STORED if name != USER_AS_OF),
-    *(name for name in _MERCHANT_STORED if name != MERCHANT_AS_OF),
+    *(name for name in _MERCHANT_STORED if name not in {MERCHANT_AS_OF, MERCHANT_AVAILABLE}),
     *(spec.name for spec in ON_DEMAND_FEATURES),
     REQUEST_AMOUNT,
 )
@@ -132,23 +134,19 @@ def _floats(values: Sequence[object] | None, count: int) -> np.ndarray:
     return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
 
 
-def _usable(as_of: np.ndarray, event_unix: np.ndarray, ttl_s: float) -> np.ndarray:
-    # A row counts when it exists and is no older than the view's TTL at the transaction's time,
-    # as in the point-in-time join of the training set (NaN compares False: no row, not usable).
-    usable: np.ndarray = ~np.isnan(as_of) & (event_unix - as_of <= ttl_s)
+def _usable(stamp: np.ndarray, event_unix: np.ndarray, ttl_s: float) -> np.ndarray:
+    # A row counts when it exists and its stamp (the row's Feast event time) is no older than the
+    # view's TTL at the transaction's time, as in the point-in-time join of the training set (NaN
+    # compares False: no row, not usable).
+    usable: np.ndarray = ~np.isnan(stamp) & (event_unix - stamp <= ttl_s)
     return usable
 
 
-def assemble_features(
-    transactions: Sequence[TransactionV1],
-    online: Mapping[str, Sequence[object]],
-    *,
-    merchant_available_after_s: float = DEFAULT_ALLOWED_LATENESS.total_seconds(),
-) -> FeatureFrame:
+def assemble_features(transactions: Sequence[TransactionV1], online: Mapping[str, Sequence[object]]) -> FeatureFrame:
     """The feature columns of ``transactions`` from their online rows (Feast's ``to_dict()``, same order).
 
-    A merchant snapshot's TTL runs from when it became available (its as-of time plus
-    ``merchant_available_after_s``, the features service's allowed lateness), as in training.
+    A user row's TTL runs from its as-of time (its stamp); a merchant snapshot's from when it became
+    available (``merchant_available_unix``, its stamp), as in training.
 
     Raises:
         ValueError: ``online`` does not hold one value per transaction for each feature.
@@ -160,11 +158,7 @@ def assemble_features(
     event_unix = np.array([t.event_time.timestamp() for t in transactions], dtype=np.float64)
     amount = np.array([t.amount for t in transactions], dtype=np.float64)
     user_known = _usable(_floats(online.get(USER_AS_OF), count), event_unix, USER_TTL.total_seconds())
-    merchant_known = _usable(
-        _floats(online.get(MERCHANT_AS_OF), count) + merchant_available_after_s,
-        event_unix,
-        MERCHANT_TTL.total_seconds(),
-    )
+    merchant_known = _usable(_floats(online.get(MERCHANT_AVAILABLE), count), event_unix, MERCHANT_TTL.total_seconds())
     columns: dict[str, np.ndarray] = {}
     for names, known in ((_USER_STORED, user_known), (_MERCHANT_STORED, merchant_known)):
         for name in names:

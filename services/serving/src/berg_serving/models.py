@@ -29,7 +29,6 @@ from typing_extensions import override
 
 from berg.contracts import TransactionV1
 from berg.contracts.rules import ValueRules
-from berg.features.schema import DEFAULT_ALLOWED_LATENESS
 from berg_serving.features import FeatureFrame, MissingFeaturesError, assemble_features, entity_rows
 from berg_serving.json_body import load_json
 from berg_serving.metrics import ServingMetrics
@@ -203,8 +202,6 @@ class FraudTransformer(_ScoringModel):
         metrics: latency per stage, scores, decisions, default features.
         max_batch: most transactions per request.
         rules: the value rules every transaction must pass (validation's own).
-        merchant_available_after_s: how long after its as-of time a merchant snapshot is online (the TTL counts
-            from then).
         clock: the server's clock, read once per request: event times may not be later than it
             plus the allowed skew.
     """
@@ -219,14 +216,12 @@ class FraudTransformer(_ScoringModel):
         *,
         max_batch: int,
         rules: ValueRules,
-        merchant_available_after_s: float = DEFAULT_ALLOWED_LATENESS.total_seconds(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(name, scorer, metrics, max_batch=max_batch)
         self._features = features
         self._prediction_log = prediction_log
         self._rules = rules
-        self._merchant_available_after_s = merchant_available_after_s
         self._clock = clock
 
     @override
@@ -244,7 +239,7 @@ class FraudTransformer(_ScoringModel):
             except RequestError as error:
                 raise InvalidInput(str(error)) from None
             online = await self._features.lookup(entity_rows(transactions))
-            frame = assemble_features(transactions, online, merchant_available_after_s=self._merchant_available_after_s)
+            frame = assemble_features(transactions, online)
         return _TransactionBatch(transactions, frame, request)
 
     @override

@@ -133,7 +133,6 @@ def assemble(settings: ServingSettings, shape: Shape, metrics: ServingMetrics) -
         metrics,
         max_batch=settings.max_batch,
         rules=settings.rules,
-        merchant_available_after_s=settings.merchant_available_after_s,
     )
     return Assembly(transformer, closers)
 

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from berg.contracts._types import Identifier
 from berg.contracts.rules import ValueRules
-from berg.features.schema import DEFAULT_ALLOWED_LATENESS
 from berg.kafka.topics import PREDICTIONS
 from berg.settings import ServiceSettings, service_config
 from berg.web.app import WebSettings
@@ -107,10 +106,6 @@ class ServingSettings(ServiceSettings):
     """The value rules every transaction must pass, validation's (:mod:`berg.contracts.rules`): clock skew,
     known currencies and merchant categories, the largest amount. Keep them equal to
     ``BERG_VALIDATION_RULES__*``, so serving scores only what validation lets through."""
-    merchant_available_after_s: float = Field(default=DEFAULT_ALLOWED_LATENESS.total_seconds(), ge=0, le=7 * 24 * 3600)
-    """How long after its time a merchant snapshot reaches the online store: the features service's allowed
-    lateness (keep it equal to ``BERG_FEATURES_ALLOWED_LATENESS_S``). The merchant view's TTL counts from then,
-    as training's point-in-time join does."""
     lookup_threads: int = Field(default=2, ge=1, le=64)
     """Threads doing Feast online lookups (each with its own FeatureStore), off the event loop."""
     predict_threads: int = Field(default=2, ge=1, le=64)
