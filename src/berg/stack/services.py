@@ -64,10 +64,11 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
             "berg_features",
             "BERG_FEATURES_",
             settings.ports.features,
-            # Merchant snapshots every 10 s: the demo compresses days of event time into minutes.
+            # The merchant job every 2 s: the demo compresses days of event time into minutes, and its live
+            # traffic waits for the job before each slice (a run with nothing new reads little).
             {
                 "OFFLINE_ROOT": str(layout.root.absolute() / "feast" / "offline"),
-                "MERCHANT_INTERVAL_S": "10",
+                "MERCHANT_INTERVAL_S": "2",
                 **_MICRO_BATCH,
             },
             {"BERG_STATE_DIR": str(layout.root.absolute())},
