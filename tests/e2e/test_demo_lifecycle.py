@@ -20,7 +20,6 @@ import time
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -110,29 +109,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     subprocess.run([*BERG, "down"], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-def controller(env: dict[str, str]) -> ControllerClient:
-    return ControllerClient(
-        f"http://127.0.0.1:{env['BERG_PORTS__CONTROLLER']}",
-        (Path(env["BERG_STATE_DIR"]) / "secrets" / "controller-token").read_text().strip(),
-    )
-
-
-def controller_runs(env: dict[str, str]) -> list[dict[str, Any]]:
-    client = controller(env)
-    try:
-        return client.runs("fraud")
-    finally:
-        client.close()
-
-
-def controller_triggers(env: dict[str, str]) -> list[dict[str, Any]]:
-    client = controller(env)
-    try:
-        return client.triggers("fraud")
-    finally:
-        client.close()
-
-
 def test_the_loop_closes_once_and_serving_swaps_to_the_promoted_challenger(
     demo: tuple[subprocess.CompletedProcess[str], dict[str, str]],
 ) -> None:
@@ -203,7 +179,14 @@ def test_after_the_promotion_the_new_champions_own_traffic_starts_no_run(
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     registry = ModelRegistry(Path(env["BERG_STATE_DIR"]) / "registry")
     promoted = next(move.moved_at for move in registry.history("fraud", "production") if move.version == "v0002")
-    runs, triggers = controller_runs(env), controller_triggers(env)
+    controller = ControllerClient(
+        f"http://127.0.0.1:{env['BERG_PORTS__CONTROLLER']}",
+        (Path(env["BERG_STATE_DIR"]) / "secrets" / "controller-token").read_text().strip(),
+    )
+    try:
+        runs, triggers = controller.runs("fraud"), controller.triggers("fraud")
+    finally:
+        controller.close()
     watched = datetime.now(UTC) - promoted
     assert watched.total_seconds() >= watch_s(), f"watched {watched} after the promotion, not {watch_s():.0f} s"
     later_runs = [run for run in runs if datetime.fromisoformat(run["created_at"]) > promoted]
