@@ -89,7 +89,8 @@ class StoryOptions:
     user's earlier transaction in the same slice is not seen yet: weeks replayed in minutes)."""
     live_slice: timedelta = timedelta(hours=1)
     """At most this much event time per slice of the live traffic (the days after the drift), which is
-    also cut before any user's second transaction: user features exactly as training joins them."""
+    also cut before any user's second transaction: user features exactly as training joins them (merchant
+    snapshots may be a slice or two behind: see :func:`_live_and_loop`)."""
     live_batch: int = 8
     """Transactions per call of the live traffic that goes on while the loop closes."""
     live_span_s: float = 600.0
@@ -307,9 +308,14 @@ def _live_and_loop(
     Labels are held back until the loop has closed: training windows end a horizon before the older of
     the newest transaction and the newest label, so with no new label the retraining run's window does
     not move while live transactions arrive, and the challenger is the same every run. Once the loop has
-    closed, the held labels go before the next slice is scored. Each slice waits for the data plane and a run
-    of the merchant job, so the live traffic is scored with merchant snapshots at most a slice behind the
-    ones training joins for it (and user features exactly as training joins them).
+    closed, the held labels go before the next slice is scored, and that slice waits for the merchant job
+    to have recomputed the snapshots they change (without, the new champion's traffic was scored with
+    merchant snapshots that lacked days of labels). Then each slice goes on with its labels.
+
+    The other live slices do not wait for the merchant job (every 10 s in the stack), so their merchant
+    snapshots may be a slice or two behind the ones training joins: one run measured serving's
+    merchant_amount_mean_24h unlike the point-in-time value for 80 % of the new champion's transactions.
+    Waiting for the job before each slice made the live traffic too slow to pace on a loaded machine.
     """
     slices = list(event_time_slices(after, options.live_slice, one_per_user=True))
     probe = DataPlaneProbe(stack.kafka_settings)  # used by the stream's thread only
@@ -319,15 +325,13 @@ def _live_and_loop(
     held: list[SimulatedEvent] = []
 
     def catch_up(_: int) -> None:
-        if not holding.is_set() and held:
+        released = not holding.is_set() and bool(held)
+        if released:
             send_events(producer, held)
             held.clear()
         probe.wait_until_caught_up(options.act_timeout_s)
-        # And for one more run of the merchant job (it may have started before the last slice was stored, so
-        # its snapshots are at most a slice behind): with the job every 10 s and no wait, the new champion's own
-        # traffic read merchant_amount_mean_24h unlike the point-in-time value for 80 % of its transactions,
-        # and a PSI above 0.2 on it during the watch. Two runs (exact) made the live traffic too slow to pace.
-        wait_for_merchant_job(features_url, options.act_timeout_s, runs=1)
+        if released:
+            wait_for_merchant_job(features_url, options.act_timeout_s)
 
     def hand_on(index: int) -> None:
         records = slices[index]

@@ -64,11 +64,10 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
             "berg_features",
             "BERG_FEATURES_",
             settings.ports.features,
-            # The merchant job every 2 s: the demo compresses days of event time into minutes, and its live
-            # traffic waits for the job before each slice (a run with nothing new reads little).
+            # Merchant snapshots every 10 s: the demo compresses days of event time into minutes.
             {
                 "OFFLINE_ROOT": str(layout.root.absolute() / "feast" / "offline"),
-                "MERCHANT_INTERVAL_S": "2",
+                "MERCHANT_INTERVAL_S": "10",
                 **_MICRO_BATCH,
             },
             {"BERG_STATE_DIR": str(layout.root.absolute())},
