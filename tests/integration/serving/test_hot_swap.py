@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RATE = 50
 DURATION_S = 30.0
 SWAPS = ((8.0, "v0002"), (18.0, "v0003"))
+HANG_S = 300
+"""The clients' timeouts: they only bound a hang."""
 """Seconds into the run at which production is moved, and to which version."""
 
 
@@ -65,8 +67,11 @@ async def _run(
         await asyncio.to_thread(registry.promote, MODEL, version, "production", f"hot swap test: {version}")
         promoted.append((time.monotonic(), version))
 
-    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=100)) as http:
-        grpc = InferenceGRPCClient(server.grpc_url, retries=0, timeout=10)
+    # The clients' timeouts only bound a hang: a dropped request is one that fails, not a slow one (on a loaded
+    # machine, with two CPU burners and the rest of the suite beside it, gRPC calls took 17 s behind a 10 s
+    # deadline and 57 of 1,500 failed with DEADLINE_EXCEEDED).
+    async with httpx.AsyncClient(timeout=HANG_S, limits=httpx.Limits(max_connections=100)) as http:
+        grpc = InferenceGRPCClient(server.grpc_url, retries=0, timeout=HANG_S)
         try:
             tasks = []
             swaps = list(SWAPS)
