@@ -97,16 +97,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     env = {**os.environ, "BERG_STATE_DIR": str(tmp_path_factory.mktemp("demo")), "COLUMNS": "200"}
     env.update({f"BERG_PORTS__{name.upper()}": str(port) for name, port in free_port_table().as_dict().items()})
     env["BERG_TEST_DEMO_STARTED"] = str(time.time())
-    result = subprocess.run(
-        [*BERG, "demo", "--after-days", str(AFTER_DAYS), "--watch-s", f"{watch_s():.0f}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=2000,
-        check=False,
-    )
-    yield result, env
-    subprocess.run([*BERG, "down"], capture_output=True, text=True, env=env, timeout=300, check=False)
+    try:
+        result = subprocess.run(
+            [*BERG, "demo", "--after-days", str(AFTER_DAYS), "--watch-s", f"{watch_s():.0f}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=2000,
+            check=False,
+        )
+        yield result, env
+    finally:
+        # Also when the demo ran past its hang bound: the stack it brought up must not outlive the test.
+        subprocess.run([*BERG, "down"], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 def test_the_loop_closes_once_and_serving_swaps_to_the_promoted_challenger(
