@@ -81,8 +81,7 @@ class StoryOptions:
     settle_days: float = MERCHANT_FRAUD_WINDOW.days
     """Days of the drift before the challenger's window starts (see :func:`~berg.lifecycle.timeline.plan_timeline`):
     the longest feature window (a merchant's 30-day fraud rate and labels known), so every feature of the
-    challenger's training rows describes the new world only, as its own traffic afterwards does (with 21 days its
-    own traffic read a PSI of 0.26 on merchant_labels_known_30d over a whole day)."""
+    challenger's training rows describes the new world only, as its own traffic afterwards does."""
     score_batch: int = 32
     drift_slice: timedelta = timedelta(hours=24)
     """Event time per slice of the drift's replay: each is scored with the features stored before it (a
