@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berg.lifecycle.dataplane import records_behind
+from berg.lifecycle.dataplane import MerchantJobState, records_behind
 from berg.lifecycle.replay import event_time_slices, replay_scored, slice_boundary
 from berg.simulator.events import EventTruth, SimulatedEvent
 from berg.simulator.generator import SimulationConfig, simulate
@@ -121,3 +121,14 @@ def test_records_behind_counts_what_a_group_has_not_committed() -> None:
     assert records_behind(ends, {("t", 0): 10, ("t", 1): 5}) == 0
     assert records_behind(ends, {("t", 0): 7}) == 3 + 5  # partition 1 never committed: all of it
     assert records_behind(ends, {("t", 0): -1, ("t", 1): 6}) == 10  # -1: nothing committed; ahead counts 0
+
+
+def test_the_merchant_job_covers_what_was_stored_only_after_a_run_that_started_after_the_last_write() -> None:
+    before_write = MerchantJobState(runs=3, watermark=None, run_started=100.0, written=100.5)
+    assert not before_write.covers_what_was_stored
+    after_write = MerchantJobState(runs=4, watermark=None, run_started=100.5, written=100.5)
+    assert after_write.covers_what_was_stored
+    assert not MerchantJobState(
+        runs=4, watermark=None, pending_days=2, run_started=101, written=100
+    ).covers_what_was_stored
+    assert not MerchantJobState(runs=0, watermark=None).covers_what_was_stored  # no run yet

@@ -13,9 +13,11 @@ stage will write for what was produced is on its output topic. Which groups read
 topic is found in Kafka (the groups with committed offsets on it), so the probe needs
 no service's settings.
 
-The features service's merchant snapshots are a batch job with its own watermark
-(``berg_features_merchant_watermark_timestamp_seconds`` and its runs on ``/metrics``):
-:func:`wait_for_merchant_job` waits for runs that started after the data was stored.
+The features service's merchant snapshots are a batch job. Its ``/metrics`` say when its last
+successful run started and when the service last wrote to the label store, both on the service's
+own clock: once the data plane has caught up, :func:`wait_for_merchant_job` waits until a run
+started after that write has finished and no day is left to recompute (the service starts a run
+soon after new data: ``BERG_FEATURES_MERCHANT_MIN_INTERVAL_S``).
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ from berg.settings import KafkaSettings
 
 __all__ = [
     "DATA_PLANE_STAGES",
+    "LABEL_STORE_WRITTEN_METRIC",
     "MERCHANT_PENDING_METRIC",
     "MERCHANT_RUNS_METRIC",
+    "MERCHANT_RUN_STARTED_METRIC",
     "MERCHANT_WATERMARK_METRIC",
     "DataPlaneBehind",
     "DataPlaneProbe",
@@ -64,6 +68,8 @@ MERCHANT_WATERMARK_METRIC = "berg_features_merchant_watermark_timestamp_seconds"
 MERCHANT_RUNS_METRIC = "berg_features_merchant_runs_total"
 MERCHANT_PENDING_METRIC = "berg_features_merchant_pending_days"
 """Days whose inputs changed and that the job has not recomputed yet (absent in versions without a plan)."""
+MERCHANT_RUN_STARTED_METRIC = "berg_features_merchant_run_started_timestamp_seconds"
+LABEL_STORE_WRITTEN_METRIC = "berg_features_label_store_written_timestamp_seconds"
 
 
 class DataPlaneBehind(TimeoutError):
@@ -174,6 +180,15 @@ class MerchantJobState:
     """The event time up to which snapshots are materialized (None before the first)."""
     pending_days: int = 0
     """Days of snapshots whose inputs changed and that are not recomputed yet."""
+    run_started: float = 0.0
+    """Wall-clock start of the last successful run (0 before the first), on the service's clock."""
+    written: float = 0.0
+    """Wall-clock end of the service's last label store write (0 before the first), on the same clock."""
+
+    @property
+    def covers_what_was_stored(self) -> bool:
+        """A run that started after the last label store write has finished, with no day left to recompute."""
+        return self.runs > 0 and self.run_started >= self.written and not self.pending_days
 
 
 def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJobState | None:
@@ -182,39 +197,41 @@ def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJob
         text = httpx.get(f"{features_url}/metrics", timeout=timeout_s).text
     except httpx.HTTPError:
         return None
-    runs, watermark, pending = 0.0, 0.0, 0.0
+    values = {MERCHANT_WATERMARK_METRIC: 0.0, MERCHANT_PENDING_METRIC: 0.0}
+    values |= {MERCHANT_RUN_STARTED_METRIC: 0.0, LABEL_STORE_WRITTEN_METRIC: 0.0}
+    runs = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == MERCHANT_RUNS_METRIC and sample.labels.get("outcome") == "ok":
                 runs = sample.value
-            elif sample.name == MERCHANT_WATERMARK_METRIC:
-                watermark = sample.value
-            elif sample.name == MERCHANT_PENDING_METRIC:
-                pending = sample.value
-    return MerchantJobState(int(runs), datetime.fromtimestamp(watermark, UTC) if watermark else None, int(pending))
+            elif sample.name in values:
+                values[sample.name] = sample.value
+    watermark = values[MERCHANT_WATERMARK_METRIC]
+    return MerchantJobState(
+        int(runs),
+        datetime.fromtimestamp(watermark, UTC) if watermark else None,
+        int(values[MERCHANT_PENDING_METRIC]),
+        run_started=values[MERCHANT_RUN_STARTED_METRIC],
+        written=values[LABEL_STORE_WRITTEN_METRIC],
+    )
 
 
-def wait_for_merchant_job(
-    features_url: str, timeout_s: float, *, runs: int = 2, interval_s: float = 0.5
-) -> MerchantJobState:
-    """Block until the merchant job has finished ``runs`` more runs (two: the first may have started
-    before the call, on data the last slice had not reached yet) and has no day left to recompute; its
-    state then.
+def wait_for_merchant_job(features_url: str, timeout_s: float, *, interval_s: float = 0.1) -> MerchantJobState:
+    """Block until the merchant job covers everything the features service has stored (call it once the
+    data plane has caught up: :attr:`MerchantJobState.covers_what_was_stored`); its state then.
 
     Raises:
         DataPlaneBehind: it did not within ``timeout_s``.
     """
     deadline = time.monotonic() + timeout_s
-    first = merchant_job_state(features_url)
     while True:
         state = merchant_job_state(features_url)
-        if first is None:
-            first = state
-        elif state is not None and state.runs >= first.runs + runs and not state.pending_days:
+        if state is not None and state.covers_what_was_stored:
             return state
         if time.monotonic() > deadline:
             raise DataPlaneBehind(
-                f"the features service's merchant job did not finish {runs} runs and its pending days within "
-                f"{timeout_s:.0f}s ({features_url}/metrics: {MERCHANT_RUNS_METRIC}, {MERCHANT_PENDING_METRIC})"
+                f"the features service's merchant job did not run on everything stored, with no pending day, "
+                f"within {timeout_s:.0f}s (last state: {state}; {features_url}/metrics: "
+                f"{MERCHANT_RUN_STARTED_METRIC}, {LABEL_STORE_WRITTEN_METRIC}, {MERCHANT_PENDING_METRIC})"
             )
         time.sleep(interval_s)

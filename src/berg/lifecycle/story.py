@@ -6,8 +6,9 @@
 3. Drift: the scenario begins. The weeks of the drift are replayed as a payment
    app lives them (:mod:`berg.lifecycle.replay`): slice by slice of event time,
    serving scores each transaction before it goes to Kafka, with the features the
-   data plane had stored by then, never with its future (the prediction log feeds
-   monitoring); labels follow in event-time order.
+   data plane had stored by then and the merchant snapshots computed from them,
+   never with its future (the prediction log feeds monitoring); labels follow in
+   event-time order.
 4. The loop closes by itself: monitoring measures the drift, Prometheus fires,
    Alertmanager calls the controller, the pipeline trains a challenger against
    champion and baseline, the gate promotes it, serving swaps. Live traffic (the
@@ -84,12 +85,13 @@ class StoryOptions:
     challenger's training rows describes the new world only, as its own traffic afterwards does."""
     score_batch: int = 32
     drift_slice: timedelta = timedelta(hours=24)
-    """Event time per slice of the drift's replay: each is scored with the features stored before it (a
-    user's earlier transaction in the same slice is not seen yet: weeks replayed in minutes)."""
+    """Event time per slice of the drift's replay: each is scored with the features stored before it, and
+    the merchant snapshots computed from them (a user's earlier transaction in the same slice is not seen
+    yet: weeks replayed in minutes)."""
     live_slice: timedelta = timedelta(hours=1)
     """At most this much event time per slice of the live traffic (the days after the drift), which is
-    also cut before any user's second transaction: user features exactly as training joins them (merchant
-    snapshots may be a slice or two behind: see :func:`_live_and_loop`)."""
+    also cut before any user's second transaction: user features exactly as training joins them, merchant
+    snapshots as of the slice's start (one that becomes available inside a slice is served from the next)."""
     live_batch: int = 8
     """Transactions per call of the live traffic that goes on while the loop closes."""
     live_span_s: float = 600.0
@@ -307,14 +309,12 @@ def _live_and_loop(
     Labels are held back until the loop has closed: training windows end a horizon before the older of
     the newest transaction and the newest label, so with no new label the retraining run's window does
     not move while live transactions arrive, and the challenger is the same every run. Once the loop has
-    closed, the held labels go before the next slice is scored, and that slice waits for the merchant job
-    to have recomputed the snapshots they change (without, the new champion's traffic was scored with
-    merchant snapshots that lacked days of labels). Then each slice goes on with its labels.
+    closed, the held labels go before the next slice is scored (its merchant snapshots then include
+    them). Then each slice goes on with its labels.
 
-    The other live slices do not wait for the merchant job (every 10 s in the stack), so their merchant
-    snapshots may be a slice or two behind the ones training joins: one run measured serving's
-    merchant_amount_mean_24h unlike the point-in-time value for 80 % of the new champion's transactions.
-    Waiting for the job before each slice made the live traffic too slow to pace on a loaded machine.
+    Each slice waits for the data plane and for the merchant job to have run on what it stored (the
+    stack starts a run a second after new data), so its merchant snapshots are the ones training joins,
+    up to the slice's start (see ``live_slice``).
     """
     slices = list(event_time_slices(after, options.live_slice, one_per_user=True))
     probe = DataPlaneProbe(stack.kafka_settings)  # used by the stream's thread only
@@ -324,13 +324,11 @@ def _live_and_loop(
     held: list[SimulatedEvent] = []
 
     def catch_up(_: int) -> None:
-        released = not holding.is_set() and bool(held)
-        if released:
+        if not holding.is_set() and held:
             send_events(producer, held)
             held.clear()
         probe.wait_until_caught_up(options.act_timeout_s)
-        if released:
-            wait_for_merchant_job(features_url, options.act_timeout_s)
+        wait_for_merchant_job(features_url, options.act_timeout_s)
 
     def hand_on(index: int) -> None:
         records = slices[index]
@@ -371,6 +369,11 @@ def _live_and_loop(
         producer.close()
         probe.close()
     return tally
+
+
+def _stored_and_snapshotted(probe: DataPlaneProbe, features_url: str, timeout_s: float) -> None:
+    probe.wait_until_caught_up(timeout_s)
+    wait_for_merchant_job(features_url, timeout_s)
 
 
 def _caught_up(probe: DataPlaneProbe, features_url: str, what: str, timeout_s: float, console: Console) -> None:
@@ -470,7 +473,7 @@ def _drift(
         with console.status(f"Act 3: {what}, {len(slices)} slices of {options.drift_slice}") as status:
             outcome.drift_replay = replay_scored(
                 slices,
-                catch_up=lambda: probe.wait_until_caught_up(options.act_timeout_s),
+                catch_up=lambda: _stored_and_snapshotted(probe, features_url, options.act_timeout_s),
                 score=score,
                 produce=lambda records: send_events(producer, records),
                 on_slice=lambda timings: status.update(

@@ -23,6 +23,7 @@ def main() -> None:
     from berg_features.handler import FeaturesHandler
     from berg_features.merchant_job import MerchantJob
     from berg_features.metrics import FeaturesMetrics
+    from berg_features.run_schedule import RunSchedule
 
     repo = settings.feature_repo or repo_dir()
 
@@ -31,6 +32,7 @@ def main() -> None:
         store = open_store(settings.feast_profile, repo)
         prepare_store(store, settings.offline_root)
         label_store = LabelStore(f"{settings.offline_root.rstrip('/')}/{LABEL_STORE}")
+        schedule = RunSchedule(settings.merchant_interval_s, settings.merchant_run_spacing_s)
         handler = FeaturesHandler(
             store,
             label_store,
@@ -40,6 +42,7 @@ def main() -> None:
             transactions_topic=settings.transactions_topic,
             labels_topic=settings.labels_topic,
             eviction_interval_s=settings.state_eviction_interval_s,
+            on_stored=schedule.nudge,
         )
         context.rebalance.on_assigned(handler.on_assigned)
         context.rebalance.on_revoked(handler.on_revoked)
@@ -68,13 +71,12 @@ def main() -> None:
         context.rebalance.on_assigned(lead_if_first)
         context.rebalance.on_revoked(step_down_if_first)
         stop = threading.Event()
-        thread = threading.Thread(
-            target=job.run_forever, args=(stop, settings.merchant_interval_s), name="merchant-job", daemon=True
-        )
+        thread = threading.Thread(target=job.run_forever, args=(stop, schedule), name="merchant-job", daemon=True)
         thread.start()
 
         def stop_job() -> None:
             stop.set()
+            schedule.nudge()  # wakes the job's wait at once
             thread.join(timeout=60)
             close_store(job_store)
             close_store(store)

@@ -111,6 +111,7 @@ class FeaturesHandler:
         labels_topic: str = LABELS_VALID,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         eviction_interval_s: float = 60.0,
+        on_stored: Callable[[], None] = lambda: None,
     ) -> None:
         self._transactions_topic = transactions_topic
         self._labels_topic = labels_topic
@@ -127,6 +128,7 @@ class FeaturesHandler:
         self._user_partition: dict[str, int] = {}
         self._pending_reload: set[str] = set()
         self._eviction_interval_s = eviction_interval_s
+        self._on_stored = on_stored
         self._next_eviction = time.monotonic() + eviction_interval_s
 
     def __call__(self, records: Sequence[RawRecord]) -> None:
@@ -266,6 +268,9 @@ class FeaturesHandler:
                 ],
             )
             self._metrics.events.labels("label", "stored").inc(len(labels))
+        if transactions or labels:
+            self._metrics.label_store_written.set(time.time())
+            self._on_stored()
 
     # State: rebuilt from the label store's transaction log.
 

@@ -64,6 +64,7 @@ from berg_features.merchants import (
     visible_snapshots,
 )
 from berg_features.metrics import FeaturesMetrics
+from berg_features.run_schedule import RunSchedule
 from berg_features.snapshot_plan import SnapshotPlan, contiguous_runs, next_plan
 
 __all__ = ["JOB_FOLDER", "MerchantJob", "snapshot_times"]
@@ -119,6 +120,7 @@ class MerchantJob:
         backfill: timedelta,
         days_per_run: int = 7,
         clock: Callable[[], datetime] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._labels = label_store
@@ -127,6 +129,7 @@ class MerchantJob:
         self._backfill = backfill
         self._days_per_run = days_per_run
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._wall_clock = wall_clock
         root = offline_root.rstrip("/")
         if "://" in root:
             self._filesystem, root = pafs.FileSystem.from_uri(root)
@@ -140,8 +143,11 @@ class MerchantJob:
 
     def run_once(self) -> datetime | None:
         """One run; returns the watermark snapshots are computed to (``None`` with no transactions yet)."""
+        # Taken before the first read: the run covers every write to the label store that ended before it.
+        started_at = self._wall_clock()
         progress = self._progress()
         if progress is None:
+            self._metrics.merchant_run_started.set(started_at)
             return None
         previous = self._read_plan()
         watermark = progress.low - self._lateness
@@ -162,6 +168,7 @@ class MerchantJob:
         self._write_plan(done)
         self._metrics.merchant_watermark.set(plan.watermark.timestamp())
         self._metrics.merchant_pending_days.set(len(done.pending))
+        self._metrics.merchant_run_started.set(started_at)
         return plan.watermark
 
     @property
@@ -301,20 +308,21 @@ class MerchantJob:
         with self._running:
             pass
 
-    def run_forever(self, stop: threading.Event, interval_s: float) -> None:
-        """Run every ``interval_s`` while leading, until ``stop``; a failed run is logged and retried."""
+    def run_forever(self, stop: threading.Event, schedule: RunSchedule) -> None:
+        """Run when ``schedule`` says, while leading, until ``stop``; a failed run is logged and retried."""
         while not stop.is_set():
             with self._running:
+                schedule.starting()
                 if self._leading.is_set():
-                    self._run_logged(interval_s)
-            stop.wait(interval_s)
+                    self._run_logged()
+            schedule.wait(stop)
 
-    def _run_logged(self, interval_s: float) -> None:
+    def _run_logged(self) -> None:
         started = time.perf_counter()
         try:
             self.run_once()
             self._metrics.merchant_runs.labels("ok").inc()
         except Exception:
-            log.exception("merchant snapshot run failed; retrying in %.0fs", interval_s)
+            log.exception("merchant snapshot run failed; retrying on the next run")
             self._metrics.merchant_runs.labels("failed").inc()
         self._metrics.merchant_seconds.observe(time.perf_counter() - started)

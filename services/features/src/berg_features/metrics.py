@@ -23,6 +23,8 @@ class FeaturesMetrics:
     merchant_seconds: Histogram
     merchant_watermark: Gauge
     merchant_pending_days: Gauge
+    merchant_run_started: Gauge
+    label_store_written: Gauge
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> FeaturesMetrics:
@@ -78,6 +80,16 @@ class FeaturesMetrics:
             merchant_pending_days=Gauge(
                 "berg_features_merchant_pending_days",
                 "Days of merchant snapshots whose inputs changed and that are not recomputed yet.",
+                registry=registry,
+            ),
+            merchant_run_started=Gauge(
+                "berg_features_merchant_run_started_timestamp_seconds",
+                "Wall-clock start of the last merchant run that succeeded: it read every label store write before.",
+                registry=registry,
+            ),
+            label_store_written=Gauge(
+                "berg_features_label_store_written_timestamp_seconds",
+                "Wall-clock end of this instance's last write of transactions or labels to the label store.",
                 registry=registry,
             ),
         )

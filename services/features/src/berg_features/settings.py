@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from berg.features.schema import DEFAULT_ALLOWED_LATENESS
 from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
@@ -40,9 +40,27 @@ class FeaturesSettings(ConsumerServiceSettings):
     labels_topic: str = Field(default=LABELS_VALID, min_length=1)
     merchant_interval_s: float = Field(default=30.0, gt=0)
     """Wall-clock seconds between merchant snapshot runs (and their materialization)."""
+    merchant_min_interval_s: float | None = Field(default=None, ge=0)
+    """Once the stream has stored new transactions or labels, the next merchant run starts this
+    many seconds after the last one started, at the earliest, instead of ``merchant_interval_s``
+    after it (see ``berg_features.run_schedule``). Unset: the same as ``merchant_interval_s``
+    (new data waits for the schedule). Must not exceed ``merchant_interval_s``."""
     merchant_days_per_run: int = Field(default=7, ge=1, le=400)
     """At most this many days of snapshots are recomputed per run (the newest pending first):
     a backfill of old history is worked through run by run without holding up today's."""
     merchant_backfill_days: int = Field(default=35, ge=1, le=400)
     """The first run on a store computes snapshots this far back (bounded by the oldest
     transaction); after it, what arrives is tracked, however old."""
+
+    @field_validator("merchant_min_interval_s")
+    @classmethod
+    def _within_the_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("merchant_interval_s")
+        if value is not None and interval is not None and value > interval:
+            raise ValueError(f"must not exceed merchant_interval_s ({interval})")
+        return value
+
+    @property
+    def merchant_run_spacing_s(self) -> float:
+        """The spacing of merchant runs after new data: ``merchant_min_interval_s``, or the interval."""
+        return self.merchant_interval_s if self.merchant_min_interval_s is None else self.merchant_min_interval_s
