@@ -130,6 +130,25 @@ def test_a_label_points_at_its_transaction() -> None:
     assert label.event_time.tzinfo == UTC
 
 
+@pytest.mark.parametrize("verdict", [1, 0, "yes", "true", "false", "0", None])
+def test_a_verdict_is_a_json_boolean_from_python_and_from_json(verdict: object) -> None:
+    """A feed that sends ``1``, ``"yes"`` or ``"0"`` gets a dead letter, not a verdict guessed from a string."""
+    payload = {
+        "event_id": str(uuid.uuid4()),
+        "event_time": "2026-12-03T10:00:00Z",
+        "transaction_event_id": str(uuid.uuid4()),
+        "user_id": "user-001",
+        "is_fraud": verdict,
+    }
+    with pytest.raises(ValidationError) as raised:
+        LabelV1.model_validate(payload)
+    assert raised.value.errors()[0]["loc"][0] == "is_fraud"
+    with pytest.raises(ValidationError) as raised:
+        LabelV1.model_validate_json(json.dumps(payload))
+    assert raised.value.errors()[0]["loc"][0] == "is_fraud"
+    assert LabelV1.model_validate_json(json.dumps({**payload, "is_fraud": False})).is_fraud is False
+
+
 def prediction(**overrides: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "event_id": str(uuid.uuid4()),

@@ -14,6 +14,7 @@ __all__ = [
     "EventId",
     "FiniteFloat",
     "Identifier",
+    "JsonBool",
     "JsonNumber",
     "SchemaVersion1",
     "UtcDatetime",
@@ -59,6 +60,9 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 JsonNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 """A finite number given as a number: ``true`` or ``"12.5"`` is refused, not read as 1.0 or 12.5."""
+
+JsonBool = Annotated[bool, Strict()]
+"""``true`` or ``false``: ``1``, ``"yes"`` or ``"false"`` is refused, not guessed into a verdict."""
 
 
 def _not_a_bool(value: Any) -> Any:

@@ -19,7 +19,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, StringConstraints
 
-from berg.contracts._types import CONTRACT_CONFIG, EventId, Identifier, JsonNumber, SchemaVersion1, UtcDatetime
+from berg.contracts._types import (
+    CONTRACT_CONFIG,
+    EventId,
+    Identifier,
+    JsonBool,
+    JsonNumber,
+    SchemaVersion1,
+    UtcDatetime,
+)
 
 __all__ = ["Channel", "LabelSource", "LabelV1", "TransactionV1"]
 
@@ -68,5 +76,5 @@ class LabelV1(BaseModel):
     transaction_event_id: EventId
     """The ``event_id`` of the transaction this label judges."""
     user_id: Identifier
-    is_fraud: bool
+    is_fraud: JsonBool
     source: LabelSource = "chargeback"
