@@ -132,3 +132,14 @@ def test_the_merchant_job_covers_what_was_stored_only_after_a_run_that_started_a
         runs=4, watermark=None, pending_days=2, run_started=101, written=100
     ).covers_what_was_stored
     assert not MerchantJobState(runs=0, watermark=None).covers_what_was_stored  # no run yet
+
+
+def test_a_slice_before_the_next_snapshot_is_due_needs_no_wait_for_the_merchant_job() -> None:
+    due = datetime(2026, 3, 1, 13, tzinfo=UTC)  # the 12:00 snapshot, with an hour of lateness
+    state = MerchantJobState(runs=5, watermark=due - timedelta(hours=2), next_due=due)
+    assert state.settled_before(due - timedelta(minutes=1))
+    assert not state.settled_before(due)  # every partition may have reached it: the 12:00 snapshot may be out
+    assert not MerchantJobState(runs=5, watermark=None, pending_days=1, next_due=due).settled_before(
+        due - timedelta(hours=1)
+    )
+    assert not MerchantJobState(runs=0, watermark=None).settled_before(due)

@@ -24,7 +24,7 @@ class Clock:
 
 def test_runs_are_an_interval_apart_without_new_data_and_the_minimum_spacing_apart_with_it() -> None:
     clock = Clock()
-    schedule = RunSchedule(10.0, 1.0, clock=clock)
+    schedule = RunSchedule(10.0, 1.0, quiet_s=0.0, clock=clock)
     assert schedule.seconds_until_due() == 0  # the first run at once
     schedule.starting()
     clock.now += 0.25
@@ -35,9 +35,28 @@ def test_runs_are_an_interval_apart_without_new_data_and_the_minimum_spacing_apa
     assert schedule.seconds_until_due() == 0
 
 
+def test_a_nudged_run_waits_for_the_stream_to_pause_but_never_past_the_interval() -> None:
+    clock = Clock()
+    schedule = RunSchedule(10.0, 1.0, quiet_s=0.5, clock=clock)
+    schedule.starting()
+    clock.now += 2
+    schedule.nudge()
+    assert schedule.seconds_until_due() == pytest.approx(0.5)  # one micro-batch: the rest may follow
+    clock.now += 0.4
+    schedule.nudge()
+    assert schedule.seconds_until_due() == pytest.approx(0.5)
+    clock.now += 0.5
+    assert schedule.seconds_until_due() == 0  # quiet for 0.5 s: one run reads them all
+    for _ in range(40):  # a stream that never pauses: the schedule's interval
+        clock.now += 0.25
+        schedule.nudge()
+    assert clock.now > 1_000.0 + 10.0
+    assert schedule.seconds_until_due() == 0
+
+
 def test_a_nudge_during_a_run_counts_for_the_next_and_one_before_it_is_used_up_by_it() -> None:
     clock = Clock()
-    schedule = RunSchedule(10.0, 1.0, clock=clock)
+    schedule = RunSchedule(10.0, 1.0, quiet_s=0.0, clock=clock)
     schedule.nudge()
     schedule.starting()  # this run reads what the nudge announced
     assert schedule.seconds_until_due() == pytest.approx(10.0)
@@ -59,6 +78,8 @@ def test_a_minimum_spacing_outside_the_interval_is_refused() -> None:
         RunSchedule(5.0, 6.0)
     with pytest.raises(ValueError, match="min_interval_s"):
         RunSchedule(5.0, -1.0)
+    with pytest.raises(ValueError, match="quiet_s"):
+        RunSchedule(5.0, 1.0, quiet_s=-1)
 
 
 def _wait_in_thread(schedule: RunSchedule, stop: threading.Event) -> threading.Thread:
@@ -68,7 +89,7 @@ def _wait_in_thread(schedule: RunSchedule, stop: threading.Event) -> threading.T
 
 
 def test_a_nudge_wakes_a_wait_that_would_last_an_hour() -> None:
-    schedule = RunSchedule(3600.0, 0.0)
+    schedule = RunSchedule(3600.0, 0.0, quiet_s=0.0)
     schedule.starting()
     stop = threading.Event()
     waiting = _wait_in_thread(schedule, stop)

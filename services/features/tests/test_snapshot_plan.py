@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berg_features.merchant_job import snapshot_times
+from berg_features.merchant_job import next_snapshot_after, snapshot_times
 from berg_features.snapshot_plan import SnapshotPlan, contiguous_runs, days_changed_by, next_plan
 
 pytestmark = pytest.mark.unit
@@ -69,3 +69,9 @@ def test_a_plan_survives_a_restart_through_its_stored_form() -> None:
     )
     assert SnapshotPlan.from_json(plan.to_json()) == plan
     assert [len(run) for run in contiguous_runs(plan.pending)] == [2, 1, 1]
+
+
+def test_the_next_snapshot_is_the_first_boundary_strictly_after_a_moment() -> None:
+    assert next_snapshot_after(T0) == T0 + timedelta(hours=1)
+    assert next_snapshot_after(T0 + timedelta(minutes=59, seconds=59)) == T0 + timedelta(hours=1)
+    assert next_snapshot_after(T0 - timedelta(microseconds=1)) == T0

@@ -45,6 +45,7 @@ from berg.settings import KafkaSettings
 __all__ = [
     "DATA_PLANE_STAGES",
     "LABEL_STORE_WRITTEN_METRIC",
+    "MERCHANT_NEXT_DUE_METRIC",
     "MERCHANT_PENDING_METRIC",
     "MERCHANT_RUNS_METRIC",
     "MERCHANT_RUN_STARTED_METRIC",
@@ -55,6 +56,7 @@ __all__ = [
     "merchant_job_state",
     "records_behind",
     "wait_for_merchant_job",
+    "wait_for_merchant_snapshots",
 ]
 
 DATA_PLANE_STAGES: tuple[tuple[str, ...], ...] = (
@@ -69,6 +71,7 @@ MERCHANT_RUNS_METRIC = "berg_features_merchant_runs_total"
 MERCHANT_PENDING_METRIC = "berg_features_merchant_pending_days"
 """Days whose inputs changed and that the job has not recomputed yet (absent in versions without a plan)."""
 MERCHANT_RUN_STARTED_METRIC = "berg_features_merchant_run_started_timestamp_seconds"
+MERCHANT_NEXT_DUE_METRIC = "berg_features_merchant_next_due_timestamp_seconds"
 LABEL_STORE_WRITTEN_METRIC = "berg_features_label_store_written_timestamp_seconds"
 
 
@@ -184,11 +187,18 @@ class MerchantJobState:
     """Wall-clock start of the last successful run (0 before the first), on the service's clock."""
     written: float = 0.0
     """Wall-clock end of the service's last label store write (0 before the first), on the same clock."""
+    next_due: datetime | None = None
+    """No merchant snapshot becomes available before this event time (None before the first run)."""
 
     @property
     def covers_what_was_stored(self) -> bool:
         """A run that started after the last label store write has finished, with no day left to recompute."""
         return self.runs > 0 and self.run_started >= self.written and not self.pending_days
+
+    def settled_before(self, moment: datetime) -> bool:
+        """No snapshot can have become available before ``moment`` that the job has not served (given that
+        everything stored lies before ``moment`` and nothing was stored late since the job last covered it)."""
+        return self.next_due is not None and moment < self.next_due and not self.pending_days
 
 
 def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJobState | None:
@@ -198,7 +208,7 @@ def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJob
     except httpx.HTTPError:
         return None
     values = {MERCHANT_WATERMARK_METRIC: 0.0, MERCHANT_PENDING_METRIC: 0.0}
-    values |= {MERCHANT_RUN_STARTED_METRIC: 0.0, LABEL_STORE_WRITTEN_METRIC: 0.0}
+    values |= {MERCHANT_RUN_STARTED_METRIC: 0.0, LABEL_STORE_WRITTEN_METRIC: 0.0, MERCHANT_NEXT_DUE_METRIC: 0.0}
     runs = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -206,13 +216,14 @@ def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJob
                 runs = sample.value
             elif sample.name in values:
                 values[sample.name] = sample.value
-    watermark = values[MERCHANT_WATERMARK_METRIC]
+    watermark, next_due = values[MERCHANT_WATERMARK_METRIC], values[MERCHANT_NEXT_DUE_METRIC]
     return MerchantJobState(
         int(runs),
         datetime.fromtimestamp(watermark, UTC) if watermark else None,
         int(values[MERCHANT_PENDING_METRIC]),
         run_started=values[MERCHANT_RUN_STARTED_METRIC],
         written=values[LABEL_STORE_WRITTEN_METRIC],
+        next_due=datetime.fromtimestamp(next_due, UTC) if next_due else None,
     )
 
 
@@ -235,3 +246,17 @@ def wait_for_merchant_job(features_url: str, timeout_s: float, *, interval_s: fl
                 f"{MERCHANT_RUN_STARTED_METRIC}, {LABEL_STORE_WRITTEN_METRIC}, {MERCHANT_PENDING_METRIC})"
             )
         time.sleep(interval_s)
+
+
+def wait_for_merchant_snapshots(features_url: str, scoring_from: datetime, timeout_s: float) -> MerchantJobState:
+    """Block until serving's merchant snapshots are the ones training joins for events from ``scoring_from``
+    on (call it once the data plane has caught up, with nothing stored late since the last wait): at once
+    when no snapshot can have become available by then, else :func:`wait_for_merchant_job`.
+
+    Raises:
+        DataPlaneBehind: the job did not cover what was stored within ``timeout_s``.
+    """
+    state = merchant_job_state(features_url)
+    if state is not None and state.settled_before(scoring_from):
+        return state
+    return wait_for_merchant_job(features_url, timeout_s)

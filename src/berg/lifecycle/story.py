@@ -45,7 +45,12 @@ from rich.console import Console
 from berg.contracts.alerts import RETRAINING_ALERTS
 from berg.features.schema import MERCHANT_FRAUD_WINDOW
 from berg.kafka.producer import open_producer
-from berg.lifecycle.dataplane import DataPlaneBehind, DataPlaneProbe, wait_for_merchant_job
+from berg.lifecycle.dataplane import (
+    DataPlaneBehind,
+    DataPlaneProbe,
+    wait_for_merchant_job,
+    wait_for_merchant_snapshots,
+)
 from berg.lifecycle.live import LiveTally, LiveTraffic
 from berg.lifecycle.probes import AlertmanagerClient, ControllerClient, PrometheusClient, served_version
 from berg.lifecycle.replay import ReplayTimings, event_time_slices, replay_scored
@@ -312,9 +317,10 @@ def _live_and_loop(
     closed, the held labels go before the next slice is scored (its merchant snapshots then include
     them). Then each slice goes on with its labels.
 
-    Each slice waits for the data plane and for the merchant job to have run on what it stored (the
-    stack starts a run a second after new data), so its merchant snapshots are the ones training joins,
-    up to the slice's start (see ``live_slice``).
+    Each slice waits for the data plane, and, when a merchant snapshot may have become available since
+    the last slice, for the merchant job to have run on what it stored (the stack starts a run soon after
+    new data), so its merchant snapshots are the ones training joins as of the slice's start (see
+    ``live_slice``).
     """
     slices = list(event_time_slices(after, options.live_slice, one_per_user=True))
     probe = DataPlaneProbe(stack.kafka_settings)  # used by the stream's thread only
@@ -323,12 +329,16 @@ def _live_and_loop(
     holding.set()
     held: list[SimulatedEvent] = []
 
-    def catch_up(_: int) -> None:
-        if not holding.is_set() and held:
+    def catch_up(index: int) -> None:
+        released = not holding.is_set() and bool(held)
+        if released:
             send_events(producer, held)
             held.clear()
         probe.wait_until_caught_up(options.act_timeout_s)
-        wait_for_merchant_job(features_url, options.act_timeout_s)
+        if released:  # labels from days back: they change snapshots already computed
+            wait_for_merchant_job(features_url, options.act_timeout_s)
+        elif slices[index]:
+            wait_for_merchant_snapshots(features_url, slices[index][0].event_time, options.act_timeout_s)
 
     def hand_on(index: int) -> None:
         records = slices[index]

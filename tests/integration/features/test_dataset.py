@@ -525,3 +525,29 @@ def test_the_builder_refuses_an_offline_store_that_loses_rows(store: Store) -> N
     assert build_training_frame(store.feast, entities, REFS)["tx_count_1h"].tolist() == [1, pd.NA]
     with pytest.raises(ValueError, match="returned 1 rows for 2 entity rows"):
         build_training_frame(store.dask, entities, REFS)
+
+
+def test_materialization_writes_each_entitys_newest_row_in_the_range_online(store: Store) -> None:
+    """Berg's store reads materialization's rows itself (pyarrow, not Dask): the bounds are inclusive, an
+    event-time tie goes to the later created time, parts do not matter, rows outside the range stay offline."""
+    store.reset()
+    start = pd.Timestamp.now(tz="UTC").floor("h") - 24 * HOUR  # within the views' TTL of now, for the online read
+    end = start + 10 * HOUR
+    rows = [
+        user_row("mat-a", start + 2 * HOUR, start + 2 * HOUR, 1),
+        user_row("mat-a", start + 5 * HOUR, start + 5 * HOUR, 2),  # the newest in the range
+        user_row("mat-a", end + HOUR, end + HOUR, 3),  # after the range
+        user_row("mat-b", start + 3 * HOUR, start + 4 * HOUR, 5),  # a correction: created later, same event time
+        user_row("mat-b", start + 3 * HOUR, start + 3 * HOUR, 4),
+        user_row("mat-c", end, end, 6),  # on the end
+        user_row("mat-d", start, start, 7),  # on the start
+        user_row("mat-d", start - HOUR, start, 8),  # before the start, created later: still not in the range
+        user_row("mat-e", start - HOUR, start - HOUR, 9),  # only before the range
+    ]
+    store.write_user_rows(pd.DataFrame(rows), [0, 1, 2, 1, 0, 2, 0, 1, 2])
+    store.feast.materialize(start_date=start.to_pydatetime(), end_date=end.to_pydatetime(), feature_views=[USER_VIEW])
+    users = ["mat-a", "mat-b", "mat-c", "mat-d", "mat-e"]
+    online = store.feast.get_online_features(
+        features=[f"{USER_VIEW}:tx_count_1h"], entity_rows=[{USER_KEY: user} for user in users]
+    ).to_dict()
+    assert online["tx_count_1h"] == [2, 5, 6, 7, None]

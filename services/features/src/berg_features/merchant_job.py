@@ -67,7 +67,7 @@ from berg_features.metrics import FeaturesMetrics
 from berg_features.run_schedule import RunSchedule
 from berg_features.snapshot_plan import SnapshotPlan, contiguous_runs, next_plan
 
-__all__ = ["JOB_FOLDER", "MerchantJob", "snapshot_times"]
+__all__ = ["JOB_FOLDER", "MerchantJob", "next_snapshot_after", "snapshot_times"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,12 @@ def snapshot_times(start: datetime, end: datetime) -> list[datetime]:
         times.append(current)
         current += step
     return times
+
+
+def next_snapshot_after(moment: datetime) -> datetime:
+    """The first snapshot boundary strictly after ``moment``."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((moment - epoch) // MERCHANT_SNAPSHOT_EVERY + 1) * MERCHANT_SNAPSHOT_EVERY
 
 
 def _midnight(day: date) -> datetime:
@@ -167,6 +173,7 @@ class MerchantJob:
         done = plan.without(days)
         self._write_plan(done)
         self._metrics.merchant_watermark.set(plan.watermark.timestamp())
+        self._metrics.merchant_next_due.set((next_snapshot_after(plan.watermark) + self._lateness).timestamp())
         self._metrics.merchant_pending_days.set(len(done.pending))
         self._metrics.merchant_run_started.set(started_at)
         return plan.watermark

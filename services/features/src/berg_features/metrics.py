@@ -24,6 +24,7 @@ class FeaturesMetrics:
     merchant_watermark: Gauge
     merchant_pending_days: Gauge
     merchant_run_started: Gauge
+    merchant_next_due: Gauge
     label_store_written: Gauge
 
     @classmethod
@@ -85,6 +86,12 @@ class FeaturesMetrics:
             merchant_run_started=Gauge(
                 "berg_features_merchant_run_started_timestamp_seconds",
                 "Wall-clock start of the last merchant run that succeeded: it read every label store write before.",
+                registry=registry,
+            ),
+            merchant_next_due=Gauge(
+                "berg_features_merchant_next_due_timestamp_seconds",
+                "Event time every source partition must reach before the next merchant snapshot can be computed "
+                "(its boundary plus the lateness): no snapshot becomes available before it.",
                 registry=registry,
             ),
             label_store_written=Gauge(
