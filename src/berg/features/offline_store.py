@@ -114,7 +114,17 @@ def write_part(filesystem: Any, directory: str, table: pa.Table, name: str | Non
     return final
 
 
-class PointInTimeRetrievalJob(RetrievalJob):
+class _ArrowRetrievalJob(RetrievalJob):
+    """What Berg's retrieval jobs share: the result is built as an arrow table, never exported remotely."""
+
+    def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
+        return self._to_arrow_internal(timeout).to_pandas()
+
+    def supports_remote_storage_export(self) -> bool:
+        return False
+
+
+class PointInTimeRetrievalJob(_ArrowRetrievalJob):
     """A historical retrieval over an entity frame, run when its result is asked for.
 
     ``to_df``/``to_arrow`` (Feast's) call :meth:`_to_arrow_internal` (the entity frame
@@ -178,9 +188,6 @@ class PointInTimeRetrievalJob(RetrievalJob):
                 table = table.append_column(name, values[name])
         return table
 
-    def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
-        return self._to_arrow_internal(timeout).to_pandas()
-
     def persist(
         self,
         storage: SavedDatasetStorage,
@@ -200,11 +207,8 @@ class PointInTimeRetrievalJob(RetrievalJob):
         else:
             pq.write_to_dataset(self.to_arrow(timeout=timeout), root_path=path, filesystem=filesystem)
 
-    def supports_remote_storage_export(self) -> bool:
-        return False
 
-
-class SourceRowsRetrievalJob(RetrievalJob):
+class SourceRowsRetrievalJob(_ArrowRetrievalJob):
     """A source's rows with their event time in ``[start, end]`` (both ends included, as Feast's Dask store
     has them), ordered by event then created time; read when the result is asked for."""
 
@@ -250,9 +254,6 @@ class SourceRowsRetrievalJob(RetrievalJob):
             order.append((self._created, "ascending"))
         return table.sort_by(order)
 
-    def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
-        return self._to_arrow_internal(timeout).to_pandas()
-
     def persist(
         self,
         storage: SavedDatasetStorage,
@@ -260,9 +261,6 @@ class SourceRowsRetrievalJob(RetrievalJob):
         timeout: int | None = None,
     ) -> None:
         raise NotImplementedError("a materialization read is not saved as a dataset: use get_historical_features")
-
-    def supports_remote_storage_export(self) -> bool:
-        return False
 
 
 def _aware(moment: datetime) -> datetime:

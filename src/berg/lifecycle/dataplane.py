@@ -207,8 +207,8 @@ def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJob
         text = httpx.get(f"{features_url}/metrics", timeout=timeout_s).text
     except httpx.HTTPError:
         return None
-    values = {MERCHANT_WATERMARK_METRIC: 0.0, MERCHANT_PENDING_METRIC: 0.0}
-    values |= {MERCHANT_RUN_STARTED_METRIC: 0.0, LABEL_STORE_WRITTEN_METRIC: 0.0, MERCHANT_NEXT_DUE_METRIC: 0.0}
+    names = (MERCHANT_WATERMARK_METRIC, MERCHANT_PENDING_METRIC, MERCHANT_RUN_STARTED_METRIC)
+    values = dict.fromkeys((*names, LABEL_STORE_WRITTEN_METRIC, MERCHANT_NEXT_DUE_METRIC), 0.0)
     runs = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
