@@ -1,4 +1,4 @@
-"""When the merchant job runs next: on its schedule, or soon after new data was stored.
+"""When a batch job over the label store runs next: on its schedule, or soon after new data was stored.
 
 A snapshot is due as soon as the label store holds what it needs, but a job that only
 runs every ``interval_s`` serves it up to that late. When the stream stores
