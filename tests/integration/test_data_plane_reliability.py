@@ -3,8 +3,9 @@
 20,000 valid transactions (plus their labels) and about 1,000 malformed records
 of every class go in, in waves. While they flow, the test SIGKILLs a random
 service process after each wave, and the services kill themselves now and then
-between the sink write and the offset commit (``FAULT_CRASH_BEFORE_COMMIT``);
-every dead process is restarted. At the end every valid transaction is on
+between the sink write and the offset commit (``FAULT_CRASH_BEFORE_COMMIT``;
+always after the first batch of each service's first life); every dead process
+is restarted. At the end every valid transaction is on
 ``transactions.valid`` and landed exactly once, each malformed record is in
 the DLQ once per original offset and on no downstream topic, both groups have
 no lag, and redeliveries did happen.
@@ -152,8 +153,11 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
 
     producer = open_producer(own_stack.kafka_settings)
     try:
+        # The first life of each service crashes after its first batch's sink write and before the commit,
+        # so at least one redelivery is certain: later lives often spend their short time in a group
+        # rebalance and handle no batch at all (seen in CI: no ingestion fault in a whole run).
         for service in services:
-            service.start()
+            service.start(FAULT_CRASH_BEFORE_COMMIT="1")
         wave_size = len(events) // WAVES + 1
         for wave in range(WAVES):
             send_events(producer, events[wave * wave_size : (wave + 1) * wave_size])
