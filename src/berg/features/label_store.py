@@ -35,35 +35,23 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from berg.contracts import LabelV1, TransactionV1
+from berg.contracts.shape import contract_columns
+from berg.contracts.shape_arrow import ARROW_TIMESTAMP, arrow_fields
 from berg.features.offline_store import write_part
 
 __all__ = ["LABELS_SCHEMA", "TRANSACTIONS_SCHEMA", "Arrival", "LabelStore"]
 
-_TIME = pa.timestamp("us", tz="UTC")
+# The contract's fields (a projection of them: no version, no currency) plus the Kafka
+# coordinates the features service read each transaction at.
 TRANSACTIONS_SCHEMA = pa.schema(
     [
-        ("event_id", pa.string()),
-        ("event_time", _TIME),
-        ("user_id", pa.string()),
-        ("merchant_id", pa.string()),
-        ("amount", pa.float64()),
-        ("merchant_category", pa.string()),
-        ("channel", pa.string()),
-        ("country", pa.string()),
-        ("source_partition", pa.int32()),
-        ("source_offset", pa.int64()),
+        *arrow_fields(contract_columns(TransactionV1, exclude={"schema_version", "currency"})),
+        pa.field("source_partition", pa.int32()),
+        pa.field("source_offset", pa.int64()),
     ]
 )
-LABELS_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_time", _TIME),
-        ("transaction_event_id", pa.string()),
-        ("user_id", pa.string()),
-        ("is_fraud", pa.bool_()),
-        ("source", pa.string()),
-    ]
-)
+LABELS_SCHEMA = pa.schema(arrow_fields(contract_columns(LabelV1, exclude={"schema_version"})))
 _SCHEMAS = {"transactions": TRANSACTIONS_SCHEMA, "labels": LABELS_SCHEMA}
 _PARTITION = "event_date="
 _ARRIVALS = "arrivals"
@@ -189,10 +177,10 @@ class LabelStore:
         if start is not None:
             # Partition pruning first (whole days), then the exact bound.
             condition = _and(condition, day >= start.astimezone(UTC).date().isoformat())
-            condition = _and(condition, time >= pa.scalar(start, type=_TIME))
+            condition = _and(condition, time >= pa.scalar(start, type=ARROW_TIMESTAMP))
         if end is not None:
             condition = _and(condition, day <= end.astimezone(UTC).date().isoformat())
-            condition = _and(condition, time < pa.scalar(end, type=_TIME))
+            condition = _and(condition, time < pa.scalar(end, type=ARROW_TIMESTAMP))
         wanted = (
             schema.names
             if columns is None

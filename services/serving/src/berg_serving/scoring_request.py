@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,6 +35,7 @@ from pydantic import ValidationError
 
 from berg.contracts import TransactionV1
 from berg.contracts.rules import ValueRules, duplicated, transaction_violations
+from berg.contracts.shape import contract_columns, v2_datatypes
 
 __all__ = [
     "NUMERIC_DATATYPES",
@@ -47,24 +49,14 @@ __all__ = [
 
 _MAX_REPORTED = 5
 
-TRANSACTION_TENSORS: Mapping[str, str] = {
-    "event_id": "BYTES",
-    "event_time": "BYTES",
-    "user_id": "BYTES",
-    "merchant_id": "BYTES",
-    "amount": "FP64",
-    "currency": "BYTES",
-    "merchant_category": "BYTES",
-    "channel": "BYTES",
-    "country": "BYTES",
-}
+_TENSOR_COLUMNS = contract_columns(TransactionV1, exclude={"schema_version"})
+
+TRANSACTION_TENSORS: Mapping[str, str] = MappingProxyType(v2_datatypes(_TENSOR_COLUMNS))
 """The V2 input tensors of a scoring request and their datatypes (also the model metadata's inputs)."""
 
 NUMERIC_DATATYPES = frozenset({"FP64", "FP32", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32"})
 
-_OPTIONAL_TENSORS = frozenset(
-    name for name in TRANSACTION_TENSORS if not TransactionV1.model_fields[name].is_required()
-)
+_OPTIONAL_TENSORS = frozenset(column.name for column in _TENSOR_COLUMNS if not column.required)
 
 
 class RequestError(ValueError):
