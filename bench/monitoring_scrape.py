@@ -35,7 +35,7 @@ from rich.table import Table
 
 from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV2
-from berg.problem.card import load_problem_card
+from berg_fraud.use_case import problem_card
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
@@ -117,7 +117,7 @@ def main() -> None:
     with console.status(f"Filling {args.versions} versions x {args.rows} rows x {args.features} features"):
         state = filled_state(args.features, args.versions, args.rows, rng)
         refs = references(args.features, args.versions, rng)
-    card = load_problem_card()
+    card = problem_card()
     settings = SnapshotSettings(min_drift_rows=200, min_labels=200, min_positives=5)
     started = time.perf_counter()
     snapshot = compute_snapshot(state, refs, card.costs, settings, T0.timestamp())

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from berg.problem.card import PromotionRule, load_problem_card
+from berg.problem.card import PromotionRule
+from berg_fraud.use_case import problem_card
 from berg_pipelines.runtime.evaluate import EvaluationReport, ModelEvaluation
 from berg_pipelines.runtime.gate import decide
 
 pytestmark = pytest.mark.unit
 
 NAN = float("nan")
-CARD_RULE = load_problem_card().promotion
+CARD_RULE = problem_card().promotion
 
 
 def model(name: str, pr_auc: float, *, expected_cost: float = 1000.0, roc_auc: float = 0.9) -> ModelEvaluation:

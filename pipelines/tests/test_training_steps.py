@@ -35,9 +35,9 @@ from berg.features.leakage import LeakageError
 from berg.features.offline_store import SCHEMA_PART, write_part
 from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, FEATURE_SERVICE, USER_KEY
 from berg.features.store import close_store, feast_environment, open_store
-from berg.problem.card import load_problem_card
 from berg.problem.metrics import average_precision
 from berg.registry.registry import ModelRegistry
+from berg_fraud.use_case import problem_card
 from berg_pipelines.runtime.evaluate import EvaluationReport, booster_scorer
 from berg_pipelines.runtime.frames import DatasetInfo, read_frame, write_frame
 from berg_pipelines.runtime.gate import Decision, decide
@@ -165,7 +165,7 @@ def test_dataset_holds_out_the_latest_window_with_both_classes_in_every_split(
     assert window_end - window_start == timedelta(days=WINDOW_DAYS)
     assert window_start <= train.min()
     assert test.max() < window_end
-    horizon = timedelta(days=load_problem_card().target.label_horizon_days)
+    horizon = timedelta(days=problem_card().target.label_horizon_days)
     assert window_end <= world.end - horizon, "only transactions whose label horizon has passed"
 
     for name, frame in frames.items():
@@ -350,7 +350,7 @@ def test_a_challenger_trained_on_corrupted_labels_is_not_promoted_over_the_champ
 def test_a_model_that_does_not_beat_the_baseline_by_the_card_margin_is_not_promoted(
     world: FeatureWorld, dataset: Path, good: Trained, tmp_path: Path
 ) -> None:
-    card = yaml.safe_load(resources.files("berg.problem").joinpath("fraud_v1.yaml").read_text(encoding="utf-8"))
+    card = yaml.safe_load(resources.files("berg_fraud").joinpath("card_v1.yaml").read_text(encoding="utf-8"))
     card["promotion"]["min_lift_over_baseline"] = 0.99
     card_path = tmp_path / "fraud_strict.yaml"
     card_path.write_text(yaml.safe_dump(card))
@@ -408,7 +408,7 @@ def _plant_label_leak(world: FeatureWorld) -> None:
     )
 
     labelled = world.label_store.labelled_transactions(
-        world.start - timedelta(days=1), world.end, timedelta(days=load_problem_card().target.label_horizon_days)
+        world.start - timedelta(days=1), world.end, timedelta(days=problem_card().target.label_horizon_days)
     )
     stamps = pd.to_datetime(labelled["event_time"], utc=True) - pd.Timedelta(seconds=1)
     rows = pd.DataFrame(
@@ -484,10 +484,9 @@ def test_the_label_complete_window_waits_for_labels_that_lag_behind(tmp_path: Pa
     from datetime import UTC, datetime, timedelta
 
     from berg.features.label_store import LabelStore
-    from berg.problem.card import load_problem_card
     from berg_pipelines.runtime.dataset import label_complete_window
 
-    card = load_problem_card()
+    card = problem_card()
     horizon = timedelta(days=card.target.label_horizon_days)
     store = LabelStore(str(tmp_path / "labels"))
     t0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -97,6 +97,13 @@ class ServiceSettings(BaseSettings):
     """Name in logs and metrics."""
     kafka: KafkaSettings = KafkaSettings()
     logging: LoggingSettings = LoggingSettings()
+    use_case: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        validation_alias=AliasChoices("use_case", "BERG_USE_CASE"),
+    )
+    """The use case this service serves (``BERG_USE_CASE``, one name for every service), loaded with
+    :func:`berg.usecase.resolve_use_case`; unset: the only one installed."""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:

@@ -171,7 +171,7 @@ def test_dockerignore_keeps_what_the_images_copy() -> None:
         for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    needed = {"pyproject.toml", "uv.lock", "README.md", "src", "services", "pipelines", "feature_repo"}
+    needed = {"pyproject.toml", "uv.lock", "README.md", "src", "services", "pipelines", "usecases", "feature_repo"}
     assert not needed & ignored, f".dockerignore drops what the images copy: {sorted(needed & ignored)}"
     assert {".venv", ".berg", ".git"} <= ignored, ".dockerignore must keep the virtualenv, state and git out"
 

@@ -37,12 +37,12 @@ from prometheus_client import CollectorRegistry
 
 from berg.contracts import LabelV1, PredictionV2, TransactionV1
 from berg.kafka.producer import open_producer
-from berg.problem.card import load_problem_card
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
 from berg.settings import KafkaSettings
 from berg.simulator import SimulatedEvent, SimulationConfig, bounded, make_scenario, simulate
 from berg.stack.local import LocalStack
 from berg.stack.monitoring_config import register_scrape_target, unregister_scrape_target
+from berg_fraud.use_case import problem_card
 from berg_pipelines.runtime.profile import distribution_profile
 from berg_serving.features import assemble_features
 from berg_serving.metrics import ServingMetrics
@@ -58,7 +58,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 ONSET = START + timedelta(days=10)
 FIRST_PART_END = START + timedelta(days=28)  # less than a horizon: nothing can have matured
 END = START + timedelta(days=70)
-HORIZON = timedelta(days=load_problem_card().target.label_horizon_days)
+HORIZON = timedelta(days=problem_card().target.label_horizon_days)
 MIN_LABELS, MIN_POSITIVES, QUALITY_WINDOW = 100, 5, 5000
 
 

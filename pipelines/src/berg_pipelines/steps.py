@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from berg.problem.card import ProblemCard, load_problem_card
+from berg.usecase import resolve_use_case
 from berg_pipelines.runtime.frames import DatasetInfo, read_frame
 
 if TYPE_CHECKING:
@@ -59,9 +60,13 @@ class PipelineSettings:
     offline_root: str
     feast_profile: str = "feature_store.yaml"
     card_path: str = ""
+    use_case: str = ""
 
     def card(self) -> ProblemCard:
-        return load_problem_card(Path(self.card_path) if self.card_path else None)
+        """The card at ``card_path``, else the use case's own (``use_case``; empty: the only one installed)."""
+        if self.card_path:
+            return load_problem_card(Path(self.card_path))
+        return resolve_use_case(self.use_case or None).card
 
     def labels(self) -> LabelStore:
         from berg.features.label_store import LabelStore

@@ -22,8 +22,8 @@ from scipy.stats import ks_2samp
 
 from berg.contracts.predictions import PredictionV2
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
+from berg_fraud.use_case import problem_card
 from berg_monitoring.drift_window import DriftSpec, LastPredictions, WholeCycles, drift_window
 from berg_monitoring.exporter import Exporter
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
@@ -44,7 +44,7 @@ MIDNIGHT = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
 BUSY = np.where((np.arange(24) >= 7) & (np.arange(24) < 22), 1.0, 0.1)
 """Relative traffic per UTC hour: busy by day, a tenth of it at night."""
 PER_DAY = 3_000
-COSTS = load_problem_card().costs
+COSTS = problem_card().costs
 DEFAULTS = MonitoringSettings()
 SETTINGS = SnapshotSettings(DEFAULTS.min_drift_rows, DEFAULTS.min_labels, DEFAULTS.min_positives)
 
@@ -318,7 +318,7 @@ def test_the_exporter_judges_no_drift_while_it_catches_up_on_the_predictions_par
         settings,
         consumer,
         ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
-        load_problem_card(),
+        problem_card(),
         collector,
         MonitoringMetrics.register(CollectorRegistry()),
         DeadLetterPublisher(RecordingProducer(), "monitoring"),

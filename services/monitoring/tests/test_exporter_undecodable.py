@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.undecodable import UndecodableBatches
-from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
+from berg_fraud.use_case import problem_card
 from berg_monitoring.exporter import Exporter
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
@@ -34,7 +34,7 @@ def test_a_batch_the_reader_cannot_decode_is_dead_lettered_and_skipped_and_readi
         settings,
         consumer,
         ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
-        load_problem_card(),
+        problem_card(),
         SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold),
         MonitoringMetrics.register(registry),
         dead_letters,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from berg.contracts import PredictionV2
-from berg.problem.card import load_problem_card
 from berg.registry import AliasMove, Lineage, ModelRegistry, VersionMetadata
+from berg_fraud.use_case import problem_card
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.production import Production, departures
 from berg_monitoring.references import ReferenceBook
@@ -86,7 +86,7 @@ def state_with(*versions: str) -> MonitoringState:
 def test_the_snapshot_leaves_silenced_versions_out() -> None:
     monitored = state_with("v0001", "v0002", "v0003")
     settings = SnapshotSettings(min_drift_rows=1, min_labels=1, min_positives=1)
-    costs = load_problem_card().costs
+    costs = problem_card().costs
     snapshot = compute_snapshot(monitored, {}, costs, settings, None, frozenset({"v0001"}))
     assert [v.version for v in snapshot.versions] == ["v0002", "v0003"]
     assert sorted(monitored.versions) == ["v0001", "v0002", "v0003"], "its windows stay, for a rollback"

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from scipy.stats import ks_2samp
 from sklearn.metrics import average_precision_score, precision_score, recall_score
 
-from berg.problem.card import Costs, load_problem_card
+from berg.problem.card import Costs
+from berg_fraud.use_case import problem_card
 from berg_monitoring.statistics import (
     BinnedReference,
     DistributionReference,
@@ -32,7 +33,7 @@ from berg_pipelines.runtime.profile import distribution_profile, reference_profi
 
 pytestmark = pytest.mark.unit
 
-COSTS = load_problem_card().costs
+COSTS = problem_card().costs
 # The documented floor of an empty bin's share (a spec of psi, written out here on purpose).
 FLOOR = 1e-4
 

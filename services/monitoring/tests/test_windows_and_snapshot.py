@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV1, PredictionV2
-from berg.problem.card import load_problem_card
+from berg_fraud.use_case import problem_card
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 DAY = 86_400
-COSTS = load_problem_card().costs
+COSTS = problem_card().costs
 
 
 def state(**overrides: Any) -> MonitoringState:

@@ -55,7 +55,6 @@ from berg.lifecycle.live import LiveTally, LiveTraffic
 from berg.lifecycle.probes import AlertmanagerClient, ControllerClient, PrometheusClient, served_version
 from berg.lifecycle.replay import ReplayTimings, event_time_slices, replay_scored
 from berg.lifecycle.timeline import Timeline, plan_timeline
-from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
 from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, Simulator
@@ -63,6 +62,7 @@ from berg.simulator.producer import produce_events, send_events
 from berg.simulator.scenarios import ScenarioName, make_scenario
 from berg.simulator.scoring import ScoringTally, TransactionScorer
 from berg.stack.local import LocalStack
+from berg.usecase import resolve_use_case
 
 __all__ = ["LIFECYCLE_SEED", "Moment", "StoryError", "StoryOptions", "StoryOutcome", "tell_story"]
 
@@ -77,6 +77,8 @@ class StoryError(RuntimeError):
 
 @dataclass(frozen=True)
 class StoryOptions:
+    use_case: str | None = None
+    """The use case whose card prices the story (``BERG_USE_CASE``); unset: the only one installed."""
     scenario: ScenarioName = "fraud_wave"
     users: int = 500
     merchants: int = 100
@@ -179,7 +181,7 @@ def _wait(condition: Callable[[], Any], timeout_s: float, what: str, interval_s:
 
 def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> StoryOutcome:
     """Run every act on the stack (which must be up, with every Berg service); the outcome for the report."""
-    card = load_problem_card()
+    card = resolve_use_case(options.use_case).card
     now = datetime.now(UTC)
     timeline = plan_timeline(
         now,

@@ -1,12 +1,12 @@
 """The problem card: target, unit of prediction, costs, metric, threshold policy, baseline, promotion margins.
 
-Loaded once at start-up and passed down; the YAML is the versioned source of truth
-(``berg/problem/fraud_v1.yaml``), this model its validated form.
+Loaded once at start-up and passed down; the YAML a use case ships is the versioned
+source of truth (the reference use case's is ``berg_fraud/card_v1.yaml``), this model
+its validated form.
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +21,7 @@ __all__ = [
     "Target",
     "ThresholdPolicy",
     "load_problem_card",
+    "parse_problem_card",
 ]
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -101,14 +102,19 @@ class ProblemCard(BaseModel):
         return f"{self.name}@v{self.version}"
 
 
-def load_problem_card(path: Path | None = None) -> ProblemCard:
-    """The card at ``path``, or Berg's reference card (``fraud_v1.yaml``).
+def parse_problem_card(text: str) -> ProblemCard:
+    """The card in YAML ``text``.
 
     Raises:
         pydantic.ValidationError: the card is malformed (the message names the field).
     """
-    if path is None:
-        text = resources.files("berg.problem").joinpath("fraud_v1.yaml").read_text(encoding="utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
     return ProblemCard.model_validate(yaml.safe_load(text))
+
+
+def load_problem_card(path: Path) -> ProblemCard:
+    """The card in the YAML file at ``path`` (a use case ships its own; see :mod:`berg.usecase`).
+
+    Raises:
+        pydantic.ValidationError: the card is malformed (the message names the field).
+    """
+    return parse_problem_card(path.read_text(encoding="utf-8"))

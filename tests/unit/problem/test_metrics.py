@@ -19,10 +19,11 @@ from berg.problem.metrics import (
     roc_auc,
     roc_curve,
 )
+from berg_fraud.use_case import problem_card
 
 pytestmark = pytest.mark.unit
 
-CARD = load_problem_card()
+CARD = problem_card()
 
 
 @st.composite

@@ -16,6 +16,7 @@ from berg.observability.health import ReadinessChecks
 from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
 from berg.service import retry_until, stop_on_signals
+from berg.usecase import UseCase
 from berg.web.app import create_app
 from berg.web.server import BackgroundServer
 from berg_monitoring.exporter import Exporter, open_reader
@@ -28,7 +29,7 @@ __all__ = ["run"]
 log = logging.getLogger(__name__)
 
 
-def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> None:
+def run(settings: MonitoringSettings, use_case: UseCase, stop: threading.Event | None = None) -> None:
     """Export until SIGTERM/SIGINT (or ``stop``).
 
     Raises:
@@ -40,7 +41,7 @@ def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> No
 
     stop_on_signals(readiness, stop, "stopping")
 
-    card = load_problem_card(settings.problem_card)
+    card = load_problem_card(settings.problem_card) if settings.problem_card else use_case.card
     metrics = MonitoringMetrics.register(registry)
     collector = SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold)
     registry.register(collector)

@@ -28,7 +28,7 @@ class MonitoringSettings(ServiceSettings):
     registry_uri: str = Field(default=".berg/registry", min_length=1)
     """The model registry (reference profiles, evaluation PR-AUC, the production alias): a folder or fsspec URI."""
     problem_card: Path | None = None
-    """The problem card whose costs price the decisions; default: Berg's ``fraud_v1``."""
+    """The problem card whose costs price the decisions; default: the use case's own (``BERG_USE_CASE``)."""
     predictions_topic: str = Field(default=PREDICTIONS, min_length=1, max_length=249)
     labels_topic: str = Field(default=LABELS_VALID, min_length=1, max_length=249)
     lookback_s: float = Field(default=7 * 86_400.0, gt=0)

@@ -1,0 +1,161 @@
+"""A use case as a plug-in: what a model's domain brings to the platform, found by name.
+
+Berg is generic; a use case (the reference one ships in ``usecases/``) is a package of its
+own that declares a :class:`UseCase` and registers a factory for it in the
+``berg.use_cases`` entry-point group, the way pytest and Feast find plug-ins::
+
+    # usecases/churn/pyproject.toml
+    [project.entry-points."berg.use_cases"]
+    churn = "berg_churn.use_case:churn"
+
+Services, the pipeline and the ``berg`` command load it once at start-up by name
+(the ``BERG_USE_CASE`` setting) with :func:`load_use_case` and pass it down; no
+platform module imports a use-case package.
+
+The descriptor grows as the platform's seams move onto it; today it names the
+problem card, the two streams (the events scored and their delayed labels) and
+how a label joins the event it judges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from pydantic import BaseModel
+
+from berg.problem.card import ProblemCard
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "LabelJoin",
+    "Stream",
+    "UseCase",
+    "UseCaseError",
+    "installed_use_cases",
+    "load_use_case",
+    "resolve_use_case",
+    "resolve_use_case_or_exit",
+]
+
+ENTRY_POINT_GROUP = "berg.use_cases"
+
+
+class UseCaseError(LookupError):
+    """A use case that is not installed, or whose package does not declare a valid one."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One stream of events: its contract, its three topics and the field its records are keyed by."""
+
+    name: str
+    contract: type[BaseModel]
+    raw_topic: str
+    ingested_topic: str
+    valid_topic: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if self.key not in self.contract.model_fields:
+            raise UseCaseError(f"stream {self.name!r}: its key {self.key!r} is no field of {self.contract.__name__}")
+
+
+@dataclass(frozen=True)
+class LabelJoin:
+    """How a label finds the event it judges, and what it says about it."""
+
+    event_id: str
+    """The scored event's id field."""
+    subject_id: str
+    """The label's field holding that id."""
+    target: str
+    """The label's boolean verdict: the positive class."""
+    amount: str | None = None
+    """The scored event's money field, when business metrics price decisions by it."""
+
+
+@dataclass(frozen=True)
+class UseCase:
+    """Everything a use case brings: its problem card, its streams and its label join."""
+
+    name: str
+    card: ProblemCard
+    scored: Stream
+    labels: Stream
+    label_join: LabelJoin
+
+    def __post_init__(self) -> None:
+        join, scored, labels = self.label_join, self.scored.contract, self.labels.contract
+        for field, contract in (
+            (join.event_id, scored),
+            (join.subject_id, labels),
+            (join.target, labels),
+            *(((join.amount, scored),) if join.amount else ()),
+        ):
+            if field not in contract.model_fields:
+                raise UseCaseError(
+                    f"use case {self.name!r}: its label join names {field!r}, no field of {contract.__name__}"
+                )
+        if self.card.target.column != join.target:
+            raise UseCaseError(
+                f"use case {self.name!r}: the problem card's target is {self.card.target.column!r}, "
+                f"the label join's is {join.target!r}"
+            )
+
+
+def _registered() -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def installed_use_cases() -> list[str]:
+    """The names of the use cases installed in this environment, sorted."""
+    return sorted(_registered())
+
+
+def load_use_case(name: str) -> UseCase:
+    """The use case registered under ``name``.
+
+    Raises:
+        UseCaseError: no installed package registers ``name``, or what it registers is no :class:`UseCase`
+            of that name; the message lists the installed ones.
+    """
+    registered = _registered()
+    entry = registered.get(name)
+    if entry is None:
+        installed = ", ".join(sorted(registered)) or "none"
+        raise UseCaseError(
+            f"no use case named {name!r} is installed (installed: {installed}); install its package "
+            f"(it registers itself in the {ENTRY_POINT_GROUP!r} entry-point group) or set BERG_USE_CASE to one of them"
+        )
+    use_case = entry.load()()
+    if not isinstance(use_case, UseCase) or use_case.name != name:
+        raise UseCaseError(
+            f"the {ENTRY_POINT_GROUP!r} entry point {name!r} ({entry.value}) did not return UseCase {name!r}"
+        )
+    return use_case
+
+
+def resolve_use_case(name: str | None) -> UseCase:
+    """The use case named ``name``, or, when ``name`` is None, the only one installed.
+
+    Raises:
+        UseCaseError: ``name`` is not installed, or it is None and not exactly one use case is.
+    """
+    if name is not None:
+        return load_use_case(name)
+    installed = installed_use_cases()
+    if len(installed) != 1:
+        raise UseCaseError(
+            f"{len(installed)} use cases are installed ({', '.join(installed) or 'none'}): "
+            "set BERG_USE_CASE to the one to run" + ("" if installed else ", after installing its package")
+        )
+    return load_use_case(installed[0])
+
+
+def resolve_use_case_or_exit(name: str | None) -> UseCase:
+    """:func:`resolve_use_case` for a process's entry point: exit 1 with one line naming ``BERG_USE_CASE``."""
+    try:
+        return resolve_use_case(name)
+    except UseCaseError as error:
+        raise SystemExit(f"BERG_USE_CASE: {error}") from None

@@ -1,0 +1,92 @@
+"""The use-case descriptor and how the platform finds a use case by name (the ``berg.use_cases`` entry points)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from pydantic import BaseModel
+
+from berg.contracts._types import CONTRACT_CONFIG, EventId, JsonBool, JsonNumber
+from berg.problem.card import ProblemCard
+from berg.usecase import (
+    LabelJoin,
+    Stream,
+    UseCase,
+    UseCaseError,
+    installed_use_cases,
+    load_use_case,
+    resolve_use_case,
+    resolve_use_case_or_exit,
+)
+
+pytestmark = pytest.mark.unit
+
+
+class ClickV1(BaseModel):
+    model_config = CONTRACT_CONFIG
+    event_id: EventId
+    user_id: str
+    bid: JsonNumber
+
+
+class ClickLabelV1(BaseModel):
+    model_config = CONTRACT_CONFIG
+    event_id: EventId
+    impression_event_id: EventId
+    user_id: str
+    clicked: JsonBool
+
+
+def card(target: str) -> ProblemCard:
+    installed = load_use_case(installed_use_cases()[0]).card
+    return installed.model_copy(
+        update={"name": "clicks", "target": installed.target.model_copy(update={"column": target})}
+    )
+
+
+def streams() -> tuple[Stream, Stream]:
+    return (
+        Stream("impressions", ClickV1, "impressions.raw", "impressions.ingested", "impressions.valid", key="user_id"),
+        Stream("clicks", ClickLabelV1, "clicks.raw", "clicks.ingested", "clicks.valid", key="user_id"),
+    )
+
+
+def test_a_use_case_of_another_domain_is_described_by_its_own_contracts_and_join() -> None:
+    scored, labels = streams()
+    join = LabelJoin(event_id="event_id", subject_id="impression_event_id", target="clicked", amount="bid")
+    clicks = UseCase("clicks", card("clicked"), scored, labels, join)
+    assert clicks.label_join.target == clicks.card.target.column == "clicked"
+
+
+def test_a_join_or_key_naming_no_field_of_its_contract_is_refused_by_name() -> None:
+    scored, labels = streams()
+    with pytest.raises(UseCaseError, match=r"'converted', no field of ClickLabelV1"):
+        UseCase("clicks", card("converted"), scored, labels, LabelJoin("event_id", "impression_event_id", "converted"))
+    with pytest.raises(UseCaseError, match=r"'campaign_id' is no field of ClickV1"):
+        dataclasses.replace(scored, key="campaign_id")
+    with pytest.raises(UseCaseError, match="the problem card's target is 'is_fraud'"):
+        UseCase("clicks", card("is_fraud"), scored, labels, LabelJoin("event_id", "impression_event_id", "clicked"))
+
+
+def test_the_installed_use_case_is_found_through_its_entry_point_and_is_the_default_when_alone() -> None:
+    installed = installed_use_cases()
+    assert installed, "the workspace installs the reference use case"
+    for name in installed:
+        use_case = load_use_case(name)
+        assert use_case.name == use_case.card.name == name
+    if len(installed) == 1:
+        assert resolve_use_case(None).name == installed[0]
+    else:
+        with pytest.raises(UseCaseError, match="set BERG_USE_CASE"):
+            resolve_use_case(None)
+
+
+def test_an_unknown_use_case_is_one_line_naming_the_setting_and_what_is_installed() -> None:
+    with pytest.raises(UseCaseError, match=r"no use case named 'weather' is installed \(installed: "):
+        load_use_case("weather")
+    with pytest.raises(SystemExit) as exited:
+        resolve_use_case_or_exit("weather")
+    message = str(exited.value)
+    assert message.startswith("BERG_USE_CASE: no use case named 'weather'")
+    assert "\n" not in message

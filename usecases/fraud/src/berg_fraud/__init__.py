@@ -1,0 +1,1 @@
+"""Card fraud, Berg's reference use case, as a plug-in (see :mod:`berg.usecase`)."""
