@@ -27,6 +27,7 @@ from berg.kafka.producer import open_producer
 from berg.kafka.topics import TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg.stack.local import LocalStack
 from berg.stack.settings import StackSettings
+from berg.usecase import resolve_use_case
 from berg_ingestion.handler import IngestionHandler, IngestionMetrics
 from berg_ingestion.landing import LandingZone
 from berg_ingestion.settings import IngestionSettings
@@ -34,10 +35,12 @@ from berg_ingestion.settings import IngestionSettings
 
 def ingestion_path(stack: LocalStack, events: int, landing: Path) -> float:
     settings = IngestionSettings()
+    use_case = resolve_use_case(settings.use_case)
     producer = open_producer(stack.kafka_settings)
     registry = CollectorRegistry()
     handler = IngestionHandler(
         LandingZone(landing),
+        (use_case.scored, use_case.labels),
         producer,
         DeadLetterPublisher(producer, "ingestion"),
         IngestionMetrics.register(registry),

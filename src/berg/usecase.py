@@ -47,7 +47,10 @@ class UseCaseError(LookupError):
 
 @dataclass(frozen=True)
 class Stream:
-    """One stream of events: its contract, its three topics and the field its records are keyed by."""
+    """One stream of events: its contract, its three topics and the field its records are keyed by.
+
+    The contract has an ``event_id`` (sinks are idempotent on it) and an ``event_time`` (sinks
+    partition by it), like every Berg contract."""
 
     name: str
     contract: type[BaseModel]
@@ -57,8 +60,10 @@ class Stream:
     key: str
 
     def __post_init__(self) -> None:
-        if self.key not in self.contract.model_fields:
-            raise UseCaseError(f"stream {self.name!r}: its key {self.key!r} is no field of {self.contract.__name__}")
+        # Every sink is idempotent on event_id and partitioned by event_time: the platform's two conventions.
+        for field in (self.key, "event_id", "event_time"):
+            if field not in self.contract.model_fields:
+                raise UseCaseError(f"stream {self.name!r}: {field!r} is no field of {self.contract.__name__}")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from pydantic import BaseModel
 
-from berg.contracts._types import CONTRACT_CONFIG, EventId, JsonBool, JsonNumber
+from berg.contracts._types import CONTRACT_CONFIG, EventId, JsonBool, JsonNumber, UtcDatetime
 from berg.problem.card import ProblemCard
 from berg.usecase import (
     LabelJoin,
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.unit
 class ClickV1(BaseModel):
     model_config = CONTRACT_CONFIG
     event_id: EventId
+    event_time: UtcDatetime
     user_id: str
     bid: JsonNumber
 
@@ -33,6 +34,7 @@ class ClickV1(BaseModel):
 class ClickLabelV1(BaseModel):
     model_config = CONTRACT_CONFIG
     event_id: EventId
+    event_time: UtcDatetime
     impression_event_id: EventId
     user_id: str
     clicked: JsonBool
@@ -63,7 +65,7 @@ def test_a_join_or_key_naming_no_field_of_its_contract_is_refused_by_name() -> N
     scored, labels = streams()
     with pytest.raises(UseCaseError, match=r"'converted', no field of ClickLabelV1"):
         UseCase("clicks", card("converted"), scored, labels, LabelJoin("event_id", "impression_event_id", "converted"))
-    with pytest.raises(UseCaseError, match=r"'campaign_id' is no field of ClickV1"):
+    with pytest.raises(UseCaseError, match=r"stream 'impressions': 'campaign_id' is no field of ClickV1"):
         dataclasses.replace(scored, key="campaign_id")
     with pytest.raises(UseCaseError, match="the problem card's target is 'is_fraud'"):
         UseCase("clicks", card("is_fraud"), scored, labels, LabelJoin("event_id", "impression_event_id", "clicked"))

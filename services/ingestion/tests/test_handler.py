@@ -11,16 +11,20 @@ from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected
 from berg.kafka.producer import encode_event
 from berg.kafka.records import RawRecord
+from berg_fraud.use_case import fraud
 from berg_ingestion.handler import IngestionHandler, IngestionMetrics
 from berg_ingestion.landing import LandingZone
 from tests.helpers import make_transactions
 
 pytestmark = pytest.mark.unit
 
+USE_CASE = fraud()
+
 
 def handler(tmp_path: Path) -> IngestionHandler:
     return IngestionHandler(
         LandingZone(tmp_path),
+        (USE_CASE.scored, USE_CASE.labels),
         producer=None,
         dead_letters=DeadLetterPublisher(None, "ingestion"),
         metrics=IngestionMetrics.register(CollectorRegistry()),

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from berg.contracts import TransactionV1
 from berg.kafka.records import RawRecord
 from berg_ingestion.landing import LandingZone
-from berg_ingestion.rows import TRANSACTION_SCHEMA, to_row
+from berg_ingestion.rows import landing_schema, to_row
 from tests.helpers import make_transactions
 
 pytestmark = pytest.mark.unit
+
+TRANSACTION_SCHEMA = landing_schema(TransactionV1)
 
 INGESTED_AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -1,6 +1,7 @@
 """Ingestion's batch handler: decode, land, publish downstream, dead-letter the rest.
 
-Each raw record is decoded against its v1 contract (by topic). Good events are
+Each raw record is decoded against the contract of its stream (by topic; the
+streams are the use case's, see :mod:`berg.usecase`). Good events are
 landed (idempotent on ``event_id``) and published to ``*.ingested`` with their
 original key, bytes and headers plus ``berg.ingested_at`` and the lineage headers of
 :mod:`berg.kafka.lineage` (a record redelivered downstream keeps one identity); records that are too large
@@ -20,36 +21,38 @@ from typing import Any
 
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import BaseModel
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, decode_contract, split_batch
 from berg.kafka.lineage import SOURCE_HEADERS, source_headers
 from berg.kafka.producer import CoPartitioner, Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
-from berg.kafka.topics import LABELS_INGESTED, LABELS_RAW, TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
+from berg.usecase import Stream
 from berg_ingestion.landing import LandingZone
-from berg_ingestion.rows import LABEL_SCHEMA, TRANSACTION_SCHEMA, to_row
+from berg_ingestion.rows import landing_schema, to_row
 
-__all__ = ["INGESTED_AT_HEADER", "IngestionHandler", "IngestionMetrics", "Route"]
+__all__ = ["INGESTED_AT_HEADER", "IngestionHandler", "IngestionMetrics", "Route", "routes_for"]
 
 INGESTED_AT_HEADER = "berg.ingested_at"
 
 
 @dataclass(frozen=True)
 class Route:
-    """Where one raw topic's events go."""
+    """Where one raw topic's events go: a stream of the use case."""
 
     kind: str
-    contract: type[TransactionV1] | type[LabelV1]
+    contract: type[BaseModel]
     schema: pa.Schema
     output_topic: str
 
 
-ROUTES = {
-    TRANSACTIONS_RAW: Route("transactions", TransactionV1, TRANSACTION_SCHEMA, TRANSACTIONS_INGESTED),
-    LABELS_RAW: Route("labels", LabelV1, LABEL_SCHEMA, LABELS_INGESTED),
-}
+def routes_for(streams: Sequence[Stream]) -> dict[str, Route]:
+    """Each stream's raw topic to its route: the landing folder is the stream's name."""
+    return {
+        stream.raw_topic: Route(stream.name, stream.contract, landing_schema(stream.contract), stream.ingested_topic)
+        for stream in streams
+    }
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class IngestionHandler:
     def __init__(
         self,
         landing: LandingZone,
+        streams: Sequence[Stream],
         producer: Any,
         dead_letters: DeadLetterPublisher,
         metrics: IngestionMetrics,
@@ -95,6 +99,7 @@ class IngestionHandler:
         publish_timeout_s: float = 30.0,
     ) -> None:
         self._landing = landing
+        self._routes = routes_for(streams)
         self._producer = producer
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -103,7 +108,7 @@ class IngestionHandler:
         self._publish_timeout_s = publish_timeout_s
         self._partitioner = CoPartitioner(producer)
 
-    def decode(self, record: RawRecord) -> TransactionV1 | LabelV1:
+    def decode(self, record: RawRecord) -> BaseModel:
         """Decode one raw record against its topic's contract.
 
         Raises:
@@ -112,7 +117,7 @@ class IngestionHandler:
         size = len(record.value or b"")
         if size > self._max_record_bytes:
             raise RecordRejected("record_too_large", f"{size} bytes exceeds the limit of {self._max_record_bytes}")
-        route = ROUTES.get(record.topic)
+        route = self._routes.get(record.topic)
         if route is None:
             raise RecordRejected("unknown_topic", f"ingestion does not read {record.topic}")
         return decode_contract(route.contract, record)
@@ -121,7 +126,7 @@ class IngestionHandler:
         good, bad = split_batch(records, self.decode)
         ingested_at = self._clock()
         started = time.perf_counter()
-        for topic, route in ROUTES.items():
+        for topic, route in self._routes.items():
             mine = [item for item in good if item.record.topic == topic]
             if mine:
                 rows = [to_row(item.value, item.record, ingested_at) for item in mine]
@@ -134,17 +139,19 @@ class IngestionHandler:
         self._dead_letters.publish(bad)
         self._metrics.stage_seconds.labels("publish").observe(time.perf_counter() - landed_at)
 
-    def _publish(self, good: Sequence[Decoded[TransactionV1 | LabelV1]], ingested_at: datetime) -> None:
+    def _publish(self, good: Sequence[Decoded[BaseModel]], ingested_at: datetime) -> None:
         stamp = (INGESTED_AT_HEADER, ingested_at.isoformat().encode())
         ours = {INGESTED_AT_HEADER, *SOURCE_HEADERS}
         outgoing = [
             Outgoing(
-                ROUTES[item.record.topic].output_topic,
+                self._routes[item.record.topic].output_topic,
                 key=item.record.key,
                 # The bytes as they came: a record refused further down reaches the DLQ unchanged.
                 value=item.record.value,
                 headers=[*(h for h in item.record.headers if h[0] not in ours), stamp, *source_headers(item.record)],
-                partition=self._partitioner.partition(ROUTES[item.record.topic].output_topic, item.record.partition),
+                partition=self._partitioner.partition(
+                    self._routes[item.record.topic].output_topic, item.record.partition
+                ),
             )
             for item in good
         ]

@@ -7,13 +7,13 @@ from typing import Any
 from uuid import UUID
 
 import pyarrow as pa
+from pydantic import BaseModel
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.shape import contract_columns
 from berg.contracts.shape_arrow import ARROW_TIMESTAMP, arrow_fields
 from berg.kafka.records import RawRecord
 
-__all__ = ["LABEL_SCHEMA", "TRANSACTION_SCHEMA", "to_row"]
+__all__ = ["landing_schema", "to_row"]
 
 _LINEAGE = [
     pa.field("ingested_at", ARROW_TIMESTAMP, nullable=False),
@@ -22,12 +22,13 @@ _LINEAGE = [
     pa.field("kafka_offset", pa.int64(), nullable=False),
 ]
 
-# Landing rows hold every field of the contract, as it came, plus where and when it was ingested.
-TRANSACTION_SCHEMA = pa.schema([*arrow_fields(contract_columns(TransactionV1), nullable=False), *_LINEAGE])
-LABEL_SCHEMA = pa.schema([*arrow_fields(contract_columns(LabelV1), nullable=False), *_LINEAGE])
+
+def landing_schema(contract: type[BaseModel]) -> pa.Schema:
+    """A landing file's schema: every field of the contract, as it came, plus where and when it was ingested."""
+    return pa.schema([*arrow_fields(contract_columns(contract), nullable=False), *_LINEAGE])
 
 
-def to_row(event: TransactionV1 | LabelV1, record: RawRecord, ingested_at: datetime) -> dict[str, Any]:
+def to_row(event: BaseModel, record: RawRecord, ingested_at: datetime) -> dict[str, Any]:
     """One landing row: the event's fields (ids as strings) plus when and where it was ingested."""
     row = event.model_dump(mode="python")
     for key, value in row.items():
