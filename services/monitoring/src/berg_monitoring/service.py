@@ -42,7 +42,9 @@ def run(settings: MonitoringSettings, stop: threading.Event | None = None) -> No
 
     card = load_problem_card(settings.problem_card)
     metrics = MonitoringMetrics.register(registry)
-    collector = SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold)
+    collector = SnapshotCollector(
+        settings.model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency
+    )
     registry.register(collector)
     server = BackgroundServer(
         create_app(settings.web, title=settings.service_name, registry=registry, readiness=readiness), settings.web
