@@ -125,7 +125,7 @@ def main() -> None:
 
     exporter = CollectorRegistry()
     MonitoringMetrics.register(exporter)
-    collector = SnapshotCollector("fraud", new_rows_threshold=50_000)
+    collector = SnapshotCollector("fraud", new_rows_threshold=50_000, currency=card.costs.currency)
     exporter.register(collector)
     collector.publish(snapshot)
     samples = sum(len(family.samples) for family in exporter.collect())

@@ -14,10 +14,10 @@ pytestmark = pytest.mark.unit
 
 
 def test_the_committed_yaml_equals_a_fresh_compile(tmp_path: Path) -> None:
-    fresh = compile_pipeline(tmp_path / "fraud_training.yaml")
+    fresh = compile_pipeline(tmp_path / "training.yaml")
     assert COMPILED_PIPELINE.is_file(), "run `uv run berg pipeline compile` and commit the YAML"
     assert fresh.read_text() == COMPILED_PIPELINE.read_text(), (
-        "pipelines/compiled/fraud_training.yaml is stale: run `uv run berg pipeline compile` and commit it"
+        "pipelines/compiled/training.yaml is stale: run `uv run berg pipeline compile` and commit it"
     )
 
 

@@ -27,7 +27,7 @@ service on some traffic
 
 def test_the_failed_step_is_read_from_kfps_message() -> None:
     message = (
-        "Pipeline \x1b[95m'berg-fraud-training'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m. "
+        "Pipeline \x1b[95m'berg-training'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m. "
         "Inner task failed: \x1b[96m'build-dataset'\x1b[0m."
     )
     assert failed_step(message) == "build-dataset"

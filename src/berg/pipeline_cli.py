@@ -71,7 +71,7 @@ def _arguments(
 def compile_command(
     output: Annotated[Path | None, typer.Option(help="Where to write the YAML.")] = None,
 ) -> None:
-    """Write the compiled pipeline (pipelines/compiled/fraud_training.yaml, committed)."""
+    """Write the compiled pipeline (pipelines/compiled/training.yaml, committed)."""
     launch = _launch()
     written = launch.compile_pipeline(output or launch.COMPILED_PIPELINE)
     console.print(f"compiled -> {written}")

@@ -22,7 +22,7 @@ SCENARIOS = ("canary", "default", "minimal", "production")
 RULES_FILE = REPO / "src" / "berg" / "stack" / "resources" / "prometheus" / "berg.rules.yml"
 COPIES = {
     "files/berg.rules.yml": RULES_FILE,
-    "files/fraud_training.yaml": REPO / "pipelines" / "compiled" / "fraud_training.yaml",
+    "files/training.yaml": REPO / "pipelines" / "compiled" / "training.yaml",
     "files/feature_store.yaml": REPO / "feature_repo" / "cluster" / "feature_store.yaml",
 }
 CUSTOM_RESOURCES = {
@@ -262,8 +262,8 @@ def _without_images(pipeline: dict[str, Any]) -> dict[str, Any]:
 
 def test_configmaps_carry_the_pipeline_and_the_feature_store(rendered: dict[str, Rendered]) -> None:
     maps = {doc["metadata"]["name"]: doc["data"] for doc in rendered["default"].of_kind("ConfigMap")}
-    delivered = yaml.safe_load(maps["berg-pipeline"]["fraud_training.yaml"])
-    compiled = yaml.safe_load(COPIES["files/fraud_training.yaml"].read_text())
+    delivered = yaml.safe_load(maps["berg-pipeline"]["training.yaml"])
+    compiled = yaml.safe_load(COPIES["files/training.yaml"].read_text())
     assert _without_images(delivered) == _without_images(compiled)
     assert maps["berg-feature-store"]["feature_store.yaml"] == COPIES["files/feature_store.yaml"].read_text()
 
@@ -278,8 +278,8 @@ def test_the_pipeline_runs_in_the_releases_training_image(rendered: dict[str, Re
     (pipeline_map,) = [doc for doc in documents.of_kind("ConfigMap") if doc["metadata"]["name"] == "berg-pipeline"]
     (upload,) = [doc for doc in documents.of_kind("Job") if doc["metadata"]["name"] == "berg-pipeline-upload"]
     (job_image,) = {container["image"] for container in upload["spec"]["template"]["spec"]["containers"]}
-    assert _executor_images(yaml.safe_load(pipeline_map["data"]["fraud_training.yaml"])) == {job_image}
-    compiled = _executor_images(yaml.safe_load(COPIES["files/fraud_training.yaml"].read_text()))
+    assert _executor_images(yaml.safe_load(pipeline_map["data"]["training.yaml"])) == {job_image}
+    compiled = _executor_images(yaml.safe_load(COPIES["files/training.yaml"].read_text()))
     if scenario == "production":
         assert job_image.endswith("@sha256:" + "7" * 64)
         assert compiled != {job_image}

@@ -8,7 +8,7 @@ by :class:`OutputTail` (the failing step's output comes last).
 
 Example:
     >>> with OutputTail.capture() as tail:
-    ...     fraud_training(**arguments)            # raises RuntimeError on a failed step
+    ...     training(**arguments)            # raises RuntimeError on a failed step
     >>> failed_step(str(error)), error_lines(tail.lines())
     ('build-dataset', ['DatasetError: the label store holds no transactions yet'])
 """

@@ -12,17 +12,17 @@ from berg_pipelines.failures import OutputTail, StepFailed, error_lines, failed_
 
 __all__ = ["COMPILED_PIPELINE", "LocalRun", "StepFailed", "compile_pipeline", "run_locally", "submit"]
 
-COMPILED_PIPELINE = Path(__file__).resolve().parents[2] / "compiled" / "fraud_training.yaml"
+COMPILED_PIPELINE = Path(__file__).resolve().parents[2] / "compiled" / "training.yaml"
 """The committed compiled pipeline (a golden test keeps it equal to the source)."""
 
 
 def compile_pipeline(output: Path = COMPILED_PIPELINE) -> Path:
     from kfp import compiler
 
-    from berg_pipelines.pipeline import fraud_training
+    from berg_pipelines.pipeline import training
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(fraud_training, str(output))
+    compiler.Compiler().compile(training, str(output))
     return output
 
 
@@ -44,7 +44,7 @@ def run_locally(arguments: Mapping[str, Any], pipeline_root: Path, environment: 
     """
     from kfp import local
 
-    from berg_pipelines.pipeline import fraud_training
+    from berg_pipelines.pipeline import training
 
     os.environ.update(environment)
     pipeline_root.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def run_locally(arguments: Mapping[str, Any], pipeline_root: Path, environment: 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     with OutputTail.capture() as tail:
         try:
-            fraud_training(**arguments)
+            training(**arguments)
         except RuntimeError as error:
             step = failed_step(str(error))
             if step is None:
@@ -84,7 +84,7 @@ def submit(
     if cron:
         job = client.create_recurring_run(
             experiment_id=experiment_id,
-            job_name=run_name or "berg-fraud-training-schedule",
+            job_name=run_name or "berg-training-schedule",
             cron_expression=cron,
             pipeline_package_path=str(package),
             params=dict(arguments),

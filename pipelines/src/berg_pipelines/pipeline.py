@@ -13,9 +13,9 @@ from berg_pipelines.components import (
     validate_dataset,
 )
 
-__all__ = ["PIPELINE_NAME", "fraud_training"]
+__all__ = ["PIPELINE_NAME", "training"]
 
-PIPELINE_NAME = "berg-fraud-training"
+PIPELINE_NAME = "berg-training"
 
 
 @dsl.pipeline(
@@ -23,7 +23,7 @@ PIPELINE_NAME = "berg-fraud-training"
     description="Berg: build a point-in-time training set from Feast, validate it, train XGBoost and the card's "
     "baseline, evaluate against the production champion on the latest window, and promote only a winner.",
 )
-def fraud_training(
+def training(
     offline_root: str,
     registry_uri: str,
     model_name: str = "fraud",

@@ -23,7 +23,7 @@ from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 
-PACKAGE = Path(__file__).resolve().parents[3] / "pipelines" / "compiled" / "fraud_training.yaml"
+PACKAGE = Path(__file__).resolve().parents[3] / "pipelines" / "compiled" / "training.yaml"
 RUN = RunRecord(
     id="20260101-000000-0000abcd",
     model="fraud",
@@ -64,7 +64,7 @@ def test_submits_the_compiled_pipeline_named_after_the_run(kfp_api: tuple[FakeKf
     assert recorded == [(external, f"kfp run of {PACKAGE} on {host} (experiment berg)")]
     assert remote["run_id"] == external
     assert remote["display_name"] == RUN.id
-    assert remote["pipeline_spec"]["pipelineInfo"]["name"] == "berg-fraud-training"
+    assert remote["pipeline_spec"]["pipelineInfo"]["name"] == "berg-training"
     assert remote["runtime_config"]["parameters"] == {
         "offline_root": "s3://berg/offline",
         "registry_uri": "s3://berg/registry",

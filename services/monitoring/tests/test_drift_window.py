@@ -166,7 +166,7 @@ def test_a_part_of_a_day_exports_no_drift_and_says_so() -> None:
     cycles = monitoring_state(DEFAULTS.drift_spec())
     times = event_times(rng, 0, 20)  # midnight to 20:00
     serve([cycles], rng, times)
-    collector = SnapshotCollector("fraud", new_rows_threshold=500)
+    collector = SnapshotCollector("fraud", new_rows_threshold=500, currency=COSTS.currency)
     collector.publish(compute_snapshot(cycles, {"v0001": ref}, COSTS, SETTINGS, None))
     samples = exported(collector)
     key = (("model", "fraud"), ("version", "v0001"))
@@ -313,12 +313,15 @@ def test_the_exporter_judges_no_drift_while_it_catches_up_on_the_predictions_par
     # Each partition holds every other transaction, in event-time order; each alone spans more than a day.
     consumer = PartitionByPartition({p: predictions[p.partition :: 2] for p in partitions}, per_poll=500)
     settings = MonitoringSettings(registry_uri=str(tmp_path / "registry"), predictions_topic="p", labels_topic="l")
-    collector = SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold)
+    card = problem_card()
+    collector = SnapshotCollector(
+        settings.model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency
+    )
     exporter = Exporter(
         settings,
         consumer,
         ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
-        problem_card(),
+        card,
         collector,
         MonitoringMetrics.register(CollectorRegistry()),
         DeadLetterPublisher(RecordingProducer(), "monitoring"),

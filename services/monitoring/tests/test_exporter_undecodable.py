@@ -30,12 +30,13 @@ def test_a_batch_the_reader_cannot_decode_is_dead_lettered_and_skipped_and_readi
     producer = RecordingProducer()
     dead_letters = DeadLetterPublisher(producer, "monitoring")
     registry = CollectorRegistry()
+    card = problem_card()
     exporter = Exporter(
         settings,
         consumer,
         ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
-        problem_card(),
-        SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold),
+        card,
+        SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency),
         MonitoringMetrics.register(registry),
         dead_letters,
         UndecodableBatches.register(registry, dead_letters),

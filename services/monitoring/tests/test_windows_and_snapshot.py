@@ -316,7 +316,7 @@ def test_the_collector_leaves_out_what_cannot_be_judged() -> None:
     rng = np.random.default_rng(5)
     monitored = state()
     start = fill(monitored, rng, 10, shift=0.0)
-    collector = SnapshotCollector("fraud", new_rows_threshold=500)
+    collector = SnapshotCollector("fraud", new_rows_threshold=500, currency=COSTS.currency)
     assert exported(collector) == {(("berg_monitoring_new_labelled_rows_threshold"), (("model", "fraud"),)): 500}
     collector.publish(compute_snapshot(monitored, {"v0001": reference(rng)}, COSTS, SETTINGS, 0.0))
     samples = exported(collector)
@@ -335,11 +335,33 @@ def test_the_collector_leaves_out_what_cannot_be_judged() -> None:
     assert ("berg_monitoring_new_labelled_rows", (("model", "fraud"),)) not in samples
 
 
+def test_amounts_and_costs_carry_the_card_currency_as_a_label_not_in_their_names() -> None:
+    rng = np.random.default_rng(7)
+    monitored = state()
+    fill(monitored, rng, 70, shift=0.0)
+    # A currency other than the bundled card's: the label is the one the collector is given, not a constant.
+    costs = COSTS.model_copy(update={"currency": "CHF"})
+    collector = SnapshotCollector("fraud", new_rows_threshold=500, currency=costs.currency)
+    snapshot = compute_snapshot(monitored, {"v0001": reference(rng)}, costs, SETTINGS, None)
+    quality = snapshot.versions[0].quality
+    assert quality is not None
+    assert quality.sufficient
+    collector.publish(snapshot)
+    samples = exported(collector)
+    key = (("model", "fraud"), ("version", "v0001"))
+    in_chf = (("currency", "CHF"), *key)
+    assert samples[("berg_monitoring_positive_amount_caught", in_chf)] == pytest.approx(quality.fraud_amount_caught)
+    assert samples[("berg_monitoring_positive_amount_missed", in_chf)] == pytest.approx(quality.fraud_amount_missed)
+    assert samples[("berg_monitoring_false_positive_cost", in_chf)] == pytest.approx(quality.false_positive_cost)
+    assert samples[("berg_monitoring_expected_cost", in_chf)] == pytest.approx(quality.expected_cost)
+    assert ("berg_monitoring_quality_pr_auc", key) in samples, "the gauges that are not money have no currency"
+
+
 def test_the_collector_says_which_features_may_retrain_next_to_their_psi() -> None:
     rng = np.random.default_rng(6)
     monitored = state()
     fill(monitored, rng, 70, shift=0.0)
-    collector = SnapshotCollector("fraud", new_rows_threshold=500)
+    collector = SnapshotCollector("fraud", new_rows_threshold=500, currency=COSTS.currency)
     watched = reference(rng, watch_only=frozenset({"amount"}))
     collector.publish(compute_snapshot(monitored, {"v0001": watched}, COSTS, SETTINGS, None))
     samples = exported(collector)

@@ -26,8 +26,17 @@ _TOO_FEW_PREDICTIONS = "no whole day of predictions in the drift window yet"
 _TOO_FEW_LABELS = "too few labels in the quality window"
 
 
+_AMOUNT = "short"
+"""Amounts and costs are plain numbers: their currency is a label (the problem card's), not a Grafana unit."""
+
+
 def _gauge(metric: str, *, by: str = "model, version") -> str:
     return f"max by ({by}) ({metric}{{{_MODEL_VERSION}}})"
+
+
+def _money(metric: str) -> str:
+    """An amount or cost gauge, kept apart by currency (the label says which)."""
+    return _gauge(metric, by="model, version, currency")
 
 
 def dashboard() -> Dashboard:
@@ -197,23 +206,25 @@ def _business() -> Row:
         "Business",
         [
             timeseries(
-                "Fraud amount caught and missed",
-                "Fraud amount over the quality window that the model flagged, and that it let through.",
+                "Amount caught and missed",
+                "Amount of the labelled positives (frauds, for the fraud card) over the quality window that the "
+                "model flagged, and that it let through, in the problem card's currency (the legend's).",
                 [
-                    Query(_gauge("berg_monitoring_fraud_amount_caught_eur"), "caught {{version}}"),
-                    Query(_gauge("berg_monitoring_fraud_amount_missed_eur"), "missed {{version}}"),
+                    Query(_money("berg_monitoring_positive_amount_caught"), "caught {{version}} ({{currency}})"),
+                    Query(_money("berg_monitoring_positive_amount_missed"), "missed {{version}} ({{currency}})"),
                 ],
-                unit="currencyEUR",
+                unit=_AMOUNT,
                 minimum=0,
             ),
             timeseries(
                 "False-positive and expected cost",
-                "Cost of the false positives, and the total cost of the window's decisions under the problem card.",
+                "Cost of the false positives, and the total cost of the window's decisions under the problem card, "
+                "in its currency (the legend's).",
                 [
-                    Query(_gauge("berg_monitoring_false_positive_cost_eur"), "false positives {{version}}"),
-                    Query(_gauge("berg_monitoring_expected_cost_eur"), "expected cost {{version}}"),
+                    Query(_money("berg_monitoring_false_positive_cost"), "false positives {{version}} ({{currency}})"),
+                    Query(_money("berg_monitoring_expected_cost"), "expected cost {{version}} ({{currency}})"),
                 ],
-                unit="currencyEUR",
+                unit=_AMOUNT,
                 minimum=0,
             ),
         ],

@@ -88,7 +88,7 @@ class KfpLauncherSettings(BaseModel):
     """The KFP API, e.g. ``http://ml-pipeline.kubeflow:8888``; required with ``launcher=kfp``."""
     experiment: str = Field(default="berg", min_length=1, max_length=200)
     """The experiment runs are filed under."""
-    pipeline_package: Path = Path("pipelines/compiled/fraud_training.yaml")
+    pipeline_package: Path = Path("pipelines/compiled/training.yaml")
     """The compiled pipeline YAML sent with every run."""
     offline_root: str = ""
     """The feature store's offline root as the steps see it (``s3://...``); required with ``launcher=kfp``."""

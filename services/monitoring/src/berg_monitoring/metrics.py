@@ -4,7 +4,9 @@ The gauges come from a custom collector over the latest :class:`Snapshot`, so
 a scrape only formats numbers that were computed earlier; a statistic that
 cannot be computed (a drift window short of a whole cycle or of the minimum rows,
 no reference, not enough labels) is left out rather than exported as NaN, and a
-``*_sufficient`` gauge says why. Names and labels: docs/metrics.md.
+``*_sufficient`` gauge says why. The amounts and costs carry the problem card's
+currency as a label, not in their names, so every use case reads the same gauges.
+Names and labels: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -94,11 +96,19 @@ class MonitoringMetrics:
 
 
 class SnapshotCollector(Collector):
-    """Exports the latest snapshot; :meth:`publish` swaps it atomically (one reference assignment)."""
+    """Exports the latest snapshot; :meth:`publish` swaps it atomically (one reference assignment).
 
-    def __init__(self, model: str, new_rows_threshold: int) -> None:
+    Args:
+        model: the registry model name, the ``model`` label.
+        new_rows_threshold: the data-volume trigger's threshold, exported as is.
+        currency: the problem card's ``costs.currency`` (ISO 4217), the ``currency`` label of the
+            amounts and costs: the snapshot computes them in that currency.
+    """
+
+    def __init__(self, model: str, new_rows_threshold: int, *, currency: str) -> None:
         self._model = model
         self._threshold = new_rows_threshold
+        self._currency = currency
         self._snapshot: Snapshot | None = None
 
     def publish(self, snapshot: Snapshot) -> None:
@@ -151,10 +161,19 @@ class SnapshotCollector(Collector):
         labels = family("quality_labels", "Matured predictions (settled labels) in the quality window.")
         sufficient = family("quality_sufficient", "1 when the quality window holds enough labels and frauds to judge.")
         reference = family("reference_pr_auc", "The version's PR-AUC at evaluation (registry).")
-        caught = family("fraud_amount_caught_eur", "Fraud amount flagged, over the quality window.")
-        missed = family("fraud_amount_missed_eur", "Fraud amount let through, over the quality window.")
-        fp_cost = family("false_positive_cost_eur", "Cost of false positives over the quality window (problem card).")
-        cost = family("expected_cost_eur", "Cost of the window's decisions under the problem card.")
+        money_labels = ("model", "version", "currency")
+        caught = family(
+            "positive_amount_caught", "Amount of the labelled positives flagged, over the quality window.", money_labels
+        )
+        missed = family(
+            "positive_amount_missed",
+            "Amount of the labelled positives let through, over the quality window.",
+            money_labels,
+        )
+        fp_cost = family(
+            "false_positive_cost", "Cost of false positives over the quality window (problem card).", money_labels
+        )
+        cost = family("expected_cost", "Cost of the window's decisions under the problem card.", money_labels)
         coverage = family("label_coverage_ratio", "Share of the version's predictions whose label has arrived.")
         for version in snapshot.versions if snapshot is not None else ():
             key = [model, version.version]
@@ -189,13 +208,17 @@ class SnapshotCollector(Collector):
                 (precision, quality.precision),
                 (recall, quality.recall),
                 (calibration, quality.calibration_error),
+            ):
+                if finite(value):
+                    gauge.add_metric(key, value)
+            for gauge, value in (
                 (caught, quality.fraud_amount_caught),
                 (missed, quality.fraud_amount_missed),
                 (fp_cost, quality.false_positive_cost),
                 (cost, quality.expected_cost),
             ):
                 if finite(value):
-                    gauge.add_metric(key, value)
+                    gauge.add_metric([*key, self._currency], value)
         yield from (
             feature_psi,
             feature_retrains,

@@ -43,7 +43,9 @@ def run(settings: MonitoringSettings, use_case: UseCase, stop: threading.Event |
 
     card = load_problem_card(settings.problem_card) if settings.problem_card else use_case.card
     metrics = MonitoringMetrics.register(registry)
-    collector = SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold)
+    collector = SnapshotCollector(
+        settings.model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency
+    )
     registry.register(collector)
     server = BackgroundServer(
         create_app(settings.web, title=settings.service_name, registry=registry, readiness=readiness), settings.web

@@ -1,11 +1,11 @@
-"""The KServe models: the fraud predictor, and the transformer (standard or fused).
+"""The KServe models: the predictor, and the transformer (standard or fused).
 
 Each overrides KServe's ``preprocess``, ``predict`` and ``postprocess`` (and wraps
 ``__call__`` for the in-flight gauge and the total latency). The stages hand
 typed batches to each other, not wire payloads; the wire formats are in
 :mod:`berg_serving.protocol`.
 
-- :class:`FraudPredictor` (``--shape predictor``): named feature columns in, the
+- :class:`Predictor` (``--shape predictor``): named feature columns in, the
   champion's scores and decisions out, with the version that scored them.
 - :class:`FraudTransformer`: transactions in; ``preprocess`` validates them and
   reads Feast off the event loop, ``predict`` asks its :class:`~berg_serving.scorers.Scorer`
@@ -50,7 +50,7 @@ from berg_serving.protocol import (
 from berg_serving.scorers import LocalScorer, ModelUnavailableError, Scorer
 from berg_serving.scoring_request import RequestError, parse_v1, parse_v2
 
-__all__ = ["FraudPredictor", "FraudTransformer"]
+__all__ = ["FraudTransformer", "Predictor"]
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class _ScoredBatch:
     request: InferRequest | None
 
 
-class FraudPredictor(_ScoringModel):
+class Predictor(_ScoringModel):
     """The predictor server's model: feature columns in, scores of the current champion out.
 
     Args:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from berg.observability.health import ReadinessChecks
 from berg_serving.decisions import DecisionPolicy
 from berg_serving.metrics import ServingMetrics
-from berg_serving.models import FraudPredictor, FraudTransformer
+from berg_serving.models import FraudTransformer, Predictor
 from berg_serving.scorers import LocalScorer, RemotePredictor, Scorer
 from berg_serving.settings import ServingSettings, Shape
 
@@ -36,7 +36,7 @@ class Assembly:
     Nothing is served by then, so a closer may block.
     """
 
-    model: FraudPredictor | FraudTransformer
+    model: Predictor | FraudTransformer
     closers: list[Closer] = field(default_factory=list)
 
     async def close(self, budget_s: float) -> None:
@@ -85,7 +85,7 @@ def assemble(settings: ServingSettings, shape: Shape, metrics: ServingMetrics) -
     """Build the model of ``shape`` (blocking: loads the champion, opens Feast, warms both up)."""
     if shape == "predictor":
         champion, close_champion = _champion_scorer(settings, metrics, fused=False)
-        predictor = FraudPredictor(settings.model_name, champion, metrics, max_batch=settings.max_batch)
+        predictor = Predictor(settings.model_name, champion, metrics, max_batch=settings.max_batch)
         return Assembly(predictor, [close_champion])
 
     from berg.features.store import open_store, repo_dir
