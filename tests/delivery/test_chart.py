@@ -268,6 +268,23 @@ def test_configmaps_carry_the_pipeline_and_the_feature_store(rendered: dict[str,
     assert maps["berg-feature-store"]["feature_store.yaml"] == COPIES["files/feature_store.yaml"].read_text()
 
 
+def _use_case_by_component(documents: list[Mapping[str, Any]]) -> dict[str, str | None]:
+    settings = [
+        doc for doc in documents if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-settings")
+    ]
+    return {doc["metadata"]["name"]: doc["data"].get("BERG_USE_CASE") for doc in settings}
+
+
+def test_one_value_selects_the_use_case_of_every_component(helm: str, rendered: dict[str, Rendered]) -> None:
+    default = _use_case_by_component(rendered["default"].documents)
+    assert len(default) >= 6, f"a settings ConfigMap per component, got {sorted(default)}"
+    assert set(default.values()) == {"fraud"}, default
+    result = run_tool(helm_template(helm, "--set", "useCase=clicks"))
+    assert result.returncode == 0, result.stderr
+    chosen = _use_case_by_component([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+    assert chosen == dict.fromkeys(default, "clicks")
+
+
 @pytest.mark.parametrize("scenario", ["default", "production"])
 def test_the_pipeline_runs_in_the_releases_training_image(rendered: dict[str, Rendered], scenario: str) -> None:
     """Every step of the delivered pipeline, and the upload Job, run in kubeflowPipelines.trainingImage.
@@ -393,8 +410,9 @@ def test_production_images_are_pinned_by_digest(rendered: dict[str, Rendered]) -
             "maxReplicas",
         ),
         (["--set-string", "ingestion.settings.lower_case=1"], "lower_case"),
+        (["--set", "useCase=Card Fraud"], "useCase"),
     ],
-    ids=["unknown-key", "enum", "pull-policy", "canary-needs-knative", "hpa-bounds", "settings-names"],
+    ids=["unknown-key", "enum", "pull-policy", "canary-needs-knative", "hpa-bounds", "settings-names", "use-case-name"],
 )
 def test_bad_values_are_refused(helm: str, flags: list[str], complaint: str) -> None:
     result = run_tool(helm_template(helm, *flags))

@@ -162,6 +162,7 @@ tolerations:
 The settings every Berg service reads, as a map of BERG_<PREFIX>_* variables:
 (dict "root" $ "prefix" "BERG_INGESTION_" "data" (dict ...) "settings" .Values.ingestion.settings).
 The component's own data and then the user's `settings` override the shared ones.
+BERG_USE_CASE (unprefixed: one name for every service) is the release's `useCase`.
 */}}
 {{- define "berg.settingsData" -}}
 {{- $root := .root -}}
@@ -177,6 +178,7 @@ The component's own data and then the user's `settings` override the shared ones
 {{- range $key, $value := $merged }}
 {{ printf "%s%s" $.prefix $key }}: {{ $value | toString | quote }}
 {{- end }}
+BERG_USE_CASE: {{ $root.Values.useCase | quote }}
 {{- end -}}
 
 {{/* A settings ConfigMap: (dict "root" $ "component" "ingestion" "prefix" ... "data" ... "settings" ...). */}}
