@@ -14,6 +14,7 @@ from berg.kafka.topics import ALL_TOPICS, DEAD_LETTER, topic_specs
 from berg.stack.doctor import java_major_version
 from berg.stack.kafka import write_broker_config
 from berg.stack.layout import StateLayout
+from berg.stack.local import LocalStack, StackError
 from berg.stack.monitoring_config import (
     BERG_SCRAPE_JOB,
     alertmanager_config,
@@ -22,6 +23,7 @@ from berg.stack.monitoring_config import (
     unregister_scrape_target,
     write_yaml,
 )
+from berg.stack.services import service_programs
 from berg.stack.settings import PortTable, StackSettings
 from berg.stack.supervisor import Program, render_config
 
@@ -121,3 +123,21 @@ def test_java_versions_are_parsed(output: str, major: int | None) -> None:
 def test_a_state_dir_too_deep_for_a_socket_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="BERG_STATE_DIR"):
         StateLayout.at(tmp_path / ("x" * 120)).create()
+
+
+def test_one_setting_gives_every_service_its_use_case(tmp_path: Path, layout: StateLayout) -> None:
+    unset = service_programs(StackSettings(state_dir=tmp_path), layout)
+    assert unset, "the stack runs services"
+    assert all("BERG_USE_CASE" not in program.environment for program in unset), "unset: the only one installed"
+    chosen = service_programs(StackSettings(state_dir=tmp_path, use_case="clicks"), layout)
+    assert {program.name: program.environment["BERG_USE_CASE"] for program in chosen} == {
+        program.name: "clicks" for program in unset
+    }
+
+
+def test_up_refuses_a_use_case_that_is_not_installed_in_one_line_before_starting_anything(tmp_path: Path) -> None:
+    stack = LocalStack(StackSettings(state_dir=tmp_path, use_case="weather"))
+    with pytest.raises(StackError, match=r"^BERG_USE_CASE: no use case named 'weather' is installed") as raised:
+        stack.up()
+    assert "\n" not in str(raised.value)
+    assert not stack.is_up()

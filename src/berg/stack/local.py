@@ -31,6 +31,7 @@ from berg.stack.probes import INFRASTRUCTURE, Probe, ProbeResult, http_live, htt
 from berg.stack.services import service_programs, service_specs
 from berg.stack.settings import StackSettings
 from berg.stack.supervisor import ProcessInfo, Program, Supervisor, SupervisorError
+from berg.usecase import UseCaseError, resolve_use_case
 
 __all__ = ["ComponentStatus", "LocalStack", "StackError", "UpOutcome"]
 
@@ -280,7 +281,13 @@ class LocalStack:
         Raises:
             StackError: a component could not be started or did not become healthy; the
                 message says which and carries the tail of its log.
+                Also when ``BERG_USE_CASE`` names no installed use case (or is unset and not exactly one is).
         """
+        # A use case that is not installed is one line now, not a crash loop of every service later.
+        try:
+            resolve_use_case(self.settings.use_case)
+        except UseCaseError as error:
+            raise StackError(f"BERG_USE_CASE: {error}") from None
         fresh = not self.is_up()
         if fresh:
             # supervisord starts the infrastructure itself (autostart); the services wait for the topics.

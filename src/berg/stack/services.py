@@ -135,7 +135,11 @@ def service_programs(settings: StackSettings, layout: StateLayout) -> list[Progr
             Program(
                 spec.name,
                 [sys.executable, "-m", spec.module],
-                {**spec.shared_env, **{f"{spec.env_prefix}{key}": value for key, value in environment.items()}},
+                {
+                    **spec.shared_env,
+                    **({"BERG_USE_CASE": settings.use_case} if settings.use_case else {}),
+                    **{f"{spec.env_prefix}{key}": value for key, value in environment.items()},
+                },
                 priority=30,
                 stop_wait_s=30,
                 start_s=1,

@@ -95,6 +95,9 @@ class StackSettings(BaseSettings):
     retrain_cooldown_s: float = Field(default=60.0, ge=0)
     """The controller's per-model cooldown here: short, so ``berg demo``'s loop can close minutes after the
     first model (a cluster keeps the controller's own default, 30 minutes)."""
+    use_case: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]*$")
+    """The use case every service of the stack serves (``BERG_USE_CASE``, passed to each as it is); unset: the
+    only one installed (:func:`berg.usecase.resolve_use_case`)."""
     registry_uri: str | None = Field(default=None, min_length=1)
     """Model registry root: a path or an fsspec URI (``s3://bucket/registry``); unset means ``<state_dir>/registry``."""
 
