@@ -23,6 +23,7 @@ from rich.table import Table
 
 from berg.contracts import TransactionV1
 from berg.demo import DownstreamWatcher, RunOutcome
+from berg.new_cli import new_app
 from berg.pipeline_cli import pipeline_app
 from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError
 from berg.runs_cli import runs_app
@@ -423,6 +424,7 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(runs_app, name="runs")
+app.add_typer(new_app, name="new")
 
 ModelName = Annotated[str, typer.Argument(help="The model, e.g. fraud-xgboost.", show_default=False)]
 AliasOption = Annotated[str, typer.Option(help="The alias to move; serving follows production.")]
