@@ -17,7 +17,7 @@ demo: bootstrap-demo  ## The main job: the local stack and the lifecycle demo
 	$(RUN) berg demo
 
 test: bootstrap lint typecheck  ## Everything CI checks: lint, types, unit, integration and e2e tests
-	$(RUN) pytest
+	scripts/test.sh $(RUN)
 
 lint:
 	$(RUN) ruff check .
