@@ -47,7 +47,7 @@ from rich.console import Console
 
 from berg.features.dataset import build_training_frame
 from berg.features.definitions import STATE_DIR_ENV, source_schema
-from berg.features.offline_store import write_part
+from berg.features.parquet_parts import write_part
 from berg.features.schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,

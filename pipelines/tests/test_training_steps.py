@@ -32,7 +32,7 @@ from feast.types import Float64, Int64, String
 from berg.features.dataset import AS_OF_TAG
 from berg.features.definitions import build_definitions
 from berg.features.leakage import LeakageError
-from berg.features.offline_store import SCHEMA_PART, write_part
+from berg.features.parquet_parts import SCHEMA_PART, write_part
 from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, FEATURE_SERVICE, USER_KEY
 from berg.features.store import close_store, feast_environment, open_store
 from berg.problem.card import load_problem_card

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from berg.features.offline_store import write_part
+from berg.features.parquet_parts import write_part
 
 __all__ = ["LABELS_SCHEMA", "TRANSACTIONS_SCHEMA", "Arrival", "LabelStore"]
 

@@ -23,7 +23,7 @@ from berg.features.definitions import (
     build_definitions,
     source_schema,
 )
-from berg.features.offline_store import SCHEMA_PART, source_directory, write_part
+from berg.features.parquet_parts import SCHEMA_PART, source_directory, write_part
 from berg.features.schema import MERCHANT_FEATURES, MERCHANT_KEY, USER_FEATURES, USER_KEY
 
 __all__ = [

@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry
 from berg.contracts import TransactionV1
 from berg.features.definitions import OFFLINE_ROOT_ENV
 from berg.features.label_store import LabelStore
-from berg.features.offline_store import SCHEMA_PART
+from berg.features.parquet_parts import SCHEMA_PART
 from berg.features.schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from berg.features.dataset import STRICTLY_BEFORE_OFFSET, build_training_frame, describe_features
 from berg.features.definitions import STATE_DIR_ENV, source_schema
 from berg.features.leakage import LeakageError, check_leakage
-from berg.features.offline_store import SCHEMA_PART, write_part
+from berg.features.parquet_parts import SCHEMA_PART, write_part
 from berg.features.schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,

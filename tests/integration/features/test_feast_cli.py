@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from berg.features.definitions import source_schema
-from berg.features.offline_store import write_part
+from berg.features.parquet_parts import write_part
 from berg.features.schema import MERCHANT_AS_OF, MERCHANT_AVAILABLE, MERCHANT_FEATURES, MERCHANT_KEY, MERCHANT_VIEW
 from berg.features.store import repo_dir
 from tests.helpers import free_port, wait_for
