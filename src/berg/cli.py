@@ -21,9 +21,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from berg.command_plugins import add_command_plugins
 from berg.contracts import TransactionV1
 from berg.demo import DownstreamWatcher, RunOutcome
-from berg.pipeline_cli import pipeline_app
 from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError
 from berg.runs_cli import runs_app
 from berg.settings import SettingsError, load_settings
@@ -38,11 +38,15 @@ from berg.stack.local import ComponentStatus, LocalStack, StackError
 from berg.stack.monitoring_config import BERG_SCRAPE_JOB
 from berg.stack.settings import StackSettings
 
-__all__ = ["app", "main"]
+__all__ = ["app", "berg_command", "main"]
+
+HELP = (
+    "Berg: the ML lifecycle below the waterline. Runs the local stack and the demo; drives the training "
+    "pipeline and the model registry."
+)
 
 app = typer.Typer(
-    help="Berg: the ML lifecycle below the waterline. Runs the local stack and the demo; drives the training "
-    "pipeline and the model registry.",
+    help=HELP,
     no_args_is_help=True,
     add_completion=False,
 )
@@ -421,7 +425,6 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
-app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(runs_app, name="runs")
 
 ModelName = Annotated[str, typer.Argument(help="The model, e.g. fraud-xgboost.", show_default=False)]
@@ -624,9 +627,21 @@ def dashboards(
     console.print(f"[green]{len(DASHBOARDS)} dashboards in {escape(str(folder))} are up to date.[/]")
 
 
+def berg_command() -> typer.Typer:
+    """The whole ``berg`` command: the commands above (``app``) and the groups of installed plug-ins
+    (:mod:`berg.command_plugins`, e.g. ``berg pipeline`` from berg-pipelines).
+
+    Built when called, not at import: finding the plug-ins reads the installed packages' metadata.
+    """
+    command = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
+    command.add_typer(app)  # without a name: its commands are berg's own, not a group
+    add_command_plugins(command)
+    return command
+
+
 def main() -> None:
     """Entry point of the ``berg`` script: a bad ``BERG_*`` setting, in any command, is one line on stderr."""
     try:
-        app()
+        berg_command()()
     except SettingsError as error:
         raise SystemExit(f"error: {error}") from None
