@@ -194,11 +194,15 @@ def _outcome_table(counts: ProductionCounts, outcome: RunOutcome, scraped: dict[
 
 def _show_features(stack: LocalStack, outcome: RunOutcome, events: list[SimulatedEvent], timeout_s: float) -> None:
     # Feast is the berg[features] extra: imported only here.
+    from berg.features.settings import FeatureStoreSettings
     from berg.features.showcase import feature_store_tables, wait_for_label_store, wait_for_merchants
+    from berg.features.store_config import FeatureStoreConfig
 
     if "features" not in stack.settings.services:
         return
     root = stack.layout.root
+    # The embedded profile over the stack's state directory, in the repo BERG_FEATURE_REPO names (else this checkout's).
+    feature_store = FeatureStoreConfig.embedded(root.absolute(), load_settings(FeatureStoreSettings).feature_repo)
     ids = {str(event_id) for event_id in outcome.valid_transactions}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
         task = progress.add_task("aggregated into the feature store", total=len(ids))
@@ -212,12 +216,12 @@ def _show_features(stack: LocalStack, outcome: RunOutcome, events: list[Simulate
     busiest_users = [user for user, _ in Counter(t.user_id for t in transactions).most_common(3)]
     busiest_merchants = [merchant for merchant, _ in Counter(t.merchant_id for t in transactions).most_common(3)]
     with console.status("Waiting for the merchant job to materialize its snapshots"):
-        if not wait_for_merchants(root, busiest_merchants, timeout_s):
+        if not wait_for_merchants(feature_store, busiest_merchants, timeout_s):
             raise CommandFailed(
                 f"no merchant snapshot reached the online store within {timeout_s:.0f}s; "
                 f"see {stack.layout.logs / 'features.log'}"
             )
-    for table in feature_store_tables(root, busiest_users, busiest_merchants):
+    for table in feature_store_tables(feature_store, busiest_users, busiest_merchants):
         console.print(table)
     console.print(
         f"Feast repo: feature_repo/ (registry, online store and offline sources under {root / 'feast'}); "
