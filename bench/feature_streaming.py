@@ -26,7 +26,8 @@ from benchkit import bare_poll_loop, free_ports, produce_transactions, timed_ser
 from prometheus_client import CollectorRegistry
 
 from berg.features.label_store import LabelStore
-from berg.features.store import feast_environment, open_store, prepare_store
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.topics import TRANSACTIONS_VALID
 from berg.stack.local import LocalStack
@@ -40,7 +41,7 @@ from berg_features.settings import FeaturesSettings
 def features_path(stack: LocalStack, events: int, state: Path) -> float:
     settings = FeaturesSettings()
     offline_root = str(state / "feast" / "offline")
-    store = open_store()
+    store = open_store(FeatureStoreConfig.embedded(state))
     prepare_store(store, offline_root)
     registry = CollectorRegistry()
     metrics = FeaturesMetrics.register(registry)
@@ -71,8 +72,7 @@ def main() -> None:
             stack.up()
             produce_transactions(stack, TRANSACTIONS_VALID, args.events)
             bare = bare_poll_loop(stack, TRANSACTIONS_VALID, args.events, batch)
-            with feast_environment({"BERG_STATE_DIR": state}):
-                features = features_path(stack, args.events, Path(state))
+            features = features_path(stack, args.events, Path(state))
         finally:
             stack.down()
     print(f"events: {args.events}, batch_max_records: {batch}, cpus: {os.cpu_count()}")

@@ -61,7 +61,8 @@ from berg.features.schema import (
     USER_PUSH_SOURCE,
     USER_VIEW,
 )
-from berg.features.store import CLUSTER_PROFILE, EMBEDDED_PROFILE, feast_environment, open_store, prepare_store
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import CLUSTER_PROFILE, FeatureStoreConfig, checkout_feature_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "berg"
@@ -166,8 +167,7 @@ def user_rows(count: int, rng: random.Random) -> pd.DataFrame:
 def embedded_store(workdir: Path) -> Iterator[tuple[FeatureStore, Path]]:
     """The embedded profile in a fresh state directory; yields the store and its SQLite online database."""
     state = workdir / "state"
-    with feast_environment({"BERG_STATE_DIR": str(state)}):
-        store = open_store(EMBEDDED_PROFILE)
+    store = open_store(FeatureStoreConfig.embedded(state))
     prepare_store(store, str(state / "feast" / "offline"))
     yield store, state / "feast" / "online.db"
 
@@ -183,8 +183,7 @@ def cluster_store(workdir: Path) -> Iterator[tuple[FeatureStore, redis.Redis]]:
             "BERG_FEAST_REDIS": redis_server.connection_string(),
             "BERG_FEAST_OFFLINE_ROOT": str(offline),
         }
-        with feast_environment(env):
-            store = open_store(CLUSTER_PROFILE)
+        store = open_store(FeatureStoreConfig(checkout_feature_repo(), CLUSTER_PROFILE, env))
         prepare_store(store, str(offline))
         client = redis_server.client()
         try:

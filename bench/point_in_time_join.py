@@ -46,8 +46,8 @@ import pyarrow.fs
 from rich.console import Console
 
 from berg.features.dataset import build_training_frame
-from berg.features.definitions import STATE_DIR_ENV, source_schema
-from berg.features.offline_store import write_part
+from berg.features.definitions import source_schema
+from berg.features.parquet_parts import write_part
 from berg.features.schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -57,7 +57,8 @@ from berg.features.schema import (
     USER_TTL,
     USER_VIEW,
 )
-from berg.features.store import feast_environment, offline_root, open_store, prepare_store
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import FeatureStoreConfig
 
 FEATURES = [spec.name for spec in USER_FEATURES]
 REFS = [f"{USER_VIEW}:{name}" for name in FEATURES]
@@ -151,12 +152,13 @@ def main() -> None:
         f"entity rows {args.entity_rows:,}, {len(FEATURES)} features, median of {args.runs} runs"
     )
     rng = np.random.default_rng(args.seed)
-    with tempfile.TemporaryDirectory(prefix="berg-pit-bench-") as state, feast_environment({STATE_DIR_ENV: state}):
+    with tempfile.TemporaryDirectory(prefix="berg-pit-bench-") as state:
         with console.status("generating data and preparing the store"):
             rows = feature_rows(rng, args.feature_rows, args.users)
             entities = entity_rows(rng, args.entity_rows, args.users)
-            store = open_store()
-            root = offline_root(Path(state))
+            feature_store = FeatureStoreConfig.embedded(Path(state))
+            store = open_store(feature_store)
+            root = feature_store.offline_root
             prepare_store(store, root)
             schema = source_schema(USER_KEY, USER_FEATURES)
             filesystem = pyarrow.fs.LocalFileSystem()

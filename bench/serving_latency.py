@@ -402,7 +402,7 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
     count = max(args.requests, args.load_requests // args.rounds)
     rows = transactions(world, count)
     champion = load_champion(registry, MODEL, "v0001")
-    online = FeastOnlineFeatures(open_store, threads=1)
+    online = FeastOnlineFeatures(lambda: open_store(world.store_config), threads=1)
 
     # What the transformer would send the predictor for each transaction, computed here once.
     feature_bodies = []
@@ -674,7 +674,6 @@ def run_benchmark(args: argparse.Namespace) -> None:
     import starlette
     import uvicorn
 
-    from berg.features.store import feast_environment
     from berg_serving.features import SERVABLE_FEATURES
     from tests.feature_world import simulated_feature_store
 
@@ -699,7 +698,6 @@ def run_benchmark(args: argparse.Namespace) -> None:
         stack.callback(predictor.stop)
         world = simulated_feature_store(root / "world", days=args.days)
         print(f"setup: {world.transactions} simulated transactions at {time.perf_counter() - began:.0f}s", end="")
-        stack.enter_context(feast_environment(world.environment))
         fused, fused_grpc_port = berg_server("fused", world.environment, registry, root)
         stack.callback(fused.stop)
         transformer, _ = berg_server(

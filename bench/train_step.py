@@ -48,7 +48,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.feature_world
 
-from berg.features.store import feast_environment
 from berg_pipelines.runtime.frames import DatasetInfo, feature_matrix, read_frame
 from berg_pipelines.runtime.train import TrainParams, class_weight
 from berg_pipelines.steps import PipelineSettings, build_dataset_step, train_step
@@ -107,13 +106,12 @@ def main() -> None:
             world = simulated_feature_store(world_dir, days=args.days, users=args.users)
             progress.update(task, total=1, completed=1)
             task = progress.add_task("build_dataset_step", total=None)
-            with feast_environment(world.environment):
-                build_dataset_step(
-                    PipelineSettings(world.offline_root),
-                    dataset,
-                    window_days=args.window_days,
-                    feature_service="fraud_model_v1",
-                )
+            build_dataset_step(
+                PipelineSettings(world.offline_root, store=world.store_config),
+                dataset,
+                window_days=args.window_days,
+                feature_service="fraud_model_v1",
+            )
             progress.update(task, total=1, completed=1)
 
             info = DatasetInfo.read(dataset)

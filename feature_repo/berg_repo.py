@@ -4,12 +4,18 @@ The objects are built in the core library (berg.features.definitions) from one
 table of feature names and windows (berg.features.schema) that the streaming
 aggregator and the training pipeline read too. Offline sources live under
 $BERG_FEAST_OFFLINE_ROOT, else $BERG_STATE_DIR/feast/offline.
+
+Feast's CLI imports this file and expands feature_store.yaml from the environment,
+so this file, an application edge like Feast's CLI, reads the same environment.
 """
 
-from berg.features.definitions import build_definitions, ensure_state_folder, offline_root_from_env
+import os
 
-ensure_state_folder()
-_definitions = build_definitions(offline_root_from_env())
+from berg.features.definitions import build_definitions
+from berg.features.store_config import ensure_state_folder, offline_root_from
+
+ensure_state_folder(os.environ)
+_definitions = build_definitions(offline_root_from(os.environ))
 
 user = _definitions.user
 merchant = _definitions.merchant

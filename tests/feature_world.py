@@ -16,7 +16,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from berg.features.label_store import LabelStore
-from berg.features.store import close_store, feast_environment, open_store, prepare_store
+from berg.features.store import close_store, open_store, prepare_store
+from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
@@ -42,7 +43,12 @@ class FeatureWorld:
 
     @property
     def environment(self) -> dict[str, str]:
+        """The variables a process over this store is given (a service, kfp.local's steps)."""
         return {"BERG_STATE_DIR": str(self.state_dir)}
+
+    @property
+    def store_config(self) -> FeatureStoreConfig:
+        return FeatureStoreConfig.embedded(self.state_dir)
 
     @property
     def label_store(self) -> LabelStore:
@@ -68,29 +74,26 @@ def simulated_feature_store(
     end = START + timedelta(days=days)
     config = SimulationConfig(start=START, users=users, merchants=merchants, seed=seed)
     counts = {TRANSACTIONS_VALID: 0, LABELS_VALID: 0}
-    with feast_environment({"BERG_STATE_DIR": str(state_dir)}):
-        store = open_store()
-        try:
-            prepare_store(store, offline_root)
-            labels = LabelStore(f"{offline_root}/label_store")
-            metrics = FeaturesMetrics.register(CollectorRegistry())
-            handler = FeaturesHandler(
-                store, labels, UserAggregator(HOUR), DeadLetterPublisher(None, "features"), metrics
-            )
-            records = _records(config, end)
-            while chunk := list(itertools.islice(records, batch)):
-                handler(chunk)
-                for record in chunk:
-                    counts[record.topic] += 1
-            MerchantJob(
-                store,
-                labels,
-                offline_root,
-                metrics,
-                allowed_lateness=timedelta(hours=1),
-                backfill=timedelta(days=days + 1),
-                days_per_run=days + 1,
-            ).run_once()
-        finally:
-            close_store(store)
+    store = open_store(FeatureStoreConfig.embedded(state_dir))
+    try:
+        prepare_store(store, offline_root)
+        labels = LabelStore(f"{offline_root}/label_store")
+        metrics = FeaturesMetrics.register(CollectorRegistry())
+        handler = FeaturesHandler(store, labels, UserAggregator(HOUR), DeadLetterPublisher(None, "features"), metrics)
+        records = _records(config, end)
+        while chunk := list(itertools.islice(records, batch)):
+            handler(chunk)
+            for record in chunk:
+                counts[record.topic] += 1
+        MerchantJob(
+            store,
+            labels,
+            offline_root,
+            metrics,
+            allowed_lateness=timedelta(hours=1),
+            backfill=timedelta(days=days + 1),
+            days_per_run=days + 1,
+        ).run_once()
+    finally:
+        close_store(store)
     return FeatureWorld(state_dir, offline_root, START, end, counts[TRANSACTIONS_VALID], counts[LABELS_VALID])

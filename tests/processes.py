@@ -19,13 +19,24 @@ __all__ = ["ServiceProcess"]
 class ServiceProcess:
     """One instance of a Berg service (``python -m <module>``) with its own port and log file."""
 
-    def __init__(self, module: str, env_prefix: str, settings: Mapping[str, str], log_dir: Path, name: str) -> None:
+    def __init__(
+        self,
+        module: str,
+        env_prefix: str,
+        settings: Mapping[str, str],
+        log_dir: Path,
+        name: str,
+        *,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        """``settings`` are given ``env_prefix``; ``environment`` (unprefixed: ``BERG_STATE_DIR``) is added as is."""
         self.module = module
         self.name = name
         self.port = free_port()
         self.log_path = log_dir / f"{name}.log"
         self.env = {
             **os.environ,
+            **(environment or {}),
             **{f"{env_prefix}{key}": value for key, value in settings.items()},
             f"{env_prefix}WEB__PORT": str(self.port),
         }

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from berg.cli import app
+from berg.cli import berg_command
 from berg_pipelines.launch import COMPILED_PIPELINE, submit
 
 pytestmark = pytest.mark.unit
@@ -57,14 +57,14 @@ def test_a_schedule_is_a_recurring_run_that_never_overlaps() -> None:
 
 def test_berg_pipeline_compile_writes_the_yaml(tmp_path: Path) -> None:
     output = tmp_path / "pipeline.yaml"
-    result = CliRunner().invoke(app, ["pipeline", "compile", "--output", str(output)])
+    result = CliRunner().invoke(berg_command(), ["pipeline", "compile", "--output", str(output)])
     assert result.exit_code == 0, result.output
     assert output.read_text() == COMPILED_PIPELINE.read_text()
 
 
 def test_bad_params_json_is_refused_with_the_reason() -> None:
     result = CliRunner().invoke(
-        app,
+        berg_command(),
         [
             "pipeline",
             "submit",

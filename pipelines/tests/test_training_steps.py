@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -32,9 +32,9 @@ from feast.types import Float64, Int64, String
 from berg.features.dataset import AS_OF_TAG
 from berg.features.definitions import build_definitions
 from berg.features.leakage import LeakageError
-from berg.features.offline_store import SCHEMA_PART, write_part
+from berg.features.parquet_parts import SCHEMA_PART, write_part
 from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, FEATURE_SERVICE, USER_KEY
-from berg.features.store import close_store, feast_environment, open_store
+from berg.features.store import close_store, open_store
 from berg.problem.metrics import average_precision
 from berg.registry.registry import ModelRegistry
 from berg_fraud.use_case import problem_card
@@ -74,16 +74,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> FeatureWorld:
     return simulated_feature_store(tmp_path_factory.mktemp("world"), days=60)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def feast_env(world: FeatureWorld) -> Iterator[None]:
-    """The embedded profile's ``${BERG_STATE_DIR}`` is the world's, for every step of the module."""
-    with feast_environment(world.environment):
-        yield
-
-
 @pytest.fixture(scope="module")
 def settings(world: FeatureWorld) -> PipelineSettings:
-    return PipelineSettings(offline_root=world.offline_root)
+    """The world's store, as a step's process would read it from its environment."""
+    return PipelineSettings(offline_root=world.offline_root, store=world.store_config)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +173,7 @@ def test_dataset_holds_out_the_latest_window_with_both_classes_in_every_split(
     assert not (ids[1] & ids[2])
     assert not (ids[0] & ids[2])
 
-    store = open_store()
+    store = open_store(world.store_config)
     try:
         service = store.get_feature_service(FEATURE_SERVICE)
     finally:
@@ -354,7 +348,7 @@ def test_a_model_that_does_not_beat_the_baseline_by_the_card_margin_is_not_promo
     card["promotion"]["min_lift_over_baseline"] = 0.99
     card_path = tmp_path / "fraud_strict.yaml"
     card_path.write_text(yaml.safe_dump(card))
-    strict = PipelineSettings(offline_root=world.offline_root, card_path=str(card_path))
+    strict = PipelineSettings(offline_root=world.offline_root, card_path=str(card_path), store=world.store_config)
     assert strict.card().promotion.min_lift_over_baseline == 0.99
 
     evaluated = evaluate(strict, dataset, good, str(tmp_path / "registry"), tmp_path / "run")
@@ -430,7 +424,7 @@ def _plant_label_leak(world: FeatureWorld) -> None:
         ]
     )
     write_part(pyarrow.fs.LocalFileSystem(), f"{world.offline_root}/{LEAK_VIEW}", schema.empty_table(), SCHEMA_PART)
-    store = open_store()
+    store = open_store(world.store_config)
     try:
         store.apply([push, view, service])
         store.push(push.name, rows, to=PushMode.OFFLINE)

@@ -21,10 +21,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from berg.command_plugins import add_command_plugins
 from berg.contracts import TransactionV1
 from berg.demo import DownstreamWatcher, RunOutcome
 from berg.new_cli import new_app
-from berg.pipeline_cli import pipeline_app
 from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError
 from berg.runs_cli import runs_app
 from berg.settings import SettingsError, load_settings
@@ -39,11 +39,15 @@ from berg.stack.local import ComponentStatus, LocalStack, StackError
 from berg.stack.monitoring_config import BERG_SCRAPE_JOB
 from berg.stack.settings import StackSettings
 
-__all__ = ["app", "main"]
+__all__ = ["app", "berg_command", "main"]
+
+HELP = (
+    "Berg: the ML lifecycle below the waterline. Runs the local stack and the demo; drives the training "
+    "pipeline and the model registry."
+)
 
 app = typer.Typer(
-    help="Berg: the ML lifecycle below the waterline. Runs the local stack and the demo; drives the training "
-    "pipeline and the model registry.",
+    help=HELP,
     no_args_is_help=True,
     add_completion=False,
 )
@@ -191,11 +195,15 @@ def _outcome_table(counts: ProductionCounts, outcome: RunOutcome, scraped: dict[
 
 def _show_features(stack: LocalStack, outcome: RunOutcome, events: list[SimulatedEvent], timeout_s: float) -> None:
     # Feast is the berg[features] extra: imported only here.
+    from berg.features.settings import FeatureStoreSettings
     from berg.features.showcase import feature_store_tables, wait_for_label_store, wait_for_merchants
+    from berg.features.store_config import FeatureStoreConfig
 
     if "features" not in stack.settings.services:
         return
     root = stack.layout.root
+    # The embedded profile over the stack's state directory, in the repo BERG_FEATURE_REPO names (else this checkout's).
+    feature_store = FeatureStoreConfig.embedded(root.absolute(), load_settings(FeatureStoreSettings).feature_repo)
     ids = {str(event_id) for event_id in outcome.valid_transactions}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
         task = progress.add_task("aggregated into the feature store", total=len(ids))
@@ -209,12 +217,12 @@ def _show_features(stack: LocalStack, outcome: RunOutcome, events: list[Simulate
     busiest_users = [user for user, _ in Counter(t.user_id for t in transactions).most_common(3)]
     busiest_merchants = [merchant for merchant, _ in Counter(t.merchant_id for t in transactions).most_common(3)]
     with console.status("Waiting for the merchant job to materialize its snapshots"):
-        if not wait_for_merchants(root, busiest_merchants, timeout_s):
+        if not wait_for_merchants(feature_store, busiest_merchants, timeout_s):
             raise CommandFailed(
                 f"no merchant snapshot reached the online store within {timeout_s:.0f}s; "
                 f"see {stack.layout.logs / 'features.log'}"
             )
-    for table in feature_store_tables(root, busiest_users, busiest_merchants):
+    for table in feature_store_tables(feature_store, busiest_users, busiest_merchants):
         console.print(table)
     console.print(
         f"Feast repo: feature_repo/ (registry, online store and offline sources under {root / 'feast'}); "
@@ -422,7 +430,6 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
-app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(runs_app, name="runs")
 app.add_typer(new_app, name="new")
 
@@ -626,9 +633,21 @@ def dashboards(
     console.print(f"[green]{len(DASHBOARDS)} dashboards in {escape(str(folder))} are up to date.[/]")
 
 
+def berg_command() -> typer.Typer:
+    """The whole ``berg`` command: the commands above (``app``) and the groups of installed plug-ins
+    (:mod:`berg.command_plugins`, e.g. ``berg pipeline`` from berg-pipelines).
+
+    Built when called, not at import: finding the plug-ins reads the installed packages' metadata.
+    """
+    command = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
+    command.add_typer(app)  # without a name: its commands are berg's own, not a group
+    add_command_plugins(command)
+    return command
+
+
 def main() -> None:
     """Entry point of the ``berg`` script: a bad ``BERG_*`` setting, in any command, is one line on stderr."""
     try:
-        app()
+        berg_command()()
     except SettingsError as error:
         raise SystemExit(f"error: {error}") from None

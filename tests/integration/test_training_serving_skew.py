@@ -39,7 +39,8 @@ from berg.features.schema import (
     REQUEST_AMOUNT,
     REQUEST_EVENT_UNIX,
 )
-from berg.features.store import close_store, feast_environment, open_store
+from berg.features.store import close_store, open_store
+from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.producer import open_producer
 from berg.kafka.topics import PREDICTIONS
 from berg.lifecycle.dataplane import DataPlaneProbe, wait_for_merchant_job
@@ -168,46 +169,49 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
     register_model(registry, tmp_path / "model")
     feast_env = {"BERG_STATE_DIR": str(state)}
     common = {"KAFKA__BOOTSTRAP_SERVERS": bootstrap, "BATCH_MAX_WAIT_MS": "100", "ENVIRONMENT": "development"}
-    with feast_environment(feast_env):
-        ingestion = ServiceProcess(
-            "berg_ingestion",
-            "BERG_INGESTION_",
-            {**common, "LANDING_DIR": str(state / "landing")},
-            tmp_path,
-            "ingestion",
-        )
-        validation = ServiceProcess(
-            "berg_validation",
-            "BERG_VALIDATION_",
-            {**common, "DATA_DOCS_DIR": str(state / "gx")},
-            tmp_path,
-            "validation",
-        )
-        features = ServiceProcess(
-            "berg_features",
-            "BERG_FEATURES_",
-            {
-                **common,
-                "OFFLINE_ROOT": str(state / "feast" / "offline"),
-                "ALLOWED_LATENESS_S": str(LATENESS.total_seconds()),
-                "MERCHANT_INTERVAL_S": "0.5",
-            },
-            tmp_path,
-            "features",
-        )
-        serving = ServiceProcess(
-            "berg_serving",
-            "BERG_SERVING_",
-            {
-                "KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-                "SHAPE": "fused",
-                "REGISTRY_URI": str(registry_dir),
-                "GRPC__PORT": str(free_port()),
-                "POLL_INTERVAL_S": "0.5",
-            },
-            tmp_path,
-            "serving",
-        )
+    ingestion = ServiceProcess(
+        "berg_ingestion",
+        "BERG_INGESTION_",
+        {**common, "LANDING_DIR": str(state / "landing")},
+        tmp_path,
+        "ingestion",
+        environment=feast_env,
+    )
+    validation = ServiceProcess(
+        "berg_validation",
+        "BERG_VALIDATION_",
+        {**common, "DATA_DOCS_DIR": str(state / "gx")},
+        tmp_path,
+        "validation",
+        environment=feast_env,
+    )
+    features = ServiceProcess(
+        "berg_features",
+        "BERG_FEATURES_",
+        {
+            **common,
+            "OFFLINE_ROOT": str(state / "feast" / "offline"),
+            "ALLOWED_LATENESS_S": str(LATENESS.total_seconds()),
+            "MERCHANT_INTERVAL_S": "0.5",
+        },
+        tmp_path,
+        "features",
+        environment=feast_env,
+    )
+    serving = ServiceProcess(
+        "berg_serving",
+        "BERG_SERVING_",
+        {
+            "KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "SHAPE": "fused",
+            "REGISTRY_URI": str(registry_dir),
+            "GRPC__PORT": str(free_port()),
+            "POLL_INTERVAL_S": "0.5",
+        },
+        tmp_path,
+        "serving",
+        environment=feast_env,
+    )
     services = [ingestion, validation, features, serving]
     probe = DataPlaneProbe(own_stack.kafka_settings)
     producer = open_producer(own_stack.kafka_settings)
@@ -278,12 +282,11 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
             REQUEST_EVENT_UNIX: [t.event_time.timestamp() for t in scored],
         }
     )
-    with feast_environment(feast_env):
-        store = open_store()
-        try:
-            trained = build_training_frame(store, entities, FEATURE_SERVICE, with_as_of=True)
-        finally:
-            close_store(store)
+    store = open_store(FeatureStoreConfig.embedded(state))
+    try:
+        trained = build_training_frame(store, entities, FEATURE_SERVICE, with_as_of=True)
+    finally:
+        close_store(store)
 
     skew: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import xgboost as xgb
 
     from berg.features.label_store import LabelStore
+    from berg.features.store_config import FeatureStoreConfig
     from berg_pipelines.runtime.baseline import BaselineModel
     from berg_pipelines.runtime.evaluate import EvaluationReport
     from berg_pipelines.runtime.gate import Decision
@@ -61,6 +62,8 @@ class PipelineSettings:
     feast_profile: str = "feature_store.yaml"
     card_path: str = ""
     use_case: str = ""
+    store: FeatureStoreConfig | None = None
+    """The feature store to read; None (a step's process): from its environment, see :meth:`feature_store`."""
 
     def card(self) -> ProblemCard:
         """The card at ``card_path``, else the use case's own (``use_case``; empty: the only one installed)."""
@@ -72,6 +75,19 @@ class PipelineSettings:
         from berg.features.label_store import LabelStore
 
         return LabelStore(f"{self.offline_root.rstrip('/')}/label_store")
+
+    def feature_store(self) -> FeatureStoreConfig:
+        """The store to read: ``feast_profile`` with the variables of this step's process (``BERG_STATE_DIR``,
+        ``BERG_FEAST_*``, ``BERG_FEATURE_REPO``: the pod's, or those `berg pipeline run` hands kfp.local's steps).
+
+        A step is a process of its own: this is where it starts, so its settings are read here.
+        """
+        if self.store is not None:
+            return self.store
+        from berg.features.settings import FeatureStoreSettings
+        from berg.settings import load_settings
+
+        return load_settings(FeatureStoreSettings).store_config(self.feast_profile)
 
 
 def build_dataset_step(
@@ -87,7 +103,7 @@ def build_dataset_step(
         window = DatasetWindow(start=end - timedelta(days=window_days), end=end)
     else:
         window = label_complete_window(labels, card, window_days)
-    store = open_store(settings.feast_profile)
+    store = open_store(settings.feature_store())
     try:
         return build_dataset(store, labels, card, window, output, feature_service=feature_service)
     finally:

@@ -6,9 +6,7 @@ them here, so the repo and the code that pushes to it cannot drift apart.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -42,47 +40,13 @@ from berg.features.schema import (
 )
 
 __all__ = [
-    "OFFLINE_ROOT_ENV",
-    "STATE_DIR_ENV",
     "FeatureDefinitions",
     "build_definitions",
-    "ensure_state_folder",
-    "offline_root_from_env",
     "source_schema",
 ]
 
-OFFLINE_ROOT_ENV = "BERG_FEAST_OFFLINE_ROOT"
-"""Where the offline sources live: a local folder, or ``s3://bucket/prefix`` (cluster profile)."""
-STATE_DIR_ENV = "BERG_STATE_DIR"
-
 _FEAST_TYPES = {"int": Int64, "float": Float64}
 _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64()}
-
-
-def offline_root_from_env() -> str:
-    """``$BERG_FEAST_OFFLINE_ROOT``, else ``$BERG_STATE_DIR/feast/offline``.
-
-    Raises:
-        RuntimeError: when neither is set, saying what to export.
-    """
-    root = os.environ.get(OFFLINE_ROOT_ENV)
-    if root:
-        return root.rstrip("/")
-    state = os.environ.get(STATE_DIR_ENV)
-    if state:
-        return str(Path(state).absolute() / "feast" / "offline")
-    raise RuntimeError(
-        f"set {STATE_DIR_ENV} (e.g. `export {STATE_DIR_ENV}=$PWD/.berg`, as the berg command does) "
-        f"or {OFFLINE_ROOT_ENV} before running Feast on feature_repo/"
-    )
-
-
-def ensure_state_folder() -> None:
-    """Create ``$BERG_STATE_DIR/feast`` when set: the SQLite registry and online store live
-    there, and SQLite creates files, not folders (``feast apply`` on a fresh checkout)."""
-    state = os.environ.get(STATE_DIR_ENV)
-    if state:
-        (Path(state) / "feast").mkdir(parents=True, exist_ok=True)
 
 
 def source_schema(key: str, features: tuple[FeatureSpec, ...]) -> pa.Schema:

@@ -38,7 +38,7 @@ import pyarrow.fs as pafs
 from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.shape import contract_columns
 from berg.contracts.shape_arrow import ARROW_TIMESTAMP, arrow_fields
-from berg.features.offline_store import write_part
+from berg.features.parquet_parts import write_part
 
 __all__ = ["LABELS_SCHEMA", "TRANSACTIONS_SCHEMA", "Arrival", "LabelStore"]
 

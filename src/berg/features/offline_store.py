@@ -40,10 +40,8 @@ Use it from ``feature_store.yaml``::
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -62,17 +60,15 @@ from feast.repo_config import RepoConfig
 from feast.saved_dataset import SavedDatasetStorage
 from feast.utils import _get_requested_feature_views_to_features_dict
 
+from berg.features.parquet_parts import SCHEMA_PART, source_directory, write_part
+from berg.features.point_in_time import join_feature_view
+
 __all__ = [
     "AppendOnlyFileOfflineStore",
     "AppendOnlyFileOfflineStoreConfig",
     "PointInTimeRetrievalJob",
     "SourceRowsRetrievalJob",
-    "source_directory",
-    "write_part",
 ]
-
-SCHEMA_PART = "part-00000000-schema.parquet"
-"""An empty part holding the schema, so a source can be read before its first push."""
 
 
 class AppendOnlyFileOfflineStoreConfig(DaskOfflineStoreConfig):
@@ -82,36 +78,6 @@ class AppendOnlyFileOfflineStoreConfig(DaskOfflineStoreConfig):
     type: Literal["berg.features.offline_store.AppendOnlyFileOfflineStore"] = (
         "berg.features.offline_store.AppendOnlyFileOfflineStore"  # type: ignore[assignment]
     )
-
-
-def source_directory(source: FileSource, repo_path: Path | str | None) -> tuple[Any, str]:
-    """A file source's pyarrow filesystem and path (its folder of parts, or its file), as Feast resolves them.
-
-    A relative URI is resolved against ``repo_path``; ``s3://`` gets an S3 filesystem
-    (with the source's endpoint override and ``connection_ref`` credentials), anything
-    else the local one.
-    """
-    uri = FileSource.get_uri_for_file_path(repo_path=repo_path, uri=source.file_options.uri)
-    filesystem, path = FileSource.create_filesystem_and_path(
-        str(uri), source.file_options.s3_endpoint_override, source.resolve_credentials()
-    )
-    if filesystem is None:
-        filesystem = pa.fs.LocalFileSystem()
-    return filesystem, str(path)
-
-
-def write_part(filesystem: Any, directory: str, table: pa.Table, name: str | None = None) -> str:
-    """Write ``table`` as one new part of the dataset in ``directory``; returns its path.
-
-    Written to a temporary name and renamed, so a reader never sees half a file.
-    """
-    filesystem.create_dir(directory, recursive=True)
-    final = f"{directory}/{name or f'part-{uuid.uuid4().hex}.parquet'}"
-    temporary = f"{directory}/.tmp-{uuid.uuid4().hex}"
-    with filesystem.open_output_stream(temporary) as sink:
-        pq.write_table(table, sink)
-    filesystem.move(temporary, final)
-    return final
 
 
 class _ArrowRetrievalJob(RetrievalJob):
@@ -165,9 +131,6 @@ class PointInTimeRetrievalJob(_ArrowRetrievalJob):
         return self._metadata
 
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:  # noqa: ARG002 (Feast's signature)
-        # Imported here: point_in_time reads the sources through this module's source_directory.
-        from berg.features.point_in_time import join_feature_view
-
         table = pa.Table.from_pandas(self._entity_df, preserve_index=False)
         for view, features in self._views:
             values = join_feature_view(

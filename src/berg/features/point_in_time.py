@@ -40,7 +40,7 @@ import pyarrow.dataset as pads
 from feast import FeatureView, FileSource
 from feast.feature_view import DUMMY_ENTITY_ID
 
-from berg.features.offline_store import source_directory
+from berg.features.parquet_parts import source_directory
 
 __all__ = ["feature_column", "join_feature_view", "join_keys"]
 

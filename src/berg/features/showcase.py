@@ -15,7 +15,8 @@ from berg.features.schema import (
     USER_KEY,
     USER_VIEW,
 )
-from berg.features.store import feast_environment, open_store
+from berg.features.store import close_store, open_store
+from berg.features.store_config import FeatureStoreConfig
 
 __all__ = ["feature_store_tables", "online_values", "wait_for_label_store", "wait_for_merchants"]
 
@@ -41,22 +42,25 @@ def wait_for_label_store(
 
 
 def online_values(
-    state_dir: Path, view: str, key: str, names: tuple[str, ...], ids: list[str]
+    feature_store: FeatureStoreConfig, view: str, key: str, names: tuple[str, ...], ids: list[str]
 ) -> dict[str, list[object]]:
     """Online values of ``names`` of ``view`` for ``ids``, read back through Feast."""
-    with feast_environment({"BERG_STATE_DIR": str(state_dir.absolute())}):
+    store = open_store(feature_store)
+    try:
         return dict(
-            open_store()
-            .get_online_features(features=[f"{view}:{name}" for name in names], entity_rows=[{key: i} for i in ids])
-            .to_dict()
+            store.get_online_features(
+                features=[f"{view}:{name}" for name in names], entity_rows=[{key: i} for i in ids]
+            ).to_dict()
         )
+    finally:
+        close_store(store)
 
 
-def wait_for_merchants(state_dir: Path, merchant_ids: list[str], timeout_s: float) -> bool:
+def wait_for_merchants(feature_store: FeatureStoreConfig, merchant_ids: list[str], timeout_s: float) -> bool:
     """Poll until the merchant job has materialized a snapshot of every one of ``merchant_ids``."""
     deadline = time.monotonic() + timeout_s
     while True:
-        values = online_values(state_dir, MERCHANT_VIEW, MERCHANT_KEY, _MERCHANT_COLUMNS[:1], merchant_ids)
+        values = online_values(feature_store, MERCHANT_VIEW, MERCHANT_KEY, _MERCHANT_COLUMNS[:1], merchant_ids)
         if all(value is not None for value in values[_MERCHANT_COLUMNS[0]]):
             return True
         if time.monotonic() > deadline:
@@ -64,14 +68,16 @@ def wait_for_merchants(state_dir: Path, merchant_ids: list[str], timeout_s: floa
         time.sleep(2.0)
 
 
-def feature_store_tables(state_dir: Path, user_ids: list[str], merchant_ids: list[str]) -> list[Table]:
+def feature_store_tables(
+    feature_store: FeatureStoreConfig, user_ids: list[str], merchant_ids: list[str]
+) -> list[Table]:
     """Online values of a few users and merchants, read back through Feast."""
     tables = []
     for title, view, key, names, ids in (
         ("users", USER_VIEW, USER_KEY, _USER_COLUMNS, user_ids),
         ("merchants", MERCHANT_VIEW, MERCHANT_KEY, _MERCHANT_COLUMNS, merchant_ids),
     ):
-        values = online_values(state_dir, view, key, names, ids)
+        values = online_values(feature_store, view, key, names, ids)
         table = Table(title=f"Feast online store: {title} ({view})", title_justify="left")
         table.add_column(key)
         for name in names:

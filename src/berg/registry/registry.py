@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from berg.registry.aliases import AliasMove, promotion, rollback
+from berg.registry.backends import open_store
 from berg.registry.errors import RegistryError
 from berg.registry.layout import (
     METADATA_FILE,
@@ -24,7 +25,7 @@ from berg.registry.layout import (
     is_model_name,
 )
 from berg.registry.metadata import ModelVersion, StoredFile, VersionMetadata
-from berg.registry.storage import FileSource, RegistryStore, open_store
+from berg.registry.storage import FileSource, RegistryStore
 from berg.registry.versions import format_version, is_version, next_version, version_number
 
 __all__ = ["Artifacts", "ModelRegistry"]

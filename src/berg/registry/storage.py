@@ -12,6 +12,8 @@ Each implementation provides the three atomic primitives the registry is built o
 - :meth:`RegistryStore.publish`: make a folder of files appear as a whole (local: write
   a staging folder, then rename it; object storage: every file first and the commit
   marker last, so readers that look for the marker never see a partial folder).
+
+:func:`berg.registry.backends.open_store` picks the implementation for a root URI.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["FileSource", "RegistryStore", "open_store"]
+__all__ = ["FileSource", "RegistryStore"]
 
 FileSource = Path | bytes
 """The content of a file to store: a local file to copy, or the bytes themselves."""
@@ -69,22 +71,3 @@ class RegistryStore(Protocol):
     def local_path(self, key: str) -> Path | None:
         """The path of ``key`` on the local disk; None when the store is remote."""
         ...
-
-
-def open_store(root_uri: str | Path) -> RegistryStore:
-    """The store for ``root_uri``: a local path (or ``file://`` URI), or any URI fsspec understands.
-
-    fsspec and the protocol's package (``s3fs`` for ``s3://``, ``gcsfs`` for ``gs://``) are
-    imported only for remote URIs, so the embedded default needs neither.
-    """
-    from berg.registry._local import LocalStore
-
-    if isinstance(root_uri, Path):
-        return LocalStore(root_uri)
-    if root_uri.startswith("file://"):
-        return LocalStore(Path(root_uri.removeprefix("file://")))
-    if "://" not in root_uri:
-        return LocalStore(Path(root_uri))
-    from berg.registry._fsspec import FsspecStore
-
-    return FsspecStore(root_uri)

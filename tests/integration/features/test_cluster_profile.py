@@ -31,9 +31,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry
 
 from berg.contracts import TransactionV1
-from berg.features.definitions import OFFLINE_ROOT_ENV
 from berg.features.label_store import LabelStore
-from berg.features.offline_store import SCHEMA_PART
+from berg.features.parquet_parts import SCHEMA_PART
 from berg.features.schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -45,7 +44,8 @@ from berg.features.schema import (
     USER_PUSH_SOURCE,
     USER_VIEW,
 )
-from berg.features.store import CLUSTER_PROFILE, feast_environment, open_store, prepare_store, repo_dir
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import CLUSTER_PROFILE, OFFLINE_ROOT_VARIABLE, FeatureStoreConfig, checkout_feature_repo
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.records import RawRecord
 from berg_features.aggregates import HOUR, UserAggregator
@@ -94,8 +94,7 @@ def opened(env: dict[str, str]) -> Iterator[FeatureStore]:
     Feast has no close for the SQL registry: its SQLAlchemy engine would leave
     PostgreSQL connections to the garbage collector (a ResourceWarning each).
     """
-    with feast_environment(env):
-        store = open_store(CLUSTER_PROFILE)
+    store = open_store(FeatureStoreConfig(checkout_feature_repo(), CLUSTER_PROFILE, env))
     try:
         yield store
     finally:
@@ -105,7 +104,7 @@ def opened(env: dict[str, str]) -> Iterator[FeatureStore]:
 
 def profile_env(registry_url: str, redis_address: str, offline_root: Path) -> dict[str, str]:
     """The variables ``feature_repo/cluster/feature_store.yaml`` (and ``berg_repo.py``) read."""
-    return {REGISTRY_URL_ENV: registry_url, REDIS_ENV: redis_address, OFFLINE_ROOT_ENV: str(offline_root)}
+    return {REGISTRY_URL_ENV: registry_url, REDIS_ENV: redis_address, OFFLINE_ROOT_VARIABLE: str(offline_root)}
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +274,7 @@ def test_redis_keeps_the_first_row_of_an_event_time_even_when_a_correction_follo
 
 def feast_cli(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
     """``feast -c feature_repo -f feature_repo/cluster/feature_store.yaml <command>``, as an operator runs it."""
-    repo = repo_dir()
+    repo = checkout_feature_repo()
     # The feast script of this environment: what `uv run feast` runs, without uv's sync step.
     feast = Path(sys.executable).with_name("feast")
     process = subprocess.run(

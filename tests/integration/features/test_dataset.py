@@ -12,7 +12,6 @@ sources, is kept as a strict xfail: it records the upstream bugs Berg's store av
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +30,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from berg.features.dataset import STRICTLY_BEFORE_OFFSET, build_training_frame, describe_features
-from berg.features.definitions import STATE_DIR_ENV, source_schema
+from berg.features.definitions import source_schema
 from berg.features.leakage import LeakageError, check_leakage
-from berg.features.offline_store import SCHEMA_PART, write_part
+from berg.features.parquet_parts import SCHEMA_PART, write_part
 from berg.features.schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -51,7 +50,8 @@ from berg.features.schema import (
     USER_TTL,
     USER_VIEW,
 )
-from berg.features.store import feast_environment, offline_root, open_store, prepare_store
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import FeatureStoreConfig
 
 pytestmark = [
     pytest.mark.integration,
@@ -101,27 +101,27 @@ class Store:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """One Feast store for the module (registry in SQLite, sources in a temp dir); tests reset its sources."""
     state = tmp_path_factory.mktemp("berg-state")
-    with feast_environment({STATE_DIR_ENV: str(state)}):
-        feast = open_store()
-        root = offline_root(state)
-        prepare_store(feast, root)
-        config = feast.config
-        dask = FeatureStore(
-            config=RepoConfig(
-                project=config.project,
-                provider=config.provider,
-                registry=config.registry,
-                online_store=config.online_store,
-                offline_store={"type": "dask"},
-                repo_path=config.repo_path,
-                entity_key_serialization_version=config.entity_key_serialization_version,
-            )
+    feature_store = FeatureStoreConfig.embedded(state)
+    feast = open_store(feature_store)
+    root = feature_store.offline_root
+    prepare_store(feast, root)
+    config = feast.config
+    dask = FeatureStore(
+        config=RepoConfig(
+            project=config.project,
+            provider=config.provider,
+            registry=config.registry,
+            online_store=config.online_store,
+            offline_store={"type": "dask"},
+            repo_path=config.repo_path,
+            entity_key_serialization_version=config.entity_key_serialization_version,
         )
-        assert type(dask._get_provider().offline_store) is DaskOfflineStore
-        yield Store(feast, dask, root)
+    )
+    assert type(dask._get_provider().offline_store) is DaskOfflineStore
+    return Store(feast, dask, root)
 
 
 def user_row(user: str, event: pd.Timestamp, created: pd.Timestamp, number: int) -> dict[str, object]:

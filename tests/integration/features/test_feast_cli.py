@@ -13,9 +13,9 @@ import pyarrow as pa
 import pytest
 
 from berg.features.definitions import source_schema
-from berg.features.offline_store import write_part
+from berg.features.parquet_parts import write_part
 from berg.features.schema import MERCHANT_AS_OF, MERCHANT_AVAILABLE, MERCHANT_FEATURES, MERCHANT_KEY, MERCHANT_VIEW
-from berg.features.store import repo_dir
+from berg.features.store_config import checkout_feature_repo
 from tests.helpers import free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,7 +25,12 @@ FEAST = [sys.executable, "-m", "feast.cli.cli"]
 
 def feast(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [*FEAST, "-c", str(repo_dir()), *args], env=env, capture_output=True, text=True, timeout=180, check=False
+        [*FEAST, "-c", str(checkout_feature_repo()), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert result.returncode == 0, f"feast {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -87,7 +92,7 @@ def test_apply_plan_materialize_and_serve(feast_env: dict[str, str], tmp_path: P
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 -- handed to the child
     server = subprocess.Popen(
-        [*FEAST, "-c", str(repo_dir()), "serve", "-h", "127.0.0.1", "-p", str(port), "--no-access-log"],
+        [*FEAST, "-c", str(checkout_feature_repo()), "serve", "-h", "127.0.0.1", "-p", str(port), "--no-access-log"],
         env=feast_env,
         stdout=log,
         stderr=log,

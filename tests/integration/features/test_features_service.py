@@ -35,7 +35,8 @@ from berg.features.schema import (
     USER_KEY,
     USER_VIEW,
 )
-from berg.features.store import feast_environment, open_store
+from berg.features.store import open_store
+from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.topics import DEAD_LETTER
 from berg.settings import KafkaSettings
 from berg_features.aggregates import SECOND, TransactionEvent
@@ -200,12 +201,11 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         for event in accepted:
             if event.user_id not in latest or event.event_us >= latest[event.user_id].event_us:
                 latest[event.user_id] = event
-        with feast_environment({"BERG_STATE_DIR": str(state)}):
-            store = open_store()
-            online = store.get_online_features(
-                features=[f"{USER_VIEW}:{name}" for name in names],
-                entity_rows=[{USER_KEY: user_id} for user_id in sorted(latest)],
-            ).to_dict()
+        store = open_store(FeatureStoreConfig.embedded(state))
+        online = store.get_online_features(
+            features=[f"{USER_VIEW}:{name}" for name in names],
+            entity_rows=[{USER_KEY: user_id} for user_id in sorted(latest)],
+        ).to_dict()
         for index, user_id in enumerate(sorted(latest)):
             values = {name: online[name][index] for name in names}
             assert_rows_equal(values, oracle_row(accepted, user_id, latest[user_id].event_us), f"online {user_id}")
@@ -234,15 +234,14 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
             stored, label_store.read("labels"), [last_snapshot], available=[available[0]]
         ).set_index(MERCHANT_KEY)
         merchant_names = [spec.name for spec in MERCHANT_FEATURES]
-        with feast_environment({"BERG_STATE_DIR": str(state)}):
-            merchant_online = (
-                open_store()
-                .get_online_features(
-                    features=[f"{MERCHANT_VIEW}:{name}" for name in merchant_names],
-                    entity_rows=[{MERCHANT_KEY: merchant} for merchant in snapshot.index],
-                )
-                .to_dict()
+        merchant_online = (
+            open_store(FeatureStoreConfig.embedded(state))
+            .get_online_features(
+                features=[f"{MERCHANT_VIEW}:{name}" for name in merchant_names],
+                entity_rows=[{MERCHANT_KEY: merchant} for merchant in snapshot.index],
             )
+            .to_dict()
+        )
         assert len(snapshot) > 0
         for index, merchant in enumerate(snapshot.index):
             for name in merchant_names:

@@ -47,7 +47,8 @@ from berg.features.schema import (
     USER_KEY,
     USER_TTL,
 )
-from berg.features.store import close_store, feast_environment, open_store
+from berg.features.store import close_store, open_store
+from berg.features.store_config import FeatureStoreConfig
 from berg.settings import KafkaSettings
 from berg_features.aggregates import TransactionEvent
 from berg_features.handler import event_from_transaction
@@ -294,12 +295,11 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
                 REQUEST_EVENT_UNIX: [tx.event_time.timestamp() for tx in scored],
             }
         )
-        with feast_environment({"BERG_STATE_DIR": str(state)}):
-            store = open_store()
-            try:
-                frame = build_training_frame(store, entities)
-            finally:
-                close_store(store)
+        store = open_store(FeatureStoreConfig.embedded(state))
+        try:
+            frame = build_training_frame(store, entities)
+        finally:
+            close_store(store)
 
         events = [event_from_transaction(tx) for tx in produced]
         wrong_merchant, wrong_user, merchant_rows, missing = [], [], 0, 0

@@ -24,7 +24,6 @@ import pandas as pd
 import pytest
 
 from berg.features.schema import FEATURE_SERVICE
-from berg.features.store import feast_environment
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
 from tests.feature_world import FeatureWorld, simulated_feature_store
 from tests.helpers import free_port
@@ -122,13 +121,12 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> ServingWorld:
 
     world = simulated_feature_store(tmp_path_factory.mktemp("serving-world"), days=60)
     dataset = tmp_path_factory.mktemp("serving-dataset")
-    with feast_environment(world.environment):
-        build_dataset_step(
-            PipelineSettings(offline_root=world.offline_root),
-            dataset,
-            window_days=20.0,
-            feature_service=FEATURE_SERVICE,
-        )
+    build_dataset_step(
+        PipelineSettings(offline_root=world.offline_root, store=world.store_config),
+        dataset,
+        window_days=20.0,
+        feature_service=FEATURE_SERVICE,
+    )
     template = tmp_path_factory.mktemp("serving-registry") / "registry"
     columns = _train_and_register(dataset, ModelRegistry(template), tmp_path_factory.mktemp("serving-models"))
     recent = world.label_store.read("transactions", start=world.end - timedelta(days=1))
@@ -152,8 +150,14 @@ class ServingProcess(ServiceProcess):
             "GRACE_PERIOD_S": "10",
             "POLL_INTERVAL_S": "0.2",
         }
-        with feast_environment(world.world.environment):
-            super().__init__("berg_serving", "BERG_SERVING_", {**defaults, **settings}, log_dir, f"serving-{shape}")
+        super().__init__(
+            "berg_serving",
+            "BERG_SERVING_",
+            {**defaults, **settings},
+            log_dir,
+            f"serving-{shape}",
+            environment=world.world.environment,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
 

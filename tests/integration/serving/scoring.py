@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from berg.contracts import TransactionV1
-from berg.features.store import feast_environment, open_store
+from berg.features.store import open_store
 from berg.registry import ModelRegistry
 from berg_serving.champion import load_champion
 from berg_serving.decisions import DecisionPolicy
@@ -26,12 +26,11 @@ def expected_scores(
 ) -> tuple[list[float], list[str]]:
     """Scores and decisions of ``version`` for the transactions, from the same store and model file."""
     transactions = [TransactionV1.model_validate(row) for row in rows]
-    with feast_environment(world.world.environment):
-        online = FeastOnlineFeatures(open_store, threads=1)
-        try:
-            frame = assemble_features(transactions, online.fetch(entity_rows(transactions)))
-        finally:
-            online.close()
+    online = FeastOnlineFeatures(lambda: open_store(world.world.store_config), threads=1)
+    try:
+        frame = assemble_features(transactions, online.fetch(entity_rows(transactions)))
+    finally:
+        online.close()
     champion = load_champion(ModelRegistry(registry), MODEL, version)
     scores = champion.predict(frame.matrix(champion.features)).tolist()
     return scores, list(DecisionPolicy().decide_all(scores, champion.threshold))

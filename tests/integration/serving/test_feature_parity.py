@@ -15,7 +15,7 @@ import pytest
 from berg.contracts import TransactionV1
 from berg.features.dataset import build_training_frame
 from berg.features.schema import EVENT_TIMESTAMP, FEATURE_SERVICE, REQUEST_EVENT_UNIX
-from berg.features.store import close_store, feast_environment, open_store
+from berg.features.store import close_store, open_store
 from berg_serving.features import SERVABLE_FEATURES, assemble_features, entity_rows
 from berg_serving.online import FeastOnlineFeatures
 from tests.integration.serving.conftest import ServingWorld
@@ -26,26 +26,26 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_online_vectors_equal_the_training_frame(serving_world: ServingWorld) -> None:
     rows = serving_world.transactions(60, seed=11, unknown=5)
     transactions = [TransactionV1.model_validate(row) for row in rows]
-    with feast_environment(serving_world.world.environment):
-        online = FeastOnlineFeatures(open_store, threads=1)
-        try:
-            served = assemble_features(transactions, online.fetch(entity_rows(transactions)))
-        finally:
-            online.close()
-        store = open_store()
-        try:
-            entities = pd.DataFrame(
-                {
-                    "user_id": [t.user_id for t in transactions],
-                    "merchant_id": [t.merchant_id for t in transactions],
-                    EVENT_TIMESTAMP: [t.event_time for t in transactions],
-                    "amount": [t.amount for t in transactions],
-                    REQUEST_EVENT_UNIX: [t.event_time.timestamp() for t in transactions],
-                }
-            )
-            trained = build_training_frame(store, entities, FEATURE_SERVICE)
-        finally:
-            close_store(store)
+    feature_store = serving_world.world.store_config
+    online = FeastOnlineFeatures(lambda: open_store(feature_store), threads=1)
+    try:
+        served = assemble_features(transactions, online.fetch(entity_rows(transactions)))
+    finally:
+        online.close()
+    store = open_store(feature_store)
+    try:
+        entities = pd.DataFrame(
+            {
+                "user_id": [t.user_id for t in transactions],
+                "merchant_id": [t.merchant_id for t in transactions],
+                EVENT_TIMESTAMP: [t.event_time for t in transactions],
+                "amount": [t.amount for t in transactions],
+                REQUEST_EVENT_UNIX: [t.event_time.timestamp() for t in transactions],
+            }
+        )
+        trained = build_training_frame(store, entities, FEATURE_SERVICE)
+    finally:
+        close_store(store)
     assert served.default_features_used.tolist() == [False] * 60 + [True] * 5
     for name in SERVABLE_FEATURES:
         expected = trained[name].astype("float64").to_numpy(na_value=np.nan)

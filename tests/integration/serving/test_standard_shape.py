@@ -19,7 +19,7 @@ import pytest
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
 from berg.contracts import TransactionV1
-from berg.features.store import feast_environment, open_store
+from berg.features.store import open_store
 from berg_serving.features import assemble_features, entity_rows
 from berg_serving.online import FeastOnlineFeatures
 from tests.helpers import wait_for
@@ -99,12 +99,11 @@ def test_the_transformer_answers_v1_and_v2_through_the_predictor(
 
 def _feature_columns(serving_world: ServingWorld, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     transactions = [TransactionV1.model_validate(row) for row in rows]
-    with feast_environment(serving_world.world.environment):
-        online = FeastOnlineFeatures(open_store, threads=1)
-        try:
-            return dict(assemble_features(transactions, online.fetch(entity_rows(transactions))).columns)
-        finally:
-            online.close()
+    online = FeastOnlineFeatures(lambda: open_store(serving_world.world.store_config), threads=1)
+    try:
+        return dict(assemble_features(transactions, online.fetch(entity_rows(transactions))).columns)
+    finally:
+        online.close()
 
 
 def test_the_predictor_takes_named_features_with_kserve_clients(

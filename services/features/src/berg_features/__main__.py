@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from berg.features.settings import FeatureStoreSettings
 from berg.settings import load_settings_or_exit
 from berg_features.settings import FeaturesSettings
 
@@ -14,10 +15,13 @@ LABEL_STORE = "label_store"
 def main() -> None:
     """Read settings once, register the feature repo, then consume until SIGTERM."""
     settings = load_settings_or_exit(FeaturesSettings)
+    feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
+        settings.feast_profile, settings.feature_repo
+    )
     # Imported once the settings are good: Feast turns DeprecationWarnings on process-wide when imported, and a
     # settings error must be the one line on stderr.
     from berg.features.label_store import LabelStore
-    from berg.features.store import close_store, open_store, prepare_store, repo_dir
+    from berg.features.store import close_store, open_store, prepare_store
     from berg.service import ServiceContext, run_consumer_service
     from berg_features.aggregates import SECOND, UserAggregator
     from berg_features.handler import FeaturesHandler
@@ -25,11 +29,9 @@ def main() -> None:
     from berg_features.metrics import FeaturesMetrics
     from berg_features.run_schedule import RunSchedule
 
-    repo = settings.feature_repo or repo_dir()
-
     def build(context: ServiceContext) -> FeaturesHandler:
         metrics = FeaturesMetrics.register(context.registry)
-        store = open_store(settings.feast_profile, repo)
+        store = open_store(feature_store)
         prepare_store(store, settings.offline_root)
         label_store = LabelStore(f"{settings.offline_root.rstrip('/')}/{LABEL_STORE}")
         schedule = RunSchedule(settings.merchant_interval_s, settings.merchant_run_spacing_s)
@@ -47,7 +49,7 @@ def main() -> None:
         context.rebalance.on_assigned(handler.on_assigned)
         context.rebalance.on_revoked(handler.on_revoked)
         # The merchant job has its own FeatureStore: Feast's objects are not shared across threads.
-        job_store = open_store(settings.feast_profile, repo)
+        job_store = open_store(feature_store)
         job = MerchantJob(
             job_store,
             label_store,

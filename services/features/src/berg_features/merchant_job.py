@@ -46,7 +46,7 @@ from feast import FeatureStore
 
 from berg.features.definitions import source_schema
 from berg.features.label_store import Arrival, LabelStore
-from berg.features.offline_store import write_part
+from berg.features.parquet_parts import write_part
 from berg.features.schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,

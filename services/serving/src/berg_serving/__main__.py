@@ -10,6 +10,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
+from berg.features.settings import FeatureStoreSettings
 from berg.observability.logging import configure_logging
 from berg.settings import load_settings_or_exit
 from berg_serving.settings import SHAPES, ServingSettings
@@ -28,6 +29,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # --http_port...); Berg takes those from BERG_SERVING_* instead, so they are ignored, not refused.
     args, ignored = parser.parse_known_args(argv)
     settings = load_settings_or_exit(ServingSettings)
+    feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
+        settings.feast_profile, settings.feature_repo
+    )
     shape = args.shape or settings.shape
     problems = settings.problems_for(shape)
     if problems:
@@ -38,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from berg_serving.runner import run
 
-    run(settings, shape)
+    run(settings, shape, feature_store)
 
 
 if __name__ == "__main__":

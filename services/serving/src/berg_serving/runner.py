@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from berg.features.store_config import FeatureStoreConfig
 from berg.observability.health import ReadinessChecks
 from berg_serving.decisions import DecisionPolicy
 from berg_serving.metrics import ServingMetrics
@@ -81,14 +82,16 @@ def _champion_scorer(settings: ServingSettings, metrics: ServingMetrics, *, fuse
     return scorer, close
 
 
-def assemble(settings: ServingSettings, shape: Shape, metrics: ServingMetrics) -> Assembly:
+def assemble(
+    settings: ServingSettings, shape: Shape, metrics: ServingMetrics, feature_store: FeatureStoreConfig
+) -> Assembly:
     """Build the model of ``shape`` (blocking: loads the champion, opens Feast, warms both up)."""
     if shape == "predictor":
         champion, close_champion = _champion_scorer(settings, metrics, fused=False)
         predictor = Predictor(settings.model_name, champion, metrics, max_batch=settings.max_batch)
         return Assembly(predictor, [close_champion])
 
-    from berg.features.store import open_store, repo_dir
+    from berg.features.store import open_store
     from berg.kafka.producer import open_producer
     from berg_serving.online import FeastOnlineFeatures
     from berg_serving.prediction_log import PredictionLog
@@ -104,8 +107,7 @@ def assemble(settings: ServingSettings, shape: Shape, metrics: ServingMetrics) -
         scorer, close_champion = _champion_scorer(settings, metrics, fused=True)
         closers.append(close_champion)
 
-    repo = settings.feature_repo or repo_dir()
-    features = FeastOnlineFeatures(lambda: open_store(settings.feast_profile, repo), settings.lookup_threads)
+    features = FeastOnlineFeatures(lambda: open_store(feature_store), settings.lookup_threads)
     features.warm_up([{"user_id": "warm-up", "merchant_id": "warm-up"}])
     prediction_log = None
     if settings.prediction_log.enabled:
@@ -137,8 +139,9 @@ def assemble(settings: ServingSettings, shape: Shape, metrics: ServingMetrics) -
     return Assembly(transformer, closers)
 
 
-def run(settings: ServingSettings, shape: Shape) -> None:
-    """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period."""
+def run(settings: ServingSettings, shape: Shape, feature_store: FeatureStoreConfig) -> None:
+    """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period (``feature_store``: where
+    the fused and transformer shapes read their online features)."""
     from berg_serving.server import ServingServer
 
     # KServe's V1 handler answers with FastAPI's ORJSONResponse, which FastAPI now deprecates: not ours to fix.
@@ -146,7 +149,7 @@ def run(settings: ServingSettings, shape: Shape) -> None:
     registry = CollectorRegistry()
     metrics = ServingMetrics.register(registry)
     readiness = ReadinessChecks()
-    assembly = assemble(settings, shape, metrics)
+    assembly = assemble(settings, shape, metrics, feature_store)
     assembly.model.load()
     readiness.add("model", assembly.model.is_ready)
     server = ServingServer(settings, assembly.model, readiness, registry)

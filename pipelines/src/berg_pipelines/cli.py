@@ -1,7 +1,9 @@
 """``berg pipeline compile | run | submit``: the training pipeline from the command line.
 
-The pipeline lives in the ``berg-pipelines`` workspace member (``pipelines/``),
-imported only when one of these commands runs.
+The ``berg`` command finds this group through the ``berg.commands`` entry point of
+this package (``pipelines/pyproject.toml``): the core library never imports the
+pipeline, and ``berg`` works without it. Kubeflow Pipelines, Feast and XGBoost are
+imported only when a command runs (by :mod:`berg_pipelines.launch` and the steps).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.markup import escape
 from berg.contracts.run_failure import RUN_FAILURE_FILE_ENV, RunFailureV1, error_head, write_run_failure
 from berg.settings import load_settings
 from berg.stack.settings import StackSettings
+from berg_pipelines import launch
 
 __all__ = ["pipeline_app"]
 
@@ -36,16 +39,6 @@ WindowEnd = Annotated[
 ModelNameOption = Annotated[str, typer.Option(help="The model's name in the registry.")]
 ParamsJson = Annotated[str, typer.Option(help="XGBoost settings as JSON, e.g. '{\"max_depth\": 6}'.")]
 DaskScheduler = Annotated[str, typer.Option(help="Train with xgboost.dask on this scheduler (tcp://host:8786).")]
-
-
-def _launch() -> Any:
-    try:
-        from berg_pipelines import launch
-    except ImportError as error:  # pragma: no cover - the workspace installs it
-        raise typer.BadParameter(
-            f"the training pipeline is not installed ({error}); run `uv sync` in the repository"
-        ) from error
-    return launch
 
 
 def _arguments(
@@ -72,7 +65,6 @@ def compile_command(
     output: Annotated[Path | None, typer.Option(help="Where to write the YAML.")] = None,
 ) -> None:
     """Write the compiled pipeline (pipelines/compiled/training.yaml, committed)."""
-    launch = _launch()
     written = launch.compile_pipeline(output or launch.COMPILED_PIPELINE)
     console.print(f"compiled -> {written}")
 
@@ -99,7 +91,6 @@ def run_command(
     """
     from berg.registry.registry import ModelRegistry
 
-    launch = _launch()
     try:
         settings = load_settings(StackSettings)
         state = settings.state_dir.absolute()
@@ -155,7 +146,6 @@ def submit_command(
     cron: Annotated[str, typer.Option(help="A recurring run on this schedule (six-field cron, with seconds).")] = "",
 ) -> None:
     """Send the compiled pipeline to a Kubeflow Pipelines API: one run, or a recurring run with --cron."""
-    launch = _launch()
     arguments = _arguments(offline_root, registry_uri, model_name, window_days, window_end, params_json, dask_scheduler)
     run_id = launch.submit(host, arguments, experiment=experiment, cron=cron or None)
     kind = "recurring run" if cron else "run"
