@@ -72,8 +72,9 @@ class FeatureStoreConfig:
     """The Feast repo (``feature_repo/``): relative paths in the profile are resolved against it."""
     profile: str = EMBEDDED_PROFILE
     """The profile's yaml, relative to ``repo`` (or absolute: a mounted ConfigMap)."""
-    variables: Mapping[str, str] = field(default_factory=dict)
-    """``${NAME}`` in the profile -> its value (``BERG_STATE_DIR``, ``BERG_FEAST_REDIS``...)."""
+    variables: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """``${NAME}`` in the profile -> its value (``BERG_STATE_DIR``, ``BERG_FEAST_REDIS``...). Left out of
+    the repr: the cluster profile's values hold the registry's and Redis' credentials."""
 
     def __post_init__(self) -> None:
         # A copy behind a read-only view: the config stays what it was built as.

@@ -75,3 +75,9 @@ def test_the_settings_build_the_config_from_the_environment(monkeypatch: pytest.
     assert config.profile_file == tmp_path / "repo" / CLUSTER_PROFILE
     assert dict(config.variables) == {"BERG_STATE_DIR": str(tmp_path), "BERG_FEAST_REDIS": "h:6379,password=secret"}
     assert settings.store_config(repo=Path("/image/repo")).repo == Path("/image/repo")
+
+
+def test_the_config_never_shows_its_values_which_may_be_credentials(tmp_path: Path) -> None:
+    config = FeatureStoreConfig(tmp_path, variables={"BERG_FEAST_REDIS": "redis:6379,password=hunter2"})
+    assert "hunter2" not in repr(config)
+    assert config.variables["BERG_FEAST_REDIS"].endswith("hunter2")
