@@ -33,14 +33,13 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from rich.console import Console
 from rich.table import Table
 
-from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV2
 from berg_fraud.use_case import problem_card
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
 from berg_monitoring.statistics import ReferenceProfile
-from berg_monitoring.windows import MonitoringState
+from berg_monitoring.windows import MonitoringState, Verdict
 from berg_pipelines.runtime.profile import distribution_profile
 
 SCRAPE_INTERVAL_S = 15.0
@@ -56,6 +55,7 @@ def filled_state(features: int, versions: int, rows: int, rng: np.random.Generat
         max_versions=versions,
         # Transactions a minute apart, labels 10 minutes later: all but the last hour's mature into the windows.
         label_horizon_s=3600.0,
+        amount_feature="amount",
     )
     names = [f"feature_{index:02d}" for index in range(features)]
     for version in range(1, versions + 1):
@@ -81,15 +81,7 @@ def filled_state(features: int, versions: int, rows: int, rng: np.random.Generat
                     decision="review" if score >= 0.5 else "approve",
                 )
             )
-            state.add_label(
-                LabelV1(
-                    event_id=uuid.uuid4(),
-                    event_time=happened + timedelta(minutes=10),
-                    transaction_event_id=transaction,
-                    user_id="u-1",
-                    is_fraud=fraud,
-                )
-            )
+            state.add_label(Verdict(transaction, fraud, happened + timedelta(minutes=10)))
     return state
 
 

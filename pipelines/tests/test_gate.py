@@ -31,8 +31,8 @@ def model(name: str, pr_auc: float, *, expected_cost: float = 1000.0, roc_auc: f
         expected_cost=expected_cost,
         expected_cost_per_transaction=expected_cost / 1000,
         confusion={"true_positives": 7, "false_positives": 10, "true_negatives": 980, "false_negatives": 3},
-        fraud_amount_caught=700.0,
-        fraud_amount_missed=300.0,
+        positive_amount_caught=700.0,
+        positive_amount_missed=300.0,
     )
 
 

@@ -23,7 +23,7 @@ from scipy.stats import ks_2samp
 from berg.contracts.predictions import PredictionV2
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.registry import ModelRegistry
-from berg_fraud.use_case import problem_card
+from berg_fraud.use_case import fraud, problem_card
 from berg_monitoring.drift_window import DriftSpec, LastPredictions, WholeCycles, drift_window
 from berg_monitoring.exporter import Exporter
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
@@ -325,6 +325,7 @@ def test_the_exporter_judges_no_drift_while_it_catches_up_on_the_predictions_par
         collector,
         MonitoringMetrics.register(CollectorRegistry()),
         DeadLetterPublisher(RecordingProducer(), "monitoring"),
+        use_case=fraud(),
     )
     key = (("model", "fraud"), ("version", "v0001"))
     exported_sufficient: list[float] = []

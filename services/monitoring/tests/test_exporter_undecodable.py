@@ -12,7 +12,7 @@ from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.undecodable import UndecodableBatches
 from berg.registry import ModelRegistry
-from berg_fraud.use_case import problem_card
+from berg_fraud.use_case import fraud, problem_card
 from berg_monitoring.exporter import Exporter
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
@@ -40,6 +40,7 @@ def test_a_batch_the_reader_cannot_decode_is_dead_lettered_and_skipped_and_readi
         MonitoringMetrics.register(registry),
         dead_letters,
         UndecodableBatches.register(registry, dead_letters),
+        use_case=fraud(),
     )
 
     assert exporter.step() == 0

@@ -358,8 +358,8 @@ def test_quality_summary_equals_scikit_learn_and_brute_force(
         elif score >= threshold:
             false_positive_cost += COSTS.false_positive
             cost += COSTS.false_positive
-    assert summary.fraud_amount_caught == pytest.approx(caught)
-    assert summary.fraud_amount_missed == pytest.approx(missed)
+    assert summary.positive_amount_caught == pytest.approx(caught)
+    assert summary.positive_amount_missed == pytest.approx(missed)
     assert summary.false_positive_cost == pytest.approx(false_positive_cost)
     assert summary.expected_cost == pytest.approx(cost)
     assert (summary.labels, summary.positives) == (size, int(labels.sum()))
@@ -380,7 +380,7 @@ def test_quality_summary_reads_the_costs_it_is_given() -> None:
     # One false positive (1.0) and a missed fraud of 40 at half its amount (20.0).
     assert summary.false_positive_cost == 1.0
     assert summary.expected_cost == pytest.approx(21.0)
-    assert (summary.fraud_amount_caught, summary.fraud_amount_missed) == (100.0, 40.0)
+    assert (summary.positive_amount_caught, summary.positive_amount_missed) == (100.0, 40.0)
     assert (summary.precision, summary.recall) == (0.5, 0.5)
 
 

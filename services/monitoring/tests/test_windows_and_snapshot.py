@@ -12,19 +12,20 @@ from prometheus_client import CollectorRegistry
 
 from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV1, PredictionV2
-from berg_fraud.use_case import problem_card
+from berg_fraud.use_case import fraud
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
 from berg_monitoring.statistics import ReferenceProfile, feature_drift
-from berg_monitoring.windows import LabelOutcome, MonitoringState, Ring
+from berg_monitoring.windows import LabelOutcome, MonitoringState, Ring, Verdict
 from berg_pipelines.runtime.profile import distribution_profile
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 DAY = 86_400
-COSTS = problem_card().costs
+FRAUD = fraud()
+COSTS = FRAUD.card.costs
 
 
 def state(**overrides: Any) -> MonitoringState:
@@ -35,6 +36,7 @@ def state(**overrides: Any) -> MonitoringState:
         "pending_capacity": 100,
         "label_history": 1000,
         "label_horizon_s": 30 * 86_400.0,
+        "amount_feature": FRAUD.label_join.amount,
     }
     return MonitoringState(**{**options, "max_versions": 2, **overrides})
 
@@ -74,14 +76,16 @@ def prediction_v2(n: int, *, served_at: datetime, score: float = 0.5) -> Predict
     )
 
 
-def label(n: int, fraud: bool, *, delay: timedelta = timedelta(days=2)) -> LabelV1:
-    return LabelV1(
+def label(n: int, fraud: bool, *, delay: timedelta = timedelta(days=2)) -> Verdict:
+    """A fraud label of transaction ``n``, read through the fraud case's label join as the exporter reads it."""
+    decoded = LabelV1(
         event_id=uuid.uuid4(),
         event_time=T0 + timedelta(seconds=n) + delay,
         transaction_event_id=uuid.UUID(int=n + 1, version=4),
         user_id="u-1",
         is_fraud=fraud,
     )
+    return Verdict.of(decoded, FRAUD.label_join)
 
 
 def test_ring_keeps_the_most_recent_rows_oldest_first() -> None:
@@ -350,8 +354,8 @@ def test_amounts_and_costs_carry_the_card_currency_as_a_label_not_in_their_names
     samples = exported(collector)
     key = (("model", "fraud"), ("version", "v0001"))
     in_chf = (("currency", "CHF"), *key)
-    assert samples[("berg_monitoring_positive_amount_caught", in_chf)] == pytest.approx(quality.fraud_amount_caught)
-    assert samples[("berg_monitoring_positive_amount_missed", in_chf)] == pytest.approx(quality.fraud_amount_missed)
+    assert samples[("berg_monitoring_positive_amount_caught", in_chf)] == pytest.approx(quality.positive_amount_caught)
+    assert samples[("berg_monitoring_positive_amount_missed", in_chf)] == pytest.approx(quality.positive_amount_missed)
     assert samples[("berg_monitoring_false_positive_cost", in_chf)] == pytest.approx(quality.false_positive_cost)
     assert samples[("berg_monitoring_expected_cost", in_chf)] == pytest.approx(quality.expected_cost)
     assert ("berg_monitoring_quality_pr_auc", key) in samples, "the gauges that are not money have no currency"

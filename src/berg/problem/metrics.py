@@ -2,8 +2,8 @@
 
 Shared by the pipeline's evaluation and the monitoring exporter, so a PR-AUC or an
 expected cost means the same in a training report and on a dashboard. ``y`` is
-0/1, ``score`` the predicted probability of fraud, ``amount`` the transaction
-amount (a missed fraud costs a share of it).
+0/1 (1: the positive class), ``score`` the predicted probability of it, ``amount``
+the event's money (a missed positive costs a share of it).
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ class Outcomes:
     true_negatives: int
     false_negatives: int
     expected_cost: float
-    fraud_amount_caught: float
-    fraud_amount_missed: float
+    positive_amount_caught: float
+    positive_amount_missed: float
 
     @property
     def precision(self) -> float:
@@ -108,8 +108,8 @@ class Outcomes:
 
     @property
     def recall(self) -> float:
-        fraud = self.true_positives + self.false_negatives
-        return self.true_positives / fraud if fraud else float("nan")
+        positives = self.true_positives + self.false_negatives
+        return self.true_positives / positives if positives else float("nan")
 
     @property
     def transactions(self) -> int:
@@ -134,20 +134,20 @@ def expected_cost(costs: Costs, y: ArrayLike, flagged: ArrayLike, amount: ArrayL
 
 
 def outcomes_at(costs: Costs, y: ArrayLike, score: ArrayLike, amount: ArrayLike, threshold: float) -> Outcomes:
-    """Confusion matrix, cost and fraud amounts caught and missed at ``threshold``."""
+    """Confusion matrix, cost and the positives' amounts caught and missed at ``threshold``."""
     labels, scores = _arrays(y, score)
     amounts = np.asarray(amount, dtype=np.float64)
     flagged = scores >= threshold
-    fraud = labels == 1
+    positive = labels == 1
     return Outcomes(
         threshold=float(threshold),
-        true_positives=int(np.sum(fraud & flagged)),
-        false_positives=int(np.sum(~fraud & flagged)),
-        true_negatives=int(np.sum(~fraud & ~flagged)),
-        false_negatives=int(np.sum(fraud & ~flagged)),
+        true_positives=int(np.sum(positive & flagged)),
+        false_positives=int(np.sum(~positive & flagged)),
+        true_negatives=int(np.sum(~positive & ~flagged)),
+        false_negatives=int(np.sum(positive & ~flagged)),
         expected_cost=expected_cost(costs, labels, flagged, amounts),
-        fraud_amount_caught=float(amounts[fraud & flagged].sum()),
-        fraud_amount_missed=float(amounts[fraud & ~flagged].sum()),
+        positive_amount_caught=float(amounts[positive & flagged].sum()),
+        positive_amount_missed=float(amounts[positive & ~flagged].sum()),
     )
 
 
@@ -173,15 +173,15 @@ def choose_threshold(
     fp = (distinct + 1) - tp
     caught = np.cumsum(sorted_amounts * sorted_labels)[distinct]
     positives = int(labels.sum())
-    fraud_amount = float(amounts[labels == 1].sum())
+    positive_amount = float(amounts[labels == 1].sum())
     cost = (
         costs.false_positive * fp
         + costs.true_positive * tp
         + costs.false_negative_fixed * (positives - tp)
-        + costs.false_negative_amount_share * (fraud_amount - caught)
+        + costs.false_negative_amount_share * (positive_amount - caught)
     )
     allowed = tp / (distinct + 1) >= policy.min_precision
-    flag_nothing = costs.false_negative_fixed * positives + costs.false_negative_amount_share * fraud_amount
+    flag_nothing = costs.false_negative_fixed * positives + costs.false_negative_amount_share * positive_amount
     if not allowed.any() or cost[allowed].min() >= flag_nothing:
         return outcomes_at(costs, labels, scores, amounts, float(np.nextafter(scores.max(initial=1.0), np.inf)))
     best = np.flatnonzero(allowed)[np.argmin(cost[allowed])]

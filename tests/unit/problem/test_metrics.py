@@ -75,7 +75,7 @@ def test_outcomes_count_costs_as_the_card_says() -> None:
     costs = CARD.costs
     expected = costs.true_positive + costs.false_positive + costs.false_negative_fixed + 40.0
     assert outcome.expected_cost == pytest.approx(expected)
-    assert (outcome.fraud_amount_caught, outcome.fraud_amount_missed) == (100.0, 40.0)
+    assert (outcome.positive_amount_caught, outcome.positive_amount_missed) == (100.0, 40.0)
     assert outcome.precision == 0.5
     assert outcome.recall == 0.5
 

@@ -39,8 +39,8 @@ class ModelEvaluation:
     expected_cost: float
     expected_cost_per_transaction: float
     confusion: dict[str, int]
-    fraud_amount_caught: float
-    fraud_amount_missed: float
+    positive_amount_caught: float
+    positive_amount_missed: float
 
     def metric(self, name: str) -> float:
         value: float = getattr(self, name)
@@ -129,6 +129,6 @@ def evaluate_model(
             "true_negatives": outcome.true_negatives,
             "false_negatives": outcome.false_negatives,
         },
-        fraud_amount_caught=outcome.fraud_amount_caught,
-        fraud_amount_missed=outcome.fraud_amount_missed,
+        positive_amount_caught=outcome.positive_amount_caught,
+        positive_amount_missed=outcome.positive_amount_missed,
     )

@@ -57,8 +57,8 @@ def _row(model: ModelEvaluation) -> str:
         f"{model.precision:.3f}",
         f"{model.recall:.3f}",
         f"{model.expected_cost:,.2f}",
-        f"{model.fraud_amount_caught:,.2f}",
-        f"{model.fraud_amount_missed:,.2f}",
+        f"{model.positive_amount_caught:,.2f}",
+        f"{model.positive_amount_missed:,.2f}",
     ]
     return "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
 

@@ -20,18 +20,19 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.contracts import LabelV1, LoggedPrediction
+from berg.contracts import LoggedPrediction
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
 from berg.kafka.undecodable import UndecodableBatchError, UndecodableBatches, poll_records
 from berg.problem.card import ProblemCard
 from berg.settings import KafkaSettings
+from berg.usecase import UseCase
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
 from berg_monitoring.settings import MonitoringSettings
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
-from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, transaction_time
+from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, Verdict, transaction_time
 
 __all__ = ["Exporter", "open_reader"]
 
@@ -90,6 +91,8 @@ class Exporter:
         metrics: MonitoringMetrics,
         dead_letters: DeadLetterPublisher,
         undecodable: UndecodableBatches | None = None,
+        *,
+        use_case: UseCase,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
@@ -99,6 +102,8 @@ class Exporter:
         self._metrics = metrics
         self._dead_letters = dead_letters
         self._undecodable = undecodable or UndecodableBatches(dead_letters)
+        self._label_contract = use_case.labels.contract
+        self._label_join = use_case.label_join
         self.state = MonitoringState(
             drift=settings.drift_spec(),
             quality_window=settings.quality_window,
@@ -106,6 +111,7 @@ class Exporter:
             label_history=settings.label_history,
             max_versions=settings.max_versions,
             label_horizon_s=card.target.label_horizon_days * 86_400.0,
+            amount_feature=use_case.label_join.amount,
         )
         self._snapshot_settings = SnapshotSettings(settings.min_drift_rows, settings.min_labels, settings.min_positives)
         self._next_snapshot = 0.0
@@ -161,7 +167,7 @@ class Exporter:
                     self._metrics.last_event.labels(model, "predictions").set(now)
                     self._count_label(self.state.add_prediction(prediction, record.partition))
                 else:
-                    label = decode_contract(LabelV1, record)
+                    label = Verdict.of(decode_contract(self._label_contract, record), self._label_join)
                     self._metrics.last_event.labels(model, "labels").set(now)
                     self._count_label(self.state.add_label(label, record.partition))
             except RecordRejected as error:

@@ -159,7 +159,9 @@ class SnapshotCollector(Collector):
         recall = family("quality_recall", "Recall at the version's operating threshold.")
         calibration = family("quality_calibration_error", "Expected calibration error (10 equal-width bins).")
         labels = family("quality_labels", "Matured predictions (settled labels) in the quality window.")
-        sufficient = family("quality_sufficient", "1 when the quality window holds enough labels and frauds to judge.")
+        sufficient = family(
+            "quality_sufficient", "1 when the quality window holds enough labels and positives to judge."
+        )
         reference = family("reference_pr_auc", "The version's PR-AUC at evaluation (registry).")
         money_labels = ("model", "version", "currency")
         caught = family(
@@ -212,8 +214,8 @@ class SnapshotCollector(Collector):
                 if finite(value):
                     gauge.add_metric(key, value)
             for gauge, value in (
-                (caught, quality.fraud_amount_caught),
-                (missed, quality.fraud_amount_missed),
+                (caught, quality.positive_amount_caught),
+                (missed, quality.positive_amount_missed),
                 (fp_cost, quality.false_positive_cost),
                 (cost, quality.expected_cost),
             ):

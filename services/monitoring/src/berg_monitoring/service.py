@@ -75,6 +75,7 @@ def run(settings: MonitoringSettings, use_case: UseCase, stop: threading.Event |
             metrics,
             dead_letters,
             UndecodableBatches.register(registry, dead_letters),
+            use_case=use_case,
         )
         stale_after_s = max(30.0, 3 * settings.poll_timeout_ms / 1000)
         readiness.add(

@@ -354,7 +354,7 @@ class QualitySummary:
     """Quality and business outcome of a window's labelled predictions at the version's threshold.
 
     ``precision`` is NaN when nothing was flagged, ``recall`` and ``pr_auc`` when no
-    fraud is labelled; ``sufficient`` says whether the window holds enough labels to
+    positive is labelled; ``sufficient`` says whether the window holds enough labels to
     report any of it (see :func:`enough_labels`). Amounts and costs are in the card's currency.
     """
 
@@ -366,16 +366,16 @@ class QualitySummary:
     precision: float
     recall: float
     calibration_error: float
-    fraud_amount_caught: float
-    fraud_amount_missed: float
+    positive_amount_caught: float
+    positive_amount_missed: float
     false_positive_cost: float
     expected_cost: float
 
 
 def enough_labels(labels: int, positives: int, *, min_labels: int, min_positives: int) -> bool:
-    """Whether a window with ``labels`` labelled predictions, ``positives`` of them fraud, can be judged.
+    """Whether a window with ``labels`` labelled predictions, ``positives`` of them positive, can be judged.
 
-    Both minimums are inclusive and at least 1 (PR-AUC and recall need a fraud).
+    Both minimums are inclusive and at least 1 (PR-AUC and recall need a positive).
     """
     if min_labels < 1 or min_positives < 1:
         raise ValueError(f"min_labels and min_positives must be >= 1, got {min_labels} and {min_positives}")
@@ -395,7 +395,7 @@ def quality_summary(
 ) -> QualitySummary:
     """PR-AUC, precision, recall, calibration and the card's costs over labelled predictions (score >= threshold flags).
 
-    ``labels`` are 0/1 (1: fraud), ``scores`` the served scores, ``amounts`` the transaction amounts.
+    ``labels`` are 0/1 (1: the positive class), ``scores`` the served scores, ``amounts`` the transaction amounts.
 
     Raises:
         ValueError: the arrays differ in length or are not 1-d, labels are not 0/1, scores or amounts not finite.
@@ -419,8 +419,8 @@ def quality_summary(
         precision=outcomes.precision,
         recall=outcomes.recall,
         calibration_error=calibration_error(truth, scores, calibration_bins),
-        fraud_amount_caught=outcomes.fraud_amount_caught,
-        fraud_amount_missed=outcomes.fraud_amount_missed,
+        positive_amount_caught=outcomes.positive_amount_caught,
+        positive_amount_missed=outcomes.positive_amount_missed,
         false_positive_cost=costs.false_positive * outcomes.false_positives,
         expected_cost=outcomes.expected_cost,
     )

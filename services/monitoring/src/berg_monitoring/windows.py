@@ -24,19 +24,20 @@ in a replay), a label at its own event time. So:
   quality then stays insufficient, never wrong;
 - a transaction *matures* once the watermark has passed its time plus the problem
   card's label horizon, in whatever order its prediction arrived. Its label is then final, as the card defines it and as
-  training saw it: fraud when a fraud label came within the horizon, legitimate
+  training saw it: positive when a positive label came within the horizon, negative
   otherwise. Only then does it enter its version's quality window.
 
 The quality window therefore holds settled outcomes only: until a horizon of event
 time has been seen it is empty, and quality is reported as insufficient rather than
-judged on the labels that come first (mostly frauds). A label that comes after its
-horizon is ``late``: its delay is measured, its transaction stays legitimate.
+judged on the labels that come first (mostly positives). A label that comes after its
+horizon is ``late``: its delay is measured, its transaction stays negative.
 
-A label joins the logged prediction of the same transaction
-(``LabelV1.transaction_event_id`` = ``transaction_event_id`` of the prediction); a
-label that comes first waits for its prediction. Replaying a record changes
-nothing: predictions are kept by transaction, a transaction counts one label (a
-fraud label still outranks a legitimate one) and matures once.
+A label, read as a :class:`Verdict` through the use case's label join (whatever its
+contract calls the fields), joins the logged prediction of the event it judges
+(``Verdict.subject_id`` = ``transaction_event_id`` of the prediction); a label that
+comes first waits for its prediction. Replaying a record changes nothing:
+predictions are kept by transaction, a transaction counts one label (a positive
+label still outranks a negative one) and matures once.
 """
 
 from __future__ import annotations
@@ -45,21 +46,23 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 import numpy as np
+from pydantic import BaseModel
 
-from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV1, PredictionV2
+from berg.usecase import LabelJoin
 from berg_monitoring.drift_window import DriftSpec, DriftWindow, drift_window
 
 __all__ = [
-    "AMOUNT_FEATURE",
     "LabelOutcome",
     "MonitoringState",
     "Ring",
     "Stream",
+    "Verdict",
     "VersionWindows",
     "transaction_time",
 ]
@@ -67,8 +70,24 @@ __all__ = [
 Stream = Literal["transactions", "labels"]
 """The two streams whose event time the watermark follows: predictions (their transactions) and labels."""
 
-AMOUNT_FEATURE = "amount"
-"""The prediction log's feature holding the transaction amount (the business metrics' money)."""
+_EVENT_TIME = "event_time"
+"""Every contract's event time field (:class:`berg.usecase.Stream` checks that it has one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A label as the join reads it, whatever the use case calls its fields."""
+
+    subject_id: UUID
+    """The ``event_id`` of the event it judges."""
+    positive: bool
+    event_time: datetime
+    """When the verdict became known."""
+
+    @classmethod
+    def of(cls, label: BaseModel, join: LabelJoin) -> Verdict:
+        """The verdict of a label decoded with its use case's label contract."""
+        return cls(getattr(label, join.subject_id), bool(getattr(label, join.target)), getattr(label, _EVENT_TIME))
 
 
 def transaction_time(prediction: PredictionV1 | PredictionV2) -> float:
@@ -138,8 +157,8 @@ class _Pending:
     """A label of this transaction was counted (a repeat is not counted again)."""
     labelled: bool = False
     """A label came within the horizon."""
-    fraud: bool = False
-    """A fraud label came within the horizon."""
+    positive: bool = False
+    """A positive label came within the horizon."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +184,10 @@ class MonitoringState:
     label_history: int
     max_versions: int
     label_horizon_s: float
-    """The problem card's label horizon: no fraud label this long after the transaction means legitimate."""
+    """The problem card's label horizon: no positive label this long after the transaction means negative."""
+    amount_feature: str | None = None
+    """The prediction log's feature holding the money business metrics price decisions by (the label join's
+    ``amount``); None: amounts are 0."""
     versions: dict[str, VersionWindows] = field(default_factory=dict)
     evicted_predictions: int = 0
     """Predictions dropped before maturing to make room, earliest transaction first (their labels will wait
@@ -177,7 +199,7 @@ class MonitoringState:
     _pending: dict[UUID, _Pending] = field(default_factory=dict)
     _due: list[tuple[float, int, UUID]] = field(default_factory=list)
     """The pending transactions as a heap of (event time, arrival, id): the next to mature on top."""
-    _orphans: OrderedDict[UUID, LabelV1] = field(default_factory=OrderedDict)
+    _orphans: OrderedDict[UUID, Verdict] = field(default_factory=OrderedDict)
     _matured: OrderedDict[UUID, tuple[float, bool]] = field(default_factory=OrderedDict)
     """Matured transactions: (event time, whether a label was counted), for replays and late labels."""
     _label_times: Ring | None = None
@@ -227,9 +249,8 @@ class MonitoringState:
         windows.threshold = prediction.threshold
         self._sequence += 1
         windows.last_seen = self._sequence
-        pending = _Pending(
-            prediction.model_version, prediction.score, float(features.get(AMOUNT_FEATURE, np.nan)), time
-        )
+        amount = features.get(self.amount_feature, np.nan) if self.amount_feature else np.nan
+        pending = _Pending(prediction.model_version, prediction.score, float(amount), time)
         self._pending[key] = pending
         heapq.heappush(self._due, (time, self._sequence, key))
         orphan = self._orphans.pop(key, None)
@@ -241,13 +262,13 @@ class MonitoringState:
         self._mature()
         return outcome
 
-    def add_label(self, label: LabelV1, partition: int = 0) -> LabelOutcome:
+    def add_label(self, label: Verdict, partition: int = 0) -> LabelOutcome:
         """Join a label to its prediction, or keep it until the prediction comes; then mature what is due.
 
         Args:
             partition: the partition it was read from (the watermark follows the slowest one).
         """
-        key = label.transaction_event_id
+        key = label.subject_id
         self._advance("labels", partition, label.event_time.timestamp())
         pending = self._pending.get(key)
         if pending is not None:
@@ -259,10 +280,10 @@ class MonitoringState:
         self._mature()
         return outcome
 
-    def _apply(self, pending: _Pending, label: LabelV1) -> LabelOutcome:
+    def _apply(self, pending: _Pending, label: Verdict) -> LabelOutcome:
         delay = label.event_time.timestamp() - pending.time
         within = delay <= self.label_horizon_s
-        pending.fraud = pending.fraud or (within and label.is_fraud)
+        pending.positive = pending.positive or (within and label.positive)
         if pending.label_seen:
             return LabelOutcome("repeat", delay)
         pending.label_seen = True
@@ -274,7 +295,7 @@ class MonitoringState:
             windows.labelled += 1
         return LabelOutcome("joined", delay)
 
-    def _apply_after_maturity(self, key: UUID, label: LabelV1) -> LabelOutcome:
+    def _apply_after_maturity(self, key: UUID, label: Verdict) -> LabelOutcome:
         time, label_seen = self._matured[key]
         delay = label.event_time.timestamp() - time
         if label_seen:
@@ -283,11 +304,11 @@ class MonitoringState:
         # Maturing needs the watermark past the horizon, so the label came after it: the outcome stands.
         return LabelOutcome("late", delay)
 
-    def _wait(self, key: UUID, label: LabelV1) -> LabelOutcome:
+    def _wait(self, key: UUID, label: Verdict) -> LabelOutcome:
         waiting = self._orphans.get(key)
         if waiting is not None:
-            if label.is_fraud and not waiting.is_fraud:
-                self._orphans[key] = label  # a fraud label outranks a legitimate one
+            if label.positive and not waiting.positive:
+                self._orphans[key] = label  # a positive label outranks a negative one
             return LabelOutcome("repeat")
         self._orphans[key] = label
         if len(self._orphans) > self.pending_capacity:
@@ -310,7 +331,7 @@ class MonitoringState:
             windows = self.versions.get(pending.version)
             if windows is not None:
                 amount = pending.amount if np.isfinite(pending.amount) else 0.0
-                windows.quality.append([float(pending.fraud), pending.score, amount])
+                windows.quality.append([float(pending.positive), pending.score, amount])
 
     def _label_time_ring(self) -> Ring:
         if self._label_times is None:
