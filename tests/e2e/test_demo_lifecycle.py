@@ -205,7 +205,8 @@ def test_after_the_promotion_the_new_champions_own_traffic_starts_no_run(
     judged = f'max_over_time(berg_monitoring_drift_sufficient{{model="fraud",version="v0002"}}[{window}])'
     body = httpx.get(f"{prometheus}/api/v1/query", params={"query": judged}, timeout=30).json()
     assert [float(r["value"][1]) for r in body["data"]["result"]] == [1.0], f"v0002's drift was never judged: {body}"
-    # A watched feature (retrain_on_drift false: merchant_labels_known_30d) may raise FeatureDriftWatched (info).
+    # A watched feature (retrain_on_drift false: merchant_labels_known_30d, merchant_amount_mean_24h) may raise
+    # FeatureDriftWatched (info).
     retraining = "|".join(RETRAINING_ALERTS)
     query = (
         f'max_over_time(ALERTS{{model="fraud",version="v0002",alertstate="firing",alertname=~"{retraining}"}}'

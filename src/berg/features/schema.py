@@ -51,9 +51,10 @@ class FeatureSpec:
     description: str
     retrain_on_drift: bool = True
     """Whether its drift may start a retraining run. False for a feature whose distribution moves on a
-    timescale longer than a training window even in a settled world: a new model's reference would be as far
-    from next month's values, so retraining cannot cure that drift. Monitoring still measures and exports it
-    (and alerts at severity info)."""
+    timescale longer than a training window even in a settled world (a new model's reference would be as far
+    from next month's values), or swings from one day to the next past the alert threshold in a settled world
+    (a day of it is too small a sample): retraining cannot cure either. Monitoring still measures and exports
+    it (and alerts at severity info)."""
 
 
 EVENT_TIMESTAMP = "event_timestamp"
@@ -108,7 +109,16 @@ USER_FEATURES: tuple[FeatureSpec, ...] = (
 
 MERCHANT_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("merchant_tx_count_24h", "int", "Transactions at the merchant in the 24 hours up to the snapshot."),
-    FeatureSpec("merchant_amount_mean_24h", "float", "Mean amount at the merchant, 24 hours up to the snapshot."),
+    FeatureSpec(
+        "merchant_amount_mean_24h",
+        "float",
+        "Mean amount at the merchant, 24 hours up to the snapshot.",
+        # A day of it is about a hundred merchants' means, and one merchant's large payments move a tenth of
+        # it. Measured in the demo's settled world against the new champion's reference (point-in-time values,
+        # 48 days): a day reads a PSI of 0.06 (median), 0.16 to 0.20 on 5 of the 48 days, and a sliding day of
+        # its served traffic up to 0.25, where it fired FeatureDriftHigh on the champion's own world.
+        retrain_on_drift=False,
+    ),
     FeatureSpec(
         "merchant_fraud_rate_30d",
         "float",
