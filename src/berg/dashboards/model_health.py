@@ -172,7 +172,7 @@ def _quality() -> Row:
             timeseries(
                 "Calibration error",
                 "Expected calibration error of the quality window (10 equal-width bins): how far scores are from "
-                "observed fraud rates.",
+                "observed positive rates.",
                 [Query(_gauge("berg_monitoring_quality_calibration_error"), "{{version}}")],
                 unit="none",
                 minimum=0,
@@ -189,7 +189,7 @@ def _quality() -> Row:
             ),
             stat(
                 "Quality window sufficient",
-                "Whether the quality window holds enough matured predictions (and frauds) to judge the model; when "
+                "Whether the quality window holds enough matured predictions (and positives) to judge the model; when "
                 "it does not, the quality gauges are absent.",
                 [Query(f"min({_gauge('berg_monitoring_quality_sufficient')})", "sufficient")],
                 unit="none",
@@ -207,7 +207,7 @@ def _business() -> Row:
         [
             timeseries(
                 "Amount caught and missed",
-                "Amount of the labelled positives (frauds, for the fraud card) over the quality window that the "
+                "Amount of the labelled positives (the card's positive class) over the quality window that the "
                 "model flagged, and that it let through, in the problem card's currency (the legend's).",
                 [
                     Query(_money("berg_monitoring_positive_amount_caught"), "caught {{version}} ({{currency}})"),

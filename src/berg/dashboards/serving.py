@@ -41,7 +41,7 @@ def dashboard() -> Dashboard:
     return assemble(
         uid=UID,
         title="Berg / Serving",
-        description="The fraud model's inference service: traffic, errors, latency per stage, scores and the "
+        description="The model's inference service: traffic, errors, latency per stage, scores and the "
         "version it serves.",
         tags=["serving"],
         rows=[_traffic(), _latency(), _scores(), _model(), _prediction_log()],
@@ -127,7 +127,7 @@ def _scores() -> Row:
             ),
             timeseries(
                 "Score quantiles",
-                "Median, p90 and p99 of the fraud scores served.",
+                "Median, p90 and p99 of the scores served.",
                 [Query(quantile(q, "berg_serving_score"), f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)],
                 unit="short",
                 minimum=0,
