@@ -79,7 +79,7 @@ Identifier = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"),
 ]
-"""A user, merchant or model identifier: 1 to 64 characters, no spaces or control characters."""
+"""An entity or model identifier: 1 to 64 characters, no spaces or control characters."""
 
 EventId = UUID
 """Every event carries a UUID; sinks are idempotent on it."""

@@ -12,7 +12,7 @@ and collection; the payload's own ``version`` is the contract version.
 Example:
     >>> payload = AlertmanagerWebhookV4.model_validate_json(body)
     >>> [alert.labels.get("model") for alert in payload.alerts if alert.status == "firing"]
-    ['fraud']
+    ['my-model']
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def _scores() -> Row:
         [
             heatmap(
                 "Score distribution",
-                "Fraud scores served per interval, in buckets of 0.05. A shift here is what prediction drift measures.",
+                "Scores served per interval, in buckets of 0.05. A shift here is what prediction drift measures.",
                 Query(increase("berg_serving_score_bucket", by=["le"]), "{{le}}"),
                 unit="short",
             ),
@@ -141,7 +141,7 @@ def _scores() -> Row:
             ),
             timeseries(
                 "Scored with default features /s by entity",
-                "Transactions scored with default features because the user or merchant was unknown or stale.",
+                "Transactions scored with default features because an entity was unknown to the online store or stale.",
                 [Query(rate("berg_serving_default_features_total", by=["entity"]), "{{entity}}")],
                 unit="short",
             ),

@@ -4,7 +4,7 @@ A model trained on leaked data looks excellent offline and fails in production, 
 the training pipeline runs :func:`check_leakage` on every frame before fitting::
 
     layout = describe_features(store)  # berg.features.dataset
-    check_leakage(frame, label_column="is_fraud", prediction_time_column="event_timestamp",
+    check_leakage(frame, label_column="label", prediction_time_column="event_timestamp",
                   feature_columns=layout.features, as_of_columns=layout.as_of)
 
 Two kinds of leak are looked for:

@@ -45,7 +45,7 @@ def check_model_name(name: str) -> str:
     if not is_model_name(name):
         raise RegistryError(
             f"{name!r} is not a valid model name: use 1 to 63 lower-case letters, digits, '-' or '_', "
-            "starting and ending with a letter or digit (e.g. 'fraud-xgboost')"
+            "starting and ending with a letter or digit (e.g. 'my-model')"
         )
     return name
 

@@ -30,7 +30,7 @@ class Lineage(BaseModel):
     data_end: UtcDatetime
     """End of the training data window (event time, exclusive)."""
     feature_service: str = Field(min_length=1, max_length=200)
-    """The Feast feature service the training set was built from (e.g. ``fraud_model_v1``)."""
+    """The Feast feature service the training set was built from (the use case's, e.g. ``my_model_v1``)."""
     pipeline_run_id: str = Field(min_length=1, max_length=200)
     """The pipeline run that trained it (Kubeflow run id, or the local runner's)."""
     code_version: str = Field(min_length=1, max_length=200)

@@ -1,6 +1,6 @@
 """Where the registry's bytes go: a small interface with a local-disk and an fsspec implementation.
 
-Keys are POSIX paths relative to the registry root (``fraud/versions/v0001/metadata.json``).
+Keys are POSIX paths relative to the registry root (``my-model/versions/v0001/metadata.json``).
 Each implementation provides the three atomic primitives the registry is built on:
 
 - :meth:`RegistryStore.create`: create an object only if it does not exist, with its

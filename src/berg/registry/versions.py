@@ -1,6 +1,6 @@
 """Version ids: ``v0001``, ``v0002``... monotonic per model, sorted by number.
 
-A counter reads well on a command line (``berg models promote fraud v0007``)
+A counter reads well on a command line (``berg models promote my-model v0007``)
 and in a ``storageUri``, and its order is the order of registration. Writers
 never coordinate except through the store: a writer reserves the next number
 with an exclusive create (see :mod:`berg.registry.registry`) and moves on to

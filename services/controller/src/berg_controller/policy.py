@@ -16,7 +16,7 @@ Every trigger (an alert, a schedule, the data volume, a person) becomes a
 - ``started``: start a run.
 
 Example:
-    >>> config = PolicyConfig(models=frozenset({"fraud"}), trigger_alerts=frozenset({"FeatureDriftHigh"}),
+    >>> config = PolicyConfig(models=frozenset({"my-model"}), trigger_alerts=frozenset({"FeatureDriftHigh"}),
     ...                       cooldown=timedelta(minutes=30))
     >>> decide(trigger_from_alert(alert), ModelState(), config, now).decision
     'started'

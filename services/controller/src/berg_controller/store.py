@@ -11,7 +11,7 @@ Example:
     >>> store = ControllerStore.open("sqlite:///.berg/controller/controller.db", timeout_s=5)
     >>> with store.write() as tx:
     ...     if tx.add_alert_key(key, now):
-    ...         run = tx.create_run("20260101-030000-ab12cd34", "fraud", "local", trigger, now)
+    ...         run = tx.create_run("20260101-030000-ab12cd34", "my-model", "local", trigger, now)
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class ServingMetrics:
                 buckets=_LATENCY_BUCKETS,
                 registry=registry,
             ),
-            scores=Histogram("berg_serving_score", "Fraud scores served.", buckets=_SCORE_BUCKETS, registry=registry),
+            scores=Histogram("berg_serving_score", "Scores served.", buckets=_SCORE_BUCKETS, registry=registry),
             predictions=Counter(
                 "berg_serving_predictions", "Transactions scored, by decision.", ["decision"], registry=registry
             ),
