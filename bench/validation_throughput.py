@@ -36,9 +36,11 @@ import pandas as pd
 
 from berg.contracts import TransactionV1
 from berg.contracts.events import MAX_AMOUNT
-from berg_validation.frames import transactions_frame
+from berg.contracts.reference import MERCHANT_CATEGORY_CODES as DEFAULT_MERCHANT_CATEGORIES
+from berg_fraud.rules import DEFAULT_CURRENCIES, FraudRules
+from berg_fraud.use_case import fraud
+from berg_validation.frames import build_frame
 from berg_validation.pandas_rules import PandasRules
-from berg_validation.rule_settings import DEFAULT_CURRENCIES, DEFAULT_MERCHANT_CATEGORIES, RuleSettings
 from berg_validation.suites import build_suites, create_context
 from berg_validation.verdict import Verdict
 
@@ -113,11 +115,15 @@ def main() -> None:
     events = make_transactions(args.rows, args.bad_share, now, rng)
     generated_s = time.perf_counter() - started
 
-    settings = RuleSettings(currencies=DEFAULT_CURRENCIES)
+    settings = FraudRules(currencies=DEFAULT_CURRENCIES)
+    streams = fraud().streams
     started = time.perf_counter()
-    suites = build_suites(create_context(), settings)
+    suites = build_suites(create_context(), streams, settings)
     setup_s = time.perf_counter() - started
-    pandas_rules = PandasRules(settings)
+    pandas_rules = PandasRules(streams, settings)
+
+    def transactions_frame(events: list[TransactionV1]) -> pd.DataFrame:
+        return build_frame(streams[0], events)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
     print(f"python {platform.python_version()}, great_expectations {gx.__version__}, pandas {pd.__version__}")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from services.validation.tests.helpers import (
     NOW,
+    STREAMS,
     Engine,
     LabelFactory,
     TransactionFactory,
@@ -21,8 +22,8 @@ from services.validation.tests.helpers import (
     transaction_factory,
 )
 
+from berg_fraud.rules import FraudRules
 from berg_validation.pandas_rules import PandasRules
-from berg_validation.rule_settings import RuleSettings
 from berg_validation.suites import Suites, build_suites, create_context
 from berg_validation.verdict import Verdict
 
@@ -30,13 +31,13 @@ from berg_validation.verdict import Verdict
 @pytest.fixture(scope="session")
 def suites() -> Suites:
     """The suites under default settings, in one in-memory context for the whole session."""
-    return build_suites(create_context(), RuleSettings())
+    return build_suites(create_context(), STREAMS, FraudRules())
 
 
 @pytest.fixture(scope="session")
 def pandas_rules() -> PandasRules:
     """The same rules in pandas, under default settings."""
-    return PandasRules(RuleSettings())
+    return PandasRules(STREAMS, FraudRules())
 
 
 @pytest.fixture(params=["gx", "pandas"])

@@ -31,6 +31,7 @@ __all__ = [
     "LoggingSettings",
     "ServiceSettings",
     "SettingsError",
+    "UseCaseSelection",
     "load_settings",
     "load_settings_or_exit",
     "service_config",
@@ -113,6 +114,26 @@ class ServiceSettings(BaseSettings):
             if isinstance(value, SecretStr) and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} is a placeholder secret; set a real value in production")
         return self
+
+
+class UseCaseSelection(BaseSettings):
+    """Only ``BERG_USE_CASE``: read first by a service whose other settings depend on the use case.
+
+    Example::
+
+        use_case = resolve_use_case_or_exit(load_settings_or_exit(UseCaseSelection).use_case)
+        settings = load_settings_or_exit(ValidationSettings[use_case.rules])
+    """
+
+    # Every other BERG_* variable is the full settings' business, read next.
+    model_config = SettingsConfigDict(env_prefix="BERG_", extra="ignore", frozen=True)
+
+    use_case: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        validation_alias=AliasChoices("use_case", "BERG_USE_CASE"),
+    )
+    """The use case's name; unset: the only one installed."""
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -13,8 +13,8 @@ Services, the pipeline and the ``berg`` command load it once at start-up by name
 platform module imports a use-case package.
 
 The descriptor grows as the platform's seams move onto it; today it names the
-problem card, the two streams (the events scored and their delayed labels) and
-how a label joins the event it judges.
+problem card, the two streams (the events scored and their delayed labels), how a
+label joins the event it judges, and the data rules validation and serving apply.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from pydantic import BaseModel
 
+from berg.contracts.rules import ContractRules
 from berg.problem.card import ProblemCard
 
 __all__ = [
@@ -82,13 +83,21 @@ class LabelJoin:
 
 @dataclass(frozen=True)
 class UseCase:
-    """Everything a use case brings: its problem card, its streams and its label join."""
+    """Everything a use case brings: its problem card, its streams, its label join and its data rules."""
 
     name: str
     card: ProblemCard
     scored: Stream
     labels: Stream
     label_join: LabelJoin
+    rules: type[ContractRules] = ContractRules
+    """The rules' parameters and which value and batch rule applies to which field of which stream
+    (:mod:`berg.contracts.rules`); validation and serving nest it in their settings."""
+
+    @property
+    def streams(self) -> tuple[Stream, Stream]:
+        """The scored events' stream and the labels' stream."""
+        return (self.scored, self.labels)
 
     def __post_init__(self) -> None:
         join, scored, labels = self.label_join, self.scored.contract, self.labels.contract
@@ -102,11 +111,24 @@ class UseCase:
                 raise UseCaseError(
                     f"use case {self.name!r}: its label join names {field!r}, no field of {contract.__name__}"
                 )
+        self._check_rules()
         if self.card.target.column != join.target:
             raise UseCaseError(
                 f"use case {self.name!r}: the problem card's target is {self.card.target.column!r}, "
                 f"the label join's is {join.target!r}"
             )
+
+    def _check_rules(self) -> None:
+        # Under the default parameters: a rule naming a field its stream does not have is a typo
+        # that would otherwise surface as a GX error on the first batch.
+        defaults = self.rules()
+        for stream in self.streams:
+            for rule in (*defaults.value_rules(stream.name), *defaults.batch_rules(stream.name)):
+                if rule.field not in stream.contract.model_fields:
+                    raise UseCaseError(
+                        f"use case {self.name!r}: a rule of stream {stream.name!r} names {rule.field!r}, "
+                        f"no field of {stream.contract.__name__}"
+                    )
 
 
 def _registered() -> dict[str, EntryPoint]:

@@ -86,6 +86,11 @@ def copied_sources(stage: Stage) -> set[str]:
     return sources
 
 
+def uv_syncs(stages: list[Stage]) -> list[tuple[Stage, str]]:
+    """Each ``uv sync`` of the build stages, with its stage."""
+    return [(stage, run) for stage in stages[:-1] for run in stage.args_of("RUN") if "uv sync" in run]
+
+
 def check_builder(path: Path, stages: list[Stage], package: str) -> None:
     assert len(stages) >= 2, f"{path}: not multi-stage (build stage + runtime stage)"
     aliases = {stage.alias for stage in stages if stage.alias}
@@ -95,7 +100,7 @@ def check_builder(path: Path, stages: list[Stage], package: str) -> None:
         name = stage.base.rsplit("/", 1)[-1]
         assert ":" in name or "@sha256:" in stage.base, f"{path}: base image {stage.base} is not pinned by a tag"
         assert not name.endswith(":latest"), f"{path}: base image {stage.base} uses the moving tag latest"
-    syncs = [(stage, run) for stage in stages[:-1] for run in stage.args_of("RUN") if "uv sync" in run]
+    syncs = uv_syncs(stages)
     assert syncs, f"{path}: no `uv sync` in a build stage"
     for stage, run in syncs:
         assert "--locked" in run.split(), f"{path}: `{run}` does not use --locked (the lockfile must decide)"
@@ -142,6 +147,18 @@ def test_service_dockerfile(service: str) -> None:
     entrypoints = final.args_of("ENTRYPOINT")
     assert entrypoints, f"{path}: no ENTRYPOINT"
     assert json.loads(entrypoints[-1]) == ["python", "-m", f"berg_{service}"], f"{path}: ENTRYPOINT {entrypoints[-1]}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_that_loads_a_use_case_installs_one(service: str) -> None:
+    """A service that resolves BERG_USE_CASE finds it through an entry point: its image must install a use case."""
+    sources = (REPO / "services" / service / "src").rglob("*.py")
+    if not any("resolve_use_case" in source.read_text(encoding="utf-8") for source in sources):
+        pytest.skip(f"berg-{service} loads no use case")
+    path = REPO / "services" / service / "Dockerfile"
+    for stage, run in uv_syncs(parse_dockerfile(path)):
+        assert "--package berg-fraud" in run, f"{path}: `{run}` installs no use case (berg-fraud)"
+        assert "usecases/fraud/src" in copied_sources(stage), f"{path}: the use case's sources are not copied"
 
 
 @pytest.mark.integration

@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry
 from services.serving.tests.helpers import NOW, register, tensors, transaction_fields
 from services.serving.tests.test_features import merchant_row, online, user_row
 
-from berg.contracts.rules import ValueRules
 from berg.observability.health import ReadinessChecks
 from berg.registry import ModelRegistry
 from berg.web.app import WebSettings
+from berg_fraud.rules import FraudRules
 from berg_serving.champion import ChampionSlot, load_champion
 from berg_serving.decisions import DecisionPolicy
 from berg_serving.features import SERVABLE_FEATURES
@@ -89,12 +89,14 @@ def served(slot: ChampionSlot, clock: list[datetime]) -> Served:
         None,
         metrics,
         max_batch=4,
-        rules=ValueRules(),
+        rules=FraudRules().value_rules("transactions"),
         clock=lambda: clock[0],
     )
     readiness = ReadinessChecks()
     readiness.add("model", model.is_ready)
-    server = ServingServer(settings, model, readiness, metrics_registry)
+    server = ServingServer(
+        settings, model, readiness, metrics_registry, value_rules=FraudRules().value_rules("transactions")
+    )
     transport = httpx.ASGITransport(app=server.app, raise_app_exceptions=False)
     return Served(httpx.AsyncClient(transport=transport, base_url="http://test"), readiness, metrics_registry)
 
@@ -277,7 +279,7 @@ async def test_what_the_contract_or_a_value_rule_refuses_is_a_400_naming_the_fie
 
 
 async def test_the_event_time_bound_is_the_server_clock_plus_the_skew(served: Served, clock: list[datetime]) -> None:
-    skew = ValueRules().clock_skew
+    skew = FraudRules().clock_skew
     at_the_bound = transaction_fields(event_time=(clock[0] + skew).isoformat())
     assert (await predict(served.client, {"instances": [at_the_bound]})).status_code == 200
     clock[0] -= timedelta(microseconds=1)  # the same transaction, a moment earlier on the server's clock

@@ -11,17 +11,41 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
+from pydantic import BaseModel
+
 from berg.contracts import LabelV1, TransactionV1
+from berg.usecase import Stream
+from berg_fraud.use_case import fraud
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "module 'sre_(constants|parse)' is deprecated", DeprecationWarning)
     import great_expectations  # noqa: F401
 
-__all__ = ["CATEGORIES", "NOW", "Engine", "LabelFactory", "TransactionFactory", "label_factory", "transaction_factory"]
+from berg_validation.frames import build_frame
+
+__all__ = [
+    "CATEGORIES",
+    "NOW",
+    "STREAM",
+    "STREAMS",
+    "Engine",
+    "LabelFactory",
+    "TransactionFactory",
+    "label_factory",
+    "labels_frame",
+    "transaction_factory",
+    "transactions_frame",
+]
+
+STREAMS: tuple[Stream, ...] = fraud().streams
+"""The streams validation judges in these tests: the fraud case's (the reference use case)."""
+STREAM: dict[str, Stream] = {stream.name: stream for stream in STREAMS}
+"""The same, by name (the batch's kind)."""
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 """The ``now`` of every batch in these tests."""
@@ -82,3 +106,13 @@ def label_factory() -> LabelFactory:
         return LabelV1.model_validate(fields)
 
     return make
+
+
+def transactions_frame(events: Sequence[BaseModel]) -> pd.DataFrame:
+    """The fraud case's transactions as validation's frame."""
+    return build_frame(STREAM["transactions"], events)
+
+
+def labels_frame(events: Sequence[BaseModel]) -> pd.DataFrame:
+    """The fraud case's labels as validation's frame."""
+    return build_frame(STREAM["labels"], events)

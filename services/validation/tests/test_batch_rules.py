@@ -6,11 +6,18 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
-from services.validation.tests.helpers import NOW, Engine, LabelFactory, TransactionFactory
+from services.validation.tests.helpers import (
+    NOW,
+    STREAMS,
+    Engine,
+    LabelFactory,
+    TransactionFactory,
+    labels_frame,
+    transactions_frame,
+)
 
 from berg.contracts import TransactionV1
-from berg_validation.frames import labels_frame, transactions_frame
-from berg_validation.rule_settings import BatchBounds, RuleSettings
+from berg_fraud.rules import FraudBatchBounds, FraudRules
 from berg_validation.suites import Suites, build_suites, create_context
 
 pytestmark = pytest.mark.unit
@@ -128,7 +135,7 @@ def test_the_distribution_is_judged_on_the_rows_that_passed(engine: Engine, tran
 
 
 def test_a_small_batch_skips_the_batch_rules(engine: Engine, transaction: TransactionFactory) -> None:
-    events = [transaction(amount=1e5) for _ in range(BatchBounds().min_rows - 1)]
+    events = [transaction(amount=1e5) for _ in range(FraudBatchBounds().min_rows - 1)]
     verdict = engine(transactions_frame(events), "transactions")
     assert not verdict.batch_checked
     assert verdict.passed
@@ -146,8 +153,8 @@ def test_labels_have_batch_rules_too(engine: Engine, label: LabelFactory) -> Non
 @pytest.fixture(scope="module")
 def strict_suites() -> Suites:
     """Suites with batch rules from 10 rows and at most one user in ten."""
-    bounds = BatchBounds(min_rows=10, max_top_user_share=0.1)
-    return build_suites(create_context(), RuleSettings(batch=bounds))
+    bounds = FraudBatchBounds(min_rows=10, max_top_user_share=0.1)
+    return build_suites(create_context(), STREAMS, FraudRules(batch=bounds))
 
 
 def test_the_bounds_come_from_the_settings(strict_suites: Suites, transaction: TransactionFactory) -> None:

@@ -6,11 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from services.validation.tests.helpers import NOW, LabelFactory, TransactionFactory
+from services.validation.tests.helpers import (
+    NOW,
+    STREAMS,
+    LabelFactory,
+    TransactionFactory,
+    labels_frame,
+    transactions_frame,
+)
 
+from berg_fraud.rules import FraudRules
 from berg_validation.data_docs import DataDocs
-from berg_validation.frames import labels_frame, transactions_frame
-from berg_validation.rule_settings import RuleSettings
 from berg_validation.suites import Suites, build_suites, create_context
 
 pytestmark = pytest.mark.unit
@@ -26,7 +32,7 @@ class Clock:
 
 @pytest.fixture
 def file_suites(tmp_path: Path) -> Suites:
-    return build_suites(create_context(tmp_path / "gx"), RuleSettings())
+    return build_suites(create_context(tmp_path / "gx"), STREAMS, FraudRules())
 
 
 def docs_for(suites: Suites, clock: Clock, **options: Any) -> DataDocs:
@@ -91,12 +97,12 @@ def test_only_the_newest_results_are_kept(file_suites: Suites, transaction: Tran
 
 
 def test_a_restart_keeps_the_history(tmp_path: Path, transaction: TransactionFactory) -> None:
-    first = build_suites(create_context(tmp_path / "gx"), RuleSettings())
+    first = build_suites(create_context(tmp_path / "gx"), STREAMS, FraudRules())
     docs = docs_for(first, Clock())
     first.validate(transactions_frame([transaction()]), "transactions", NOW, sink=docs)
     docs.close()
 
-    again = build_suites(create_context(tmp_path / "gx"), RuleSettings())
+    again = build_suites(create_context(tmp_path / "gx"), STREAMS, FraudRules())
     assert docs_for(again, Clock()).results_kept == 1
 
 

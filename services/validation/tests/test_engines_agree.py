@@ -16,18 +16,17 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from services.validation.tests.helpers import CATEGORIES, NOW
+from services.validation.tests.helpers import CATEGORIES, NOW, STREAMS, labels_frame, transactions_frame
 
 from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.events import MAX_AMOUNT
-from berg_validation.frames import labels_frame, transactions_frame
+from berg_fraud.rules import FraudBatchBounds, FraudRules
 from berg_validation.pandas_rules import PandasRules
-from berg_validation.rule_settings import BatchBounds, RuleSettings
 from berg_validation.suites import Suites, build_suites, create_context
 
 pytestmark = pytest.mark.unit
 
-RULES = RuleSettings(batch=BatchBounds(min_rows=20))
+RULES = FraudRules(batch=FraudBatchBounds(min_rows=20))
 
 TRANSACTION_FAULTS = (
     "amount_zero",
@@ -167,7 +166,7 @@ def build(batch: Batch) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def engines() -> tuple[Suites, PandasRules]:
-    return build_suites(create_context(), RULES), PandasRules(RULES)
+    return build_suites(create_context(), STREAMS, RULES), PandasRules(STREAMS, RULES)
 
 
 # GX takes ~0.1 s a batch: no deadline, and no shrinking (it would take minutes and

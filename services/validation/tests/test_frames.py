@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from services.validation.tests.helpers import LabelFactory, TransactionFactory
+from services.validation.tests.helpers import STREAM, LabelFactory, TransactionFactory, labels_frame, transactions_frame
 
-from berg_validation.frames import COLUMN_TYPES, build_frame, labels_frame, transactions_frame
+from berg_validation.frames import build_frame, column_types
 
 pytestmark = pytest.mark.unit
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 def test_a_transactions_frame_keeps_order_values_and_dtypes(transaction: TransactionFactory) -> None:
     events = [transaction(amount=amount) for amount in (3.5, 1.25, 900.0)]
     frame = transactions_frame(events)
-    assert list(frame.columns) == list(COLUMN_TYPES["transactions"])
+    assert list(frame.columns) == list(column_types(STREAM["transactions"].contract))
     assert frame.index.equals(pd.RangeIndex(3))
     assert frame["amount"].tolist() == [3.5, 1.25, 900.0]
     assert frame["event_id"].tolist() == [str(event.event_id) for event in events]
@@ -26,7 +26,7 @@ def test_a_transactions_frame_keeps_order_values_and_dtypes(transaction: Transac
 
 def test_a_labels_frame_has_a_boolean_is_fraud(label: LabelFactory) -> None:
     frame = labels_frame([label(is_fraud=True), label(is_fraud=False)])
-    assert list(frame.columns) == list(COLUMN_TYPES["labels"])
+    assert list(frame.columns) == list(column_types(STREAM["labels"].contract))
     assert frame["is_fraud"].dtype == bool
     assert frame["is_fraud"].tolist() == [True, False]
     assert frame["transaction_event_id"].dtype == pd.StringDtype("python")
@@ -40,7 +40,7 @@ def test_an_empty_batch_keeps_its_dtypes() -> None:
 
 
 def test_build_frame_checks_the_kind(transaction: TransactionFactory, label: LabelFactory) -> None:
-    assert len(build_frame("transactions", [transaction(), transaction()])) == 2
-    assert len(build_frame("labels", [label()])) == 1
+    assert len(build_frame(STREAM["transactions"], [transaction(), transaction()])) == 2
+    assert len(build_frame(STREAM["labels"], [label()])) == 1
     with pytest.raises(TypeError, match="event 1 is a LabelV1"):
-        build_frame("transactions", [transaction(), label()])
+        build_frame(STREAM["transactions"], [transaction(), label()])

@@ -8,10 +8,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from services.validation.tests.helpers import NOW, Engine, LabelFactory, TransactionFactory
+from services.validation.tests.helpers import (
+    NOW,
+    Engine,
+    LabelFactory,
+    TransactionFactory,
+    labels_frame,
+    transactions_frame,
+)
 
 from berg.contracts.events import MAX_AMOUNT
-from berg_validation.frames import labels_frame, transactions_frame
 
 pytestmark = pytest.mark.unit
 

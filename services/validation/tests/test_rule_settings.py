@@ -9,13 +9,14 @@ import pytest
 from pydantic import ValidationError
 
 from berg.contracts.events import MAX_AMOUNT
-from berg_validation.rule_settings import DEFAULT_MERCHANT_CATEGORIES, BatchBounds, RuleSettings
+from berg.contracts.reference import MERCHANT_CATEGORY_CODES as DEFAULT_MERCHANT_CATEGORIES
+from berg_fraud.rules import FraudBatchBounds, FraudRules
 
 pytestmark = pytest.mark.unit
 
 
 def test_defaults() -> None:
-    settings = RuleSettings()
+    settings = FraudRules()
     assert settings.clock_skew == timedelta(minutes=5)
     assert settings.max_amount == MAX_AMOUNT
     assert {"5411", "5812", "5999", "4829", "6011", "7995"} <= settings.merchant_categories
@@ -41,12 +42,12 @@ def test_defaults() -> None:
 )
 def test_bad_values_are_refused(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        RuleSettings.model_validate(values)
+        FraudRules.model_validate(values)
 
 
 def test_values_from_json_lists_as_the_environment_gives_them() -> None:
-    settings = RuleSettings.model_validate(
+    settings = FraudRules.model_validate(
         {"merchant_categories": ["5411", "5812"], "batch": {"amount_mean": [2, 300], "min_rows": 50}}
     )
     assert settings.merchant_categories == frozenset({"5411", "5812"})
-    assert settings.batch == BatchBounds(amount_mean=(2.0, 300.0), min_rows=50)
+    assert settings.batch == FraudBatchBounds(amount_mean=(2.0, 300.0), min_rows=50)

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
-from services.validation.tests.helpers import NOW, TransactionFactory
+from services.validation.tests.helpers import NOW, STREAMS, TransactionFactory, transactions_frame
 
-from berg_validation.frames import transactions_frame
-from berg_validation.rule_settings import RuleSettings
+from berg_fraud.rules import FraudRules
 from berg_validation.suites import Suites, build_suites, create_context
 
 pytestmark = pytest.mark.unit
@@ -82,12 +81,12 @@ def test_the_frame_must_be_positional(suites: Suites, transaction: TransactionFa
 
 
 def test_a_file_context_rebuilds_its_suites_from_code(tmp_path: Path, transaction: TransactionFactory) -> None:
-    first = build_suites(create_context(tmp_path / "gx"), RuleSettings())
+    first = build_suites(create_context(tmp_path / "gx"), STREAMS, FraudRules())
     assert (tmp_path / "gx" / "great_expectations.yml").is_file()
     frame = transactions_frame([transaction(currency="SEK")])
     assert first.validate(frame, "transactions", NOW).passed
     # A restart with other settings replaces the stored suites.
-    again = build_suites(create_context(tmp_path / "gx"), RuleSettings(currencies=frozenset({"EUR"})))
+    again = build_suites(create_context(tmp_path / "gx"), STREAMS, FraudRules(currencies=frozenset({"EUR"})))
     assert again.validate(frame, "transactions", NOW).row_failures == {
         0: ("expect_column_values_to_be_in_set(currency)",)
     }

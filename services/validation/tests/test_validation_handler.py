@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client import CollectorRegistry
-from services.validation.tests.helpers import NOW, TransactionFactory
+from services.validation.tests.helpers import NOW, STREAMS, TransactionFactory
 
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.dead_letter import DeadLetterPublisher
@@ -21,6 +21,7 @@ def handle(suites: Suites, records: list[RawRecord]) -> tuple[RecordingProducer,
     producer, registry = RecordingProducer(), CollectorRegistry()
     handler = ValidationHandler(
         suites,
+        STREAMS,
         producer,
         DeadLetterPublisher(producer, "validation"),
         ValidationMetrics.register(registry),

@@ -1,7 +1,7 @@
-"""Validation applies the core library's value rules, the ones serving applies: one definition, two engines.
+"""Validation applies the use case's value rules, the ones serving applies: one definition, two engines.
 
-The catalogue's row-level value expectations are made from ``ValueRules.for_transactions()``
-and ``for_labels()``, and on the same rows, at the same clock and under the same settings,
+The catalogue's row-level value expectations are made from ``FraudRules.value_rules(kind)``
+(the fraud case's, as an example), and on the same rows, at the same clock and under the same settings,
 both engines dead-letter exactly the rows the rules' own check (serving's) refuses.
 """
 
@@ -11,39 +11,38 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from services.validation.tests.helpers import NOW, TransactionFactory
+from services.validation.tests.helpers import NOW, STREAM, STREAMS, TransactionFactory, transactions_frame
 
-from berg.contracts.rules import ValueRules, duplicated, transaction_violations
+from berg.contracts.rules import ContractRules, duplicated, violations
+from berg_fraud.rules import FraudRules
 from berg_validation.catalogue import build_catalogue
-from berg_validation.frames import transactions_frame
 from berg_validation.pandas_rules import PandasRules
-from berg_validation.rule_settings import RuleSettings
 from berg_validation.suites import build_suites, create_context
 
 pytestmark = pytest.mark.unit
 
-SETTINGS = RuleSettings(
+SETTINGS = FraudRules(
     clock_skew_s=60, max_amount=5_000, currencies=frozenset({"EUR", "USD"}), merchant_categories=frozenset({"5411"})
 )
 
 
 @pytest.mark.parametrize("kind", ["transactions", "labels"])
 def test_the_value_expectations_are_the_shared_rules_in_order(kind: Any) -> None:
-    rules = SETTINGS.for_transactions() if kind == "transactions" else SETTINGS.for_labels()
+    rules = SETTINGS.value_rules(kind)
     structure = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_of_type"}
     value_expectations = [
-        rule for rule in build_catalogue(kind, SETTINGS).at("row") if rule.expectation_type not in structure
+        rule for rule in build_catalogue(STREAM[kind], SETTINGS).at("row") if rule.expectation_type not in structure
     ]
     assert [rule.column for rule in value_expectations] == [rule.field for rule in rules]
 
 
 def test_the_expectations_carry_the_shared_parameters() -> None:
-    by_name = {rule.name: rule for rule in build_catalogue("transactions", SETTINGS).rules}
+    by_name = {rule.name: rule for rule in build_catalogue(STREAM["transactions"], SETTINGS).rules}
     amount = by_name["expect_column_values_to_be_between(amount)"].kwargs
     assert (amount["min_value"], amount["strict_min"], amount["max_value"]) == (0.0, True, 5_000)
     assert by_name["expect_column_values_to_be_in_set(currency)"].kwargs["value_set"] == ["EUR", "USD"]
     assert by_name["expect_column_values_to_be_in_set(merchant_category)"].kwargs["value_set"] == ["5411"]
-    assert isinstance(SETTINGS, ValueRules)
+    assert isinstance(SETTINGS, ContractRules)
 
 
 def test_both_engines_refuse_exactly_the_rows_the_shared_check_refuses(transaction: TransactionFactory) -> None:
@@ -65,9 +64,10 @@ def test_both_engines_refuse_exactly_the_rows_the_shared_check_refuses(transacti
     defaults = {"currency": "EUR", "merchant_category": "5411", "amount": 10.0}
     events = [transaction(**{**defaults, **override}) for override in overrides]
     events.append(events[3].model_copy())  # the same event id twice
-    by_the_shared_check = {i for i, event in enumerate(events) if transaction_violations(SETTINGS, event, NOW)}
-    by_the_shared_check |= set(duplicated(SETTINGS.for_transactions(), events))
+    rules = SETTINGS.value_rules("transactions")
+    by_the_shared_check = {i for i, event in enumerate(events) if violations(rules, event, NOW)}
+    by_the_shared_check |= set(duplicated(rules, events))
     assert by_the_shared_check == {1, 2, 4, 6, 9, 10, 3, 12}
     frame = transactions_frame(events)
-    for engine in (build_suites(create_context(), SETTINGS), PandasRules(SETTINGS)):
+    for engine in (build_suites(create_context(), STREAMS, SETTINGS), PandasRules(STREAMS, SETTINGS)):
         assert set(engine.validate(frame, "transactions", NOW).row_failures) == by_the_shared_check

@@ -1,67 +1,58 @@
-"""The value rules of the event contracts: what a well-formed event must also mean, defined once.
+"""Value rules: what a well-formed event must also mean, defined once for every engine that checks it.
 
-A contract (:mod:`berg.contracts.events`) fixes structure: fields, JSON types, finiteness,
-string bounds. These rules fix values, under :class:`ValueRules`' parameters:
+A contract (a use case's pydantic model) fixes structure: fields, JSON types, finiteness,
+string bounds. Value rules fix values: a number above 0 and at most a bound, a time no
+later than the checker's clock plus a skew (producers' clocks drift; the clock is the
+checker's own, passed in as ``now``), a text from a known set, an id once per batch.
 
-- a transaction's ``amount`` is above 0 and at most ``max_amount``;
-- an ``event_time`` is no later than the checker's clock plus ``clock_skew_s`` (producers'
-  clocks drift; the clock is the checker's own, passed in as ``now``);
-- a ``currency`` and a ``merchant_category`` are known ones, a ``channel`` or a label's
-  ``source`` one of the contract's;
-- an ``event_id`` appears once in a batch (a micro-batch, a scoring request).
-
-Two engines apply them, both from this one definition: the validation service turns each
-rule into a Great Expectations expectation and dead-letters the rows that break one;
-serving checks every transaction of a scoring request and answers 400 naming the field.
-So serving scores only transactions validation would let through.
+A use case declares its streams' rules by subclassing :class:`ContractRules`: its fields
+are the rules' parameters (and the batch bounds, :mod:`berg.contracts.batch_rules`), read
+from each service's settings (``BERG_VALIDATION_RULES__*``, ``BERG_SERVING_RULES__*``), and
+:meth:`ContractRules.declare_value_rules` says which rule applies to which field of which
+stream. Two engines apply them, both from this one definition: the validation service turns
+each rule into a Great Expectations expectation and dead-letters the rows that break one;
+serving checks every event of a scoring request and answers 400 naming the field. So serving
+scores only events validation would let through.
 
 Pure: no I/O, no clock of its own.
 
 Example::
 
-    rules = ValueRules()
-    problems = transaction_violations(rules, transaction, now=datetime.now(UTC))
+    rules = ContractRules()
+    problems = violations(rules.value_rules("orders"), order, now=datetime.now(UTC))
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Annotated, Any, get_args
+from types import MappingProxyType
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from berg.contracts.events import MAX_AMOUNT, Channel, LabelSource, LabelV1, TransactionV1
-from berg.contracts.reference import MERCHANT_CATEGORY_CODES
+from berg.contracts.batch_rules import BatchBounds, BatchRule
 
 __all__ = [
-    "DEFAULT_CURRENCIES",
+    "ContractRules",
     "NotAfterClock",
     "OneOf",
     "PositiveAtMost",
     "Unique",
     "ValueRule",
-    "ValueRules",
     "Violation",
     "duplicated",
-    "label_violations",
-    "transaction_json_schema",
-    "transaction_violations",
+    "json_schema_with_rules",
+    "violations",
 ]
-
-DEFAULT_CURRENCIES: frozenset[str] = frozenset(
-    {"EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "JPY", "CAD", "AUD"}
-)
-"""ISO 4217 codes accepted by default."""
 
 
 @dataclass(frozen=True)
 class PositiveAtMost:
-    """A number above 0 (a payment moves money) and at most ``at_most``."""
+    """A number above 0 and at most ``at_most`` (an amount, a duration, a count of something that happened)."""
 
     field: str
     at_most: float
@@ -120,41 +111,31 @@ class Unique:
 
 
 ValueRule = PositiveAtMost | NotAfterClock | OneOf | Unique
-"""One value rule; :meth:`ValueRules.for_transactions` and :meth:`ValueRules.for_labels` list them in order."""
+"""One value rule; :meth:`ContractRules.value_rules` lists a stream's in order."""
 
 
-def _all_match(pattern: str) -> AfterValidator:
-    compiled = re.compile(pattern)
+class ContractRules(BaseModel):
+    """The parameters of a use case's rules, and which rule applies where; the base holds what every stream shares.
 
-    def check(values: frozenset[str]) -> frozenset[str]:
-        bad = sorted(value for value in values if not compiled.fullmatch(value))
-        if bad:
-            raise ValueError(f"values {bad} do not match {pattern}")
-        return values
-
-    return AfterValidator(check)
-
-
-class ValueRules(BaseModel):
-    """The parameters of the value rules; each service that applies them nests one in its settings.
+    Each service that applies the rules nests the use case's subclass in its settings (``rules``).
+    A subclass adds its parameters as fields and overrides :meth:`declare_value_rules` and
+    :meth:`declare_batch_rules`; a stream it does not declare gets :meth:`common_value_rules`.
 
     Example::
 
-        rules = ValueRules(clock_skew_s=60)   # BERG_SERVING_RULES__CLOCK_SKEW_S=60
+        class OrderRules(ContractRules):
+            max_total: float = 10_000.0
+
+            def declare_value_rules(self) -> Mapping[str, tuple[ValueRule, ...]]:
+                return {"orders": (PositiveAtMost("total", self.max_total), *self.common_value_rules())}
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     clock_skew_s: Annotated[float, Field(ge=0.0, le=86_400.0)] = 300.0
     """How far ahead of the checker's clock an event time may be (producers' clocks drift)."""
-    merchant_categories: Annotated[frozenset[str], Field(min_length=1), _all_match(r"[0-9]{4}")] = (
-        MERCHANT_CATEGORY_CODES
-    )
-    """Known merchant category codes; any other is refused."""
-    currencies: Annotated[frozenset[str], Field(min_length=1), _all_match(r"[A-Z]{3}")] = DEFAULT_CURRENCIES
-    """Accepted currency codes."""
-    max_amount: Annotated[float, Field(gt=0.0, le=MAX_AMOUNT)] = MAX_AMOUNT
-    """Largest accepted amount; never above the contract's :data:`~berg.contracts.events.MAX_AMOUNT`."""
+    batch: BatchBounds = BatchBounds()
+    """When batch rules run, and their bounds."""
 
     @property
     def clock_skew(self) -> timedelta:
@@ -165,33 +146,39 @@ class ValueRules(BaseModel):
         """The latest event time accepted by a checker whose clock reads ``now`` (aware)."""
         return NotAfterClock("event_time", self.clock_skew).latest(now)
 
-    def for_transactions(self) -> tuple[ValueRule, ...]:
-        """The rules of a :class:`~berg.contracts.events.TransactionV1`, in evaluation order."""
-        return self._transaction_rules
+    def event_time_rule(self) -> NotAfterClock:
+        """Every event's ``event_time`` is no later than the checker's clock plus the skew."""
+        return NotAfterClock("event_time", self.clock_skew)
 
-    def for_labels(self) -> tuple[ValueRule, ...]:
-        """The rules of a :class:`~berg.contracts.events.LabelV1`, in evaluation order."""
-        return self._label_rules
+    def common_value_rules(self) -> tuple[ValueRule, ...]:
+        """What every Berg event must mean: an event time not in the future, an ``event_id`` once per batch."""
+        return (self.event_time_rule(), Unique("event_id"))
+
+    def declare_value_rules(self) -> Mapping[str, tuple[ValueRule, ...]]:
+        """The value rules of each stream the use case declares, by stream name, in evaluation order."""
+        return {}
+
+    def declare_batch_rules(self) -> Mapping[str, tuple[BatchRule, ...]]:
+        """The batch rules of each stream that has some, by stream name, in evaluation order."""
+        return {}
+
+    def value_rules(self, stream: str) -> tuple[ValueRule, ...]:
+        """The value rules of ``stream``, in evaluation order."""
+        declared = self._value_rules.get(stream)
+        return self.common_value_rules() if declared is None else declared
+
+    def batch_rules(self, stream: str) -> tuple[BatchRule, ...]:
+        """The batch rules of ``stream`` (none unless declared), in evaluation order."""
+        return self._batch_rules.get(stream, ())
 
     @cached_property
-    def _transaction_rules(self) -> tuple[ValueRule, ...]:
-        # Built once: serving checks every transaction of every request against them.
-        return (
-            PositiveAtMost("amount", self.max_amount),
-            NotAfterClock("event_time", self.clock_skew),
-            OneOf("currency", tuple(sorted(self.currencies))),
-            OneOf("merchant_category", tuple(sorted(self.merchant_categories))),
-            OneOf("channel", get_args(Channel)),
-            Unique("event_id"),
-        )
+    def _value_rules(self) -> Mapping[str, tuple[ValueRule, ...]]:
+        # Built once: serving checks every event of every request against them.
+        return MappingProxyType(dict(self.declare_value_rules()))
 
     @cached_property
-    def _label_rules(self) -> tuple[ValueRule, ...]:
-        return (
-            NotAfterClock("event_time", self.clock_skew),
-            OneOf("source", get_args(LabelSource)),
-            Unique("event_id"),
-        )
+    def _batch_rules(self) -> Mapping[str, tuple[BatchRule, ...]]:
+        return MappingProxyType(dict(self.declare_batch_rules()))
 
 
 @dataclass(frozen=True)
@@ -205,26 +192,20 @@ class Violation:
         return f"{self.field}: {self.message}"
 
 
-def _violations(rules: Sequence[ValueRule], event: BaseModel, now: datetime) -> list[Violation]:
+def violations(rules: Sequence[ValueRule], event: BaseModel, now: datetime) -> list[Violation]:
+    """The rules ``event`` breaks at ``now`` (the checker's clock, aware), in rule order.
+
+    :class:`Unique` is a property of a batch, not of one event: see :func:`duplicated`.
+    """
     found: list[Violation] = []
     for rule in rules:
         if isinstance(rule, Unique):
-            continue  # a property of the batch: duplicated()
+            continue
         value = getattr(event, rule.field)
         problem = rule.problem(value, now) if isinstance(rule, NotAfterClock) else rule.problem(value)
         if problem is not None:
             found.append(Violation(rule.field, problem))
     return found
-
-
-def transaction_violations(rules: ValueRules, transaction: TransactionV1, now: datetime) -> list[Violation]:
-    """The row rules ``transaction`` breaks at ``now`` (the checker's clock, aware), in rule order."""
-    return _violations(rules.for_transactions(), transaction, now)
-
-
-def label_violations(rules: ValueRules, label: LabelV1, now: datetime) -> list[Violation]:
-    """The row rules ``label`` breaks at ``now`` (the checker's clock, aware), in rule order."""
-    return _violations(rules.for_labels(), label, now)
 
 
 def duplicated(rules: Sequence[ValueRule], events: Sequence[BaseModel]) -> dict[int, Violation]:
@@ -241,16 +222,16 @@ def duplicated(rules: Sequence[ValueRule], events: Sequence[BaseModel]) -> dict[
     return found
 
 
-def transaction_json_schema(rules: ValueRules) -> dict[str, Any]:
-    """:class:`~berg.contracts.events.TransactionV1`'s JSON Schema with the value rules a schema can say.
+def json_schema_with_rules(contract: type[BaseModel], rules: Sequence[ValueRule]) -> dict[str, Any]:
+    """``contract``'s JSON Schema with the value rules a schema can say.
 
     Bounds become ``exclusiveMinimum``/``maximum``, known sets ``enum``; the clock and
     uniqueness rules go into the description.
     """
-    schema = TransactionV1.model_json_schema()
+    schema = contract.model_json_schema()
     properties: Mapping[str, dict[str, Any]] = schema["properties"]
     notes: list[str] = []
-    for rule in rules.for_transactions():
+    for rule in rules:
         if isinstance(rule, PositiveAtMost):
             properties[rule.field].update(exclusiveMinimum=0, maximum=rule.at_most)
         elif isinstance(rule, OneOf):

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from berg.features.settings import FeatureStoreSettings
 from berg.observability.logging import configure_logging
-from berg.settings import load_settings_or_exit
+from berg.settings import UseCaseSelection, load_settings_or_exit
+from berg.usecase import resolve_use_case_or_exit
 from berg_serving.settings import SHAPES, ServingSettings
 
 
@@ -28,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # KServe appends its own arguments to a custom transformer's (--model_name, --predictor_host,
     # --http_port...); Berg takes those from BERG_SERVING_* instead, so they are ignored, not refused.
     args, ignored = parser.parse_known_args(argv)
-    settings = load_settings_or_exit(ServingSettings)
+    use_case = resolve_use_case_or_exit(load_settings_or_exit(UseCaseSelection).use_case)
+    # The rules' parameters are the use case's: its settings type is known only now.
+    settings = load_settings_or_exit(ServingSettings[use_case.rules])  # type: ignore[name-defined]
     feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
         settings.feast_profile, settings.feature_repo
     )
@@ -42,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from berg_serving.runner import run
 
-    run(settings, shape, feature_store)
+    run(settings, shape, feature_store, use_case.scored.name)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from kserve.model import InferenceVerb
 from typing_extensions import override
 
 from berg.contracts import TransactionV1
-from berg.contracts.rules import ValueRules
+from berg.contracts.rules import ValueRule
 from berg_serving.features import FeatureFrame, MissingFeaturesError, assemble_features, entity_rows
 from berg_serving.json_body import load_json
 from berg_serving.metrics import ServingMetrics
@@ -215,7 +215,7 @@ class FraudTransformer(_ScoringModel):
         metrics: ServingMetrics,
         *,
         max_batch: int,
-        rules: ValueRules,
+        rules: Sequence[ValueRule],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(name, scorer, metrics, max_batch=max_batch)

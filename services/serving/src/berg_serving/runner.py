@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from berg.contracts.rules import ValueRule
 from berg.features.store_config import FeatureStoreConfig
 from berg.observability.health import ReadinessChecks
 from berg_serving.decisions import DecisionPolicy
@@ -48,7 +50,9 @@ class Assembly:
                 log.exception("closing failed")
 
 
-def _champion_scorer(settings: ServingSettings, metrics: ServingMetrics, *, fused: bool) -> tuple[LocalScorer, Closer]:
+def _champion_scorer(
+    settings: ServingSettings[Any], metrics: ServingMetrics, *, fused: bool
+) -> tuple[LocalScorer, Closer]:
     """The registry's champion on a thread pool, followed by a watcher; loads the first version now."""
     from berg.registry import ModelRegistry
     from berg_serving.champion import Champion, ChampionError, ChampionSlot, ChampionWatcher
@@ -83,9 +87,14 @@ def _champion_scorer(settings: ServingSettings, metrics: ServingMetrics, *, fuse
 
 
 def assemble(
-    settings: ServingSettings, shape: Shape, metrics: ServingMetrics, feature_store: FeatureStoreConfig
+    settings: ServingSettings[Any],
+    shape: Shape,
+    metrics: ServingMetrics,
+    feature_store: FeatureStoreConfig,
+    value_rules: Sequence[ValueRule],
 ) -> Assembly:
-    """Build the model of ``shape`` (blocking: loads the champion, opens Feast, warms both up)."""
+    """Build the model of ``shape`` (blocking: loads the champion, opens Feast, warms both up); the
+    transformer refuses events that break ``value_rules`` (the scored stream's, validation's own)."""
     if shape == "predictor":
         champion, close_champion = _champion_scorer(settings, metrics, fused=False)
         predictor = Predictor(settings.model_name, champion, metrics, max_batch=settings.max_batch)
@@ -134,14 +143,15 @@ def assemble(
         prediction_log,
         metrics,
         max_batch=settings.max_batch,
-        rules=settings.rules,
+        rules=value_rules,
     )
     return Assembly(transformer, closers)
 
 
-def run(settings: ServingSettings, shape: Shape, feature_store: FeatureStoreConfig) -> None:
+def run(settings: ServingSettings[Any], shape: Shape, feature_store: FeatureStoreConfig, scored_stream: str) -> None:
     """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period (``feature_store``: where
-    the fused and transformer shapes read their online features)."""
+    the fused and transformer shapes read their online features; ``scored_stream``: the use case's stream
+    whose value rules every scored event must pass)."""
     from berg_serving.server import ServingServer
 
     # KServe's V1 handler answers with FastAPI's ORJSONResponse, which FastAPI now deprecates: not ours to fix.
@@ -149,10 +159,11 @@ def run(settings: ServingSettings, shape: Shape, feature_store: FeatureStoreConf
     registry = CollectorRegistry()
     metrics = ServingMetrics.register(registry)
     readiness = ReadinessChecks()
-    assembly = assemble(settings, shape, metrics, feature_store)
+    value_rules = settings.rules.value_rules(scored_stream)
+    assembly = assemble(settings, shape, metrics, feature_store, value_rules)
     assembly.model.load()
     readiness.add("model", assembly.model.is_ready)
-    server = ServingServer(settings, assembly.model, readiness, registry)
+    server = ServingServer(settings, assembly.model, readiness, registry, value_rules=value_rules)
     log.info(
         "serving",
         extra={

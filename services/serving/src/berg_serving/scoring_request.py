@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from berg.contracts import TransactionV1
-from berg.contracts.rules import ValueRules, duplicated, transaction_violations
+from berg.contracts.rules import ValueRule, duplicated, violations
 from berg.contracts.shape import contract_columns, v2_datatypes
 
 __all__ = [
@@ -91,7 +91,7 @@ def _describe(error: ValidationError, where: str) -> list[str]:
 
 
 def _validate_rows(
-    rows: Sequence[Mapping[str, Any]], where: str, rules: ValueRules, now: datetime
+    rows: Sequence[Mapping[str, Any]], where: str, rules: Sequence[ValueRule], now: datetime
 ) -> list[TransactionV1]:
     transactions: list[TransactionV1] = []
     problems: list[str] = []
@@ -102,13 +102,11 @@ def _validate_rows(
             problems.extend(_describe(error, f"{where}[{index}]"))
         else:
             transactions.append(transaction)
-            problems.extend(
-                f"{where}[{index}]: {problem}" for problem in transaction_violations(rules, transaction, now)
-            )
+            problems.extend(f"{where}[{index}]: {problem}" for problem in violations(rules, transaction, now))
         if len(problems) >= _MAX_REPORTED:
             break
     if not problems:
-        repeated = duplicated(rules.for_transactions(), transactions)
+        repeated = duplicated(rules, transactions)
         problems.extend(f"{where}[{index}]: {problem}" for index, problem in sorted(repeated.items()))
     if problems:
         raise RequestError("invalid transaction(s): " + "; ".join(problems[:_MAX_REPORTED]))
@@ -122,7 +120,7 @@ def _check_batch(count: int, max_batch: int, what: str) -> None:
         raise RequestError(f"{what} holds {count} transactions; at most {max_batch} per request")
 
 
-def parse_v1(body: object, *, max_batch: int, rules: ValueRules, now: datetime) -> list[TransactionV1]:
+def parse_v1(body: object, *, max_batch: int, rules: Sequence[ValueRule], now: datetime) -> list[TransactionV1]:
     """The transactions of a V1 body, ``{"instances": [...]}``, checked at the server's clock ``now``.
 
     Raises:
@@ -210,7 +208,9 @@ def _column(tensor: Tensor, rows: int | None, max_batch: int) -> tuple[list[Any]
     return [float(value) for value in values.astype(np.float64).tolist()], shape[0]
 
 
-def parse_v2(inputs: Sequence[Tensor], *, max_batch: int, rules: ValueRules, now: datetime) -> list[TransactionV1]:
+def parse_v2(
+    inputs: Sequence[Tensor], *, max_batch: int, rules: Sequence[ValueRule], now: datetime
+) -> list[TransactionV1]:
     """The transactions of a V2 request: one tensor per field (see the module docstring), checked at the
     server's clock ``now``.
 

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import uvicorn
@@ -64,7 +64,8 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from berg.contracts.rules import ValueRules, transaction_json_schema
+from berg.contracts import TransactionV1
+from berg.contracts.rules import ValueRule, json_schema_with_rules
 from berg.observability.health import ReadinessChecks
 from berg.web.app import create_app
 from berg_serving.errors import UpstreamError
@@ -101,7 +102,7 @@ _GRPC_CODES = {
 }
 
 
-def v1_request_schema(rules: ValueRules) -> dict[str, Any]:
+def v1_request_schema(rules: Sequence[ValueRule]) -> dict[str, Any]:
     """The V1 predict route's OpenAPI body: KServe's handler reads the raw body, so it is given here.
 
     The transaction schema carries the value rules a JSON Schema can say (bounds, known sets).
@@ -116,7 +117,11 @@ def v1_request_schema(rules: ValueRules) -> dict[str, Any]:
                         "additionalProperties": False,
                         "required": ["instances"],
                         "properties": {
-                            "instances": {"type": "array", "minItems": 1, "items": transaction_json_schema(rules)}
+                            "instances": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": json_schema_with_rules(TransactionV1, rules),
+                            }
                         },
                     }
                 }
@@ -242,13 +247,15 @@ class RequestCountingMiddleware:
 
 
 def build_app(
-    settings: ServingSettings,
+    settings: ServingSettings[Any],
     dataplane: ServingDataPlane,
     registry: CollectorRegistry,
     readiness: ReadinessChecks,
     requests: Counter,
+    value_rules: Sequence[ValueRule] = (),
 ) -> FastAPI:
-    """Berg's app with KServe's V1 and V2 inference routes; ``requests`` is :func:`request_counter`."""
+    """Berg's app with KServe's V1 and V2 inference routes; ``requests`` is :func:`request_counter`;
+    the V1 body's schema says what ``value_rules`` a JSON Schema can say."""
     title = f"berg-serving ({settings.model_name})"
     app = create_app(settings.web, title=title, registry=registry, readiness=readiness)
     app.add_middleware(ContentTypeMiddleware)
@@ -265,7 +272,7 @@ def build_app(
         v1.predict,
         methods=["POST"],
         response_model=None,
-        openapi_extra=v1_request_schema(settings.rules),
+        openapi_extra=v1_request_schema(value_rules),
     )
     app.include_router(router)
 
@@ -382,7 +389,13 @@ class ServingServer:
     """
 
     def __init__(
-        self, settings: ServingSettings, model: Model, readiness: ReadinessChecks, registry: CollectorRegistry
+        self,
+        settings: ServingSettings[Any],
+        model: Model,
+        readiness: ReadinessChecks,
+        registry: CollectorRegistry,
+        *,
+        value_rules: Sequence[ValueRule] = (),
     ) -> None:
         self._settings = settings
         self._readiness = readiness
@@ -390,7 +403,7 @@ class ServingServer:
         repository.update(model)
         self._dataplane = ServingDataPlane(repository, readiness)
         self._requests = request_counter(registry)
-        self.app = build_app(settings, self._dataplane, registry, readiness, self._requests)
+        self.app = build_app(settings, self._dataplane, registry, readiness, self._requests, value_rules)
         in_flight_budget = max(1, int(settings.grace_period_s - settings.drain_delay_s - 1))
         self._http = _QuietUvicorn(
             uvicorn.Config(

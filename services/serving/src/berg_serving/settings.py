@@ -1,14 +1,18 @@
-"""Settings of the serving service (``BERG_SERVING_*``), read once in ``main`` and passed down."""
+"""Settings of the serving service (``BERG_SERVING_*``), read once in ``main`` and passed down.
+
+Generic over the use case's rules (:attr:`berg.usecase.UseCase.rules`), like validation's:
+``main`` reads ``BERG_USE_CASE`` first, then ``ServingSettings[use_case.rules]``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from berg.contracts._types import Identifier
-from berg.contracts.rules import ValueRules
+from berg.contracts.rules import ContractRules
 from berg.kafka.topics import PREDICTIONS
 from berg.settings import ServiceSettings, service_config
 from berg.web.app import WebSettings
@@ -72,7 +76,10 @@ class PredictionLogSettings(BaseModel):
     """At shutdown, how long to keep sending what is queued."""
 
 
-class ServingSettings(ServiceSettings):
+RulesT = TypeVar("RulesT", bound=ContractRules)
+
+
+class ServingSettings(ServiceSettings, Generic[RulesT]):
     """Which shape to run, where the model and the features are, how to listen and how to stop."""
 
     model_config = service_config("BERG_SERVING_")
@@ -102,10 +109,10 @@ class ServingSettings(ServiceSettings):
     above this ``decline``; below the threshold, ``approve``."""
     max_batch: int = Field(default=256, ge=1, le=10_000)
     """Most transactions in one request."""
-    rules: ValueRules = ValueRules()
-    """The value rules every transaction must pass, validation's (:mod:`berg.contracts.rules`): clock skew,
-    known currencies and merchant categories, the largest amount. Keep them equal to
-    ``BERG_VALIDATION_RULES__*``, so serving scores only what validation lets through."""
+    rules: RulesT = Field(default_factory=dict, validate_default=True)
+    """The use case's rule parameters; the scored stream's value rules apply to every event scored
+    (:mod:`berg.contracts.rules`). Keep them equal to ``BERG_VALIDATION_RULES__*``, so serving scores
+    only what validation lets through."""
     lookup_threads: int = Field(default=2, ge=1, le=64)
     """Threads doing Feast online lookups (each with its own FeatureStore), off the event loop."""
     predict_threads: int = Field(default=2, ge=1, le=64)
@@ -120,7 +127,7 @@ class ServingSettings(ServiceSettings):
     hold requests in flight. Refused outside development."""
 
     @model_validator(mode="after")
-    def _check(self) -> ServingSettings:
+    def _check(self) -> Self:
         if self.environment != "development" and self.debug_delay_s > 0:
             raise ValueError("debug_delay_s is a test setting; it must be 0 outside development")
         if self.drain_delay_s >= self.grace_period_s:

@@ -1,4 +1,4 @@
-"""The rules of each contract, as data: which expectation, on which column, with which arguments.
+"""The rules of each stream, as data: which expectation, on which column, with which arguments.
 
 Both engines read this one catalogue: :mod:`berg_validation.suites` turns each
 :class:`Rule` into a Great Expectations expectation, :mod:`berg_validation.pandas_rules`
@@ -7,20 +7,20 @@ exist, on their names and on their order; whether they agree on what the rules
 mean is what the cross-check test asks.
 
 A rule's :attr:`Rule.name` is stable and short enough for a dead-letter reason or
-a metric label: ``expect_column_values_to_be_between(amount)``, with a
+a metric label: ``expect_column_values_to_be_between(total)``, with a
 ``[qualifier]`` where one expectation type is used twice on a column
-(``expect_column_values_to_be_in_set(channel)[card_not_present_min_share]``).
+(``expect_column_values_to_be_in_set(device)[mobile_min_share]``).
 
 - **Row-level** rules (level ``row``) judge each row; a row that fails any of them is
-  dead-lettered. Besides the structure rules (not null, of type), they are the value
-  rules of :mod:`berg.contracts.rules`, the one definition serving applies too, each
-  turned into its expectation here.
+  dead-lettered. Besides the structure rules (not null, of type, from the stream's
+  contract), they are the use case's value rules (:mod:`berg.contracts.rules`), the one
+  definition serving applies too, each turned into its expectation here.
 - **Batch-level** rules judge the micro-batch as a whole, and run only on batches of at
-  least :attr:`~berg_validation.rule_settings.BatchBounds.min_rows` rows. The null
+  least :attr:`~berg.contracts.batch_rules.BatchBounds.min_rows` rows. The null
   rates (level ``batch``) look at every row. The share of rows that passed and the
-  distribution rules (level ``passed_rows``) look only at the rows that passed every
-  row-level rule, so a few absurd rows that are dead-lettered anyway cannot move them.
-  Any batch-level failure quarantines the whole batch.
+  use case's batch rules (:mod:`berg.contracts.batch_rules`; level ``passed_rows``) look
+  only at the rows that passed every row-level rule, so a few absurd rows that are
+  dead-lettered anyway cannot move them. Any batch-level failure quarantines the whole batch.
 """
 
 from __future__ import annotations
@@ -31,9 +31,17 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from berg.contracts.rules import NotAfterClock, OneOf, PositiveAtMost, Unique, ValueRule
-from berg_validation.frames import COLUMN_TYPES, EventKind
-from berg_validation.rule_settings import RuleSettings
+from berg.contracts.batch_rules import (
+    BatchRule,
+    MeanBetween,
+    MedianBetween,
+    QuantilesBetween,
+    ShareBetween,
+    TopValueShareAtMost,
+)
+from berg.contracts.rules import ContractRules, NotAfterClock, OneOf, PositiveAtMost, Unique, ValueRule
+from berg.usecase import Stream
+from berg_validation.frames import column_types
 
 __all__ = [
     "MAX_EVENT_TIME",
@@ -50,7 +58,7 @@ Level = Literal["row", "batch", "passed_rows"]
 
 MAX_EVENT_TIME = "max_event_time"
 """Suite parameter: the latest acceptable event time of a batch, its ``now`` plus the allowed clock skew
-(:meth:`~berg.contracts.rules.ValueRules.latest_event_time`)."""
+(:meth:`~berg.contracts.rules.ContractRules.latest_event_time`)."""
 
 MIN_PASSED_ROWS = "min_passed_rows"
 """Suite parameter: how many rows of a batch must pass every row-level rule (from its size and the bound)."""
@@ -73,9 +81,12 @@ class Rule:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """The rules of one contract, row-level and batch-level, in evaluation order."""
+    """The rules of one stream, row-level and batch-level, in evaluation order."""
 
-    kind: EventKind
+    kind: str
+    """The stream's name."""
+    column_types: Mapping[str, str]
+    """The frame's columns and their type names (:func:`berg_validation.frames.column_types`)."""
     rules: tuple[Rule, ...]
     min_rows_for_batch_rules: int
     max_failed_row_share: float
@@ -88,7 +99,7 @@ class Catalogue:
     def passed_rows_columns(self) -> list[str]:
         """The columns the ``passed_rows`` rules read, in frame order."""
         used = {rule.column for rule in self.at("passed_rows")}
-        return [column for column in COLUMN_TYPES[self.kind] if column in used]
+        return [column for column in self.column_types if column in used]
 
     def min_passed_rows(self, rows: int) -> int:
         """How many of ``rows`` must pass the row-level rules (the value of :data:`MIN_PASSED_ROWS`)."""
@@ -114,9 +125,9 @@ def _rule(expectation_type: str, column: str, level: Level, qualifier: str | Non
     )
 
 
-def _structure_rules(kind: EventKind) -> list[Rule]:
+def _structure_rules(types: Mapping[str, str]) -> list[Rule]:
     rules: list[Rule] = []
-    for column, type_name in COLUMN_TYPES[kind].items():
+    for column, type_name in types.items():
         rules.append(_rule("expect_column_values_to_not_be_null", column, "row"))
         rules.append(_rule("expect_column_values_to_be_of_type", column, "row", type_=type_name))
     return rules
@@ -142,7 +153,7 @@ def _value_rule(rule: ValueRule) -> Rule:
     return _rule("expect_column_values_to_be_unique", rule.field, "row")
 
 
-def _null_share_rules(kind: EventKind, settings: RuleSettings) -> list[Rule]:
+def _null_share_rules(types: Mapping[str, str], settings: ContractRules) -> list[Rule]:
     return [
         _rule(
             "expect_column_proportion_of_non_null_values_to_be_between",
@@ -150,7 +161,7 @@ def _null_share_rules(kind: EventKind, settings: RuleSettings) -> list[Rule]:
             "batch",
             min_value=1.0 - settings.batch.max_null_share,
         )
-        for column in COLUMN_TYPES[kind]
+        for column in types
     ]
 
 
@@ -165,82 +176,72 @@ def _passed_share_rule() -> Rule:
     )
 
 
-def _transaction_distribution_rules(settings: RuleSettings) -> list[Rule]:
-    bounds = settings.batch
-    cnp_low, cnp_high = bounds.card_not_present_share
-    return [
-        _rule(
-            "expect_column_mean_to_be_between",
-            "amount",
-            "passed_rows",
-            min_value=bounds.amount_mean[0],
-            max_value=bounds.amount_mean[1],
-        ),
-        _rule(
-            "expect_column_median_to_be_between",
-            "amount",
-            "passed_rows",
-            min_value=bounds.amount_median[0],
-            max_value=bounds.amount_median[1],
-        ),
-        _rule(
-            "expect_column_quantile_values_to_be_between",
-            "amount",
-            "passed_rows",
-            quantile_ranges={
-                "quantiles": [0.05, 0.95],
-                "value_ranges": [list(bounds.amount_p05), list(bounds.amount_p95)],
-            },
-        ),
-        # "At least low" and "at most high" of card_not_present, each as a
-        # `mostly` of GX's own in-set expectation.
-        _rule(
-            "expect_column_values_to_be_in_set",
-            "channel",
-            "passed_rows",
-            "card_not_present_min_share",
-            value_set=["card_not_present"],
-            mostly=cnp_low,
-        ),
-        _rule(
-            "expect_column_values_to_be_in_set",
-            "channel",
-            "passed_rows",
-            "card_not_present_max_share",
-            value_set=["card_present"],
-            mostly=round(1.0 - cnp_high, 12),
-        ),
-        _rule(
-            "expect_column_top_value_share_to_be_between",
-            "user_id",
-            "passed_rows",
-            max_value=bounds.max_top_user_share,
-        ),
+def _batch_rule(rule: BatchRule) -> list[Rule]:
+    """The expectations that check one batch rule of :mod:`berg.contracts.batch_rules`."""
+    if isinstance(rule, MeanBetween):
+        return [
+            _rule(
+                "expect_column_mean_to_be_between", rule.field, "passed_rows", min_value=rule.low, max_value=rule.high
+            )
+        ]
+    if isinstance(rule, MedianBetween):
+        return [
+            _rule(
+                "expect_column_median_to_be_between", rule.field, "passed_rows", min_value=rule.low, max_value=rule.high
+            )
+        ]
+    if isinstance(rule, QuantilesBetween):
+        return [
+            _rule(
+                "expect_column_quantile_values_to_be_between",
+                rule.field,
+                "passed_rows",
+                quantile_ranges={
+                    "quantiles": list(rule.quantiles),
+                    "value_ranges": [list(bounds) for bounds in rule.ranges],
+                },
+            )
+        ]
+    if isinstance(rule, ShareBetween):
+        # "At least low" and "at most high" of the value, each as a `mostly` of GX's own in-set expectation.
+        return [
+            _rule(
+                "expect_column_values_to_be_in_set",
+                rule.field,
+                "passed_rows",
+                f"{rule.value}_min_share",
+                value_set=[rule.value],
+                mostly=rule.low,
+            ),
+            _rule(
+                "expect_column_values_to_be_in_set",
+                rule.field,
+                "passed_rows",
+                f"{rule.value}_max_share",
+                value_set=list(rule.others),
+                mostly=round(1.0 - rule.high, 12),
+            ),
+        ]
+    assert isinstance(rule, TopValueShareAtMost)
+    return [_rule("expect_column_top_value_share_to_be_between", rule.field, "passed_rows", max_value=rule.at_most)]
+
+
+def build_catalogue(stream: Stream, settings: ContractRules) -> Catalogue:
+    """The rules of ``stream`` under ``settings`` (the use case's rules)."""
+    types = column_types(stream.contract)
+    rules = [
+        *_structure_rules(types),
+        *(_value_rule(rule) for rule in settings.value_rules(stream.name)),
+        *_null_share_rules(types, settings),
+        _passed_share_rule(),
+        *(expectation for rule in settings.batch_rules(stream.name) for expectation in _batch_rule(rule)),
     ]
-
-
-def build_catalogue(kind: EventKind, settings: RuleSettings) -> Catalogue:
-    """The rules of ``kind`` under ``settings``."""
-    if kind == "transactions":
-        rules = [
-            *_structure_rules(kind),
-            *(_value_rule(rule) for rule in settings.for_transactions()),
-            *_null_share_rules(kind, settings),
-            _passed_share_rule(),
-            *_transaction_distribution_rules(settings),
-        ]
-    else:
-        rules = [
-            *_structure_rules(kind),
-            *(_value_rule(rule) for rule in settings.for_labels()),
-            *_null_share_rules(kind, settings),
-            _passed_share_rule(),
-        ]
     names = [rule.name for rule in rules]
-    if len(set(names)) != len(names):  # a catalogue bug, not a data problem
-        raise AssertionError(f"duplicate rule names in the {kind} catalogue: {names}")
+    if len(set(names)) != len(names):  # a rules bug, not a data problem
+        raise AssertionError(f"duplicate rule names in the {stream.name} catalogue: {names}")
     return Catalogue(
-        kind=kind,
+        kind=stream.name,
+        column_types=types,
         rules=tuple(rules),
         min_rows_for_batch_rules=settings.batch.min_rows,
         max_failed_row_share=settings.batch.max_failed_row_share,

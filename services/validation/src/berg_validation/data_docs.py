@@ -4,9 +4,9 @@ The service creates the file context under its state directory and hands this
 object to :meth:`berg_validation.suites.Suites.validate` as the result sink::
 
     context = create_context(state_dir / "gx")
-    suites = build_suites(context, rules)
+    suites = build_suites(context, use_case.streams, rules)
     docs = DataDocs(context, min_interval_s=60)
-    verdict = suites.validate(frame, "transactions", now, sink=docs)
+    verdict = suites.validate(frame, use_case.scored.name, now, sink=docs)
     ...
     docs.close()  # a final build
 

@@ -1,50 +1,42 @@
 """Validation's batch handler: Great Expectations over each micro-batch, then route every row.
 
-Records from ``*.ingested`` are decoded (they passed ingestion, so a failure
-here is dead-lettered like anywhere else), grouped by kind into a DataFrame and
-validated. Rows that fail row-level expectations go to ``berg.dlq`` with reason
+Records from each stream's ingested topic are decoded against the stream's
+contract (they passed ingestion, so a failure here is dead-lettered like anywhere
+else), grouped by stream into a DataFrame and validated. Rows that fail
+row-level expectations go to ``berg.dlq`` with reason
 ``expectation_failed`` and the failed expectation names in the message; when a
 batch fails a batch-level expectation, all its rows go to the DLQ with reason
 ``batch_quarantined`` and the failed names. Passing rows are forwarded to
-``*.valid`` with their original bytes, key and headers, plus ``berg.validated_at``.
+the stream's valid topic with their original bytes, key and headers, plus ``berg.validated_at``.
 The handler returns only when the broker acknowledged every record.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import BaseModel
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
 from berg.kafka.producer import CoPartitioner, Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
-from berg.kafka.topics import LABELS_INGESTED, LABELS_VALID, TRANSACTIONS_INGESTED, TRANSACTIONS_VALID
-from berg_validation.frames import EventKind, build_frame
+from berg.usecase import Stream
+from berg_validation.frames import build_frame
 from berg_validation.suites import ResultSink, Suites
 
 __all__ = ["VALIDATED_AT_HEADER", "ValidationHandler", "ValidationMetrics"]
 
 VALIDATED_AT_HEADER = "berg.validated_at"
 
-
-@dataclass(frozen=True)
-class _Route:
-    kind: EventKind
-    contract: type[TransactionV1] | type[LabelV1]
-    output_topic: str
-
-
-_ROUTES = {
-    TRANSACTIONS_INGESTED: _Route("transactions", TransactionV1, TRANSACTIONS_VALID),
-    LABELS_INGESTED: _Route("labels", LabelV1, LABELS_VALID),
-}
+_event_id = attrgetter("event_id")
+"""Every stream's contract has one (:class:`berg.usecase.Stream` checks it)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +78,7 @@ class ValidationHandler:
     def __init__(
         self,
         suites: Suites,
+        streams: Sequence[Stream],
         producer: Any,
         dead_letters: DeadLetterPublisher,
         metrics: ValidationMetrics,
@@ -95,6 +88,7 @@ class ValidationHandler:
         publish_timeout_s: float = 30.0,
     ) -> None:
         self._suites = suites
+        self._routes: Mapping[str, Stream] = {stream.ingested_topic: stream for stream in streams}
         self._producer = producer
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -103,31 +97,33 @@ class ValidationHandler:
         self._publish_timeout_s = publish_timeout_s
         self._partitioner = CoPartitioner(producer)
 
-    @staticmethod
-    def decode(record: RawRecord) -> TransactionV1 | LabelV1:
-        """Decode one ingested record against its topic's contract."""
-        route = _ROUTES.get(record.topic)
-        if route is None:
+    @property
+    def topics(self) -> list[str]:
+        """The topics the handler reads: each stream's ingested topic."""
+        return list(self._routes)
+
+    def decode(self, record: RawRecord) -> BaseModel:
+        """Decode one ingested record against its stream's contract."""
+        stream = self._routes.get(record.topic)
+        if stream is None:
             raise RecordRejected("unknown_topic", f"validation does not read {record.topic}")
-        return decode_contract(route.contract, record)
+        return decode_contract(stream.contract, record)
 
     def __call__(self, records: Sequence[RawRecord]) -> None:
         good, rejected = split_batch(records, self.decode)
         good = self._drop_redeliveries(good)
         now = self._clock()
-        passing: list[tuple[_Route, RawRecord]] = []
-        for topic, route in _ROUTES.items():
+        passing: list[tuple[Stream, RawRecord]] = []
+        for topic, stream in self._routes.items():
             mine = [item for item in good if item.record.topic == topic]
             if mine:
-                ok, bad = self._judge(route, mine, now)
-                passing += [(route, record) for record in ok]
+                ok, bad = self._judge(stream, mine, now)
+                passing += [(stream, record) for record in ok]
                 rejected += bad
         self._forward(passing, now)
         self._dead_letters.publish(rejected)
 
-    def _drop_redeliveries(
-        self, items: Sequence[Decoded[TransactionV1 | LabelV1]]
-    ) -> list[Decoded[TransactionV1 | LabelV1]]:
+    def _drop_redeliveries(self, items: Sequence[Decoded[BaseModel]]) -> list[Decoded[BaseModel]]:
         # At-least-once upstream: a crash before a commit puts the same record on
         # the topic twice, and both copies can land in one micro-batch. The copy
         # is not a conflict (that would be the same event_id with other content,
@@ -135,28 +131,29 @@ class ValidationHandler:
         seen: set[tuple[str, bytes | None]] = set()
         kept = []
         for item in items:
-            identity = (str(item.value.event_id), item.record.value)
+            identity = (str(_event_id(item.value)), item.record.value)
             if identity in seen:
-                self._metrics.rows.labels(_ROUTES[item.record.topic].kind, "redelivered").inc()
+                self._metrics.rows.labels(self._routes[item.record.topic].name, "redelivered").inc()
                 continue
             seen.add(identity)
             kept.append(item)
         return kept
 
     def _judge(
-        self, route: _Route, items: Sequence[Decoded[TransactionV1 | LabelV1]], now: datetime
+        self, stream: Stream, items: Sequence[Decoded[BaseModel]], now: datetime
     ) -> tuple[list[RawRecord], list[Rejected]]:
         started = time.perf_counter()
+        kind = stream.name
         verdict = self._suites.validate(
-            build_frame(route.kind, [item.value for item in items]), route.kind, now, sink=self._results
+            build_frame(stream, [item.value for item in items]), kind, now, sink=self._results
         )
-        self._metrics.seconds.labels(route.kind).observe(time.perf_counter() - started)
+        self._metrics.seconds.labels(kind).observe(time.perf_counter() - started)
         for name, count in verdict.failure_counts.items():
             if count:
-                self._metrics.failed_by_expectation.labels(route.kind, name).inc(count)
+                self._metrics.failed_by_expectation.labels(kind, name).inc(count)
         if verdict.quarantined:
-            self._metrics.quarantined.labels(route.kind).inc()
-            self._metrics.rows.labels(route.kind, "quarantined").inc(len(items))
+            self._metrics.quarantined.labels(kind).inc()
+            self._metrics.rows.labels(kind, "quarantined").inc(len(items))
             reason = RecordRejected("batch_quarantined", "batch failed: " + ", ".join(verdict.batch_failures))
             return [], [Rejected(item.record, reason) for item in items]
         ok: list[RawRecord] = []
@@ -169,20 +166,20 @@ class ValidationHandler:
                 )
             else:
                 ok.append(item.record)
-        self._metrics.rows.labels(route.kind, "passed").inc(len(ok))
-        self._metrics.rows.labels(route.kind, "failed").inc(len(bad))
+        self._metrics.rows.labels(kind, "passed").inc(len(ok))
+        self._metrics.rows.labels(kind, "failed").inc(len(bad))
         return ok, bad
 
-    def _forward(self, passing: Sequence[tuple[_Route, RawRecord]], now: datetime) -> None:
+    def _forward(self, passing: Sequence[tuple[Stream, RawRecord]], now: datetime) -> None:
         stamp = (VALIDATED_AT_HEADER, now.isoformat().encode())
         outgoing = [
             Outgoing(
-                route.output_topic,
+                stream.valid_topic,
                 key=record.key,
                 value=record.value,
                 headers=[*(h for h in record.headers if h[0] != VALIDATED_AT_HEADER), stamp],
-                partition=self._partitioner.partition(route.output_topic, record.partition),
+                partition=self._partitioner.partition(stream.valid_topic, record.partition),
             )
-            for route, record in passing
+            for stream, record in passing
         ]
         send_and_wait(self._producer, outgoing, self._publish_timeout_s)

@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 from great_expectations.data_context.data_context.file_data_context import FileDataContext
 from prometheus_client import CollectorRegistry, Counter
 
+from berg.contracts.rules import ContractRules
+from berg.usecase import Stream
 from berg_validation.data_docs import DataDocs
-from berg_validation.rule_settings import RuleSettings
 from berg_validation.suites import build_suites, create_context
 
 __all__ = ["BestEffortHistory", "open_history"]
@@ -54,15 +56,19 @@ class BestEffortHistory:
             log.warning("could not build Data Docs at shutdown", exc_info=True)
 
 
-def _open(project_dir: Path, rules: RuleSettings, interval_s: float) -> DataDocs:
+def _open(project_dir: Path, streams: Sequence[Stream], rules: ContractRules, interval_s: float) -> DataDocs:
     context = create_context(project_dir)
     assert isinstance(context, FileDataContext)
-    build_suites(context, rules)  # the site shows the suites too
+    build_suites(context, streams, rules)  # the site shows the suites too
     return DataDocs(context, min_interval_s=interval_s)
 
 
 def open_history(
-    project_dir: Path, rules: RuleSettings, interval_s: float, registry: CollectorRegistry
+    project_dir: Path,
+    streams: Sequence[Stream],
+    rules: ContractRules,
+    interval_s: float,
+    registry: CollectorRegistry,
 ) -> BestEffortHistory | None:
     """The Data Docs of ``project_dir``; a project that cannot be opened is moved aside and recreated.
 
@@ -75,7 +81,7 @@ def open_history(
         registry=registry,
     )
     try:
-        return BestEffortHistory(_open(project_dir, rules, interval_s), failures)
+        return BestEffortHistory(_open(project_dir, streams, rules, interval_s), failures)
     except Exception:
         failures.inc()
         aside = project_dir.with_name(f"{project_dir.name}.broken-{int(time.time())}")
@@ -85,7 +91,7 @@ def open_history(
         if project_dir.exists():
             shutil.move(project_dir, aside)
     try:
-        return BestEffortHistory(_open(project_dir, rules, interval_s), failures)
+        return BestEffortHistory(_open(project_dir, streams, rules, interval_s), failures)
     except Exception:
         failures.inc()
         log.exception("Data Docs are off: a fresh GX project in %s could not be created", project_dir)

@@ -15,31 +15,33 @@ The service validates with GX; this module is not on its path.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from berg.contracts.rules import ContractRules
+from berg.usecase import Stream
 from berg_validation.catalogue import MAX_EVENT_TIME, MIN_PASSED_ROWS, Catalogue, Rule, build_catalogue
-from berg_validation.frames import COLUMN_TYPES, EventKind
-from berg_validation.rule_settings import RuleSettings
 from berg_validation.verdict import Verdict
 
 __all__ = ["PandasRules", "validate"]
 
-# What a type name of frames.COLUMN_TYPES accepts: per value (object columns)
+# What a type name of frames.column_types accepts: per value (object columns)
 # and per dtype (every other column).
 _VALUE_TYPES: Mapping[str, tuple[type, ...]] = {
     "str": (str,),
     "float64": (np.float64,),
+    "int64": (np.int64,),
     "bool": (np.bool_, bool),
     "Timestamp": (pd.Timestamp,),
 }
 _DTYPE_TYPES: Mapping[str, tuple[type, ...]] = {
     "str": (np.str_, str),
     "float64": (np.float64,),
+    "int64": (np.int64,),
     "bool": (np.bool_, bool),
     "Timestamp": (pd.Timestamp,),
 }
@@ -179,21 +181,19 @@ def _resolve(kwargs: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[s
 
 
 class PandasRules:
-    """The catalogue of both contracts under one set of settings, evaluated with pandas."""
+    """The catalogues of a use case's streams under one set of settings, evaluated with pandas."""
 
-    def __init__(self, settings: RuleSettings) -> None:
+    def __init__(self, streams: Sequence[Stream], settings: ContractRules) -> None:
         self._settings = settings
-        self._catalogues: dict[EventKind, Catalogue] = {
-            kind: build_catalogue(kind, settings) for kind in ("transactions", "labels")
-        }
+        self._catalogues: dict[str, Catalogue] = {stream.name: build_catalogue(stream, settings) for stream in streams}
 
-    def validate(self, frame: pd.DataFrame, kind: EventKind, now: datetime) -> Verdict:
+    def validate(self, frame: pd.DataFrame, kind: str, now: datetime) -> Verdict:
         """Validate one micro-batch; the same contract as :meth:`berg_validation.suites.Suites.validate`."""
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be timezone-aware")
-        if list(frame.columns) != list(COLUMN_TYPES[kind]):
-            raise ValueError(f"a {kind} frame has columns {list(COLUMN_TYPES[kind])}, not {list(frame.columns)}")
         catalogue = self._catalogues[kind]
+        if list(frame.columns) != list(catalogue.column_types):
+            raise ValueError(f"a {kind} frame has columns {list(catalogue.column_types)}, not {list(frame.columns)}")
         rows = len(frame)
         if rows == 0:
             return Verdict(kind, 0, {}, (), dict.fromkeys((rule.name for rule in catalogue.at("row")), 0), False)
@@ -240,6 +240,6 @@ class PandasRules:
         return _ROW_CHECKS[rule.expectation_type](frame[rule.column], _resolve(rule.kwargs, parameters))
 
 
-def validate(frame: pd.DataFrame, kind: EventKind, now: datetime, settings: RuleSettings) -> Verdict:
+def validate(frame: pd.DataFrame, stream: Stream, now: datetime, settings: ContractRules) -> Verdict:
     """One-off :meth:`PandasRules.validate` (builds the catalogue each call; keep a :class:`PandasRules` instead)."""
-    return PandasRules(settings).validate(frame, kind, now)
+    return PandasRules([stream], settings).validate(frame, stream.name, now)

@@ -1,6 +1,6 @@
-"""Great Expectations suites of both contracts, built once in one context, and the per-batch validation.
+"""Great Expectations suites of a use case's streams, built once in one context, and the per-batch validation.
 
-Each contract has three suites, built from :mod:`berg_validation.catalogue` (one per
+Each stream has three suites, built from :mod:`berg_validation.catalogue` (one per
 rule level, because each looks at different rows):
 
 - ``<kind>.rows``, the row-level expectations, on the whole micro-batch. A first run
@@ -26,8 +26,8 @@ See ``docs/benchmarks.md``.
 Example::
 
     context = create_context()                 # once; create_context(state_dir / "gx") for Data Docs
-    suites = build_suites(context, RuleSettings())
-    verdict = suites.validate(frame, "transactions", now=datetime.now(UTC))
+    suites = build_suites(context, use_case.streams, settings.rules)
+    verdict = suites.validate(frame, use_case.scored.name, now=datetime.now(UTC))
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 from great_expectations.validator.v1_validator import Validator
 
+from berg.contracts.rules import ContractRules
+from berg.usecase import Stream
 from berg_validation._top_value_share import ExpectColumnTopValueShareToBeBetween
 from berg_validation.catalogue import MAX_EVENT_TIME, MIN_PASSED_ROWS, Catalogue, Level, Rule, build_catalogue
-from berg_validation.frames import COLUMN_TYPES, EVENT_KINDS, EventKind
-from berg_validation.rule_settings import RuleSettings
 from berg_validation.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def create_context(project_dir: Path | None = None) -> EphemeralDataContext | Fi
     return context
 
 
-def max_event_time(now: datetime, settings: RuleSettings) -> pd.Timestamp:
+def max_event_time(now: datetime, settings: ContractRules) -> pd.Timestamp:
     """The latest event time a batch validated at ``now`` accepts.
 
     Raises:
@@ -176,13 +176,13 @@ class _KindSuites:
 
 
 class Suites:
-    """The suites of both contracts in one GX context; :meth:`validate` judges one micro-batch.
+    """The suites of a use case's streams in one GX context; :meth:`validate` judges one micro-batch.
 
     Build it with :func:`build_suites`, once per process. Not thread-safe: one
     validation at a time (GX's execution engine holds the active batch).
     """
 
-    def __init__(self, context: AbstractDataContext, settings: RuleSettings, kinds: Mapping[EventKind, _KindSuites]):
+    def __init__(self, context: AbstractDataContext, settings: ContractRules, kinds: Mapping[str, _KindSuites]):
         self._context = context
         self._settings = settings
         self._kinds = kinds
@@ -193,26 +193,29 @@ class Suites:
         return self._context
 
     @property
-    def settings(self) -> RuleSettings:
+    def settings(self) -> ContractRules:
         """The settings the suites were built from."""
         return self._settings
 
-    def catalogue(self, kind: EventKind) -> Catalogue:
-        """The rules behind the suites of ``kind``."""
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The streams the suites judge, by name."""
+        return tuple(self._kinds)
+
+    def catalogue(self, kind: str) -> Catalogue:
+        """The rules behind the suites of ``kind`` (a stream's name)."""
         return self._kinds[kind].catalogue
 
-    def suite(self, kind: EventKind, level: Level) -> ExpectationSuite:
+    def suite(self, kind: str, level: Level) -> ExpectationSuite:
         """The suite of ``kind`` holding the rules of ``level``."""
         return self._kinds[kind].suites[level]
 
-    def validate(
-        self, frame: pd.DataFrame, kind: EventKind, now: datetime, *, sink: ResultSink | None = None
-    ) -> Verdict:
+    def validate(self, frame: pd.DataFrame, kind: str, now: datetime, *, sink: ResultSink | None = None) -> Verdict:
         """Validate one micro-batch of ``kind`` (a frame from :mod:`berg_validation.frames`) at time ``now``.
 
         Args:
             frame: one row per event, on a ``RangeIndex``.
-            kind: which contract the rows are.
+            kind: which stream the rows are from (its name).
             now: the batch's wall-clock time (aware); event times up to ``now`` plus the skew pass.
             sink: receives GX's results, one per suite run (e.g. for Data Docs).
 
@@ -221,7 +224,7 @@ class Suites:
         """
         kind_suites = self._kinds[kind]
         catalogue = kind_suites.catalogue
-        _check_frame(frame, kind)
+        _check_frame(frame, catalogue)
         rows = len(frame)
         parameters: dict[str, Any] = {
             MAX_EVENT_TIME: max_event_time(now, self._settings),
@@ -284,12 +287,13 @@ class Suites:
         return first
 
 
-def build_suites(context: AbstractDataContext, settings: RuleSettings) -> Suites:
-    """Build (or, in a file context, replace) the data source and the suites of both contracts in ``context``."""
+def build_suites(context: AbstractDataContext, streams: Sequence[Stream], settings: ContractRules) -> Suites:
+    """Build (or, in a file context, replace) the data source and the suites of ``streams`` in ``context``."""
     datasource = context.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
-    kinds: dict[EventKind, _KindSuites] = {}
-    for kind in EVENT_KINDS:
-        catalogue = build_catalogue(kind, settings)
+    kinds: dict[str, _KindSuites] = {}
+    for stream in streams:
+        kind = stream.name
+        catalogue = build_catalogue(stream, settings)
         asset = datasource.add_dataframe_asset(name=kind)
         suites: dict[Level, ExpectationSuite] = {
             level: context.suites.add_or_update(
@@ -320,10 +324,10 @@ def _expectation(rule: Rule) -> Expectation:
     return expectation_class(meta={_NAME_KEY: rule.name, _LEVEL_KEY: rule.level}, **kwargs)
 
 
-def _check_frame(frame: pd.DataFrame, kind: EventKind) -> None:
-    expected = list(COLUMN_TYPES[kind])
+def _check_frame(frame: pd.DataFrame, catalogue: Catalogue) -> None:
+    expected = list(catalogue.column_types)
     if list(frame.columns) != expected:
-        raise ValueError(f"a {kind} frame has columns {expected}, not {list(frame.columns)}")
+        raise ValueError(f"a {catalogue.kind} frame has columns {expected}, not {list(frame.columns)}")
     if not frame.index.equals(pd.RangeIndex(len(frame))):
         raise ValueError("the frame must carry a RangeIndex from 0 (row i = event i)")
 

@@ -6,7 +6,7 @@ the benchmark and the cross-check test treat them alike.
 
 Example::
 
-    verdict = suites.validate(frame, "transactions", now)
+    verdict = suites.validate(frame, stream.name, now)
     if verdict.quarantined:
         ...  # dead-letter the whole batch, reason: ", ".join(verdict.batch_failures)
     else:
@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from berg_validation.frames import EventKind
-
 __all__ = ["Verdict"]
 
 
@@ -31,7 +29,8 @@ __all__ = ["Verdict"]
 class Verdict:
     """The result of validating one micro-batch."""
 
-    kind: EventKind
+    kind: str
+    """The stream's name."""
     row_count: int
     row_failures: Mapping[int, tuple[str, ...]]
     """Row position to the names of the row-level rules it failed, in catalogue order; passing rows are absent."""

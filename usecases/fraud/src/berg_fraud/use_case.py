@@ -15,6 +15,7 @@ from berg.kafka.topics import (
 )
 from berg.problem.card import ProblemCard, parse_problem_card
 from berg.usecase import LabelJoin, Stream, UseCase
+from berg_fraud.rules import FraudRules
 
 __all__ = ["fraud", "problem_card"]
 
@@ -36,4 +37,5 @@ def fraud() -> UseCase:
         label_join=LabelJoin(
             event_id="event_id", subject_id="transaction_event_id", target="is_fraud", amount="amount"
         ),
+        rules=FraudRules,
     )

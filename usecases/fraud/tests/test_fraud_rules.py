@@ -1,4 +1,4 @@
-"""The value rules of the contracts (berg.contracts.rules): one definition, checked on one event at a given clock."""
+"""The fraud case's value rules (berg_fraud.rules): one definition, checked on one event at a given clock."""
 
 from __future__ import annotations
 
@@ -15,17 +15,16 @@ from berg.contracts.rules import (
     OneOf,
     PositiveAtMost,
     Unique,
-    ValueRules,
     duplicated,
-    label_violations,
-    transaction_json_schema,
-    transaction_violations,
+    json_schema_with_rules,
+    violations,
 )
+from berg_fraud.rules import FraudRules
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-RULES = ValueRules()
+RULES = FraudRules()
 
 
 def transaction(**overrides: Any) -> TransactionV1:
@@ -44,8 +43,8 @@ def transaction(**overrides: Any) -> TransactionV1:
     return TransactionV1.model_validate(fields)
 
 
-def fields_broken(event: TransactionV1, now: datetime = NOW, rules: ValueRules = RULES) -> list[str]:
-    return [violation.field for violation in transaction_violations(rules, event, now)]
+def fields_broken(event: TransactionV1, now: datetime = NOW, rules: FraudRules = RULES) -> list[str]:
+    return [violation.field for violation in violations(rules.value_rules("transactions"), event, now)]
 
 
 def test_a_valid_transaction_breaks_no_rule() -> None:
@@ -79,11 +78,11 @@ def test_the_clock_is_the_checkers() -> None:
     assert fields_broken(event, now=datetime(2029, 12, 31, 23, 56, tzinfo=UTC)) == []
     assert fields_broken(event, now=datetime(2029, 12, 31, 23, 54, tzinfo=UTC)) == ["event_time"]
     with pytest.raises(ValueError, match="timezone-aware"):
-        transaction_violations(RULES, event, datetime(2029, 12, 31))
+        violations(RULES.value_rules("transactions"), event, datetime(2029, 12, 31))
 
 
 def test_the_parameters_move_the_rules() -> None:
-    rules = ValueRules(
+    rules = FraudRules(
         clock_skew_s=0, max_amount=10, currencies=frozenset({"USD"}), merchant_categories=frozenset({"5411"})
     )
     event = transaction(amount=10.5, currency="EUR", event_time=(NOW + timedelta(seconds=1)).isoformat())
@@ -92,7 +91,7 @@ def test_the_parameters_move_the_rules() -> None:
 
 
 def test_the_rules_in_order_for_both_contracts() -> None:
-    assert [(type(rule), rule.field) for rule in RULES.for_transactions()] == [
+    assert [(type(rule), rule.field) for rule in RULES.value_rules("transactions")] == [
         (PositiveAtMost, "amount"),
         (NotAfterClock, "event_time"),
         (OneOf, "currency"),
@@ -100,7 +99,7 @@ def test_the_rules_in_order_for_both_contracts() -> None:
         (OneOf, "channel"),
         (Unique, "event_id"),
     ]
-    assert [(type(rule), rule.field) for rule in RULES.for_labels()] == [
+    assert [(type(rule), rule.field) for rule in RULES.value_rules("labels")] == [
         (NotAfterClock, "event_time"),
         (OneOf, "source"),
         (Unique, "event_id"),
@@ -115,17 +114,17 @@ def test_a_label_from_the_future_breaks_the_clock_rule() -> None:
         user_id="user-001",
         is_fraud=True,
     )
-    assert [violation.field for violation in label_violations(RULES, label, NOW)] == ["event_time"]
+    assert [violation.field for violation in violations(RULES.value_rules("labels"), label, NOW)] == ["event_time"]
 
 
 def test_every_copy_of_a_duplicated_event_id_is_named() -> None:
     first, other = transaction(), transaction()
     copy = first.model_copy()
-    found = duplicated(RULES.for_transactions(), [first, other, copy])
+    found = duplicated(RULES.value_rules("transactions"), [first, other, copy])
     assert sorted(found) == [0, 2]
     assert found[0].field == "event_id"
     assert "appears 2 times" in found[0].message
-    assert duplicated(RULES.for_transactions(), [first, other]) == {}
+    assert duplicated(RULES.value_rules("transactions"), [first, other]) == {}
 
 
 @pytest.mark.parametrize(
@@ -140,14 +139,15 @@ def test_every_copy_of_a_duplicated_event_id_is_named() -> None:
 )
 def test_parameters_out_of_range_are_refused(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        ValueRules.model_validate(values)
+        FraudRules.model_validate(values)
 
 
 def test_the_json_schema_says_the_bounds_and_the_known_sets() -> None:
-    rules = ValueRules(max_amount=500, currencies=frozenset({"EUR", "USD"}))
-    properties = transaction_json_schema(rules)["properties"]
+    rules = FraudRules(max_amount=500, currencies=frozenset({"EUR", "USD"}))
+    schema = json_schema_with_rules(TransactionV1, rules.value_rules("transactions"))
+    properties = schema["properties"]
     assert (properties["amount"]["exclusiveMinimum"], properties["amount"]["maximum"]) == (0, 500)
     assert properties["currency"]["enum"] == ["EUR", "USD"]
     assert set(properties["merchant_category"]["enum"]) == set(rules.merchant_categories)
-    assert "event_time at most 300s ahead" in transaction_json_schema(rules)["description"]
+    assert "event_time at most 300s ahead" in schema["description"]
     assert "enum" not in TransactionV1.model_json_schema()["properties"]["currency"]  # the contract's own is untouched
