@@ -10,7 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from berg.cli import berg_command
+from berg_pipelines import launch
 from berg_pipelines.launch import COMPILED_PIPELINE, submit
+from tests.use_cases import CHURN, FRAUD, installed
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +34,12 @@ class RecordingClient:
         return SimpleNamespace(recurring_run_id="rec-1")
 
 
-ARGUMENTS = {"offline_root": "s3://berg/offline", "registry_uri": "s3://berg/registry", "window_days": 30.0}
+ARGUMENTS = {
+    "offline_root": "s3://berg/offline",
+    "registry_uri": "s3://berg/registry",
+    "model_name": "my-model",
+    "window_days": 30.0,
+}
 
 
 def test_a_run_sends_the_compiled_package_with_its_arguments() -> None:
@@ -80,3 +87,19 @@ def test_bad_params_json_is_refused_with_the_reason() -> None:
     )
     assert result.exit_code != 0
     assert "not JSON" in result.output
+
+
+def test_the_model_submitted_is_the_use_case_s_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    submitted: list[Any] = []
+    monkeypatch.setattr(
+        launch, "submit", lambda _host, arguments, **_: submitted.append(arguments["model_name"]) or "r"
+    )
+    command = ["pipeline", "submit", "--host", "http://kfp", "--offline-root", "x", "--registry-uri", "y"]
+    installed(monkeypatch, CHURN)
+    assert CliRunner().invoke(berg_command(), command).exit_code == 0
+    assert CliRunner().invoke(berg_command(), [*command, "--model-name", "my-model"]).exit_code == 0
+    installed(monkeypatch, FRAUD, CHURN)
+    refused = CliRunner().invoke(berg_command(), command)
+    assert refused.exit_code != 0
+    assert "no --model-name, and no use case to name the model" in refused.output
+    assert submitted == ["churn", "my-model"]

@@ -34,7 +34,12 @@ def test_first_run_promotes_and_a_rerun_is_recorded_not_promoted(
 ) -> None:
     monkeypatch.setenv("BERG_STATE_DIR", str(world.state_dir))
     registry_uri = str(tmp_path / "registry")
-    arguments = {"offline_root": world.offline_root, "registry_uri": registry_uri, "window_days": 20.0}
+    arguments = {
+        "offline_root": world.offline_root,
+        "registry_uri": registry_uri,
+        "model_name": "fraud",
+        "window_days": 20.0,
+    }
 
     run_locally(arguments, tmp_path / "kfp-1", world.environment)
     registry = ModelRegistry(registry_uri)

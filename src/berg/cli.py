@@ -38,6 +38,7 @@ from berg.stack.doctor import diagnose
 from berg.stack.local import ComponentStatus, LocalStack, StackError
 from berg.stack.monitoring_config import BERG_SCRAPE_JOB
 from berg.stack.settings import StackSettings
+from berg.usecase import UseCase
 
 __all__ = ["app", "berg_command", "main"]
 
@@ -282,24 +283,26 @@ def demo(
     with _friendly_errors():
         stack = _stack()
         _bring_up(stack)
+        use_case = stack.use_case()
         if seed is None:
-            seed = _default_seed(stack, story)
+            seed = _default_seed(stack, story, use_case.name)
         console.print(f"Simulator seed {seed} ([bold]--seed {seed}[/] replays the same traffic)")
         if story == "data-plane":
             _data_plane_demo(stack, transactions, seed, malformed_share, timeout_s)
         else:
-            _lifecycle_demo(stack, scenario, users, after_days, live_span_s, watch_s, seed, timeout_s)
+            _lifecycle_demo(stack, use_case, scenario, users, after_days, live_span_s, watch_s, seed, timeout_s)
         if stop:
             down()
         else:
             console.print("The stack is still up; [bold]uv run berg down[/] stops it.")
 
 
-def _default_seed(stack: LocalStack, story: str) -> int:
-    """The lifecycle's fixed seed on a stack with no model yet; otherwise a fresh one (its ids were seen)."""
-    from berg.lifecycle.story import LIFECYCLE_SEED, StoryOptions
+def _default_seed(stack: LocalStack, story: str, model: str) -> int:
+    """The lifecycle's fixed seed on a stack with no version of ``model`` yet; otherwise a fresh one (its ids were
+    seen)."""
+    from berg.lifecycle.story import LIFECYCLE_SEED
 
-    if story == "lifecycle" and not ModelRegistry(stack.settings.model_registry_uri).versions(StoryOptions.model):
+    if story == "lifecycle" and not ModelRegistry(stack.settings.model_registry_uri).versions(model):
         return LIFECYCLE_SEED
     if story == "lifecycle":
         console.print("This stack already ran the lifecycle: new traffic needs a new seed, so the story differs.")
@@ -308,6 +311,7 @@ def _default_seed(stack: LocalStack, story: str) -> int:
 
 def _lifecycle_demo(
     stack: LocalStack,
+    use_case: UseCase,
     scenario: ScenarioName,
     users: int,
     after_days: float,
@@ -321,6 +325,8 @@ def _lifecycle_demo(
     from berg.lifecycle.story import StoryError, StoryOptions, tell_story
 
     options = StoryOptions(
+        model=use_case.name,
+        use_case=use_case.name,
         scenario=scenario,
         users=users,
         seed=seed,
@@ -433,7 +439,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(new_app, name="new")
 
-ModelName = Annotated[str, typer.Argument(help="The model, e.g. fraud-xgboost.", show_default=False)]
+ModelName = Annotated[str, typer.Argument(help="The model, e.g. my-model.", show_default=False)]
 AliasOption = Annotated[str, typer.Option(help="The alias to move; serving follows production.")]
 
 

@@ -19,6 +19,7 @@ from berg.lifecycle.probes import ControllerClient, StackQueryError
 from berg.settings import SettingsError, load_settings
 from berg.stack.layout import StateLayout
 from berg.stack.settings import StackSettings
+from berg.usecase import UseCaseError, resolve_use_case
 
 __all__ = ["runs_app"]
 
@@ -29,7 +30,13 @@ runs_app = typer.Typer(
     invoke_without_command=True,
 )
 
-ModelOption = Annotated[str, typer.Option(help="Only the runs of this model.")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Only the runs of this model; default: the use case's (BERG_USE_CASE, or the only one installed).",
+        show_default=False,
+    ),
+]
 LimitOption = Annotated[int, typer.Option(min=1, max=100, help="How many of the newest runs to list.")]
 UrlOption = Annotated[
     str, typer.Option("--controller-url", help="The controller's API; default: the local stack's controller port.")
@@ -37,12 +44,25 @@ UrlOption = Annotated[
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "pending": "yellow"}
 
 
-def _client(controller_url: str) -> ControllerClient:
+def _settings() -> StackSettings:
     try:
-        settings = load_settings(StackSettings)
+        return load_settings(StackSettings)
     except SettingsError as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(1) from None
+
+
+def _use_case_model() -> str:
+    """The model the use case trains: its name."""
+    try:
+        return resolve_use_case(_settings().use_case).name
+    except UseCaseError as error:
+        console.print(f"[bold red]error:[/] BERG_USE_CASE: {escape(str(error))}")
+        raise typer.Exit(1) from None
+
+
+def _client(controller_url: str) -> ControllerClient:
+    settings = _settings()
     token_file = StateLayout.at(settings.state_dir).controller_token
     # The runs API answers without a token; the stack's token is sent all the same, as every client does.
     token = token_file.read_text(encoding="utf-8").strip() if token_file.is_file() else ""
@@ -78,13 +98,14 @@ def _first_line(text: str | None) -> str:
 @runs_app.callback()
 def list_runs(
     context: typer.Context,
-    model: ModelOption = "fraud",
+    model: ModelOption = None,
     limit: LimitOption = 20,
     controller_url: UrlOption = "",
 ) -> None:
     """The newest runs of a model: status, source, reason, and for failed ones the step and the error's first line."""
     if context.invoked_subcommand is not None:
         return
+    model = model or _use_case_model()
     runs = _ask(controller_url, "its runs", lambda client: client.runs(model))[:limit]
     if not runs:
         console.print(f"No pipeline runs of {escape(model)} yet.")

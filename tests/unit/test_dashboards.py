@@ -287,4 +287,4 @@ def test_berg_dashboards_writes_then_check_names_stale_files(tmp_path: Path, mon
 def test_panel_query_names_its_dashboard_and_panel() -> None:
     query = PanelQuery("berg-x", "Berg / X", "Panel", "B", 'sum(rate(m{model=~"$model"}[$__rate_interval]))', False)
     assert str(query) == "Berg / X / Panel / B"
-    assert query.resolved() == 'sum(rate(m{model=~"fraud"}[5m]))'
+    assert query.resolved() == 'sum(rate(m{model=~"my-model"}[5m]))'

@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from berg.contracts.run_failure import RUN_FAILURE_FILE_ENV, RunFailureV1, error_head, write_run_failure
-from berg.settings import load_settings
+from berg.settings import SettingsError, load_settings
 from berg.stack.settings import StackSettings
+from berg.usecase import UseCaseError, resolve_use_case
 from berg_pipelines import launch
 
 __all__ = ["pipeline_app"]
@@ -36,9 +37,25 @@ WindowDays = Annotated[float, typer.Option(min=1, help="Days of labelled transac
 WindowEnd = Annotated[
     str, typer.Option(help="ISO end of the window; default: the newest transaction minus the label horizon.")
 ]
-ModelNameOption = Annotated[str, typer.Option(help="The model's name in the registry.")]
+ModelNameOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The model's name in the registry; default: the use case's (BERG_USE_CASE, or the only one installed).",
+        show_default=False,
+    ),
+]
 ParamsJson = Annotated[str, typer.Option(help="XGBoost settings as JSON, e.g. '{\"max_depth\": 6}'.")]
 DaskScheduler = Annotated[str, typer.Option(help="Train with xgboost.dask on this scheduler (tcp://host:8786).")]
+
+
+def _model_name(given: str | None) -> str:
+    """``--model-name``, or the use case's name: the model it trains."""
+    if given:
+        return given
+    try:
+        return resolve_use_case(load_settings(StackSettings).use_case).name
+    except (SettingsError, UseCaseError) as error:
+        raise typer.BadParameter(f"no --model-name, and no use case to name the model: {error}") from None
 
 
 def _arguments(
@@ -80,7 +97,7 @@ def run_command(
         ),
     ] = None,
     window_end: WindowEnd = "",
-    model_name: ModelNameOption = "fraud",
+    model_name: ModelNameOption = None,
     params_json: ParamsJson = "{}",
     dask_scheduler: DaskScheduler = "",
 ) -> None:
@@ -91,14 +108,15 @@ def run_command(
     """
     from berg.registry.registry import ModelRegistry
 
+    model = _model_name(model_name)
     try:
         settings = load_settings(StackSettings)
         state = settings.state_dir.absolute()
         registry_uri = settings.model_registry_uri
-        before = ModelRegistry(registry_uri).resolve(model_name, "production")
+        before = ModelRegistry(registry_uri).resolve(model, "production")
         days = window_days if window_days is not None else settings.training_window_days
         arguments = _arguments(
-            str(state / "feast" / "offline"), registry_uri, model_name, days, window_end, params_json, dask_scheduler
+            str(state / "feast" / "offline"), registry_uri, model, days, window_end, params_json, dask_scheduler
         )
         run = launch.run_locally(arguments, state / "kfp", {"BERG_STATE_DIR": str(state)})
     except launch.StepFailed as failed:
@@ -109,16 +127,16 @@ def run_command(
         _report_failure(None, "".join(traceback.format_exception_only(error)))
         raise
     registry = ModelRegistry(registry_uri)
-    versions = registry.versions(model_name)
+    versions = registry.versions(model)
     latest = versions[-1] if versions else None
-    after = registry.resolve(model_name, "production")
+    after = registry.resolve(model, "production")
     if latest is None:
         _report_failure(None, "the run registered no model")
         console.print("[red]the run registered no model[/]")
         raise typer.Exit(1)
     promoted = after is not None and (before is None or after.version != before.version)
     verdict = "[green]promoted to production[/]" if promoted else "[yellow]not promoted[/]"
-    console.print(f"{model_name} {latest.version}: {verdict}")
+    console.print(f"{model} {latest.version}: {verdict}")
     console.print(escape(str(latest.params.get("decision", ""))))
     reports = sorted(run.pipeline_root.rglob("evaluate/report"), key=lambda p: p.stat().st_mtime)
     if reports:
@@ -139,14 +157,15 @@ def submit_command(
     registry_uri: Annotated[str, typer.Option(help="The model registry as the steps see it (s3://...).")],
     window_days: WindowDays = 30.0,
     window_end: WindowEnd = "",
-    model_name: ModelNameOption = "fraud",
+    model_name: ModelNameOption = None,
     params_json: ParamsJson = "{}",
     dask_scheduler: DaskScheduler = "",
     experiment: Annotated[str, typer.Option(help="The Kubeflow experiment.")] = "berg",
     cron: Annotated[str, typer.Option(help="A recurring run on this schedule (six-field cron, with seconds).")] = "",
 ) -> None:
     """Send the compiled pipeline to a Kubeflow Pipelines API: one run, or a recurring run with --cron."""
-    arguments = _arguments(offline_root, registry_uri, model_name, window_days, window_end, params_json, dask_scheduler)
+    model = _model_name(model_name)
+    arguments = _arguments(offline_root, registry_uri, model, window_days, window_end, params_json, dask_scheduler)
     run_id = launch.submit(host, arguments, experiment=experiment, cron=cron or None)
     kind = "recurring run" if cron else "run"
     console.print(f"submitted {kind} {run_id} to {host} (experiment {experiment})")

@@ -26,7 +26,7 @@ PIPELINE_NAME = "berg-training"
 def training(
     offline_root: str,
     registry_uri: str,
-    model_name: str = "fraud",
+    model_name: str,
     feast_profile: str = "feature_store.yaml",
     card_path: str = "",
     window_days: float = 30.0,

@@ -304,7 +304,7 @@ class InProcessController:
 @contextmanager
 def running_controller(settings: ControllerSettings) -> Iterator[InProcessController]:
     """The real app (store, launcher, loop) on uvicorn in a background thread, stopped at the end."""
-    app = create_controller_app(settings)
+    app = create_controller_app(settings, settings.managed_models("fraud"))
     server = BackgroundServer(app, settings.web)
     server.start()
     try:

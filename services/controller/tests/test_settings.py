@@ -18,7 +18,7 @@ TOKEN = SecretStr("a-token-long-enough-for-production")
 def test_defaults() -> None:
     settings = ControllerSettings(webhook_token=TOKEN)
     assert settings.web.port == 8080
-    assert settings.models == ["fraud"]
+    assert settings.models is None, "the use case's model, resolved at start-up"
     assert settings.cooldown_s == 1800
     assert settings.launcher == "local"
     assert settings.local.command[:5] == ["{python}", "-m", "berg", "pipeline", "run"]
@@ -76,11 +76,21 @@ def test_models_and_schedules_are_checked() -> None:
     with pytest.raises(ValidationError, match="lists a name twice"):
         ControllerSettings(webhook_token=TOKEN, models=["fraud", "fraud"])
     with pytest.raises(ValidationError, match="not one of models"):
-        ControllerSettings(webhook_token=TOKEN, schedules={"churn": "0 3 * * *"})
+        ControllerSettings(webhook_token=TOKEN, models=["fraud"], schedules={"churn": "0 3 * * *"})
     with pytest.raises(ValidationError, match="schedule of 'fraud': minute: 61 is outside 0-59"):
         ControllerSettings(webhook_token=TOKEN, schedules={"fraud": "61 3 * * *"})
     settings = ControllerSettings(webhook_token=TOKEN, schedules={"fraud": "@daily"})
     assert settings.cron_schedules()["fraud"].hours == {0}
+
+
+def test_unset_models_are_the_use_case_s_model_and_its_schedule_must_name_it() -> None:
+    assert ControllerSettings(webhook_token=TOKEN).managed_models("churn") == ["churn"]
+    listed = ControllerSettings(webhook_token=TOKEN, models=["fraud", "churn"], schedules={"fraud": "@daily"})
+    assert listed.managed_models("churn") == ["fraud", "churn"], "listed models win over the use case's"
+    scheduled = ControllerSettings(webhook_token=TOKEN, schedules={"churn": "@daily"})
+    assert scheduled.managed_models("churn") == ["churn"]
+    with pytest.raises(ValueError, match=r"schedules names \['churn'\], but models is unset"):
+        scheduled.managed_models("fraud")
 
 
 def test_local_command_placeholders() -> None:

@@ -314,18 +314,17 @@ def test_the_exporter_judges_no_drift_while_it_catches_up_on_the_predictions_par
     consumer = PartitionByPartition({p: predictions[p.partition :: 2] for p in partitions}, per_poll=500)
     settings = MonitoringSettings(registry_uri=str(tmp_path / "registry"), predictions_topic="p", labels_topic="l")
     card = problem_card()
-    collector = SnapshotCollector(
-        settings.model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency
-    )
+    collector = SnapshotCollector("fraud", settings.new_labelled_rows_threshold, currency=card.costs.currency)
     exporter = Exporter(
         settings,
         consumer,
-        ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
+        ReferenceBook(ModelRegistry(settings.registry_uri), "fraud", settings.registry_poll_s),
         card,
         collector,
         MonitoringMetrics.register(CollectorRegistry()),
         DeadLetterPublisher(RecordingProducer(), "monitoring"),
         use_case=fraud(),
+        model_name="fraud",
     )
     key = (("model", "fraud"), ("version", "v0001"))
     exported_sufficient: list[float] = []

@@ -34,13 +34,14 @@ def test_a_batch_the_reader_cannot_decode_is_dead_lettered_and_skipped_and_readi
     exporter = Exporter(
         settings,
         consumer,
-        ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
+        ReferenceBook(ModelRegistry(settings.registry_uri), "fraud", settings.registry_poll_s),
         card,
-        SnapshotCollector(settings.model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency),
+        SnapshotCollector("fraud", settings.new_labelled_rows_threshold, currency=card.costs.currency),
         MonitoringMetrics.register(registry),
         dead_letters,
         UndecodableBatches.register(registry, dead_letters),
         use_case=fraud(),
+        model_name="fraud",
     )
 
     assert exporter.step() == 0

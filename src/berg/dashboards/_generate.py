@@ -46,7 +46,7 @@ EXAMPLE_VALUES: Mapping[str, str] = {
     "__interval": "1m",
     "__range": "1h",
     "service": "ingestion",
-    "model": "fraud",
+    "model": "my-model",
     "version": "v0001",
 }
 """A value for every variable the queries use, so an expression can be parsed or run outside Grafana."""

@@ -77,6 +77,8 @@ class StoryError(RuntimeError):
 
 @dataclass(frozen=True)
 class StoryOptions:
+    model: str
+    """The registry model the story trains, scores and watches: the use case's name, the model it trains."""
     use_case: str | None = None
     """The use case whose card prices the story (``BERG_USE_CASE``); unset: the only one installed."""
     scenario: ScenarioName = "fraud_wave"
@@ -107,7 +109,6 @@ class StoryOptions:
     """After the loop has closed, the rest of the live traffic is spread over this long (0: at once), so
     monitoring and the rules watch the new champion on its own world."""
     act_timeout_s: float = 600.0
-    model: str = "fraud"
 
 
 @dataclass(frozen=True)

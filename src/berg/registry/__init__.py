@@ -30,9 +30,9 @@ Layout under the registry root (a local folder, the embedded default
 
 Example:
     >>> registry = ModelRegistry(".berg/registry")
-    >>> version = registry.register("fraud", Path("out/model"), metadata)
-    >>> registry.promote("fraud", version.version, reason="beats the champion")
-    >>> registry.resolve("fraud", "production").version
+    >>> version = registry.register("my-model", Path("out/model"), metadata)
+    >>> registry.promote("my-model", version.version, reason="beats the champion")
+    >>> registry.resolve("my-model", "production").version
     'v0001'
 """
 

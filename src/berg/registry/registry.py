@@ -88,9 +88,9 @@ class ModelRegistry:
 
     Example:
         >>> registry = ModelRegistry(".berg/registry")
-        >>> version = registry.register("fraud", Path("out/model"), metadata)
-        >>> registry.promote("fraud", version.version, reason="beats champion on PR-AUC")
-        >>> registry.uri("fraud", registry.resolve("fraud", "production").version)  # KServe storageUri
+        >>> version = registry.register("my-model", Path("out/model"), metadata)
+        >>> registry.promote("my-model", version.version, reason="beats champion on PR-AUC")
+        >>> registry.uri("my-model", registry.resolve("my-model", "production").version)  # KServe storageUri
 
     Args:
         root_uri: a local path (the embedded default) or any URI fsspec opens (``s3://bucket/registry``).
@@ -114,7 +114,7 @@ class ModelRegistry:
         """Store a new immutable version of model ``name`` and return its metadata.
 
         Args:
-            name: the model, e.g. ``fraud-xgboost``.
+            name: the model, e.g. ``my-model``.
             artifacts: a folder holding ``model.bst`` and any extra files (evaluation report, ...),
                 or a mapping of file names to local paths or bytes; ``model.bst`` is required.
             metadata: metrics, reference profile, lineage and params.

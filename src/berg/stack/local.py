@@ -31,7 +31,7 @@ from berg.stack.probes import INFRASTRUCTURE, Probe, ProbeResult, http_live, htt
 from berg.stack.services import service_programs, service_specs
 from berg.stack.settings import StackSettings
 from berg.stack.supervisor import ProcessInfo, Program, Supervisor, SupervisorError
-from berg.usecase import UseCaseError, resolve_use_case
+from berg.usecase import UseCase, UseCaseError, resolve_use_case
 
 __all__ = ["ComponentStatus", "LocalStack", "StackError", "UpOutcome"]
 
@@ -267,6 +267,17 @@ class LocalStack:
                 )
             time.sleep(0.5)
 
+    def use_case(self) -> UseCase:
+        """The use case every service of the stack serves (``BERG_USE_CASE``, or the only one installed).
+
+        Raises:
+            StackError: ``BERG_USE_CASE`` names no installed use case (or is unset and not exactly one is).
+        """
+        try:
+            return resolve_use_case(self.settings.use_case)
+        except UseCaseError as error:
+            raise StackError(f"BERG_USE_CASE: {error}") from None
+
     def up(
         self,
         on_step: Callable[[str], None] = lambda _: None,
@@ -284,10 +295,7 @@ class LocalStack:
                 Also when ``BERG_USE_CASE`` names no installed use case (or is unset and not exactly one is).
         """
         # A use case that is not installed is one line now, not a crash loop of every service later.
-        try:
-            resolve_use_case(self.settings.use_case)
-        except UseCaseError as error:
-            raise StackError(f"BERG_USE_CASE: {error}") from None
+        self.use_case()
         fresh = not self.is_up()
         if fresh:
             # supervisord starts the infrastructure itself (autostart); the services wait for the topics.

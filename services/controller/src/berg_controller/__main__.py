@@ -19,6 +19,7 @@ import uvicorn
 
 from berg.observability.logging import configure_logging
 from berg.settings import load_settings_or_exit
+from berg.usecase import resolve_use_case_or_exit
 from berg_controller.settings import ControllerSettings
 
 log = logging.getLogger("berg_controller")
@@ -55,13 +56,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         allow_abbrev=False,
     ).parse_args(argv)
     settings = load_settings_or_exit(ControllerSettings)
+    use_case = resolve_use_case_or_exit(settings.use_case)
+    try:
+        models = settings.managed_models(use_case.name)
+    except ValueError as error:
+        raise SystemExit(f"invalid settings for ControllerSettings: BERG_CONTROLLER_SCHEDULES: {error}") from None
     configure_logging(settings.logging, settings.service_name)
 
     from berg_controller.app import create_controller_app
     from berg_controller.store import StoreUnavailable
 
     try:
-        app = create_controller_app(settings)
+        app = create_controller_app(settings, models)
     except StoreUnavailable as error:
         raise SystemExit(f"cannot open the controller database: {error}") from None
     config = uvicorn.Config(

@@ -1,7 +1,8 @@
 """Assemble the controller from its settings: store, launcher, policy, metrics, routes and the background loop.
 
 Example:
-    >>> app = create_controller_app(load_settings(ControllerSettings))
+    >>> settings = load_settings(ControllerSettings)
+    >>> app = create_controller_app(settings, settings.managed_models(use_case.name))
     >>> uvicorn.run(app, host=settings.web.host, port=settings.web.port)
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -82,7 +83,9 @@ def _fault_hook(settings: ControllerSettings) -> FaultHook | None:
     return kill_here
 
 
-def _build_controller(settings: ControllerSettings, metrics: ControllerMetrics, store: ControllerStore) -> Controller:
+def _build_controller(
+    settings: ControllerSettings, models: Sequence[str], metrics: ControllerMetrics, store: ControllerStore
+) -> Controller:
     data_volume = None
     if settings.data_volume.prometheus_url:
         data_volume = DataVolumeCheck(
@@ -94,7 +97,7 @@ def _build_controller(settings: ControllerSettings, metrics: ControllerMetrics, 
         store,
         build_launcher(settings),
         PolicyConfig(
-            models=frozenset(settings.models),
+            models=frozenset(models),
             trigger_alerts=frozenset(settings.trigger_alerts),
             cooldown=timedelta(seconds=settings.cooldown_s),
         ),
@@ -107,8 +110,9 @@ def _build_controller(settings: ControllerSettings, metrics: ControllerMetrics, 
     )
 
 
-def create_controller_app(settings: ControllerSettings) -> FastAPI:
-    """The controller's app: opens the database now; the lifespan runs a first round (recovery) and the loop.
+def create_controller_app(settings: ControllerSettings, models: Sequence[str]) -> FastAPI:
+    """The controller's app retraining ``models`` (:meth:`ControllerSettings.managed_models`): opens the database
+    now; the lifespan runs a first round (recovery) and the loop.
 
     Raises:
         StoreUnavailable: the database cannot be reached.
@@ -116,8 +120,8 @@ def create_controller_app(settings: ControllerSettings) -> FastAPI:
     make_private_dirs(settings.state_dir)
     store = ControllerStore.open(settings.effective_database_url, timeout_s=settings.database_timeout_s)
     registry = CollectorRegistry()
-    metrics = ControllerMetrics.register(registry, settings.models)
-    controller = _build_controller(settings, metrics, store)
+    metrics = ControllerMetrics.register(registry, models)
+    controller = _build_controller(settings, models, metrics, store)
     loop = BackgroundLoop(controller.tick, settings.poll_interval_s)
     readiness = ReadinessChecks()
     stale_after_s = 3 * settings.poll_interval_s + 30
@@ -130,7 +134,7 @@ def create_controller_app(settings: ControllerSettings) -> FastAPI:
         # Recovery before the first request: pending runs are started, running ones adopted.
         await anyio.to_thread.run_sync(loop.run_once)
         loop.start()
-        log.info("controller ready", extra={"models": settings.models, "launcher": settings.launcher})
+        log.info("controller ready", extra={"models": list(models), "launcher": settings.launcher})
         try:
             yield
         finally:

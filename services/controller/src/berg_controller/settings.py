@@ -1,7 +1,7 @@
 """Settings of the retraining controller (``BERG_CONTROLLER_*``), read and checked once in ``main``.
 
 Lists and maps are JSON in the environment, e.g.
-``BERG_CONTROLLER_SCHEDULES='{"fraud": "0 3 * * *"}'``; nested settings use ``__``
+``BERG_CONTROLLER_SCHEDULES='{"my-model": "0 3 * * *"}'``; nested settings use ``__``
 (``BERG_CONTROLLER_KFP__HOST``).
 """
 
@@ -140,14 +140,15 @@ class ControllerSettings(ServiceSettings):
     """The bearer token Alertmanager (and ``POST /runs``) must send; or ``webhook_token_file``."""
     webhook_token_file: Path | None = None
     """A file holding the token (Alertmanager's ``credentials_file`` reads the same file); read at start-up."""
-    models: list[str] = Field(default_factory=lambda: ["fraud"], min_length=1, max_length=100)
-    """The models the controller retrains (registry names); alerts for others are ignored."""
+    models: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    """The models the controller retrains (registry names); alerts for others are ignored. Unset: the model
+    named after the use case (``BERG_USE_CASE``) alone, resolved at start-up (:meth:`managed_models`)."""
     trigger_alerts: list[str] = Field(default_factory=lambda: list(DEFAULT_TRIGGER_ALERTS), max_length=100)
     """Alert names that start a run when they fire."""
     cooldown_s: float = Field(default=1800.0, ge=0, le=30 * 86_400)
     """After a run of a model starts, automatic triggers (alerts, schedules, data volume) wait this long."""
     schedules: dict[str, str] = Field(default_factory=dict)
-    """Model name to a five-field cron expression in UTC, e.g. ``{"fraud": "0 3 * * *"}``."""
+    """Model name to a five-field cron expression in UTC, e.g. ``{"my-model": "0 3 * * *"}``."""
     data_volume: DataVolumeSettings = DataVolumeSettings()
     registry_uri: str = Field(default=".berg/registry", min_length=1)
     """The model registry: results of runs and the last promotion are read here."""
@@ -237,13 +238,15 @@ class ControllerSettings(ServiceSettings):
         return token.encode()
 
     def _check_models(self) -> None:
-        bad = [name for name in self.models if not is_model_name(name)]
+        models = self.models or []
+        bad = [name for name in models if not is_model_name(name)]
         if bad:
             raise ValueError(f"models {bad} are not registry model names (lower case, digits, '-', '_')")
-        if len(set(self.models)) != len(self.models):
-            raise ValueError(f"models lists a name twice: {self.models}")
+        if len(set(models)) != len(models):
+            raise ValueError(f"models lists a name twice: {models}")
         for model, expression in self.schedules.items():
-            if model not in self.models:
+            # Unset models are the use case's, known at start-up: managed_models checks the schedules then.
+            if self.models is not None and model not in self.models:
                 raise ValueError(f"schedules names {model!r}, which is not one of models {self.models}")
             try:
                 CronSchedule.parse(expression)
@@ -251,6 +254,23 @@ class ControllerSettings(ServiceSettings):
                 raise ValueError(f"schedule of {model!r}: {error}") from None
         if any(not name for name in self.trigger_alerts):
             raise ValueError("trigger_alerts holds an empty alert name")
+
+    def managed_models(self, use_case_name: str) -> list[str]:
+        """The models retrained: ``models``, or when it is unset the one named ``use_case_name``
+        (:attr:`berg.usecase.UseCase.name`, the model the use case trains).
+
+        Raises:
+            ValueError: ``models`` is unset and ``schedules`` names another model.
+        """
+        if self.models is not None:
+            return list(self.models)
+        stray = sorted(set(self.schedules) - {use_case_name})
+        if stray:
+            raise ValueError(
+                f"schedules names {stray}, but models is unset: only the use case's model {use_case_name!r} "
+                "is retrained; list every model in models (BERG_CONTROLLER_MODELS)"
+            )
+        return [use_case_name]
 
     def cron_schedules(self) -> dict[str, CronSchedule]:
         """The parsed schedules by model."""

@@ -16,7 +16,7 @@ def main() -> None:
 
     from berg_monitoring.service import run
 
-    run(settings, use_case)
+    run(settings, use_case, model_name=settings.model_name or use_case.name)
 
 
 if __name__ == "__main__":

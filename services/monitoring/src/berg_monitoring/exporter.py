@@ -93,8 +93,10 @@ class Exporter:
         undecodable: UndecodableBatches | None = None,
         *,
         use_case: UseCase,
+        model_name: str,
     ) -> None:
         self._settings = settings
+        self._model_name = model_name
         self._consumer = consumer
         self._references = references
         self._costs = card.costs
@@ -153,7 +155,7 @@ class Exporter:
     def apply(self, records: Sequence[RawRecord]) -> None:
         """Apply records of either topic; invalid ones go to the dead-letter topic with the reason."""
         rejected: list[Rejected] = []
-        model = self._settings.model_name
+        model = self._model_name
         now = time.time()
         for record in records:
             try:
@@ -195,7 +197,7 @@ class Exporter:
             return
         self._metrics.labels.labels("unmatched" if outcome.kind == "waiting" else outcome.kind).inc()
         if outcome.delay_s is not None:
-            self._metrics.label_delay.labels(self._settings.model_name).observe(max(0.0, outcome.delay_s))
+            self._metrics.label_delay.labels(self._model_name).observe(max(0.0, outcome.delay_s))
 
     def refresh(self) -> None:
         """Recompute every statistic and publish the snapshot."""

@@ -29,8 +29,10 @@ __all__ = ["run"]
 log = logging.getLogger(__name__)
 
 
-def run(settings: MonitoringSettings, use_case: UseCase, stop: threading.Event | None = None) -> None:
-    """Export until SIGTERM/SIGINT (or ``stop``).
+def run(
+    settings: MonitoringSettings, use_case: UseCase, *, model_name: str, stop: threading.Event | None = None
+) -> None:
+    """Export until SIGTERM/SIGINT (or ``stop``), watching the predictions of the registry model ``model_name``.
 
     Raises:
         RuntimeError: Kafka or the topics could not be reached within ``startup_timeout_s``.
@@ -43,9 +45,7 @@ def run(settings: MonitoringSettings, use_case: UseCase, stop: threading.Event |
 
     card = load_problem_card(settings.problem_card) if settings.problem_card else use_case.card
     metrics = MonitoringMetrics.register(registry)
-    collector = SnapshotCollector(
-        settings.model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency
-    )
+    collector = SnapshotCollector(model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency)
     registry.register(collector)
     server = BackgroundServer(
         create_app(settings.web, title=settings.service_name, registry=registry, readiness=readiness), settings.web
@@ -69,13 +69,14 @@ def run(settings: MonitoringSettings, use_case: UseCase, stop: threading.Event |
         exporter = Exporter(
             settings,
             consumer,
-            ReferenceBook(ModelRegistry(settings.registry_uri), settings.model_name, settings.registry_poll_s),
+            ReferenceBook(ModelRegistry(settings.registry_uri), model_name, settings.registry_poll_s),
             card,
             collector,
             metrics,
             dead_letters,
             UndecodableBatches.register(registry, dead_letters),
             use_case=use_case,
+            model_name=model_name,
         )
         stale_after_s = max(30.0, 3 * settings.poll_timeout_ms / 1000)
         readiness.add(
@@ -84,7 +85,7 @@ def run(settings: MonitoringSettings, use_case: UseCase, stop: threading.Event |
         )
         log.info(
             "exporting",
-            extra={"model": settings.model_name, "port": server.port, "lookback_s": settings.lookback_s},
+            extra={"model": model_name, "port": server.port, "lookback_s": settings.lookback_s},
         )
         while not stop.is_set():
             exporter.step()

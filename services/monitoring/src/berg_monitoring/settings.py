@@ -23,8 +23,9 @@ class MonitoringSettings(ServiceSettings):
     service_name: str = "monitoring"
     web: WebSettings = WebSettings(port=8080)
     """``/metrics`` (what Prometheus scrapes), ``/healthz``, ``/readyz``."""
-    model_name: Identifier = "fraud"
-    """The registry model whose predictions are watched (the ``model`` label)."""
+    model_name: Identifier | None = None
+    """The registry model whose predictions are watched (the ``model`` label); default: the use case's name
+    (``BERG_USE_CASE``), the model it trains."""
     registry_uri: str = Field(default=".berg/registry", min_length=1)
     """The model registry (reference profiles, evaluation PR-AUC, the production alias): a folder or fsspec URI."""
     problem_card: Path | None = None
@@ -50,7 +51,7 @@ class MonitoringSettings(ServiceSettings):
     min_labels: int = Field(default=200, ge=1)
     """A quality window needs this many labels..."""
     min_positives: int = Field(default=5, ge=1)
-    """...and this many frauds among them, or it reports ``sufficient 0`` and no quality gauges."""
+    """...and this many positives among them, or it reports ``sufficient 0`` and no quality gauges."""
     pending_capacity: int = Field(default=500_000, ge=100, le=10_000_000)
     """Predictions waiting for their label; the oldest make room (counted in ``..._evicted_total``)."""
     label_history: int = Field(default=2_000_000, ge=1_000, le=50_000_000)

@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     use_case = resolve_use_case_or_exit(load_settings_or_exit(UseCaseSelection).use_case)
     # The rules' parameters are the use case's: its settings type is known only now.
     settings = load_settings_or_exit(ServingSettings[use_case.rules])  # type: ignore[name-defined]
+    model_name = settings.model_name or use_case.name
     feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
         settings.feast_profile, settings.feature_repo
     )
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from berg_serving.runner import run
 
-    run(settings, shape, feature_store, use_case.scored.name)
+    run(settings, shape, feature_store, use_case.scored.name, model_name=model_name)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,9 @@ class Assembly:
 
 
 def _champion_scorer(
-    settings: ServingSettings[Any], metrics: ServingMetrics, *, fused: bool
+    settings: ServingSettings[Any], model_name: str, metrics: ServingMetrics, *, fused: bool
 ) -> tuple[LocalScorer, Closer]:
-    """The registry's champion on a thread pool, followed by a watcher; loads the first version now."""
+    """The champion of ``model_name`` on a thread pool, followed by a watcher; loads the first version now."""
     from berg.registry import ModelRegistry
     from berg_serving.champion import Champion, ChampionError, ChampionSlot, ChampionWatcher
     from berg_serving.features import SERVABLE_FEATURES
@@ -66,7 +66,7 @@ def _champion_scorer(
     slot = ChampionSlot()
     watcher = ChampionWatcher(
         ModelRegistry(settings.registry_uri),
-        settings.model_name,
+        model_name,
         settings.alias,
         slot,
         settings.poll_interval_s,
@@ -92,12 +92,15 @@ def assemble(
     metrics: ServingMetrics,
     feature_store: FeatureStoreConfig,
     value_rules: Sequence[ValueRule],
+    *,
+    model_name: str,
 ) -> Assembly:
-    """Build the model of ``shape`` (blocking: loads the champion, opens Feast, warms both up); the
-    transformer refuses events that break ``value_rules`` (the scored stream's, validation's own)."""
+    """Build the model of ``shape`` serving the registry model ``model_name`` (blocking: loads the champion, opens
+    Feast, warms both up); the transformer refuses events that break ``value_rules`` (the scored stream's,
+    validation's own)."""
     if shape == "predictor":
-        champion, close_champion = _champion_scorer(settings, metrics, fused=False)
-        predictor = Predictor(settings.model_name, champion, metrics, max_batch=settings.max_batch)
+        champion, close_champion = _champion_scorer(settings, model_name, metrics, fused=False)
+        predictor = Predictor(model_name, champion, metrics, max_batch=settings.max_batch)
         return Assembly(predictor, [close_champion])
 
     from berg.features.store import open_store
@@ -108,12 +111,12 @@ def assemble(
     closers: list[Closer] = []
     scorer: Scorer
     if shape == "transformer":
-        remote = RemotePredictor(settings.predictor, settings.model_name)
+        remote = RemotePredictor(settings.predictor, model_name)
         remote.follow_readiness(settings.poll_interval_s)
         scorer = remote
         closers.append(lambda _: remote.close())
     else:
-        scorer, close_champion = _champion_scorer(settings, metrics, fused=True)
+        scorer, close_champion = _champion_scorer(settings, model_name, metrics, fused=True)
         closers.append(close_champion)
 
     features = FeastOnlineFeatures(lambda: open_store(feature_store), settings.lookup_threads)
@@ -137,7 +140,7 @@ def assemble(
 
     closers.extend([close_log, close_features])
     transformer = FraudTransformer(
-        settings.model_name,
+        model_name,
         features,
         scorer,
         prediction_log,
@@ -148,10 +151,17 @@ def assemble(
     return Assembly(transformer, closers)
 
 
-def run(settings: ServingSettings[Any], shape: Shape, feature_store: FeatureStoreConfig, scored_stream: str) -> None:
+def run(
+    settings: ServingSettings[Any],
+    shape: Shape,
+    feature_store: FeatureStoreConfig,
+    scored_stream: str,
+    *,
+    model_name: str,
+) -> None:
     """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period (``feature_store``: where
     the fused and transformer shapes read their online features; ``scored_stream``: the use case's stream
-    whose value rules every scored event must pass)."""
+    whose value rules every scored event must pass; ``model_name``: the registry model served)."""
     from berg_serving.server import ServingServer
 
     # KServe's V1 handler answers with FastAPI's ORJSONResponse, which FastAPI now deprecates: not ours to fix.
@@ -160,7 +170,7 @@ def run(settings: ServingSettings[Any], shape: Shape, feature_store: FeatureStor
     metrics = ServingMetrics.register(registry)
     readiness = ReadinessChecks()
     value_rules = settings.rules.value_rules(scored_stream)
-    assembly = assemble(settings, shape, metrics, feature_store, value_rules)
+    assembly = assemble(settings, shape, metrics, feature_store, value_rules, model_name=model_name)
     assembly.model.load()
     readiness.add("model", assembly.model.is_ready)
     server = ServingServer(settings, assembly.model, readiness, registry, value_rules=value_rules)
@@ -168,7 +178,7 @@ def run(settings: ServingSettings[Any], shape: Shape, feature_store: FeatureStor
         "serving",
         extra={
             "shape": shape,
-            "model": settings.model_name,
+            "model": model_name,
             "http_port": settings.web.port,
             "grpc_port": settings.grpc.port if settings.grpc.enabled else None,
         },

@@ -248,15 +248,16 @@ class RequestCountingMiddleware:
 
 def build_app(
     settings: ServingSettings[Any],
+    model_name: str,
     dataplane: ServingDataPlane,
     registry: CollectorRegistry,
     readiness: ReadinessChecks,
     requests: Counter,
     value_rules: Sequence[ValueRule] = (),
 ) -> FastAPI:
-    """Berg's app with KServe's V1 and V2 inference routes; ``requests`` is :func:`request_counter`;
-    the V1 body's schema says what ``value_rules`` a JSON Schema can say."""
-    title = f"berg-serving ({settings.model_name})"
+    """Berg's app with KServe's V1 and V2 inference routes for ``model_name``; ``requests`` is
+    :func:`request_counter`; the V1 body's schema says what ``value_rules`` a JSON Schema can say."""
+    title = f"berg-serving ({model_name})"
     app = create_app(settings.web, title=title, registry=registry, readiness=readiness)
     app.add_middleware(ContentTypeMiddleware)
     app.add_middleware(RequestCountingMiddleware, requests=requests)
@@ -300,7 +301,7 @@ def build_app(
     router.add_api_route("/models/{model_name}/ready", model_ready, methods=["GET"], response_model=ModelReadyResponse)
     router.add_api_route("/models/{model_name}/infer", infer, methods=["POST"], response_model=None)
     app.include_router(router)
-    _document_model_name(app, settings.model_name)
+    _document_model_name(app, model_name)
     return app
 
 
@@ -403,7 +404,7 @@ class ServingServer:
         repository.update(model)
         self._dataplane = ServingDataPlane(repository, readiness)
         self._requests = request_counter(registry)
-        self.app = build_app(settings, self._dataplane, registry, readiness, self._requests, value_rules)
+        self.app = build_app(settings, model.name, self._dataplane, registry, readiness, self._requests, value_rules)
         in_flight_budget = max(1, int(settings.grace_period_s - settings.drain_delay_s - 1))
         self._http = _QuietUvicorn(
             uvicorn.Config(

@@ -87,8 +87,9 @@ class ServingSettings(ServiceSettings, Generic[RulesT]):
     service_name: str = "serving"
     shape: Shape = "fused"
     """``python -m berg_serving --shape ...`` overrides it."""
-    model_name: Identifier = "fraud"
-    """The model's name in the registry and on the endpoints (``/v1/models/<name>:predict``)."""
+    model_name: Identifier | None = None
+    """The model's name in the registry and on the endpoints (``/v1/models/<name>:predict``); default: the use
+    case's name (``BERG_USE_CASE``), the model it trains."""
     registry_uri: str = Field(default=".berg/registry", min_length=1)
     """The model registry: a folder or any fsspec URI (``s3://bucket/registry``)."""
     alias: str = Field(default="production", min_length=1, max_length=64)
