@@ -25,7 +25,7 @@ def new_use_case(
         Path, typer.Option("--dir", help="Where use cases live: the workspace's usecases/ folder.")
     ] = Path("usecases"),
 ) -> None:
-    """Write usecases/NAME: contracts, problem card, descriptor, entry point and tests (docs/use-cases.md)."""
+    """Write usecases/NAME: contracts, card, data rules, descriptor, entry point and tests (docs/use-cases.md)."""
     try:
         written = scaffold_use_case(name, usecases_dir)
     except ScaffoldError as error:

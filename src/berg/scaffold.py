@@ -3,8 +3,8 @@
 Like ``feast init``: it writes a workspace member under ``usecases/<name>/`` with
 everything the use-case descriptor (:mod:`berg.usecase`) asks for today: the two
 contracts (the event scored and the label that judges it), a problem card, the
-descriptor itself with its streams and label join, the entry point that lets the
-platform find it by name, and tests. ``uv sync`` installs it (the workspace's
+data rules validation and serving apply, the descriptor itself with its streams and
+label join, the entry point that lets the platform find it by name, and tests. ``uv sync`` installs it (the workspace's
 members include ``usecases/*``); ``BERG_USE_CASE=<name>`` selects it.
 
 The skeleton's domain is deliberately neutral (a ``subject`` and an ``outcome``):
@@ -133,6 +133,59 @@ promotion:
   require_lower_cost_than_champion: true
 """
 
+_RULES = '''\
+"""The data rules of use case $name: what an event must mean, and what a healthy batch of them looks like.
+
+Validation dead-letters an event that breaks a value rule and quarantines a batch that breaks a
+batch rule; serving refuses a scoring request that breaks a value rule. The fields are the rules'
+parameters, read from ``BERG_VALIDATION_RULES__*`` and ``BERG_SERVING_RULES__*`` (docs/use-cases.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
+
+from berg.contracts.batch_rules import BatchBounds, BatchRule, Bounds, MeanBetween, TopValueShareAtMost
+from berg.contracts.rules import ContractRules, PositiveAtMost, ValueRule
+
+__all__ = ["UseCaseBatchBounds", "UseCaseRules"]
+
+
+class UseCaseBatchBounds(BatchBounds):
+    """The bounds of the events' batch rules: wide enough for normal traffic, tight enough for a broken upstream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value_mean: Bounds = (0.01, 10_000.0)
+    """Mean ``value`` of the events that passed the value rules."""
+    max_top_subject_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """At most this share of a batch may belong to one subject."""
+
+
+class UseCaseRules(ContractRules):
+    """The parameters of the rules; a stream they do not declare (the labels) gets the shared ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_value: Annotated[float, Field(gt=0.0)] = 1_000_000.0
+    """Largest accepted ``value``."""
+    batch: UseCaseBatchBounds = UseCaseBatchBounds()
+
+    def declare_value_rules(self) -> Mapping[str, tuple[ValueRule, ...]]:
+        return {"events": (PositiveAtMost("value", self.max_value), *self.common_value_rules())}
+
+    def declare_batch_rules(self) -> Mapping[str, tuple[BatchRule, ...]]:
+        return {
+            "events": (
+                MeanBetween("value", *self.batch.value_mean),
+                TopValueShareAtMost("subject_id", self.batch.max_top_subject_share),
+            )
+        }
+'''
+
 _USE_CASE = '''\
 """The descriptor of use case $name: what the platform loads when ``BERG_USE_CASE=$name``."""
 
@@ -143,6 +196,7 @@ from importlib import resources
 from berg.problem.card import ProblemCard, parse_problem_card
 from berg.usecase import LabelJoin, Stream, UseCase
 from berg_$name.contracts import EventV1, LabelV1
+from berg_$name.rules import UseCaseRules
 
 __all__ = ["problem_card", "use_case"]
 
@@ -165,6 +219,7 @@ def use_case() -> UseCase:
         scored=_stream("events", EventV1),
         labels=_stream("labels", LabelV1),
         label_join=LabelJoin(event_id="event_id", subject_id="scored_event_id", target="outcome", amount="value"),
+        rules=UseCaseRules,
     )
 '''
 
@@ -175,15 +230,17 @@ from __future__ import annotations
 
 import tomllib
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from berg.contracts.rules import violations
 from berg.usecase import ENTRY_POINT_GROUP
 from berg_$name.contracts import EventV1, LabelV1
+from berg_$name.rules import UseCaseRules
 from berg_$name.use_case import use_case
 
 pytestmark = pytest.mark.unit
@@ -216,6 +273,15 @@ def test_the_contracts_take_a_well_formed_event_and_label_and_refuse_a_string_ve
     assert LabelV1.model_validate(label).outcome is True
     with pytest.raises(ValidationError, match="outcome"):
         LabelV1.model_validate({**label, "outcome": "yes"})
+
+
+def test_the_value_rules_refuse_a_value_out_of_bounds_and_an_event_from_the_future() -> None:
+    rules = UseCaseRules(max_value=100.0).value_rules("events")
+    now = datetime.now(UTC)
+    event = EventV1(event_id=uuid.uuid4(), event_time=now, subject_id="s-1", value=3.5)
+    assert violations(rules, event, now) == []
+    too_big = event.model_copy(update={"value": 100.5, "event_time": now + timedelta(hours=1)})
+    assert [violation.field for violation in violations(rules, too_big, now)] == ["value", "event_time"]
 '''
 
 _FILES = {
@@ -223,6 +289,7 @@ _FILES = {
     "src/berg_$name/__init__.py": _INIT,
     "src/berg_$name/contracts.py": _CONTRACTS,
     "src/berg_$name/card_v1.yaml": _CARD,
+    "src/berg_$name/rules.py": _RULES,
     "src/berg_$name/use_case.py": _USE_CASE,
     "tests/test_${name}_use_case.py": _TEST,
 }
