@@ -27,7 +27,8 @@ from berg.contracts.batch_rules import (
 )
 from berg.contracts.rules import ContractRules, OneOf, PositiveAtMost, ValueRule
 from berg.problem.card import ProblemCard
-from berg.usecase import LabelJoin, Stream, UseCase, installed_use_cases, load_use_case
+from berg.usecase import LabelJoin, Stream, UseCase
+from berg_fraud.use_case import problem_card
 
 __all__ = ["ClickV1", "ClicksBatchBounds", "ClicksRules", "ImpressionV1", "clicks", "impression"]
 
@@ -98,10 +99,10 @@ class ClicksRules(ContractRules):
 
 
 def _card() -> ProblemCard:
-    # The installed card with another name and target: enough for a descriptor the tests build.
-    installed = load_use_case(installed_use_cases()[0]).card
-    return installed.model_copy(
-        update={"name": "clicks", "target": installed.target.model_copy(update={"column": "clicked"})}
+    # The reference card with another name and target: enough for a descriptor the tests build.
+    reference = problem_card()
+    return reference.model_copy(
+        update={"name": "clicks", "target": reference.target.model_copy(update={"column": "clicked"})}
     )
 
 
