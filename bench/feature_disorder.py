@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.feature_oracle
 
-from berg_features.aggregates import SECOND, TransactionEvent, UserAggregator, UserRow, user_row
+from berg.features.schema import USER_AGGREGATES
+from berg_features.aggregates import SECOND, WindowAggregator, WindowEvent, WindowRow, rescan_row
 from berg_features.settings import FeaturesSettings
 from tests.feature_oracle import disordered
 
@@ -43,25 +44,25 @@ class RescanAggregator:
 
     def __init__(self, allowed_lateness_us: int) -> None:
         self._lateness = allowed_lateness_us
-        self._events: dict[str, list[TransactionEvent]] = {}
+        self._events: dict[str, list[WindowEvent]] = {}
         self._ids: set[str] = set()
 
-    def add(self, event: TransactionEvent) -> list[UserRow]:
-        events = self._events.setdefault(event.user_id, [])
+    def add(self, event: WindowEvent) -> list[WindowRow]:
+        events = self._events.setdefault(event.key, [])
         if event.event_id in self._ids or (events and events[-1].event_us - event.event_us > self._lateness):
             return []
         bisect.insort_right(events, event)
         self._ids.add(event.event_id)
         first = bisect.bisect_left([e.event_us for e in events], event.event_us)
-        return [user_row(events, at) for at in sorted({e.event_us for e in events[first:]})]
+        return [rescan_row(USER_AGGREGATES, events, at) for at in sorted({e.event_us for e in events[first:]})]
 
 
-def streaming(stream: Sequence[TransactionEvent], batch: int, lateness_us: int, repeat: int) -> tuple[float, int]:
+def streaming(stream: Sequence[WindowEvent], batch: int, lateness_us: int, repeat: int) -> tuple[float, int]:
     """Seconds (the best of ``repeat`` runs: the machine is shared) and rows computed, micro-batch
     by micro-batch as the handler does."""
     best, rows = math.inf, 0
     for _ in range(repeat):
-        aggregator = UserAggregator(lateness_us)
+        aggregator = WindowAggregator(USER_AGGREGATES, lateness_us)
         rows = 0
         started = time.perf_counter()
         for start in range(0, len(stream), batch):
@@ -72,17 +73,17 @@ def streaming(stream: Sequence[TransactionEvent], batch: int, lateness_us: int, 
     return best, rows
 
 
-def rescanning(stream: Sequence[TransactionEvent], batch: int, lateness_us: int) -> tuple[float, int]:
+def rescanning(stream: Sequence[WindowEvent], batch: int, lateness_us: int) -> tuple[float, int]:
     """The same with the old algorithm (its handler pushed the last of each row's recomputations in a batch)."""
     aggregator = RescanAggregator(lateness_us)
     rows = 0
     started = time.perf_counter()
     for start in range(0, len(stream), batch):
-        emitted: dict[tuple[str, int], UserRow] = {}
+        emitted: dict[tuple[str, int], WindowRow] = {}
         for event in stream[start : start + batch]:
             recomputed = aggregator.add(event)
             rows += len(recomputed)
-            emitted.update(((row.user_id, row.at_us), row) for row in recomputed)
+            emitted.update(((row.key, row.at_us), row) for row in recomputed)
     return time.perf_counter() - started, rows
 
 

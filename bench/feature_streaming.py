@@ -26,13 +26,14 @@ from benchkit import bare_poll_loop, free_ports, produce_transactions, timed_ser
 from prometheus_client import CollectorRegistry
 
 from berg.features.label_store import LabelStore
+from berg.features.schema import USER_AGGREGATES
 from berg.features.store import open_store, prepare_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.topics import TRANSACTIONS_VALID
 from berg.stack.local import LocalStack
 from berg.stack.settings import StackSettings
-from berg_features.aggregates import SECOND, UserAggregator
+from berg_features.aggregates import SECOND, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.settings import FeaturesSettings
@@ -49,7 +50,7 @@ def features_path(stack: LocalStack, events: int, state: Path) -> float:
     handler = FeaturesHandler(
         store,
         label_store,
-        UserAggregator(int(settings.allowed_lateness_s * SECOND)),
+        WindowAggregator(USER_AGGREGATES, int(settings.allowed_lateness_s * SECOND)),
         DeadLetterPublisher(None, "features"),
         metrics,
     )

@@ -1,21 +1,46 @@
-"""Brute-force definitions of the user aggregates, for tests to compare the streaming code with."""
+"""Brute-force definitions of the streaming aggregates, for tests to compare the streaming code with.
+
+:func:`oracle_row` is the fraud case's user aggregates written out by hand, :func:`declared_oracle`
+any declared view's (:mod:`berg.features.aggregation`) read literally.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+from berg.features.aggregation import AggregationView
 from berg.features.schema import USER_AS_OF, USER_FEATURES
-from berg_features.aggregates import DAY, HOUR, SECOND, WEEK, TransactionEvent
+from berg_features.aggregates import DAY, HOUR, SECOND, WEEK, WindowEvent
 
-__all__ = ["assert_rows_equal", "disordered", "oracle_accepts", "oracle_row"]
+__all__ = [
+    "amount",
+    "assert_rows_equal",
+    "declared_oracle",
+    "disordered",
+    "oracle_accepts",
+    "oracle_row",
+    "transaction_event",
+]
 
 
-def oracle_row(events: Sequence[TransactionEvent], user_id: str, at_us: int) -> dict[str, float | int]:
-    """The definition, written out: each window is (at - W, at] over the user's accepted events."""
-    mine = [e for e in events if e.user_id == user_id and e.event_us <= at_us]
+def transaction_event(
+    event_us: int, event_id: str, user_id: str, merchant_id: str, amount: float, card_not_present: bool
+) -> WindowEvent:
+    """What the fraud case's user aggregates read of a transaction."""
+    channel = "card_not_present" if card_not_present else "card_present"
+    return WindowEvent(event_us, event_id, user_id, {"merchant_id": merchant_id, "amount": amount, "channel": channel})
 
-    def within(length: int) -> list[TransactionEvent]:
+
+def amount(event: WindowEvent) -> float:
+    return float(event.values["amount"])
+
+
+def oracle_row(events: Sequence[WindowEvent], user_id: str, at_us: int) -> dict[str, float | int]:
+    """The fraud case's user aggregates, written out: each window is (at - W, at] over the user's accepted events."""
+    mine = [e for e in events if e.key == user_id and e.event_us <= at_us]
+
+    def within(length: int) -> list[WindowEvent]:
         return [e for e in mine if e.event_us > at_us - length]
 
     hour, day, week = within(HOUR), within(DAY), within(WEEK)
@@ -23,19 +48,44 @@ def oracle_row(events: Sequence[TransactionEvent], user_id: str, at_us: int) -> 
         "tx_count_1h": len(hour),
         "tx_count_24h": len(day),
         "tx_count_7d": len(week),
-        "amount_sum_24h": math.fsum(e.amount for e in day),
-        "amount_mean_24h": math.fsum(e.amount for e in day) / len(day),
-        "amount_max_24h": max(e.amount for e in day),
-        "amount_sum_7d": math.fsum(e.amount for e in week),
-        "amount_mean_7d": math.fsum(e.amount for e in week) / len(week),
-        "amount_max_7d": max(e.amount for e in week),
-        "distinct_merchants_24h": len({e.merchant_id for e in day}),
-        "card_not_present_share_7d": sum(e.card_not_present for e in week) / len(week),
+        "amount_sum_24h": math.fsum(amount(e) for e in day),
+        "amount_mean_24h": math.fsum(amount(e) for e in day) / len(day),
+        "amount_max_24h": max(amount(e) for e in day),
+        "amount_sum_7d": math.fsum(amount(e) for e in week),
+        "amount_mean_7d": math.fsum(amount(e) for e in week) / len(week),
+        "amount_max_7d": max(amount(e) for e in week),
+        "distinct_merchants_24h": len({e.values["merchant_id"] for e in day}),
+        "card_not_present_share_7d": sum(e.values["channel"] == "card_not_present" for e in week) / len(week),
         USER_AS_OF: at_us / SECOND,
     }
 
 
-def oracle_accepts(arrivals: Sequence[TransactionEvent], lateness_us: int) -> list[TransactionEvent]:
+def declared_oracle(
+    view: AggregationView, events: Sequence[WindowEvent], key: str, at_us: int
+) -> dict[str, float | int]:
+    """Any declared view, read literally: each aggregate over the entity's events in (at - window, at]."""
+    mine = [e for e in events if e.key == key and e.event_us <= at_us]
+    row: dict[str, float | int] = {}
+    for aggregate in view.aggregates:
+        window = [e for e in mine if e.event_us > at_us - aggregate.window_us]
+        values = [e.values[aggregate.field] for e in window] if aggregate.field else []
+        if aggregate.function == "count":
+            row[aggregate.name] = len(window)
+        elif aggregate.function == "sum":
+            row[aggregate.name] = math.fsum(float(v) for v in values)
+        elif aggregate.function == "mean":
+            row[aggregate.name] = math.fsum(float(v) for v in values) / len(values)
+        elif aggregate.function == "max":
+            row[aggregate.name] = max(float(v) for v in values)
+        elif aggregate.function == "distinct":
+            row[aggregate.name] = len(set(values))
+        else:
+            row[aggregate.name] = sum(v == aggregate.value for v in values) / len(values)
+    row[view.as_of] = at_us / SECOND
+    return row
+
+
+def oracle_accepts(arrivals: Sequence[WindowEvent], lateness_us: int) -> list[WindowEvent]:
     """Which arrivals count: first sighting of an id, at most ``lateness_us`` behind the user's latest so far."""
     seen: set[str] = set()
     latest: dict[str, int] = {}
@@ -43,17 +93,15 @@ def oracle_accepts(arrivals: Sequence[TransactionEvent], lateness_us: int) -> li
     for event in arrivals:
         if event.event_id in seen:
             continue
-        if event.user_id in latest and latest[event.user_id] - event.event_us > lateness_us:
+        if event.key in latest and latest[event.key] - event.event_us > lateness_us:
             continue
         seen.add(event.event_id)
-        latest[event.user_id] = max(latest.get(event.user_id, event.event_us), event.event_us)
+        latest[event.key] = max(latest.get(event.key, event.event_us), event.event_us)
         accepted.append(event)
     return accepted
 
 
-def disordered(
-    count: int, reversed_share: float, *, users: int = 1, spacing_us: int = SECOND
-) -> list[TransactionEvent]:
+def disordered(count: int, reversed_share: float, *, users: int = 1, spacing_us: int = SECOND) -> list[WindowEvent]:
     """``count`` transactions ``spacing_us`` apart, delivered with a share of them newest-first.
 
     ``reversed_share`` 0: in event-time order; 1: the whole stream newest-first (the worst case
@@ -62,7 +110,7 @@ def disordered(
     turns; amounts, merchants and channels vary deterministically.
     """
     events = [
-        TransactionEvent(
+        transaction_event(
             event_us=index * spacing_us,
             event_id=f"e{index:07d}",
             user_id=f"u{index % users}",
@@ -82,7 +130,13 @@ def disordered(
     return [event for i, chunk in enumerate(blocks) for event in (chunk[::-1] if i in chosen else chunk)]
 
 
-def assert_rows_equal(actual: dict[str, float | int], expected: dict[str, float | int], context: str = "") -> None:
-    assert set(actual) == set(expected) == {spec.name for spec in USER_FEATURES}, context
+def assert_rows_equal(
+    actual: dict[str, float | int],
+    expected: dict[str, float | int],
+    context: str = "",
+    *,
+    names: set[str] | None = None,
+) -> None:
+    assert set(actual) == set(expected) == (names or {spec.name for spec in USER_FEATURES}), context
     for name, value in expected.items():
         assert math.isclose(actual[name], value, rel_tol=1e-9, abs_tol=1e-9), (context, name, actual[name], value)

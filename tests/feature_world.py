@@ -16,13 +16,14 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from berg.features.label_store import LabelStore
+from berg.features.schema import USER_AGGREGATES
 from berg.features.store import close_store, open_store, prepare_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg.simulator.generator import SimulationConfig, simulate
-from berg_features.aggregates import HOUR, UserAggregator
+from berg_features.aggregates import HOUR, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.merchant_job import MerchantJob
 from berg_features.metrics import FeaturesMetrics
@@ -79,7 +80,9 @@ def simulated_feature_store(
         prepare_store(store, offline_root)
         labels = LabelStore(f"{offline_root}/label_store")
         metrics = FeaturesMetrics.register(CollectorRegistry())
-        handler = FeaturesHandler(store, labels, UserAggregator(HOUR), DeadLetterPublisher(None, "features"), metrics)
+        handler = FeaturesHandler(
+            store, labels, WindowAggregator(USER_AGGREGATES, HOUR), DeadLetterPublisher(None, "features"), metrics
+        )
         records = _records(config, end)
         while chunk := list(itertools.islice(records, batch)):
             handler(chunk)

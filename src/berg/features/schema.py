@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from berg.features.aggregation import AggregationView, WindowedAggregate
+
 __all__ = [
     "CREATED_TIMESTAMP",
     "DEFAULT_ALLOWED_LATENESS",
@@ -29,6 +31,7 @@ __all__ = [
     "ON_DEMAND_VIEW",
     "REQUEST_AMOUNT",
     "REQUEST_EVENT_UNIX",
+    "USER_AGGREGATES",
     "USER_AS_OF",
     "USER_FEATURES",
     "USER_KEY",
@@ -92,18 +95,48 @@ MERCHANT_AVAILABLE = "merchant_available_unix"
 the slowest source partition reached the snapshot's time plus the allowed lateness (its earliest transaction
 at or after that). Training joins by it and serving applies the view's TTL from it; not a model feature."""
 
+_HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
+
+USER_AGGREGATES = AggregationView(
+    name=USER_VIEW,
+    key=USER_KEY,
+    as_of=USER_AS_OF,
+    aggregates=(
+        WindowedAggregate(
+            "tx_count_1h",
+            "count",
+            _HOUR,
+            description="Transactions of the user in the hour up to and including this one.",
+        ),
+        WindowedAggregate("tx_count_24h", "count", _DAY, description="Transactions of the user in the last 24 hours."),
+        WindowedAggregate("tx_count_7d", "count", _WEEK, description="Transactions of the user in the last 7 days."),
+        WindowedAggregate("amount_sum_24h", "sum", _DAY, field="amount", description="Sum of amounts, last 24 hours."),
+        WindowedAggregate("amount_mean_24h", "mean", _DAY, field="amount", description="Mean amount, last 24 hours."),
+        WindowedAggregate("amount_max_24h", "max", _DAY, field="amount", description="Largest amount, last 24 hours."),
+        WindowedAggregate("amount_sum_7d", "sum", _WEEK, field="amount", description="Sum of amounts, last 7 days."),
+        WindowedAggregate("amount_mean_7d", "mean", _WEEK, field="amount", description="Mean amount, last 7 days."),
+        WindowedAggregate("amount_max_7d", "max", _WEEK, field="amount", description="Largest amount, last 7 days."),
+        WindowedAggregate(
+            "distinct_merchants_24h",
+            "distinct",
+            _DAY,
+            field="merchant_id",
+            description="Distinct merchants the user paid in the last 24 hours.",
+        ),
+        WindowedAggregate(
+            "card_not_present_share_7d",
+            "share",
+            _WEEK,
+            field="channel",
+            value="card_not_present",
+            description="Share of card-not-present transactions, last 7 days.",
+        ),
+    ),
+)
+"""The user's streaming features, as data: the features service computes them (``berg_features.aggregates``)."""
+
 USER_FEATURES: tuple[FeatureSpec, ...] = (
-    FeatureSpec("tx_count_1h", "int", "Transactions of the user in the hour up to and including this one."),
-    FeatureSpec("tx_count_24h", "int", "Transactions of the user in the last 24 hours."),
-    FeatureSpec("tx_count_7d", "int", "Transactions of the user in the last 7 days."),
-    FeatureSpec("amount_sum_24h", "float", "Sum of amounts, last 24 hours."),
-    FeatureSpec("amount_mean_24h", "float", "Mean amount, last 24 hours."),
-    FeatureSpec("amount_max_24h", "float", "Largest amount, last 24 hours."),
-    FeatureSpec("amount_sum_7d", "float", "Sum of amounts, last 7 days."),
-    FeatureSpec("amount_mean_7d", "float", "Mean amount, last 7 days."),
-    FeatureSpec("amount_max_7d", "float", "Largest amount, last 7 days."),
-    FeatureSpec("distinct_merchants_24h", "int", "Distinct merchants the user paid in the last 24 hours."),
-    FeatureSpec("card_not_present_share_7d", "float", "Share of card-not-present transactions, last 7 days."),
+    *(FeatureSpec(aggregate.name, aggregate.kind, aggregate.description) for aggregate in USER_AGGREGATES.aggregates),
     FeatureSpec(USER_AS_OF, "float", "Event time of the latest transaction included (Unix seconds)."),
 )
 

@@ -39,6 +39,7 @@ from berg.features.schema import (
     FEATURE_SERVICE,
     MERCHANT_VIEW,
     ON_DEMAND_VIEW,
+    USER_AGGREGATES,
     USER_FEATURES,
     USER_KEY,
     USER_PUSH_SOURCE,
@@ -48,7 +49,7 @@ from berg.features.store import open_store, prepare_store
 from berg.features.store_config import CLUSTER_PROFILE, OFFLINE_ROOT_VARIABLE, FeatureStoreConfig, checkout_feature_repo
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.records import RawRecord
-from berg_features.aggregates import HOUR, UserAggregator
+from berg_features.aggregates import HOUR, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from tests.helpers import make_transactions
@@ -317,7 +318,7 @@ def test_the_features_service_corrects_a_users_latest_row_in_redis_after_a_late_
     handler = FeaturesHandler(
         cluster.store,
         LabelStore(str(tmp_path / "labels")),
-        UserAggregator(HOUR),
+        WindowAggregator(USER_AGGREGATES, HOUR),
         DeadLetterPublisher(None, "features"),
         FeaturesMetrics.register(CollectorRegistry()),
     )

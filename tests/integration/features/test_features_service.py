@@ -39,7 +39,7 @@ from berg.features.store import open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.topics import DEAD_LETTER
 from berg.settings import KafkaSettings
-from berg_features.aggregates import SECOND, TransactionEvent
+from berg_features.aggregates import SECOND, WindowEvent
 from berg_features.handler import event_from_transaction
 from berg_features.merchant_job import snapshot_times
 from berg_features.merchants import merchant_snapshots, snapshot_availability
@@ -186,7 +186,7 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         # Offline: the newest row per (user, event time) equals the oracle, for exactly the accepted events.
         rows = ds.dataset(str(offline / USER_VIEW), format="parquet").to_table().to_pandas()
         rows = rows.sort_values(CREATED_TIMESTAMP).drop_duplicates([USER_KEY, EVENT_TIMESTAMP], keep="last")
-        expected_keys = {(e.user_id, e.event_us) for e in accepted}
+        expected_keys = {(e.key, e.event_us) for e in accepted}
         actual = {
             (row[USER_KEY], int(pd.Timestamp(row[EVENT_TIMESTAMP]).value // 1000)): row
             for row in rows.to_dict("records")
@@ -197,10 +197,10 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
             assert_rows_equal({n: row[n] for n in names}, oracle_row(accepted, user_id, at_us), f"{user_id}@{at_us}")
 
         # Online: each user's value is the oracle at their latest accepted transaction.
-        latest: dict[str, TransactionEvent] = {}
+        latest: dict[str, WindowEvent] = {}
         for event in accepted:
-            if event.user_id not in latest or event.event_us >= latest[event.user_id].event_us:
-                latest[event.user_id] = event
+            if event.key not in latest or event.event_us >= latest[event.key].event_us:
+                latest[event.key] = event
         store = open_store(FeatureStoreConfig.embedded(state))
         online = store.get_online_features(
             features=[f"{USER_VIEW}:{name}" for name in names],

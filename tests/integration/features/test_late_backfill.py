@@ -50,7 +50,7 @@ from berg.features.schema import (
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.settings import KafkaSettings
-from berg_features.aggregates import TransactionEvent
+from berg_features.aggregates import WindowEvent
 from berg_features.handler import event_from_transaction
 from tests.feature_oracle import oracle_row
 from tests.helpers import wait_for
@@ -168,9 +168,9 @@ def merchant_oracle(
     return None
 
 
-def user_oracle(events: Sequence[TransactionEvent], user_id: str, at_us: int) -> dict[str, float | int] | None:
+def user_oracle(events: Sequence[WindowEvent], user_id: str, at_us: int) -> dict[str, float | int] | None:
     """The user row training sees at ``at``: the one at the user's previous transaction, within the TTL."""
-    earlier = [e.event_us for e in events if e.user_id == user_id and e.event_us < at_us]
+    earlier = [e.event_us for e in events if e.key == user_id and e.event_us < at_us]
     if not earlier or at_us - 1 - max(earlier) > USER_TTL.total_seconds() * 1_000_000:
         return None
     return oracle_row(events, user_id, max(earlier))

@@ -21,9 +21,10 @@ def main() -> None:
     # Imported once the settings are good: Feast turns DeprecationWarnings on process-wide when imported, and a
     # settings error must be the one line on stderr.
     from berg.features.label_store import LabelStore
+    from berg.features.schema import USER_AGGREGATES
     from berg.features.store import close_store, open_store, prepare_store
     from berg.service import ServiceContext, run_consumer_service
-    from berg_features.aggregates import SECOND, UserAggregator
+    from berg_features.aggregates import SECOND, WindowAggregator
     from berg_features.handler import FeaturesHandler
     from berg_features.merchant_job import MerchantJob
     from berg_features.metrics import FeaturesMetrics
@@ -38,7 +39,7 @@ def main() -> None:
         handler = FeaturesHandler(
             store,
             label_store,
-            UserAggregator(int(settings.allowed_lateness_s * SECOND)),
+            WindowAggregator(USER_AGGREGATES, int(settings.allowed_lateness_s * SECOND)),
             context.dead_letters,
             metrics,
             transactions_topic=settings.transactions_topic,

@@ -1,38 +1,39 @@
-"""Per-user aggregates in event-time windows, computed as events stream in.
+"""Streaming aggregates of a declared view, in event-time windows, computed as events stream in.
 
-Semantics (the brute-force oracle in the tests is this paragraph, written out):
-the row for a user at event time ``T`` summarises that user's accepted
-transactions with event time in ``(T - W, T]`` for each window ``W`` (1 hour,
-24 hours, 7 days), so it includes every transaction at ``T`` itself. A row is
-emitted for each accepted transaction, at its event time.
+What is computed is data: an :class:`~berg.features.aggregation.AggregationView` of the use
+case (count, sum, mean, max, distinct, share over an entity key and a trailing window). How is
+this module, the same for every view.
 
-Out of order: a transaction may arrive up to ``allowed_lateness`` behind the
-latest event time seen for its user (the user's watermark). It is inserted in
-place, and the rows of every later transaction of the user are recomputed and
-emitted again (with a newer created timestamp, which Feast prefers). A
-transaction further behind is refused as late; the caller dead-letters it.
+Semantics (the brute-force oracle in the tests is this paragraph, written out, and
+:func:`rescan_row` is its reference implementation): the row for an entity at event time
+``T`` summarises that entity's accepted events with event time in ``(T - W, T]`` for each
+aggregate's window ``W``, so it includes every event at ``T`` itself. A row is emitted for each
+accepted event, at its event time.
 
-Idempotent: a transaction whose ``event_id`` the user's state already holds is a
-replay and changes nothing.
+Out of order: an event may arrive up to ``allowed_lateness`` behind the latest event time seen
+for its entity (the entity's watermark). It is inserted in place, and the rows of every later
+event of the entity are recomputed and emitted again (with a newer created timestamp, which
+Feast prefers). An event further behind is refused as late; the caller dead-letters it.
 
-Bounded work: :meth:`UserAggregator.accept` only inserts and marks the user's
-rows from the event's time on as changed; :meth:`UserAggregator.flush` computes
-every changed row once, in one pass per user over the sorted events with
-sliding windows (counts by position, sums from exact integer prefix sums,
-monotonic queues for the maxima, a counter of merchants). A micro-batch of ``n``
-transactions of one user in reverse order costs one pass over the user's week,
-not a rescan of it per row per event.
+Idempotent: an event whose ``event_id`` the entity's state already holds is a replay and
+changes nothing.
 
-Bounded state: a user keeps the events of the last ``7 days + allowed_lateness``
-behind their own watermark, which is all an acceptable transaction can need.
-:meth:`UserAggregator.evict_idle` forgets users untouched since its previous
-call whose newest event is more than ``7 days + 2 * allowed_lateness`` behind
-the newest event held (the caller's stored log has them). Forgetting never
-changes a result: the aggregator knows from when on it holds each user's
-history, and :meth:`UserAggregator.history_needed` names the users whose stored
-transactions must be read back (:meth:`UserAggregator.load_history`) before a
-batch can be aggregated exactly; :meth:`UserAggregator.accept` refuses to
-guess.
+Bounded work: :meth:`WindowAggregator.accept` only inserts and marks the entity's rows from the
+event's time on as changed; :meth:`WindowAggregator.flush` computes every changed row once, in
+one pass per entity over the sorted events with sliding windows (counts by position, sums and
+shares from exact integer prefix sums, monotonic queues for the maxima, counters for distinct
+values). A micro-batch of ``n`` events of one entity in reverse order costs one pass over the
+entity's longest window, not a rescan of it per row per event.
+
+Bounded state: an entity keeps the events of the last ``longest window + allowed_lateness``
+behind its own watermark, which is all an acceptable event can need.
+:meth:`WindowAggregator.evict_idle` forgets entities untouched since its previous call whose
+newest event is more than ``longest window + 2 * allowed_lateness`` behind the newest event
+held (the caller's stored log has them). Forgetting never changes a result: the aggregator
+knows from when on it holds each entity's history, and :meth:`WindowAggregator.history_needed`
+names the entities whose stored events must be read back
+(:meth:`WindowAggregator.load_history`) before a batch can be aggregated exactly;
+:meth:`WindowAggregator.accept` refuses to guess.
 
 Pure: no I/O, no clock.
 """
@@ -44,44 +45,58 @@ import collections
 import enum
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from berg.features.schema import USER_AS_OF
+from berg.features.aggregation import AggregationView, WindowedAggregate
 
 __all__ = [
     "AddResult",
     "HistoryMissingError",
     "HistoryRequest",
     "Outcome",
-    "TransactionEvent",
-    "UserAggregator",
-    "UserRow",
-    "user_row",
+    "WindowAggregator",
+    "WindowEvent",
+    "WindowRow",
+    "event_of",
+    "rescan_row",
 ]
 
 SECOND = 1_000_000
 """Event times are integer microseconds since the epoch: exact, so a row's timestamp
-is the transaction's own to the microsecond (the dataset builder relies on it)."""
+is the event's own to the microsecond (the dataset builder relies on it)."""
 HOUR = 3600 * SECOND
 DAY = 24 * HOUR
 WEEK = 7 * DAY
-LONGEST_WINDOW = WEEK
 
 _BEGINNING = -(1 << 62)
 """A time before any event: "complete from the beginning"."""
 
+Value = float | str | bool
+
 
 @dataclass(frozen=True, order=True)
-class TransactionEvent:
-    """What the aggregates need of a transaction; ordered by event time, then id."""
+class WindowEvent:
+    """What the aggregates need of an event; ordered by event time, then id."""
 
     event_us: int
     event_id: str
-    user_id: str = field(compare=False)
-    merchant_id: str = field(compare=False)
-    amount: float = field(compare=False)
-    card_not_present: bool = field(compare=False)
+    key: str = field(compare=False)
+    """The entity it belongs to."""
+    values: Mapping[str, Value] = field(compare=False)
+    """The fields the view's aggregates read."""
+
+
+def event_of(view: AggregationView, event_us: int, event_id: object, source: Any) -> WindowEvent:
+    """The :class:`WindowEvent` of ``source`` (a contract instance, or a stored row with the same
+    attributes): its key and the fields ``view`` reads, numbers as floats, the rest as text."""
+    numeric = {aggregate.field for aggregate in view.aggregates if aggregate.numeric}
+    values: dict[str, Value] = {}
+    for name in view.fields:
+        raw = getattr(source, name)
+        values[name] = float(raw) if name in numeric else str(raw)
+    return WindowEvent(event_us, str(event_id), str(getattr(source, view.key)), values)
 
 
 class Outcome(enum.Enum):
@@ -91,69 +106,72 @@ class Outcome(enum.Enum):
 
 
 @dataclass(frozen=True)
-class UserRow:
-    """A user's features as of ``at_us`` (the event time of a transaction of theirs)."""
+class WindowRow:
+    """An entity's features as of ``at_us`` (the event time of an event of theirs)."""
 
-    user_id: str
+    key: str
     at_us: int
     features: dict[str, float | int]
 
 
 @dataclass(frozen=True)
 class AddResult:
-    """What adding one transaction did: its outcome and the rows to (re-)emit, oldest first."""
+    """What adding one event did: its outcome and the rows to (re-)emit, oldest first."""
 
     outcome: Outcome
-    rows: list[UserRow]
+    rows: list[WindowRow]
     lateness_us: int = 0
-    """How far behind the user's watermark the event was (0 when in order)."""
+    """How far behind the entity's watermark the event was (0 when in order)."""
 
 
 @dataclass(frozen=True)
 class HistoryRequest:
-    """Users whose stored transactions the aggregator must be given before it can take a batch."""
+    """Entities whose stored events the aggregator must be given before it can take a batch."""
 
-    user_ids: frozenset[str]
+    keys: frozenset[str]
     start_us: int
-    """Read the users' transactions with event time at or after this..."""
+    """Read the entities' events with event time at or after this..."""
     end_us: int
     """...and before this (what the aggregator may have forgotten)."""
 
 
 class HistoryMissingError(RuntimeError):
-    """A transaction needs a user's history that was forgotten and not read back."""
+    """An event needs an entity's history that was forgotten and not read back."""
 
 
-def user_row(events: list[TransactionEvent], at_us: int) -> UserRow:
-    """The feature row of one user at ``at_us`` from that user's ``events`` (sorted by time), by rescanning.
+def _aggregate_by_rescan(aggregate: WindowedAggregate, window: list[WindowEvent]) -> float | int:
+    if aggregate.function == "count":
+        return len(window)
+    assert aggregate.field is not None
+    values = [event.values[aggregate.field] for event in window]
+    if aggregate.function == "distinct":
+        return len(set(values))
+    if aggregate.function == "share":
+        return sum(value == aggregate.value for value in values) / len(values) if values else 0.0
+    numbers = [float(value) for value in values]
+    if aggregate.function == "sum":
+        return math.fsum(numbers)
+    if aggregate.function == "mean":
+        return math.fsum(numbers) / len(numbers) if numbers else 0.0
+    return max(numbers, default=0.0)
+
+
+def rescan_row(view: AggregationView, events: list[WindowEvent], at_us: int) -> WindowRow:
+    """The row of one entity at ``at_us`` from that entity's ``events`` (sorted by time), by rescanning.
 
     The reference the streaming code is measured against (``bench/feature_disorder.py``);
     only events at or before ``at_us`` count; each window is ``(at - W, at]``.
     """
     times = [event.event_us for event in events]
     end = bisect.bisect_right(times, at_us)
-
-    def window(length: int) -> list[TransactionEvent]:
-        return events[bisect.bisect_right(times, at_us - length) : end]
-
-    hour, day, week = window(HOUR), window(DAY), window(WEEK)
-    day_amounts = [event.amount for event in day]
-    week_amounts = [event.amount for event in week]
     features: dict[str, float | int] = {
-        "tx_count_1h": len(hour),
-        "tx_count_24h": len(day),
-        "tx_count_7d": len(week),
-        "amount_sum_24h": math.fsum(day_amounts),
-        "amount_mean_24h": math.fsum(day_amounts) / len(day) if day else 0.0,
-        "amount_max_24h": max(day_amounts, default=0.0),
-        "amount_sum_7d": math.fsum(week_amounts),
-        "amount_mean_7d": math.fsum(week_amounts) / len(week) if week else 0.0,
-        "amount_max_7d": max(week_amounts, default=0.0),
-        "distinct_merchants_24h": len({event.merchant_id for event in day}),
-        "card_not_present_share_7d": sum(event.card_not_present for event in week) / len(week) if week else 0.0,
-        USER_AS_OF: at_us / SECOND,
+        aggregate.name: _aggregate_by_rescan(
+            aggregate, events[bisect.bisect_right(times, at_us - aggregate.window_us) : end]
+        )
+        for aggregate in view.aggregates
     }
-    return UserRow(events[0].user_id, at_us, features)
+    features[view.as_of] = at_us / SECOND
+    return WindowRow(events[0].key, at_us, features)
 
 
 _EXACT_ONE = 1 << 1074
@@ -166,270 +184,354 @@ def _exact(value: float) -> int:
     return numerator * (_EXACT_ONE // denominator)
 
 
-def _rows_from(state: _UserState, user_id: str, since_us: int) -> list[UserRow]:
+_COUNT, _SUM, _MEAN, _SHARE, _MAX, _DISTINCT = range(6)
+_CODES = {"count": _COUNT, "sum": _SUM, "mean": _MEAN, "share": _SHARE, "max": _MAX, "distinct": _DISTINCT}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a view's aggregates need kept per event and per window, worked out once."""
+
+    view: AggregationView
+    windows: tuple[int, ...]
+    summed: tuple[str, ...]
+    """Fields kept as exact integers for prefix sums (``sum``, ``mean``)."""
+    shares: tuple[tuple[str, str], ...]
+    """(field, value) pairs kept as 0/1 indicators for prefix sums (``share``)."""
+    maxima: tuple[tuple[str, int], ...]
+    """(field, window) of each ``max``."""
+    distinct: tuple[tuple[str, int], ...]
+    """(field, window) of each ``distinct``."""
+    slots: tuple[tuple[str, int, int, str, str], ...]
+    """Per aggregate, in order: (name, function code, window, field or "", value or ""); plain values,
+    because the row loop reads them for every row."""
+
+    @classmethod
+    def of(cls, view: AggregationView) -> _Plan:
+        def pairs(function: str) -> tuple[tuple[str, int], ...]:
+            return tuple(
+                dict.fromkeys(
+                    (a.field, a.window_us) for a in view.aggregates if a.function == function and a.field is not None
+                )
+            )
+
+        return cls(
+            view=view,
+            windows=tuple(sorted({a.window_us for a in view.aggregates})),
+            summed=tuple(dict.fromkeys(a.field for a in view.aggregates if a.function in ("sum", "mean") and a.field)),
+            shares=tuple(
+                dict.fromkeys(
+                    (a.field, a.value) for a in view.aggregates if a.function == "share" and a.field and a.value
+                )
+            ),
+            maxima=pairs("max"),
+            distinct=pairs("distinct"),
+            slots=tuple(
+                (a.name, _CODES[a.function], a.window_us, a.field or "", a.value or "") for a in view.aggregates
+            ),
+        )
+
+
+def _rows_from(plan: _Plan, state: _KeyState, key: str, since_us: int) -> list[WindowRow]:
     """The rows at every distinct event time at or after ``since_us``, in one pass.
 
-    Windows slide forward: counts are differences of positions, sums differences of
-    exact prefix sums (``int / int`` rounds correctly, so a sum is ``math.fsum``'s),
-    maxima the fronts of monotonic queues, distinct merchants a counter's size.
+    Windows slide forward: counts are differences of positions, sums and shares differences of
+    exact prefix sums (``int / int`` rounds correctly, so a sum is ``math.fsum``'s), maxima the
+    fronts of monotonic queues, distinct values a counter's size.
     """
     events, times = state.events, state.times
     first = bisect.bisect_left(times, since_us)
     if first >= len(events):
         return []
-    start = bisect.bisect_right(times, times[first] - WEEK)
-    amount_sums = [0, *itertools.accumulate(state.exact[start:])]
-    card_not_present = [0, *itertools.accumulate(state.card_not_present[start:])]
-    hour_left = day_left = week_left = right = start
-    merchants: collections.Counter[str] = collections.Counter()
-    day_maxima: collections.deque[tuple[int, float]] = collections.deque()
-    week_maxima: collections.deque[tuple[int, float]] = collections.deque()
+    start = bisect.bisect_right(times, times[first] - plan.windows[-1])
+    sums = {name: [0, *itertools.accumulate(state.exact[name][start:])] for name in plan.summed}
+    shares = {pair: [0, *itertools.accumulate(state.indicators[pair][start:])] for pair in plan.shares}
+    left = dict.fromkeys(plan.windows, start)
+    right = start
+    counters: dict[tuple[str, int], collections.Counter[Value]] = {
+        pair: collections.Counter() for pair in plan.distinct
+    }
+    maxima: dict[tuple[str, int], collections.deque[tuple[int, float]]] = {
+        pair: collections.deque() for pair in plan.maxima
+    }
+    counted = {
+        window: [(name, counters[(name, w)]) for name, w in plan.distinct if w == window] for window in plan.windows
+    }
+    view = plan.view
     rows = []
     position = first
     while position < len(events):
         at = times[position]
         end = bisect.bisect_right(times, at, lo=position)
         while right < end:
-            event = events[right]
-            merchants[event.merchant_id] += 1
-            for maxima in (day_maxima, week_maxima):
-                while maxima and maxima[-1][1] <= event.amount:
-                    maxima.pop()
-                maxima.append((right, event.amount))
+            values = events[right].values
+            for (name, _), counter in counters.items():
+                counter[values[name]] += 1
+            for (name, _), queue in maxima.items():
+                number = float(values[name])
+                while queue and queue[-1][1] <= number:
+                    queue.pop()
+                queue.append((right, number))
             right += 1
-        while times[day_left] <= at - DAY:
-            merchant = events[day_left].merchant_id
-            merchants[merchant] -= 1
-            if not merchants[merchant]:
-                del merchants[merchant]
-            day_left += 1
-        while times[week_left] <= at - WEEK:
-            week_left += 1
-        while times[hour_left] <= at - HOUR:
-            hour_left += 1
-        while day_maxima[0][0] < day_left:
-            day_maxima.popleft()
-        while week_maxima[0][0] < week_left:
-            week_maxima.popleft()
-        day_count, week_count = end - day_left, end - week_left
-        day_sum = (amount_sums[end - start] - amount_sums[day_left - start]) / _EXACT_ONE
-        week_sum = (amount_sums[end - start] - amount_sums[week_left - start]) / _EXACT_ONE
-        features: dict[str, float | int] = {
-            "tx_count_1h": end - hour_left,
-            "tx_count_24h": day_count,
-            "tx_count_7d": week_count,
-            "amount_sum_24h": day_sum,
-            "amount_mean_24h": day_sum / day_count,
-            "amount_max_24h": day_maxima[0][1],
-            "amount_sum_7d": week_sum,
-            "amount_mean_7d": week_sum / week_count,
-            "amount_max_7d": week_maxima[0][1],
-            "distinct_merchants_24h": len(merchants),
-            "card_not_present_share_7d": (card_not_present[end - start] - card_not_present[week_left - start])
-            / week_count,
-            USER_AS_OF: at / SECOND,
-        }
-        rows.append(UserRow(user_id, at, features))
+        for window in plan.windows:
+            position_left = left[window]
+            while times[position_left] <= at - window:
+                for name, counter in counted[window]:
+                    value = events[position_left].values[name]
+                    counter[value] -= 1
+                    if not counter[value]:
+                        del counter[value]
+                position_left += 1
+            left[window] = position_left
+        for (_, window), queue in maxima.items():
+            while queue[0][0] < left[window]:
+                queue.popleft()
+        features: dict[str, float | int] = {}
+        totals: dict[tuple[str, int], float] = {}
+        for name, code, window, read, value in plan.slots:
+            since = left[window]
+            if code == _COUNT:
+                features[name] = end - since
+            elif code in (_SUM, _MEAN):
+                total = totals.get((read, window))
+                if total is None:
+                    # A sum of 2**-1074 units divided back: the costly step, once per field and window.
+                    prefix = sums[read]
+                    total = totals[(read, window)] = (prefix[end - start] - prefix[since - start]) / _EXACT_ONE
+                features[name] = total if code == _SUM else total / (end - since)
+            elif code == _SHARE:
+                prefix = shares[(read, value)]
+                features[name] = (prefix[end - start] - prefix[since - start]) / (end - since)
+            elif code == _MAX:
+                features[name] = maxima[(read, window)][0][1]
+            else:
+                features[name] = len(counters[(read, window)])
+        features[view.as_of] = at / SECOND
+        rows.append(WindowRow(key, at, features))
         position = end
     return rows
 
 
 @dataclass
-class _UserState:
-    events: list[TransactionEvent]
+class _KeyState:
+    events: list[WindowEvent]
     """Sorted by (event time, id)."""
     times: list[int]
     """The events' times, for bisecting."""
-    exact: list[int]
-    """The events' amounts as exact integers (:func:`_exact`), for prefix sums."""
-    card_not_present: list[int]
-    """1 for an event without the card, else 0."""
+    exact: dict[str, list[int]]
+    """Per summed field, the events' values as exact integers (:func:`_exact`), for prefix sums."""
+    indicators: dict[tuple[str, str], list[int]]
+    """Per (field, value) of a share, 1 for an event holding the value, else 0."""
     ids: set[str]
     complete_from: int
-    """Every stored transaction of the user at or after this is held (older ones may be forgotten)."""
+    """Every stored event of the entity at or after this is held (older ones may be forgotten)."""
     changed_from: int | None = None
     """Rows at or after this event time changed since the last flush."""
     touched: bool = True
     """Accepted something since the last eviction pass."""
 
+    @classmethod
+    def empty(cls, plan: _Plan, complete_from: int, *, touched: bool = True) -> _KeyState:
+        return cls(
+            [],
+            [],
+            {name: [] for name in plan.summed},
+            {pair: [] for pair in plan.shares},
+            set(),
+            complete_from,
+            touched=touched,
+        )
+
     @property
     def latest(self) -> int:
         return self.times[-1]
 
-    def insert(self, event: TransactionEvent) -> None:
+    def insert(self, event: WindowEvent) -> None:
         # By time, then id among equal times (comparing dataclasses is slow; ties are rare).
         position = bisect.bisect_right(self.times, event.event_us)
         while position > 0 and self.times[position - 1] == event.event_us and event < self.events[position - 1]:
             position -= 1
         self.events.insert(position, event)
         self.times.insert(position, event.event_us)
-        self.exact.insert(position, _exact(event.amount))
-        self.card_not_present.insert(position, int(event.card_not_present))
+        for name, column in self.exact.items():
+            column.insert(position, _exact(float(event.values[name])))
+        for (name, value), indicator in self.indicators.items():
+            indicator.insert(position, int(event.values[name] == value))
         self.ids.add(event.event_id)
 
     def drop_before(self, count: int) -> None:
         """Forget the ``count`` oldest events."""
         for dropped in self.events[:count]:
             self.ids.discard(dropped.event_id)
-        for column in (self.events, self.times, self.exact, self.card_not_present):
-            del column[:count]
+        del self.events[:count]
+        del self.times[:count]
+        for numbers in (*self.exact.values(), *self.indicators.values()):
+            del numbers[:count]
 
 
-class UserAggregator:
-    """The streaming state of many users; see the module docstring for the semantics."""
+class WindowAggregator:
+    """The streaming state of many entities under one view; see the module docstring for the semantics."""
 
-    def __init__(self, allowed_lateness_us: int) -> None:
+    def __init__(self, view: AggregationView, allowed_lateness_us: int) -> None:
         if allowed_lateness_us < 0:
             raise ValueError("allowed_lateness_us must be >= 0")
+        self.view = view
         self.allowed_lateness_us = allowed_lateness_us
-        self._users: dict[str, _UserState] = {}
+        self._plan = _Plan.of(view)
+        self._longest = view.longest_window_us
+        self._states: dict[str, _KeyState] = {}
         self._changed: set[str] = set()
         self._newest: int | None = None
         """The newest event time ever held: the clock eviction runs on."""
         self._forgotten_before = _BEGINNING
-        """A user not held has no stored transaction at or after this."""
+        """An entity not held has no stored event at or after this."""
         self._read_back: dict[str, int] = {}
-        """Users read back with nothing found, and from when: they start complete from there."""
+        """Entities read back with nothing found, and from when: they start complete from there."""
 
     @property
-    def users(self) -> int:
-        return len(self._users)
+    def longest_window_us(self) -> int:
+        """The view's longest window: how far back an event's row reaches."""
+        return self._longest
+
+    @property
+    def entities(self) -> int:
+        return len(self._states)
 
     @property
     def events(self) -> int:
-        return sum(len(state.events) for state in self._users.values())
+        return sum(len(state.events) for state in self._states.values())
 
     @property
     def eviction_horizon_us(self) -> int | None:
-        """Users whose newest event is before this are evicted when idle (None: nothing held yet)."""
+        """Entities whose newest event is before this are evicted when idle (None: nothing held yet)."""
         if self._newest is None:
             return None
-        return self._newest - LONGEST_WINDOW - 2 * self.allowed_lateness_us
+        return self._newest - self._longest - 2 * self.allowed_lateness_us
 
-    def _complete_from(self, user_id: str) -> int:
-        state = self._users.get(user_id)
+    def _complete_from(self, key: str) -> int:
+        state = self._states.get(key)
         if state is not None:
             return state.complete_from
-        return self._read_back.get(user_id, self._forgotten_before)
+        return self._read_back.get(key, self._forgotten_before)
 
-    def _refused(self, state: _UserState | None, event: TransactionEvent) -> bool:
+    def _refused(self, state: _KeyState | None, event: WindowEvent) -> bool:
         return state is not None and (
             event.event_id in state.ids or state.latest - event.event_us > self.allowed_lateness_us
         )
 
-    def history_needed(self, events: Iterable[TransactionEvent]) -> HistoryRequest | None:
-        """Which users' stored transactions must be read back before ``events`` are accepted.
+    def history_needed(self, events: Iterable[WindowEvent]) -> HistoryRequest | None:
+        """Which entities' stored events must be read back before ``events`` are accepted.
 
-        A transaction at ``t`` needs its user's transactions after ``t - 7 days`` (its window
-        and the rows after it) and, for a user not held, the newest one (is it late?).
+        An event at ``t`` needs its entity's events after ``t`` minus the longest window (its
+        windows and the rows after it) and, for an entity not held, the newest one (is it late?).
         """
-        users: set[str] = set()
+        keys: set[str] = set()
         start: int | None = None
         end: int | None = None
         for event in events:
-            if self._refused(self._users.get(event.user_id), event):
+            if self._refused(self._states.get(event.key), event):
                 continue
-            needed_from = event.event_us - LONGEST_WINDOW + 1
-            held_from = self._complete_from(event.user_id)
+            needed_from = event.event_us - self._longest + 1
+            held_from = self._complete_from(event.key)
             if held_from > needed_from:
-                users.add(event.user_id)
+                keys.add(event.key)
                 start = needed_from if start is None else min(start, needed_from)
                 end = held_from if end is None else max(end, held_from)
         if start is None or end is None:
             return None
-        return HistoryRequest(frozenset(users), start, end)
+        return HistoryRequest(frozenset(keys), start, end)
 
-    def load_history(self, request: HistoryRequest, events: Iterable[TransactionEvent]) -> int:
-        """Take back the requested users' stored transactions (those in the request's range);
+    def load_history(self, request: HistoryRequest, events: Iterable[WindowEvent]) -> int:
+        """Take back the requested entities' stored events (those in the request's range);
         emits nothing. Returns how many were new to the state."""
-        added = self._merge((event for event in events if event.user_id in request.user_ids), request.start_us)
-        for user_id in request.user_ids:
-            state = self._users.get(user_id)
+        added = self._merge((event for event in events if event.key in request.keys), request.start_us)
+        for key in request.keys:
+            state = self._states.get(key)
             if state is None:
-                self._read_back[user_id] = request.start_us
+                self._read_back[key] = request.start_us
             else:
                 state.complete_from = min(state.complete_from, request.start_us)
         return added
 
-    def accept(self, event: TransactionEvent) -> AddResult:
-        """Take one transaction and mark the rows it changes; :meth:`flush` computes them.
+    def accept(self, event: WindowEvent) -> AddResult:
+        """Take one event and mark the rows it changes; :meth:`flush` computes them.
 
         Raises:
-            HistoryMissingError: the user's history it needs was forgotten and not read back
+            HistoryMissingError: the entity's history it needs was forgotten and not read back
                 (see :meth:`history_needed`).
         """
-        state = self._users.get(event.user_id)
+        state = self._states.get(event.key)
         if state is not None and event.event_id in state.ids:
             return AddResult(Outcome.DUPLICATE, [])
         behind = 0 if state is None else max(0, state.latest - event.event_us)
         if behind > self.allowed_lateness_us:
             return AddResult(Outcome.LATE, [], behind)
-        held_from = self._complete_from(event.user_id)
-        if held_from > event.event_us - LONGEST_WINDOW + 1:
+        held_from = self._complete_from(event.key)
+        if held_from > event.event_us - self._longest + 1:
             raise HistoryMissingError(
-                f"user {event.user_id}'s transactions before {held_from} us are not held: read them back first"
+                f"{self.view.key} {event.key}'s events before {held_from} us are not held: read them back first"
             )
         if state is None:
-            state = _UserState([], [], [], [], set(), held_from)
-            self._users[event.user_id] = state
-            self._read_back.pop(event.user_id, None)
+            state = _KeyState.empty(self._plan, held_from)
+            self._states[event.key] = state
+            self._read_back.pop(event.key, None)
         state.insert(event)
         state.touched = True
         state.changed_from = event.event_us if state.changed_from is None else min(state.changed_from, event.event_us)
-        self._changed.add(event.user_id)
+        self._changed.add(event.key)
         self._newest = event.event_us if self._newest is None else max(self._newest, event.event_us)
         return AddResult(Outcome.ACCEPTED, [], behind)
 
-    def flush(self) -> list[UserRow]:
-        """Every row changed since the last flush, each once, oldest first per user."""
-        rows: list[UserRow] = []
-        for user_id in sorted(self._changed):
-            state = self._users[user_id]
+    def flush(self) -> list[WindowRow]:
+        """Every row changed since the last flush, each once, oldest first per entity."""
+        rows: list[WindowRow] = []
+        for key in sorted(self._changed):
+            state = self._states[key]
             assert state.changed_from is not None
-            rows.extend(_rows_from(state, user_id, state.changed_from))
+            rows.extend(_rows_from(self._plan, state, key, state.changed_from))
             state.changed_from = None
             self._prune(state)
         self._changed.clear()
         self._read_back.clear()
         return rows
 
-    def add(self, event: TransactionEvent) -> AddResult:
-        """:meth:`accept` one transaction and :meth:`flush`: what to emit for it alone."""
+    def add(self, event: WindowEvent) -> AddResult:
+        """:meth:`accept` one event and :meth:`flush`: what to emit for it alone."""
         result = self.accept(event)
         return AddResult(result.outcome, self.flush(), result.lateness_us)
 
-    def restore(self, events: Iterable[TransactionEvent], complete_from_us: int | None = None) -> int:
-        """Rebuild state from already-processed transactions (e.g. the label store's log),
+    def restore(self, events: Iterable[WindowEvent], complete_from_us: int | None = None) -> int:
+        """Rebuild state from already-processed events (e.g. the label store's log),
         emitting nothing. Returns how many were new to the state.
 
         Args:
-            events: the stored transactions.
-            complete_from_us: they are every stored transaction at or after this (None: all of them).
+            events: the stored events.
+            complete_from_us: they are every stored event at or after this (None: all of them).
         """
         added = self._merge(events, complete_from_us)
         if complete_from_us is not None:
             self._forgotten_before = max(self._forgotten_before, complete_from_us)
         return added
 
-    def _merge(self, events: Iterable[TransactionEvent], complete_from_us: int | None) -> int:
-        """Insert stored transactions without marking rows; they are every stored transaction
-        of their users at or after ``complete_from_us`` (None: all of them)."""
+    def _merge(self, events: Iterable[WindowEvent], complete_from_us: int | None) -> int:
+        """Insert stored events without marking rows; they are every stored event
+        of their entities at or after ``complete_from_us`` (None: all of them)."""
         added = 0
         merged: set[str] = set()
         for event in sorted(events):
-            state = self._users.get(event.user_id)
+            state = self._states.get(event.key)
             if state is None:
                 start = _BEGINNING if complete_from_us is None else complete_from_us
-                state = _UserState([], [], [], [], set(), start, touched=False)
-                self._users[event.user_id] = state
+                state = _KeyState.empty(self._plan, start, touched=False)
+                self._states[event.key] = state
             if event.event_id in state.ids:
                 continue
             state.insert(event)
-            merged.add(event.user_id)
+            merged.add(event.key)
             self._newest = event.event_us if self._newest is None else max(self._newest, event.event_us)
             added += 1
-        for user_id in merged:
-            state = self._users[user_id]
+        for key in merged:
+            state = self._states[key]
             if complete_from_us is not None:
                 state.complete_from = min(state.complete_from, complete_from_us)
             if state.changed_from is None:
@@ -437,37 +539,37 @@ class UserAggregator:
         return added
 
     def evict_idle(self) -> list[str]:
-        """Forget the users that accepted nothing since the previous call and whose newest
-        event is behind :attr:`eviction_horizon_us`; returns their ids."""
+        """Forget the entities that accepted nothing since the previous call and whose newest
+        event is behind :attr:`eviction_horizon_us`; returns their keys."""
         horizon = self.eviction_horizon_us
         evicted = []
-        for user_id, state in self._users.items():
+        for key, state in self._states.items():
             if horizon is not None and not state.touched and state.changed_from is None and state.latest < horizon:
-                evicted.append(user_id)
+                evicted.append(key)
             state.touched = False
-        for user_id in evicted:
-            state = self._users.pop(user_id)
+        for key in evicted:
+            state = self._states.pop(key)
             self._forgotten_before = max(self._forgotten_before, state.latest + 1)
         return evicted
 
-    def forget(self, user_ids: Iterable[str]) -> None:
-        """Drop users' state (their partition moved to another instance, or a batch failed):
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop entities' state (their partition moved to another instance, or a batch failed):
         the caller restores them from its log before they are aggregated again."""
-        for user_id in user_ids:
-            self._users.pop(user_id, None)
-            self._changed.discard(user_id)
-            self._read_back.pop(user_id, None)
+        for key in keys:
+            self._states.pop(key, None)
+            self._changed.discard(key)
+            self._read_back.pop(key, None)
 
-    def user_ids(self) -> list[str]:
-        return list(self._users)
+    def keys(self) -> list[str]:
+        return list(self._states)
 
-    def watermark(self, user_id: str) -> int | None:
-        """The latest event time held for a user (microseconds), if any."""
-        state = self._users.get(user_id)
+    def watermark(self, key: str) -> int | None:
+        """The latest event time held for an entity (microseconds), if any."""
+        state = self._states.get(key)
         return None if state is None else state.latest
 
-    def _prune(self, state: _UserState) -> None:
-        horizon = state.latest - LONGEST_WINDOW - self.allowed_lateness_us
+    def _prune(self, state: _KeyState) -> None:
+        horizon = state.latest - self._longest - self.allowed_lateness_us
         cut = bisect.bisect_right(state.times, horizon)
         if cut:
             state.drop_before(cut)

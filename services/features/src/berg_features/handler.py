@@ -39,12 +39,12 @@ from feast.data_source import PushMode
 
 from berg.contracts import LabelV1, TransactionV1
 from berg.features.label_store import LabelStore
-from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, USER_KEY, USER_PUSH_SOURCE
+from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, USER_AGGREGATES, USER_KEY, USER_PUSH_SOURCE
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
 from berg.kafka.records import RawRecord
 from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
-from berg_features.aggregates import LONGEST_WINDOW, SECOND, Outcome, TransactionEvent, UserAggregator, UserRow
+from berg_features.aggregates import SECOND, Outcome, WindowAggregator, WindowEvent, WindowRow, event_of
 from berg_features.metrics import FeaturesMetrics
 
 __all__ = ["FeaturesHandler", "event_from_transaction", "rows_frame"]
@@ -63,33 +63,20 @@ def from_us(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def event_from_transaction(transaction: TransactionV1) -> TransactionEvent:
-    return TransactionEvent(
-        event_us=to_us(transaction.event_time),
-        event_id=str(transaction.event_id),
-        user_id=transaction.user_id,
-        merchant_id=transaction.merchant_id,
-        amount=transaction.amount,
-        card_not_present=transaction.channel == "card_not_present",
-    )
+def event_from_transaction(transaction: TransactionV1) -> WindowEvent:
+    """What the user aggregates read of a transaction."""
+    return event_of(USER_AGGREGATES, to_us(transaction.event_time), transaction.event_id, transaction)
 
 
-def _event_from_log(row: Any) -> TransactionEvent:
-    return TransactionEvent(
-        event_us=to_us(row.event_time.to_pydatetime()),
-        event_id=str(row.event_id),
-        user_id=str(row.user_id),
-        merchant_id=str(row.merchant_id),
-        amount=float(row.amount),
-        card_not_present=row.channel == "card_not_present",
-    )
+def _event_from_log(row: Any) -> WindowEvent:
+    return event_of(USER_AGGREGATES, to_us(row.event_time.to_pydatetime()), row.event_id, row)
 
 
-def rows_frame(rows: Iterable[UserRow], created: datetime, stamps: Sequence[int] | None = None) -> pd.DataFrame:
+def rows_frame(rows: Iterable[WindowRow], created: datetime, stamps: Sequence[int] | None = None) -> pd.DataFrame:
     """Feature rows as the push source takes them; ``stamps`` replace the rows' event times."""
     rows = list(rows)
     frame = pd.DataFrame([row.features for row in rows])
-    frame.insert(0, USER_KEY, [row.user_id for row in rows])
+    frame.insert(0, USER_KEY, [row.key for row in rows])
     times = stamps if stamps is not None else [row.at_us for row in rows]
     frame[EVENT_TIMESTAMP] = pd.to_datetime(list(times), unit="us", utc=True)
     frame[CREATED_TIMESTAMP] = pd.Timestamp(created)
@@ -103,7 +90,7 @@ class FeaturesHandler:
         self,
         store: FeatureStore,
         label_store: LabelStore,
-        aggregator: UserAggregator,
+        aggregator: WindowAggregator,
         dead_letters: DeadLetterPublisher,
         metrics: FeaturesMetrics,
         *,
@@ -152,7 +139,7 @@ class FeaturesHandler:
             raise
         self._dead_letters.publish([*rejected, *late])
         self._evict_idle()
-        self._metrics.users_in_state.set(self._aggregator.users)
+        self._metrics.users_in_state.set(self._aggregator.entities)
 
     def decode(self, record: RawRecord) -> TransactionV1 | LabelV1:
         """Decode one record against its topic's contract."""
@@ -162,7 +149,7 @@ class FeaturesHandler:
             return decode_contract(LabelV1, record)
         raise RecordRejected("unknown_topic", f"features does not read {record.topic}")
 
-    def _read_back_history(self, events: Sequence[TransactionEvent]) -> None:
+    def _read_back_history(self, events: Sequence[WindowEvent]) -> None:
         # Users the aggregator forgot (idle, or older than what a restart read back) whose
         # history this batch needs: one read of the label store for all of them.
         request = self._aggregator.history_needed(events)
@@ -172,7 +159,7 @@ class FeaturesHandler:
             "transactions",
             start=from_us(request.start_us),
             end=from_us(request.end_us),
-            filter_expression=ds.field("user_id").isin(sorted(request.user_ids)),
+            filter_expression=ds.field("user_id").isin(sorted(request.keys)),
         )
         stored = [_event_from_log(row) for row in frame.itertuples(index=False)]
         self._metrics.history_reads.inc()
@@ -180,8 +167,8 @@ class FeaturesHandler:
         self._note_restored(frame)
 
     def _aggregate(
-        self, transactions: Sequence[Decoded[TransactionV1 | LabelV1]], events: Sequence[TransactionEvent]
-    ) -> tuple[dict[tuple[str, int], UserRow], list[Decoded[TransactionV1 | LabelV1]], list[Rejected]]:
+        self, transactions: Sequence[Decoded[TransactionV1 | LabelV1]], events: Sequence[WindowEvent]
+    ) -> tuple[dict[tuple[str, int], WindowRow], list[Decoded[TransactionV1 | LabelV1]], list[Rejected]]:
         accepted: list[Decoded[TransactionV1 | LabelV1]] = []
         late: list[Rejected] = []
         lateness_s = self._aggregator.allowed_lateness_us / SECOND
@@ -201,10 +188,10 @@ class FeaturesHandler:
                 accepted.append(item)
                 self._user_partition[item.value.user_id] = item.record.partition
         # Every row the batch changed, computed once (a late transaction changes the rows after it).
-        rows = {(row.user_id, row.at_us): row for row in self._aggregator.flush()}
+        rows = {(row.key, row.at_us): row for row in self._aggregator.flush()}
         return rows, accepted, late
 
-    def _push(self, rows: dict[tuple[str, int], UserRow]) -> None:
+    def _push(self, rows: dict[tuple[str, int], WindowRow]) -> None:
         if not rows:
             return
         created = self._clock()
@@ -213,12 +200,12 @@ class FeaturesHandler:
         self._store.push(USER_PUSH_SOURCE, offline, to=PushMode.OFFLINE)
         self._metrics.push_seconds.labels("offline").observe(time.perf_counter() - started)
         self._metrics.rows_pushed.labels("offline").inc(len(offline))
-        newest: dict[str, UserRow] = {}
+        newest: dict[str, WindowRow] = {}
         for row in rows.values():
-            if row.at_us >= self._online_at.get(row.user_id, row.at_us) and (
-                row.user_id not in newest or row.at_us >= newest[row.user_id].at_us
+            if row.at_us >= self._online_at.get(row.key, row.at_us) and (
+                row.key not in newest or row.at_us >= newest[row.key].at_us
             ):
-                newest[row.user_id] = row
+                newest[row.key] = row
         if not newest:
             return
         # Online, each user's stamps strictly increase: Feast's Redis store skips a row whose
@@ -226,7 +213,7 @@ class FeaturesHandler:
         # event time, after a late transaction) goes out one microsecond after the last stamp.
         rows_out = list(newest.values())
         stamps = [
-            max(row.at_us, self._online_stamp[row.user_id] + 1) if row.user_id in self._online_stamp else row.at_us
+            max(row.at_us, self._online_stamp[row.key] + 1) if row.key in self._online_stamp else row.at_us
             for row in rows_out
         ]
         started = time.perf_counter()
@@ -234,8 +221,8 @@ class FeaturesHandler:
         self._metrics.push_seconds.labels("online").observe(time.perf_counter() - started)
         self._metrics.rows_pushed.labels("online").inc(len(rows_out))
         for row, stamp in zip(rows_out, stamps, strict=True):
-            self._online_at[row.user_id] = row.at_us
-            self._online_stamp[row.user_id] = stamp
+            self._online_at[row.key] = row.at_us
+            self._online_stamp[row.key] = stamp
 
     def _store_events(
         self,
@@ -280,7 +267,9 @@ class FeaturesHandler:
         latest = self._labels.latest_event_time("transactions")
         if latest is None:
             return None
-        return latest - timedelta(microseconds=LONGEST_WINDOW + 2 * self._aggregator.allowed_lateness_us)
+        return latest - timedelta(
+            microseconds=self._aggregator.longest_window_us + 2 * self._aggregator.allowed_lateness_us
+        )
 
     def _restore(self, condition: ds.Expression) -> None:
         start = self._horizon_start()
@@ -290,7 +279,7 @@ class FeaturesHandler:
         events = [_event_from_log(row) for row in frame.itertuples(index=False)]
         self._metrics.restored_events.inc(self._aggregator.restore(events, complete_from_us=to_us(start)))
         self._note_restored(frame)
-        self._metrics.users_in_state.set(self._aggregator.users)
+        self._metrics.users_in_state.set(self._aggregator.entities)
         log.info("state restored from the label store", extra={"transactions": len(frame)})
 
     def _note_restored(self, frame: pd.DataFrame) -> None:
