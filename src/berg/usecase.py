@@ -14,7 +14,8 @@ platform module imports a use-case package.
 
 The descriptor grows as the platform's seams move onto it; today it names the
 problem card, the two streams (the events scored and their delayed labels), how a
-label joins the event it judges, and the data rules validation and serving apply.
+label joins the event it judges, the data rules validation and serving apply,
+and the streaming aggregations the features service computes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pydantic import BaseModel
 
 from berg.contracts.rules import ContractRules
+from berg.features.aggregation import AggregationView
 from berg.problem.card import ProblemCard
 
 __all__ = [
@@ -93,6 +95,9 @@ class UseCase:
     rules: type[ContractRules] = ContractRules
     """The rules' parameters and which value and batch rule applies to which field of which stream
     (:mod:`berg.contracts.rules`); validation and serving nest it in their settings."""
+    aggregations: tuple[AggregationView, ...] = ()
+    """The streaming features over the scored stream (:mod:`berg.features.aggregation`), which the
+    features service computes."""
 
     @property
     def streams(self) -> tuple[Stream, Stream]:
@@ -112,6 +117,7 @@ class UseCase:
                     f"use case {self.name!r}: its label join names {field!r}, no field of {contract.__name__}"
                 )
         self._check_rules()
+        self._check_aggregations()
         if self.card.target.column != join.target:
             raise UseCaseError(
                 f"use case {self.name!r}: the problem card's target is {self.card.target.column!r}, "
@@ -128,6 +134,16 @@ class UseCase:
                     raise UseCaseError(
                         f"use case {self.name!r}: a rule of stream {stream.name!r} names {rule.field!r}, "
                         f"no field of {stream.contract.__name__}"
+                    )
+
+    def _check_aggregations(self) -> None:
+        contract = self.scored.contract
+        for view in self.aggregations:
+            for field in (view.key, *view.fields):
+                if field not in contract.model_fields:
+                    raise UseCaseError(
+                        f"use case {self.name!r}: aggregation view {view.name!r} reads {field!r}, "
+                        f"no field of {contract.__name__}"
                     )
 
 

@@ -21,6 +21,7 @@ from berg.contracts.rules import (
     json_schema_with_rules,
     violations,
 )
+from berg.features.aggregation import AggregationView, WindowedAggregate
 from berg.usecase import UseCaseError
 from tests.other_use_case import ClicksRules, ImpressionV1, clicks, impression
 
@@ -70,6 +71,21 @@ def test_a_use_case_whose_rule_names_no_field_of_its_stream_is_refused_by_name()
 
     with pytest.raises(UseCaseError, match="a rule of stream 'impressions' names 'price', no field of ImpressionV1"):
         dataclasses.replace(clicks(), rules=Misspelt)
+
+
+def test_a_use_case_whose_aggregation_reads_no_field_of_its_scored_stream_is_refused_by_name() -> None:
+    view = AggregationView(
+        "viewer_aggregates",
+        "user_id",
+        "as_of_unix",
+        (WindowedAggregate("price_max_1h", "max", timedelta(hours=1), field="price"),),
+    )
+    with pytest.raises(UseCaseError, match="aggregation view 'viewer_aggregates' reads 'price', no field of Impr"):
+        dataclasses.replace(clicks(), aggregations=(view,))
+    fine = dataclasses.replace(
+        view, aggregates=(WindowedAggregate("bid_max_1h", "max", timedelta(hours=1), field="bid"),)
+    )
+    assert dataclasses.replace(clicks(), aggregations=(fine,)).aggregations == (fine,)
 
 
 def test_bounds_that_cannot_hold_are_refused() -> None:

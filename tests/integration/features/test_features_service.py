@@ -31,6 +31,7 @@ from berg.features.schema import (
     MERCHANT_FEATURES,
     MERCHANT_KEY,
     MERCHANT_VIEW,
+    USER_AGGREGATES,
     USER_FEATURES,
     USER_KEY,
     USER_VIEW,
@@ -172,7 +173,7 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         assert crashes == 3, service.log_tail()
         assert service.starts >= 7
 
-        events = [event_from_transaction(tx) for tx in transactions]
+        events = [event_from_transaction(USER_AGGREGATES, tx) for tx in transactions]
         accepted = oracle_accepts(events, LATENESS_S * SECOND)
         accepted_ids = {event.event_id for event in accepted}
         late_ids = {event.event_id for event in events} - accepted_ids

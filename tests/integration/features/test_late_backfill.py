@@ -42,6 +42,7 @@ from berg.features.schema import (
     MERCHANT_TTL,
     REQUEST_AMOUNT,
     REQUEST_EVENT_UNIX,
+    USER_AGGREGATES,
     USER_AS_OF,
     USER_FEATURES,
     USER_KEY,
@@ -301,7 +302,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         finally:
             close_store(store)
 
-        events = [event_from_transaction(tx) for tx in produced]
+        events = [event_from_transaction(USER_AGGREGATES, tx) for tx in produced]
         wrong_merchant, wrong_user, merchant_rows, missing = [], [], 0, 0
         for tx, (_, row) in zip(scored, frame.iterrows(), strict=True):
             want = merchant_oracle(produced, labels, tx.merchant_id, tx.event_time, available, watermark)
@@ -313,7 +314,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
                 merchant_rows += 1
                 if not all(same(row[name], value) for name, value in want.items()):
                     wrong_merchant.append((tx.event_time, tx.merchant_id, {n: row[n] for n in want}, want))
-            user_want = user_oracle(events, tx.user_id, event_from_transaction(tx).event_us)
+            user_want = user_oracle(events, tx.user_id, event_from_transaction(USER_AGGREGATES, tx).event_us)
             if user_want is None:
                 if not all(pd.isna(row[name]) for name in USER_VALUES):
                     wrong_user.append((tx.event_time, tx.user_id, "expected no row"))

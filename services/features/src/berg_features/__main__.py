@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from berg.features.settings import FeatureStoreSettings
 from berg.settings import load_settings_or_exit
+from berg.usecase import resolve_use_case_or_exit
 from berg_features.settings import FeaturesSettings
 
 LABEL_STORE = "label_store"
@@ -15,13 +16,19 @@ LABEL_STORE = "label_store"
 def main() -> None:
     """Read settings once, register the feature repo, then consume until SIGTERM."""
     settings = load_settings_or_exit(FeaturesSettings)
+    use_case = resolve_use_case_or_exit(settings.use_case)
+    if len(use_case.aggregations) != 1:
+        raise SystemExit(
+            f"BERG_USE_CASE: the features service computes one streaming view; use case {use_case.name!r} "
+            f"declares {len(use_case.aggregations)}"
+        )
+    (view,) = use_case.aggregations
     feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
         settings.feast_profile, settings.feature_repo
     )
     # Imported once the settings are good: Feast turns DeprecationWarnings on process-wide when imported, and a
     # settings error must be the one line on stderr.
     from berg.features.label_store import LabelStore
-    from berg.features.schema import USER_AGGREGATES
     from berg.features.store import close_store, open_store, prepare_store
     from berg.service import ServiceContext, run_consumer_service
     from berg_features.aggregates import SECOND, WindowAggregator
@@ -39,7 +46,7 @@ def main() -> None:
         handler = FeaturesHandler(
             store,
             label_store,
-            WindowAggregator(USER_AGGREGATES, int(settings.allowed_lateness_s * SECOND)),
+            WindowAggregator(view, int(settings.allowed_lateness_s * SECOND)),
             context.dead_letters,
             metrics,
             transactions_topic=settings.transactions_topic,

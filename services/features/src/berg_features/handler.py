@@ -38,8 +38,9 @@ from feast import FeatureStore
 from feast.data_source import PushMode
 
 from berg.contracts import LabelV1, TransactionV1
+from berg.features.aggregation import AggregationView
 from berg.features.label_store import LabelStore
-from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, USER_AGGREGATES, USER_KEY, USER_PUSH_SOURCE
+from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, USER_KEY, USER_PUSH_SOURCE
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
 from berg.kafka.records import RawRecord
@@ -63,13 +64,13 @@ def from_us(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def event_from_transaction(transaction: TransactionV1) -> WindowEvent:
-    """What the user aggregates read of a transaction."""
-    return event_of(USER_AGGREGATES, to_us(transaction.event_time), transaction.event_id, transaction)
+def event_from_transaction(view: AggregationView, transaction: TransactionV1) -> WindowEvent:
+    """What ``view`` reads of a transaction."""
+    return event_of(view, to_us(transaction.event_time), transaction.event_id, transaction)
 
 
-def _event_from_log(row: Any) -> WindowEvent:
-    return event_of(USER_AGGREGATES, to_us(row.event_time.to_pydatetime()), row.event_id, row)
+def _event_from_log(view: AggregationView, row: Any) -> WindowEvent:
+    return event_of(view, to_us(row.event_time.to_pydatetime()), row.event_id, row)
 
 
 def rows_frame(rows: Iterable[WindowRow], created: datetime, stamps: Sequence[int] | None = None) -> pd.DataFrame:
@@ -125,7 +126,10 @@ class FeaturesHandler:
         transactions = [item for item in good if isinstance(item.value, TransactionV1)]
         labels = [item for item in good if isinstance(item.value, LabelV1)]
         users = {item.value.user_id for item in transactions}
-        events = [event_from_transaction(item.value) for item in transactions if isinstance(item.value, TransactionV1)]
+        view = self._aggregator.view
+        events = [
+            event_from_transaction(view, item.value) for item in transactions if isinstance(item.value, TransactionV1)
+        ]
         try:
             self._read_back_history(events)
             rows, accepted, late = self._aggregate(transactions, events)
@@ -161,7 +165,7 @@ class FeaturesHandler:
             end=from_us(request.end_us),
             filter_expression=ds.field("user_id").isin(sorted(request.keys)),
         )
-        stored = [_event_from_log(row) for row in frame.itertuples(index=False)]
+        stored = [_event_from_log(self._aggregator.view, row) for row in frame.itertuples(index=False)]
         self._metrics.history_reads.inc()
         self._metrics.restored_events.inc(self._aggregator.load_history(request, stored))
         self._note_restored(frame)
@@ -276,7 +280,7 @@ class FeaturesHandler:
         if start is None:
             return
         frame = self._labels.read("transactions", start=start, filter_expression=condition)
-        events = [_event_from_log(row) for row in frame.itertuples(index=False)]
+        events = [_event_from_log(self._aggregator.view, row) for row in frame.itertuples(index=False)]
         self._metrics.restored_events.inc(self._aggregator.restore(events, complete_from_us=to_us(start)))
         self._note_restored(frame)
         self._metrics.users_in_state.set(self._aggregator.entities)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 
 from berg.contracts import LabelV1, TransactionV1
+from berg.features.schema import USER_AGGREGATES
 from berg.kafka.topics import (
     LABELS_INGESTED,
     LABELS_RAW,
@@ -38,4 +39,5 @@ def fraud() -> UseCase:
             event_id="event_id", subject_id="transaction_event_id", target="is_fraud", amount="amount"
         ),
         rules=FraudRules,
+        aggregations=(USER_AGGREGATES,),
     )
