@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from hypothesis import strategies as st
+
 from berg.features.aggregation import AggregationView
 from berg.features.schema import USER_AS_OF, USER_FEATURES
 from berg_features.aggregates import DAY, HOUR, SECOND, WEEK, WindowEvent
 
 __all__ = [
     "amount",
+    "arrive_shuffled",
     "assert_rows_equal",
     "declared_oracle",
     "disordered",
@@ -83,6 +86,21 @@ def declared_oracle(
             row[aggregate.name] = sum(v == aggregate.value for v in values) / len(values)
     row[view.as_of] = at_us / SECOND
     return row
+
+
+def arrive_shuffled(draw: st.DrawFn, events: Sequence[WindowEvent], *, reach: int, replays: int) -> list[WindowEvent]:
+    """``events`` (in event-time order) as they arrive: local swaps up to ``reach`` places apart (some
+    beyond the lateness), and up to ``replays`` of them delivered again anywhere."""
+    count = len(events)
+    order = list(range(count))
+    for _ in range(draw(st.integers(0, count))):
+        i = draw(st.integers(0, count - 1))
+        j = min(count - 1, i + draw(st.integers(1, reach)))
+        order[i], order[j] = order[j], order[i]
+    shuffled = [events[i] for i in order]
+    for replay in draw(st.lists(st.sampled_from(events), max_size=replays)):
+        shuffled.insert(draw(st.integers(0, len(shuffled))), replay)
+    return shuffled
 
 
 def oracle_accepts(arrivals: Sequence[WindowEvent], lateness_us: int) -> list[WindowEvent]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from pydantic import BaseModel
 
-from berg.contracts._types import CONTRACT_CONFIG, EventId, JsonBool, JsonNumber, UtcDatetime
 from berg.problem.card import ProblemCard
 from berg.usecase import (
     LabelJoin,
@@ -19,56 +17,36 @@ from berg.usecase import (
     resolve_use_case,
     resolve_use_case_or_exit,
 )
+from tests.other_use_case import ClickV1, ImpressionV1, clicks
 
 pytestmark = pytest.mark.unit
 
 
-class ClickV1(BaseModel):
-    model_config = CONTRACT_CONFIG
-    event_id: EventId
-    event_time: UtcDatetime
-    user_id: str
-    bid: JsonNumber
-
-
-class ClickLabelV1(BaseModel):
-    model_config = CONTRACT_CONFIG
-    event_id: EventId
-    event_time: UtcDatetime
-    impression_event_id: EventId
-    user_id: str
-    clicked: JsonBool
-
-
 def card(target: str) -> ProblemCard:
-    installed = load_use_case(installed_use_cases()[0]).card
-    return installed.model_copy(
-        update={"name": "clicks", "target": installed.target.model_copy(update={"column": target})}
-    )
+    reference = clicks().card
+    return reference.model_copy(update={"target": reference.target.model_copy(update={"column": target})})
 
 
 def streams() -> tuple[Stream, Stream]:
-    return (
-        Stream("impressions", ClickV1, "impressions.raw", "impressions.ingested", "impressions.valid", key="user_id"),
-        Stream("clicks", ClickLabelV1, "clicks.raw", "clicks.ingested", "clicks.valid", key="user_id"),
-    )
+    return clicks().streams
 
 
 def test_a_use_case_of_another_domain_is_described_by_its_own_contracts_and_join() -> None:
     scored, labels = streams()
     join = LabelJoin(event_id="event_id", subject_id="impression_event_id", target="clicked", amount="bid")
-    clicks = UseCase("clicks", card("clicked"), scored, labels, join)
-    assert clicks.label_join.target == clicks.card.target.column == "clicked"
+    described = UseCase("clicks", card("clicked"), scored, labels, join)
+    assert described.label_join.target == described.card.target.column == "clicked"
+    assert (described.scored.contract, described.labels.contract) == (ImpressionV1, ClickV1)
 
 
 def test_a_join_or_key_naming_no_field_of_its_contract_is_refused_by_name() -> None:
     scored, labels = streams()
-    with pytest.raises(UseCaseError, match=r"'converted', no field of ClickLabelV1"):
+    with pytest.raises(UseCaseError, match=r"'converted', no field of ClickV1"):
         UseCase("clicks", card("converted"), scored, labels, LabelJoin("event_id", "impression_event_id", "converted"))
-    with pytest.raises(UseCaseError, match=r"stream 'impressions': 'campaign_id' is no field of ClickV1"):
-        dataclasses.replace(scored, key="campaign_id")
-    with pytest.raises(UseCaseError, match="the problem card's target is 'is_fraud'"):
-        UseCase("clicks", card("is_fraud"), scored, labels, LabelJoin("event_id", "impression_event_id", "clicked"))
+    with pytest.raises(UseCaseError, match=r"stream 'impressions': 'advertiser_id' is no field of ImpressionV1"):
+        dataclasses.replace(scored, key="advertiser_id")
+    with pytest.raises(UseCaseError, match="the problem card's target is 'converted'"):
+        UseCase("clicks", card("converted"), scored, labels, LabelJoin("event_id", "impression_event_id", "clicked"))
 
 
 def test_the_installed_use_case_is_found_through_its_entry_point_and_is_the_default_when_alone() -> None:

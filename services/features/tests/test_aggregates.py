@@ -20,7 +20,7 @@ from berg_features.aggregates import (
     WindowEvent,
     WindowRow,
 )
-from tests.feature_oracle import assert_rows_equal, disordered, oracle_row, transaction_event
+from tests.feature_oracle import arrive_shuffled, assert_rows_equal, disordered, oracle_row, transaction_event
 from tests.feature_oracle import oracle_accepts as accepts
 
 pytestmark = pytest.mark.unit
@@ -50,16 +50,7 @@ def arrivals(draw: st.DrawFn) -> list[WindowEvent]:
                 card_not_present=draw(st.booleans()),
             )
         )
-    order = list(range(count))
-    for _ in range(draw(st.integers(0, count))):
-        i = draw(st.integers(0, count - 1))
-        j = min(count - 1, i + draw(st.integers(1, 4)))
-        order[i], order[j] = order[j], order[i]
-    shuffled = [events[i] for i in order]
-    replays = draw(st.lists(st.sampled_from(events), max_size=10))
-    for replay in replays:
-        shuffled.insert(draw(st.integers(0, len(shuffled))), replay)
-    return shuffled
+    return arrive_shuffled(draw, events, reach=4, replays=10)
 
 
 @settings(max_examples=300, deadline=None)

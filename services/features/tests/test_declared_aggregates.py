@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from berg.features.aggregation import AggregationView, WindowedAggregate
 from berg_features.aggregates import HOUR, SECOND, Outcome, WindowAggregator, WindowEvent, WindowRow, rescan_row
-from tests.feature_oracle import assert_rows_equal, declared_oracle, oracle_accepts
+from tests.feature_oracle import arrive_shuffled, assert_rows_equal, declared_oracle, oracle_accepts
 
 pytestmark = pytest.mark.unit
 
@@ -57,15 +57,7 @@ def arrivals(draw: st.DrawFn) -> list[WindowEvent]:
             "device": draw(st.sampled_from(["mobile", "desktop", "tv"])),
         }
         events.append(WindowEvent(clock, f"i{index}", draw(st.sampled_from(["v1", "v2"])), values))
-    order = list(range(count))
-    for _ in range(draw(st.integers(0, count))):
-        i = draw(st.integers(0, count - 1))
-        j = min(count - 1, i + draw(st.integers(1, 3)))
-        order[i], order[j] = order[j], order[i]
-    shuffled = [events[i] for i in order]
-    for replay in draw(st.lists(st.sampled_from(events), max_size=5)):
-        shuffled.insert(draw(st.integers(0, len(shuffled))), replay)
-    return shuffled
+    return arrive_shuffled(draw, events, reach=3, replays=5)
 
 
 @settings(max_examples=200, deadline=None)
