@@ -54,7 +54,7 @@ def build_dataset(
     )
     for split, rows in info.rows.items():
         summary.log_metric(f"{split}_rows", rows)
-        summary.log_metric(f"{split}_fraud", info.positives[split])
+        summary.log_metric(f"{split}_positives", info.positives[split])
     dataset.metadata.update({"window_start": info.window_start, "window_end": info.window_end})
 
 
@@ -131,7 +131,7 @@ def evaluate(
                 metrics.log_metric(f"{prefix}_{name}", value)
     confusion = result.challenger.confusion
     classification.log_confusion_matrix(
-        ["legitimate", "fraud"],
+        ["negative", "positive"],
         [
             [confusion["true_negatives"], confusion["false_positives"]],
             [confusion["false_negatives"], confusion["true_positives"]],

@@ -13,8 +13,8 @@ Dask retrieval gets it wrong in ways a training set cannot live with:
 - it drops an entity row whose candidate rows are all outside the TTL or all later
   than the row's time, instead of returning nulls, and returns rows in its own order;
 - it keeps one entity row per join keys and time, keyed on the *first* view's join
-  keys: two transactions of one user at the same instant at two merchants come back
-  as one;
+  keys: two events of one entity at the same instant, joined to two entities of another
+  view, come back as one;
 - it breaks event-time ties by sorting on created time and then, unstably, on event
   time: a correction wins or loses at random (most ties resolved wrongly in tests);
 - with more than one parquet part (this store writes one per push) it raises
@@ -28,7 +28,7 @@ Materialization reads its rows here too (``pull_all_from_table_or_query``: the
 source's rows in a time range, read with pyarrow's dataset reader, which skips the
 parts whose statistics rule them out), then Feast keeps each entity's newest and
 writes it online; through Dask the read took about 2 s for a few thousand rows, and
-the merchant job materializes after every run. Retrieval without an entity frame
+a batch view's job materializes after every run. Retrieval without an entity frame
 (``start_date``/``end_date``) is Feast's own Dask code.
 Works on local paths and on object storage (``s3://``) through pyarrow's filesystems.
 

@@ -1,6 +1,6 @@
 """Step 4, baseline: the simplest model the problem card names, trained on the same split.
 
-``prior``: every transaction gets the training fraud rate. ``logistic_regression``:
+``prior``: every row gets the training split's positive rate. ``logistic_regression``:
 scikit-learn's logistic regression on the card's features (missing values imputed
 with the training median, standardised). Saved as JSON, not a pickle: the numbers
 are the model, and anything can read them.
@@ -34,7 +34,7 @@ class BaselineModel:
     intercept: float = 0.0
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """The probability of fraud for each row."""
+        """The probability of the positive class for each row."""
         if self.kind == "prior":
             return np.full(len(frame), self.prior)
         x = self._standardised(frame)

@@ -73,11 +73,11 @@ def available_cpus() -> int:
 
 
 def class_weight(labels: np.ndarray) -> float:
-    """``scale_pos_weight``: negatives over positives (fraud is rare; each fraud row counts that much more)."""
+    """``scale_pos_weight``: negatives over positives (positives are rare; each positive row counts that much more)."""
     positives = float(np.sum(labels == 1))
     negatives = float(np.sum(labels == 0))
     if positives == 0:
-        raise ValueError("the training split holds no fraud: nothing to learn")
+        raise ValueError("the training split holds no positive row: nothing to learn")
     return negatives / positives
 
 

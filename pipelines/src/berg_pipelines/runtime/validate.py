@@ -1,7 +1,7 @@
 """Step 2, validate_dataset: a Great Expectations suite for the training frame.
 
 A broken dataset fails the run before anything is trained on it: the label is
-0/1 and its rate is plausible (fraud is rare but present), counts are
+0/1 and its rate is plausible (the positive class is rare but present), counts are
 non-negative, shares and hours in range, amounts positive, and no feature is
 mostly missing. Run on every split; the result names each failed expectation.
 """
