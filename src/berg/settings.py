@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import pydantic_settings
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -87,6 +87,12 @@ def service_config(env_prefix: str) -> SettingsConfigDict:
     )
 
 
+UseCaseName = Annotated[
+    str | None, Field(pattern=r"^[a-z][a-z0-9_-]*$", validation_alias=AliasChoices("use_case", "BERG_USE_CASE"))
+]
+"""``BERG_USE_CASE``, one unprefixed name for every service and command."""
+
+
 class ServiceSettings(BaseSettings):
     """Base class for a service's settings: environment, Kafka, logging and secret hygiene."""
 
@@ -98,11 +104,7 @@ class ServiceSettings(BaseSettings):
     """Name in logs and metrics."""
     kafka: KafkaSettings = KafkaSettings()
     logging: LoggingSettings = LoggingSettings()
-    use_case: str | None = Field(
-        default=None,
-        pattern=r"^[a-z][a-z0-9_-]*$",
-        validation_alias=AliasChoices("use_case", "BERG_USE_CASE"),
-    )
+    use_case: UseCaseName = None
     """The use case this service serves (``BERG_USE_CASE``, one name for every service), loaded with
     :func:`berg.usecase.resolve_use_case`; unset: the only one installed."""
 
@@ -128,11 +130,7 @@ class UseCaseSelection(BaseSettings):
     # Every other BERG_* variable is the full settings' business, read next.
     model_config = SettingsConfigDict(env_prefix="BERG_", extra="ignore", frozen=True)
 
-    use_case: str | None = Field(
-        default=None,
-        pattern=r"^[a-z][a-z0-9_-]*$",
-        validation_alias=AliasChoices("use_case", "BERG_USE_CASE"),
-    )
+    use_case: UseCaseName = None
     """The use case's name; unset: the only one installed."""
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Literal
 
 __all__ = ["AggregateFunction", "AggregationView", "WindowedAggregate"]
@@ -106,6 +107,11 @@ class AggregationView:
     def fields(self) -> tuple[str, ...]:
         """The event fields the aggregates read, in order of first use."""
         return tuple(dict.fromkeys(a.field for a in self.aggregates if a.field is not None))
+
+    @cached_property
+    def numeric_fields(self) -> frozenset[str]:
+        """The fields some aggregate reads as a number (computed once: every event is read through it)."""
+        return frozenset(a.field for a in self.aggregates if a.field is not None and a.numeric)
 
     @property
     def longest_window_us(self) -> int:

@@ -91,7 +91,7 @@ class WindowEvent:
 def event_of(view: AggregationView, event_us: int, event_id: object, source: Any) -> WindowEvent:
     """The :class:`WindowEvent` of ``source`` (a contract instance, or a stored row with the same
     attributes): its key and the fields ``view`` reads, numbers as floats, the rest as text."""
-    numeric = {aggregate.field for aggregate in view.aggregates if aggregate.numeric}
+    numeric = view.numeric_fields
     values: dict[str, Value] = {}
     for name in view.fields:
         raw = getattr(source, name)
