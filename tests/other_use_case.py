@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -26,11 +26,31 @@ from berg.contracts.batch_rules import (
     TopValueShareAtMost,
 )
 from berg.contracts.rules import ContractRules, OneOf, PositiveAtMost, ValueRule
+from berg.features.aggregation import AggregationView, WindowedAggregate
+from berg.features.feature_set import (
+    Entity,
+    FeatureSet,
+    FeatureSpec,
+    OnDemandView,
+    SnapshotAggregate,
+    SnapshotView,
+    StreamingView,
+    ViewColumns,
+)
 from berg.problem.card import ProblemCard
 from berg.usecase import LabelJoin, Stream, UseCase
 from berg_fraud.use_case import problem_card
 
-__all__ = ["ClickV1", "ClicksBatchBounds", "ClicksRules", "ImpressionV1", "clicks", "impression"]
+__all__ = [
+    "ClickV1",
+    "ClicksBatchBounds",
+    "ClicksRules",
+    "ImpressionV1",
+    "bid_context",
+    "clicks",
+    "clicks_features",
+    "impression",
+]
 
 
 class ImpressionV1(BaseModel):
@@ -106,6 +126,69 @@ def _card() -> ProblemCard:
     )
 
 
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+VIEWER = Entity("viewer", "user_id", "A person ads are shown to.")
+CAMPAIGN = Entity("campaign", "campaign_id", "An advertiser's campaign.")
+VIEWER_AGGREGATES = AggregationView(
+    "viewer_aggregates",
+    "user_id",
+    "last_impression_unix",
+    (
+        WindowedAggregate("impressions_1h", "count", _HOUR, description="Impressions shown to the viewer, last hour."),
+        WindowedAggregate("bid_mean_24h", "mean", _DAY, field="bid", description="Mean bid, last 24 hours."),
+        WindowedAggregate("campaigns_24h", "distinct", _DAY, field="campaign_id", description="Distinct campaigns."),
+        WindowedAggregate("mobile_share_24h", "share", _DAY, field="device", value="mobile", description="Mobile."),
+    ),
+)
+
+
+def bid_context(inputs: Any) -> Any:
+    """The bid over the viewer's 24-hour mean, and the minutes since the viewer's previous impression."""
+    import pandas as pd
+
+    bid = pd.to_numeric(inputs["bid"], errors="coerce").astype("float64")
+    mean = pd.to_numeric(inputs["bid_mean_24h"], errors="coerce").astype("float64")
+    since = pd.to_numeric(inputs["event_unix"], errors="coerce") - pd.to_numeric(inputs["last_impression_unix"])
+    out = pd.DataFrame(index=inputs.index)
+    out["bid_to_viewer_mean_24h"] = (bid / mean.where(mean > 0)).astype("float64")
+    out["minutes_since_previous_impression"] = (since / 60.0).astype("float64")
+    return out
+
+
+def clicks_features() -> FeatureSet:
+    """Streaming viewer aggregates, hourly campaign click-through snapshots, the bid in context."""
+    return FeatureSet(
+        service="clicks_model_v1",
+        streaming=(StreamingView(VIEWER_AGGREGATES, VIEWER, ttl=_DAY, description="What the viewer was shown."),),
+        snapshots=(
+            SnapshotView(
+                "campaign_aggregates",
+                CAMPAIGN,
+                every=_HOUR,
+                ttl=_DAY,
+                aggregates=(
+                    SnapshotAggregate("campaign_impressions_6h", "count", timedelta(hours=6)),
+                    SnapshotAggregate("campaign_click_rate_1d", "positive_share", _DAY),
+                ),
+                as_of="campaign_snapshot_unix",
+                available="campaign_available_unix",
+                description="Campaign click-through from the clicks known at the snapshot.",
+            ),
+        ),
+        on_demand=OnDemandView(
+            bid_context,
+            request_source="impression_request",
+            request_fields=("bid",),
+            inputs=(ViewColumns("viewer_aggregates", ("bid_mean_24h", "last_impression_unix")),),
+            features=(
+                FeatureSpec("bid_to_viewer_mean_24h", "float", "The bid over the viewer's 24-hour mean."),
+                FeatureSpec("minutes_since_previous_impression", "float", "Minutes since the previous impression."),
+            ),
+        ),
+        request_features=("bid", "slot"),
+    )
+
+
 def clicks() -> UseCase:
     """The clicks use case's descriptor (not installed: tests build it directly)."""
     return UseCase(
@@ -116,6 +199,7 @@ def clicks() -> UseCase:
         ),
         labels=Stream("clicks", ClickV1, "clicks.raw", "clicks.ingested", "clicks.valid", key="user_id"),
         label_join=LabelJoin(event_id="event_id", subject_id="impression_event_id", target="clicked", amount="bid"),
+        features=clicks_features(),
         rules=ClicksRules,
     )
 

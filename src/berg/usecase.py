@@ -26,7 +26,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pydantic import BaseModel
 
 from berg.contracts.rules import ContractRules
-from berg.features.aggregation import AggregationView
+from berg.features.feature_set import FeatureSet
 from berg.problem.card import ProblemCard
 
 __all__ = [
@@ -85,19 +85,20 @@ class LabelJoin:
 
 @dataclass(frozen=True)
 class UseCase:
-    """Everything a use case brings: its problem card, its streams, its label join and its data rules."""
+    """Everything a use case brings: its problem card, its streams, its label join, its features and its data rules."""
 
     name: str
     card: ProblemCard
     scored: Stream
     labels: Stream
     label_join: LabelJoin
+    features: FeatureSet
+    """The model's features (:mod:`berg.features.feature_set`): the streaming views the features service
+    computes, the snapshot views it builds from the label store, the on-demand view and the Feast feature
+    service; the Feast repo, serving and training are built from it."""
     rules: type[ContractRules] = ContractRules
     """The rules' parameters and which value and batch rule applies to which field of which stream
     (:mod:`berg.contracts.rules`); validation and serving nest it in their settings."""
-    aggregations: tuple[AggregationView, ...] = ()
-    """The streaming features over the scored stream (:mod:`berg.features.aggregation`), which the
-    features service computes."""
 
     @property
     def streams(self) -> tuple[Stream, Stream]:
@@ -117,7 +118,7 @@ class UseCase:
                     f"use case {self.name!r}: its label join names {field!r}, no field of {contract.__name__}"
                 )
         self._check_rules()
-        self._check_aggregations()
+        self._check_features()
         if self.card.target.column != join.target:
             raise UseCaseError(
                 f"use case {self.name!r}: the problem card's target is {self.card.target.column!r}, "
@@ -136,15 +137,25 @@ class UseCase:
                         f"no field of {stream.contract.__name__}"
                     )
 
-    def _check_aggregations(self) -> None:
+    def _check_features(self) -> None:
         contract = self.scored.contract
-        for view in self.aggregations:
-            for field in (view.key, *view.fields):
-                if field not in contract.model_fields:
-                    raise UseCaseError(
-                        f"use case {self.name!r}: aggregation view {view.name!r} reads {field!r}, "
-                        f"no field of {contract.__name__}"
-                    )
+        features, on_demand = self.features, self.features.on_demand
+        reads = [
+            *((view.name, field) for view in features.aggregations for field in (view.key, *view.fields)),
+            *(
+                (view.name, field)
+                for view in features.snapshots
+                for field in (view.entity.key, *(a.field for a in view.aggregates if a.field))
+            ),
+            *(((on_demand.name, field) for field in on_demand.request_fields) if on_demand else ()),
+            *(("the request features", field) for field in features.request_features),
+        ]
+        for view_name, field in reads:
+            if field not in contract.model_fields:
+                raise UseCaseError(
+                    f"use case {self.name!r}: feature view {view_name!r} reads {field!r}, "
+                    f"no field of {contract.__name__}"
+                )
 
 
 def _registered() -> dict[str, EntryPoint]:

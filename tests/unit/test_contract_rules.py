@@ -73,19 +73,29 @@ def test_a_use_case_whose_rule_names_no_field_of_its_stream_is_refused_by_name()
         dataclasses.replace(clicks(), rules=Misspelt)
 
 
-def test_a_use_case_whose_aggregation_reads_no_field_of_its_scored_stream_is_refused_by_name() -> None:
+def test_a_use_case_whose_features_read_no_field_of_its_scored_stream_are_refused_by_name() -> None:
     view = AggregationView(
         "viewer_aggregates",
         "user_id",
         "as_of_unix",
         (WindowedAggregate("price_max_1h", "max", timedelta(hours=1), field="price"),),
     )
-    with pytest.raises(UseCaseError, match="aggregation view 'viewer_aggregates' reads 'price', no field of Impr"):
-        dataclasses.replace(clicks(), aggregations=(view,))
+    features = clicks().features
+    streaming = dataclasses.replace(features.streaming[0], aggregation=view)
+    with pytest.raises(UseCaseError, match="feature view 'viewer_aggregates' reads 'price', no field of Impr"):
+        dataclasses.replace(clicks(), features=dataclasses.replace(features, streaming=(streaming,), on_demand=None))
+    with pytest.raises(UseCaseError, match="feature view 'the request features' reads 'price', no field of Impr"):
+        dataclasses.replace(clicks(), features=dataclasses.replace(features, request_features=("price",)))
     fine = dataclasses.replace(
         view, aggregates=(WindowedAggregate("bid_max_1h", "max", timedelta(hours=1), field="bid"),)
     )
-    assert dataclasses.replace(clicks(), aggregations=(fine,)).aggregations == (fine,)
+    described = dataclasses.replace(
+        clicks(),
+        features=dataclasses.replace(
+            features, streaming=(dataclasses.replace(streaming, aggregation=fine),), on_demand=None
+        ),
+    )
+    assert described.features.aggregations == (fine,)
 
 
 def test_bounds_that_cannot_hold_are_refused() -> None:

@@ -17,9 +17,11 @@ from berg.usecase import (
     resolve_use_case,
     resolve_use_case_or_exit,
 )
-from tests.other_use_case import ClickV1, ImpressionV1, clicks
+from tests.other_use_case import ClickV1, ImpressionV1, clicks, clicks_features
 
 pytestmark = pytest.mark.unit
+
+FEATURES = clicks_features()
 
 
 def card(target: str) -> ProblemCard:
@@ -34,7 +36,7 @@ def streams() -> tuple[Stream, Stream]:
 def test_a_use_case_of_another_domain_is_described_by_its_own_contracts_and_join() -> None:
     scored, labels = streams()
     join = LabelJoin(event_id="event_id", subject_id="impression_event_id", target="clicked", amount="bid")
-    described = UseCase("clicks", card("clicked"), scored, labels, join)
+    described = UseCase("clicks", card("clicked"), scored, labels, join, clicks_features())
     assert described.label_join.target == described.card.target.column == "clicked"
     assert (described.scored.contract, described.labels.contract) == (ImpressionV1, ClickV1)
 
@@ -42,11 +44,25 @@ def test_a_use_case_of_another_domain_is_described_by_its_own_contracts_and_join
 def test_a_join_or_key_naming_no_field_of_its_contract_is_refused_by_name() -> None:
     scored, labels = streams()
     with pytest.raises(UseCaseError, match=r"'converted', no field of ClickV1"):
-        UseCase("clicks", card("converted"), scored, labels, LabelJoin("event_id", "impression_event_id", "converted"))
+        UseCase(
+            "clicks",
+            card("converted"),
+            scored,
+            labels,
+            LabelJoin("event_id", "impression_event_id", "converted"),
+            FEATURES,
+        )
     with pytest.raises(UseCaseError, match=r"stream 'impressions': 'advertiser_id' is no field of ImpressionV1"):
         dataclasses.replace(scored, key="advertiser_id")
     with pytest.raises(UseCaseError, match="the problem card's target is 'converted'"):
-        UseCase("clicks", card("converted"), scored, labels, LabelJoin("event_id", "impression_event_id", "clicked"))
+        UseCase(
+            "clicks",
+            card("converted"),
+            scored,
+            labels,
+            LabelJoin("event_id", "impression_event_id", "clicked"),
+            FEATURES,
+        )
 
 
 def test_the_installed_use_case_is_found_through_its_entry_point_and_is_the_default_when_alone() -> None:

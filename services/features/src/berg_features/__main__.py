@@ -17,12 +17,12 @@ def main() -> None:
     """Read settings once, register the feature repo, then consume until SIGTERM."""
     settings = load_settings_or_exit(FeaturesSettings)
     use_case = resolve_use_case_or_exit(settings.use_case)
-    if len(use_case.aggregations) != 1:
+    if len(use_case.features.aggregations) != 1:
         raise SystemExit(
             f"BERG_USE_CASE: the features service computes one streaming view; use case {use_case.name!r} "
-            f"declares {len(use_case.aggregations)}"
+            f"declares {len(use_case.features.aggregations)}"
         )
-    (view,) = use_case.aggregations
+    (view,) = use_case.features.aggregations
     feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
         settings.feast_profile, settings.feature_repo
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib import resources
 
 from berg.contracts import LabelV1, TransactionV1
-from berg.features.schema import USER_AGGREGATES
 from berg.kafka.topics import (
     LABELS_INGESTED,
     LABELS_RAW,
@@ -16,6 +15,7 @@ from berg.kafka.topics import (
 )
 from berg.problem.card import ProblemCard, parse_problem_card
 from berg.usecase import LabelJoin, Stream, UseCase
+from berg_fraud.features import fraud_features
 from berg_fraud.rules import FraudRules
 
 __all__ = ["fraud", "problem_card"]
@@ -38,6 +38,6 @@ def fraud() -> UseCase:
         label_join=LabelJoin(
             event_id="event_id", subject_id="transaction_event_id", target="is_fraud", amount="amount"
         ),
+        features=fraud_features(),
         rules=FraudRules,
-        aggregations=(USER_AGGREGATES,),
     )

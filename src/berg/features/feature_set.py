@@ -1,0 +1,343 @@
+"""A use case's features as data: the Feast views, the on-demand view and the feature service.
+
+A use case declares one :class:`FeatureSet`; the platform builds everything else from it:
+the Feast objects (:mod:`berg.features.definitions`), the offline sources' parquet schemas,
+the features service's streaming aggregator and snapshot job, serving's online lookup and
+feature assembly, and the training set's model columns. So a feature cannot mean one thing
+in one place and another elsewhere. Pure Python: no Feast import.
+
+Three kinds of view:
+
+- a :class:`StreamingView` is one declared :class:`~berg.features.aggregation.AggregationView`
+  over the scored stream, which the features service computes per event and pushes;
+- a :class:`SnapshotView` is a batch view over the label store: per key, at fixed event-time
+  boundaries, aggregates of the scored events in a window and of the labels known at the
+  boundary (a label counts from when it became known);
+- an :class:`OnDemandView` is a function of the request and stored features, the same code in
+  training (Feast's historical retrieval) and serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, Literal
+
+from berg.features.aggregation import AggregationView
+
+__all__ = [
+    "CREATED_TIMESTAMP",
+    "EVENT_TIMESTAMP",
+    "REQUEST_EVENT_UNIX",
+    "Entity",
+    "FeatureSet",
+    "FeatureSetError",
+    "FeatureSpec",
+    "OnDemandView",
+    "SnapshotAggregate",
+    "SnapshotView",
+    "StoredView",
+    "StreamingView",
+    "ViewColumns",
+]
+
+Kind = Literal["int", "float"]
+
+EVENT_TIMESTAMP = "event_timestamp"
+"""Event time of the state a feature row describes (Feast's ``timestamp_field``)."""
+CREATED_TIMESTAMP = "created_timestamp"
+"""When the row was written; a corrected row (late event) wins over the one it replaces."""
+REQUEST_EVENT_UNIX = "event_unix"
+"""The scored event's event time in Unix seconds: a request field every on-demand view may read."""
+
+
+class FeatureSetError(ValueError):
+    """A feature set that contradicts itself (a name used twice, an input that no view stores)."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature column: its name, its value kind and a sentence for the registry."""
+
+    name: str
+    kind: Kind
+    description: str
+    retrain_on_drift: bool = True
+    """Whether its drift may start a retraining run. False for a feature whose distribution moves on a
+    timescale longer than a training window even in a settled world, or swings from one day to the next
+    past the alert threshold in a settled world: retraining cannot cure either. Monitoring still measures
+    and exports it (and alerts at severity info)."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    """What a view is keyed by: Feast's entity, whose join key is a field of the scored events."""
+
+    name: str
+    key: str
+    description: str
+
+
+@dataclass(frozen=True)
+class StreamingView:
+    """A view the features service computes from the scored stream and pushes on every event."""
+
+    aggregation: AggregationView
+    entity: Entity
+    ttl: timedelta
+    """Past this, every window of a row is empty: no row reads as "no recent history"."""
+    description: str
+
+    kind: Literal["streaming"] = "streaming"
+
+    def __post_init__(self) -> None:
+        if self.entity.key != self.aggregation.key:
+            raise FeatureSetError(
+                f"streaming view {self.name!r}: its entity's key is {self.entity.key!r}, "
+                f"its aggregation's {self.aggregation.key!r}"
+            )
+
+    @property
+    def name(self) -> str:
+        return self.aggregation.name
+
+    @property
+    def as_of(self) -> str:
+        """The column holding the event time (Unix seconds) of the latest event a row includes."""
+        return self.aggregation.as_of
+
+    @property
+    def stamp(self) -> str:
+        """The column whose time is the row's Feast event timestamp: the view's TTL runs from it."""
+        return self.aggregation.as_of
+
+    @cached_property
+    def features(self) -> tuple[FeatureSpec, ...]:
+        """Every stored column: the aggregates, then the as-of time."""
+        return (
+            *(FeatureSpec(a.name, a.kind, a.description) for a in self.aggregation.aggregates),
+            FeatureSpec(self.as_of, "float", "Event time of the latest event included (Unix seconds)."),
+        )
+
+    @property
+    def model_features(self) -> tuple[str, ...]:
+        """The stored columns a model may read (not the as-of time)."""
+        return tuple(a.name for a in self.aggregation.aggregates)
+
+    @property
+    def source_name(self) -> str:
+        return f"{self.name}_source"
+
+    @property
+    def push_source(self) -> str:
+        """The Feast push source the features service writes the rows to."""
+        return f"{self.name}_push"
+
+    @property
+    def source_description(self) -> str:
+        return "Rows pushed by the features service, one per event (and corrections)."
+
+
+SnapshotFunction = Literal["count", "mean", "positive_share", "labels_known"]
+
+
+@dataclass(frozen=True)
+class SnapshotAggregate:
+    """One column of a snapshot view, over the scored events with event time in ``(s - window, s]``.
+
+    - ``count``: how many events;
+    - ``mean``: the mean of ``field`` (null without events in the window);
+    - ``positive_share``: the events whose label was known at ``s`` and positive, over all events;
+    - ``labels_known``: the events whose label was known at ``s`` (either class).
+    """
+
+    name: str
+    function: SnapshotFunction
+    window: timedelta
+    field: str | None = None
+    description: str = ""
+    retrain_on_drift: bool = True
+    """See :attr:`FeatureSpec.retrain_on_drift`."""
+
+    def __post_init__(self) -> None:
+        if (self.function == "mean") != (self.field is not None):
+            raise FeatureSetError(f"snapshot aggregate {self.name!r}: a field is given for a mean, and only for one")
+        if self.window <= timedelta(0):
+            raise FeatureSetError(f"snapshot aggregate {self.name!r}: its window must be positive")
+
+    @property
+    def kind(self) -> Kind:
+        return "int" if self.function in ("count", "labels_known") else "float"
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """A batch view over the label store, snapshot at event-time boundaries every ``every``.
+
+    A snapshot at ``s`` reads events with event time in ``(s - window, s]`` and labels known at ``s``.
+    Its row is stamped when it became available (:attr:`available`: once every source partition is
+    past ``s`` plus the allowed lateness), not at ``s``: training joins by the stamp, so it sees what
+    serving saw; :attr:`as_of` keeps ``s``."""
+
+    name: str
+    entity: Entity
+    every: timedelta
+    ttl: timedelta
+    aggregates: tuple[SnapshotAggregate, ...]
+    as_of: str
+    """The column holding the snapshot's time ``s`` (Unix seconds)."""
+    available: str
+    """The column holding when the snapshot became available (Unix seconds), the row's Feast event time."""
+    description: str
+
+    kind: Literal["batch"] = "batch"
+
+    def __post_init__(self) -> None:
+        if not self.aggregates:
+            raise FeatureSetError(f"snapshot view {self.name!r} declares no aggregate")
+        if self.every <= timedelta(0):
+            raise FeatureSetError(f"snapshot view {self.name!r}: its period must be positive")
+
+    @property
+    def stamp(self) -> str:
+        """The column whose time is the row's Feast event timestamp: the view's TTL runs from it."""
+        return self.available
+
+    @property
+    def window(self) -> timedelta:
+        """The longest window: how far back a snapshot reads."""
+        return max(aggregate.window for aggregate in self.aggregates)
+
+    @cached_property
+    def features(self) -> tuple[FeatureSpec, ...]:
+        """Every stored column: the aggregates, then the snapshot's time and when it became available."""
+        return (
+            *(FeatureSpec(a.name, a.kind, a.description, a.retrain_on_drift) for a in self.aggregates),
+            FeatureSpec(self.as_of, "float", "Event time of the snapshot (Unix seconds)."),
+            FeatureSpec(self.available, "float", "Event time at which the snapshot became available (Unix seconds)."),
+        )
+
+    @property
+    def model_features(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.aggregates)
+
+    @property
+    def source_name(self) -> str:
+        return f"{self.name}_source"
+
+    @property
+    def source_description(self) -> str:
+        return f"Snapshots every {self.every} computed by the features service from the label store."
+
+
+StoredView = StreamingView | SnapshotView
+"""A view with rows in the online and offline stores."""
+
+
+@dataclass(frozen=True)
+class ViewColumns:
+    """Columns of one stored view that an on-demand view reads."""
+
+    view: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OnDemandView:
+    """Features computed at request time from the scored event and stored features.
+
+    ``function`` takes a DataFrame of the request fields (``event_unix`` and :attr:`request_fields`)
+    and the :attr:`inputs` columns, and returns one with the :attr:`features` columns. Feast rebuilds
+    it from its source text, without its module's globals: it must import what it uses inside its body.
+    Its name is the view's."""
+
+    function: Callable[[Any], Any]
+    request_source: str
+    request_fields: tuple[str, ...]
+    """Numeric fields of the scored event the function reads, beside ``event_unix``."""
+    inputs: tuple[ViewColumns, ...]
+    features: tuple[FeatureSpec, ...]
+    request_description: str = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.function.__name__)
+
+    @property
+    def request_columns(self) -> tuple[str, ...]:
+        return (*self.request_fields, REQUEST_EVENT_UNIX)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Everything a use case's model reads: the stored views, the on-demand view and the feature service."""
+
+    service: str
+    """The Feast feature service: the model's features, versioned by name (a new set is a new service)."""
+    streaming: tuple[StreamingView, ...]
+    snapshots: tuple[SnapshotView, ...] = ()
+    on_demand: OnDemandView | None = None
+    request_features: tuple[str, ...] = ()
+    """Numeric fields of the scored event the model reads as they are."""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        names = [view.name for view in self.views] + ([self.on_demand.name] if self.on_demand else [])
+        if len(set(names)) != len(names):
+            raise FeatureSetError(f"feature set {self.service!r}: two views share a name among {names}")
+        columns = [*(spec.name for view in self.views for spec in view.features), *self.on_demand_features]
+        columns += list(self.request_features)
+        repeated = sorted({name for name in columns if columns.count(name) > 1})
+        if repeated:
+            raise FeatureSetError(f"feature set {self.service!r}: features {repeated} are declared twice")
+        if self.on_demand is not None:
+            stored = {view.name: {spec.name for spec in view.features} for view in self.views}
+            for source in self.on_demand.inputs:
+                unknown = set(source.features) - stored.get(source.view, set())
+                if source.view not in stored or unknown:
+                    raise FeatureSetError(
+                        f"on-demand view {self.on_demand.name!r} reads {source.view}:{sorted(unknown) or '*'}, "
+                        "which no stored view of the set holds"
+                    )
+
+    @property
+    def views(self) -> tuple[StoredView, ...]:
+        """The stored views, streaming first, in the feature service's order."""
+        return (*self.streaming, *self.snapshots)
+
+    def view(self, name: str) -> StoredView:
+        for view in self.views:
+            if view.name == name:
+                return view
+        raise KeyError(f"feature set {self.service!r} has no stored view {name!r}")
+
+    @property
+    def entities(self) -> tuple[Entity, ...]:
+        """The views' entities, each once, in view order."""
+        return tuple({view.entity.name: view.entity for view in self.views}.values())
+
+    @property
+    def aggregations(self) -> tuple[AggregationView, ...]:
+        """The streaming views' aggregations: what the features service computes per event."""
+        return tuple(view.aggregation for view in self.streaming)
+
+    @property
+    def on_demand_features(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.on_demand.features) if self.on_demand else ()
+
+    @property
+    def model_features(self) -> tuple[str, ...]:
+        """Every feature a model of this set may read, in order: the views', the on-demand ones, the request's."""
+        return (
+            *(name for view in self.views for name in view.model_features),
+            *self.on_demand_features,
+            *self.request_features,
+        )
+
+    def watch_only(self) -> frozenset[str]:
+        """Features whose drift is measured but starts no retraining run (:attr:`FeatureSpec.retrain_on_drift`)."""
+        specs = [spec for view in self.views for spec in view.features]
+        specs += self.on_demand.features if self.on_demand else ()
+        return frozenset(spec.name for spec in specs if not spec.retrain_on_drift)
