@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.feature_oracle
 
-from berg.features.schema import USER_AGGREGATES
 from berg_features.aggregates import SECOND, WindowAggregator, WindowEvent, WindowRow, rescan_row
 from berg_features.settings import FeaturesSettings
 from tests.feature_oracle import disordered
+from tests.fraud_schema import USER_AGGREGATES
 
 SHARES = (0.0, 0.1, 1.0)
 

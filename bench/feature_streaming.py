@@ -26,7 +26,6 @@ from benchkit import bare_poll_loop, free_ports, produce_transactions, timed_ser
 from prometheus_client import CollectorRegistry
 
 from berg.features.label_store import LabelStore
-from berg.features.schema import USER_AGGREGATES
 from berg.features.store import open_store, prepare_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
@@ -37,13 +36,14 @@ from berg_features.aggregates import SECOND, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.settings import FeaturesSettings
+from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE
 
 
 def features_path(stack: LocalStack, events: int, state: Path) -> float:
     settings = FeaturesSettings()
     offline_root = str(state / "feast" / "offline")
     store = open_store(FeatureStoreConfig.embedded(state))
-    prepare_store(store, offline_root)
+    prepare_store(store, FEATURES, offline_root)
     registry = CollectorRegistry()
     metrics = FeaturesMetrics.register(registry)
     label_store = LabelStore(f"{offline_root}/label_store")
@@ -53,6 +53,7 @@ def features_path(stack: LocalStack, events: int, state: Path) -> float:
         WindowAggregator(USER_AGGREGATES, int(settings.allowed_lateness_s * SECOND)),
         DeadLetterPublisher(None, "features"),
         metrics,
+        push_source=USER_PUSH_SOURCE,
     )
     rate, elapsed = timed_service_path(stack, TRANSACTIONS_VALID, "bench-features", handler, settings, events)
     for store_name in ("offline", "online"):

@@ -53,7 +53,9 @@ from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-from berg.features.schema import (
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import CLUSTER_PROFILE, FeatureStoreConfig, checkout_feature_repo
+from tests.fraud_schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
     USER_FEATURES,
@@ -61,8 +63,6 @@ from berg.features.schema import (
     USER_PUSH_SOURCE,
     USER_VIEW,
 )
-from berg.features.store import open_store, prepare_store
-from berg.features.store_config import CLUSTER_PROFILE, FeatureStoreConfig, checkout_feature_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "berg"
@@ -168,7 +168,7 @@ def embedded_store(workdir: Path) -> Iterator[tuple[FeatureStore, Path]]:
     """The embedded profile in a fresh state directory; yields the store and its SQLite online database."""
     state = workdir / "state"
     store = open_store(FeatureStoreConfig.embedded(state))
-    prepare_store(store, str(state / "feast" / "offline"))
+    prepare_store(store, FEATURES, str(state / "feast" / "offline"))
     yield store, state / "feast" / "online.db"
 
 
@@ -184,7 +184,7 @@ def cluster_store(workdir: Path) -> Iterator[tuple[FeatureStore, redis.Redis]]:
             "BERG_FEAST_OFFLINE_ROOT": str(offline),
         }
         store = open_store(FeatureStoreConfig(checkout_feature_repo(), CLUSTER_PROFILE, env))
-        prepare_store(store, str(offline))
+        prepare_store(store, FEATURES, str(offline))
         client = redis_server.client()
         try:
             yield store, client

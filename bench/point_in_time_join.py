@@ -48,7 +48,9 @@ from rich.console import Console
 from berg.features.dataset import build_training_frame
 from berg.features.definitions import source_schema
 from berg.features.parquet_parts import write_part
-from berg.features.schema import (
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import FeatureStoreConfig
+from tests.fraud_schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
     USER_AS_OF,
@@ -57,8 +59,6 @@ from berg.features.schema import (
     USER_TTL,
     USER_VIEW,
 )
-from berg.features.store import open_store, prepare_store
-from berg.features.store_config import FeatureStoreConfig
 
 FEATURES = [spec.name for spec in USER_FEATURES]
 REFS = [f"{USER_VIEW}:{name}" for name in FEATURES]
@@ -159,7 +159,7 @@ def main() -> None:
             feature_store = FeatureStoreConfig.embedded(Path(state))
             store = open_store(feature_store)
             root = feature_store.offline_root
-            prepare_store(store, root)
+            prepare_store(store, FEATURES, root)
             schema = source_schema(USER_KEY, USER_FEATURES)
             filesystem = pyarrow.fs.LocalFileSystem()
             for part in np.array_split(rng.permutation(len(rows)), args.parts):

@@ -145,7 +145,7 @@ def free_port() -> int:
 def register_model(root: Path) -> ModelRegistry:
     """A 100-tree model over every served feature (its quality is not the point here)."""
     from berg.registry import Lineage, ModelRegistry, VersionMetadata
-    from berg_serving.features import SERVABLE_FEATURES
+    from tests.fraud_serving import SERVABLE_FEATURES
 
     rng = np.random.default_rng(7)
     x = rng.normal(size=(5000, len(SERVABLE_FEATURES))).astype(np.float32)
@@ -391,24 +391,24 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
     from kserve import InferenceGRPCClient, InferInput, InferRequest
 
     from berg.contracts import TransactionV1
-    from berg.features.on_demand import transaction_context
-    from berg.features.schema import REQUEST_AMOUNT, REQUEST_EVENT_UNIX, USER_AS_OF
     from berg.features.store import open_store
+    from berg_fraud.features import transaction_context
     from berg_serving.champion import load_champion
-    from berg_serving.features import assemble_features, entity_rows
     from berg_serving.online import FeastOnlineFeatures
     from berg_serving.protocol import feature_request_v1
+    from tests.fraud_schema import REQUEST_AMOUNT, REQUEST_EVENT_UNIX, USER_AS_OF
+    from tests.fraud_serving import ASSEMBLER
 
     count = max(args.requests, args.load_requests // args.rounds)
     rows = transactions(world, count)
     champion = load_champion(registry, MODEL, "v0001")
-    online = FeastOnlineFeatures(lambda: open_store(world.store_config), threads=1)
+    online = FeastOnlineFeatures(lambda: open_store(world.store_config), ASSEMBLER.online_refs, threads=1)
 
     # What the transformer would send the predictor for each transaction, computed here once.
     feature_bodies = []
     for row in rows:
         transaction = [TransactionV1.model_validate(row)]
-        frame = assemble_features(transaction, online.fetch(entity_rows(transaction)))
+        frame = ASSEMBLER.assemble(transaction, online.fetch(ASSEMBLER.entity_rows(transaction)))
         feature_bodies.append(feature_request_v1(frame.columns))
     transaction_bodies = [{"instances": [row]} for row in rows]
 
@@ -487,9 +487,9 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
         clock = [(time.perf_counter(), time.thread_time())]
         transaction = [TransactionV1.model_validate(rows[index])]
         clock.append((time.perf_counter(), time.thread_time()))
-        values = online.fetch(entity_rows(transaction))
+        values = online.fetch(ASSEMBLER.entity_rows(transaction))
         clock.append((time.perf_counter(), time.thread_time()))
-        frame = assemble_features(transaction, values)
+        frame = ASSEMBLER.assemble(transaction, values)
         clock.append((time.perf_counter(), time.thread_time()))
         champion.predict(frame.matrix(champion.features))
         clock.append((time.perf_counter(), time.thread_time()))
@@ -674,8 +674,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
     import starlette
     import uvicorn
 
-    from berg_serving.features import SERVABLE_FEATURES
     from tests.feature_world import simulated_feature_store
+    from tests.fraud_serving import SERVABLE_FEATURES
 
     uvloop_there = importlib.util.find_spec("uvloop") is not None
     loop = {"auto": "uvloop" if uvloop_there else "asyncio"}.get(args.bare_loop, args.bare_loop)

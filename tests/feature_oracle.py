@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from berg.features.aggregation import AggregationView
-from berg.features.schema import USER_AS_OF, USER_FEATURES
 from berg_features.aggregates import DAY, HOUR, SECOND, WEEK, WindowEvent
+from tests.fraud_schema import USER_AS_OF, USER_FEATURES
 
 __all__ = [
     "amount",

@@ -16,7 +16,6 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from berg.features.label_store import LabelStore
-from berg.features.schema import USER_AGGREGATES
 from berg.features.store import close_store, open_store, prepare_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
@@ -27,6 +26,7 @@ from berg_features.aggregates import HOUR, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.merchant_job import MerchantJob
 from berg_features.metrics import FeaturesMetrics
+from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE
 
 __all__ = ["FeatureWorld", "simulated_feature_store"]
 
@@ -77,11 +77,16 @@ def simulated_feature_store(
     counts = {TRANSACTIONS_VALID: 0, LABELS_VALID: 0}
     store = open_store(FeatureStoreConfig.embedded(state_dir))
     try:
-        prepare_store(store, offline_root)
+        prepare_store(store, FEATURES, offline_root)
         labels = LabelStore(f"{offline_root}/label_store")
         metrics = FeaturesMetrics.register(CollectorRegistry())
         handler = FeaturesHandler(
-            store, labels, WindowAggregator(USER_AGGREGATES, HOUR), DeadLetterPublisher(None, "features"), metrics
+            store,
+            labels,
+            WindowAggregator(USER_AGGREGATES, HOUR),
+            DeadLetterPublisher(None, "features"),
+            metrics,
+            push_source=USER_PUSH_SOURCE,
         )
         records = _records(config, end)
         while chunk := list(itertools.islice(records, batch)):

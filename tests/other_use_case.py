@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from berg.contracts._types import CONTRACT_CONFIG, EventId, JsonBool, JsonNumber, SchemaVersion1, UtcDatetime
@@ -142,7 +143,7 @@ VIEWER_AGGREGATES = AggregationView(
 )
 
 
-def bid_context(inputs: Any) -> Any:
+def bid_context(inputs: pd.DataFrame) -> pd.DataFrame:
     """The bid over the viewer's 24-hour mean, and the minutes since the viewer's previous impression."""
     import pandas as pd
 

@@ -29,11 +29,9 @@ from feast import FeatureService, FeatureView, Field, FileSource, PushSource
 from feast.data_source import PushMode
 from feast.types import Float64, Int64, String
 
-from berg.features.dataset import AS_OF_TAG
-from berg.features.definitions import build_definitions
+from berg.features.definitions import AS_OF_TAG, build_definitions
 from berg.features.leakage import LeakageError
 from berg.features.parquet_parts import SCHEMA_PART, write_part
-from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, FEATURE_SERVICE, USER_KEY
 from berg.features.store import close_store, open_store
 from berg.problem.metrics import average_precision
 from berg.registry.registry import ModelRegistry
@@ -57,6 +55,7 @@ from berg_pipelines.steps import (
     validate_step,
 )
 from tests.feature_world import FeatureWorld, simulated_feature_store
+from tests.fraud_schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, FEATURE_SERVICE, FEATURES, ON_DEMAND_VIEW, USER_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -368,7 +367,7 @@ def _plant_label_leak(world: FeatureWorld) -> None:
     folder gets its schema part first), filled through its push source, served by ``fraud_model_leaky``:
     ``fraud_model_v1``'s features plus the planted one.
     """
-    definitions = build_definitions(world.offline_root)
+    definitions = build_definitions(FEATURES, world.offline_root)
     source = FileSource(
         name=f"{LEAK_VIEW}_source",
         path=f"{world.offline_root}/{LEAK_VIEW}",
@@ -378,7 +377,7 @@ def _plant_label_leak(world: FeatureWorld) -> None:
     push = PushSource(name=f"{LEAK_VIEW}_push", batch_source=source)
     view = FeatureView(
         name=LEAK_VIEW,
-        entities=[definitions.user],
+        entities=[next(entity for entity in definitions.entities if entity.name == "user")],
         ttl=timedelta(days=1),
         schema=[
             Field(name=USER_KEY, dtype=String),
@@ -389,7 +388,7 @@ def _plant_label_leak(world: FeatureWorld) -> None:
         online=False,
         tags={AS_OF_TAG: LEAK_AS_OF},
     )
-    by_name = {v.name: v for v in (definitions.user_view, definitions.merchant_view, definitions.context_view)}
+    by_name = {**definitions.views, ON_DEMAND_VIEW: definitions.on_demand}
     service = FeatureService(
         name=LEAKY_SERVICE,
         features=[

@@ -22,7 +22,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from berg.command_plugins import add_command_plugins
-from berg.contracts import TransactionV1
 from berg.demo import DownstreamWatcher, RunOutcome
 from berg.new_cli import new_app
 from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError
@@ -194,10 +193,12 @@ def _outcome_table(counts: ProductionCounts, outcome: RunOutcome, scraped: dict[
     return table
 
 
-def _show_features(stack: LocalStack, outcome: RunOutcome, events: list[SimulatedEvent], timeout_s: float) -> None:
+def _show_features(
+    stack: LocalStack, use_case: UseCase, outcome: RunOutcome, events: list[SimulatedEvent], timeout_s: float
+) -> None:
     # Feast is the berg[features] extra: imported only here.
     from berg.features.settings import FeatureStoreSettings
-    from berg.features.showcase import feature_store_tables, wait_for_label_store, wait_for_merchants
+    from berg.features.showcase import feature_store_tables, wait_for_label_store, wait_for_snapshots
     from berg.features.store_config import FeatureStoreConfig
 
     if "features" not in stack.settings.services:
@@ -214,16 +215,19 @@ def _show_features(stack: LocalStack, outcome: RunOutcome, events: list[Simulate
             f"the features service did not store every valid transaction within {timeout_s:.0f}s; "
             f"see {stack.layout.logs / 'features.log'}"
         )
-    transactions = [TransactionV1.model_validate_json(e.value) for e in events if e.kind == "transaction"]
-    busiest_users = [user for user, _ in Counter(t.user_id for t in transactions).most_common(3)]
-    busiest_merchants = [merchant for merchant, _ in Counter(t.merchant_id for t in transactions).most_common(3)]
-    with console.status("Waiting for the merchant job to materialize its snapshots"):
-        if not wait_for_merchants(feature_store, busiest_merchants, timeout_s):
-            raise CommandFailed(
-                f"no merchant snapshot reached the online store within {timeout_s:.0f}s; "
-                f"see {stack.layout.logs / 'features.log'}"
-            )
-    for table in feature_store_tables(feature_store, busiest_users, busiest_merchants):
+    scored = [use_case.scored.contract.model_validate_json(e.value) for e in events if e.kind == "transaction"]
+    busiest = {
+        entity.key: [key for key, _ in Counter(getattr(event, entity.key) for event in scored).most_common(3)]
+        for entity in use_case.features.entities
+    }
+    for view in use_case.features.snapshots:
+        with console.status(f"Waiting for the features service to materialize the {view.name} snapshots"):
+            if not wait_for_snapshots(feature_store, view, busiest[view.entity.key], timeout_s):
+                raise CommandFailed(
+                    f"no {view.name} snapshot reached the online store within {timeout_s:.0f}s; "
+                    f"see {stack.layout.logs / 'features.log'}"
+                )
+    for table in feature_store_tables(feature_store, use_case.features, busiest):
         console.print(table)
     console.print(
         f"Feast repo: feature_repo/ (registry, online store and offline sources under {root / 'feast'}); "
@@ -288,7 +292,7 @@ def demo(
             seed = _default_seed(stack, story, use_case.name)
         console.print(f"Simulator seed {seed} ([bold]--seed {seed}[/] replays the same traffic)")
         if story == "data-plane":
-            _data_plane_demo(stack, transactions, seed, malformed_share, timeout_s)
+            _data_plane_demo(stack, use_case, transactions, seed, malformed_share, timeout_s)
         else:
             _lifecycle_demo(stack, use_case, scenario, users, after_days, live_span_s, watch_s, seed, timeout_s)
         if stop:
@@ -361,7 +365,9 @@ def _lifecycle_demo(
     console.print(f"Report: {report}")
 
 
-def _data_plane_demo(stack: LocalStack, transactions: int, seed: int, malformed_share: float, timeout_s: float) -> None:
+def _data_plane_demo(
+    stack: LocalStack, use_case: UseCase, transactions: int, seed: int, malformed_share: float, timeout_s: float
+) -> None:
     """The data plane act: malformed and valid traffic through ingestion and validation, features in Feast."""
     run = simulator_cli.plan_run(
         now=datetime.now(UTC),
@@ -426,7 +432,7 @@ def _data_plane_demo(stack: LocalStack, transactions: int, seed: int, malformed_
             f"not every record came out within {timeout_s:.0f}s; `uv run berg status` and the logs in "
             f"{stack.layout.logs} say why"
         )
-    _show_features(stack, outcome, events, timeout_s)
+    _show_features(stack, use_case, outcome, events, timeout_s)
 
 
 app.command(name="simulate")(simulator_cli.simulate)

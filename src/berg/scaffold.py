@@ -3,7 +3,8 @@
 Like ``feast init``: it writes a workspace member under ``usecases/<name>/`` with
 everything the use-case descriptor (:mod:`berg.usecase`) asks for today: the two
 contracts (the event scored and the label that judges it), a problem card, the
-data rules validation and serving apply, the descriptor itself with its streams and
+data rules validation and serving apply, the features its model reads (a streaming
+view and the Feast feature service), the descriptor itself with its streams and
 label join, the entry point that lets the platform find it by name, and tests. ``uv sync`` installs it (the workspace's
 members include ``usecases/*``); ``BERG_USE_CASE=<name>`` selects it.
 
@@ -186,6 +187,50 @@ class UseCaseRules(ContractRules):
         }
 '''
 
+_FEATURES = '''\
+"""The features of use case $name's model: the ``${name}_model_v1`` feature service and its views.
+
+The features service computes the streaming view per event and pushes it to Feast; serving and the
+training pipeline read the feature service. Add a snapshot view over the label store
+(:class:`~berg.features.feature_set.SnapshotView`) or an on-demand view
+(:class:`~berg.features.feature_set.OnDemandView`) the same way; docs/use-cases.md shows both.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from berg.features.aggregation import AggregationView, WindowedAggregate
+from berg.features.feature_set import Entity, FeatureSet, StreamingView
+
+__all__ = ["features"]
+
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+
+SUBJECT = Entity("subject", "subject_id", "The entity the events belong to.")
+
+SUBJECT_AGGREGATES = AggregationView(
+    name="subject_aggregates",
+    key=SUBJECT.key,
+    as_of="last_event_unix",
+    aggregates=(
+        WindowedAggregate("events_1h", "count", _HOUR, description="The subject's events in the last hour."),
+        WindowedAggregate("value_mean_24h", "mean", _DAY, field="value", description="Mean value, last 24 hours."),
+        WindowedAggregate("value_max_24h", "max", _DAY, field="value", description="Largest value, last 24 hours."),
+    ),
+)
+
+
+def features() -> FeatureSet:
+    """The ``${name}_model_v1`` feature service: a new feature set is a new service (v2), never an edit."""
+    return FeatureSet(
+        service="${name}_model_v1",
+        streaming=(StreamingView(SUBJECT_AGGREGATES, SUBJECT, ttl=timedelta(days=7), description="Per subject."),),
+        request_features=("value",),
+        description="The features of the $name model, version 1.",
+    )
+'''
+
 _USE_CASE = '''\
 """The descriptor of use case $name: what the platform loads when ``BERG_USE_CASE=$name``."""
 
@@ -196,6 +241,7 @@ from importlib import resources
 from berg.problem.card import ProblemCard, parse_problem_card
 from berg.usecase import LabelJoin, Stream, UseCase
 from berg_$name.contracts import EventV1, LabelV1
+from berg_$name.features import features
 from berg_$name.rules import UseCaseRules
 
 __all__ = ["problem_card", "use_case"]
@@ -219,6 +265,7 @@ def use_case() -> UseCase:
         scored=_stream("events", EventV1),
         labels=_stream("labels", LabelV1),
         label_join=LabelJoin(event_id="event_id", subject_id="scored_event_id", target="outcome", amount="value"),
+        features=features(),
         rules=UseCaseRules,
     )
 '''
@@ -253,6 +300,7 @@ def test_the_descriptor_is_valid_and_its_card_names_the_label_target() -> None:
     assert described.name == described.card.name == "$name"
     assert described.card.target.column == described.label_join.target
     assert (described.scored.contract, described.labels.contract) == (EventV1, LabelV1)
+    assert described.features.service == "${name}_model_v1"
 
 
 def test_the_entry_point_names_the_descriptor() -> None:
@@ -290,6 +338,7 @@ _FILES = {
     "src/berg_$name/contracts.py": _CONTRACTS,
     "src/berg_$name/card_v1.yaml": _CARD,
     "src/berg_$name/rules.py": _RULES,
+    "src/berg_$name/features.py": _FEATURES,
     "src/berg_$name/use_case.py": _USE_CASE,
     "tests/test_${name}_use_case.py": _TEST,
 }

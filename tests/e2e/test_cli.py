@@ -95,8 +95,8 @@ def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) 
         assert "refused by validation: expectation_failed" in demo.stdout
         assert "records consumed by ingestion, as scraped by Prometheus" in demo.stdout
         # The features service aggregated the run into Feast, and the demo read it back online.
-        assert "Feast online store: users (user_transaction_aggregates)" in demo.stdout
-        assert "Feast online store: merchants (merchant_aggregates)" in demo.stdout
+        assert "Feast online store: user (user_transaction_aggregates)" in demo.stdout
+        assert "Feast online store: merchant (merchant_aggregates)" in demo.stdout
     finally:
         down = berg(user_env, "down")
     assert down.returncode == 0, down.stdout + down.stderr

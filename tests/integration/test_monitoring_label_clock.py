@@ -44,10 +44,10 @@ from berg.stack.local import LocalStack
 from berg.stack.monitoring_config import register_scrape_target, unregister_scrape_target
 from berg_fraud.use_case import problem_card
 from berg_pipelines.runtime.profile import distribution_profile
-from berg_serving.features import assemble_features
 from berg_serving.metrics import ServingMetrics
 from berg_serving.prediction_log import PredictionLog
 from berg_serving.predictions import Scores, score_transactions
+from tests.fraud_serving import ASSEMBLER
 from tests.helpers import wait_for
 from tests.processes import ServiceProcess
 
@@ -116,7 +116,7 @@ def serve(
     served_at = datetime.now(UTC)
     for start in range(0, len(transactions), 500):
         batch = transactions[start : start + 500]
-        frame = assemble_features(batch, {})  # none of them known to the online store: defaults, as served
+        frame = ASSEMBLER.assemble(batch, {})  # none of them known to the online store: defaults, as served
         scores = score(batch, fraud, rng)
         decisions: list[Any] = ["decline" if s >= 0.5 else "approve" for s in scores]
         log.offer(

@@ -32,13 +32,6 @@ from kafka.partitioner.default import murmur2
 
 from berg.contracts import LoggedPrediction, PredictionV1, PredictionV2, TransactionV1
 from berg.features.dataset import build_training_frame
-from berg.features.schema import (
-    EVENT_TIMESTAMP,
-    FEATURE_SERVICE,
-    MERCHANT_AS_OF,
-    REQUEST_AMOUNT,
-    REQUEST_EVENT_UNIX,
-)
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.producer import open_producer
@@ -50,7 +43,14 @@ from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, Simulator
 from berg.simulator.producer import send_events
 from berg.stack.local import LocalStack
-from berg_serving.features import SERVABLE_FEATURES
+from tests.fraud_schema import (
+    EVENT_TIMESTAMP,
+    FEATURE_SERVICE,
+    MERCHANT_AS_OF,
+    REQUEST_AMOUNT,
+    REQUEST_EVENT_UNIX,
+)
+from tests.fraud_serving import SERVABLE_FEATURES
 from tests.helpers import free_port, running_stack
 from tests.processes import ServiceProcess
 

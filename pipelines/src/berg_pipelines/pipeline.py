@@ -31,7 +31,7 @@ def training(
     card_path: str = "",
     window_days: float = 30.0,
     window_end: str = "",
-    feature_service: str = "fraud_model_v1",
+    feature_service: str = "",
     params_json: str = "{}",
     dask_scheduler: str = "",
     code_version: str = "dev",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from berg.problem.card import ProblemCard, load_problem_card
-from berg.usecase import resolve_use_case
+from berg.usecase import UseCase, resolve_use_case
 from berg_pipelines.runtime.frames import DatasetInfo, read_frame
 
 if TYPE_CHECKING:
@@ -65,11 +65,15 @@ class PipelineSettings:
     store: FeatureStoreConfig | None = None
     """The feature store to read; None (a step's process): from its environment, see :meth:`feature_store`."""
 
+    def resolve_use_case(self) -> UseCase:
+        """The use case named ``use_case`` (empty: the only one installed)."""
+        return resolve_use_case(self.use_case or None)
+
     def card(self) -> ProblemCard:
-        """The card at ``card_path``, else the use case's own (``use_case``; empty: the only one installed)."""
+        """The card at ``card_path``, else the use case's own."""
         if self.card_path:
             return load_problem_card(Path(self.card_path))
-        return resolve_use_case(self.use_case or None).card
+        return self.resolve_use_case().card
 
     def labels(self) -> LabelStore:
         from berg.features.label_store import LabelStore
@@ -97,6 +101,7 @@ def build_dataset_step(
     from berg_pipelines.runtime.dataset import DatasetWindow, build_dataset, label_complete_window
 
     card = settings.card()
+    use_case = settings.resolve_use_case()
     labels = settings.labels()
     if window_end:
         end = datetime.fromisoformat(window_end)
@@ -105,7 +110,9 @@ def build_dataset_step(
         window = label_complete_window(labels, card, window_days)
     store = open_store(settings.feature_store())
     try:
-        return build_dataset(store, labels, card, window, output, feature_service=feature_service)
+        return build_dataset(
+            store, labels, card, use_case, window, output, feature_service=feature_service or use_case.features.service
+        )
     finally:
         close_store(store)
 
@@ -270,7 +277,6 @@ def register_step(
     reason: str,
 ) -> str:
     """Register the challenger with its reference profile, metrics and lineage; move ``production`` if promoted."""
-    from berg.features.schema import watch_only_features
     from berg.registry.metadata import Lineage, VersionMetadata
     from berg.registry.registry import ModelRegistry
     from berg_pipelines.runtime.evaluate import EvaluationReport, booster_scorer
@@ -281,7 +287,10 @@ def register_step(
     booster, features = _challenger(model_dir)
     report = EvaluationReport.read(evaluation_dir / EVALUATION_FILE)
     profile = reference_profile(
-        frames["train"], features, booster_scorer(booster, features)(frames["test"]), watch_only=watch_only_features()
+        frames["train"],
+        features,
+        booster_scorer(booster, features)(frames["test"]),
+        watch_only=settings.resolve_use_case().features.watch_only(),
     )
     metrics = {
         key: float(value)

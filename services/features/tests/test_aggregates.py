@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berg.features.schema import USER_AGGREGATES
 from berg_features.aggregates import (
     DAY,
     HOUR,
@@ -22,6 +21,7 @@ from berg_features.aggregates import (
 )
 from tests.feature_oracle import arrive_shuffled, assert_rows_equal, disordered, oracle_row, transaction_event
 from tests.feature_oracle import oracle_accepts as accepts
+from tests.fraud_schema import USER_AGGREGATES
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berg.features.schema import MERCHANT_AS_OF, MERCHANT_AVAILABLE
 from berg_features.merchant_job import snapshot_times
 from berg_features.merchants import (
     availability_changed_after,
@@ -20,6 +19,7 @@ from berg_features.merchants import (
     snapshot_availability,
     visible_snapshots,
 )
+from tests.fraud_schema import MERCHANT_AS_OF, MERCHANT_AVAILABLE
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from services.serving.tests.helpers import NOW, transaction
 
-from berg.features.schema import (
+from berg_serving.features import FeatureFrame, MissingFeaturesError, feature_matrix
+from tests.fraud_schema import (
     DEFAULT_ALLOWED_LATENESS,
     MERCHANT_AS_OF,
     MERCHANT_AVAILABLE,
@@ -18,14 +19,7 @@ from berg.features.schema import (
     ON_DEMAND_FEATURES,
     USER_FEATURES,
 )
-from berg_serving.features import (
-    SERVABLE_FEATURES,
-    FeatureFrame,
-    MissingFeaturesError,
-    assemble_features,
-    entity_rows,
-    feature_matrix,
-)
+from tests.fraud_serving import ASSEMBLER, SERVABLE_FEATURES
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +51,7 @@ def online(*rows: tuple[dict[str, Any] | None, dict[str, Any] | None]) -> dict[s
 
 
 def test_known_user_and_merchant() -> None:
-    frame = assemble_features([transaction(amount=50.0)], online((user_row(), merchant_row())))
+    frame = ASSEMBLER.assemble([transaction(amount=50.0)], online((user_row(), merchant_row())))
     assert list(frame.columns) == list(SERVABLE_FEATURES)
     assert frame.columns["tx_count_1h"][0] == 3
     assert frame.columns["merchant_fraud_rate_30d"][0] == 0.25
@@ -69,7 +63,7 @@ def test_known_user_and_merchant() -> None:
 
 
 def test_unknown_user_gets_nan_defaults_and_is_flagged() -> None:
-    frame = assemble_features([transaction()], online((None, merchant_row())))
+    frame = ASSEMBLER.assemble([transaction()], online((None, merchant_row())))
     user_features = [spec.name for spec in USER_FEATURES if spec.name in SERVABLE_FEATURES]
     assert all(math.isnan(frame.columns[name][0]) for name in user_features)
     assert math.isnan(frame.columns["amount_to_user_mean_7d"][0])
@@ -77,7 +71,7 @@ def test_unknown_user_gets_nan_defaults_and_is_flagged() -> None:
     assert frame.columns["hour_of_day"][0] == NOW.hour
     assert frame.columns["merchant_tx_count_24h"][0] == 7
     assert frame.default_features_used[0]
-    assert (frame.user_known[0], frame.merchant_known[0]) == (False, True)
+    assert (frame.known["user"][0], frame.known["merchant"][0]) == (False, True)
 
 
 @pytest.mark.parametrize(
@@ -94,8 +88,8 @@ def test_unknown_user_gets_nan_defaults_and_is_flagged() -> None:
 def test_rows_count_within_their_view_ttl_as_in_training(
     user: dict[str, Any], merchant: dict[str, Any] | None, user_known: bool, merchant_known: bool
 ) -> None:
-    frame = assemble_features([transaction()], online((user, merchant)))
-    assert (frame.user_known[0], frame.merchant_known[0]) == (user_known, merchant_known)
+    frame = ASSEMBLER.assemble([transaction()], online((user, merchant)))
+    assert (frame.known["user"][0], frame.known["merchant"][0]) == (user_known, merchant_known)
     assert math.isnan(frame.columns["tx_count_7d"][0]) != user_known
     assert math.isnan(frame.columns["merchant_tx_count_24h"][0]) != merchant_known
     assert frame.default_features_used[0] == (not (user_known and merchant_known))
@@ -106,11 +100,11 @@ def test_the_merchant_ttl_counts_from_when_the_snapshot_was_available() -> None:
     # (later than its time plus the lateness) is still within the TTL; without its availability, unknown.
     snapshot_unix = T - timedelta(days=2, hours=3).total_seconds()
     available = merchant_row(snapshot_unix, available_unix=snapshot_unix + timedelta(hours=3).total_seconds())
-    assert assemble_features([transaction()], online((user_row(), available))).merchant_known[0]
+    assert ASSEMBLER.assemble([transaction()], online((user_row(), available))).known["merchant"][0]
     late = merchant_row(snapshot_unix, available_unix=snapshot_unix + timedelta(hours=2, minutes=59).total_seconds())
-    assert not assemble_features([transaction()], online((user_row(), late))).merchant_known[0]
+    assert not ASSEMBLER.assemble([transaction()], online((user_row(), late))).known["merchant"][0]
     unstamped = {**available, MERCHANT_AVAILABLE: None}
-    assert not assemble_features([transaction()], online((user_row(), unstamped))).merchant_known[0]
+    assert not ASSEMBLER.assemble([transaction()], online((user_row(), unstamped))).known["merchant"][0]
 
 
 def test_neither_as_of_column_is_a_model_feature() -> None:
@@ -120,11 +114,11 @@ def test_neither_as_of_column_is_a_model_feature() -> None:
 
 def test_a_batch_keeps_its_order() -> None:
     batch = [transaction(user_id="a", amount=10.0), transaction(user_id="b", amount=20.0)]
-    assert entity_rows(batch) == [
+    assert ASSEMBLER.entity_rows(batch) == [
         {"user_id": "a", "merchant_id": "merchant-0001"},
         {"user_id": "b", "merchant_id": "merchant-0001"},
     ]
-    frame = assemble_features(batch, online((None, None), (user_row(mean_7d=10.0), merchant_row())))
+    frame = ASSEMBLER.assemble(batch, online((None, None), (user_row(mean_7d=10.0), merchant_row())))
     assert frame.default_features_used.tolist() == [True, False]
     assert frame.columns["amount"].tolist() == [10.0, 20.0]
     assert math.isnan(frame.columns["amount_to_user_mean_7d"][0])
@@ -132,12 +126,12 @@ def test_a_batch_keeps_its_order() -> None:
 
 
 def test_online_values_must_match_the_batch() -> None:
-    with pytest.raises(ValueError, match="2 values for 1 transactions"):
-        assemble_features([transaction()], online((None, None), (None, None)))
+    with pytest.raises(ValueError, match="2 values for 1 events"):
+        ASSEMBLER.assemble([transaction()], online((None, None), (None, None)))
 
 
 def test_matrix_in_model_order_float32_nan_and_clipped() -> None:
-    frame = assemble_features([transaction(amount=1e300)], online((None, merchant_row())))
+    frame = ASSEMBLER.assemble([transaction(amount=1e300)], online((None, merchant_row())))
     order = ["amount", "merchant_tx_count_24h", "tx_count_1h", "hour_of_day"]
     matrix = frame.matrix(order)
     assert matrix.dtype == np.float32
@@ -155,7 +149,7 @@ def test_feature_matrix_from_named_columns() -> None:
 
 
 def test_row_for_the_log_leaves_missing_features_out() -> None:
-    frame = assemble_features([transaction()], online((None, merchant_row())))
+    frame = ASSEMBLER.assemble([transaction()], online((None, merchant_row())))
     row = frame.row(0)
     assert "tx_count_1h" not in row
     assert row["merchant_tx_count_24h"] == 7.0
@@ -165,6 +159,6 @@ def test_row_for_the_log_leaves_missing_features_out() -> None:
 
 
 def test_frame_length() -> None:
-    frame = FeatureFrame(columns={}, user_known=np.array([True]), merchant_known=np.array([False]))
+    frame = FeatureFrame(columns={}, known={"user": np.array([True]), "merchant": np.array([False])})
     assert len(frame) == 1
     assert frame.default_features_used.tolist() == [True]

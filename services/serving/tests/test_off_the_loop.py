@@ -13,6 +13,7 @@ from berg_serving.champion import ChampionSlot
 from berg_serving.decisions import DecisionPolicy
 from berg_serving.online import FeastOnlineFeatures
 from berg_serving.scorers import LocalScorer, ModelUnavailableError
+from tests.fraud_serving import ASSEMBLER
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
 
@@ -89,7 +90,7 @@ async def test_lookups_run_on_their_threads_each_with_its_own_store() -> None:
         opened.append(FakeStore(reads))
         return opened[-1]
 
-    online = FeastOnlineFeatures(open_store, threads=2)
+    online = FeastOnlineFeatures(open_store, ASSEMBLER.online_refs, threads=2)
     await asyncio.to_thread(online.warm_up, [{"user_id": "u", "merchant_id": "m"}])
     assert len(opened) == 2  # one store per lookup thread, opened before the first request
     values = await online.lookup([{"user_id": "u", "merchant_id": "m"}])

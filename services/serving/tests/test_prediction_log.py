@@ -13,10 +13,10 @@ from services.serving.tests.helpers import NOW, transaction, wait_for
 from services.serving.tests.test_features import online
 
 from berg.contracts import PredictionV2
-from berg_serving.features import assemble_features
 from berg_serving.metrics import ServingMetrics
 from berg_serving.prediction_log import PredictionLog
 from berg_serving.predictions import ScoredTransaction, Scores, score_transactions
+from tests.fraud_serving import ASSEMBLER
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +58,7 @@ class Producer:
 
 def scored(count: int) -> list[ScoredTransaction]:
     batch = [transaction(user_id=f"user-{i}") for i in range(count)]
-    frame = assemble_features(batch, online(*[(None, None)] * count))
+    frame = ASSEMBLER.assemble(batch, online(*[(None, None)] * count))
     scores = Scores("v0001", 0.5, [0.25] * count, ["approve"] * count)
     return score_transactions(batch, frame, scores, model_name="fraud", served_at=NOW)
 

@@ -9,8 +9,8 @@ from services.serving.tests.helpers import NOW, transaction
 from services.serving.tests.test_features import merchant_row, online, user_row
 
 from berg.contracts import PredictionV2
-from berg_serving.features import assemble_features
 from berg_serving.predictions import Scores, score_transactions, to_prediction
+from tests.fraud_serving import ASSEMBLER
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +19,7 @@ def test_predictions_follow_the_contract() -> None:
     # Transactions from a replay: their event times are days before the time they are served.
     times = [NOW - timedelta(days=9), NOW - timedelta(days=8, hours=3)]
     batch = [transaction(user_id="known", event_time=times[0]), transaction(user_id="stranger", event_time=times[1])]
-    frame = assemble_features(batch, online((user_row(), merchant_row()), (None, merchant_row())))
+    frame = ASSEMBLER.assemble(batch, online((user_row(), merchant_row()), (None, merchant_row())))
     scores = Scores(model_version="v0003", threshold=0.4, scores=[0.1, 0.95], decisions=["approve", "decline"])
     scored = score_transactions(batch, frame, scores, model_name="fraud", served_at=NOW)
     predictions = [to_prediction(item) for item in scored]
@@ -39,7 +39,7 @@ def test_predictions_follow_the_contract() -> None:
 
 def test_counts_must_agree() -> None:
     batch = [transaction()]
-    frame = assemble_features(batch, online((None, None)))
+    frame = ASSEMBLER.assemble(batch, online((None, None)))
     with pytest.raises(ValueError, match="1 transactions, 1 feature rows and 2 scores"):
         score_transactions(
             batch, frame, Scores("v1", 0.5, [0.1, 0.2], ["approve", "approve"]), model_name="fraud", served_at=NOW

@@ -12,7 +12,6 @@ from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from services.serving.tests.helpers import NOW, transaction
 from services.serving.tests.test_features import merchant_row, online, user_row
 
-from berg_serving.features import assemble_features
 from berg_serving.predictions import Scores, score_transactions
 from berg_serving.protocol import (
     PredictorResponseError,
@@ -28,6 +27,7 @@ from berg_serving.protocol import (
     scores_response_v2,
 )
 from berg_serving.scoring_request import RequestError
+from tests.fraud_serving import ASSEMBLER
 
 pytestmark = pytest.mark.unit
 
@@ -105,7 +105,7 @@ def test_scores_round_trip_v2_over_rest_and_grpc(binary: bool) -> None:
 
 def test_scoring_responses_carry_the_version_and_one_result_per_transaction() -> None:
     batch = [transaction(), transaction()]
-    frame = assemble_features(batch, online((user_row(), merchant_row()), (None, None)))
+    frame = ASSEMBLER.assemble(batch, online((user_row(), merchant_row()), (None, None)))
     scored = score_transactions(batch, frame, SCORES, model_name="fraud", served_at=NOW)
     v1 = scored_response_v1(scored, "fraud")
     assert v1["model_version"] == "v0002"

@@ -25,12 +25,12 @@ from berg.web.app import WebSettings
 from berg_fraud.rules import FraudRules
 from berg_serving.champion import ChampionSlot, load_champion
 from berg_serving.decisions import DecisionPolicy
-from berg_serving.features import SERVABLE_FEATURES
 from berg_serving.metrics import ServingMetrics
-from berg_serving.models import FraudTransformer
+from berg_serving.models import Transformer
 from berg_serving.scorers import LocalScorer
 from berg_serving.server import ServingServer
 from berg_serving.settings import ServingSettings
+from tests.fraud_serving import ASSEMBLER, SERVABLE_FEATURES
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio, pytest.mark.filterwarnings("ignore:ORJSONResponse is deprecated")]
 
@@ -82,9 +82,10 @@ def served(slot: ChampionSlot, clock: list[datetime]) -> Served:
     metrics_registry = CollectorRegistry()
     metrics = ServingMetrics.register(metrics_registry)
     scorer = LocalScorer(slot, DecisionPolicy(), threads=1)
-    model = FraudTransformer(
+    model = Transformer(
         "fraud",
         DictFeatures({"user-00001"}),
+        ASSEMBLER,
         scorer,
         None,
         metrics,

@@ -4,9 +4,9 @@
 a prediction time, a label, anything else) the feature values that were valid at that
 time::
 
-    frame = build_training_frame(store, transactions, with_as_of=True)
-    layout = describe_features(store)
-    check_leakage(frame, label_column="is_fraud", prediction_time_column="event_timestamp",
+    frame = build_training_frame(store, events, "my_model_v1", with_as_of=True)
+    layout = describe_features(store, "my_model_v1")
+    check_leakage(frame, label_column="label", prediction_time_column="event_timestamp",
                   feature_columns=layout.features, as_of_columns=layout.as_of)
 
 For each feature view a row gets the view's latest source row (by event time, then
@@ -51,30 +51,17 @@ from feast.infra.offline_stores.offline_utils import DEFAULT_ENTITY_DF_EVENT_TIM
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.types import Bool, Float32, Float64, Int32, Int64
 
+from berg.features.definitions import AS_OF_TAG
+from berg.features.feature_set import EVENT_TIMESTAMP
 from berg.features.point_in_time import join_keys
-from berg.features.schema import (
-    EVENT_TIMESTAMP,
-    FEATURE_SERVICE,
-    MERCHANT_AS_OF,
-    MERCHANT_VIEW,
-    USER_AS_OF,
-    USER_VIEW,
-)
 
 __all__ = [
-    "AS_OF_COLUMNS",
     "AS_OF_TAG",
     "STRICTLY_BEFORE_OFFSET",
     "FeatureLayout",
     "build_training_frame",
     "describe_features",
 ]
-
-AS_OF_TAG = "as_of"
-"""A feature view names its as-of feature in this tag: the Unix-seconds event time of the data a row summarises."""
-
-AS_OF_COLUMNS: Mapping[str, str] = MappingProxyType({USER_VIEW: USER_AS_OF, MERCHANT_VIEW: MERCHANT_AS_OF})
-"""Berg's own views' as-of features (their tags say the same; a view without the tag falls back to this)."""
 
 STRICTLY_BEFORE_OFFSET = pd.Timedelta(microseconds=1)
 """How far before the caller's time the join is made with ``strictly_before`` (the sources' resolution)."""
@@ -205,7 +192,7 @@ def _plan(
     as_of_columns: dict[str, str] = {}
     as_of_refs: list[tuple[str, str]] = []
     for view_name in list(fetched):
-        as_of = views[view_name].tags.get(AS_OF_TAG) or AS_OF_COLUMNS.get(view_name)
+        as_of = views[view_name].tags.get(AS_OF_TAG)
         if as_of is None or as_of not in fields_of(views[view_name]):
             continue
         as_of_columns[view_name] = as_of if not full_feature_names else _internal(view_name, as_of)
@@ -244,7 +231,7 @@ def _plan(
 
 def describe_features(
     store: FeatureStore,
-    features: str | Sequence[str] = FEATURE_SERVICE,
+    features: str | Sequence[str],
     *,
     extra_features: Sequence[str] = (),
     full_feature_names: bool = False,
@@ -267,7 +254,7 @@ def _column(table: pa.Table, name: str, dtype: str | None) -> pd.api.extensions.
 def build_training_frame(
     store: FeatureStore,
     entities: pd.DataFrame,
-    features: str | Sequence[str] = FEATURE_SERVICE,
+    features: str | Sequence[str],
     *,
     extra_features: Sequence[str] = (),
     timestamp_column: str = EVENT_TIMESTAMP,
@@ -289,9 +276,9 @@ def build_training_frame(
     Args:
         store: A Feast store with Berg's definitions applied (:func:`berg.features.store.prepare_store`)
             and Berg's offline store (both profiles name it).
-        entities: One row per prediction: the join keys the views need (``user_id``,
-            ``merchant_id``), the time column, the request columns of on-demand views
-            (``amount``, ``event_unix``), and anything else (labels, ids), passed through.
+        entities: One row per prediction: the join keys the views need, the time column,
+            the request columns of on-demand views (``event_unix`` and the fields they
+            read), and anything else (labels, ids), passed through.
             A tz-naive time is read as UTC.
         features: A feature service name, or feature references (``"view:feature"``).
         extra_features: More references, added to ``features``.
@@ -300,7 +287,7 @@ def build_training_frame(
             stamped exactly at the prediction time (which includes the predicted event)
             is not used: what the online scorer sees. The returned time column is
             unchanged either way.
-        with_as_of: Also return each feature view's as-of feature (:data:`AS_OF_COLUMNS`)
+        with_as_of: Also return each feature view's as-of feature (the one its :data:`AS_OF_TAG` tag names)
             that a requested feature rests on, for :func:`berg.features.leakage.check_leakage`.
         full_feature_names: Name columns ``view__feature`` instead of ``feature``.
 

@@ -1,49 +1,44 @@
-"""The Feast objects of Berg's feature repo, built from :mod:`berg.features.schema`.
+"""The Feast objects of a use case's feature set (:mod:`berg.features.feature_set`).
 
-``feature_repo/berg_features.py`` (what ``feast apply`` reads) and the tests build
-them here, so the repo and the code that pushes to it cannot drift apart.
+``feature_repo/berg_repo.py`` (what ``feast apply`` reads), :func:`berg.features.store.prepare_store`
+and the tests build them here, so the repo and the code that pushes to it cannot drift apart.
 """
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource
+from feast.data_source import DataSource
 from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_view
 from feast.types import Float64, Int64, String
 from feast.value_type import ValueType
 
-from berg.features.schema import (
+from berg.features.feature_set import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
-    FEATURE_SERVICE,
-    MERCHANT_AS_OF,
-    MERCHANT_AVAILABLE,
-    MERCHANT_FEATURES,
-    MERCHANT_KEY,
-    MERCHANT_TTL,
-    MERCHANT_VIEW,
-    ON_DEMAND_FEATURES,
-    ON_DEMAND_VIEW,
-    REQUEST_AMOUNT,
-    REQUEST_EVENT_UNIX,
-    USER_AS_OF,
-    USER_FEATURES,
-    USER_KEY,
-    USER_PUSH_SOURCE,
-    USER_TTL,
-    USER_VIEW,
+    FeatureSet,
     FeatureSpec,
+    OnDemandView,
+    StoredView,
+    StreamingView,
 )
 
 __all__ = [
+    "AS_OF_TAG",
     "FeatureDefinitions",
     "build_definitions",
     "source_schema",
+    "view_source_schema",
 ]
+
+AS_OF_TAG = "as_of"
+"""A feature view names its as-of feature in this tag: the Unix-seconds event time of the data a row summarises."""
 
 _FEAST_TYPES = {"int": Int64, "float": Float64}
 _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64()}
@@ -61,6 +56,11 @@ def source_schema(key: str, features: tuple[FeatureSpec, ...]) -> pa.Schema:
     )
 
 
+def view_source_schema(view: StoredView) -> pa.Schema:
+    """The parquet schema of ``view``'s offline source."""
+    return source_schema(view.entity.key, view.features)
+
+
 def _fields(features: tuple[FeatureSpec, ...], *, described: bool = True) -> list[Field]:
     return [
         Field(name=spec.name, dtype=_FEAST_TYPES[spec.kind], description=spec.description if described else "")
@@ -70,112 +70,116 @@ def _fields(features: tuple[FeatureSpec, ...], *, described: bool = True) -> lis
 
 @dataclass(frozen=True)
 class FeatureDefinitions:
-    """Every Feast object of the repo."""
+    """Every Feast object of a feature set."""
 
-    user: Entity
-    merchant: Entity
-    user_source: FileSource
-    user_push: PushSource
-    merchant_source: FileSource
-    user_view: FeatureView
-    merchant_view: FeatureView
-    request: RequestSource
-    context_view: OnDemandFeatureView
+    entities: tuple[Entity, ...]
+    sources: Mapping[str, FileSource]
+    """Stored view name -> its offline source."""
+    push_sources: tuple[PushSource, ...]
+    views: Mapping[str, FeatureView]
+    """Stored view name -> its feature view."""
+    request: RequestSource | None
+    on_demand: OnDemandFeatureView | None
     service: FeatureService
 
     def objects(self) -> list[Any]:
-        """All of them, for ``FeatureStore.apply``."""
-        return [getattr(self, name) for name in self.__dataclass_fields__]
+        """All of them, for ``FeatureStore.apply`` and a repo file."""
+        optional: list[Any] = [obj for obj in (self.request, self.on_demand) if obj is not None]
+        return [
+            *self.entities,
+            *self.sources.values(),
+            *self.push_sources,
+            *self.views.values(),
+            *optional,
+            self.service,
+        ]
 
 
-def build_definitions(offline_root: str) -> FeatureDefinitions:
-    """Berg's entities, sources, views and the ``fraud_model_v1`` service over ``offline_root``."""
-    user = Entity(
-        name="user",
-        join_keys=[USER_KEY],
-        value_type=ValueType.STRING,
-        description="A card holder (the simulator's user_id).",
-    )
-    merchant = Entity(name="merchant", join_keys=[MERCHANT_KEY], value_type=ValueType.STRING, description="A merchant.")
-    user_source = FileSource(
-        name="user_transaction_aggregates_source",
-        path=f"{offline_root}/{USER_VIEW}",
+def _source(view: StoredView, offline_root: str) -> FileSource:
+    return FileSource(
+        name=view.source_name,
+        path=f"{offline_root}/{view.name}",
         timestamp_field=EVENT_TIMESTAMP,
         created_timestamp_column=CREATED_TIMESTAMP,
-        description="Rows pushed by the features service, one per transaction (and corrections).",
+        description=view.source_description,
     )
-    user_push = PushSource(name=USER_PUSH_SOURCE, batch_source=user_source)
-    merchant_source = FileSource(
-        name="merchant_aggregates_source",
-        path=f"{offline_root}/{MERCHANT_VIEW}",
-        timestamp_field=EVENT_TIMESTAMP,
-        created_timestamp_column=CREATED_TIMESTAMP,
-        description="Hourly merchant snapshots computed by the features service from the label store.",
-    )
-    user_view = FeatureView(
-        name=USER_VIEW,
-        entities=[user],
-        ttl=USER_TTL,
-        schema=[Field(name=USER_KEY, dtype=String), *_fields(USER_FEATURES)],
-        source=user_push,
+
+
+def _view(view: StoredView, entity: Entity, source: DataSource) -> FeatureView:
+    return FeatureView(
+        name=view.name,
+        entities=[entity],
+        ttl=view.ttl,
+        schema=[Field(name=view.entity.key, dtype=String), *_fields(view.features)],
+        source=source,
         online=True,
-        description="Streaming per-user aggregates in event-time windows (services/features).",
-        tags={"kind": "streaming", "as_of": USER_AS_OF},
+        description=view.description,
+        tags={"kind": view.kind, AS_OF_TAG: view.as_of},
     )
-    merchant_view = FeatureView(
-        name=MERCHANT_VIEW,
-        entities=[merchant],
-        ttl=MERCHANT_TTL,
-        schema=[Field(name=MERCHANT_KEY, dtype=String), *_fields(MERCHANT_FEATURES)],
-        source=merchant_source,
-        online=True,
-        description="Per-merchant volume and fraud rate from labels known at the snapshot (batch, materialized).",
-        tags={"kind": "batch", "as_of": MERCHANT_AS_OF},
-    )
+
+
+def _on_demand(spec: OnDemandView, views: Mapping[str, FeatureView]) -> tuple[RequestSource, OnDemandFeatureView]:
     request = RequestSource(
-        name="transaction_request",
-        schema=[Field(name=REQUEST_AMOUNT, dtype=Float64), Field(name=REQUEST_EVENT_UNIX, dtype=Float64)],
-        description="The transaction being scored: its amount and event time (Unix seconds).",
+        name=spec.request_source,
+        schema=[Field(name=column, dtype=Float64) for column in spec.request_columns],
+        description=spec.request_description,
     )
-
-    @on_demand_feature_view(  # type: ignore[untyped-decorator]
-        sources=[request, user_view[["amount_mean_7d", USER_AS_OF]]],
+    decorate = on_demand_feature_view(
+        sources=[request, *(views[source.view][list(source.features)] for source in spec.inputs)],
         # Feast checks the declared schema against one it infers by running the function,
         # field for field, descriptions included: on-demand fields go undescribed.
-        schema=_fields(ON_DEMAND_FEATURES, described=False),
+        schema=_fields(spec.features, described=False),
         mode="pandas",
     )
-    def transaction_context(inputs: pd.DataFrame) -> pd.DataFrame:
-        # Feast rebuilds this function from its source text, without this module's
-        # globals: the import must be inside.
-        from berg.features.on_demand import transaction_context as compute
+    view: OnDemandFeatureView = decorate(_copy(spec.function))
+    return request, view
 
-        return compute(inputs)
 
-    assert transaction_context.name == ON_DEMAND_VIEW
-    model_user_features = [spec.name for spec in USER_FEATURES if spec.name != USER_AS_OF]
-    model_merchant_features = [
-        spec.name for spec in MERCHANT_FEATURES if spec.name not in {MERCHANT_AS_OF, MERCHANT_AVAILABLE}
-    ]
+def _copy(function: Callable[..., Any]) -> Callable[..., Any]:
+    # Feast's decorator rewrites the function's __module__ to "__main__" (for dill), after which its
+    # source can no longer be found: it gets a copy, so the use case's function stays as it is and a
+    # second build (another store, a test) finds its source again.
+    copy = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__, function.__defaults__, function.__closure__
+    )
+    copy.__kwdefaults__ = function.__kwdefaults__
+    copy.__annotations__ = dict(function.__annotations__)
+    copy.__qualname__ = function.__qualname__
+    copy.__doc__ = function.__doc__
+    return copy
+
+
+def build_definitions(features: FeatureSet, offline_root: str) -> FeatureDefinitions:
+    """The entities, sources, views and feature service of ``features``, with offline sources under ``offline_root``."""
+    entities = {
+        entity.name: Entity(
+            name=entity.name, join_keys=[entity.key], value_type=ValueType.STRING, description=entity.description
+        )
+        for entity in features.entities
+    }
+    sources = {view.name: _source(view, offline_root) for view in features.views}
+    pushes = {
+        view.name: PushSource(name=view.push_source, batch_source=sources[view.name]) for view in features.streaming
+    }
+    views: dict[str, FeatureView] = {}
+    for view in features.views:
+        source: DataSource = pushes[view.name] if isinstance(view, StreamingView) else sources[view.name]
+        views[view.name] = _view(view, entities[view.entity.name], source)
+    request, on_demand = _on_demand(features.on_demand, views) if features.on_demand else (None, None)
     service = FeatureService(
-        name=FEATURE_SERVICE,
+        name=features.service,
         features=[
-            user_view[model_user_features],
-            merchant_view[model_merchant_features],
-            transaction_context,
+            *(views[view.name][list(view.model_features)] for view in features.views),
+            *([on_demand] if on_demand is not None else []),
         ],
-        description="The features of the fraud model, version 1. A new feature set is a new service (v2).",
-        tags={"model": "fraud"},
+        description=features.description,
     )
     return FeatureDefinitions(
-        user=user,
-        merchant=merchant,
-        user_source=user_source,
-        user_push=user_push,
-        merchant_source=merchant_source,
-        user_view=user_view,
-        merchant_view=merchant_view,
+        entities=tuple(entities.values()),
+        sources=MappingProxyType(sources),
+        push_sources=tuple(pushes.values()),
+        views=MappingProxyType(views),
         request=request,
-        context_view=transaction_context,
+        on_demand=on_demand,
         service=service,
     )

@@ -324,6 +324,15 @@ class FeatureSet:
         return tuple(view.aggregation for view in self.streaming)
 
     @property
+    def longest_window(self) -> timedelta:
+        """How far back any stored feature reads: after this long, every feature describes only what came since."""
+        windows = [
+            *(timedelta(microseconds=view.longest_window_us) for view in self.aggregations),
+            *(view.window for view in self.snapshots),
+        ]
+        return max(windows, default=timedelta(0))
+
+    @property
     def on_demand_features(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.on_demand.features) if self.on_demand else ()
 

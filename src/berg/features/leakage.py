@@ -3,7 +3,7 @@
 A model trained on leaked data looks excellent offline and fails in production, so
 the training pipeline runs :func:`check_leakage` on every frame before fitting::
 
-    layout = describe_features(store)  # berg.features.dataset
+    layout = describe_features(store, "my_model_v1")  # berg.features.dataset
     check_leakage(frame, label_column="label", prediction_time_column="event_timestamp",
                   feature_columns=layout.features, as_of_columns=layout.as_of)
 

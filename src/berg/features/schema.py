@@ -8,11 +8,10 @@ and another elsewhere. Pure Python: no Feast import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
 
 from berg.features.aggregation import AggregationView, WindowedAggregate
+from berg.features.feature_set import FeatureSpec
 
 __all__ = [
     "CREATED_TIMESTAMP",
@@ -41,24 +40,6 @@ __all__ = [
     "FeatureSpec",
     "watch_only_features",
 ]
-
-Kind = Literal["int", "float"]
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One feature column: its name, its value kind and a sentence for the registry."""
-
-    name: str
-    kind: Kind
-    description: str
-    retrain_on_drift: bool = True
-    """Whether its drift may start a retraining run. False for a feature whose distribution moves on a
-    timescale longer than a training window even in a settled world (a new model's reference would be as far
-    from next month's values), or swings from one day to the next past the alert threshold in a settled world
-    (a day of it is too small a sample): retraining cannot cure either. Monitoring still measures and exports
-    it (and alerts at severity info)."""
-
 
 EVENT_TIMESTAMP = "event_timestamp"
 """Event time of the state a feature row describes (Feast's ``timestamp_field``)."""

@@ -15,10 +15,10 @@ from pathlib import Path
 import pyarrow as pa
 from feast import FeatureStore, FileSource
 
-from berg.features.definitions import FeatureDefinitions, build_definitions, source_schema
+from berg.features.definitions import FeatureDefinitions, build_definitions, view_source_schema
+from berg.features.feature_set import FeatureSet
 from berg.features.parquet_parts import SCHEMA_PART, source_directory, write_part
 from berg.features.profile import load_profile
-from berg.features.schema import MERCHANT_FEATURES, MERCHANT_KEY, USER_FEATURES, USER_KEY
 from berg.features.store_config import EMBEDDED_PROFILE, STATE_DIR_VARIABLE, FeatureStoreConfig
 
 __all__ = ["close_store", "open_store", "prepare_store"]
@@ -55,10 +55,10 @@ def _ensure_schema_part(store: FeatureStore, source: FileSource, schema: pa.Sche
         write_part(filesystem, path, schema.empty_table(), name=SCHEMA_PART)
 
 
-def prepare_store(store: FeatureStore, offline_root: str) -> FeatureDefinitions:
-    """Register Berg's definitions (idempotent, like ``feast apply``) and seed the offline sources."""
-    definitions = build_definitions(offline_root)
-    _ensure_schema_part(store, definitions.user_source, source_schema(USER_KEY, USER_FEATURES))
-    _ensure_schema_part(store, definitions.merchant_source, source_schema(MERCHANT_KEY, MERCHANT_FEATURES))
+def prepare_store(store: FeatureStore, features: FeatureSet, offline_root: str) -> FeatureDefinitions:
+    """Register the use case's definitions (idempotent, like ``feast apply``) and seed the offline sources."""
+    definitions = build_definitions(features, offline_root)
+    for view in features.views:
+        _ensure_schema_part(store, definitions.sources[view.name], view_source_schema(view))
     store.apply(definitions.objects())
     return definitions

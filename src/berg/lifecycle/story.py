@@ -43,7 +43,6 @@ from typing import Any
 from rich.console import Console
 
 from berg.contracts.alerts import RETRAINING_ALERTS
-from berg.features.schema import MERCHANT_FRAUD_WINDOW
 from berg.kafka.producer import open_producer
 from berg.lifecycle.dataplane import (
     DataPlaneBehind,
@@ -88,10 +87,11 @@ class StoryOptions:
     window_days: float = 14.0
     """Training window of both runs (the controller's local runs use the stack's setting; keep them equal)."""
     after_days: float = 1.0
-    settle_days: float = MERCHANT_FRAUD_WINDOW.days
-    """Days of the drift before the challenger's window starts (see :func:`~berg.lifecycle.timeline.plan_timeline`):
-    the longest feature window (a merchant's 30-day fraud rate and labels known), so every feature of the
-    challenger's training rows describes the new world only, as its own traffic afterwards does."""
+    settle_days: float | None = None
+    """Days of the drift before the challenger's window starts (see :func:`~berg.lifecycle.timeline.plan_timeline`);
+    None: the use case's longest feature window (the fraud case's: a merchant's 30-day fraud rate and labels
+    known), so every feature of the challenger's training rows describes the new world only, as its own traffic
+    afterwards does."""
     score_batch: int = 32
     drift_slice: timedelta = timedelta(hours=24)
     """Event time per slice of the drift's replay: each is scored with the features stored before it, and
@@ -182,14 +182,18 @@ def _wait(condition: Callable[[], Any], timeout_s: float, what: str, interval_s:
 
 def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> StoryOutcome:
     """Run every act on the stack (which must be up, with every Berg service); the outcome for the report."""
-    card = resolve_use_case(options.use_case).card
+    use_case = resolve_use_case(options.use_case)
+    card = use_case.card
+    settle = options.settle_days
+    if settle is None:
+        settle = use_case.features.longest_window.total_seconds() / 86_400
     now = datetime.now(UTC)
     timeline = plan_timeline(
         now,
         window_days=options.window_days,
         horizon_days=card.target.label_horizon_days,
         after_days=options.after_days,
-        settle_days=options.settle_days,
+        settle_days=settle,
     )
     outcome = StoryOutcome(timeline, now)
     host, ports = stack.settings.host, stack.settings.ports

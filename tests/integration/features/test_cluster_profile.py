@@ -33,10 +33,18 @@ from prometheus_client import CollectorRegistry
 from berg.contracts import TransactionV1
 from berg.features.label_store import LabelStore
 from berg.features.parquet_parts import SCHEMA_PART
-from berg.features.schema import (
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import CLUSTER_PROFILE, OFFLINE_ROOT_VARIABLE, FeatureStoreConfig, checkout_feature_repo
+from berg.kafka.dead_letter import DeadLetterPublisher
+from berg.kafka.records import RawRecord
+from berg_features.aggregates import HOUR, WindowAggregator
+from berg_features.handler import FeaturesHandler
+from berg_features.metrics import FeaturesMetrics
+from tests.fraud_schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
     FEATURE_SERVICE,
+    FEATURES,
     MERCHANT_VIEW,
     ON_DEMAND_VIEW,
     USER_AGGREGATES,
@@ -45,13 +53,6 @@ from berg.features.schema import (
     USER_PUSH_SOURCE,
     USER_VIEW,
 )
-from berg.features.store import open_store, prepare_store
-from berg.features.store_config import CLUSTER_PROFILE, OFFLINE_ROOT_VARIABLE, FeatureStoreConfig, checkout_feature_repo
-from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.records import RawRecord
-from berg_features.aggregates import HOUR, WindowAggregator
-from berg_features.handler import FeaturesHandler
-from berg_features.metrics import FeaturesMetrics
 from tests.helpers import make_transactions
 from tests.servers import PostgresServer, RedisServer
 
@@ -117,7 +118,7 @@ def cluster(
     offline_root = tmp_path_factory.mktemp("offline")
     env = profile_env(postgres_server.sqlalchemy_url(database), redis_server.connection_string(redis_db), offline_root)
     with opened(env) as store, redis_server.client(redis_db) as client:
-        prepare_store(store, str(offline_root))
+        prepare_store(store, FEATURES, str(offline_root))
         yield ClusterStore(
             env=env, store=store, redis=client, postgres=postgres_server, database=database, offline_root=offline_root
         )
@@ -321,6 +322,7 @@ def test_the_features_service_corrects_a_users_latest_row_in_redis_after_a_late_
         WindowAggregator(USER_AGGREGATES, HOUR),
         DeadLetterPublisher(None, "features"),
         FeaturesMetrics.register(CollectorRegistry()),
+        push_source=USER_PUSH_SOURCE,
     )
     first, second = make_transactions(2, seed=4)
     now = datetime.now(UTC).replace(microsecond=0)

@@ -33,10 +33,13 @@ from berg.features.dataset import STRICTLY_BEFORE_OFFSET, build_training_frame, 
 from berg.features.definitions import source_schema
 from berg.features.leakage import LeakageError, check_leakage
 from berg.features.parquet_parts import SCHEMA_PART, write_part
-from berg.features.schema import (
+from berg.features.store import open_store, prepare_store
+from berg.features.store_config import FeatureStoreConfig
+from tests.fraud_schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
     FEATURE_SERVICE,
+    FEATURES,
     MERCHANT_AS_OF,
     MERCHANT_AVAILABLE,
     MERCHANT_FEATURES,
@@ -50,8 +53,6 @@ from berg.features.schema import (
     USER_TTL,
     USER_VIEW,
 )
-from berg.features.store import open_store, prepare_store
-from berg.features.store_config import FeatureStoreConfig
 
 pytestmark = [
     pytest.mark.integration,
@@ -107,7 +108,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     feature_store = FeatureStoreConfig.embedded(state)
     feast = open_store(feature_store)
     root = feature_store.offline_root
-    prepare_store(feast, root)
+    prepare_store(feast, FEATURES, root)
     config = feast.config
     dask = FeatureStore(
         config=RepoConfig(
@@ -413,7 +414,7 @@ def test_the_feature_service_joins_both_views_and_computes_on_demand_features(st
 
 
 def test_describe_features_names_each_columns_view_and_as_of(store: Store) -> None:
-    layout = describe_features(store.feast)
+    layout = describe_features(store.feast, FEATURE_SERVICE)
     assert layout.features["tx_count_24h"] == USER_VIEW
     assert layout.features["merchant_fraud_rate_30d"] == MERCHANT_VIEW
     assert layout.features["hour_of_day"] == "transaction_context"
@@ -429,7 +430,7 @@ def test_describe_features_names_each_columns_view_and_as_of(store: Store) -> No
 def test_bad_requests_are_refused_with_what_to_fix(store: Store) -> None:
     entities = pd.DataFrame({USER_KEY: ["u1"], EVENT_TIMESTAMP: [T0]})
     with pytest.raises(ValueError, match="needs the request columns"):
-        build_training_frame(store.feast, entities.assign(merchant_id="m1"))
+        build_training_frame(store.feast, entities.assign(merchant_id="m1"), FEATURE_SERVICE)
     with pytest.raises(ValueError, match="joins on \\['merchant_id'\\]"):
         build_training_frame(store.feast, entities, [f"{MERCHANT_VIEW}:merchant_tx_count_24h"])
     with pytest.raises(ValueError, match="has no feature 'nope'"):

@@ -14,8 +14,8 @@ import pytest
 
 from berg.features.definitions import source_schema
 from berg.features.parquet_parts import write_part
-from berg.features.schema import MERCHANT_AS_OF, MERCHANT_AVAILABLE, MERCHANT_FEATURES, MERCHANT_KEY, MERCHANT_VIEW
 from berg.features.store_config import checkout_feature_repo
+from tests.fraud_schema import MERCHANT_AS_OF, MERCHANT_AVAILABLE, MERCHANT_FEATURES, MERCHANT_KEY, MERCHANT_VIEW
 from tests.helpers import free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -25,7 +25,16 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.features.label_store import LabelStore
-from berg.features.schema import (
+from berg.features.store import open_store
+from berg.features.store_config import FeatureStoreConfig
+from berg.kafka.topics import DEAD_LETTER
+from berg.settings import KafkaSettings
+from berg_features.aggregates import SECOND, WindowEvent
+from berg_features.handler import event_from_transaction
+from berg_features.merchant_job import snapshot_times
+from berg_features.merchants import merchant_snapshots, snapshot_availability
+from tests.feature_oracle import assert_rows_equal, oracle_accepts, oracle_row
+from tests.fraud_schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
     MERCHANT_FEATURES,
@@ -36,15 +45,6 @@ from berg.features.schema import (
     USER_KEY,
     USER_VIEW,
 )
-from berg.features.store import open_store
-from berg.features.store_config import FeatureStoreConfig
-from berg.kafka.topics import DEAD_LETTER
-from berg.settings import KafkaSettings
-from berg_features.aggregates import SECOND, WindowEvent
-from berg_features.handler import event_from_transaction
-from berg_features.merchant_job import snapshot_times
-from berg_features.merchants import merchant_snapshots, snapshot_availability
-from tests.feature_oracle import assert_rows_equal, oracle_accepts, oracle_row
 from tests.helpers import make_transactions, wait_for
 from tests.processes import ServiceProcess
 

@@ -34,8 +34,15 @@ from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailable
 from berg.contracts import LabelV1, TransactionV1
 from berg.features.dataset import build_training_frame
 from berg.features.label_store import LabelStore
-from berg.features.schema import (
+from berg.features.store import close_store, open_store
+from berg.features.store_config import FeatureStoreConfig
+from berg.settings import KafkaSettings
+from berg_features.aggregates import WindowEvent
+from berg_features.handler import event_from_transaction
+from tests.feature_oracle import oracle_row
+from tests.fraud_schema import (
     EVENT_TIMESTAMP,
+    FEATURE_SERVICE,
     MERCHANT_FRAUD_WINDOW,
     MERCHANT_KEY,
     MERCHANT_SNAPSHOT_EVERY,
@@ -48,12 +55,6 @@ from berg.features.schema import (
     USER_KEY,
     USER_TTL,
 )
-from berg.features.store import close_store, open_store
-from berg.features.store_config import FeatureStoreConfig
-from berg.settings import KafkaSettings
-from berg_features.aggregates import WindowEvent
-from berg_features.handler import event_from_transaction
-from tests.feature_oracle import oracle_row
 from tests.helpers import wait_for
 from tests.integration.features.test_features_service import lag
 from tests.processes import ServiceProcess
@@ -298,7 +299,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         )
         store = open_store(FeatureStoreConfig.embedded(state))
         try:
-            frame = build_training_frame(store, entities)
+            frame = build_training_frame(store, entities, FEATURE_SERVICE)
         finally:
             close_store(store)
 

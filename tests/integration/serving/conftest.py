@@ -23,9 +23,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from berg.features.schema import FEATURE_SERVICE
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
 from tests.feature_world import FeatureWorld, simulated_feature_store
+from tests.fraud_schema import FEATURE_SERVICE
 from tests.helpers import free_port
 from tests.processes import ServiceProcess
 

@@ -14,8 +14,8 @@ from berg.features.store import open_store
 from berg.registry import ModelRegistry
 from berg_serving.champion import load_champion
 from berg_serving.decisions import DecisionPolicy
-from berg_serving.features import assemble_features, entity_rows
 from berg_serving.online import FeastOnlineFeatures
+from tests.fraud_serving import ASSEMBLER
 from tests.integration.serving.conftest import MODEL, ServingWorld
 
 __all__ = ["expected_scores", "infer_request", "v2_tensors"]
@@ -26,9 +26,9 @@ def expected_scores(
 ) -> tuple[list[float], list[str]]:
     """Scores and decisions of ``version`` for the transactions, from the same store and model file."""
     transactions = [TransactionV1.model_validate(row) for row in rows]
-    online = FeastOnlineFeatures(lambda: open_store(world.world.store_config), threads=1)
+    online = FeastOnlineFeatures(lambda: open_store(world.world.store_config), ASSEMBLER.online_refs, threads=1)
     try:
-        frame = assemble_features(transactions, online.fetch(entity_rows(transactions)))
+        frame = ASSEMBLER.assemble(transactions, online.fetch(ASSEMBLER.entity_rows(transactions)))
     finally:
         online.close()
     champion = load_champion(ModelRegistry(registry), MODEL, version)

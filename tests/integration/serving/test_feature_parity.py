@@ -14,10 +14,10 @@ import pytest
 
 from berg.contracts import TransactionV1
 from berg.features.dataset import build_training_frame
-from berg.features.schema import EVENT_TIMESTAMP, FEATURE_SERVICE, REQUEST_EVENT_UNIX
 from berg.features.store import close_store, open_store
-from berg_serving.features import SERVABLE_FEATURES, assemble_features, entity_rows
 from berg_serving.online import FeastOnlineFeatures
+from tests.fraud_schema import EVENT_TIMESTAMP, FEATURE_SERVICE, REQUEST_EVENT_UNIX
+from tests.fraud_serving import ASSEMBLER, SERVABLE_FEATURES
 from tests.integration.serving.conftest import ServingWorld
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,9 +27,9 @@ def test_online_vectors_equal_the_training_frame(serving_world: ServingWorld) ->
     rows = serving_world.transactions(60, seed=11, unknown=5)
     transactions = [TransactionV1.model_validate(row) for row in rows]
     feature_store = serving_world.world.store_config
-    online = FeastOnlineFeatures(lambda: open_store(feature_store), threads=1)
+    online = FeastOnlineFeatures(lambda: open_store(feature_store), ASSEMBLER.online_refs, threads=1)
     try:
-        served = assemble_features(transactions, online.fetch(entity_rows(transactions)))
+        served = ASSEMBLER.assemble(transactions, online.fetch(ASSEMBLER.entity_rows(transactions)))
     finally:
         online.close()
     store = open_store(feature_store)

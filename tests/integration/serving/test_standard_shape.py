@@ -20,8 +20,8 @@ from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRe
 
 from berg.contracts import TransactionV1
 from berg.features.store import open_store
-from berg_serving.features import assemble_features, entity_rows
 from berg_serving.online import FeastOnlineFeatures
+from tests.fraud_serving import ASSEMBLER
 from tests.helpers import wait_for
 from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
 from tests.integration.serving.scoring import expected_scores
@@ -99,9 +99,9 @@ def test_the_transformer_answers_v1_and_v2_through_the_predictor(
 
 def _feature_columns(serving_world: ServingWorld, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     transactions = [TransactionV1.model_validate(row) for row in rows]
-    online = FeastOnlineFeatures(lambda: open_store(serving_world.world.store_config), threads=1)
+    online = FeastOnlineFeatures(lambda: open_store(serving_world.world.store_config), ASSEMBLER.online_refs, threads=1)
     try:
-        return dict(assemble_features(transactions, online.fetch(entity_rows(transactions))).columns)
+        return dict(ASSEMBLER.assemble(transactions, online.fetch(ASSEMBLER.entity_rows(transactions))).columns)
     finally:
         online.close()
 

@@ -18,11 +18,12 @@ import pandas as pd
 from feast import FeatureStore
 
 from berg.features.dataset import build_training_frame, describe_features
+from berg.features.feature_set import EVENT_TIMESTAMP, REQUEST_EVENT_UNIX
 from berg.features.label_store import LabelStore
 from berg.features.leakage import check_leakage
-from berg.features.schema import EVENT_TIMESTAMP, REQUEST_AMOUNT, REQUEST_EVENT_UNIX
 from berg.problem.card import ProblemCard
-from berg_pipelines.runtime.frames import REQUEST_FEATURES, DatasetInfo, write_frame
+from berg.usecase import UseCase
+from berg_pipelines.runtime.frames import DatasetInfo, write_frame
 
 __all__ = ["DatasetError", "DatasetWindow", "build_dataset", "label_complete_window"]
 
@@ -58,6 +59,7 @@ def build_dataset(
     store: FeatureStore,
     labels: LabelStore,
     card: ProblemCard,
+    use_case: UseCase,
     window: DatasetWindow,
     output: Path,
     *,
@@ -69,10 +71,18 @@ def build_dataset(
 ) -> DatasetInfo:
     """Write ``train.parquet``, ``validation.parquet``, ``test.parquet`` and ``info.json`` into ``output``.
 
+    The entity frame's target is the use case's label join target; the model's features are the
+    feature service's plus the use case's request features (fields of the scored event read as they are).
+
     Raises:
         DatasetError: too few rows or positives in a split, naming the window.
         berg.features.leakage.LeakageError: a feature leaks the label or the future.
     """
+    amount = use_case.label_join.amount
+    if amount is None:
+        raise DatasetError(
+            f"use case {use_case.name!r} names no money field in its label join: the evaluation prices decisions by it"
+        )
     entities = labels.labelled_transactions(window.start, window.end, timedelta(days=card.target.label_horizon_days))
     if len(entities) < min_rows:
         raise DatasetError(
@@ -81,7 +91,7 @@ def build_dataset(
         )
     entities = entities.rename(columns={"event_time": EVENT_TIMESTAMP})
     entities[REQUEST_EVENT_UNIX] = entities[EVENT_TIMESTAMP].map(lambda t: t.timestamp())
-    entities[card.target.column] = entities["is_fraud"].astype("int64")
+    entities[card.target.column] = entities[use_case.label_join.target].astype("int64")
     frame = build_training_frame(store, entities, feature_service, with_as_of=True)
     layout = describe_features(store, feature_service)
     check_leakage(
@@ -91,7 +101,7 @@ def build_dataset(
         feature_columns=layout.features,
         as_of_columns=dict(layout.as_of),
     )
-    features = (*layout.features, *REQUEST_FEATURES)
+    features = (*layout.features, *use_case.features.request_features)
     frame = frame.sort_values([EVENT_TIMESTAMP, "event_id"], kind="stable").reset_index(drop=True)
     times = frame[EVENT_TIMESTAMP]
     validation_from = times.quantile(1 - validation_share - test_share, interpolation="nearest")
@@ -106,7 +116,7 @@ def build_dataset(
         positives = int(split[label].sum())
         if positives < min_positives or len(split) - positives < min_positives:
             raise DatasetError(
-                f"the {name} split ({len(split)} rows) has {positives} fraud rows; need at least {min_positives} "
+                f"the {name} split ({len(split)} rows) has {positives} positive rows; need at least {min_positives} "
                 f"of each class: simulate more traffic or widen the window"
             )
     output.mkdir(parents=True, exist_ok=True)
@@ -114,7 +124,7 @@ def build_dataset(
         write_frame(split, output / f"{name}.parquet")
     info = DatasetInfo(
         label_column=label,
-        amount_column=REQUEST_AMOUNT,
+        amount_column=amount,
         feature_columns=features,
         feature_service=feature_service,
         window_start=window.start.isoformat(),

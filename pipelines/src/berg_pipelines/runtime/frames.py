@@ -12,9 +12,6 @@ import pandas as pd
 
 __all__ = ["DatasetInfo", "feature_matrix", "read_frame", "write_frame"]
 
-REQUEST_FEATURES = ("amount",)
-"""Request fields the model reads as they are (the scorer has them in the request)."""
-
 
 @dataclass(frozen=True)
 class DatasetInfo:

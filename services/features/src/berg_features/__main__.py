@@ -17,12 +17,12 @@ def main() -> None:
     """Read settings once, register the feature repo, then consume until SIGTERM."""
     settings = load_settings_or_exit(FeaturesSettings)
     use_case = resolve_use_case_or_exit(settings.use_case)
-    if len(use_case.features.aggregations) != 1:
+    if len(use_case.features.streaming) != 1:
         raise SystemExit(
             f"BERG_USE_CASE: the features service computes one streaming view; use case {use_case.name!r} "
-            f"declares {len(use_case.features.aggregations)}"
+            f"declares {len(use_case.features.streaming)}"
         )
-    (view,) = use_case.features.aggregations
+    (streaming,) = use_case.features.streaming
     feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
         settings.feast_profile, settings.feature_repo
     )
@@ -40,15 +40,16 @@ def main() -> None:
     def build(context: ServiceContext) -> FeaturesHandler:
         metrics = FeaturesMetrics.register(context.registry)
         store = open_store(feature_store)
-        prepare_store(store, settings.offline_root)
+        prepare_store(store, use_case.features, settings.offline_root)
         label_store = LabelStore(f"{settings.offline_root.rstrip('/')}/{LABEL_STORE}")
         schedule = RunSchedule(settings.merchant_interval_s, settings.merchant_run_spacing_s)
         handler = FeaturesHandler(
             store,
             label_store,
-            WindowAggregator(view, int(settings.allowed_lateness_s * SECOND)),
+            WindowAggregator(streaming.aggregation, int(settings.allowed_lateness_s * SECOND)),
             context.dead_letters,
             metrics,
+            push_source=streaming.push_source,
             transactions_topic=settings.transactions_topic,
             labels_topic=settings.labels_topic,
             eviction_interval_s=settings.state_eviction_interval_s,

@@ -39,8 +39,8 @@ from feast.data_source import PushMode
 
 from berg.contracts import LabelV1, TransactionV1
 from berg.features.aggregation import AggregationView
+from berg.features.feature_set import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from berg.features.label_store import LabelStore
-from berg.features.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, USER_KEY, USER_PUSH_SOURCE
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
 from berg.kafka.records import RawRecord
@@ -73,11 +73,13 @@ def _event_from_log(view: AggregationView, row: Any) -> WindowEvent:
     return event_of(view, to_us(row.event_time.to_pydatetime()), row.event_id, row)
 
 
-def rows_frame(rows: Iterable[WindowRow], created: datetime, stamps: Sequence[int] | None = None) -> pd.DataFrame:
-    """Feature rows as the push source takes them; ``stamps`` replace the rows' event times."""
+def rows_frame(
+    rows: Iterable[WindowRow], key: str, created: datetime, stamps: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Feature rows as the push source takes them, keyed by ``key``; ``stamps`` replace the rows' event times."""
     rows = list(rows)
     frame = pd.DataFrame([row.features for row in rows])
-    frame.insert(0, USER_KEY, [row.key for row in rows])
+    frame.insert(0, key, [row.key for row in rows])
     times = stamps if stamps is not None else [row.at_us for row in rows]
     frame[EVENT_TIMESTAMP] = pd.to_datetime(list(times), unit="us", utc=True)
     frame[CREATED_TIMESTAMP] = pd.Timestamp(created)
@@ -95,6 +97,7 @@ class FeaturesHandler:
         dead_letters: DeadLetterPublisher,
         metrics: FeaturesMetrics,
         *,
+        push_source: str,
         transactions_topic: str = TRANSACTIONS_VALID,
         labels_topic: str = LABELS_VALID,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -106,6 +109,7 @@ class FeaturesHandler:
         self._store = store
         self._labels = label_store
         self._aggregator = aggregator
+        self._push_source = push_source
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._clock = clock
@@ -199,9 +203,9 @@ class FeaturesHandler:
         if not rows:
             return
         created = self._clock()
-        offline = rows_frame(rows.values(), created)
+        offline = rows_frame(rows.values(), self._aggregator.view.key, created)
         started = time.perf_counter()
-        self._store.push(USER_PUSH_SOURCE, offline, to=PushMode.OFFLINE)
+        self._store.push(self._push_source, offline, to=PushMode.OFFLINE)
         self._metrics.push_seconds.labels("offline").observe(time.perf_counter() - started)
         self._metrics.rows_pushed.labels("offline").inc(len(offline))
         newest: dict[str, WindowRow] = {}
@@ -221,7 +225,11 @@ class FeaturesHandler:
             for row in rows_out
         ]
         started = time.perf_counter()
-        self._store.push(USER_PUSH_SOURCE, rows_frame(rows_out, created, stamps), to=PushMode.ONLINE)
+        self._store.push(
+            self._push_source,
+            rows_frame(rows_out, self._aggregator.view.key, created, stamps),
+            to=PushMode.ONLINE,
+        )
         self._metrics.push_seconds.labels("online").observe(time.perf_counter() - started)
         self._metrics.rows_pushed.labels("online").inc(len(rows_out))
         for row, stamp in zip(rows_out, stamps, strict=True):

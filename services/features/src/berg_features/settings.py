@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from berg.features.schema import DEFAULT_ALLOWED_LATENESS
 from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg.service import ConsumerServiceSettings
 from berg.settings import service_config
@@ -29,7 +28,7 @@ class FeaturesSettings(ConsumerServiceSettings):
     """The repo's profile yaml: ``feature_store.yaml`` (embedded) or ``cluster/feature_store.yaml``."""
     offline_root: str = Field(default=".berg/feast/offline", min_length=1)
     """Offline sources and the label store: a folder, or ``s3://bucket/prefix``."""
-    allowed_lateness_s: float = Field(default=DEFAULT_ALLOWED_LATENESS.total_seconds(), ge=0, le=7 * 24 * 3600)
+    allowed_lateness_s: float = Field(default=3600.0, ge=0, le=7 * 24 * 3600)
     """How far (event time) a transaction may arrive behind its user's latest one and still be
     aggregated; later ones are dead-lettered with reason ``late_event``."""
     state_eviction_interval_s: float = Field(default=60.0, ge=0)

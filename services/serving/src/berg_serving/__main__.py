@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Parsed before KServe is imported (it parses sys.argv at import, and must not see ours first).
     parser = argparse.ArgumentParser(
         prog="berg-serving",
-        description="Berg serving: score card transactions (KServe V1 and V2, REST and gRPC).",
+        description="Berg serving: score the use case's events (KServe V1 and V2, REST and gRPC).",
         allow_abbrev=False,
     )
     parser.add_argument("--shape", choices=SHAPES, help="overrides BERG_SERVING_SHAPE")
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from berg_serving.runner import run
 
-    run(settings, shape, feature_store, use_case.scored.name, model_name=model_name)
+    run(settings, shape, feature_store, use_case, model_name=model_name)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
-"""The feature vector of a transaction at scoring time, as training saw it.
+"""The feature vector of a scored event at scoring time, as training saw it.
 
-The model reads the ``fraud_model_v1`` feature service plus the request's
-``amount`` (``berg_pipelines``' dataset): the user's streaming aggregates and the
-merchant's snapshot from Feast's online store, and the on-demand
-``transaction_context`` computed by the same function training used
-(:func:`berg.features.on_demand.transaction_context`).
+The model reads the use case's feature service plus its request features (fields of
+the event read as they are; ``berg_pipelines``' dataset does the same): each stored
+view's row from Feast's online store, keyed by the view's entity, and the on-demand
+features computed by the same function training used (the use case's
+:class:`~berg.features.feature_set.OnDemandView`).
 
 Missing is NaN, as in training (``feature_matrix``: float32, NaN for missing), and
-a stored row counts only within its view's TTL of the transaction, as in the
-point-in-time join that built the training set: an unknown user or merchant, or
-one whose row is older than the TTL, gets NaN for that view's features (XGBoost
-learned where missing values go) and ``default_features_used``. A merchant
-snapshot's TTL runs from when it became available (``merchant_available_unix``,
-its Feast event timestamp), as in the training join. Pure: the online values come
-in as Feast's ``OnlineResponse.to_dict()`` shape.
+a stored row counts only within its view's TTL of the event, as in the point-in-time
+join that built the training set: an unknown entity, or one whose row is older than
+the TTL, gets NaN for that view's features (XGBoost learned where missing values go)
+and ``default_features_used``. A row's TTL runs from its stamp (the view's Feast event
+timestamp: a streaming row's as-of time, a snapshot's availability), as in the
+training join. Pure: the online values come in as Feast's ``OnlineResponse.to_dict()``
+shape.
 """
 
 from __future__ import annotations
@@ -24,53 +24,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
-from berg.contracts import TransactionV1
-from berg.features.on_demand import transaction_context
-from berg.features.schema import (
-    MERCHANT_AS_OF,
-    MERCHANT_AVAILABLE,
-    MERCHANT_FEATURES,
-    MERCHANT_KEY,
-    MERCHANT_TTL,
-    MERCHANT_VIEW,
-    ON_DEMAND_FEATURES,
-    REQUEST_AMOUNT,
-    REQUEST_EVENT_UNIX,
-    USER_AS_OF,
-    USER_FEATURES,
-    USER_KEY,
-    USER_TTL,
-    USER_VIEW,
-)
+from berg.features.feature_set import REQUEST_EVENT_UNIX, FeatureSet
 
 __all__ = [
-    "ONLINE_FEATURE_REFS",
-    "SERVABLE_FEATURES",
+    "FeatureAssembler",
     "FeatureFrame",
     "MissingFeaturesError",
-    "assemble_features",
-    "entity_rows",
     "feature_matrix",
 ]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-_USER_STORED = tuple(spec.name for spec in USER_FEATURES)
-_MERCHANT_STORED = tuple(spec.name for spec in MERCHANT_FEATURES)
-
-ONLINE_FEATURE_REFS: tuple[str, ...] = (
-    *(f"{USER_VIEW}:{name}" for name in _USER_STORED),
-    *(f"{MERCHANT_VIEW}:{name}" for name in _MERCHANT_STORED),
-)
-"""What one online lookup reads: every stored feature of both views, the as-of and availability columns included."""
-
-SERVABLE_FEATURES: tuple[str, ...] = (
-    *(name for name in _USER_STORED if name != USER_AS_OF),
-    *(name for name in _MERCHANT_STORED if name not in {MERCHANT_AS_OF, MERCHANT_AVAILABLE}),
-    *(spec.name for spec in ON_DEMAND_FEATURES),
-    REQUEST_AMOUNT,
-)
-"""Every feature the transformer can hand to a model: ``fraud_model_v1`` and the request's amount."""
 
 
 class MissingFeaturesError(ValueError):
@@ -79,20 +44,22 @@ class MissingFeaturesError(ValueError):
 
 @dataclass(frozen=True)
 class FeatureFrame:
-    """Named feature columns for a batch of transactions (float64, NaN for missing)."""
+    """Named feature columns for a batch of events (float64, NaN for missing)."""
 
     columns: Mapping[str, np.ndarray]
-    user_known: np.ndarray
-    """Per row: the user had a row in the online store within the TTL."""
-    merchant_known: np.ndarray
+    known: Mapping[str, np.ndarray]
+    """Per entity (its name), per row: the entity had a row in the online store within the view's TTL."""
 
     def __len__(self) -> int:
-        return len(self.user_known)
+        return len(next(iter(self.known.values()))) if self.known else 0
 
     @property
     def default_features_used(self) -> np.ndarray:
-        """Per row: some view's features were defaults (NaN) because the entity was unknown or stale."""
-        result: np.ndarray = ~(self.user_known & self.merchant_known)
+        """Per row: some view's features were defaults (NaN) because its entity was unknown or stale."""
+        known = np.ones(len(self), dtype=bool)
+        for entity_known in self.known.values():
+            known &= entity_known
+        result: np.ndarray = ~known
         return result
 
     def matrix(self, order: Sequence[str]) -> np.ndarray:
@@ -100,7 +67,7 @@ class FeatureFrame:
         return feature_matrix(self.columns, order)
 
     def row(self, index: int) -> dict[str, float]:
-        """One transaction's features without the missing ones (the prediction log has no NaN)."""
+        """One event's features without the missing ones (the prediction log has no NaN)."""
         values = {name: float(column[index]) for name, column in self.columns.items()}
         return {name: value for name, value in values.items() if math.isfinite(value)}
 
@@ -123,11 +90,6 @@ def feature_matrix(columns: Mapping[str, np.ndarray], order: Sequence[str]) -> n
     return matrix
 
 
-def entity_rows(transactions: Sequence[TransactionV1]) -> list[dict[str, str]]:
-    """Feast's ``entity_rows`` for a batch: the user and the merchant of each transaction."""
-    return [{USER_KEY: t.user_id, MERCHANT_KEY: t.merchant_id} for t in transactions]
-
-
 def _floats(values: Sequence[object] | None, count: int) -> np.ndarray:
     if values is None:
         return np.full(count, np.nan)
@@ -136,48 +98,87 @@ def _floats(values: Sequence[object] | None, count: int) -> np.ndarray:
 
 def _usable(stamp: np.ndarray, event_unix: np.ndarray, ttl_s: float) -> np.ndarray:
     # A row counts when it exists and its stamp (the row's Feast event time) is no older than the
-    # view's TTL at the transaction's time, as in the point-in-time join of the training set (NaN
+    # view's TTL at the event's time, as in the point-in-time join of the training set (NaN
     # compares False: no row, not usable).
     usable: np.ndarray = ~np.isnan(stamp) & (event_unix - stamp <= ttl_s)
     return usable
 
 
-def assemble_features(transactions: Sequence[TransactionV1], online: Mapping[str, Sequence[object]]) -> FeatureFrame:
-    """The feature columns of ``transactions`` from their online rows (Feast's ``to_dict()``, same order).
+@dataclass(frozen=True)
+class _StoredPlan:
+    entity: str
+    stamp: str
+    ttl_s: float
+    stored: tuple[str, ...]
 
-    A user row's TTL runs from its as-of time (its stamp); a merchant snapshot's from when it became
-    available (``merchant_available_unix``, its stamp), as in training.
 
-    Raises:
-        ValueError: ``online`` does not hold one value per transaction for each feature.
+class FeatureAssembler:
+    """A use case's feature vectors from its online rows: what to read, for which keys, and how to assemble it.
+
+    Built once per server from the use case's :class:`~berg.features.feature_set.FeatureSet`.
     """
-    count = len(transactions)
-    for name, values in online.items():
-        if len(values) != count:
-            raise ValueError(f"online feature {name!r} has {len(values)} values for {count} transactions")
-    event_unix = np.array([t.event_time.timestamp() for t in transactions], dtype=np.float64)
-    amount = np.array([t.amount for t in transactions], dtype=np.float64)
-    user_known = _usable(_floats(online.get(USER_AS_OF), count), event_unix, USER_TTL.total_seconds())
-    merchant_known = _usable(_floats(online.get(MERCHANT_AVAILABLE), count), event_unix, MERCHANT_TTL.total_seconds())
-    columns: dict[str, np.ndarray] = {}
-    for names, known in ((_USER_STORED, user_known), (_MERCHANT_STORED, merchant_known)):
-        for name in names:
-            columns[name] = np.where(known, _floats(online.get(name), count), np.nan)
-    context = transaction_context(
-        pd.DataFrame(
-            {
-                REQUEST_AMOUNT: amount,
-                REQUEST_EVENT_UNIX: event_unix,
-                "amount_mean_7d": columns["amount_mean_7d"],
-                USER_AS_OF: columns[USER_AS_OF],
-            }
+
+    def __init__(self, features: FeatureSet) -> None:
+        self._features = features
+        self._keys = {entity.name: entity.key for entity in features.entities}
+        self._views = tuple(
+            _StoredPlan(view.entity.name, view.stamp, view.ttl.total_seconds(), tuple(s.name for s in view.features))
+            for view in features.views
         )
-    )
-    for spec in ON_DEMAND_FEATURES:
-        columns[spec.name] = context[spec.name].to_numpy(dtype=np.float64, na_value=np.nan)
-    columns[REQUEST_AMOUNT] = amount
-    return FeatureFrame(
-        columns={name: columns[name] for name in SERVABLE_FEATURES},
-        user_known=user_known,
-        merchant_known=merchant_known,
-    )
+        self.online_refs: tuple[str, ...] = tuple(
+            f"{view.name}:{spec.name}" for view in features.views for spec in view.features
+        )
+        """What one online lookup reads: every stored feature of every view, the as-of and stamp columns included."""
+        self.servable: tuple[str, ...] = features.model_features
+        """Every feature the transformer can hand to a model: the feature service's and the request features."""
+
+    def entity_rows(self, events: Sequence[BaseModel]) -> list[dict[str, str]]:
+        """Feast's ``entity_rows`` for a batch: each entity's key of each event."""
+        keys = self._keys.values()
+        return [{key: getattr(event, key) for key in keys} for event in events]
+
+    def warm_up_rows(self) -> list[dict[str, str]]:
+        """An entity row no store knows, to open the stores with before serving."""
+        return [dict.fromkeys(self._keys.values(), "warm-up")]
+
+    def assemble(self, events: Sequence[BaseModel], online: Mapping[str, Sequence[object]]) -> FeatureFrame:
+        """The feature columns of ``events`` from their online rows (Feast's ``to_dict()``, same order).
+
+        Raises:
+            ValueError: ``online`` does not hold one value per event for each feature.
+        """
+        count = len(events)
+        for name, values in online.items():
+            if len(values) != count:
+                raise ValueError(f"online feature {name!r} has {len(values)} values for {count} events")
+        event_unix = np.array([event.event_time.timestamp() for event in events], dtype=np.float64)  # type: ignore[attr-defined]
+        columns: dict[str, np.ndarray] = {}
+        known: dict[str, np.ndarray] = {}
+        for view in self._views:
+            usable = _usable(_floats(online.get(view.stamp), count), event_unix, view.ttl_s)
+            known[view.entity] = known[view.entity] & usable if view.entity in known else usable
+            for name in view.stored:
+                columns[name] = np.where(usable, _floats(online.get(name), count), np.nan)
+        request = {
+            field: np.array([getattr(event, field) for event in events], dtype=np.float64)
+            for field in dict.fromkeys((*self._features.request_features, *self._request_fields()))
+        }
+        on_demand = self._features.on_demand
+        if on_demand is not None:
+            inputs = pd.DataFrame(
+                {
+                    **{field: request[field] for field in on_demand.request_fields},
+                    REQUEST_EVENT_UNIX: event_unix,
+                    **{name: columns[name] for source in on_demand.inputs for name in source.features},
+                }
+            )
+            outputs = on_demand.function(inputs)
+            for spec in on_demand.features:
+                columns[spec.name] = outputs[spec.name].to_numpy(dtype=np.float64, na_value=np.nan)
+        for field in self._features.request_features:
+            columns[field] = request[field]
+        return FeatureFrame(columns={name: columns[name] for name in self.servable}, known=known)
+
+    def _request_fields(self) -> tuple[str, ...]:
+        on_demand = self._features.on_demand
+        return on_demand.request_fields if on_demand is not None else ()

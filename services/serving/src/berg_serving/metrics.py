@@ -45,11 +45,11 @@ class ServingMetrics:
             ),
             scores=Histogram("berg_serving_score", "Scores served.", buckets=_SCORE_BUCKETS, registry=registry),
             predictions=Counter(
-                "berg_serving_predictions", "Transactions scored, by decision.", ["decision"], registry=registry
+                "berg_serving_predictions", "Events scored, by decision.", ["decision"], registry=registry
             ),
             default_features=Counter(
                 "berg_serving_default_features",
-                "Transactions scored with default (missing) features, by the entity that was unknown or stale.",
+                "Events scored with default (missing) features, by the entity that was unknown or stale.",
                 ["entity"],
                 registry=registry,
             ),

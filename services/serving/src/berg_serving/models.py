@@ -7,10 +7,11 @@ typed batches to each other, not wire payloads; the wire formats are in
 
 - :class:`Predictor` (``--shape predictor``): named feature columns in, the
   champion's scores and decisions out, with the version that scored them.
-- :class:`FraudTransformer`: transactions in; ``preprocess`` validates them and
-  reads Feast off the event loop, ``predict`` asks its :class:`~berg_serving.scorers.Scorer`
-  (the predictor server in the standard shape, the champion in this process in the
-  fused shape), ``postprocess`` answers and hands every prediction to the log.
+- :class:`Transformer`: the use case's events in; ``preprocess`` validates them,
+  reads Feast off the event loop and assembles the use case's features, ``predict``
+  asks its :class:`~berg_serving.scorers.Scorer` (the predictor server in the standard
+  shape, the champion in this process in the fused shape), ``postprocess`` answers and
+  hands every prediction to the log.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing_extensions import override
 
 from berg.contracts import TransactionV1
 from berg.contracts.rules import ValueRule
-from berg_serving.features import FeatureFrame, MissingFeaturesError, assemble_features, entity_rows
+from berg_serving.features import FeatureAssembler, FeatureFrame, MissingFeaturesError
 from berg_serving.json_body import load_json
 from berg_serving.metrics import ServingMetrics
 from berg_serving.online import OnlineFeatureSource
@@ -50,7 +51,7 @@ from berg_serving.protocol import (
 from berg_serving.scorers import LocalScorer, ModelUnavailableError, Scorer
 from berg_serving.scoring_request import RequestError, parse_v1, parse_v2
 
-__all__ = ["FraudTransformer", "Predictor"]
+__all__ = ["Predictor", "Transformer"]
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +192,13 @@ class _ScoredTransactions:
     scores: Scores
 
 
-class FraudTransformer(_ScoringModel):
-    """Transactions in, decisions out: validation, Feast, on-demand features, the scorer, the log.
+class Transformer(_ScoringModel):
+    """Events in, decisions out: validation, Feast, on-demand features, the scorer, the log.
 
     Args:
         name: the endpoint's model name.
         features: the online store (lookups off the event loop).
+        assembler: the use case's feature vectors from the online rows.
         scorer: the predictor server (standard shape) or the local champion (fused shape).
         prediction_log: where every prediction goes (None: not logged).
         metrics: latency per stage, scores, decisions, default features.
@@ -210,6 +212,7 @@ class FraudTransformer(_ScoringModel):
         self,
         name: str,
         features: OnlineFeatureSource,
+        assembler: FeatureAssembler,
         scorer: Scorer,
         prediction_log: PredictionLog | None,
         metrics: ServingMetrics,
@@ -220,6 +223,7 @@ class FraudTransformer(_ScoringModel):
     ) -> None:
         super().__init__(name, scorer, metrics, max_batch=max_batch)
         self._features = features
+        self._assembler = assembler
         self._prediction_log = prediction_log
         self._rules = rules
         self._clock = clock
@@ -238,8 +242,8 @@ class FraudTransformer(_ScoringModel):
                     request = None
             except RequestError as error:
                 raise InvalidInput(str(error)) from None
-            online = await self._features.lookup(entity_rows(transactions))
-            frame = assemble_features(transactions, online)
+            online = await self._features.lookup(self._assembler.entity_rows(transactions))
+            frame = self._assembler.assemble(transactions, online)
         return _TransactionBatch(transactions, frame, request)
 
     @override
@@ -262,8 +266,8 @@ class FraudTransformer(_ScoringModel):
             batch.transactions, batch.frame, result.scores, model_name=self.name, served_at=datetime.now(UTC)
         )
         _observe(self._metrics, result.scores)
-        self._metrics.default_features.labels("user").inc(int(np.sum(~batch.frame.user_known)))
-        self._metrics.default_features.labels("merchant").inc(int(np.sum(~batch.frame.merchant_known)))
+        for entity, known in batch.frame.known.items():
+            self._metrics.default_features.labels(entity).inc(int(np.sum(~known)))
         if self._prediction_log is not None:
             self._prediction_log.offer(scored)
         return _respond(scored, self.name, batch.request)

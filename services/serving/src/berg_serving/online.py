@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
-from berg_serving.features import ONLINE_FEATURE_REFS
-
 if TYPE_CHECKING:
     from feast import FeatureStore
 
@@ -30,10 +28,10 @@ OnlineValues = Mapping[str, Sequence[object]]
 
 
 class OnlineFeatureSource(Protocol):
-    """Where the transformer reads the stored features of users and merchants."""
+    """Where the transformer reads the stored features of the use case's entities."""
 
     async def lookup(self, entity_rows: list[dict[str, str]]) -> OnlineValues:
-        """The stored features for each entity row (``user_id``, ``merchant_id``)."""
+        """The stored features for each entity row (each entity's key)."""
         ...
 
     def close(self) -> None:
@@ -42,21 +40,22 @@ class OnlineFeatureSource(Protocol):
 
 
 class FeastOnlineFeatures:
-    """Reads :data:`~berg_serving.features.ONLINE_FEATURE_REFS` from Feast's online store on a thread pool.
+    """Reads ``features`` from Feast's online store on a thread pool.
 
     Args:
         open_store: builds one FeatureStore (called once per lookup thread).
+        features: the references to read (``FeatureAssembler.online_refs``).
         threads: lookup threads.
     """
 
-    def __init__(self, open_store: Callable[[], FeatureStore], threads: int) -> None:
+    def __init__(self, open_store: Callable[[], FeatureStore], features: Sequence[str], threads: int) -> None:
         self._open_store = open_store
         self._threads = threads
         self._local = threading.local()
         self._stores: list[FeatureStore] = []
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="feast-lookup")
-        self._features = list(ONLINE_FEATURE_REFS)
+        self._features = list(features)
 
     def _store(self) -> FeatureStore:
         store: FeatureStore | None = getattr(self._local, "store", None)

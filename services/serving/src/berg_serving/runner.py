@@ -10,7 +10,7 @@ import logging
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -19,9 +19,13 @@ from berg.features.store_config import FeatureStoreConfig
 from berg.observability.health import ReadinessChecks
 from berg_serving.decisions import DecisionPolicy
 from berg_serving.metrics import ServingMetrics
-from berg_serving.models import FraudTransformer, Predictor
+from berg_serving.models import Predictor, Transformer
 from berg_serving.scorers import LocalScorer, RemotePredictor, Scorer
 from berg_serving.settings import ServingSettings, Shape
+
+if TYPE_CHECKING:
+    from berg.features.feature_set import FeatureSet
+    from berg.usecase import UseCase
 
 __all__ = ["Assembly", "assemble", "run"]
 
@@ -39,7 +43,7 @@ class Assembly:
     Nothing is served by then, so a closer may block.
     """
 
-    model: Predictor | FraudTransformer
+    model: Predictor | Transformer
     closers: list[Closer] = field(default_factory=list)
 
     async def close(self, budget_s: float) -> None:
@@ -51,15 +55,17 @@ class Assembly:
 
 
 def _champion_scorer(
-    settings: ServingSettings[Any], model_name: str, metrics: ServingMetrics, *, fused: bool
+    settings: ServingSettings[Any], model_name: str, metrics: ServingMetrics, *, servable_features: Sequence[str] | None
 ) -> tuple[LocalScorer, Closer]:
-    """The champion of ``model_name`` on a thread pool, followed by a watcher; loads the first version now."""
+    """The champion of ``model_name`` on a thread pool, followed by a watcher; loads the first version now.
+
+    ``servable_features``: what the fused server's transformer makes (a champion needing more is refused);
+    None for the predictor shape, which is handed its features."""
     from berg.registry import ModelRegistry
     from berg_serving.champion import Champion, ChampionError, ChampionSlot, ChampionWatcher
-    from berg_serving.features import SERVABLE_FEATURES
 
     def servable(champion: Champion) -> None:
-        missing = sorted(set(champion.features) - set(SERVABLE_FEATURES))
+        missing = sorted(set(champion.features) - set(servable_features or ()))
         if missing:
             raise ChampionError(f"{champion.version} needs features the transformer does not make: {missing}")
 
@@ -71,7 +77,7 @@ def _champion_scorer(
         slot,
         settings.poll_interval_s,
         metrics,
-        check=servable if fused else None,
+        check=servable if servable_features is not None else None,
     )
     watcher.poll()  # the first load before the server listens (readiness waits for it otherwise)
     watcher.start()
@@ -92,22 +98,25 @@ def assemble(
     metrics: ServingMetrics,
     feature_store: FeatureStoreConfig,
     value_rules: Sequence[ValueRule],
+    features: FeatureSet,
     *,
     model_name: str,
 ) -> Assembly:
     """Build the model of ``shape`` serving the registry model ``model_name`` (blocking: loads the champion, opens
     Feast, warms both up); the transformer refuses events that break ``value_rules`` (the scored stream's,
-    validation's own)."""
+    validation's own) and assembles the use case's ``features``."""
     if shape == "predictor":
-        champion, close_champion = _champion_scorer(settings, model_name, metrics, fused=False)
+        champion, close_champion = _champion_scorer(settings, model_name, metrics, servable_features=None)
         predictor = Predictor(model_name, champion, metrics, max_batch=settings.max_batch)
         return Assembly(predictor, [close_champion])
 
     from berg.features.store import open_store
     from berg.kafka.producer import open_producer
+    from berg_serving.features import FeatureAssembler
     from berg_serving.online import FeastOnlineFeatures
     from berg_serving.prediction_log import PredictionLog
 
+    assembler = FeatureAssembler(features)
     closers: list[Closer] = []
     scorer: Scorer
     if shape == "transformer":
@@ -116,11 +125,11 @@ def assemble(
         scorer = remote
         closers.append(lambda _: remote.close())
     else:
-        scorer, close_champion = _champion_scorer(settings, model_name, metrics, fused=True)
+        scorer, close_champion = _champion_scorer(settings, model_name, metrics, servable_features=assembler.servable)
         closers.append(close_champion)
 
-    features = FeastOnlineFeatures(lambda: open_store(feature_store), settings.lookup_threads)
-    features.warm_up([{"user_id": "warm-up", "merchant_id": "warm-up"}])
+    online = FeastOnlineFeatures(lambda: open_store(feature_store), assembler.online_refs, settings.lookup_threads)
+    online.warm_up(assembler.warm_up_rows())
     prediction_log = None
     if settings.prediction_log.enabled:
         prediction_log = PredictionLog(
@@ -136,12 +145,13 @@ def assemble(
             prediction_log.close(min(settings.prediction_log.close_timeout_s, budget_s))
 
     async def close_features(_: float) -> None:
-        features.close()
+        online.close()
 
     closers.extend([close_log, close_features])
-    transformer = FraudTransformer(
+    transformer = Transformer(
         model_name,
-        features,
+        online,
+        assembler,
         scorer,
         prediction_log,
         metrics,
@@ -155,13 +165,13 @@ def run(
     settings: ServingSettings[Any],
     shape: Shape,
     feature_store: FeatureStoreConfig,
-    scored_stream: str,
+    use_case: UseCase,
     *,
     model_name: str,
 ) -> None:
     """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period (``feature_store``: where
-    the fused and transformer shapes read their online features; ``scored_stream``: the use case's stream
-    whose value rules every scored event must pass; ``model_name``: the registry model served)."""
+    the fused and transformer shapes read the use case's online features; every scored event must pass the
+    value rules of the use case's scored stream; ``model_name``: the registry model served)."""
     from berg_serving.server import ServingServer
 
     # KServe's V1 handler answers with FastAPI's ORJSONResponse, which FastAPI now deprecates: not ours to fix.
@@ -169,8 +179,8 @@ def run(
     registry = CollectorRegistry()
     metrics = ServingMetrics.register(registry)
     readiness = ReadinessChecks()
-    value_rules = settings.rules.value_rules(scored_stream)
-    assembly = assemble(settings, shape, metrics, feature_store, value_rules, model_name=model_name)
+    value_rules = settings.rules.value_rules(use_case.scored.name)
+    assembly = assemble(settings, shape, metrics, feature_store, value_rules, use_case.features, model_name=model_name)
     assembly.model.load()
     readiness.add("model", assembly.model.is_ready)
     server = ServingServer(settings, assembly.model, readiness, registry, value_rules=value_rules)

@@ -8,7 +8,8 @@ computed at request time (``transaction_context``), plus the amount as it is.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+
+import pandas as pd
 
 from berg.features.aggregation import AggregationView, WindowedAggregate
 from berg.features.feature_set import (
@@ -116,7 +117,7 @@ MERCHANT_SNAPSHOTS = SnapshotView(
 )
 
 
-def transaction_context(inputs: Any) -> Any:
+def transaction_context(inputs: pd.DataFrame) -> pd.DataFrame:
     """``amount_to_user_mean_7d``, ``hour_of_day`` and ``seconds_since_previous_transaction``.
 
     ``inputs`` holds the request fields (``amount``, ``event_unix``) and the user's
