@@ -2,7 +2,7 @@
 
 The training pipeline's tests need weeks of event time with delayed labels: the
 simulator's events go through the features service's own handler (aggregates,
-Feast pushes, label store) in event-time order, and its merchant job runs once.
+Feast pushes, label store) in event-time order, and its snapshot job (the merchant view) runs once.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg.simulator.generator import SimulationConfig, simulate
 from berg_features.aggregates import HOUR, WindowAggregator
 from berg_features.handler import FeaturesHandler
-from berg_features.merchant_job import MerchantJob
 from berg_features.metrics import FeaturesMetrics
+from berg_features.snapshot_job import SnapshotJob
+from berg_fraud.features import MERCHANT_SNAPSHOTS
+from berg_fraud.use_case import fraud
 from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE
 
 __all__ = ["FeatureWorld", "simulated_feature_store"]
@@ -93,7 +95,9 @@ def simulated_feature_store(
             handler(chunk)
             for record in chunk:
                 counts[record.topic] += 1
-        MerchantJob(
+        SnapshotJob(
+            MERCHANT_SNAPSHOTS,
+            fraud().label_join,
             store,
             labels,
             offline_root,

@@ -192,7 +192,7 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
             **common,
             "OFFLINE_ROOT": str(state / "feast" / "offline"),
             "ALLOWED_LATENESS_S": str(LATENESS.total_seconds()),
-            "MERCHANT_INTERVAL_S": "0.5",
+            "SNAPSHOT_INTERVAL_S": "0.5",
         },
         tmp_path,
         "features",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berg.lifecycle.dataplane import MerchantJobState, records_behind
+from berg.lifecycle.dataplane import MerchantJobState, records_behind, snapshot_job_state_from
 from berg.lifecycle.replay import event_time_slices, replay_scored, slice_boundary
 from berg.simulator.events import EventTruth, SimulatedEvent
 from berg.simulator.generator import SimulationConfig, simulate
@@ -143,3 +143,36 @@ def test_a_slice_before_the_next_snapshot_is_due_needs_no_wait_for_the_merchant_
         due - timedelta(hours=1)
     )
     assert not MerchantJobState(runs=0, watermark=None).settled_before(due)
+
+
+def test_the_snapshot_jobs_state_is_the_slowest_views() -> None:
+    text = """
+# TYPE berg_features_snapshot_runs_total counter
+berg_features_snapshot_runs_total{view="a",outcome="ok"} 7.0
+berg_features_snapshot_runs_total{view="a",outcome="failed"} 1.0
+berg_features_snapshot_runs_total{view="b",outcome="ok"} 3.0
+# TYPE berg_features_snapshot_watermark_timestamp_seconds gauge
+berg_features_snapshot_watermark_timestamp_seconds{view="a"} 7200.0
+berg_features_snapshot_watermark_timestamp_seconds{view="b"} 3600.0
+# TYPE berg_features_snapshot_pending_days gauge
+berg_features_snapshot_pending_days{view="a"} 1.0
+berg_features_snapshot_pending_days{view="b"} 2.0
+# TYPE berg_features_snapshot_run_started_timestamp_seconds gauge
+berg_features_snapshot_run_started_timestamp_seconds{view="a"} 105.0
+berg_features_snapshot_run_started_timestamp_seconds{view="b"} 101.0
+# TYPE berg_features_snapshot_next_due_timestamp_seconds gauge
+berg_features_snapshot_next_due_timestamp_seconds{view="a"} 10800.0
+berg_features_snapshot_next_due_timestamp_seconds{view="b"} 0.0
+# TYPE berg_features_label_store_written_timestamp_seconds gauge
+berg_features_label_store_written_timestamp_seconds 100.5
+"""
+    state = snapshot_job_state_from(text)
+    assert state == MerchantJobState(
+        runs=3,
+        watermark=datetime.fromtimestamp(3600, UTC),
+        pending_days=3,
+        run_started=101.0,
+        written=100.5,
+        next_due=None,  # view b has not run to a watermark yet
+    )
+    assert snapshot_job_state_from("") == MerchantJobState(runs=0, watermark=None)

@@ -1,4 +1,4 @@
-"""The features dashboard: the streaming aggregates pushed to Feast and the merchant snapshot job.
+"""The features dashboard: the streaming aggregates pushed to Feast and the snapshot views' jobs.
 
 Reads the features service's metrics (``berg_features.metrics``); its Kafka consumer is on the data plane dashboard.
 """
@@ -15,13 +15,13 @@ UID = "berg-features"
 
 
 def dashboard() -> Dashboard:
-    """Events aggregated, rows pushed, lateness, state size, merchant job runs and its watermark."""
+    """Events aggregated, rows pushed, lateness, state size, snapshot job runs and their watermarks."""
     return assemble(
         uid=UID,
         title="Berg / Features",
-        description="The features service: streaming user aggregates pushed to Feast, and the merchant snapshot job.",
+        description="The features service: streaming aggregates pushed to Feast, and the snapshot views' jobs.",
         tags=["features"],
-        rows=[_streaming(), _merchants()],
+        rows=[_streaming(), _snapshots()],
     )
 
 
@@ -76,30 +76,30 @@ def _streaming() -> Row:
     )
 
 
-def _merchants() -> Row:
+def _snapshots() -> Row:
     return Row(
-        "Merchant snapshot job",
+        "Snapshot jobs",
         [
             timeseries(
-                "Merchant job runs by outcome",
-                "Merchant snapshot runs per interval, ok or failed.",
-                [Query(increase("berg_features_merchant_runs_total", by=["outcome"]), "{{outcome}}")],
+                "Snapshot runs by view and outcome",
+                "Snapshot job runs per interval, per snapshot view, ok or failed.",
+                [Query(increase("berg_features_snapshot_runs_total", by=["view", "outcome"]), "{{view}} {{outcome}}")],
                 unit="short",
                 width=8,
                 bars=True,
             ),
             timeseries(
-                "Merchant job duration p95",
-                "95th percentile of the time of one merchant snapshot run.",
-                [Query(quantile(0.95, "berg_features_merchant_duration_seconds"), "p95")],
+                "Snapshot run duration p95 by view",
+                "95th percentile of the time of one snapshot job run, per snapshot view.",
+                [Query(quantile(0.95, "berg_features_snapshot_duration_seconds", by=["view"]), "{{view}}")],
                 unit="s",
                 width=8,
             ),
             timeseries(
-                "Merchant watermark age",
-                "Wall-clock time minus the event time up to which merchant snapshots are materialized. "
+                "Snapshot watermark age by view",
+                "Wall-clock time minus the event time up to which each view's snapshots are materialized. "
                 "It grows between runs and with the gap between event time and now.",
-                [Query("time() - max(berg_features_merchant_watermark_timestamp_seconds)", "age")],
+                [Query("time() - max by (view) (berg_features_snapshot_watermark_timestamp_seconds)", "{{view}}")],
                 unit="s",
                 width=8,
             ),

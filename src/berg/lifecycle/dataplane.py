@@ -13,11 +13,12 @@ stage will write for what was produced is on its output topic. Which groups read
 topic is found in Kafka (the groups with committed offsets on it), so the probe needs
 no service's settings.
 
-The features service's merchant snapshots are a batch job. Its ``/metrics`` say when its last
-successful run started and when the service last wrote to the label store, both on the service's
-own clock: once the data plane has caught up, :func:`wait_for_merchant_job` waits until a run
-started after that write has finished and no day is left to recompute (the service starts a run
-soon after new data: ``BERG_FEATURES_MERCHANT_MIN_INTERVAL_S``).
+The features service's snapshot views (the merchant snapshots of the fraud case) are a batch job,
+one per view. Its ``/metrics`` say, per view (label ``view``), when its last successful run started,
+and when the service last wrote to the label store, both on the service's own clock: once the data
+plane has caught up, :func:`wait_for_merchant_job` waits until, for every view, a run started after
+that write has finished and no day is left to recompute (the service starts a run soon after new
+data: ``BERG_FEATURES_SNAPSHOT_MIN_INTERVAL_S``).
 """
 
 from __future__ import annotations
@@ -45,16 +46,17 @@ from berg.settings import KafkaSettings
 __all__ = [
     "DATA_PLANE_STAGES",
     "LABEL_STORE_WRITTEN_METRIC",
-    "MERCHANT_NEXT_DUE_METRIC",
-    "MERCHANT_PENDING_METRIC",
-    "MERCHANT_RUNS_METRIC",
-    "MERCHANT_RUN_STARTED_METRIC",
-    "MERCHANT_WATERMARK_METRIC",
+    "SNAPSHOT_NEXT_DUE_METRIC",
+    "SNAPSHOT_PENDING_METRIC",
+    "SNAPSHOT_RUNS_METRIC",
+    "SNAPSHOT_RUN_STARTED_METRIC",
+    "SNAPSHOT_WATERMARK_METRIC",
     "DataPlaneBehind",
     "DataPlaneProbe",
     "MerchantJobState",
     "merchant_job_state",
     "records_behind",
+    "snapshot_job_state_from",
     "wait_for_merchant_job",
     "wait_for_merchant_snapshots",
 ]
@@ -66,12 +68,13 @@ DATA_PLANE_STAGES: tuple[tuple[str, ...], ...] = (
 )
 """The input topics of ingestion, validation and the features service, in pipeline order."""
 
-MERCHANT_WATERMARK_METRIC = "berg_features_merchant_watermark_timestamp_seconds"
-MERCHANT_RUNS_METRIC = "berg_features_merchant_runs_total"
-MERCHANT_PENDING_METRIC = "berg_features_merchant_pending_days"
-"""Days whose inputs changed and that the job has not recomputed yet (absent in versions without a plan)."""
-MERCHANT_RUN_STARTED_METRIC = "berg_features_merchant_run_started_timestamp_seconds"
-MERCHANT_NEXT_DUE_METRIC = "berg_features_merchant_next_due_timestamp_seconds"
+# The snapshot job's metrics: one series per snapshot view (label ``view``).
+SNAPSHOT_WATERMARK_METRIC = "berg_features_snapshot_watermark_timestamp_seconds"
+SNAPSHOT_RUNS_METRIC = "berg_features_snapshot_runs_total"
+SNAPSHOT_PENDING_METRIC = "berg_features_snapshot_pending_days"
+"""Days whose inputs changed and that the job has not recomputed yet."""
+SNAPSHOT_RUN_STARTED_METRIC = "berg_features_snapshot_run_started_timestamp_seconds"
+SNAPSHOT_NEXT_DUE_METRIC = "berg_features_snapshot_next_due_timestamp_seconds"
 LABEL_STORE_WRITTEN_METRIC = "berg_features_label_store_written_timestamp_seconds"
 
 
@@ -175,20 +178,23 @@ class DataPlaneProbe:
 
 @dataclass(frozen=True)
 class MerchantJobState:
-    """What the features service's ``/metrics`` say of its merchant snapshot job."""
+    """What the features service's ``/metrics`` say of its snapshot jobs, taken together over the snapshot views
+    (the slowest view's, so a state that covers what was stored covers it for every view)."""
 
     runs: int
-    """Runs that succeeded so far."""
+    """Runs that succeeded so far (the fewest of any view)."""
     watermark: datetime | None
-    """The event time up to which snapshots are materialized (None before the first)."""
+    """The event time up to which snapshots are materialized (the earliest of any view; None before the first)."""
     pending_days: int = 0
-    """Days of snapshots whose inputs changed and that are not recomputed yet."""
+    """Days of snapshots whose inputs changed and that are not recomputed yet (of all views)."""
     run_started: float = 0.0
-    """Wall-clock start of the last successful run (0 before the first), on the service's clock."""
+    """Wall-clock start of the last successful run (the earliest of any view; 0 before the first), on the
+    service's clock."""
     written: float = 0.0
     """Wall-clock end of the service's last label store write (0 before the first), on the same clock."""
     next_due: datetime | None = None
-    """No merchant snapshot becomes available before this event time (None before the first run)."""
+    """No snapshot becomes available before this event time (the earliest of any view; None before the first
+    run)."""
 
     @property
     def covers_what_was_stored(self) -> bool:
@@ -202,34 +208,53 @@ class MerchantJobState:
 
 
 def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJobState | None:
-    """The merchant job's state, or None when the features service does not answer."""
+    """The snapshot jobs' state, or None when the features service does not answer."""
     try:
         text = httpx.get(f"{features_url}/metrics", timeout=timeout_s).text
     except httpx.HTTPError:
         return None
-    names = (MERCHANT_WATERMARK_METRIC, MERCHANT_PENDING_METRIC, MERCHANT_RUN_STARTED_METRIC)
-    values = dict.fromkeys((*names, LABEL_STORE_WRITTEN_METRIC, MERCHANT_NEXT_DUE_METRIC), 0.0)
-    runs = 0.0
+    return snapshot_job_state_from(text)
+
+
+def snapshot_job_state_from(text: str) -> MerchantJobState:
+    """The snapshot jobs' state from a ``/metrics`` exposition: per metric, the slowest view's value."""
+    per_view = (
+        SNAPSHOT_WATERMARK_METRIC,
+        SNAPSHOT_PENDING_METRIC,
+        SNAPSHOT_RUN_STARTED_METRIC,
+        SNAPSHOT_NEXT_DUE_METRIC,
+    )
+    values: dict[str, dict[str, float]] = {name: {} for name in (*per_view, SNAPSHOT_RUNS_METRIC)}
+    written = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == MERCHANT_RUNS_METRIC and sample.labels.get("outcome") == "ok":
-                runs = sample.value
-            elif sample.name in values:
-                values[sample.name] = sample.value
-    watermark, next_due = values[MERCHANT_WATERMARK_METRIC], values[MERCHANT_NEXT_DUE_METRIC]
+            view = sample.labels.get("view", "")
+            if sample.name == SNAPSHOT_RUNS_METRIC and sample.labels.get("outcome") == "ok":
+                values[SNAPSHOT_RUNS_METRIC][view] = sample.value
+            elif sample.name in per_view:
+                values[sample.name][view] = sample.value
+            elif sample.name == LABEL_STORE_WRITTEN_METRIC:
+                written = sample.value
+    views = {view for by_view in values.values() for view in by_view}
+
+    def slowest(name: str) -> float:
+        # A view without the sample has not got there: 0.
+        return min((values[name].get(view, 0.0) for view in views), default=0.0)
+
+    watermark, next_due = slowest(SNAPSHOT_WATERMARK_METRIC), slowest(SNAPSHOT_NEXT_DUE_METRIC)
     return MerchantJobState(
-        int(runs),
+        int(slowest(SNAPSHOT_RUNS_METRIC)),
         datetime.fromtimestamp(watermark, UTC) if watermark else None,
-        int(values[MERCHANT_PENDING_METRIC]),
-        run_started=values[MERCHANT_RUN_STARTED_METRIC],
-        written=values[LABEL_STORE_WRITTEN_METRIC],
+        int(sum(values[SNAPSHOT_PENDING_METRIC].values())),
+        run_started=slowest(SNAPSHOT_RUN_STARTED_METRIC),
+        written=written,
         next_due=datetime.fromtimestamp(next_due, UTC) if next_due else None,
     )
 
 
 def wait_for_merchant_job(features_url: str, timeout_s: float, *, interval_s: float = 0.1) -> MerchantJobState:
-    """Block until the merchant job covers everything the features service has stored (call it once the
-    data plane has caught up: :attr:`MerchantJobState.covers_what_was_stored`); its state then.
+    """Block until the snapshot jobs cover everything the features service has stored (call it once the
+    data plane has caught up: :attr:`MerchantJobState.covers_what_was_stored`); their state then.
 
     Raises:
         DataPlaneBehind: it did not within ``timeout_s``.
@@ -241,15 +266,15 @@ def wait_for_merchant_job(features_url: str, timeout_s: float, *, interval_s: fl
             return state
         if time.monotonic() > deadline:
             raise DataPlaneBehind(
-                f"the features service's merchant job did not run on everything stored, with no pending day, "
+                f"the features service's snapshot jobs did not run on everything stored, with no pending day, "
                 f"within {timeout_s:.0f}s (last state: {state}; {features_url}/metrics: "
-                f"{MERCHANT_RUN_STARTED_METRIC}, {LABEL_STORE_WRITTEN_METRIC}, {MERCHANT_PENDING_METRIC})"
+                f"{SNAPSHOT_RUN_STARTED_METRIC}, {LABEL_STORE_WRITTEN_METRIC}, {SNAPSHOT_PENDING_METRIC})"
             )
         time.sleep(interval_s)
 
 
 def wait_for_merchant_snapshots(features_url: str, scoring_from: datetime, timeout_s: float) -> MerchantJobState:
-    """Block until serving's merchant snapshots are the ones training joins for events from ``scoring_from``
+    """Block until serving's snapshots are the ones training joins for events from ``scoring_from``
     on (call it once the data plane has caught up, with nothing stored late since the last wait): at once
     when no snapshot can have become available by then, else :func:`wait_for_merchant_job`.
 

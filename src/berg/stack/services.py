@@ -64,12 +64,12 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
             "berg_features",
             "BERG_FEATURES_",
             settings.ports.features,
-            # Merchant snapshots every 10 s, and 1 s after the last run once new data is stored: the demo
+            # Snapshot views every 10 s, and 1 s after the last run once new data is stored: the demo
             # compresses days of event time into minutes, and scores each slice once they cover it.
             {
                 "OFFLINE_ROOT": str(layout.root.absolute() / "feast" / "offline"),
-                "MERCHANT_INTERVAL_S": "10",
-                "MERCHANT_MIN_INTERVAL_S": "1",
+                "SNAPSHOT_INTERVAL_S": "10",
+                "SNAPSHOT_MIN_INTERVAL_S": "1",
                 **_MICRO_BATCH,
             },
             {"BERG_STATE_DIR": str(layout.root.absolute())},

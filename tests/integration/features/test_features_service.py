@@ -31,8 +31,9 @@ from berg.kafka.topics import DEAD_LETTER
 from berg.settings import KafkaSettings
 from berg_features.aggregates import SECOND, WindowEvent
 from berg_features.handler import event_from_transaction
-from berg_features.merchant_job import snapshot_times
-from berg_features.merchants import merchant_snapshots, snapshot_availability
+from berg_features.snapshots import snapshot_availability, snapshot_rows, snapshot_times
+from berg_fraud.features import MERCHANT_SNAPSHOTS
+from berg_fraud.use_case import fraud
 from tests.feature_oracle import assert_rows_equal, oracle_accepts, oracle_row
 from tests.fraud_schema import (
     CREATED_TIMESTAMP,
@@ -51,6 +52,7 @@ from tests.processes import ServiceProcess
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]  # bounds a hang only
 
 LATENESS_S = 3600
+VIEW = {"view": MERCHANT_SNAPSHOTS.name}
 TRANSACTIONS = 1500
 
 
@@ -137,7 +139,7 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
             "ALLOWED_LATENESS_S": str(LATENESS_S),
             "BATCH_MAX_RECORDS": "60",
             "BATCH_MAX_WAIT_MS": "200",
-            "MERCHANT_INTERVAL_S": "1",
+            "SNAPSHOT_INTERVAL_S": "1",
             "ENVIRONMENT": "development",
         },
         tmp_path,
@@ -213,17 +215,17 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
 
         # Merchants: the job ran without failing, and the online value of each merchant is its
         # latest snapshot at or before the materialized watermark, stamped when the slowest partition
-        # reached it plus the lateness (snapshots and stamps: test_merchants.py).
+        # reached it plus the lateness (snapshots and stamps: services/features/tests/test_snapshots.py).
         stored = label_store.read("transactions")
         low = stored.groupby("source_partition")["event_time"].max().min().to_pydatetime()
         watermark = low - timedelta(seconds=LATENESS_S)
         wait_for(
-            lambda: service.metric("berg_features_merchant_watermark_timestamp_seconds") >= watermark.timestamp(),
+            lambda: service.metric("berg_features_snapshot_watermark_timestamp_seconds", VIEW) >= watermark.timestamp(),
             60,
             "the merchant job to reach the watermark",
         )
-        assert service.metric("berg_features_merchant_runs_total", {"outcome": "failed"}) == 0
-        last_snapshot = snapshot_times(watermark - timedelta(hours=1), watermark)[-1]
+        assert service.metric("berg_features_snapshot_runs_total", {**VIEW, "outcome": "failed"}) == 0
+        last_snapshot = snapshot_times(watermark - timedelta(hours=1), watermark, MERCHANT_SNAPSHOTS.every)[-1]
         available = snapshot_availability(
             stored,
             [last_snapshot],
@@ -231,8 +233,13 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
             partitions=set(stored["source_partition"].astype(int)),
         )
         assert available[0] is not None
-        snapshot = merchant_snapshots(
-            stored, label_store.read("labels"), [last_snapshot], available=[available[0]]
+        snapshot = snapshot_rows(
+            MERCHANT_SNAPSHOTS,
+            fraud().label_join,
+            stored,
+            label_store.read("labels"),
+            [last_snapshot],
+            available=[available[0]],
         ).set_index(MERCHANT_KEY)
         merchant_names = [spec.name for spec in MERCHANT_FEATURES]
         merchant_online = (

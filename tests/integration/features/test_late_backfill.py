@@ -65,6 +65,8 @@ LATENESS = timedelta(hours=1)
 D0 = datetime(2026, 1, 1, tzinfo=UTC)
 LIVE_START = D0 + timedelta(days=30)
 MERCHANTS = [f"m{index}" for index in range(6)]
+VIEW = {"view": "merchant_aggregates"}
+"""The label of the merchant view's snapshot job metrics."""
 MERCHANT_VALUES = ["merchant_tx_count_24h", "merchant_amount_mean_24h", "merchant_fraud_rate_30d"]
 MERCHANT_VALUES.append("merchant_labels_known_30d")
 USER_VALUES = [spec.name for spec in USER_FEATURES if spec.name != USER_AS_OF]
@@ -194,11 +196,11 @@ def consumed_everything(bootstrap: str, group: str, topics: tuple[str, str]) -> 
 def wait_for_the_merchant_job(service: ServiceProcess, bootstrap: str, group: str, topics: tuple[str, str]) -> None:
     """Until the service has consumed everything and a merchant run that began afterwards left nothing pending."""
     wait_for(lambda: consumed_everything(bootstrap, group, topics), 600, "the features service to consume everything")
-    runs = service.metric("berg_features_merchant_runs_total", {"outcome": "ok"})
+    runs = service.metric("berg_features_snapshot_runs_total", {**VIEW, "outcome": "ok"})
     wait_for(
         lambda: (
-            service.metric("berg_features_merchant_runs_total", {"outcome": "ok"}) >= runs + 2
-            and service.metric("berg_features_merchant_pending_days") == 0
+            service.metric("berg_features_snapshot_runs_total", {**VIEW, "outcome": "ok"}) >= runs + 2
+            and service.metric("berg_features_snapshot_pending_days", VIEW) == 0
         ),
         600,
         "the merchant job to recompute every pending day",
@@ -242,8 +244,8 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
             "ALLOWED_LATENESS_S": str(LATENESS.total_seconds()),
             "BATCH_MAX_RECORDS": "60",
             "BATCH_MAX_WAIT_MS": "200",
-            "MERCHANT_INTERVAL_S": "1",
-            "MERCHANT_DAYS_PER_RUN": "4",
+            "SNAPSHOT_INTERVAL_S": "1",
+            "SNAPSHOT_DAYS_PER_RUN": "4",
             "STATE_EVICTION_INTERVAL_S": "0",
             "ENVIRONMENT": "development",
         },
@@ -275,7 +277,8 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         # ...and more of it once the service and its merchant job have caught up.
         produce(second, second_labels)
         wait_for_the_merchant_job(service, bootstrap, group, topics)
-        assert service.metric("berg_features_merchant_runs_total", {"outcome": "failed"}) == 0, service.log_tail()
+        failed = service.metric("berg_features_snapshot_runs_total", {**VIEW, "outcome": "failed"})
+        assert failed == 0, service.log_tail()
 
         history = [*first, *second]
         produced = [*live, *history]

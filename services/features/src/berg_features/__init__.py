@@ -1,4 +1,4 @@
-"""Berg's features service: streaming user aggregates and merchant snapshots into Feast."""
+"""Berg's features service: streaming aggregates and snapshot views into Feast."""
 
 # Before Feast: see berg.features (prometheus_client must not start in multiprocess mode).
 import berg.features  # noqa: F401

@@ -33,16 +33,16 @@ def main() -> None:
     from berg.service import ServiceContext, run_consumer_service
     from berg_features.aggregates import SECOND, WindowAggregator
     from berg_features.handler import FeaturesHandler
-    from berg_features.merchant_job import MerchantJob
     from berg_features.metrics import FeaturesMetrics
     from berg_features.run_schedule import RunSchedule
+    from berg_features.snapshot_job import SnapshotJob, SnapshotJobs
 
     def build(context: ServiceContext) -> FeaturesHandler:
         metrics = FeaturesMetrics.register(context.registry)
         store = open_store(feature_store)
         prepare_store(store, use_case.features, settings.offline_root)
         label_store = LabelStore(f"{settings.offline_root.rstrip('/')}/{LABEL_STORE}")
-        schedule = RunSchedule(settings.merchant_interval_s, settings.merchant_run_spacing_s)
+        schedule = RunSchedule(settings.snapshot_interval_s, settings.snapshot_run_spacing_s)
         handler = FeaturesHandler(
             store,
             label_store,
@@ -57,32 +57,40 @@ def main() -> None:
         )
         context.rebalance.on_assigned(handler.on_assigned)
         context.rebalance.on_revoked(handler.on_revoked)
-        # The merchant job has its own FeatureStore: Feast's objects are not shared across threads.
+        # The snapshot jobs have their own FeatureStore: Feast's objects are not shared across threads.
         job_store = open_store(feature_store)
-        job = MerchantJob(
-            job_store,
+        jobs = SnapshotJobs(
+            [
+                SnapshotJob(
+                    snapshot_view,
+                    use_case.label_join,
+                    job_store,
+                    label_store,
+                    settings.offline_root,
+                    metrics,
+                    allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+                    backfill=timedelta(days=settings.snapshot_backfill_days),
+                    days_per_run=settings.snapshot_days_per_run,
+                )
+                for snapshot_view in use_case.features.snapshots
+            ],
             label_store,
-            settings.offline_root,
-            metrics,
-            allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
-            backfill=timedelta(days=settings.merchant_backfill_days),
-            days_per_run=settings.merchant_days_per_run,
         )
         leader_partition = (settings.transactions_topic, 0)
 
         def lead_if_first(partitions: list[tuple[str, int]]) -> None:
             # One instance plans and writes the snapshots: the one consuming partition 0.
             if leader_partition in partitions:
-                job.lead()
+                jobs.lead()
 
         def step_down_if_first(partitions: list[tuple[str, int]]) -> None:
             if leader_partition in partitions:
-                job.step_down()
+                jobs.step_down()
 
         context.rebalance.on_assigned(lead_if_first)
         context.rebalance.on_revoked(step_down_if_first)
         stop = threading.Event()
-        thread = threading.Thread(target=job.run_forever, args=(stop, schedule), name="merchant-job", daemon=True)
+        thread = threading.Thread(target=jobs.run_forever, args=(stop, schedule), name="snapshot-jobs", daemon=True)
         thread.start()
 
         def stop_job() -> None:

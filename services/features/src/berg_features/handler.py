@@ -13,7 +13,7 @@ For each micro-batch from ``transactions.valid`` and ``labels.valid``:
    store holds for that user is never pushed online (SQLite's online store would
    let it win);
 5. append the transactions and labels to the label store (which notes what
-   arrived, for the merchant job), then evict idle users now that what they
+   arrived, for the snapshot jobs), then evict idle users now that what they
    hold is stored;
 6. return, and the loop commits the offsets.
 

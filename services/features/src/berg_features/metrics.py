@@ -1,4 +1,7 @@
-"""The features service's own metrics."""
+"""The features service's own metrics.
+
+The snapshot jobs' metrics carry a ``view`` label: one job per snapshot view, each with its own series.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,20 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["FeaturesMetrics"]
+__all__ = ["FeaturesMetrics", "SnapshotJobMetrics"]
+
+
+@dataclass(frozen=True)
+class SnapshotJobMetrics:
+    """One snapshot view's series of the job metrics (:meth:`FeaturesMetrics.snapshot_job`)."""
+
+    runs_ok: Counter
+    runs_failed: Counter
+    seconds: Histogram
+    watermark: Gauge
+    pending_days: Gauge
+    run_started: Gauge
+    next_due: Gauge
 
 
 @dataclass(frozen=True)
@@ -19,13 +35,26 @@ class FeaturesMetrics:
     restored_events: Counter
     history_reads: Counter
     users_evicted: Counter
-    merchant_runs: Counter
-    merchant_seconds: Histogram
-    merchant_watermark: Gauge
-    merchant_pending_days: Gauge
-    merchant_run_started: Gauge
-    merchant_next_due: Gauge
+    snapshot_runs: Counter
+    snapshot_seconds: Histogram
+    snapshot_watermark: Gauge
+    snapshot_pending_days: Gauge
+    snapshot_run_started: Gauge
+    snapshot_next_due: Gauge
     label_store_written: Gauge
+
+    def snapshot_job(self, view: str) -> SnapshotJobMetrics:
+        """The series of the job computing snapshot view ``view``, created at 0 so they are exported before its
+        first run."""
+        return SnapshotJobMetrics(
+            runs_ok=self.snapshot_runs.labels(view, "ok"),
+            runs_failed=self.snapshot_runs.labels(view, "failed"),
+            seconds=self.snapshot_seconds.labels(view),
+            watermark=self.snapshot_watermark.labels(view),
+            pending_days=self.snapshot_pending_days.labels(view),
+            run_started=self.snapshot_run_started.labels(view),
+            next_due=self.snapshot_next_due.labels(view),
+        )
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> FeaturesMetrics:
@@ -67,31 +96,42 @@ class FeaturesMetrics:
                 "Idle users whose aggregates were dropped from memory (their transactions are stored).",
                 registry=registry,
             ),
-            merchant_runs=Counter(
-                "berg_features_merchant_runs", "Merchant snapshot runs, by outcome.", ["outcome"], registry=registry
-            ),
-            merchant_seconds=Histogram(
-                "berg_features_merchant_duration_seconds", "Time of one merchant snapshot run.", registry=registry
-            ),
-            merchant_watermark=Gauge(
-                "berg_features_merchant_watermark_timestamp_seconds",
-                "Event time up to which merchant snapshots are computed and materialized.",
+            snapshot_runs=Counter(
+                "berg_features_snapshot_runs",
+                "Snapshot job runs, by snapshot view and outcome.",
+                ["view", "outcome"],
                 registry=registry,
             ),
-            merchant_pending_days=Gauge(
-                "berg_features_merchant_pending_days",
-                "Days of merchant snapshots whose inputs changed and that are not recomputed yet.",
+            snapshot_seconds=Histogram(
+                "berg_features_snapshot_duration_seconds",
+                "Time of one snapshot job run, by snapshot view.",
+                ["view"],
                 registry=registry,
             ),
-            merchant_run_started=Gauge(
-                "berg_features_merchant_run_started_timestamp_seconds",
-                "Wall-clock start of the last merchant run that succeeded: it read every label store write before.",
+            snapshot_watermark=Gauge(
+                "berg_features_snapshot_watermark_timestamp_seconds",
+                "Event time up to which the view's snapshots are computed and materialized.",
+                ["view"],
                 registry=registry,
             ),
-            merchant_next_due=Gauge(
-                "berg_features_merchant_next_due_timestamp_seconds",
-                "Event time every source partition must reach before the next merchant snapshot can be computed "
+            snapshot_pending_days=Gauge(
+                "berg_features_snapshot_pending_days",
+                "Days of the view's snapshots whose inputs changed and that are not recomputed yet.",
+                ["view"],
+                registry=registry,
+            ),
+            snapshot_run_started=Gauge(
+                "berg_features_snapshot_run_started_timestamp_seconds",
+                "Wall-clock start of the view's last snapshot run that succeeded: it read every label store write "
+                "before.",
+                ["view"],
+                registry=registry,
+            ),
+            snapshot_next_due=Gauge(
+                "berg_features_snapshot_next_due_timestamp_seconds",
+                "Event time every source partition must reach before the view's next snapshot can be computed "
                 "(its boundary plus the lateness): no snapshot becomes available before it.",
+                ["view"],
                 registry=registry,
             ),
             label_store_written=Gauge(

@@ -15,7 +15,7 @@ __all__ = ["FeaturesSettings"]
 
 
 class FeaturesSettings(ConsumerServiceSettings):
-    """Where the feature store is, how late an event may be, how often merchants are recomputed."""
+    """Where the feature store is, how late an event may be, how often the snapshot views are recomputed."""
 
     model_config = service_config("BERG_FEATURES_")
 
@@ -30,36 +30,37 @@ class FeaturesSettings(ConsumerServiceSettings):
     """Offline sources and the label store: a folder, or ``s3://bucket/prefix``."""
     allowed_lateness_s: float = Field(default=3600.0, ge=0, le=7 * 24 * 3600)
     """How far (event time) a transaction may arrive behind its user's latest one and still be
-    aggregated; later ones are dead-lettered with reason ``late_event``."""
+    aggregated; later ones are dead-lettered with reason ``late_event``. Default: one hour; the snapshot
+    views' stamps wait for it too."""
     state_eviction_interval_s: float = Field(default=60.0, ge=0)
     """Wall-clock seconds between passes that drop idle users from memory: a user untouched since
     the previous pass whose newest transaction is more than 7 days and twice the lateness behind
     the newest one held. A user who comes back is read back from the label store."""
     transactions_topic: str = Field(default=TRANSACTIONS_VALID, min_length=1)
     labels_topic: str = Field(default=LABELS_VALID, min_length=1)
-    merchant_interval_s: float = Field(default=30.0, gt=0)
-    """Wall-clock seconds between merchant snapshot runs (and their materialization)."""
-    merchant_min_interval_s: float | None = Field(default=None, ge=0)
-    """Once the stream has stored new transactions or labels, the next merchant run starts this
-    many seconds after the last one started, at the earliest, instead of ``merchant_interval_s``
-    after it (see ``berg_features.run_schedule``). Unset: the same as ``merchant_interval_s``
-    (new data waits for the schedule). Must not exceed ``merchant_interval_s``."""
-    merchant_days_per_run: int = Field(default=7, ge=1, le=400)
-    """At most this many days of snapshots are recomputed per run (the newest pending first):
+    snapshot_interval_s: float = Field(default=30.0, gt=0)
+    """Wall-clock seconds between snapshot job runs (and their materialization), for every snapshot view."""
+    snapshot_min_interval_s: float | None = Field(default=None, ge=0)
+    """Once the stream has stored new events or labels, the next snapshot run starts this
+    many seconds after the last one started, at the earliest, instead of ``snapshot_interval_s``
+    after it (see ``berg_features.run_schedule``). Unset: the same as ``snapshot_interval_s``
+    (new data waits for the schedule). Must not exceed ``snapshot_interval_s``."""
+    snapshot_days_per_run: int = Field(default=7, ge=1, le=400)
+    """At most this many days of a view's snapshots are recomputed per run (the newest pending first):
     a backfill of old history is worked through run by run without holding up today's."""
-    merchant_backfill_days: int = Field(default=35, ge=1, le=400)
+    snapshot_backfill_days: int = Field(default=35, ge=1, le=400)
     """The first run on a store computes snapshots this far back (bounded by the oldest
-    transaction); after it, what arrives is tracked, however old."""
+    event); after it, what arrives is tracked, however old."""
 
-    @field_validator("merchant_min_interval_s")
+    @field_validator("snapshot_min_interval_s")
     @classmethod
     def _within_the_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
-        interval = info.data.get("merchant_interval_s")
+        interval = info.data.get("snapshot_interval_s")
         if value is not None and interval is not None and value > interval:
-            raise ValueError(f"must not exceed merchant_interval_s ({interval})")
+            raise ValueError(f"must not exceed snapshot_interval_s ({interval})")
         return value
 
     @property
-    def merchant_run_spacing_s(self) -> float:
-        """The spacing of merchant runs after new data: ``merchant_min_interval_s``, or the interval."""
-        return self.merchant_interval_s if self.merchant_min_interval_s is None else self.merchant_min_interval_s
+    def snapshot_run_spacing_s(self) -> float:
+        """The spacing of snapshot runs after new data: ``snapshot_min_interval_s``, or the interval."""
+        return self.snapshot_interval_s if self.snapshot_min_interval_s is None else self.snapshot_min_interval_s

@@ -1,10 +1,10 @@
-"""Which days of merchant snapshots must be (re)computed: the merchant job's bookkeeping, pure.
+"""Which days of a snapshot view must be (re)computed: the snapshot job's bookkeeping, pure.
 
-A snapshot at ``s`` reads transactions and labels with event time in
-``(s - 30 days, s]`` (a label counts from its own event time on, and comes after
-its transaction: the contract says so). So rows that arrive with event times in
-``[first, last]`` change the snapshots in ``[first, last + 30 days)``, however old
-they are. A plan holds the watermark the snapshots are computed up to and the set
+A snapshot at ``s`` reads scored events and labels with event time in
+``(s - window, s]`` (the view's longest window; a label counts from its own event
+time on, and comes after its event: the contracts say so). So rows that arrive with
+event times in ``[first, last]`` change the snapshots in ``[first, last + window)``,
+however old they are. A plan holds the watermark the snapshots are computed up to and the set
 of days still to (re)compute; each run adds the days the watermark moved over and
 the days that what arrived changes, keeps only days up to the watermark (later
 snapshots are computed when the watermark gets there), and works through the
@@ -18,8 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from berg.features.schema import MERCHANT_FRAUD_WINDOW
-
 __all__ = ["SnapshotPlan", "contiguous_runs", "days_changed_by", "next_plan"]
 
 _DAY = timedelta(days=1)
@@ -29,9 +27,9 @@ def _days(first: date, last: date) -> set[date]:
     return {first + offset * _DAY for offset in range((last - first).days + 1)}
 
 
-def days_changed_by(first: datetime, last: datetime) -> set[date]:
-    """The days of the snapshots that rows with event times in ``[first, last]`` feed."""
-    return _days(first.date(), (last + MERCHANT_FRAUD_WINDOW).date())
+def days_changed_by(first: datetime, last: datetime, window: timedelta) -> set[date]:
+    """The days of the snapshots reading ``window`` back that rows with event times in ``[first, last]`` feed."""
+    return _days(first.date(), (last + window).date())
 
 
 @dataclass(frozen=True)
@@ -66,6 +64,8 @@ def next_plan(
     watermark: datetime,
     arrived: Iterable[tuple[datetime, datetime]],
     first_day: date | None = None,
+    *,
+    window: timedelta,
 ) -> SnapshotPlan:
     """The plan after a run learns the new watermark and the event-time spans that arrived.
 
@@ -74,6 +74,7 @@ def next_plan(
         watermark: the low watermark now; the plan's never goes back.
         arrived: (earliest, latest) event times of rows appended since the last run.
         first_day: on the first run, the oldest day to compute (None: the watermark's day).
+        window: how far back a snapshot reads (the view's longest window).
     """
     if previous is None:
         pending = _days(first_day or watermark.date(), watermark.date())
@@ -82,7 +83,7 @@ def next_plan(
     else:
         watermark, pending = previous.watermark, set(previous.pending)
     for first, last in arrived:
-        pending |= days_changed_by(first, last)
+        pending |= days_changed_by(first, last, window)
     return SnapshotPlan(watermark, frozenset(day for day in pending if day <= watermark.date()))
 
 

@@ -1,29 +1,40 @@
-"""Merchant snapshots equal a brute-force recomputation: only the window's transactions, only labels known then;
-each stamped when it became available: when the slowest source partition reached its time plus the lateness."""
+"""Snapshot views equal a brute-force recomputation: each aggregate over its own window's events, only labels
+known then; each stamped when it became available: when the slowest source partition reached its time plus the
+lateness. The fraud case's merchant view, and a view of another domain (the clicks test case's campaigns)."""
 
 from __future__ import annotations
 
 import itertools
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berg_features.merchant_job import snapshot_times
-from berg_features.merchants import (
+from berg.features.feature_set import SnapshotView
+from berg.usecase import LabelJoin
+from berg_features.snapshots import (
     availability_changed_after,
-    merchant_snapshots,
+    next_snapshot_after,
     snapshot_availability,
+    snapshot_columns,
+    snapshot_rows,
+    snapshot_times,
     visible_snapshots,
 )
-from tests.fraud_schema import MERCHANT_AS_OF, MERCHANT_AVAILABLE
+from berg_fraud.features import MERCHANT_SNAPSHOTS
+from berg_fraud.use_case import fraud
+from tests.other_use_case import clicks
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+FRAUD_JOIN = fraud().label_join
+CLICKS = clicks()
+(CAMPAIGNS,) = CLICKS.features.snapshots
 
 
 @st.composite
@@ -55,7 +66,7 @@ def oracle(tx: pd.DataFrame, labels: pd.DataFrame, at: datetime, merchant: str) 
     if not window:
         return None
     day = [row for row in window if row["event_time"] > at - timedelta(days=1)]
-    first_label: dict[str, dict[str, object]] = {}
+    first_label: dict[str, dict[str, Any]] = {}
     for label in sorted(labels.to_dict("records"), key=lambda r: r["event_time"]):
         first_label.setdefault(str(label["transaction_event_id"]), label)
     known = [first_label[row["event_id"]] for row in window if row["event_id"] in first_label]
@@ -68,12 +79,18 @@ def oracle(tx: pd.DataFrame, labels: pd.DataFrame, at: datetime, merchant: str) 
     }
 
 
+def merchant_rows(
+    tx: pd.DataFrame, labels: pd.DataFrame, times: list[datetime], available: list[datetime] | None = None
+) -> pd.DataFrame:
+    return snapshot_rows(MERCHANT_SNAPSHOTS, FRAUD_JOIN, tx, labels, times, available=available)
+
+
 @settings(max_examples=80, deadline=None)
 @given(history(), st.integers(0, 24 * 45))
-def test_snapshots_equal_the_oracle(data: tuple[pd.DataFrame, pd.DataFrame], hours: int) -> None:
+def test_merchant_snapshots_equal_the_oracle(data: tuple[pd.DataFrame, pd.DataFrame], hours: int) -> None:
     tx, labels = data
     at = T0 + timedelta(hours=hours)
-    frame = merchant_snapshots(tx, labels, [at]).set_index("merchant_id")
+    frame = merchant_rows(tx, labels, [at]).set_index("merchant_id")
     for merchant in ["m1", "m2", "m3"]:
         expected = oracle(tx, labels, at, merchant)
         if expected is None:
@@ -88,9 +105,123 @@ def test_snapshots_equal_the_oracle(data: tuple[pd.DataFrame, pd.DataFrame], hou
         assert row["event_timestamp"] == pd.Timestamp(at)  # available at its own time unless told otherwise
 
 
-def test_snapshot_times_fall_on_the_hour_within_the_bounds() -> None:
-    times = snapshot_times(T0 + timedelta(minutes=30), T0 + timedelta(hours=3))
+def impressions_and_clicks() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two campaigns over two days: impressions at chosen hours, clicks (some twice, one a late "no") after them."""
+    hours = {"c1": [0, 3, 10, 20, 26, 29, 30, 31], "c2": [1, 2, 28, 44, 47]}
+    rows = [(campaign, hour) for campaign, times in hours.items() for hour in times]
+    impressions = pd.DataFrame(
+        {
+            "event_id": [f"i{n}" for n in range(len(rows))],
+            "event_time": pd.to_datetime([T0 + timedelta(hours=hour, minutes=n) for n, (_, hour) in enumerate(rows)]),
+            "user_id": [f"u{n % 3}" for n in range(len(rows))],
+            "campaign_id": [campaign for campaign, _ in rows],
+            "bid": [0.5 + n / 10 for n in range(len(rows))],
+            "slot": [n % 4 for n in range(len(rows))],
+        }
+    )
+    # (impression, minutes after it, clicked): the first verdict of an impression counts.
+    verdicts = [(0, 5, True), (1, 30, False), (2, 2, True), (2, 90, False), (4, 10, True), (5, 400, True)]
+    verdicts += [(6, 1, False), (7, 59, True), (8, 3, True), (9, 600, True), (10, 20, False), (11, 5, True)]
+    clicks_frame = pd.DataFrame(
+        {
+            "event_id": [f"k{n}" for n in range(len(verdicts))],
+            "event_time": [impressions.loc[i, "event_time"] + timedelta(minutes=m) for i, m, _ in verdicts],
+            "impression_event_id": [f"i{i}" for i, _, _ in verdicts],
+            "user_id": [impressions.loc[i, "user_id"] for i, _, _ in verdicts],
+            "clicked": [clicked for _, _, clicked in verdicts],
+        }
+    )
+    return impressions, clicks_frame
+
+
+def brute_force(
+    view: SnapshotView, join: LabelJoin, events: pd.DataFrame, labels: pd.DataFrame, at: datetime
+) -> dict[str, dict[str, float]]:
+    """The declaration read literally, one key and one aggregate at a time, with plain Python."""
+    first: dict[str, dict[str, Any]] = {}
+    for label in sorted(labels.to_dict("records"), key=lambda r: r["event_time"]):
+        first.setdefault(str(label[join.subject_id]), label)
+    rows = events.to_dict("records")
+    result: dict[str, dict[str, float]] = {}
+    for key in sorted({str(row[view.entity.key]) for row in rows}):
+        mine = [row for row in rows if row[view.entity.key] == key]
+        if not any(at - view.window < row["event_time"] <= at for row in mine):
+            continue
+        values: dict[str, float] = {}
+        for aggregate in view.aggregates:
+            inside = [row for row in mine if at - aggregate.window < row["event_time"] <= at]
+            verdicts = [first.get(str(row[join.event_id])) for row in inside]
+            known = [label for label in verdicts if label is not None and label["event_time"] <= at]
+            if aggregate.function == "count":
+                values[aggregate.name] = len(inside)
+            elif aggregate.function == "labels_known":
+                values[aggregate.name] = len(known)
+            elif aggregate.function == "positive_share":
+                positives = sum(bool(label[join.target]) for label in known)
+                values[aggregate.name] = positives / len(inside) if inside else math.nan
+            else:
+                assert aggregate.field is not None
+                values[aggregate.name] = (
+                    math.fsum(row[aggregate.field] for row in inside) / len(inside) if inside else math.nan
+                )
+        result[key] = values
+    return result
+
+
+def test_a_snapshot_view_of_another_domain_equals_the_declaration_read_literally() -> None:
+    impressions, clicks_frame = impressions_and_clicks()
+    times = snapshot_times(T0, T0 + timedelta(days=3), CAMPAIGNS.every)
+    frame = snapshot_rows(CAMPAIGNS, CLICKS.label_join, impressions, clicks_frame, times)
+    assert list(frame.columns) == snapshot_columns(CAMPAIGNS)
+    assert list(frame.columns) == [
+        "campaign_id",
+        "campaign_impressions_6h",
+        "campaign_click_rate_1d",
+        "campaign_snapshot_unix",
+        "campaign_available_unix",
+        "event_timestamp",
+    ]
+    compared = 0
+    for at in times:
+        expected = brute_force(CAMPAIGNS, CLICKS.label_join, impressions, clicks_frame, at)
+        got = frame[frame["campaign_snapshot_unix"] == at.timestamp()].set_index("campaign_id")
+        assert sorted(got.index) == sorted(expected), at
+        for campaign, values in expected.items():
+            for name, value in values.items():
+                actual = got.loc[campaign, name]
+                assert (math.isnan(actual) and math.isnan(value)) or actual == value, (at, campaign, name)
+            assert got.loc[campaign, "campaign_available_unix"] == at.timestamp()
+            compared += 1
+    # A campaign has a row while an impression is less than a day old: c1 from 00:00 to 55:00 (its last at
+    # 31:07), c2 from 02:00 to 26:00 (02:09) and from 29:00 (28:10) to 71:00 (47:12).
+    assert compared == 56 + 25 + 43
+    c1 = frame[frame["campaign_id"] == "c1"].set_index("campaign_snapshot_unix")
+    # The 6-hour count is 0, the row still there, once its impressions are over 6 hours old but within the day;
+    # an impression at 31:07 is not in the snapshot at 31:00.
+    assert c1.loc[(T0 + timedelta(hours=40)).timestamp(), "campaign_impressions_6h"] == 0
+    assert c1.loc[(T0 + timedelta(hours=31)).timestamp(), "campaign_impressions_6h"] == 3
+    assert c1.loc[(T0 + timedelta(hours=32)).timestamp(), "campaign_impressions_6h"] == 4
+    assert frame["campaign_impressions_6h"].dtype == "int64"
+    assert frame["campaign_click_rate_1d"].dtype == "float64"
+
+
+def test_snapshot_times_fall_on_the_period_within_the_bounds() -> None:
+    times = snapshot_times(T0 + timedelta(minutes=30), T0 + timedelta(hours=3), timedelta(hours=1))
     assert times == [T0 + timedelta(hours=h) for h in (1, 2, 3)]
+    quarter = timedelta(minutes=15)
+    assert snapshot_times(T0 + timedelta(minutes=1), T0 + timedelta(minutes=45), quarter) == [
+        T0 + quarter,
+        T0 + 2 * quarter,
+        T0 + 3 * quarter,
+    ]
+
+
+def test_the_next_snapshot_is_the_first_boundary_strictly_after_a_moment() -> None:
+    hour = timedelta(hours=1)
+    assert next_snapshot_after(T0, hour) == T0 + hour
+    assert next_snapshot_after(T0 + timedelta(minutes=59, seconds=59), hour) == T0 + hour
+    assert next_snapshot_after(T0 - timedelta(microseconds=1), hour) == T0
+    assert next_snapshot_after(T0 + timedelta(minutes=7), timedelta(minutes=15)) == T0 + timedelta(minutes=15)
 
 
 def test_a_snapshot_is_stamped_when_it_becomes_available_and_keeps_its_own_time_as_of() -> None:
@@ -99,14 +230,21 @@ def test_a_snapshot_is_stamped_when_it_becomes_available_and_keeps_its_own_time_
     )
     labels = pd.DataFrame(columns=["event_id", "transaction_event_id", "event_time", "is_fraud"])
     available = T0 + timedelta(hours=1, minutes=7, microseconds=3)
-    frame = merchant_snapshots(tx, labels, [T0], available=[available])
+    frame = merchant_rows(tx, labels, [T0], available=[available])
     assert frame.loc[0, "event_timestamp"] == pd.Timestamp(available)
-    assert frame.loc[0, MERCHANT_AVAILABLE] == available.timestamp()
-    assert frame.loc[0, MERCHANT_AS_OF] == T0.timestamp()
+    assert frame.loc[0, MERCHANT_SNAPSHOTS.available] == available.timestamp()
+    assert frame.loc[0, MERCHANT_SNAPSHOTS.as_of] == T0.timestamp()
     with pytest.raises(ValueError, match="before it"):
-        merchant_snapshots(tx, labels, [T0], available=[T0 - timedelta(microseconds=1)])
+        merchant_rows(tx, labels, [T0], available=[T0 - timedelta(microseconds=1)])
     with pytest.raises(ValueError, match="availability times"):
-        merchant_snapshots(tx, labels, [T0], available=[])
+        merchant_rows(tx, labels, [T0], available=[])
+
+
+def test_no_event_in_the_window_gives_no_row_and_the_declared_columns() -> None:
+    impressions, clicks_frame = impressions_and_clicks()
+    frame = snapshot_rows(CAMPAIGNS, CLICKS.label_join, impressions, clicks_frame, [T0 - timedelta(hours=1)])
+    assert frame.empty
+    assert list(frame.columns) == snapshot_columns(CAMPAIGNS)
 
 
 def crossings(times_by_partition: dict[int, list[datetime]]) -> pd.DataFrame:
