@@ -25,7 +25,6 @@ from pathlib import Path
 from benchkit import bare_poll_loop, free_ports, produce_transactions, timed_service_path
 from prometheus_client import CollectorRegistry
 
-from berg.features.label_store import LabelStore
 from berg.features.store import open_store, prepare_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
@@ -36,7 +35,7 @@ from berg_features.aggregates import SECOND, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.settings import FeaturesSettings
-from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE
+from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE, fraud_label_store, fraud_sources
 
 
 def features_path(stack: LocalStack, events: int, state: Path) -> float:
@@ -46,7 +45,7 @@ def features_path(stack: LocalStack, events: int, state: Path) -> float:
     prepare_store(store, FEATURES, offline_root)
     registry = CollectorRegistry()
     metrics = FeaturesMetrics.register(registry)
-    label_store = LabelStore(f"{offline_root}/label_store")
+    label_store = fraud_label_store(f"{offline_root}/label_store")
     handler = FeaturesHandler(
         store,
         label_store,
@@ -54,6 +53,7 @@ def features_path(stack: LocalStack, events: int, state: Path) -> float:
         DeadLetterPublisher(None, "features"),
         metrics,
         push_source=USER_PUSH_SOURCE,
+        **fraud_sources(),
     )
     rate, elapsed = timed_service_path(stack, TRANSACTIONS_VALID, "bench-features", handler, settings, events)
     for store_name in ("offline", "online"):

@@ -28,7 +28,7 @@ from berg_features.metrics import FeaturesMetrics
 from berg_features.snapshot_job import SnapshotJob
 from berg_fraud.features import MERCHANT_SNAPSHOTS
 from berg_fraud.use_case import fraud
-from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE
+from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE, fraud_label_store, fraud_sources
 
 __all__ = ["FeatureWorld", "simulated_feature_store"]
 
@@ -55,7 +55,7 @@ class FeatureWorld:
 
     @property
     def label_store(self) -> LabelStore:
-        return LabelStore(f"{self.offline_root}/label_store")
+        return fraud_label_store(f"{self.offline_root}/label_store")
 
 
 def _records(config: SimulationConfig, end: datetime) -> Iterator[RawRecord]:
@@ -80,7 +80,7 @@ def simulated_feature_store(
     store = open_store(FeatureStoreConfig.embedded(state_dir))
     try:
         prepare_store(store, FEATURES, offline_root)
-        labels = LabelStore(f"{offline_root}/label_store")
+        labels = fraud_label_store(f"{offline_root}/label_store")
         metrics = FeaturesMetrics.register(CollectorRegistry())
         handler = FeaturesHandler(
             store,
@@ -89,6 +89,7 @@ def simulated_feature_store(
             DeadLetterPublisher(None, "features"),
             metrics,
             push_source=USER_PUSH_SOURCE,
+            **fraud_sources(),
         )
         records = _records(config, end)
         while chunk := list(itertools.islice(records, batch)):

@@ -7,9 +7,15 @@ says what a feature is, only where to find it.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from berg.features.feature_set import CREATED_TIMESTAMP, EVENT_TIMESTAMP, REQUEST_EVENT_UNIX, SnapshotView
+from berg.features.label_store import LabelStore
 from berg_fraud.features import MERCHANT_SNAPSHOTS, USER_AGGREGATES, fraud_features
+from berg_fraud.use_case import fraud
+
+if TYPE_CHECKING:
+    from berg_features.handler import Source
 
 __all__ = [
     "CREATED_TIMESTAMP",
@@ -37,6 +43,8 @@ __all__ = [
     "USER_PUSH_SOURCE",
     "USER_TTL",
     "USER_VIEW",
+    "fraud_label_store",
+    "fraud_sources",
 ]
 
 FEATURES = fraud_features()
@@ -55,3 +63,20 @@ ON_DEMAND_VIEW, ON_DEMAND_FEATURES = FEATURES.on_demand.name, FEATURES.on_demand
 REQUEST_AMOUNT = "amount"
 DEFAULT_ALLOWED_LATENESS = timedelta(hours=1)
 """The features service's default lateness (``BERG_FEATURES_ALLOWED_LATENESS_S``)."""
+
+
+def fraud_label_store(root: str) -> LabelStore:
+    """The label store of the fraud case's two streams under ``root``."""
+    use_case = fraud()
+    return LabelStore(root, use_case.scored, use_case.labels)
+
+
+def fraud_sources() -> dict[str, Source]:
+    """The features handler's two sources for the fraud case (its valid topics and contracts)."""
+    from berg_features.handler import Source
+
+    use_case = fraud()
+    return {
+        "scored": Source(use_case.scored.valid_topic, use_case.scored.contract),
+        "labels": Source(use_case.labels.valid_topic, use_case.labels.contract),
+    }

@@ -35,7 +35,7 @@ from berg.features.parquet_parts import SCHEMA_PART, write_part
 from berg.features.store import close_store, open_store
 from berg.problem.metrics import average_precision
 from berg.registry.registry import ModelRegistry
-from berg_fraud.use_case import problem_card
+from berg_fraud.use_case import fraud, problem_card
 from berg_pipelines.runtime.evaluate import EvaluationReport, booster_scorer
 from berg_pipelines.runtime.frames import DatasetInfo, read_frame, write_frame
 from berg_pipelines.runtime.gate import Decision, decide
@@ -400,8 +400,11 @@ def _plant_label_leak(world: FeatureWorld) -> None:
         ],
     )
 
-    labelled = world.label_store.labelled_transactions(
-        world.start - timedelta(days=1), world.end, timedelta(days=problem_card().target.label_horizon_days)
+    labelled = world.label_store.labelled_events(
+        world.start - timedelta(days=1),
+        world.end,
+        timedelta(days=problem_card().target.label_horizon_days),
+        fraud().label_join,
     )
     stamps = pd.to_datetime(labelled["event_time"], utc=True) - pd.Timedelta(seconds=1)
     rows = pd.DataFrame(
@@ -476,12 +479,12 @@ def test_the_label_complete_window_waits_for_labels_that_lag_behind(tmp_path: Pa
     """Labels come on their own topic; a window ends a horizon before the older of both streams' newest."""
     from datetime import UTC, datetime, timedelta
 
-    from berg.features.label_store import LabelStore
     from berg_pipelines.runtime.dataset import label_complete_window
+    from tests.fraud_schema import fraud_label_store
 
     card = problem_card()
     horizon = timedelta(days=card.target.label_horizon_days)
-    store = LabelStore(str(tmp_path / "labels"))
+    store = fraud_label_store(str(tmp_path / "labels"))
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     store.append(
         "transactions",
@@ -492,6 +495,7 @@ def test_the_label_complete_window_waits_for_labels_that_lag_behind(tmp_path: Pa
                 "user_id": "u",
                 "merchant_id": "m",
                 "amount": 10.0,
+                "currency": "EUR",
                 "merchant_category": "5411",
                 "channel": "card_present",
                 "country": "DE",

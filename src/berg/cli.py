@@ -209,7 +209,9 @@ def _show_features(
     ids = {str(event_id) for event_id in outcome.valid_transactions}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
         task = progress.add_task("aggregated into the feature store", total=len(ids))
-        stored = wait_for_label_store(root, ids, timeout_s, lambda held: progress.update(task, completed=held))
+        stored = wait_for_label_store(
+            root, use_case, ids, timeout_s, lambda held: progress.update(task, completed=held)
+        )
     if not stored:
         raise CommandFailed(
             f"the features service did not store every valid transaction within {timeout_s:.0f}s; "

@@ -10,7 +10,7 @@ Example:
     >>> with OutputTail.capture() as tail:
     ...     training(**arguments)            # raises RuntimeError on a failed step
     >>> failed_step(str(error)), error_lines(tail.lines())
-    ('build-dataset', ['DatasetError: the label store holds no transactions yet'])
+    ('build-dataset', ['DatasetError: the label store holds no scored events yet'])
 """
 
 from __future__ import annotations

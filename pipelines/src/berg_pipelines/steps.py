@@ -78,7 +78,8 @@ class PipelineSettings:
     def labels(self) -> LabelStore:
         from berg.features.label_store import LabelStore
 
-        return LabelStore(f"{self.offline_root.rstrip('/')}/label_store")
+        use_case = self.resolve_use_case()
+        return LabelStore(f"{self.offline_root.rstrip('/')}/label_store", use_case.scored, use_case.labels)
 
     def feature_store(self) -> FeatureStoreConfig:
         """The store to read: ``feast_profile`` with the variables of this step's process (``BERG_STATE_DIR``,

@@ -1,10 +1,13 @@
-"""The label store: the transactions the features service has processed, and their labels.
+"""The label store: the scored events the features service has processed, and their labels.
 
-Training reads it to build its entity frame (which transactions, and whether each
-turned out to be fraud); the features service also rebuilds its aggregate state
-from it after a restart, and computes the merchant snapshots from it.
+Training reads it to build its entity frame (which events, and whether each turned
+out positive); the features service also rebuilds its aggregate state from it after
+a restart, and computes the snapshot views from it. It holds a use case's two
+streams, each under its stream's name, with a schema derived from the stream's
+contract.
 
-Layout, on a local folder or object storage (any pyarrow filesystem URI)::
+Layout, on a local folder or object storage (any pyarrow filesystem URI), for the
+fraud case (streams ``transactions`` and ``labels``)::
 
     <root>/transactions/event_date=YYYY-MM-DD/part-<uuid>.parquet
     <root>/labels/event_date=YYYY-MM-DD/part-<uuid>.parquet
@@ -14,7 +17,7 @@ Writers append parts (temporary name, then rename) and never read; a redelivered
 batch may append a row twice, so every reader keeps one row per ``event_id``.
 
 Each append also leaves a note of what arrived (the kind, and the earliest and
-latest event time written to each date): the merchant job reads the notes to
+latest event time written to each date): the snapshot jobs read the notes to
 recompute exactly the snapshots the new rows change, however old, and deletes
 them once that is recorded. The note is written after the rows, so whoever sees
 a note finds its rows.
@@ -28,31 +31,41 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+from pydantic import BaseModel
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.shape import contract_columns
 from berg.contracts.shape_arrow import ARROW_TIMESTAMP, arrow_fields
 from berg.features.parquet_parts import write_part
 
-__all__ = ["LABELS_SCHEMA", "TRANSACTIONS_SCHEMA", "Arrival", "LabelStore"]
+if TYPE_CHECKING:
+    from berg.usecase import LabelJoin, Stream
 
-# The contract's fields (a projection of them: no version, no currency) plus the Kafka
-# coordinates the features service read each transaction at.
-TRANSACTIONS_SCHEMA = pa.schema(
-    [
-        *arrow_fields(contract_columns(TransactionV1, exclude={"schema_version", "currency"})),
-        pa.field("source_partition", pa.int32()),
-        pa.field("source_offset", pa.int64()),
-    ]
-)
-LABELS_SCHEMA = pa.schema(arrow_fields(contract_columns(LabelV1, exclude={"schema_version"})))
-_SCHEMAS = {"transactions": TRANSACTIONS_SCHEMA, "labels": LABELS_SCHEMA}
+__all__ = ["Arrival", "LabelStore", "label_schema", "scored_schema"]
+
+
+def scored_schema(contract: type[BaseModel]) -> pa.Schema:
+    """The scored events' schema: the contract's fields (no version) plus the Kafka coordinates the
+    features service read each event at."""
+    return pa.schema(
+        [
+            *arrow_fields(contract_columns(contract, exclude={"schema_version"})),
+            pa.field("source_partition", pa.int32()),
+            pa.field("source_offset", pa.int64()),
+        ]
+    )
+
+
+def label_schema(contract: type[BaseModel]) -> pa.Schema:
+    """The labels' schema: the contract's fields (no version)."""
+    return pa.schema(arrow_fields(contract_columns(contract, exclude={"schema_version"})))
+
+
 _PARTITION = "event_date="
 _ARRIVALS = "arrivals"
 
@@ -64,15 +77,22 @@ class Arrival:
     note: str
     """The note's path: what :meth:`LabelStore.acknowledge` deletes."""
     kind: str
-    """``transactions`` or ``labels``."""
+    """The stream appended to: the scored events' or the labels'."""
     spans: tuple[tuple[datetime, datetime], ...]
     """The earliest and latest event time of the rows written, one pair per event date."""
 
 
 class LabelStore:
-    """Append and read the label store under ``root`` (a path or a URI such as ``s3://bucket/labels``)."""
+    """Append and read the label store of a use case's ``scored`` and ``labels`` streams under ``root``
+    (a path or a URI such as ``s3://bucket/labels``). A stream's rows are read and written by its name
+    (its *kind*: :attr:`scored` and :attr:`labels`)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, scored: Stream, labels: Stream) -> None:
+        self.scored = scored.name
+        """The scored events' kind."""
+        self.labels = labels.name
+        """The labels' kind."""
+        self._schemas = {scored.name: scored_schema(scored.contract), labels.name: label_schema(labels.contract)}
         self.root = root.rstrip("/")
         self._filesystem: Any
         self._path: str
@@ -81,9 +101,13 @@ class LabelStore:
         else:
             self._filesystem, self._path = pafs.LocalFileSystem(), self.root
 
+    def schema(self, kind: str) -> pa.Schema:
+        """The parquet schema of ``kind``'s rows."""
+        return self._schemas[kind]
+
     def append(self, kind: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Append rows of ``transactions`` or ``labels`` (``event_time`` an aware datetime)."""
-        schema = _SCHEMAS[kind]
+        """Append rows of ``kind`` (``event_time`` an aware datetime; fields the schema lacks are left out)."""
+        schema = self._schemas[kind]
         by_date: dict[date, list[Mapping[str, Any]]] = defaultdict(list)
         for row in rows:
             by_date[row["event_time"].astimezone(UTC).date()].append(row)
@@ -159,7 +183,7 @@ class LabelStore:
 
         ``columns`` limits what is read (``event_id`` and ``event_time`` always come along).
         """
-        schema = _SCHEMAS[kind]
+        schema = self._schemas[kind]
         base = f"{self._path}/{kind}"
         if self._filesystem.get_file_info(base).type == pafs.FileType.NotFound:
             return schema.empty_table().to_pandas()
@@ -200,24 +224,26 @@ class LabelStore:
                 return latest
         return None
 
-    def labelled_transactions(self, start: datetime, end: datetime, label_horizon: timedelta) -> pd.DataFrame:
-        """Transactions with ``start <= event_time < end`` and their target.
+    def labelled_events(
+        self, start: datetime, end: datetime, label_horizon: timedelta, join: LabelJoin
+    ) -> pd.DataFrame:
+        """Scored events with ``start <= event_time < end`` and their target.
 
-        ``is_fraud`` is true when a fraud label for the transaction became known
-        within ``label_horizon`` of it; ``label_time`` is when (NaT otherwise).
-        Only transactions whose horizon has passed by the latest label held can
-        be called legitimate, so callers choose ``end`` at least ``label_horizon``
-        before that (the problem card's rule).
+        The target (``join.target``) is true when a positive label for the event (its
+        ``join.subject_id`` naming the event's ``join.event_id``) became known within
+        ``label_horizon`` of it; ``label_time`` is when (NaT otherwise). Only events whose
+        horizon has passed by the latest label held can be called negative, so callers
+        choose ``end`` at least ``label_horizon`` before that (the problem card's rule).
         """
-        transactions = self.read("transactions", start, end)
-        labels = self.read("labels", start, end + label_horizon)
-        fraud = labels[labels["is_fraud"]].sort_values("event_time").drop_duplicates("transaction_event_id")
-        fraud = fraud[["transaction_event_id", "event_time"]].rename(
-            columns={"transaction_event_id": "event_id", "event_time": "label_time"}
+        events = self.read(self.scored, start, end)
+        labels = self.read(self.labels, start, end + label_horizon)
+        positive = labels[labels[join.target].astype(bool)].sort_values("event_time").drop_duplicates(join.subject_id)
+        positive = positive[[join.subject_id, "event_time"]].rename(
+            columns={join.subject_id: join.event_id, "event_time": "label_time"}
         )
-        frame = transactions.merge(fraud, on="event_id", how="left")
-        frame["is_fraud"] = frame["label_time"].notna() & (frame["label_time"] - frame["event_time"] <= label_horizon)
-        frame.loc[~frame["is_fraud"], "label_time"] = pd.NaT
+        frame = events.merge(positive, on=join.event_id, how="left")
+        frame[join.target] = frame["label_time"].notna() & (frame["label_time"] - frame["event_time"] <= label_horizon)
+        frame.loc[~frame[join.target], "label_time"] = pd.NaT
         return frame.reset_index(drop=True)
 
 

@@ -12,6 +12,7 @@ from berg.features.feature_set import FeatureSet, SnapshotView
 from berg.features.label_store import LabelStore
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
+from berg.usecase import UseCase
 
 __all__ = ["feature_store_tables", "online_values", "wait_for_label_store", "wait_for_snapshots"]
 
@@ -19,14 +20,20 @@ _SHOWN_PER_VIEW = 5
 
 
 def wait_for_label_store(
-    state_dir: Path, event_ids: Collection[str], timeout_s: float, on_progress: Callable[[int], None]
+    state_dir: Path,
+    use_case: UseCase,
+    event_ids: Collection[str],
+    timeout_s: float,
+    on_progress: Callable[[int], None],
 ) -> bool:
-    """Poll the label store until it holds every one of ``event_ids``."""
-    store = LabelStore(str(state_dir.absolute() / "feast" / "offline" / "label_store"))
+    """Poll the label store until it holds every one of the scored ``event_ids``."""
+    store = LabelStore(
+        str(state_dir.absolute() / "feast" / "offline" / "label_store"), use_case.scored, use_case.labels
+    )
     wanted = set(event_ids)
     deadline = time.monotonic() + timeout_s
     while True:
-        held = wanted & set(store.read("transactions")["event_id"])
+        held = wanted & set(store.read(store.scored, columns=())["event_id"])
         on_progress(len(held))
         if held == wanted:
             return True

@@ -31,7 +31,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry
 
 from berg.contracts import TransactionV1
-from berg.features.label_store import LabelStore
 from berg.features.parquet_parts import SCHEMA_PART
 from berg.features.store import open_store, prepare_store
 from berg.features.store_config import CLUSTER_PROFILE, OFFLINE_ROOT_VARIABLE, FeatureStoreConfig, checkout_feature_repo
@@ -52,6 +51,8 @@ from tests.fraud_schema import (
     USER_KEY,
     USER_PUSH_SOURCE,
     USER_VIEW,
+    fraud_label_store,
+    fraud_sources,
 )
 from tests.helpers import make_transactions
 from tests.servers import PostgresServer, RedisServer
@@ -318,11 +319,12 @@ def test_the_features_service_corrects_a_users_latest_row_in_redis_after_a_late_
     """The handler stamps a correction one microsecond after the last online stamp, so Redis takes it."""
     handler = FeaturesHandler(
         cluster.store,
-        LabelStore(str(tmp_path / "labels")),
+        fraud_label_store(str(tmp_path / "labels")),
         WindowAggregator(USER_AGGREGATES, HOUR),
         DeadLetterPublisher(None, "features"),
         FeaturesMetrics.register(CollectorRegistry()),
         push_source=USER_PUSH_SOURCE,
+        **fraud_sources(),
     )
     first, second = make_transactions(2, seed=4)
     now = datetime.now(UTC).replace(microsecond=0)

@@ -24,13 +24,12 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.dead_letter import DeadLetterV1
-from berg.features.label_store import LabelStore
 from berg.features.store import open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.topics import DEAD_LETTER
 from berg.settings import KafkaSettings
 from berg_features.aggregates import SECOND, WindowEvent
-from berg_features.handler import event_from_transaction
+from berg_features.handler import event_from_scored
 from berg_features.snapshots import snapshot_availability, snapshot_rows, snapshot_times
 from berg_fraud.features import MERCHANT_SNAPSHOTS
 from berg_fraud.use_case import fraud
@@ -45,6 +44,7 @@ from tests.fraud_schema import (
     USER_FEATURES,
     USER_KEY,
     USER_VIEW,
+    fraud_label_store,
 )
 from tests.helpers import make_transactions, wait_for
 from tests.processes import ServiceProcess
@@ -133,7 +133,7 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         {
             "KAFKA__BOOTSTRAP_SERVERS": bootstrap,
             "GROUP_ID": group,
-            "TRANSACTIONS_TOPIC": tx_topic,
+            "SCORED_TOPIC": tx_topic,
             "LABELS_TOPIC": label_topic,
             "OFFLINE_ROOT": str(offline),
             "ALLOWED_LATENESS_S": str(LATENESS_S),
@@ -151,10 +151,10 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         for _ in range(3):
             service.start()
             service.wait_ready(timeout_s=600)  # a bound on a hang: a loaded machine imports Feast slowly
-            seen = service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "accepted"})
+            seen = service.metric("berg_features_events_total", {"kind": "scored", "outcome": "accepted"})
             wait_for(
                 lambda seen=seen: (
-                    service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "accepted"})
+                    service.metric("berg_features_events_total", {"kind": "scored", "outcome": "accepted"})
                     > seen + rng.randint(1, 100)
                 ),
                 600,
@@ -175,14 +175,14 @@ def test_aggregates_and_online_values_equal_the_oracle_after_kill9s(
         assert crashes == 3, service.log_tail()
         assert service.starts >= 7
 
-        events = [event_from_transaction(USER_AGGREGATES, tx) for tx in transactions]
+        events = [event_from_scored(USER_AGGREGATES, tx) for tx in transactions]
         accepted = oracle_accepts(events, LATENESS_S * SECOND)
         accepted_ids = {event.event_id for event in accepted}
         late_ids = {event.event_id for event in events} - accepted_ids
         assert late_ids, "the stream should hold late events"
 
         # The label store holds every accepted transaction and every label, once per event_id.
-        label_store = LabelStore(str(offline / "label_store"))
+        label_store = fraud_label_store(str(offline / "label_store"))
         wait_for(lambda: set(label_store.read("transactions")["event_id"]) == accepted_ids, 300, "the label store")
         assert set(label_store.read("labels")["event_id"]) == {str(label.event_id) for label in labels}
 

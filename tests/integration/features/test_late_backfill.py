@@ -33,12 +33,11 @@ from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailable
 
 from berg.contracts import LabelV1, TransactionV1
 from berg.features.dataset import build_training_frame
-from berg.features.label_store import LabelStore
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.settings import KafkaSettings
 from berg_features.aggregates import WindowEvent
-from berg_features.handler import event_from_transaction
+from berg_features.handler import event_from_scored
 from tests.feature_oracle import oracle_row
 from tests.fraud_schema import (
     EVENT_TIMESTAMP,
@@ -54,6 +53,7 @@ from tests.fraud_schema import (
     USER_FEATURES,
     USER_KEY,
     USER_TTL,
+    fraud_label_store,
 )
 from tests.helpers import wait_for
 from tests.integration.features.test_features_service import lag
@@ -238,7 +238,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         {
             "KAFKA__BOOTSTRAP_SERVERS": bootstrap,
             "GROUP_ID": group,
-            "TRANSACTIONS_TOPIC": tx_topic,
+            "SCORED_TOPIC": tx_topic,
             "LABELS_TOPIC": label_topic,
             "OFFLINE_ROOT": str(offline),
             "ALLOWED_LATENESS_S": str(LATENESS.total_seconds()),
@@ -261,10 +261,10 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
 
         # Then a month of older history, with a SIGKILL while it is being consumed...
         produce(first, first_labels)
-        accepted = service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "accepted"})
+        accepted = service.metric("berg_features_events_total", {"kind": "scored", "outcome": "accepted"})
         wait_for(
             lambda: (
-                service.metric("berg_features_events_total", {"kind": "transaction", "outcome": "accepted"})
+                service.metric("berg_features_events_total", {"kind": "scored", "outcome": "accepted"})
                 >= accepted + 100
             ),
             600,
@@ -283,7 +283,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         history = [*first, *second]
         produced = [*live, *history]
         labels = sorted([*live_labels, *first_labels, *second_labels], key=lambda label: label.event_time)
-        stored = LabelStore(str(offline / "label_store")).read("transactions")
+        stored = fraud_label_store(str(offline / "label_store")).read("transactions")
         assert set(stored["event_id"]) == {str(tx.event_id) for tx in produced}  # nothing was late
         # Every transaction whose snapshots the watermark has passed: each partition is past it.
         low = stored.groupby("source_partition")["event_time"].max().min()
@@ -306,7 +306,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         finally:
             close_store(store)
 
-        events = [event_from_transaction(USER_AGGREGATES, tx) for tx in produced]
+        events = [event_from_scored(USER_AGGREGATES, tx) for tx in produced]
         wrong_merchant, wrong_user, merchant_rows, missing = [], [], 0, 0
         for tx, (_, row) in zip(scored, frame.iterrows(), strict=True):
             want = merchant_oracle(produced, labels, tx.merchant_id, tx.event_time, available, watermark)
@@ -318,7 +318,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
                 merchant_rows += 1
                 if not all(same(row[name], value) for name, value in want.items()):
                     wrong_merchant.append((tx.event_time, tx.merchant_id, {n: row[n] for n in want}, want))
-            user_want = user_oracle(events, tx.user_id, event_from_transaction(USER_AGGREGATES, tx).event_us)
+            user_want = user_oracle(events, tx.user_id, event_from_scored(USER_AGGREGATES, tx).event_us)
             if user_want is None:
                 if not all(pd.isna(row[name]) for name in USER_VALUES):
                     wrong_user.append((tx.event_time, tx.user_id, "expected no row"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from berg.features.label_store import LabelStore
+from tests.fraud_schema import fraud_label_store
 
 pytestmark = pytest.mark.unit
 
@@ -23,6 +23,7 @@ def transaction(at: datetime) -> dict[str, Any]:
         "user_id": "u1",
         "merchant_id": "m1",
         "amount": 1.0,
+        "currency": "EUR",
         "merchant_category": "5411",
         "channel": "card_present",
         "country": "DE",
@@ -32,7 +33,7 @@ def transaction(at: datetime) -> dict[str, Any]:
 
 
 def test_each_append_leaves_a_note_of_its_event_times_per_date_until_acknowledged(tmp_path: Path) -> None:
-    store = LabelStore(str(tmp_path))
+    store = fraud_label_store(str(tmp_path))
     assert store.arrivals() == []
     times = [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=3), T0 - timedelta(days=40)]
     store.append("transactions", [transaction(at) for at in times])

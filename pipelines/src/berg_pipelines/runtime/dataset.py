@@ -45,10 +45,10 @@ def label_complete_window(labels: LabelStore, card: ProblemCard, days: float) ->
     transactions), so the window ends a horizon before the older of the newest transaction and the
     newest label.
     """
-    latest = labels.latest_event_time("transactions")
+    latest = labels.latest_event_time(labels.scored)
     if latest is None:
-        raise DatasetError("the label store holds no transactions yet; run the features service on some traffic")
-    newest_label = labels.latest_event_time("labels")
+        raise DatasetError("the label store holds no scored events yet; run the features service on some traffic")
+    newest_label = labels.latest_event_time(labels.labels)
     if newest_label is not None:
         latest = min(latest, newest_label)
     end = latest - timedelta(days=card.target.label_horizon_days)
@@ -83,10 +83,12 @@ def build_dataset(
         raise DatasetError(
             f"use case {use_case.name!r} names no money field in its label join: the evaluation prices decisions by it"
         )
-    entities = labels.labelled_transactions(window.start, window.end, timedelta(days=card.target.label_horizon_days))
+    entities = labels.labelled_events(
+        window.start, window.end, timedelta(days=card.target.label_horizon_days), use_case.label_join
+    )
     if len(entities) < min_rows:
         raise DatasetError(
-            f"{len(entities)} labelled transactions in {window.start:%Y-%m-%d %H:%M} .. {window.end:%Y-%m-%d %H:%M}; "
+            f"{len(entities)} labelled events in {window.start:%Y-%m-%d %H:%M} .. {window.end:%Y-%m-%d %H:%M}; "
             f"need at least {min_rows}: simulate more traffic or widen the window"
         )
     entities = entities.rename(columns={"event_time": EVENT_TIMESTAMP})

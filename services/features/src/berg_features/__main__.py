@@ -23,6 +23,8 @@ def main() -> None:
             f"declares {len(use_case.features.streaming)}"
         )
     (streaming,) = use_case.features.streaming
+    scored_topic = settings.scored_topic or use_case.scored.valid_topic
+    labels_topic = settings.labels_topic or use_case.labels.valid_topic
     feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
         settings.feast_profile, settings.feature_repo
     )
@@ -32,7 +34,7 @@ def main() -> None:
     from berg.features.store import close_store, open_store, prepare_store
     from berg.service import ServiceContext, run_consumer_service
     from berg_features.aggregates import SECOND, WindowAggregator
-    from berg_features.handler import FeaturesHandler
+    from berg_features.handler import FeaturesHandler, Source
     from berg_features.metrics import FeaturesMetrics
     from berg_features.run_schedule import RunSchedule
     from berg_features.snapshot_job import SnapshotJob, SnapshotJobs
@@ -41,7 +43,7 @@ def main() -> None:
         metrics = FeaturesMetrics.register(context.registry)
         store = open_store(feature_store)
         prepare_store(store, use_case.features, settings.offline_root)
-        label_store = LabelStore(f"{settings.offline_root.rstrip('/')}/{LABEL_STORE}")
+        label_store = LabelStore(f"{settings.offline_root.rstrip('/')}/{LABEL_STORE}", use_case.scored, use_case.labels)
         schedule = RunSchedule(settings.snapshot_interval_s, settings.snapshot_run_spacing_s)
         handler = FeaturesHandler(
             store,
@@ -50,8 +52,8 @@ def main() -> None:
             context.dead_letters,
             metrics,
             push_source=streaming.push_source,
-            transactions_topic=settings.transactions_topic,
-            labels_topic=settings.labels_topic,
+            scored=Source(scored_topic, use_case.scored.contract),
+            labels=Source(labels_topic, use_case.labels.contract),
             eviction_interval_s=settings.state_eviction_interval_s,
             on_stored=schedule.nudge,
         )
@@ -76,7 +78,7 @@ def main() -> None:
             ],
             label_store,
         )
-        leader_partition = (settings.transactions_topic, 0)
+        leader_partition = (scored_topic, 0)
 
         def lead_if_first(partitions: list[tuple[str, int]]) -> None:
             # One instance plans and writes the snapshots: the one consuming partition 0.
@@ -103,7 +105,7 @@ def main() -> None:
         context.on_shutdown(stop_job)
         return handler
 
-    run_consumer_service(settings, topics=[settings.transactions_topic, settings.labels_topic], build_handler=build)
+    run_consumer_service(settings, topics=[scored_topic, labels_topic], build_handler=build)
 
 
 if __name__ == "__main__":

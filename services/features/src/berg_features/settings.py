@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg.service import ConsumerServiceSettings
 from berg.settings import service_config
 from berg.web.app import WebSettings
@@ -29,15 +28,17 @@ class FeaturesSettings(ConsumerServiceSettings):
     offline_root: str = Field(default=".berg/feast/offline", min_length=1)
     """Offline sources and the label store: a folder, or ``s3://bucket/prefix``."""
     allowed_lateness_s: float = Field(default=3600.0, ge=0, le=7 * 24 * 3600)
-    """How far (event time) a transaction may arrive behind its user's latest one and still be
+    """How far (event time) a scored event may arrive behind its entity's latest one and still be
     aggregated; later ones are dead-lettered with reason ``late_event``. Default: one hour; the snapshot
     views' stamps wait for it too."""
     state_eviction_interval_s: float = Field(default=60.0, ge=0)
-    """Wall-clock seconds between passes that drop idle users from memory: a user untouched since
-    the previous pass whose newest transaction is more than 7 days and twice the lateness behind
-    the newest one held. A user who comes back is read back from the label store."""
-    transactions_topic: str = Field(default=TRANSACTIONS_VALID, min_length=1)
-    labels_topic: str = Field(default=LABELS_VALID, min_length=1)
+    """Wall-clock seconds between passes that drop idle entities from memory: an entity untouched since
+    the previous pass whose newest event is more than the view's longest window and twice the lateness
+    behind the newest one held. An entity that comes back is read back from the label store."""
+    scored_topic: str | None = Field(default=None, min_length=1)
+    """The scored events' topic; unset: the use case's scored stream's valid topic."""
+    labels_topic: str | None = Field(default=None, min_length=1)
+    """The labels' topic; unset: the use case's labels stream's valid topic."""
     snapshot_interval_s: float = Field(default=30.0, gt=0)
     """Wall-clock seconds between snapshot job runs (and their materialization), for every snapshot view."""
     snapshot_min_interval_s: float | None = Field(default=None, ge=0)

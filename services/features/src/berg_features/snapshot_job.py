@@ -73,8 +73,6 @@ JOBS_FOLDER = "snapshot_jobs"
 """Under the offline root: one folder per snapshot view, holding its job's plan."""
 _PLAN = "plan.json"
 _MICROSECOND = timedelta(microseconds=1)
-# The scored events are the label store's "transactions" (its name for the scored stream).
-_EVENTS = "transactions"
 
 
 def _midnight(day: date) -> datetime:
@@ -171,7 +169,7 @@ class SnapshotJob:
         if previous is None:
             # First run on this store: what it already holds, as far back as the backfill goes
             # (what arrives from now on has its notes).
-            earliest = self._labels.earliest_event_date(_EVENTS) or watermark.date()
+            earliest = self._labels.earliest_event_date(self._labels.scored) or watermark.date()
             first_day = max(earliest, (watermark - self._backfill).date())
         plan = next_plan(previous, watermark, self._changes(arrivals, progress), first_day, window=self._view.window)
         self._write_plan(plan)
@@ -213,8 +211,8 @@ class SnapshotJob:
         snapshots from their time on; events also move earlier the availability of snapshots
         before them (back to the partitions' previous events, and one snapshot more: whether a
         snapshot is stored depends on the next one's availability)."""
-        spans = [span for arrival in arrivals if arrival.kind != _EVENTS for span in arrival.spans]
-        arrived = [span for arrival in arrivals if arrival.kind == _EVENTS for span in arrival.spans]
+        spans = [span for arrival in arrivals if arrival.kind != self._labels.scored for span in arrival.spans]
+        arrived = [span for arrival in arrivals if arrival.kind == self._labels.scored for span in arrival.spans]
         if not arrived:
             return spans
         starts = sorted({first for first, _ in arrived})
@@ -225,12 +223,12 @@ class SnapshotJob:
     def _changed_after(self, starts: list[datetime], progress: _Progress) -> dict[datetime, datetime]:
         """:func:`availability_changed_after` of ``starts``, reading back a day before the first, twice as
         far each retry, to the label store's first day at most (then: from its first event)."""
-        first_day = self._labels.earliest_event_date(_EVENTS)
+        first_day = self._labels.earliest_event_date(self._labels.scored)
         floor = starts[0] if first_day is None else min(_midnight(first_day), starts[0])
         look = timedelta(days=1)
         while True:
             begin = max(starts[0] - look, floor)
-            before = self._labels.read(_EVENTS, start=begin, end=starts[-1], columns=["source_partition"])
+            before = self._labels.read(self._labels.scored, start=begin, end=starts[-1], columns=["source_partition"])
             found = availability_changed_after(before, starts, partitions=progress.partitions)
             if all(moment is not None for moment in found) or begin <= floor:
                 return {start: floor if moment is None else moment for start, moment in zip(starts, found, strict=True)}
@@ -239,10 +237,10 @@ class SnapshotJob:
     def _progress(self) -> _Progress | None:
         # The latest event time every source partition has reached: a snapshot is computed
         # once no partition still has events before it on the way.
-        latest = self._labels.latest_event_time(_EVENTS)
+        latest = self._labels.latest_event_time(self._labels.scored)
         if latest is None:
             return None
-        recent = self._labels.read(_EVENTS, start=latest - self._backfill, columns=["source_partition"])
+        recent = self._labels.read(self._labels.scored, start=latest - self._backfill, columns=["source_partition"])
         if recent.empty:
             return None
         newest = recent.groupby("source_partition")["event_time"].max()
@@ -261,7 +259,7 @@ class SnapshotJob:
         reach = self._view.every
         while True:
             end = min(last + reach, progress.latest + _MICROSECOND)
-            crossings = self._labels.read(_EVENTS, start=first, end=end, columns=["source_partition"])
+            crossings = self._labels.read(self._labels.scored, start=first, end=end, columns=["source_partition"])
             available = snapshot_availability(crossings, times, lateness=self._lateness, partitions=progress.partitions)
             if all(stamp is not None for stamp in available) or end > progress.latest:
                 return available
@@ -287,8 +285,8 @@ class SnapshotJob:
         first = _midnight(days[0])
         until = min(_midnight(days[-1]) + timedelta(days=1), watermark + _MICROSECOND)
         view, join, reach = self._view, self._join, self._view.window
-        events = self._labels.read(_EVENTS, start=first - reach, end=until)
-        labels = self._labels.read("labels", start=first - reach, end=until)
+        events = self._labels.read(self._labels.scored, start=first - reach, end=until)
+        labels = self._labels.read(self._labels.labels, start=first - reach, end=until)
         times = snapshot_times(first, min(until - _MICROSECOND, watermark), view.every)
         # The snapshot after the last, when the watermark has passed it: one available together with
         # it is not stored (see visible_snapshots).
