@@ -105,6 +105,20 @@ class UseCase:
         """The scored events' stream and the labels' stream."""
         return (self.scored, self.labels)
 
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic of its streams, stage by stage: the raw ones, the ingested ones, the valid ones."""
+        return tuple(
+            topic
+            for stage in ("raw_topic", "ingested_topic", "valid_topic")
+            for topic in (getattr(self.scored, stage), getattr(self.labels, stage))
+        )
+
+    @property
+    def raw_topics(self) -> tuple[str, str]:
+        """The topics producers write its streams to."""
+        return (self.scored.raw_topic, self.labels.raw_topic)
+
     def __post_init__(self) -> None:
         join, scored, labels = self.label_join, self.scored.contract, self.labels.contract
         for field, contract in (

@@ -11,7 +11,8 @@ import kubernetes_validate  # type: ignore[import-untyped]  # ships no type info
 import pytest
 import yaml
 
-from berg.kafka.topics import ALL_TOPICS, topic_specs
+from berg.kafka.topics import PLATFORM_TOPICS, topic_specs
+from berg_fraud.use_case import fraud
 from tests.delivery.manifests import crd_validator
 from tests.delivery.tools import KUBE_VERSION, REPO, require_tool, run_tool
 
@@ -118,8 +119,9 @@ def test_berg_namespace_enforces_restricted(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_topics_match_berg(overlay: str) -> None:
     topics = {doc["spec"]["topicName"]: doc for doc in build(overlay) if doc["kind"] == "KafkaTopic"}
-    assert sorted(topics) == sorted(ALL_TOPICS)
-    for spec in topic_specs(PARTITIONS[overlay], {}):
+    use_case = fraud()  # the manifests' topics are the reference use case's
+    assert sorted(topics) == sorted((*use_case.topics, *PLATFORM_TOPICS))
+    for spec in topic_specs(use_case.topics, use_case.raw_topics, PARTITIONS[overlay], {}):
         topic = topics[spec.name]
         assert topic["spec"]["partitions"] == spec.partitions, spec.name
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "berg"

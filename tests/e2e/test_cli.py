@@ -14,13 +14,14 @@ import pyarrow.dataset as ds
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.kafka.topics import ALL_TOPICS, LABELS_VALID, TRANSACTIONS_VALID
+from berg.kafka.topics import LABELS_VALID, PLATFORM_TOPICS, TRANSACTIONS_VALID
 from berg.settings import KafkaSettings
 from berg.simulator.bounds import bounded
 from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, simulate
 from berg.simulator.labels import LabelPolicy
 from berg.simulator.producer import produce_events
+from berg_fraud.use_case import fraud
 from tests.helpers import free_port_table, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -116,6 +117,10 @@ def test_up_refuses_ports_that_are_taken(user_env: dict[str, str]) -> None:
     assert result.returncode == 1
     assert "ports already in use" in result.stdout
     assert processes_mentioning(user_env["BERG_STATE_DIR"]) == []
+
+
+ALL_TOPICS = (*fraud().topics, *PLATFORM_TOPICS)
+"""The stack's topics: the reference use case's and the platform's."""
 
 
 def topic_end_offsets(bootstrap: str) -> dict[TopicPartition, int]:

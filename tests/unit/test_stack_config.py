@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from berg.kafka.topics import ALL_TOPICS, DEAD_LETTER, topic_specs
+from berg.kafka.topics import DEAD_LETTER, PLATFORM_TOPICS, topic_specs
 from berg.stack.doctor import java_major_version
 from berg.stack.kafka import write_broker_config
 from berg.stack.layout import StateLayout
@@ -26,6 +26,8 @@ from berg.stack.monitoring_config import (
 from berg.stack.services import service_programs
 from berg.stack.settings import PortTable, StackSettings
 from berg.stack.supervisor import Program, render_config
+from berg_fraud.use_case import fraud
+from tests.other_use_case import clicks
 
 pytestmark = pytest.mark.unit
 
@@ -94,17 +96,29 @@ def test_the_broker_is_a_single_kraft_node_on_loopback(settings: StackSettings, 
     assert properties["auto.create.topics.enable"] == "false"
 
 
-def test_every_topic_gets_the_default_or_its_override() -> None:
-    specs = {spec.name: spec for spec in topic_specs(3, {"transactions.raw": 6})}
-    assert set(specs) == set(ALL_TOPICS)
-    assert specs["transactions.raw"].partitions == 6
-    assert specs["labels.raw"].partitions == 3
+def test_every_topic_of_the_use_case_and_the_platform_gets_the_default_or_its_override() -> None:
+    use_case = clicks()
+    specs = {spec.name: spec for spec in topic_specs(use_case.topics, use_case.raw_topics, 3, {"impressions.raw": 6})}
+    assert list(specs) == [
+        "impressions.raw",
+        "clicks.raw",
+        "impressions.ingested",
+        "clicks.ingested",
+        "impressions.valid",
+        "clicks.valid",
+        *PLATFORM_TOPICS,
+    ]
+    assert specs["impressions.raw"].partitions == 6
+    assert specs["clicks.raw"].partitions == 3
     assert "retention.ms" in specs[DEAD_LETTER].configs
+    large = {name for name, spec in specs.items() if "max.message.bytes" in spec.configs}
+    assert large == {"impressions.raw", "clicks.raw", DEAD_LETTER}
 
 
 def test_an_override_for_an_unknown_topic_is_refused() -> None:
+    use_case = fraud()
     with pytest.raises(ValueError, match=r"transactions\.rwa"):
-        topic_specs(3, {"transactions.rwa": 6})
+        topic_specs(use_case.topics, use_case.raw_topics, 3, {"transactions.rwa": 6})
 
 
 @pytest.mark.parametrize(

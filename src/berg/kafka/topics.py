@@ -1,9 +1,14 @@
-"""The topics of ARCHITECTURE.md and how to create them."""
+"""The topics of ARCHITECTURE.md and how to create them.
+
+A deployment's topics are its use case's (each stream's raw, ingested and valid topic:
+``UseCase.topics``) and the platform's own (:data:`PLATFORM_TOPICS`: the prediction
+log and the dead-letter topic).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +18,12 @@ from kafka.errors import TopicAlreadyExistsError
 from berg.settings import KafkaSettings
 
 __all__ = [
-    "ALL_TOPICS",
     "DEAD_LETTER",
     "LABELS_INGESTED",
     "LABELS_RAW",
     "LABELS_VALID",
     "MAX_MESSAGE_BYTES",
+    "PLATFORM_TOPICS",
     "PREDICTIONS",
     "TRANSACTIONS_INGESTED",
     "TRANSACTIONS_RAW",
@@ -39,16 +44,8 @@ LABELS_VALID = "labels.valid"
 PREDICTIONS = "predictions"
 DEAD_LETTER = "berg.dlq"
 
-ALL_TOPICS = (
-    TRANSACTIONS_RAW,
-    LABELS_RAW,
-    TRANSACTIONS_INGESTED,
-    LABELS_INGESTED,
-    TRANSACTIONS_VALID,
-    LABELS_VALID,
-    PREDICTIONS,
-    DEAD_LETTER,
-)
+PLATFORM_TOPICS = (PREDICTIONS, DEAD_LETTER)
+"""The topics every deployment has, whatever its use case."""
 
 # Nothing is lost: dead letters are kept until someone has looked at them.
 _DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000
@@ -57,8 +54,6 @@ MAX_MESSAGE_BYTES = 5 * 1024 * 1024
 """Raw topics and the DLQ accept records up to 5 MiB, so an oversized record reaches
 ingestion (which refuses anything over its own limit, 1 MiB by default) and can be
 dead-lettered whole instead of being refused, unseen, at the producer."""
-
-_LARGE_RECORD_TOPICS = frozenset({TRANSACTIONS_RAW, LABELS_RAW, DEAD_LETTER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,23 +65,30 @@ class TopicSpec:
     configs: Mapping[str, str]
 
 
-def topic_specs(default_partitions: int, overrides: Mapping[str, int]) -> list[TopicSpec]:
-    """Every Berg topic with its partition count.
+def topic_specs(
+    stream_topics: Sequence[str], raw_topics: Collection[str], default_partitions: int, overrides: Mapping[str, int]
+) -> list[TopicSpec]:
+    """Every topic of a deployment with its partition count: the use case's, then the platform's.
 
     Args:
+        stream_topics: the use case's topics (``UseCase.topics``).
+        raw_topics: those of them producers write to (``UseCase.raw_topics``): they take records up to
+            :data:`MAX_MESSAGE_BYTES`, as the dead-letter topic does.
         default_partitions: partitions for a topic with no override.
         overrides: topic name to partition count.
 
     Raises:
-        ValueError: an override names a topic Berg does not have.
+        ValueError: an override names a topic the deployment does not have.
     """
-    unknown = set(overrides) - set(ALL_TOPICS)
+    names = (*stream_topics, *PLATFORM_TOPICS)
+    unknown = set(overrides) - set(names)
     if unknown:
-        raise ValueError(f"partition overrides for unknown topics: {sorted(unknown)}; known: {list(ALL_TOPICS)}")
+        raise ValueError(f"partition overrides for unknown topics: {sorted(unknown)}; known: {list(names)}")
+    large = {*raw_topics, DEAD_LETTER}
     specs = []
-    for name in ALL_TOPICS:
+    for name in names:
         configs: dict[str, str] = {}
-        if name in _LARGE_RECORD_TOPICS:
+        if name in large:
             configs["max.message.bytes"] = str(MAX_MESSAGE_BYTES)
         if name == DEAD_LETTER:
             configs["retention.ms"] = str(_DEAD_LETTER_RETENTION_MS)

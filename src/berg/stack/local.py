@@ -314,8 +314,15 @@ class LocalStack:
         return UpOutcome(fresh=fresh, started=infrastructure + services, created_topics=created, statuses=statuses)
 
     def create_topics(self) -> list[str]:
-        """Create Berg's topics with the configured partition counts; return those created."""
-        specs = topic_specs(self.settings.topic_partitions, self.settings.topic_partition_overrides)
+        """Create the use case's and the platform's topics with the configured partition counts; return those
+        created."""
+        use_case = self.use_case()
+        specs = topic_specs(
+            use_case.topics,
+            use_case.raw_topics,
+            self.settings.topic_partitions,
+            self.settings.topic_partition_overrides,
+        )
         return ensure_topics(self.kafka_settings, specs)
 
     def down(self) -> list[int]:
