@@ -6,8 +6,8 @@ a restart, and computes the snapshot views from it. It holds a use case's two
 streams, each under its stream's name, with a schema derived from the stream's
 contract.
 
-Layout, on a local folder or object storage (any pyarrow filesystem URI), for the
-fraud case (streams ``transactions`` and ``labels``)::
+Layout, on a local folder or object storage (any pyarrow filesystem URI), for a use
+case whose streams are ``transactions`` and ``labels``::
 
     <root>/transactions/event_date=YYYY-MM-DD/part-<uuid>.parquet
     <root>/labels/event_date=YYYY-MM-DD/part-<uuid>.parquet

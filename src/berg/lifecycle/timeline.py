@@ -8,8 +8,8 @@ refuses events from the future). Training reads only label-complete windows:
   which ends ``horizon`` before the onset, lies inside it;
 - drift, ``[onset, drift_end)``: long enough that once it is all in, the
   challenger's window lies entirely after the onset (it learns the new world),
-  and ``settle_days`` more, so that it starts once the slow features (a
-  merchant's 30-day fraud rate and labels known) have taken in the new world: a
+  and ``settle_days`` more, so that it starts once the slow features (the use
+  case's longest feature window) have taken in the new world: a
   challenger whose reference profile is the transition drifts against its own
   world afterwards;
 - after, ``[drift_end, end)``: traffic the promoted challenger serves.

@@ -1,7 +1,7 @@
 """The problem card: target, unit of prediction, costs, metric, threshold policy, baseline, promotion margins.
 
 Loaded once at start-up and passed down; the YAML a use case ships is the versioned
-source of truth (the reference use case's is ``berg_fraud/card_v1.yaml``), this model
+source of truth (each use case ships its own ``card_v<n>.yaml``), this model
 its validated form.
 """
 
@@ -98,7 +98,7 @@ class ProblemCard(BaseModel):
 
     @property
     def ref(self) -> str:
-        """``fraud@v1``: how reports and lineage name the card."""
+        """``<name>@v<version>``: how reports and lineage name the card."""
         return f"{self.name}@v{self.version}"
 
 

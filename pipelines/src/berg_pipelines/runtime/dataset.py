@@ -29,7 +29,7 @@ __all__ = ["DatasetError", "DatasetWindow", "build_dataset", "label_complete_win
 
 
 class DatasetError(RuntimeError):
-    """The data cannot make a training set (too few rows, no fraud, leakage)."""
+    """The data cannot make a training set (too few rows, no positives, leakage)."""
 
 
 @dataclass(frozen=True)
