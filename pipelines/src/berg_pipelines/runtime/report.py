@@ -92,7 +92,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{t
 <h1>Evaluation against {html.escape(card.ref)}</h1>
 <p>{html.escape(card.summary)}</p>
 <p>Test window: {report.test_rows} events, {report.test_positives} positive ({html.escape(card.target.column)}).
-Thresholds chosen on the validation window by the card's policy ({html.escape(card.threshold.policy)}); costs in {card.costs.currency}.</p>
+Thresholds chosen on the validation window by the card's policy ({html.escape(card.threshold.policy)});
+costs in {card.costs.currency}.</p>
 <table><tr>{header}</tr>{"".join(_row(model) for model in models)}</table>
 <h2>{verdict}</h2><ul>{reasons}</ul>
 {f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""}
