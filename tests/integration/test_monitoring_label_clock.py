@@ -3,7 +3,7 @@
 A replay of the simulator's ``label_delay_change`` scenario (chargeback delays
 triple from the onset on), months of event time before the wall clock: each
 transaction is scored by serving's own code (feature assembly, scored
-transactions, the prediction log's writer with its Kafka producer) onto a
+events, the prediction log's writer with its Kafka producer) onto a
 predictions topic of the session's broker, and its labels go to a labels topic,
 keyed by user as serving and the data plane key them. The real exporter reads
 both and the stack's Prometheus scrapes it. The simulator's truth says what each
@@ -35,7 +35,7 @@ import pytest
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from berg.contracts import LabelV1, PredictionV2, TransactionV1
+from berg.contracts import LabelV1, PredictionV3, TransactionV1
 from berg.kafka.producer import open_producer
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
 from berg.settings import KafkaSettings
@@ -46,7 +46,7 @@ from berg_fraud.use_case import problem_card
 from berg_pipelines.runtime.profile import distribution_profile
 from berg_serving.metrics import ServingMetrics
 from berg_serving.prediction_log import PredictionLog
-from berg_serving.predictions import Scores, score_transactions
+from berg_serving.predictions import Scores, score_events
 from tests.fraud_serving import ASSEMBLER
 from tests.helpers import wait_for
 from tests.processes import ServiceProcess
@@ -109,7 +109,11 @@ def serve(
     """Score through serving's code and log every prediction to ``topic`` with serving's prediction log."""
     metrics_registry = CollectorRegistry()
     log = PredictionLog(
-        lambda: open_producer(kafka), topic, len(transactions) + 1, ServingMetrics.register(metrics_registry)
+        lambda: open_producer(kafka),
+        topic,
+        len(transactions) + 1,
+        ServingMetrics.register(metrics_registry),
+        key="user_id",
     )
     log.start()
     rng = np.random.default_rng(seed)
@@ -120,8 +124,13 @@ def serve(
         scores = score(batch, fraud, rng)
         decisions: list[Any] = ["decline" if s >= 0.5 else "approve" for s in scores]
         log.offer(
-            score_transactions(
-                batch, frame, Scores("v0001", 0.5, scores, decisions), model_name=MODEL, served_at=served_at
+            score_events(
+                batch,
+                frame,
+                Scores("v0001", 0.5, scores, decisions),
+                model_name=MODEL,
+                served_at=served_at,
+                entity_keys=ASSEMBLER.entity_keys,
             )
         )
     log.close(timeout_s=120)
@@ -333,7 +342,7 @@ def test_label_delays_and_horizons_run_on_the_transactions_clock(
     # Every partition of both streams is read to its end: the watermark is the oldest of their newest times.
     newest: dict[tuple[str, int], datetime] = {}
     for at, partition in logged.values():
-        newest[("transactions", partition)] = max(at, newest.get(("transactions", partition), at))
+        newest[("scored", partition)] = max(at, newest.get(("scored", partition), at))
     for (_, at, _), partition in zip(truth.labels, truth.label_partitions, strict=True):
         newest[("labels", partition)] = max(at, newest.get(("labels", partition), at))
     watermark = min(newest.values())
@@ -372,8 +381,8 @@ def logged_predictions(kafka: KafkaSettings, topic: str, count: int) -> dict[uui
     found: dict[uuid.UUID, tuple[datetime, int]] = {}
     try:
         for record in consumer:
-            prediction = PredictionV2.model_validate_json(record.value)
-            found[prediction.transaction_event_id] = (prediction.transaction_event_time, record.partition)
+            prediction = PredictionV3.model_validate_json(record.value)
+            found[prediction.scored_event_id] = (prediction.scored_event_time, record.partition)
             if len(found) == count:
                 break
     finally:

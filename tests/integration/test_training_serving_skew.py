@@ -30,7 +30,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from berg.contracts import LoggedPrediction, PredictionV1, PredictionV2, TransactionV1
+from berg.contracts import LoggedPrediction, TransactionV1
 from berg.features.dataset import build_training_frame
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
@@ -43,6 +43,7 @@ from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, Simulator
 from berg.simulator.producer import send_events
 from berg.stack.local import LocalStack
+from berg_monitoring.windows import AnyPrediction, scored_event_id
 from tests.fraud_schema import (
     EVENT_TIMESTAMP,
     FEATURE_SERVICE,
@@ -131,13 +132,13 @@ def split_at_watermark_steps(slices: Sequence[list[SimulatedEvent]], partitions:
     return result
 
 
-def read_predictions(bootstrap: str, expected: int) -> dict[uuid.UUID, PredictionV1 | PredictionV2]:
+def read_predictions(bootstrap: str, expected: int) -> dict[uuid.UUID, AnyPrediction]:
     """The prediction log (any version), keyed by transaction, once it holds ``expected`` transactions."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     partitions = [TopicPartition(PREDICTIONS, p) for p in sorted(consumer.partitions_for_topic(PREDICTIONS) or ())]
     consumer.assign(partitions)
     consumer.seek_to_beginning()
-    found: dict[uuid.UUID, PredictionV1 | PredictionV2] = {}
+    found: dict[uuid.UUID, AnyPrediction] = {}
     try:
         idle = 0
         while len(found) < expected and idle < 60:  # a minute without a new record: the log is not coming
@@ -146,7 +147,7 @@ def read_predictions(bootstrap: str, expected: int) -> dict[uuid.UUID, Predictio
             for records in batch.values():
                 for record in records:
                     prediction = LoggedPrediction.model_validate_json(record.value).root
-                    found[prediction.transaction_event_id] = prediction
+                    found[scored_event_id(prediction)] = prediction
     finally:
         consumer.close()
     return found

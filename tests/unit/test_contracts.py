@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from berg.contracts import LabelV1, LoggedPrediction, PredictionV1, PredictionV2, TransactionV1
+from berg.contracts import LabelV1, LoggedPrediction, PredictionV1, PredictionV2, PredictionV3, TransactionV1
 
 pytestmark = pytest.mark.unit
 
@@ -206,16 +206,64 @@ def test_a_v2_prediction_carries_the_transactions_clock_and_the_servers() -> Non
         PredictionV2.model_validate({k: v for k, v in prediction_v2().items() if k != "transaction_event_time"})
 
 
+def prediction_v3(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "schema_version": 3,
+        "event_id": str(uuid.uuid4()),
+        "scored_event_id": str(uuid.uuid4()),
+        "scored_event_time": "2026-01-03T08:00:00+01:00",
+        "served_at": "2026-11-27T10:00:01Z",
+        "entities": {"user_id": "u-17", "campaign_id": "c-3"},
+        "model_name": "clicks",
+        "model_version": "v0002",
+        "features": {"bid": 1.25, "slot": 2.0},
+        "score": 0.31,
+        "threshold": 0.5,
+        "decision": "approve",
+        "default_features_used": True,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def test_a_v3_prediction_names_its_scored_event_and_entities_and_round_trips() -> None:
+    logged = PredictionV3.model_validate(prediction_v3())
+    assert logged.scored_event_time == datetime(2026, 1, 3, 7, tzinfo=UTC)
+    assert logged.served_at == datetime(2026, 11, 27, 10, 0, 1, tzinfo=UTC)
+    assert logged.entities == {"user_id": "u-17", "campaign_id": "c-3"}
+    assert PredictionV3.model_validate_json(logged.model_dump_json()) == logged
+    assert LoggedPrediction.model_validate_json(logged.model_dump_json()).root == logged
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("entities", {"User Id": "u-1"}),
+        ("entities", {"user_id": ""}),
+        ("entities", {"user_id": "u" * 129}),
+        ("entities", {f"key_{i}": "v" for i in range(17)}),
+        ("scored_event_time", "2026-01-03T08:00:00"),
+        ("transaction_event_id", str(uuid.uuid4())),
+        ("user_id", "u-17"),
+    ],
+)
+def test_a_v3_prediction_refuses_unbounded_entities_naive_times_and_v2_fields(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as raised:
+        PredictionV3.model_validate(prediction_v3(**{field: value}))
+    assert raised.value.errors()[0]["loc"][0] == field
+
+
 @pytest.mark.parametrize(
     ("payload", "version"),
     [
         (prediction(), PredictionV1),
         ({k: v for k, v in prediction().items() if k != "schema_version"}, PredictionV1),
         (prediction_v2(), PredictionV2),
+        (prediction_v3(), PredictionV3),
     ],
 )
-def test_a_logged_prediction_of_either_version_decodes_to_its_version(
-    payload: dict[str, Any], version: type[PredictionV1 | PredictionV2]
+def test_a_logged_prediction_of_any_version_decodes_to_its_version(
+    payload: dict[str, Any], version: type[PredictionV1 | PredictionV2 | PredictionV3]
 ) -> None:
     decoded = LoggedPrediction.model_validate_json(json.dumps(payload)).root
     assert type(decoded) is version
@@ -225,9 +273,11 @@ def test_a_logged_prediction_of_either_version_decodes_to_its_version(
 @pytest.mark.parametrize(
     "payload",
     [
-        prediction(schema_version=3),
+        prediction(schema_version=4),
         prediction(schema_version=2),  # a v1 body under the v2 tag
         {**prediction_v2(), "schema_version": 1},  # and the other way round
+        {**prediction_v2(), "schema_version": 3},  # a v2 body under the v3 tag
+        prediction_v3(schema_version=2),  # and the other way round
         {**prediction_v2(), "score": float("nan")},
     ],
 )

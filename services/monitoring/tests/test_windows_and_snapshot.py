@@ -11,13 +11,20 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from berg.contracts import LabelV1
-from berg.contracts.predictions import PredictionV1, PredictionV2
+from berg.contracts.predictions import PredictionV1, PredictionV2, PredictionV3
 from berg_fraud.use_case import fraud
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import SnapshotCollector
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
 from berg_monitoring.statistics import ReferenceProfile, feature_drift
-from berg_monitoring.windows import LabelOutcome, MonitoringState, Ring, Verdict
+from berg_monitoring.windows import (
+    LabelOutcome,
+    MonitoringState,
+    Ring,
+    Verdict,
+    scored_event_id,
+    scored_event_time,
+)
 from berg_pipelines.runtime.profile import distribution_profile
 
 pytestmark = pytest.mark.unit
@@ -76,6 +83,22 @@ def prediction_v2(n: int, *, served_at: datetime, score: float = 0.5) -> Predict
     )
 
 
+def prediction_v3(n: int, *, served_at: datetime, score: float = 0.5) -> PredictionV3:
+    return PredictionV3(
+        event_id=uuid.uuid4(),
+        scored_event_id=uuid.UUID(int=n + 1, version=4),
+        scored_event_time=T0 + timedelta(seconds=n),
+        served_at=served_at,
+        entities={"user_id": "u-1", "merchant_id": "m-1"},
+        model_name="fraud",
+        model_version="v0001",
+        features={"x": 1.0, "amount": 10.0},
+        score=score,
+        threshold=0.5,
+        decision="review" if score >= 0.5 else "approve",
+    )
+
+
 def label(n: int, fraud: bool, *, delay: timedelta = timedelta(days=2)) -> Verdict:
     """A fraud label of transaction ``n``, read through the fraud case's label join as the exporter reads it."""
     decoded = LabelV1(
@@ -124,13 +147,14 @@ def settle(monitored: MonitoringState, seconds: float) -> None:
     monitored.add_label(label(n, False, delay=timedelta(0)))
 
 
-def test_delays_and_horizons_run_on_the_transactions_event_time_not_the_serving_time() -> None:
+@pytest.mark.parametrize("logged", [prediction_v2, prediction_v3])
+def test_delays_and_horizons_run_on_the_scored_events_time_not_the_serving_time(logged: Any) -> None:
     monitored = state(label_horizon_s=30 * DAY)
     served = T0 + timedelta(days=400)  # a replay: served long after the transactions happened
-    monitored.add_prediction(prediction_v2(0, served_at=served, score=0.8))
-    monitored.add_prediction(prediction_v2(10, served_at=served, score=0.3))
+    monitored.add_prediction(logged(0, served_at=served, score=0.8))
+    monitored.add_prediction(logged(10, served_at=served, score=0.3))
     assert monitored.add_label(label(0, True, delay=timedelta(days=12))) == LabelOutcome("joined", 12 * DAY)
-    monitored.add_prediction(prediction_v2(31 * DAY, served_at=served))
+    monitored.add_prediction(logged(31 * DAY, served_at=served))
     assert monitored.expired == 0, "no label has been seen past the horizon yet: the label stream may lag"
     monitored.add_label(label(31 * DAY, False, delay=timedelta(0)))  # both streams at day 31
     assert monitored.watermark == (T0 + timedelta(days=31)).timestamp()
@@ -157,16 +181,39 @@ def test_the_watermark_follows_the_slowest_partition_and_waits_for_unread_ones()
     assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [1.0, 0.0], "it matures at once"
     assert monitored.expired == 1
     # Another model's prediction moves its partition on, as much as this model's would.
-    monitored.advance("transactions", 1, (T0 + timedelta(seconds=600)).timestamp())
+    monitored.advance("scored", 1, (T0 + timedelta(seconds=600)).timestamp())
     monitored.add_label(label(700, False, delay=timedelta(0)), partition=1)
     monitored.add_label(label(800, False, delay=timedelta(0)), partition=0)
     assert monitored.watermark == (T0 + timedelta(seconds=500)).timestamp()
     assert monitored.versions["v0001"].quality.rows()[:, 0].tolist() == [1.0, 0.0, 0.0]
     # A partition awaited but read to where it ended without a record of its stream no longer holds anything.
-    monitored.await_partitions({("transactions", 2)})
+    monitored.await_partitions({("scored", 2)})
     assert monitored.watermark == float("-inf")
     monitored.await_partitions(set())
     assert monitored.watermark == (T0 + timedelta(seconds=500)).timestamp()
+
+
+def test_every_version_of_the_log_names_its_scored_event_and_counts_after_an_upgrade() -> None:
+    served = T0 + timedelta(days=2)
+    v1, v2, v3 = prediction(1), prediction_v2(2, served_at=served), prediction_v3(3, served_at=served)
+    assert [scored_event_id(p) for p in (v1, v2, v3)] == [
+        v1.transaction_event_id,
+        v2.transaction_event_id,
+        v3.scored_event_id,
+    ]
+    assert [scored_event_time(p) for p in (v1, v2, v3)] == [
+        v1.event_time.timestamp(),
+        v2.transaction_event_time.timestamp(),
+        v3.scored_event_time.timestamp(),
+    ]
+    monitored = state(label_horizon_s=DAY)
+    for logged in (v1, v2, v3):  # records written before the upgrade, then after it, on one topic
+        monitored.add_prediction(logged)
+    outcomes = [monitored.add_label(label(n, True, delay=timedelta(hours=n))) for n in (1, 2, 3)]
+    assert [outcome.kind for outcome in outcomes] == ["joined"] * 3
+    assert [outcome.delay_s for outcome in outcomes] == [3600.0 * n for n in (1, 2, 3)]
+    assert monitored.add_prediction(prediction_v3(3, served_at=served)) is None, "a replay changes nothing"
+    assert monitored.versions["v0001"].predictions == 3
 
 
 def test_a_v1_prediction_stands_at_its_serving_time() -> None:

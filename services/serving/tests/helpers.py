@@ -53,7 +53,7 @@ class Tensor:
             self.shape = [len(self.data)]
 
     def as_numpy(self) -> np.ndarray:
-        dtype = object if self.datatype == "BYTES" else np.float64
+        dtype = {"BYTES": object, "INT64": np.int64, "BOOL": np.bool_}.get(self.datatype, np.float64)
         return np.array(self.data, dtype=dtype).reshape(self.shape)
 
 

@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry
 from services.serving.tests.helpers import NOW, transaction, wait_for
 from services.serving.tests.test_features import online
 
-from berg.contracts import PredictionV2
+from berg.contracts import PredictionV3
 from berg_serving.metrics import ServingMetrics
 from berg_serving.prediction_log import PredictionLog
-from berg_serving.predictions import ScoredTransaction, Scores, score_transactions
+from berg_serving.predictions import ScoredEvent, Scores, score_events
 from tests.fraud_serving import ASSEMBLER
 
 pytestmark = pytest.mark.unit
@@ -56,11 +56,11 @@ class Producer:
         self.closed = True
 
 
-def scored(count: int) -> list[ScoredTransaction]:
+def scored(count: int) -> list[ScoredEvent]:
     batch = [transaction(user_id=f"user-{i}") for i in range(count)]
     frame = ASSEMBLER.assemble(batch, online(*[(None, None)] * count))
     scores = Scores("v0001", 0.5, [0.25] * count, ["approve"] * count)
-    return score_transactions(batch, frame, scores, model_name="fraud", served_at=NOW)
+    return score_events(batch, frame, scores, model_name="fraud", served_at=NOW, entity_keys=ASSEMBLER.entity_keys)
 
 
 def sample(metrics_registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -72,16 +72,17 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
-def test_every_prediction_reaches_the_topic_keyed_by_user(registry: CollectorRegistry) -> None:
+def test_every_prediction_reaches_the_topic_keyed_by_the_scored_streams_key(registry: CollectorRegistry) -> None:
     producer = Producer()
-    log = PredictionLog(lambda: producer, "predictions", 100, ServingMetrics.register(registry))
+    log = PredictionLog(lambda: producer, "predictions", 100, ServingMetrics.register(registry), key="user_id")
     log.start()
     records = scored(5)
     log.offer(records)
     log.close(timeout_s=5)
-    assert [key for _, key, _ in producer.sent] == [r.transaction.user_id.encode() for r in records]
-    predictions = [PredictionV2.model_validate_json(value) for _, _, value in producer.sent]
+    assert [key for _, key, _ in producer.sent] == [f"user-{i}".encode() for i in range(5)]
+    predictions = [PredictionV3.model_validate_json(value) for _, _, value in producer.sent]
     assert [p.event_id for p in predictions] == [r.prediction_id for r in records]
+    assert [p.entities["user_id"] for p in predictions] == [f"user-{i}" for i in range(5)]
     assert {topic for topic, _, _ in producer.sent} == {"predictions"}
     assert sample(registry, "berg_serving_prediction_log_sent_total") == 5
     assert producer.closed
@@ -90,7 +91,7 @@ def test_every_prediction_reaches_the_topic_keyed_by_user(registry: CollectorReg
 def test_a_full_queue_drops_and_counts_without_blocking(registry: CollectorRegistry) -> None:
     producer = Producer()
     producer.gate.clear()  # Kafka hangs
-    log = PredictionLog(lambda: producer, "predictions", 3, ServingMetrics.register(registry))
+    log = PredictionLog(lambda: producer, "predictions", 3, ServingMetrics.register(registry), key="user_id")
     log.start()
     log.offer(scored(1))
     wait_for(lambda: sample(registry, "berg_serving_prediction_log_queued") == 0, 120, "the first record in hand")
@@ -105,7 +106,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(registry: CollectorRegis
 
 def test_refused_sends_are_counted(registry: CollectorRegistry) -> None:
     producer = Producer(fail=True)
-    log = PredictionLog(lambda: producer, "predictions", 10, ServingMetrics.register(registry))
+    log = PredictionLog(lambda: producer, "predictions", 10, ServingMetrics.register(registry), key="user_id")
     log.start()
     log.offer(scored(2))
     log.close(timeout_s=5)
@@ -119,7 +120,7 @@ def test_kafka_down_at_start_is_retried_and_what_never_went_out_is_counted(regis
         attempts.append(1)
         raise ConnectionError("no brokers")
 
-    log = PredictionLog(unreachable, "predictions", 10, ServingMetrics.register(registry), retry_s=0.05)
+    log = PredictionLog(unreachable, "predictions", 10, ServingMetrics.register(registry), key="user_id", retry_s=0.05)
     log.start()
     log.offer(scored(4))
     wait_for(lambda: len(attempts) >= 2, 120, "a retry")

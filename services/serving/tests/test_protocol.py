@@ -12,7 +12,7 @@ from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from services.serving.tests.helpers import NOW, transaction
 from services.serving.tests.test_features import merchant_row, online, user_row
 
-from berg_serving.predictions import Scores, score_transactions
+from berg_serving.predictions import Scores, score_events
 from berg_serving.protocol import (
     PredictorResponseError,
     feature_columns_v1,
@@ -103,10 +103,10 @@ def test_scores_round_trip_v2_over_rest_and_grpc(binary: bool) -> None:
         read_scores_v2(grpc, rows=1)
 
 
-def test_scoring_responses_carry_the_version_and_one_result_per_transaction() -> None:
+def test_scoring_responses_carry_the_version_and_one_result_per_event() -> None:
     batch = [transaction(), transaction()]
     frame = ASSEMBLER.assemble(batch, online((user_row(), merchant_row()), (None, None)))
-    scored = score_transactions(batch, frame, SCORES, model_name="fraud", served_at=NOW)
+    scored = score_events(batch, frame, SCORES, model_name="fraud", served_at=NOW, entity_keys=ASSEMBLER.entity_keys)
     v1 = scored_response_v1(scored, "fraud")
     assert v1["model_version"] == "v0002"
     assert [p["default_features_used"] for p in v1["predictions"]] == [False, True]

@@ -1,4 +1,4 @@
-"""Scoring requests in both protocols: what the contract accepts passes, everything else is a clear RequestError."""
+"""Scoring requests of the fraud contract in both protocols: what it accepts passes, the rest a clear RequestError."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ from services.serving.tests.helpers import NOW, Tensor, tensors, transaction_fie
 
 from berg.contracts import TransactionV1
 from berg_fraud.rules import FraudRules
-from berg_serving.scoring_request import TRANSACTION_TENSORS, RequestError, parse_v1, parse_v2
+from berg_serving.scoring_request import RequestError, ScoringContract
 
 pytestmark = pytest.mark.unit
 
 RULES = FraudRules()
 SCORED = RULES.value_rules("transactions")
+REQUEST = ScoringContract(TransactionV1)
 
 
 def test_v1_instances_become_transactions() -> None:
     rows = [transaction_fields(), transaction_fields(user_id="user-00002", amount=3)]
-    parsed = parse_v1({"instances": rows}, max_batch=10, rules=SCORED, now=NOW)
+    parsed = REQUEST.parse_v1({"instances": rows}, max_batch=10, rules=SCORED, now=NOW)
     assert parsed == [TransactionV1.model_validate(row) for row in rows]
 
 
@@ -52,7 +53,7 @@ def test_v1_instances_become_transactions() -> None:
 )
 def test_v1_refusals_say_what_is_wrong(body: object, message: str) -> None:
     with pytest.raises(RequestError) as refused:
-        parse_v1(body, max_batch=2, rules=SCORED, now=NOW)
+        REQUEST.parse_v1(body, max_batch=2, rules=SCORED, now=NOW)
     assert message in str(refused.value)
 
 
@@ -77,24 +78,27 @@ def test_v1_refusals_say_what_is_wrong(body: object, message: str) -> None:
 )
 def test_v1_is_strictly_typed_and_refuses_what_validation_would(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(RequestError) as refused:
-        parse_v1({"instances": [transaction_fields(**fields)]}, max_batch=2, rules=SCORED, now=NOW)
+        REQUEST.parse_v1({"instances": [transaction_fields(**fields)]}, max_batch=2, rules=SCORED, now=NOW)
     assert message in str(refused.value)
 
 
 def test_the_event_time_may_lead_the_server_clock_by_the_skew_and_no_more() -> None:
     bound = transaction_fields(event_time=(NOW + RULES.clock_skew).isoformat())
-    assert parse_v1({"instances": [bound]}, max_batch=1, rules=SCORED, now=NOW)[0].event_time == NOW + RULES.clock_skew
+    assert (
+        REQUEST.parse_v1({"instances": [bound]}, max_batch=1, rules=SCORED, now=NOW)[0].event_time
+        == NOW + RULES.clock_skew
+    )
     with pytest.raises(RequestError, match=r"instances\[0\]: event_time: .* is in the future"):
-        parse_v1({"instances": [bound]}, max_batch=1, rules=SCORED, now=NOW - timedelta(microseconds=1))
+        REQUEST.parse_v1({"instances": [bound]}, max_batch=1, rules=SCORED, now=NOW - timedelta(microseconds=1))
     tighter = FraudRules(clock_skew_s=0)
     with pytest.raises(RequestError, match="in the future"):
-        parse_v1({"instances": [bound]}, max_batch=1, rules=tighter.value_rules("transactions"), now=NOW)
+        REQUEST.parse_v1({"instances": [bound]}, max_batch=1, rules=tighter.value_rules("transactions"), now=NOW)
 
 
 def test_the_settings_of_the_rules_apply() -> None:
     rules = FraudRules(max_amount=100.0, currencies=frozenset({"USD"}), merchant_categories=frozenset({"5411"}))
     with pytest.raises(RequestError) as refused:
-        parse_v1(
+        REQUEST.parse_v1(
             {"instances": [transaction_fields(amount=100.5)]},
             max_batch=1,
             rules=rules.value_rules("transactions"),
@@ -102,7 +106,7 @@ def test_the_settings_of_the_rules_apply() -> None:
         )
     assert "amount: must be above 0 and at most 100," in str(refused.value)
     assert "currency: 'EUR' is not one of the known values (USD)" in str(refused.value)
-    assert parse_v1(
+    assert REQUEST.parse_v1(
         {"instances": [transaction_fields(amount=100.0, currency="USD")]},
         max_batch=1,
         rules=rules.value_rules("transactions"),
@@ -113,21 +117,21 @@ def test_the_settings_of_the_rules_apply() -> None:
 def test_an_event_id_twice_in_one_request_is_refused_in_both_rows() -> None:
     twice = transaction_fields()
     with pytest.raises(RequestError, match=r"instances\[0\]: event_id: .* appears 2 times.*instances\[2\]: event_id"):
-        parse_v1({"instances": [twice, transaction_fields(), twice]}, max_batch=3, rules=SCORED, now=NOW)
+        REQUEST.parse_v1({"instances": [twice, transaction_fields(), twice]}, max_batch=3, rules=SCORED, now=NOW)
 
 
 def test_v1_missing_fields_are_named() -> None:
     fields = transaction_fields()
     del fields["merchant_id"], fields["country"]
     with pytest.raises(RequestError, match=r"instances\[0\]: merchant_id: Field required.*country: Field required"):
-        parse_v1({"instances": [fields]}, max_batch=2, rules=SCORED, now=NOW)
+        REQUEST.parse_v1({"instances": [fields]}, max_batch=2, rules=SCORED, now=NOW)
 
 
 def test_v2_tensors_become_transactions_and_currency_is_optional() -> None:
     rows = [transaction_fields(), transaction_fields(amount=7.25)]
     for row in rows:
         del row["currency"]
-    parsed = parse_v2(tensors(rows), max_batch=10, rules=SCORED, now=NOW)
+    parsed = REQUEST.parse_v2(tensors(rows), max_batch=10, rules=SCORED, now=NOW)
     assert parsed == [TransactionV1.model_validate(row) for row in rows]
     assert {t.currency for t in parsed} == {"EUR"}
 
@@ -138,7 +142,7 @@ def test_v2_accepts_bytes_and_column_shapes() -> None:
         Tensor(t.name, t.datatype, [v.encode() if isinstance(v, str) else v for v in t.data], shape=[1, 1])
         for t in tensors(rows)
     ]
-    assert parse_v2(inputs, max_batch=1, rules=SCORED, now=NOW) == [TransactionV1.model_validate(rows[0])]
+    assert REQUEST.parse_v2(inputs, max_batch=1, rules=SCORED, now=NOW) == [TransactionV1.model_validate(rows[0])]
 
 
 def _with(rows: list[dict[str, Any]], name: str, tensor: Tensor | None) -> list[Tensor]:
@@ -168,7 +172,7 @@ def _with(rows: list[dict[str, Any]], name: str, tensor: Tensor | None) -> list[
 )
 def test_v2_refusals_say_what_is_wrong(change: Any, message: str) -> None:
     with pytest.raises(RequestError) as refused:
-        parse_v2(change([transaction_fields()]), max_batch=2, rules=SCORED, now=NOW)
+        REQUEST.parse_v2(change([transaction_fields()]), max_batch=2, rules=SCORED, now=NOW)
     assert message in str(refused.value)
 
 
@@ -185,19 +189,19 @@ def test_v2_refusals_say_what_is_wrong(change: Any, message: str) -> None:
 def test_v2_json_tensors_hold_numbers_and_the_value_rules_apply(amount: Tensor, message: str) -> None:
     rows = [transaction_fields() for _ in range(amount.shape[0])]
     with pytest.raises(RequestError) as refused:
-        parse_v2(_with(rows, "amount", amount), max_batch=2, rules=SCORED, now=NOW)
+        REQUEST.parse_v2(_with(rows, "amount", amount), max_batch=2, rules=SCORED, now=NOW)
     assert message in str(refused.value)
 
 
 def test_v2_refuses_an_event_time_ahead_of_the_server_clock() -> None:
     rows = [transaction_fields(), transaction_fields(event_time="2030-01-01T00:00:00Z")]
     with pytest.raises(RequestError, match=r"row\[1\]: event_time: 2030-01-01T00:00:00\+00:00 is in the future"):
-        parse_v2(tensors(rows), max_batch=2, rules=SCORED, now=NOW)
+        REQUEST.parse_v2(tensors(rows), max_batch=2, rules=SCORED, now=NOW)
 
 
 def test_v2_batch_bounds() -> None:
     with pytest.raises(RequestError, match="at most 2 per request"):
-        parse_v2(tensors([transaction_fields()] * 3), max_batch=2, rules=SCORED, now=NOW)
-    empty = [Tensor(name, datatype, []) for name, datatype in TRANSACTION_TENSORS.items()]
+        REQUEST.parse_v2(tensors([transaction_fields()] * 3), max_batch=2, rules=SCORED, now=NOW)
+    empty = [Tensor(name, datatype, []) for name, datatype in REQUEST.tensors.items()]
     with pytest.raises(RequestError, match="is empty"):
-        parse_v2(empty, max_batch=2, rules=SCORED, now=NOW)
+        REQUEST.parse_v2(empty, max_batch=2, rules=SCORED, now=NOW)

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from services.serving.tests.helpers import NOW, register, tensors, transaction_fields
 from services.serving.tests.test_features import merchant_row, online, user_row
 
+from berg.contracts import TransactionV1
 from berg.observability.health import ReadinessChecks
 from berg.registry import ModelRegistry
 from berg.web.app import WebSettings
@@ -28,6 +29,7 @@ from berg_serving.decisions import DecisionPolicy
 from berg_serving.metrics import ServingMetrics
 from berg_serving.models import Transformer
 from berg_serving.scorers import LocalScorer
+from berg_serving.scoring_request import ScoringContract
 from berg_serving.server import ServingServer
 from berg_serving.settings import ServingSettings
 from tests.fraud_serving import ASSEMBLER, SERVABLE_FEATURES
@@ -84,6 +86,7 @@ def served(slot: ChampionSlot, clock: list[datetime]) -> Served:
     scorer = LocalScorer(slot, DecisionPolicy(), threads=1)
     model = Transformer(
         "fraud",
+        ScoringContract(TransactionV1),
         DictFeatures({"user-00001"}),
         ASSEMBLER,
         scorer,
@@ -96,7 +99,12 @@ def served(slot: ChampionSlot, clock: list[datetime]) -> Served:
     readiness = ReadinessChecks()
     readiness.add("model", model.is_ready)
     server = ServingServer(
-        settings, model, readiness, metrics_registry, value_rules=FraudRules().value_rules("transactions")
+        settings,
+        model,
+        readiness,
+        metrics_registry,
+        TransactionV1,
+        value_rules=FraudRules().value_rules("transactions"),
     )
     transport = httpx.ASGITransport(app=server.app, raise_app_exceptions=False)
     return Served(httpx.AsyncClient(transport=transport, base_url="http://test"), readiness, metrics_registry)

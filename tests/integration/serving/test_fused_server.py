@@ -3,7 +3,7 @@
 KServe's own REST client (V1 and V2) and gRPC client, and Triton's HTTP client,
 score transactions; the answers equal the registry model on the online features
 computed in the test. Every prediction reaches the ``predictions`` topic as a
-PredictionV2 (the transaction's event time and the serving time). Bad input gets
+PredictionV3 (the transaction's event time, its entities and the serving time). Bad input gets
 a 4xx (gRPC: INVALID_ARGUMENT) that says what is wrong, and schemathesis, fuzzing
 the served OpenAPI, finds no 5xx.
 """
@@ -37,7 +37,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from berg.contracts import PredictionV2
+from berg.contracts import PredictionV3
 from berg.stack.local import LocalStack
 from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
 from tests.integration.serving.scoring import expected_scores, infer_request, v2_tensors
@@ -201,10 +201,10 @@ def test_every_prediction_reaches_the_topic(
         enable_auto_commit=False,
         consumer_timeout_ms=30_000,
     )
-    found: dict[str, tuple[bytes, PredictionV2]] = {}
+    found: dict[str, tuple[bytes, PredictionV3]] = {}
     try:
         for record in consumer:
-            prediction = PredictionV2.model_validate_json(record.value)
+            prediction = PredictionV3.model_validate_json(record.value)
             if str(prediction.event_id) in served:
                 found[str(prediction.event_id)] = (record.key, prediction)
             if len(found) == len(served):
@@ -215,12 +215,12 @@ def test_every_prediction_reaches_the_topic(
     by_transaction = {row["event_id"]: row for row in rows}
     for prediction_id, (key, prediction) in found.items():
         answer = served[prediction_id]
-        row = by_transaction[str(prediction.transaction_event_id)]
+        row = by_transaction[str(prediction.scored_event_id)]
         assert key == row["user_id"].encode()
-        assert (prediction.user_id, prediction.merchant_id) == (row["user_id"], row["merchant_id"])
+        assert prediction.entities == {"user_id": row["user_id"], "merchant_id": row["merchant_id"]}
         # The transaction's own clock (the simulated scoring time), not the time it was served.
-        assert prediction.transaction_event_time == datetime.fromisoformat(row["event_time"])
-        assert prediction.served_at > prediction.transaction_event_time
+        assert prediction.scored_event_time == datetime.fromisoformat(row["event_time"])
+        assert prediction.served_at > prediction.scored_event_time
         assert (prediction.model_name, prediction.model_version) == (MODEL, "v0001")
         assert prediction.score == pytest.approx(answer["score"])
         assert prediction.decision == answer["decision"]

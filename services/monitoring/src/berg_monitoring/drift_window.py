@@ -1,4 +1,4 @@
-"""A model version's drift window: its predictions over the newest whole cycles of transaction event time.
+"""A model version's drift window: its predictions over the newest whole cycles of scored event time.
 
 Traffic has a daily cycle (people pay by day, the simulator's users too), and a
 version's reference profile covers days of training traffic. A window of the last
@@ -6,15 +6,16 @@ N predictions holds whatever part of the day N happens to cover, so it compares
 those hours with the reference's whole days and reads drift on undrifted traffic
 (``hour_of_day`` most, and every feature that moves with the hour). So the window
 is measured in event time instead: with a cycle of ``cycle_s`` (a day), the window
-holds the version's predictions whose transaction event time ``t`` lies in the
+holds the version's predictions whose scored event time ``t`` lies in the
 newest ``k`` whole cycles, ``t > newest - k * cycle_s``, with ``k`` as many as the
 version's predictions span, up to ``cycles``. Until they span one whole cycle the
 window is *insufficient*: the caller exports no drift for it (a partial day would
 read as drift).
 
-The event time is the transaction's (``PredictionV2.transaction_event_time``; a v1
-record stands at its serving time), as everywhere in the exporter, so a replay in
-compressed time has the same windows as real time.
+The event time is the scored event's (``PredictionV3.scored_event_time``, or
+``PredictionV2.transaction_event_time`` in an older record; a v1 record stands at its
+serving time: :func:`berg_monitoring.windows.scored_event_time`), as everywhere in the
+exporter, so a replay in compressed time has the same windows as real time.
 
 **Memory is a bound, not the window.** At most ``capacity`` rows are held. While the
 newest cycles fit, every prediction is held. When they do not, the window keeps a
@@ -86,7 +87,7 @@ class DriftWindow(Protocol):
     """Where a version's served predictions go for drift: :meth:`add` each, :meth:`current` when computing."""
 
     def add(self, time: float, row: Sequence[float]) -> None:
-        """One prediction: its transaction's event time (POSIX seconds) and its row (features, then score)."""
+        """One prediction: its scored event's event time (POSIX seconds) and its row (features, then score)."""
 
     def current(self) -> DriftRows:
         """A copy of the window's rows now, and whether they span whole cycles."""

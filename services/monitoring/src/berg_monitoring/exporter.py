@@ -32,7 +32,7 @@ from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
 from berg_monitoring.settings import MonitoringSettings
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
-from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, Verdict, transaction_time
+from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, Verdict, scored_event_time
 
 __all__ = ["Exporter", "open_reader"]
 
@@ -131,7 +131,7 @@ class Exporter:
         self._await_unread()
 
     def _stream(self, topic: str) -> Stream:
-        return "transactions" if topic == self._settings.predictions_topic else "labels"
+        return "scored" if topic == self._settings.predictions_topic else "labels"
 
     def step(self) -> int:
         """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
@@ -163,7 +163,7 @@ class Exporter:
                     prediction = decode_contract(LoggedPrediction, record).root
                     if prediction.model_name != model:
                         # Another model's prediction still says how far this partition has come.
-                        self.state.advance("transactions", record.partition, transaction_time(prediction))
+                        self.state.advance("scored", record.partition, scored_event_time(prediction))
                         continue
                     self._metrics.predictions.labels(model, prediction.model_version).inc()
                     self._metrics.last_event.labels(model, "predictions").set(now)

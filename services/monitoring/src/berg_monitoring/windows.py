@@ -5,15 +5,19 @@ bounded: the drift windows hold the newest whole cycles of event time within a
 capacity (:mod:`berg_monitoring.drift_window`), the quality windows are numpy
 rings of the most recent matured rows, predictions
 waiting for their label and labels waiting for their prediction are capped
-(the oldest go first, and are counted), matured transactions are remembered up
+(the oldest go first, and are counted), matured events are remembered up
 to ``label_history``, and only the newest ``max_versions`` versions keep windows.
 
-**One clock: the transaction's event time.** A prediction stands at its
-transaction's event time (``PredictionV2.transaction_event_time``; a v1 record
-only says when it was served, which stands in for it: the same in real time, not
-in a replay), a label at its own event time. So:
+Predictions are read in any version of the log (:class:`~berg.contracts.LoggedPrediction`):
+:func:`scored_event_id` and :func:`scored_event_time` read the scored event's id and
+time from each, so records written before an upgrade still count.
 
-- a label's delay is its event time minus its transaction's;
+**One clock: the scored event's event time.** A prediction stands at its scored
+event's event time (``PredictionV3.scored_event_time``, ``PredictionV2.transaction_event_time``;
+a v1 record only says when it was served, which stands in for it: the same in real
+time, not in a replay), a label at its own event time. So:
+
+- a label's delay is its event time minus its scored event's;
 - the watermark is how far both streams are complete in event time (as the
   training pipeline's label-complete window), never wall time: the oldest of the
   newest event times seen on each partition of either stream. Each partition is
@@ -22,21 +26,22 @@ in a replay), a label at its own event time. So:
   partition that still has records from before the start unread counts from
   before its first record. A partition that falls idle holds maturing back:
   quality then stays insufficient, never wrong;
-- a transaction *matures* once the watermark has passed its time plus the problem
-  card's label horizon, in whatever order its prediction arrived. Its label is then final, as the card defines it and as
-  training saw it: positive when a positive label came within the horizon, negative
-  otherwise. Only then does it enter its version's quality window.
+- a scored event (a transaction, in the reference case) *matures* once the watermark
+  has passed its time plus the problem card's label horizon, in whatever order its
+  prediction arrived. Its label is then final, as the card defines it and as training
+  saw it: positive when a positive label came within the horizon, negative otherwise.
+  Only then does it enter its version's quality window.
 
 The quality window therefore holds settled outcomes only: until a horizon of event
 time has been seen it is empty, and quality is reported as insufficient rather than
 judged on the labels that come first (mostly positives). A label that comes after its
-horizon is ``late``: its delay is measured, its transaction stays negative.
+horizon is ``late``: its delay is measured, its event stays negative.
 
 A label, read as a :class:`Verdict` through the use case's label join (whatever its
 contract calls the fields), joins the logged prediction of the event it judges
-(``Verdict.subject_id`` = ``transaction_event_id`` of the prediction); a label that
+(``Verdict.subject_id`` = :func:`scored_event_id` of the prediction); a label that
 comes first waits for its prediction. Replaying a record changes nothing:
-predictions are kept by transaction, a transaction counts one label (a positive
+predictions are kept by scored event, an event counts one label (a positive
 label still outranks a negative one) and matures once.
 """
 
@@ -47,28 +52,33 @@ from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeAlias
 from uuid import UUID
 
 import numpy as np
 from pydantic import BaseModel
 
-from berg.contracts.predictions import PredictionV1, PredictionV2
+from berg.contracts.predictions import PredictionV1, PredictionV2, PredictionV3
 from berg.usecase import LabelJoin
 from berg_monitoring.drift_window import DriftSpec, DriftWindow, drift_window
 
 __all__ = [
+    "AnyPrediction",
     "LabelOutcome",
     "MonitoringState",
     "Ring",
     "Stream",
     "Verdict",
     "VersionWindows",
-    "transaction_time",
+    "scored_event_id",
+    "scored_event_time",
 ]
 
-Stream = Literal["transactions", "labels"]
-"""The two streams whose event time the watermark follows: predictions (their transactions) and labels."""
+Stream = Literal["scored", "labels"]
+"""The two streams whose event time the watermark follows: predictions (at their scored events' times) and labels."""
+
+AnyPrediction: TypeAlias = PredictionV1 | PredictionV2 | PredictionV3
+"""A record of the prediction log in any version (what :class:`~berg.contracts.LoggedPrediction` decodes)."""
 
 _EVENT_TIME = "event_time"
 """Every contract's event time field (:class:`berg.usecase.Stream` checks that it has one)."""
@@ -90,8 +100,17 @@ class Verdict:
         return cls(getattr(label, join.subject_id), bool(getattr(label, join.target)), getattr(label, _EVENT_TIME))
 
 
-def transaction_time(prediction: PredictionV1 | PredictionV2) -> float:
-    """POSIX seconds of the predicted transaction's event time; a v1 record only has the time it was served."""
+def scored_event_id(prediction: AnyPrediction) -> UUID:
+    """The ``event_id`` of the event the prediction scored, in any version of the log."""
+    if isinstance(prediction, PredictionV3):
+        return prediction.scored_event_id
+    return prediction.transaction_event_id
+
+
+def scored_event_time(prediction: AnyPrediction) -> float:
+    """POSIX seconds of the scored event's event time; a v1 record only has the time it was served."""
+    if isinstance(prediction, PredictionV3):
+        return prediction.scored_event_time.timestamp()
     if isinstance(prediction, PredictionV2):
         return prediction.transaction_event_time.timestamp()
     return prediction.event_time.timestamp()
@@ -128,9 +147,9 @@ class VersionWindows:
     features: tuple[str, ...]
     """Feature names in the drift ring's column order (the first prediction's, sorted)."""
     drift: DriftWindow
-    """Columns: the features, then the score; over the newest whole cycles of the transactions' event time."""
+    """Columns: the features, then the score; over the newest whole cycles of the scored events' event time."""
     quality: Ring
-    """Columns: label (0/1), score, amount; one row per matured transaction."""
+    """Columns: label (0/1), score, amount; one row per matured scored event."""
     threshold: float
     predictions: int = 0
     labelled: int = 0
@@ -146,15 +165,15 @@ class VersionWindows:
 
 @dataclass(slots=True)
 class _Pending:
-    """A prediction whose transaction has not matured yet."""
+    """A prediction whose scored event has not matured yet."""
 
     version: str
     score: float
     amount: float
     time: float
-    """The transaction's event time, POSIX seconds."""
+    """The scored event's event time, POSIX seconds."""
     label_seen: bool = False
-    """A label of this transaction was counted (a repeat is not counted again)."""
+    """A label of this scored event was counted (a repeat is not counted again)."""
     labelled: bool = False
     """A label came within the horizon."""
     positive: bool = False
@@ -163,11 +182,11 @@ class _Pending:
 
 @dataclass(frozen=True, slots=True)
 class LabelOutcome:
-    """What one label did, once its prediction is known; ``delay_s`` is its event time minus the transaction's.
+    """What one label did, once its prediction is known; ``delay_s`` is its event time minus the scored event's.
 
     ``joined``: it met its prediction within the label horizon. ``late``: it came after the horizon (the
-    transaction stays legitimate, as the card says). ``waiting``: no prediction yet (it waits for it).
-    ``repeat``: the transaction already had its label counted (a replay, or a second label).
+    event stays negative, as the card says). ``waiting``: no prediction yet (it waits for it).
+    ``repeat``: the scored event already had its label counted (a replay, or a second label).
     """
 
     kind: Literal["joined", "late", "waiting", "repeat"]
@@ -176,7 +195,7 @@ class LabelOutcome:
 
 @dataclass
 class MonitoringState:
-    """All windows of one model, the pending join, and the matured transaction times (data-volume count)."""
+    """All windows of one model, the pending join, and the matured event times (data-volume count)."""
 
     drift: DriftSpec
     quality_window: int
@@ -184,13 +203,13 @@ class MonitoringState:
     label_history: int
     max_versions: int
     label_horizon_s: float
-    """The problem card's label horizon: no positive label this long after the transaction means negative."""
+    """The problem card's label horizon: no positive label this long after the scored event means negative."""
     amount_feature: str | None = None
     """The prediction log's feature holding the money business metrics price decisions by (the label join's
     ``amount``); None: amounts are 0."""
     versions: dict[str, VersionWindows] = field(default_factory=dict)
     evicted_predictions: int = 0
-    """Predictions dropped before maturing to make room, earliest transaction first (their labels will wait
+    """Predictions dropped before maturing to make room, earliest scored event first (their labels will wait
     unmatched)."""
     evicted_labels: int = 0
     """Labels dropped while waiting for a prediction that never came."""
@@ -198,10 +217,10 @@ class MonitoringState:
     """Transactions matured with no label within the horizon: legitimate by the card's definition."""
     _pending: dict[UUID, _Pending] = field(default_factory=dict)
     _due: list[tuple[float, int, UUID]] = field(default_factory=list)
-    """The pending transactions as a heap of (event time, arrival, id): the next to mature on top."""
+    """The pending scored events as a heap of (event time, arrival, id): the next to mature on top."""
     _orphans: OrderedDict[UUID, Verdict] = field(default_factory=OrderedDict)
     _matured: OrderedDict[UUID, tuple[float, bool]] = field(default_factory=OrderedDict)
-    """Matured transactions: (event time, whether a label was counted), for replays and late labels."""
+    """Matured scored events: (event time, whether a label was counted), for replays and late labels."""
     _label_times: Ring | None = None
     _sequence: int = 0
     _newest: dict[tuple[Stream, int], float] = field(default_factory=dict)
@@ -231,17 +250,17 @@ class MonitoringState:
         key = (stream, partition)
         self._newest[key] = max(self._newest.get(key, float("-inf")), time)
 
-    def add_prediction(self, prediction: PredictionV1 | PredictionV2, partition: int = 0) -> LabelOutcome | None:
+    def add_prediction(self, prediction: AnyPrediction, partition: int = 0) -> LabelOutcome | None:
         """Add a served prediction to its version's drift window; a label that came first joins it (its outcome).
 
         Args:
             partition: the partition it was read from (the watermark follows the slowest one).
         """
-        key = prediction.transaction_event_id
+        key = scored_event_id(prediction)
         if key in self._pending or key in self._matured:
             return None  # a replayed record
-        time = transaction_time(prediction)
-        self._advance("transactions", partition, time)
+        time = scored_event_time(prediction)
+        self._advance("scored", partition, time)
         windows = self._windows_for(prediction)
         features = prediction.features
         windows.drift.add(time, [*(features.get(name, np.nan) for name in windows.features), prediction.score])
@@ -339,13 +358,13 @@ class MonitoringState:
         return self._label_times
 
     def labels_after(self, posix_s: float) -> int:
-        """Matured transactions (settled labels) of event time after ``posix_s``: labelled rows a model trained
+        """Matured scored events (settled labels) of event time after ``posix_s``: labelled rows a model trained
         up to ``posix_s`` has not seen (the data-volume trigger's count)."""
         if self._label_times is None:
             return 0
         return int(np.count_nonzero(self._label_times.rows()[:, 0] > posix_s))
 
-    def _windows_for(self, prediction: PredictionV1 | PredictionV2) -> VersionWindows:
+    def _windows_for(self, prediction: AnyPrediction) -> VersionWindows:
         windows = self.versions.get(prediction.model_version)
         if windows is None:
             features = tuple(sorted(prediction.features))

@@ -1,6 +1,6 @@
-"""Berg serving: the fraud endpoint on KServe, standard (transformer + predictor) or fused.
+"""Berg serving: a use case's scoring endpoint on KServe, standard (transformer + predictor) or fused.
 
-- :mod:`~berg_serving.scoring_request`: what a request may hold (V1 instances, V2 tensors), against the contract.
+- :mod:`~berg_serving.scoring_request`: what a request may hold (V1 instances, V2 tensors), against the scored contract.
 - :mod:`~berg_serving.features`: the feature vector at scoring time, as training saw it.
 - :mod:`~berg_serving.decisions`, :mod:`~berg_serving.predictions`: from scores to decisions and log records.
 - :mod:`~berg_serving.champion`: the registry version being served, and the hot-swap watcher.

@@ -121,6 +121,8 @@ class FeatureAssembler:
     def __init__(self, features: FeatureSet) -> None:
         self._features = features
         self._keys = {entity.name: entity.key for entity in features.entities}
+        self.entity_keys: tuple[str, ...] = tuple(dict.fromkeys(self._keys.values()))
+        """The fields of the event that key the feature set's entities (``user_id``, ...), once each."""
         self._views = tuple(
             _StoredPlan(view.entity.name, view.stamp, view.ttl.total_seconds(), tuple(s.name for s in view.features))
             for view in features.views
@@ -134,12 +136,12 @@ class FeatureAssembler:
 
     def entity_rows(self, events: Sequence[BaseModel]) -> list[dict[str, str]]:
         """Feast's ``entity_rows`` for a batch: each entity's key of each event."""
-        keys = self._keys.values()
+        keys = self.entity_keys
         return [{key: getattr(event, key) for key in keys} for event in events]
 
     def warm_up_rows(self) -> list[dict[str, str]]:
         """An entity row no store knows, to open the stores with before serving."""
-        return [dict.fromkeys(self._keys.values(), "warm-up")]
+        return [dict.fromkeys(self.entity_keys, "warm-up")]
 
     def assemble(self, events: Sequence[BaseModel], online: Mapping[str, Sequence[object]]) -> FeatureFrame:
         """The feature columns of ``events`` from their online rows (Feast's ``to_dict()``, same order).

@@ -7,7 +7,8 @@ typed batches to each other, not wire payloads; the wire formats are in
 
 - :class:`Predictor` (``--shape predictor``): named feature columns in, the
   champion's scores and decisions out, with the version that scored them.
-- :class:`Transformer`: the use case's events in; ``preprocess`` validates them,
+- :class:`Transformer`: the use case's events in; ``preprocess`` validates them against its
+  scored contract (:class:`~berg_serving.scoring_request.ScoringContract`),
   reads Feast off the event loop and assembles the use case's features, ``predict``
   asks its :class:`~berg_serving.scorers.Scorer` (the predictor server in the standard
   shape, the champion in this process in the fused shape), ``postprocess`` answers and
@@ -26,20 +27,19 @@ import numpy as np
 from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.model import InferenceVerb
+from pydantic import BaseModel
 from typing_extensions import override
 
-from berg.contracts import TransactionV1
 from berg.contracts.rules import ValueRule
 from berg_serving.features import FeatureAssembler, FeatureFrame, MissingFeaturesError
 from berg_serving.json_body import load_json
 from berg_serving.metrics import ServingMetrics
 from berg_serving.online import OnlineFeatureSource
 from berg_serving.prediction_log import PredictionLog
-from berg_serving.predictions import ScoredTransaction, Scores, score_transactions
+from berg_serving.predictions import ScoredEvent, Scores, score_events
 from berg_serving.protocol import (
     PREDICTOR_OUTPUTS,
     SCORING_OUTPUTS,
-    TRANSACTION_TENSORS,
     feature_columns_v1,
     feature_columns_v2,
     scored_response_v1,
@@ -49,7 +49,7 @@ from berg_serving.protocol import (
     tensor_metadata,
 )
 from berg_serving.scorers import LocalScorer, ModelUnavailableError, Scorer
-from berg_serving.scoring_request import RequestError, parse_v1, parse_v2
+from berg_serving.scoring_request import RequestError, ScoringContract
 
 __all__ = ["Predictor", "Transformer"]
 
@@ -180,15 +180,15 @@ class Predictor(_ScoringModel):
 
 
 @dataclass(frozen=True)
-class _TransactionBatch:
-    transactions: list[TransactionV1]
+class _EventBatch:
+    events: list[BaseModel]
     frame: FeatureFrame
     request: InferRequest | None
 
 
 @dataclass(frozen=True)
-class _ScoredTransactions:
-    batch: _TransactionBatch
+class _ScoredEvents:
+    batch: _EventBatch
     scores: Scores
 
 
@@ -197,13 +197,14 @@ class Transformer(_ScoringModel):
 
     Args:
         name: the endpoint's model name.
+        request: the scoring request of the use case's scored contract.
         features: the online store (lookups off the event loop).
         assembler: the use case's feature vectors from the online rows.
         scorer: the predictor server (standard shape) or the local champion (fused shape).
         prediction_log: where every prediction goes (None: not logged).
         metrics: latency per stage, scores, decisions, default features.
-        max_batch: most transactions per request.
-        rules: the value rules every transaction must pass (validation's own).
+        max_batch: most events per request.
+        rules: the value rules every event must pass (validation's own, for the scored stream).
         clock: the server's clock, read once per request: event times may not be later than it
             plus the allowed skew.
     """
@@ -211,6 +212,7 @@ class Transformer(_ScoringModel):
     def __init__(
         self,
         name: str,
+        request: ScoringContract[BaseModel],
         features: OnlineFeatureSource,
         assembler: FeatureAssembler,
         scorer: Scorer,
@@ -222,6 +224,7 @@ class Transformer(_ScoringModel):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(name, scorer, metrics, max_batch=max_batch)
+        self._request = request
         self._features = features
         self._assembler = assembler
         self._prediction_log = prediction_log
@@ -229,41 +232,48 @@ class Transformer(_ScoringModel):
         self._clock = clock
 
     @override
-    async def preprocess(self, payload: Payload, headers: dict[str, str] | None = None) -> _TransactionBatch:
+    async def preprocess(self, payload: Payload, headers: dict[str, str] | None = None) -> _EventBatch:
         with self._metrics.latency.labels("lookup").time():
             try:
                 now = self._clock()
                 if isinstance(payload, InferRequest):
-                    transactions = parse_v2(payload.inputs, max_batch=self._max_batch, rules=self._rules, now=now)
+                    events = self._request.parse_v2(
+                        payload.inputs, max_batch=self._max_batch, rules=self._rules, now=now
+                    )
                     request: InferRequest | None = payload
                 else:
                     body = _json_body(payload)
-                    transactions = parse_v1(body, max_batch=self._max_batch, rules=self._rules, now=now)
+                    events = self._request.parse_v1(body, max_batch=self._max_batch, rules=self._rules, now=now)
                     request = None
             except RequestError as error:
                 raise InvalidInput(str(error)) from None
-            online = await self._features.lookup(self._assembler.entity_rows(transactions))
-            frame = self._assembler.assemble(transactions, online)
-        return _TransactionBatch(transactions, frame, request)
+            online = await self._features.lookup(self._assembler.entity_rows(events))
+            frame = self._assembler.assemble(events, online)
+        return _EventBatch(events, frame, request)
 
     @override
     async def predict(
-        self, payload: _TransactionBatch, headers: dict[str, str] | None = None, response_headers: Any = None
-    ) -> _ScoredTransactions:
+        self, payload: _EventBatch, headers: dict[str, str] | None = None, response_headers: Any = None
+    ) -> _ScoredEvents:
         with self._metrics.latency.labels("predict").time():
             try:
                 scores = await self._scorer.score(payload.frame.columns)
             except ModelUnavailableError as error:
                 raise ModelNotReady(self.name, str(error)) from None
-        return _ScoredTransactions(payload, scores)
+        return _ScoredEvents(payload, scores)
 
     @override
     async def postprocess(
-        self, result: _ScoredTransactions, headers: dict[str, str] | None = None, response_headers: Any = None
+        self, result: _ScoredEvents, headers: dict[str, str] | None = None, response_headers: Any = None
     ) -> dict[str, Any] | InferResponse:
         batch = result.batch
-        scored = score_transactions(
-            batch.transactions, batch.frame, result.scores, model_name=self.name, served_at=datetime.now(UTC)
+        scored = score_events(
+            batch.events,
+            batch.frame,
+            result.scores,
+            model_name=self.name,
+            served_at=datetime.now(UTC),
+            entity_keys=self._assembler.entity_keys,
         )
         _observe(self._metrics, result.scores)
         for entity, known in batch.frame.known.items():
@@ -274,7 +284,7 @@ class Transformer(_ScoringModel):
 
     @override
     def get_input_types(self) -> list[dict[str, Any]]:
-        return tensor_metadata(TRANSACTION_TENSORS)
+        return tensor_metadata(self._request.tensors)
 
     @override
     def get_output_types(self) -> list[dict[str, Any]]:
@@ -282,7 +292,7 @@ class Transformer(_ScoringModel):
 
 
 def _respond(
-    scored: Sequence[ScoredTransaction], model_name: str, request: InferRequest | None
+    scored: Sequence[ScoredEvent], model_name: str, request: InferRequest | None
 ) -> dict[str, Any] | InferResponse:
     if request is None:
         return scored_response_v1(scored, model_name)

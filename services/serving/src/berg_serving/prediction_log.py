@@ -1,9 +1,9 @@
-"""The prediction log: every scored transaction to the ``predictions`` topic, off the request path.
+"""The prediction log: every scored event to the ``predictions`` topic, off the request path.
 
-A request hands its :class:`~berg_serving.predictions.ScoredTransaction` records
+A request hands its :class:`~berg_serving.predictions.ScoredEvent` records
 to :meth:`PredictionLog.offer`, which never blocks: they wait in a bounded queue
-that one thread drains into Kafka (a :class:`~berg.contracts.PredictionV2` per
-record, keyed by ``user_id`` like the transactions). When Kafka is slow or down
+that one thread drains into Kafka (a :class:`~berg.contracts.PredictionV3` per
+record, keyed like the scored stream: by the event's value of the stream's key). When Kafka is slow or down
 and the queue is full, new records are dropped and counted
 (``berg_serving_prediction_log_dropped_total{reason="queue_full"}``); a send Kafka
 refuses is counted too (``send_failed``). Nothing is lost silently, and serving
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from berg.kafka.producer import encode_event
 from berg_serving.metrics import ServingMetrics
-from berg_serving.predictions import ScoredTransaction, to_prediction
+from berg_serving.predictions import ScoredEvent, to_prediction
 
 __all__ = ["PredictionLog"]
 
@@ -33,10 +33,10 @@ _POLL_S = 0.2
 
 
 class PredictionLog:
-    """A bounded queue of scored transactions and the thread that produces them to Kafka.
+    """A bounded queue of scored events and the thread that produces them to Kafka.
 
     Example:
-        >>> prediction_log = PredictionLog(lambda: open_producer(kafka), "predictions", 10_000, metrics)
+        >>> prediction_log = PredictionLog(lambda: open_producer(kafka), "predictions", 10_000, metrics, key="user_id")
         >>> prediction_log.start()
         >>> prediction_log.offer(scored)          # never blocks
         >>> prediction_log.close(timeout_s=5.0)   # at shutdown: send what is queued, flush
@@ -46,6 +46,8 @@ class PredictionLog:
         topic: where the predictions go.
         capacity: how many records may wait.
         metrics: sent, dropped and queued are counted here.
+        key: the scored event's field records are keyed by (the scored stream's key, so one entity's
+            predictions stay in order within a partition, like its events).
         retry_s: wait between attempts to open the producer.
     """
 
@@ -56,13 +58,15 @@ class PredictionLog:
         capacity: int,
         metrics: ServingMetrics,
         *,
+        key: str,
         retry_s: float = 1.0,
     ) -> None:
         self._open_producer = open_producer
         self._topic = topic
+        self._key = key
         self._metrics = metrics
         self._retry_s = retry_s
-        self._queue: queue.Queue[ScoredTransaction] = queue.Queue(maxsize=capacity)
+        self._queue: queue.Queue[ScoredEvent] = queue.Queue(maxsize=capacity)
         self._stop = threading.Event()
         self._deadline = float("inf")
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -72,7 +76,7 @@ class PredictionLog:
         """Start the sending thread."""
         self._thread.start()
 
-    def offer(self, scored: Sequence[ScoredTransaction]) -> None:
+    def offer(self, scored: Sequence[ScoredEvent]) -> None:
         """Queue records for Kafka without waiting; a record that does not fit is dropped and counted."""
         for record in scored:
             try:
@@ -122,15 +126,16 @@ class PredictionLog:
             self._stop.wait(self._retry_s)
             return None
 
-    def _send(self, producer: Any, record: ScoredTransaction) -> None:
+    def _send(self, producer: Any, record: ScoredEvent) -> None:
         try:
             prediction = to_prediction(record)
         except ValidationError:
-            log.exception("prediction %s does not fit PredictionV2; not logged", record.prediction_id)
+            log.exception("prediction %s does not fit PredictionV3; not logged", record.prediction_id)
             self._metrics.log_dropped.labels("invalid").inc()
             return
         try:
-            future = producer.send(self._topic, key=prediction.user_id.encode("utf-8"), value=encode_event(prediction))
+            key = str(getattr(record.event, self._key)).encode("utf-8")
+            future = producer.send(self._topic, key=key, value=encode_event(prediction))
         except Exception as error:
             log.warning("prediction log: send failed (%s)", error)
             self._metrics.log_dropped.labels("send_failed").inc()

@@ -1,10 +1,12 @@
-"""What was decided about each transaction, for the response and for the prediction log.
+"""What was decided about each scored event, for the response and for the prediction log.
 
-The request path keeps a :class:`ScoredTransaction` per transaction (references,
-no copies, no validation); the prediction log's thread turns each into a
-:class:`~berg.contracts.PredictionV2` with :func:`to_prediction`, off the request
-path: the transaction's own event time (the clock monitoring measures label
-delays and horizons on) and the time it was served. Pure.
+The request path keeps a :class:`ScoredEvent` per event of the use case's scored
+contract (references, no copies, no validation); the prediction log's thread turns
+each into a :class:`~berg.contracts.PredictionV3` with :func:`to_prediction`, off the
+request path: the event's own id and event time (every Berg contract's ``event_id``
+and ``event_time``; the time is the clock monitoring measures label delays and
+horizons on), the value of each entity key of the use case's feature set, and the
+time it was served. Pure.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from berg.contracts import PredictionV2, TransactionV1
+from pydantic import BaseModel
+
+from berg.contracts import PredictionV3
 from berg.contracts.predictions import Decision
 from berg_serving.features import FeatureFrame
 
-__all__ = ["ScoredTransaction", "Scores", "score_transactions", "to_prediction"]
+__all__ = ["ScoredEvent", "Scores", "score_events", "to_prediction"]
+
+_EVENT_ID, _EVENT_TIME = "event_id", "event_time"
+"""Every contract's id and event time fields (:class:`berg.usecase.Stream` checks that it has them)."""
 
 
 @dataclass(frozen=True)
@@ -37,13 +44,16 @@ class Scores:
 
 
 @dataclass(frozen=True)
-class ScoredTransaction:
-    """One transaction, its features and what the model said, as served."""
+class ScoredEvent:
+    """One scored event, its features and what the model said, as served."""
 
     prediction_id: UUID
     served_at: datetime
     model_name: str
-    transaction: TransactionV1
+    event: BaseModel
+    """The event as the request gave it, of the use case's scored contract."""
+    entity_keys: tuple[str, ...]
+    """The event's fields that key the feature set's entities (:attr:`FeatureAssembler.entity_keys`)."""
     frame: FeatureFrame
     row: int
     model_version: str
@@ -52,31 +62,49 @@ class ScoredTransaction:
     decision: Decision
 
     @property
+    def event_id(self) -> UUID:
+        """The scored event's ``event_id``."""
+        event_id: UUID = getattr(self.event, _EVENT_ID)
+        return event_id
+
+    @property
+    def event_time(self) -> datetime:
+        """The scored event's ``event_time``: the clock its label runs on."""
+        event_time: datetime = getattr(self.event, _EVENT_TIME)
+        return event_time
+
+    @property
     def default_features_used(self) -> bool:
         return bool(self.frame.default_features_used[self.row])
 
 
-def score_transactions(
-    transactions: Sequence[TransactionV1],
+def score_events(
+    events: Sequence[BaseModel],
     frame: FeatureFrame,
     scores: Scores,
     *,
     model_name: str,
     served_at: datetime,
-) -> list[ScoredTransaction]:
-    """Pair each transaction with its score, under a fresh prediction id.
+    entity_keys: Sequence[str],
+) -> list[ScoredEvent]:
+    """Pair each event with its score, under a fresh prediction id.
+
+    Args:
+        entity_keys: the fields of the events that key the feature set's entities (logged with each).
 
     Raises:
-        ValueError: the batch, the frame and the scores disagree on the number of transactions.
+        ValueError: the batch, the frame and the scores disagree on the number of events.
     """
-    if not len(transactions) == len(frame) == len(scores.scores):
-        raise ValueError(f"{len(transactions)} transactions, {len(frame)} feature rows and {len(scores.scores)} scores")
+    if not len(events) == len(frame) == len(scores.scores):
+        raise ValueError(f"{len(events)} events, {len(frame)} feature rows and {len(scores.scores)} scores")
+    keys = tuple(entity_keys)
     return [
-        ScoredTransaction(
+        ScoredEvent(
             prediction_id=uuid.uuid4(),
             served_at=served_at,
             model_name=model_name,
-            transaction=transaction,
+            event=event,
+            entity_keys=keys,
             frame=frame,
             row=index,
             model_version=scores.model_version,
@@ -84,20 +112,23 @@ def score_transactions(
             score=scores.scores[index],
             decision=scores.decisions[index],
         )
-        for index, transaction in enumerate(transactions)
+        for index, event in enumerate(events)
     ]
 
 
-def to_prediction(scored: ScoredTransaction) -> PredictionV2:
-    """The prediction-log record of one scored transaction (missing features are left out: no NaN)."""
-    transaction = scored.transaction
-    return PredictionV2(
+def to_prediction(scored: ScoredEvent) -> PredictionV3:
+    """The prediction-log record of one scored event (missing features are left out: no NaN).
+
+    Raises:
+        pydantic.ValidationError: the record does not fit :class:`~berg.contracts.PredictionV3` (an entity
+            value longer than it allows, say).
+    """
+    return PredictionV3(
         event_id=scored.prediction_id,
-        transaction_event_id=transaction.event_id,
-        transaction_event_time=transaction.event_time,
+        scored_event_id=scored.event_id,
+        scored_event_time=scored.event_time,
         served_at=scored.served_at,
-        user_id=transaction.user_id,
-        merchant_id=transaction.merchant_id,
+        entities={key: str(getattr(scored.event, key)) for key in scored.entity_keys},
         model_name=scored.model_name,
         model_version=scored.model_version,
         features=scored.frame.row(scored.row),

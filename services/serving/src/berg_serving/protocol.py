@@ -2,14 +2,16 @@
 
 Three conversations:
 
-1. **Client to transformer (or fused server)**: transactions in
-   (:mod:`berg_serving.scoring_request`), one result per transaction out. V1:
+1. **Client to transformer (or fused server)**: events of the use case's scored contract in
+   (:mod:`berg_serving.scoring_request`), one result per event out. V1:
    ``{"predictions": [{"prediction_id", "transaction_event_id", "score", "decision",
    "threshold", "default_features_used", "model_version"}], "model_name", "model_version"}``.
    V2: output tensors of shape ``[n]``: ``prediction_id``, ``transaction_event_id`` and
    ``decision`` (BYTES), ``score`` and ``threshold`` (FP64), ``default_features_used`` (BOOL);
    the response's ``model_version`` and its ``parameters["model_version"]`` (KServe's REST
-   client drops the former) name the version.
+   client drops the former) name the version. ``transaction_event_id`` is the scored event's
+   ``event_id`` whatever the use case: the response keeps the name its clients know (a new
+   name would be a new response version).
 2. **Transformer to predictor**: named feature columns, so the predictor takes the ones its
    current model reads in that model's order (a hot swap may change either). V1:
    ``{"instances": [{"<feature>": value or null}, ...]}``; V2: one FP32 tensor per feature,
@@ -28,14 +30,13 @@ import numpy as np
 from kserve import InferInput, InferOutput, InferRequest, InferResponse
 
 from berg.contracts.predictions import Decision
-from berg_serving.predictions import ScoredTransaction, Scores
-from berg_serving.scoring_request import NUMERIC_DATATYPES, TRANSACTION_TENSORS, RequestError, check_json_numbers
+from berg_serving.predictions import ScoredEvent, Scores
+from berg_serving.scoring_request import NUMERIC_DATATYPES, RequestError, check_json_numbers
 
 __all__ = [
     "MODEL_VERSION_PARAMETER",
     "PREDICTOR_OUTPUTS",
     "SCORING_OUTPUTS",
-    "TRANSACTION_TENSORS",
     "PredictorResponseError",
     "feature_columns_v1",
     "feature_columns_v2",
@@ -67,7 +68,7 @@ _DECISIONS: frozenset[str] = frozenset({"approve", "review", "decline"})
 
 
 def tensor_metadata(tensors: Mapping[str, str]) -> list[dict[str, Any]]:
-    """V2 model metadata for named tensors of shape ``[-1]`` (one value per transaction)."""
+    """V2 model metadata for named tensors of shape ``[-1]`` (one value per event)."""
     return [{"name": name, "datatype": datatype, "shape": [-1]} for name, datatype in tensors.items()]
 
 
@@ -108,14 +109,14 @@ def _datatype(array: np.ndarray) -> str:
 # 1. Client <-> transformer or fused server
 
 
-def scored_response_v1(scored: Sequence[ScoredTransaction], model_name: str) -> dict[str, Any]:
+def scored_response_v1(scored: Sequence[ScoredEvent], model_name: str) -> dict[str, Any]:
     """The V1 response to a scoring request."""
     version = scored[0].model_version if scored else ""
     return {
         "predictions": [
             {
                 "prediction_id": str(item.prediction_id),
-                "transaction_event_id": str(item.transaction.event_id),
+                "transaction_event_id": str(item.event_id),
                 "score": item.score,
                 "decision": item.decision,
                 "threshold": item.threshold,
@@ -129,9 +130,7 @@ def scored_response_v1(scored: Sequence[ScoredTransaction], model_name: str) -> 
     }
 
 
-def scored_response_v2(
-    scored: Sequence[ScoredTransaction], model_name: str, request: InferRequest | None
-) -> InferResponse:
+def scored_response_v2(scored: Sequence[ScoredEvent], model_name: str, request: InferRequest | None) -> InferResponse:
     """The V2 response to a scoring request (REST or gRPC)."""
     version = scored[0].model_version if scored else ""
     return _response(
@@ -140,7 +139,7 @@ def scored_response_v2(
         version,
         {
             "prediction_id": _text([str(item.prediction_id) for item in scored]),
-            "transaction_event_id": _text([str(item.transaction.event_id) for item in scored]),
+            "transaction_event_id": _text([str(item.event_id) for item in scored]),
             "score": np.array([item.score for item in scored], dtype=np.float64),
             "decision": _text([item.decision for item in scored]),
             "threshold": np.array([item.threshold for item in scored], dtype=np.float64),
@@ -153,7 +152,7 @@ def scored_response_v2(
 
 
 def feature_request_v1(columns: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The V1 body the transformer sends: named features per transaction, null for missing."""
+    """The V1 body the transformer sends: named features per event, null for missing."""
     names = list(columns)
     rows = np.column_stack([columns[name] for name in names]).tolist()
     return {
@@ -175,7 +174,7 @@ def feature_request_v2(columns: Mapping[str, np.ndarray], model_name: str, reque
 
 def _check_rows(count: int, max_batch: int) -> None:
     if count == 0:
-        raise RequestError("no rows: send the features of at least one transaction")
+        raise RequestError("no rows: send the features of at least one event")
     if count > max_batch:
         raise RequestError(f"{count} rows; at most {max_batch} per request")
 
@@ -287,7 +286,7 @@ def _decisions(values: Sequence[object]) -> list[Decision]:
 
 
 def read_scores_v1(body: object, rows: int) -> Scores:
-    """Scores from the predictor's V1 response to ``rows`` transactions.
+    """Scores from the predictor's V1 response to ``rows`` events.
 
     Raises:
         PredictorResponseError: the body is not a predictor response for that many rows.

@@ -24,8 +24,11 @@ from berg_serving.scorers import LocalScorer, RemotePredictor, Scorer
 from berg_serving.settings import ServingSettings, Shape
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from berg.features.feature_set import FeatureSet
     from berg.usecase import UseCase
+    from berg_serving.scoring_request import ScoringContract
 
 __all__ = ["Assembly", "assemble", "run"]
 
@@ -99,12 +102,15 @@ def assemble(
     feature_store: FeatureStoreConfig,
     value_rules: Sequence[ValueRule],
     features: FeatureSet,
+    request: ScoringContract[BaseModel],
     *,
     model_name: str,
+    prediction_key: str,
 ) -> Assembly:
     """Build the model of ``shape`` serving the registry model ``model_name`` (blocking: loads the champion, opens
-    Feast, warms both up); the transformer refuses events that break ``value_rules`` (the scored stream's,
-    validation's own) and assembles the use case's ``features``."""
+    Feast, warms both up); the transformer parses the use case's scored events with ``request``, refuses those
+    that break ``value_rules`` (the scored stream's, validation's own), assembles the use case's ``features`` and
+    logs each prediction keyed by the event's ``prediction_key`` field (the scored stream's key)."""
     if shape == "predictor":
         champion, close_champion = _champion_scorer(settings, model_name, metrics, servable_features=None)
         predictor = Predictor(model_name, champion, metrics, max_batch=settings.max_batch)
@@ -137,6 +143,7 @@ def assemble(
             settings.prediction_log.topic,
             settings.prediction_log.capacity,
             metrics,
+            key=prediction_key,
         )
         prediction_log.start()
 
@@ -150,6 +157,7 @@ def assemble(
     closers.extend([close_log, close_features])
     transformer = Transformer(
         model_name,
+        request,
         online,
         assembler,
         scorer,
@@ -170,8 +178,10 @@ def run(
     model_name: str,
 ) -> None:
     """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period (``feature_store``: where
-    the fused and transformer shapes read the use case's online features; every scored event must pass the
-    value rules of the use case's scored stream; ``model_name``: the registry model served)."""
+    the fused and transformer shapes read the use case's online features; every scored event must follow the
+    contract of the use case's scored stream and pass its value rules; ``model_name``: the registry model
+    served)."""
+    from berg_serving.scoring_request import ScoringContract
     from berg_serving.server import ServingServer
 
     # KServe's V1 handler answers with FastAPI's ORJSONResponse, which FastAPI now deprecates: not ours to fix.
@@ -180,10 +190,21 @@ def run(
     metrics = ServingMetrics.register(registry)
     readiness = ReadinessChecks()
     value_rules = settings.rules.value_rules(use_case.scored.name)
-    assembly = assemble(settings, shape, metrics, feature_store, value_rules, use_case.features, model_name=model_name)
+    request = ScoringContract(use_case.scored.contract)
+    assembly = assemble(
+        settings,
+        shape,
+        metrics,
+        feature_store,
+        value_rules,
+        use_case.features,
+        request,
+        model_name=model_name,
+        prediction_key=use_case.scored.key,
+    )
     assembly.model.load()
     readiness.add("model", assembly.model.is_ready)
-    server = ServingServer(settings, assembly.model, readiness, registry, value_rules=value_rules)
+    server = ServingServer(settings, assembly.model, readiness, registry, request.contract, value_rules=value_rules)
     log.info(
         "serving",
         extra={

@@ -7,7 +7,8 @@ V2 endpoint handlers, its gRPC servicer) and supplies the rest:
 
 - the HTTP app is Berg's (:func:`berg.web.app.create_app`: body limit, JSON errors,
   ``/healthz``, ``/readyz``, ``/metrics``), with the inference routes added one by one
-  (no model load/unload or explain routes), a V1 request schema in the OpenAPI, and a
+  (no model load/unload or explain routes), a V1 request schema in the OpenAPI (the use case's
+  scored contract, with the value rules a JSON Schema can say), and a
   415 for a body that is neither JSON nor Open Inference binary;
 - a body that is not standard JSON (``NaN``, ``Infinity``, ``1e400``) is a 400 naming the
   field that holds the number (:mod:`berg_serving.json_body`);
@@ -61,10 +62,10 @@ from kserve.protocol.rest.v2_datamodels import (
 )
 from kserve.protocol.rest.v2_endpoints import V2Endpoints
 from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from berg.contracts import TransactionV1
 from berg.contracts.rules import ValueRule, json_schema_with_rules
 from berg.observability.health import ReadinessChecks
 from berg.web.app import create_app
@@ -102,10 +103,11 @@ _GRPC_CODES = {
 }
 
 
-def v1_request_schema(rules: Sequence[ValueRule]) -> dict[str, Any]:
+def v1_request_schema(contract: type[BaseModel], rules: Sequence[ValueRule]) -> dict[str, Any]:
     """The V1 predict route's OpenAPI body: KServe's handler reads the raw body, so it is given here.
 
-    The transaction schema carries the value rules a JSON Schema can say (bounds, known sets).
+    Each instance is an event of ``contract`` (the use case's scored contract), its schema carrying the
+    value rules a JSON Schema can say (bounds, known sets).
     """
     return {
         "requestBody": {
@@ -120,7 +122,7 @@ def v1_request_schema(rules: Sequence[ValueRule]) -> dict[str, Any]:
                             "instances": {
                                 "type": "array",
                                 "minItems": 1,
-                                "items": json_schema_with_rules(TransactionV1, rules),
+                                "items": json_schema_with_rules(contract, rules),
                             }
                         },
                     }
@@ -253,10 +255,12 @@ def build_app(
     registry: CollectorRegistry,
     readiness: ReadinessChecks,
     requests: Counter,
+    contract: type[BaseModel],
     value_rules: Sequence[ValueRule] = (),
 ) -> FastAPI:
     """Berg's app with KServe's V1 and V2 inference routes for ``model_name``; ``requests`` is
-    :func:`request_counter`; the V1 body's schema says what ``value_rules`` a JSON Schema can say."""
+    :func:`request_counter`; the V1 body's schema is ``contract`` (the scored events') with what
+    ``value_rules`` a JSON Schema can say."""
     title = f"berg-serving ({model_name})"
     app = create_app(settings.web, title=title, registry=registry, readiness=readiness)
     app.add_middleware(ContentTypeMiddleware)
@@ -273,7 +277,7 @@ def build_app(
         v1.predict,
         methods=["POST"],
         response_model=None,
-        openapi_extra=v1_request_schema(value_rules),
+        openapi_extra=v1_request_schema(contract, value_rules),
     )
     app.include_router(router)
 
@@ -385,7 +389,7 @@ class ServingServer:
     """REST and gRPC over one model, until SIGTERM; see the module docstring for the stop sequence.
 
     Example:
-        >>> server = ServingServer(settings, model, readiness, metrics_registry)
+        >>> server = ServingServer(settings, model, readiness, metrics_registry, use_case.scored.contract)
         >>> server.run()   # blocks; returns after a graceful stop
     """
 
@@ -395,6 +399,7 @@ class ServingServer:
         model: Model,
         readiness: ReadinessChecks,
         registry: CollectorRegistry,
+        contract: type[BaseModel],
         *,
         value_rules: Sequence[ValueRule] = (),
     ) -> None:
@@ -404,7 +409,9 @@ class ServingServer:
         repository.update(model)
         self._dataplane = ServingDataPlane(repository, readiness)
         self._requests = request_counter(registry)
-        self.app = build_app(settings, model.name, self._dataplane, registry, readiness, self._requests, value_rules)
+        self.app = build_app(
+            settings, model.name, self._dataplane, registry, readiness, self._requests, contract, value_rules
+        )
         in_flight_budget = max(1, int(settings.grace_period_s - settings.drain_delay_s - 1))
         self._http = _QuietUvicorn(
             uvicorn.Config(
