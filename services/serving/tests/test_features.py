@@ -162,3 +162,7 @@ def test_frame_length() -> None:
     frame = FeatureFrame(columns={}, known={"user": np.array([True]), "merchant": np.array([False])})
     assert len(frame) == 1
     assert frame.default_features_used.tolist() == [True]
+    # A feature set of request features alone has no entity: its columns give the length, nothing defaulted.
+    request_only = FeatureFrame(columns={"amount": np.array([1.0, 2.0])}, known={})
+    assert len(request_only) == 2
+    assert request_only.default_features_used.tolist() == [False, False]

@@ -51,7 +51,10 @@ class FeatureFrame:
     """Per entity (its name), per row: the entity had a row in the online store within the view's TTL."""
 
     def __len__(self) -> int:
-        return len(next(iter(self.known.values()))) if self.known else 0
+        # A feature set without stored views has no entities: the columns tell the length then.
+        for column in (*self.known.values(), *self.columns.values()):
+            return len(column)
+        return 0
 
     @property
     def default_features_used(self) -> np.ndarray:
