@@ -18,8 +18,8 @@ STREAMED = """\
     Traceback (most recent call last):
       File "<frozen runpy>", line 198, in _run_module_as_main
       File "/work/pipelines/src/berg_pipelines/runtime/dataset.py", line 49, in label_complete_window
-        raise DatasetError("the label store holds no transactions yet; run the features service on some traffic")
-    berg_pipelines.runtime.dataset.DatasetError: the label store holds no transactions yet; run the features \
+        raise DatasetError("the label store holds no scored events yet; run the features service on some traffic")
+    berg_pipelines.runtime.dataset.DatasetError: the label store holds no scored events yet; run the features \
 service on some traffic
     \n\n18:28:08.352 - ERROR - Task \x1b[96m'build-dataset'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m
 """
@@ -37,7 +37,7 @@ def test_the_failed_step_is_read_from_kfps_message() -> None:
 
 def test_the_error_is_the_exception_of_the_last_traceback() -> None:
     assert error_lines(STREAMED.splitlines()) == [
-        "berg_pipelines.runtime.dataset.DatasetError: the label store holds no transactions yet; run the features "
+        "berg_pipelines.runtime.dataset.DatasetError: the label store holds no scored events yet; run the features "
         "service on some traffic"
     ]
 

@@ -103,11 +103,11 @@ def test_a_real_pipeline_run_that_fails_says_which_step_and_why(tmp_path: Path, 
         listing = berg_runs(stack_state, process, "--model", "fraud")
         shown = berg_runs(stack_state, process, "show", run["id"])
     assert run["failed_step"] == "build-dataset", run
-    expected = "berg_pipelines.runtime.dataset.DatasetError: the label store holds no transactions yet"
+    expected = "berg_pipelines.runtime.dataset.DatasetError: the label store holds no scored events yet"
     assert run["error"].startswith(expected), run
     assert run["exit_code"] == 1
     assert run["id"] in listing
     assert "build-dataset" in listing
     assert "DatasetError: the label store holds no" in listing
     assert "failed_step: build-dataset" in shown
-    assert "the label store holds no transactions yet" in shown
+    assert "the label store holds no scored events yet" in shown
