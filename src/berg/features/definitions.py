@@ -9,7 +9,6 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
@@ -176,9 +175,9 @@ def build_definitions(features: FeatureSet, offline_root: str) -> FeatureDefinit
     )
     return FeatureDefinitions(
         entities=tuple(entities.values()),
-        sources=MappingProxyType(sources),
+        sources=types.MappingProxyType(sources),
         push_sources=tuple(pushes.values()),
-        views=MappingProxyType(views),
+        views=types.MappingProxyType(views),
         request=request,
         on_demand=on_demand,
         service=service,

@@ -134,6 +134,10 @@ class FeatureAssembler:
             f"{view.name}:{spec.name}" for view in features.views for spec in view.features
         )
         """What one online lookup reads: every stored feature of every view, the as-of and stamp columns included."""
+        on_demand = features.on_demand
+        self._request_fields = tuple(
+            dict.fromkeys((*features.request_features, *(on_demand.request_fields if on_demand else ())))
+        )
         self.servable: tuple[str, ...] = features.model_features
         """Every feature the transformer can hand to a model: the feature service's and the request features."""
 
@@ -166,7 +170,7 @@ class FeatureAssembler:
                 columns[name] = np.where(usable, _floats(online.get(name), count), np.nan)
         request = {
             field: np.array([getattr(event, field) for event in events], dtype=np.float64)
-            for field in dict.fromkeys((*self._features.request_features, *self._request_fields()))
+            for field in self._request_fields
         }
         on_demand = self._features.on_demand
         if on_demand is not None:
@@ -183,7 +187,3 @@ class FeatureAssembler:
         for field in self._features.request_features:
             columns[field] = request[field]
         return FeatureFrame(columns={name: columns[name] for name in self.servable}, known=known)
-
-    def _request_fields(self) -> tuple[str, ...]:
-        on_demand = self._features.on_demand
-        return on_demand.request_fields if on_demand is not None else ()
