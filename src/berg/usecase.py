@@ -22,12 +22,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from berg.contracts.rules import ContractRules
 from berg.features.feature_set import FeatureSet
 from berg.problem.card import ProblemCard
+
+if TYPE_CHECKING:
+    from berg.simulator.traffic import TrafficSimulator
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -99,6 +103,9 @@ class UseCase:
     rules: type[ContractRules] = ContractRules
     """The rules' parameters and which value and batch rule applies to which field of which stream
     (:mod:`berg.contracts.rules`); validation and serving nest it in their settings."""
+    simulator: TrafficSimulator | None = None
+    """Its traffic (:mod:`berg.simulator.traffic`): what ``berg simulate``, ``berg demo`` and the end-to-end
+    tests produce; ``None``: the use case brings no simulator, and those refuse it by name."""
 
     @property
     def streams(self) -> tuple[Stream, Stream]:
