@@ -281,8 +281,28 @@ def test_one_value_selects_the_use_case_of_every_component(helm: str, rendered: 
     assert set(default.values()) == {"fraud"}, default
     result = run_tool(helm_template(helm, "--set", "useCase=clicks"))
     assert result.returncode == 0, result.stderr
-    chosen = _use_case_by_component([doc for doc in yaml.safe_load_all(result.stdout) if doc])
-    assert chosen == dict.fromkeys(default, "clicks")
+    documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert _use_case_by_component(documents) == dict.fromkeys(default, "clicks")
+    # The model served and watched is the one the use case's pipeline trains, unless named apart.
+    assert _served_models(documents) == {"serving": "clicks", "controller": '["clicks"]'}
+    named = run_tool(helm_template(helm, "--set", "useCase=clicks", "--set", "serving.modelName=ctr"))
+    assert named.returncode == 0, named.stderr
+    assert _served_models([doc for doc in yaml.safe_load_all(named.stdout) if doc]) == {
+        "serving": "ctr",
+        "controller": '["ctr"]',
+    }
+
+
+def _served_models(documents: list[Mapping[str, Any]]) -> dict[str, str]:
+    settings = {
+        doc["metadata"]["name"]: doc["data"]
+        for doc in documents
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-settings")
+    }
+    return {
+        "serving": next(data["BERG_SERVING_MODEL_NAME"] for name, data in settings.items() if "serving" in name),
+        "controller": next(data["BERG_CONTROLLER_MODELS"] for name, data in settings.items() if "controller" in name),
+    }
 
 
 @pytest.mark.parametrize("scenario", ["default", "production"])

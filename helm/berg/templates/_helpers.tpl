@@ -447,3 +447,11 @@ spec:
 {{- define "berg.inferenceServiceName" -}}
 {{- include "berg.componentName" (dict "root" . "component" "serving") -}}
 {{- end -}}
+
+{{/*
+The registry model served and watched: serving.modelName, or the use case's name (the model its pipeline
+trains) when that is empty, so selecting the use case is one value.
+*/}}
+{{- define "berg.modelName" -}}
+{{- .Values.serving.modelName | default .Values.useCase -}}
+{{- end }}
