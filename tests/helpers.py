@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from berg.contracts import TransactionV1
 from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
 from berg.stack.settings import PortTable, StackSettings
+from berg_fraud.contracts import TransactionV1
 
 __all__ = [
     "RecordingProducer",

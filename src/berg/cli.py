@@ -182,7 +182,7 @@ def _outcome_table(counts: ProductionCounts, outcome: RunOutcome, scraped: dict[
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("transactions sent to transactions.raw", str(counts.by_kind["transaction"]))
-    table.add_row("  arrived on transactions.valid", str(len(outcome.valid_transactions)))
+    table.add_row("  arrived on transactions.valid", str(len(outcome.valid_scored)))
     table.add_row("labels sent to labels.raw", str(counts.by_kind["label"]))
     table.add_row("  arrived on labels.valid", str(len(outcome.valid_labels)))
     table.add_row("malformed records sent", str(counts.by_kind["malformed"]))
@@ -206,7 +206,7 @@ def _show_features(
     root = stack.layout.root
     # The embedded profile over the stack's state directory, in the repo BERG_FEATURE_REPO names (else this checkout's).
     feature_store = FeatureStoreConfig.embedded(root.absolute(), load_settings(FeatureStoreSettings).feature_repo)
-    ids = {str(event_id) for event_id in outcome.valid_transactions}
+    ids = set(outcome.valid_scored)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
         task = progress.add_task("aggregated into the feature store", total=len(ids))
         stored = wait_for_label_store(
@@ -386,8 +386,8 @@ def _data_plane_demo(
     # Malformed records from the first event on (the simulator's default onset is mid-run).
     config = replace(run.config, scenario=make_scenario("malformed", run.config.start, malformed_share=malformed_share))
     events = list(bounded(simulate(config), max_transactions=run.transactions, until=run.until))
-    outcome = RunOutcome.of(events)
-    watcher = DownstreamWatcher(stack.kafka_settings)
+    outcome = RunOutcome.of(events, use_case)
+    watcher = DownstreamWatcher(stack.kafka_settings, use_case)
     try:
         with console.status(f"Producing {len(events)} simulated records to the raw topics"):
             counts = produce_events(stack.kafka_settings, events)
@@ -402,12 +402,12 @@ def _data_plane_demo(
             console=console,
         )
         with progress:
-            valid = progress.add_task("transactions.valid", total=len(outcome.expected_transactions))
+            valid = progress.add_task("transactions.valid", total=len(outcome.expected_scored))
             labels = progress.add_task("labels.valid", total=len(outcome.expected_labels))
             dead = progress.add_task("berg.dlq", total=outcome.expected_dead_letters)
 
             def show(now: RunOutcome) -> None:
-                progress.update(valid, completed=len(now.valid_transactions))
+                progress.update(valid, completed=len(now.valid_scored))
                 progress.update(labels, completed=len(now.valid_labels))
                 progress.update(dead, completed=len(now.dead_letters))
 

@@ -14,13 +14,14 @@ import pyarrow.dataset as ds
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.kafka.topics import LABELS_VALID, PLATFORM_TOPICS, TRANSACTIONS_VALID
+from berg.kafka.topics import PLATFORM_TOPICS
 from berg.settings import KafkaSettings
 from berg.simulator.bounds import bounded
 from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, simulate
 from berg.simulator.labels import LabelPolicy
 from berg.simulator.producer import produce_events
+from berg_fraud.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg_fraud.use_case import fraud
 from tests.helpers import free_port_table, wait_for
 

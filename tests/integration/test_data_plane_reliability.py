@@ -26,18 +26,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from berg.contracts import TransactionV1
 from berg.kafka.lineage import dead_letter_origin
 from berg.kafka.producer import open_producer
-from berg.kafka.topics import (
-    DEAD_LETTER,
-    LABELS_INGESTED,
-    LABELS_RAW,
-    LABELS_VALID,
-    TRANSACTIONS_INGESTED,
-    TRANSACTIONS_RAW,
-    TRANSACTIONS_VALID,
-)
+from berg.kafka.topics import DEAD_LETTER
 from berg.simulator.bounds import bounded
 from berg.simulator.events import MALFORMED_CLASS_HEADER, SimulatedEvent
 from berg.simulator.generator import SimulationConfig, simulate
@@ -45,6 +36,15 @@ from berg.simulator.malformed import MALFORMED_CLASS_NAMES, MalformedOptions
 from berg.simulator.producer import send_events
 from berg.simulator.scenarios import make_scenario
 from berg.stack.local import LocalStack
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.topics import (
+    LABELS_INGESTED,
+    LABELS_RAW,
+    LABELS_VALID,
+    TRANSACTIONS_INGESTED,
+    TRANSACTIONS_RAW,
+    TRANSACTIONS_VALID,
+)
 from berg_ingestion.landing import LandingZone
 from tests.helpers import running_stack, wait_for
 from tests.processes import ServiceProcess

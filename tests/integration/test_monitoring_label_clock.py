@@ -35,13 +35,14 @@ import pytest
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from berg.contracts import LabelV1, PredictionV3, TransactionV1
+from berg.contracts import PredictionV3
 from berg.kafka.producer import open_producer
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
 from berg.settings import KafkaSettings
 from berg.simulator import SimulatedEvent, SimulationConfig, bounded, make_scenario, simulate
 from berg.stack.local import LocalStack
 from berg.stack.monitoring_config import register_scrape_target, unregister_scrape_target
+from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.use_case import problem_card
 from berg_pipelines.runtime.profile import distribution_profile
 from berg_serving.metrics import ServingMetrics

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.kafka.topics import LABELS_RAW, TRANSACTIONS_RAW
 from berg.settings import KafkaSettings
 from berg.simulator.bounds import bounded
 from berg.simulator.events import MALFORMED_CLASS_HEADER, SCENARIO_HEADER
@@ -18,6 +17,7 @@ from berg.simulator.generator import SimulationConfig, simulate
 from berg.simulator.labels import LabelPolicy
 from berg.simulator.producer import ProductionCounts, produce_events
 from berg.simulator.scenarios import make_scenario
+from berg_fraud.topics import LABELS_RAW, TRANSACTIONS_RAW
 
 pytestmark = pytest.mark.integration
 

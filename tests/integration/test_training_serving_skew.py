@@ -30,19 +30,21 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from berg.contracts import LoggedPrediction, TransactionV1
+from berg.contracts import LoggedPrediction
 from berg.features.dataset import build_training_frame
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.producer import open_producer
 from berg.kafka.topics import PREDICTIONS
-from berg.lifecycle.dataplane import DataPlaneProbe, wait_for_merchant_job
+from berg.lifecycle.dataplane import DataPlaneProbe, data_plane_stages, wait_for_merchant_job
 from berg.lifecycle.replay import event_time_slices, replay_scored
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
 from berg.simulator.events import SimulatedEvent
 from berg.simulator.generator import SimulationConfig, Simulator
 from berg.simulator.producer import send_events
 from berg.stack.local import LocalStack
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.use_case import fraud
 from berg_monitoring.windows import AnyPrediction, scored_event_id
 from tests.fraud_schema import (
     EVENT_TIMESTAMP,
@@ -214,7 +216,7 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
         environment=feast_env,
     )
     services = [ingestion, validation, features, serving]
-    probe = DataPlaneProbe(own_stack.kafka_settings)
+    probe = DataPlaneProbe(own_stack.kafka_settings, data_plane_stages(fraud()))
     producer = open_producer(own_stack.kafka_settings)
     features_url = f"http://127.0.0.1:{features.port}"
     try:

@@ -33,18 +33,10 @@ import httpx
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from berg.kafka.topics import (
-    LABELS_INGESTED,
-    LABELS_RAW,
-    LABELS_VALID,
-    TRANSACTIONS_INGESTED,
-    TRANSACTIONS_RAW,
-    TRANSACTIONS_VALID,
-)
 from berg.settings import KafkaSettings
+from berg.usecase import UseCase
 
 __all__ = [
-    "DATA_PLANE_STAGES",
     "LABEL_STORE_WRITTEN_METRIC",
     "SNAPSHOT_NEXT_DUE_METRIC",
     "SNAPSHOT_PENDING_METRIC",
@@ -54,6 +46,7 @@ __all__ = [
     "DataPlaneBehind",
     "DataPlaneProbe",
     "MerchantJobState",
+    "data_plane_stages",
     "merchant_job_state",
     "records_behind",
     "snapshot_job_state_from",
@@ -61,12 +54,17 @@ __all__ = [
     "wait_for_merchant_snapshots",
 ]
 
-DATA_PLANE_STAGES: tuple[tuple[str, ...], ...] = (
-    (TRANSACTIONS_RAW, LABELS_RAW),
-    (TRANSACTIONS_INGESTED, LABELS_INGESTED),
-    (TRANSACTIONS_VALID, LABELS_VALID),
-)
-"""The input topics of ingestion, validation and the features service, in pipeline order."""
+
+def data_plane_stages(use_case: UseCase) -> tuple[tuple[str, ...], ...]:
+    """The input topics of ingestion, validation and the features service, in pipeline order: the use
+    case's raw topics, then its ingested ones, then its valid ones."""
+    scored, labels = use_case.scored, use_case.labels
+    return (
+        (scored.raw_topic, labels.raw_topic),
+        (scored.ingested_topic, labels.ingested_topic),
+        (scored.valid_topic, labels.valid_topic),
+    )
+
 
 # The snapshot job's metrics: one series per snapshot view (label ``view``).
 SNAPSHOT_WATERMARK_METRIC = "berg_features_snapshot_watermark_timestamp_seconds"
@@ -92,7 +90,7 @@ class DataPlaneProbe:
     """Waits until every consumer group of each stage has committed up to the end of its input topics.
 
     Example:
-        >>> probe = DataPlaneProbe(stack.kafka_settings)
+        >>> probe = DataPlaneProbe(stack.kafka_settings, data_plane_stages(use_case))
         >>> produce_events(stack.kafka_settings, slice_of_events)
         >>> probe.wait_until_caught_up(timeout_s=600)
     """
@@ -100,7 +98,7 @@ class DataPlaneProbe:
     def __init__(
         self,
         settings: KafkaSettings,
-        stages: Sequence[Sequence[str]] = DATA_PLANE_STAGES,
+        stages: Sequence[Sequence[str]],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -47,6 +47,7 @@ from berg.kafka.producer import open_producer
 from berg.lifecycle.dataplane import (
     DataPlaneBehind,
     DataPlaneProbe,
+    data_plane_stages,
     wait_for_merchant_job,
     wait_for_merchant_snapshots,
 )
@@ -214,7 +215,8 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
         merchants=options.merchants,
     )
     segments = _Segments(Simulator(config).events())
-    probe = DataPlaneProbe(stack.kafka_settings)
+    stages = data_plane_stages(use_case)
+    probe = DataPlaneProbe(stack.kafka_settings, stages)
     try:
         _history(stack, probe, features_url, segments, timeline, options, outcome, console)
         _first_model(controller, registry, serving_url, options, outcome, console)
@@ -238,6 +240,7 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
         after = list(segments.until(timeline.end))
         outcome.live = _live_and_loop(
             stack,
+            stages,
             after,
             score_url,
             features_url,
@@ -306,6 +309,7 @@ def _drift_since(prometheus: PrometheusClient, model: str, version: str, since: 
 
 def _live_and_loop(
     stack: LocalStack,
+    stages: Sequence[Sequence[str]],
     after: list[SimulatedEvent],
     score_url: str,
     features_url: str,
@@ -330,7 +334,7 @@ def _live_and_loop(
     ``live_slice``).
     """
     slices = list(event_time_slices(after, options.live_slice, one_per_user=True))
-    probe = DataPlaneProbe(stack.kafka_settings)  # used by the stream's thread only
+    probe = DataPlaneProbe(stack.kafka_settings, stages)  # used by the stream's thread only
     producer = open_producer(stack.kafka_settings)
     holding = threading.Event()
     holding.set()

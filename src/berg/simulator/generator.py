@@ -32,9 +32,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from berg.contracts.events import LabelSource, LabelV1, TransactionV1
 from berg.kafka.producer import encode_event
-from berg.kafka.topics import LABELS_RAW, TRANSACTIONS_RAW
 from berg.simulator.events import MALFORMED_CLASS_HEADER, SCENARIO_HEADER, EventTruth, SimulatedEvent
 from berg.simulator.labels import LabelPolicy, chargeback_delay_s, review_delay_s
 from berg.simulator.malformed import MALFORMED_CLASSES, MalformedOptions
@@ -43,6 +41,8 @@ from berg.simulator.planned import FraudPattern, PlannedTransaction, random_even
 from berg.simulator.profiles import Population, make_population
 from berg.simulator.scenarios import BASELINE_PARAMS, ProcessParams, Scenario, make_scenario
 from berg.simulator.spending import MerchantPicker, plan_legitimate
+from berg_fraud.contracts import LabelSource, LabelV1, TransactionV1
+from berg_fraud.topics import LABELS_RAW, TRANSACTIONS_RAW
 
 __all__ = ["SimulationConfig", "Simulator", "simulate"]
 

@@ -1,6 +1,6 @@
 """Malformed transaction records: one named way to break a valid transaction each, and who should refuse it.
 
-Each class is a function of a valid :class:`~berg.contracts.events.TransactionV1`
+Each class is a function of a valid :class:`~berg_fraud.contracts.TransactionV1`
 that returns the bytes to put on ``transactions.raw``. :data:`MALFORMED_CLASSES`
 says which stage is expected to refuse each one:
 
@@ -25,8 +25,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
-from berg.contracts.events import TransactionV1
 from berg.simulator.profiles import KNOWN_MERCHANT_CATEGORIES
+from berg_fraud.contracts import TransactionV1
 
 __all__ = [
     "DEFAULT_FUTURE_OFFSET",

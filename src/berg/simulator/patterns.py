@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from berg.contracts.events import Channel
 from berg.simulator.planned import FraudPattern, PlannedTransaction, random_event_id
 from berg.simulator.profiles import FRAUD_SOURCE_COUNTRIES, HOME_COUNTRIES, MerchantProfile, Population, UserProfile
 from berg.simulator.spending import round_amount
+from berg_fraud.contracts import Channel
 
 __all__ = [
     "FRAUD_PATTERNS",

@@ -6,8 +6,8 @@ import collections
 
 import pytest
 
-from berg.contracts.events import TransactionV1
 from berg.simulator.profiles import FRAUD_SOURCE_COUNTRIES, HOME_COUNTRIES
+from berg_fraud.contracts import TransactionV1
 from tests.unit.simulator.streams import of_kind, run
 
 pytestmark = pytest.mark.unit

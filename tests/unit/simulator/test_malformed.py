@@ -8,10 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berg.contracts.events import TransactionV1
 from berg.kafka.decoding import RecordRejected, decode_contract
 from berg.kafka.records import RawRecord
-from berg.kafka.topics import TRANSACTIONS_RAW
 from berg.simulator.bounds import bounded
 from berg.simulator.events import MALFORMED_CLASS_HEADER, SCENARIO_HEADER, SimulatedEvent
 from berg.simulator.generator import SimulationConfig, simulate
@@ -27,6 +25,8 @@ from berg.simulator.malformed import (
 )
 from berg.simulator.profiles import KNOWN_MERCHANT_CATEGORIES
 from berg.simulator.scenarios import make_scenario
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.topics import TRANSACTIONS_RAW
 from tests.unit.simulator.streams import ONSET, START, config, of_kind, run
 
 pytestmark = pytest.mark.unit

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from berg.contracts.events import TransactionV1
 from berg.simulator.events import SCENARIO_HEADER, SimulatedEvent
 from berg.simulator.scenarios import COVARIATE_SHIFT_AMOUNT_MULTIPLIER, FRAUD_WAVE_CLONED_CARD_SHARE, ScenarioName
+from berg_fraud.contracts import TransactionV1
 from tests.unit.simulator.streams import ONSET, median, of_kind, run
 
 pytestmark = pytest.mark.unit

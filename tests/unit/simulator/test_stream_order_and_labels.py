@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from berg.contracts.events import LabelV1, TransactionV1
 from berg.simulator.scenarios import SCENARIO_NAMES, ScenarioName
+from berg_fraud.contracts import LabelV1, TransactionV1
 from tests.unit.simulator.streams import START, of_kind, run
 
 pytestmark = pytest.mark.unit

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from berg.contracts.events import LabelV1, TransactionV1
 from berg.kafka.decoding import decode_contract
 from berg.kafka.records import RawRecord
-from berg.kafka.topics import LABELS_RAW, TRANSACTIONS_RAW
 from berg.simulator.events import MALFORMED_CLASS_HEADER, SCENARIO_HEADER
 from berg.simulator.profiles import KNOWN_MERCHANT_CATEGORIES
 from berg.simulator.scenarios import SCENARIO_NAMES, ScenarioName
+from berg_fraud.contracts import LabelV1, TransactionV1
+from berg_fraud.topics import LABELS_RAW, TRANSACTIONS_RAW
 from tests.unit.simulator.streams import run
 
 pytestmark = pytest.mark.unit
