@@ -24,7 +24,7 @@ from berg.kafka.records import RawRecord
 from berg.kafka.topics import DEAD_LETTER
 from berg.kafka.undecodable import UndecodableBatchError, UndecodableBatches, poll_records
 from berg.settings import KafkaSettings
-from berg.simulator.events import MALFORMED_CLASS_HEADER, SimulatedEvent
+from berg.simulator.traffic import MALFORMED_CLASS_HEADER, SimulatedEvent
 from berg.usecase import UseCase
 
 __all__ = ["DownstreamWatcher", "RunOutcome"]
@@ -51,7 +51,7 @@ class RunOutcome:
     @classmethod
     def of(cls, events: Sequence[SimulatedEvent], use_case: UseCase) -> RunOutcome:
         return cls(
-            expected_scored=frozenset(str(e.truth.transaction_id) for e in events if e.kind == "transaction"),
+            expected_scored=frozenset(e.truth.subject_id for e in events if e.kind == "scored"),
             expected_labels=frozenset(
                 _event_id(use_case.labels.contract, e.value) for e in events if e.kind == "label"
             ),

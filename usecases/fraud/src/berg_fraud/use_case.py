@@ -9,6 +9,7 @@ from berg.usecase import LabelJoin, Stream, UseCase
 from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.features import fraud_features
 from berg_fraud.rules import FraudRules
+from berg_fraud.simulator import FraudSimulator
 from berg_fraud.topics import (
     LABELS_INGESTED,
     LABELS_RAW,
@@ -40,4 +41,5 @@ def fraud() -> UseCase:
         ),
         features=fraud_features(),
         rules=FraudRules,
+        simulator=FraudSimulator(),
     )

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from berg.simulator.profiles import KNOWN_MERCHANT_CATEGORIES, MERCHANT_CATEGORY_SPECS, make_population
+from berg_fraud.simulator.profiles import KNOWN_MERCHANT_CATEGORIES, MERCHANT_CATEGORY_SPECS, make_population
 
 pytestmark = pytest.mark.unit
 
