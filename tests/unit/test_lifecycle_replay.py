@@ -81,19 +81,19 @@ def test_each_slice_is_scored_after_the_data_plane_caught_up_and_before_it_is_pr
     timings = replay_scored(
         [first, only_labels, second],
         catch_up=lambda: log.append(("catch up", ())),
-        score=lambda transactions: log.append(("score", names(transactions))),
+        score=lambda scored: log.append(("score", names(scored))),
         produce=lambda records: log.append(("produce", names(records))),
         clock=lambda: float(next(ticks)),
     )
     assert log == [
         ("catch up", ()),
-        ("score", ("t2230",)),
-        ("produce", ("t2230", "l2231")),
+        ("score", ("s2230",)),
+        ("produce", ("s2230", "l2231")),
         ("catch up", ()),
         ("produce", ("l0030",)),  # nothing to score
         ("catch up", ()),
-        ("score", ("t2330", "t2335")),
-        ("produce", ("t2330", "t2335")),
+        ("score", ("s2330", "s2335")),
+        ("produce", ("s2330", "s2335")),
     ]
     assert (timings.slices, timings.scored, timings.records) == (3, 3, 5)
     assert timings.catch_up_s == timings.scoring_s == timings.producing_s == [1.0, 1.0, 1.0]
