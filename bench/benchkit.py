@@ -17,9 +17,9 @@ from berg.kafka.consumer import BatchHandler, ConsumerLoop, open_consumer
 from berg.kafka.producer import open_producer
 from berg.kafka.records import RawRecord
 from berg.service import ConsumerServiceSettings
-from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
 from berg.stack.settings import PortTable
+from berg_fraud.simulator.generator import SimulationConfig, simulate
 
 __all__ = ["bare_poll_loop", "free_ports", "produce_transactions", "timed_service_path"]
 
@@ -39,7 +39,7 @@ def produce_transactions(stack: LocalStack, topic: str, events: int) -> None:
     """``events`` simulated transactions (seed 5, from 2026-01-01) onto ``topic``, keyed by user."""
     producer = open_producer(stack.kafka_settings, linger_ms=20)
     config = SimulationConfig(start=datetime(2026, 1, 1, tzinfo=UTC), seed=5)
-    transactions = (event for event in simulate(config) if event.kind == "transaction")
+    transactions = (event for event in simulate(config) if event.kind == "scored")
     for event in itertools.islice(transactions, events):
         producer.send(topic, key=event.key, value=event.value)
     producer.flush()

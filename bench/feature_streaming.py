@@ -28,13 +28,13 @@ from prometheus_client import CollectorRegistry
 from berg.features.store import open_store, prepare_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.topics import TRANSACTIONS_VALID
 from berg.stack.local import LocalStack
 from berg.stack.settings import StackSettings
 from berg_features.aggregates import SECOND, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.settings import FeaturesSettings
+from berg_fraud.topics import TRANSACTIONS_VALID
 from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE, fraud_label_store, fraud_sources
 
 

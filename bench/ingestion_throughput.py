@@ -24,10 +24,10 @@ from prometheus_client import CollectorRegistry
 
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.producer import open_producer
-from berg.kafka.topics import TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg.stack.local import LocalStack
 from berg.stack.settings import StackSettings
 from berg.usecase import resolve_use_case
+from berg_fraud.topics import TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg_ingestion.handler import IngestionHandler, IngestionMetrics
 from berg_ingestion.landing import LandingZone
 from berg_ingestion.settings import IngestionSettings

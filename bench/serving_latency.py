@@ -390,8 +390,8 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
     import pandas as pd
     from kserve import InferenceGRPCClient, InferInput, InferRequest
 
-    from berg.contracts import TransactionV1
     from berg.features.store import open_store
+    from berg_fraud.contracts import TransactionV1
     from berg_fraud.features import transaction_context
     from berg_serving.champion import load_champion
     from berg_serving.online import FeastOnlineFeatures

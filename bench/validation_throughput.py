@@ -34,9 +34,8 @@ from datetime import UTC, datetime, timedelta
 import great_expectations as gx
 import pandas as pd
 
-from berg.contracts import TransactionV1
-from berg.contracts.events import MAX_AMOUNT
-from berg.contracts.reference import MERCHANT_CATEGORY_CODES as DEFAULT_MERCHANT_CATEGORIES
+from berg_fraud.contracts import MAX_AMOUNT, TransactionV1
+from berg_fraud.reference import MERCHANT_CATEGORY_CODES as DEFAULT_MERCHANT_CATEGORIES
 from berg_fraud.rules import DEFAULT_CURRENCIES, FraudRules
 from berg_fraud.use_case import fraud
 from berg_validation.frames import build_frame

@@ -20,13 +20,13 @@ from berg.features.store import close_store, open_store, prepare_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.records import RawRecord
-from berg.kafka.topics import LABELS_VALID, TRANSACTIONS_VALID
-from berg.simulator.generator import SimulationConfig, simulate
 from berg_features.aggregates import HOUR, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.snapshot_job import SnapshotJob
 from berg_fraud.features import MERCHANT_SNAPSHOTS
+from berg_fraud.simulator.generator import SimulationConfig, simulate
+from berg_fraud.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg_fraud.use_case import fraud
 from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE, fraud_label_store, fraud_sources
 
@@ -63,9 +63,9 @@ def _records(config: SimulationConfig, end: datetime) -> Iterator[RawRecord]:
     for event in simulate(config):
         if event.event_time >= end:
             return
-        if event.kind not in ("transaction", "label"):
+        if event.kind not in ("scored", "label"):
             continue
-        topic = TRANSACTIONS_VALID if event.kind == "transaction" else LABELS_VALID
+        topic = TRANSACTIONS_VALID if event.kind == "scored" else LABELS_VALID
         yield RawRecord(topic, 0, next(offsets[topic]), event.key, event.value, (), 0)
 
 

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from berg.contracts import TransactionV1
-from berg.simulator.generator import SimulationConfig, simulate
 from berg.stack.local import LocalStack
 from berg.stack.settings import PortTable, StackSettings
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.simulator.generator import SimulationConfig, simulate
 
 __all__ = [
     "RecordingProducer",
@@ -102,7 +102,7 @@ def running_stack(state_dir: Path) -> Iterator[LocalStack]:
 def make_transactions(count: int, seed: int = 1) -> list[TransactionV1]:
     """``count`` valid simulated transactions (the simulator's baseline from a fixed start)."""
     config = SimulationConfig(start=datetime(2026, 1, 1, tzinfo=UTC), seed=seed)
-    records = (event for event in simulate(config) if event.kind == "transaction")
+    records = (event for event in simulate(config) if event.kind == "scored")
     return [TransactionV1.model_validate_json(event.value) for event in itertools.islice(records, count)]
 
 

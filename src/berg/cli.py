@@ -29,10 +29,8 @@ from berg.runs_cli import runs_app
 from berg.settings import SettingsError, load_settings
 from berg.simulator import cli as simulator_cli
 from berg.simulator.bounds import bounded
-from berg.simulator.events import SimulatedEvent
-from berg.simulator.generator import simulate
 from berg.simulator.producer import ProductionCounts, produce_events
-from berg.simulator.scenarios import ScenarioName, make_scenario
+from berg.simulator.traffic import SimulatedEvent
 from berg.stack.doctor import diagnose
 from berg.stack.local import ComponentStatus, LocalStack, StackError
 from berg.stack.monitoring_config import BERG_SCRAPE_JOB
@@ -67,8 +65,12 @@ def _friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _stack() -> LocalStack:
-    return LocalStack(load_settings(StackSettings))
+def _stack(use_case: str | None = None) -> LocalStack:
+    """The local stack of the settings (``BERG_*``), serving ``use_case`` when one is named."""
+    settings = load_settings(StackSettings)
+    if use_case is not None:
+        settings = settings.model_copy(update={"use_case": use_case})
+    return LocalStack(settings)
 
 
 def _status_table(statuses: list[ComponentStatus]) -> Table:
@@ -177,14 +179,17 @@ def _prometheus_totals(stack: LocalStack, query: str, timeout_s: float, at_least
     return totals
 
 
-def _outcome_table(counts: ProductionCounts, outcome: RunOutcome, scraped: dict[str, float]) -> Table:
+def _outcome_table(
+    use_case: UseCase, counts: ProductionCounts, outcome: RunOutcome, scraped: dict[str, float]
+) -> Table:
+    scored, labels = use_case.streams
     table = Table(title="The data plane, end to end", title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
-    table.add_row("transactions sent to transactions.raw", str(counts.by_kind["transaction"]))
-    table.add_row("  arrived on transactions.valid", str(len(outcome.valid_transactions)))
-    table.add_row("labels sent to labels.raw", str(counts.by_kind["label"]))
-    table.add_row("  arrived on labels.valid", str(len(outcome.valid_labels)))
+    table.add_row(f"scored events sent to {scored.raw_topic}", str(counts.by_kind["scored"]))
+    table.add_row(f"  arrived on {scored.valid_topic}", str(len(outcome.valid_scored)))
+    table.add_row(f"labels sent to {labels.raw_topic}", str(counts.by_kind["label"]))
+    table.add_row(f"  arrived on {labels.valid_topic}", str(len(outcome.valid_labels)))
     table.add_row("malformed records sent", str(counts.by_kind["malformed"]))
     for (malformed_class, stage, reason), count in sorted(outcome.dead_letters_by_class().items()):
         table.add_row(f"  in berg.dlq: {malformed_class} (refused by {stage}: {reason})", str(count))
@@ -206,7 +211,7 @@ def _show_features(
     root = stack.layout.root
     # The embedded profile over the stack's state directory, in the repo BERG_FEATURE_REPO names (else this checkout's).
     feature_store = FeatureStoreConfig.embedded(root.absolute(), load_settings(FeatureStoreSettings).feature_repo)
-    ids = {str(event_id) for event_id in outcome.valid_transactions}
+    ids = set(outcome.valid_scored)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
         task = progress.add_task("aggregated into the feature store", total=len(ids))
         stored = wait_for_label_store(
@@ -214,10 +219,10 @@ def _show_features(
         )
     if not stored:
         raise CommandFailed(
-            f"the features service did not store every valid transaction within {timeout_s:.0f}s; "
+            f"the features service did not store every valid scored event within {timeout_s:.0f}s; "
             f"see {stack.layout.logs / 'features.log'}"
         )
-    scored = [use_case.scored.contract.model_validate_json(e.value) for e in events if e.kind == "transaction"]
+    scored = [use_case.scored.contract.model_validate_json(e.value) for e in events if e.kind == "scored"]
     busiest = {
         entity.key: [key for key, _ in Counter(getattr(event, entity.key) for event in scored).most_common(3)]
         for entity in use_case.features.entities
@@ -243,11 +248,23 @@ def demo(
         Literal["lifecycle", "data-plane"],
         typer.Option(help="lifecycle: the whole retraining loop; data-plane: ingestion, validation and Feast only."),
     ] = "lifecycle",
+    use_case: Annotated[
+        str | None,
+        typer.Option(
+            help="The use case the stack serves and the demo simulates; default: BERG_USE_CASE, else the only "
+            "one installed."
+        ),
+    ] = None,
     scenario: Annotated[
-        ScenarioName,
-        typer.Option(help="What the lifecycle injects: fraud_wave moves the inputs and brings a new fraud pattern."),
-    ] = "fraud_wave",
-    users: Annotated[int, typer.Option(min=50, max=5_000, help="Card holders in the lifecycle's traffic.")] = 500,
+        str | None,
+        typer.Option(
+            help="What the lifecycle injects: one of the use case simulator's scenarios; default: its drift scenario."
+        ),
+    ] = None,
+    population: Annotated[
+        int | None,
+        typer.Option(min=50, max=5_000, help="Subjects of the lifecycle's traffic; default: the simulator's."),
+    ] = None,
     after_days: Annotated[
         float, typer.Option(min=0.5, max=14, help="Days of traffic after the drift, scored live while the loop closes.")
     ] = 1.0,
@@ -268,8 +285,8 @@ def demo(
             "monitoring and the alert rules watch the new champion on its own world.",
         ),
     ] = 0,
-    transactions: Annotated[
-        int, typer.Option(min=1, max=200_000, help="data-plane: simulated transactions to send.")
+    scored_events: Annotated[
+        int, typer.Option(min=1, max=200_000, help="data-plane: simulated scored events to send.")
     ] = 2_000,
     seed: Annotated[
         int | None,
@@ -287,16 +304,20 @@ def demo(
 ) -> None:
     """The main job: start (or heal) the stack, then run the whole lifecycle on it, with an HTML report."""
     with _friendly_errors():
-        stack = _stack()
+        stack = _stack(use_case)
+        described = stack.use_case()
+        # Refused before anything starts: a use case without a simulator, a scenario it does not play.
+        simulator_cli.simulator_of(described)
+        if scenario is not None:
+            simulator_cli.checked_scenario(described, scenario)
         _bring_up(stack)
-        use_case = stack.use_case()
         if seed is None:
-            seed = _default_seed(stack, story, use_case.name)
+            seed = _default_seed(stack, story, described.name)
         console.print(f"Simulator seed {seed} ([bold]--seed {seed}[/] replays the same traffic)")
         if story == "data-plane":
-            _data_plane_demo(stack, use_case, transactions, seed, malformed_share, timeout_s)
+            _data_plane_demo(stack, described, scored_events, seed, malformed_share, timeout_s)
         else:
-            _lifecycle_demo(stack, use_case, scenario, users, after_days, live_span_s, watch_s, seed, timeout_s)
+            _lifecycle_demo(stack, described, scenario, population, after_days, live_span_s, watch_s, seed, timeout_s)
         if stop:
             down()
         else:
@@ -318,8 +339,8 @@ def _default_seed(stack: LocalStack, story: str, model: str) -> int:
 def _lifecycle_demo(
     stack: LocalStack,
     use_case: UseCase,
-    scenario: ScenarioName,
-    users: int,
+    scenario: str | None,
+    population: int | None,
     after_days: float,
     live_span_s: float,
     watch_s: float,
@@ -334,7 +355,7 @@ def _lifecycle_demo(
         model=use_case.name,
         use_case=use_case.name,
         scenario=scenario,
-        users=users,
+        population=population,
         seed=seed,
         window_days=stack.settings.training_window_days,
         after_days=after_days,
@@ -368,26 +389,27 @@ def _lifecycle_demo(
 
 
 def _data_plane_demo(
-    stack: LocalStack, use_case: UseCase, transactions: int, seed: int, malformed_share: float, timeout_s: float
+    stack: LocalStack, use_case: UseCase, scored_events: int, seed: int, malformed_share: float, timeout_s: float
 ) -> None:
     """The data plane act: malformed and valid traffic through ingestion and validation, features in Feast."""
+    simulator = simulator_cli.simulator_of(use_case)
     run = simulator_cli.plan_run(
+        simulator,
         now=datetime.now(UTC),
         scenario="malformed",
-        transactions=transactions,
+        scored_events=scored_events,
         seed=seed,
         start=None,
         onset=None,
         malformed_share=malformed_share,
-        # Few users make a long event-time span, so delayed labels arrive within the run.
-        users=50,
-        merchants=100,
+        # A small population makes a long event-time span, so delayed labels arrive within the run.
+        population=50,
     )
-    # Malformed records from the first event on (the simulator's default onset is mid-run).
-    config = replace(run.config, scenario=make_scenario("malformed", run.config.start, malformed_share=malformed_share))
-    events = list(bounded(simulate(config), max_transactions=run.transactions, until=run.until))
-    outcome = RunOutcome.of(events)
-    watcher = DownstreamWatcher(stack.kafka_settings)
+    # Malformed records from the first event on (the default onset is mid-run).
+    plan = replace(run.plan, onset=run.plan.start)
+    events = list(bounded(simulator.events(plan), max_scored=run.scored_events, until=run.until))
+    outcome = RunOutcome.of(events, use_case)
+    watcher = DownstreamWatcher(stack.kafka_settings, use_case)
     try:
         with console.status(f"Producing {len(events)} simulated records to the raw topics"):
             counts = produce_events(stack.kafka_settings, events)
@@ -402,12 +424,12 @@ def _data_plane_demo(
             console=console,
         )
         with progress:
-            valid = progress.add_task("transactions.valid", total=len(outcome.expected_transactions))
-            labels = progress.add_task("labels.valid", total=len(outcome.expected_labels))
+            valid = progress.add_task(use_case.scored.valid_topic, total=len(outcome.expected_scored))
+            labels = progress.add_task(use_case.labels.valid_topic, total=len(outcome.expected_labels))
             dead = progress.add_task("berg.dlq", total=outcome.expected_dead_letters)
 
             def show(now: RunOutcome) -> None:
-                progress.update(valid, completed=len(now.valid_transactions))
+                progress.update(valid, completed=len(now.valid_scored))
                 progress.update(labels, completed=len(now.valid_labels))
                 progress.update(dead, completed=len(now.dead_letters))
 
@@ -421,7 +443,7 @@ def _data_plane_demo(
             timeout_s=max(30.0, 3 * stack.settings.scrape_interval_s),
             at_least=len(events),
         )
-    console.print(_outcome_table(counts, outcome, scraped))
+    console.print(_outcome_table(use_case, counts, outcome, scraped))
     root, host, ports = stack.layout.root, stack.settings.host, stack.settings.ports
     data_docs = root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     console.print(

@@ -9,7 +9,7 @@ first, the batch in hand finishes and is committed, the group is left).
 Example (a service's ``__main__``):
     >>> def main() -> None:
     ...     settings = load_settings_or_exit(IngestionSettings)
-    ...     run_consumer_service(settings, topics=[TRANSACTIONS_RAW], build_handler=build)
+    ...     run_consumer_service(settings, topics=list(use_case.raw_topics), build_handler=build)
 """
 
 from __future__ import annotations

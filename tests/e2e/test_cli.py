@@ -14,13 +14,14 @@ import pyarrow.dataset as ds
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.kafka.topics import LABELS_VALID, PLATFORM_TOPICS, TRANSACTIONS_VALID
+from berg.kafka.topics import PLATFORM_TOPICS
 from berg.settings import KafkaSettings
 from berg.simulator.bounds import bounded
-from berg.simulator.events import SimulatedEvent
-from berg.simulator.generator import SimulationConfig, simulate
-from berg.simulator.labels import LabelPolicy
 from berg.simulator.producer import produce_events
+from berg.simulator.traffic import SimulatedEvent
+from berg_fraud.simulator.generator import SimulationConfig, simulate
+from berg_fraud.simulator.labels import LabelPolicy
+from berg_fraud.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg_fraud.use_case import fraud
 from tests.helpers import free_port_table, wait_for
 
@@ -89,7 +90,7 @@ def test_up_status_demo_down_leaves_no_process_behind(user_env: dict[str, str]) 
         # supervisord, kafka, prometheus, alertmanager and the six Berg services
         assert len(processes_mentioning(state_dir)) >= 10
 
-        demo = berg(user_env, "demo", "--story", "data-plane", "--transactions", "400", "--malformed-share", "0.1")
+        demo = berg(user_env, "demo", "--story", "data-plane", "--scored-events", "400", "--malformed-share", "0.1")
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "arrived on transactions.valid" in demo.stdout
         assert "refused by ingestion: undecodable" in demo.stdout
@@ -156,7 +157,7 @@ def simulated_traffic(seed: int, days: float) -> tuple[list[SimulatedEvent], Cou
     # Many quick manual-review labels, so that labels flow too within a short run.
     labels = LabelPolicy(manual_review_share=0.3, review_median_hours=1, review_max_hours=3)
     config = SimulationConfig(start=now - timedelta(days=days), seed=seed, users=40, merchants=20, labels=labels)
-    events = list(bounded(simulate(config), max_transactions=300, until=now))
+    events = list(bounded(simulate(config), max_scored=300, until=now))
     return events, Counter(event.kind for event in events)
 
 
@@ -171,7 +172,7 @@ def test_up_heals_a_stack_whose_kafka_and_a_service_were_stopped_and_loses_nothi
         offsets = topic_end_offsets(bootstrap)
         landed = landed_rows(state_dir)
         return (
-            records_on(offsets, TRANSACTIONS_VALID) == landed["transactions"] == expected["transaction"]
+            records_on(offsets, TRANSACTIONS_VALID) == landed["transactions"] == expected["scored"]
             and records_on(offsets, LABELS_VALID) == landed["labels"] == expected["label"]
         )
 
@@ -179,7 +180,7 @@ def test_up_heals_a_stack_whose_kafka_and_a_service_were_stopped_and_loses_nothi
         up = berg(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
         events, first = simulated_traffic(seed=11, days=3)
-        assert first["transaction"] > 0
+        assert first["scored"] > 0
         assert first["label"] > 0
         produce_events(kafka, events)
         # Generous: only bounds a hang (the records take seconds on an idle machine).
@@ -217,11 +218,11 @@ def test_up_heals_a_stack_whose_kafka_and_a_service_were_stopped_and_loses_nothi
         for topic in ALL_TOPICS:
             grown = records_on(after, topic) - records_on(offsets_before, topic)
             assert grown == {
-                "transactions.raw": second["transaction"],
+                "transactions.raw": second["scored"],
                 "labels.raw": second["label"],
-                "transactions.ingested": second["transaction"],
+                "transactions.ingested": second["scored"],
                 "labels.ingested": second["label"],
-                "transactions.valid": second["transaction"],
+                "transactions.valid": second["scored"],
                 "labels.valid": second["label"],
             }.get(topic, 0), topic
     finally:

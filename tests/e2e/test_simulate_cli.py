@@ -34,14 +34,14 @@ def count_in_summary(stdout: str, row: str) -> int:
     return int(match.group(1))
 
 
-def test_simulate_sends_the_asked_number_of_transaction_records(stack: LocalStack) -> None:
+def test_simulate_sends_the_asked_number_of_scored_records(stack: LocalStack) -> None:
     result = berg(
         env_for(stack.settings.ports.as_dict()),
         "simulate",
         "--scenario=malformed",
-        "--transactions=80",
+        "--scored-events=80",
         "--malformed-share=0.5",
-        "--users=20",
+        "--population=20",
         "--seed=3",
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -50,6 +50,6 @@ def test_simulate_sends_the_asked_number_of_transaction_records(stack: LocalStac
 
 
 def test_simulate_without_a_broker_says_how_to_start_one() -> None:
-    result = berg(env_for(free_port_table().as_dict()), "simulate", "--transactions=5")
+    result = berg(env_for(free_port_table().as_dict()), "simulate", "--scored-events=5")
     assert result.returncode == 1
     assert "berg up" in result.stdout

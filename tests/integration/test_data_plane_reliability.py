@@ -26,11 +26,18 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from berg.contracts import TransactionV1
 from berg.kafka.lineage import dead_letter_origin
 from berg.kafka.producer import open_producer
-from berg.kafka.topics import (
-    DEAD_LETTER,
+from berg.kafka.topics import DEAD_LETTER
+from berg.simulator.bounds import bounded
+from berg.simulator.producer import send_events
+from berg.simulator.traffic import MALFORMED_CLASS_HEADER, SimulatedEvent
+from berg.stack.local import LocalStack
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.simulator.generator import SimulationConfig, simulate
+from berg_fraud.simulator.malformed import MALFORMED_CLASS_NAMES, MalformedOptions
+from berg_fraud.simulator.scenarios import make_scenario
+from berg_fraud.topics import (
     LABELS_INGESTED,
     LABELS_RAW,
     LABELS_VALID,
@@ -38,13 +45,6 @@ from berg.kafka.topics import (
     TRANSACTIONS_RAW,
     TRANSACTIONS_VALID,
 )
-from berg.simulator.bounds import bounded
-from berg.simulator.events import MALFORMED_CLASS_HEADER, SimulatedEvent
-from berg.simulator.generator import SimulationConfig, simulate
-from berg.simulator.malformed import MALFORMED_CLASS_NAMES, MalformedOptions
-from berg.simulator.producer import send_events
-from berg.simulator.scenarios import make_scenario
-from berg.stack.local import LocalStack
 from berg_ingestion.landing import LandingZone
 from tests.helpers import running_stack, wait_for
 from tests.processes import ServiceProcess
@@ -78,7 +78,7 @@ def simulated_events() -> list[SimulatedEvent]:
     valid = 0
     for event in bounded(simulate(config), until=now):
         events.append(event)
-        valid += event.kind == "transaction"
+        valid += event.kind == "scored"
         if valid >= VALID_TRANSACTIONS:
             break
     assert valid == VALID_TRANSACTIONS, "the simulated span must hold 20,000 transactions before now"
@@ -134,7 +134,7 @@ def test_crashes_lose_nothing_and_duplicate_nothing(own_stack: LocalStack, tmp_p
         ),
     ]
     events = simulated_events()
-    expected_valid = {e.truth.transaction_id for e in events if e.kind == "transaction"}
+    expected_valid = {uuid.UUID(e.truth.subject_id) for e in events if e.kind == "scored"}
     injected = Tally(e.truth.malformed_class for e in events if e.kind == "malformed")
     assert set(injected) == set(MALFORMED_CLASS_NAMES), "every malformed class is injected"
     assert sum(injected.values()) >= VALID_TRANSACTIONS * MALFORMED_SHARE * 0.9

@@ -35,13 +35,15 @@ import pytest
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from berg.contracts import LabelV1, PredictionV3, TransactionV1
+from berg.contracts import PredictionV3
 from berg.kafka.producer import open_producer
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
 from berg.settings import KafkaSettings
-from berg.simulator import SimulatedEvent, SimulationConfig, bounded, make_scenario, simulate
+from berg.simulator import SimulatedEvent, bounded
 from berg.stack.local import LocalStack
 from berg.stack.monitoring_config import register_scrape_target, unregister_scrape_target
+from berg_fraud.contracts import LabelV1, TransactionV1
+from berg_fraud.simulator import SimulationConfig, make_scenario, simulate
 from berg_fraud.use_case import problem_card
 from berg_pipelines.runtime.profile import distribution_profile
 from berg_serving.metrics import ServingMetrics
@@ -90,7 +92,7 @@ class Truth:
 
 
 def split(events: Sequence[SimulatedEvent]) -> tuple[list[TransactionV1], list[SimulatedEvent]]:
-    transactions = [TransactionV1.model_validate_json(e.value) for e in events if e.kind == "transaction"]
+    transactions = [TransactionV1.model_validate_json(e.value) for e in events if e.kind == "scored"]
     return transactions, [e for e in events if e.kind == "label"]
 
 
@@ -263,12 +265,13 @@ def produce(
     kafka: KafkaSettings, predictions: str, labels: str, part: Sequence[SimulatedEvent], truth: Truth, seed: int
 ) -> None:
     transactions, label_events = split(part)
-    fraud = {e.truth.transaction_id for e in part if e.kind == "transaction" and e.truth.is_fraud}
+    fraud = {uuid.UUID(e.truth.subject_id) for e in part if e.kind == "scored" and e.truth.positive}
     serve(kafka, predictions, transactions, fraud, seed)
     truth.label_partitions.extend(send_labels(kafka, labels, label_events))
     truth.transactions.update((t.event_id, t.event_time) for t in transactions)
     truth.labels.extend(
-        (e.truth.transaction_id, e.event_time, LabelV1.model_validate_json(e.value).is_fraud) for e in label_events
+        (uuid.UUID(e.truth.subject_id), e.event_time, LabelV1.model_validate_json(e.value).is_fraud)
+        for e in label_events
     )
 
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.kafka.topics import LABELS_RAW, TRANSACTIONS_RAW
 from berg.settings import KafkaSettings
 from berg.simulator.bounds import bounded
-from berg.simulator.events import MALFORMED_CLASS_HEADER, SCENARIO_HEADER
-from berg.simulator.generator import SimulationConfig, simulate
-from berg.simulator.labels import LabelPolicy
 from berg.simulator.producer import ProductionCounts, produce_events
-from berg.simulator.scenarios import make_scenario
+from berg.simulator.traffic import MALFORMED_CLASS_HEADER, SCENARIO_HEADER
+from berg_fraud.simulator.generator import SimulationConfig, simulate
+from berg_fraud.simulator.labels import LabelPolicy
+from berg_fraud.simulator.scenarios import make_scenario
+from berg_fraud.topics import LABELS_RAW, TRANSACTIONS_RAW
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_a_malformed_run_lands_on_the_topics_as_counted(kafka_settings: KafkaSet
         users=40,
         labels=LabelPolicy(manual_review_share=0.1),
     )
-    events = list(bounded(simulate(config), max_transactions=400))
+    events = list(bounded(simulate(config), max_scored=400))
     before = end_offsets(kafka_settings)
     progress: list[int] = []
 
@@ -79,7 +79,7 @@ def test_a_malformed_run_lands_on_the_topics_as_counted(kafka_settings: KafkaSet
     assert by_topic == counts.by_topic
     assert counts.by_kind["label"] > 0
     assert counts.by_kind["malformed"] > 0
-    assert counts.by_kind["transaction"] + counts.by_kind["malformed"] == 400
+    assert counts.by_kind["scored"] + counts.by_kind["malformed"] == 400
     # The raw topics take records beyond ingestion's 1 MiB limit, so oversized records arrive whole.
     assert counts.refused_too_large == {}
     assert counts.by_malformed_class["oversized"] == sum(e.truth.malformed_class == "oversized" for e in events) > 0

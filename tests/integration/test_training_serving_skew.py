@@ -30,19 +30,21 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from berg.contracts import LoggedPrediction, TransactionV1
+from berg.contracts import LoggedPrediction
 from berg.features.dataset import build_training_frame
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.producer import open_producer
 from berg.kafka.topics import PREDICTIONS
-from berg.lifecycle.dataplane import DataPlaneProbe, wait_for_merchant_job
+from berg.lifecycle.dataplane import DataPlaneProbe, data_plane_stages, wait_for_snapshot_job
 from berg.lifecycle.replay import event_time_slices, replay_scored
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
-from berg.simulator.events import SimulatedEvent
-from berg.simulator.generator import SimulationConfig, Simulator
 from berg.simulator.producer import send_events
+from berg.simulator.traffic import SimulatedEvent
 from berg.stack.local import LocalStack
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.simulator.generator import SimulationConfig, Simulator
+from berg_fraud.use_case import fraud
 from berg_monitoring.windows import AnyPrediction, scored_event_id
 from tests.fraud_schema import (
     EVENT_TIMESTAMP,
@@ -119,7 +121,7 @@ def split_at_watermark_steps(slices: Sequence[list[SimulatedEvent]], partitions:
         current: list[SimulatedEvent] = []
         for event in records:
             current.append(event)
-            if event.kind != "transaction":
+            if event.kind != "scored":
                 continue
             partition = partition_of(event.key, partitions)
             hour = event.event_time.replace(minute=0, second=0, microsecond=0)
@@ -214,7 +216,7 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
         environment=feast_env,
     )
     services = [ingestion, validation, features, serving]
-    probe = DataPlaneProbe(own_stack.kafka_settings)
+    probe = DataPlaneProbe(own_stack.kafka_settings, data_plane_stages(fraud()))
     producer = open_producer(own_stack.kafka_settings)
     features_url = f"http://127.0.0.1:{features.port}"
     try:
@@ -241,9 +243,9 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
         # moments a merchant snapshot (hourly at s, computed once every partition passed s + lateness) may
         # become available.
         assert not LATENESS % SNAPSHOT_EVERY
-        by_user = event_time_slices(span, SNAPSHOT_EVERY, one_per_user=True)
+        by_user = event_time_slices(span, SNAPSHOT_EVERY, one_per_key=True)
         slices = split_at_watermark_steps(list(by_user), own_stack.settings.topic_partitions)
-        transactions = [event for event in span if event.kind == "transaction"]
+        transactions = [event for event in span if event.kind == "scored"]
         assert len(transactions) >= 150, "the span should hold a few hundred transactions"
 
         client = httpx.Client(timeout=30)
@@ -255,7 +257,7 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
 
         def caught_up() -> None:
             probe.wait_until_caught_up(CATCH_UP_S)
-            wait_for_merchant_job(features_url, CATCH_UP_S)
+            wait_for_snapshot_job(features_url, CATCH_UP_S)
 
         serving_url = f"http://127.0.0.1:{serving.port}"
         try:
@@ -264,7 +266,7 @@ def test_serving_scores_each_transaction_with_its_point_in_time_training_vector(
             )
         finally:
             client.close()
-        assert timings.transactions == len(transactions)
+        assert timings.scored == len(transactions)
         served = read_predictions(bootstrap, len(transactions))
     finally:
         producer.close()

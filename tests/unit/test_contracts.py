@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from berg.contracts import LabelV1, LoggedPrediction, PredictionV1, PredictionV2, PredictionV3, TransactionV1
+from berg.contracts import LoggedPrediction, PredictionV1, PredictionV2, PredictionV3
+from berg_fraud.contracts import LabelV1, TransactionV1
 
 pytestmark = pytest.mark.unit
 
@@ -293,7 +294,7 @@ def test_a_timestamp_with_no_utc_equivalent_is_a_validation_error_not_a_crash() 
 
     import pydantic
 
-    from berg.contracts import TransactionV1
+    from berg_fraud.contracts import TransactionV1
 
     body = {
         "event_id": "00000000-0000-0000-0000-000000000001",

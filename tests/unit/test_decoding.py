@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from berg.contracts import TransactionV1
 from berg.kafka.decoding import RecordRejected, decode_contract, split_batch
 from berg.kafka.records import RawRecord
+from berg_fraud.contracts import TransactionV1
 
 pytestmark = pytest.mark.unit
 

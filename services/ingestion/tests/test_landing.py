@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from berg.contracts import TransactionV1
 from berg.kafka.records import RawRecord
+from berg_fraud.contracts import TransactionV1
 from berg_ingestion.landing import LandingZone
 from berg_ingestion.rows import landing_schema, to_row
 from tests.helpers import make_transactions

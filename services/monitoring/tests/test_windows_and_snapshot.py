@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from berg.contracts import LabelV1
 from berg.contracts.predictions import PredictionV1, PredictionV2, PredictionV3
+from berg_fraud.contracts import LabelV1
 from berg_fraud.use_case import fraud
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import SnapshotCollector

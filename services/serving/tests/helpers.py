@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from berg.contracts import TransactionV1
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
+from berg_fraud.contracts import TransactionV1
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

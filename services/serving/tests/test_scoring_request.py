@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from services.serving.tests.helpers import NOW, Tensor, tensors, transaction_fields
 
-from berg.contracts import TransactionV1
+from berg_fraud.contracts import TransactionV1
 from berg_fraud.rules import FraudRules
 from berg_serving.scoring_request import RequestError, ScoringContract
 

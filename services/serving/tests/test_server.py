@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry
 from services.serving.tests.helpers import NOW, register, tensors, transaction_fields
 from services.serving.tests.test_features import merchant_row, online, user_row
 
-from berg.contracts import TransactionV1
 from berg.observability.health import ReadinessChecks
 from berg.registry import ModelRegistry
 from berg.web.app import WebSettings
+from berg_fraud.contracts import TransactionV1
 from berg_fraud.rules import FraudRules
 from berg_serving.champion import ChampionSlot, load_champion
 from berg_serving.decisions import DecisionPolicy

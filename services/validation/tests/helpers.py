@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.usecase import Stream
+from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.use_case import fraud
 
 with warnings.catch_warnings():

@@ -16,7 +16,7 @@ from services.validation.tests.helpers import (
     transactions_frame,
 )
 
-from berg.contracts import TransactionV1
+from berg_fraud.contracts import TransactionV1
 from berg_fraud.rules import FraudBatchBounds, FraudRules
 from berg_validation.suites import Suites, build_suites, create_context
 

@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from services.validation.tests.helpers import CATEGORIES, NOW, STREAMS, labels_frame, transactions_frame
 
-from berg.contracts import LabelV1, TransactionV1
-from berg.contracts.events import MAX_AMOUNT
+from berg_fraud.contracts import MAX_AMOUNT, LabelV1, TransactionV1
 from berg_fraud.rules import FraudBatchBounds, FraudRules
 from berg_validation.pandas_rules import PandasRules
 from berg_validation.suites import Suites, build_suites, create_context

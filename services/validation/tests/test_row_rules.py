@@ -17,7 +17,7 @@ from services.validation.tests.helpers import (
     transactions_frame,
 )
 
-from berg.contracts.events import MAX_AMOUNT
+from berg_fraud.contracts import MAX_AMOUNT
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from berg.contracts.events import MAX_AMOUNT
-from berg.contracts.reference import MERCHANT_CATEGORY_CODES as DEFAULT_MERCHANT_CATEGORIES
+from berg_fraud.contracts import MAX_AMOUNT
+from berg_fraud.reference import MERCHANT_CATEGORY_CODES as DEFAULT_MERCHANT_CATEGORIES
 from berg_fraud.rules import FraudBatchBounds, FraudRules
 
 pytestmark = pytest.mark.unit

@@ -1,15 +1,16 @@
-"""Versioned event contracts. A contract change is a new version (``TransactionV2``), never an edit."""
+"""Versioned event contracts. A contract change is a new version (``PredictionV4``), never an edit.
+
+A use case's own contracts (the events it scores, their labels) live in its package and reach the
+platform through its descriptor (``UseCase.scored.contract``, ``UseCase.labels.contract``).
+"""
 
 from berg.contracts.dead_letter import DeadLetterV1
-from berg.contracts.events import LabelV1, TransactionV1
 from berg.contracts.predictions import LoggedPrediction, PredictionV1, PredictionV2, PredictionV3
 
 __all__ = [
     "DeadLetterV1",
-    "LabelV1",
     "LoggedPrediction",
     "PredictionV1",
     "PredictionV2",
     "PredictionV3",
-    "TransactionV1",
 ]

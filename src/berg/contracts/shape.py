@@ -13,7 +13,7 @@ not every service installs pyarrow or pandas.
 
 Example::
 
-    columns = contract_columns(TransactionV1, exclude={"schema_version"})
+    columns = contract_columns(use_case.scored.contract, exclude={"schema_version"})
     v2_datatypes(columns)  # {"event_id": "BYTES", ..., "amount": "FP64", ...}
 """
 

@@ -19,15 +19,9 @@ from berg.settings import KafkaSettings
 
 __all__ = [
     "DEAD_LETTER",
-    "LABELS_INGESTED",
-    "LABELS_RAW",
-    "LABELS_VALID",
     "MAX_MESSAGE_BYTES",
     "PLATFORM_TOPICS",
     "PREDICTIONS",
-    "TRANSACTIONS_INGESTED",
-    "TRANSACTIONS_RAW",
-    "TRANSACTIONS_VALID",
     "TopicSpec",
     "ensure_topics",
     "topic_specs",
@@ -35,12 +29,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TRANSACTIONS_RAW = "transactions.raw"
-LABELS_RAW = "labels.raw"
-TRANSACTIONS_INGESTED = "transactions.ingested"
-LABELS_INGESTED = "labels.ingested"
-TRANSACTIONS_VALID = "transactions.valid"
-LABELS_VALID = "labels.valid"
 PREDICTIONS = "predictions"
 DEAD_LETTER = "berg.dlq"
 

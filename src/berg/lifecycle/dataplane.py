@@ -1,6 +1,6 @@
 """Has the data plane caught up? The replay's freshness barrier.
 
-A payment app scores a transaction with the features known at that moment: the data
+An application scores an event with the features known at that moment: the data
 plane has stored everything before it. A replay of weeks in minutes gets there by
 waiting, before each slice of event time it scores, until ingestion, validation and
 the features service have stored everything produced so far.
@@ -13,10 +13,10 @@ stage will write for what was produced is on its output topic. Which groups read
 topic is found in Kafka (the groups with committed offsets on it), so the probe needs
 no service's settings.
 
-The features service's snapshot views (the merchant snapshots of the fraud case) are a batch job,
+The features service's snapshot views (a use case's daily aggregates over its label store) are a batch job,
 one per view. Its ``/metrics`` say, per view (label ``view``), when its last successful run started,
 and when the service last wrote to the label store, both on the service's own clock: once the data
-plane has caught up, :func:`wait_for_merchant_job` waits until, for every view, a run started after
+plane has caught up, :func:`wait_for_snapshot_job` waits until, for every view, a run started after
 that write has finished and no day is left to recompute (the service starts a run soon after new
 data: ``BERG_FEATURES_SNAPSHOT_MIN_INTERVAL_S``).
 """
@@ -33,18 +33,10 @@ import httpx
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from berg.kafka.topics import (
-    LABELS_INGESTED,
-    LABELS_RAW,
-    LABELS_VALID,
-    TRANSACTIONS_INGESTED,
-    TRANSACTIONS_RAW,
-    TRANSACTIONS_VALID,
-)
 from berg.settings import KafkaSettings
+from berg.usecase import UseCase
 
 __all__ = [
-    "DATA_PLANE_STAGES",
     "LABEL_STORE_WRITTEN_METRIC",
     "SNAPSHOT_NEXT_DUE_METRIC",
     "SNAPSHOT_PENDING_METRIC",
@@ -53,20 +45,26 @@ __all__ = [
     "SNAPSHOT_WATERMARK_METRIC",
     "DataPlaneBehind",
     "DataPlaneProbe",
-    "MerchantJobState",
-    "merchant_job_state",
+    "SnapshotJobState",
+    "data_plane_stages",
     "records_behind",
+    "snapshot_job_state",
     "snapshot_job_state_from",
-    "wait_for_merchant_job",
-    "wait_for_merchant_snapshots",
+    "wait_for_settled_snapshots",
+    "wait_for_snapshot_job",
 ]
 
-DATA_PLANE_STAGES: tuple[tuple[str, ...], ...] = (
-    (TRANSACTIONS_RAW, LABELS_RAW),
-    (TRANSACTIONS_INGESTED, LABELS_INGESTED),
-    (TRANSACTIONS_VALID, LABELS_VALID),
-)
-"""The input topics of ingestion, validation and the features service, in pipeline order."""
+
+def data_plane_stages(use_case: UseCase) -> tuple[tuple[str, ...], ...]:
+    """The input topics of ingestion, validation and the features service, in pipeline order: the use
+    case's raw topics, then its ingested ones, then its valid ones."""
+    scored, labels = use_case.scored, use_case.labels
+    return (
+        (scored.raw_topic, labels.raw_topic),
+        (scored.ingested_topic, labels.ingested_topic),
+        (scored.valid_topic, labels.valid_topic),
+    )
+
 
 # The snapshot job's metrics: one series per snapshot view (label ``view``).
 SNAPSHOT_WATERMARK_METRIC = "berg_features_snapshot_watermark_timestamp_seconds"
@@ -92,7 +90,7 @@ class DataPlaneProbe:
     """Waits until every consumer group of each stage has committed up to the end of its input topics.
 
     Example:
-        >>> probe = DataPlaneProbe(stack.kafka_settings)
+        >>> probe = DataPlaneProbe(stack.kafka_settings, data_plane_stages(use_case))
         >>> produce_events(stack.kafka_settings, slice_of_events)
         >>> probe.wait_until_caught_up(timeout_s=600)
     """
@@ -100,7 +98,7 @@ class DataPlaneProbe:
     def __init__(
         self,
         settings: KafkaSettings,
-        stages: Sequence[Sequence[str]] = DATA_PLANE_STAGES,
+        stages: Sequence[Sequence[str]],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -177,7 +175,7 @@ class DataPlaneProbe:
 
 
 @dataclass(frozen=True)
-class MerchantJobState:
+class SnapshotJobState:
     """What the features service's ``/metrics`` say of its snapshot jobs, taken together over the snapshot views
     (the slowest view's, so a state that covers what was stored covers it for every view)."""
 
@@ -207,7 +205,7 @@ class MerchantJobState:
         return self.next_due is not None and moment < self.next_due and not self.pending_days
 
 
-def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJobState | None:
+def snapshot_job_state(features_url: str, timeout_s: float = 5.0) -> SnapshotJobState | None:
     """The snapshot jobs' state, or None when the features service does not answer."""
     try:
         text = httpx.get(f"{features_url}/metrics", timeout=timeout_s).text
@@ -216,7 +214,7 @@ def merchant_job_state(features_url: str, timeout_s: float = 5.0) -> MerchantJob
     return snapshot_job_state_from(text)
 
 
-def snapshot_job_state_from(text: str) -> MerchantJobState:
+def snapshot_job_state_from(text: str) -> SnapshotJobState:
     """The snapshot jobs' state from a ``/metrics`` exposition: per metric, the slowest view's value."""
     per_view = (
         SNAPSHOT_WATERMARK_METRIC,
@@ -242,7 +240,7 @@ def snapshot_job_state_from(text: str) -> MerchantJobState:
         return min((values[name].get(view, 0.0) for view in views), default=0.0)
 
     watermark, next_due = slowest(SNAPSHOT_WATERMARK_METRIC), slowest(SNAPSHOT_NEXT_DUE_METRIC)
-    return MerchantJobState(
+    return SnapshotJobState(
         int(slowest(SNAPSHOT_RUNS_METRIC)),
         datetime.fromtimestamp(watermark, UTC) if watermark else None,
         int(sum(values[SNAPSHOT_PENDING_METRIC].values())),
@@ -252,16 +250,16 @@ def snapshot_job_state_from(text: str) -> MerchantJobState:
     )
 
 
-def wait_for_merchant_job(features_url: str, timeout_s: float, *, interval_s: float = 0.1) -> MerchantJobState:
+def wait_for_snapshot_job(features_url: str, timeout_s: float, *, interval_s: float = 0.1) -> SnapshotJobState:
     """Block until the snapshot jobs cover everything the features service has stored (call it once the
-    data plane has caught up: :attr:`MerchantJobState.covers_what_was_stored`); their state then.
+    data plane has caught up: :attr:`SnapshotJobState.covers_what_was_stored`); their state then.
 
     Raises:
         DataPlaneBehind: it did not within ``timeout_s``.
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        state = merchant_job_state(features_url)
+        state = snapshot_job_state(features_url)
         if state is not None and state.covers_what_was_stored:
             return state
         if time.monotonic() > deadline:
@@ -273,15 +271,15 @@ def wait_for_merchant_job(features_url: str, timeout_s: float, *, interval_s: fl
         time.sleep(interval_s)
 
 
-def wait_for_merchant_snapshots(features_url: str, scoring_from: datetime, timeout_s: float) -> MerchantJobState:
+def wait_for_settled_snapshots(features_url: str, scoring_from: datetime, timeout_s: float) -> SnapshotJobState:
     """Block until serving's snapshots are the ones training joins for events from ``scoring_from``
     on (call it once the data plane has caught up, with nothing stored late since the last wait): at once
-    when no snapshot can have become available by then, else :func:`wait_for_merchant_job`.
+    when no snapshot can have become available by then, else :func:`wait_for_snapshot_job`.
 
     Raises:
         DataPlaneBehind: the job did not cover what was stored within ``timeout_s``.
     """
-    state = merchant_job_state(features_url)
+    state = snapshot_job_state(features_url)
     if state is not None and state.settled_before(scoring_from):
         return state
-    return wait_for_merchant_job(features_url, timeout_s)
+    return wait_for_snapshot_job(features_url, timeout_s)

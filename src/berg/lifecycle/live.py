@@ -1,6 +1,6 @@
 """Live traffic through the loop: serving keeps answering while a challenger is trained, judged and swapped in.
 
-While the loop closes, the demo does not stop the payment app: one paced stream of
+While the loop closes, the demo does not stop the scoring application: one paced stream of
 scoring calls goes on, in event-time order, slice by slice, each slice scored before it
 goes to Kafka and only once the data plane has stored the slices before it, and each
 answer is kept (its status and the model version that scored it). The summary then
@@ -43,7 +43,7 @@ class LiveTally:
     calls: int = 0
     failed: int = 0
     versions: list[str] = field(default_factory=list)
-    """Per successful transaction: the version that scored it."""
+    """Per successfully scored event: the version that scored it."""
     errors: list[str] = field(default_factory=list)
     """The first few failed calls, for the summary."""
 
@@ -54,7 +54,7 @@ class LiveTally:
             self.errors.append(what)
 
     def record_answer(self, body: object) -> None:
-        """Count a 2xx answer; one that does not carry a prediction per transaction counts as failed."""
+        """Count a 2xx answer; one that does not carry a prediction per event counts as failed."""
         predictions = body.get("predictions") if isinstance(body, dict) else None
         if not isinstance(predictions, list) or not predictions:
             self.record_failure(f"an answer without predictions: {str(body)[:200]}")
@@ -79,11 +79,11 @@ class LiveTally:
 
 
 class LiveTraffic:
-    """Score ``slices`` of transactions (contract JSON) in order, ``batch`` per call, one call at a time.
+    """Score ``slices`` of scored events (contract JSON) in order, ``batch`` per call, one call at a time.
 
     Each slice is the traffic of a stretch of event time. Before a slice, ``before_slice(index)`` runs (the
     replay's freshness barrier: wait until the data plane has stored what came before); after its calls,
-    ``after_slice(index)`` (the payment app's record of them goes on to Kafka). A slice starts at most every
+    ``after_slice(index)`` (the application's record of them goes on to Kafka). A slice starts at most every
     ``interval_s`` of wall time. Runs on its own thread from :meth:`start`; :meth:`pace` changes the
     interval while it runs and :meth:`hurry` drops it (the rest goes as fast as the barrier allows);
     :meth:`finish` waits for the last slice and returns the tally. If a hook raises, the stream stops and
@@ -105,11 +105,8 @@ class LiveTraffic:
             raise ValueError(f"batch must be at least 1 and interval_s not negative, not {batch} and {interval_s}")
         self._url = url
         self._bodies = [
-            [
-                b'{"instances":[' + b",".join(transactions[i : i + batch]) + b"]}"
-                for i in range(0, len(transactions), batch)
-            ]
-            for transactions in slices
+            [b'{"instances":[' + b",".join(events[i : i + batch]) + b"]}" for i in range(0, len(events), batch)]
+            for events in slices
         ]
         self._before_slice = before_slice
         self._after_slice = after_slice

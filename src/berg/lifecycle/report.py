@@ -224,10 +224,10 @@ the controller, the pipeline's gate, serving's swap. Run started {outcome.starte
 <h2>Summary</h2><table>{rows}</table>
 {comparison}
 <h2>Over time</h2><img alt="drift, quality and traffic by version" src="data:image/png;base64,{plots}">
-<p>How the traffic was scored: as a payment app scores it, each transaction before it went to Kafka,
-with the features the data plane had stored by then, never with anything from its future. The replay
-goes slice by slice of event time (each slice is scored once the slices before it are stored), so a
-change of a user or a merchant earlier in the same slice is not seen yet: the live figures are those of
+<p>How the traffic was scored: as the application that produces it scores it, each event before it went
+to Kafka, with the features the data plane had stored by then, never with anything from its future. The
+replay goes slice by slice of event time (each slice is scored once the slices before it are stored), so a
+change of an entity earlier in the same slice is not seen yet: the live figures are those of
 a data plane one slice late, if anything pessimistic. Retraining alerts were silenced while the drift's
 weeks were stored (a backfill of weeks in minutes), then delivered. Live quality needs labels, which
 arrive days to weeks later in event time; the comparison on the challenger's test window, with

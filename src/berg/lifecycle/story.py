@@ -3,10 +3,10 @@
 1. History: months of normal traffic through ingestion, validation and features.
 2. The first model: a manual run through the retraining controller trains,
    evaluates and promotes ``v0001``; serving loads it.
-3. Drift: the scenario begins. The weeks of the drift are replayed as a payment
-   app lives them (:mod:`berg.lifecycle.replay`): slice by slice of event time,
-   serving scores each transaction before it goes to Kafka, with the features the
-   data plane had stored by then and the merchant snapshots computed from them,
+3. Drift: the use case simulator's drift scenario begins. The weeks of the drift are
+   replayed as the scoring application lives them (:mod:`berg.lifecycle.replay`): slice by
+   slice of event time, serving scores each event before it goes to Kafka, with the features
+   the data plane had stored by then and the snapshot views computed from them,
    never with its future (the prediction log feeds monitoring); labels follow in
    event-time order.
 4. The loop closes by itself: monitoring measures the drift, Prometheus fires,
@@ -24,7 +24,7 @@ the onset. In real time the challenger would wait weeks for its labels too. So t
 replay is treated as the backfill it is: the retraining alerts are silenced in
 Alertmanager while the drift's weeks are stored (they still fire in Prometheus and
 reach Alertmanager), and the silence ends once the data plane holds all of them,
-merchant snapshots included; Alertmanager then delivers the alert, still firing,
+snapshot views included; Alertmanager then delivers the alert, still firing,
 and the controller starts the run.
 
 Each act waits for a condition with a timeout (never a fixed sleep) and records
@@ -36,7 +36,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,19 +47,18 @@ from berg.kafka.producer import open_producer
 from berg.lifecycle.dataplane import (
     DataPlaneBehind,
     DataPlaneProbe,
-    wait_for_merchant_job,
-    wait_for_merchant_snapshots,
+    data_plane_stages,
+    wait_for_settled_snapshots,
+    wait_for_snapshot_job,
 )
 from berg.lifecycle.live import LiveTally, LiveTraffic
 from berg.lifecycle.probes import AlertmanagerClient, ControllerClient, PrometheusClient, served_version
 from berg.lifecycle.replay import ReplayTimings, event_time_slices, replay_scored
 from berg.lifecycle.timeline import Timeline, plan_timeline
 from berg.registry import ModelRegistry
-from berg.simulator.events import SimulatedEvent
-from berg.simulator.generator import SimulationConfig, Simulator
 from berg.simulator.producer import produce_events, send_events
-from berg.simulator.scenarios import ScenarioName, make_scenario
-from berg.simulator.scoring import ScoringTally, TransactionScorer
+from berg.simulator.scoring import Scorer, ScoringTally
+from berg.simulator.traffic import SimulatedEvent, TrafficPlan
 from berg.stack.local import LocalStack
 from berg.usecase import resolve_use_case
 
@@ -80,29 +79,29 @@ class StoryOptions:
     """The registry model the story trains, scores and watches: the use case's name, the model it trains."""
     use_case: str | None = None
     """The use case whose card prices the story (``BERG_USE_CASE``); unset: the only one installed."""
-    scenario: ScenarioName = "fraud_wave"
-    users: int = 500
-    merchants: int = 100
+    scenario: str | None = None
+    """The simulator's scenario the story plays from the onset on; None: its ``drift_scenario``."""
+    population: int | None = None
+    """Subjects of the simulated traffic; None: the simulator's default."""
     seed: int = LIFECYCLE_SEED
     window_days: float = 14.0
     """Training window of both runs (the controller's local runs use the stack's setting; keep them equal)."""
     after_days: float = 1.0
     settle_days: float | None = None
     """Days of the drift before the challenger's window starts (see :func:`~berg.lifecycle.timeline.plan_timeline`);
-    None: the use case's longest feature window (the fraud case's: a merchant's 30-day fraud rate and labels
-    known), so every feature of the challenger's training rows describes the new world only, as its own traffic
-    afterwards does."""
+    None: the use case's longest feature window (a snapshot view's 30 days, say), so every feature of the
+    challenger's training rows describes the new world only, as its own traffic afterwards does."""
     score_batch: int = 32
     drift_slice: timedelta = timedelta(hours=24)
     """Event time per slice of the drift's replay: each is scored with the features stored before it, and
-    the merchant snapshots computed from them (a user's earlier transaction in the same slice is not seen
+    the snapshot views computed from them (an earlier event of the same key in the same slice is not seen
     yet: weeks replayed in minutes)."""
     live_slice: timedelta = timedelta(hours=1)
     """At most this much event time per slice of the live traffic (the days after the drift), which is
-    also cut before any user's second transaction: user features exactly as training joins them, merchant
-    snapshots as of the slice's start (one that becomes available inside a slice is served from the next)."""
+    also cut before any key's second scored event: the key's streaming features exactly as training joins
+    them, snapshot views as of the slice's start (one that becomes available inside a slice is served from the next)."""
     live_batch: int = 8
-    """Transactions per call of the live traffic that goes on while the loop closes."""
+    """Scored events per call of the live traffic that goes on while the loop closes."""
     live_span_s: float = 600.0
     """Wall time the live traffic is spread over (it hurries once the gate has decided and serving followed)."""
     watch_s: float = 0.0
@@ -206,15 +205,20 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
     prometheus = PrometheusClient(f"http://{host}:{ports.prometheus}")
     alertmanager = AlertmanagerClient(f"http://{host}:{ports.alertmanager}")
     registry = ModelRegistry(stack.settings.model_registry_uri)
-    config = SimulationConfig(
+    if use_case.simulator is None:
+        raise StoryError(f"use case {use_case.name!r} brings no simulator (UseCase.simulator): no story to tell")
+    scenario = options.scenario or use_case.simulator.drift_scenario
+    options = replace(options, scenario=scenario)  # the acts name it
+    plan = TrafficPlan(
         start=timeline.history_start,
-        scenario=make_scenario(options.scenario, timeline.onset),
+        scenario=scenario,
+        onset=timeline.onset,
         seed=options.seed,
-        users=options.users,
-        merchants=options.merchants,
+        population=options.population,
     )
-    segments = _Segments(Simulator(config).events())
-    probe = DataPlaneProbe(stack.kafka_settings)
+    segments = _Segments(use_case.simulator.events(plan))
+    stages = data_plane_stages(use_case)
+    probe = DataPlaneProbe(stack.kafka_settings, stages)
     try:
         _history(stack, probe, features_url, segments, timeline, options, outcome, console)
         _first_model(controller, registry, serving_url, options, outcome, console)
@@ -238,6 +242,7 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
         after = list(segments.until(timeline.end))
         outcome.live = _live_and_loop(
             stack,
+            stages,
             after,
             score_url,
             features_url,
@@ -306,6 +311,7 @@ def _drift_since(prometheus: PrometheusClient, model: str, version: str, since: 
 
 def _live_and_loop(
     stack: LocalStack,
+    stages: Sequence[Sequence[str]],
     after: list[SimulatedEvent],
     score_url: str,
     features_url: str,
@@ -316,21 +322,21 @@ def _live_and_loop(
 ) -> LiveTally:
     """The days after the drift as a paced stream of scoring calls while the loop closes, slice by slice:
     each slice is scored once the data plane has stored the slices before it, then goes to Kafka (as a
-    payment app would); after the loop, the rest of the stream for ``watch_s`` (or at once).
+    the scoring application would); after the loop, the rest of the stream for ``watch_s`` (or at once).
 
     Labels are held back until the loop has closed: training windows end a horizon before the older of
-    the newest transaction and the newest label, so with no new label the retraining run's window does
-    not move while live transactions arrive, and the challenger is the same every run. Once the loop has
-    closed, the held labels go before the next slice is scored (its merchant snapshots then include
+    the newest scored event and the newest label, so with no new label the retraining run's window does
+    not move while live scored events arrive, and the challenger is the same every run. Once the loop has
+    closed, the held labels go before the next slice is scored (its snapshot views then include
     them). Then each slice goes on with its labels.
 
-    Each slice waits for the data plane, and, when a merchant snapshot may have become available since
-    the last slice, for the merchant job to have run on what it stored (the stack starts a run soon after
-    new data), so its merchant snapshots are the ones training joins as of the slice's start (see
+    Each slice waits for the data plane, and, when a snapshot may have become available since
+    the last slice, for the snapshot job to have run on what it stored (the stack starts a run soon after
+    new data), so its snapshots are the ones training joins as of the slice's start (see
     ``live_slice``).
     """
-    slices = list(event_time_slices(after, options.live_slice, one_per_user=True))
-    probe = DataPlaneProbe(stack.kafka_settings)  # used by the stream's thread only
+    slices = list(event_time_slices(after, options.live_slice, one_per_key=True))
+    probe = DataPlaneProbe(stack.kafka_settings, stages)  # used by the stream's thread only
     producer = open_producer(stack.kafka_settings)
     holding = threading.Event()
     holding.set()
@@ -343,9 +349,9 @@ def _live_and_loop(
             held.clear()
         probe.wait_until_caught_up(options.act_timeout_s)
         if released:  # labels from days back: they change snapshots already computed
-            wait_for_merchant_job(features_url, options.act_timeout_s)
+            wait_for_snapshot_job(features_url, options.act_timeout_s)
         elif slices[index]:
-            wait_for_merchant_snapshots(features_url, slices[index][0].event_time, options.act_timeout_s)
+            wait_for_settled_snapshots(features_url, slices[index][0].event_time, options.act_timeout_s)
 
     def hand_on(index: int) -> None:
         records = slices[index]
@@ -358,7 +364,7 @@ def _live_and_loop(
 
     live = LiveTraffic(
         score_url,
-        [[event.value for event in records if event.kind == "transaction"] for records in slices],
+        [[event.value for event in records if event.kind == "scored"] for records in slices],
         batch=options.live_batch,
         interval_s=options.live_span_s / max(1, len(slices)),
         before_slice=catch_up,
@@ -390,15 +396,15 @@ def _live_and_loop(
 
 def _stored_and_snapshotted(probe: DataPlaneProbe, features_url: str, timeout_s: float) -> None:
     probe.wait_until_caught_up(timeout_s)
-    wait_for_merchant_job(features_url, timeout_s)
+    wait_for_snapshot_job(features_url, timeout_s)
 
 
 def _caught_up(probe: DataPlaneProbe, features_url: str, what: str, timeout_s: float, console: Console) -> None:
-    """Wait until the data plane has stored everything produced so far, and the merchant job has run on it."""
+    """Wait until the data plane has stored everything produced so far, and the snapshot job has run on it."""
     with console.status(f"{what}: ingestion -> validation -> features"):
         probe.wait_until_caught_up(timeout_s)
-    with console.status(f"{what}: the features service's merchant snapshots"):
-        wait_for_merchant_job(features_url, timeout_s)
+    with console.status(f"{what}: the features service's snapshot views"):
+        wait_for_snapshot_job(features_url, timeout_s)
 
 
 def _history(
@@ -413,11 +419,11 @@ def _history(
 ) -> None:
     events = list(segments.until(timeline.onset))
     days = (timeline.onset - timeline.history_start).days
-    transactions = sum(e.kind == "transaction" for e in events)
-    with console.status(f"Act 1: {days} days of normal traffic, {transactions:,} transactions to Kafka"):
+    scored = sum(e.kind == "scored" for e in events)
+    with console.status(f"Act 1: {days} days of normal traffic, {scored:,} scored events to Kafka"):
         produce_events(stack.kafka_settings, events)
     _caught_up(probe, features_url, f"Act 1: {days} days of normal traffic", options.act_timeout_s, console)
-    console.print(f"[green]Act 1[/] history in: {transactions:,} transactions, {days} days of event time")
+    console.print(f"[green]Act 1[/] history in: {scored:,} scored events, {days} days of event time")
     outcome.mark("history stored")
 
 
@@ -470,19 +476,19 @@ def _drift(
 ) -> None:
     """Replay the drift segment slice by slice (:func:`~berg.lifecycle.replay.replay_scored`): each slice
     scored once the data plane has stored the ones before it, then produced; then wait until all of it is
-    stored, merchant snapshots included, so the retraining run finds the whole segment."""
+    stored, snapshot views included, so the retraining run finds the whole segment."""
     timeline = outcome.timeline
     what = f"{options.scenario} from {timeline.onset:%Y-%m-%d}"
     slices = list(event_time_slices(segments.until(timeline.drift_end), options.drift_slice))
-    transactions = sum(e.kind == "transaction" for records in slices for e in records)
-    scorer = TransactionScorer(score_url, concurrency=4, batch=options.score_batch)
+    scored = sum(e.kind == "scored" for records in slices for e in records)
+    scorer = Scorer(score_url, concurrency=4, batch=options.score_batch)
     producer = open_producer(stack.kafka_settings)
 
     def score(records: Sequence[SimulatedEvent]) -> None:
         if outcome.at("serving sees the drift") is None:
             outcome.mark("serving sees the drift")
-        for transaction in records:
-            scorer.submit(transaction.value)
+        for event in records:
+            scorer.submit(event.value)
         if scorer.drain().failed:
             raise StoryError(f"{scorer.tally.failed} scoring calls failed: {scorer.tally.errors}")
 
@@ -495,7 +501,7 @@ def _drift(
                 produce=lambda records: send_events(producer, records),
                 on_slice=lambda timings: status.update(
                     f"Act 3: {what}: slice {timings.slices}/{len(slices)}, "
-                    f"{timings.transactions:,}/{transactions:,} transactions scored, then sent to Kafka"
+                    f"{timings.scored:,}/{scored:,} events scored, then sent to Kafka"
                 ),
             )
     finally:
@@ -505,7 +511,7 @@ def _drift(
     tally = outcome.drift_tally
     versions = ", ".join(f"{version}: {count:,}" for version, count in sorted(tally.by_version.items()))
     console.print(
-        f"[green]Act 3[/] {what}: {tally.scored:,} transactions scored ({versions}), each before it went to "
+        f"[green]Act 3[/] {what}: {tally.scored:,} events scored ({versions}), each before it went to "
         f"Kafka; {tally.failed} failed calls; {outcome.drift_replay.describe()}"
     )
     _caught_up(probe, features_url, f"Act 3: {what}", options.act_timeout_s, console)

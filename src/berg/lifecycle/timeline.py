@@ -2,7 +2,7 @@
 
 The demo replays months of traffic in minutes, all of it in the past (validation
 refuses events from the future). Training reads only label-complete windows:
-``window_days`` ending ``horizon_days`` before the newest transaction. So:
+``window_days`` ending ``horizon_days`` before the newest scored event. So:
 
 - history, ``[history_start, onset)``: long enough that the first model's window,
   which ends ``horizon`` before the onset, lies inside it;

@@ -1,9 +1,10 @@
-"""``berg simulate``: send simulated card transactions, labels and malformed records to the local stack's Kafka.
+"""``berg simulate``: send a use case's simulated traffic (scored events, labels, malformed records) to Kafka.
 
-Simulated event times lie in the past and never pass the wall-clock time of the
-run: by default the simulation starts early enough that the asked number of
-transaction records ends before now, and the stream is cut at now in any case,
-so the validation service never takes a valid record for one from the future.
+The traffic is the use case's own (``UseCase.simulator``, :mod:`berg.simulator.traffic`): the command
+knows its scenarios and malformed classes only through it. Simulated event times lie in the past and
+never pass the wall-clock time of the run: by default the simulation starts early enough that the asked
+number of scored records ends before now, and the stream is cut at now in any case, so the validation
+service never takes a valid record for one from the future.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from rich.table import Table
 
 from berg.settings import KafkaSettings, load_settings
 from berg.simulator.bounds import bounded
-from berg.simulator.generator import SimulationConfig, Simulator
-from berg.simulator.malformed import MALFORMED_CLASSES, MalformedOptions
 from berg.simulator.producer import ProductionCounts, produce_events
-from berg.simulator.scenarios import DEFAULT_MALFORMED_SHARE, ScenarioName, make_scenario
-from berg.simulator.scoring import ScoringTally, TransactionScorer, scored_while_sent
+from berg.simulator.scoring import Scorer, ScoringTally, scored_while_sent
+from berg.simulator.traffic import TrafficPlan, TrafficSimulator
 from berg.stack.probes import port_open
 from berg.stack.settings import StackSettings
+from berg.usecase import UseCase, resolve_use_case_or_exit
 
-__all__ = ["SimulationRun", "parse_event_time", "plan_run", "simulate"]
+__all__ = ["SimulationRun", "checked_scenario", "parse_event_time", "plan_run", "simulate", "simulator_of"]
 
 console = Console()
 
@@ -51,57 +51,89 @@ def parse_event_time(text: str, option: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def simulator_of(use_case: UseCase) -> TrafficSimulator:
+    """The use case's simulator.
+
+    Raises:
+        SystemExit: the use case brings none (one line naming it).
+    """
+    if use_case.simulator is None:
+        raise SystemExit(f"use case {use_case.name!r} brings no simulator (UseCase.simulator): nothing to simulate")
+    return use_case.simulator
+
+
+def checked_scenario(use_case: UseCase, scenario: str) -> str:
+    """``scenario``, when the use case's simulator plays it.
+
+    Raises:
+        SystemExit: it does not (one line naming the ones it plays).
+    """
+    known = simulator_of(use_case).scenarios
+    if scenario not in known:
+        raise SystemExit(
+            f"--scenario: {scenario!r} is no scenario of use case {use_case.name!r}; its simulator plays "
+            + ", ".join(known)
+        )
+    return scenario
+
+
 @dataclass(frozen=True, slots=True)
 class SimulationRun:
-    """What one ``berg simulate`` sends: the process, and its bounds."""
+    """What one ``berg simulate`` sends: the plan, and its bounds."""
 
-    config: SimulationConfig
-    transactions: int
+    plan: TrafficPlan
+    scored_events: int
+    """Records to send on the scored stream's raw topic (valid and malformed)."""
     until: datetime
     """Wall-clock time of the run; no event time reaches it."""
     expected_span: timedelta
 
 
 def plan_run(
+    simulator: TrafficSimulator,
     *,
     now: datetime,
-    scenario: ScenarioName,
-    transactions: int,
+    scenario: str,
+    scored_events: int,
     seed: int,
     start: datetime | None,
     onset: datetime | None,
-    malformed_share: float,
-    users: int,
-    merchants: int,
+    malformed_share: float | None,
+    population: int | None,
 ) -> SimulationRun:
-    """The run's configuration: default start before ``now``, default onset halfway through the expected span."""
-    span = Simulator(SimulationConfig(start=now, seed=seed, users=users, merchants=merchants)).expected_span(
-        transactions
-    )
+    """The run's plan: default start before ``now``, default onset halfway through the expected span.
+
+    Raises:
+        ValueError: ``scenario`` is not one of the simulator's (:func:`checked_scenario` says so first).
+    """
+    if scenario not in simulator.scenarios:
+        raise ValueError(f"{scenario!r} is no scenario of this simulator; known: {', '.join(simulator.scenarios)}")
+    span = simulator.expected_span(TrafficPlan(start=now, seed=seed, population=population), scored_events)
     first = start if start is not None else now - span * SPAN_MARGIN - SPAN_SLACK
-    config = SimulationConfig(
+    plan = TrafficPlan(
         start=first,
-        scenario=make_scenario(scenario, onset or first + span / 2, malformed_share=malformed_share),
+        scenario=scenario,
+        onset=None if scenario == "baseline" else onset or first + span / 2,
         seed=seed,
-        users=users,
-        merchants=merchants,
+        population=population,
+        malformed_share=malformed_share,
         # A future timestamp must lie in the future of the run's wall time, not only of its event time.
-        malformed=MalformedOptions(future_reference=now),
+        future_reference=now,
     )
-    return SimulationRun(config, transactions, now, span)
+    return SimulationRun(plan, scored_events, now, span)
 
 
-def _summary(counts: ProductionCounts, config: SimulationConfig) -> Table:
+def _summary(counts: ProductionCounts, run: SimulationRun, simulator: TrafficSimulator) -> Table:
     table = Table(title="berg simulate", title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
-    table.add_row("transactions", str(counts.by_kind["transaction"]))
-    table.add_row("  of which fraud", str(counts.fraud_transactions))
+    table.add_row("scored events", str(counts.by_kind["scored"]))
+    table.add_row("  of which positive", str(counts.positives))
     table.add_row("labels", str(counts.by_kind["label"]))
     table.add_row("malformed", str(counts.by_kind["malformed"]))
-    for name in MALFORMED_CLASSES:
+    for name, stage in simulator.malformed_classes.items():
         if counts.by_malformed_class[name]:
-            table.add_row(f"  {name} ({MALFORMED_CLASSES[name].stage})", str(counts.by_malformed_class[name]))
+            table.add_row(f"  {name} ({stage})", str(counts.by_malformed_class[name]))
     for name, refused in sorted(counts.refused_too_large.items()):
         table.add_row(f"refused by Kafka for size: {name}", str(refused))
     for topic, count in sorted(counts.by_topic.items()):
@@ -110,8 +142,8 @@ def _summary(counts: ProductionCounts, config: SimulationConfig) -> Table:
         table.add_row(
             "event time", f"{counts.first_event_time:%Y-%m-%d %H:%M} .. {counts.last_event_time:%Y-%m-%d %H:%M}"
         )
-    if config.scenario.onset is not None:
-        table.add_row(f"{config.scenario.name} from", f"{config.scenario.onset:%Y-%m-%d %H:%M}")
+    if run.plan.onset is not None:
+        table.add_row(f"{run.plan.scenario} from", f"{run.plan.onset:%Y-%m-%d %H:%M}")
     return table
 
 
@@ -120,7 +152,7 @@ def _scoring_summary(tally: ScoringTally, url: str) -> Table:
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("scoring calls", str(tally.calls))
-    table.add_row("transactions scored", str(tally.scored))
+    table.add_row("events scored", str(tally.scored))
     for status, count in sorted(tally.by_status.items()):
         table.add_row(f"  answered {status}", str(count))
     for decision, count in sorted(tally.by_decision.items()):
@@ -144,9 +176,20 @@ def _fail(message: str) -> typer.Exit:
 
 
 def simulate(
-    scenario: Annotated[ScenarioName, typer.Option(help="What changes at the onset.")] = "baseline",
-    transactions: Annotated[
-        int, typer.Option(min=1, help="Records to send to transactions.raw (valid and malformed); labels come on top.")
+    use_case: Annotated[
+        str | None,
+        typer.Option(
+            help="The use case whose traffic to simulate; default: BERG_USE_CASE, else the only one installed."
+        ),
+    ] = None,
+    scenario: Annotated[
+        str, typer.Option(help="What changes at the onset: one of the use case simulator's scenarios.")
+    ] = "baseline",
+    scored_events: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Records to send to the scored stream's raw topic (valid and malformed); labels come on top."
+        ),
     ] = 1_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed and options give the same records.")] = 7,
     rate: Annotated[
@@ -160,66 +203,69 @@ def simulate(
         str | None, typer.Option(help="Event time the scenario begins, ISO 8601. Default: halfway through the span.")
     ] = None,
     malformed_share: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of malformed transaction records (scenario malformed).")
-    ] = DEFAULT_MALFORMED_SHARE,
-    users: Annotated[int, typer.Option(min=1, help="Card holders.")] = 500,
-    merchants: Annotated[int, typer.Option(min=1, help="Merchants.")] = 100,
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of malformed scored records (scenario malformed); default: the simulator's."
+        ),
+    ] = None,
+    population: Annotated[
+        int | None,
+        typer.Option(min=1, help="Subjects that make the traffic (the use case's own: card holders, viewers...)."),
+    ] = None,
     score_url: Annotated[
         str | None,
         typer.Option(
-            help="Also score each valid transaction here as the payment app would, e.g. "
-            "http://127.0.0.1:8104/v1/models/fraud:predict (the stack's serving).",
+            help="Also score each valid scored event here as the application would, e.g. "
+            "http://127.0.0.1:8104/v1/models/<use case>:predict (the stack's serving).",
         ),
     ] = None,
     score_concurrency: Annotated[int, typer.Option(min=1, max=64, help="Scoring calls in flight at once.")] = 4,
     score_batch: Annotated[
-        int, typer.Option(min=1, max=256, help="Transactions per scoring call (1: one per authorisation).")
+        int, typer.Option(min=1, max=256, help="Events per scoring call (1: one per decision).")
     ] = 1,
 ) -> None:
-    """Send synthetic card transactions, delayed labels and malformed records to Kafka, reproducibly by seed."""
+    """Send a use case's synthetic events, delayed labels and malformed records to Kafka, reproducibly by seed."""
     # A bad BERG_* setting propagates: `berg` reports it in one line on stderr.
     stack = load_settings(StackSettings)
-    if not port_open(stack.host, stack.ports.kafka):
-        raise _fail(f"no Kafka broker listens on {stack.kafka_bootstrap}. Is the stack up? [bold]uv run berg up[/]")
+    described = resolve_use_case_or_exit(use_case or stack.use_case)
+    simulator = simulator_of(described)
     run = plan_run(
+        simulator,
         now=datetime.now(UTC),
-        scenario=scenario,
-        transactions=transactions,
+        scenario=checked_scenario(described, scenario),
+        scored_events=scored_events,
         seed=seed,
         start=parse_event_time(start, "--start") if start is not None else None,
         onset=parse_event_time(onset, "--onset") if onset is not None else None,
         malformed_share=malformed_share,
-        users=users,
-        merchants=merchants,
+        population=population,
     )
     if score_url is not None and not score_url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{score_url!r} is not an http(s) URL", param_hint="--score-url")
+    if not port_open(stack.host, stack.ports.kafka):
+        raise _fail(f"no Kafka broker listens on {stack.kafka_bootstrap}. Is the stack up? [bold]uv run berg up[/]")
     kafka = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, client_id="berg-simulate")
     console.print(
-        f"Simulating [bold]{scenario}[/] from {run.config.start:%Y-%m-%d %H:%M} UTC, about "
+        f"Simulating [bold]{scenario}[/] from {run.plan.start:%Y-%m-%d %H:%M} UTC, about "
         f"{run.expected_span.total_seconds() / 86_400:.1f} days of event time, to Kafka at {kafka.bootstrap_servers}"
     )
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
-    events = bounded(Simulator(run.config).events(), max_transactions=transactions, until=run.until)
-    scorer = (
-        TransactionScorer(score_url, concurrency=score_concurrency, batch=score_batch)
-        if score_url is not None
-        else None
-    )
+    events = bounded(simulator.events(run.plan), max_scored=scored_events, until=run.until)
+    scorer = Scorer(score_url, concurrency=score_concurrency, batch=score_batch) if score_url is not None else None
     if scorer is not None:
         events = scored_while_sent(events, scorer)
     try:
         with progress:
-            task = progress.add_task("transaction records", total=transactions)
+            task = progress.add_task("scored records", total=scored_events)
 
             def show(counts: ProductionCounts) -> None:
                 sent = counts.sent_by_kind
                 progress.update(
                     task,
-                    completed=sent["transaction"] + sent["malformed"],
-                    description=f"transaction records (+{sent['label']} labels)",
+                    completed=sent["scored"] + sent["malformed"],
+                    description=f"scored records (+{sent['label']} labels)",
                 )
 
             counts = produce_events(kafka, events, rate_per_s=rate, on_progress=show)
@@ -227,13 +273,13 @@ def simulate(
         raise _fail(f"Kafka at {kafka.bootstrap_servers} failed: {error!r}") from None
     finally:
         tally = scorer.close() if scorer is not None else None
-    console.print(_summary(counts, run.config))
+    console.print(_summary(counts, run, simulator))
     if tally is not None:
         console.print(_scoring_summary(tally, score_url or ""))
-    sent = counts.sent_by_kind["transaction"] + counts.sent_by_kind["malformed"]
-    if sent < transactions:
+    sent = counts.sent_by_kind["scored"] + counts.sent_by_kind["malformed"]
+    if sent < scored_events:
         console.print(
-            f"[yellow]Event time reached the present after {sent} of {transactions} transaction records;[/] "
+            f"[yellow]Event time reached the present after {sent} of {scored_events} scored records;[/] "
             "an earlier --start leaves room for more."
         )
     if tally is not None and tally.failed:

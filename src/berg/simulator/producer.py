@@ -24,8 +24,8 @@ from kafka.errors import MessageSizeTooLargeError
 
 from berg.kafka.producer import open_producer
 from berg.settings import KafkaSettings
-from berg.simulator.events import SimulatedEvent
 from berg.simulator.pacing import Pacer
+from berg.simulator.traffic import SimulatedEvent
 
 __all__ = ["ProductionCounts", "RecordSender", "produce_events", "send_events"]
 
@@ -49,8 +49,8 @@ class ProductionCounts:
     by_kind: collections.Counter[str] = field(default_factory=collections.Counter)
     by_topic: collections.Counter[str] = field(default_factory=collections.Counter)
     by_malformed_class: collections.Counter[str] = field(default_factory=collections.Counter)
-    fraud_transactions: int = 0
-    """Acknowledged valid transactions that are fraud (from the truth)."""
+    positives: int = 0
+    """Acknowledged valid scored events of the positive class (from the truth)."""
     refused_too_large: collections.Counter[str] = field(default_factory=collections.Counter)
     """Malformed class (or kind) of records Kafka refused for their size; they are not on the topic."""
     first_event_time: datetime | None = None
@@ -67,9 +67,9 @@ class ProductionCounts:
         return sum(self.by_kind.values())
 
     @property
-    def transaction_records(self) -> int:
-        """Acknowledged records on the transactions topic, valid and malformed."""
-        return self.by_kind["transaction"] + self.by_kind["malformed"]
+    def scored_records(self) -> int:
+        """Acknowledged records on the scored stream's topic, valid and malformed."""
+        return self.by_kind["scored"] + self.by_kind["malformed"]
 
     def count_acknowledged(self, event: SimulatedEvent) -> None:
         """Count a record the broker acknowledged."""
@@ -77,8 +77,8 @@ class ProductionCounts:
         self.by_topic[event.topic] += 1
         if event.truth.malformed_class is not None:
             self.by_malformed_class[event.truth.malformed_class] += 1
-        if event.kind == "transaction" and event.truth.is_fraud:
-            self.fraud_transactions += 1
+        if event.kind == "scored" and event.truth.positive:
+            self.positives += 1
 
     def count_refused_too_large(self, event: SimulatedEvent) -> None:
         """Count a record Kafka refused for its size."""

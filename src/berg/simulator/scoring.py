@@ -1,9 +1,9 @@
-"""Score simulated transactions against a serving endpoint, as the payment app would.
+"""Score simulated events against a serving endpoint, as the application that produces them would.
 
-``berg simulate --score-url URL`` hands each valid transaction to a
-:class:`TransactionScorer` while the same record goes to Kafka: a few threads
-POST it to the V1 endpoint (``{"instances": [<transaction>]}``, one transaction
-per call like an authorisation request), and a :class:`ScoringTally` counts the
+``berg simulate --score-url URL`` hands each valid scored event to a
+:class:`Scorer` while the same record goes to Kafka: a few threads
+POST it to the V1 endpoint (``{"instances": [<event>]}``, one event
+per call like a request made at decision time), and a :class:`ScoringTally` counts the
 answers: HTTP status, decision, model version and latency. The number of calls
 in flight is bounded, so a slow endpoint slows the simulation instead of piling
 up threads.
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
-from berg.simulator.events import SimulatedEvent
+from berg.simulator.traffic import SimulatedEvent
 
-__all__ = ["ScoringTally", "TransactionScorer", "scored_while_sent"]
+__all__ = ["Scorer", "ScoringTally", "scored_while_sent"]
 
 _ERROR_EXAMPLES = 3
 
@@ -38,7 +38,7 @@ class ScoringTally:
     by_decision: Counter[str] = field(default_factory=Counter)
     by_version: Counter[str] = field(default_factory=Counter)
     defaults_used: int = 0
-    """Transactions scored with default features (user or merchant unknown to the online store)."""
+    """Events scored with default features (an entity unknown to the online store)."""
     latencies_s: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """The first few non-2xx answers, for the summary."""
@@ -49,7 +49,7 @@ class ScoringTally:
 
     @property
     def scored(self) -> int:
-        """Transactions that got a prediction back."""
+        """Events that got a prediction back."""
         return sum(self.by_decision.values())
 
     @property
@@ -77,15 +77,15 @@ class ScoringTally:
                 self.defaults_used += bool(prediction.get("default_features_used"))
 
 
-class TransactionScorer:
-    """POSTs transactions to a V1 predict URL on ``concurrency`` threads; at most twice that many calls wait.
+class Scorer:
+    """POSTs scored events to a V1 predict URL on ``concurrency`` threads; at most twice that many calls wait.
 
-    ``batch`` transactions go in one call (1: one authorisation request per transaction, as a payment
-    app sends them; more: a faster replay of a day's traffic).
+    ``batch`` events go in one call (1: one request per event, as an application asks at decision
+    time; more: a faster replay of a day's traffic).
 
     Example:
-        >>> with TransactionScorer("http://127.0.0.1:8104/v1/models/fraud:predict") as scorer:
-        ...     scorer.submit(transaction_json)
+        >>> with Scorer(f"http://127.0.0.1:8104/v1/models/{use_case.name}:predict") as scorer:
+        ...     scorer.submit(event_json)
         >>> scorer.tally.by_decision
     """
 
@@ -102,10 +102,10 @@ class TransactionScorer:
         self._lock = threading.Lock()
         self._in_flight: set[Future[None]] = set()
 
-    def submit(self, transaction_json: bytes) -> None:
-        """Score one transaction (its contract JSON) in the background, ``batch`` per call; waits while too many
+    def submit(self, event_json: bytes) -> None:
+        """Score one event (its contract JSON) in the background, ``batch`` per call; waits while too many
         calls are pending."""
-        self._waiting.append(transaction_json)
+        self._waiting.append(event_json)
         if len(self._waiting) >= self._batch:
             self._send()
 
@@ -167,16 +167,16 @@ class TransactionScorer:
         self._client.close()
         return self.tally
 
-    def __enter__(self) -> TransactionScorer:
+    def __enter__(self) -> Scorer:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
 
 
-def scored_while_sent(events: Iterable[SimulatedEvent], scorer: TransactionScorer) -> Iterator[SimulatedEvent]:
-    """``events`` unchanged, each valid transaction handed to ``scorer`` as it passes on its way to Kafka."""
+def scored_while_sent(events: Iterable[SimulatedEvent], scorer: Scorer) -> Iterator[SimulatedEvent]:
+    """``events`` unchanged, each valid scored event handed to ``scorer`` as it passes on its way to Kafka."""
     for event in events:
-        if event.kind == "transaction":
+        if event.kind == "scored":
             scorer.submit(event.value)
         yield event

@@ -30,7 +30,6 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry
 
-from berg.contracts import TransactionV1
 from berg.features.parquet_parts import SCHEMA_PART
 from berg.features.store import open_store, prepare_store
 from berg.features.store_config import CLUSTER_PROFILE, OFFLINE_ROOT_VARIABLE, FeatureStoreConfig, checkout_feature_repo
@@ -39,6 +38,7 @@ from berg.kafka.records import RawRecord
 from berg_features.aggregates import HOUR, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
+from berg_fraud.contracts import TransactionV1
 from tests.fraud_schema import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,

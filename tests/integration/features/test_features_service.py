@@ -22,7 +22,6 @@ import pyarrow.dataset as ds
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.features.store import open_store
 from berg.features.store_config import FeatureStoreConfig
@@ -31,6 +30,7 @@ from berg.settings import KafkaSettings
 from berg_features.aggregates import SECOND, WindowEvent
 from berg_features.handler import event_from_scored
 from berg_features.snapshots import snapshot_availability, snapshot_rows, snapshot_times
+from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.features import MERCHANT_SNAPSHOTS
 from berg_fraud.use_case import fraud
 from tests.feature_oracle import assert_rows_equal, oracle_accepts, oracle_row

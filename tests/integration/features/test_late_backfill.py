@@ -31,13 +31,13 @@ import pandas as pd
 import pytest
 from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.features.dataset import build_training_frame
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.settings import KafkaSettings
 from berg_features.aggregates import WindowEvent
 from berg_features.handler import event_from_scored
+from berg_fraud.contracts import LabelV1, TransactionV1
 from tests.feature_oracle import oracle_row
 from tests.fraud_schema import (
     EVENT_TIMESTAMP,

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from berg.contracts import TransactionV1
 from berg.features.store import open_store
 from berg.registry import ModelRegistry
+from berg_fraud.contracts import TransactionV1
 from berg_serving.champion import load_champion
 from berg_serving.decisions import DecisionPolicy
 from berg_serving.online import FeastOnlineFeatures

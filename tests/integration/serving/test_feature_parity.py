@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from berg.contracts import TransactionV1
 from berg.features.dataset import build_training_frame
 from berg.features.store import close_store, open_store
+from berg_fraud.contracts import TransactionV1
 from berg_serving.online import FeastOnlineFeatures
 from tests.fraud_schema import EVENT_TIMESTAMP, FEATURE_SERVICE, REQUEST_EVENT_UNIX
 from tests.fraud_serving import ASSEMBLER, SERVABLE_FEATURES

@@ -482,7 +482,7 @@ def test_berg_simulate_scores_every_valid_transaction_it_sends(fused: ServingPro
             "-m",
             "berg",
             "simulate",
-            "--transactions=60",
+            "--scored-events=60",
             "--scenario=malformed",
             "--malformed-share=0.2",
             "--seed=11",
@@ -500,7 +500,7 @@ def test_berg_simulate_scores_every_valid_transaction_it_sends(fused: ServingPro
         match = re.search(rf"{re.escape(name)}\s*│\s*(\d+)", result.stdout)
         return int(match.group(1)) if match else 0
 
-    valid = row("transactions")
+    valid = row("scored events")
     assert 0 < valid < 60, result.stdout  # malformed records are sent to Kafka, never scored
     assert row("scoring calls") == valid
     assert row("answered 200") == valid

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
-from berg.contracts import TransactionV1
 from berg.features.store import open_store
+from berg_fraud.contracts import TransactionV1
 from berg_serving.online import FeastOnlineFeatures
 from tests.fraud_serving import ASSEMBLER
 from tests.helpers import wait_for

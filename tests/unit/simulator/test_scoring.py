@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from berg.simulator.generator import SimulationConfig, simulate
-from berg.simulator.scenarios import make_scenario
-from berg.simulator.scoring import ScoringTally, TransactionScorer, scored_while_sent
+from berg.simulator.scoring import Scorer, ScoringTally, scored_while_sent
+from berg.simulator.traffic import TrafficPlan
+from berg_fraud.simulator import FraudSimulator
 
 pytestmark = pytest.mark.unit
 
@@ -53,19 +53,19 @@ class RecordingScorer:
     def __init__(self) -> None:
         self.submitted: list[bytes] = []
 
-    def submit(self, transaction_json: bytes) -> None:
-        self.submitted.append(transaction_json)
+    def submit(self, event_json: bytes) -> None:
+        self.submitted.append(event_json)
 
 
-def test_only_valid_transactions_are_scored_and_every_event_still_passes() -> None:
+def test_only_valid_scored_events_are_scored_and_every_event_still_passes() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    config = SimulationConfig(start=start, seed=5, scenario=make_scenario("malformed", start, malformed_share=0.3))
-    events = [event for _, event in zip(range(400), simulate(config), strict=False)]
+    plan = TrafficPlan(start=start, seed=5, scenario="malformed", onset=start, malformed_share=0.3)
+    events = [event for _, event in zip(range(400), FraudSimulator().events(plan), strict=False)]
     scorer = RecordingScorer()
     passed = list(scored_while_sent(events, scorer))  # type: ignore[arg-type]
     assert passed == events
-    assert scorer.submitted == [event.value for event in events if event.kind == "transaction"]
-    assert any(event.kind != "transaction" for event in events)
+    assert scorer.submitted == [event.value for event in events if event.kind == "scored"]
+    assert any(event.kind != "scored" for event in events)
 
 
 class _SlowServing(BaseHTTPRequestHandler):
@@ -87,14 +87,14 @@ class _SlowServing(BaseHTTPRequestHandler):
         return
 
 
-def test_drain_returns_once_every_submitted_transaction_is_answered_and_the_scorer_goes_on() -> None:
+def test_drain_returns_once_every_submitted_event_is_answered_and_the_scorer_goes_on() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowServing)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}/v1/models/fraud:predict"
     try:
-        scorer = TransactionScorer(url, concurrency=2, batch=4)
-        for _ in range(10):  # two full calls and two transactions waiting for a third
+        scorer = Scorer(url, concurrency=2, batch=4)
+        for _ in range(10):  # two full calls and two events waiting for a third
             scorer.submit(b"{}")
         assert scorer.drain().scored == 10
         for _ in range(3):

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from berg.simulator.bounds import bounded
-from berg.simulator.generator import SimulationConfig, simulate
-from berg.simulator.labels import LabelPolicy
-from berg.simulator.malformed import MalformedOptions
 from berg.simulator.producer import ProductionCounts, send_events
-from berg.simulator.scenarios import make_scenario
-from tests.unit.simulator.streams import START
+from berg.simulator.traffic import SimulatedEvent, TrafficPlan
+from berg_fraud.simulator import FraudSimulator, LabelPolicy
+
+START = datetime(2025, 3, 1, tzinfo=UTC)
 
 pytestmark = pytest.mark.unit
 
@@ -50,16 +50,12 @@ class MemoryProducer:
         self.flushed += 1
 
 
-def malformed_run(transactions: int = 1_000) -> list[Any]:
-    """Malformed from the start, 30 %, with oversized records of 2 MB and many (review) labels."""
-    run_config = SimulationConfig(
-        start=START,
-        scenario=make_scenario("malformed", START, malformed_share=0.3),
-        users=50,
-        labels=LabelPolicy(manual_review_share=0.2),
-        malformed=MalformedOptions(oversized_bytes=2_000_000),
-    )
-    return list(bounded(simulate(run_config), max_transactions=transactions))
+def malformed_run(scored: int = 1_000) -> list[SimulatedEvent]:
+    """The reference simulator's records, malformed from the start, 30 %, with oversized records (over 1 MiB) and
+    many labels."""
+    simulator = FraudSimulator(label_policy=LabelPolicy(manual_review_share=0.2))
+    plan = TrafficPlan(start=START, scenario="malformed", onset=START, population=50, malformed_share=0.3)
+    return list(bounded(simulator.events(plan), max_scored=scored))
 
 
 @pytest.mark.parametrize("broker_refuses", [False, True])
@@ -74,11 +70,11 @@ def test_counts_are_what_was_acknowledged_and_oversized_records_are_counted_as_r
     assert counts.sent == len(events)
     assert counts.acknowledged == len(events) - len(oversized)
     assert counts.by_kind["label"] == sum(e.kind == "label" for e in events)
-    assert counts.by_kind["transaction"] == sum(e.kind == "transaction" for e in events)
+    assert counts.by_kind["scored"] == sum(e.kind == "scored" for e in events)
     assert counts.by_kind["malformed"] == sum(e.kind == "malformed" for e in events) - len(oversized)
     assert sum(counts.by_malformed_class.values()) == counts.by_kind["malformed"]
     assert "oversized" not in counts.by_malformed_class
-    assert counts.fraud_transactions == sum(e.kind == "transaction" and e.truth.is_fraud for e in events)
+    assert counts.positives == sum(e.kind == "scored" and e.truth.positive for e in events)
     assert counts.first_event_time == events[0].event_time
     assert counts.last_event_time == events[-1].event_time
     assert producer.flushed == 1

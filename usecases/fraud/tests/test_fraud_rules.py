@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.contracts.rules import (
     NotAfterClock,
     OneOf,
@@ -19,6 +18,7 @@ from berg.contracts.rules import (
     json_schema_with_rules,
     violations,
 )
+from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.rules import FraudRules
 
 pytestmark = pytest.mark.unit

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from berg.contracts import LabelV1, TransactionV1
 from berg.usecase import load_use_case
+from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.use_case import fraud
 
 pytestmark = pytest.mark.unit

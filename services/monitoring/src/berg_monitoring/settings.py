@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from berg.contracts._types import Identifier
-from berg.kafka.topics import LABELS_VALID, PREDICTIONS
+from berg.kafka.topics import PREDICTIONS
 from berg.settings import ServiceSettings, service_config
 from berg.web.app import WebSettings
 from berg_monitoring.drift_window import DriftSpec
@@ -31,7 +31,8 @@ class MonitoringSettings(ServiceSettings):
     problem_card: Path | None = None
     """The problem card whose costs price the decisions; default: the use case's own (``BERG_USE_CASE``)."""
     predictions_topic: str = Field(default=PREDICTIONS, min_length=1, max_length=249)
-    labels_topic: str = Field(default=LABELS_VALID, min_length=1, max_length=249)
+    labels_topic: str | None = Field(default=None, min_length=1, max_length=249)
+    """The valid labels' topic; default: the use case's (``use_case.labels.valid_topic``)."""
     lookback_s: float = Field(default=7 * 86_400.0, gt=0)
     """At start, both topics are read from this long ago (by record time), so the windows are whole again
     after a restart: the exporter keeps no state of its own and commits no offsets."""

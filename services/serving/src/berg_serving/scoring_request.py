@@ -1,8 +1,7 @@
 """What a scoring request may hold, in either protocol, checked against the use case's scored contract.
 
 A scoring request carries one or more events, each exactly the fields of the use case's
-scored contract (``use_case.scored.contract``: :class:`~berg.contracts.TransactionV1` for
-the reference case; ``schema_version`` may be left out). A :class:`ScoringContract` is
+scored contract (``use_case.scored.contract``; ``schema_version`` may be left out). A :class:`ScoringContract` is
 built from it once at start-up:
 
 - **V1** (``POST /v1/models/<model>:predict``): ``{"instances": [{<event>}, ...]}``.

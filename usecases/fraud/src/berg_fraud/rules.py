@@ -37,9 +37,9 @@ from berg.contracts.batch_rules import (
     ShareBounds,
     TopValueShareAtMost,
 )
-from berg.contracts.events import MAX_AMOUNT, Channel, LabelSource
-from berg.contracts.reference import MERCHANT_CATEGORY_CODES
 from berg.contracts.rules import ContractRules, OneOf, PositiveAtMost, Unique, ValueRule
+from berg_fraud.contracts import MAX_AMOUNT, Channel, LabelSource
+from berg_fraud.reference import MERCHANT_CATEGORY_CODES
 
 __all__ = ["DEFAULT_CURRENCIES", "FraudBatchBounds", "FraudRules"]
 
@@ -92,11 +92,11 @@ class FraudRules(ContractRules):
     merchant_categories: Annotated[frozenset[str], Field(min_length=1), _all_match(r"[0-9]{4}")] = (
         MERCHANT_CATEGORY_CODES
     )
-    """Known merchant category codes (ISO 18245, :mod:`berg.contracts.reference`); any other is refused."""
+    """Known merchant category codes (ISO 18245, :mod:`berg_fraud.reference`); any other is refused."""
     currencies: Annotated[frozenset[str], Field(min_length=1), _all_match(r"[A-Z]{3}")] = DEFAULT_CURRENCIES
     """Accepted currency codes."""
     max_amount: Annotated[float, Field(gt=0.0, le=MAX_AMOUNT)] = MAX_AMOUNT
-    """Largest accepted amount; never above the contract's :data:`~berg.contracts.events.MAX_AMOUNT`."""
+    """Largest accepted amount; never above the contract's :data:`~berg_fraud.contracts.MAX_AMOUNT`."""
     batch: FraudBatchBounds = FraudBatchBounds()
     """When batch rules run, and the transactions' bounds."""
 

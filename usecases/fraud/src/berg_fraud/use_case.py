@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 
-from berg.contracts import LabelV1, TransactionV1
-from berg.kafka.topics import (
+from berg.problem.card import ProblemCard, parse_problem_card
+from berg.usecase import LabelJoin, Stream, UseCase
+from berg_fraud.contracts import LabelV1, TransactionV1
+from berg_fraud.features import fraud_features
+from berg_fraud.rules import FraudRules
+from berg_fraud.simulator import FraudSimulator
+from berg_fraud.topics import (
     LABELS_INGESTED,
     LABELS_RAW,
     LABELS_VALID,
@@ -13,10 +18,6 @@ from berg.kafka.topics import (
     TRANSACTIONS_RAW,
     TRANSACTIONS_VALID,
 )
-from berg.problem.card import ProblemCard, parse_problem_card
-from berg.usecase import LabelJoin, Stream, UseCase
-from berg_fraud.features import fraud_features
-from berg_fraud.rules import FraudRules
 
 __all__ = ["fraud", "problem_card"]
 
@@ -40,4 +41,5 @@ def fraud() -> UseCase:
         ),
         features=fraud_features(),
         rules=FraudRules,
+        simulator=FraudSimulator(),
     )

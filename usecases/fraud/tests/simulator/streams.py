@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from berg.simulator.bounds import bounded
-from berg.simulator.events import SimulatedEvent
-from berg.simulator.generator import SimulationConfig, Simulator
-from berg.simulator.labels import LabelPolicy
-from berg.simulator.malformed import MalformedOptions
-from berg.simulator.scenarios import ScenarioName, make_scenario
+from berg.simulator.traffic import SimulatedEvent
+from berg_fraud.simulator.generator import SimulationConfig, Simulator
+from berg_fraud.simulator.labels import LabelPolicy
+from berg_fraud.simulator.malformed import MalformedOptions
+from berg_fraud.simulator.scenarios import ScenarioName, make_scenario
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 USERS = 300
@@ -45,7 +45,7 @@ def config(
 @functools.cache
 def run(scenario: ScenarioName = "baseline", transactions: int = 12_000, seed: int = 7) -> tuple[SimulatedEvent, ...]:
     """A bounded run with the test population; cached, so tests share it."""
-    return tuple(bounded(Simulator(config(scenario, seed=seed)).events(), max_transactions=transactions))
+    return tuple(bounded(Simulator(config(scenario, seed=seed)).events(), max_scored=transactions))
 
 
 def of_kind(events: Iterable[SimulatedEvent], kind: str) -> list[SimulatedEvent]:

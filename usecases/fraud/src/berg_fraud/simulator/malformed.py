@@ -1,6 +1,6 @@
 """Malformed transaction records: one named way to break a valid transaction each, and who should refuse it.
 
-Each class is a function of a valid :class:`~berg.contracts.events.TransactionV1`
+Each class is a function of a valid :class:`~berg_fraud.contracts.TransactionV1`
 that returns the bytes to put on ``transactions.raw``. :data:`MALFORMED_CLASSES`
 says which stage is expected to refuse each one:
 
@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from berg.contracts.events import TransactionV1
-from berg.simulator.profiles import KNOWN_MERCHANT_CATEGORIES
+from berg.simulator.traffic import RefusingStage
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.simulator.profiles import KNOWN_MERCHANT_CATEGORIES
 
 __all__ = [
     "DEFAULT_FUTURE_OFFSET",
@@ -37,7 +38,6 @@ __all__ = [
     "Corruption",
     "MalformedClass",
     "MalformedOptions",
-    "RefusingStage",
     "classes_refused_by",
     "future_timestamp",
     "invalid_json",
@@ -52,8 +52,6 @@ __all__ = [
     "unparsable_timestamp",
     "wrong_type",
 ]
-
-RefusingStage = Literal["ingestion", "validation"]
 
 DEFAULT_OVERSIZED_BYTES = 1024 * 1024 + 1024
 """An ``oversized`` record is at least this long: 1 MiB and 1 KiB."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from usecases.fraud.tests.simulator.streams import ONSET, median, of_kind, run
 
-from berg.contracts.events import TransactionV1
-from berg.simulator.events import SCENARIO_HEADER, SimulatedEvent
-from berg.simulator.scenarios import COVARIATE_SHIFT_AMOUNT_MULTIPLIER, FRAUD_WAVE_CLONED_CARD_SHARE, ScenarioName
-from tests.unit.simulator.streams import ONSET, median, of_kind, run
+from berg.simulator.traffic import SCENARIO_HEADER, SimulatedEvent
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.simulator.scenarios import COVARIATE_SHIFT_AMOUNT_MULTIPLIER, FRAUD_WAVE_CLONED_CARD_SHARE, ScenarioName
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +41,7 @@ def test_every_record_says_which_scenario_is_in_force(scenario: ScenarioName) ->
 
 
 def legitimate(events: list[SimulatedEvent]) -> list[TransactionV1]:
-    return [TransactionV1.model_validate_json(e.value) for e in of_kind(events, "transaction") if not e.truth.is_fraud]
+    return [TransactionV1.model_validate_json(e.value) for e in of_kind(events, "scored") if not e.truth.positive]
 
 
 def online_share(transactions: list[TransactionV1]) -> float:
@@ -81,21 +81,21 @@ def test_covariate_shift_changes_legitimate_amounts_by_its_multiplier_and_nothin
 
 
 def test_concept_drift_brings_cloned_cards_after_the_onset_only() -> None:
-    fraud = [e for e in of_kind(run("concept_drift"), "transaction") if e.truth.is_fraud]
-    cloned = [e for e in fraud if e.truth.pattern == "cloned_card"]
+    fraud = [e for e in of_kind(run("concept_drift"), "scored") if e.truth.positive]
+    cloned = [e for e in fraud if e.truth.cause == "cloned_card"]
     assert len(cloned) >= 20
     assert all(e.event_time >= ONSET for e in cloned)
     for event in cloned:
         transaction = TransactionV1.model_validate_json(event.value)
         assert transaction.channel == "card_present"
-    assert not [e for e in of_kind(run("baseline"), "transaction") if e.truth.pattern == "cloned_card"]
+    assert not [e for e in of_kind(run("baseline"), "scored") if e.truth.cause == "cloned_card"]
 
 
 def chargeback_delays_days(events: list[SimulatedEvent]) -> list[float]:
     return [
         (e.truth.label_due - e.event_time).total_seconds() / 86_400
-        for e in of_kind(events, "transaction")
-        if e.truth.is_fraud and e.truth.label_due is not None
+        for e in of_kind(events, "scored")
+        if e.truth.positive and e.truth.label_due is not None
     ]
 
 
@@ -114,13 +114,13 @@ def test_without_a_delay_change_chargeback_delays_stay_alike() -> None:
 
 
 def cloned_card_share(events: list[SimulatedEvent]) -> float:
-    transactions = of_kind(events, "transaction")
-    return sum(e.truth.pattern == "cloned_card" for e in transactions) / len(transactions)
+    transactions = of_kind(events, "scored")
+    return sum(e.truth.cause == "cloned_card" for e in transactions) / len(transactions)
 
 
 def test_fraud_wave_is_the_covariate_shift_with_a_larger_cloned_card_wave() -> None:
     wave = run("fraud_wave")
-    assert not [e for e in before_onset(wave) if e.truth.pattern == "cloned_card"]
+    assert not [e for e in before_onset(wave) if e.truth.cause == "cloned_card"]
     share = cloned_card_share(after_onset(wave))
     assert share == pytest.approx(FRAUD_WAVE_CLONED_CARD_SHARE, rel=0.35)
     assert share > 2 * cloned_card_share(after_onset(run("concept_drift")))

@@ -29,8 +29,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal, get_args
 
-from berg.simulator.malformed import MALFORMED_CLASSES
-from berg.simulator.planned import FraudPattern
+from berg_fraud.simulator.malformed import MALFORMED_CLASSES
+from berg_fraud.simulator.planned import FraudPattern
 
 __all__ = [
     "BASELINE_FRAUD_SHARES",

@@ -1,7 +1,7 @@
-"""Reference data of the card-payment use case, shared by every service that needs it.
+"""Reference data of the card-payment use case: its rules and its simulator read it.
 
 The merchant category codes Berg knows (ISO 18245). The contract only asks for
-four digits; the validation service refuses codes outside this table, and the
+four digits; the fraud rules (``FraudRules``) make validation and serving refuse codes outside this table, and the
 simulator draws its merchants from it (and its ``unknown_category`` malformed
 class from outside it).
 """

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from berg.contracts.events import Channel
-from berg.simulator.profiles import MerchantProfile, UserProfile
+from berg_fraud.contracts import Channel
+from berg_fraud.simulator.profiles import MerchantProfile, UserProfile
 
 __all__ = ["FraudPattern", "PlannedTransaction", "random_event_id"]
 

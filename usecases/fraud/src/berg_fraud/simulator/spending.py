@@ -6,9 +6,9 @@ import bisect
 import itertools
 import random
 
-from berg.contracts.events import Channel
-from berg.simulator.planned import PlannedTransaction, random_event_id
-from berg.simulator.profiles import HOME_COUNTRIES, MerchantProfile, Population, UserProfile
+from berg_fraud.contracts import Channel
+from berg_fraud.simulator.planned import PlannedTransaction, random_event_id
+from berg_fraud.simulator.profiles import HOME_COUNTRIES, MerchantProfile, Population, UserProfile
 
 __all__ = ["TRAVEL_SHARE", "MerchantPicker", "plan_legitimate", "round_amount"]
 

@@ -18,7 +18,7 @@ time.
 
 Example:
     >>> config = SimulationConfig(start=datetime(2025, 1, 1, tzinfo=UTC), seed=7)
-    >>> for event in bounded(simulate(config), max_transactions=1_000):
+    >>> for event in bounded(simulate(config), max_scored=1_000):
     ...     producer.send(event.topic, key=event.key, value=event.value, headers=list(event.headers))
 """
 
@@ -32,17 +32,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from berg.contracts.events import LabelSource, LabelV1, TransactionV1
 from berg.kafka.producer import encode_event
-from berg.kafka.topics import LABELS_RAW, TRANSACTIONS_RAW
-from berg.simulator.events import MALFORMED_CLASS_HEADER, SCENARIO_HEADER, EventTruth, SimulatedEvent
-from berg.simulator.labels import LabelPolicy, chargeback_delay_s, review_delay_s
-from berg.simulator.malformed import MALFORMED_CLASSES, MalformedOptions
-from berg.simulator.patterns import FRAUD_PATTERNS
-from berg.simulator.planned import FraudPattern, PlannedTransaction, random_event_id
-from berg.simulator.profiles import Population, make_population
-from berg.simulator.scenarios import BASELINE_PARAMS, ProcessParams, Scenario, make_scenario
-from berg.simulator.spending import MerchantPicker, plan_legitimate
+from berg.simulator.traffic import MALFORMED_CLASS_HEADER, SCENARIO_HEADER, EventTruth, SimulatedEvent
+from berg_fraud.contracts import LabelSource, LabelV1, TransactionV1
+from berg_fraud.simulator.labels import LabelPolicy, chargeback_delay_s, review_delay_s
+from berg_fraud.simulator.malformed import MALFORMED_CLASSES, MalformedOptions
+from berg_fraud.simulator.patterns import FRAUD_PATTERNS
+from berg_fraud.simulator.planned import FraudPattern, PlannedTransaction, random_event_id
+from berg_fraud.simulator.profiles import Population, make_population
+from berg_fraud.simulator.scenarios import BASELINE_PARAMS, ProcessParams, Scenario, make_scenario
+from berg_fraud.simulator.spending import MerchantPicker, plan_legitimate
+from berg_fraud.topics import LABELS_RAW, TRANSACTIONS_RAW
 
 __all__ = ["SimulationConfig", "Simulator", "simulate"]
 
@@ -209,7 +209,7 @@ class Simulator:
         scenario_header = (SCENARIO_HEADER, scenario.encode("utf-8"))
         if params.malformed_share > 0 and malformed.random() < params.malformed_share:
             name = _weighted_choice(params.malformed_mix, malformed)
-            truth = EventTruth(scenario, planned.event_id, planned.is_fraud, planned.pattern, malformed_class=name)
+            truth = EventTruth(scenario, str(planned.event_id), planned.is_fraud, planned.pattern, malformed_class=name)
             value = MALFORMED_CLASSES[name].corrupt(transaction, self.config.malformed)
             headers = (scenario_header, (MALFORMED_CLASS_HEADER, name.encode("utf-8")))
             return SimulatedEvent(TRANSACTIONS_RAW, key, value, headers, event_time, "malformed", truth), None
@@ -225,13 +225,13 @@ class Simulator:
                 label = _PendingLabel(planned.at_s + delay_s, planned, "manual_review")
         truth = EventTruth(
             scenario,
-            planned.event_id,
+            str(planned.event_id),
             planned.is_fraud,
             planned.pattern,
             label_due=None if label is None else self._time(label.at_s),
         )
         event = SimulatedEvent(
-            TRANSACTIONS_RAW, key, encode_event(transaction), (scenario_header,), event_time, "transaction", truth
+            TRANSACTIONS_RAW, key, encode_event(transaction), (scenario_header,), event_time, "scored", truth
         )
         return event, label
 
@@ -247,7 +247,7 @@ class Simulator:
             is_fraud=planned.is_fraud,
             source=pending.source,
         )
-        truth = EventTruth(scenario, planned.event_id, planned.is_fraud, planned.pattern)
+        truth = EventTruth(scenario, str(planned.event_id), planned.is_fraud, planned.pattern)
         return SimulatedEvent(
             LABELS_RAW,
             planned.user.user_id.encode("utf-8"),

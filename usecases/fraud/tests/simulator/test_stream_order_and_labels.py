@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from usecases.fraud.tests.simulator.streams import START, of_kind, run
 
-from berg.contracts.events import LabelV1, TransactionV1
-from berg.simulator.scenarios import SCENARIO_NAMES, ScenarioName
-from tests.unit.simulator.streams import START, of_kind, run
+from berg_fraud.contracts import LabelV1, TransactionV1
+from berg_fraud.simulator.scenarios import SCENARIO_NAMES, ScenarioName
 
 pytestmark = pytest.mark.unit
 
@@ -24,14 +24,14 @@ def test_events_are_ordered_by_event_time_from_the_start(scenario: ScenarioName)
 @pytest.mark.parametrize("scenario", SCENARIO_NAMES)
 def test_each_label_comes_after_the_transaction_it_judges(scenario: ScenarioName) -> None:
     events = run(scenario)
-    transactions = {TransactionV1.model_validate_json(e.value).event_id: e for e in of_kind(events, "transaction")}
+    transactions = {TransactionV1.model_validate_json(e.value).event_id: e for e in of_kind(events, "scored")}
     labels = [LabelV1.model_validate_json(e.value) for e in of_kind(events, "label")]
     assert len(labels) > 50
     for label in labels:
         transaction = transactions[label.transaction_event_id]
         assert label.event_time > transaction.event_time
         assert label.user_id.encode() == transaction.key
-        assert label.is_fraud == transaction.truth.is_fraud
+        assert label.is_fraud == transaction.truth.positive
         assert label.event_time == transaction.truth.label_due
 
 
@@ -40,21 +40,21 @@ def test_every_label_due_within_the_run_is_emitted(scenario: ScenarioName) -> No
     events = run(scenario)
     end = events[-1].event_time
     due = {
-        e.truth.transaction_id
-        for e in of_kind(events, "transaction")
+        e.truth.subject_id
+        for e in of_kind(events, "scored")
         if e.truth.label_due is not None and e.truth.label_due < end
     }
-    emitted = {e.truth.transaction_id for e in of_kind(events, "label")}
+    emitted = {e.truth.subject_id for e in of_kind(events, "label")}
     assert due == emitted
 
 
 def test_fraud_is_charged_back_late_and_legitimate_payments_reviewed_soon() -> None:
     events = run()
-    sent_at = {e.truth.transaction_id: e.event_time for e in of_kind(events, "transaction")}
+    sent_at = {e.truth.subject_id: e.event_time for e in of_kind(events, "scored")}
     chargebacks = reviews = 0
     for event in of_kind(events, "label"):
         label = LabelV1.model_validate_json(event.value)
-        delay = label.event_time - sent_at[label.transaction_event_id]
+        delay = label.event_time - sent_at[str(label.transaction_event_id)]
         if label.is_fraud:
             chargebacks += 1
             assert label.source == "chargeback"
@@ -70,7 +70,7 @@ def test_fraud_is_charged_back_late_and_legitimate_payments_reviewed_soon() -> N
 def test_the_median_chargeback_delay_is_a_few_days() -> None:
     delays = sorted(
         (e.truth.label_due - e.event_time).total_seconds() / 86_400
-        for e in of_kind(run(), "transaction")
-        if e.truth.is_fraud and e.truth.label_due is not None
+        for e in of_kind(run(), "scored")
+        if e.truth.positive and e.truth.label_due is not None
     )
     assert 2.5 < delays[len(delays) // 2] < 6.5

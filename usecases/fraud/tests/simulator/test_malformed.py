@@ -7,15 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from usecases.fraud.tests.simulator.streams import ONSET, START, config, of_kind, run
 
-from berg.contracts.events import TransactionV1
 from berg.kafka.decoding import RecordRejected, decode_contract
 from berg.kafka.records import RawRecord
-from berg.kafka.topics import TRANSACTIONS_RAW
 from berg.simulator.bounds import bounded
-from berg.simulator.events import MALFORMED_CLASS_HEADER, SCENARIO_HEADER, SimulatedEvent
-from berg.simulator.generator import SimulationConfig, simulate
-from berg.simulator.malformed import (
+from berg.simulator.traffic import MALFORMED_CLASS_HEADER, SCENARIO_HEADER, SimulatedEvent
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.simulator.generator import SimulationConfig, simulate
+from berg_fraud.simulator.malformed import (
     MALFORMED_CLASS_NAMES,
     MALFORMED_CLASSES,
     MalformedOptions,
@@ -25,9 +25,9 @@ from berg.simulator.malformed import (
     non_utf8,
     oversized,
 )
-from berg.simulator.profiles import KNOWN_MERCHANT_CATEGORIES
-from berg.simulator.scenarios import make_scenario
-from tests.unit.simulator.streams import ONSET, START, config, of_kind, run
+from berg_fraud.simulator.profiles import KNOWN_MERCHANT_CATEGORIES
+from berg_fraud.simulator.scenarios import make_scenario
+from berg_fraud.topics import TRANSACTIONS_RAW
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +40,7 @@ def raw(value: bytes) -> RawRecord:
 
 
 def sample_transactions(count: int = 200) -> list[TransactionV1]:
-    return [TransactionV1.model_validate_json(e.value) for e in of_kind(run(), "transaction")[:count]]
+    return [TransactionV1.model_validate_json(e.value) for e in of_kind(run(), "scored")[:count]]
 
 
 def test_the_table_names_every_class_and_the_stage_that_refuses_it() -> None:
@@ -126,7 +126,7 @@ def test_the_malformed_share_is_respected_after_the_onset_and_zero_before() -> N
 
 
 def test_a_large_share_is_respected_too() -> None:
-    events = list(bounded(simulate(config("malformed", malformed_share=0.3)), max_transactions=8_000))
+    events = list(bounded(simulate(config("malformed", malformed_share=0.3)), max_scored=8_000))
     after = [e for e in events if e.event_time >= ONSET and e.kind != "label"]
     share = sum(e.kind == "malformed" for e in after) / len(after)
     assert 0.26 < share < 0.34
@@ -140,7 +140,7 @@ def test_by_default_every_class_appears() -> None:
 
 def test_a_class_mix_limits_the_classes() -> None:
     scenario = make_scenario("malformed", START, malformed_share=0.2, malformed_mix={"negative_amount": 1.0})
-    events = list(bounded(simulate(SimulationConfig(start=START, scenario=scenario, users=50)), max_transactions=500))
+    events = list(bounded(simulate(SimulationConfig(start=START, scenario=scenario, users=50)), max_scored=500))
     classes = {e.truth.malformed_class for e in of_kind(events, "malformed")}
     assert classes == {"negative_amount"}
 
@@ -177,16 +177,16 @@ def test_every_malformed_record_of_the_stream_behaves_as_its_class_says() -> Non
 
 def test_a_malformed_record_replaces_its_transaction_and_is_never_labelled() -> None:
     events = run("malformed")
-    replaced = {e.truth.transaction_id for e in of_kind(events, "malformed")}
-    valid = {e.truth.transaction_id for e in of_kind(events, "transaction")}
-    labelled = {e.truth.transaction_id for e in of_kind(events, "label")}
+    replaced = {e.truth.subject_id for e in of_kind(events, "malformed")}
+    valid = {e.truth.subject_id for e in of_kind(events, "scored")}
+    labelled = {e.truth.subject_id for e in of_kind(events, "label")}
     assert replaced
     assert not replaced & valid
     assert not replaced & labelled
 
 
 def test_the_transactions_that_are_not_replaced_are_the_baselines() -> None:
-    baseline = {e.value for e in of_kind(run("baseline"), "transaction")}
-    kept = of_kind(run("malformed"), "transaction")
+    baseline = {e.value for e in of_kind(run("baseline"), "scored")}
+    kept = of_kind(run("malformed"), "scored")
     assert len(kept) > 10_000
     assert all(e.value in baseline for e in kept)

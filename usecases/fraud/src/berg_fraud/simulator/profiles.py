@@ -1,7 +1,7 @@
 """The population: users with spending profiles and merchants with categories and risk levels.
 
 Merchant categories are ISO 18245 merchant category codes (MCC). The set Berg
-knows is fixed in :mod:`berg.contracts.reference` (re-exported here as
+knows is fixed in :mod:`berg_fraud.reference` (re-exported here as
 :data:`KNOWN_MERCHANT_CATEGORIES`); the validation service uses it as its
 allowed set, the simulator has a spending spec for each code, and its
 ``unknown_category`` malformed class uses a code outside it.
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from berg.contracts.reference import MERCHANT_CATEGORY_CODES
+from berg_fraud.reference import MERCHANT_CATEGORY_CODES
 
 __all__ = [
     "FRAUD_SOURCE_COUNTRIES",
@@ -79,7 +79,7 @@ MERCHANT_CATEGORY_SPECS: tuple[MerchantCategory, ...] = (
 """Every merchant category the simulator uses, with its amount factor and risk."""
 
 KNOWN_MERCHANT_CATEGORIES: frozenset[str] = MERCHANT_CATEGORY_CODES
-"""The merchant category codes Berg knows (:mod:`berg.contracts.reference`); every spec above is one of them."""
+"""The merchant category codes Berg knows (:mod:`berg_fraud.reference`); every spec above is one of them."""
 
 HOME_COUNTRIES: tuple[str, ...] = ("DE", "FR", "NL", "BE", "AT", "ES", "IT", "PL", "SE", "IE", "PT", "GB")
 """Where users live and merchants sit (ISO 3166-1 alpha-2)."""

@@ -24,10 +24,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from berg.contracts.events import Channel
-from berg.simulator.planned import FraudPattern, PlannedTransaction, random_event_id
-from berg.simulator.profiles import FRAUD_SOURCE_COUNTRIES, HOME_COUNTRIES, MerchantProfile, Population, UserProfile
-from berg.simulator.spending import round_amount
+from berg_fraud.contracts import Channel
+from berg_fraud.simulator.planned import FraudPattern, PlannedTransaction, random_event_id
+from berg_fraud.simulator.profiles import (
+    FRAUD_SOURCE_COUNTRIES,
+    HOME_COUNTRIES,
+    MerchantProfile,
+    Population,
+    UserProfile,
+)
+from berg_fraud.simulator.spending import round_amount
 
 __all__ = [
     "FRAUD_PATTERNS",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import collections
 
 import pytest
+from usecases.fraud.tests.simulator.streams import of_kind, run
 
-from berg.contracts.events import TransactionV1
-from berg.simulator.profiles import FRAUD_SOURCE_COUNTRIES, HOME_COUNTRIES
-from tests.unit.simulator.streams import of_kind, run
+from berg_fraud.contracts import TransactionV1
+from berg_fraud.simulator.profiles import FRAUD_SOURCE_COUNTRIES, HOME_COUNTRIES
 
 pytestmark = pytest.mark.unit
 
@@ -16,27 +16,27 @@ HIGH_RISK_CATEGORIES = {"4829", "6051", "7995", "5967"}
 
 
 def test_the_baseline_fraud_rate_is_between_one_half_and_two_and_a_half_percent() -> None:
-    transactions = of_kind(run(), "transaction")
-    rate = sum(e.truth.is_fraud for e in transactions) / len(transactions)
+    transactions = of_kind(run(), "scored")
+    rate = sum(e.truth.positive for e in transactions) / len(transactions)
     assert 0.005 < rate < 0.025
 
 
 def test_a_long_baseline_run_has_every_baseline_pattern_and_nothing_else() -> None:
-    patterns = collections.Counter(e.truth.pattern for e in of_kind(run(), "transaction") if e.truth.is_fraud)
+    patterns = collections.Counter(e.truth.cause for e in of_kind(run(), "scored") if e.truth.positive)
     assert set(patterns) == {"account_takeover", "card_testing", "high_risk_merchant"}
     assert all(count >= 5 for count in patterns.values())
 
 
 def test_a_fifth_of_fraud_is_never_labelled() -> None:
-    fraud = [e for e in of_kind(run(), "transaction") if e.truth.is_fraud]
+    fraud = [e for e in of_kind(run(), "scored") if e.truth.positive]
     unlabelled = sum(e.truth.label_due is None for e in fraud) / len(fraud)
     assert 0.1 < unlabelled < 0.3
 
 
 def _by_pattern() -> dict[str | None, list[TransactionV1]]:
     grouped: dict[str | None, list[TransactionV1]] = collections.defaultdict(list)
-    for event in of_kind(run(), "transaction"):
-        grouped[event.truth.pattern].append(TransactionV1.model_validate_json(event.value))
+    for event in of_kind(run(), "scored"):
+        grouped[event.truth.cause].append(TransactionV1.model_validate_json(event.value))
     return grouped
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from berg.simulator.profiles import KNOWN_MERCHANT_CATEGORIES, MERCHANT_CATEGORY_SPECS, make_population
+from berg_fraud.simulator.profiles import KNOWN_MERCHANT_CATEGORIES, MERCHANT_CATEGORY_SPECS, make_population
 
 pytestmark = pytest.mark.unit
 
@@ -41,6 +41,6 @@ def test_a_population_needs_someone() -> None:
 
 
 def test_the_simulator_has_a_spec_for_every_category_berg_knows() -> None:
-    from berg.contracts.reference import MERCHANT_CATEGORIES
+    from berg_fraud.reference import MERCHANT_CATEGORIES
 
     assert {spec.code: spec.name for spec in MERCHANT_CATEGORY_SPECS} == dict(MERCHANT_CATEGORIES)
