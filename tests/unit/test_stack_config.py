@@ -26,8 +26,8 @@ from berg.stack.monitoring_config import (
 from berg.stack.services import service_programs
 from berg.stack.settings import PortTable, StackSettings
 from berg.stack.supervisor import Program, render_config
+from berg_clicks.use_case import clicks
 from berg_fraud.use_case import fraud
-from tests.other_use_case import clicks
 
 pytestmark = pytest.mark.unit
 
