@@ -44,6 +44,11 @@ def test_the_same_plan_gives_the_same_records_and_another_seed_others() -> None:
     assert [e.value for e in itertools.islice(SMALL.events(other), 100)] != [e.value for e in first[:100]]
 
 
+def test_an_onset_that_changes_nothing_leaves_the_stream_as_it_was(baseline_stream: list[SimulatedEvent]) -> None:
+    without_onset = stream(SMALL, TrafficPlan(start=START, scenario="baseline", seed=11))
+    assert wire(without_onset) == wire(baseline_stream)
+
+
 def test_records_come_in_event_time_order(
     baseline_stream: list[SimulatedEvent], drift_stream: list[SimulatedEvent]
 ) -> None:

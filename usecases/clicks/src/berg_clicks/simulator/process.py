@@ -36,7 +36,7 @@ from berg.simulator.traffic import (
 )
 from berg_clicks.attribution import ATTRIBUTION_WINDOW
 from berg_clicks.contracts import ClickV1, ImpressionV1
-from berg_clicks.simulator.audience import Audience, CampaignPicker, Viewer, make_audience
+from berg_clicks.simulator.audience import Audience, Campaign, CampaignPicker, Viewer, make_audience
 from berg_clicks.simulator.malformed import MALFORMED_CLASSES
 from berg_clicks.simulator.propensity import Shown, click_probability
 from berg_clicks.simulator.scenarios import BASELINE, SCENARIOS, Behaviour
@@ -116,7 +116,8 @@ class Process:
         """The endless stream in event-time order; the caller bounds it."""
         traffic, clicks, malformed = self._rng("traffic"), self._rng("clicks"), self._rng("malformed")
         arrivals_before = _Arrivals(self.audience.viewers, BASELINE)
-        arrivals_after = _Arrivals(self.audience.viewers, self._after)
+        same_traffic = self._after.mobile_traffic == BASELINE.mobile_traffic
+        arrivals_after = arrivals_before if same_traffic else _Arrivals(self.audience.viewers, self._after)
         # The times of each viewer's impressions in the last hour: what tires them.
         recent: list[deque[float]] = [deque() for _ in self.audience.viewers]
         pending: list[tuple[float, int, _Label]] = []
@@ -126,7 +127,8 @@ class Process:
             arrivals = arrivals_after if self._after_onset(now_s) else arrivals_before
             next_s = now_s + traffic.expovariate(arrivals.total)
             if self._onset_s is not None and now_s < self._onset_s <= next_s and arrivals_after is not arrivals:
-                # The rates change at the onset; arrivals are memoryless, so the clock restarts there.
+                # The rates change at the onset; arrivals are memoryless, so the clock restarts there. (When they
+                # do not, nothing restarts: the stream before and after an onset is the baseline's own.)
                 now_s = self._onset_s
                 continue
             while pending and pending[0][0] <= next_s:
@@ -157,7 +159,43 @@ class Process:
         clicks: random.Random,
         malformed: random.Random,
     ) -> tuple[SimulatedEvent, _Label | None]:
+        """One impression's record (or the malformed record replacing it) and its pending label."""
         behaviour = self._after if self._after_onset(at_s) else BASELINE
+        impression, campaign = self._draw_impression(at_s, viewer, behaviour, traffic)
+        shown = Shown(
+            impression.slot, viewer.device, impression.bid, campaign.pull, viewer.affinity, impressions_last_hour
+        )
+        # Drawn for every impression, so replacing one by a malformed record moves no other's draws.
+        clicked = clicks.random() < click_probability(shown, behaviour)
+        delay_s = min(max(clicks.expovariate(1.0 / MEAN_CLICK_DELAY_S), 1.0), _WINDOW_S)
+        label_id = random_event_id(clicks)
+        scenario = self._scenario(at_s)
+        cause = campaign.campaign_id if clicked else None  # the campaign whose ad drew the click
+        key = viewer.viewer_id.encode("utf-8")
+        scenario_header = (SCENARIO_HEADER, scenario.encode("utf-8"))
+        if behaviour.malformed and malformed.random() < self._malformed_share:
+            kind = MALFORMED_CLASSES[malformed.choice(tuple(MALFORMED_CLASSES))]
+            value = kind.corrupt(impression, malformed, self.plan.future_reference)
+            truth = EventTruth(scenario, str(impression.event_id), clicked, cause, malformed_class=kind.name)
+            headers = (scenario_header, (MALFORMED_CLASS_HEADER, kind.name.encode("utf-8")))
+            return SimulatedEvent(IMPRESSIONS_RAW, key, value, headers, impression.event_time, "malformed", truth), None
+        label_at_s = at_s + (delay_s if clicked else _WINDOW_S)
+        label = ClickV1(
+            event_id=label_id,
+            event_time=self._time(label_at_s),
+            impression_event_id=impression.event_id,
+            viewer_id=viewer.viewer_id,
+            clicked=clicked,
+        )
+        truth = EventTruth(scenario, str(impression.event_id), clicked, cause, label_due=label.event_time)
+        value = encode_event(impression)
+        event = SimulatedEvent(IMPRESSIONS_RAW, key, value, (scenario_header,), impression.event_time, "scored", truth)
+        return event, _Label(label_at_s, label, cause)
+
+    def _draw_impression(
+        self, at_s: float, viewer: Viewer, behaviour: Behaviour, traffic: random.Random
+    ) -> tuple[ImpressionV1, Campaign]:
+        """What the ad server shows ``viewer`` at ``at_s``: a campaign's ad, in a placement and slot, at a bid."""
         campaign = self._campaigns.pick(traffic)
         placement = traffic.choices(tuple(PLACEMENT_WEIGHTS), weights=tuple(PLACEMENT_WEIGHTS.values()))[0]
         slot = traffic.choices(range(len(behaviour.slot_weights)), weights=behaviour.slot_weights)[0]
@@ -172,39 +210,7 @@ class Process:
             bid=bid,
             slot=slot,
         )
-        shown = Shown(slot, viewer.device, bid, campaign.pull, viewer.affinity, impressions_last_hour)
-        # Drawn for every impression, so replacing one by a malformed record moves no other's draws.
-        clicked = clicks.random() < click_probability(shown, behaviour)
-        delay_s = min(max(clicks.expovariate(1.0 / MEAN_CLICK_DELAY_S), 1.0), _WINDOW_S)
-        label_id = random_event_id(clicks)
-        label_at_s = at_s + (delay_s if clicked else _WINDOW_S)
-        scenario = self._scenario(at_s)
-        cause = campaign.campaign_id if clicked else None
-        key = viewer.viewer_id.encode("utf-8")
-        if behaviour.malformed and malformed.random() < self._malformed_share:
-            kind = MALFORMED_CLASSES[malformed.choice(tuple(MALFORMED_CLASSES))]
-            value = kind.corrupt(impression, malformed, self.plan.future_reference)
-            truth = EventTruth(scenario, str(impression.event_id), clicked, cause, malformed_class=kind.name)
-            headers = ((SCENARIO_HEADER, scenario.encode("utf-8")), (MALFORMED_CLASS_HEADER, kind.name.encode("utf-8")))
-            return SimulatedEvent(IMPRESSIONS_RAW, key, value, headers, impression.event_time, "malformed", truth), None
-        label = ClickV1(
-            event_id=label_id,
-            event_time=self._time(label_at_s),
-            impression_event_id=impression.event_id,
-            viewer_id=viewer.viewer_id,
-            clicked=clicked,
-        )
-        truth = EventTruth(scenario, str(impression.event_id), clicked, cause, label_due=label.event_time)
-        event = SimulatedEvent(
-            IMPRESSIONS_RAW,
-            key,
-            encode_event(impression),
-            ((SCENARIO_HEADER, scenario.encode("utf-8")),),
-            impression.event_time,
-            "scored",
-            truth,
-        )
-        return event, _Label(label_at_s, label, cause)
+        return impression, campaign
 
     def _label_event(self, pending: _Label) -> SimulatedEvent:
         label = pending.label
