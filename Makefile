@@ -5,6 +5,11 @@
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --locked
 
+# The workspace installs two use cases (fraud, clicks), so none is "the only one installed": the demo and
+# the tests run the reference one unless told otherwise (`make demo BERG_USE_CASE=clicks`). Exported, so
+# `berg demo`, the stack's services and the pipeline runs they start all read the same name.
+export BERG_USE_CASE ?= fraud
+
 .PHONY: bootstrap bootstrap-demo demo test lint typecheck unit integration e2e up down status doctor format clean
 
 bootstrap:  ## Everything: the demo's needs plus the tests' (Redis, PostgreSQL, kcat, helm, checkov, hadolint)

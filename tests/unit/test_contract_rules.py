@@ -23,7 +23,10 @@ from berg.contracts.rules import (
 )
 from berg.features.aggregation import AggregationView, WindowedAggregate
 from berg.usecase import UseCaseError
-from tests.other_use_case import ClicksRules, ImpressionV1, clicks, impression
+from berg_clicks.contracts import ImpressionV1
+from berg_clicks.rules import ClicksRules
+from berg_clicks.use_case import clicks
+from tests.use_cases import impression
 
 pytestmark = pytest.mark.unit
 
@@ -76,7 +79,7 @@ def test_a_use_case_whose_rule_names_no_field_of_its_stream_is_refused_by_name()
 def test_a_use_case_whose_features_read_no_field_of_its_scored_stream_are_refused_by_name() -> None:
     view = AggregationView(
         "viewer_aggregates",
-        "user_id",
+        "viewer_id",
         "as_of_unix",
         (WindowedAggregate("price_max_1h", "max", timedelta(hours=1), field="price"),),
     )

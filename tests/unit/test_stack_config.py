@@ -26,8 +26,8 @@ from berg.stack.monitoring_config import (
 from berg.stack.services import service_programs
 from berg.stack.settings import PortTable, StackSettings
 from berg.stack.supervisor import Program, render_config
+from berg_clicks.use_case import clicks
 from berg_fraud.use_case import fraud
-from tests.other_use_case import clicks
 
 pytestmark = pytest.mark.unit
 
@@ -139,7 +139,10 @@ def test_a_state_dir_too_deep_for_a_socket_is_refused(tmp_path: Path) -> None:
         StateLayout.at(tmp_path / ("x" * 120)).create()
 
 
-def test_one_setting_gives_every_service_its_use_case(tmp_path: Path, layout: StateLayout) -> None:
+def test_one_setting_gives_every_service_its_use_case(
+    tmp_path: Path, layout: StateLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BERG_USE_CASE", raising=False)  # the root conftest's default
     unset = service_programs(StackSettings(state_dir=tmp_path), layout)
     assert unset, "the stack runs services"
     assert all("BERG_USE_CASE" not in program.environment for program in unset), "unset: the only one installed"

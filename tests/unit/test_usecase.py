@@ -17,7 +17,9 @@ from berg.usecase import (
     resolve_use_case,
     resolve_use_case_or_exit,
 )
-from tests.other_use_case import ClickV1, ImpressionV1, clicks, clicks_features
+from berg_clicks.contracts import ClickV1, ImpressionV1
+from berg_clicks.features import clicks_features
+from berg_clicks.use_case import clicks
 
 pytestmark = pytest.mark.unit
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from berg.problem.card import ProblemCard, load_problem_card
+from berg.settings import UseCaseSelection, load_settings
 from berg.usecase import UseCase, resolve_use_case
 from berg_pipelines.runtime.frames import DatasetInfo, read_frame
 
@@ -62,12 +63,17 @@ class PipelineSettings:
     feast_profile: str = "feature_store.yaml"
     card_path: str = ""
     use_case: str = ""
+    """The use case's name; empty: ``BERG_USE_CASE``, else the only one installed (:meth:`resolve_use_case`)."""
     store: FeatureStoreConfig | None = None
     """The feature store to read; None (a step's process): from its environment, see :meth:`feature_store`."""
 
     def resolve_use_case(self) -> UseCase:
-        """The use case named ``use_case`` (empty: the only one installed)."""
-        return resolve_use_case(self.use_case or None)
+        """The use case named ``use_case``; empty: the step process's ``BERG_USE_CASE``, else the only one installed.
+
+        The components pass no name: a step runs in the environment of whoever launched the run (the
+        controller's, which names the stack's use case), and ``BERG_USE_CASE`` is one name for every process.
+        """
+        return resolve_use_case(self.use_case or load_settings(UseCaseSelection).use_case)
 
     def card(self) -> ProblemCard:
         """The card at ``card_path``, else the use case's own."""

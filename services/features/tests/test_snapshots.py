@@ -1,6 +1,6 @@
 """Snapshot views equal a brute-force recomputation: each aggregate over its own window's events, only labels
 known then; each stamped when it became available: when the slowest source partition reached its time plus the
-lateness. The fraud case's merchant view, and a view of another domain (the clicks test case's campaigns)."""
+lateness. The fraud case's merchant view, and a view of another domain (the clicks case's campaigns)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from berg.features.feature_set import SnapshotView
 from berg.usecase import LabelJoin
+from berg_clicks.use_case import clicks
 from berg_features.snapshots import (
     availability_changed_after,
     next_snapshot_after,
@@ -27,7 +28,6 @@ from berg_features.snapshots import (
 )
 from berg_fraud.features import MERCHANT_SNAPSHOTS
 from berg_fraud.use_case import fraud
-from tests.other_use_case import clicks
 
 pytestmark = pytest.mark.unit
 
@@ -113,7 +113,7 @@ def impressions_and_clicks() -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             "event_id": [f"i{n}" for n in range(len(rows))],
             "event_time": pd.to_datetime([T0 + timedelta(hours=hour, minutes=n) for n, (_, hour) in enumerate(rows)]),
-            "user_id": [f"u{n % 3}" for n in range(len(rows))],
+            "viewer_id": [f"v{n % 3}" for n in range(len(rows))],
             "campaign_id": [campaign for campaign, _ in rows],
             "bid": [0.5 + n / 10 for n in range(len(rows))],
             "slot": [n % 4 for n in range(len(rows))],
@@ -127,7 +127,7 @@ def impressions_and_clicks() -> tuple[pd.DataFrame, pd.DataFrame]:
             "event_id": [f"k{n}" for n in range(len(verdicts))],
             "event_time": [impressions.loc[i, "event_time"] + timedelta(minutes=m) for i, m, _ in verdicts],
             "impression_event_id": [f"i{i}" for i, _, _ in verdicts],
-            "user_id": [impressions.loc[i, "user_id"] for i, _, _ in verdicts],
+            "viewer_id": [impressions.loc[i, "viewer_id"] for i, _, _ in verdicts],
             "clicked": [clicked for _, _, clicked in verdicts],
         }
     )

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from berg_clicks.features import clicks_features
 from berg_serving.features import FeatureAssembler
-from tests.other_use_case import clicks_features, impression
+from tests.use_cases import impression
 
 pytestmark = pytest.mark.unit
 
@@ -19,8 +20,8 @@ def test_the_assembler_reads_each_views_entity_and_applies_its_ttl_from_its_stam
     assembler = FeatureAssembler(clicks_features())
     shown = [impression(1, NOW, bid=1.5, slot=2), impression(2, NOW, bid=0.4, slot=0)]
     assert assembler.entity_rows(shown) == [
-        {"user_id": "u-1", "campaign_id": "c-1"},
-        {"user_id": "u-2", "campaign_id": "c-2"},
+        {"viewer_id": "v-1", "campaign_id": "c-1"},
+        {"viewer_id": "v-2", "campaign_id": "c-2"},
     ]
     now = NOW.timestamp()
     online = {

@@ -14,10 +14,14 @@ from services.serving.tests.helpers import Tensor
 
 from berg.contracts import LoggedPrediction, PredictionV3
 from berg.contracts.shape import contract_columns, v2_datatypes
+from berg_clicks.contracts import ImpressionV1
+from berg_clicks.features import clicks_features
+from berg_clicks.rules import ClicksRules
+from berg_clicks.use_case import clicks
 from berg_serving.features import FeatureAssembler
 from berg_serving.predictions import Scores, score_events, to_prediction
 from berg_serving.scoring_request import RequestError, ScoringContract
-from tests.other_use_case import ClicksRules, ImpressionV1, clicks, clicks_features, impression
+from tests.use_cases import impression
 
 pytestmark = pytest.mark.unit
 
@@ -112,7 +116,7 @@ def test_a_scored_impression_becomes_a_v3_record_with_its_entities_and_its_clock
     predictions = [to_prediction(item) for item in scored]
     assert assembler.entity_keys == tuple(entity.key for entity in clicks_features().entities)
     assert [p.entities for p in predictions] == [
-        {"user_id": event.user_id, "campaign_id": event.campaign_id} for event in events
+        {"viewer_id": event.viewer_id, "campaign_id": event.campaign_id} for event in events
     ]
     assert [p.scored_event_id for p in predictions] == [event.event_id for event in events]
     assert [p.scored_event_time for p in predictions] == [event.event_time for event in events]

@@ -1,6 +1,6 @@
 """Validation knows no use case: another domain's streams are judged by that use case's own rules.
 
-The clicks use case (``tests/other_use_case.py``) has other contracts, stream names, topics,
+The clicks use case (``usecases/clicks``) has other contracts, stream names, topics,
 an integer column, and value and batch rules of its own; nothing in ``berg_validation`` changes.
 """
 
@@ -15,13 +15,15 @@ from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.producer import encode_event
 from berg.kafka.records import RawRecord
 from berg.settings import SettingsError, load_settings
+from berg_clicks.rules import ClicksBatchBounds, ClicksRules
+from berg_clicks.use_case import clicks
 from berg_validation.frames import build_frame
 from berg_validation.handler import ValidationHandler, ValidationMetrics
 from berg_validation.pandas_rules import PandasRules
 from berg_validation.settings import ValidationSettings
 from berg_validation.suites import Suites, build_suites, create_context
 from tests.helpers import RecordingProducer
-from tests.other_use_case import ClicksBatchBounds, ClicksRules, clicks, impression
+from tests.use_cases import impression
 
 pytestmark = pytest.mark.unit
 

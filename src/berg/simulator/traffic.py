@@ -62,7 +62,7 @@ class EventTruth:
     positive: bool
     """Whether that scored event belongs to the positive class (the card's target)."""
     cause: str | None = None
-    """Why it is positive, in the use case's words (the scheme or campaign behind it); ``None`` when negative."""
+    """Why it is positive, in the use case's own words (the generative process's reason); ``None`` when negative."""
     malformed_class: str | None = None
     """The malformed class of a ``malformed`` record."""
     label_due: datetime | None = None

@@ -17,8 +17,8 @@ from berg.features.feature_set import (
     SnapshotAggregate,
     ViewColumns,
 )
+from berg_clicks.features import bid_context, clicks_features
 from berg_fraud.features import fraud_features
-from tests.other_use_case import bid_context, clicks_features
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +27,7 @@ def test_the_feast_objects_of_another_domain_follow_its_declaration() -> None:
     features = clicks_features()
     definitions = build_definitions(features, "/offline")
     assert [(entity.name, entity.join_key) for entity in definitions.entities] == [
-        ("viewer", "user_id"),
+        ("viewer", "viewer_id"),
         ("campaign", "campaign_id"),
     ]
     for view in features.views:
