@@ -35,11 +35,13 @@ from tests.helpers import RecordingProducer
 
 __all__ = [
     "CAMPAIGN_VIEW",
+    "CLICKS",
     "IMPRESSIONS",
     "PARTITIONS",
     "START",
     "TWO_VIEWS",
     "VIEWER_VIEW",
+    "Click",
     "Driven",
     "Impression",
     "RecordingStore",

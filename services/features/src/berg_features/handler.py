@@ -123,11 +123,6 @@ class FeaturesHandler:
         self._on_stored = on_stored
         self._next_eviction = time.monotonic() + eviction_interval_s
 
-    @property
-    def views(self) -> tuple[StreamedView, ...]:
-        """The streaming views it computes, in the feature set's order."""
-        return self._views
-
     def __call__(self, records: Sequence[RawRecord]) -> None:
         self._reload_pending()
         good, rejected = split_batch(records, self.decode)
