@@ -35,7 +35,14 @@ from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.settings import FeaturesSettings
 from berg_fraud.topics import TRANSACTIONS_VALID
-from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE, fraud_label_store, fraud_sources
+from tests.fraud_schema import (
+    FEATURES,
+    USER_AGGREGATES,
+    USER_STREAMING_VIEW,
+    USER_VIEW,
+    fraud_label_store,
+    fraud_sources,
+)
 
 
 def features_path(stack: LocalStack, events: int, state: Path) -> float:
@@ -49,16 +56,16 @@ def features_path(stack: LocalStack, events: int, state: Path) -> float:
     handler = FeaturesHandler(
         store,
         label_store,
-        WindowAggregator(USER_AGGREGATES, int(settings.allowed_lateness_s * SECOND)),
+        [(USER_STREAMING_VIEW, WindowAggregator(USER_AGGREGATES, int(settings.allowed_lateness_s * SECOND)))],
         DeadLetterPublisher(None, "features"),
         metrics,
-        push_source=USER_PUSH_SOURCE,
         **fraud_sources(),
     )
     rate, elapsed = timed_service_path(stack, TRANSACTIONS_VALID, "bench-features", handler, settings, events)
     for store_name in ("offline", "online"):
-        spent = registry.get_sample_value("berg_features_push_duration_seconds_sum", {"store": store_name}) or 0.0
-        rows = registry.get_sample_value("berg_features_rows_pushed_total", {"store": store_name}) or 0.0
+        labels = {"view": USER_VIEW, "store": store_name}
+        spent = registry.get_sample_value("berg_features_push_duration_seconds_sum", labels) or 0.0
+        rows = registry.get_sample_value("berg_features_rows_pushed_total", labels) or 0.0
         print(f"  push {store_name:8s} {spent:6.2f} s of {elapsed:6.2f} s ({rows:.0f} rows)")
     return rate
 

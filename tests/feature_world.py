@@ -28,7 +28,7 @@ from berg_fraud.features import MERCHANT_SNAPSHOTS
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 from berg_fraud.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg_fraud.use_case import fraud
-from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_PUSH_SOURCE, fraud_label_store, fraud_sources
+from tests.fraud_schema import FEATURES, USER_AGGREGATES, USER_STREAMING_VIEW, fraud_label_store, fraud_sources
 
 __all__ = ["FeatureWorld", "simulated_feature_store"]
 
@@ -85,10 +85,9 @@ def simulated_feature_store(
         handler = FeaturesHandler(
             store,
             labels,
-            WindowAggregator(USER_AGGREGATES, HOUR),
+            [(USER_STREAMING_VIEW, WindowAggregator(USER_AGGREGATES, HOUR))],
             DeadLetterPublisher(None, "features"),
             metrics,
-            push_source=USER_PUSH_SOURCE,
             **fraud_sources(),
         )
         records = _records(config, end)

@@ -41,6 +41,7 @@ __all__ = [
     "USER_FEATURES",
     "USER_KEY",
     "USER_PUSH_SOURCE",
+    "USER_STREAMING_VIEW",
     "USER_TTL",
     "USER_VIEW",
     "fraud_label_store",
@@ -50,6 +51,8 @@ __all__ = [
 FEATURES = fraud_features()
 FEATURE_SERVICE = FEATURES.service
 _USER = FEATURES.streaming[0]
+USER_STREAMING_VIEW = _USER
+"""The fraud case's one streaming view, as the features handler takes it."""
 USER_VIEW, USER_KEY, USER_AS_OF, USER_TTL = _USER.name, _USER.entity.key, _USER.as_of, _USER.ttl
 USER_FEATURES = _USER.features
 USER_PUSH_SOURCE = _USER.push_source

@@ -50,6 +50,7 @@ from tests.fraud_schema import (
     USER_FEATURES,
     USER_KEY,
     USER_PUSH_SOURCE,
+    USER_STREAMING_VIEW,
     USER_VIEW,
     fraud_label_store,
     fraud_sources,
@@ -320,10 +321,9 @@ def test_the_features_service_corrects_a_users_latest_row_in_redis_after_a_late_
     handler = FeaturesHandler(
         cluster.store,
         fraud_label_store(str(tmp_path / "labels")),
-        WindowAggregator(USER_AGGREGATES, HOUR),
+        [(USER_STREAMING_VIEW, WindowAggregator(USER_AGGREGATES, HOUR))],
         DeadLetterPublisher(None, "features"),
         FeaturesMetrics.register(CollectorRegistry()),
-        push_source=USER_PUSH_SOURCE,
         **fraud_sources(),
     )
     first, second = make_transactions(2, seed=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 
@@ -12,17 +13,15 @@ from berg_features.settings import FeaturesSettings
 
 LABEL_STORE = "label_store"
 
+log = logging.getLogger(__name__)
+
 
 def main() -> None:
     """Read settings once, register the feature repo, then consume until SIGTERM."""
     settings = load_settings_or_exit(FeaturesSettings)
     use_case = resolve_use_case_or_exit(settings.use_case)
-    if len(use_case.features.streaming) != 1:
-        raise SystemExit(
-            f"BERG_USE_CASE: the features service computes one streaming view; use case {use_case.name!r} "
-            f"declares {len(use_case.features.streaming)}"
-        )
-    (streaming,) = use_case.features.streaming
+    if not use_case.features.streaming:
+        raise SystemExit(f"BERG_USE_CASE: use case {use_case.name!r} declares no streaming view to compute")
     scored_topic = settings.scored_topic or use_case.scored.valid_topic
     labels_topic = settings.labels_topic or use_case.labels.valid_topic
     feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
@@ -40,18 +39,29 @@ def main() -> None:
     from berg_features.snapshot_job import SnapshotJob, SnapshotJobs
 
     def build(context: ServiceContext) -> FeaturesHandler:
+        for view in use_case.features.streaming:
+            if view.entity.key != use_case.scored.key:
+                # Its entities' events arrive on every partition: an instance holding some of them
+                # sees only their share (docs/features.md, "Several streaming views").
+                log.warning(
+                    "streaming view %s is keyed by %s, not by the scored stream's record key %s: it is exact "
+                    "only while one instance consumes every partition",
+                    view.name,
+                    view.entity.key,
+                    use_case.scored.key,
+                )
         metrics = FeaturesMetrics.register(context.registry)
         store = open_store(feature_store)
         prepare_store(store, use_case.features, settings.offline_root)
         label_store = LabelStore(f"{settings.offline_root.rstrip('/')}/{LABEL_STORE}", use_case.scored, use_case.labels)
         schedule = RunSchedule(settings.snapshot_interval_s, settings.snapshot_run_spacing_s)
+        lateness_us = int(settings.allowed_lateness_s * SECOND)
         handler = FeaturesHandler(
             store,
             label_store,
-            WindowAggregator(streaming.aggregation, int(settings.allowed_lateness_s * SECOND)),
+            [(view, WindowAggregator(view.aggregation, lateness_us)) for view in use_case.features.streaming],
             context.dead_letters,
             metrics,
-            push_source=streaming.push_source,
             scored=Source(scored_topic, use_case.scored.contract),
             labels=Source(labels_topic, use_case.labels.contract),
             eviction_interval_s=settings.state_eviction_interval_s,

@@ -453,6 +453,17 @@ class WindowAggregator:
                 state.complete_from = min(state.complete_from, request.start_us)
         return added
 
+    def outcome_of(self, event: WindowEvent) -> AddResult:
+        """What :meth:`accept` would decide for ``event``, changing nothing: a caller computing
+        several views of one event asks each of them before any takes it."""
+        state = self._states.get(event.key)
+        if state is not None and event.event_id in state.ids:
+            return AddResult(Outcome.DUPLICATE, [])
+        behind = 0 if state is None else max(0, state.latest - event.event_us)
+        if behind > self.allowed_lateness_us:
+            return AddResult(Outcome.LATE, [], behind)
+        return AddResult(Outcome.ACCEPTED, [], behind)
+
     def accept(self, event: WindowEvent) -> AddResult:
         """Take one event and mark the rows it changes; :meth:`flush` computes them.
 
@@ -460,12 +471,10 @@ class WindowAggregator:
             HistoryMissingError: the entity's history it needs was forgotten and not read back
                 (see :meth:`history_needed`).
         """
+        verdict = self.outcome_of(event)
+        if verdict.outcome is not Outcome.ACCEPTED:
+            return verdict
         state = self._states.get(event.key)
-        if state is not None and event.event_id in state.ids:
-            return AddResult(Outcome.DUPLICATE, [])
-        behind = 0 if state is None else max(0, state.latest - event.event_us)
-        if behind > self.allowed_lateness_us:
-            return AddResult(Outcome.LATE, [], behind)
         held_from = self._complete_from(event.key)
         if held_from > event.event_us - self._longest + 1:
             raise HistoryMissingError(
@@ -480,7 +489,7 @@ class WindowAggregator:
         state.changed_from = event.event_us if state.changed_from is None else min(state.changed_from, event.event_us)
         self._changed.add(event.key)
         self._newest = event.event_us if self._newest is None else max(self._newest, event.event_us)
-        return AddResult(Outcome.ACCEPTED, [], behind)
+        return verdict
 
     def flush(self) -> list[WindowRow]:
         """Every row changed since the last flush, each once, oldest first per entity."""

@@ -1,6 +1,7 @@
 """The features service's own metrics.
 
-The snapshot jobs' metrics carry a ``view`` label: one job per snapshot view, each with its own series.
+What is per view carries a ``view`` label: each streaming view's pushes, lateness and state, and each snapshot
+view's job. ``berg_features_events_total`` counts scored events, which every streaming view takes or none does.
 """
 
 from __future__ import annotations
@@ -9,7 +10,22 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["FeaturesMetrics", "SnapshotJobMetrics"]
+__all__ = ["FeaturesMetrics", "SnapshotJobMetrics", "StreamingViewMetrics"]
+
+
+@dataclass(frozen=True)
+class StreamingViewMetrics:
+    """One streaming view's series of the stream metrics (:meth:`FeaturesMetrics.streaming_view`)."""
+
+    rows_pushed_offline: Counter
+    rows_pushed_online: Counter
+    push_seconds_offline: Histogram
+    push_seconds_online: Histogram
+    lateness_seconds: Histogram
+    entities_in_state: Gauge
+    restored_events: Counter
+    history_reads: Counter
+    entities_evicted: Counter
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,20 @@ class FeaturesMetrics:
     snapshot_next_due: Gauge
     label_store_written: Gauge
 
+    def streaming_view(self, view: str) -> StreamingViewMetrics:
+        """The series of streaming view ``view``, created at 0 so they are exported before its first event."""
+        return StreamingViewMetrics(
+            rows_pushed_offline=self.rows_pushed.labels(view, "offline"),
+            rows_pushed_online=self.rows_pushed.labels(view, "online"),
+            push_seconds_offline=self.push_seconds.labels(view, "offline"),
+            push_seconds_online=self.push_seconds.labels(view, "online"),
+            lateness_seconds=self.lateness_seconds.labels(view),
+            entities_in_state=self.users_in_state.labels(view),
+            restored_events=self.restored_events.labels(view),
+            history_reads=self.history_reads.labels(view),
+            entities_evicted=self.users_evicted.labels(view),
+        )
+
     def snapshot_job(self, view: str) -> SnapshotJobMetrics:
         """The series of the job computing snapshot view ``view``, created at 0 so they are exported before its
         first run."""
@@ -67,33 +97,46 @@ class FeaturesMetrics:
             ),
             rows_pushed=Counter(
                 "berg_features_rows_pushed",
-                "Feature rows pushed to Feast, by store (online, offline).",
-                ["store"],
+                "Feature rows pushed to Feast, by streaming view and store (online, offline).",
+                ["view", "store"],
                 registry=registry,
             ),
             push_seconds=Histogram(
-                "berg_features_push_duration_seconds", "Time to push one batch to Feast.", ["store"], registry=registry
+                "berg_features_push_duration_seconds",
+                "Time to push one batch of a streaming view's rows to Feast, by view and store.",
+                ["view", "store"],
+                registry=registry,
             ),
             lateness_seconds=Histogram(
                 "berg_features_lateness_seconds",
-                "How far (event time) transactions arrive behind their user's latest.",
+                "How far (event time) scored events arrive behind their entity's latest, by streaming view.",
+                ["view"],
                 buckets=(0, 1, 10, 60, 300, 900, 3600, 4 * 3600, 86400),
                 registry=registry,
             ),
-            users_in_state=Gauge("berg_features_users_in_state", "Users whose aggregates are held.", registry=registry),
+            # The entity metrics keep the names they had when the service computed one user view: dashboards query them.
+            users_in_state=Gauge(
+                "berg_features_users_in_state",
+                "Entities whose aggregates are held, by streaming view.",
+                ["view"],
+                registry=registry,
+            ),
             restored_events=Counter(
                 "berg_features_restored_events",
-                "Transactions read back from the label store to rebuild state.",
+                "Scored events read back from the label store to rebuild a streaming view's state, by view.",
+                ["view"],
                 registry=registry,
             ),
             history_reads=Counter(
                 "berg_features_history_reads",
-                "Reads of the label store for users whose history was evicted or not restored.",
+                "Reads of the label store for entities whose history was evicted or not restored, by streaming view.",
+                ["view"],
                 registry=registry,
             ),
             users_evicted=Counter(
                 "berg_features_users_evicted",
-                "Idle users whose aggregates were dropped from memory (their transactions are stored).",
+                "Idle entities whose aggregates were dropped from memory (their events are stored), by streaming view.",
+                ["view"],
                 registry=registry,
             ),
             snapshot_runs=Counter(
