@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -23,48 +22,10 @@ from berg_fraud.simulator.generator import SimulationConfig, simulate
 from berg_fraud.simulator.labels import LabelPolicy
 from berg_fraud.topics import LABELS_VALID, TRANSACTIONS_VALID
 from berg_fraud.use_case import fraud
-from tests.helpers import free_port_table, wait_for
+from tests.e2e.commands import berg, processes_mentioning
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-BERG = [sys.executable, "-m", "berg"]
-
-
-def berg(env: dict[str, str], *args: str, timeout_s: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BERG, *args], capture_output=True, text=True, env=env, timeout=timeout_s, check=False)
-
-
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes whose command line or environment mentions ``text`` (the state directory)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environment = (entry / "environ").read_bytes().decode(errors="replace")
-            state = (entry / "stat").read_text().split(") ", 1)[1][0]
-        except (OSError, IndexError):
-            continue
-        if (text in command or text in environment) and state != "Z":
-            found.append(command)
-    return found
-
-
-@pytest.fixture
-def user_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    ports = free_port_table()
-    env = {
-        **os.environ,
-        "BERG_STATE_DIR": str(tmp_path_factory.mktemp("cli")),
-        "BERG_SCRAPE_INTERVAL_S": "1",
-        # Generous: it only bounds a hang (six services importing at once take minutes on a loaded 2-core machine).
-        "BERG_STARTUP_TIMEOUT_S": "600",
-        "COLUMNS": "200",
-    }
-    for name, port in ports.as_dict().items():
-        env[f"BERG_PORTS__{name.upper()}"] = str(port)
-    return env
 
 
 def test_doctor_passes_here_and_says_how_to_fix_what_is_missing(user_env: dict[str, str]) -> None:
