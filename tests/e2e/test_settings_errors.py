@@ -3,7 +3,8 @@
 The `berg` command and each service's ``python -m`` entry point run as real
 processes with one bad variable each: a list or model typed one that is not
 JSON (pydantic-settings fails while decoding it, before validation) and a
-scalar one that fails validation.
+scalar one that fails validation. The workspace installs two use cases, so the user names one
+(``BERG_USE_CASE``, as ``make`` does); naming none, or one not installed, is itself such a line.
 """
 
 from __future__ import annotations
@@ -36,18 +37,43 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("command", "variable", "value"), CASES)
-def test_a_bad_setting_is_one_line_on_stderr_naming_the_variable(
-    command: list[str], variable: str, value: str, tmp_path: Path
-) -> None:
+SERVICES = [command for command, _, _ in ENTRY_POINTS if command[1].startswith("berg_")]
+
+
+def _run(command: list[str], settings: dict[str, str], tmp_path: Path) -> str:
+    """The one line ``command`` printed on stderr, run with the user's environment less every ``BERG_``
+    variable, plus ``settings``; it must have failed and printed nothing else."""
     clean = {key: item for key, item in os.environ.items() if not key.startswith("BERG_")}
-    env = {**clean, "BERG_STATE_DIR": str(tmp_path), variable: value}
+    env = {**clean, "BERG_STATE_DIR": str(tmp_path), **settings}
     result = subprocess.run(
         [sys.executable, *command], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert variable in lines[0]
-    assert "invalid settings" in lines[0]
     assert result.stdout == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize(("command", "variable", "value"), CASES)
+def test_a_bad_setting_is_one_line_on_stderr_naming_the_variable(
+    command: list[str], variable: str, value: str, tmp_path: Path
+) -> None:
+    line = _run(command, {"BERG_USE_CASE": "fraud", variable: value}, tmp_path)
+    assert variable in line
+    assert "invalid settings" in line
+
+
+@pytest.mark.parametrize("command", SERVICES, ids=[command[1] for command in SERVICES])
+@pytest.mark.parametrize(
+    ("use_case", "says"), [(None, "2 use cases are installed"), ("nope", "no use case named 'nope'")]
+)
+def test_a_service_without_an_installed_use_case_named_says_so_in_one_line(
+    command: list[str], use_case: str | None, says: str, tmp_path: Path
+) -> None:
+    # The controller reads its own settings first; its one required one is given.
+    settings = {"BERG_CONTROLLER_WEBHOOK_TOKEN": "token"}
+    line = _run(command, settings if use_case is None else {**settings, "BERG_USE_CASE": use_case}, tmp_path)
+    assert line.startswith("BERG_USE_CASE: ")
+    assert says in line
+    assert "clicks, fraud" in line
