@@ -34,6 +34,7 @@ from berg_features.aggregates import SECOND, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.settings import FeaturesSettings
+from berg_features.streamed_view import FeastTarget
 from berg_fraud.topics import TRANSACTIONS_VALID
 from tests.fraud_schema import (
     FEATURES,
@@ -54,7 +55,7 @@ def features_path(stack: LocalStack, events: int, state: Path) -> float:
     metrics = FeaturesMetrics.register(registry)
     label_store = fraud_label_store(f"{offline_root}/label_store")
     handler = FeaturesHandler(
-        store,
+        FeastTarget(store),
         label_store,
         [(USER_STREAMING_VIEW, WindowAggregator(USER_AGGREGATES, int(settings.allowed_lateness_s * SECOND)))],
         DeadLetterPublisher(None, "features"),

@@ -24,6 +24,7 @@ from berg_features.aggregates import HOUR, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
 from berg_features.snapshot_job import SnapshotJob
+from berg_features.streamed_view import FeastTarget
 from berg_fraud.features import MERCHANT_SNAPSHOTS
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 from berg_fraud.topics import LABELS_VALID, TRANSACTIONS_VALID
@@ -83,7 +84,7 @@ def simulated_feature_store(
         labels = fraud_label_store(f"{offline_root}/label_store")
         metrics = FeaturesMetrics.register(CollectorRegistry())
         handler = FeaturesHandler(
-            store,
+            FeastTarget(store),
             labels,
             [(USER_STREAMING_VIEW, WindowAggregator(USER_AGGREGATES, HOUR))],
             DeadLetterPublisher(None, "features"),

@@ -178,6 +178,15 @@ class RecordingStore:
             for row in frame.to_dict("records")
         }
 
+    def online_stamps(self, view: StreamingView, keys: Sequence[str]) -> dict[str, int]:
+        """Per key, the stamp of its last online row (Redis holds the newest; each entity's stamps increase)."""
+        wanted, held = set(keys), {}
+        for frame in self.pushes.get((view.push_source, PushMode.ONLINE), []):
+            for row in frame.to_dict("records"):
+                if str(row[view.entity.key]) in wanted:
+                    held[str(row[view.entity.key])] = _micros(row[EVENT_TIMESTAMP])
+        return held
+
     def online_stamps_increase(self, view: StreamingView) -> bool:
         """Whether each entity's online rows went out with strictly increasing event timestamps, so that Redis,
         which skips a row not newer than the one it holds, ends with the last pushed too."""

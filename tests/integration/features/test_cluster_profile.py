@@ -38,6 +38,7 @@ from berg.kafka.records import RawRecord
 from berg_features.aggregates import HOUR, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics
+from berg_features.streamed_view import FeastTarget
 from berg_fraud.contracts import TransactionV1
 from tests.fraud_schema import (
     CREATED_TIMESTAMP,
@@ -317,19 +318,27 @@ def test_feast_cli_plans_no_change_over_prepare_store_and_applies_from_scratch(
 def test_the_features_service_corrects_a_users_latest_row_in_redis_after_a_late_transaction(
     cluster: ClusterStore, tmp_path: Path
 ) -> None:
-    """The handler stamps a correction one microsecond after the last online stamp, so Redis takes it."""
-    handler = FeaturesHandler(
-        cluster.store,
-        fraud_label_store(str(tmp_path / "labels")),
-        [(USER_STREAMING_VIEW, WindowAggregator(USER_AGGREGATES, HOUR))],
-        DeadLetterPublisher(None, "features"),
-        FeaturesMetrics.register(CollectorRegistry()),
-        **fraud_sources(),
-    )
-    first, second = make_transactions(2, seed=4)
+    """The handler stamps a correction one microsecond after the last online stamp, so Redis takes it; after a
+    restart too, when the last stamp is a correction's: the new process reads it back from Redis."""
+
+    def start() -> FeaturesHandler:
+        handler = FeaturesHandler(
+            FeastTarget(cluster.store),
+            fraud_label_store(str(tmp_path / "labels")),
+            [(USER_STREAMING_VIEW, WindowAggregator(USER_AGGREGATES, HOUR))],
+            DeadLetterPublisher(None, "features"),
+            FeaturesMetrics.register(CollectorRegistry()),
+            **fraud_sources(),
+        )
+        handler.on_assigned([("transactions.valid", 0)])
+        return handler
+
+    handler = start()
+    first, second, third = make_transactions(3, seed=4)
     now = datetime.now(UTC).replace(microsecond=0)
     on_time = first.model_copy(update={"user_id": "late-user", "event_time": now - timedelta(minutes=10)})
     late = second.model_copy(update={"user_id": "late-user", "event_time": now - timedelta(minutes=30)})
+    later_still = third.model_copy(update={"user_id": "late-user", "event_time": now - timedelta(minutes=40)})
 
     def record(tx: TransactionV1, offset: int) -> RawRecord:
         return RawRecord("transactions.valid", 0, offset, tx.user_id.encode(), tx.model_dump_json().encode(), (), 0)
@@ -339,3 +348,7 @@ def test_the_features_service_corrects_a_users_latest_row_in_redis_after_a_late_
     handler([record(late, 1)])  # 20 minutes behind, within the hour of lateness: both rows recomputed
     assert online(cluster.store, ["late-user"])[0]["tx_count_1h"] == 2
     assert online(cluster.store, ["late-user"])[0]["amount_sum_24h"] == pytest.approx(on_time.amount + late.amount)
+
+    restarted = start()  # restores the user from the label store; its online stamp is the correction's
+    restarted([record(later_still, 2)])
+    assert online(cluster.store, ["late-user"])[0]["tx_count_1h"] == 3

@@ -32,6 +32,7 @@ from berg.kafka.dead_letter import DeadLetterPublisher
 from berg_features.aggregates import WindowAggregator
 from berg_features.handler import FeaturesHandler, Source
 from berg_features.metrics import FeaturesMetrics
+from berg_features.streamed_view import FeastTarget
 from tests.feature_oracle import assert_rows_equal, declared_oracle
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ def test_both_views_land_in_feasts_online_store_each_under_its_own_key(tmp_path:
     try:
         prepare_store(store, TWO_VIEWS, str(tmp_path / "offline"))
         handler = FeaturesHandler(
-            store,
+            FeastTarget(store),
             LabelStore(str(tmp_path / "label_store"), IMPRESSIONS, CLICKS),
             [
                 (view, WindowAggregator(view.aggregation, LATENESS // timedelta(microseconds=1)))

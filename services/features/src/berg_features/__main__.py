@@ -37,6 +37,7 @@ def main() -> None:
     from berg_features.metrics import FeaturesMetrics
     from berg_features.run_schedule import RunSchedule
     from berg_features.snapshot_job import SnapshotJob, SnapshotJobs
+    from berg_features.streamed_view import FeastTarget
 
     def build(context: ServiceContext) -> FeaturesHandler:
         for view in use_case.features.streaming:
@@ -57,7 +58,7 @@ def main() -> None:
         schedule = RunSchedule(settings.snapshot_interval_s, settings.snapshot_run_spacing_s)
         lateness_us = int(settings.allowed_lateness_s * SECOND)
         handler = FeaturesHandler(
-            store,
+            FeastTarget(store),
             label_store,
             [(view, WindowAggregator(view.aggregation, lateness_us)) for view in use_case.features.streaming],
             context.dead_letters,

@@ -171,7 +171,7 @@ class FeaturesHandler:
         )
         view.metrics.history_reads.inc()
         view.metrics.restored_events.inc(view.aggregator.load_history(request, view.events_of_log(frame)))
-        view.note_restored(frame)
+        view.note_restored(frame, self._store)
 
     def _accept(
         self, scored: Sequence[Decoded[BaseModel]], events: Sequence[Sequence[WindowEvent]]
@@ -257,7 +257,7 @@ class FeaturesHandler:
         for view in views:
             restored = view.aggregator.restore(view.events_of_log(frame), complete_from_us=to_us(start))
             view.metrics.restored_events.inc(restored)
-            view.note_restored(frame)
+            view.note_restored(frame, self._store)
         log.info("state restored from the label store", extra={"events": len(frame), "views": [v.name for v in views]})
 
     def _evict_idle(self) -> None:

@@ -5,7 +5,8 @@ its own entity key and fields of the scored events, keeps its own aggregator (wi
 against its own entities' watermarks, replays) and pushes its rows to its own push source. What
 the handler remembers per entity to push correctly (the newest row online and the stamp it went
 out with, the partitions its events came from) is per view too: an entity of one view is no
-entity of another.
+entity of another. What it forgot (an entity evicted while idle, a restart) it asks the online store
+back for: the stamp of the row it holds, which the next push must exceed.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
+from feast import FeatureStore
 from feast.data_source import PushMode
+from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from berg.features.aggregation import AggregationView
 from berg.features.feature_set import CREATED_TIMESTAMP, EVENT_TIMESTAMP, StreamingView
 from berg_features.aggregates import WindowAggregator, WindowEvent, WindowRow, event_of
 from berg_features.metrics import StreamingViewMetrics
 
-__all__ = ["PushTarget", "StreamedView", "event_from_scored", "from_us", "rows_frame", "to_us"]
+__all__ = ["FeastTarget", "PushTarget", "StreamedView", "event_from_scored", "from_us", "rows_frame", "to_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -61,9 +64,43 @@ def rows_frame(
 
 
 class PushTarget(Protocol):
-    """Where rows are pushed: Feast's ``FeatureStore`` (its ``push``), or a test's recorder."""
+    """Where rows are pushed and what the online store holds: Feast's store (:class:`FeastTarget`), or a
+    test's recorder."""
 
     def push(self, push_source_name: str, df: pd.DataFrame, *, to: PushMode) -> None: ...
+
+    def online_stamps(self, view: StreamingView, keys: Sequence[str]) -> dict[str, int]:
+        """Per key of ``keys`` whose row of ``view`` the online store holds, that row's event timestamp (µs)."""
+        ...
+
+
+class FeastTarget:
+    """A Feast ``FeatureStore`` as the handler's :class:`PushTarget`."""
+
+    READ_CHUNK = 1_000
+    """Entities per online read: a restart asks for every entity it restored."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+
+    def push(self, push_source_name: str, df: pd.DataFrame, *, to: PushMode) -> None:
+        self.store.push(push_source_name, df, to=to)
+
+    def online_stamps(self, view: StreamingView, keys: Sequence[str]) -> dict[str, int]:
+        feature = view.aggregation.feature_names[0]
+        stamps: dict[str, int] = {}
+        for start in range(0, len(keys), self.READ_CHUNK):
+            chunk = keys[start : start + self.READ_CHUNK]
+            response = self.store.get_online_features(
+                features=[f"{view.name}:{feature}"], entity_rows=[{view.entity.key: key} for key in chunk]
+            )
+            # The proto, not to_dict: to_dict's timestamps are whole seconds; a correction's stamp
+            # differs from the row's by microseconds.
+            result = response.proto.results[list(response.proto.metadata.feature_names.val).index(feature)]
+            for key, status, stamp in zip(chunk, result.statuses, result.event_timestamps, strict=True):
+                if status == FieldStatus.PRESENT:
+                    stamps[key] = stamp.ToMicroseconds()
+        return stamps
 
 
 class StreamedView:
@@ -111,15 +148,22 @@ class StreamedView:
     def note_accepted(self, entity: str, partition: int) -> None:
         self._partitions.setdefault(entity, set()).add(partition)
 
-    def note_restored(self, frame: pd.DataFrame) -> None:
-        """What is kept per entity, for the entities whose events ``frame`` (from the label store) holds."""
+    def note_restored(self, frame: pd.DataFrame, store: PushTarget) -> None:
+        """What is kept per entity, for the entities whose events ``frame`` (from the label store) holds.
+
+        The stamp of an entity's online row is the store's: corrections of the newest row went out
+        with stamps after its event time, which the label store does not know."""
         for entity, partition in zip(frame[self.key], frame["source_partition"], strict=True):
             self._partitions.setdefault(str(entity), set()).add(int(partition))
+        entities = sorted({str(entity) for entity in frame[self.key]} - self._online_stamp.keys())
+        held = store.online_stamps(self.view, entities) if entities else {}
         for entity in {str(entity) for entity in frame[self.key]}:
             watermark = self.aggregator.watermark(entity)
             if watermark is not None:
                 self._online_at[entity] = max(self._online_at.get(entity, watermark), watermark)
-                self._online_stamp[entity] = max(self._online_stamp.get(entity, watermark), watermark)
+                self._online_stamp[entity] = max(
+                    self._online_stamp.get(entity, watermark), held.get(entity, watermark), watermark
+                )
         self.metrics.entities_in_state.set(self.aggregator.entities)
 
     def push(self, store: PushTarget, rows: Iterable[WindowRow], created: datetime) -> None:
