@@ -17,8 +17,8 @@ from berg.kafka.consumer import BatchHandler, ConsumerLoop, open_consumer
 from berg.kafka.producer import open_producer
 from berg.kafka.records import RawRecord
 from berg.service import ConsumerServiceSettings
-from berg.stack.local import LocalStack
-from berg.stack.settings import PortTable
+from berg_app.stack.local import LocalStack
+from berg_app.stack.settings import PortTable
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 
 __all__ = ["bare_poll_loop", "free_ports", "produce_transactions", "timed_service_path"]

@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry
 from berg.features.store import open_store, prepare_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.stack.local import LocalStack
-from berg.stack.settings import StackSettings
+from berg_app.stack.local import LocalStack
+from berg_app.stack.settings import StackSettings
 from berg_features.aggregates import SECOND, WindowAggregator
 from berg_features.handler import FeaturesHandler
 from berg_features.metrics import FeaturesMetrics

@@ -25,9 +25,9 @@ from prometheus_client import CollectorRegistry
 
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.producer import open_producer
-from berg.stack.local import LocalStack
-from berg.stack.settings import StackSettings
 from berg.usecase import resolve_use_case
+from berg_app.stack.local import LocalStack
+from berg_app.stack.settings import StackSettings
 from berg_fraud.topics import TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg_ingestion.handler import IngestionHandler, IngestionMetrics
 from berg_ingestion.landing import LandingZone

@@ -21,9 +21,9 @@ trap 'rm -rf "$log_dir"' EXIT
 import tempfile
 from pathlib import Path
 
-from berg.stack.kafka import fetch_kafka_jars
-from berg.stack.layout import StateLayout
-from berg.stack.settings import StackSettings
+from berg_app.stack.kafka import fetch_kafka_jars
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.settings import StackSettings
 
 with tempfile.TemporaryDirectory() as state:
     fetch_kafka_jars(StackSettings(state_dir=Path(state)), StateLayout.at(Path(state)))

@@ -1,6 +1,6 @@
 """Shared fixtures. Real servers (Kafka, Prometheus, Alertmanager) start once per test session.
 
-The session stack is the same :class:`~berg.stack.local.LocalStack` that
+The session stack is the same :class:`~berg_app.stack.local.LocalStack` that
 ``berg up`` runs, in a temporary state directory on free ports, so tests never
 collide with a stack a developer already has running.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from berg.settings import KafkaSettings
-from berg.stack.local import LocalStack
+from berg_app.stack.local import LocalStack
 from tests.helpers import running_stack
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from berg.stack.local import LocalStack
-from berg.stack.settings import PortTable, StackSettings
+from berg_app.stack.local import LocalStack
+from berg_app.stack.settings import PortTable, StackSettings
 from berg_fraud.contracts import TransactionV1
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 

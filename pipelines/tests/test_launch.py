@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from berg.cli import berg_command
+from berg_app.cli import berg_command
 from berg_pipelines import launch
 from berg_pipelines.launch import COMPILED_PIPELINE, submit
 from tests.use_cases import CHURN, FRAUD, installed

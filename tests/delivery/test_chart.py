@@ -19,7 +19,7 @@ from tests.delivery.tools import CHART, CI_VALUES, KUBE_VERSION, REPO, run_tool
 pytestmark = pytest.mark.integration
 
 SCENARIOS = ("canary", "default", "minimal", "production")
-RULES_FILE = REPO / "src" / "berg" / "stack" / "resources" / "prometheus" / "berg.rules.yml"
+RULES_FILE = REPO / "app" / "src" / "berg_app" / "stack" / "resources" / "prometheus" / "berg.rules.yml"
 COPIES = {
     "files/berg.rules.yml": RULES_FILE,
     "files/training.yaml": REPO / "pipelines" / "compiled" / "training.yaml",

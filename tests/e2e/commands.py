@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["BERG", "berg", "processes_mentioning"]
 
-BERG = [sys.executable, "-m", "berg"]
+BERG = [sys.executable, "-m", "berg_app"]
 
 
 def berg(env: dict[str, str], *args: str, timeout_s: float = 900) -> subprocess.CompletedProcess[str]:

@@ -15,9 +15,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from berg.kafka.topics import PLATFORM_TOPICS
 from berg.settings import KafkaSettings
-from berg.simulator.bounds import bounded
-from berg.simulator.producer import produce_events
 from berg.simulator.traffic import SimulatedEvent
+from berg_app.simulator.bounds import bounded
+from berg_app.simulator.producer import produce_events
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 from berg_fraud.simulator.labels import LabelPolicy
 from berg_fraud.topics import LABELS_VALID, TRANSACTIONS_VALID

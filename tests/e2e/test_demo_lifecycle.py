@@ -26,17 +26,17 @@ import pytest
 import yaml
 
 from berg.contracts.alerts import RETRAINING_ALERTS
-from berg.dashboards._generate import panel_queries
-from berg.lifecycle.probes import ControllerClient, served_version
 from berg.registry import ModelRegistry
-from berg.stack.layout import StateLayout
-from berg.stack.monitoring_config import alertmanager_config
-from berg.stack.settings import StackSettings
+from berg_app.dashboards._generate import panel_queries
+from berg_app.lifecycle.probes import ControllerClient, served_version
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.monitoring_config import alertmanager_config
+from berg_app.stack.settings import StackSettings
 from tests.helpers import free_port_table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(4000)]
 
-BERG = [sys.executable, "-m", "berg"]
+BERG = [sys.executable, "-m", "berg_app"]
 
 
 def _retraining_alert_window_s() -> float:
@@ -45,7 +45,7 @@ def _retraining_alert_window_s() -> float:
 
     Drift alerts only: the quality alert needs labels a horizon (30 days of event time) after the traffic, which
     the watch cannot hold, and the data-volume alert counts labelled rows, which the watch does not send."""
-    rules = yaml.safe_load(files("berg.stack").joinpath("resources/prometheus/berg.rules.yml").read_text())
+    rules = yaml.safe_load(files("berg_app.stack").joinpath("resources/prometheus/berg.rules.yml").read_text())
     longest_for = max(
         _seconds(rule.get("for", "0s"))
         for group in rules["groups"]

@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # (entry point, variable of a list or model typed setting, variable of a scalar setting)
 ENTRY_POINTS = [
-    (["-m", "berg", "status"], "BERG_SERVICES", "BERG_TOPIC_PARTITIONS"),
-    (["-m", "berg", "up"], "BERG_PORTS", "BERG_STARTUP_TIMEOUT_S"),
+    (["-m", "berg_app", "status"], "BERG_SERVICES", "BERG_TOPIC_PARTITIONS"),
+    (["-m", "berg_app", "up"], "BERG_PORTS", "BERG_STARTUP_TIMEOUT_S"),
     (["-m", "berg_ingestion"], "BERG_INGESTION_KAFKA", "BERG_INGESTION_MAX_RECORD_BYTES"),
     (["-m", "berg_validation"], "BERG_VALIDATION_RULES", "BERG_VALIDATION_BATCH_MAX_RECORDS"),
     (["-m", "berg_features"], "BERG_FEATURES_KAFKA", "BERG_FEATURES_ALLOWED_LATENESS_S"),

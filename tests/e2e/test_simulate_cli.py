@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from berg.stack.local import LocalStack
+from berg_app.stack.local import LocalStack
 from tests.helpers import free_port_table
 
 pytestmark = pytest.mark.e2e
 
-BERG = [sys.executable, "-m", "berg"]
+BERG = [sys.executable, "-m", "berg_app"]
 
 
 def env_for(ports: dict[str, int]) -> dict[str, str]:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import yaml
 
-from berg.stack.local import LocalStack
-from berg.stack.monitoring_config import ALERT_RULES_FILE, CONTROLLER_RECEIVER, alert_rules, controller_webhook_url
+from berg_app.stack.local import LocalStack
+from berg_app.stack.monitoring_config import ALERT_RULES_FILE, CONTROLLER_RECEIVER, alert_rules, controller_webhook_url
 
 pytestmark = pytest.mark.integration
 

@@ -29,10 +29,10 @@ from kafka.admin import KafkaAdminClient
 from berg.kafka.lineage import dead_letter_origin
 from berg.kafka.producer import open_producer
 from berg.kafka.topics import DEAD_LETTER
-from berg.simulator.bounds import bounded
-from berg.simulator.producer import send_events
 from berg.simulator.traffic import MALFORMED_CLASS_HEADER, SimulatedEvent
-from berg.stack.local import LocalStack
+from berg_app.simulator.bounds import bounded
+from berg_app.simulator.producer import send_events
+from berg_app.stack.local import LocalStack
 from berg_fraud.contracts import TransactionV1
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 from berg_fraud.simulator.malformed import MALFORMED_CLASS_NAMES, MalformedOptions

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from berg.contracts.alerts import RETRAINING_ALERTS
-from berg.lifecycle.probes import AlertmanagerClient
-from berg.stack.local import LocalStack
+from berg_app.lifecycle.probes import AlertmanagerClient
+from berg_app.stack.local import LocalStack
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.producer import encode_event
 from berg.kafka.topics import DEAD_LETTER
 from berg.settings import KafkaSettings
-from berg.stack.local import LocalStack
+from berg_app.stack.local import LocalStack
 from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.topics import LABELS_INGESTED, LABELS_RAW, TRANSACTIONS_INGESTED, TRANSACTIONS_RAW
 from berg_ingestion.landing import LandingZone

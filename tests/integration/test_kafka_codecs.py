@@ -23,8 +23,8 @@ from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.producer import encode_event
 from berg.kafka.topics import DEAD_LETTER
 from berg.settings import KafkaSettings
-from berg.stack.layout import StateLayout
-from berg.stack.local import LocalStack
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.local import LocalStack
 from berg_fraud.contracts import TransactionV1
 from berg_fraud.topics import LABELS_INGESTED, LABELS_RAW, TRANSACTIONS_INGESTED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
 from tests.helpers import make_transactions, wait_for_progress

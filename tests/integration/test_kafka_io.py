@@ -33,8 +33,8 @@ from berg.kafka.producer import encode_event
 from berg.kafka.records import RawRecord
 from berg.kafka.undecodable import UndecodableBatches
 from berg.settings import KafkaSettings
-from berg.stack.layout import StateLayout
-from berg.stack.local import LocalStack
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.local import LocalStack
 from tests.helpers import make_transactions, wait_for, wait_for_progress
 
 pytestmark = pytest.mark.integration

@@ -32,8 +32,8 @@ from kafka import KafkaProducer
 from berg.contracts import PredictionV2
 from berg.registry import ModelRegistry
 from berg.registry.metadata import Lineage, VersionMetadata
-from berg.stack.local import LocalStack
-from berg.stack.monitoring_config import register_scrape_target, unregister_scrape_target
+from berg_app.stack.local import LocalStack
+from berg_app.stack.monitoring_config import register_scrape_target, unregister_scrape_target
 from berg_fraud.contracts import LabelV1
 from berg_pipelines.runtime.profile import distribution_profile
 from tests.helpers import wait_for, wait_for_progress

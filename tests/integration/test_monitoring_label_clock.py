@@ -39,9 +39,10 @@ from berg.contracts import PredictionV3
 from berg.kafka.producer import open_producer
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
 from berg.settings import KafkaSettings
-from berg.simulator import SimulatedEvent, bounded
-from berg.stack.local import LocalStack
-from berg.stack.monitoring_config import register_scrape_target, unregister_scrape_target
+from berg.simulator import SimulatedEvent
+from berg_app.simulator import bounded
+from berg_app.stack.local import LocalStack
+from berg_app.stack.monitoring_config import register_scrape_target, unregister_scrape_target
 from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.simulator import SimulationConfig, make_scenario, simulate
 from berg_fraud.use_case import problem_card

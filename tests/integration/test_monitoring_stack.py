@@ -14,10 +14,10 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from berg.stack.local import LocalStack
-from berg.stack.monitoring_config import BERG_SCRAPE_JOB, register_scrape_target, unregister_scrape_target
 from berg.web.app import WebSettings, create_app
 from berg.web.server import BackgroundServer
+from berg_app.stack.local import LocalStack
+from berg_app.stack.monitoring_config import BERG_SCRAPE_JOB, register_scrape_target, unregister_scrape_target
 
 pytestmark = pytest.mark.integration
 

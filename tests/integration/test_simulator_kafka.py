@@ -11,9 +11,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from berg.settings import KafkaSettings
-from berg.simulator.bounds import bounded
-from berg.simulator.producer import ProductionCounts, produce_events
 from berg.simulator.traffic import MALFORMED_CLASS_HEADER, SCENARIO_HEADER
+from berg_app.simulator.bounds import bounded
+from berg_app.simulator.producer import ProductionCounts, produce_events
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 from berg_fraud.simulator.labels import LabelPolicy
 from berg_fraud.simulator.scenarios import make_scenario

@@ -36,12 +36,12 @@ from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.kafka.producer import open_producer
 from berg.kafka.topics import PREDICTIONS
-from berg.lifecycle.dataplane import DataPlaneProbe, data_plane_stages, wait_for_snapshot_job
-from berg.lifecycle.replay import event_time_slices, replay_scored
 from berg.registry import Lineage, ModelRegistry, VersionMetadata
-from berg.simulator.producer import send_events
 from berg.simulator.traffic import SimulatedEvent
-from berg.stack.local import LocalStack
+from berg_app.lifecycle.dataplane import DataPlaneProbe, data_plane_stages, wait_for_snapshot_job
+from berg_app.lifecycle.replay import event_time_slices, replay_scored
+from berg_app.simulator.producer import send_events
+from berg_app.stack.local import LocalStack
 from berg_fraud.contracts import TransactionV1
 from berg_fraud.simulator.generator import SimulationConfig, Simulator
 from berg_fraud.use_case import fraud

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from berg.stack.monitoring_config import alert_rules
+from berg_app.stack.monitoring_config import alert_rules
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from berg.stack.layout import StateLayout
-from berg.stack.monitoring_config import (
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.monitoring_config import (
     CONTROLLER_RECEIVER,
     DEFAULT_RECEIVER,
     RETRAINING_ALERTS,
@@ -20,7 +20,7 @@ from berg.stack.monitoring_config import (
     ensure_controller_token,
     write_yaml,
 )
-from berg.stack.settings import PortTable, StackSettings
+from berg_app.stack.settings import PortTable, StackSettings
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from importlib.metadata import EntryPoint
 import pytest
 from typer.testing import CliRunner
 
-from berg import command_plugins
-from berg.cli import berg_command
+from berg_app import command_plugins
+from berg_app.cli import berg_command
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +44,7 @@ def test_a_plug_in_that_fails_to_import_breaks_only_its_own_group(monkeypatch: p
 
 def test_an_installed_group_runs_under_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
     # Any Typer app will do as a plug-in: here the runs group, under another name.
-    _installed(monkeypatch, EntryPoint("extra", "berg.runs_cli:runs_app", command_plugins.COMMAND_GROUP))
+    _installed(monkeypatch, EntryPoint("extra", "berg_app.runs_cli:runs_app", command_plugins.COMMAND_GROUP))
     command = berg_command()
     result = CliRunner().invoke(command, ["extra", "--help"])
     assert result.exit_code == 0, result.output

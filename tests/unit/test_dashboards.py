@@ -16,8 +16,8 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from berg import cli
-from berg.dashboards import (
+from berg_app import cli
+from berg_app.dashboards import (
     DASHBOARDS,
     DEFAULT_FOLDER,
     PanelQuery,
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-RULES = ROOT / "src" / "berg" / "stack" / "resources" / "prometheus" / "berg.rules.yml"
+RULES = ROOT / "app" / "src" / "berg_app" / "stack" / "resources" / "prometheus" / "berg.rules.yml"
 
 _SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_info")
 _NOT_METRICS = {
@@ -99,7 +99,7 @@ def base_name(metric: str) -> str:
 def catalogued_names() -> frozenset[str]:
     """Metric names in docs/metrics.md, and those the services' and library's code registers."""
     names = set(re.findall(r"`(berg_\w+)`", (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")))
-    dashboards_source = ROOT / "src" / "berg" / "dashboards"
+    dashboards_source = ROOT / "app" / "src" / "berg_app" / "dashboards"
     sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "services").glob("*/src/**/*.py")]
     for source in sources:
         if dashboards_source not in source.parents:

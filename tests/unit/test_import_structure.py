@@ -1,4 +1,4 @@
-"""The core library's imports run one way: no cycles, and nothing upwards into the services or the pipeline.
+"""Imports run one way: the core library imports no cycle and nothing built on it; nothing imports the application.
 
 Read from the source with :mod:`ast` (nothing is imported), counting imports inside
 functions too: a lazy import is still an import, and hiding a cycle in a function is
@@ -8,6 +8,8 @@ how the cycles this test guards against came about.
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +20,19 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "src" / "berg"
 APPLICATION_PACKAGES = sorted(
-    path.name for path in [*ROOT.glob("services/*/src/*"), *ROOT.glob("pipelines/src/*")] if path.is_dir()
+    path.name
+    for path in [
+        *ROOT.glob("app/src/*"),
+        *ROOT.glob("services/*/src/*"),
+        *ROOT.glob("pipelines/src/*"),
+        *ROOT.glob("usecases/*/src/*"),
+    ]
+    if path.is_dir() and not path.name.endswith(".egg-info")
 )
-"""The services' and the pipeline's top-level packages (berg_features, berg_pipelines, ...)."""
+"""The packages built on the core library: the application (berg_app), the services, the pipeline and the
+use cases (berg_features, berg_pipelines, berg_fraud, ...)."""
+APPLICATION = "berg_app"
+"""The `berg` command's package: the top; nothing but tests and benchmarks imports it."""
 
 
 def _module_name(path: Path) -> str:
@@ -74,7 +86,35 @@ GRAPH = {module: {name for name in _imported(module, path) if name in MODULES} f
 
 
 def test_the_application_packages_were_found() -> None:
-    assert {"berg_pipelines", "berg_features", "berg_serving"} <= set(APPLICATION_PACKAGES)
+    assert {APPLICATION, "berg_pipelines", "berg_features", "berg_serving", "berg_fraud"} <= set(APPLICATION_PACKAGES)
+
+
+def _package_modules() -> Iterator[tuple[str, Path]]:
+    """Every module of the core library, the services, the pipeline and the use cases, named from its root."""
+    for root in [CORE, *ROOT.glob("services/*/src/*"), *ROOT.glob("pipelines/src/*"), *ROOT.glob("usecases/*/src/*")]:
+        for path in root.rglob("*.py"):
+            parts = list(path.relative_to(root.parent).with_suffix("").parts)
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def test_nothing_but_tests_imports_the_application() -> None:
+    modules = dict(_package_modules())
+    assert {"berg.usecase", "berg_serving.champion", "berg_fraud.use_case"} <= set(modules)
+    importers = sorted(
+        f"{module} imports {name}"
+        for module, path in modules.items()
+        for name in _imported(module, path)
+        if name.split(".")[0] == APPLICATION
+    )
+    assert not importers, "the application is imported:\n" + "\n".join(importers)
+
+
+def test_the_core_library_has_no_entry_point_and_none_of_the_applications_dependencies() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert "scripts" not in project
+    assert "entry-points" not in project
+    dependencies = {re.split(r"[\[<>=~! ]", requirement, maxsplit=1)[0] for requirement in project["dependencies"]}
+    assert not dependencies & {"typer", "rich", "supervisor"}, dependencies
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -84,7 +124,10 @@ def test_the_core_library_imports_no_service_and_not_the_pipeline(module: str) -
         for name in _imported(module, MODULES[module])
         if name.split(".")[0] in APPLICATION_PACKAGES or name.split(".")[0] == "services"
     )
-    assert not upward, f"{module} imports {upward}: the core library must not depend on a service or the pipeline"
+    assert not upward, (
+        f"{module} imports {upward}: the core library must not depend on the application, a service, the "
+        "pipeline or a use case"
+    )
 
 
 @pytest.mark.parametrize(

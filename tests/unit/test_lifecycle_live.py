@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from berg.lifecycle.live import MIXED, LiveTally, LiveTraffic, version_runs
+from berg_app.lifecycle.live import MIXED, LiveTally, LiveTraffic, version_runs
 
 
 def test_version_runs_keep_order_and_count_repeats() -> None:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berg.lifecycle.dataplane import SnapshotJobState, records_behind, snapshot_job_state_from
-from berg.lifecycle.replay import event_time_slices, replay_scored, slice_boundary
 from berg.simulator.traffic import EventTruth, SimulatedEvent
+from berg_app.lifecycle.dataplane import SnapshotJobState, records_behind, snapshot_job_state_from
+from berg_app.lifecycle.replay import event_time_slices, replay_scored, slice_boundary
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 
 START = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)

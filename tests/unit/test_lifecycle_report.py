@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from berg.lifecycle.live import LiveTally
-from berg.lifecycle.report import group_triggers, summary_rows, write_report
-from berg.lifecycle.story import Moment, StoryOutcome
-from berg.lifecycle.timeline import plan_timeline
 from berg.registry import ModelRegistry
+from berg_app.lifecycle.live import LiveTally
+from berg_app.lifecycle.report import group_triggers, summary_rows, write_report
+from berg_app.lifecycle.story import Moment, StoryOutcome
+from berg_app.lifecycle.timeline import plan_timeline
 from tests.unit.registry.conftest import make_metadata
 
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from berg.lifecycle.timeline import Timeline, plan_timeline
+from berg_app.lifecycle.timeline import Timeline, plan_timeline
 
 WINDOW, HORIZON, AFTER = 14.0, 30.0, 2.0
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from berg.lifecycle.probes import ControllerClient
-from berg.runs_cli import runs_app
+from berg_app.lifecycle.probes import ControllerClient
+from berg_app.runs_cli import runs_app
 from tests.use_cases import CHURN, FRAUD, installed
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from berg.scaffold import ScaffoldError, scaffold_use_case
+from berg_app.scaffold import ScaffoldError, scaffold_use_case
 
 pytestmark = pytest.mark.unit
 

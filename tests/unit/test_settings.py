@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from berg.settings import ServiceSettings, SettingsError, load_settings, service_config
-from berg.stack.settings import StackSettings
+from berg_app.stack.settings import StackSettings
 
 pytestmark = pytest.mark.unit
 

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from berg.kafka.topics import DEAD_LETTER, PLATFORM_TOPICS, topic_specs
-from berg.stack.doctor import java_major_version
-from berg.stack.kafka import write_broker_config
-from berg.stack.layout import StateLayout
-from berg.stack.local import LocalStack, StackError
-from berg.stack.monitoring_config import (
+from berg_app.stack.doctor import java_major_version
+from berg_app.stack.kafka import write_broker_config
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.local import LocalStack, StackError
+from berg_app.stack.monitoring_config import (
     BERG_SCRAPE_JOB,
     alertmanager_config,
     prometheus_config,
@@ -23,9 +23,9 @@ from berg.stack.monitoring_config import (
     unregister_scrape_target,
     write_yaml,
 )
-from berg.stack.services import service_programs
-from berg.stack.settings import PortTable, StackSettings
-from berg.stack.supervisor import Program, render_config
+from berg_app.stack.services import service_programs
+from berg_app.stack.settings import PortTable, StackSettings
+from berg_app.stack.supervisor import Program, render_config
 from berg_clicks.use_case import clicks
 from berg_fraud.use_case import fraud
 

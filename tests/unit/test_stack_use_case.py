@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from berg.stack.local import LocalStack, StackError
-from berg.stack.settings import StackSettings
+from berg_app.stack.local import LocalStack, StackError
+from berg_app.stack.settings import StackSettings
 from tests.use_cases import CHURN, FRAUD, installed
 
 pytestmark = pytest.mark.unit

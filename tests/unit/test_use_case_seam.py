@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-PLATFORM_SOURCES = ("src/berg", "services/*/src", "pipelines/src")
+PLATFORM_SOURCES = ("src/berg", "app/src", "services/*/src", "pipelines/src")
 USE_CASE_WORDS = re.compile(r"fraud|merchant|chargeback|impression|campaign", re.IGNORECASE)
 STILL_NAMING = Path(__file__).with_name("modules_naming_a_use_case.txt")
 

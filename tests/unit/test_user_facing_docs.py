@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from berg.cli import app
-from berg.stack.layout import StateLayout
-from berg.stack.services import service_specs
-from berg.stack.settings import StackSettings
+from berg_app.cli import app
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.services import service_specs
+from berg_app.stack.settings import StackSettings
 
 pytestmark = pytest.mark.unit
 

@@ -21,15 +21,15 @@ import pytest
 from services.controller.tests.helpers import TOKEN, controller_process, fake_pipeline_command
 from typer.testing import CliRunner
 
-from berg import cli
 from berg.contracts.run_failure import MAX_ERROR_BYTES, MAX_ERROR_LINES
+from berg_app import cli
 from tests.helpers import wait_for
 from tests.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PIPELINE_RUN = ["{python}", "-m", "berg", "pipeline", "run", "--model-name", "{model}"]
+PIPELINE_RUN = ["{python}", "-m", "berg_app", "pipeline", "run", "--model-name", "{model}"]
 
 
 @pytest.fixture

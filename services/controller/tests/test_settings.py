@@ -21,7 +21,7 @@ def test_defaults() -> None:
     assert settings.models is None, "the use case's model, resolved at start-up"
     assert settings.cooldown_s == 1800
     assert settings.launcher == "local"
-    assert settings.local.command[:5] == ["{python}", "-m", "berg", "pipeline", "run"]
+    assert settings.local.command[:5] == ["{python}", "-m", "berg_app", "pipeline", "run"]
     assert settings.effective_database_url.startswith("sqlite:///")
     assert settings.effective_database_url.endswith(".berg/controller/controller.db")
     assert settings.webhook_secret() == TOKEN.get_secret_value().encode()

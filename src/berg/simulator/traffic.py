@@ -8,9 +8,9 @@ events, their delayed labels and malformed records, each with the truth behind
 it (:class:`EventTruth`), so tests can plant drift and know the right answer.
 
 The platform's part of simulation is generic and lives beside this module:
-bounding a stream (:mod:`berg.simulator.bounds`), pacing it
-(:mod:`berg.simulator.pacing`), producing it (:mod:`berg.simulator.producer`) and
-scoring it against serving (:mod:`berg.simulator.scoring`).
+bounding a stream (:mod:`berg_app.simulator.bounds`), pacing it
+(:mod:`berg_app.simulator.pacing`), producing it (:mod:`berg_app.simulator.producer`) and
+scoring it against serving (:mod:`berg_app.simulator.scoring`).
 
 Example:
     >>> plan = TrafficPlan(start=start, scenario=simulator.drift_scenario, onset=onset, seed=7)

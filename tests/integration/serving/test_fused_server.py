@@ -38,7 +38,7 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from berg.contracts import PredictionV3
-from berg.stack.local import LocalStack
+from berg_app.stack.local import LocalStack
 from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
 from tests.integration.serving.scoring import expected_scores, infer_request, v2_tensors
 

@@ -8,9 +8,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from berg import cli
 from berg.registry import ModelRegistry
-from berg.stack.settings import StackSettings
+from berg_app import cli
+from berg_app.stack.settings import StackSettings
 from tests.unit.registry.conftest import make_metadata
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berg.simulator.bounds import bounded
 from berg.simulator.traffic import SimulatedEvent, TrafficPlan
+from berg_app.simulator.bounds import bounded
 from berg_fraud.use_case import fraud
 
 pytestmark = pytest.mark.unit

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import typer
 
-from berg.simulator.bounds import bounded
-from berg.simulator.cli import checked_scenario, parse_event_time, plan_run, simulator_of
 from berg.simulator.traffic import TrafficSimulator
+from berg_app.simulator.bounds import bounded
+from berg_app.simulator.cli import checked_scenario, parse_event_time, plan_run, simulator_of
 from berg_fraud.use_case import fraud
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from berg.simulator.pacing import Pacer
+from berg_app.simulator.pacing import Pacer
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from berg.simulator.scoring import Scorer, ScoringTally, scored_while_sent
 from berg.simulator.traffic import TrafficPlan
+from berg_app.simulator.scoring import Scorer, ScoringTally, scored_while_sent
 from berg_fraud.simulator import FraudSimulator
 
 pytestmark = pytest.mark.unit

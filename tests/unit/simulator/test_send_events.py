@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
-from berg.simulator.bounds import bounded
-from berg.simulator.producer import ProductionCounts, send_events
 from berg.simulator.traffic import SimulatedEvent, TrafficPlan
+from berg_app.simulator.bounds import bounded
+from berg_app.simulator.producer import ProductionCounts, send_events
 from berg_fraud.simulator import FraudSimulator, LabelPolicy
 
 START = datetime(2025, 3, 1, tzinfo=UTC)

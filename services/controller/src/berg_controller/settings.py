@@ -51,7 +51,7 @@ class LocalLauncherSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     command: list[str] = Field(
-        default_factory=lambda: ["{python}", "-m", "berg", "pipeline", "run", "--model-name", "{model}"],
+        default_factory=lambda: ["{python}", "-m", "berg_app", "pipeline", "run", "--model-name", "{model}"],
         min_length=1,
     )
     """The pipeline command (``berg pipeline run``, which runs it with kfp.local); ``{python}``, ``{model}``

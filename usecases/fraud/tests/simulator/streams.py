@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from berg.simulator.bounds import bounded
 from berg.simulator.traffic import SimulatedEvent
+from berg_app.simulator.bounds import bounded
 from berg_fraud.simulator.generator import SimulationConfig, Simulator
 from berg_fraud.simulator.labels import LabelPolicy
 from berg_fraud.simulator.malformed import MalformedOptions

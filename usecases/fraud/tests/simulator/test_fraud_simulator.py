@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berg.simulator.bounds import bounded
 from berg.simulator.traffic import TrafficPlan, TrafficSimulator
+from berg_app.simulator.bounds import bounded
 from berg_fraud.simulator import MALFORMED_CLASSES, FraudSimulator, Simulator
 from berg_fraud.use_case import fraud
 

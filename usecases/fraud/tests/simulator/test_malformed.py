@@ -11,8 +11,8 @@ from usecases.fraud.tests.simulator.streams import ONSET, START, config, of_kind
 
 from berg.kafka.decoding import RecordRejected, decode_contract
 from berg.kafka.records import RawRecord
-from berg.simulator.bounds import bounded
 from berg.simulator.traffic import MALFORMED_CLASS_HEADER, SCENARIO_HEADER, SimulatedEvent
+from berg_app.simulator.bounds import bounded
 from berg_fraud.contracts import TransactionV1
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 from berg_fraud.simulator.malformed import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from usecases.fraud.tests.simulator.streams import config
 
-from berg.simulator.bounds import bounded
 from berg.simulator.traffic import SimulatedEvent
+from berg_app.simulator.bounds import bounded
 from berg_fraud.simulator.generator import Simulator, simulate
 from berg_fraud.simulator.scenarios import ScenarioName
 

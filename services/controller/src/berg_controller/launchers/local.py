@@ -91,7 +91,7 @@ class LocalLauncher:
     Args:
         runs_dir: where each run's folder goes.
         command: the pipeline command and its arguments, e.g.
-            ``["{python}", "-m", "berg", "pipeline", "run", "--model-name", "{model}"]``.
+            ``["{python}", "-m", "berg_app", "pipeline", "run", "--model-name", "{model}"]``.
         environment: the pipeline's whole environment (see :func:`child_environment`).
         python: the interpreter for the wrapper and ``{python}``.
     """

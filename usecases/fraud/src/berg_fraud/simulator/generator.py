@@ -131,7 +131,7 @@ class Simulator:
         return int((self._start_epoch_s + at_s) // _HOUR_S) % 24
 
     def events(self) -> Iterator[SimulatedEvent]:
-        """The endless stream in event-time order; cut it with :func:`~berg.simulator.bounds.bounded`."""
+        """The endless stream in event-time order; cut it with :func:`~berg_app.simulator.bounds.bounded`."""
         traffic, labels, malformed = self._rng("traffic"), self._rng("labels"), self._rng("malformed")
         pending: list[tuple[float, int, PlannedTransaction | _PendingLabel]] = []
         order = itertools.count()
