@@ -28,10 +28,11 @@ __all__ = ["ClicksSimulator"]
 
 @dataclass(frozen=True)
 class ClicksSimulator:
-    """The clicks case's traffic: a few days of it at the defaults are tens of thousands of impressions."""
+    """The clicks case's traffic: a few weeks of it at the defaults are tens of thousands of impressions."""
 
-    viewers: int = 2_000
-    """Viewers, unless the plan's ``population`` says otherwise: about 12,000 impressions a day."""
+    viewers: int = 300
+    """Viewers, unless the plan's ``population`` says otherwise: about 1,800 impressions a day, so the month
+    of event time ``berg demo`` replays is about 80,000 impressions."""
     campaigns: int = 20
     malformed_share: float = 0.05
     """Share of impressions replaced by malformed records under ``malformed``, unless the plan says otherwise."""

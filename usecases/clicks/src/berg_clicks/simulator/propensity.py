@@ -3,6 +3,9 @@
 The log-odds add up what the model can learn (the slot, the bid, the viewer's device through its
 mobile share, the viewer's last hour through ``impressions_1h``, the campaign's pull through its
 snapshot click-through) and what it cannot (the viewer's own affinity), around a few per cent.
+What the model can learn outweighs the campaign's pull alone (the card's baseline) by enough for a
+model on the declared features to beat it clearly on a month of ``berg demo``'s 300 viewers: with
+weaker pulls a fortnight of a few hundred viewers' clicks left XGBoost level with the baseline.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from berg_clicks.simulator.scenarios import Behaviour
 
 __all__ = ["BASE_LOG_ODDS", "REFERENCE_BID", "Shown", "click_probability"]
 
-BASE_LOG_ODDS = -3.0
-"""The log-odds of a click on an average ad in the middle of the page: about 4%."""
+BASE_LOG_ODDS = -3.5
+"""The log-odds of a click on an average ad in the middle of the page, at the reference bid: about 3%."""
 REFERENCE_BID = 0.5
 """A bid here adds nothing; each doubling adds ``bid_pull * ln 2``."""
 
