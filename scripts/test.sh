@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# `make test`'s pytest: the lifecycle demo's end-to-end test runs beside the rest of the suite,
-# each in a pytest process of its own, and both must pass.
+# `make test`'s pytest: the whole-loop end-to-end tests (fraud's lifecycle demo, then the clicks
+# use case's loop) run one after the other beside the rest of the suite, each side in a pytest
+# process of its own, and both must pass.
 #
-# Why: the demo's test is about 20 minutes of one `berg demo`, most of it waiting on the loop's own
-# clocks (the merchant job's schedule, a 2-minute alert window, scrape intervals); run after the
-# rest it made `make test` about 49 minutes. Beside it, the suite is a busy machine, which every test
-# must pass on anyway. Each process picks free ports for its own stacks.
+# Why: each loop test is one `berg demo` of 10 to 20 minutes, most of it waiting on the loop's own
+# clocks (the snapshot job's schedule, a 2-minute alert window, scrape intervals); run after the
+# rest they made `make test` about an hour. Beside them, the suite is a busy machine, which every
+# test must pass on anyway. Each process picks free ports for its own stacks.
 #
 # Usage: scripts/test.sh <command prefix that runs Python in the project environment...>
 #        (the Makefile passes `uv run --locked`)
 set -uo pipefail
 
-demo_test=tests/e2e/test_demo_lifecycle.py
+loop_tests=(tests/e2e/test_demo_lifecycle.py tests/e2e/test_clicks_loop.py)
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
 
@@ -29,15 +30,15 @@ with tempfile.TemporaryDirectory() as state:
     fetch_kafka_jars(StackSettings(state_dir=Path(state)), StateLayout.at(Path(state)))
 PY
 
-"$@" pytest "$demo_test" >"$log_dir/demo.log" 2>&1 &
-demo_pid=$!
+"$@" pytest "${loop_tests[@]}" >"$log_dir/loops.log" 2>&1 &
+loops_pid=$!
 
-"$@" pytest --ignore="$demo_test"
+"$@" pytest "${loop_tests[@]/#/--ignore=}"
 rest=$?
 
-echo "=== waiting for $demo_test (it started with the suite) ==="
-wait "$demo_pid"
-demo=$?
-cat "$log_dir/demo.log"
-echo "=== the suite without it: exit $rest; $demo_test: exit $demo ==="
-[ "$rest" -eq 0 ] && [ "$demo" -eq 0 ]
+echo "=== waiting for ${loop_tests[*]} (they started with the suite) ==="
+wait "$loops_pid"
+loops=$?
+cat "$log_dir/loops.log"
+echo "=== the suite without them: exit $rest; ${loop_tests[*]}: exit $loops ==="
+[ "$rest" -eq 0 ] && [ "$loops" -eq 0 ]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from berg.lifecycle.probes import ControllerClient
 from berg.registry import ModelRegistry
+from berg_app.lifecycle.probes import ControllerClient
 from tests.e2e.commands import berg, processes_mentioning
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
