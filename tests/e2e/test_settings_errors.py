@@ -37,7 +37,7 @@ CASES = [
 ]
 
 
-SERVICES = [command for command, _, _ in ENTRY_POINTS if command[1].startswith("berg_")]
+SERVICES = [command for command, _, _ in ENTRY_POINTS if command[1] != "berg_app"]
 
 
 def _run(command: list[str], settings: dict[str, str], tmp_path: Path) -> str:
