@@ -1,4 +1,4 @@
-"""``python -m berg`` runs the ``berg`` command."""
+"""``python -m berg_app`` runs the ``berg`` command."""
 
 from berg_app.cli import main
 

@@ -480,7 +480,7 @@ def test_berg_simulate_scores_every_valid_transaction_it_sends(fused: ServingPro
         [
             sys.executable,
             "-m",
-            "berg",
+            "berg_app",
             "simulate",
             "--scored-events=60",
             "--scenario=malformed",
