@@ -155,9 +155,10 @@ class StreamedView:
         with stamps after its event time, which the label store does not know."""
         for entity, partition in zip(frame[self.key], frame["source_partition"], strict=True):
             self._partitions.setdefault(str(entity), set()).add(int(partition))
-        entities = sorted({str(entity) for entity in frame[self.key]} - self._online_stamp.keys())
-        held = store.online_stamps(self.view, entities) if entities else {}
-        for entity in {str(entity) for entity in frame[self.key]}:
+        restored = {str(entity) for entity in frame[self.key]}
+        forgotten = sorted(restored - self._online_stamp.keys())
+        held = store.online_stamps(self.view, forgotten) if forgotten else {}
+        for entity in restored:
             watermark = self.aggregator.watermark(entity)
             if watermark is not None:
                 self._online_at[entity] = max(self._online_at.get(entity, watermark), watermark)
