@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from rich.console import Console
 from rich.table import Table
 
-from berg.contracts.predictions import PredictionV2
+from berg.contracts.predictions import PredictionV3
 from berg_fraud.use_case import problem_card
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
@@ -66,13 +66,12 @@ def filled_state(features: int, versions: int, rows: int, rng: np.random.Generat
             score = float(np.clip(rng.beta(1, 8) + (0.5 if fraud else 0.0), 0, 1))
             happened = T0 + timedelta(minutes=(version - 1) * rows + row)
             state.add_prediction(
-                PredictionV2(
+                PredictionV3(
                     event_id=uuid.uuid4(),
-                    transaction_event_id=transaction,
-                    transaction_event_time=happened,
+                    scored_event_id=transaction,
+                    scored_event_time=happened,
                     served_at=happened,
-                    user_id="u-1",
-                    merchant_id="m-1",
+                    entities={"user_id": "u-1", "merchant_id": "m-1"},
                     model_name="fraud",
                     model_version=f"v{version:04d}",
                     features={**dict(zip(names, values[row].tolist(), strict=True)), "amount": 20.0},

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from berg.contracts.predictions import LegacyPrediction
 from berg.contracts.rules import ContractRules
 from berg.features.feature_set import FeatureSet
 from berg.problem.card import ProblemCard
@@ -103,6 +104,9 @@ class UseCase:
     rules: type[ContractRules] = ContractRules
     """The rules' parameters and which value and batch rule applies to which field of which stream
     (:mod:`berg.contracts.rules`); validation and serving nest it in their settings."""
+    legacy_predictions: tuple[type[LegacyPrediction], ...] = ()
+    """Versions of the prediction log its serving wrote before today's :class:`~berg.contracts.PredictionV3`
+    (:mod:`berg.contracts.predictions`): monitoring reads records still on the topic in them as today's."""
     simulator: TrafficSimulator | None = None
     """Its traffic (:mod:`berg.simulator.traffic`): what ``berg simulate``, ``berg demo`` and the end-to-end
     tests produce; ``None``: the use case brings no simulator, and those refuse it by name."""

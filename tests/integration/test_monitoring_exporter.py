@@ -29,12 +29,12 @@ import numpy as np
 import pytest
 from kafka import KafkaProducer
 
-from berg.contracts import PredictionV2
 from berg.registry import ModelRegistry
 from berg.registry.metadata import Lineage, VersionMetadata
 from berg_app.stack.local import LocalStack
 from berg_app.stack.monitoring_config import register_scrape_target, unregister_scrape_target
 from berg_fraud.contracts import LabelV1
+from berg_fraud.predictions import PredictionV2
 from berg_pipelines.runtime.profile import distribution_profile
 from tests.helpers import wait_for, wait_for_progress
 from tests.processes import ServiceProcess
@@ -111,7 +111,10 @@ def traffic(
     times: Sequence[datetime] = TIMES,
     features: Callable[[datetime], dict[str, float]] | None = None,
 ) -> Iterator[tuple[PredictionV2, LabelV1]]:
-    """A prediction and its label (a day later) for each of ``times``; x ~ N(shift, 1) unless ``features``."""
+    """A prediction and its label (a day later) for each of ``times``; x ~ N(shift, 1) unless ``features``.
+
+    The predictions are in the fraud case's legacy v2 (``UseCase.legacy_predictions``): the exporter reads them as
+    today's version, so this also proves that records written before an upgrade still count."""
     for n, happened in enumerate(times):
         fraud = bool(rng.random() < FRAUD_SHARE)
         score = float(scores(rng, np.array([fraud]))[0])

@@ -30,7 +30,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from berg.contracts import LoggedPrediction
+from berg.contracts import PredictionLog, PredictionV3
 from berg.features.dataset import build_training_frame
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
@@ -45,7 +45,6 @@ from berg_app.stack.local import LocalStack
 from berg_fraud.contracts import TransactionV1
 from berg_fraud.simulator.generator import SimulationConfig, Simulator
 from berg_fraud.use_case import fraud
-from berg_monitoring.windows import AnyPrediction, scored_event_id
 from tests.fraud_schema import (
     EVENT_TIMESTAMP,
     FEATURE_SERVICE,
@@ -134,13 +133,14 @@ def split_at_watermark_steps(slices: Sequence[list[SimulatedEvent]], partitions:
     return result
 
 
-def read_predictions(bootstrap: str, expected: int) -> dict[uuid.UUID, AnyPrediction]:
+def read_predictions(bootstrap: str, expected: int) -> dict[uuid.UUID, PredictionV3]:
     """The prediction log (any version), keyed by transaction, once it holds ``expected`` transactions."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     partitions = [TopicPartition(PREDICTIONS, p) for p in sorted(consumer.partitions_for_topic(PREDICTIONS) or ())]
     consumer.assign(partitions)
     consumer.seek_to_beginning()
-    found: dict[uuid.UUID, AnyPrediction] = {}
+    found: dict[uuid.UUID, PredictionV3] = {}
+    log = PredictionLog()
     try:
         idle = 0
         while len(found) < expected and idle < 60:  # a minute without a new record: the log is not coming
@@ -148,8 +148,8 @@ def read_predictions(bootstrap: str, expected: int) -> dict[uuid.UUID, AnyPredic
             idle = 0 if batch else idle + 1
             for records in batch.values():
                 for record in records:
-                    prediction = LoggedPrediction.model_validate_json(record.value).root
-                    found[scored_event_id(prediction)] = prediction
+                    prediction = log.model_validate_json(record.value)
+                    found[prediction.scored_event_id] = prediction
     finally:
         consumer.close()
     return found

@@ -1,9 +1,8 @@
-"""The platform names no use case: the core library, the services and the pipeline are generic.
+"""The platform names no use case: the core library, the application, the services and the pipeline are generic.
 
-A use case (card fraud today) belongs in its own package. While it moves there,
-the modules that still name it are listed in ``modules_naming_a_use_case.txt``;
-the list may only shrink: a module that starts naming a use case fails this
-test, and so does a listed module that no longer does (strike it from the list).
+A use case (card fraud, ad clicks) belongs in its own package under ``usecases/`` and
+reaches the platform through its descriptor (:mod:`berg.usecase`). A platform module
+that names one (its words below) fails this test: move that code into the use case.
 """
 
 from __future__ import annotations
@@ -18,29 +17,31 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORM_SOURCES = ("src/berg", "app/src", "services/*/src", "pipelines/src")
 USE_CASE_WORDS = re.compile(r"fraud|merchant|chargeback|impression|campaign", re.IGNORECASE)
-STILL_NAMING = Path(__file__).with_name("modules_naming_a_use_case.txt")
 
 
-def modules_naming_a_use_case() -> set[str]:
-    found = set()
-    for pattern in PLATFORM_SOURCES:
-        for source in ROOT.glob(pattern):
-            for module in source.rglob("*.py"):
-                if USE_CASE_WORDS.search(module.read_text(encoding="utf-8")):
-                    found.add(module.relative_to(ROOT).as_posix())
-    return found
+def platform_modules(root: Path) -> list[Path]:
+    return [module for pattern in PLATFORM_SOURCES for source in root.glob(pattern) for module in source.rglob("*.py")]
 
 
-def still_listed() -> set[str]:
-    lines = STILL_NAMING.read_text(encoding="utf-8").splitlines()
-    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+def modules_naming_a_use_case(root: Path = ROOT) -> set[str]:
+    return {
+        module.relative_to(root).as_posix()
+        for module in platform_modules(root)
+        if USE_CASE_WORDS.search(module.read_text(encoding="utf-8"))
+    }
 
 
-def test_no_new_platform_module_names_a_use_case() -> None:
-    new = sorted(modules_naming_a_use_case() - still_listed())
-    assert not new, f"these platform modules name a use case; move that code into the use case's package: {new}"
+def test_no_platform_module_names_a_use_case() -> None:
+    naming = sorted(modules_naming_a_use_case())
+    assert not naming, f"these platform modules name a use case; move that code into the use case's package: {naming}"
 
 
-def test_the_list_of_modules_still_naming_a_use_case_only_shrinks() -> None:
-    cleaned = sorted(still_listed() - modules_naming_a_use_case())
-    assert not cleaned, f"these modules no longer name a use case; strike them from {STILL_NAMING.name}: {cleaned}"
+def test_the_check_reads_every_platform_package_and_sees_a_module_naming_a_use_case(tmp_path: Path) -> None:
+    scanned = {module.relative_to(ROOT).parts[0] for module in platform_modules(ROOT)}
+    assert scanned == {"src", "app", "services", "pipelines"}
+    for n, line in enumerate(("class FraudPredictor: ...", "KEY = 'merchant_id'", "CLICKS = 'impressions.raw'")):
+        (tmp_path / "services" / f"s{n}" / "src").mkdir(parents=True)
+        (tmp_path / "services" / f"s{n}" / "src" / "named.py").write_text(line + "\n", encoding="utf-8")
+    (tmp_path / "src" / "berg").mkdir(parents=True)
+    (tmp_path / "src" / "berg" / "generic.py").write_text("KEY = 'entity_id'\n", encoding="utf-8")
+    assert modules_naming_a_use_case(tmp_path) == {f"services/s{n}/src/named.py" for n in range(3)}

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from scipy.stats import ks_2samp
 
-from berg.contracts.predictions import PredictionV2
+from berg.contracts.predictions import PredictionV3
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.registry import ModelRegistry
 from berg_fraud.use_case import fraud, problem_card
@@ -89,13 +89,12 @@ def serve(states: list[MonitoringState], rng: np.random.Generator, times: np.nda
     """Predictions of v0001 for transactions at ``times`` (features like the reference's), into every state."""
     for time in times:
         score = float(rng.beta(1, 8))
-        prediction = PredictionV2(
+        prediction = PredictionV3(
             event_id=uuid.uuid4(),
-            transaction_event_id=uuid.uuid4(),
-            transaction_event_time=datetime.fromtimestamp(time, UTC),
+            scored_event_id=uuid.uuid4(),
+            scored_event_time=datetime.fromtimestamp(time, UTC),
             served_at=datetime.fromtimestamp(time, UTC),
-            user_id="u-1",
-            merchant_id="m-1",
+            entities={"user_id": "u-1", "merchant_id": "m-1"},
             model_name="fraud",
             model_version="v0001",
             features={"hour_of_day": float(hour_of_day(time)), "amount": float(rng.lognormal(3, 1))},
@@ -291,13 +290,12 @@ def test_the_exporter_judges_no_drift_while_it_catches_up_on_the_predictions_par
     rng = np.random.default_rng(14)
     times = event_times(rng, 0, 60)  # two and a half days
     predictions = [
-        PredictionV2(
+        PredictionV3(
             event_id=uuid.uuid4(),
-            transaction_event_id=uuid.uuid4(),
-            transaction_event_time=datetime.fromtimestamp(time, UTC),
+            scored_event_id=uuid.uuid4(),
+            scored_event_time=datetime.fromtimestamp(time, UTC),
             served_at=datetime.fromtimestamp(time, UTC),
-            user_id=f"u-{n % 2}",
-            merchant_id="m-1",
+            entities={"user_id": f"u-{n % 2}", "merchant_id": "m-1"},
             model_name="fraud",
             model_version="v0001",
             features={"hour_of_day": float(hour_of_day(time)), "amount": 20.0},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from berg.contracts import PredictionV2
+from berg.contracts import PredictionV3
 from berg.registry import AliasMove, Lineage, ModelRegistry, VersionMetadata
 from berg_fraud.use_case import problem_card
 from berg_monitoring.drift_window import DriftSpec
@@ -65,13 +65,12 @@ def state_with(*versions: str) -> MonitoringState:
     )
     for version in versions:
         monitored.add_prediction(
-            PredictionV2(
+            PredictionV3(
                 event_id=uuid.uuid4(),
-                transaction_event_id=uuid.uuid4(),
-                transaction_event_time=T0,
+                scored_event_id=uuid.uuid4(),
+                scored_event_time=T0,
                 served_at=T0,
-                user_id="u-1",
-                merchant_id="m-1",
+                entities={"user_id": "u-1", "merchant_id": "m-1"},
                 model_name="fraud",
                 model_version=version,
                 features={"x": 1.0},

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from berg.contracts.predictions import PredictionV1, PredictionV2, PredictionV3
+from berg.contracts.predictions import PredictionLog, PredictionV3
 from berg_fraud.contracts import LabelV1
+from berg_fraud.predictions import PredictionV1, PredictionV2
 from berg_fraud.use_case import fraud
 from berg_monitoring.drift_window import DriftSpec
 from berg_monitoring.metrics import SnapshotCollector
@@ -22,8 +23,6 @@ from berg_monitoring.windows import (
     MonitoringState,
     Ring,
     Verdict,
-    scored_event_id,
-    scored_event_time,
 )
 from berg_pipelines.runtime.profile import distribution_profile
 
@@ -50,13 +49,14 @@ def state(**overrides: Any) -> MonitoringState:
 
 def prediction(
     n: int, *, version: str = "v0001", x: float = 1.0, amount: float = 10.0, score: float = 0.5, **extra: Any
-) -> PredictionV1:
-    return PredictionV1(
+) -> PredictionV3:
+    """A prediction of scored event ``n``, served at its own event time (as in real time)."""
+    return PredictionV3(
         event_id=uuid.uuid4(),
-        event_time=T0 + timedelta(seconds=n),
-        transaction_event_id=uuid.UUID(int=n + 1, version=4),
-        user_id="u-1",
-        merchant_id="m-1",
+        scored_event_id=uuid.UUID(int=n + 1, version=4),
+        scored_event_time=T0 + timedelta(seconds=n),
+        served_at=T0 + timedelta(seconds=n),
+        entities={"user_id": "u-1", "merchant_id": "m-1"},
         model_name="fraud",
         model_version=version,
         features={"x": x, "amount": amount, **extra},
@@ -66,7 +66,24 @@ def prediction(
     )
 
 
-def prediction_v2(n: int, *, served_at: datetime, score: float = 0.5) -> PredictionV2:
+def legacy_v1(n: int, *, served_at: datetime, score: float = 0.5) -> PredictionV1:
+    """A record of the fraud case's first prediction log version: it only says when it was served."""
+    return PredictionV1(
+        event_id=uuid.uuid4(),
+        event_time=served_at,
+        transaction_event_id=uuid.UUID(int=n + 1, version=4),
+        user_id="u-1",
+        merchant_id="m-1",
+        model_name="fraud",
+        model_version="v0001",
+        features={"x": 1.0, "amount": 10.0},
+        score=score,
+        threshold=0.5,
+        decision="review" if score >= 0.5 else "approve",
+    )
+
+
+def legacy_v2(n: int, *, served_at: datetime, score: float = 0.5) -> PredictionV2:
     return PredictionV2(
         event_id=uuid.uuid4(),
         transaction_event_id=uuid.UUID(int=n + 1, version=4),
@@ -147,7 +164,11 @@ def settle(monitored: MonitoringState, seconds: float) -> None:
     monitored.add_label(label(n, False, delay=timedelta(0)))
 
 
-@pytest.mark.parametrize("logged", [prediction_v2, prediction_v3])
+def upgraded_v2(n: int, *, served_at: datetime, score: float = 0.5) -> PredictionV3:
+    return legacy_v2(n, served_at=served_at, score=score).upgraded()
+
+
+@pytest.mark.parametrize("logged", [upgraded_v2, prediction_v3])
 def test_delays_and_horizons_run_on_the_scored_events_time_not_the_serving_time(logged: Any) -> None:
     monitored = state(label_horizon_s=30 * DAY)
     served = T0 + timedelta(days=400)  # a replay: served long after the transactions happened
@@ -195,19 +216,17 @@ def test_the_watermark_follows_the_slowest_partition_and_waits_for_unread_ones()
 
 def test_every_version_of_the_log_names_its_scored_event_and_counts_after_an_upgrade() -> None:
     served = T0 + timedelta(days=2)
-    v1, v2, v3 = prediction(1), prediction_v2(2, served_at=served), prediction_v3(3, served_at=served)
-    assert [scored_event_id(p) for p in (v1, v2, v3)] == [
-        v1.transaction_event_id,
-        v2.transaction_event_id,
-        v3.scored_event_id,
-    ]
-    assert [scored_event_time(p) for p in (v1, v2, v3)] == [
-        v1.event_time.timestamp(),
-        v2.transaction_event_time.timestamp(),
-        v3.scored_event_time.timestamp(),
-    ]
+    v1, v2 = legacy_v1(1, served_at=T0 + timedelta(seconds=1)), legacy_v2(2, served_at=served)
+    log = PredictionLog(FRAUD.legacy_predictions)
+    read = [log.model_validate_json(p.model_dump_json()) for p in (v1, v2, prediction_v3(3, served_at=served))]
+    assert [p.scored_event_id for p in read] == [uuid.UUID(int=n + 1, version=4) for n in (1, 2, 3)]
+    # v1 only says when it was served: it stands there; v2 and v3 at the scored event's time.
+    assert [p.scored_event_time for p in read] == [v1.event_time, v2.transaction_event_time, T0 + timedelta(seconds=3)]
+    assert [p.served_at for p in read] == [v1.event_time, served, served]
+    assert {p.model_version for p in read} == {"v0001"}
+    assert read[0].entities == read[1].entities == {"user_id": "u-1", "merchant_id": "m-1"}
     monitored = state(label_horizon_s=DAY)
-    for logged in (v1, v2, v3):  # records written before the upgrade, then after it, on one topic
+    for logged in read:  # records written before the upgrade, then after it, on one topic
         monitored.add_prediction(logged)
     outcomes = [monitored.add_label(label(n, True, delay=timedelta(hours=n))) for n in (1, 2, 3)]
     assert [outcome.kind for outcome in outcomes] == ["joined"] * 3
@@ -218,8 +237,9 @@ def test_every_version_of_the_log_names_its_scored_event_and_counts_after_an_upg
 
 def test_a_v1_prediction_stands_at_its_serving_time() -> None:
     monitored = state()
-    monitored.add_prediction(prediction(0))  # v1: event_time is when it was served
-    assert monitored.add_label(label(0, True, delay=timedelta(hours=3))).delay_s == 3 * 3600
+    served = T0 + timedelta(hours=1)  # v1 says nothing of the scored event's time: it stands where it was served
+    monitored.add_prediction(legacy_v1(0, served_at=served).upgraded())
+    assert monitored.add_label(label(0, True, delay=timedelta(hours=3))).delay_s == 2 * 3600
 
 
 def test_a_label_after_the_horizon_is_late_and_its_transaction_stays_legitimate() -> None:

@@ -5,12 +5,11 @@ platform through its descriptor (``UseCase.scored.contract``, ``UseCase.labels.c
 """
 
 from berg.contracts.dead_letter import DeadLetterV1
-from berg.contracts.predictions import LoggedPrediction, PredictionV1, PredictionV2, PredictionV3
+from berg.contracts.predictions import LegacyPrediction, PredictionLog, PredictionV3
 
 __all__ = [
     "DeadLetterV1",
-    "LoggedPrediction",
-    "PredictionV1",
-    "PredictionV2",
+    "LegacyPrediction",
+    "PredictionLog",
     "PredictionV3",
 ]

@@ -1,33 +1,31 @@
 """The prediction log: one record per scored event.
 
-Serving writes it to the ``predictions`` topic; monitoring joins it to labels on
-the scored event's id to measure delayed-label quality.
+Serving writes :class:`PredictionV3` to the ``predictions`` topic, the same for any use
+case: the scored event's ``scored_event_id`` and ``scored_event_time`` (the clock labels
+run on), and ``entities``, each entity key of the use case's feature set with its value in
+the event. Monitoring joins it to labels on the scored event's id to measure
+delayed-label quality.
 
-- :class:`PredictionV1` carries one time, ``event_time``: when the prediction was
-  served (wall clock). Label delays and label horizons run on the transaction's
-  event time, which v1 does not carry, so a reader can only take the serving time
-  for it: right in real time, wrong in any replay.
-- :class:`PredictionV2` carries both clocks: ``transaction_event_time`` (the
-  transaction's own event time, the clock labels run on) and ``served_at`` (wall
-  clock, for latency); its event and entities are the fraud case's.
-- :class:`PredictionV3` (what serving writes) is the same for any use case: the
-  scored event's ``scored_event_id`` and ``scored_event_time`` (the clock labels run
-  on), and ``entities``, each entity key of the use case's feature set with its value
-  in the event.
-
-Readers of the topic decode :class:`LoggedPrediction` (any version, told apart by
-``schema_version``), so records written before an upgrade still count.
+A use case whose serving wrote older versions before it (the reference case's v1 and v2
+named its own fields) declares them (``UseCase.legacy_predictions``): each is a contract
+model of its own that says what it reads as today (:class:`LegacyPrediction`).
+Readers decode the topic with a :class:`PredictionLog` built from those, so records
+written before an upgrade still count, and the platform names no use case's fields.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Discriminator, Field, RootModel, StringConstraints, Tag
+from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag, TypeAdapter
 
 from berg.contracts._types import CONTRACT_CONFIG, EventId, FiniteFloat, Identifier, UtcDatetime
 
-__all__ = ["Decision", "LoggedPrediction", "PredictionV1", "PredictionV2", "PredictionV3"]
+__all__ = ["Decision", "LegacyPrediction", "PredictionLog", "PredictionLogError", "PredictionV3"]
 
 Decision = Literal["approve", "review", "decline"]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -37,54 +35,6 @@ EntityValue = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 MAX_FEATURES = 256
 MAX_ENTITIES = 16
-
-
-class PredictionV1(BaseModel):
-    """What the model said about one transaction, and with which inputs."""
-
-    model_config = CONTRACT_CONFIG
-
-    schema_version: Literal[1] = 1
-    event_id: EventId
-    """This prediction's own id."""
-    event_time: UtcDatetime
-    """When the prediction was served."""
-    transaction_event_id: EventId
-    user_id: Identifier
-    merchant_id: Identifier
-    model_name: Identifier
-    model_version: Identifier
-    features: Annotated[dict[FeatureName, FiniteFloat], Field(max_length=MAX_FEATURES)]
-    score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-    threshold: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-    decision: Decision
-    default_features_used: bool = False
-    """True when the user or merchant was unknown to the online store."""
-
-
-class PredictionV2(BaseModel):
-    """What the model said about one transaction, with which inputs, on the transaction's clock and serving's."""
-
-    model_config = CONTRACT_CONFIG
-
-    schema_version: Literal[2] = 2
-    event_id: EventId
-    """This prediction's own id."""
-    transaction_event_id: EventId
-    transaction_event_time: UtcDatetime
-    """The transaction's event time (``TransactionV1.event_time``): the clock label delays and horizons run on."""
-    served_at: UtcDatetime
-    """When serving answered (wall clock): for latency, never for label delays."""
-    user_id: Identifier
-    merchant_id: Identifier
-    model_name: Identifier
-    model_version: Identifier
-    features: Annotated[dict[FeatureName, FiniteFloat], Field(max_length=MAX_FEATURES)]
-    score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-    threshold: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-    decision: Decision
-    default_features_used: bool = False
-    """True when the user or merchant was unknown to the online store."""
 
 
 class PredictionV3(BaseModel):
@@ -114,22 +64,76 @@ class PredictionV3(BaseModel):
     """True when some entity was unknown to the online store (or its row older than the view's TTL)."""
 
 
+CURRENT_VERSION = 3
+
+
+class LegacyPrediction(BaseModel, ABC):
+    """The base of a record of an older version of a use case's prediction log: a contract model whose
+    ``schema_version`` field defaults to its version, and which says what it reads as today."""
+
+    @abstractmethod
+    def upgraded(self) -> PredictionV3:
+        """This record as today's version: the same prediction, its scored event's id and time, its entities."""
+
+
+class PredictionLogError(ValueError):
+    """Legacy prediction versions that cannot be told apart from each other or from today's."""
+
+
 def _schema_version(value: Any) -> str:
-    # A v1 record may leave schema_version out (it has a default); anything else names its version.
+    # A v1 record may leave schema_version out (its model has a default); anything else names its version.
     version = value.get("schema_version", 1) if isinstance(value, dict) else getattr(value, "schema_version", 1)
     return str(version)
 
 
-class LoggedPrediction(
-    RootModel[
-        Annotated[
-            Annotated[PredictionV1, Tag("1")] | Annotated[PredictionV2, Tag("2")] | Annotated[PredictionV3, Tag("3")],
-            Discriminator(_schema_version),
-        ]
-    ]
-):
-    """A record of the prediction log in any version, told apart by ``schema_version`` (absent: 1).
+class PredictionLog:
+    """Reads records of the prediction log in every version a use case's serving wrote, as :class:`PredictionV3`.
+
+    Built once at start-up from the use case's legacy versions (none: only today's). A record of a version
+    the use case never wrote is a contract violation, like any other.
 
     Example:
-        >>> LoggedPrediction.model_validate_json(record.value).root  # a PredictionV1, V2 or V3
+        >>> log = PredictionLog(use_case.legacy_predictions)
+        >>> log.model_validate_json(record.value)  # a PredictionV3, whatever version the record was
     """
+
+    __name__ = "PredictionLog"
+    """What decoding errors name (:func:`berg.kafka.decoding.decode_contract`)."""
+
+    def __init__(self, legacy: Sequence[type[LegacyPrediction]] = ()) -> None:
+        versions: dict[str, type[Any]] = {str(CURRENT_VERSION): PredictionV3}
+        for model in legacy:
+            version = _declared_version(model)
+            if version in versions:
+                raise PredictionLogError(
+                    f"{model.__name__} and {versions[version].__name__} both declare schema_version {version}"
+                )
+            versions[version] = model
+        self._adapter: TypeAdapter[Any] = TypeAdapter(PredictionV3)
+        if len(versions) > 1:
+            # Told apart by schema_version; the union is built here, from what the use case declared.
+            tagged: list[Any] = [Annotated[model, Tag(version)] for version, model in versions.items()]
+            union: Any = functools.reduce(operator.or_, tagged)
+            self._adapter = TypeAdapter(Annotated[union, Discriminator(_schema_version)])
+        self.versions = tuple(sorted(int(version) for version in versions))
+        """The versions this log reads."""
+
+    def model_validate_json(self, data: str | bytes) -> PredictionV3:
+        """Decode one record of any version this log reads, as today's version.
+
+        Raises:
+            pydantic.ValidationError: the record breaks its version's contract, or names a version not read.
+        """
+        record = self._adapter.validate_json(data)
+        return record if isinstance(record, PredictionV3) else record.upgraded()
+
+
+def _declared_version(model: type[LegacyPrediction]) -> str:
+    field = model.model_fields.get("schema_version")
+    default = getattr(field, "default", None)
+    if not isinstance(default, int) or isinstance(default, bool) or not 0 < default < CURRENT_VERSION:
+        raise PredictionLogError(
+            f"{model.__name__}: a legacy prediction declares its version as a schema_version field defaulting to "
+            f"an int below {CURRENT_VERSION}"
+        )
+    return str(default)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +20,17 @@ __all__ = ["Decoded", "RecordRejected", "Rejected", "decode_contract", "split_ba
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class JsonContract(Protocol[T_co]):
+    """What decodes a record: a contract model, or a reader of several versions (``PredictionLog``)."""
+
+    @property
+    def __name__(self) -> str: ...
+
+    def model_validate_json(self, json_data: str | bytes, /) -> T_co: ...
+
 
 _JSON_ERROR_TYPES = frozenset({"json_invalid", "json_type"})
 
@@ -34,7 +45,15 @@ class RecordRejected(Exception):
         self.error_class = error_class or type(self).__name__
 
 
-def decode_contract(model: type[ModelT], record: RawRecord) -> ModelT:
+@overload
+def decode_contract(model: type[ModelT], record: RawRecord) -> ModelT: ...
+
+
+@overload
+def decode_contract(model: JsonContract[T], record: RawRecord) -> T: ...
+
+
+def decode_contract(model: type[BaseModel] | JsonContract[T], record: RawRecord) -> BaseModel | T:
     """Decode one record's value as a contract model.
 
     Raises:

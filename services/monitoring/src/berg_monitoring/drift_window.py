@@ -12,9 +12,8 @@ version's predictions span, up to ``cycles``. Until they span one whole cycle th
 window is *insufficient*: the caller exports no drift for it (a partial day would
 read as drift).
 
-The event time is the scored event's (``PredictionV3.scored_event_time``, or
-``PredictionV2.transaction_event_time`` in an older record; a v1 record stands at its
-serving time: :func:`berg_monitoring.windows.scored_event_time`), as everywhere in the
+The event time is the scored event's (``PredictionV3.scored_event_time``; an older
+record that only said when it was served stands at its serving time), as everywhere in the
 exporter, so a replay in compressed time has the same windows as real time.
 
 **Memory is a bound, not the window.** At most ``capacity`` rows are held. While the

@@ -20,7 +20,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.contracts import LoggedPrediction
+from berg.contracts import PredictionLog
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
@@ -32,7 +32,7 @@ from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
 from berg_monitoring.settings import MonitoringSettings
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
-from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, Verdict, scored_event_time
+from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, Verdict
 
 __all__ = ["Exporter", "open_reader"]
 
@@ -105,6 +105,7 @@ class Exporter:
         self._dead_letters = dead_letters
         self._undecodable = undecodable or UndecodableBatches(dead_letters)
         self._label_contract = use_case.labels.contract
+        self._prediction_log = PredictionLog(use_case.legacy_predictions)
         self._label_join = use_case.label_join
         self.state = MonitoringState(
             drift=settings.drift_spec(),
@@ -160,10 +161,10 @@ class Exporter:
         for record in records:
             try:
                 if record.topic == self._settings.predictions_topic:
-                    prediction = decode_contract(LoggedPrediction, record).root
+                    prediction = decode_contract(self._prediction_log, record)
                     if prediction.model_name != model:
                         # Another model's prediction still says how far this partition has come.
-                        self.state.advance("scored", record.partition, scored_event_time(prediction))
+                        self.state.advance("scored", record.partition, prediction.scored_event_time.timestamp())
                         continue
                     self._metrics.predictions.labels(model, prediction.model_version).inc()
                     self._metrics.last_event.labels(model, "predictions").set(now)

@@ -8,14 +8,14 @@ waiting for their label and labels waiting for their prediction are capped
 (the oldest go first, and are counted), matured events are remembered up
 to ``label_history``, and only the newest ``max_versions`` versions keep windows.
 
-Predictions are read in any version of the log (:class:`~berg.contracts.LoggedPrediction`):
-:func:`scored_event_id` and :func:`scored_event_time` read the scored event's id and
-time from each, so records written before an upgrade still count.
+Predictions are read as today's version of the log (:class:`~berg.contracts.PredictionV3`):
+the exporter decodes older records with the use case's :class:`~berg.contracts.PredictionLog`,
+so records written before an upgrade still count.
 
 **One clock: the scored event's event time.** A prediction stands at its scored
-event's event time (``PredictionV3.scored_event_time``, ``PredictionV2.transaction_event_time``;
-a v1 record only says when it was served, which stands in for it: the same in real
-time, not in a replay), a label at its own event time. So:
+event's event time (``PredictionV3.scored_event_time``; an older record that only
+said when it was served reads as scored then: the same in real time, not in a
+replay), a label at its own event time. So:
 
 - a label's delay is its event time minus its scored event's;
 - the watermark is how far both streams are complete in event time (as the
@@ -39,7 +39,7 @@ horizon is ``late``: its delay is measured, its event stays negative.
 
 A label, read as a :class:`Verdict` through the use case's label join (whatever its
 contract calls the fields), joins the logged prediction of the event it judges
-(``Verdict.subject_id`` = :func:`scored_event_id` of the prediction); a label that
+(``Verdict.subject_id`` = the prediction's ``scored_event_id``); a label that
 comes first waits for its prediction. Replaying a record changes nothing:
 predictions are kept by scored event, an event counts one label (a positive
 label still outranks a negative one) and matures once.
@@ -52,33 +52,27 @@ from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, TypeAlias
+from typing import Literal
 from uuid import UUID
 
 import numpy as np
 from pydantic import BaseModel
 
-from berg.contracts.predictions import PredictionV1, PredictionV2, PredictionV3
+from berg.contracts.predictions import PredictionV3
 from berg.usecase import LabelJoin
 from berg_monitoring.drift_window import DriftSpec, DriftWindow, drift_window
 
 __all__ = [
-    "AnyPrediction",
     "LabelOutcome",
     "MonitoringState",
     "Ring",
     "Stream",
     "Verdict",
     "VersionWindows",
-    "scored_event_id",
-    "scored_event_time",
 ]
 
 Stream = Literal["scored", "labels"]
 """The two streams whose event time the watermark follows: predictions (at their scored events' times) and labels."""
-
-AnyPrediction: TypeAlias = PredictionV1 | PredictionV2 | PredictionV3
-"""A record of the prediction log in any version (what :class:`~berg.contracts.LoggedPrediction` decodes)."""
 
 _EVENT_TIME = "event_time"
 """Every contract's event time field (:class:`berg.usecase.Stream` checks that it has one)."""
@@ -98,22 +92,6 @@ class Verdict:
     def of(cls, label: BaseModel, join: LabelJoin) -> Verdict:
         """The verdict of a label decoded with its use case's label contract."""
         return cls(getattr(label, join.subject_id), bool(getattr(label, join.target)), getattr(label, _EVENT_TIME))
-
-
-def scored_event_id(prediction: AnyPrediction) -> UUID:
-    """The ``event_id`` of the event the prediction scored, in any version of the log."""
-    if isinstance(prediction, PredictionV3):
-        return prediction.scored_event_id
-    return prediction.transaction_event_id
-
-
-def scored_event_time(prediction: AnyPrediction) -> float:
-    """POSIX seconds of the scored event's event time; a v1 record only has the time it was served."""
-    if isinstance(prediction, PredictionV3):
-        return prediction.scored_event_time.timestamp()
-    if isinstance(prediction, PredictionV2):
-        return prediction.transaction_event_time.timestamp()
-    return prediction.event_time.timestamp()
 
 
 class Ring:
@@ -250,16 +228,16 @@ class MonitoringState:
         key = (stream, partition)
         self._newest[key] = max(self._newest.get(key, float("-inf")), time)
 
-    def add_prediction(self, prediction: AnyPrediction, partition: int = 0) -> LabelOutcome | None:
+    def add_prediction(self, prediction: PredictionV3, partition: int = 0) -> LabelOutcome | None:
         """Add a served prediction to its version's drift window; a label that came first joins it (its outcome).
 
         Args:
             partition: the partition it was read from (the watermark follows the slowest one).
         """
-        key = scored_event_id(prediction)
+        key = prediction.scored_event_id
         if key in self._pending or key in self._matured:
             return None  # a replayed record
-        time = scored_event_time(prediction)
+        time = prediction.scored_event_time.timestamp()
         self._advance("scored", partition, time)
         windows = self._windows_for(prediction)
         features = prediction.features
@@ -364,7 +342,7 @@ class MonitoringState:
             return 0
         return int(np.count_nonzero(self._label_times.rows()[:, 0] > posix_s))
 
-    def _windows_for(self, prediction: AnyPrediction) -> VersionWindows:
+    def _windows_for(self, prediction: PredictionV3) -> VersionWindows:
         windows = self.versions.get(prediction.model_version)
         if windows is None:
             features = tuple(sorted(prediction.features))

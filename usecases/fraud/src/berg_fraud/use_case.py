@@ -8,6 +8,7 @@ from berg.problem.card import ProblemCard, parse_problem_card
 from berg.usecase import LabelJoin, Stream, UseCase
 from berg_fraud.contracts import LabelV1, TransactionV1
 from berg_fraud.features import fraud_features
+from berg_fraud.predictions import PredictionV1, PredictionV2
 from berg_fraud.rules import FraudRules
 from berg_fraud.simulator import FraudSimulator
 from berg_fraud.topics import (
@@ -41,5 +42,6 @@ def fraud() -> UseCase:
         ),
         features=fraud_features(),
         rules=FraudRules,
+        legacy_predictions=(PredictionV1, PredictionV2),
         simulator=FraudSimulator(),
     )
