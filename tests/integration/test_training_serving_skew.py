@@ -30,7 +30,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from berg.contracts import PredictionLog, PredictionV3
+from berg.contracts import PredictionLogReader, PredictionV3
 from berg.features.dataset import build_training_frame
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
@@ -140,7 +140,7 @@ def read_predictions(bootstrap: str, expected: int) -> dict[uuid.UUID, Predictio
     consumer.assign(partitions)
     consumer.seek_to_beginning()
     found: dict[uuid.UUID, PredictionV3] = {}
-    log = PredictionLog()
+    log = PredictionLogReader()
     try:
         idle = 0
         while len(found) < expected and idle < 60:  # a minute without a new record: the log is not coming

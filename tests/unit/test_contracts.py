@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from berg.contracts import LegacyPrediction, PredictionLog, PredictionV3
-from berg.contracts.predictions import PredictionLogError
+from berg.contracts import LegacyPrediction, PredictionLogReader, PredictionV3
+from berg.contracts.predictions import PredictionLogReaderError
 from berg.kafka.decoding import RecordRejected, decode_contract
 from berg.kafka.records import RawRecord
 from berg_fraud.contracts import LabelV1, TransactionV1
@@ -237,7 +237,7 @@ def test_a_v3_prediction_names_its_scored_event_and_entities_and_round_trips() -
     assert logged.served_at == datetime(2026, 11, 27, 10, 0, 1, tzinfo=UTC)
     assert logged.entities == {"user_id": "u-17", "campaign_id": "c-3"}
     assert PredictionV3.model_validate_json(logged.model_dump_json()) == logged
-    assert PredictionLog().model_validate_json(logged.model_dump_json()) == logged
+    assert PredictionLogReader().model_validate_json(logged.model_dump_json()) == logged
 
 
 @pytest.mark.parametrize(
@@ -273,7 +273,7 @@ FRAUD_LOG = (PredictionV1, PredictionV2)
 def test_a_legacy_prediction_reads_as_todays_version(
     payload: dict[str, Any], version: type[PredictionV1 | PredictionV2]
 ) -> None:
-    decoded = PredictionLog(FRAUD_LOG).model_validate_json(json.dumps(payload))
+    decoded = PredictionLogReader(FRAUD_LOG).model_validate_json(json.dumps(payload))
     legacy = version.model_validate(payload)
     assert type(decoded) is PredictionV3
     assert decoded == legacy.upgraded()
@@ -283,9 +283,9 @@ def test_a_legacy_prediction_reads_as_todays_version(
 
 
 def test_a_v1_prediction_stands_at_its_serving_time_and_a_v2_at_its_transactions() -> None:
-    v1 = PredictionLog(FRAUD_LOG).model_validate_json(json.dumps(prediction()))
+    v1 = PredictionLogReader(FRAUD_LOG).model_validate_json(json.dumps(prediction()))
     assert v1.scored_event_time == v1.served_at == datetime(2026, 11, 27, 10, 0, 1, tzinfo=UTC)
-    v2 = PredictionLog(FRAUD_LOG).model_validate_json(json.dumps(prediction_v2()))
+    v2 = PredictionLogReader(FRAUD_LOG).model_validate_json(json.dumps(prediction_v2()))
     assert (v2.scored_event_time, v2.served_at) == (
         datetime(2026, 1, 3, 7, tzinfo=UTC),
         datetime(2026, 11, 27, 10, 0, 1, tzinfo=UTC),
@@ -294,9 +294,9 @@ def test_a_v1_prediction_stands_at_its_serving_time_and_a_v2_at_its_transactions
 
 def test_todays_version_reads_as_itself_with_or_without_legacy_versions() -> None:
     payload = prediction_v3()
-    for log in (PredictionLog(), PredictionLog(FRAUD_LOG)):
+    for log in (PredictionLogReader(), PredictionLogReader(FRAUD_LOG)):
         assert log.model_validate_json(json.dumps(payload)) == PredictionV3.model_validate(payload)
-    assert PredictionLog(FRAUD_LOG).versions == (1, 2, 3)
+    assert PredictionLogReader(FRAUD_LOG).versions == (1, 2, 3)
 
 
 @pytest.mark.parametrize(
@@ -314,16 +314,16 @@ def test_a_logged_prediction_refuses_an_unknown_version_and_a_body_of_the_wrong_
     payload: dict[str, Any],
 ) -> None:
     with pytest.raises(ValidationError):
-        PredictionLog(FRAUD_LOG).model_validate_json(json.dumps(payload))
+        PredictionLogReader(FRAUD_LOG).model_validate_json(json.dumps(payload))
 
 
 @pytest.mark.parametrize("payload", [prediction(), prediction_v2()])
 def test_a_use_case_without_legacy_versions_dead_letters_them_as_contract_violations(payload: dict[str, Any]) -> None:
     record = RawRecord("predictions", 0, 7, None, json.dumps(payload).encode(), (), 0)
     with pytest.raises(RecordRejected) as raised:
-        decode_contract(PredictionLog(), record)
+        decode_contract(PredictionLogReader(), record)
     assert raised.value.reason == "contract_violation"
-    assert raised.value.message.startswith("PredictionLog: ")
+    assert raised.value.message.startswith("PredictionLogReader: ")
 
 
 class ClashingV2(LegacyPrediction):
@@ -338,10 +338,10 @@ class ClaimsToday(ClashingV2):
 
 
 def test_a_prediction_log_refuses_legacy_versions_it_could_not_tell_apart() -> None:
-    with pytest.raises(PredictionLogError, match="both declare schema_version 2"):
-        PredictionLog((PredictionV2, ClashingV2))
-    with pytest.raises(PredictionLogError, match=r"ClaimsToday: .*below 3"):
-        PredictionLog((ClaimsToday,))
+    with pytest.raises(PredictionLogReaderError, match="both declare schema_version 2"):
+        PredictionLogReader((PredictionV2, ClashingV2))
+    with pytest.raises(PredictionLogReaderError, match=r"ClaimsToday: .*below 3"):
+        PredictionLogReader((ClaimsToday,))
 
 
 def test_a_timestamp_with_no_utc_equivalent_is_a_validation_error_not_a_crash() -> None:

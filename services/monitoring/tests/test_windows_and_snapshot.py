@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from berg.contracts.predictions import PredictionLog, PredictionV3
+from berg.contracts.predictions import PredictionLogReader, PredictionV3
 from berg_fraud.contracts import LabelV1
 from berg_fraud.predictions import PredictionV1, PredictionV2
 from berg_fraud.use_case import fraud
@@ -217,7 +217,7 @@ def test_the_watermark_follows_the_slowest_partition_and_waits_for_unread_ones()
 def test_every_version_of_the_log_names_its_scored_event_and_counts_after_an_upgrade() -> None:
     served = T0 + timedelta(days=2)
     v1, v2 = legacy_v1(1, served_at=T0 + timedelta(seconds=1)), legacy_v2(2, served_at=served)
-    log = PredictionLog(FRAUD.legacy_predictions)
+    log = PredictionLogReader(FRAUD.legacy_predictions)
     read = [log.model_validate_json(p.model_dump_json()) for p in (v1, v2, prediction_v3(3, served_at=served))]
     assert [p.scored_event_id for p in read] == [uuid.UUID(int=n + 1, version=4) for n in (1, 2, 3)]
     # v1 only says when it was served: it stands there; v2 and v3 at the scored event's time.

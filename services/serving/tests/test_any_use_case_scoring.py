@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from services.serving.tests.helpers import Tensor
 
-from berg.contracts import PredictionLog, PredictionV3
+from berg.contracts import PredictionLogReader, PredictionV3
 from berg.contracts.shape import contract_columns, v2_datatypes
 from berg_clicks.contracts import ImpressionV1
 from berg_clicks.features import clicks_features
@@ -124,7 +124,7 @@ def test_a_scored_impression_becomes_a_v3_record_with_its_entities_and_its_clock
     assert all(p.served_at == served_at and p.default_features_used for p in predictions)
     assert [p.features for p in predictions] == [{"bid": event.bid, "slot": float(event.slot)} for event in events]
     for prediction in predictions:
-        assert PredictionLog().model_validate_json(prediction.model_dump_json()) == prediction
+        assert PredictionLogReader().model_validate_json(prediction.model_dump_json()) == prediction
         assert isinstance(prediction, PredictionV3)
 
 

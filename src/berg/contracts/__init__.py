@@ -5,11 +5,11 @@ platform through its descriptor (``UseCase.scored.contract``, ``UseCase.labels.c
 """
 
 from berg.contracts.dead_letter import DeadLetterV1
-from berg.contracts.predictions import LegacyPrediction, PredictionLog, PredictionV3
+from berg.contracts.predictions import LegacyPrediction, PredictionLogReader, PredictionV3
 
 __all__ = [
     "DeadLetterV1",
     "LegacyPrediction",
-    "PredictionLog",
+    "PredictionLogReader",
     "PredictionV3",
 ]

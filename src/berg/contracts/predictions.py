@@ -9,7 +9,7 @@ delayed-label quality.
 A use case whose serving wrote older versions before it (the reference case's v1 and v2
 named its own fields) declares them (``UseCase.legacy_predictions``): each is a contract
 model of its own that says what it reads as today (:class:`LegacyPrediction`).
-Readers decode the topic with a :class:`PredictionLog` built from those, so records
+Readers decode the topic with a :class:`PredictionLogReader` built from those, so records
 written before an upgrade still count, and the platform names no use case's fields.
 """
 
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag, Ty
 
 from berg.contracts._types import CONTRACT_CONFIG, EventId, FiniteFloat, Identifier, UtcDatetime
 
-__all__ = ["Decision", "LegacyPrediction", "PredictionLog", "PredictionLogError", "PredictionV3"]
+__all__ = ["Decision", "LegacyPrediction", "PredictionLogReader", "PredictionLogReaderError", "PredictionV3"]
 
 Decision = Literal["approve", "review", "decline"]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -76,7 +76,7 @@ class LegacyPrediction(BaseModel, ABC):
         """This record as today's version: the same prediction, its scored event's id and time, its entities."""
 
 
-class PredictionLogError(ValueError):
+class PredictionLogReaderError(ValueError):
     """Legacy prediction versions that cannot be told apart from each other or from today's."""
 
 
@@ -86,18 +86,18 @@ def _schema_version(value: Any) -> str:
     return str(version)
 
 
-class PredictionLog:
+class PredictionLogReader:
     """Reads records of the prediction log in every version a use case's serving wrote, as :class:`PredictionV3`.
 
     Built once at start-up from the use case's legacy versions (none: only today's). A record of a version
     the use case never wrote is a contract violation, like any other.
 
     Example:
-        >>> log = PredictionLog(use_case.legacy_predictions)
+        >>> log = PredictionLogReader(use_case.legacy_predictions)
         >>> log.model_validate_json(record.value)  # a PredictionV3, whatever version the record was
     """
 
-    __name__ = "PredictionLog"
+    __name__ = "PredictionLogReader"
     """What decoding errors name (:func:`berg.kafka.decoding.decode_contract`)."""
 
     def __init__(self, legacy: Sequence[type[LegacyPrediction]] = ()) -> None:
@@ -105,7 +105,7 @@ class PredictionLog:
         for model in legacy:
             version = _declared_version(model)
             if version in versions:
-                raise PredictionLogError(
+                raise PredictionLogReaderError(
                     f"{model.__name__} and {versions[version].__name__} both declare schema_version {version}"
                 )
             versions[version] = model
@@ -132,7 +132,7 @@ def _declared_version(model: type[LegacyPrediction]) -> str:
     field = model.model_fields.get("schema_version")
     default = getattr(field, "default", None)
     if not isinstance(default, int) or isinstance(default, bool) or not 0 < default < CURRENT_VERSION:
-        raise PredictionLogError(
+        raise PredictionLogReaderError(
             f"{model.__name__}: a legacy prediction declares its version as a schema_version field defaulting to "
             f"an int below {CURRENT_VERSION}"
         )

@@ -24,7 +24,7 @@ T_co = TypeVar("T_co", covariant=True)
 
 
 class JsonContract(Protocol[T_co]):
-    """What decodes a record: a contract model, or a reader of several versions (``PredictionLog``)."""
+    """What decodes a record: a contract model, or a reader of several versions (``PredictionLogReader``)."""
 
     @property
     def __name__(self) -> str: ...

@@ -20,7 +20,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.contracts import PredictionLog
+from berg.contracts import PredictionLogReader
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
@@ -105,7 +105,7 @@ class Exporter:
         self._dead_letters = dead_letters
         self._undecodable = undecodable or UndecodableBatches(dead_letters)
         self._label_contract = use_case.labels.contract
-        self._prediction_log = PredictionLog(use_case.legacy_predictions)
+        self._prediction_log = PredictionLogReader(use_case.legacy_predictions)
         self._label_join = use_case.label_join
         self.state = MonitoringState(
             drift=settings.drift_spec(),

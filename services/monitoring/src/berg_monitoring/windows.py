@@ -9,7 +9,7 @@ waiting for their label and labels waiting for their prediction are capped
 to ``label_history``, and only the newest ``max_versions`` versions keep windows.
 
 Predictions are read as today's version of the log (:class:`~berg.contracts.PredictionV3`):
-the exporter decodes older records with the use case's :class:`~berg.contracts.PredictionLog`,
+the exporter decodes older records with the use case's :class:`~berg.contracts.PredictionLogReader`,
 so records written before an upgrade still count.
 
 **One clock: the scored event's event time.** A prediction stands at its scored

@@ -3,7 +3,7 @@
 Before the use-case seam, serving wrote fraud's own fields to the ``predictions``
 topic; records in them may still be there after an upgrade, so the use case
 declares them (``UseCase.legacy_predictions``) and monitoring reads them as
-today's :class:`~berg.contracts.PredictionV3` (:class:`~berg.contracts.PredictionLog`):
+today's :class:`~berg.contracts.PredictionV3` (:class:`~berg.contracts.PredictionLogReader`):
 
 - :class:`PredictionV1` carries one time, ``event_time``: when the prediction was
   served (wall clock). Label delays and horizons run on the transaction's event
