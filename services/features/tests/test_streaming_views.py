@@ -162,6 +162,32 @@ def test_after_a_restart_a_redelivered_batch_changes_nothing_and_the_views_carry
         assert all(second.store.online_stamps_increase(view) for view in views)
 
 
+def test_an_online_store_down_at_assignment_holds_every_batch_until_the_restore_succeeds(tmp_path: Path) -> None:
+    """After a restart the online store cannot be read while partitions are assigned: the listener does not
+    raise (kafka-python would fail the poll with it), the first batch fails while the store is still down (the
+    loop rewinds it), and once the store is back the restore runs before the batch: every view exact."""
+    views = TWO_VIEWS.streaming
+    partitions = [(IMPRESSIONS.valid_topic, partition) for partition in range(3)]
+    stream = [impression(i, START + timedelta(minutes=7 * i), f"u{i % 3}", f"c{i % 2}") for i in range(12)]
+    first = drive(tmp_path, LATENESS)
+    first.handler.on_assigned(partitions)
+    deliver(first, stream[:8], batch=4)
+
+    first.store.reads_down = 2  # the assignment's read, then the first batch's
+    second = drive(tmp_path, LATENESS, store=first.store)
+    second.handler.on_assigned(partitions)
+    batch = [record(event, 8 + n) for n, event in enumerate(stream[8:])]
+    pushes = second.store.count()
+    with pytest.raises(ConnectionError):
+        second.handler(batch)
+    assert second.store.count() == pushes, "nothing is pushed over a partial state"
+    assert len(second.label_store.read(second.label_store.scored)) == 8
+    second.handler(batch)
+
+    assert_views_equal_the_oracle(second, views, stream)
+    assert all(second.store.online_stamps_increase(view) for view in views)
+
+
 def test_an_impression_late_for_its_campaign_only_is_dead_lettered_and_counted_in_no_view(tmp_path: Path) -> None:
     """In order for its viewer, 90 minutes behind its campaign's latest: no view takes it, so a restart that
     reads the label store back agrees with the views that refused it."""

@@ -147,10 +147,11 @@ def record(event: Impression, offset: int) -> RawRecord:
 @dataclass
 class RecordingStore:
     """Stands in for Feast's store: records every push per push source and mode, and can fail a push source's
-    next pushes (``fail``: how many)."""
+    next pushes (``fail``: how many) and the next reads of online stamps (``reads_down``: how many)."""
 
     pushes: dict[tuple[str, PushMode], list[pd.DataFrame]] = field(default_factory=lambda: defaultdict(list))
     fail: dict[str, int] = field(default_factory=dict)
+    reads_down: int = 0
 
     def push(self, push_source_name: str, df: pd.DataFrame, *, to: PushMode) -> None:
         if self.fail.get(push_source_name, 0) > 0:
@@ -180,6 +181,9 @@ class RecordingStore:
 
     def online_stamps(self, view: StreamingView, keys: Sequence[str]) -> dict[str, int]:
         """Per key, the stamp of its last online row (Redis holds the newest; each entity's stamps increase)."""
+        if self.reads_down > 0:
+            self.reads_down -= 1
+            raise ConnectionError("the online store is down (the test's fault)")
         wanted, held = set(keys), {}
         for frame in self.pushes.get((view.push_source, PushMode.ONLINE), []):
             for row in frame.to_dict("records"):

@@ -122,8 +122,11 @@ class FeaturesHandler:
         self._eviction_interval_s = eviction_interval_s
         self._on_stored = on_stored
         self._next_eviction = time.monotonic() + eviction_interval_s
+        self._unrestored: set[int] = set()
+        """Assigned partitions of the scored topic whose entities are not restored yet."""
 
     def __call__(self, records: Sequence[RawRecord]) -> None:
+        self._restore_assigned()
         self._reload_pending()
         good, rejected = split_batch(records, self.decode)
         scored = [item for item in good if item.record.topic == self._scored.topic]
@@ -271,16 +274,35 @@ class FeaturesHandler:
             view.evict_idle()
 
     def on_assigned(self, partitions: list[tuple[str, int]]) -> None:
-        """Load every view's aggregates of the entities on newly assigned partitions of the scored topic."""
-        mine = [partition for topic, partition in partitions if topic == self._scored.topic]
-        if mine:
-            self._restore(self._views, ds.field("source_partition").isin(mine))
+        """Load every view's aggregates of the entities on newly assigned partitions of the scored topic.
+
+        Never raises: a listener that fails makes the consumer's poll fail. When the label store or the
+        online store cannot be read now, the restore is tried again before each batch, and the batch
+        fails (the loop rewinds it and backs off) until it succeeds: nothing is aggregated over a
+        partial state."""
+        self._unrestored |= {partition for topic, partition in partitions if topic == self._scored.topic}
+        try:
+            self._restore_assigned()
+        except Exception:
+            log.warning(
+                "restoring the assigned partitions failed; tried again before the next batch",
+                extra={"partitions": sorted(self._unrestored)},
+                exc_info=True,
+            )
 
     def on_revoked(self, partitions: list[tuple[str, int]]) -> None:
         """Drop the entities of revoked partitions: their new owner carries on, and so may we later."""
         gone = {partition for topic, partition in partitions if topic == self._scored.topic}
+        self._unrestored -= gone
         for view in self._views:
             view.on_revoked(gone)
+
+    def _restore_assigned(self) -> None:
+        # Raises when a store is unreachable; restoring again is exact (the aggregators skip the events
+        # they already hold).
+        if self._unrestored:
+            self._restore(self._views, ds.field("source_partition").isin(sorted(self._unrestored)))
+            self._unrestored.clear()
 
     def _reload_pending(self) -> None:
         # Raises when the label store is unreachable: the batch is retried, and so is this.
