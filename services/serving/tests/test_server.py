@@ -132,6 +132,20 @@ async def test_v1_and_v2_score_and_flag_unknown_users(served: Served) -> None:
     assert response.json()["model_version"] == "v0001"
 
 
+async def test_v2_answers_the_outputs_asked_for_and_its_metadata_lists_both_event_id_names(served: Served) -> None:
+    client = served.client
+    rows = [transaction_fields(), transaction_fields(user_id="stranger")]
+    inputs = [{"name": t.name, "datatype": t.datatype, "shape": t.shape, "data": t.data} for t in tensors(rows)]
+    for name in ("scored_event_id", "transaction_event_id"):
+        response = await client.post("/v2/models/fraud/infer", json={"inputs": inputs, "outputs": [{"name": name}]})
+        assert response.status_code == 200, response.text
+        assert [(o["name"], o["data"]) for o in response.json()["outputs"]] == [(name, [r["event_id"] for r in rows])]
+    metadata = await client.get("/v2/models/fraud")
+    assert metadata.status_code == 200, metadata.text
+    names = [tensor["name"] for tensor in metadata.json()["outputs"]]
+    assert names[:3] == ["prediction_id", "scored_event_id", "transaction_event_id"]
+
+
 Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 NOW_ID = uuid.uuid4()
 BINARY = {"content-type": "application/octet-stream", "inference-header-content-length": "11"}

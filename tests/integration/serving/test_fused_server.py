@@ -91,7 +91,7 @@ def check(
     np.testing.assert_allclose(answers["score"], scores, rtol=1e-6)
     assert answers["decision"] == decisions
     assert answers["default_features_used"] == [False] * known + [True] * (len(rows) - known)
-    assert answers["transaction_event_id"] == [row["event_id"] for row in rows]
+    assert answers["scored_event_id"] == [row["event_id"] for row in rows]
 
 
 def test_v1_with_kserve_rest_client(fused: ServingProcess, serving_world: ServingWorld, registry: Path) -> None:
@@ -173,16 +173,17 @@ def test_v2_with_triton_client(
             inputs.append(tensor)
         requested = [
             triton.InferRequestedOutput(name, binary_data=binary)
-            for name in ("score", "decision", "default_features_used", "transaction_event_id")
+            for name in ("score", "decision", "default_features_used", "scored_event_id")
         ]
         result = client.infer(MODEL, inputs, outputs=requested)
     finally:
         client.close()
     assert result.get_response()["model_version"] == "v0001"
+    assert [output["name"] for output in result.get_response()["outputs"]] == [r.name() for r in requested]
     answers = {name: result.as_numpy(name).tolist() for name in ("score", "decision", "default_features_used")}
     answers["decision"] = [v.decode() if isinstance(v, bytes) else v for v in answers["decision"]]
-    answers["transaction_event_id"] = [
-        v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("transaction_event_id").tolist()
+    answers["scored_event_id"] = [
+        v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("scored_event_id").tolist()
     ]
     check(answers, rows, expected_scores(serving_world, registry, rows), known=3)
 

@@ -4,14 +4,15 @@ Three conversations:
 
 1. **Client to transformer (or fused server)**: events of the use case's scored contract in
    (:mod:`berg_serving.scoring_request`), one result per event out. V1:
-   ``{"predictions": [{"prediction_id", "transaction_event_id", "score", "decision",
-   "threshold", "default_features_used", "model_version"}], "model_name", "model_version"}``.
-   V2: output tensors of shape ``[n]``: ``prediction_id``, ``transaction_event_id`` and
-   ``decision`` (BYTES), ``score`` and ``threshold`` (FP64), ``default_features_used`` (BOOL);
-   the response's ``model_version`` and its ``parameters["model_version"]`` (KServe's REST
-   client drops the former) name the version. ``transaction_event_id`` is the scored event's
-   ``event_id`` whatever the use case: the response keeps the name its clients know (a new
-   name would be a new response version).
+   ``{"predictions": [{"prediction_id", "scored_event_id", "transaction_event_id", "score",
+   "decision", "threshold", "default_features_used", "model_version"}], "model_name",
+   "model_version"}``. V2: output tensors of shape ``[n]``: ``prediction_id``,
+   ``scored_event_id``, ``transaction_event_id`` and ``decision`` (BYTES), ``score`` and
+   ``threshold`` (FP64), ``default_features_used`` (BOOL); the response's ``model_version`` and
+   its ``parameters["model_version"]`` (KServe's REST client drops the former) name the version.
+   ``scored_event_id`` is the scored event's ``event_id`` whatever the use case (the prediction
+   log's ``PredictionV3.scored_event_id``). ``transaction_event_id`` is a deprecated duplicate
+   of it (:data:`DEPRECATED_EVENT_ID_ALIAS`), kept for clients written before the generic name.
 2. **Transformer to predictor**: named feature columns, so the predictor takes the ones its
    current model reads in that model's order (a hot swap may change either). V1:
    ``{"instances": [{"<feature>": value or null}, ...]}``; V2: one FP32 tensor per feature,
@@ -34,8 +35,10 @@ from berg_serving.predictions import ScoredEvent, Scores
 from berg_serving.scoring_request import NUMERIC_DATATYPES, RequestError, check_json_numbers
 
 __all__ = [
+    "DEPRECATED_EVENT_ID_ALIAS",
     "MODEL_VERSION_PARAMETER",
     "PREDICTOR_OUTPUTS",
+    "SCORED_EVENT_ID",
     "SCORING_OUTPUTS",
     "PredictorResponseError",
     "feature_columns_v1",
@@ -53,9 +56,17 @@ __all__ = [
 
 MODEL_VERSION_PARAMETER = "model_version"
 
+SCORED_EVENT_ID = "scored_event_id"
+"""The response field (V1) and output tensor (V2) that carries the scored event's ``event_id``."""
+
+# Deprecated: the older name of SCORED_EVENT_ID, sent alongside it with the same value so that
+# clients written before the generic name keep working. It will be dropped in the next response version.
+DEPRECATED_EVENT_ID_ALIAS = "transaction_event_id"
+
 SCORING_OUTPUTS: Mapping[str, str] = {
     "prediction_id": "BYTES",
-    "transaction_event_id": "BYTES",
+    SCORED_EVENT_ID: "BYTES",
+    DEPRECATED_EVENT_ID_ALIAS: "BYTES",
     "score": "FP64",
     "decision": "BYTES",
     "threshold": "FP64",
@@ -116,7 +127,8 @@ def scored_response_v1(scored: Sequence[ScoredEvent], model_name: str) -> dict[s
         "predictions": [
             {
                 "prediction_id": str(item.prediction_id),
-                "transaction_event_id": str(item.event_id),
+                SCORED_EVENT_ID: str(item.event_id),
+                DEPRECATED_EVENT_ID_ALIAS: str(item.event_id),
                 "score": item.score,
                 "decision": item.decision,
                 "threshold": item.threshold,
@@ -133,13 +145,15 @@ def scored_response_v1(scored: Sequence[ScoredEvent], model_name: str) -> dict[s
 def scored_response_v2(scored: Sequence[ScoredEvent], model_name: str, request: InferRequest | None) -> InferResponse:
     """The V2 response to a scoring request (REST or gRPC)."""
     version = scored[0].model_version if scored else ""
+    event_ids = [str(item.event_id) for item in scored]
     return _response(
         request,
         model_name,
         version,
         {
             "prediction_id": _text([str(item.prediction_id) for item in scored]),
-            "transaction_event_id": _text([str(item.event_id) for item in scored]),
+            SCORED_EVENT_ID: _text(event_ids),
+            DEPRECATED_EVENT_ID_ALIAS: _text(event_ids),
             "score": np.array([item.score for item in scored], dtype=np.float64),
             "decision": _text([item.decision for item in scored]),
             "threshold": np.array([item.threshold for item in scored], dtype=np.float64),
