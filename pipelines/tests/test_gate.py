@@ -29,7 +29,7 @@ def model(name: str, pr_auc: float, *, expected_cost: float = 1000.0, roc_auc: f
         precision=0.4,
         recall=0.7,
         expected_cost=expected_cost,
-        expected_cost_per_transaction=expected_cost / 1000,
+        expected_cost_per_event=expected_cost / 1000,
         confusion={"true_positives": 7, "false_positives": 10, "true_negatives": 980, "false_negatives": 3},
         positive_amount_caught=700.0,
         positive_amount_missed=300.0,
@@ -228,3 +228,26 @@ def test_a_costlier_challenger_is_refused_on_a_cost_metric() -> None:
     decision = decide(by_cost, report(model("challenger", 0.5, expected_cost=1100.0), model("baseline", 0.5)))
     assert not decision.promote
     assert "better than the baseline" in decision.reasons[0]
+
+
+def test_a_cost_per_event_metric_is_lower_is_better() -> None:
+    by_cost = rule(metric="expected_cost_per_event", min_lift_over_baseline=0.0)
+    cheaper = report(model("challenger", 0.5, expected_cost=100.0), model("baseline", 0.5))
+    costlier = report(model("challenger", 0.5, expected_cost=1100.0), model("baseline", 0.5))
+    assert decide(by_cost, cheaper).promote, decide(by_cost, cheaper).summary
+    assert not decide(by_cost, costlier).promote
+
+
+def test_a_report_written_before_the_rename_reads_its_cost_per_transaction_as_per_event(tmp_path: Path) -> None:
+    evaluation = report(model("challenger", 0.6), model("baseline", 0.5), model("champion", 0.55, expected_cost=2000.0))
+    evaluation.write(tmp_path / "evaluation.json")
+    raw = json.loads((tmp_path / "evaluation.json").read_text())
+    for who in ("challenger", "baseline", "champion"):
+        raw[who]["expected_cost_per_transaction"] = raw[who].pop("expected_cost_per_event")
+    (tmp_path / "evaluation.json").write_text(json.dumps(raw))
+
+    back = EvaluationReport.read(tmp_path / "evaluation.json")
+
+    assert back == evaluation
+    assert back.champion is not None
+    assert back.champion.metric("expected_cost_per_event") == pytest.approx(2.0)

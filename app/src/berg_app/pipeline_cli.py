@@ -33,9 +33,9 @@ pipeline_app = typer.Typer(
     no_args_is_help=True,
 )
 
-WindowDays = Annotated[float, typer.Option(min=1, help="Days of labelled transactions to train and evaluate on.")]
+WindowDays = Annotated[float, typer.Option(min=1, help="Days of labelled events to train and evaluate on.")]
 WindowEnd = Annotated[
-    str, typer.Option(help="ISO end of the window; default: the newest transaction minus the label horizon.")
+    str, typer.Option(help="ISO end of the window; default: the newest scored event minus the label horizon.")
 ]
 ModelNameOption = Annotated[
     str | None,
@@ -92,8 +92,7 @@ def run_command(
         float | None,
         typer.Option(
             min=1,
-            help="Days of labelled transactions to train and evaluate on; default: the stack's "
-            "BERG_TRAINING_WINDOW_DAYS.",
+            help="Days of labelled events to train and evaluate on; default: the stack's BERG_TRAINING_WINDOW_DAYS.",
         ),
     ] = None,
     window_end: WindowEnd = "",

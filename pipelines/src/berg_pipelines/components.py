@@ -40,7 +40,7 @@ def build_dataset(
     dataset: Output[Dataset],
     summary: Output[Metrics],
 ) -> None:
-    """Labelled transactions in a window -> Feast point-in-time features -> train/validation/test; leakage fails."""
+    """Labelled events in a window -> Feast point-in-time features -> train/validation/test; leakage fails."""
     from pathlib import Path
 
     from berg_pipelines.steps import PipelineSettings, build_dataset_step

@@ -28,13 +28,14 @@ adds what a training set needs on top: the caller's index, columns and timestamp
 back untouched, typed feature columns, the strictly-before shift and the as-of
 columns for the leakage check.
 
-**strictly_before.** The features service pushes a user row at a transaction's event
-time ``t`` that *includes* that transaction; the scorer, serving the transaction,
-sees only the state before it. Training must match serving, so by default the join is
-made at ``t`` minus one microsecond (the offline sources' resolution): a row stamped
-``t`` is not visible to the row predicted at ``t``. The returned frame keeps the
-caller's timestamps unchanged. Pass ``strictly_before=False`` for the state "as of
-and including ``t``" (e.g. to compare with what was pushed online at ``t``).
+**strictly_before.** The features service pushes an entity's row at a scored event's
+(a transaction's, say) event time ``t`` that *includes* that event; the scorer,
+serving the event, sees only the state before it. Training must match serving, so by
+default the join is made at ``t`` minus one microsecond (the offline sources'
+resolution): a row stamped ``t`` is not visible to the row predicted at ``t``. The
+returned frame keeps the caller's timestamps unchanged. Pass ``strictly_before=False``
+for the state "as of and including ``t``" (e.g. to compare with what was pushed online
+at ``t``).
 """
 
 from __future__ import annotations

@@ -7,13 +7,17 @@ its validated form.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from types import MappingProxyType
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
+    "RENAMED_METRICS",
     "BaselineSpec",
     "Costs",
     "ProblemCard",
@@ -26,7 +30,26 @@ __all__ = [
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
-MetricName = Literal["pr_auc", "roc_auc", "precision", "recall", "expected_cost", "expected_cost_per_transaction"]
+RENAMED_METRICS: Mapping[str, str] = MappingProxyType({"expected_cost_per_transaction": "expected_cost_per_event"})
+"""Old metric name -> its name now. A card naming an old one still loads, with a ``FutureWarning``."""
+
+
+def _current_metric_name(value: object) -> object:
+    if isinstance(value, str) and value in RENAMED_METRICS:
+        warnings.warn(
+            f"the problem card names the metric {value!r}, now called {RENAMED_METRICS[value]!r}: "
+            "read as the new name; rename it in the card",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return RENAMED_METRICS[value]
+    return value
+
+
+MetricName = Annotated[
+    Literal["pr_auc", "roc_auc", "precision", "recall", "expected_cost", "expected_cost_per_event"],
+    BeforeValidator(_current_metric_name),
+]
 
 
 class Target(BaseModel):

@@ -112,12 +112,13 @@ class Outcomes:
         return self.true_positives / positives if positives else float("nan")
 
     @property
-    def transactions(self) -> int:
+    def events(self) -> int:
+        """How many scored events the outcomes count."""
         return self.true_positives + self.false_positives + self.true_negatives + self.false_negatives
 
     @property
-    def expected_cost_per_transaction(self) -> float:
-        return self.expected_cost / self.transactions if self.transactions else float("nan")
+    def expected_cost_per_event(self) -> float:
+        return self.expected_cost / self.events if self.events else float("nan")
 
 
 def expected_cost(costs: Costs, y: ArrayLike, flagged: ArrayLike, amount: ArrayLike) -> float:

@@ -31,7 +31,7 @@ def _streaming() -> Row:
         [
             timeseries(
                 "Events /s by kind and outcome",
-                "Events consumed per second: transactions aggregated, duplicates, late ones, and rows stored in the "
+                "Events consumed per second: scored events aggregated, duplicates, late ones, and rows stored in the "
                 "label store.",
                 [Query(rate("berg_features_events_total", by=["kind", "outcome"]), "{{kind}} {{outcome}}")],
                 unit="short",
@@ -50,7 +50,7 @@ def _streaming() -> Row:
             ),
             timeseries(
                 "Lateness p50 / p95",
-                "How far (in event time) transactions arrive behind their user's latest one.",
+                "How far (in event time) scored events arrive behind their entity's latest one.",
                 [
                     Query(quantile(0.5, "berg_features_lateness_seconds"), "p50"),
                     Query(quantile(0.95, "berg_features_lateness_seconds"), "p95"),

@@ -104,9 +104,9 @@ def _drift() -> Row:
             ),
             timeseries(
                 "Event time in the drift window",
-                "Drift is measured over whole days of transaction event time (a part of a day would read the daily "
-                "cycle as drift): the window's whole days once it has one, how far the version's predictions reach "
-                "before.",
+                "Drift is measured over whole days of the scored events' event time (a part of a day would read the "
+                "daily cycle as drift): the window's whole days once it has one, how far the version's predictions "
+                "reach before.",
                 [Query(_gauge("berg_monitoring_drift_window_seconds"), "{{model}} {{version}}")],
                 unit="s",
                 minimum=0,
@@ -246,7 +246,7 @@ def _labels_and_freshness() -> Row:
             ),
             timeseries(
                 "Label delay p50 / p95",
-                "Label arrival (its event time) minus the transaction's event time.",
+                "Label arrival (its event time) minus the scored event's event time.",
                 [
                     Query(quantile(0.5, "berg_monitoring_label_delay_seconds", by=["model"], where=_MODEL), "p50"),
                     Query(quantile(0.95, "berg_monitoring_label_delay_seconds", by=["model"], where=_MODEL), "p95"),
@@ -256,7 +256,7 @@ def _labels_and_freshness() -> Row:
             ),
             timeseries(
                 "New labelled rows vs threshold",
-                "Labelled transactions newer than the production version's training window, and the threshold at "
+                "Labelled events newer than the production version's training window, and the threshold at "
                 "which the data-volume trigger asks for a retraining.",
                 [
                     Query(f"max by (model) (berg_monitoring_new_labelled_rows{{{_MODEL}}})", "new rows {{model}}"),

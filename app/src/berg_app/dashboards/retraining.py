@@ -100,7 +100,7 @@ def _triggers() -> Row:
             ),
             timeseries(
                 "Data-volume trigger: new labelled rows vs threshold",
-                "Labelled transactions newer than the production version's training window; at the threshold the "
+                "Labelled events newer than the production version's training window; at the threshold the "
                 "data-volume trigger fires.",
                 [
                     Query(f"max by (model) (berg_monitoring_new_labelled_rows{{{_MODEL}}})", "new rows {{model}}"),

@@ -1,9 +1,9 @@
-"""Step 1, build_dataset: labelled transactions -> Feast point-in-time features -> temporal splits.
+"""Step 1, build_dataset: labelled events -> Feast point-in-time features -> temporal splits.
 
-The entity frame is the label store's transactions in a window whose labels are
-complete (every transaction at least the card's label horizon older than the
-newest transaction held), with the card's target. Features come from the feature
-service, as the scorer saw them (strictly before each transaction). The leakage
+The entity frame is the label store's scored events (transactions, say) in a window
+whose labels are complete (every event at least the card's label horizon older than
+the newest event held), with the card's target. Features come from the feature
+service, as the scorer saw them (strictly before each event). The leakage
 check runs on the whole frame and fails the step. The latest part of the window is
 the test split, the part before it validation, the rest training.
 """
@@ -39,10 +39,10 @@ class DatasetWindow:
 
 
 def label_complete_window(labels: LabelStore, card: ProblemCard, days: float) -> DatasetWindow:
-    """The ``days`` before the label horizon: every label of a transaction in it is in.
+    """The ``days`` before the label horizon: every label of a scored event in it is in.
 
     Labels are known up to the newest one held (they arrive on their own topic, possibly behind the
-    transactions), so the window ends a horizon before the older of the newest transaction and the
+    scored events), so the window ends a horizon before the older of the newest scored event and the
     newest label.
     """
     latest = labels.latest_event_time(labels.scored)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from berg.problem.card import ProblemCard
+from berg.problem.card import RENAMED_METRICS, ProblemCard
 from berg.problem.metrics import Outcomes, average_precision, choose_threshold, outcomes_at, roc_auc
 from berg_pipelines.runtime.frames import feature_matrix
 
@@ -37,7 +37,7 @@ class ModelEvaluation:
     precision: float
     recall: float
     expected_cost: float
-    expected_cost_per_transaction: float
+    expected_cost_per_event: float
     confusion: dict[str, int]
     positive_amount_caught: float
     positive_amount_missed: float
@@ -64,10 +64,11 @@ class EvaluationReport:
 
     @classmethod
     def read(cls, path: Path) -> EvaluationReport:
+        """The report at ``path``; one written before a metric's rename reads under the new name."""
         raw: dict[str, Any] = json.loads(path.read_text())
         for name in ("challenger", "baseline", "champion"):
             if raw.get(name) is not None:
-                raw[name] = ModelEvaluation(**{k: _nan(v) for k, v in raw[name].items()})
+                raw[name] = ModelEvaluation(**{RENAMED_METRICS.get(k, k): _nan(v) for k, v in raw[name].items()})
         return cls(**raw)
 
 
@@ -122,7 +123,7 @@ def evaluate_model(
         precision=outcome.precision,
         recall=outcome.recall,
         expected_cost=outcome.expected_cost,
-        expected_cost_per_transaction=outcome.expected_cost_per_transaction,
+        expected_cost_per_event=outcome.expected_cost_per_event,
         confusion={
             "true_positives": outcome.true_positives,
             "false_positives": outcome.false_positives,

@@ -23,7 +23,7 @@ class Decision:
         return f"{verdict}: " + "; ".join(self.reasons)
 
 
-LOWER_IS_BETTER = frozenset({"expected_cost", "expected_cost_per_transaction"})
+LOWER_IS_BETTER = frozenset({"expected_cost", "expected_cost_per_event"})
 
 
 def _lift(metric: str, challenger: float, other: float) -> float:

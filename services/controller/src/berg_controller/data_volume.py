@@ -1,7 +1,7 @@
 """Where the data-volume trigger's count comes from: an interface, and Prometheus behind it.
 
 The monitoring exporter publishes ``berg_monitoring_new_labelled_rows{model}``:
-labelled transactions newer than the production version's training window. The
+labelled events newer than the production version's training window. The
 controller either hears of it as the ``NewLabelledDataVolume`` alert (the
 default, no source needed) or asks Prometheus itself (:class:`PrometheusDataVolume`).
 """

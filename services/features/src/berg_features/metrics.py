@@ -179,7 +179,7 @@ class FeaturesMetrics:
             ),
             label_store_written=Gauge(
                 "berg_features_label_store_written_timestamp_seconds",
-                "Wall-clock end of this instance's last write of transactions or labels to the label store.",
+                "Wall-clock end of this instance's last write of scored events or labels to the label store.",
                 registry=registry,
             ),
         )

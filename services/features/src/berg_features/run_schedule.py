@@ -2,7 +2,7 @@
 
 A snapshot is due as soon as the label store holds what it needs, but a job that only
 runs every ``interval_s`` serves it up to that late. When the stream stores
-transactions or labels it nudges the schedule, and the next run starts once the
+scored events or labels it nudges the schedule, and the next run starts once the
 stream has been quiet for ``quiet_s`` (what arrives together is read by one run, not
 by one run per micro-batch), ``min_interval_s`` after the last run started at the
 earliest; without a nudge, or under a stream that never pauses, runs are

@@ -75,7 +75,7 @@ class LandingZone:
         """Land the rows whose ``event_id`` is new in their date partition.
 
         Args:
-            kind: ``transactions`` or ``labels``.
+            kind: the stream's name, e.g. ``transactions`` or ``labels``.
             rows: one mapping per event with ``event_id`` (str) and ``event_time`` (aware datetime).
             schema: the parquet schema of ``kind``.
 
