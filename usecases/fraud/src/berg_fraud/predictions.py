@@ -18,6 +18,7 @@ Both name the transaction by ``transaction_event_id`` and carry its ``user_id`` 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -30,16 +31,13 @@ __all__ = ["PredictionV1", "PredictionV2"]
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
-class PredictionV1(LegacyPrediction):
-    """What the model said about one transaction, and with which inputs."""
+class _FraudPrediction(LegacyPrediction):
+    """What both legacy versions carry: the prediction, its transaction's id and entities, its inputs."""
 
     model_config = CONTRACT_CONFIG
 
-    schema_version: Literal[1] = 1
     event_id: EventId
     """This prediction's own id."""
-    event_time: UtcDatetime
-    """When the prediction was served."""
     transaction_event_id: EventId
     user_id: Identifier
     merchant_id: Identifier
@@ -52,13 +50,12 @@ class PredictionV1(LegacyPrediction):
     default_features_used: bool = False
     """True when the user or merchant was unknown to the online store."""
 
-    def upgraded(self) -> PredictionV3:
-        """As today's version, scored at its serving time (the only time it has)."""
+    def _as_today(self, scored_event_time: datetime, served_at: datetime) -> PredictionV3:
         return PredictionV3(
             event_id=self.event_id,
             scored_event_id=self.transaction_event_id,
-            scored_event_time=self.event_time,
-            served_at=self.event_time,
+            scored_event_time=scored_event_time,
+            served_at=served_at,
             entities={"user_id": self.user_id, "merchant_id": self.merchant_id},
             model_name=self.model_name,
             model_version=self.model_version,
@@ -70,43 +67,27 @@ class PredictionV1(LegacyPrediction):
         )
 
 
-class PredictionV2(LegacyPrediction):
+class PredictionV1(_FraudPrediction):
+    """What the model said about one transaction, and with which inputs."""
+
+    schema_version: Literal[1] = 1
+    event_time: UtcDatetime
+    """When the prediction was served."""
+
+    def upgraded(self) -> PredictionV3:
+        """As today's version, scored at its serving time (the only time it has)."""
+        return self._as_today(self.event_time, self.event_time)
+
+
+class PredictionV2(_FraudPrediction):
     """What the model said about one transaction, with which inputs, on the transaction's clock and serving's."""
 
-    model_config = CONTRACT_CONFIG
-
     schema_version: Literal[2] = 2
-    event_id: EventId
-    """This prediction's own id."""
-    transaction_event_id: EventId
     transaction_event_time: UtcDatetime
     """The transaction's event time (``TransactionV1.event_time``): the clock label delays and horizons run on."""
     served_at: UtcDatetime
     """When serving answered (wall clock): for latency, never for label delays."""
-    user_id: Identifier
-    merchant_id: Identifier
-    model_name: Identifier
-    model_version: Identifier
-    features: Annotated[dict[FeatureName, FiniteFloat], Field(max_length=MAX_FEATURES)]
-    score: Score
-    threshold: Score
-    decision: Decision
-    default_features_used: bool = False
-    """True when the user or merchant was unknown to the online store."""
 
     def upgraded(self) -> PredictionV3:
         """As today's version: the same prediction on the transaction's clock."""
-        return PredictionV3(
-            event_id=self.event_id,
-            scored_event_id=self.transaction_event_id,
-            scored_event_time=self.transaction_event_time,
-            served_at=self.served_at,
-            entities={"user_id": self.user_id, "merchant_id": self.merchant_id},
-            model_name=self.model_name,
-            model_version=self.model_version,
-            features=self.features,
-            score=self.score,
-            threshold=self.threshold,
-            decision=self.decision,
-            default_features_used=self.default_features_used,
-        )
+        return self._as_today(self.transaction_event_time, self.served_at)
