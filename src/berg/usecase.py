@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from berg.contracts.predictions import LegacyPrediction
+from berg.contracts.predictions import LegacyPrediction, PredictionLogReader, PredictionLogReaderError
 from berg.contracts.rules import ContractRules
 from berg.features.feature_set import FeatureSet
 from berg.problem.card import ProblemCard
@@ -144,6 +144,10 @@ class UseCase:
                 )
         self._check_rules()
         self._check_features()
+        try:
+            PredictionLogReader(self.legacy_predictions)
+        except PredictionLogReaderError as error:
+            raise UseCaseError(f"use case {self.name!r}: its legacy predictions: {error}") from None
         if self.card.target.column != join.target:
             raise UseCaseError(
                 f"use case {self.name!r}: the problem card's target is {self.card.target.column!r}, "

@@ -338,7 +338,7 @@ class ClaimsToday(ClashingV2):
 
 
 def test_a_prediction_log_refuses_legacy_versions_it_could_not_tell_apart() -> None:
-    with pytest.raises(PredictionLogReaderError, match="both declare schema_version 2"):
+    with pytest.raises(PredictionLogReaderError, match="both declare version 2"):
         PredictionLogReader((PredictionV2, ClashingV2))
     with pytest.raises(PredictionLogReaderError, match=r"ClaimsToday: .*below 3"):
         PredictionLogReader((ClaimsToday,))

@@ -43,6 +43,16 @@ def test_a_use_case_of_another_domain_is_described_by_its_own_contracts_and_join
     assert (described.scored.contract, described.labels.contract) == (ImpressionV1, ClickV1)
 
 
+def test_legacy_prediction_versions_that_could_not_be_told_apart_are_refused_when_the_use_case_loads() -> None:
+    from berg_fraud.predictions import PredictionV2
+    from berg_fraud.use_case import fraud
+
+    reference = fraud()
+    assert dataclasses.replace(reference, legacy_predictions=(PredictionV2,)).legacy_predictions == (PredictionV2,)
+    with pytest.raises(UseCaseError, match=r"use case .fraud.: its legacy predictions: .*both declare version 2"):
+        dataclasses.replace(reference, legacy_predictions=(PredictionV2, PredictionV2))
+
+
 def test_a_join_or_key_naming_no_field_of_its_contract_is_refused_by_name() -> None:
     scored, labels = streams()
     with pytest.raises(UseCaseError, match=r"'converted', no field of ClickV1"):

@@ -106,7 +106,7 @@ class PredictionLogReader:
             version = _declared_version(model)
             if version in versions:
                 raise PredictionLogReaderError(
-                    f"{model.__name__} and {versions[version].__name__} both declare schema_version {version}"
+                    f"{model.__name__} and {versions[version].__name__} both declare version {version}"
                 )
             versions[version] = model
         self._adapter: TypeAdapter[Any] = TypeAdapter(PredictionV3)
