@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.feature_world
 
 from berg.features.dataset import build_training_frame, describe_features
 from berg.features.feature_set import EVENT_TIMESTAMP, REQUEST_EVENT_UNIX

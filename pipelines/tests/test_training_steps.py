@@ -261,7 +261,11 @@ def test_challenger_beats_the_baseline_and_is_promoted_with_lineage_and_profile(
     assert decision == decide(settings.card().promotion, report)
     assert decision.promote, decision.summary
     assert "no production champion yet" in decision.reasons
-    assert "Promote" in evaluated.html.read_text()
+    page = evaluated.html.read_text()
+    assert "Promote" in page
+    assert "Training data recomputed" in page
+    assert "90 of" in page
+    assert "0 mismatches" in page
 
     version = register(settings, dataset, good, evaluated, registry_uri, decision, run_id="run-good")
     registry = ModelRegistry(registry_uri)

@@ -256,7 +256,9 @@ def evaluate_step(
     evaluation_dir.mkdir(parents=True, exist_ok=True)
     report.write(evaluation_dir / EVALUATION_FILE)
     decision = decide(card.promotion, report)
-    report_path.write_text(render_report(card, report, decision, test[info.label_column].to_numpy(), scores))
+    report_path.write_text(
+        render_report(card, report, decision, test[info.label_column].to_numpy(), scores, info.recompute)
+    )
     return report
 
 

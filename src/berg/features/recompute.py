@@ -55,6 +55,7 @@ __all__ = [
     "compare_values",
     "entity_label",
     "on_demand_row",
+    "on_demand_rows",
     "sample_rows",
     "sample_size",
     "streaming_row",
@@ -106,7 +107,7 @@ def to_micros(times: pd.Series | datetime | pd.Timestamp) -> Any:
 
 
 def streaming_row(
-    view: StreamingView, times_us: np.ndarray, values: pd.DataFrame, prediction_us: int
+    view: StreamingView, times_us: np.ndarray, values: Mapping[str, Any], prediction_us: int
 ) -> dict[str, float]:
     """The values of ``view`` a training row predicted at ``prediction_us`` gets, from one entity's events.
 
@@ -114,7 +115,8 @@ def streaming_row(
         view: The declared view.
         times_us: The entity's events' event times (integer microseconds), any order, any range:
             only those before ``prediction_us`` are read.
-        values: The same events' fields (one row per event, positionally), the columns the view reads.
+        values: The same events' fields (field -> one value per event, positionally; a DataFrame will do),
+            those the view reads.
         prediction_us: The row's prediction time.
 
     Returns:
@@ -136,7 +138,7 @@ def streaming_row(
             row[aggregate.name] = float(inside.sum())
             continue
         assert aggregate.field is not None  # every function but count reads a field
-        picked = values[aggregate.field].to_numpy()[inside]
+        picked = np.asarray(values[aggregate.field])[inside]
         if aggregate.function == "distinct":
             row[aggregate.name] = float(len({str(value) for value in picked}))
         elif aggregate.function == "share":
@@ -153,21 +155,35 @@ def streaming_row(
     return row
 
 
-def on_demand_row(view: OnDemandView, request: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, float]:
-    """The on-demand view's features for one request, by running its function on a one-row frame.
+def on_demand_rows(
+    view: OnDemandView, requests: Mapping[str, Sequence[Any]], inputs: Mapping[str, Sequence[Any]]
+) -> pd.DataFrame:
+    """The on-demand view's features for a batch of requests, by running its function once on them.
 
     Args:
         view: The declared view.
-        request: The request's fields: ``event_unix`` and each of the view's ``request_fields``.
-        inputs: The input columns (``view.inputs``' features) as the row gets them; NaN for missing.
+        requests: The requests' fields: ``event_unix`` and each of the view's ``request_fields``, one value per
+            request.
+        inputs: The input columns (``view.inputs``' features) as each request gets them; NaN for missing.
+
+    Returns:
+        One row per request (positionally), the view's feature columns.
 
     Raises:
         KeyError: a request field is missing (the request does not carry it).
     """
-    columns = {name: [request[name]] for name in view.request_columns}
-    columns |= {name: [inputs[name]] for source in view.inputs for name in source.features}
+    columns = {name: list(requests[name]) for name in view.request_columns}
+    columns |= {name: list(inputs[name]) for source in view.inputs for name in source.features}
     out = view.function(pd.DataFrame(columns))
-    return {spec.name: _as_float(out[spec.name].iloc[0]) for spec in view.features}
+    return pd.DataFrame({spec.name: out[spec.name].to_numpy() for spec in view.features})
+
+
+def on_demand_row(view: OnDemandView, request: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, float]:
+    """:func:`on_demand_rows` for one request."""
+    out = on_demand_rows(
+        view, {name: [value] for name, value in request.items()}, {name: [value] for name, value in inputs.items()}
+    )
+    return {name: _as_float(out[name].iloc[0]) for name in out.columns}
 
 
 def _as_float(value: Any) -> float:

@@ -12,12 +12,15 @@ recomputed::
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 
 from berg.features.feature_set import EVENT_TIMESTAMP, REQUEST_EVENT_UNIX, FeatureSet, StreamingView
 from berg.features.label_store import LabelStore
@@ -30,7 +33,7 @@ from berg.features.recompute import (
     RecomputeResult,
     compare_values,
     entity_label,
-    on_demand_row,
+    on_demand_rows,
     sample_rows,
     streaming_row,
     to_micros,
@@ -49,20 +52,24 @@ def _moment(micros: int) -> datetime:
 
 
 class _Entities:
-    """One view's events, per entity: event times and the fields the view reads."""
+    """One view's events, per entity: event times and the fields the view reads, as arrays."""
 
     def __init__(self, view: StreamingView, events: pd.DataFrame) -> None:
         self.view = view
-        self._times = to_micros(events["event_time"]) if len(events) else np.zeros(0, dtype=np.int64)
-        self._events = events
-        self._positions = events.groupby(view.aggregation.key, sort=False).indices if len(events) else {}
+        events = events.dropna(subset=[view.aggregation.key])
+        times = to_micros(events["event_time"]) if len(events) else np.zeros(0, dtype=np.int64)
+        fields = {name: events[name].to_numpy() for name in view.aggregation.fields}
+        positions = events.groupby(view.aggregation.key, sort=False).indices if len(events) else {}
+        self._by_key = {
+            key: (times[where], {name: values[where] for name, values in fields.items()})
+            for key, where in positions.items()
+        }
+        self._none = (np.zeros(0, dtype=np.int64), {name: values[:0] for name, values in fields.items()})
 
     def row(self, key: Any, prediction_us: int) -> dict[str, float]:
-        positions = self._positions.get(key) if key is not None and not pd.isna(key) else None
-        if positions is None:
-            positions = np.zeros(0, dtype=np.int64)
-        fields = list(self.view.aggregation.fields)
-        return streaming_row(self.view, self._times[positions], self._events.iloc[positions][fields], prediction_us)
+        known = key is not None and not pd.isna(key)
+        times, values = self._by_key.get(key, self._none) if known else self._none
+        return streaming_row(self.view, times, values, prediction_us)
 
 
 def check_recompute(
@@ -104,64 +111,60 @@ def check_recompute(
     not_recomputed |= {view: _UNDECLARED_WHY for view in dict.fromkeys(feature_views.values()) if view not in declared}
 
     sampled = frame.iloc[sample_rows(len(frame), sample_size, seed)]
+    rows = sampled.to_dict("records")
     prediction_us = to_micros(sampled[prediction_time_column]) if len(sampled) else np.zeros(0, dtype=np.int64)
-    events = _read_events(labels, features, streaming, on_demand is not None, prediction_us)
-    by_view = {
-        view.name: _Entities(view, events.dropna(subset=[view.aggregation.key]) if len(events) else events)
-        for view in streaming
-    }
-    requests = events.drop_duplicates("event_id").set_index("event_id") if on_demand and len(events) else None
+    events = _read_events(labels, features, streaming, on_demand is not None, sampled, event_id_column, prediction_us)
+    by_view = {view.name: _Entities(view, events) for view in streaming} if rows else {}
 
     compared: dict[str, int] = {view.name: 0 for view in streaming}
-    if on_demand is not None:
-        compared[on_demand.name] = 0
     mismatches: list[Mismatch] = []
-    for (_, row), at_us in zip(sampled.iterrows(), prediction_us, strict=True):
-        when = pd.Timestamp(row[prediction_time_column]).isoformat()
-        recomputed: dict[str, float] = {}
+    recomputed: list[dict[str, float]] = []
+    for row, at_us in zip(rows, prediction_us, strict=True):
+        values: dict[str, float] = {}
         for view in streaming:
             expected = by_view[view.name].row(row[view.aggregation.key], int(at_us))
-            recomputed |= expected
+            values |= expected
             for column in (name for name in view.aggregation.feature_names if name in frame.columns):
                 compared[view.name] += 1
                 if not compare_values(expected[column], row[column], rel_tol):
                     mismatches.append(
-                        Mismatch(
-                            view.name,
-                            column,
-                            when,
-                            entity_label([view.aggregation.key], row),
-                            _float(row[column]),
-                            expected[column],
+                        _mismatch(
+                            view.name, column, row, prediction_time_column, [view.aggregation.key], expected[column]
                         )
                     )
-        if on_demand is None:
-            continue
-        event = requests.loc[row[event_id_column]] if requests is not None else None
-        if event is None or isinstance(event, pd.DataFrame):
-            raise ValueError(f"the scored event {row[event_id_column]!r} is not in the label store once")
-        request = {name: event[name] for name in on_demand.request_fields}
-        request[REQUEST_EVENT_UNIX] = to_micros(event["event_time"]) / 1e6
+        recomputed.append(values)
+
+    if on_demand is not None:
+        compared[on_demand.name] = 0
+    if on_demand is not None and rows:
+        # The request is the scored event as the label store holds it, not the frame's copy of it.
+        requests = events.drop_duplicates("event_id").set_index("event_id")
+        wanted = [row[event_id_column] for row in rows]
+        absent = [event_id for event_id in wanted if event_id not in requests.index]
+        if absent:
+            raise ValueError(f"scored events {absent[:5]} of the training frame are not in the label store")
+        chosen = requests.loc[wanted]
+        request_columns = {name: chosen[name].to_numpy() for name in on_demand.request_fields}
+        request_columns[REQUEST_EVENT_UNIX] = to_micros(chosen["event_time"]) / 1e6
         recomputed_views = {view.name for view in streaming}
         inputs = {
-            name: recomputed[name] if source.view in recomputed_views else row[name]
+            name: [values[name] for values in recomputed]
+            if source.view in recomputed_views
+            else [row[name] for row in rows]
             for source in on_demand.inputs
             for name in source.features
         }
-        expected = on_demand_row(on_demand, request, inputs)
-        for column in (spec.name for spec in on_demand.features if spec.name in frame.columns):
-            compared[on_demand.name] += 1
-            if not compare_values(expected[column], row[column], rel_tol):
-                mismatches.append(
-                    Mismatch(
-                        on_demand.name,
-                        column,
-                        when,
-                        entity_label([event_id_column], row),
-                        _float(row[column]),
-                        expected[column],
+        expected_frame = on_demand_rows(on_demand, request_columns, inputs)
+        for position, row in enumerate(rows):
+            for column in (spec.name for spec in on_demand.features if spec.name in frame.columns):
+                compared[on_demand.name] += 1
+                expected_value = expected_frame[column].iloc[position]
+                if not compare_values(expected_value, row[column], rel_tol):
+                    mismatches.append(
+                        _mismatch(
+                            on_demand.name, column, row, prediction_time_column, [event_id_column], expected_value
+                        )
                     )
-                )
 
     result = RecomputeResult(
         rows=len(frame),
@@ -180,14 +183,21 @@ def _float(value: Any) -> float:
     return float("nan") if value is None or pd.isna(value) else float(value)
 
 
+def _mismatch(view: str, column: str, row: Mapping[str, Any], time: str, keys: list[str], expected: Any) -> Mismatch:
+    when = pd.Timestamp(row[time]).isoformat()
+    return Mismatch(view, column, when, entity_label(keys, row), _float(row[column]), _float(expected))
+
+
 def _read_events(
     labels: LabelStore,
     features: FeatureSet,
     streaming: list[StreamingView],
     with_requests: bool,
+    sampled: pd.DataFrame,
+    event_id_column: str,
     prediction_us: np.ndarray,
 ) -> pd.DataFrame:
-    """The scored events the sampled rows can need: their views' histories and their own requests."""
+    """The scored events the sampled rows can need: their entities' histories and their own requests."""
     if not len(prediction_us) or not (streaming or with_requests):
         return pd.DataFrame(columns=["event_id", "event_time"])
     reach_us = max(
@@ -195,12 +205,18 @@ def _read_events(
         default=0,
     )
     columns = [field for view in streaming for field in (view.aggregation.key, *view.aggregation.fields)]
+    wanted: list[ds.Expression] = [
+        ds.field(view.aggregation.key).isin(sampled[view.aggregation.key].dropna().unique().tolist())
+        for view in streaming
+    ]
     if with_requests and features.on_demand is not None:
         columns += features.on_demand.request_fields
+        wanted.append(ds.field("event_id").isin(sampled[event_id_column].tolist()))
     # The newest sampled row's own event is its request: read up to and including it.
     return labels.read(
         labels.scored,
         start=_moment(int(prediction_us.min()) - reach_us - 1),
         end=_moment(int(prediction_us.max()) + 1),
+        filter_expression=functools.reduce(operator.or_, wanted),
         columns=list(dict.fromkeys(columns)),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ import pytest
 
 from berg.features.aggregation import AggregationView, WindowedAggregate
 from berg.features.feature_set import Entity, FeatureSpec, OnDemandView, StreamingView, ViewColumns
+from berg.features.label_store import LabelStore
 from berg.features.leakage import LeakageError
 from berg.features.recompute import (
     DEFAULT_SAMPLE_SIZE,
@@ -23,6 +26,8 @@ from berg.features.recompute import (
     sample_size,
     streaming_row,
 )
+from berg.features.recompute_check import check_recompute
+from tests.fraud_schema import FEATURES, fraud_label_store
 
 pytestmark = pytest.mark.unit
 
@@ -160,3 +165,94 @@ def test_a_mismatch_raises_a_leakage_error_naming_view_feature_row_and_both_valu
     for part in ("'shop_view'", "'orders_1h'", "2026-03-01T00:00:00+00:00", "shop_id='s1'", "4.0", "3.0"):
         assert part in message, message
     assert [finding.subject for finding in error.report.findings] == ["orders_1h"]
+
+
+T0 = pd.Timestamp("2026-03-01 22:00", tz="UTC")
+
+
+def transaction(
+    event_id: str, at: pd.Timestamp, user: str, merchant: str, amount: float, channel: str
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "event_time": at.to_pydatetime(),
+        "user_id": user,
+        "merchant_id": merchant,
+        "amount": amount,
+        "currency": "EUR",
+        "merchant_category": "5411",
+        "channel": channel,
+        "country": "DE",
+        "source_partition": 0,
+        "source_offset": 0,
+    }
+
+
+def hand_made_world(tmp_path: Path) -> tuple[LabelStore, pd.DataFrame, dict[str, str]]:
+    """A label store with two users' transactions and a training frame of two rows at ``T0``, values by hand."""
+    labels = fraud_label_store(str(tmp_path))
+    labels.append(
+        "transactions",
+        [
+            transaction("e1", T0 - pd.Timedelta(hours=2), "u1", "m1", 10.0, "card_present"),
+            transaction("e2", T0 - pd.Timedelta(minutes=30), "u1", "m2", 30.0, "card_not_present"),
+            transaction("e3", T0, "u1", "m1", 5.0, "card_present"),
+            transaction("e4", T0 + pd.Timedelta(minutes=10), "u1", "m3", 1000.0, "card_present"),
+            transaction("e5", T0, "u2", "m1", 7.0, "card_present"),
+        ],
+    )
+    nan = math.nan
+    last = (T0 - pd.Timedelta(minutes=30)).timestamp()
+    frame = pd.DataFrame(
+        {
+            "event_id": ["e3", "e5"],
+            "event_timestamp": [T0, T0],
+            "user_id": ["u1", "u2"],
+            "amount": [5.0, 7.0],
+            "event_unix": [T0.timestamp()] * 2,
+            # u1's newest row before T0 is e2's: (T0 - 90 min, T0 - 30 min] holds e2 only, a day holds e1 and e2.
+            "tx_count_1h": pd.array([1, None], dtype="Int64"),
+            "tx_count_24h": pd.array([2, None], dtype="Int64"),
+            "tx_count_7d": pd.array([2, None], dtype="Int64"),
+            "amount_sum_24h": [40.0, nan],
+            "amount_mean_24h": [20.0, nan],
+            "amount_max_24h": [30.0, nan],
+            "amount_sum_7d": [40.0, nan],
+            "amount_mean_7d": [20.0, nan],
+            "amount_max_7d": [30.0, nan],
+            "distinct_merchants_24h": pd.array([2, None], dtype="Int64"),
+            "card_not_present_share_7d": [0.5, nan],
+            "last_transaction_unix": [last, nan],
+            "amount_to_user_mean_7d": [0.25, nan],
+            "hour_of_day": pd.array([22, 22], dtype="Int64"),
+            "seconds_since_previous_transaction": [1800.0, nan],
+            "merchant_tx_count_24h": pd.array([3, 3], dtype="Int64"),
+        }
+    )
+    views = dict.fromkeys(FEATURES.streaming[0].model_features, "user_transaction_aggregates")
+    views |= dict.fromkeys(FEATURES.on_demand_features, "transaction_context")
+    views["merchant_tx_count_24h"] = "merchant_aggregates"
+    return labels, frame, views
+
+
+def test_the_check_reads_the_label_store_and_reproduces_hand_computed_rows(tmp_path: Path) -> None:
+    labels, frame, views = hand_made_world(tmp_path)
+    result = check_recompute(frame, labels, FEATURES, {**views, "planted": "planted_view"}, sample_size=90)
+    assert result.ok, result.summary()
+    assert result.rows_sampled == 2
+    assert result.compared == {"user_transaction_aggregates": 2 * 12, "transaction_context": 2 * 3}
+    assert set(result.not_recomputed) == {"merchant_aggregates", "planted_view"}
+
+
+def test_the_check_names_the_view_feature_row_and_values_of_a_planted_difference(tmp_path: Path) -> None:
+    labels, frame, views = hand_made_world(tmp_path)
+    frame.loc[0, "tx_count_24h"] = 3  # as if e3, at the prediction time, were counted
+    frame.loc[1, "hour_of_day"] = 23
+    with pytest.raises(RecomputeError) as caught:
+        check_recompute(frame, labels, FEATURES, views)
+    message = str(caught.value)
+    assert "view 'user_transaction_aggregates', feature 'tx_count_24h'" in message, message
+    assert "user_id='u1'): training frame 3.0, recomputed 2.0" in message, message
+    assert "view 'transaction_context', feature 'hour_of_day'" in message, message
+    assert "event_id='e5'): training frame 23.0, recomputed 22.0" in message, message
+    assert {finding.subject for finding in caught.value.report.findings} == {"tx_count_24h", "hour_of_day"}
