@@ -10,6 +10,7 @@ baseline and refuses one that does not beat the baseline or the champion.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -32,10 +33,12 @@ from feast.types import Float64, Int64, String
 from berg.features.definitions import AS_OF_TAG, build_definitions
 from berg.features.leakage import LeakageError
 from berg.features.parquet_parts import SCHEMA_PART, write_part
+from berg.features.recompute import RecomputeError, to_micros
 from berg.features.store import close_store, open_store
 from berg.problem.metrics import average_precision
 from berg.registry.registry import ModelRegistry
 from berg_fraud.use_case import fraud, problem_card
+from berg_pipelines.runtime import dataset as dataset_runtime
 from berg_pipelines.runtime.evaluate import EvaluationReport, booster_scorer
 from berg_pipelines.runtime.frames import DatasetInfo, read_frame, write_frame
 from berg_pipelines.runtime.gate import Decision, decide
@@ -55,7 +58,15 @@ from berg_pipelines.steps import (
     validate_step,
 )
 from tests.feature_world import FeatureWorld, simulated_feature_store
-from tests.fraud_schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP, FEATURE_SERVICE, FEATURES, ON_DEMAND_VIEW, USER_KEY
+from tests.fraud_schema import (
+    CREATED_TIMESTAMP,
+    EVENT_TIMESTAMP,
+    FEATURE_SERVICE,
+    FEATURES,
+    ON_DEMAND_VIEW,
+    USER_KEY,
+    USER_VIEW,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -250,7 +261,11 @@ def test_challenger_beats_the_baseline_and_is_promoted_with_lineage_and_profile(
     assert decision == decide(settings.card().promotion, report)
     assert decision.promote, decision.summary
     assert "no production champion yet" in decision.reasons
-    assert "Promote" in evaluated.html.read_text()
+    page = evaluated.html.read_text()
+    assert "Promote" in page
+    assert "Training data recomputed" in page
+    assert "90 of" in page
+    assert "0 mismatches" in page
 
     version = register(settings, dataset, good, evaluated, registry_uri, decision, run_id="run-good")
     registry = ModelRegistry(registry_uri)
@@ -448,6 +463,106 @@ def test_a_planted_label_leak_fails_the_dataset_naming_the_feature(
     assert [finding.subject for finding in findings] == [LEAK_FEATURE], message
     assert findings[0].kind in {"label_function", "label_separable"}
     assert LEAK_VIEW in caught.value.report.views_checked
+    assert not (tmp_path / "leaky" / "train.parquet").exists(), "nothing is written for a leaky frame"
+
+
+def test_the_clean_world_recomputes_every_sampled_value_of_the_streaming_and_on_demand_views(dataset: Path) -> None:
+    recompute = DatasetInfo.read(dataset).recompute
+    assert recompute["rows_sampled"] == 90
+    assert recompute["mismatches"] == 0
+    compared = recompute["values_compared"]
+    assert set(compared) == {USER_VIEW, ON_DEMAND_VIEW}
+    # Every sampled row, every column of the view (the user view's as-of column too).
+    assert compared[USER_VIEW] == 90 * len(FEATURES.streaming[0].features)
+    assert compared[ON_DEMAND_VIEW] == 90 * len(FEATURES.on_demand_features)
+    assert set(recompute["not_recomputed"]) == {"merchant_aggregates"}
+
+
+Leak = Callable[[Callable[..., pd.DataFrame], tuple[Any, ...], dict[str, Any], FeatureWorld], pd.DataFrame]
+
+
+def _joined_at_the_prediction_time(
+    build: Callable[..., pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any], _: FeatureWorld
+) -> pd.DataFrame:
+    """The join made at the prediction time, not just before it: each row includes the transaction it predicts."""
+    return build(*args, **{**kwargs, "strictly_before": False})
+
+
+def _count_window_reaching_forward(
+    build: Callable[..., pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any], world: FeatureWorld
+) -> pd.DataFrame:
+    """``tx_count_24h`` over the user's transactions from 24 hours before to 24 hours after the prediction."""
+    frame = build(*args, **kwargs)
+    scored = world.label_store.read(world.label_store.scored, columns=[USER_KEY])
+    day = 86_400_000_000
+    times = {user: to_micros(group["event_time"]) for user, group in scored.groupby(USER_KEY)}
+    at_us = to_micros(frame[EVENT_TIMESTAMP])
+    counts = [
+        int(np.searchsorted(times[user], at + day) - np.searchsorted(times[user], at - day, side="right"))
+        for user, at in zip(frame[USER_KEY], at_us, strict=True)
+    ]
+    frame["tx_count_24h"] = pd.array(counts, dtype="Int64")
+    return frame
+
+
+def _mean_from_the_next_row(
+    build: Callable[..., pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any], _: FeatureWorld
+) -> pd.DataFrame:
+    """``amount_mean_7d`` taken from the user's next row (an off-by-one in a shift)."""
+    frame = build(*args, **kwargs)
+    order = frame.sort_values([EVENT_TIMESTAMP, "event_id"]).index
+    shifted = frame.loc[order].groupby(USER_KEY)["amount_mean_7d"].shift(-1)
+    frame["amount_mean_7d"] = shifted.reindex(frame.index)
+    return frame
+
+
+def _on_demand_reading_the_label(
+    build: Callable[..., pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any], _: FeatureWorld
+) -> pd.DataFrame:
+    """``amount_to_user_mean_7d`` whose function also read the label (the entity frame carries it in training)."""
+    frame = build(*args, **kwargs)
+    frame["amount_to_user_mean_7d"] = frame["amount_to_user_mean_7d"] * (1 + frame["is_fraud"])
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("leak", "view", "feature", "sample"),
+    [
+        (_joined_at_the_prediction_time, USER_VIEW, "tx_count_1h", 90),
+        (_count_window_reaching_forward, USER_VIEW, "tx_count_24h", 90),
+        (_mean_from_the_next_row, USER_VIEW, "amount_mean_7d", 90),
+        # Only fraud rows leak (a few percent): this samples enough rows to hold some, whatever the share.
+        (_on_demand_reading_the_label, ON_DEMAND_VIEW, "amount_to_user_mean_7d", 2000),
+    ],
+    ids=["joined-at-prediction-time", "window-reaching-forward", "next-row-value", "on-demand-reads-label"],
+)
+def test_a_planted_leak_fails_the_recompute_check_naming_view_and_feature(
+    settings: PipelineSettings,
+    world: FeatureWorld,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    leak: Leak,
+    view: str,
+    feature: str,
+    sample: int,
+) -> None:
+    # What build_training_frame returns is what a careless producer would have pushed; the check only reads it.
+    build = dataset_runtime.build_training_frame
+
+    def leaky(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        return leak(build, args, kwargs, world)
+
+    monkeypatch.setattr(dataset_runtime, "build_training_frame", leaky)
+    with pytest.raises(RecomputeError) as caught:
+        build_dataset_step(
+            dataclasses.replace(settings, recompute_sample=sample),
+            tmp_path / "leaky",
+            window_days=WINDOW_DAYS,
+            feature_service=FEATURE_SERVICE,
+        )
+    message = str(caught.value)
+    assert f"view {view!r}, feature {feature!r}" in message, message
+    assert feature in {finding.subject for finding in caught.value.report.findings}
     assert not (tmp_path / "leaky" / "train.parquet").exists(), "nothing is written for a leaky frame"
 
 

@@ -43,7 +43,10 @@ __all__ = [
     "roc_auc",
 ]
 
-FindingKind = Literal["label_function", "label_separable", "label_indicator", "future_as_of", "unproven_view"]
+FindingKind = Literal[
+    "label_function", "label_separable", "label_indicator", "future_as_of", "unproven_view", "recompute_mismatch"
+]
+"""``recompute_mismatch``: :mod:`berg.features.recompute` could not reproduce a sampled training value."""
 
 _SHOWN = 5  # features named in one message
 

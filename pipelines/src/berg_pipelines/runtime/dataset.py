@@ -4,7 +4,9 @@ The entity frame is the label store's scored events (transactions, say) in a win
 whose labels are complete (every event at least the card's label horizon older than
 the newest event held), with the card's target. Features come from the feature
 service, as the scorer saw them (strictly before each event). The leakage
-check runs on the whole frame and fails the step. The latest part of the window is
+check runs on the whole frame and fails the step; then a seeded sample of its rows is recomputed
+from the label store cut at each row's prediction time (:mod:`berg.features.recompute_check`), and
+any value the recompute cannot reproduce fails the step too. The latest part of the window is
 the test split, the part before it validation, the rest training.
 """
 
@@ -21,6 +23,8 @@ from berg.features.dataset import build_training_frame, describe_features
 from berg.features.feature_set import EVENT_TIMESTAMP, REQUEST_EVENT_UNIX
 from berg.features.label_store import LabelStore
 from berg.features.leakage import check_leakage
+from berg.features.recompute import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED
+from berg.features.recompute_check import check_recompute
 from berg.problem.card import ProblemCard
 from berg.usecase import UseCase
 from berg_pipelines.runtime.frames import DatasetInfo, write_frame
@@ -68,6 +72,8 @@ def build_dataset(
     test_share: float = 0.15,
     min_rows: int = 200,
     min_positives: int = 10,
+    recompute_sample: int = DEFAULT_SAMPLE_SIZE,
+    recompute_seed: int = DEFAULT_SEED,
 ) -> DatasetInfo:
     """Write ``train.parquet``, ``validation.parquet``, ``test.parquet`` and ``info.json`` into ``output``.
 
@@ -76,7 +82,8 @@ def build_dataset(
 
     Raises:
         DatasetError: too few rows or positives in a split, naming the window.
-        berg.features.leakage.LeakageError: a feature leaks the label or the future.
+        berg.features.leakage.LeakageError: a feature leaks the label or the future, or (its subclass
+            berg.features.recompute.RecomputeError) a sampled value differs from its recompute.
     """
     amount = use_case.label_join.amount
     if amount is None:
@@ -102,6 +109,16 @@ def build_dataset(
         prediction_time_column=EVENT_TIMESTAMP,
         feature_columns=layout.features,
         as_of_columns=dict(layout.as_of),
+    )
+    # Only reads: the frame that is split and written below is the one Feast returned.
+    recompute = check_recompute(
+        frame,
+        labels,
+        use_case.features,
+        layout.features,
+        prediction_time_column=EVENT_TIMESTAMP,
+        sample_size=recompute_sample,
+        seed=recompute_seed,
     )
     features = (*layout.features, *use_case.features.request_features)
     frame = frame.sort_values([EVENT_TIMESTAMP, "event_id"], kind="stable").reset_index(drop=True)
@@ -134,6 +151,7 @@ def build_dataset(
         split_times=(pd.Timestamp(validation_from).isoformat(), pd.Timestamp(test_from).isoformat()),
         rows={name: len(split) for name, split in splits.items()},
         positives={name: int(split[label].sum()) for name, split in splits.items()},
+        recompute=recompute.as_dict(),
     )
     info.write(output)
     return info

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ class DatasetInfo:
     """Validation starts at the first, test at the second (ISO timestamps)."""
     rows: dict[str, int]
     positives: dict[str, int]
+    recompute: dict[str, Any] = field(default_factory=dict)
+    """The recompute check's account (:meth:`berg.features.recompute.RecomputeResult.as_dict`): rows sampled,
+    values compared per view, mismatches (0, or the step failed), views not recomputed and why."""
 
     def write(self, directory: Path) -> None:
         (directory / "info.json").write_text(json.dumps(asdict(self), indent=2))

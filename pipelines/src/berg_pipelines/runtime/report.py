@@ -6,6 +6,7 @@ import base64
 import html
 import io
 from collections.abc import Mapping
+from typing import Any
 
 import matplotlib
 
@@ -63,8 +64,29 @@ def _row(model: ModelEvaluation) -> str:
     return "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
 
 
+def _recompute_section(recompute: Mapping[str, Any]) -> str:
+    """What the dataset step's recompute check proved (``DatasetInfo.recompute``), for the reader of the run."""
+    if not recompute:
+        return ""
+    compared = ", ".join(f"{html.escape(view)}: {count}" for view, count in recompute["values_compared"].items())
+    skipped = "".join(
+        f"<li>{html.escape(view)}: {html.escape(why)}</li>" for view, why in recompute["not_recomputed"].items()
+    )
+    return (
+        f"<h3>Training data recomputed</h3><p>{recompute['rows_sampled']} of {recompute['rows']} training rows "
+        f"(seed {recompute['seed']}) recomputed from the data before each prediction time: "
+        f"{recompute['mismatches']} mismatches; values compared per view: {compared or 'none'}.</p>"
+        + (f"<p>Not recomputed:</p><ul>{skipped}</ul>" if skipped else "")
+    )
+
+
 def render_report(
-    card: ProblemCard, report: EvaluationReport, decision: Decision, y: np.ndarray, scores: Mapping[str, np.ndarray]
+    card: ProblemCard,
+    report: EvaluationReport,
+    decision: Decision,
+    y: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    recompute: Mapping[str, Any] | None = None,
 ) -> str:
     models = [report.challenger, report.baseline] + ([report.champion] if report.champion else [])
     header = "".join(
@@ -97,6 +119,7 @@ costs in {card.costs.currency}.</p>
 <table><tr>{header}</tr>{"".join(_row(model) for model in models)}</table>
 <h2>{verdict}</h2><ul>{reasons}</ul>
 {f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""}
+{_recompute_section(recompute or {})}
 <img alt="ROC and precision-recall curves" src="data:image/png;base64,{_curves(y, scores)}">
 </body></html>
 """
