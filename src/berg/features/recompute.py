@@ -52,8 +52,10 @@ __all__ = [
     "Mismatch",
     "RecomputeError",
     "RecomputeResult",
+    "as_float",
     "compare_values",
     "entity_label",
+    "from_micros",
     "on_demand_row",
     "on_demand_rows",
     "sample_rows",
@@ -104,6 +106,12 @@ def to_micros(times: pd.Series | datetime | pd.Timestamp) -> Any:
     stamp = pd.Timestamp(times)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
     return int((stamp - _EPOCH) // pd.Timedelta(microseconds=1))
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware UTC datetime ``micros`` microseconds after the epoch (:func:`to_micros` back)."""
+    moment: datetime = (_EPOCH + pd.Timedelta(microseconds=micros)).to_pydatetime()
+    return moment
 
 
 def streaming_row(
@@ -183,16 +191,17 @@ def on_demand_row(view: OnDemandView, request: Mapping[str, Any], inputs: Mappin
     out = on_demand_rows(
         view, {name: [value] for name, value in request.items()}, {name: [value] for name, value in inputs.items()}
     )
-    return {name: _as_float(out[name].iloc[0]) for name in out.columns}
+    return {name: as_float(out[name].iloc[0]) for name in out.columns}
 
 
-def _as_float(value: Any) -> float:
+def as_float(value: Any) -> float:
+    """A value of a frame or a recompute as a float; missing (None, NaN, NA) is NaN."""
     return math.nan if value is None or pd.isna(value) else float(value)
 
 
 def compare_values(expected: Any, found: Any, rel_tol: float = RELATIVE_TOLERANCE) -> bool:
     """Whether a recomputed value and a training frame's value agree: both missing, or close floats."""
-    expected, found = _as_float(expected), _as_float(found)
+    expected, found = as_float(expected), as_float(found)
     if math.isnan(expected) or math.isnan(found):
         return math.isnan(expected) and math.isnan(found)
     return math.isclose(expected, found, rel_tol=rel_tol, abs_tol=rel_tol)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -31,8 +30,10 @@ from berg.features.recompute import (
     Mismatch,
     RecomputeError,
     RecomputeResult,
+    as_float,
     compare_values,
     entity_label,
+    from_micros,
     on_demand_rows,
     sample_rows,
     streaming_row,
@@ -41,14 +42,8 @@ from berg.features.recompute import (
 
 __all__ = ["check_recompute"]
 
-_EPOCH = pd.Timestamp(0, tz="UTC")
 _SNAPSHOT_WHY = "snapshot view: not recomputed yet (it reads labels, which the recompute must read by arrival time)"
 _UNDECLARED_WHY = "not a view of the use case's feature set: no declared producer to re-run"
-
-
-def _moment(micros: int) -> datetime:
-    moment: datetime = (_EPOCH + pd.Timedelta(microseconds=micros)).to_pydatetime()
-    return moment
 
 
 class _Entities:
@@ -179,13 +174,9 @@ def check_recompute(
     return result
 
 
-def _float(value: Any) -> float:
-    return float("nan") if value is None or pd.isna(value) else float(value)
-
-
 def _mismatch(view: str, column: str, row: Mapping[str, Any], time: str, keys: list[str], expected: Any) -> Mismatch:
     when = pd.Timestamp(row[time]).isoformat()
-    return Mismatch(view, column, when, entity_label(keys, row), _float(row[column]), _float(expected))
+    return Mismatch(view, column, when, entity_label(keys, row), as_float(row[column]), as_float(expected))
 
 
 def _read_events(
@@ -215,8 +206,8 @@ def _read_events(
     # The newest sampled row's own event is its request: read up to and including it.
     return labels.read(
         labels.scored,
-        start=_moment(int(prediction_us.min()) - reach_us - 1),
-        end=_moment(int(prediction_us.max()) + 1),
+        start=from_micros(int(prediction_us.min()) - reach_us - 1),
+        end=from_micros(int(prediction_us.max()) + 1),
         filter_expression=functools.reduce(operator.or_, wanted),
         columns=list(dict.fromkeys(columns)),
     )
