@@ -93,7 +93,9 @@ def main() -> None:
             layout = describe_features(store, use_case.features.service)
 
             def check(sample: int) -> Callable[[], object]:
-                return lambda: check_recompute(frame, labels, use_case.features, layout.features, sample_size=sample)
+                return lambda: check_recompute(
+                    frame, labels, use_case.features, layout.features, use_case.label_join, sample_size=sample
+                )
 
             build(0)()  # warm: Feast's registry and the parquet reads' caches
             baseline = median_seconds(build(0), args.repeats)

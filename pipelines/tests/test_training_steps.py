@@ -63,6 +63,9 @@ from tests.fraud_schema import (
     EVENT_TIMESTAMP,
     FEATURE_SERVICE,
     FEATURES,
+    MERCHANT_AS_OF,
+    MERCHANT_KEY,
+    MERCHANT_VIEW,
     ON_DEMAND_VIEW,
     USER_KEY,
     USER_VIEW,
@@ -466,16 +469,17 @@ def test_a_planted_label_leak_fails_the_dataset_naming_the_feature(
     assert not (tmp_path / "leaky" / "train.parquet").exists(), "nothing is written for a leaky frame"
 
 
-def test_the_clean_world_recomputes_every_sampled_value_of_the_streaming_and_on_demand_views(dataset: Path) -> None:
+def test_the_clean_world_recomputes_every_sampled_value_of_every_view(dataset: Path) -> None:
     recompute = DatasetInfo.read(dataset).recompute
     assert recompute["rows_sampled"] == 90
     assert recompute["mismatches"] == 0
     compared = recompute["values_compared"]
-    assert set(compared) == {USER_VIEW, ON_DEMAND_VIEW}
+    assert set(compared) == {USER_VIEW, MERCHANT_VIEW, ON_DEMAND_VIEW}
     # Every sampled row, every column of the view (the user view's as-of column too).
     assert compared[USER_VIEW] == 90 * len(FEATURES.streaming[0].features)
+    assert compared[MERCHANT_VIEW] == 90 * len(FEATURES.snapshots[0].model_features)
     assert compared[ON_DEMAND_VIEW] == 90 * len(FEATURES.on_demand_features)
-    assert set(recompute["not_recomputed"]) == {"merchant_aggregates"}
+    assert recompute["trusted"] == {}
 
 
 Leak = Callable[[Callable[..., pd.DataFrame], tuple[Any, ...], dict[str, Any], FeatureWorld], pd.DataFrame]
@@ -516,6 +520,32 @@ def _mean_from_the_next_row(
     return frame
 
 
+def _snapshot_counting_labels_after_it(
+    build: Callable[..., pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any], world: FeatureWorld
+) -> pd.DataFrame:
+    """``merchant_labels_known_30d`` counting every label its transactions ever got, arrived after the snapshot too."""
+    frame = build(*args, **kwargs)
+    store = world.label_store
+    scored = store.read(store.scored, columns=[MERCHANT_KEY])
+    labelled = set(store.read(store.labels, columns=["transaction_event_id"])["transaction_event_id"])
+    history = {
+        merchant: (to_micros(group["event_time"]), group["event_id"].isin(labelled).to_numpy())
+        for merchant, group in scored.groupby(MERCHANT_KEY)
+    }
+    window = 30 * 86_400_000_000
+    counts: list[int | None] = []
+    for merchant, snapshot in zip(frame[MERCHANT_KEY], frame[MERCHANT_AS_OF], strict=True):
+        if pd.isna(snapshot):
+            counts.append(None)
+            continue
+        at = round(float(snapshot) * 1e6)
+        times, ever = history[merchant]
+        inside = (times > at - window) & (times <= at)
+        counts.append(int(ever[inside].sum()))
+    frame["merchant_labels_known_30d"] = pd.array(counts, dtype="Int64")
+    return frame
+
+
 def _on_demand_reading_the_label(
     build: Callable[..., pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any], _: FeatureWorld
 ) -> pd.DataFrame:
@@ -531,10 +561,17 @@ def _on_demand_reading_the_label(
         (_joined_at_the_prediction_time, USER_VIEW, "tx_count_1h", 90),
         (_count_window_reaching_forward, USER_VIEW, "tx_count_24h", 90),
         (_mean_from_the_next_row, USER_VIEW, "amount_mean_7d", 90),
+        (_snapshot_counting_labels_after_it, MERCHANT_VIEW, "merchant_labels_known_30d", 90),
         # Only fraud rows leak (a few percent): this samples enough rows to hold some, whatever the share.
         (_on_demand_reading_the_label, ON_DEMAND_VIEW, "amount_to_user_mean_7d", 2000),
     ],
-    ids=["joined-at-prediction-time", "window-reaching-forward", "next-row-value", "on-demand-reads-label"],
+    ids=[
+        "joined-at-prediction-time",
+        "window-reaching-forward",
+        "next-row-value",
+        "snapshot-counts-labels-after-it",
+        "on-demand-reads-label",
+    ],
 )
 def test_a_planted_leak_fails_the_recompute_check_naming_view_and_feature(
     settings: PipelineSettings,

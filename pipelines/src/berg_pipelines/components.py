@@ -37,6 +37,7 @@ def build_dataset(
     window_days: float,
     window_end: str,
     feature_service: str,
+    recompute_sample: int,
     dataset: Output[Dataset],
     summary: Output[Metrics],
 ) -> None:
@@ -46,7 +47,7 @@ def build_dataset(
     from berg_pipelines.steps import PipelineSettings, build_dataset_step
 
     info = build_dataset_step(
-        PipelineSettings(offline_root, feast_profile, card_path),
+        PipelineSettings(offline_root, feast_profile, card_path, recompute_sample=recompute_sample),
         Path(dataset.path),
         window_days=window_days,
         feature_service=feature_service,
@@ -55,6 +56,9 @@ def build_dataset(
     for split, rows in info.rows.items():
         summary.log_metric(f"{split}_rows", rows)
         summary.log_metric(f"{split}_positives", info.positives[split])
+    summary.log_metric("recompute_rows_sampled", info.recompute["rows_sampled"])
+    summary.log_metric("recompute_values_compared", sum(info.recompute["values_compared"].values()))
+    summary.log_metric("recompute_mismatches", info.recompute["mismatches"])
     dataset.metadata.update({"window_start": info.window_start, "window_end": info.window_end})
 
 

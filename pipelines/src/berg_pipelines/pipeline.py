@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: KFP reads the signature's types at compile time.
 from kfp import dsl
 
+from berg.features.recompute import DEFAULT_SAMPLE_SIZE
 from berg_pipelines.components import (
     build_dataset,
     evaluate,
@@ -35,6 +36,7 @@ def training(
     params_json: str = "{}",
     dask_scheduler: str = "",
     code_version: str = "dev",
+    recompute_sample: int = DEFAULT_SAMPLE_SIZE,
 ) -> None:
     dataset = build_dataset(
         offline_root=offline_root,
@@ -43,6 +45,7 @@ def training(
         window_days=window_days,
         window_end=window_end,
         feature_service=feature_service,
+        recompute_sample=recompute_sample,
     )
     checked = validate_dataset(dataset=dataset.outputs["dataset"])
     model = train(dataset=dataset.outputs["dataset"], params_json=params_json, dask_scheduler=dask_scheduler).after(

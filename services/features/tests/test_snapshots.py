@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from berg.features.feature_set import SnapshotView
+from berg.features.label_store import ARRIVAL_TIME
 from berg.usecase import LabelJoin
 from berg_clicks.use_case import clicks
 from berg_features.snapshots import (
@@ -57,6 +58,9 @@ def history(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
             "is_fraud": [draw(st.booleans()) for _ in labelled],
         }
     )
+    # Some labels reach the platform long after they were issued: they count from their arrival.
+    delays = [timedelta(hours=draw(st.sampled_from([0, 0, 1, 30 * 24]))) for _ in labelled]
+    labels[ARRIVAL_TIME] = [time + delay for time, delay in zip(labels["event_time"], delays, strict=True)]
     return tx, labels
 
 
@@ -67,10 +71,10 @@ def oracle(tx: pd.DataFrame, labels: pd.DataFrame, at: datetime, merchant: str) 
         return None
     day = [row for row in window if row["event_time"] > at - timedelta(days=1)]
     first_label: dict[str, dict[str, Any]] = {}
-    for label in sorted(labels.to_dict("records"), key=lambda r: r["event_time"]):
+    for label in sorted(labels.to_dict("records"), key=lambda r: (r[ARRIVAL_TIME], r["event_id"])):
         first_label.setdefault(str(label["transaction_event_id"]), label)
     known = [first_label[row["event_id"]] for row in window if row["event_id"] in first_label]
-    known = [label for label in known if label["event_time"] <= at]
+    known = [label for label in known if label[ARRIVAL_TIME] <= at]
     return {
         "merchant_tx_count_24h": len(day),
         "merchant_amount_mean_24h": math.fsum(r["amount"] for r in day) / len(day) if day else math.nan,
@@ -131,6 +135,8 @@ def impressions_and_clicks() -> tuple[pd.DataFrame, pd.DataFrame]:
             "clicked": [clicked for _, _, clicked in verdicts],
         }
     )
+    # One verdict reaches the platform a day after it was given.
+    clicks_frame[ARRIVAL_TIME] = clicks_frame["event_time"] + pd.to_timedelta([0] * 5 + [24] + [0] * 6, unit="h")
     return impressions, clicks_frame
 
 
@@ -139,7 +145,7 @@ def brute_force(
 ) -> dict[str, dict[str, float]]:
     """The declaration read literally, one key and one aggregate at a time, with plain Python."""
     first: dict[str, dict[str, Any]] = {}
-    for label in sorted(labels.to_dict("records"), key=lambda r: r["event_time"]):
+    for label in sorted(labels.to_dict("records"), key=lambda r: (r[ARRIVAL_TIME], r["event_id"])):
         first.setdefault(str(label[join.subject_id]), label)
     rows = events.to_dict("records")
     result: dict[str, dict[str, float]] = {}
@@ -151,7 +157,7 @@ def brute_force(
         for aggregate in view.aggregates:
             inside = [row for row in mine if at - aggregate.window < row["event_time"] <= at]
             verdicts = [first.get(str(row[join.event_id])) for row in inside]
-            known = [label for label in verdicts if label is not None and label["event_time"] <= at]
+            known = [label for label in verdicts if label is not None and label[ARRIVAL_TIME] <= at]
             if aggregate.function == "count":
                 values[aggregate.name] = len(inside)
             elif aggregate.function == "labels_known":
@@ -228,7 +234,7 @@ def test_a_snapshot_is_stamped_when_it_becomes_available_and_keeps_its_own_time_
     tx = pd.DataFrame(
         {"event_id": ["t1"], "event_time": [T0 - timedelta(minutes=5)], "merchant_id": ["m1"], "amount": [10.0]}
     )
-    labels = pd.DataFrame(columns=["event_id", "transaction_event_id", "event_time", "is_fraud"])
+    labels = pd.DataFrame(columns=["event_id", "transaction_event_id", "event_time", "is_fraud", ARRIVAL_TIME])
     available = T0 + timedelta(hours=1, minutes=7, microseconds=3)
     frame = merchant_rows(tx, labels, [T0], available=[available])
     assert frame.loc[0, "event_timestamp"] == pd.Timestamp(available)

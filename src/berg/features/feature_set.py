@@ -28,9 +28,11 @@ from typing import Any, Literal
 from berg.features.aggregation import AggregationView
 
 __all__ = [
+    "ARRIVAL_TIME",
     "CREATED_TIMESTAMP",
     "EVENT_TIMESTAMP",
     "REQUEST_EVENT_UNIX",
+    "DeclaredWindow",
     "Entity",
     "FeatureSet",
     "FeatureSetError",
@@ -40,7 +42,9 @@ __all__ = [
     "SnapshotView",
     "StoredView",
     "StreamingView",
+    "TrustedView",
     "ViewColumns",
+    "window_problems",
 ]
 
 Kind = Literal["int", "float"]
@@ -51,6 +55,18 @@ CREATED_TIMESTAMP = "created_timestamp"
 """When the row was written; a corrected row (late event) wins over the one it replaces."""
 REQUEST_EVENT_UNIX = "event_unix"
 """The scored event's event time in Unix seconds: a request field every on-demand view may read."""
+
+
+ARRIVAL_TIME = "arrival_time"
+"""The label store's column saying when the platform learnt each label (:mod:`berg.features.label_store`): the
+event time its writer's scored stream had reached before the batch that brought the label, never before the
+label's own event time. A view reads labels by it, never by their own event time (which its issuer may backdate,
+or a late delivery makes a claim about the past) nor by the time of the event they judge. Rows written before
+the column existed read it as their event time."""
+StreamName = Literal["scored", "labels"]
+"""The two streams a view may read (:class:`DeclaredWindow`)."""
+SCORED: StreamName = "scored"
+LABELS: StreamName = "labels"
 
 
 class FeatureSetError(ValueError):
@@ -69,6 +85,22 @@ class FeatureSpec:
     timescale longer than a training window even in a settled world, or swings from one day to the next
     past the alert threshold in a settled world: retraining cannot cure either. Monitoring still measures
     and exports it (and alerts at severity info)."""
+
+
+@dataclass(frozen=True)
+class DeclaredWindow:
+    """What a view's value at prediction time ``T`` reads of one stream: its records whose ``time_column`` lies in
+    ``(T - reaches_back, T + reaches_to)``. The window lint (:func:`window_problems`) refuses any window that
+    reaches past ``T`` (``reaches_to > 0``) and any read of labels by another column than :data:`ARRIVAL_TIME`.
+
+    The declared kinds derive theirs from what they declare (:attr:`StreamingView.windows`,
+    :attr:`SnapshotView.windows`), which can only look back; a :class:`TrustedView`, which the platform cannot
+    re-run, states its own, and the lint is all the proof it gets."""
+
+    stream: StreamName
+    time_column: str
+    reaches_back: timedelta
+    reaches_to: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -125,6 +157,12 @@ class StreamingView:
     def model_features(self) -> tuple[str, ...]:
         """The stored columns a model may read (not the as-of time)."""
         return tuple(a.name for a in self.aggregation.aggregates)
+
+    @property
+    def windows(self) -> tuple[DeclaredWindow, ...]:
+        """The row at ``T`` is the one at the entity's last event before ``T`` (within the TTL), over its windows."""
+        reach = timedelta(microseconds=self.aggregation.longest_window_us) + self.ttl
+        return (DeclaredWindow(SCORED, "event_time", reach),)
 
     @property
     def source_name(self) -> str:
@@ -224,12 +262,53 @@ class SnapshotView:
         return tuple(a.name for a in self.aggregates)
 
     @property
+    def windows(self) -> tuple[DeclaredWindow, ...]:
+        """A snapshot before ``T`` (within the TTL) reads events by event time and labels by arrival up to it."""
+        reach = self.window + self.ttl
+        return (DeclaredWindow(SCORED, "event_time", reach), DeclaredWindow(LABELS, ARRIVAL_TIME, reach))
+
+    @property
     def source_name(self) -> str:
         return f"{self.name}_source"
 
     @property
     def source_description(self) -> str:
         return f"Snapshots every {self.every} computed by the features service from the label store."
+
+
+@dataclass(frozen=True)
+class TrustedView:
+    """A view of the feature service the platform cannot re-run (no declared producer: the use case's own job
+    fills it), which the use case vouches for. The recompute check refuses any view it cannot re-run unless it
+    is trusted here; the run's report lists each with its reason. Its windows are declared for the window lint."""
+
+    name: str
+    reason: str
+    """Why it may be trusted: who computes it, and how its point-in-time correctness is known."""
+    windows: tuple[DeclaredWindow, ...]
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise FeatureSetError(f"trusted view {self.name!r}: say why it may be trusted")
+        if not self.windows:
+            raise FeatureSetError(f"trusted view {self.name!r}: declare what it reads (its windows)")
+
+
+def window_problems(name: str, windows: tuple[DeclaredWindow, ...]) -> list[str]:
+    """Why the window lint refuses a view's declared windows (empty: it does not)."""
+    problems = []
+    for window in windows:
+        if window.reaches_to > timedelta(0):
+            problems.append(
+                f"view {name!r} reads {window.stream} up to {window.reaches_to} past the prediction time "
+                f"(by {window.time_column}): a window must end before it"
+            )
+        if window.stream == LABELS and window.time_column != ARRIVAL_TIME:
+            problems.append(
+                f"view {name!r} reads labels by {window.time_column!r}: read them by {ARRIVAL_TIME!r}, when "
+                "they became known, or a label that arrived after the prediction counts before it"
+            )
+    return problems
 
 
 StoredView = StreamingView | SnapshotView
@@ -282,8 +361,11 @@ class FeatureSet:
     request_features: tuple[str, ...] = ()
     """Numeric fields of the scored event the model reads as they are."""
     description: str = ""
+    trusted: tuple[TrustedView, ...] = ()
+    """Views of the feature service with no producer the platform can re-run, vouched for (:class:`TrustedView`)."""
 
     def __post_init__(self) -> None:
+        self._lint_windows()
         names = [view.name for view in self.views] + ([self.on_demand.name] if self.on_demand else [])
         if len(set(names)) != len(names):
             raise FeatureSetError(f"feature set {self.service!r}: two views share a name among {names}")
@@ -301,6 +383,20 @@ class FeatureSet:
                         f"on-demand view {self.on_demand.name!r} reads {source.view}:{sorted(unknown) or '*'}, "
                         "which no stored view of the set holds"
                     )
+
+    def _lint_windows(self) -> None:
+        declared = {view.name for view in self.views}
+        both = sorted(declared & {view.name for view in self.trusted})
+        if both:
+            raise FeatureSetError(
+                f"feature set {self.service!r}: {both} are declared views, re-run by the recompute check; "
+                "only a view without a declared producer is trusted"
+            )
+        problems = [
+            problem for view in (*self.views, *self.trusted) for problem in window_problems(view.name, view.windows)
+        ]
+        if problems:
+            raise FeatureSetError(f"feature set {self.service!r}: " + "; ".join(problems))
 
     @property
     def views(self) -> tuple[StoredView, ...]:

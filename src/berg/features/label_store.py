@@ -41,12 +41,13 @@ from pydantic import BaseModel
 
 from berg.contracts.shape import contract_columns
 from berg.contracts.shape_arrow import ARROW_TIMESTAMP, arrow_fields
+from berg.features.feature_set import ARRIVAL_TIME
 from berg.features.parquet_parts import write_part
 
 if TYPE_CHECKING:
     from berg.usecase import LabelJoin, Stream
 
-__all__ = ["Arrival", "LabelStore", "label_schema", "scored_schema"]
+__all__ = ["ARRIVAL_TIME", "Arrival", "LabelStore", "label_schema", "scored_schema"]
 
 
 def scored_schema(contract: type[BaseModel]) -> pa.Schema:
@@ -62,8 +63,13 @@ def scored_schema(contract: type[BaseModel]) -> pa.Schema:
 
 
 def label_schema(contract: type[BaseModel]) -> pa.Schema:
-    """The labels' schema: the contract's fields (no version)."""
-    return pa.schema(arrow_fields(contract_columns(contract, exclude={"schema_version"})))
+    """The labels' schema: the contract's fields (no version) plus :data:`ARRIVAL_TIME`."""
+    return pa.schema(
+        [
+            *arrow_fields(contract_columns(contract, exclude={"schema_version"})),
+            pa.field(ARRIVAL_TIME, ARROW_TIMESTAMP),
+        ]
+    )
 
 
 _PARTITION = "event_date="
@@ -106,10 +112,17 @@ class LabelStore:
         return self._schemas[kind]
 
     def append(self, kind: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Append rows of ``kind`` (``event_time`` an aware datetime; fields the schema lacks are left out)."""
+        """Append rows of ``kind`` (``event_time`` an aware datetime; fields the schema lacks are left out).
+
+        A label's :data:`ARRIVAL_TIME` is its row's, or its event time where the row has none or an earlier one
+        (a label cannot arrive before it was issued).
+        """
         schema = self._schemas[kind]
         by_date: dict[date, list[Mapping[str, Any]]] = defaultdict(list)
         for row in rows:
+            if ARRIVAL_TIME in schema.names:
+                arrived = row.get(ARRIVAL_TIME)
+                row = {**row, ARRIVAL_TIME: row["event_time"] if arrived is None else max(arrived, row["event_time"])}
             by_date[row["event_time"].astimezone(UTC).date()].append(row)
         spans = []
         for event_date, dated in sorted(by_date.items()):
@@ -211,6 +224,9 @@ class LabelStore:
             else ["event_id", "event_time", *(c for c in columns if c not in {"event_id", "event_time"})]
         )
         frame = dataset.to_table(filter=condition, columns=wanted).to_pandas()
+        if ARRIVAL_TIME in frame.columns:
+            # Parts written before the column existed: those labels count from their event time.
+            frame[ARRIVAL_TIME] = frame[ARRIVAL_TIME].fillna(frame["event_time"])
         frame = frame.drop_duplicates("event_id", keep="first")
         return frame.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 

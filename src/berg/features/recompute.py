@@ -19,8 +19,14 @@ features service's code):
 - the :class:`~berg.features.feature_set.OnDemandView`: its function, on the request's fields
   (the scored event's own, and ``event_unix``) and its input columns, recomputed where their
   view is recomputed;
-- a :class:`~berg.features.feature_set.SnapshotView`: not yet (it reads labels, which need their
-  arrival time); listed in :attr:`RecomputeResult.not_recomputed`.
+- a :class:`~berg.features.feature_set.SnapshotView`: the snapshot the row holds, at the time ``s``
+  its as-of column names, must lie on the view's period and strictly before ``T``, and its every
+  aggregate must equal the declaration read over the key's scored events with event time in
+  ``(s - window, s]`` and the labels that had *arrived* by ``s``
+  (:data:`~berg.features.label_store.ARRIVAL_TIME`; per event, the first label to arrive). A row
+  without a snapshot must be missing in every column. Which snapshot was the newest available at
+  ``T`` is not re-derived (that needs the features service's watermark): serving an older one is
+  stale, not leaky, since it reads only data before ``s < T``.
 
 **Sample size.** A leak touching a share ``p`` of the rows escapes ``n`` independently sampled
 rows with probability ``(1 - p) ** n``; for that to be at most ``1 - c``,
@@ -42,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from berg.features.feature_set import OnDemandView, StreamingView
+from berg.features.feature_set import OnDemandView, SnapshotView, StreamingView
 from berg.features.leakage import LeakageError, LeakageFinding, LeakageReport
 
 __all__ = [
@@ -60,6 +66,7 @@ __all__ = [
     "on_demand_rows",
     "sample_rows",
     "sample_size",
+    "snapshot_row",
     "streaming_row",
     "to_micros",
 ]
@@ -163,6 +170,52 @@ def streaming_row(
     return row
 
 
+def snapshot_row(
+    view: SnapshotView,
+    snapshot_us: int,
+    times_us: np.ndarray,
+    values: Mapping[str, Any],
+    label_arrival_us: np.ndarray,
+    positive: np.ndarray,
+) -> dict[str, float] | None:
+    """The aggregates of ``view``'s snapshot at ``snapshot_us``, from one key's scored events and their labels.
+
+    Args:
+        view: The declared view.
+        snapshot_us: The snapshot's time ``s`` (integer microseconds).
+        times_us: The key's scored events' event times, any order, any range.
+        values: The same events' fields the aggregates read (field -> one value per event, positionally).
+        label_arrival_us: Per event, when its first label arrived (integer microseconds; ``np.iinfo(np.int64).max``
+            for an event without a label).
+        positive: Per event, that first label's verdict (False without one).
+
+    Returns:
+        Each aggregate's value; ``None`` when the key has no event in ``(s - window, s]`` (no row).
+    """
+    if not (((times_us > snapshot_us - _micros(view.window)) & (times_us <= snapshot_us)).any()):
+        return None
+    row: dict[str, float] = {}
+    for aggregate in view.aggregates:
+        inside = (times_us > snapshot_us - _micros(aggregate.window)) & (times_us <= snapshot_us)
+        count = int(inside.sum())
+        known = inside & (label_arrival_us <= snapshot_us)
+        if aggregate.function == "count":
+            row[aggregate.name] = float(count)
+        elif aggregate.function == "labels_known":
+            row[aggregate.name] = float(known.sum())
+        elif aggregate.function == "positive_share":
+            row[aggregate.name] = float((known & positive).sum()) / count if count else math.nan
+        else:
+            assert aggregate.field is not None  # a mean names its field (SnapshotAggregate checks it)
+            numbers = [float(value) for value in np.asarray(values[aggregate.field])[inside]]
+            row[aggregate.name] = math.fsum(numbers) / count if count else math.nan
+    return row
+
+
+def _micros(duration: Any) -> int:
+    return int(pd.Timedelta(duration) // pd.Timedelta(microseconds=1))
+
+
 def on_demand_rows(
     view: OnDemandView, requests: Mapping[str, Sequence[Any]], inputs: Mapping[str, Sequence[Any]]
 ) -> pd.DataFrame:
@@ -220,11 +273,13 @@ class Mismatch:
     found: float
     """The training frame's value."""
     recomputed: float
+    why: str = ""
+    """What is wrong beyond the value, when the row cannot be recomputed at all (a snapshot time after the
+    prediction time, say)."""
 
     def sentence(self) -> str:
-        return (
-            f"row at {self.prediction_time} ({self.entity}): training frame {self.found!r}, "
-            f"recomputed {self.recomputed!r}"
+        return f"row at {self.prediction_time} ({self.entity}): training frame {self.found!r}, " + (
+            self.why if self.why else f"recomputed {self.recomputed!r}"
         )
 
 
@@ -239,8 +294,9 @@ class RecomputeResult:
     compared: Mapping[str, int]
     """View -> values compared (sampled rows times the view's columns in the frame)."""
     mismatches: tuple[Mismatch, ...] = ()
-    not_recomputed: Mapping[str, str] = field(default_factory=dict)
-    """View -> why it was not recomputed (it is not proven by this check)."""
+    trusted: Mapping[str, str] = field(default_factory=dict)
+    """View -> the use case's reason to trust it: views in the frame without a producer to re-run, not proven by
+    this check (:class:`~berg.features.feature_set.TrustedView`)."""
 
     @property
     def ok(self) -> bool:
@@ -254,7 +310,7 @@ class RecomputeResult:
             "seed": self.seed,
             "values_compared": dict(self.compared),
             "mismatches": len(self.mismatches),
-            "not_recomputed": dict(self.not_recomputed),
+            "trusted": dict(self.trusted),
         }
 
     def by_feature(self) -> dict[tuple[str, str], list[Mismatch]]:
@@ -275,7 +331,7 @@ class RecomputeResult:
                 "the data before their prediction time, e.g."
             )
             lines += [f"    {mismatch.sentence()}" for mismatch in found[:_SHOWN]]
-        lines += [f"  not recomputed: view {view!r}: {why}" for view, why in self.not_recomputed.items()]
+        lines += [f"  trusted, not recomputed: view {view!r}: {why}" for view, why in self.trusted.items()]
         return "\n".join(lines)
 
 

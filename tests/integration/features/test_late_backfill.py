@@ -10,7 +10,8 @@ of its own as well as the live ones. At the end, the training frame that
 transaction, the merchant values a brute force computes from what was produced:
 the latest snapshot that was available at or before the transaction (stamped when
 the slowest partition reached its time plus the allowed lateness; of snapshots
-available at one moment, the newest), within the view's TTL. The user values
+available at one moment, the newest), within the view's TTL; its labels counted from when they
+arrived (the history's arrive after the live traffic, so none counts in its own month). The user values
 equal the user oracle too (the backfill's users are evicted when idle and read
 back from the label store when they come back).
 """
@@ -22,7 +23,7 @@ import functools
 import math
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import pytest
 from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
 
 from berg.features.dataset import build_training_frame
+from berg.features.label_store import ARRIVAL_TIME
 from berg.features.store import close_store, open_store
 from berg.features.store_config import FeatureStoreConfig
 from berg.settings import KafkaSettings
@@ -135,6 +137,7 @@ def availability_oracle(stored: pd.DataFrame) -> Callable[[datetime], datetime |
 def merchant_oracle(
     transactions: Sequence[TransactionV1],
     labels: Sequence[LabelV1],
+    arrived: Mapping[str, datetime],
     merchant: str,
     at: datetime,
     available: Callable[[datetime], datetime | None],
@@ -143,11 +146,11 @@ def merchant_oracle(
     """What training must see for a transaction at ``at``: the newest snapshot available strictly before
     ``at`` and within the TTL (of snapshots available at one moment only the newest, where the watermark
     has passed the next), of a merchant with a transaction in its 30 days; each value from its definition
-    (labels known at the snapshot, the first per transaction)."""
+    (labels arrived by the snapshot, as ``arrived`` says per label id; the first to arrive per transaction)."""
     query = at - timedelta(microseconds=1)
     snapshot = _EPOCH + ((query - LATENESS - _EPOCH) // MERCHANT_SNAPSHOT_EVERY) * MERCHANT_SNAPSHOT_EVERY
     first_label: dict[str, LabelV1] = {}
-    for label in labels:
+    for label in sorted(labels, key=lambda label: (arrived[str(label.event_id)], str(label.event_id))):
         first_label.setdefault(str(label.transaction_event_id), label)
     mine = [tx for tx in transactions if tx.merchant_id == merchant]
     first_transaction = min((tx.event_time for tx in mine), default=at)
@@ -161,7 +164,7 @@ def merchant_oracle(
         if stamp is not None and stamp <= query and not hidden and window:
             day = [tx for tx in window if tx.event_time > snapshot - timedelta(days=1)]
             known = [first_label[str(tx.event_id)] for tx in window if str(tx.event_id) in first_label]
-            known = [label for label in known if label.event_time <= snapshot]
+            known = [label for label in known if arrived[str(label.event_id)] <= snapshot]
             return {
                 "merchant_tx_count_24h": len(day),
                 "merchant_amount_mean_24h": math.fsum(tx.amount for tx in day) / len(day) if day else math.nan,
@@ -283,7 +286,18 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         history = [*first, *second]
         produced = [*live, *history]
         labels = sorted([*live_labels, *first_labels, *second_labels], key=lambda label: label.event_time)
-        stored = fraud_label_store(str(offline / "label_store")).read("transactions")
+        label_store = fraud_label_store(str(offline / "label_store"))
+        stored = label_store.read("transactions")
+        stored_labels = label_store.read("labels")
+        arrived = {
+            str(event_id): at.to_pydatetime()
+            for event_id, at in zip(stored_labels["event_id"], stored_labels[ARRIVAL_TIME], strict=True)
+        }
+        assert set(arrived) == {str(label.event_id) for label in labels}
+        # The history's labels were read after the live traffic: they count from then, not from their event time.
+        live_end = max(tx.event_time for tx in live)
+        assert all(arrived[str(label.event_id)] >= live_end for label in [*first_labels, *second_labels])
+        assert all(arrived[str(label.event_id)] >= label.event_time for label in labels)
         assert set(stored["event_id"]) == {str(tx.event_id) for tx in produced}  # nothing was late
         # Every transaction whose snapshots the watermark has passed: each partition is past it.
         low = stored.groupby("source_partition")["event_time"].max().min()
@@ -309,7 +323,7 @@ def test_a_backfill_after_live_traffic_gets_its_merchant_and_user_features(
         events = [event_from_scored(USER_AGGREGATES, tx) for tx in produced]
         wrong_merchant, wrong_user, merchant_rows, missing = [], [], 0, 0
         for tx, (_, row) in zip(scored, frame.iterrows(), strict=True):
-            want = merchant_oracle(produced, labels, tx.merchant_id, tx.event_time, available, watermark)
+            want = merchant_oracle(produced, labels, arrived, tx.merchant_id, tx.event_time, available, watermark)
             missing += want is not None and bool(pd.isna(row["merchant_tx_count_24h"]))
             if want is None:
                 if not all(pd.isna(row[name]) for name in MERCHANT_VALUES):

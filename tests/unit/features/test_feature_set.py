@@ -12,9 +12,13 @@ from feast.on_demand_feature_view import OnDemandFeatureView
 
 from berg.features.definitions import AS_OF_TAG, build_definitions, view_source_schema
 from berg.features.feature_set import (
+    ARRIVAL_TIME,
     REQUEST_EVENT_UNIX,
+    DeclaredWindow,
+    FeatureSet,
     FeatureSetError,
     SnapshotAggregate,
+    TrustedView,
     ViewColumns,
 )
 from berg_clicks.features import bid_context, clicks_features
@@ -84,3 +88,45 @@ def test_watch_only_features_and_the_longest_window_come_from_the_declarations()
     fraud = fraud_features()
     assert fraud.watch_only() == {"merchant_amount_mean_24h", "merchant_labels_known_30d"}
     assert fraud.longest_window == timedelta(days=30)
+
+
+def _trusting(*windows: DeclaredWindow, name: str = "warehouse_scores") -> TrustedView:
+    return TrustedView(name, "filled by the warehouse's audited nightly job", windows)
+
+
+@pytest.mark.parametrize("features", [fraud_features(), clicks_features()], ids=["fraud", "clicks"])
+def test_every_declared_view_looks_back_only_and_reads_labels_by_arrival(features: FeatureSet) -> None:
+    for view in features.views:
+        assert view.windows, view.name
+        for window in view.windows:
+            assert window.reaches_to <= timedelta(0), view.name
+            assert window.stream == "scored" or window.time_column == ARRIVAL_TIME, view.name
+    for snapshot in features.snapshots:
+        assert {window.stream for window in snapshot.windows} == {"scored", "labels"}
+
+
+def test_the_window_lint_refuses_a_trusted_view_reaching_past_the_prediction_time() -> None:
+    forward = DeclaredWindow("scored", "event_time", timedelta(days=1), reaches_to=timedelta(hours=24))
+    with pytest.raises(FeatureSetError, match=r"'warehouse_scores' reads scored up to 1 day, 0:00:00 past the pred"):
+        dataclasses.replace(fraud_features(), trusted=(_trusting(forward),))
+    # Up to the prediction time, not past it: accepted.
+    clean = dataclasses.replace(
+        fraud_features(), trusted=(_trusting(DeclaredWindow("scored", "event_time", timedelta(days=1))),)
+    )
+    assert [view.name for view in clean.trusted] == ["warehouse_scores"]
+
+
+def test_the_window_lint_refuses_labels_read_by_their_event_time() -> None:
+    by_event_time = DeclaredWindow("labels", "event_time", timedelta(days=30))
+    with pytest.raises(FeatureSetError, match=r"reads labels by 'event_time': read them by 'arrival_time'"):
+        dataclasses.replace(fraud_features(), trusted=(_trusting(by_event_time),))
+
+
+def test_a_trusted_view_needs_a_reason_its_windows_and_no_declared_producer() -> None:
+    with pytest.raises(FeatureSetError, match="say why"):
+        TrustedView("warehouse_scores", " ", (DeclaredWindow("scored", "event_time", timedelta(days=1)),))
+    with pytest.raises(FeatureSetError, match="declare what it reads"):
+        TrustedView("warehouse_scores", "audited", ())
+    declared = _trusting(DeclaredWindow("scored", "event_time", timedelta(days=1)), name="merchant_aggregates")
+    with pytest.raises(FeatureSetError, match="re-run by the recompute check"):
+        dataclasses.replace(fraud_features(), trusted=(declared,))

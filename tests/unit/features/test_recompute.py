@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,18 @@ import pandas as pd
 import pytest
 
 from berg.features.aggregation import AggregationView, WindowedAggregate
-from berg.features.feature_set import Entity, FeatureSpec, OnDemandView, StreamingView, ViewColumns
+from berg.features.feature_set import (
+    ARRIVAL_TIME,
+    DeclaredWindow,
+    Entity,
+    FeatureSpec,
+    OnDemandView,
+    SnapshotAggregate,
+    SnapshotView,
+    StreamingView,
+    TrustedView,
+    ViewColumns,
+)
 from berg.features.label_store import LabelStore
 from berg.features.leakage import LeakageError
 from berg.features.recompute import (
@@ -24,9 +36,11 @@ from berg.features.recompute import (
     on_demand_row,
     sample_rows,
     sample_size,
+    snapshot_row,
     streaming_row,
 )
-from berg.features.recompute_check import check_recompute
+from berg.features.recompute_check import UnprovenViewError, check_recompute
+from berg_fraud.use_case import fraud
 from tests.fraud_schema import FEATURES, fraud_label_store
 
 pytestmark = pytest.mark.unit
@@ -105,6 +119,49 @@ def test_no_event_before_the_prediction_time_or_an_expired_ttl_gives_missing_val
     assert streaming_row(VIEW, times, values, T)["orders_1h"] == 1
     times, values = events((T, 5.0, "a", "web"))
     assert all(math.isnan(value) for value in streaming_row(VIEW, times, values, T).values())
+
+
+SNAPSHOT = SnapshotView(
+    name="shop_snapshots",
+    entity=Entity("shop", "shop_id", "A shop."),
+    every=timedelta(hours=1),
+    ttl=timedelta(hours=5),
+    aggregates=(
+        SnapshotAggregate("orders_2h", "count", timedelta(hours=2)),
+        SnapshotAggregate("total_mean_1h", "mean", timedelta(hours=1), field="total"),
+        SnapshotAggregate("returned_share_2h", "positive_share", timedelta(hours=2)),
+        SnapshotAggregate("verdicts_2h", "labels_known", timedelta(hours=2)),
+    ),
+    as_of="shop_snapshot_unix",
+    available="shop_available_unix",
+    description="Per shop, hourly.",
+)
+NEVER = np.iinfo(np.int64).max
+
+
+def test_a_snapshot_reads_events_by_event_time_and_labels_by_arrival_up_to_its_time() -> None:
+    s = T - HOUR
+    times = np.array([s - 2 * HOUR, s - 2 * HOUR + 1, s - HOUR + 1, s, s + 1], dtype=np.int64)
+    values = {"total": np.array([100.0, 1.0, 2.0, 4.0, 1000.0])}
+    # Labels: the second event's arrived at s (known), the third's arrived one microsecond after s (not),
+    # the fourth's was positive and arrived before s; the last event is after s and never read.
+    arrival = np.array([NEVER, s, s + 1, s - 5, s + 2], dtype=np.int64)
+    positive = np.array([False, True, True, True, True])
+    row = snapshot_row(SNAPSHOT, s, times, values, arrival, positive)
+    assert row == {
+        "orders_2h": 3.0,  # (s - 2h, s]: the first event is exactly 2h old, outside
+        "total_mean_1h": 3.0,  # (s - 1h, s]: 2.0 and 4.0
+        "returned_share_2h": 2 / 3,  # known and positive by s: the second and the fourth
+        "verdicts_2h": 2.0,
+    }
+    assert snapshot_row(SNAPSHOT, s - 3 * HOUR, times, values, arrival, positive) is None, "no event in its window"
+    # An hour after its last event, a key still has a row: its 1-hour mean is missing, not zero.
+    quiet = snapshot_row(
+        SNAPSHOT, s + 2 * HOUR - 1, times[:4], {"total": values["total"][:4]}, arrival[:4], positive[:4]
+    )
+    assert quiet is not None
+    assert quiet["orders_2h"] == 1
+    assert math.isnan(quiet["total_mean_1h"])
 
 
 def context(inputs: pd.DataFrame) -> pd.DataFrame:
@@ -201,6 +258,16 @@ def hand_made_world(tmp_path: Path) -> tuple[LabelStore, pd.DataFrame, dict[str,
             transaction("e5", T0, "u2", "m1", 7.0, "card_present"),
         ],
     )
+    hour = pd.Timedelta(hours=1)
+    labels.append(
+        "labels",
+        [
+            # e1 was fraud, and the label was issued before the snapshot at T0 - 1h; it arrived only after it.
+            label("l1", "e1", T0 - 1.8 * hour, arrived=T0 - 0.5 * hour, fraud=True),
+            # A second verdict on e2, arrived before the snapshot (e2 is at another merchant: not in m1's window).
+            label("l2", "e2", T0 - 0.6 * hour, arrived=T0 - 0.6 * hour, fraud=False),
+        ],
+    )
     nan = math.nan
     last = (T0 - pd.Timedelta(minutes=30)).timestamp()
     frame = pd.DataFrame(
@@ -226,22 +293,107 @@ def hand_made_world(tmp_path: Path) -> tuple[LabelStore, pd.DataFrame, dict[str,
             "amount_to_user_mean_7d": [0.25, nan],
             "hour_of_day": pd.array([22, 22], dtype="Int64"),
             "seconds_since_previous_transaction": [1800.0, nan],
-            "merchant_tx_count_24h": pd.array([3, 3], dtype="Int64"),
+            # The snapshot at T0 - 1h of m1: (T0 - 25h, T0 - 1h] holds e1 only, whose label had not arrived.
+            "merchant_id": ["m1", "m1"],
+            "merchant_tx_count_24h": pd.array([1, 1], dtype="Int64"),
+            "merchant_amount_mean_24h": [10.0, 10.0],
+            "merchant_fraud_rate_30d": [0.0, 0.0],
+            "merchant_labels_known_30d": pd.array([0, 0], dtype="Int64"),
+            "merchant_snapshot_unix": [(T0 - hour).timestamp()] * 2,
         }
     )
     views = dict.fromkeys(FEATURES.streaming[0].model_features, "user_transaction_aggregates")
     views |= dict.fromkeys(FEATURES.on_demand_features, "transaction_context")
-    views["merchant_tx_count_24h"] = "merchant_aggregates"
+    views |= dict.fromkeys(FEATURES.snapshots[0].model_features, "merchant_aggregates")
     return labels, frame, views
+
+
+def label(event_id: str, subject: str, at: pd.Timestamp, *, arrived: pd.Timestamp, fraud: bool) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "event_time": at.to_pydatetime(),
+        "transaction_event_id": subject,
+        "user_id": "u1",
+        "is_fraud": fraud,
+        "source": "chargeback",
+        ARRIVAL_TIME: arrived.to_pydatetime(),
+    }
+
+
+JOIN = fraud().label_join
 
 
 def test_the_check_reads_the_label_store_and_reproduces_hand_computed_rows(tmp_path: Path) -> None:
     labels, frame, views = hand_made_world(tmp_path)
-    result = check_recompute(frame, labels, FEATURES, {**views, "planted": "planted_view"}, sample_size=90)
+    result = check_recompute(frame, labels, FEATURES, views, JOIN, sample_size=90)
     assert result.ok, result.summary()
     assert result.rows_sampled == 2
-    assert result.compared == {"user_transaction_aggregates": 2 * 12, "transaction_context": 2 * 3}
-    assert set(result.not_recomputed) == {"merchant_aggregates", "planted_view"}
+    assert result.compared == {
+        "user_transaction_aggregates": 2 * 12,
+        "merchant_aggregates": 2 * 4,
+        "transaction_context": 2 * 3,
+    }
+    assert result.trusted == {}
+
+
+def test_a_snapshot_counting_a_label_before_it_arrived_fails_naming_the_feature(tmp_path: Path) -> None:
+    labels, frame, views = hand_made_world(tmp_path)
+    # As a producer reading labels by their own event time would: l1 was issued before the snapshot.
+    frame["merchant_fraud_rate_30d"] = 1.0
+    frame["merchant_labels_known_30d"] = pd.array([1, 1], dtype="Int64")
+    with pytest.raises(RecomputeError) as caught:
+        check_recompute(frame, labels, FEATURES, views, JOIN)
+    message = str(caught.value)
+    assert "view 'merchant_aggregates', feature 'merchant_fraud_rate_30d'" in message, message
+    assert "training frame 1.0, recomputed 0.0" in message, message
+    assert {finding.subject for finding in caught.value.report.findings} == {
+        "merchant_fraud_rate_30d",
+        "merchant_labels_known_30d",
+    }
+
+
+def test_a_snapshot_time_at_or_after_the_prediction_or_off_the_period_is_named(tmp_path: Path) -> None:
+    labels, frame, views = hand_made_world(tmp_path)
+    frame.loc[0, "merchant_snapshot_unix"] = T0.timestamp()  # the snapshot at the prediction time itself
+    frame.loc[1, "merchant_snapshot_unix"] = (T0 - pd.Timedelta(minutes=90)).timestamp()
+    with pytest.raises(RecomputeError) as caught:
+        check_recompute(frame, labels, FEATURES, views, JOIN)
+    message = str(caught.value)
+    assert "not before the prediction time" in message, message
+    assert "not on the view's period" in message, message
+
+
+def test_a_row_without_a_snapshot_must_miss_every_snapshot_value(tmp_path: Path) -> None:
+    labels, frame, views = hand_made_world(tmp_path)
+    frame.loc[1, "merchant_snapshot_unix"] = math.nan
+    with pytest.raises(RecomputeError, match="merchant_tx_count_24h"):
+        check_recompute(frame, labels, FEATURES, views, JOIN)
+    for column in FEATURES.snapshots[0].model_features:
+        frame.loc[1, column] = None
+    assert check_recompute(frame, labels, FEATURES, views, JOIN).ok
+
+
+def test_a_view_without_a_producer_is_refused_unless_trusted_and_then_listed_with_its_reason(tmp_path: Path) -> None:
+    labels, frame, views = hand_made_world(tmp_path)
+    frame["planted"] = 1.0
+    with pytest.raises(UnprovenViewError) as caught:
+        check_recompute(frame, labels, FEATURES, {**views, "planted": "planted_view"}, JOIN)
+    assert "'planted_view'" in str(caught.value)
+    assert "trusted" in str(caught.value)
+    trusting = dataclasses.replace(
+        FEATURES,
+        trusted=(
+            TrustedView(
+                "planted_view",
+                "filled by the warehouse's own audited job",
+                (DeclaredWindow("scored", "event_time", timedelta(days=1)),),
+            ),
+        ),
+    )
+    result = check_recompute(frame, labels, trusting, {**views, "planted": "planted_view"}, JOIN)
+    assert result.ok
+    assert result.trusted == {"planted_view": "filled by the warehouse's own audited job"}
+    assert result.as_dict()["trusted"] == result.trusted
 
 
 def test_the_check_names_the_view_feature_row_and_values_of_a_planted_difference(tmp_path: Path) -> None:
@@ -249,7 +401,7 @@ def test_the_check_names_the_view_feature_row_and_values_of_a_planted_difference
     frame.loc[0, "tx_count_24h"] = 3  # as if e3, at the prediction time, were counted
     frame.loc[1, "hour_of_day"] = 23
     with pytest.raises(RecomputeError) as caught:
-        check_recompute(frame, labels, FEATURES, views)
+        check_recompute(frame, labels, FEATURES, views, JOIN)
     message = str(caught.value)
     assert "view 'user_transaction_aggregates', feature 'tx_count_24h'" in message, message
     assert "user_id='u1'): training frame 3.0, recomputed 2.0" in message, message

@@ -116,6 +116,7 @@ def build_dataset(
         labels,
         use_case.features,
         layout.features,
+        use_case.label_join,
         prediction_time_column=EVENT_TIMESTAMP,
         sample_size=recompute_sample,
         seed=recompute_seed,

@@ -69,14 +69,14 @@ def _recompute_section(recompute: Mapping[str, Any]) -> str:
     if not recompute:
         return ""
     compared = ", ".join(f"{html.escape(view)}: {count}" for view, count in recompute["values_compared"].items())
-    skipped = "".join(
-        f"<li>{html.escape(view)}: {html.escape(why)}</li>" for view, why in recompute["not_recomputed"].items()
-    )
+    # Runs recorded before views could be trusted listed the views they skipped as not recomputed.
+    trusted = recompute.get("trusted", recompute.get("not_recomputed", {}))
+    skipped = "".join(f"<li>{html.escape(view)}: {html.escape(why)}</li>" for view, why in trusted.items())
     return (
         f"<h3>Training data recomputed</h3><p>{recompute['rows_sampled']} of {recompute['rows']} training rows "
         f"(seed {recompute['seed']}) recomputed from the data before each prediction time: "
         f"{recompute['mismatches']} mismatches; values compared per view: {compared or 'none'}.</p>"
-        + (f"<p>Not recomputed:</p><ul>{skipped}</ul>" if skipped else "")
+        + (f"<p>Trusted by the use case, not recomputed:</p><ul>{skipped}</ul>" if skipped else "")
     )
 
 

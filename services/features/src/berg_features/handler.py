@@ -46,7 +46,7 @@ import pyarrow.dataset as ds
 from pydantic import BaseModel
 
 from berg.features.feature_set import StreamingView
-from berg.features.label_store import LabelStore
+from berg.features.label_store import ARRIVAL_TIME, LabelStore
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
 from berg.kafka.records import RawRecord
@@ -124,6 +124,9 @@ class FeaturesHandler:
         self._next_eviction = time.monotonic() + eviction_interval_s
         self._unrestored: set[int] = set()
         """Assigned partitions of the scored topic whose entities are not restored yet."""
+        self._scored_clock: datetime | None = None
+        """The newest event time of the scored events stored (read back once from the label store): the labels
+        stored now arrive at it (:data:`~berg.features.label_store.ARRIVAL_TIME`)."""
 
     def __call__(self, records: Sequence[RawRecord]) -> None:
         self._restore_assigned()
@@ -210,6 +213,13 @@ class FeaturesHandler:
         )
 
     def _store_events(self, scored: Sequence[Decoded[BaseModel]], labels: Sequence[Decoded[BaseModel]]) -> None:
+        if self._scored_clock is None:
+            self._scored_clock = self._labels.latest_event_time(self._labels.scored)
+        # Labels arrive on the clock as it was before this batch: a batch's own scored events may reach past them.
+        arrived = self._scored_clock
+        for item in scored:
+            at: datetime = item.value.event_time  # type: ignore[attr-defined]
+            self._scored_clock = at if self._scored_clock is None else max(self._scored_clock, at)
         if scored:
             self._labels.append(
                 self._labels.scored,
@@ -231,6 +241,9 @@ class FeaturesHandler:
                     {
                         **item.value.model_dump(mode="json"),
                         "event_time": item.value.event_time,  # type: ignore[attr-defined]
+                        # A label is learnt when it is read, on the scored stream's clock: one replayed
+                        # or delivered late counts from then on, never from the time it names.
+                        ARRIVAL_TIME: arrived,
                     }
                     for item in labels
                 ],

@@ -4,8 +4,9 @@ A snapshot view aggregates, per key and at event-time boundaries ``s`` every ``v
 scored events of every partition together with labels that arrive much later, on other partitions;
 as a batch view over the shared label store it is exact however many instances consume, and point-in-time
 correct by construction. The snapshot at ``s`` reads only events with event time in ``(s - window, s]``
-(each aggregate its own window) and only labels known at ``s`` (label event time ``<= s``; the first
-label of an event counts).
+(each aggregate its own window) and only labels known at ``s``: arrived by then
+(:data:`~berg.features.label_store.ARRIVAL_TIME` ``<= s``, not the label's own event time, so a label delivered
+late never changes a snapshot served before it arrived); the first label of an event to arrive counts.
 
 Its row is stamped (Feast's event timestamp, and the view's ``available`` column) when it became
 available, not at ``s``: the features service computes it once every source partition is past ``s``
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from berg.features.feature_set import EVENT_TIMESTAMP, SnapshotAggregate, SnapshotView
+from berg.features.label_store import ARRIVAL_TIME
 from berg.usecase import LabelJoin
 
 __all__ = [
@@ -165,11 +167,12 @@ def _input_columns(view: SnapshotView) -> list[str]:
 
 
 def _with_first_labels(view: SnapshotView, join: LabelJoin, events: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """The events' id, time and read columns, with their first label's event time and verdict (``NaT``/False: none)."""
+    """The events' id, time and read columns, with their first label's arrival and verdict (``NaT``/False: none)."""
     frame = events[[join.event_id, "event_time", *_input_columns(view)]]
-    first_label = labels.sort_values("event_time").drop_duplicates(join.subject_id)
-    known = first_label[[join.subject_id, "event_time", join.target]].rename(
-        columns={join.subject_id: join.event_id, "event_time": _LABEL_TIME, join.target: _POSITIVE}
+    # The first label to arrive (ties: the label's id): what serving's snapshot knew first.
+    first_label = labels.sort_values([ARRIVAL_TIME, "event_id"], kind="stable").drop_duplicates(join.subject_id)
+    known = first_label[[join.subject_id, ARRIVAL_TIME, join.target]].rename(
+        columns={join.subject_id: join.event_id, ARRIVAL_TIME: _LABEL_TIME, join.target: _POSITIVE}
     )
     frame = frame.merge(known, on=join.event_id, how="left")
     # Without any label the merged columns come back untyped.
