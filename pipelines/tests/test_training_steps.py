@@ -35,7 +35,7 @@ from berg.features.leakage import LeakageError
 from berg.features.parquet_parts import SCHEMA_PART, write_part
 from berg.features.recompute import RecomputeError, to_micros
 from berg.features.store import close_store, open_store
-from berg.problem.metrics import average_precision
+from berg.problem.metrics import average_precision, roc_auc
 from berg.registry.registry import ModelRegistry
 from berg_fraud.use_case import fraud, problem_card
 from berg_pipelines.runtime import dataset as dataset_runtime
@@ -676,3 +676,64 @@ def test_the_label_complete_window_waits_for_labels_that_lag_behind(tmp_path: Pa
     window = label_complete_window(store, card, 7)
     assert window.end == newest_label - horizon
     assert window.start == window.end - timedelta(days=7)
+
+
+PARTIAL_LEAK = "planted_partial_leak"
+
+
+def _partial_leak(dataset: Path, output: Path, *, leak_share: float = 0.65) -> Path:
+    """``dataset`` plus a feature equal to the label (with noise) on ``leak_share`` of the rows, noise elsewhere.
+
+    It models a leak the recompute check cannot see: a field in the source data that was filled in after the
+    event for some rows only (or a view the use case marks trusted), so its training values are what serving
+    would have read, and its AUC alone (about 1 - (1 - leak_share)**2 / 2) stays under the failing 0.99.
+    """
+    shutil.copytree(dataset, output)
+    rng = np.random.default_rng(7)
+    for split in SPLITS:
+        path = output / f"{split}.parquet"
+        frame = read_frame(path)
+        label = frame["is_fraud"].to_numpy().astype(float)
+        leaked = rng.random(len(frame)) < leak_share
+        frame[PARTIAL_LEAK] = np.where(leaked, label + rng.normal(0, 0.1, len(frame)), rng.random(len(frame)))
+        write_frame(frame, path)
+    raw = json.loads((output / "info.json").read_text())
+    raw["feature_columns"] = [*raw["feature_columns"], PARTIAL_LEAK]
+    (output / "info.json").write_text(json.dumps(raw, indent=2))
+    return output
+
+
+def test_a_planted_partial_leak_is_listed_for_review_in_the_evaluation_and_its_report(
+    settings: PipelineSettings, dataset: Path, good: Trained, tmp_path: Path
+) -> None:
+    registry_uri = str(tmp_path / "registry")
+    clean = evaluate(settings, dataset, good, registry_uri, tmp_path / "clean")
+    # No clean feature reaches 0.90 alone (the strongest: about 0.84), and there is no champion yet.
+    assert clean.report.review == []
+    assert "None found" in clean.html.read_text()
+    register(settings, dataset, good, clean, registry_uri, gate_step(settings, clean.directory), run_id="run-good")
+
+    leaky = _partial_leak(dataset, tmp_path / "leaky")
+    train_frame = read_frame(leaky / "train.parquet")
+    auc = roc_auc(train_frame["is_fraud"].to_numpy(), train_frame[PARTIAL_LEAK].to_numpy())
+    assert 0.90 <= auc < 0.99, f"the plant is a partial leak: AUC {auc:.4f} alone, under the failing 0.99"
+
+    evaluated = evaluate(settings, leaky, train(settings, leaky, tmp_path / "trained"), registry_uri, tmp_path / "run")
+    assert evaluated.report.champion_version is not None, "compared with the clean champion"
+    written = EvaluationReport.read(evaluated.directory / EVALUATION_FILE).review
+    assert written == evaluated.report.review
+    listed = {(item["feature"], item["kind"]): item for item in written}
+    assert listed[(PARTIAL_LEAK, "separable")]["value"] == pytest.approx(auc)
+    # The champion never had the feature: it counts from 0, and the challenger leans on it.
+    assert listed[(PARTIAL_LEAK, "importance_jump")]["value"] >= 0.10
+
+    page = evaluated.html.read_text()
+    assert "Features to review" in page
+    assert PARTIAL_LEAK in page
+    assert f"{auc:.4f}" in page
+
+    # A report written before the review list existed still reads, with none.
+    raw = json.loads((evaluated.directory / EVALUATION_FILE).read_text())
+    del raw["review"]
+    (tmp_path / "old.json").write_text(json.dumps(raw))
+    assert EvaluationReport.read(tmp_path / "old.json").review == []

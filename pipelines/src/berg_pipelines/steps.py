@@ -212,6 +212,7 @@ def evaluate_step(
     from berg_pipelines.runtime.gate import decide
     from berg_pipelines.runtime.model_io import load_booster
     from berg_pipelines.runtime.report import render_report
+    from berg_pipelines.runtime.review import features_to_review
 
     card = settings.card()
     info = DatasetInfo.read(dataset)
@@ -253,11 +254,22 @@ def evaluate_step(
             )
             report.champion_version = champion.version
             scores[f"champion {champion.version}"] = champion_scorer(test)
+    # Features for a person to review (too good alone, or jumped in importance since the champion).
+    champion_model = (
+        ModelRegistry(registry_uri).local_path(model_name, report.champion_version) / MODEL_FILE
+        if report.champion_version
+        else None
+    )
+    report.review = features_to_review(
+        frames["train"], info.label_column, info.feature_columns, booster, champion_model
+    )
     evaluation_dir.mkdir(parents=True, exist_ok=True)
     report.write(evaluation_dir / EVALUATION_FILE)
     decision = decide(card.promotion, report)
     report_path.write_text(
-        render_report(card, report, decision, test[info.label_column].to_numpy(), scores, info.recompute)
+        render_report(
+            card, report, decision, test[info.label_column].to_numpy(), scores, info.recompute, review=report.review
+        )
     )
     return report
 

@@ -57,6 +57,9 @@ class EvaluationReport:
     champion: ModelEvaluation | None = None
     champion_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    review: list[dict[str, Any]] = field(default_factory=list)
+    """Features for a person to review (:class:`berg.features.suspicion.Suspicion` as dicts: feature, kind,
+    reason, value); a report written before the list existed reads with none."""
 
     def write(self, path: Path) -> None:
         """Strict JSON: a metric that cannot be computed (NaN) is written as null."""

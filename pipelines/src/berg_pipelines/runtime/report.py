@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -80,6 +80,24 @@ def _recompute_section(recompute: Mapping[str, Any]) -> str:
     )
 
 
+def _review_section(review: Sequence[Mapping[str, Any]]) -> str:
+    """The features listed for a person to review (:mod:`berg.features.suspicion`), or that none were."""
+    if not review:
+        return (
+            "<h3>Features to review</h3><p>None found: no feature alone reaches the review AUC, and no "
+            "feature's share of importance jumped since the champion.</p>"
+        )
+    rows = "".join(
+        f"<tr><td>{html.escape(str(item['feature']))}</td><td>{html.escape(str(item['reason']))}</td>"
+        f"<td>{float(item['value']):.4f}</td></tr>"
+        for item in review
+    )
+    return (
+        "<h3>Features to review</h3><p>Not failures: each may be a partial leak the checks cannot prove; "
+        f"a person should look.</p><table><tr><th>feature</th><th>reason</th><th>value</th></tr>{rows}</table>"
+    )
+
+
 def render_report(
     card: ProblemCard,
     report: EvaluationReport,
@@ -87,6 +105,8 @@ def render_report(
     y: np.ndarray,
     scores: Mapping[str, np.ndarray],
     recompute: Mapping[str, Any] | None = None,
+    *,
+    review: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     models = [report.challenger, report.baseline] + ([report.champion] if report.champion else [])
     header = "".join(
@@ -120,6 +140,7 @@ costs in {card.costs.currency}.</p>
 <h2>{verdict}</h2><ul>{reasons}</ul>
 {f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""}
 {_recompute_section(recompute or {})}
+{_review_section(review)}
 <img alt="ROC and precision-recall curves" src="data:image/png;base64,{_curves(y, scores)}">
 </body></html>
 """
