@@ -21,7 +21,7 @@ from berg.problem.card import RENAMED_METRICS, ProblemCard
 from berg.problem.metrics import Outcomes, average_precision, choose_threshold, outcomes_at, roc_auc
 from berg_pipelines.runtime.frames import feature_matrix
 
-__all__ = ["EvaluationReport", "ModelEvaluation", "booster_scorer", "evaluate_model"]
+__all__ = ["EvaluationReport", "ModelEvaluation", "Scorer", "booster_scorer", "evaluate_model"]
 
 Scorer = Callable[[pd.DataFrame], np.ndarray]
 
@@ -57,6 +57,9 @@ class EvaluationReport:
     champion: ModelEvaluation | None = None
     champion_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    frozen_holdout: dict[str, Any] | None = None
+    """The challenger on the test rows with features frozen at the test window's start
+    (:func:`berg_pipelines.runtime.holdout.frozen_holdout`); None for a dataset without them."""
 
     def write(self, path: Path) -> None:
         """Strict JSON: a metric that cannot be computed (NaN) is written as null."""

@@ -20,6 +20,7 @@ from berg.problem.card import ProblemCard
 from berg.problem.metrics import roc_curve
 from berg_pipelines.runtime.evaluate import EvaluationReport, ModelEvaluation
 from berg_pipelines.runtime.gate import Decision
+from berg_pipelines.runtime.holdout import render_frozen_holdout
 
 __all__ = ["render_report"]
 
@@ -87,6 +88,8 @@ def render_report(
     y: np.ndarray,
     scores: Mapping[str, np.ndarray],
     recompute: Mapping[str, Any] | None = None,
+    *,
+    frozen_holdout: Mapping[str, Any] | None = None,
 ) -> str:
     models = [report.challenger, report.baseline] + ([report.champion] if report.champion else [])
     header = "".join(
@@ -120,6 +123,7 @@ costs in {card.costs.currency}.</p>
 <h2>{verdict}</h2><ul>{reasons}</ul>
 {f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""}
 {_recompute_section(recompute or {})}
+{render_frozen_holdout(frozen_holdout)}
 <img alt="ROC and precision-recall curves" src="data:image/png;base64,{_curves(y, scores)}">
 </body></html>
 """
