@@ -30,10 +30,11 @@ from feast import FeatureService, FeatureView, Field, FileSource, PushSource
 from feast.data_source import PushMode
 from feast.types import Float64, Int64, String
 
+from berg.features.dataset import describe_features
 from berg.features.definitions import AS_OF_TAG, build_definitions
 from berg.features.leakage import LeakageError
 from berg.features.parquet_parts import SCHEMA_PART, write_part
-from berg.features.recompute import RecomputeError, to_micros
+from berg.features.recompute import RecomputeError, RecomputeResult, to_micros
 from berg.features.store import close_store, open_store
 from berg.problem.metrics import average_precision, roc_auc
 from berg.registry.registry import ModelRegistry
@@ -67,6 +68,7 @@ from tests.fraud_schema import (
     MERCHANT_KEY,
     MERCHANT_VIEW,
     ON_DEMAND_VIEW,
+    REQUEST_EVENT_UNIX,
     USER_KEY,
     USER_VIEW,
 )
@@ -737,3 +739,97 @@ def test_a_planted_partial_leak_is_listed_for_review_in_the_evaluation_and_its_r
     del raw["review"]
     (tmp_path / "old.json").write_text(json.dumps(raw))
     assert EvaluationReport.read(tmp_path / "old.json").review == []
+
+
+def test_the_frozen_test_rows_are_the_test_rows_with_every_stored_view_joined_before_the_test_window(
+    dataset: Path, world: FeatureWorld
+) -> None:
+    info = DatasetInfo.read(dataset)
+    test = read_frame(dataset / "test.parquet")
+    frozen = read_frame(dataset / info.frozen_test["file"])
+    test_from = pd.Timestamp(info.split_times[1])
+    assert info.frozen_test == {
+        "file": "test_frozen.parquet",
+        "frozen_at": test_from.isoformat(),
+        "rows": len(test),
+        "of_split": "test",
+    }
+    assert "test_frozen" not in SPLITS
+
+    # The same rows in the same order: ids, times, labels, amounts and the request's own event time.
+    assert list(frozen.columns) == list(test.columns)
+    for column in ("event_id", EVENT_TIMESTAMP, REQUEST_EVENT_UNIX, info.label_column, info.amount_column):
+        pd.testing.assert_series_equal(frozen[column], test[column], check_names=True)
+    assert (frozen["hour_of_day"] == test["hour_of_day"]).all(), "computed from the request, not frozen"
+
+    store = open_store(world.store_config)
+    try:
+        layout = describe_features(store, FEATURE_SERVICE)
+    finally:
+        close_store(store)
+    frozen_at = test_from.timestamp()
+    stored = {view: columns for view, columns in layout.as_of.items() if view != ON_DEMAND_VIEW}
+    assert set(stored) == {USER_VIEW, MERCHANT_VIEW}
+    for view, as_of_columns in stored.items():
+        for as_of in as_of_columns:
+            stamps = frozen[as_of].dropna()
+            assert len(stamps) > 0.5 * len(frozen), (view, as_of)
+            assert (stamps < frozen_at).all(), f"{view}: a row stamped in the test window reached the frozen copy"
+            assert (test[as_of].dropna() >= frozen_at).mean() > 0.5, f"{view}: the test split saw the window"
+        features = [column for column, of in layout.features.items() if of == view]
+        changed = (frozen[features].astype("float64") != test[features].astype("float64")).any(axis=1)
+        assert changed.mean() > 0.5, f"{view}: the frozen copy was not rejoined ({changed.mean():.1%} rows differ)"
+
+
+def test_the_clean_challenger_s_time_shifted_gap_is_reported_and_not_flagged(
+    settings: PipelineSettings, dataset: Path, good: Trained, tmp_path: Path
+) -> None:
+    evaluated = evaluate(settings, dataset, good, str(tmp_path / "registry"), tmp_path / "run")
+    report = evaluated.report
+    holdout = report.frozen_holdout
+    assert holdout is not None
+    assert holdout["test"]["pr_auc"] == report.challenger.pr_auc
+    assert holdout["test"]["expected_cost"] == report.challenger.expected_cost
+    assert holdout["threshold"] == report.challenger.threshold == holdout["frozen_evaluation"]["threshold"]
+    assert holdout["rows"] == report.test_rows
+    assert holdout["frozen_at"] == DatasetInfo.read(dataset).split_times[1]
+    # Staler features cost an honest model something, not what a leak costs (GAP_LIMIT's numbers: 0.34 here).
+    assert 0.05 < holdout["pr_auc_gap"] <= holdout["limit"], holdout
+    assert not holdout["flagged"]
+    assert EvaluationReport.read(evaluated.directory / EVALUATION_FILE).frozen_holdout == holdout
+    page = evaluated.html.read_text()
+    assert "Time-shifted holdout" in page
+    assert "Not flagged" in page
+
+
+def test_a_label_planted_in_a_view_opens_a_flagged_time_shifted_gap(
+    settings: PipelineSettings, world: FeatureWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The label written back into a user view a second before each transaction (``_plant_label_leak``), with the
+    leakage and recompute checks bypassed (they fail this dataset): the test split holds each row's own label, the
+    frozen copy only labels from before the test window."""
+    store = open_store(world.store_config)
+    try:
+        planted = LEAKY_SERVICE in {service.name for service in store.list_feature_services()}
+    finally:
+        close_store(store)
+    if not planted:
+        _plant_label_leak(world)
+    monkeypatch.setattr(dataset_runtime, "check_leakage", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr(
+        dataset_runtime,
+        "check_recompute",
+        lambda frame, *_args, **_kwargs: RecomputeResult(rows=len(frame), rows_sampled=0, seed=0, compared={}),
+    )
+    leaky = tmp_path / "leaky"
+    build_dataset_step(settings, leaky, window_days=WINDOW_DAYS, feature_service=LEAKY_SERVICE)
+    assert LEAK_FEATURE in DatasetInfo.read(leaky).feature_columns
+
+    evaluated = evaluate(settings, leaky, train(settings, leaky, tmp_path), str(tmp_path / "registry"), tmp_path)
+    holdout = evaluated.report.frozen_holdout
+    assert holdout is not None
+    assert holdout["test"]["pr_auc"] > 0.95, holdout
+    assert holdout["pr_auc_gap"] > holdout["limit"], holdout
+    assert holdout["flagged"]
+    assert holdout["frozen"]["expected_cost"] > holdout["test"]["expected_cost"]
+    assert "<strong>Flagged:</strong>" in evaluated.html.read_text()

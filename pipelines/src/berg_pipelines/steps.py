@@ -263,12 +263,26 @@ def evaluate_step(
     report.review = features_to_review(
         frames["train"], info.label_column, info.feature_columns, booster, champion_model
     )
+    if info.frozen_test:
+        from berg_pipelines.runtime.holdout import frozen_holdout
+
+        frozen = read_frame(dataset / info.frozen_test["file"])
+        report.frozen_holdout = frozen_holdout(
+            "challenger", challenger, card, report.challenger, frozen, amount, frozen_at=info.frozen_test["frozen_at"]
+        )
     evaluation_dir.mkdir(parents=True, exist_ok=True)
     report.write(evaluation_dir / EVALUATION_FILE)
     decision = decide(card.promotion, report)
     report_path.write_text(
         render_report(
-            card, report, decision, test[info.label_column].to_numpy(), scores, info.recompute, review=report.review
+            card,
+            report,
+            decision,
+            test[info.label_column].to_numpy(),
+            scores,
+            info.recompute,
+            review=report.review,
+            frozen_holdout=report.frozen_holdout,
         )
     )
     return report

@@ -8,10 +8,17 @@ check runs on the whole frame and fails the step; then a seeded sample of its ro
 from the label store cut at each row's prediction time (:mod:`berg.features.recompute_check`), and
 any value the recompute cannot reproduce fails the step too. The latest part of the window is
 the test split, the part before it validation, the rest training.
+
+The test rows are then joined once more with the store frozen at the start of the test window
+(``test_frozen.parquet``, :func:`frozen_test_frame`): the evaluation scores the challenger on both, and a
+feature that only scores well while it can see the test window's own data shows as a gap between them
+(:mod:`berg_pipelines.runtime.holdout`).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +36,19 @@ from berg.problem.card import ProblemCard
 from berg.usecase import UseCase
 from berg_pipelines.runtime.frames import DatasetInfo, write_frame
 
-__all__ = ["DatasetError", "DatasetWindow", "build_dataset", "label_complete_window"]
+__all__ = [
+    "FROZEN_TEST",
+    "DatasetError",
+    "DatasetWindow",
+    "build_dataset",
+    "frozen_test_frame",
+    "label_complete_window",
+]
+
+log = logging.getLogger(__name__)
+
+FROZEN_TEST = "test_frozen"
+"""The test rows with the features of the store frozen at the start of the test window (not a split)."""
 
 
 class DatasetError(RuntimeError):
@@ -59,6 +78,28 @@ def label_complete_window(labels: LabelStore, card: ProblemCard, days: float) ->
     return DatasetWindow(start=end - timedelta(days=days), end=end)
 
 
+def frozen_test_frame(
+    store: FeatureStore,
+    test: pd.DataFrame,
+    entity_columns: list[str],
+    feature_service: str,
+    frozen_at: pd.Timestamp,
+) -> pd.DataFrame:
+    """The test rows (same order, ids, labels, amounts and request columns) with every stored view joined at
+    ``frozen_at`` instead of each row's own time: one more historical retrieval, over these rows only.
+
+    The join's prediction time is ``frozen_at`` (strictly before it, as for every row), so a view contributes
+    only rows stamped before the test window and its TTL counts from there. The request columns keep the
+    event's own values (``event_unix`` is the real event time): what the scorer would compute from the request
+    itself is not frozen. The returned frame's time column is the rows' real event time again.
+    """
+    rows = test[entity_columns].copy()
+    rows[EVENT_TIMESTAMP] = pd.Series([frozen_at] * len(rows), index=rows.index, dtype=test[EVENT_TIMESTAMP].dtype)
+    frozen = build_training_frame(store, rows, feature_service, with_as_of=True)
+    frozen[EVENT_TIMESTAMP] = test[EVENT_TIMESTAMP]
+    return frozen
+
+
 def build_dataset(
     store: FeatureStore,
     labels: LabelStore,
@@ -75,7 +116,8 @@ def build_dataset(
     recompute_sample: int = DEFAULT_SAMPLE_SIZE,
     recompute_seed: int = DEFAULT_SEED,
 ) -> DatasetInfo:
-    """Write ``train.parquet``, ``validation.parquet``, ``test.parquet`` and ``info.json`` into ``output``.
+    """Write ``train.parquet``, ``validation.parquet``, ``test.parquet``, ``test_frozen.parquet`` and
+    ``info.json`` into ``output``.
 
     The entity frame's target is the use case's label join target; the model's features are the
     feature service's plus the use case's request features (fields of the scored event read as they are).
@@ -101,6 +143,7 @@ def build_dataset(
     entities = entities.rename(columns={"event_time": EVENT_TIMESTAMP})
     entities[REQUEST_EVENT_UNIX] = entities[EVENT_TIMESTAMP].map(lambda t: t.timestamp())
     entities[card.target.column] = entities[use_case.label_join.target].astype("int64")
+    entity_columns = list(entities.columns)
     frame = build_training_frame(store, entities, feature_service, with_as_of=True)
     layout = describe_features(store, feature_service)
     check_leakage(
@@ -139,9 +182,13 @@ def build_dataset(
                 f"the {name} split ({len(split)} rows) has {positives} positive rows; need at least {min_positives} "
                 f"of each class: simulate more traffic or widen the window"
             )
+    started = time.perf_counter()
+    frozen = frozen_test_frame(store, splits["test"], entity_columns, feature_service, pd.Timestamp(test_from))
+    log.info("test rows rejoined at %s in %.2f s", pd.Timestamp(test_from).isoformat(), time.perf_counter() - started)
     output.mkdir(parents=True, exist_ok=True)
     for name, split in splits.items():
         write_frame(split, output / f"{name}.parquet")
+    write_frame(frozen, output / f"{FROZEN_TEST}.parquet")
     info = DatasetInfo(
         label_column=label,
         amount_column=amount,
@@ -153,6 +200,12 @@ def build_dataset(
         rows={name: len(split) for name, split in splits.items()},
         positives={name: int(split[label].sum()) for name, split in splits.items()},
         recompute=recompute.as_dict(),
+        frozen_test={
+            "file": f"{FROZEN_TEST}.parquet",
+            "frozen_at": pd.Timestamp(test_from).isoformat(),
+            "rows": len(frozen),
+            "of_split": "test",
+        },
     )
     info.write(output)
     return info

@@ -21,7 +21,7 @@ from berg.problem.card import RENAMED_METRICS, ProblemCard
 from berg.problem.metrics import Outcomes, average_precision, choose_threshold, outcomes_at, roc_auc
 from berg_pipelines.runtime.frames import feature_matrix
 
-__all__ = ["EvaluationReport", "ModelEvaluation", "booster_scorer", "evaluate_model"]
+__all__ = ["EvaluationReport", "ModelEvaluation", "Scorer", "booster_scorer", "evaluate_model"]
 
 Scorer = Callable[[pd.DataFrame], np.ndarray]
 
@@ -60,6 +60,9 @@ class EvaluationReport:
     review: list[dict[str, Any]] = field(default_factory=list)
     """Features for a person to review (:class:`berg.features.suspicion.Suspicion` as dicts: feature, kind,
     reason, value); a report written before the list existed reads with none."""
+    frozen_holdout: dict[str, Any] | None = None
+    """The challenger on the test rows with features frozen at the test window's start
+    (:func:`berg_pipelines.runtime.holdout.frozen_holdout`); None for a dataset without them."""
 
     def write(self, path: Path) -> None:
         """Strict JSON: a metric that cannot be computed (NaN) is written as null."""

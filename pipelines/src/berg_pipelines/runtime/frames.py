@@ -31,6 +31,11 @@ class DatasetInfo:
     recompute: dict[str, Any] = field(default_factory=dict)
     """The recompute check's account (:meth:`berg.features.recompute.RecomputeResult.as_dict`): rows sampled,
     values compared per view, mismatches (0, or the step failed), views not recomputed and why."""
+    frozen_test: dict[str, Any] = field(default_factory=dict)
+    """The time-shifted holdout (empty: a dataset built without one): ``file`` (``test_frozen.parquet``), the test
+    split's rows in its order with every stored view joined at ``frozen_at`` (the test window's start, strictly
+    before it) instead of each row's own time, request columns and the time column as in the test split;
+    ``rows``; ``of_split`` (``test``)."""
 
     def write(self, directory: Path) -> None:
         (directory / "info.json").write_text(json.dumps(asdict(self), indent=2))

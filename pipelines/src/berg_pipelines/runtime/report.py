@@ -20,6 +20,7 @@ from berg.problem.card import ProblemCard
 from berg.problem.metrics import roc_curve
 from berg_pipelines.runtime.evaluate import EvaluationReport, ModelEvaluation
 from berg_pipelines.runtime.gate import Decision
+from berg_pipelines.runtime.holdout import render_frozen_holdout
 
 __all__ = ["render_report"]
 
@@ -107,6 +108,7 @@ def render_report(
     recompute: Mapping[str, Any] | None = None,
     *,
     review: Sequence[Mapping[str, Any]] = (),
+    frozen_holdout: Mapping[str, Any] | None = None,
 ) -> str:
     models = [report.challenger, report.baseline] + ([report.champion] if report.champion else [])
     header = "".join(
@@ -141,6 +143,7 @@ costs in {card.costs.currency}.</p>
 {f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""}
 {_recompute_section(recompute or {})}
 {_review_section(review)}
+{render_frozen_holdout(frozen_holdout)}
 <img alt="ROC and precision-recall curves" src="data:image/png;base64,{_curves(y, scores)}">
 </body></html>
 """
