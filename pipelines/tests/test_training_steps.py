@@ -32,9 +32,11 @@ from feast.types import Float64, Int64, String
 
 from berg.features.dataset import describe_features
 from berg.features.definitions import AS_OF_TAG, build_definitions
+from berg.features.feature_set import ARRIVAL_TIME, DeclaredWindow, TrustedView
 from berg.features.leakage import LeakageError
 from berg.features.parquet_parts import SCHEMA_PART, write_part
 from berg.features.recompute import RecomputeError, RecomputeResult, to_micros
+from berg.features.recompute_check import UnprovenViewError
 from berg.features.store import close_store, open_store
 from berg.problem.metrics import average_precision, roc_auc
 from berg.registry.registry import ModelRegistry
@@ -454,10 +456,21 @@ def _plant_label_leak(world: FeatureWorld) -> None:
         close_store(store)
 
 
+def _plant_label_leak_once(world: FeatureWorld) -> None:
+    """:func:`_plant_label_leak`, unless an earlier test of the module's world already did."""
+    store = open_store(world.store_config)
+    try:
+        planted = LEAKY_SERVICE in {service.name for service in store.list_feature_services()}
+    finally:
+        close_store(store)
+    if not planted:
+        _plant_label_leak(world)
+
+
 def test_a_planted_label_leak_fails_the_dataset_naming_the_feature(
     settings: PipelineSettings, world: FeatureWorld, tmp_path: Path
 ) -> None:
-    _plant_label_leak(world)
+    _plant_label_leak_once(world)
     # The planted view names its as-of column in its tag, so nothing but the label leak is found.
 
     with pytest.raises(LeakageError) as caught:
@@ -485,6 +498,30 @@ def test_the_clean_world_recomputes_every_sampled_value_of_every_view(dataset: P
 
 
 Leak = Callable[[Callable[..., pd.DataFrame], tuple[Any, ...], dict[str, Any], FeatureWorld], pd.DataFrame]
+
+
+def test_a_view_the_use_case_neither_declares_nor_trusts_is_refused_as_unproven(
+    settings: PipelineSettings, world: FeatureWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planted view again, its label leak unseen (the as-of and label tests skipped): with no declared producer
+    the recompute cannot prove it, and says so; trusted by the use case, it passes and the report lists why."""
+    _plant_label_leak_once(world)
+    monkeypatch.setattr(dataset_runtime, "check_leakage", lambda *_args, **_kwargs: None)
+    with pytest.raises(UnprovenViewError) as caught:
+        build_dataset_step(settings, tmp_path / "unproven", window_days=WINDOW_DAYS, feature_service=LEAKY_SERVICE)
+    assert f"view {LEAK_VIEW!r} is not declared" in str(caught.value)
+    assert not (tmp_path / "unproven" / "train.parquet").exists()
+
+    use_case = fraud()
+    reason = "written by the test's own job, reviewed by hand"
+    window = DeclaredWindow("labels", ARRIVAL_TIME, timedelta(days=30))
+    trusting = dataclasses.replace(
+        use_case,
+        features=dataclasses.replace(use_case.features, trusted=(TrustedView(LEAK_VIEW, reason, (window,)),)),
+    )
+    monkeypatch.setattr(PipelineSettings, "resolve_use_case", lambda _self: trusting)
+    build_dataset_step(settings, tmp_path / "trusted", window_days=WINDOW_DAYS, feature_service=LEAKY_SERVICE)
+    assert DatasetInfo.read(tmp_path / "trusted").recompute["trusted"] == {LEAK_VIEW: reason}
 
 
 def _joined_at_the_prediction_time(
@@ -699,6 +736,13 @@ def _partial_leak(dataset: Path, output: Path, *, leak_share: float = 0.65) -> P
         leaked = rng.random(len(frame)) < leak_share
         frame[PARTIAL_LEAK] = np.where(leaked, label + rng.normal(0, 0.1, len(frame)), rng.random(len(frame)))
         write_frame(frame, path)
+    # A field of the source data is the same whenever the store is read: the frozen test rows carry the test's.
+    frozen = DatasetInfo.read(output).frozen_test
+    if frozen:
+        test = read_frame(output / "test.parquet")
+        rows = read_frame(output / frozen["file"])
+        rows[PARTIAL_LEAK] = test.set_index("event_id").loc[rows["event_id"], PARTIAL_LEAK].to_numpy()
+        write_frame(rows, output / frozen["file"])
     raw = json.loads((output / "info.json").read_text())
     raw["feature_columns"] = [*raw["feature_columns"], PARTIAL_LEAK]
     (output / "info.json").write_text(json.dumps(raw, indent=2))
@@ -808,13 +852,7 @@ def test_a_label_planted_in_a_view_opens_a_flagged_time_shifted_gap(
     """The label written back into a user view a second before each transaction (``_plant_label_leak``), with the
     leakage and recompute checks bypassed (they fail this dataset): the test split holds each row's own label, the
     frozen copy only labels from before the test window."""
-    store = open_store(world.store_config)
-    try:
-        planted = LEAKY_SERVICE in {service.name for service in store.list_feature_services()}
-    finally:
-        close_store(store)
-    if not planted:
-        _plant_label_leak(world)
+    _plant_label_leak_once(world)
     monkeypatch.setattr(dataset_runtime, "check_leakage", lambda *_args, **_kwargs: None)
     monkeypatch.setattr(
         dataset_runtime,
