@@ -8,10 +8,13 @@ from __future__ import annotations
 import itertools
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from berg.kafka.consumer import BatchHandler, ConsumerLoop, open_consumer
 from berg.kafka.producer import open_producer
@@ -21,7 +24,17 @@ from berg_app.stack.local import LocalStack
 from berg_app.stack.settings import PortTable
 from berg_fraud.simulator.generator import SimulationConfig, simulate
 
-__all__ = ["bare_poll_loop", "free_ports", "produce_transactions", "timed_service_path"]
+__all__ = [
+    "Measured",
+    "bare_poll_loop",
+    "commit_polled",
+    "free_ports",
+    "gather_polls",
+    "measured",
+    "measured_service_path",
+    "produce_transactions",
+    "timed_service_path",
+]
 
 
 def free_ports() -> PortTable:
@@ -98,3 +111,141 @@ def timed_service_path(
     elapsed = time.perf_counter() - (started or time.perf_counter())
     loop.close()
     return handled / elapsed, elapsed
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One path over ``events`` records: wall seconds and this process's CPU seconds (all its threads)."""
+
+    events: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.wall_s
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_s / self.events * 1e6
+
+    def __add__(self, other: Measured) -> Measured:
+        return Measured(self.events + other.events, self.wall_s + other.wall_s, self.cpu_s + other.cpu_s)
+
+
+class _Clock:
+    """Wall time from the first poll that returned records, CPU time over the whole section.
+
+    The CPU section includes the group join and the idle polls before the first records; they
+    cost next to nothing and both paths pay them.
+    """
+
+    def __init__(self) -> None:
+        self.cpu_started = time.process_time()
+        self.wall_started: float | None = None
+
+    def watch(self, consumer: Any) -> Any:
+        """``consumer``, whose first ``poll`` that returns records starts the wall clock."""
+        return _Watched(consumer, self)
+
+    def polled(self) -> None:
+        if self.wall_started is None:
+            self.wall_started = time.perf_counter()
+
+    def result(self, events: int) -> Measured:
+        wall = time.perf_counter() - (self.wall_started or time.perf_counter())
+        return Measured(events, wall, time.process_time() - self.cpu_started)
+
+
+class _Watched:
+    def __init__(self, consumer: Any, clock: _Clock) -> None:
+        self._consumer = consumer
+        self._clock = clock
+
+    def poll(self, *args: Any, **kwargs: Any) -> Any:
+        polled = self._consumer.poll(*args, **kwargs)
+        if polled:
+            self._clock.polled()
+        return polled
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+
+@contextmanager
+def measured() -> Iterator[_Clock]:
+    """``with measured() as clock``: poll through ``clock.watch(consumer)``, then ``clock.result(n)``.
+
+    CPU is ``time.process_time()``: every thread of this process (kafka-python's sender and
+    heartbeat threads included), not the broker, which runs in its own JVM.
+    """
+    yield _Clock()
+
+
+def measured_service_path(
+    stack: LocalStack,
+    topic: str,
+    group: str,
+    handler: BatchHandler,
+    settings: ConsumerServiceSettings,
+    events: int,
+    profile: Callable[[Callable[[], None]], None] | None = None,
+) -> Measured:
+    """Berg's ``ConsumerLoop`` with ``handler`` and the service's batching until ``events`` are handled.
+
+    ``profile``, when given, runs the loop (a ``cProfile.Profile().runcall``).
+    """
+    handled = 0
+    with measured() as clock:
+
+        def counting(records: Sequence[RawRecord]) -> None:
+            nonlocal handled
+            handler(records)
+            handled += len(records)
+
+        loop = ConsumerLoop(
+            clock.watch(
+                open_consumer(stack.kafka_settings, [topic], group, max_poll_records=settings.batch_max_records)
+            ),
+            counting,
+            poll_timeout_ms=settings.poll_timeout_ms,
+            batch_max_records=settings.batch_max_records,
+            batch_max_wait_ms=settings.batch_max_wait_ms,
+        )
+
+        def run() -> None:
+            while handled < events:
+                loop.poll_once()
+
+        (profile or (lambda call: call()))(run)
+        result = clock.result(handled)
+    loop.close()
+    return result
+
+
+def gather_polls(consumer: Any, settings: ConsumerServiceSettings) -> list[Any]:
+    """Up to ``batch_max_records`` records from kafka-python polls, within ``batch_max_wait_ms`` of the first.
+
+    The same micro-batching as Berg's ``ConsumerLoop``, on kafka-python's own ``ConsumerRecord`` objects.
+    """
+    wanted = settings.batch_max_records
+    records = [r for batch in consumer.poll(settings.poll_timeout_ms, wanted).values() for r in batch]
+    if not records:
+        return records
+    deadline = time.monotonic() + settings.batch_max_wait_ms / 1000
+    while len(records) < wanted:
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            break
+        polled = consumer.poll(min(remaining_ms, settings.poll_timeout_ms), wanted - len(records))
+        records += [r for batch in polled.values() for r in batch]
+    return records
+
+
+def commit_polled(consumer: Any, records: Sequence[Any]) -> None:
+    """Commit the offset after the last of ``records`` on each of their partitions."""
+    last: dict[Any, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        last[tp] = max(record.offset, last.get(tp, -1))
+    consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()})

@@ -8,7 +8,8 @@ produces N transactions to ``transactions.raw``, then times:
   contract, land as parquet, publish to ``transactions.ingested`` with acks=all,
   commit), in this process, with the service's default micro-batch settings.
 
-Prints events/s of each and the ratio ingestion/baseline (goal >= 0.7).
+Prints events/s of each and the ratio ingestion/baseline. (Its old goal, >= 0.7, is retired by
+issue 18: `bench/ingestion_floor.py` compares ingestion with its library floor instead.)
 
     uv run python bench/ingestion_throughput.py --events 50000
 """
@@ -75,7 +76,7 @@ def main() -> None:
     print(f"bare kafka-python poll loop: {bare:10.0f} events/s")
     stages = f"decode, land parquet, publish to {TRANSACTIONS_INGESTED}, commit"
     print(f"ingestion path:              {ingestion:10.0f} events/s  ({stages})")
-    print(f"ratio ingestion/bare: {ingestion / bare:.2f}  (goal >= 0.70)")
+    print(f"ratio ingestion/bare: {ingestion / bare:.2f}  (old goal >= 0.70, retired: see bench/ingestion_floor.py)")
 
 
 if __name__ == "__main__":
