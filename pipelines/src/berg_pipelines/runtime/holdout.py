@@ -36,7 +36,7 @@ test split its latest 4.5 days), PR-AUC on test -> frozen, gap:
 - clean model, world seeds 3 to 8: 0.551 -> 0.215 (0.336; seed 3 is the tests' world), 0.696 -> 0.442 (0.255),
   0.688 -> 0.446 (0.242), 0.287 -> 0.235 (0.051), 0.511 -> 0.254 (0.257), 0.507 -> 0.494 (0.014): staler
   features cost an honest model up to 0.34;
-- the label written back into a user view a second before each transaction (the tests' ``fraud_model_leaky``),
+- the label written back into a user view a second before each transaction (the pipeline tests' planted label view),
   checks bypassed: 1.000 -> 0.019 (0.981) on seed 3, 0.997 -> 0.077 (0.920) on seed 6;
 - the recompute check's four planted producer bugs (joined at the prediction time, a window reaching forward, the
   next row's value, an on-demand function reading the label), checks bypassed: gaps 0.254, 0.287, 0.278, 0.062
