@@ -472,3 +472,39 @@ async def test_explain_refuses_what_predict_refuses_and_an_unknown_model(served:
     assert not_json.status_code == 415
     slot.current = None
     assert (await explain(served.client, {"instances": [transaction_fields()]})).status_code == 503
+
+
+async def test_explain_needs_the_model_in_this_process_501_in_the_standard_and_predictor_shapes(
+    slot: ChampionSlot,
+) -> None:
+    from berg_serving.models import Predictor
+    from berg_serving.scorers import RemotePredictor
+    from berg_serving.settings import PredictorLinkSettings
+
+    settings = ServingSettings(web=WebSettings(max_body_bytes=20_000), max_batch=4)
+    rules = FraudRules().value_rules("transactions")
+    metrics_registry = CollectorRegistry()
+    metrics = ServingMetrics.register(metrics_registry)
+    transformer = Transformer(
+        "fraud",
+        ScoringContract(TransactionV1),
+        DictFeatures({"user-00001"}),
+        ASSEMBLER,
+        RemotePredictor(PredictorLinkSettings(host="127.0.0.1:1"), "fraud"),
+        None,
+        metrics,
+        max_batch=4,
+        rules=rules,
+        clock=lambda: NOW,
+    )
+    predictor = Predictor("fraud", LocalScorer(slot, DecisionPolicy(), threads=1), metrics, max_batch=4)
+    features = dict.fromkeys(SERVABLE_FEATURES, 1.0)
+    for model, body in ((transformer, {"instances": [transaction_fields()]}), (predictor, {"instances": [features]})):
+        server = ServingServer(
+            settings, model, ReadinessChecks(), CollectorRegistry(), TransactionV1, value_rules=rules
+        )
+        transport = httpx.ASGITransport(app=server.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await explain(client, body)
+        assert response.status_code == 501, response.text
+        assert "explain" in response.json()["error"] or "explainer" in response.json()["error"]
