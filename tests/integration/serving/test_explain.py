@@ -22,7 +22,7 @@ from kserve import InferenceRESTClient, RESTConfig
 from berg.registry import ModelRegistry
 from berg_serving.champion import load_champion
 from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
-from tests.integration.serving.scoring import expected_scores, online_frame, v2_tensors
+from tests.integration.serving.scoring import expected_scores, infer_request, online_frame, v2_tensors
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,6 +110,22 @@ def test_v2_explain_answers_the_same(fused: ServingProcess, serving_world: Servi
     check_explanations(response.json(), serving_world, registry, rows, top_k=6)
     v1 = httpx.post(f"{fused.url}/v1/models/{MODEL}:explain?top_k=6", json={"instances": rows}, timeout=30)
     assert v1.json()["explanations"] == response.json()["explanations"]
+
+
+def test_v2_explain_takes_the_binary_extension(
+    fused: ServingProcess, serving_world: ServingWorld, registry: Path
+) -> None:
+    rows = serving_world.transactions(3, seed=15)
+    body, json_length = infer_request(rows, binary=True).to_rest()
+    assert json_length is not None
+    response = httpx.post(
+        f"{fused.url}/v2/models/{MODEL}/explain",
+        content=body,
+        headers={"content-type": "application/octet-stream", "inference-header-content-length": str(json_length)},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    check_explanations(response.json(), serving_world, registry, rows, top_k=3)
 
 
 def test_top_k_up_to_every_feature(fused: ServingProcess, serving_world: ServingWorld, registry: Path) -> None:
