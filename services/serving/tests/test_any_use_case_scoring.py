@@ -136,3 +136,68 @@ def test_the_v1_openapi_body_is_the_scored_contract_with_its_rules() -> None:
     assert items["title"] == "ImpressionV1"
     assert items["properties"]["bid"]["maximum"] == ClicksRules().max_bid
     assert sorted(items["properties"]["placement"]["enum"]) == sorted(ClicksRules().placements)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_impression_is_explained_with_the_use_cases_features(tmp_path: Any, anyio_backend: str) -> None:
+    import numpy as np
+    import xgboost as xgb
+    from kserve.model import InferenceVerb
+    from prometheus_client import CollectorRegistry
+    from services.serving.tests.helpers import register
+
+    from berg.registry import ModelRegistry
+    from berg_serving.champion import ChampionSlot, load_champion
+    from berg_serving.decisions import DecisionPolicy
+    from berg_serving.explanations import TOP_K_HEADER
+    from berg_serving.metrics import ServingMetrics
+    from berg_serving.models import Transformer
+    from berg_serving.scorers import LocalScorer
+
+    class NoRows:
+        """An online store that knows no viewer and no campaign."""
+
+        async def lookup(self, entity_rows: list[dict[str, str]]) -> dict[str, list[Any]]:
+            return {}
+
+        def close(self) -> None:
+            return None
+
+    assembler = FeatureAssembler(clicks_features())
+    registry = ModelRegistry(tmp_path / "registry")
+    version = register(registry, tmp_path / "m", list(assembler.servable), threshold=0.3)
+    slot = ChampionSlot()
+    slot.current = load_champion(registry, "fraud", version)
+    model = Transformer(
+        "clicks",
+        REQUEST,
+        NoRows(),
+        assembler,
+        LocalScorer(slot, DecisionPolicy(), threads=1),
+        None,
+        ServingMetrics.register(CollectorRegistry()),
+        max_batch=4,
+        rules=RULES,
+        clock=lambda: NOW,
+    )
+    events = shown(2)
+    body, _ = await model(
+        {"instances": [fields(event) for event in events]}, {TOP_K_HEADER: "2"}, verb=InferenceVerb.EXPLAIN
+    )
+    frame = assembler.assemble(events, {})
+    champion = slot.current
+    margins = champion.booster.predict(
+        xgb.DMatrix(frame.matrix(champion.features), missing=np.nan), output_margin=True, validate_features=False
+    )
+    assert body["model_name"] == "clicks"
+    for event, margin, answer in zip(events, margins, body["explanations"], strict=True):
+        assert answer["scored_event_id"] == str(event.event_id)
+        values = {item["feature"]: item["value"] for item in answer["contributions"]}
+        assert values["bid"] == event.bid
+        assert values["slot"] == float(event.slot)
+        assert values["impressions_1h"] is None  # the viewer is unknown to the store
+        assert sum(item["contribution"] for item in answer["contributions"]) + answer["bias"] == pytest.approx(
+            float(margin), abs=1e-4
+        )
+        assert len(answer["reasons"]) == 2

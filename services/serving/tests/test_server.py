@@ -366,3 +366,145 @@ async def test_every_inference_call_is_counted_by_protocol_and_outcome(served: S
     assert requests_counted(served, "v1", "client_error") == 2  # the 400 and the 415 from the middleware
     assert requests_counted(served, "v2", "client_error") == 1
     assert requests_counted(served, "v1", "server_error") == 1
+
+
+async def explain(client: httpx.AsyncClient, body: object, query: str = "") -> httpx.Response:
+    return await client.post(
+        f"/v1/models/fraud:explain{query}", content=orjson.dumps(body), headers={"content-type": "application/json"}
+    )
+
+
+async def test_v1_and_v2_explain_answer_the_contributions_of_the_same_features_as_predict(
+    served: Served, slot: ChampionSlot
+) -> None:
+    import numpy as np
+    import xgboost as xgb
+
+    rows = [transaction_fields(amount=900.0), transaction_fields(user_id="stranger", amount=3.5)]
+    predicted = (await predict(served.client, {"instances": rows})).json()["predictions"]
+    v1 = await explain(served.client, {"instances": rows}, "?top_k=4")
+    assert v1.status_code == 200, v1.text
+    v2_body = {
+        "id": "req-1",
+        "inputs": [{"name": t.name, "datatype": t.datatype, "shape": t.shape, "data": t.data} for t in tensors(rows)],
+    }
+    v2 = await served.client.post("/v2/models/fraud/explain?top_k=4", json=v2_body)
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["id"] == "req-1"
+    assert v1.json()["explanations"] == v2.json()["explanations"]
+
+    champion = slot.current
+    assert champion is not None
+    events = [TransactionV1.model_validate(row) for row in rows]
+    frame = ASSEMBLER.assemble(events, await DictFeatures({"user-00001"}).lookup(ASSEMBLER.entity_rows(events)))
+    margins = champion.booster.predict(
+        xgb.DMatrix(frame.matrix(champion.features), missing=np.nan), output_margin=True, validate_features=False
+    )
+    body = v1.json()
+    assert body["model_version"] == "v0001"
+    assert body["top_k"] == 4
+    for row, (answer, prediction) in enumerate(zip(body["explanations"], predicted, strict=True)):
+        assert answer["scored_event_id"] == rows[row]["event_id"]
+        assert answer["score"] == prediction["score"]
+        assert answer["decision"] == prediction["decision"]
+        contributions = [c["contribution"] for c in answer["contributions"]]
+        assert sum(contributions) + answer["bias"] == pytest.approx(float(margins[row]), abs=1e-4)
+        assert answer["margin"] == pytest.approx(float(margins[row]), abs=1e-4)
+        assert [c["feature"] for c in answer["contributions"]] == list(champion.features)
+        for item in answer["contributions"]:
+            value = float(frame.columns[item["feature"]][row])
+            assert item["value"] == (value if np.isfinite(value) else None)
+        assert len(answer["reasons"]) == 4
+        ranked = sorted(answer["contributions"], key=lambda c: (-c["contribution"], c["feature"]))
+        assert answer["reasons"] == ranked[:4]
+    # The stranger's stored features are missing: reported as null, not NaN.
+    assert any(item["value"] is None for item in body["explanations"][1]["contributions"])
+
+
+async def test_explain_defaults_to_three_reasons_and_logs_no_prediction(served: Served) -> None:
+    response = await explain(served.client, {"instances": [transaction_fields()]})
+    assert response.status_code == 200, response.text
+    assert response.json()["top_k"] == 3
+    assert len(response.json()["explanations"][0]["reasons"]) == 3
+    assert served.metrics.get_sample_value("berg_serving_predictions_total", {"decision": "approve"}) is None
+    assert served.metrics.get_sample_value("berg_serving_latency_seconds_count", {"stage": "explain"}) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("?top_k=0", 422, "greater than or equal to 1"),
+        ("?top_k=abc", 422, "valid integer"),
+        ("?top_k=1.5", 422, "valid integer"),
+        (f"?top_k={len(SERVABLE_FEATURES) + 1}", 400, f"top_k must be an integer from 1 to {len(SERVABLE_FEATURES)}"),
+    ],
+)
+async def test_a_bad_top_k_is_a_4xx_with_a_message(served: Served, query: str, status: int, message: str) -> None:
+    body = {"instances": [transaction_fields()]}
+    v2_body = {
+        "inputs": [
+            {"name": t.name, "datatype": t.datatype, "shape": t.shape, "data": t.data}
+            for t in tensors([transaction_fields()])
+        ]
+    }
+    for response in (
+        await explain(served.client, body, query),
+        await served.client.post(f"/v2/models/fraud/explain{query}", json=v2_body),
+    ):
+        assert response.status_code == status, response.text
+        assert message in response.text
+
+
+async def test_explain_refuses_what_predict_refuses_and_an_unknown_model(served: Served, slot: ChampionSlot) -> None:
+    bad = await explain(served.client, {"instances": [transaction_fields(amount=-1.0)]})
+    assert bad.status_code == 400
+    assert "instances[0]: amount" in bad.json()["error"]
+    unknown = await served.client.post(
+        "/v1/models/nope:explain", content=orjson.dumps({"instances": [transaction_fields()]})
+    )
+    assert unknown.status_code == 404
+    assert "nope" in unknown.json()["error"]
+    unknown_v2 = await served.client.post("/v2/models/nope/explain", json={"inputs": []})
+    assert unknown_v2.status_code == 404
+    not_json = await served.client.post(
+        "/v1/models/fraud:explain", content=b"x", headers={"content-type": "text/plain"}
+    )
+    assert not_json.status_code == 415
+    slot.current = None
+    assert (await explain(served.client, {"instances": [transaction_fields()]})).status_code == 503
+
+
+async def test_explain_needs_the_model_in_this_process_501_in_the_standard_and_predictor_shapes(
+    slot: ChampionSlot,
+) -> None:
+    from berg_serving.models import Predictor
+    from berg_serving.scorers import RemotePredictor
+    from berg_serving.settings import PredictorLinkSettings
+
+    settings = ServingSettings(web=WebSettings(max_body_bytes=20_000), max_batch=4)
+    rules = FraudRules().value_rules("transactions")
+    metrics_registry = CollectorRegistry()
+    metrics = ServingMetrics.register(metrics_registry)
+    transformer = Transformer(
+        "fraud",
+        ScoringContract(TransactionV1),
+        DictFeatures({"user-00001"}),
+        ASSEMBLER,
+        RemotePredictor(PredictorLinkSettings(host="127.0.0.1:1"), "fraud"),
+        None,
+        metrics,
+        max_batch=4,
+        rules=rules,
+        clock=lambda: NOW,
+    )
+    predictor = Predictor("fraud", LocalScorer(slot, DecisionPolicy(), threads=1), metrics, max_batch=4)
+    features = dict.fromkeys(SERVABLE_FEATURES, 1.0)
+    for model, body in ((transformer, {"instances": [transaction_fields()]}), (predictor, {"instances": [features]})):
+        server = ServingServer(
+            settings, model, ReadinessChecks(), CollectorRegistry(), TransactionV1, value_rules=rules
+        )
+        transport = httpx.ASGITransport(app=server.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await explain(client, body)
+        assert response.status_code == 501, response.text
+        assert "explain" in response.json()["error"] or "explainer" in response.json()["error"]

@@ -14,26 +14,32 @@ from berg.registry import ModelRegistry
 from berg_fraud.contracts import TransactionV1
 from berg_serving.champion import load_champion
 from berg_serving.decisions import DecisionPolicy
+from berg_serving.features import FeatureFrame
 from berg_serving.online import FeastOnlineFeatures
 from tests.fraud_serving import ASSEMBLER
 from tests.integration.serving.conftest import MODEL, ServingWorld
 
-__all__ = ["expected_scores", "infer_request", "v2_tensors"]
+__all__ = ["expected_scores", "infer_request", "online_frame", "v2_tensors"]
 
 
 def expected_scores(
     world: ServingWorld, registry: Path, rows: Sequence[dict[str, Any]], version: str = "v0001"
 ) -> tuple[list[float], list[str]]:
     """Scores and decisions of ``version`` for the transactions, from the same store and model file."""
-    transactions = [TransactionV1.model_validate(row) for row in rows]
-    online = FeastOnlineFeatures(lambda: open_store(world.world.store_config), ASSEMBLER.online_refs, threads=1)
-    try:
-        frame = ASSEMBLER.assemble(transactions, online.fetch(ASSEMBLER.entity_rows(transactions)))
-    finally:
-        online.close()
+    frame = online_frame(world, rows)
     champion = load_champion(ModelRegistry(registry), MODEL, version)
     scores = champion.predict(frame.matrix(champion.features)).tolist()
     return scores, list(DecisionPolicy().decide_all(scores, champion.threshold))
+
+
+def online_frame(world: ServingWorld, rows: Sequence[dict[str, Any]]) -> FeatureFrame:
+    """The transactions' features as serving assembles them, from the world's online store."""
+    transactions = [TransactionV1.model_validate(row) for row in rows]
+    online = FeastOnlineFeatures(lambda: open_store(world.world.store_config), ASSEMBLER.online_refs, threads=1)
+    try:
+        return ASSEMBLER.assemble(transactions, online.fetch(ASSEMBLER.entity_rows(transactions)))
+    finally:
+        online.close()
 
 
 def v2_tensors(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, np.ndarray]]:

@@ -53,6 +53,19 @@ class Champion:
         scores: np.ndarray = np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64).reshape(-1)
         return scores
 
+    def contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """TreeSHAP of float32 rows in :attr:`features` order: each feature's contribution to the margin
+        (``[rows, features]``) and the bias (``[rows]``), in log-odds.
+
+        XGBoost computes contributions only from a DMatrix (``inplace_predict`` has no such output), so
+        this builds one per call, on one thread like the booster.
+        """
+        data = xgb.DMatrix(matrix, missing=np.nan, nthread=1)
+        # The booster may carry the training frame's column names; the matrix is in that order already.
+        shap = np.asarray(self.booster.predict(data, pred_contribs=True, validate_features=False), dtype=np.float64)
+        shap = shap.reshape(len(matrix), len(self.features) + 1)
+        return shap[:, :-1], shap[:, -1]
+
 
 def _model_bytes(registry: ModelRegistry, name: str, version: str) -> bytes:
     try:

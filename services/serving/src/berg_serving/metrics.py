@@ -38,7 +38,8 @@ class ServingMetrics:
         return cls(
             latency=Histogram(
                 "berg_serving_latency_seconds",
-                "Time per inference stage: lookup (Feast and on-demand), predict (the model or the hop to it), total.",
+                "Time per inference stage: lookup (Feast and on-demand), predict (the model or the hop to it), "
+                "explain (scores and contributions), total.",
                 ["stage"],
                 buckets=_LATENCY_BUCKETS,
                 registry=registry,

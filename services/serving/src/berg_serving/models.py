@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from typing_extensions import override
 
 from berg.contracts.rules import ValueRule
+from berg_serving.explanations import Explained, TopKError, explanation_response, top_k_of
 from berg_serving.features import FeatureAssembler, FeatureFrame, MissingFeaturesError
 from berg_serving.json_body import load_json
 from berg_serving.metrics import ServingMetrics
@@ -192,6 +193,13 @@ class _ScoredEvents:
     scores: Scores
 
 
+@dataclass(frozen=True)
+class _ExplainedEvents:
+    batch: _EventBatch
+    explained: Explained
+    top_k: int
+
+
 class Transformer(_ScoringModel):
     """Events in, decisions out: validation, Feast, on-demand features, the scorer, the log.
 
@@ -263,9 +271,31 @@ class Transformer(_ScoringModel):
         return _ScoredEvents(payload, scores)
 
     @override
+    async def explain(self, payload: _EventBatch, headers: dict[str, str] | None = None) -> _ExplainedEvents:
+        """KServe's explain verb: the same features as :meth:`predict`, scored with each feature's contribution.
+
+        Nothing is logged: an explanation is a question about a decision, not a new one.
+        """
+        try:
+            top_k = top_k_of(headers)
+        except TopKError as error:
+            raise InvalidInput(str(error)) from None
+        with self._metrics.latency.labels("explain").time():
+            try:
+                explained = await self._scorer.explain(payload.frame.columns)
+            except ModelUnavailableError as error:
+                raise ModelNotReady(self.name, str(error)) from None
+        return _ExplainedEvents(payload, explained, top_k)
+
+    @override
     async def postprocess(
-        self, result: _ScoredEvents, headers: dict[str, str] | None = None, response_headers: Any = None
+        self,
+        result: _ScoredEvents | _ExplainedEvents,
+        headers: dict[str, str] | None = None,
+        response_headers: Any = None,
     ) -> dict[str, Any] | InferResponse:
+        if isinstance(result, _ExplainedEvents):
+            return self._explanation(result)
         batch = result.batch
         scored = score_events(
             batch.events,
@@ -281,6 +311,22 @@ class Transformer(_ScoringModel):
         if self._prediction_log is not None:
             self._prediction_log.offer(scored)
         return _respond(scored, self.name, batch.request)
+
+    def _explanation(self, result: _ExplainedEvents) -> dict[str, Any]:
+        batch = result.batch
+        try:
+            response = explanation_response(
+                result.explained,
+                batch.frame.columns,
+                [str(getattr(event, "event_id")) for event in batch.events],  # noqa: B009  # every contract has it
+                model_name=self.name,
+                top_k=result.top_k,
+            )
+        except TopKError as error:
+            raise InvalidInput(str(error)) from None
+        if batch.request is not None:
+            response["id"] = batch.request.id
+        return response
 
     @override
     def get_input_types(self) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from berg_serving.decisions import DecisionPolicy
 from berg_serving.errors import UpstreamError
+from berg_serving.explanations import Contributions, Explained
 from berg_serving.features import feature_matrix
 from berg_serving.predictions import Scores
 from berg_serving.predictor_readiness import PredictorReadiness, model_ready_check
@@ -52,6 +53,14 @@ class Scorer(Protocol):
 
     async def score(self, columns: Columns) -> Scores:
         """Scores and decisions for every row."""
+        ...
+
+    async def explain(self, columns: Columns) -> Explained:
+        """Scores, decisions and each feature's contribution for every row.
+
+        Raises:
+            NotImplementedError: this scorer cannot explain (the model is in another process).
+        """
         ...
 
     async def close(self) -> None:
@@ -92,15 +101,37 @@ class LocalScorer:
             ModelUnavailableError: nothing is loaded yet.
             berg_serving.features.MissingFeaturesError: the champion needs a column that is not given.
         """
+        champion = await self._champion_now()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._score, champion, columns)
+
+    async def explain(self, columns: Columns) -> Explained:
+        """Scores from the current champion with each feature's contribution (TreeSHAP), from one version.
+
+        Raises:
+            ModelUnavailableError: nothing is loaded yet.
+            berg_serving.features.MissingFeaturesError: the champion needs a column that is not given.
+        """
+        champion = await self._champion_now()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._explain, champion, columns)
+
+    async def _champion_now(self) -> Champion:
         champion = self._slot.current
         if champion is None:
             raise ModelUnavailableError("no model version is loaded yet")
         if self._debug_delay_s:
             await asyncio.sleep(self._debug_delay_s)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._score, champion, columns)
+        return champion
 
     def _score(self, champion: Champion, columns: Columns) -> Scores:
-        scores = champion.predict(feature_matrix(columns, champion.features)).tolist()
+        return self._scores(champion, feature_matrix(columns, champion.features))
+
+    def _explain(self, champion: Champion, columns: Columns) -> Explained:
+        matrix = feature_matrix(columns, champion.features)
+        per_feature, bias = champion.contributions(matrix)
+        return Explained(self._scores(champion, matrix), Contributions(champion.features, per_feature, bias))
+
+    def _scores(self, champion: Champion, matrix: np.ndarray) -> Scores:
+        scores = champion.predict(matrix).tolist()
         return Scores(
             model_version=champion.version,
             threshold=champion.threshold,
@@ -182,6 +213,14 @@ class RemotePredictor:
             ) from None
         except PredictorResponseError as error:
             raise UpstreamError(f"the predictor's answer is not understood: {error}", unavailable=False) from None
+
+    async def explain(self, columns: Columns) -> Explained:
+        """Not offered: the model is in the predictor's process, which has no explain route.
+
+        Raises:
+            NotImplementedError: always (a 501).
+        """
+        raise NotImplementedError("explain needs the model in this process: serve the fused shape to explain")
 
     async def close(self) -> None:
         if self._readiness is not None:

@@ -7,9 +7,13 @@ V2 endpoint handlers, its gRPC servicer) and supplies the rest:
 
 - the HTTP app is Berg's (:func:`berg.web.app.create_app`: body limit, JSON errors,
   ``/healthz``, ``/readyz``, ``/metrics``), with the inference routes added one by one
-  (no model load/unload or explain routes), a V1 request schema in the OpenAPI (the use case's
+  (no model load/unload routes), a V1 request schema in the OpenAPI (the use case's
   scored contract, with the value rules a JSON Schema can say), and a
   415 for a body that is neither JSON nor Open Inference binary;
+- explain: KServe's V1 verb (``POST /v1/models/<name>:explain``) and, since the Open Inference
+  Protocol has none, a Berg route taking the V2 scoring request (``POST /v2/models/<name>/explain``);
+  both go through KServe's ``DataPlane.explain`` to the model's ``explain`` and answer the same JSON
+  (:mod:`berg_serving.explanations`), with ``top_k`` as a query parameter;
 - a body that is not standard JSON (``NaN``, ``Infinity``, ``1e400``) is a 400 naming the
   field that holds the number (:mod:`berg_serving.json_body`);
 - KServe's errors become ``{"error": <message>}`` (the protocol's error shape) with
@@ -28,15 +32,16 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from grpc import StatusCode, aio
 from grpc_interceptor import AsyncExceptionToStatusInterceptor
 from grpc_interceptor.exceptions import GrpcException
 from kserve import Model, ModelRepository
+from kserve.constants.constants import PredictorProtocol
 from kserve.errors import (
     InferenceError,
     InvalidInput,
@@ -49,6 +54,7 @@ from kserve.errors import (
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v1_endpoints import V1Endpoints
 from kserve.protocol.rest.v2_datamodels import (
     InferenceRequest,
@@ -70,6 +76,7 @@ from berg.contracts.rules import ValueRule, json_schema_with_rules
 from berg.observability.health import ReadinessChecks
 from berg.web.app import create_app
 from berg_serving.errors import UpstreamError
+from berg_serving.explanations import DEFAULT_TOP_K, TOP_K_HEADER
 from berg_serving.json_body import non_finite_numbers
 from berg_serving.metrics import outcome_of, request_counter
 from berg_serving.settings import ServingSettings
@@ -196,8 +203,8 @@ class ContentTypeMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
-            v2 = path.endswith("/infer")
-            if v2 or path.endswith(":predict"):
+            v2 = path.endswith(("/infer", "/explain"))
+            if v2 or path.endswith((":predict", ":explain")):
                 headers = Headers(scope=scope)
                 binary = v2 and _INFERENCE_HEADER in headers
                 media = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -216,7 +223,8 @@ class ContentTypeMiddleware:
 
 
 class RequestCountingMiddleware:
-    """Counts every inference call (V1 ``:predict``, V2 ``/infer``) by protocol and the status it got.
+    """Counts every inference call (V1 ``:predict``, V2 ``/infer``) by protocol and the status it got
+    (explain calls are not counted: they are not predictions).
 
     Outermost, so the refusals of the middlewares inside it (415, 413) are counted too.
     """
@@ -279,9 +287,35 @@ def build_app(
         response_model=None,
         openapi_extra=v1_request_schema(contract, value_rules),
     )
+
+    async def explain_v1(model_name: str, request: Request, top_k: TopK = DEFAULT_TOP_K) -> Response:
+        """KServe's V1 explain verb, answered in this process: scores with each feature's contribution."""
+        await _check_model_ready(dataplane, model_name)
+        headers = _explain_headers(request, top_k)
+        body, _ = dataplane.decode(body=await request.body(), headers=headers)
+        return await _explain(dataplane, model_name, body, headers)
+
+    router.add_api_route(
+        "/models/{model_name}:explain",
+        explain_v1,
+        methods=["POST"],
+        response_model=None,
+        openapi_extra=v1_request_schema(contract, value_rules),
+    )
     app.include_router(router)
 
     v2 = V2Endpoints(dataplane)
+
+    async def explain_v2(
+        raw_request: Request, model_name: str, request_body: InferenceRequest | bytes, top_k: TopK = DEFAULT_TOP_K
+    ) -> Response:
+        """The V2 scoring request (JSON or binary), explained as V1's explain verb is (the same JSON answer)."""
+        await _check_model_ready(dataplane, model_name)
+        headers = _explain_headers(raw_request, top_k)
+        body, _ = dataplane.decode(
+            request_body, headers, protocol_version=PredictorProtocol.REST_V2.value, model_name=model_name
+        )
+        return await _explain(dataplane, model_name, body, headers)
 
     # Thin wrappers: KServe's handlers take a ``model_version`` that they refuse with a 501, and only the
     # version the registry's alias names is served, so versions are not addressable here.
@@ -304,9 +338,49 @@ def build_app(
     router.add_api_route("/models/{model_name}", model_metadata, methods=["GET"], response_model=ModelMetadataResponse)
     router.add_api_route("/models/{model_name}/ready", model_ready, methods=["GET"], response_model=ModelReadyResponse)
     router.add_api_route("/models/{model_name}/infer", infer, methods=["POST"], response_model=None)
+    router.add_api_route(
+        "/models/{model_name}/explain",
+        explain_v2,
+        methods=["POST"],
+        response_model=None,
+        summary="Explain (a Berg route: the Open Inference Protocol has no explain verb)",
+    )
     app.include_router(router)
     _document_model_name(app, model_name)
     return app
+
+
+TopK = Annotated[
+    int,
+    Query(
+        ge=1,
+        description="How many reason codes per event (the features that pushed the score up most); at most the "
+        "model's feature count.",
+    ),
+]
+
+
+async def _check_model_ready(dataplane: DataPlane, model_name: str) -> None:
+    """404 for a model this server does not serve, 503 while it is not ready (as KServe's predict routes)."""
+    if not await dataplane.model_ready(model_name, True):
+        raise ModelNotReady(model_name)
+
+
+def _explain_headers(request: Request, top_k: int) -> dict[str, str]:
+    """The request's headers for KServe's ``Model.explain``, carrying ``top_k`` (its only other argument is
+    the payload)."""
+    headers = dict(request.headers.items())
+    headers[TOP_K_HEADER] = str(top_k)
+    return headers
+
+
+async def _explain(
+    dataplane: DataPlane, model_name: str, body: dict[str, Any] | InferRequest, headers: dict[str, str]
+) -> Response:
+    # KServe's DataPlane.explain answers the request's own headers as the response's (V1Endpoints.explain
+    # sends them back): only the body is kept here.
+    response, _ = await dataplane.explain(model_name=model_name, request=body, headers=headers)
+    return JSONResponse(response)
 
 
 def _document_model_name(app: FastAPI, model_name: str) -> None:
