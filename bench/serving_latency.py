@@ -218,6 +218,8 @@ def berg_server(
     """``python -m berg_serving`` in one shape; returns the server and its gRPC port."""
     port, grpc_port = free_port(), free_port()
     env = {
+        # The transactions and the model are fraud's; with more than one use case installed the server must be told.
+        "BERG_USE_CASE": "fraud",
         **os.environ,
         **environment,
         "BERG_SERVING_SHAPE": shape,
