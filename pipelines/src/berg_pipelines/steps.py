@@ -231,6 +231,7 @@ def evaluate_step(
     )
     scores = {"challenger": challenger(test), "baseline": baseline.predict(test)}
     champion = ModelRegistry(registry_uri).resolve(model_name, "production") if registry_uri else None
+    champion_booster: xgb.Booster | None = None
     if champion is not None:
         champion_features = [str(name) for name in champion.params.get("features", [])]  # type: ignore[union-attr]
         missing = [name for name in champion_features if name not in test.columns]
@@ -240,7 +241,8 @@ def evaluate_step(
             )
         else:
             path = ModelRegistry(registry_uri).local_path(model_name, champion.version) / MODEL_FILE
-            champion_scorer = booster_scorer(load_booster(path), champion_features)
+            champion_booster = load_booster(path)
+            champion_scorer = booster_scorer(champion_booster, champion_features)
             stored = champion.params.get("threshold")
             report.champion = evaluate_model(
                 f"champion {champion.version}",
@@ -255,13 +257,8 @@ def evaluate_step(
             report.champion_version = champion.version
             scores[f"champion {champion.version}"] = champion_scorer(test)
     # Features for a person to review (too good alone, or jumped in importance since the champion).
-    champion_model = (
-        ModelRegistry(registry_uri).local_path(model_name, report.champion_version) / MODEL_FILE
-        if report.champion_version
-        else None
-    )
     report.review = features_to_review(
-        frames["train"], info.label_column, info.feature_columns, booster, champion_model
+        frames["train"], info.label_column, info.feature_columns, booster, champion_booster
     )
     if info.frozen_test:
         from berg_pipelines.runtime.holdout import frozen_holdout

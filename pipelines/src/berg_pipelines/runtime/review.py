@@ -7,14 +7,12 @@ The dataset step's leakage check fails a run on a feature that alone separates t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import xgboost as xgb
 
 from berg.features.suspicion import importance_jumps, separable_features
-from berg_pipelines.runtime.model_io import load_booster
 
 __all__ = ["features_to_review", "total_gain"]
 
@@ -29,11 +27,11 @@ def features_to_review(
     label_column: str,
     feature_columns: Sequence[str],
     challenger: xgb.Booster,
-    champion_model: Path | None,
+    champion: xgb.Booster | None,
 ) -> list[dict[str, Any]]:
     """The suspicions as JSON-ready dicts: single-feature AUCs on the training split, then importance jumps
-    from the champion (its ``model.bst`` at ``champion_model``, None when no champion was compared)."""
+    from the champion (None when no champion was compared)."""
     found = separable_features(train, label_column, feature_columns)
-    if champion_model is not None:
-        found += importance_jumps(total_gain(challenger), total_gain(load_booster(champion_model)))
+    if champion is not None:
+        found += importance_jumps(total_gain(challenger), total_gain(champion))
     return [suspicion.as_dict() for suspicion in found]
