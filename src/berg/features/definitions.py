@@ -128,7 +128,7 @@ def _on_demand(spec: OnDemandView, views: Mapping[str, FeatureView]) -> tuple[Re
         # Feast checks the declared schema against one it infers by running the function,
         # field for field, descriptions included: on-demand fields go undescribed.
         schema=_fields(spec.features, described=False),
-        mode="pandas",
+        mode=spec.mode,
     )
     view: OnDemandFeatureView = decorate(_copy(spec.function))
     return request, view

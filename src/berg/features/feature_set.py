@@ -19,7 +19,8 @@ Three kinds of view:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -37,6 +38,7 @@ __all__ = [
     "FeatureSet",
     "FeatureSetError",
     "FeatureSpec",
+    "OnDemandMode",
     "OnDemandView",
     "SnapshotAggregate",
     "SnapshotView",
@@ -323,14 +325,21 @@ class ViewColumns:
     features: tuple[str, ...]
 
 
+OnDemandMode = Literal["python", "pandas"]
+"""How an on-demand function takes its batch: Feast's ``mode`` of the same name."""
+
+
 @dataclass(frozen=True)
 class OnDemandView:
     """Features computed at request time from the scored event and stored features.
 
-    ``function`` takes a DataFrame of the request fields (``event_unix`` and :attr:`request_fields`)
-    and the :attr:`inputs` columns, and returns one with the :attr:`features` columns. Feast rebuilds
-    it from its source text, without its module's globals: it must import what it uses inside its body.
-    Its name is the view's."""
+    ``function`` takes the batch's columns: the request fields (``event_unix`` and :attr:`request_fields`)
+    and the :attr:`inputs` columns, and returns the :attr:`features` columns. In ``mode="python"`` (the
+    default, Feast's python mode) they are a ``dict`` of lists, a missing value ``None`` (or NaN), and it
+    returns a ``dict`` of lists; in ``mode="pandas"`` a DataFrame in and a DataFrame out. Python mode is what
+    serving wants: a one-event request costs microseconds instead of building DataFrames (about 2 ms).
+    Feast rebuilds the function from its source text, without its module's globals: it must import what it
+    uses inside its body. Its name is the view's."""
 
     function: Callable[[Any], Any]
     request_source: str
@@ -339,6 +348,7 @@ class OnDemandView:
     inputs: tuple[ViewColumns, ...]
     features: tuple[FeatureSpec, ...]
     request_description: str = ""
+    mode: OnDemandMode = "python"
 
     @property
     def name(self) -> str:
@@ -347,6 +357,37 @@ class OnDemandView:
     @property
     def request_columns(self) -> tuple[str, ...]:
         return (*self.request_fields, REQUEST_EVENT_UNIX)
+
+    @cached_property
+    def input_columns(self) -> tuple[str, ...]:
+        """Every column the function reads: the request columns, then the stored inputs."""
+        return (*self.request_columns, *(name for source in self.inputs for name in source.features))
+
+    def compute(self, columns: Mapping[str, Sequence[Any]]) -> dict[str, list[float]]:
+        """Run the function on a batch: each of :attr:`input_columns` (one value per event; ``None`` or NaN
+        for missing) in, each feature's values out as floats (NaN for missing), whatever the mode.
+
+        Raises:
+            KeyError: an input column is not given.
+        """
+        inputs = {name: list(columns[name]) for name in self.input_columns}
+        if self.mode == "pandas":
+            import pandas as pd
+
+            frame = self.function(pd.DataFrame(inputs))
+            return {spec.name: [_as_float(value) for value in frame[spec.name].tolist()] for spec in self.features}
+        out = self.function(inputs)
+        return {spec.name: [_as_float(value) for value in out[spec.name]] for spec in self.features}
+
+
+def _as_float(value: Any) -> float:
+    # None, NaN and pandas' NA are all "missing"; NA is neither None nor a float, and float(NA) raises.
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except TypeError:
+        return math.nan
 
 
 @dataclass(frozen=True)

@@ -235,8 +235,7 @@ def on_demand_rows(
     """
     columns = {name: list(requests[name]) for name in view.request_columns}
     columns |= {name: list(inputs[name]) for source in view.inputs for name in source.features}
-    out = view.function(pd.DataFrame(columns))
-    return pd.DataFrame({spec.name: out[spec.name].to_numpy() for spec in view.features})
+    return pd.DataFrame(view.compute(columns))
 
 
 def on_demand_row(view: OnDemandView, request: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import timedelta
 
 import numpy as np
@@ -51,22 +52,48 @@ def test_the_feast_objects_of_another_domain_follow_its_declaration() -> None:
     assert [push.name for push in definitions.push_sources] == ["viewer_aggregates_push"]
 
 
+_CLICKS_INPUTS = {
+    "bid": [1.0, 2.0, 0.5, None],
+    REQUEST_EVENT_UNIX: [3_600.0, 7_200.0, 100.0, 50.0],
+    "bid_mean_24h": [0.5, math.nan, 0.0, None],
+    "last_impression_unix": [3_000.0, 7_080.0, math.nan, None],
+}
+
+
 def test_the_on_demand_function_survives_feasts_rebuild_from_its_source_text() -> None:
     definitions = build_definitions(clicks_features(), "/offline")
     assert definitions.on_demand is not None
     # What a reader of the registry gets: the function rebuilt from its source, without its module's globals.
     rebuilt = OnDemandFeatureView.from_proto(definitions.on_demand.to_proto())
-    inputs = pd.DataFrame(
-        {
-            "bid": [1.0, 2.0, 0.5],
-            REQUEST_EVENT_UNIX: [3_600.0, 7_200.0, 100.0],
-            "bid_mean_24h": [0.5, np.nan, 0.0],
-            "last_impression_unix": [3_000.0, 7_080.0, np.nan],
-        }
-    )
-    expected = bid_context(inputs)
-    assert expected["bid_to_viewer_mean_24h"].tolist()[0] == 2.0
-    pd.testing.assert_frame_equal(rebuilt.feature_transformation.transform(inputs)[list(expected)], expected)
+    assert rebuilt.mode == "python"
+    assert rebuilt.feature_transformation.udf is not bid_context
+    expected = bid_context({name: list(values) for name, values in _CLICKS_INPUTS.items()})
+    np.testing.assert_array_equal(expected["bid_to_viewer_mean_24h"], [2.0, np.nan, np.nan, np.nan])
+    np.testing.assert_array_equal(expected["minutes_since_previous_impression"], [10.0, 2.0, np.nan, np.nan])
+    found = rebuilt.feature_transformation.transform({name: list(values) for name, values in _CLICKS_INPUTS.items()})
+    for name, values in expected.items():
+        np.testing.assert_array_equal(found[name], values)
+
+
+def _bid_context_in_pandas(inputs: pd.DataFrame) -> pd.DataFrame:
+    bid, mean = inputs["bid"].astype("float64"), inputs["bid_mean_24h"].astype("float64")
+    out = pd.DataFrame(index=inputs.index)
+    out["bid_to_viewer_mean_24h"] = bid / mean.where(mean > 0)
+    out["minutes_since_previous_impression"] = (inputs[REQUEST_EVENT_UNIX] - inputs["last_impression_unix"]) / 60.0
+    return out
+
+
+def test_compute_gives_floats_with_nan_for_missing_in_either_mode() -> None:
+    python_view = clicks_features().on_demand
+    assert python_view is not None
+    pandas_view = dataclasses.replace(python_view, function=_bid_context_in_pandas, mode="pandas")
+    for view in (python_view, pandas_view):
+        out = view.compute(_CLICKS_INPUTS)
+        assert list(out) == ["bid_to_viewer_mean_24h", "minutes_since_previous_impression"], view.mode
+        np.testing.assert_array_equal(out["bid_to_viewer_mean_24h"], [2.0, np.nan, np.nan, np.nan])
+        np.testing.assert_array_equal(out["minutes_since_previous_impression"], [10.0, 2.0, np.nan, np.nan])
+    with pytest.raises(KeyError, match="last_impression_unix"):
+        python_view.compute({name: values for name, values in _CLICKS_INPUTS.items() if name != "last_impression_unix"})
 
 
 def test_a_feature_declared_twice_or_an_input_no_view_stores_is_refused_by_name() -> None:

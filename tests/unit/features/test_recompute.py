@@ -179,6 +179,7 @@ ON_DEMAND = OnDemandView(
     request_fields=("total",),
     inputs=(ViewColumns("shop_view", ("total_mean_2h", "shop_as_of_unix")),),
     features=(FeatureSpec("total_to_mean", "float", ""), FeatureSpec("seconds_since_last", "float", "")),
+    mode="pandas",
 )
 
 

@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel
 
 from berg.features.feature_set import REQUEST_EVENT_UNIX, FeatureSet
@@ -174,16 +173,11 @@ class FeatureAssembler:
         }
         on_demand = self._features.on_demand
         if on_demand is not None:
-            inputs = pd.DataFrame(
-                {
-                    **{field: request[field] for field in on_demand.request_fields},
-                    REQUEST_EVENT_UNIX: event_unix,
-                    **{name: columns[name] for source in on_demand.inputs for name in source.features},
-                }
-            )
-            outputs = on_demand.function(inputs)
-            for spec in on_demand.features:
-                columns[spec.name] = outputs[spec.name].to_numpy(dtype=np.float64, na_value=np.nan)
+            inputs = {**request, REQUEST_EVENT_UNIX: event_unix, **columns}
+            for name, values in on_demand.compute(
+                {name: inputs[name].tolist() for name in on_demand.input_columns}
+            ).items():
+                columns[name] = np.array(values, dtype=np.float64)
         for field in self._features.request_features:
             columns[field] = request[field]
         return FeatureFrame(columns={name: columns[name] for name in self.servable}, known=known)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pandas as pd
-
 from berg.features.aggregation import AggregationView, WindowedAggregate
 from berg.features.feature_set import (
     Entity,
@@ -77,23 +75,29 @@ CAMPAIGN_SNAPSHOTS = SnapshotView(
 )
 
 
-def bid_context(inputs: pd.DataFrame) -> pd.DataFrame:
+def bid_context(inputs: dict[str, list[float | None]]) -> dict[str, list[float]]:
     """The bid over the viewer's 24-hour mean, and the minutes since the viewer's previous impression.
 
-    ``inputs`` holds the request fields (``bid``, ``event_unix``) and the viewer's ``bid_mean_24h``
-    and ``last_impression_unix``; a viewer without history gets nulls (never a division by zero).
+    Feast's python mode: ``inputs`` holds, one value per event, the request fields (``bid``,
+    ``event_unix``) and the viewer's ``bid_mean_24h`` and ``last_impression_unix``; a viewer without
+    history has ``None`` (or NaN) there and gets NaN (never a division by zero).
     """
-    # Feast rebuilds this function from its source text, without this module's globals: the import
-    # must be inside, and the column names are written out.
-    import pandas as pd
 
-    bid = pd.to_numeric(inputs["bid"], errors="coerce").astype("float64")
-    mean = pd.to_numeric(inputs["bid_mean_24h"], errors="coerce").astype("float64")
-    since = pd.to_numeric(inputs["event_unix"], errors="coerce") - pd.to_numeric(inputs["last_impression_unix"])
-    out = pd.DataFrame(index=inputs.index)
-    out["bid_to_viewer_mean_24h"] = (bid / mean.where(mean > 0)).astype("float64")
-    out["minutes_since_previous_impression"] = (since / 60.0).astype("float64")
-    return out
+    # Feast rebuilds this function from its source text, without this module's globals: the import and
+    # the helper are inside, and the column names are written out. Missing comes back as NaN, not None:
+    # Feast builds an arrow table from the lists as they are, and a batch of only None would have no type.
+    import math
+
+    def number(value: float | None) -> float:
+        return math.nan if value is None else float(value)
+
+    columns = (inputs["bid"], inputs["event_unix"], inputs["bid_mean_24h"], inputs["last_impression_unix"])
+    ratios: list[float] = []
+    minutes: list[float] = []
+    for bid, event_unix, mean_24h, last_unix in zip(*(map(number, column) for column in columns), strict=True):
+        ratios.append(bid / mean_24h if mean_24h > 0 else math.nan)  # NaN > 0 is False
+        minutes.append((event_unix - last_unix) / 60.0)
+    return {"bid_to_viewer_mean_24h": ratios, "minutes_since_previous_impression": minutes}
 
 
 def clicks_features() -> FeatureSet:

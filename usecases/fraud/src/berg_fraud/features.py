@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pandas as pd
-
 from berg.features.aggregation import AggregationView, WindowedAggregate
 from berg.features.feature_set import (
     Entity,
@@ -117,26 +115,31 @@ MERCHANT_SNAPSHOTS = SnapshotView(
 )
 
 
-def transaction_context(inputs: pd.DataFrame) -> pd.DataFrame:
+def transaction_context(inputs: dict[str, list[float | None]]) -> dict[str, list[float] | list[int]]:
     """``amount_to_user_mean_7d``, ``hour_of_day`` and ``seconds_since_previous_transaction``.
 
-    ``inputs`` holds the request fields (``amount``, ``event_unix``) and the user's
-    ``amount_mean_7d`` and ``last_transaction_unix``; a user without history has
-    nulls there and gets nulls (never a division by zero or a made-up zero).
+    Feast's python mode: ``inputs`` holds, one value per event, the request fields (``amount``,
+    ``event_unix``) and the user's ``amount_mean_7d`` and ``last_transaction_unix``; a user without
+    history has ``None`` (or NaN) there and gets NaN (never a division by zero or a made-up zero).
     """
-    # Feast rebuilds this function from its source text, without this module's globals: the import
-    # must be inside, and the column names are written out.
-    import pandas as pd
 
-    amount = pd.to_numeric(inputs["amount"], errors="coerce").astype("float64")
-    event_unix = pd.to_numeric(inputs["event_unix"], errors="coerce").astype("float64")
-    mean_7d = pd.to_numeric(inputs["amount_mean_7d"], errors="coerce").astype("float64")
-    last_unix = pd.to_numeric(inputs["last_transaction_unix"], errors="coerce").astype("float64")
-    out = pd.DataFrame(index=inputs.index)
-    out["amount_to_user_mean_7d"] = (amount / mean_7d.where(mean_7d > 0)).astype("float64")
-    out["hour_of_day"] = ((event_unix // 3600) % 24).astype("int64")
-    out["seconds_since_previous_transaction"] = (event_unix - last_unix).astype("float64")
-    return out
+    # Feast rebuilds this function from its source text, without this module's globals: the import and
+    # the helper are inside, and the column names are written out. Missing comes back as NaN, not None:
+    # Feast builds an arrow table from the lists as they are, and a batch of only None would have no type.
+    import math
+
+    def number(value: float | None) -> float:
+        return math.nan if value is None else float(value)
+
+    columns = (inputs["amount"], inputs["event_unix"], inputs["amount_mean_7d"], inputs["last_transaction_unix"])
+    ratios: list[float] = []
+    hours: list[int] = []
+    gaps: list[float] = []
+    for amount, event_unix, mean_7d, last_unix in zip(*(map(number, column) for column in columns), strict=True):
+        ratios.append(amount / mean_7d if mean_7d > 0 else math.nan)  # NaN > 0 is False
+        hours.append(int(event_unix // 3600 % 24))  # every scored event has its time
+        gaps.append(event_unix - last_unix)
+    return {"amount_to_user_mean_7d": ratios, "hour_of_day": hours, "seconds_since_previous_transaction": gaps}
 
 
 def fraud_features() -> FeatureSet:
