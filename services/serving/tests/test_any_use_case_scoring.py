@@ -161,7 +161,7 @@ async def test_an_impression_is_explained_with_the_use_cases_features(tmp_path: 
         async def lookup(self, entity_rows: list[dict[str, str]]) -> dict[str, list[Any]]:
             return {}
 
-        def close(self) -> None:
+        async def close(self) -> None:
             return None
 
     assembler = FeatureAssembler(clicks_features())

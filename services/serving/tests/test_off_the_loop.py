@@ -1,19 +1,16 @@
-"""Blocking work runs on thread pools: the event loop keeps serving while Feast reads and XGBoost predicts."""
+"""XGBoost runs on a thread pool, except for batches small enough that the hop would cost more than the trees."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 import numpy as np
 import pytest
 
 from berg_serving.champion import ChampionSlot
 from berg_serving.decisions import DecisionPolicy
-from berg_serving.online import FeastOnlineFeatures
 from berg_serving.scorers import LocalScorer, ModelUnavailableError
-from tests.fraud_serving import ASSEMBLER
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
 
@@ -63,37 +60,29 @@ async def test_no_champion_is_model_unavailable() -> None:
     await scorer.close()
 
 
-class FakeStore:
-    """Stands in for a FeatureStore: records which thread reads it."""
+class RecordingChampion:
+    """Predicts at once, and records the thread of each call."""
 
-    registry = object()
+    version = "v0010"
+    threshold = 0.5
+    features = ("a",)
 
-    def __init__(self, threads: list[str]) -> None:
-        self.threads = threads
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
 
-    def get_online_features(self, features: list[str], entity_rows: list[dict[str, str]]) -> Any:
-        self.threads.append(threading.current_thread().name)
-        values = {name.split(":")[1]: [None] * len(entity_rows) for name in features}
-
-        class Response:
-            def to_dict(self) -> dict[str, list[Any]]:
-                return values
-
-        return Response()
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.current_thread())
+        return np.full(len(matrix), 0.25)
 
 
-async def test_lookups_run_on_their_threads_each_with_its_own_store() -> None:
-    opened: list[FakeStore] = []
-    reads: list[str] = []
-
-    def open_store() -> Any:
-        opened.append(FakeStore(reads))
-        return opened[-1]
-
-    online = FeastOnlineFeatures(open_store, ASSEMBLER.online_refs, threads=2)
-    await asyncio.to_thread(online.warm_up, [{"user_id": "u", "merchant_id": "m"}])
-    assert len(opened) == 2  # one store per lookup thread, opened before the first request
-    values = await online.lookup([{"user_id": "u", "merchant_id": "m"}])
-    assert values["tx_count_1h"] == [None]
-    assert all(name.startswith("feast-lookup") for name in reads)
-    online.close()
+async def test_batches_up_to_the_inline_rows_are_scored_on_the_loop_and_larger_ones_on_a_worker() -> None:
+    champion = RecordingChampion()
+    slot = ChampionSlot()
+    slot.current = champion  # type: ignore[assignment]
+    scorer = LocalScorer(slot, DecisionPolicy(), threads=1, inline_rows=1)
+    one = await scorer.score({"a": np.array([1.0])})
+    two = await scorer.score({"a": np.array([1.0, 2.0])})
+    assert (one.scores, two.scores) == ([0.25], [0.25, 0.25])
+    assert champion.threads[0] is threading.current_thread()
+    assert champion.threads[1] is not threading.current_thread()
+    await scorer.close()

@@ -52,7 +52,7 @@ class DictFeatures:
         pairs = [(user_row() if row["user_id"] in self.known else None, merchant_row()) for row in entity_rows]
         return online(*pairs)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         return None
 
 

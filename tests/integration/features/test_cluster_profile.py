@@ -352,3 +352,32 @@ def test_the_features_service_corrects_a_users_latest_row_in_redis_after_a_late_
     restarted = start()  # restores the user from the label store; its online stamp is the correction's
     restarted([record(later_still, 2)])
     assert online(cluster.store, ["late-user"])[0]["tx_count_1h"] == 3
+
+
+@pytest.mark.parametrize("threads", [0, 1], ids=["async-on-the-loop", "on-a-thread"])
+def test_servings_lookup_reads_from_redis_what_feast_reads(cluster: ClusterStore, threads: int) -> None:
+    """Serving's planned lookup (Redis' ``online_read_async`` on the loop, or ``online_read`` on a thread)."""
+    import asyncio
+
+    from berg_serving.features import ViewRead
+    from berg_serving.online import FeastOnlineFeatures
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    users = [f"serving-{index}" for index in range(3)]
+    push(cluster.store, [user_row(user, now, now, seed) for seed, user in enumerate(users, start=40)])
+    asked = [*users, "serving-nobody"]
+    read = ViewRead(USER_VIEW, USER_KEY, tuple(spec.name for spec in USER_FEATURES))
+    expected = cluster.store.get_online_features(features=USER_REFS, entity_rows=[{USER_KEY: u} for u in asked])
+    expected_values = {name: expected.to_dict()[name] for name in read.features}
+    assert expected_values[read.features[0]][-1] is None
+    assert expected_values[read.features[0]][0] is not None
+
+    async def lookup_twice(lookup: FeastOnlineFeatures) -> list[Any]:
+        rows = [{USER_KEY: u} for u in asked]
+        try:
+            return [await lookup.lookup(rows), await lookup.lookup(rows)]  # the second on the same async client
+        finally:
+            await lookup.close()
+
+    with cluster.reopen() as store:
+        assert asyncio.run(lookup_twice(FeastOnlineFeatures(store, [read], threads))) == [expected_values] * 2

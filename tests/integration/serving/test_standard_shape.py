@@ -99,11 +99,11 @@ def test_the_transformer_answers_v1_and_v2_through_the_predictor(
 
 def _feature_columns(serving_world: ServingWorld, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     transactions = [TransactionV1.model_validate(row) for row in rows]
-    online = FeastOnlineFeatures(lambda: open_store(serving_world.world.store_config), ASSEMBLER.online_refs, threads=1)
+    online = FeastOnlineFeatures(open_store(serving_world.world.store_config), ASSEMBLER.online_reads, threads=0)
     try:
         return dict(ASSEMBLER.assemble(transactions, online.fetch(ASSEMBLER.entity_rows(transactions))).columns)
     finally:
-        online.close()
+        asyncio.run(online.close())
 
 
 def test_the_predictor_takes_named_features_with_kserve_clients(

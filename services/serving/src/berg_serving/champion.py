@@ -49,8 +49,13 @@ class Champion:
     """The operating threshold chosen for this version (``params["threshold"]``)."""
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Scores for float32 rows in :attr:`features` order (``inplace_predict``: no DMatrix per call)."""
-        scores: np.ndarray = np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64).reshape(-1)
+        """Scores for float32 rows in :attr:`features` order (``inplace_predict``: no DMatrix per call).
+
+        XGBoost's own check of the column count is skipped: :func:`load_champion` checked the booster's width
+        against :attr:`features`, and every matrix is built in that order."""
+        scores: np.ndarray = np.asarray(
+            self.booster.inplace_predict(matrix, validate_features=False), dtype=np.float64
+        ).reshape(-1)
         return scores
 
     def contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ shape.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +30,9 @@ from berg.features.feature_set import REQUEST_EVENT_UNIX, FeatureSet
 __all__ = [
     "FeatureAssembler",
     "FeatureFrame",
+    "MatrixColumns",
     "MissingFeaturesError",
+    "ViewRead",
     "feature_matrix",
 ]
 
@@ -74,6 +76,32 @@ class FeatureFrame:
         return {name: value for name, value in values.items() if math.isfinite(value)}
 
 
+class MatrixColumns(Mapping[str, np.ndarray]):
+    """Named columns held as one float64 matrix (rows are events): what the assembler makes in one numpy call.
+
+    Reading a column is a view of the matrix; :func:`feature_matrix` takes the model's columns in one step.
+    """
+
+    def __init__(self, names: Sequence[str], matrix: np.ndarray) -> None:
+        self._index = {name: position for position, name in enumerate(names)}
+        self.matrix = matrix
+        self._orders: dict[tuple[str, ...], np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        column: np.ndarray = self.matrix[:, self._index[name]]
+        return column
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def positions(self, order: Sequence[str]) -> np.ndarray:
+        """The matrix's column of each name of ``order``."""
+        return np.fromiter((self._index[name] for name in order), dtype=np.intp, count=len(order))
+
+
 def feature_matrix(columns: Mapping[str, np.ndarray], order: Sequence[str]) -> np.ndarray:
     """A model's input from named columns, in its column order: float32, NaN for missing, clipped to float32.
 
@@ -83,6 +111,12 @@ def feature_matrix(columns: Mapping[str, np.ndarray], order: Sequence[str]) -> n
     missing = [name for name in order if name not in columns]
     if missing:
         raise MissingFeaturesError(f"features {missing} are missing; given: {sorted(columns)}")
+    if isinstance(columns, MatrixColumns):
+        # Beyond float32's range a value would become infinite, which XGBoost refuses: it is clipped
+        # to the largest float32 (still past every split point). NaN passes through.
+        taken = np.clip(columns.matrix[:, columns.positions(order)], -_FLOAT32_MAX, _FLOAT32_MAX)
+        result: np.ndarray = taken.astype(np.float32)
+        return result
     rows = len(next(iter(columns.values()))) if columns else 0
     matrix = np.empty((rows, len(order)), dtype=np.float32)
     for index, name in enumerate(order):
@@ -92,18 +126,26 @@ def feature_matrix(columns: Mapping[str, np.ndarray], order: Sequence[str]) -> n
     return matrix
 
 
-def _floats(values: Sequence[object] | None, count: int) -> np.ndarray:
-    if values is None:
-        return np.full(count, np.nan)
-    return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
+def _number(value: object) -> float:
+    return math.nan if value is None else float(value)  # type: ignore[arg-type]  # the store's numbers
 
 
-def _usable(stamp: np.ndarray, event_unix: np.ndarray, ttl_s: float) -> np.ndarray:
+def _usable(stamps: Sequence[object] | None, event_unix: Sequence[float], ttl_s: float) -> list[bool]:
     # A row counts when it exists and its stamp (the row's Feast event time) is no older than the
-    # view's TTL at the event's time, as in the point-in-time join of the training set (NaN
-    # compares False: no row, not usable).
-    usable: np.ndarray = ~np.isnan(stamp) & (event_unix - stamp <= ttl_s)
-    return usable
+    # view's TTL at the event's time, as in the point-in-time join of the training set (None or NaN:
+    # no row, not usable; NaN compares False).
+    if stamps is None:
+        return [False] * len(event_unix)
+    return [stamp is not None and at - _number(stamp) <= ttl_s for stamp, at in zip(stamps, event_unix, strict=True)]
+
+
+@dataclass(frozen=True)
+class ViewRead:
+    """What one online lookup reads of a stored view: the view, its entity's join key, its features."""
+
+    view: str
+    key: str
+    features: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -133,6 +175,10 @@ class FeatureAssembler:
             f"{view.name}:{spec.name}" for view in features.views for spec in view.features
         )
         """What one online lookup reads: every stored feature of every view, the as-of and stamp columns included."""
+        self.online_reads: tuple[ViewRead, ...] = tuple(
+            ViewRead(view.name, view.entity.key, tuple(spec.name for spec in view.features)) for view in features.views
+        )
+        """:attr:`online_refs` by view, with the join key of each view's entity."""
         on_demand = features.on_demand
         self._request_fields = tuple(
             dict.fromkeys((*features.request_features, *(on_demand.request_fields if on_demand else ())))
@@ -159,25 +205,32 @@ class FeatureAssembler:
         for name, values in online.items():
             if len(values) != count:
                 raise ValueError(f"online feature {name!r} has {len(values)} values for {count} events")
-        event_unix = np.array([event.event_time.timestamp() for event in events], dtype=np.float64)  # type: ignore[attr-defined]
-        columns: dict[str, np.ndarray] = {}
-        known: dict[str, np.ndarray] = {}
+        # Plain Python per value, one numpy call at the end: a request holds one event or a few, where
+        # numpy's per-call cost is most of the work.
+        event_unix = [event.event_time.timestamp() for event in events]  # type: ignore[attr-defined]
+        columns: dict[str, list[float]] = {}
+        known: dict[str, list[bool]] = {}
         for view in self._views:
-            usable = _usable(_floats(online.get(view.stamp), count), event_unix, view.ttl_s)
-            known[view.entity] = known[view.entity] & usable if view.entity in known else usable
+            usable = _usable(online.get(view.stamp), event_unix, view.ttl_s)
+            if view.entity in known:
+                usable = [both and ok for both, ok in zip(known[view.entity], usable, strict=True)]
+            known[view.entity] = usable
             for name in view.stored:
-                columns[name] = np.where(usable, _floats(online.get(name), count), np.nan)
-        request = {
-            field: np.array([getattr(event, field) for event in events], dtype=np.float64)
-            for field in self._request_fields
-        }
+                stored = online.get(name)
+                columns[name] = (
+                    [_number(value) if ok else math.nan for value, ok in zip(stored, usable, strict=True)]
+                    if stored is not None
+                    else [math.nan] * count
+                )
+        request = {field: [float(getattr(event, field)) for event in events] for field in self._request_fields}
         on_demand = self._features.on_demand
         if on_demand is not None:
             inputs = {**request, REQUEST_EVENT_UNIX: event_unix, **columns}
-            for name, values in on_demand.compute(
-                {name: inputs[name].tolist() for name in on_demand.input_columns}
-            ).items():
-                columns[name] = np.array(values, dtype=np.float64)
+            columns.update(on_demand.compute({name: inputs[name] for name in on_demand.input_columns}))
         for field in self._features.request_features:
             columns[field] = request[field]
-        return FeatureFrame(columns={name: columns[name] for name in self.servable}, known=known)
+        matrix = np.array([columns[name] for name in self.servable], dtype=np.float64).reshape(len(self.servable), -1)
+        return FeatureFrame(
+            columns=MatrixColumns(self.servable, matrix.T),
+            known={entity: np.array(usable, dtype=bool) for entity, usable in known.items()},
+        )

@@ -85,7 +85,11 @@ def _champion_scorer(
     watcher.poll()  # the first load before the server listens (readiness waits for it otherwise)
     watcher.start()
     scorer = LocalScorer(
-        slot, DecisionPolicy(settings.decline_at), settings.predict_threads, debug_delay_s=settings.debug_delay_s
+        slot,
+        DecisionPolicy(settings.decline_at),
+        settings.predict_threads,
+        inline_rows=settings.predict_inline_rows,
+        debug_delay_s=settings.debug_delay_s,
     )
 
     async def close(_: float) -> None:
@@ -134,7 +138,7 @@ def assemble(
         scorer, close_champion = _champion_scorer(settings, model_name, metrics, servable_features=assembler.servable)
         closers.append(close_champion)
 
-    online = FeastOnlineFeatures(lambda: open_store(feature_store), assembler.online_refs, settings.lookup_threads)
+    online = FeastOnlineFeatures(open_store(feature_store), assembler.online_reads, settings.lookup_threads)
     online.warm_up(assembler.warm_up_rows())
     prediction_log = None
     if settings.prediction_log.enabled:
@@ -152,7 +156,7 @@ def assemble(
             prediction_log.close(min(settings.prediction_log.close_timeout_s, budget_s))
 
     async def close_features(_: float) -> None:
-        online.close()
+        await online.close()
 
     closers.extend([close_log, close_features])
     transformer = Transformer(

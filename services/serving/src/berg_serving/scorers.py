@@ -77,14 +77,25 @@ class LocalScorer:
     Args:
         slot: holds the champion (swapped by the watcher).
         policy: decisions from scores and the champion's threshold.
-        threads: XGBoost runs here, never on the event loop.
+        threads: XGBoost runs here, off the event loop, for batches of more than ``inline_rows``.
+        inline_rows: batches of at most this many rows are scored on the event loop: for a row or two the hop
+            to a thread and back costs more CPU than the trees (0: always on a thread).
         debug_delay_s: test only: wait this long (asynchronously) before scoring.
     """
 
-    def __init__(self, slot: ChampionSlot, policy: DecisionPolicy, threads: int, *, debug_delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        slot: ChampionSlot,
+        policy: DecisionPolicy,
+        threads: int,
+        *,
+        inline_rows: int = 0,
+        debug_delay_s: float = 0.0,
+    ) -> None:
         self._slot = slot
         self._policy = policy
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="xgboost")
+        self._inline_rows = inline_rows
         self._debug_delay_s = debug_delay_s
 
     def ready(self) -> bool:
@@ -102,6 +113,8 @@ class LocalScorer:
             berg_serving.features.MissingFeaturesError: the champion needs a column that is not given.
         """
         champion = await self._champion_now()
+        if _rows(columns) <= self._inline_rows:
+            return self._score(champion, columns)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._score, champion, columns)
 
     async def explain(self, columns: Columns) -> Explained:
@@ -141,6 +154,12 @@ class LocalScorer:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _rows(columns: Columns) -> int:
+    for column in columns.values():
+        return len(column)
+    return 0
 
 
 class RemotePredictor:

@@ -114,10 +114,14 @@ class ServingSettings(ServiceSettings, Generic[RulesT]):
     """The use case's rule parameters; the scored stream's value rules apply to every event scored
     (:mod:`berg.contracts.rules`). Keep them equal to ``BERG_VALIDATION_RULES__*``, so serving scores
     only what validation lets through."""
-    lookup_threads: int = Field(default=2, ge=1, le=64)
-    """Threads doing Feast online lookups (each with its own FeatureStore), off the event loop."""
+    lookup_threads: int = Field(default=0, ge=0, le=64)
+    """Threads doing Feast online lookups (sharing the process's one FeatureStore); 0 reads on the event
+    loop: Redis' async read, or SQLite's local read, cheaper than the hop to a thread and back."""
     predict_threads: int = Field(default=2, ge=1, le=64)
     """Threads running XGBoost, off the event loop; each prediction uses one OpenMP thread."""
+    predict_inline_rows: int = Field(default=1, ge=0, le=1024)
+    """Batches of at most this many rows are predicted on the event loop instead (0: never): for one row
+    of a typical model the hop to a thread and back costs more CPU than the prediction."""
     grace_period_s: float = Field(default=30.0, gt=0, le=3600)
     """From SIGTERM to exit, at most (Kubernetes' default ``terminationGracePeriodSeconds``)."""
     drain_delay_s: float = Field(default=2.0, ge=0, le=600)
