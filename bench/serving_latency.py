@@ -265,9 +265,14 @@ def command_line(pid: int) -> str:
 
 
 def berg_server(
-    shape: str, environment: Mapping[str, str], registry: ModelRegistry, logs: Path, **settings: str
+    shape: str,
+    environment: Mapping[str, str],
+    registry: ModelRegistry,
+    logs: Path,
+    name: str | None = None,
+    **settings: str,
 ) -> tuple[ChildServer, int]:
-    """``python -m berg_serving`` in one shape; returns the server and its gRPC port."""
+    """``python -m berg_serving`` in one shape, named ``name`` (default: the shape); returns it and its gRPC port."""
     port, grpc_port = free_port(), free_port()
     env = {
         # The transactions and the model are fraud's; with more than one use case installed the server must be told.
@@ -282,7 +287,7 @@ def berg_server(
         "BERG_SERVING_DRAIN_DELAY_S": "0",
         **{f"BERG_SERVING_{key}": value for key, value in settings.items()},
     }
-    return ChildServer(shape, [sys.executable, "-m", "berg_serving"], env, logs, port), grpc_port
+    return ChildServer(name or shape, [sys.executable, "-m", "berg_serving"], env, logs, port), grpc_port
 
 
 def bare_server(model_file: Path, features: Sequence[str], logs: Path, loop: str) -> ChildServer:
@@ -319,6 +324,8 @@ class OnlineStore:
     """What this process opens."""
     floor_online: str
     """Where the floor reads it (:func:`serving_floor.serve_floor`'s ``online``)."""
+    reads: Callable[[], int] | None = None
+    """How many reads the store has served so far, when it can tell (Redis: its ``HMGET`` calls)."""
 
 
 def embedded_online_store(world: FeatureWorld) -> OnlineStore:
@@ -353,7 +360,22 @@ def cluster_online_store(world: FeatureWorld, stack: ExitStack) -> OnlineStore:
         close_store(store)
     print(f", {copied} online rows copied to Redis", end="")
     environment = {**variables, "BERG_SERVING_FEAST_PROFILE": CLUSTER_PROFILE}
-    return OnlineStore("redis", environment, config, f"redis:{redis_server.host}:{redis_server.port}")
+    client = redis_server.client()
+    stack.callback(client.close)
+
+    def reads() -> int:
+        return int(client.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0))
+
+    where = f"redis:{redis_server.host}:{redis_server.port}"
+    return OnlineStore("redis", environment, config, where, reads)
+
+
+def sqlite_time(value: object) -> datetime:
+    """A timestamp of Feast's SQLite online store: Unix seconds (Feast's adapter), or ISO text (older stores)."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def copy_online_rows(sqlite_file: Path, store: FeatureStore) -> int:
@@ -373,8 +395,7 @@ def copy_online_rows(sqlite_file: Path, store: FeatureStore) -> int:
             rows: dict[bytes, tuple[dict[str, Any], datetime, datetime | None]] = {}
             query = f'SELECT entity_key, feature_name, value, event_ts, created_ts FROM "{project}_{view.name}"'
             for key, feature, value, event_ts, created_ts in conn.execute(query):
-                stamp = datetime.fromisoformat(event_ts).replace(tzinfo=UTC)
-                created = datetime.fromisoformat(created_ts).replace(tzinfo=UTC) if created_ts else None
+                stamp, created = sqlite_time(event_ts), sqlite_time(created_ts) if created_ts is not None else None
                 rows.setdefault(key, ({}, stamp, created))[0][feature] = Value.FromString(value)
             data = [
                 (deserialize_entity_key(key, 3), values, stamp, created)
@@ -669,6 +690,12 @@ async def check_floor(
 
     checked = [*rows, *check_variants(rows)]
     to_fused, to_floor = await Connection.open(fused.port), await Connection.open(floor.port)
+    if store.reads is not None:  # the fused server reads this store, not another one with the same rows
+        before = store.reads()
+        for row in rows[:10]:
+            await to_fused.send(http_request(fused.port, {"instances": [row]}))
+        if store.reads() - before < 10:
+            raise SystemExit(f"the fused server did not read the {store.profile} online store ({fused.log})")
     mismatches = []
     for index, row in enumerate(checked):
         fused_score = v1_scores(await to_fused.send(http_request(fused.port, {"instances": [row]})))
@@ -1024,7 +1051,7 @@ async def measure(
     print(f"\nthe fused server against the physical floor ({store.profile} online store)")
     if args.workers is not None:
         print(
-            f"  BERG_SERVING_WORKERS={args.workers}: {servers.fused_processes} server processes at start, "
+            f"  BERG_SERVING_WORKERS={args.workers}: {servers.fused_processes} server process(es) at start, "
             f"{working} of them doing >= 5% of the work under load"
         )
         if working < args.workers:
@@ -1122,10 +1149,11 @@ def run_benchmark(args: argparse.Namespace) -> None:
         if args.prediction_log:
             bootstrap = kafka_stack(root / "stack", stack)
             fused_log, _ = berg_server(
-                "fused-log",
+                "fused",
                 fused_environment,
                 registry,
                 root,
+                name="fused-log",
                 PREDICTION_LOG__ENABLED="true",
                 KAFKA__BOOTSTRAP_SERVERS=bootstrap,
             )
@@ -1150,6 +1178,7 @@ def kafka_stack(state_dir: Path, stack: ExitStack) -> str:
     from berg_app.stack.local import LocalStack
     from berg_app.stack.settings import StackSettings
 
+    os.environ.setdefault("BERG_USE_CASE", "fraud")  # the stack creates the use case's topics
     local = LocalStack(StackSettings(state_dir=state_dir, ports=free_ports(), services=[], topic_partitions=1))
     stack.callback(local.down)
     local.up()
