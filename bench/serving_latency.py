@@ -19,8 +19,23 @@ on its own free ports:
   (``{"instances": [<transaction>]}``) it predicts on a request-derived vector: the
   ``amount``, NaN for every other feature; sent the predictor's feature body, on the
   same features the predictor gets (the scores must match the predictor's, checked).
+- the **physical floor** (``--serve-floor``, ``bench/serving_floor.py``): the same route doing the
+  fused server's physical work with nothing around it: parse the transaction, read its rows
+  straight from the online store (one ``sqlite3`` SELECT on Feast's tables, or one Redis pipeline
+  of ``HMGET``s on Feast's keys), decode Feast's values, apply the views' TTL masks, compute the
+  on-demand features in plain Python, one float32 row, ``inplace_predict``. Before any timing its
+  scores must equal the fused server's (within 1e-6) for every transaction of the sample and for
+  variants that reach the masks (rows past a view's TTL, unknown entities); else the run stops
+  and prints the features that differ from Berg's assembler.
 
-The Berg servers run with the prediction log off (no Kafka here). The client is a
+The online store is the embedded profile's SQLite, or with ``--online-store redis`` the
+cluster profile (a throwaway Redis and PostgreSQL from ``tests/servers.py``, the world's rows
+copied into it; the run checks the fused server reads it). The Berg servers run with the
+prediction log off; ``--prediction-log`` starts a local Kafka (``LocalStack``, as
+``bench/ingestion_floor.py``) and a second fused server logging to it, measured like the others.
+``--protocols`` adds the fused server over V2 REST and gRPC (V1 always). ``--workers N`` sets
+``BERG_SERVING_WORKERS=N`` for the fused server; a server's CPU is always summed over its
+process tree (``/proc``), and the run says so when fewer than N processes did the work. The client is a
 minimal keep-alive HTTP/1.1 client on asyncio streams sending pre-encoded requests,
 so that it costs little of the two cores beside the servers (gRPC: KServe's
 ``InferenceGRPCClient``). Then, one transaction per request by known users:
@@ -34,14 +49,23 @@ so that it costs little of the two cores beside the servers (gRPC: KServe's
    ``--rounds`` interleaved rounds, with p50/p99 under that load and each server's CPU
    time per request (``/proc/<pid>/stat``).
 
+Under load, the fused server and the floor also run at ``--high-concurrency`` (20) requests in
+flight, in the same rounds.
+
 It prints the ratios the serving issue sets goals for (fused V1 >= 0.5x the bare
 endpoint's throughput, p99 <= 2x), the same ratios for the predictor shape (the
 like-for-like server overhead), standard/fused and fused/predictor (what the Feast
-lookup and the on-demand features cost). Each phase stops after its request count or
-its time budget, whichever comes first; every path then has the same number of samples.
+lookup and the on-demand features cost), and at the end, together, the fused server
+against the physical floor: server CPU per request (goal <= 1.5x the floor's), throughput
+at --concurrency (>= 0.5x the bare endpoint's), p50 at one in flight (<= 1.5x the
+floor's), throughput at --high-concurrency over --concurrency (>= 0.9x) with p99 at both,
+and with ``--prediction-log`` what the log costs per request. Each phase stops after its
+request count or its time budget, whichever comes first; every path then has the same
+number of samples.
 
     uv run --locked python bench/serving_latency.py
     uv run --locked python bench/serving_latency.py --requests 2000 --load-requests 2000 --concurrency 16
+    uv run --locked python bench/serving_latency.py --online-store redis --protocols v1,v2,grpc --prediction-log
 """
 
 from __future__ import annotations
