@@ -227,10 +227,6 @@ class ChildServer:
                 raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f}s")
             time.sleep(0.2)
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server's process tree, all threads (Linux ``/proc``)."""
-        return sum(process_cpu(self.process.pid).values())
-
     def tree(self) -> list[int]:
         """The server's process and its descendants, live now."""
         return process_tree(self.process.pid)
