@@ -94,7 +94,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import xgboost as xgb
@@ -384,7 +384,8 @@ def cluster_online_store(world: FeatureWorld, stack: ExitStack) -> OnlineStore:
     stack.callback(client.close)
 
     def reads() -> int:
-        return int(client.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0))
+        stats = cast(dict[str, Any], client.info("commandstats"))  # a sync client's answer
+        return int(stats.get("cmdstat_hmget", {}).get("calls", 0))
 
     where = f"redis:{redis_server.host}:{redis_server.port}"
     return OnlineStore("redis", environment, config, where, reads)
@@ -962,9 +963,8 @@ async def measure(
         await asyncio.gather(*(worker(sender) for sender in pool))
         result.seconds += time.perf_counter() - started
         result.client_cpu_s += client_cpu() - client_before
-        for before in cpu_before:
-            after = process_cpu(next(iter(before)))
-            for pid, seconds in after.items():
+        for server, before in zip(path.processes, cpu_before, strict=True):
+            for pid, seconds in process_cpu(server.process.pid).items():
                 result.busy[pid] = result.busy.get(pid, 0.0) + seconds - before.get(pid, 0.0)
         result.server_cpu_s = sum(result.busy.values())
         result.requests += per_round
