@@ -19,8 +19,23 @@ on its own free ports:
   (``{"instances": [<transaction>]}``) it predicts on a request-derived vector: the
   ``amount``, NaN for every other feature; sent the predictor's feature body, on the
   same features the predictor gets (the scores must match the predictor's, checked).
+- the **physical floor** (``--serve-floor``, ``bench/serving_floor.py``): the same route doing the
+  fused server's physical work with nothing around it: parse the transaction, read its rows
+  straight from the online store (one ``sqlite3`` SELECT on Feast's tables, or one Redis pipeline
+  of ``HMGET``s on Feast's keys), decode Feast's values, apply the views' TTL masks, compute the
+  on-demand features in plain Python, one float32 row, ``inplace_predict``. Before any timing its
+  scores must equal the fused server's (within 1e-6) for every transaction of the sample and for
+  variants that reach the masks (rows past a view's TTL, unknown entities); else the run stops
+  and prints the features that differ from Berg's assembler.
 
-The Berg servers run with the prediction log off (no Kafka here). The client is a
+The online store is the embedded profile's SQLite, or with ``--online-store redis`` the
+cluster profile (a throwaway Redis and PostgreSQL from ``tests/servers.py``, the world's rows
+copied into it; the run checks the fused server reads it). The Berg servers run with the
+prediction log off; ``--prediction-log`` starts a local Kafka (``LocalStack``, as
+``bench/ingestion_floor.py``) and a second fused server logging to it, measured like the others.
+``--protocols`` adds the fused server over V2 REST and gRPC (V1 always). ``--workers N`` sets
+``BERG_SERVING_WORKERS=N`` for the fused server; a server's CPU is always summed over its
+process tree (``/proc``), and the run says so when fewer than N processes did the work. The client is a
 minimal keep-alive HTTP/1.1 client on asyncio streams sending pre-encoded requests,
 so that it costs little of the two cores beside the servers (gRPC: KServe's
 ``InferenceGRPCClient``). Then, one transaction per request by known users:
@@ -34,14 +49,23 @@ so that it costs little of the two cores beside the servers (gRPC: KServe's
    ``--rounds`` interleaved rounds, with p50/p99 under that load and each server's CPU
    time per request (``/proc/<pid>/stat``).
 
+Under load, the fused server and the floor also run at ``--high-concurrency`` (20) requests in
+flight, in the same rounds.
+
 It prints the ratios the serving issue sets goals for (fused V1 >= 0.5x the bare
 endpoint's throughput, p99 <= 2x), the same ratios for the predictor shape (the
 like-for-like server overhead), standard/fused and fused/predictor (what the Feast
-lookup and the on-demand features cost). Each phase stops after its request count or
-its time budget, whichever comes first; every path then has the same number of samples.
+lookup and the on-demand features cost), and at the end, together, the fused server
+against the physical floor: server CPU per request (goal <= 1.5x the floor's), throughput
+at --concurrency (>= 0.5x the bare endpoint's), p50 at one in flight (<= 1.5x the
+floor's), throughput at --high-concurrency over --concurrency (>= 0.9x) with p99 at both,
+and with ``--prediction-log`` what the log costs per request. Each phase stops after its
+request count or its time budget, whichever comes first; every path then has the same
+number of samples.
 
     uv run --locked python bench/serving_latency.py
     uv run --locked python bench/serving_latency.py --requests 2000 --load-requests 2000 --concurrency 16
+    uv run --locked python bench/serving_latency.py --online-store redis --protocols v1,v2,grpc --prediction-log
 """
 
 from __future__ import annotations
@@ -70,14 +94,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import xgboost as xgb
 
 if TYPE_CHECKING:
+    from feast import FeatureStore
     from starlette.applications import Starlette
 
+    from berg.features.store_config import FeatureStoreConfig
     from berg.registry import ModelRegistry
     from tests.feature_world import FeatureWorld
 
@@ -85,7 +111,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.feature_wo
 
 MODEL = "fraud"
 PREDICT_PATH = f"/v1/models/{MODEL}:predict"
+INFER_PATH = f"/v2/models/{MODEL}/infer"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PROTOCOLS = ("v1", "v2", "grpc")
+SCORE_TOLERANCE = 1e-6
 
 
 # The bare endpoint (the child process started with --serve-bare). It imports no Berg module.
@@ -198,10 +227,9 @@ class ChildServer:
                 raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f}s")
             time.sleep(0.2)
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process, all its threads (Linux ``/proc``)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    def tree(self) -> list[int]:
+        """The server's process and its descendants, live now."""
+        return process_tree(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -212,10 +240,59 @@ class ChildServer:
             self.process.wait()
 
 
+def _stat(pid: int) -> list[str]:
+    """``/proc/<pid>/stat``'s fields after the command name (field 3, the state, is index 0)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its live descendants (by their parent ids in ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError):  # gone meanwhile
+                continue
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending += children.get(pid, [])
+    return tree
+
+
+def process_cpu(root: int) -> dict[int, float]:
+    """CPU seconds per process of ``root``'s tree: user + system, plus those of its children it has reaped.
+
+    Counting the reaped children's time keeps a sum over the tree right when a worker exits between two reads.
+    """
+    seconds = {}
+    for pid in process_tree(root):
+        try:
+            fields = _stat(pid)
+        except OSError:
+            continue
+        seconds[pid] = sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+    return seconds
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
 def berg_server(
-    shape: str, environment: Mapping[str, str], registry: ModelRegistry, logs: Path, **settings: str
+    shape: str,
+    environment: Mapping[str, str],
+    registry: ModelRegistry,
+    logs: Path,
+    name: str | None = None,
+    **settings: str,
 ) -> tuple[ChildServer, int]:
-    """``python -m berg_serving`` in one shape; returns the server and its gRPC port."""
+    """``python -m berg_serving`` in one shape, named ``name`` (default: the shape); returns it and its gRPC port."""
     port, grpc_port = free_port(), free_port()
     env = {
         # The transactions and the model are fraud's; with more than one use case installed the server must be told.
@@ -230,7 +307,7 @@ def berg_server(
         "BERG_SERVING_DRAIN_DELAY_S": "0",
         **{f"BERG_SERVING_{key}": value for key, value in settings.items()},
     }
-    return ChildServer(shape, [sys.executable, "-m", "berg_serving"], env, logs, port), grpc_port
+    return ChildServer(name or shape, [sys.executable, "-m", "berg_serving"], env, logs, port), grpc_port
 
 
 def bare_server(model_file: Path, features: Sequence[str], logs: Path, loop: str) -> ChildServer:
@@ -238,6 +315,125 @@ def bare_server(model_file: Path, features: Sequence[str], logs: Path, loop: str
     command = [sys.executable, __file__, "--serve-bare", str(model_file), "--port", str(port), "--bare-loop", loop]
     command += ["--features", ",".join(features)]
     return ChildServer("bare", command, dict(os.environ), logs, port)
+
+
+def floor_server(model_file: Path, store: OnlineStore, logs: Path, loop: str) -> ChildServer:
+    """The physical floor (``--serve-floor``, :mod:`serving_floor`) over the same online store as the fused server."""
+    from serving_floor import floor_plan
+
+    from tests.fraud_schema import FEATURES
+    from tests.fraud_serving import SERVABLE_FEATURES
+
+    plan_file = logs / "floor-plan.json"
+    plan_file.write_text(floor_plan(FEATURES, SERVABLE_FEATURES).to_json())
+    port = free_port()
+    command = [sys.executable, __file__, "--serve-floor", str(model_file), "--plan", str(plan_file)]
+    command += ["--online", store.floor_online, "--port", str(port), "--bare-loop", loop]
+    return ChildServer("floor", command, dict(os.environ), logs, port)
+
+
+@dataclass(frozen=True)
+class OnlineStore:
+    """The online store every server reads: the same rows, the embedded or the cluster profile."""
+
+    profile: str
+    """``sqlite`` (embedded: SQLite registry and online store) or ``redis`` (cluster: PostgreSQL and Redis)."""
+    environment: dict[str, str]
+    """What a Berg server is given to open it."""
+    config: FeatureStoreConfig
+    """What this process opens."""
+    floor_online: str
+    """Where the floor reads it (:func:`serving_floor.serve_floor`'s ``online``)."""
+    reads: Callable[[], int] | None = None
+    """How many reads the store has served so far, when it can tell (Redis: its ``HMGET`` calls)."""
+
+
+def embedded_online_store(world: FeatureWorld) -> OnlineStore:
+    online = world.state_dir / "feast" / "online.db"
+    return OnlineStore("sqlite", world.environment, world.store_config, f"sqlite:{online}")
+
+
+def cluster_online_store(world: FeatureWorld, stack: ExitStack) -> OnlineStore:
+    """A throwaway Redis and PostgreSQL (``tests/servers.py``, as ``bench/online_read.py``) holding the world's rows.
+
+    The cluster profile's registry is applied like the embedded one's and the online rows are copied from the
+    world's SQLite store, value protos and timestamps as they are (Feast's own ``online_write_batch``).
+    """
+    from berg.features.store import close_store, open_store, prepare_store
+    from berg.features.store_config import CLUSTER_PROFILE, FeatureStoreConfig, checkout_feature_repo
+    from tests import servers
+    from tests.fraud_schema import FEATURES
+
+    redis_server = stack.enter_context(servers.running_redis())
+    postgres_server = stack.enter_context(servers.running_postgres())
+    variables = {
+        "BERG_FEAST_REGISTRY_URL": postgres_server.sqlalchemy_url(),
+        "BERG_FEAST_REDIS": redis_server.connection_string(),
+        "BERG_FEAST_OFFLINE_ROOT": world.offline_root,
+    }
+    config = FeatureStoreConfig(checkout_feature_repo(), CLUSTER_PROFILE, variables)
+    store = open_store(config)
+    try:
+        prepare_store(store, FEATURES, world.offline_root)
+        copied = copy_online_rows(world.state_dir / "feast" / "online.db", store)
+    finally:
+        close_store(store)
+    print(f", {copied} online rows copied to Redis", end="")
+    environment = {**variables, "BERG_SERVING_FEAST_PROFILE": CLUSTER_PROFILE}
+    client = redis_server.client()
+    stack.callback(client.close)
+
+    def reads() -> int:
+        stats = cast(dict[str, Any], client.info("commandstats"))  # a sync client's answer
+        return int(stats.get("cmdstat_hmget", {}).get("calls", 0))
+
+    where = f"redis:{redis_server.host}:{redis_server.port}"
+    return OnlineStore("redis", environment, config, where, reads)
+
+
+def sqlite_time(value: object) -> datetime:
+    """A timestamp of Feast's SQLite online store: Unix seconds (Feast's adapter), or ISO text (older stores)."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def copy_online_rows(sqlite_file: Path, store: FeatureStore) -> int:
+    """Every row of the stored views from Feast's SQLite online store into ``store``'s; returns the entity rows."""
+    import sqlite3
+
+    from feast.infra.key_encoding_utils import deserialize_entity_key
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from tests.fraud_schema import FEATURES
+
+    provider = store._get_provider()
+    project = store.config.project
+    copied = 0
+    with sqlite3.connect(sqlite_file) as conn:
+        for view in FEATURES.views:
+            rows: dict[bytes, tuple[dict[str, Any], datetime, datetime | None]] = {}
+            query = f'SELECT entity_key, feature_name, value, event_ts, created_ts FROM "{project}_{view.name}"'
+            for key, feature, value, event_ts, created_ts in conn.execute(query):
+                stamp, created = sqlite_time(event_ts), sqlite_time(created_ts) if created_ts is not None else None
+                rows.setdefault(key, ({}, stamp, created))[0][feature] = Value.FromString(value)
+            data = [
+                (deserialize_entity_key(key, 3), values, stamp, created)
+                for key, (values, stamp, created) in rows.items()
+            ]
+            provider.online_write_batch(store.config, store.get_feature_view(view.name), data, progress=None)
+            copied += len(data)
+    return copied
+
+
+def v2_body(transaction: dict[str, Any]) -> dict[str, Any]:
+    """A transaction as V2 (Open Inference Protocol) JSON: one tensor of shape [1] per field."""
+    inputs = [
+        {"name": name, "shape": [1], "datatype": "FP64" if name == "amount" else "BYTES", "data": [value]}
+        for name, value in transaction.items()
+    ]
+    return {"id": transaction["event_id"], "inputs": inputs}
 
 
 def transactions(world: FeatureWorld, count: int) -> list[dict[str, Any]]:
@@ -261,11 +457,11 @@ def transactions(world: FeatureWorld, count: int) -> list[dict[str, Any]]:
     return rows
 
 
-def http_request(port: int, body: dict[str, Any]) -> bytes:
-    """A pre-encoded ``POST`` of ``body`` as JSON to the predict route."""
+def http_request(port: int, body: dict[str, Any], route: str = PREDICT_PATH) -> bytes:
+    """A pre-encoded ``POST`` of ``body`` as JSON to ``route`` (the V1 predict route unless said)."""
     payload = json.dumps(body, separators=(",", ":")).encode()
     head = (
-        f"POST {PREDICT_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
     )
     return head.encode() + payload
@@ -337,6 +533,8 @@ class Load:
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     latency: Latency = field(default_factory=Latency)
+    busy: dict[int, float] = field(default_factory=dict)
+    """CPU seconds per server process."""
 
     @property
     def rate(self) -> float:
@@ -372,6 +570,42 @@ def stage_means(before: dict[tuple[str, str], float], after: dict[tuple[str, str
     return means
 
 
+class Sender(Protocol):
+    """One client of one path: sends the pre-encoded request of a transaction and waits for the answer."""
+
+    async def send(self, index: int) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpSender:
+    def __init__(self, connection: Connection, requests: Sequence[bytes]) -> None:
+        self._connection = connection
+        self._requests = requests
+
+    async def send(self, index: int) -> bytes:
+        return await self._connection.send(self._requests[index])
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+class GrpcSender:
+    """KServe's ``InferenceGRPCClient`` (one channel each)."""
+
+    def __init__(self, port: int, requests: Sequence[Any]) -> None:
+        from kserve import InferenceGRPCClient
+
+        self._client = InferenceGRPCClient(f"127.0.0.1:{port}", retries=0)
+        self._requests = requests
+
+    async def send(self, index: int) -> Any:
+        return await self._client.infer(self._requests[index])
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
 @dataclass(frozen=True)
 class HttpPath:
     """A path the raw client times: one server, one pre-encoded request per transaction."""
@@ -382,15 +616,153 @@ class HttpPath:
     processes: tuple[ChildServer, ...]
     """Whose CPU time serves it."""
 
+    async def open(self) -> Sender:
+        return HttpSender(await Connection.open(self.server.port), self.requests)
+
+
+@dataclass(frozen=True)
+class GrpcPath:
+    """A gRPC (V2) path: one ``InferRequest`` per transaction."""
+
+    name: str
+    server: ChildServer
+    port: int
+    requests: list[Any]
+    processes: tuple[ChildServer, ...]
+
+    async def open(self) -> Sender:
+        return GrpcSender(self.port, self.requests)
+
+
+ServedPath = HttpPath | GrpcPath
+
 
 def ratio_line(label: str, value: float, goal: str, met: bool | None) -> str:
     verdict = "" if met is None else f"   goal {goal}: {'met' if met else 'MISSED'}"
-    return f"  {label:<44} {value:6.2f}x{verdict}"
+    return f"  {label:<56} {value:6.2f}x{verdict}"
 
 
-async def measure(args: argparse.Namespace, world: FeatureWorld, registry: ModelRegistry, servers: Servers) -> None:
+def v1_scores(body: bytes) -> list[float]:
+    return [float(p["score"]) for p in json.loads(body)["predictions"]]
+
+
+def v2_scores(body: bytes) -> list[float]:
+    return [float(score) for score in next(o["data"] for o in json.loads(body)["outputs"] if o["name"] == "score")]
+
+
+def grpc_scores(response: Any) -> list[float]:
+    return [float(score) for score in next(o for o in response.outputs if o.name == "score").as_numpy().tolist()]
+
+
+PREDICTION_LOG_LINE = re.compile(
+    r"^berg_serving_prediction_log_(sent|dropped)_total(?:\{[^}]*\})? (\S+)$", re.MULTILINE
+)
+
+
+def prediction_log_counts(server: ChildServer) -> dict[str, float]:
+    """Predictions the server's log sent to Kafka and dropped (its ``/metrics``)."""
+    import httpx
+
+    counts = {"sent": 0.0, "dropped": 0.0}
+    for kind, value in PREDICTION_LOG_LINE.findall(httpx.get(f"{server.url}/metrics", timeout=10).text):
+        counts[kind] += float(value)
+    return counts
+
+
+FLOOR = "floor (same work, raw store)"
+FUSED_LOG = "fused V1, prediction log on"
+FUSED_V2 = "fused V2 REST"
+FUSED_GRPC = "fused gRPC V2"
+
+
+def check_variants(rows: Sequence[dict[str, Any]], count: int = 20) -> list[dict[str, Any]]:
+    """Transactions beside the sample that reach the masks: rows past a view's TTL, entities without rows.
+
+    The first ``count`` of the sample 3 days later (past the merchant view's 2-day TTL), 8 days later (past
+    the user view's 7 days too), and by a user and a merchant the store never saw.
+    """
+    variants = []
+    for row in rows[:count]:
+        event_time = datetime.fromisoformat(row["event_time"])
+        for days in (3, 8):
+            later = (event_time + timedelta(days=days)).isoformat()
+            variants.append({**row, "event_id": str(uuid.uuid4()), "event_time": later})
+        variants.append({**row, "event_id": str(uuid.uuid4()), "user_id": "bench-never-seen"})
+        variants.append({**row, "event_id": str(uuid.uuid4()), "merchant_id": "bench-never-seen"})
+    return variants
+
+
+async def check_floor(
+    rows: Sequence[dict[str, Any]],
+    fused: ChildServer,
+    floor: ChildServer,
+    store: OnlineStore,
+    berg_features: Callable[[dict[str, Any]], Mapping[str, float]],
+) -> None:
+    """The floor scores what the fused server scores, for every transaction of ``rows`` and :func:`check_variants`;
+    else exit with the differences.
+
+    ``berg_features``: Berg's own feature row of a transaction (its assembler, in this process), for the diff.
+    """
+    from serving_floor import FloorPlan, feature_rows, floor_plan, open_reader, view_states
+
+    from tests.fraud_schema import FEATURES
+    from tests.fraud_serving import SERVABLE_FEATURES
+
+    checked = [*rows, *check_variants(rows)]
+    to_fused, to_floor = await Connection.open(fused.port), await Connection.open(floor.port)
+    if store.reads is not None:  # the fused server reads this store, not another one with the same rows
+        before = store.reads()
+        for row in rows[:10]:
+            await to_fused.send(http_request(fused.port, {"instances": [row]}))
+        if store.reads() - before < 10:
+            raise SystemExit(f"the fused server did not read the {store.profile} online store ({fused.log})")
+    mismatches = []
+    for index, row in enumerate(checked):
+        fused_score = v1_scores(await to_fused.send(http_request(fused.port, {"instances": [row]})))
+        floor_score = v1_scores(await to_floor.send(http_request(floor.port, {"instances": [row]})))
+        if len(fused_score) != 1 or len(floor_score) != 1 or abs(fused_score[0] - floor_score[0]) > SCORE_TOLERANCE:
+            mismatches.append((index, fused_score, floor_score))
+    await to_fused.close()
+    await to_floor.close()
+    plan: FloorPlan = floor_plan(FEATURES, SERVABLE_FEATURES)
+    read = open_reader(store.floor_online, plan)
+    if not mismatches:
+        states: dict[str, dict[str, int]] = {}
+        for view_state in view_states(plan, checked, read):
+            for view, state in view_state.items():
+                states.setdefault(view, {}).setdefault(state, 0)
+                states[view][state] += 1
+        coverage = "; ".join(
+            f"{view}: " + ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+            for view, counts in states.items()
+        )
+        print(
+            f"floor check: the floor's scores equal the fused server's (within {SCORE_TOLERANCE}) for all "
+            f"{len(rows)} transactions of the sample and {len(checked) - len(rows)} variants ({coverage})"
+        )
+        return
+    lines = [f"the floor and the fused server disagree on {len(mismatches)} of {len(checked)} transactions:"]
+    for index, fused_score, floor_score in mismatches[:5]:
+        row = checked[index]
+        lines.append(
+            f"  transaction {index} (user {row['user_id']}, merchant {row['merchant_id']}, {row['event_time']}): "
+            f"fused {fused_score}, floor {floor_score}"
+        )
+        floor_row = dict(zip(plan.model_features, feature_rows(plan, [row], read)[0].tolist(), strict=True))
+        berg_row = berg_features(row)
+        for name in plan.model_features:
+            ours, theirs = floor_row[name], float(np.float32(berg_row[name]))
+            if not (ours == theirs or (np.isnan(ours) and np.isnan(theirs))):
+                lines.append(f"    {name}: floor {ours!r}, Berg's assembler {theirs!r}")
+    raise SystemExit("\n".join(lines))
+
+
+async def measure(
+    args: argparse.Namespace, world: FeatureWorld, registry: ModelRegistry, servers: Servers, store: OnlineStore
+) -> None:
     import pandas as pd
-    from kserve import InferenceGRPCClient, InferInput, InferRequest
+    from kserve import InferInput, InferRequest
 
     from berg.features.store import open_store
     from berg_fraud.contracts import TransactionV1
@@ -404,7 +776,7 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
     count = max(args.requests, args.load_requests // args.rounds)
     rows = transactions(world, count)
     champion = load_champion(registry, MODEL, "v0001")
-    online = FeastOnlineFeatures(lambda: open_store(world.store_config), ASSEMBLER.online_refs, threads=1)
+    online = FeastOnlineFeatures(lambda: open_store(store.config), ASSEMBLER.online_refs, threads=1)
 
     # What the transformer would send the predictor for each transaction, computed here once.
     feature_bodies = []
@@ -414,10 +786,17 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
         feature_bodies.append(feature_request_v1(frame.columns))
     transaction_bodies = [{"instances": [row]} for row in rows]
 
+    def berg_features(row: dict[str, Any]) -> dict[str, float]:
+        transaction = [TransactionV1.model_validate(row)]
+        frame = ASSEMBLER.assemble(transaction, online.fetch(ASSEMBLER.entity_rows(transaction)))
+        return {name: float(column[0]) for name, column in frame.columns.items()}
+
     bare, predictor, fused, transformer = servers.bare, servers.predictor, servers.fused, servers.transformer
+    floor = servers.floor
     http_paths = [
         HttpPath("bare endpoint, transaction", bare, [http_request(bare.port, b) for b in transaction_bodies], (bare,)),
         HttpPath("bare endpoint, features", bare, [http_request(bare.port, b) for b in feature_bodies], (bare,)),
+        HttpPath(FLOOR, floor, [http_request(floor.port, b) for b in transaction_bodies], (floor,)),
         HttpPath(
             "predictor V1, features",
             predictor,
@@ -432,6 +811,15 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
             (transformer, predictor),
         ),
     ]
+    if servers.fused_log is not None:
+        logged = servers.fused_log
+        http_paths.append(
+            HttpPath(FUSED_LOG, logged, [http_request(logged.port, b) for b in transaction_bodies], (logged,))
+        )
+    if "v2" in args.protocols:
+        http_paths.append(
+            HttpPath(FUSED_V2, fused, [http_request(fused.port, v2_body(row), INFER_PATH) for row in rows], (fused,))
+        )
 
     def grpc_request(row: dict[str, Any]) -> Any:
         inputs = []
@@ -443,41 +831,39 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
             inputs.append(tensor)
         return InferRequest(MODEL, inputs, request_id=row["event_id"])
 
-    paths = {path.name: path for path in http_paths}
+    served: list[ServedPath] = list(http_paths)
+    if "grpc" in args.protocols:
+        served.append(GrpcPath(FUSED_GRPC, fused, servers.fused_grpc_port, [grpc_request(r) for r in rows], (fused,)))
+    paths = {path.name: path for path in served}
     bare_t, bare_f = "bare endpoint, transaction", "bare endpoint, features"
     pred, fus, std = "predictor V1, features", "fused V1", "standard V1 (2 hops)"
-    grpc_requests = [grpc_request(row) for row in rows]
-    grpc = InferenceGRPCClient(f"127.0.0.1:{servers.fused_grpc_port}", retries=0)
-    connections = {path.name: await Connection.open(path.server.port) for path in http_paths}
+    senders = {path.name: await path.open() for path in served}
 
-    # Same answers: the bare endpoint on the feature body scores what the predictor scores, and the fused
-    # server (its own Feast read and on-demand features) what the predictor scores on this process's features.
+    # Same answers. The floor (its raw reads, masks, on-demand features) scores what the fused server scores,
+    # for every transaction of the sample; the bare endpoint on the feature body what the predictor scores; the
+    # fused server (its own Feast read and on-demand features) what the predictor scores on this process's
+    # features; its other protocols and the prediction-logging server what it scores over V1.
+    await check_floor(rows, fused, floor, store, berg_features)
     for index in range(20):
         scores = {
-            path.name: [
-                p["score"] for p in json.loads(await connections[path.name].send(path.requests[index]))["predictions"]
-            ]
-            for path in http_paths
+            path.name: v1_scores(await senders[path.name].send(index)) for path in http_paths if path.name != FUSED_V2
         }
-        expected = scores["predictor V1, features"]
-        for name in ("bare endpoint, features", "fused V1", "standard V1 (2 hops)"):
+        if FUSED_V2 in paths:
+            scores[FUSED_V2] = v2_scores(await senders[FUSED_V2].send(index))
+        if FUSED_GRPC in paths:
+            scores[FUSED_GRPC] = grpc_scores(await senders[FUSED_GRPC].send(index))
+        expected = scores[pred]
+        for name in scores.keys() - {pred, bare_t}:
             if not np.allclose(scores[name], expected, rtol=1e-6, atol=1e-7):
                 raise AssertionError(f"{name} scored {scores[name]}, the predictor {expected} (row {index})")
-        await grpc.infer(grpc_requests[index])
     for index in range(20, 100):  # warm-up
-        for path in http_paths:
-            await connections[path.name].send(path.requests[index % len(rows)])
-        await grpc.infer(grpc_requests[index % len(rows)])
+        for path in served:
+            await senders[path.name].send(index % len(rows))
 
     # 1. One request in flight, every path in turn per transaction.
-    async def timed_http(path: HttpPath, index: int) -> float:
+    async def timed(name: str, index: int) -> float:
         started = time.perf_counter()
-        await connections[path.name].send(path.requests[index])
-        return time.perf_counter() - started
-
-    async def timed_grpc(index: int) -> float:
-        started = time.perf_counter()
-        await grpc.infer(grpc_requests[index])
+        await senders[name].send(index)
         return time.perf_counter() - started
 
     stage_names = ("validate", "feast", "assemble", "on-demand", "predict", "total")
@@ -519,9 +905,8 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
         return clock[4][0] - clock[0][0]
 
     timers: dict[str, Callable[[int], Awaitable[float]]] = {
-        path.name: functools.partial(timed_http, path) for path in http_paths
+        path.name: functools.partial(timed, path.name) for path in served
     }
-    timers["fused gRPC V2"] = timed_grpc
     timers["in process (no server)"] = in_process
     latency = {name: Latency() for name in timers}
     names = list(timers)
@@ -537,48 +922,55 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
     latency_s = time.perf_counter() - started
     # The Berg servers' own stage timings (their /metrics), V1 only, one server at a time.
     server_stages: dict[str, dict[str, float]] = {}
-    for path in (paths[fus], paths[std], paths[pred]):
-        before = stage_totals(path.server)
+    for name in (fus, std, pred):
+        server = paths[name].server
+        before = stage_totals(server)
         for index in range(min(done, 200)):
-            await connections[path.name].send(path.requests[index])
-        server_stages[path.server.name] = stage_means(before, stage_totals(path.server))
-    for connection in connections.values():
-        await connection.close()
-    await grpc.close()
+            await senders[name].send(index)
+        server_stages[server.name] = stage_means(before, stage_totals(server))
+    for sender in senders.values():
+        await sender.close()
     online.close()
 
     cut = "" if done == args.requests else f" (stopped by --latency-budget-s at {done} of {args.requests})"
     print(f"\n1. latency, one request in flight: {done} requests per path{cut}, interleaved, {latency_s:.0f}s")
-    print(f"{'path':<28} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    print(f"{'path':<30} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for name, values in latency.items():
-        print(f"{name:<28} {values.p50:8.2f} {values.p99:8.2f} {values.mean:8.2f}")
+        print(f"{name:<30} {values.p50:8.2f} {values.p99:8.2f} {values.mean:8.2f}")
 
-    # 2. Throughput: the same number of requests in flight for every path, in interleaved rounds.
+    # 2. Throughput: the same number of requests in flight for every path, in interleaved rounds; then the fused
+    # server and the floor at --high-concurrency.
     per_round = args.load_requests // args.rounds
-    load = {path.name: Load() for path in http_paths}
+    n, high = args.concurrency, args.high_concurrency
+    load = {path.name: Load() for path in served}
+    load_high = {name: Load() for name in (fus, FLOOR)}
+    log_before = prediction_log_counts(servers.fused_log) if servers.fused_log is not None else None
 
-    async def segment(path: HttpPath, result: Load) -> None:
-        pool = [await Connection.open(path.server.port) for _ in range(args.concurrency)]
+    async def segment(path: ServedPath, result: Load, in_flight: int) -> None:
+        pool = [await path.open() for _ in range(in_flight)]
         queue = iter(range(per_round))
         samples: list[float] = []
 
-        async def worker(connection: Connection) -> None:
+        async def worker(sender: Sender) -> None:
             for index in queue:
                 sent = time.perf_counter()
-                await connection.send(path.requests[index])
+                await sender.send(index)
                 samples.append(time.perf_counter() - sent)
 
-        cpu_before = [server.cpu_seconds() for server in path.processes]
+        cpu_before = [process_cpu(server.process.pid) for server in path.processes]
         client_before = client_cpu()
         started = time.perf_counter()
-        await asyncio.gather(*(worker(connection) for connection in pool))
+        await asyncio.gather(*(worker(sender) for sender in pool))
         result.seconds += time.perf_counter() - started
         result.client_cpu_s += client_cpu() - client_before
-        result.server_cpu_s += sum(server.cpu_seconds() for server in path.processes) - sum(cpu_before)
+        for server, before in zip(path.processes, cpu_before, strict=True):
+            for pid, seconds in process_cpu(server.process.pid).items():
+                result.busy[pid] = result.busy.get(pid, 0.0) + seconds - before.get(pid, 0.0)
+        result.server_cpu_s = sum(result.busy.values())
         result.requests += per_round
         result.latency.samples.extend(samples)
-        for connection in pool:
-            await connection.close()
+        for sender in pool:
+            await sender.close()
 
     deadline = time.monotonic() + args.load_budget_s
     started = time.perf_counter()
@@ -586,26 +978,30 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
     for round_index in range(args.rounds):
         if time.monotonic() > deadline:
             break
-        shift = round_index % len(http_paths)
-        for path in http_paths[shift:] + http_paths[:shift]:
-            await segment(path, load[path.name])
+        shift = round_index % len(served)
+        for path in served[shift:] + served[:shift]:
+            await segment(path, load[path.name], n)
+        for name in (fus, FLOOR)[:: 1 if round_index % 2 == 0 else -1]:
+            await segment(paths[name], load_high[name], high)
         rounds += 1
     load_s = time.perf_counter() - started
 
     cut = "" if rounds == args.rounds else f" (stopped by --load-budget-s after {rounds} of {args.rounds} rounds)"
     print(
-        f"\n2. throughput, {args.concurrency} requests in flight, {per_round * rounds} requests per path "
-        f"in {rounds} interleaved rounds{cut}, {load_s:.0f}s"
+        f"\n2. throughput, {n} requests in flight ({high} for the last two rows), {per_round * rounds} requests per "
+        f"path in {rounds} interleaved rounds{cut}, {load_s:.0f}s"
     )
-    print(f"{'path':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'server CPU ms/req':>18} {'client CPU ms/req':>18}")
-    for name, result in load.items():
+    print(f"{'path':<42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'server CPU ms/req':>18} {'client CPU ms/req':>18}")
+    rows_out = list(load.items())
+    rows_out += [(f"{name}, {high} in flight", result) for name, result in load_high.items()]
+    for name, result in rows_out:
         print(
-            f"{name:<28} {result.rate:8.0f} {result.latency.p50:8.2f} {result.latency.p99:8.2f} "
+            f"{name:<42} {result.rate:8.0f} {result.latency.p50:8.2f} {result.latency.p99:8.2f} "
             f"{result.cpu_ms(result.server_cpu_s):18.2f} {result.cpu_ms(result.client_cpu_s):18.2f}"
         )
 
     # Ratios and goals.
-    one, n = latency, args.concurrency
+    one = latency
 
     def cpu(name: str) -> float:
         return load[name].cpu_ms(load[name].server_cpu_s)
@@ -636,6 +1032,12 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
     print(ratio_line(f"p50, {n} in flight", load[fus].latency.p50 / load[pred].latency.p50, "", None))
     print(ratio_line(f"p99, {n} in flight", load[fus].latency.p99 / load[pred].latency.p99, "", None))
     print(ratio_line(f"throughput, {n} in flight", load[fus].rate / load[pred].rate, "", None))
+    for name in (FUSED_V2, FUSED_GRPC):
+        if name in load:
+            print(f" {name} / fused V1:")
+            print(ratio_line("p50, one in flight", one[name].p50 / one[fus].p50, "", None))
+            print(ratio_line(f"server CPU per request, {n} in flight", cpu(name) / cpu(fus), "", None))
+            print(ratio_line(f"throughput, {n} in flight", load[name].rate / load[fus].rate, "", None))
 
     # Where the time goes.
     print("\nwhere the time goes (means in ms, one request in flight unless said)")
@@ -654,13 +1056,54 @@ async def measure(args: argparse.Namespace, world: FeatureWorld, registry: Model
     for name, means in server_stages.items():
         print(f"   {name:<12} " + ", ".join(f"{stage} {value:.2f}" for stage, value in sorted(means.items())))
     print(
-        f" at the client: fused V1 {one[fus].mean:.2f}, predictor V1 {one[pred].mean:.2f}, "
-        f"bare endpoint {one[bare_t].mean:.2f} (transaction) / {one[bare_f].mean:.2f} (features)"
+        f" at the client: fused V1 {one[fus].mean:.2f}, floor {one[FLOOR].mean:.2f}, predictor V1 "
+        f"{one[pred].mean:.2f}, bare endpoint {one[bare_t].mean:.2f} (transaction) / {one[bare_f].mean:.2f} (features)"
     )
     print(
-        f" server CPU per request, {n} in flight: fused {cpu(fus):.2f}, predictor {cpu(pred):.2f}, "
-        f"bare {cpu(bare_t):.2f} / {cpu(bare_f):.2f}, standard {cpu(std):.2f} (transformer + predictor)"
+        f" server CPU per request, {n} in flight: fused {cpu(fus):.2f}, floor {cpu(FLOOR):.2f}, predictor "
+        f"{cpu(pred):.2f}, bare {cpu(bare_t):.2f} / {cpu(bare_f):.2f}, standard {cpu(std):.2f} "
+        "(transformer + predictor)"
     )
+
+    # The serving issue's goals against the physical floor, together.
+    fused_busy = sorted(load[fus].busy.values(), reverse=True)
+    working = sum(1 for seconds in fused_busy if seconds >= 0.05 * sum(fused_busy))
+    print(f"\nthe fused server against the physical floor ({store.profile} online store)")
+    if args.workers is not None:
+        print(
+            f"  BERG_SERVING_WORKERS={args.workers}: {servers.fused_processes} server process(es) at start, "
+            f"{working} of them doing >= 5% of the work under load"
+        )
+        if working < args.workers:
+            print(
+                f"  NOTE: the fused server does not run {args.workers} workers (it ignores BERG_SERVING_WORKERS or "
+                "does not spread the load): the figures below are of fewer processes than asked"
+            )
+    value = cpu(fus) / cpu(FLOOR)
+    print(ratio_line(f"server CPU per request, fused V1 / floor, {n} in flight", value, "<= 1.5x", value <= 1.5))
+    value = load[fus].rate / load[bare_t].rate
+    print(ratio_line(f"throughput, fused V1 / bare endpoint, {n} in flight", value, ">= 0.5x", value >= 0.5))
+    value = one[fus].p50 / one[FLOOR].p50
+    print(ratio_line("p50, fused V1 / floor, one in flight", value, "<= 1.5x", value <= 1.5))
+    value = load_high[fus].rate / load[fus].rate
+    print(ratio_line(f"throughput, fused V1, {high} / {n} in flight", value, ">= 0.9x (within 10%)", value >= 0.9))
+    print(
+        f"  p99 fused V1: {load[fus].latency.p99:.2f} ms at {n} in flight, {load_high[fus].latency.p99:.2f} ms at "
+        f"{high}; floor: {load[FLOOR].latency.p99:.2f} / {load_high[FLOOR].latency.p99:.2f} ms"
+    )
+    print(
+        f"  (fused V1 {cpu(fus):.2f} ms CPU/request, floor {cpu(FLOOR):.2f}; p50 one in flight fused "
+        f"{one[fus].p50:.2f} ms, floor {one[FLOOR].p50:.2f})"
+    )
+    if servers.fused_log is not None and log_before is not None:
+        log_after = prediction_log_counts(servers.fused_log)
+        sent, dropped = (log_after[k] - log_before[k] for k in ("sent", "dropped"))
+        print(
+            f"  prediction log: {cpu(FUSED_LOG):.2f} ms CPU/request on, {cpu(fus):.2f} off "
+            f"(+{cpu(FUSED_LOG) - cpu(fus):.2f} ms, {cpu(FUSED_LOG) / cpu(fus):.2f}x); throughput "
+            f"{load[FUSED_LOG].rate / load[fus].rate:.2f}x; under load Kafka acknowledged {sent:.0f} and the log "
+            f"dropped {dropped:.0f} of {load[FUSED_LOG].requests} predictions"
+        )
 
 
 @dataclass(frozen=True)
@@ -670,6 +1113,11 @@ class Servers:
     fused: ChildServer
     fused_grpc_port: int
     transformer: ChildServer
+    floor: ChildServer
+    fused_log: ChildServer | None
+    """The fused server with its prediction log on (``--prediction-log``)."""
+    fused_processes: int
+    """Processes of the fused server's tree once ready."""
 
 
 def run_benchmark(args: argparse.Namespace) -> None:
@@ -700,24 +1148,61 @@ def run_benchmark(args: argparse.Namespace) -> None:
         stack.callback(predictor.stop)
         world = simulated_feature_store(root / "world", days=args.days)
         print(f"setup: {world.transactions} simulated transactions at {time.perf_counter() - began:.0f}s", end="")
-        fused, fused_grpc_port = berg_server("fused", world.environment, registry, root)
+        store = embedded_online_store(world) if args.online_store == "sqlite" else cluster_online_store(world, stack)
+        fused_environment = {**store.environment}
+        if args.workers is not None:
+            fused_environment["BERG_SERVING_WORKERS"] = str(args.workers)
+        fused, fused_grpc_port = berg_server("fused", fused_environment, registry, root)
         stack.callback(fused.stop)
         transformer, _ = berg_server(
             "transformer",
-            world.environment,
+            store.environment,
             registry,
             root,
             PREDICTOR__HOST=f"127.0.0.1:{predictor_grpc_port}",
             PREDICTOR__PROTOCOL="grpc-v2",
         )
         stack.callback(transformer.stop)
-        for server in (bare, predictor, fused, transformer):
+        floor = floor_server(root / "model" / "model.bst", store, root, loop)
+        stack.callback(floor.stop)
+        fused_log = None
+        if args.prediction_log:
+            bootstrap = kafka_stack(root / "stack", stack)
+            fused_log, _ = berg_server(
+                "fused",
+                fused_environment,
+                registry,
+                root,
+                name="fused-log",
+                PREDICTION_LOG__ENABLED="true",
+                KAFKA__BOOTSTRAP_SERVERS=bootstrap,
+            )
+            stack.callback(fused_log.stop)
+        for server in (bare, predictor, fused, transformer, floor, *([fused_log] if fused_log else [])):
             server.wait_ready()
         print(f", servers ready at {time.perf_counter() - began:.0f}s")
-        servers = Servers(bare, predictor, fused, fused_grpc_port, transformer)
-        asyncio.run(measure(args, world, registry, servers))
+        tree = fused.tree()
+        print(f"fused server: {len(tree)} process(es): " + "; ".join(command_line(pid)[:80] for pid in tree))
+        servers = Servers(
+            bare, predictor, fused, fused_grpc_port, transformer, floor, fused_log, fused_processes=len(tree)
+        )
+        asyncio.run(measure(args, world, registry, servers, store))
     print(f"\nload average at end: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
     print(f"total {time.perf_counter() - began:.0f}s")
+
+
+def kafka_stack(state_dir: Path, stack: ExitStack) -> str:
+    """A local Kafka (Berg's ``LocalStack``, no services, as ``bench/ingestion_floor.py``); its bootstrap address."""
+    from benchkit import free_ports
+
+    from berg_app.stack.local import LocalStack
+    from berg_app.stack.settings import StackSettings
+
+    os.environ.setdefault("BERG_USE_CASE", "fraud")  # the stack creates the use case's topics
+    local = LocalStack(StackSettings(state_dir=state_dir, ports=free_ports(), services=[], topic_partitions=1))
+    stack.callback(local.down)
+    local.up()
+    return local.settings.kafka_bootstrap
 
 
 def main() -> None:
@@ -735,15 +1220,51 @@ def main() -> None:
         default="auto",
         help="the bare endpoint's event loop (default: uvicorn's choice, uvloop when installed)",
     )
+    parser.add_argument(
+        "--high-concurrency",
+        type=int,
+        default=20,
+        help="requests in flight for the fused server and the floor's second load (default 20)",
+    )
+    parser.add_argument(
+        "--online-store",
+        choices=("sqlite", "redis"),
+        default="sqlite",
+        help="sqlite: the embedded profile; redis: the cluster profile on a throwaway Redis and PostgreSQL",
+    )
+    parser.add_argument(
+        "--protocols",
+        default="v1,grpc",
+        help="the fused server's protocols to measure, of v1 (always), v2 (REST) and grpc (default v1,grpc)",
+    )
+    parser.add_argument(
+        "--prediction-log",
+        action="store_true",
+        help="also a fused server with its prediction log on, to a local Kafka: its CPU per request",
+    )
+    parser.add_argument("--workers", type=int, help="BERG_SERVING_WORKERS for the fused server (default: unset)")
     parser.add_argument("--serve-bare", type=Path, help=argparse.SUPPRESS)  # the child: this model file
+    parser.add_argument("--serve-floor", type=Path, help=argparse.SUPPRESS)  # the child: this model file
+    parser.add_argument("--plan", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--online", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--features", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare is not None:
         serve_bare(args.serve_bare, args.features.split(","), args.port, args.bare_loop)
         return
-    if args.requests < 100 or args.load_requests < args.rounds or args.concurrency < 1:
-        parser.error("--requests must be at least 100, --load-requests at least --rounds, --concurrency at least 1")
+    if args.serve_floor is not None:
+        from serving_floor import serve_floor
+
+        serve_floor(args.serve_floor, args.plan, args.online, args.port, args.bare_loop, MODEL)
+        return
+    args.protocols = tuple(dict.fromkeys(p.strip() for p in args.protocols.split(",") if p.strip()))
+    if "v1" not in args.protocols or set(args.protocols) - set(PROTOCOLS):
+        parser.error(f"--protocols takes some of {','.join(PROTOCOLS)}, v1 among them")
+    if args.requests < 100 or args.load_requests < args.rounds or min(args.concurrency, args.high_concurrency) < 1:
+        parser.error("--requests must be at least 100, --load-requests at least --rounds, the concurrencies at least 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     warnings.filterwarnings("ignore")
     run_benchmark(args)
 
