@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,11 +36,11 @@ def expected_scores(
 def online_frame(world: ServingWorld, rows: Sequence[dict[str, Any]]) -> FeatureFrame:
     """The transactions' features as serving assembles them, from the world's online store."""
     transactions = [TransactionV1.model_validate(row) for row in rows]
-    online = FeastOnlineFeatures(lambda: open_store(world.world.store_config), ASSEMBLER.online_refs, threads=1)
+    online = FeastOnlineFeatures(open_store(world.world.store_config), ASSEMBLER.online_reads, threads=0)
     try:
         return ASSEMBLER.assemble(transactions, online.fetch(ASSEMBLER.entity_rows(transactions)))
     finally:
-        online.close()
+        asyncio.run(online.close())
 
 
 def v2_tensors(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, np.ndarray]]:

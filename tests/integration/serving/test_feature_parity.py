@@ -8,6 +8,8 @@ just after the simulated history both must give the same numbers, NaN for NaN.
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,11 +29,11 @@ def test_online_vectors_equal_the_training_frame(serving_world: ServingWorld) ->
     rows = serving_world.transactions(60, seed=11, unknown=5)
     transactions = [TransactionV1.model_validate(row) for row in rows]
     feature_store = serving_world.world.store_config
-    online = FeastOnlineFeatures(lambda: open_store(feature_store), ASSEMBLER.online_refs, threads=1)
+    online = FeastOnlineFeatures(open_store(feature_store), ASSEMBLER.online_reads, threads=0)
     try:
         served = ASSEMBLER.assemble(transactions, online.fetch(ASSEMBLER.entity_rows(transactions)))
     finally:
-        online.close()
+        asyncio.run(online.close())
     store = open_store(feature_store)
     try:
         entities = pd.DataFrame(
