@@ -284,6 +284,19 @@ def command_line(pid: int) -> str:
         return "?"
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment for a child server, without the variable Feast sets when imported here.
+
+    Importing Feast sets ``PROMETHEUS_MULTIPROC_DIR`` (for its Gunicorn workers) when it is unset; a child
+    inheriting it keeps every metric in mmap files, which costs each increment a lock and a file write, as no
+    server deployed alone pays."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+    }
+
+
 def berg_server(
     shape: str,
     environment: Mapping[str, str],
@@ -297,7 +310,7 @@ def berg_server(
     env = {
         # The transactions and the model are fraud's; with more than one use case installed the server must be told.
         "BERG_USE_CASE": "fraud",
-        **os.environ,
+        **child_environment(),
         **environment,
         "BERG_SERVING_SHAPE": shape,
         "BERG_SERVING_REGISTRY_URI": registry.root_uri,
@@ -314,7 +327,7 @@ def bare_server(model_file: Path, features: Sequence[str], logs: Path, loop: str
     port = free_port()
     command = [sys.executable, __file__, "--serve-bare", str(model_file), "--port", str(port), "--bare-loop", loop]
     command += ["--features", ",".join(features)]
-    return ChildServer("bare", command, dict(os.environ), logs, port)
+    return ChildServer("bare", command, child_environment(), logs, port)
 
 
 def floor_server(model_file: Path, store: OnlineStore, logs: Path, loop: str) -> ChildServer:
@@ -329,7 +342,7 @@ def floor_server(model_file: Path, store: OnlineStore, logs: Path, loop: str) ->
     port = free_port()
     command = [sys.executable, __file__, "--serve-floor", str(model_file), "--plan", str(plan_file)]
     command += ["--online", store.floor_online, "--port", str(port), "--bare-loop", loop]
-    return ChildServer("floor", command, dict(os.environ), logs, port)
+    return ChildServer("floor", command, child_environment(), logs, port)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ from tests.helpers import free_port, wait_for
 __all__ = ["ServiceProcess"]
 
 
+_FEAST_SET_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
 class ServiceProcess:
     """One instance of a Berg service (``python -m <module>``) with its own port and log file."""
 
@@ -35,7 +38,9 @@ class ServiceProcess:
         self.port = free_port()
         self.log_path = log_dir / f"{name}.log"
         self.env = {
-            **os.environ,
+            # Importing Feast in the test process sets PROMETHEUS_MULTIPROC_DIR (for its Gunicorn workers); a
+            # service inheriting it would keep its metrics in mmap files, as no deployed service does.
+            **{key: value for key, value in os.environ.items() if key not in _FEAST_SET_VARIABLES},
             **(environment or {}),
             **{f"{env_prefix}{key}": value for key, value in settings.items()},
             f"{env_prefix}WEB__PORT": str(self.port),

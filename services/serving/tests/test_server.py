@@ -78,9 +78,10 @@ def clock() -> list[datetime]:
     return [NOW]
 
 
-@pytest.fixture
-def served(slot: ChampionSlot, clock: list[datetime]) -> Served:
-    settings = ServingSettings(web=WebSettings(max_body_bytes=20_000), max_batch=4)
+@pytest.fixture(params=["direct", "kserve"])
+def served(slot: ChampionSlot, clock: list[datetime], request: pytest.FixtureRequest) -> Served:
+    """The fused server in this process; every test runs over both V1 routes, which must answer the same."""
+    settings = ServingSettings(web=WebSettings(max_body_bytes=20_000), max_batch=4, v1_route=request.param)
     metrics_registry = CollectorRegistry()
     metrics = ServingMetrics.register(metrics_registry)
     scorer = LocalScorer(slot, DecisionPolicy(), threads=1)
@@ -508,3 +509,33 @@ async def test_explain_needs_the_model_in_this_process_501_in_the_standard_and_p
             response = await explain(client, body)
         assert response.status_code == 501, response.text
         assert "explain" in response.json()["error"] or "explainer" in response.json()["error"]
+
+
+async def test_v1_predict_takes_cloudevents_and_names_an_unknown_model_on_either_route(served: Served) -> None:
+    client = served.client
+    unknown = await client.post("/v1/models/nope:predict", content=orjson.dumps({"instances": [transaction_fields()]}))
+    assert unknown.status_code == 404
+    assert "nope" in unknown.json()["error"]
+    cloud_headers = {
+        "ce-specversion": "1.0",
+        "ce-source": "berg-test",
+        "ce-type": "berg.scoring.request",
+        "ce-id": "36077800-0e1f-4c1f-8a06-6a1dbf5f58b4",
+    }
+    event = transaction_fields()
+    binary = await predict(client, {"instances": [event]}, **cloud_headers)
+    assert binary.status_code == 200, binary.text
+    assert binary.headers["ce-specversion"] == "1.0"  # a CloudEvent in, a CloudEvent out (KServe's encode)
+    assert binary.headers["ce-source"].startswith("io.kserve.inference.")
+    assert orjson.loads(binary.content)["predictions"][0]["scored_event_id"] == event["event_id"]
+    structured = {
+        "specversion": "1.0",
+        "source": "berg-test",
+        "type": "berg.scoring.request",
+        "id": "5a0e8f2c-8c3f-4b5e-9d2a-0b3c4d5e6f70",
+        "time": "2026-03-01T00:00:00Z",
+        "data": {"instances": [transaction_fields()]},
+    }
+    response = await predict(client, structured)
+    assert response.status_code == 200, response.text
+    assert orjson.loads(response.content)["predictions"][0]["decision"] in {"approve", "review", "decline"}

@@ -88,6 +88,15 @@ class _ScoringModel(Model):  # type: ignore[misc]  # kserve is untyped
         with self._metrics.in_flight.track_inprogress(), self._metrics.latency.labels("total").time():
             return await super().__call__(body, headers, verb)
 
+    async def predict_direct(self, body: Any, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        """The predict verb as KServe's ``Model.__call__`` runs it (preprocess, predict, postprocess), without its
+        own timers and hops: what the direct V1 route calls (:mod:`berg_serving.server`). Returns the response
+        and its headers, as ``__call__`` does."""
+        with self._metrics.in_flight.track_inprogress(), self._metrics.latency.labels("total").time():
+            payload = await self.preprocess(body, headers)
+            result = await self.predict(payload, headers)
+            return await self.postprocess(result, headers), {}
+
     def is_ready(self) -> bool:
         """Whether requests can be served now: a model is loaded, or a predictor is configured."""
         return self._scorer.ready()

@@ -117,6 +117,10 @@ class ServingSettings(ServiceSettings, Generic[RulesT]):
     lookup_threads: int = Field(default=0, ge=0, le=64)
     """Threads doing Feast online lookups (sharing the process's one FeatureStore); 0 reads on the event
     loop: Redis' async read, or SQLite's local read, cheaper than the hop to a thread and back."""
+    v1_route: Literal["direct", "kserve"] = "direct"
+    """How ``POST /v1/models/<name>:predict`` reaches the model: ``direct`` calls its stages from a plain
+    Starlette route (the same decoding, errors and answer; no FastAPI dependency solving, no DataPlane hop,
+    no KServe timers), ``kserve`` through KServe's ``V1Endpoints`` and ``DataPlane``. The protocol is the same."""
     predict_threads: int = Field(default=2, ge=1, le=64)
     """Threads running XGBoost, off the event loop; each prediction uses one OpenMP thread."""
     predict_inline_rows: int = Field(default=1, ge=0, le=1024)
