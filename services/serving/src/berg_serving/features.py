@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from pydantic import BaseModel
@@ -53,11 +54,15 @@ class FeatureFrame:
 
     def __len__(self) -> int:
         # A feature set without stored views has no entities: the columns tell the length then.
-        for column in (*self.known.values(), *self.columns.values()):
+        for known in self.known.values():
+            return len(known)
+        if isinstance(self.columns, MatrixColumns):
+            return int(self.columns.matrix.shape[0])
+        for column in self.columns.values():
             return len(column)
         return 0
 
-    @property
+    @cached_property
     def default_features_used(self) -> np.ndarray:
         """Per row: some view's features were defaults (NaN) because its entity was unknown or stale."""
         known = np.ones(len(self), dtype=bool)
@@ -96,6 +101,9 @@ class MatrixColumns(Mapping[str, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._index)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
 
     def positions(self, order: Sequence[str]) -> np.ndarray:
         """The matrix's column of each name of ``order``."""

@@ -316,7 +316,7 @@ class Transformer(_ScoringModel):
         )
         _observe(self._metrics, result.scores)
         for entity, known in batch.frame.known.items():
-            self._metrics.default_features.labels(entity).inc(int(np.sum(~known)))
+            self._metrics.default_features.labels(entity).inc(len(known) - int(np.count_nonzero(known)))
         if self._prediction_log is not None:
             self._prediction_log.offer(scored)
         return _respond(scored, self.name, batch.request)
