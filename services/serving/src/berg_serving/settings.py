@@ -117,6 +117,8 @@ class ServingSettings(ServiceSettings, Generic[RulesT]):
     lookup_threads: int = Field(default=0, ge=0, le=64)
     """Threads doing Feast online lookups (sharing the process's one FeatureStore); 0 reads on the event
     loop: Redis' async read, or SQLite's local read, cheaper than the hop to a thread and back."""
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    """The event loop: ``auto`` is uvloop when installed (cheaper transports), else asyncio's."""
     v1_route: Literal["direct", "kserve"] = "direct"
     """How ``POST /v1/models/<name>:predict`` reaches the model: ``direct`` calls its stages from a plain
     Starlette route (the same decoding, errors and answer; no FastAPI dependency solving, no DataPlane hop,
