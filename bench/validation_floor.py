@@ -18,8 +18,8 @@ produces N transactions to ``transactions.ingested``, then runs, over the same r
   same bytes and headers plus ``berg.validated_at``, partition ``p mod n``, through
   the same producer (acks=all, idempotent), flush, wait for every ack, commit.
 - Berg: ``ConsumerLoop`` + ``ValidationHandler`` as the service builds them
-  (pydantic decode, redelivery drop, ``build_frame`` from the models, the same
-  suites, per-row routing with the DLQ envelope, metrics), without the Data Docs
+  (pydantic decode, redelivery drop, the frame's rows taken from each model as it
+  is decoded, the same suites, per-row routing with the DLQ envelope, metrics), without the Data Docs
   result sink (best-effort history; the end-to-end bench runs the service with it).
 
 CPU per event is this process's CPU time (every thread, the broker excluded);

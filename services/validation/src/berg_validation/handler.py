@@ -23,11 +23,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel
 
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
+from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.producer import CoPartitioner, Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
 from berg.usecase import Stream
-from berg_validation.frames import build_frame
+from berg_validation.frames import FrameRows
 from berg_validation.suites import ResultSink, Suites
 
 __all__ = ["VALIDATED_AT_HEADER", "ValidationHandler", "ValidationMetrics"]
@@ -106,64 +106,64 @@ class ValidationHandler:
         return decode_contract(stream.contract, record)
 
     def __call__(self, records: Sequence[RawRecord]) -> None:
-        good, rejected = split_batch(records, self.decode)
-        good = self._drop_redeliveries(good)
+        rejected: list[Rejected] = []
+        batches: dict[str, tuple[list[RawRecord], FrameRows]] = {}
+        seen: set[bytes | None] = set()
+        for record in records:
+            try:
+                event = self.decode(record)
+            except RecordRejected as error:
+                rejected.append(Rejected(record, error))
+                continue
+            # At-least-once upstream: a crash before a commit puts the same record on
+            # the topic twice, and both copies can land in one micro-batch. The copy
+            # is not a conflict (that would be the same event_id with other content,
+            # which the uniqueness expectation refuses): validate and forward it once.
+            # The record's bytes are its identity: equal bytes decode to the same event_id
+            # and content, and bytes cache their hash.
+            if record.value in seen:
+                self._metrics.rows.labels(self._routes[record.topic].name, "redelivered").inc()
+                continue
+            seen.add(record.value)
+            batch = batches.get(record.topic)
+            if batch is None:
+                batch = batches[record.topic] = ([], FrameRows(self._routes[record.topic]))
+            batch[0].append(record)
+            # The event's row, not the event: see FrameRows.
+            batch[1].add(event)
         now = self._clock()
         passing: list[tuple[Stream, list[RawRecord]]] = []
         for topic, stream in self._routes.items():
-            mine = [item for item in good if item.record.topic == topic]
-            if mine:
-                ok, bad = self._judge(stream, mine, now)
+            if topic in batches:
+                ok, bad = self._judge(stream, *batches[topic], now)
                 passing.append((stream, ok))
                 rejected += bad
         self._forward(passing, now)
         self._dead_letters.publish(rejected)
 
-    def _drop_redeliveries(self, items: Sequence[Decoded[BaseModel]]) -> list[Decoded[BaseModel]]:
-        # At-least-once upstream: a crash before a commit puts the same record on
-        # the topic twice, and both copies can land in one micro-batch. The copy
-        # is not a conflict (that would be the same event_id with other content,
-        # which the uniqueness expectation refuses): validate and forward it once.
-        # The record's bytes are its identity: equal bytes decode to the same event_id and
-        # content, and they hash once (bytes cache their hash) where str(UUID) costs a microsecond.
-        seen: set[bytes | None] = set()
-        kept = []
-        for item in items:
-            identity = item.record.value
-            if identity in seen:
-                self._metrics.rows.labels(self._routes[item.record.topic].name, "redelivered").inc()
-                continue
-            seen.add(identity)
-            kept.append(item)
-        return kept
-
     def _judge(
-        self, stream: Stream, items: Sequence[Decoded[BaseModel]], now: datetime
+        self, stream: Stream, records: Sequence[RawRecord], rows: FrameRows, now: datetime
     ) -> tuple[list[RawRecord], list[Rejected]]:
         started = time.perf_counter()
         kind = stream.name
-        verdict = self._suites.validate(
-            build_frame(stream, [item.value for item in items]), kind, now, sink=self._results
-        )
+        verdict = self._suites.validate(rows.frame(), kind, now, sink=self._results)
         self._metrics.seconds.labels(kind).observe(time.perf_counter() - started)
         for name, count in verdict.failure_counts.items():
             if count:
                 self._metrics.failed_by_expectation.labels(kind, name).inc(count)
         if verdict.quarantined:
             self._metrics.quarantined.labels(kind).inc()
-            self._metrics.rows.labels(kind, "quarantined").inc(len(items))
+            self._metrics.rows.labels(kind, "quarantined").inc(len(records))
             reason = RecordRejected("batch_quarantined", "batch failed: " + ", ".join(verdict.batch_failures))
-            return [], [Rejected(item.record, reason) for item in items]
+            return [], [Rejected(record, reason) for record in records]
         ok: list[RawRecord] = []
         bad: list[Rejected] = []
-        for row, item in enumerate(items):
+        for row, record in enumerate(records):
             failures = verdict.failures_of(row)
             if failures:
-                bad.append(
-                    Rejected(item.record, RecordRejected("expectation_failed", "failed: " + ", ".join(failures)))
-                )
+                bad.append(Rejected(record, RecordRejected("expectation_failed", "failed: " + ", ".join(failures))))
             else:
-                ok.append(item.record)
+                ok.append(record)
         self._metrics.rows.labels(kind, "passed").inc(len(ok))
         self._metrics.rows.labels(kind, "failed").inc(len(bad))
         return ok, bad
