@@ -5,6 +5,7 @@ Imported by the scripts beside it (``python bench/<name>.py`` puts ``bench/`` on
 
 from __future__ import annotations
 
+import gc
 import itertools
 import socket
 import time
@@ -120,6 +121,10 @@ class Measured:
     events: int
     wall_s: float
     cpu_s: float
+    gc_s: float = 0.0
+    """CPU seconds of this process inside garbage collections (part of ``cpu_s``)."""
+    full_collections: int = 0
+    """Collections of the oldest generation: each scans the whole heap."""
 
     @property
     def events_per_s(self) -> float:
@@ -130,7 +135,17 @@ class Measured:
         return self.cpu_s / self.events * 1e6
 
     def __add__(self, other: Measured) -> Measured:
-        return Measured(self.events + other.events, self.wall_s + other.wall_s, self.cpu_s + other.cpu_s)
+        return Measured(
+            self.events + other.events,
+            self.wall_s + other.wall_s,
+            self.cpu_s + other.cpu_s,
+            self.gc_s + other.gc_s,
+            self.full_collections + other.full_collections,
+        )
+
+    @property
+    def gc_us_per_event(self) -> float:
+        return self.gc_s / self.events * 1e6
 
 
 class _Clock:
@@ -143,6 +158,19 @@ class _Clock:
     def __init__(self) -> None:
         self.cpu_started = time.process_time()
         self.wall_started: float | None = None
+        # The collector's share: it depends on how many objects a path keeps alive, and one
+        # full collection of a large heap (GX, pandas) costs a good part of a second.
+        self.gc_s = 0.0
+        self.full_collections = 0
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.process_time()
+            return
+        self.gc_s += time.process_time() - self._gc_started
+        self.full_collections += info["generation"] == 2  # the oldest of CPython's three
 
     def watch(self, consumer: Any) -> Any:
         """``consumer``, whose first ``poll`` that returns records starts the wall clock."""
@@ -154,7 +182,8 @@ class _Clock:
 
     def result(self, events: int) -> Measured:
         wall = time.perf_counter() - (self.wall_started or time.perf_counter())
-        return Measured(events, wall, time.process_time() - self.cpu_started)
+        gc.callbacks.remove(self._on_gc)
+        return Measured(events, wall, time.process_time() - self.cpu_started, self.gc_s, self.full_collections)
 
 
 class _Watched:

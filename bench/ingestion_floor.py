@@ -190,7 +190,9 @@ def main() -> None:
                     totals[name] += run
                     print(
                         f"round {round_} {name:5s}: {run.cpu_us_per_event:6.1f} us CPU/event, "
-                        f"{run.events_per_s:8.0f} events/s ({run.events} events, {run.wall_s:.2f} s)"
+                        f"{run.events_per_s:8.0f} events/s ({run.events} events, {run.wall_s:.2f} s); "
+                        f"of the CPU, garbage collection {run.gc_us_per_event:.1f} us/event "
+                        f"({run.full_collections} full)"
                     )
             for name in paths if args.profile else ():
                 path = paths[name]

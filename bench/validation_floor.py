@@ -18,8 +18,8 @@ produces N transactions to ``transactions.ingested``, then runs, over the same r
   same bytes and headers plus ``berg.validated_at``, partition ``p mod n``, through
   the same producer (acks=all, idempotent), flush, wait for every ack, commit.
 - Berg: ``ConsumerLoop`` + ``ValidationHandler`` as the service builds them
-  (pydantic decode, redelivery drop, ``build_frame`` from the models, the same
-  suites, per-row routing with the DLQ envelope, metrics), without the Data Docs
+  (pydantic decode, redelivery drop, the frame's rows taken from each model as it
+  is decoded, the same suites, per-row routing with the DLQ envelope, metrics), without the Data Docs
   result sink (best-effort history; the end-to-end bench runs the service with it).
 
 CPU per event is this process's CPU time (every thread, the broker excluded);
@@ -186,7 +186,9 @@ def main() -> None:
                     totals[name] += run
                     print(
                         f"round {round_} {name:5s}: {run.cpu_us_per_event:6.1f} us CPU/event, "
-                        f"{run.events_per_s:8.0f} events/s ({run.events} events, {run.wall_s:.2f} s)"
+                        f"{run.events_per_s:8.0f} events/s ({run.events} events, {run.wall_s:.2f} s); "
+                        f"of the CPU, garbage collection {run.gc_us_per_event:.1f} us/event "
+                        f"({run.full_collections} full)"
                     )
             for name in paths if args.profile else ():
                 profiler = cProfile.Profile()

@@ -106,6 +106,15 @@ def test_offsets_are_committed_after_the_handler_returns_one_past_the_last_recor
     ]
 
 
+def test_each_partition_commits_one_past_its_highest_offset_whatever_the_order() -> None:
+    consumer = ScriptedConsumer([records(0, [7, 5]) + records(1, [40]) + records(0, [6])])
+    loop = ConsumerLoop(consumer, lambda records: None)
+    assert loop.poll_once() is BatchOutcome.COMMITTED
+    assert consumer.commits == [
+        {TopicPartition("t", 0): OffsetAndMetadata(8, "", -1), TopicPartition("t", 1): OffsetAndMetadata(41, "", -1)}
+    ]
+
+
 def test_a_failing_handler_commits_nothing_and_rewinds_to_the_start_of_the_batch() -> None:
     consumer = ScriptedConsumer([records(0, [5, 6]) + records(2, [9])])
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from berg.contracts import LegacyPrediction, PredictionLogReader, PredictionV3
 from berg.contracts.predictions import PredictionLogReaderError
@@ -47,6 +47,49 @@ def test_timestamps_in_other_zones_are_normalised_to_utc() -> None:
     event = TransactionV1.model_validate(transaction(event_time="2026-11-27T12:00:00+02:00"))
     assert event.event_time == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
     assert event.event_time.utcoffset() == timedelta(0)
+
+
+PYDANTIC_DATETIME = TypeAdapter(AwareDatetime)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T12:00:00.5+02:00",
+        "2026-11-27T05:00:00.123456-05:00",
+        "2026-11-27 10:00:00Z",  # the forms below are read by pydantic, not by the fast path
+        "2026-11-27T10:00Z",
+        "2026-11-27t10:00:00z",
+        "2026-11-27T10:00:00.1234567Z",
+        "2026-11-27T10:00:00+0530",
+    ],
+)
+def test_an_event_time_reads_as_pydantic_reads_it_in_utc(text: str) -> None:
+    expected = PYDANTIC_DATETIME.validate_python(text).astimezone(UTC)
+    for event in (
+        TransactionV1.model_validate(transaction(event_time=text)),
+        TransactionV1.model_validate_json(json.dumps(transaction(event_time=text))),
+    ):
+        assert event.event_time == expected
+        assert event.event_time.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-27T10:00:00+01:60",  # datetime.fromisoformat reads all four; pydantic refuses them
+        "2026-11-27X10:00:00Z",
+        "20261127T100000Z",
+        "2026-02-30T10:00:00Z",
+    ],
+)
+def test_an_event_time_pydantic_refuses_is_refused(text: str) -> None:
+    with pytest.raises(ValidationError):
+        PYDANTIC_DATETIME.validate_python(text)
+    with pytest.raises(ValidationError) as raised:
+        TransactionV1.model_validate_json(json.dumps(transaction(event_time=text)))
+    assert raised.value.errors()[0]["loc"][0] == "event_time"
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,21 @@ def rows(count: int, seed: int = 1) -> list[dict[str, object]]:
     ]
 
 
+def test_a_row_is_the_events_fields_with_ids_as_text_plus_where_it_was_read() -> None:
+    [event] = make_transactions(1, 3)
+    row = to_row(event, RawRecord("transactions.raw", 2, 17, None, b"", (), 0), INGESTED_AT)
+    dumped = event.model_dump(mode="python")
+    assert row == {
+        **dumped,
+        "event_id": str(event.event_id),
+        "ingested_at": INGESTED_AT,
+        "kafka_topic": "transactions.raw",
+        "kafka_partition": 2,
+        "kafka_offset": 17,
+    }
+    assert list(row)[: len(dumped)] == list(dumped)
+
+
 def test_rows_land_partitioned_by_event_date_and_read_back(tmp_path: Path) -> None:
     batch = rows(50)
     batch[0]["event_time"] = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from berg.contracts.shape import Column
 
-__all__ = ["STRING_DTYPE", "events_frame"]
+__all__ = ["STRING_DTYPE", "columns_frame", "events_frame"]
 
 STRING_DTYPE = pd.StringDtype(storage="python")
 """The dtype of every string column."""
@@ -32,9 +32,16 @@ def _series(column: Column, values: list[Any]) -> pd.Series:
     return pd.Series(values, dtype=dtype)
 
 
+def columns_frame(columns: tuple[Column, ...], values: Sequence[list[Any]], rows: int) -> pd.DataFrame:
+    """The frame of ``rows`` rows whose ``values[i]`` are the values of ``columns[i]``, in row order."""
+    return pd.DataFrame(
+        {column.name: _series(column, column_values) for column, column_values in zip(columns, values, strict=True)},
+        index=pd.RangeIndex(rows),
+    )
+
+
 def events_frame(columns: tuple[Column, ...], events: Sequence[BaseModel]) -> pd.DataFrame:
     """One row per event, in input order, one column per column (by attribute name)."""
-    return pd.DataFrame(
-        {column.name: _series(column, [getattr(event, column.name) for event in events]) for column in columns},
-        index=pd.RangeIndex(len(events)),
+    return columns_frame(
+        columns, [[getattr(event, column.name) for event in events] for column in columns], len(events)
     )

@@ -19,6 +19,7 @@ import enum
 import logging
 import threading
 import time
+from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -223,8 +224,9 @@ class ConsumerLoop:
     def _handle(self, records: Sequence[RawRecord]) -> BatchOutcome:
         started = time.perf_counter()
         if self._metrics is not None:
-            for record in records:
-                self._metrics.consumed.labels(record.topic).inc()
+            # Once per topic, not per record: a labelled Prometheus update costs about a microsecond.
+            for topic, count in Tally(record.topic for record in records).items():
+                self._metrics.consumed.labels(topic).inc(count)
         try:
             self._handler(records)
         except Exception:
@@ -233,8 +235,9 @@ class ConsumerLoop:
             return self._finish(BatchOutcome.HANDLER_FAILED, started)
         if self._before_commit is not None:
             self._before_commit()
-        outcome = self._commit(records)
-        self._record_lag(records)
+        last = _last_offsets(records)
+        outcome = self._commit(last, len(records))
+        self._record_lag(last)
         return self._finish(outcome, started)
 
     def seconds_since_poll(self) -> float | None:
@@ -292,12 +295,12 @@ class ConsumerLoop:
         """Leave the group promptly (no autocommit: uncommitted work is redelivered)."""
         self._consumer.close(autocommit=False)
 
-    def _commit(self, records: Sequence[RawRecord]) -> BatchOutcome:
-        next_offsets: dict[Any, Any] = {}
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            next_offsets[tp] = OffsetAndMetadata(max(record.offset + 1, _offset(next_offsets.get(tp))), "", -1)
-        return self._commit_offsets(next_offsets, len(records))
+    def _commit(self, last: dict[tuple[str, int], int], records: int) -> BatchOutcome:
+        next_offsets = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset + 1, "", -1)
+            for (topic, partition), offset in last.items()
+        }
+        return self._commit_offsets(next_offsets, records)
 
     def _commit_offsets(self, next_offsets: dict[Any, Any], records: int) -> BatchOutcome:
         try:
@@ -330,12 +333,9 @@ class ConsumerLoop:
                 # an unassigned partition); its new owner starts from the last commit.
                 log.info("not rewinding %s/%s: partition no longer assigned", topic, partition)
 
-    def _record_lag(self, records: Sequence[RawRecord]) -> None:
+    def _record_lag(self, last: dict[tuple[str, int], int]) -> None:
         if self._metrics is None:
             return
-        last: dict[tuple[str, int], int] = {}
-        for record in records:
-            last[(record.topic, record.partition)] = max(record.offset, last.get((record.topic, record.partition), -1))
         for (topic, partition), offset in last.items():
             try:
                 highwater = self._consumer.highwater(TopicPartition(topic, partition))
@@ -351,5 +351,13 @@ class ConsumerLoop:
         return outcome
 
 
-def _offset(committed: Any) -> int:
-    return -1 if committed is None else int(committed.offset)
+def _last_offsets(records: Sequence[RawRecord]) -> dict[tuple[str, int], int]:
+    """The highest offset of ``records`` on each (topic, partition)."""
+    # Plain tuples per record, kafka-python's TopicPartition and OffsetAndMetadata once per
+    # partition: this runs for every record the loop handles.
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        if record.offset > last.get(key, -1):
+            last[key] = record.offset
+    return last

@@ -16,12 +16,17 @@ from berg.kafka.records import RawRecord
 __all__ = ["SOURCE_HEADERS", "dead_letter_origin", "source_headers", "source_identity"]
 
 SOURCE_HEADERS = ("berg.source.topic", "berg.source.partition", "berg.source.offset")
+_TOPIC, _PARTITION, _OFFSET = SOURCE_HEADERS
 
 
 def source_headers(record: RawRecord) -> list[tuple[str, bytes]]:
     """The lineage headers for a record read from the raw topics."""
-    values = (record.topic, str(record.partition), str(record.offset))
-    return [(name, value.encode()) for name, value in zip(SOURCE_HEADERS, values, strict=True)]
+    # Spelled out rather than zipped with SOURCE_HEADERS: ingestion builds these for every record.
+    return [
+        (_TOPIC, record.topic.encode()),
+        (_PARTITION, str(record.partition).encode()),
+        (_OFFSET, str(record.offset).encode()),
+    ]
 
 
 def source_identity(headers: Iterable[tuple[str, bytes | None]]) -> tuple[str, str, str] | None:

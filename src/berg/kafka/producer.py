@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,8 +81,12 @@ class Outgoing:
     """``None`` stamps the send time."""
 
 
-def send_and_wait(producer: Any, records: Sequence[Outgoing], timeout_s: float) -> None:
+def send_and_wait(producer: Any, records: Iterable[Outgoing], timeout_s: float) -> None:
     """Send every record, flush at once (no waiting out linger.ms), and wait for each ack.
+
+    ``records`` may be a generator: each is sent as it comes, so a stage that builds its
+    records on the way never holds a whole micro-batch of them (fewer objects for the
+    garbage collector to promote and scan).
 
     Raises:
         kafka.errors.KafkaError: a send failed; the caller must not commit what it consumed.

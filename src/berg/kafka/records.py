@@ -31,7 +31,8 @@ class RawRecord:
             offset=record.offset,
             key=record.key,
             value=record.value,
-            headers=tuple((name, value or b"") for name, value in (record.headers or ())),
+            # Most records carry no headers; skip building a generator for them.
+            headers=tuple((name, value or b"") for name, value in record.headers) if record.headers else (),
             timestamp_ms=record.timestamp,
         )
 

@@ -82,11 +82,14 @@ class LandingZone:
         Returns:
             How many rows were new and landed.
         """
-        by_partition: dict[Path, list[Mapping[str, Any]]] = defaultdict(list)
+        by_date: dict[date, list[Mapping[str, Any]]] = defaultdict(list)
         for row in rows:
-            event_date = row["event_time"].date()
+            by_date[row["event_time"].date()].append(row)
+        # A partition's path once per date, not per row: a Path costs microseconds to build.
+        by_partition: dict[Path, list[Mapping[str, Any]]] = {}
+        for event_date, date_rows in by_date.items():
             partition = self._partition(kind, event_date)
-            by_partition[partition].append(row)
+            by_partition[partition] = date_rows
             self._dates[partition] = event_date
             self._newest = event_date if self._newest is None else max(self._newest, event_date)
         landed = 0

@@ -30,7 +30,10 @@ def landing_schema(contract: type[BaseModel]) -> pa.Schema:
 
 def to_row(event: BaseModel, record: RawRecord, ingested_at: datetime) -> dict[str, Any]:
     """One landing row: the event's fields (ids as strings) plus when and where it was ingested."""
-    row = event.model_dump(mode="python")
+    # A copy of the fields, not model_dump: a landing schema holds flat scalars only
+    # (contract_columns refuses anything else), so there is nothing to dump recursively,
+    # and this runs for every event (0.1 us against about 3).
+    row = event.__dict__.copy()
     for key, value in row.items():
         if isinstance(value, UUID):
             row[key] = str(value)

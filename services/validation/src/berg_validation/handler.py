@@ -14,29 +14,25 @@ The handler returns only when the broker acknowledged every record.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel
 
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.decoding import Decoded, RecordRejected, Rejected, decode_contract, split_batch
+from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.producer import CoPartitioner, Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
 from berg.usecase import Stream
-from berg_validation.frames import build_frame
+from berg_validation.frames import FrameRows
 from berg_validation.suites import ResultSink, Suites
 
 __all__ = ["VALIDATED_AT_HEADER", "ValidationHandler", "ValidationMetrics"]
 
 VALIDATED_AT_HEADER = "berg.validated_at"
-
-_event_id = attrgetter("event_id")
-"""Every stream's contract has one (:class:`berg.usecase.Stream` checks it)."""
 
 
 @dataclass(frozen=True)
@@ -110,76 +106,89 @@ class ValidationHandler:
         return decode_contract(stream.contract, record)
 
     def __call__(self, records: Sequence[RawRecord]) -> None:
-        good, rejected = split_batch(records, self.decode)
-        good = self._drop_redeliveries(good)
+        rejected: list[Rejected] = []
+        batches: dict[str, tuple[list[RawRecord], FrameRows]] = {}
+        seen: set[bytes | None] = set()
+        for record in records:
+            try:
+                event = self.decode(record)
+            except RecordRejected as error:
+                rejected.append(Rejected(record, error))
+                continue
+            # At-least-once upstream: a crash before a commit puts the same record on
+            # the topic twice, and both copies can land in one micro-batch. The copy
+            # is not a conflict (that would be the same event_id with other content,
+            # which the uniqueness expectation refuses): validate and forward it once.
+            # The record's bytes are its identity: equal bytes decode to the same event_id
+            # and content, and bytes cache their hash.
+            if record.value in seen:
+                self._metrics.rows.labels(self._routes[record.topic].name, "redelivered").inc()
+                continue
+            seen.add(record.value)
+            batch = batches.get(record.topic)
+            if batch is None:
+                batch = batches[record.topic] = ([], FrameRows(self._routes[record.topic]))
+            batch[0].append(record)
+            # The event's row, not the event: see FrameRows.
+            batch[1].add(event)
         now = self._clock()
-        passing: list[tuple[Stream, RawRecord]] = []
+        passing: list[tuple[Stream, list[RawRecord]]] = []
         for topic, stream in self._routes.items():
-            mine = [item for item in good if item.record.topic == topic]
-            if mine:
-                ok, bad = self._judge(stream, mine, now)
-                passing += [(stream, record) for record in ok]
+            if topic in batches:
+                ok, bad = self._judge(stream, *batches[topic], now)
+                passing.append((stream, ok))
                 rejected += bad
         self._forward(passing, now)
         self._dead_letters.publish(rejected)
 
-    def _drop_redeliveries(self, items: Sequence[Decoded[BaseModel]]) -> list[Decoded[BaseModel]]:
-        # At-least-once upstream: a crash before a commit puts the same record on
-        # the topic twice, and both copies can land in one micro-batch. The copy
-        # is not a conflict (that would be the same event_id with other content,
-        # which the uniqueness expectation refuses): validate and forward it once.
-        seen: set[tuple[str, bytes | None]] = set()
-        kept = []
-        for item in items:
-            identity = (str(_event_id(item.value)), item.record.value)
-            if identity in seen:
-                self._metrics.rows.labels(self._routes[item.record.topic].name, "redelivered").inc()
-                continue
-            seen.add(identity)
-            kept.append(item)
-        return kept
-
     def _judge(
-        self, stream: Stream, items: Sequence[Decoded[BaseModel]], now: datetime
+        self, stream: Stream, records: Sequence[RawRecord], rows: FrameRows, now: datetime
     ) -> tuple[list[RawRecord], list[Rejected]]:
         started = time.perf_counter()
         kind = stream.name
-        verdict = self._suites.validate(
-            build_frame(stream, [item.value for item in items]), kind, now, sink=self._results
-        )
+        verdict = self._suites.validate(rows.frame(), kind, now, sink=self._results)
         self._metrics.seconds.labels(kind).observe(time.perf_counter() - started)
         for name, count in verdict.failure_counts.items():
             if count:
                 self._metrics.failed_by_expectation.labels(kind, name).inc(count)
         if verdict.quarantined:
             self._metrics.quarantined.labels(kind).inc()
-            self._metrics.rows.labels(kind, "quarantined").inc(len(items))
+            self._metrics.rows.labels(kind, "quarantined").inc(len(records))
             reason = RecordRejected("batch_quarantined", "batch failed: " + ", ".join(verdict.batch_failures))
-            return [], [Rejected(item.record, reason) for item in items]
+            return [], [Rejected(record, reason) for record in records]
         ok: list[RawRecord] = []
         bad: list[Rejected] = []
-        for row, item in enumerate(items):
+        for row, record in enumerate(records):
             failures = verdict.failures_of(row)
             if failures:
-                bad.append(
-                    Rejected(item.record, RecordRejected("expectation_failed", "failed: " + ", ".join(failures)))
-                )
+                bad.append(Rejected(record, RecordRejected("expectation_failed", "failed: " + ", ".join(failures))))
             else:
-                ok.append(item.record)
+                ok.append(record)
         self._metrics.rows.labels(kind, "passed").inc(len(ok))
         self._metrics.rows.labels(kind, "failed").inc(len(bad))
         return ok, bad
 
-    def _forward(self, passing: Sequence[tuple[Stream, RawRecord]], now: datetime) -> None:
+    def _forward(self, passing: Sequence[tuple[Stream, Sequence[RawRecord]]], now: datetime) -> None:
         stamp = (VALIDATED_AT_HEADER, now.isoformat().encode())
-        outgoing = [
-            Outgoing(
-                stream.valid_topic,
-                key=record.key,
-                value=record.value,
-                headers=[*(h for h in record.headers if h[0] != VALIDATED_AT_HEADER), stamp],
-                partition=self._partitioner.partition(stream.valid_topic, record.partition),
-            )
-            for stream, record in passing
-        ]
-        send_and_wait(self._producer, outgoing, self._publish_timeout_s)
+
+        def outgoing(stream: Stream, records: Sequence[RawRecord]) -> Iterator[Outgoing]:
+            # A generator: each record is built as it is sent, not held for the whole batch.
+            for record in records:
+                if record.headers:
+                    headers = [h for h in record.headers if h[0] != VALIDATED_AT_HEADER]
+                    headers.append(stamp)
+                else:
+                    headers = [stamp]
+                yield Outgoing(
+                    stream.valid_topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=headers,
+                    partition=self._partitioner.partition(stream.valid_topic, record.partition),
+                )
+
+        send_and_wait(
+            self._producer,
+            (out for stream, records in passing for out in outgoing(stream, records)),
+            self._publish_timeout_s,
+        )
