@@ -329,11 +329,17 @@ def floor_app(model_file: Path, plan: FloorPlan, read: Reader, model: str) -> St
 
 def serve_floor(model_file: Path, plan_file: Path, online: str, port: int, loop: str, model: str) -> None:
     """Run the floor on ``port`` until SIGTERM. ``online``: ``sqlite:<path>`` or ``redis:<host>:<port>[:<db>]``."""
-    import uvicorn
 
     plan = FloorPlan.from_json(plan_file.read_text())
+    run_uvicorn(floor_app(model_file, plan, open_reader(online, plan), model), port, loop)
+
+
+def run_uvicorn(app: Any, port: int, loop: str) -> None:
+    """Serve ``app`` on loopback ``port`` until SIGTERM, configured as the bare endpoint and the floor share."""
+    import uvicorn
+
     config = uvicorn.Config(
-        floor_app(model_file, plan, open_reader(online, plan), model),
+        app,
         host="127.0.0.1",
         port=port,
         loop=loop,

@@ -146,20 +146,10 @@ def bare_app(model_file: Path, features: Sequence[str]) -> Starlette:
 
 
 def serve_bare(model_file: Path, features: Sequence[str], port: int, loop: str) -> None:
-    import uvicorn
 
-    app = bare_app(model_file, features)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop=loop,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_keep_alive=65,  # as Berg's server
-    )
-    uvicorn.Server(config).run()
+    from serving_floor import run_uvicorn
+
+    run_uvicorn(bare_app(model_file, features), port, loop)
 
 
 # The benchmark.
