@@ -43,7 +43,7 @@ _Rows = list[tuple[Any, dict[str, "Value"] | None]]
 
 
 class OnlinePlanError(RuntimeError):
-    """The registry does not define what the feature set reads (run ``berg features apply``)."""
+    """The registry does not define what the feature set reads (the features service applies it when it starts)."""
 
 
 class OnlineFeatureSource(Protocol):
@@ -92,20 +92,26 @@ class FeastOnlineFeatures:
                 view = store.get_feature_view(read.view)
             except FeatureViewNotFoundException:
                 raise OnlinePlanError(
-                    f"the feature registry has no view {read.view!r}: apply the use case's features first"
+                    f"the feature registry has no view {read.view!r}: start the features service first (it applies "
+                    "the use case's definitions), or check BERG_SERVING_FEAST_PROFILE"
                 ) from None
             missing = sorted(set(read.features) - {field.name for field in view.features})
             if missing:
-                raise OnlinePlanError(f"the registry's view {read.view!r} has no features {missing}: apply them first")
+                raise OnlinePlanError(
+                    f"the registry's view {read.view!r} has no features {missing}: the features service applies "
+                    "the use case's definitions when it starts; restart it with this version of the use case"
+                )
             self._plan.append((read, view))
         self._asynchronous = type(self._online).online_read_async is not OnlineStore.online_read_async
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="feast-lookup") if threads else None
-
-    def _keys(self, read: ViewRead, entity_rows: list[dict[str, str]]) -> list[Any]:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
-        return [EntityKey(join_keys=[read.key], entity_values=[Value(string_val=row[read.key])]) for row in entity_rows]
+        self._entity_key, self._value = EntityKey, Value  # per request: no import statement on the hot path
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="feast-lookup") if threads else None
+
+    def _keys(self, read: ViewRead, entity_rows: list[dict[str, str]]) -> list[Any]:
+        key, value = self._entity_key, self._value
+        return [key(join_keys=[read.key], entity_values=[value(string_val=row[read.key])]) for row in entity_rows]
 
     @staticmethod
     def _collect(values: dict[str, list[object]], read: ViewRead, rows: _Rows) -> None:

@@ -124,7 +124,7 @@ def assemble(
     from berg.features.store import open_store
     from berg.kafka.producer import open_producer
     from berg_serving.features import FeatureAssembler
-    from berg_serving.online import FeastOnlineFeatures
+    from berg_serving.online import FeastOnlineFeatures, OnlinePlanError
     from berg_serving.prediction_log import PredictionLog
 
     assembler = FeatureAssembler(features)
@@ -139,7 +139,10 @@ def assemble(
         scorer, close_champion = _champion_scorer(settings, model_name, metrics, servable_features=assembler.servable)
         closers.append(close_champion)
 
-    online = FeastOnlineFeatures(open_store(feature_store), assembler.online_reads, settings.lookup_threads)
+    try:
+        online = FeastOnlineFeatures(open_store(feature_store), assembler.online_reads, settings.lookup_threads)
+    except OnlinePlanError as error:
+        raise SystemExit(f"cannot serve: {error}") from None
     online.warm_up(assembler.warm_up_rows())
     prediction_log = None
     if settings.prediction_log.enabled:
