@@ -21,6 +21,13 @@ from tests.e2e.commands import berg, processes_mentioning
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+DRIFT_ONLY = {"BERG_MONITORING_NEW_LABELLED_ROWS_THRESHOLD": "100000000"}
+"""The data-volume trigger out of reach: this test is about the drift's path. With a day's label horizon and weeks
+of impressions replayed in minutes, the demo's matured rows pass the default 50,000 within minutes, and since the
+data plane and serving got faster (issue 18) the ``NewLabelledDataVolume`` alert (``for: 1m``) fires before the drift
+alerts and starts the run (measured twice: ``source == "data_volume"``). That trigger is tested on its own
+(``app/src/berg_app/stack/resources/prometheus/tests/monitoring.test.yml``, the controller's data-volume tests)."""
+
 LIVE_SPAN_S = 600
 """The live traffic's pace (``--live-span-s``, the demo's default, spelled out): it must still be going when serving
 swaps, so both versions answer some of it (the loop closed about 175 s after the drift was stored on a loaded 2-core
@@ -38,7 +45,7 @@ def row(output: str, name: str) -> str:
 
 @pytest.mark.timeout(3600)  # only bounds a hang: six services start, then the whole loop, on a loaded machine
 def test_the_clicks_loop_closes_once_and_serving_swaps_to_the_promoted_challenger(user_env: dict[str, str]) -> None:
-    env = {**user_env, "BERG_USE_CASE": "clicks"}
+    env = {**user_env, "BERG_USE_CASE": "clicks", **DRIFT_ONLY}
     state = Path(env["BERG_STATE_DIR"])
     try:
         up = berg(env, "up")
