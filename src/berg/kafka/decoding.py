@@ -8,7 +8,7 @@ the contract).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, overload
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from berg.kafka.records import RawRecord
 
-__all__ = ["Decoded", "RecordRejected", "Rejected", "decode_contract", "split_batch"]
+__all__ = ["Decoded", "RecordRejected", "Rejected", "decode_contract", "decode_each", "split_batch"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
@@ -93,11 +93,23 @@ def split_batch(
 
     One poison record never holds back the rest of the batch.
     """
-    good: list[Decoded[T]] = []
     bad: list[Rejected] = []
+    good = [Decoded(record, value) for record, value in decode_each(records, decode, bad)]
+    return good, bad
+
+
+def decode_each(
+    records: Iterable[RawRecord], decode: Callable[[RawRecord], T], rejected: list[Rejected]
+) -> Iterator[tuple[RawRecord, T]]:
+    """Each record that decodes, with its value, one at a time; each that does not goes to ``rejected``.
+
+    For a handler that keeps something smaller than the decoded value for the rest of its batch (a row):
+    the values are not held together, so the garbage collector never has a batch of them to scan.
+    """
     for record in records:
         try:
-            good.append(Decoded(record, decode(record)))
+            value = decode(record)
         except RecordRejected as error:
-            bad.append(Rejected(record, error))
-    return good, bad
+            rejected.append(Rejected(record, error))
+            continue
+        yield record, value

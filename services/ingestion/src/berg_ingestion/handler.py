@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel
 
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
+from berg.kafka.decoding import RecordRejected, Rejected, decode_contract, decode_each
 from berg.kafka.lineage import SOURCE_HEADERS, source_headers
 from berg.kafka.producer import CoPartitioner, Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
@@ -125,12 +125,7 @@ class IngestionHandler:
         ingested_at = self._clock()
         bad: list[Rejected] = []
         decoded: dict[str, tuple[list[RawRecord], list[dict[str, Any]]]] = {}
-        for record in records:
-            try:
-                event = self.decode(record)
-            except RecordRejected as error:
-                bad.append(Rejected(record, error))
-                continue
+        for record, event in decode_each(records, self.decode, bad):
             mine = decoded.get(record.topic)
             if mine is None:
                 mine = decoded[record.topic] = ([], [])

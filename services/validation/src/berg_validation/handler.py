@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel
 
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
+from berg.kafka.decoding import RecordRejected, Rejected, decode_contract, decode_each
 from berg.kafka.producer import CoPartitioner, Outgoing, send_and_wait
 from berg.kafka.records import RawRecord
 from berg.usecase import Stream
@@ -109,12 +109,7 @@ class ValidationHandler:
         rejected: list[Rejected] = []
         batches: dict[str, tuple[list[RawRecord], FrameRows]] = {}
         seen: set[bytes | None] = set()
-        for record in records:
-            try:
-                event = self.decode(record)
-            except RecordRejected as error:
-                rejected.append(Rejected(record, error))
-                continue
+        for record, event in decode_each(records, self.decode, rejected):
             # At-least-once upstream: a crash before a commit puts the same record on
             # the topic twice, and both copies can land in one micro-batch. The copy
             # is not a conflict (that would be the same event_id with other content,
