@@ -4,7 +4,7 @@
 - :mod:`~berg_serving.features`: the feature vector at scoring time, as training saw it.
 - :mod:`~berg_serving.decisions`, :mod:`~berg_serving.predictions`: from scores to decisions and log records.
 - :mod:`~berg_serving.champion`: the registry version being served, and the hot-swap watcher.
-- :mod:`~berg_serving.online`, :mod:`~berg_serving.scorers`: Feast and the model, off the event loop.
+- :mod:`~berg_serving.online`, :mod:`~berg_serving.scorers`: Feast's planned lookup, and the model.
 - :mod:`~berg_serving.protocol`: every wire format; :mod:`~berg_serving.models`: the ``kserve.Model`` classes.
 - :mod:`~berg_serving.server`: REST and gRPC with a graceful stop; :mod:`~berg_serving.runner`: the shapes.
 - :mod:`~berg_serving.prediction_log`: every prediction to the ``predictions`` topic, never blocking a request.

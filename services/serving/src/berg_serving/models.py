@@ -9,7 +9,7 @@ typed batches to each other, not wire payloads; the wire formats are in
   champion's scores and decisions out, with the version that scored them.
 - :class:`Transformer`: the use case's events in; ``preprocess`` validates them against its
   scored contract (:class:`~berg_serving.scoring_request.ScoringContract`),
-  reads Feast off the event loop and assembles the use case's features, ``predict``
+  reads Feast (:mod:`berg_serving.online`) and assembles the use case's features, ``predict``
   asks its :class:`~berg_serving.scorers.Scorer` (the predictor server in the standard
   shape, the champion in this process in the fused shape), ``postprocess`` answers and
   hands every prediction to the log.
@@ -215,7 +215,7 @@ class Transformer(_ScoringModel):
     Args:
         name: the endpoint's model name.
         request: the scoring request of the use case's scored contract.
-        features: the online store (lookups off the event loop).
+        features: the online store (:class:`~berg_serving.online.FeastOnlineFeatures`).
         assembler: the use case's feature vectors from the online rows.
         scorer: the predictor server (standard shape) or the local champion (fused shape).
         prediction_log: where every prediction goes (None: not logged).

@@ -124,7 +124,7 @@ class ServingSettings(ServiceSettings, Generic[RulesT]):
     Starlette route (the same decoding, errors and answer; no FastAPI dependency solving, no DataPlane hop,
     no KServe timers), ``kserve`` through KServe's ``V1Endpoints`` and ``DataPlane``. The protocol is the same."""
     predict_threads: int = Field(default=2, ge=1, le=64)
-    """Threads running XGBoost, off the event loop; each prediction uses one OpenMP thread."""
+    """Threads running XGBoost for batches over ``predict_inline_rows``; each prediction uses one OpenMP thread."""
     predict_inline_rows: int = Field(default=1, ge=0, le=1024)
     """Batches of at most this many rows are predicted on the event loop instead (0: never): for one row
     of a typical model the hop to a thread and back costs more CPU than the prediction."""
