@@ -6,7 +6,7 @@ The whole server, with real clients, gRPC, Feast and Kafka, is tested in ``tests
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,13 +42,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+BUGGY_USER = "user-bug"
+"""A user whose lookup fails with an error no route expects: a bug on the server's side."""
+
+
 class DictFeatures:
-    """Online values from a dict: ``known`` users get a stored row, everyone else none."""
+    """Online values from a dict: ``known`` users get a stored row, everyone else none; :data:`BUGGY_USER` fails."""
 
     def __init__(self, known: set[str]) -> None:
         self.known = known
 
     async def lookup(self, entity_rows: list[dict[str, str]]) -> dict[str, list[Any]]:
+        if any(row["user_id"] == BUGGY_USER for row in entity_rows):
+            raise RuntimeError("a bug in the lookup")
         pairs = [(user_row() if row["user_id"] in self.known else None, merchant_row()) for row in entity_rows]
         return online(*pairs)
 
@@ -366,6 +372,23 @@ async def test_every_inference_call_is_counted_by_protocol_and_outcome(served: S
     assert requests_counted(served, "v1", "ok") == 1
     assert requests_counted(served, "v1", "client_error") == 2  # the 400 and the 415 from the middleware
     assert requests_counted(served, "v2", "client_error") == 1
+    assert requests_counted(served, "v1", "server_error") == 1
+
+
+async def test_a_body_streamed_past_the_limit_is_a_413_and_a_bug_a_500_saying_where_to_look(served: Served) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no content-length: the limit counts the bytes as they come
+        for _ in range(30):
+            yield b"x" * 1_000
+
+    streamed = await served.client.post(
+        "/v1/models/fraud:predict", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413, streamed.text
+    assert "exceeds the limit" in streamed.json()["detail"]
+    bug = await predict(served.client, {"instances": [transaction_fields(user_id=BUGGY_USER)]})
+    assert bug.status_code == 500
+    assert bug.json() == {"error": "internal_error", "detail": "an unexpected error occurred; see the service log"}
+    assert requests_counted(served, "v1", "client_error") == 1
     assert requests_counted(served, "v1", "server_error") == 1
 
 

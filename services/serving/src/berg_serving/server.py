@@ -34,7 +34,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Annotated, Any, NoReturn
 
-import orjson
 import uvicorn
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -44,13 +43,8 @@ from grpc_interceptor.exceptions import GrpcException
 from kserve import Model, ModelRepository
 from kserve.constants.constants import PredictorProtocol
 from kserve.errors import (
-    InferenceError,
     InvalidInput,
-    ModelNotFound,
     ModelNotReady,
-    ServerNotLive,
-    ServerNotReady,
-    UnsupportedProtocol,
 )
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
@@ -70,39 +64,23 @@ from kserve.protocol.rest.v2_datamodels import (
 from kserve.protocol.rest.v2_endpoints import V2Endpoints
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
-from starlette.datastructures import Headers
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from berg.contracts.rules import ValueRule, json_schema_with_rules
 from berg.observability.health import ReadinessChecks
 from berg.web.app import create_app
-from berg_serving.errors import UpstreamError
+from berg_serving.errors import ANSWERED_ERRORS, error_response, error_status
 from berg_serving.explanations import DEFAULT_TOP_K, TOP_K_HEADER
 from berg_serving.json_body import non_finite_numbers
 from berg_serving.metrics import outcome_of, request_counter
+from berg_serving.middleware import INFERENCE_HEADER, ContentTypeMiddleware, RequestCountingMiddleware
 from berg_serving.settings import ServingSettings
+from berg_serving.v1_direct import V1PredictFront
 
 __all__ = ["ServingServer", "build_app", "v1_request_schema"]
 
 log = logging.getLogger(__name__)
 
-_INFERENCE_HEADER = "inference-header-content-length"
-_CLIENT_ERRORS: dict[type[Exception], int] = {
-    InvalidInput: 400,
-    ModelNotFound: 404,
-    UnsupportedProtocol: 400,
-}
-_KSERVE_ERRORS = (
-    InvalidInput,
-    ModelNotFound,
-    ModelNotReady,
-    ServerNotReady,
-    ServerNotLive,
-    UnsupportedProtocol,
-    InferenceError,
-)
-_UNAVAILABLE = (ModelNotReady, ServerNotReady, ServerNotLive)
 _GRPC_CODES = {
     400: StatusCode.INVALID_ARGUMENT,
     404: StatusCode.NOT_FOUND,
@@ -166,96 +144,12 @@ class ServingDataPlane(DataPlane):  # type: ignore[misc]  # kserve is untyped
 
 def _json_part(body: bytes, headers: Any) -> bytes:
     """The JSON of a body: all of it, or the header of an Open Inference binary body."""
-    length = str((headers or {}).get(_INFERENCE_HEADER, ""))
+    length = str((headers or {}).get(INFERENCE_HEADER, ""))
     return body[: int(length)] if length.isdigit() else body
 
 
-def _error_status(error: Exception) -> int:
-    if isinstance(error, UpstreamError):
-        return error.status_code
-    if isinstance(error, _UNAVAILABLE):
-        return 503
-    if isinstance(error, NotImplementedError):
-        return 501
-    for kind, status in _CLIENT_ERRORS.items():
-        if isinstance(error, kind):
-            return status
-    return 500
-
-
 async def _kserve_error(_: Request, error: Exception) -> JSONResponse:
-    status = _error_status(error)
-    if status >= 500:
-        log.error("inference failed: %s", error, exc_info=not isinstance(error, (*_UNAVAILABLE, UpstreamError)))
-    else:
-        log.info("refused an inference request (%d): %s", status, error)
-    return JSONResponse({"error": str(error)}, status_code=status)
-
-
-class ContentTypeMiddleware:
-    """415 for an inference body that is neither JSON nor the Open Inference binary extension.
-
-    A missing ``Content-Type`` (Triton's client sends none) is read as JSON, or as the
-    binary extension when the ``inference-header-content-length`` header is there.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            v2 = path.endswith(("/infer", "/explain"))
-            if v2 or path.endswith((":predict", ":explain")):
-                headers = Headers(scope=scope)
-                binary = v2 and _INFERENCE_HEADER in headers
-                media = headers.get("content-type", "").split(";")[0].strip().lower()
-                if not media:
-                    media = "application/octet-stream" if binary else "application/json"
-                    scope = dict(scope)
-                    scope["headers"] = [*scope["headers"], (b"content-type", media.encode("latin-1"))]
-                if media != "application/json" and not (binary and media == "application/octet-stream"):
-                    expected = "application/json" + (
-                        " (or application/octet-stream with the inference-header-content-length header)" if v2 else ""
-                    )
-                    detail = f"unsupported content type {media!r}: send {expected}"
-                    await JSONResponse({"error": detail}, status_code=415)(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-
-class RequestCountingMiddleware:
-    """Counts every inference call (V1 ``:predict``, V2 ``/infer``) by protocol and the status it got
-    (explain calls are not counted: they are not predictions).
-
-    Outermost, so the refusals of the middlewares inside it (415, 413) are counted too.
-    """
-
-    def __init__(self, app: ASGIApp, requests: Counter) -> None:
-        self.app = app
-        self._requests = requests
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        protocol = "v2" if path.endswith("/infer") else "v1" if path.endswith(":predict") else None
-        if protocol is None:
-            await self.app(scope, receive, send)
-            return
-        status = 500  # a response that never started is a server error
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            self._requests.labels(protocol, outcome_of(status)).inc()
+    return error_response(error)
 
 
 def build_app(
@@ -275,13 +169,10 @@ def build_app(
     app = create_app(settings.web, title=title, registry=registry, readiness=readiness)
     app.add_middleware(ContentTypeMiddleware)
     app.add_middleware(RequestCountingMiddleware, requests=requests)
-    for kind in (*_KSERVE_ERRORS, UpstreamError, NotImplementedError):
+    for kind in ANSWERED_ERRORS:
         app.add_exception_handler(kind, _kserve_error)
 
     v1 = V1Endpoints(dataplane)
-    if settings.v1_route == "direct":
-        # Ahead of the FastAPI route below, which stays to document the body in the OpenAPI.
-        app.router.routes.insert(0, Route(V1_PREDICT_PATH, _direct_v1_predict(dataplane), methods=["POST"]))
     router = APIRouter(prefix="/v1", tags=["V1"])
     router.add_api_route("/models", v1.models, methods=["GET"])
     router.add_api_route("/models/{model_name}", v1.model_ready, methods=["GET"])
@@ -353,40 +244,6 @@ def build_app(
     app.include_router(router)
     _document_model_name(app, model_name)
     return app
-
-
-V1_PREDICT_PATH = "/v1/models/{model_name}:predict"
-
-
-def _direct_v1_predict(dataplane: DataPlane) -> Callable[[Request], Awaitable[Response]]:
-    """KServe's V1 predict handler (``V1Endpoints.predict``) with the model's stages called directly.
-
-    The same decoding (``DataPlane.decode``: JSON, CloudEvents), the same errors (raised to the app's
-    handlers: 404 for another model, 503 before a model is ready, 400 for what the client sent), the same
-    encoding (``DataPlane.encode``) and the same JSON answer (orjson, as KServe's ``ORJSONResponse``). What it
-    leaves out costs a fused request about a tenth of its CPU and changes nothing on the wire: FastAPI's
-    dependency solving, ``DataPlane.infer``'s model lookup and readiness hop, and ``Model.__call__``'s own
-    timers and logging (KServe's histograms, which this server does not expose)."""
-
-    async def predict(request: Request) -> Response:
-        model_name = request.path_params["model_name"]
-        model = dataplane.get_model_from_registry(model_name)
-        if not model.is_ready():
-            raise ModelNotReady(model_name)
-        headers = dict(request.headers.items())
-        body, attributes = dataplane.decode(body=await request.body(), headers=headers)
-        response, response_headers = await model.predict_direct(body, headers)
-        response, encoded = dataplane.encode(
-            model_name=model_name, response=response, headers=headers, req_attributes=attributes
-        )
-        response_headers.update(encoded)
-        response_headers.pop("content-length", None)
-        if isinstance(response, bytes | str):
-            return Response(content=response, headers=response_headers)
-        content = orjson.dumps(response, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-        return Response(content=content, media_type="application/json", headers=response_headers)
-
-    return predict
 
 
 TopK = Annotated[
@@ -481,7 +338,7 @@ class _StatusInterceptor(AsyncExceptionToStatusInterceptor):
     async def handle_exception(
         self, ex: Exception, request_or_iterator: Any, context: Any, method_name: str
     ) -> NoReturn:
-        status = _error_status(ex) if not isinstance(ex, GrpcException) else _http_status_of(ex.status_code)
+        status = error_status(ex) if not isinstance(ex, GrpcException) else _http_status_of(ex.status_code)
         if method_name.endswith("/ModelInfer"):
             self._requests.labels("grpc", outcome_of(status)).inc()
         if isinstance(ex, GrpcException):
@@ -537,9 +394,12 @@ class ServingServer:
         repository.update(model)
         self._dataplane = ServingDataPlane(repository, readiness)
         self._requests = request_counter(registry)
-        self.app = build_app(
+        app = build_app(
             settings, model.name, self._dataplane, registry, readiness, self._requests, contract, value_rules
         )
+        self.app: ASGIApp = app
+        if settings.v1_route == "direct":
+            self.app = V1PredictFront(app, self._dataplane, self._requests, settings.web.max_body_bytes)
         in_flight_budget = max(1, int(settings.grace_period_s - settings.drain_delay_s - 1))
         self._http = _QuietUvicorn(
             uvicorn.Config(
