@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -229,5 +231,30 @@ def test_two_workers_share_the_ports_the_metrics_and_the_stop(
     code = server.process.wait(timeout=GRACE_S + 10)
     assert code == 0, server.log_tail()
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree), 10, "the whole process tree to exit")
-    log = server.log_path.read_text()
+    log = server.log_path.read_text().rsplit("supervising", 1)[1]  # the module's servers share the log file
     assert log.count("closing the listeners") == WORKERS  # each live worker's graceful stop (not the killed one's)
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor(
+    serving_world: ServingWorld, start_server: Any, tmp_path: Path
+) -> None:
+    # A listener without SO_REUSEPORT on the gRPC port: every worker's bind fails, after its whole assembly.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server: ServingProcess = start_server(
+            "fused",
+            serving_world,
+            serving_world.registry(tmp_path / "registry"),
+            wait=False,
+            WORKERS=str(WORKERS),
+            GRPC__PORT=str(taken.getsockname()[1]),
+        )
+        assert server.process is not None
+        code = server.process.wait(timeout=400)
+    assert code == 1, server.log_tail()
+    log = server.log_path.read_text().rsplit("supervising", 1)[1]  # the module's servers share the log file
+    assert "before it listened; see its log above" in log, server.log_tail()
+    workers = [int(pid) for pid in re.findall(r"started worker (\d+)", log)]
+    assert len(workers) == WORKERS
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)

@@ -114,6 +114,9 @@ def _stop_with_the_supervisor() -> None:
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None and os.getppid() != supervisor.pid:  # it died before the line above
+        raise SystemExit("the supervisor is gone")
 
 
 @dataclass
