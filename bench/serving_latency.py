@@ -268,6 +268,23 @@ def process_cpu(root: int) -> dict[int, float]:
     return seconds
 
 
+def serving_processes(tree: list[int], supervised: bool) -> list[int]:
+    """The processes of a server's tree (root first) that serve; ``supervised`` (``BERG_SERVING_WORKERS`` > 1):
+    the workers alone, not their supervisor (the root) nor multiprocessing's resource tracker."""
+    if not supervised:
+        return tree
+    return [pid for pid in tree[1:] if "resource_tracker" not in command_line(pid)]
+
+
+def wait_for_workers(server: ChildServer, workers: int, timeout_s: float = 300) -> None:
+    """Until the supervisor has logged each of its ``workers`` as listening."""
+    deadline = time.monotonic() + timeout_s
+    while len(re.findall(r"worker \d+ listening", server.log.read_text(errors="replace"))) < workers:
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name}: not {workers} workers listening:\n{server.log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
 def command_line(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -1202,11 +1219,21 @@ def run_benchmark(args: argparse.Namespace) -> None:
             stack.callback(fused_log.stop)
         for server in (bare, predictor, fused, transformer, floor, *([fused_log] if fused_log else [])):
             server.wait_ready()
+        if args.workers is not None and args.workers > 1:
+            # Ready is the first worker's; the others may still be loading (CPU that is not serving).
+            wait_for_workers(fused, args.workers)
         print(f", servers ready at {time.perf_counter() - began:.0f}s")
         tree = fused.tree()
         print(f"fused server: {len(tree)} process(es): " + "; ".join(command_line(pid)[:80] for pid in tree))
         servers = Servers(
-            bare, predictor, fused, fused_grpc_port, transformer, floor, fused_log, fused_processes=len(tree)
+            bare,
+            predictor,
+            fused,
+            fused_grpc_port,
+            transformer,
+            floor,
+            fused_log,
+            fused_processes=len(serving_processes(tree, args.workers is not None and args.workers > 1)),
         )
         asyncio.run(measure(args, world, registry, servers, store))
     print(f"\nload average at end: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")

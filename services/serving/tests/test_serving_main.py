@@ -21,7 +21,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Callable[[], str]:
     monkeypatch.setattr(entry_point, "configure_logging", lambda *_: None)
     names: list[str] = []
     monkeypatch.setattr(
-        runner, "run", lambda _settings, _shape, _store, _stream, *, model_name: names.append(model_name)
+        runner, "run", lambda _settings, _shape, _store, _stream, *, model_name, **_: names.append(model_name)
     )
 
     def serve() -> str:

@@ -159,7 +159,8 @@ def create_app(
     Args:
         settings: listen address and body limit.
         title: the service name, shown in the OpenAPI document.
-        registry: the service's own metrics registry, served at ``/metrics``.
+        registry: the registry served at ``/metrics``: the service's own, or one that collects the metrics of
+            all its worker processes (``prometheus_client.multiprocess``).
         readiness: checks behind ``/readyz``; none means always ready.
         version: the service version for the OpenAPI document.
     """

@@ -2,13 +2,18 @@
 
 The shape comes from ``--shape`` or ``BERG_SERVING_SHAPE`` (default ``fused``); every
 other setting from ``BERG_SERVING_*`` (:class:`~berg_serving.settings.ServingSettings`).
+With ``BERG_SERVING_WORKERS`` over 1 this process supervises that many workers
+(:mod:`berg_serving.workers`), each of which runs :func:`serve_worker`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from berg.features.settings import FeatureStoreSettings
 from berg.observability.logging import configure_logging
@@ -16,9 +21,12 @@ from berg.settings import UseCaseSelection, load_settings_or_exit
 from berg.usecase import resolve_use_case_or_exit
 from berg_serving.settings import SHAPES, ServingSettings
 
+Serve = Callable[[Sequence[socket.socket], Callable[[], None] | None], None]
+"""Runs the prepared shape (:func:`berg_serving.runner.run`) on the given HTTP sockets, until SIGTERM."""
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Read the settings once, assemble the shape, serve until SIGTERM."""
+
+def _prepare(argv: Sequence[str]) -> tuple[ServingSettings[Any], Serve]:
+    """Read the settings once and configure logging; return them and what serves the shape."""
     # Parsed before KServe is imported (it parses sys.argv at import, and must not see ours first).
     parser = argparse.ArgumentParser(
         prog="berg-serving",
@@ -44,9 +52,39 @@ def main(argv: Sequence[str] | None = None) -> None:
     if ignored:
         logging.getLogger("berg_serving").info("ignoring arguments (settings come from BERG_SERVING_*): %s", ignored)
 
-    from berg_serving.runner import run
+    def serve(sockets: Sequence[socket.socket], on_listening: Callable[[], None] | None) -> None:
+        from berg_serving.runner import run
 
-    run(settings, shape, feature_store, use_case, model_name=model_name)
+        run(
+            settings,
+            shape,
+            feature_store,
+            use_case,
+            model_name=model_name,
+            sockets=sockets,
+            on_listening=on_listening,
+        )
+
+    return settings, serve
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Read the settings once, assemble the shape, serve until SIGTERM (or supervise the workers that do)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    settings, serve = _prepare(arguments)
+    if settings.workers == 1:
+        serve((), None)
+        return
+    from berg_serving.workers import supervise
+
+    raise SystemExit(supervise(settings, arguments))
+
+
+def serve_worker(argv: Sequence[str], sockets: Sequence[socket.socket], on_listening: Callable[[], None]) -> None:
+    """One worker of :func:`berg_serving.workers.supervise`: read the settings and assemble everything in this
+    process, then serve HTTP on the supervisor's ``sockets`` (and gRPC on the shared port) until SIGTERM."""
+    _, serve = _prepare(argv)
+    serve(sockets, on_listening)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,34 @@
-"""The serving service's Prometheus metrics, on the service's own registry."""
+"""The serving service's Prometheus metrics, on the service's own registry.
+
+With more than one worker (``BERG_SERVING_WORKERS``) prometheus_client runs in multiprocess mode: each worker
+writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` serves :func:`workers_registry`,
+which adds them up. Gauges say how (``multiprocess_mode``), and the model's ``Info``, which that mode cannot
+hold, becomes :class:`ModelInfoGauge` under the same sample name and labels.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
-__all__ = ["STAGES", "ServingMetrics", "outcome_of", "request_counter"]
+__all__ = [
+    "STAGES",
+    "ModelInfo",
+    "ModelInfoGauge",
+    "ServingMetrics",
+    "outcome_of",
+    "request_counter",
+    "workers_registry",
+]
+
+_PREFIX = "berg_serving_"
+_MODEL_INFO = "berg_serving_model_info"
 
 STAGES = ("lookup", "predict", "total")
 """``lookup``: validation, Feast and the on-demand features; ``predict``: the model (or the hop to the
@@ -14,6 +36,39 @@ predictor); ``total``: the whole inference call, errors included."""
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _SCORE_BUCKETS = tuple(round(0.05 * step, 2) for step in range(1, 21))
+
+
+class ModelInfo(Protocol):
+    """What the champion watcher reports a swap to: :class:`prometheus_client.Info` or :class:`ModelInfoGauge`."""
+
+    def info(self, val: dict[str, str]) -> None: ...
+
+
+class ModelInfoGauge:
+    """``berg_serving_model_info{model, version, threshold} 1`` as a gauge, for multiprocess mode.
+
+    prometheus_client's ``Info`` does not work across processes; a gauge of the same name exposes the same sample
+    (an ``Info`` is a gauge named ``<name>_info`` in the text format), plus the ``pid`` label of each worker
+    (``liveall``: a dead worker's series goes with it). A label set can't be removed in multiprocess mode, so the
+    version swapped out is set to 0 and :func:`workers_registry` leaves its 0 out.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._gauge = Gauge(
+            _MODEL_INFO,
+            "The model version being served.",
+            ["model", "version", "threshold"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self._current: dict[str, str] | None = None
+
+    def info(self, val: dict[str, str]) -> None:
+        """Report ``val`` (model, version, threshold) as the version served, instead of the previous one."""
+        if self._current is not None and self._current != val:
+            self._gauge.labels(**self._current).set(0)
+        self._gauge.labels(**val).set(1)
+        self._current = dict(val)
 
 
 @dataclass(frozen=True)
@@ -25,7 +80,7 @@ class ServingMetrics:
     predictions: Counter
     default_features: Counter
     in_flight: Gauge
-    model: Info
+    model: ModelInfo
     swaps: Counter
     load_failures: Counter
     log_sent: Counter
@@ -33,8 +88,13 @@ class ServingMetrics:
     log_queued: Gauge
 
     @classmethod
-    def register(cls, registry: CollectorRegistry) -> ServingMetrics:
-        """Create the metrics on ``registry`` (once per registry)."""
+    def register(cls, registry: CollectorRegistry, *, multiprocess: bool = False) -> ServingMetrics:
+        """Create the metrics on ``registry`` (once per registry); ``multiprocess``: one of several workers."""
+        model: ModelInfo = (
+            ModelInfoGauge(registry)
+            if multiprocess
+            else Info("berg_serving_model", "The model version being served.", registry=registry)
+        )
         return cls(
             latency=Histogram(
                 "berg_serving_latency_seconds",
@@ -55,9 +115,12 @@ class ServingMetrics:
                 registry=registry,
             ),
             in_flight=Gauge(
-                "berg_serving_requests_in_flight", "Inference calls being processed now.", registry=registry
+                "berg_serving_requests_in_flight",
+                "Inference calls being processed now.",
+                registry=registry,
+                multiprocess_mode="livesum",
             ),
-            model=Info("berg_serving_model", "The model version being served.", registry=registry),
+            model=model,
             swaps=Counter(
                 "berg_serving_model_swaps", "Model versions swapped in (the first load included).", registry=registry
             ),
@@ -76,7 +139,10 @@ class ServingMetrics:
                 registry=registry,
             ),
             log_queued=Gauge(
-                "berg_serving_prediction_log_queued", "Predictions waiting for the producer.", registry=registry
+                "berg_serving_prediction_log_queued",
+                "Predictions waiting for the producer.",
+                registry=registry,
+                multiprocess_mode="livesum",
             ),
         )
 
@@ -99,3 +165,30 @@ def outcome_of(http_status: int) -> str:
     if http_status >= 500:
         return "server_error"
     return "client_error" if http_status >= 400 else "ok"
+
+
+class _WorkersCollector(Collector):
+    """Every worker's ``berg_serving_*`` metrics from the multiprocess files, added up as each metric says.
+
+    Only ``berg_serving_*``: in multiprocess mode the libraries' own metrics (Feast's, KServe's, made on
+    prometheus_client's global registry) land in the same files, and a single process does not serve them either.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._files = MultiProcessCollector(None, path)  # type: ignore[no-untyped-call]  # unannotated upstream
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._files.collect():  # type: ignore[no-untyped-call]  # unannotated upstream
+            if not family.name.startswith(_PREFIX):
+                continue
+            if family.name == _MODEL_INFO:
+                family.samples = [sample for sample in family.samples if sample.value != 0]
+            yield family
+
+
+def workers_registry(path: str | None = None) -> CollectorRegistry:
+    """A registry serving the sum of every worker's metrics, read from ``path`` (default:
+    ``PROMETHEUS_MULTIPROC_DIR``) at each scrape; see :class:`ModelInfoGauge` for the model's version."""
+    registry = CollectorRegistry()
+    registry.register(_WorkersCollector(path))
+    return registry

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from berg.contracts.rules import ValueRule
 from berg.features.store_config import FeatureStoreConfig
 from berg.observability.health import ReadinessChecks
 from berg_serving.decisions import DecisionPolicy
-from berg_serving.metrics import ServingMetrics
+from berg_serving.metrics import ServingMetrics, workers_registry
 from berg_serving.models import Predictor, Transformer
 from berg_serving.scorers import LocalScorer, RemotePredictor, Scorer
 from berg_serving.settings import ServingSettings, Shape
@@ -184,18 +185,25 @@ def run(
     use_case: UseCase,
     *,
     model_name: str,
+    sockets: Sequence[socket.socket] = (),
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period (``feature_store``: where
     the fused and transformer shapes read the use case's online features; every scored event must follow the
     contract of the use case's scored stream and pass its value rules; ``model_name``: the registry model
-    served)."""
+    served).
+
+    One worker of several (``settings.workers`` > 1, started by :mod:`berg_serving.workers`) serves HTTP on the
+    supervisor's ``sockets``, keeps its metrics in the shared multiprocess files and calls ``on_listening`` once
+    it accepts connections."""
     from berg_serving.scoring_request import ScoringContract
     from berg_serving.server import ServingServer
 
     # KServe's V1 handler answers with FastAPI's ORJSONResponse, which FastAPI now deprecates: not ours to fix.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     registry = CollectorRegistry()
-    metrics = ServingMetrics.register(registry)
+    one_of_workers = settings.workers > 1
+    metrics = ServingMetrics.register(registry, multiprocess=one_of_workers)
     readiness = ReadinessChecks()
     value_rules = settings.rules.value_rules(use_case.scored.name)
     request = ScoringContract(use_case.scored.contract)
@@ -217,7 +225,17 @@ def run(
     gc.collect()
     gc.freeze()
     readiness.add("model", assembly.model.is_ready)
-    server = ServingServer(settings, assembly.model, readiness, registry, request.contract, value_rules=value_rules)
+    server = ServingServer(
+        settings,
+        assembly.model,
+        readiness,
+        registry,
+        request.contract,
+        value_rules=value_rules,
+        served_registry=workers_registry() if one_of_workers else None,
+        sockets=sockets,
+        on_listening=on_listening,
+    )
     log.info(
         "serving",
         extra={

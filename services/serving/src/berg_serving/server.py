@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Annotated, Any, NoReturn
@@ -163,8 +164,8 @@ def build_app(
     value_rules: Sequence[ValueRule] = (),
 ) -> FastAPI:
     """Berg's app with KServe's V1 and V2 inference routes for ``model_name``; ``requests`` is
-    :func:`request_counter`; the V1 body's schema is ``contract`` (the scored events') with what
-    ``value_rules`` a JSON Schema can say."""
+    :func:`request_counter` and ``registry`` what ``/metrics`` serves; the V1 body's schema is ``contract``
+    (the scored events') with what ``value_rules`` a JSON Schema can say."""
     title = f"berg-serving ({model_name})"
     app = create_app(settings.web, title=title, registry=registry, readiness=readiness)
     app.add_middleware(ContentTypeMiddleware)
@@ -363,11 +364,21 @@ class _NoModelRepository:
 
 
 class _QuietUvicorn(uvicorn.Server):
-    """Uvicorn without its own signal handlers: the server's stop sequence owns SIGTERM."""
+    """Uvicorn without its own signal handlers (the server's stop sequence owns SIGTERM), telling
+    ``on_listening`` once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_listening is not None:
+            self._on_listening()
 
 
 class ServingServer:
@@ -387,15 +398,29 @@ class ServingServer:
         contract: type[BaseModel],
         *,
         value_rules: Sequence[ValueRule] = (),
+        served_registry: CollectorRegistry | None = None,
+        sockets: Sequence[socket.socket] = (),
+        on_listening: Callable[[], None] | None = None,
     ) -> None:
+        """``registry`` holds the request counter; ``/metrics`` serves ``served_registry`` (default: ``registry``).
+        ``sockets``: HTTP listeners bound by a parent process (one worker among several; default: bind
+        ``settings.web``); ``on_listening`` is called once REST and gRPC accept connections."""
         self._settings = settings
+        self._sockets = list(sockets) or None
         self._readiness = readiness
         repository = ModelRepository()
         repository.update(model)
         self._dataplane = ServingDataPlane(repository, readiness)
         self._requests = request_counter(registry)
         app = build_app(
-            settings, model.name, self._dataplane, registry, readiness, self._requests, contract, value_rules
+            settings,
+            model.name,
+            self._dataplane,
+            served_registry or registry,
+            readiness,
+            self._requests,
+            contract,
+            value_rules,
         )
         self.app: ASGIApp = app
         if settings.v1_route == "direct":
@@ -411,7 +436,8 @@ class ServingServer:
                 lifespan="off",
                 timeout_graceful_shutdown=in_flight_budget,
                 timeout_keep_alive=65,
-            )
+            ),
+            on_listening,
         )
         self._in_flight_budget = float(in_flight_budget)
         self.stop_requested = asyncio.Event()
@@ -448,7 +474,7 @@ class ServingServer:
         grpc_server = self._grpc_server() if self._settings.grpc.enabled else None
         if grpc_server is not None:
             await grpc_server.start()
-        http = asyncio.create_task(self._http.serve(), name="http")
+        http = asyncio.create_task(self._http.serve(self._sockets), name="http")
         stop = asyncio.create_task(self.stop_requested.wait(), name="stop")
         await asyncio.wait({http, stop}, return_when=asyncio.FIRST_COMPLETED)
         if http.done():

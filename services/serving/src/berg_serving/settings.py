@@ -128,6 +128,11 @@ class ServingSettings(ServiceSettings, Generic[RulesT]):
     predict_inline_rows: int = Field(default=1, ge=0, le=1024)
     """Batches of at most this many rows are predicted on the event loop instead (0: never): for one row
     of a typical model the hop to a thread and back costs more CPU than the prediction."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes serving the same HTTP and gRPC ports: Python runs one core per process (the GIL), so more than 1
+    uses more cores of one host. Each worker loads the champion, opens Feast and the prediction log itself, and
+    watches the alias on its own (during a swap, workers may serve different versions for one poll interval);
+    ``/metrics`` sums them all. 1: one process, as if the setting did not exist."""
     grace_period_s: float = Field(default=30.0, gt=0, le=3600)
     """From SIGTERM to exit, at most (Kubernetes' default ``terminationGracePeriodSeconds``)."""
     drain_delay_s: float = Field(default=2.0, ge=0, le=600)
