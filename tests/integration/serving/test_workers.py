@@ -54,6 +54,13 @@ def worker_pids(server: ServingProcess) -> set[int]:
     }
 
 
+def all_listening(server: ServingProcess, pids: set[int]) -> bool:
+    """Whether the supervisor has logged each of ``pids`` as listening (a worker shows in ``/metrics`` once its
+    champion is loaded, a little before it listens)."""
+    log = server.log_path.read_text(errors="replace").rsplit("supervising", 1)[-1]
+    return all(f"worker {pid} listening" in log for pid in pids)
+
+
 def requests_total(server: ServingProcess) -> float:
     """``berg_serving_requests_total`` summed over its labels, as ``/metrics`` serves it."""
     text = httpx.get(f"{server.url}/metrics", timeout=5).text
@@ -141,6 +148,7 @@ def test_two_workers_share_the_ports_the_metrics_and_the_stop(
     supervisor = server.process.pid
     wait_for(lambda: len(worker_pids(server)) == WORKERS, 400, "both workers to serve the champion")
     workers = worker_pids(server)
+    wait_for(lambda: all_listening(server, workers), 400, "both workers to listen")
     assert workers <= descendants(supervisor)
     rows = serving_world.transactions(CONNECTIONS, seed=51)
     scores, decisions = expected_scores(serving_world, registry, rows)
@@ -177,6 +185,7 @@ def test_two_workers_share_the_ports_the_metrics_and_the_stop(
         "the supervisor to replace the killed worker",
     )
     workers = worker_pids(server)
+    wait_for(lambda: all_listening(server, workers), 400, "the new worker to listen")  # else SIGTERM finds it starting
     assert workers <= descendants(supervisor)
     assert server.alive()
 
