@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berg.observability.health import ReadinessChecks
 
-__all__ = ["BodyLimitMiddleware", "WebSettings", "create_app", "error_body"]
+__all__ = ["BodyLimitMiddleware", "WebSettings", "create_app", "error_body", "internal_error"]
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_request", problems), status_code=422)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
+    """A bug's answer, logged with its traceback: a 500 that says where to look (the input is not echoed)."""
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return JSONResponse(error_body("internal_error", "an unexpected error occurred; see the service log"), 500)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return internal_error(request.method, request.url.path, exc)
 
 
 class _BodyTooLarge(StarletteHTTPException):

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 
 __all__ = ["ANSWERED_ERRORS", "UpstreamError", "error_response", "error_status"]
 
-log = logging.getLogger("berg_serving.server")
+log = logging.getLogger("berg_serving.server")  # the name these lines were always logged under
 
 
 class UpstreamError(RuntimeError):

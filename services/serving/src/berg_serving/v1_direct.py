@@ -17,22 +17,19 @@ histograms, which this server does not expose), and the layers above the route.
 
 from __future__ import annotations
 
-import logging
-
 import orjson
 from kserve.errors import ModelNotReady
 from kserve.protocol.dataplane import DataPlane
 from prometheus_client import Counter
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from berg.web.app import BodyLimitMiddleware, error_body
+from berg.web.app import BodyLimitMiddleware, internal_error
 from berg_serving.errors import ANSWERED_ERRORS, error_response
 from berg_serving.middleware import ContentTypeMiddleware, RequestCountingMiddleware
 
 __all__ = ["V1PredictFront", "direct_v1_predict"]
 
-log = logging.getLogger("berg_serving.server")
 
 _PREFIX = "/v1/models/"
 _VERB = ":predict"
@@ -90,12 +87,8 @@ def direct_v1_predict(dataplane: DataPlane) -> ASGIApp:
             response = await answer(model_name, body, headers)
         except ANSWERED_ERRORS as error:
             response = error_response(error)
-        except Exception:
-            # As the app answers a bug (``berg.web.app``): logged with its traceback, a 500 that says where to look.
-            log.exception("unhandled error on POST %s", scope["path"])
-            response = JSONResponse(
-                error_body("internal_error", "an unexpected error occurred; see the service log"), 500
-            )
+        except Exception as error:
+            response = internal_error("POST", scope["path"], error)  # as the app answers a bug
         await response(scope, receive, send)
 
     return app
