@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`'s pytest: the whole-loop end-to-end tests (fraud's lifecycle demo, then the clicks
-# use case's loop) run one after the other beside the rest of the suite, each side in a pytest
-# process of its own, and both must pass.
+# use case's loop) run one after the other beside the rest of the suite, and so does the cluster
+# tier (tests/cluster); each in a pytest process of its own, and all must pass.
 #
 # Why: each loop test is one `berg demo` of 10 to 20 minutes, most of it waiting on the loop's own
 # clocks (the snapshot job's schedule, a 2-minute alert window, scrape intervals); run after the
@@ -33,12 +33,23 @@ PY
 "$@" pytest "${loop_tests[@]}" >"$log_dir/loops.log" 2>&1 &
 loops_pid=$!
 
-"$@" pytest "${loop_tests[@]/#/--ignore=}"
+# The cluster tier (tests/cluster, marker `cluster`) needs a Kubernetes control plane built from the Go module
+# proxy: about 20 minutes of both cores on a fresh machine, nothing once cached. It builds and then runs beside
+# the suite at a lower priority, so the build takes the CPU the suite and the loops leave idle (the loops mostly
+# wait on their own clocks).
+(nice -n 10 scripts/cluster-tools.sh && nice -n 10 "$@" pytest tests/cluster) >"$log_dir/cluster.log" 2>&1 &
+cluster_pid=$!
+
+"$@" pytest "${loop_tests[@]/#/--ignore=}" --ignore=tests/cluster
 rest=$?
 
+echo "=== waiting for the cluster tier (it started with the suite) ==="
+wait "$cluster_pid"
+cluster=$?
+cat "$log_dir/cluster.log"
 echo "=== waiting for ${loop_tests[*]} (they started with the suite) ==="
 wait "$loops_pid"
 loops=$?
 cat "$log_dir/loops.log"
-echo "=== the suite without them: exit $rest; ${loop_tests[*]}: exit $loops ==="
-[ "$rest" -eq 0 ] && [ "$loops" -eq 0 ]
+echo "=== the suite: exit $rest; tests/cluster: exit $cluster; ${loop_tests[*]}: exit $loops ==="
+[ "$rest" -eq 0 ] && [ "$cluster" -eq 0 ] && [ "$loops" -eq 0 ]

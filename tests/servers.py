@@ -26,7 +26,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,14 @@ from psycopg import sql
 
 from tests.helpers import free_port, wait_for
 
-__all__ = ["PostgresServer", "RedisServer", "postgres_bin_dir", "running_postgres", "running_redis"]
+__all__ = [
+    "PostgresServer",
+    "RedisServer",
+    "ServerProcess",
+    "postgres_bin_dir",
+    "running_postgres",
+    "running_redis",
+]
 
 HOST = "127.0.0.1"
 _REDIS_DATABASES = 16
@@ -62,19 +69,30 @@ def postgres_bin_dir() -> Path:
     raise RuntimeError("PostgreSQL is not installed (initdb not found): run scripts/bootstrap.sh")
 
 
-class _Process:
+class ServerProcess:
     """A server child process in its own process group, logging to a file."""
 
     def __init__(
-        self, argv: Sequence[str], log_path: Path, death_signal: str, run_as: pwd.struct_passwd | None
+        self,
+        argv: Sequence[str],
+        log_path: Path,
+        death_signal: str,
+        run_as: pwd.struct_passwd | None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
+        """``environment`` replaces the inherited one when given."""
         self.log_path = log_path
         prefix = ["setpriv", f"--pdeathsig={death_signal}"]
         if run_as is not None:
             prefix += [f"--reuid={run_as.pw_uid}", f"--regid={run_as.pw_gid}", "--init-groups"]
         with open(log_path, "ab") as log:
             self.popen = subprocess.Popen(
-                [*prefix, "--", *argv], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                [*prefix, "--", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env=None if environment is None else dict(environment),
             )
 
     def alive(self) -> bool:
@@ -204,7 +222,7 @@ def running_redis(timeout_s: float = 30) -> Iterator[RedisServer]:
         "--dir", str(workdir),
         "--daemonize", "no",
     ]  # fmt: skip
-    process = _Process(argv, workdir / "redis.log", death_signal="TERM", run_as=None)
+    process = ServerProcess(argv, workdir / "redis.log", death_signal="TERM", run_as=None)
     try:
         with server.client() as client:
 
@@ -250,12 +268,12 @@ def running_postgres(timeout_s: float = 60) -> Iterator[PostgresServer]:
     # Our own temporary folder, not pytest's: pytest's base folder is private to its
     # user, and the postgres user must be able to reach the data directory.
     workdir = Path(tempfile.mkdtemp(prefix="berg-postgres-"))
-    process: _Process | None = None
+    process: ServerProcess | None = None
     try:
         if run_as is not None:
             os.chown(workdir, run_as.pw_uid, run_as.pw_gid)
         data_dir = workdir / "data"
-        initdb = _Process(
+        initdb = ServerProcess(
             [
                 str(bin_dir / "initdb"),
                 f"--pgdata={data_dir}",
@@ -295,7 +313,7 @@ def running_postgres(timeout_s: float = 60) -> Iterator[PostgresServer]:
         # The postmaster runs in the foreground (not `pg_ctl start`, which detaches it), so
         # it is our child: its process group and parent-death signal are ours to set. SIGQUIT
         # is PostgreSQL's immediate shutdown.
-        process = _Process(argv, workdir / "postgres.log", death_signal="QUIT", run_as=run_as)
+        process = ServerProcess(argv, workdir / "postgres.log", death_signal="QUIT", run_as=run_as)
 
         def accepts_connections() -> bool:
             assert process is not None

@@ -1,0 +1,301 @@
+"""The chart installed into a real API server: every ``helm/berg/ci`` scenario in a namespace enforcing Pod
+Security ``restricted``, its workloads available on the kwok node, its pods' references resolvable, every pod
+selected by a NetworkPolicy, and each ServiceAccount's rights exactly the allowlist (SubjectAccessReview)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.controlplane import ControlPlane
+from tests.cluster.workloads import label_selector, missing_references, pod_references
+from tests.delivery.tools import CHART, CI_VALUES
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+RELEASE = "berg"
+SCENARIOS = {values.name.removesuffix("-values.yaml"): values for values in CI_VALUES}
+HELM_TIMEOUT = "15m"
+INFERENCE_SERVICE_READY_S = 300.0
+"""helm's own wait limit: generous for a busy machine (the wait ends as soon as everything is available)."""
+
+ALLOWED_RULES: Mapping[str, list[dict[str, list[str]]]] = {}
+"""API rights each Berg ServiceAccount (by component: ``berg-<component>``) may hold beyond what every
+ServiceAccount has: none. No Berg code calls the Kubernetes API (serving follows the model registry's alias),
+so no ServiceAccount is bound to a Role and none mounts a token."""
+
+_PROBED_RESOURCES = (
+    ("", "secrets"),
+    ("", "configmaps"),
+    ("", "pods"),
+    ("", "serviceaccounts"),
+    ("apps", "deployments"),
+    ("serving.kserve.io", "inferenceservices"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+)
+_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One scenario's release, installed and waited for."""
+
+    scenario: str
+    namespace: str
+    values: Mapping[str, Any]
+
+
+def restricted_namespace(cluster: ControlPlane, name: str) -> None:
+    """A namespace whose pods must meet Pod Security ``restricted`` (enforced, not only warned)."""
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")} | {
+        "pod-security.kubernetes.io/enforce-version": "latest"
+    }
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}])
+
+
+def user_prerequisites(namespace: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What the chart's documentation asks a user to create first for these values: the Secrets named by
+    ``existingSecret`` and ``imagePullSecrets``, and, for a claim the chart creates, a volume of its class
+    (what a storage provisioner does on a real cluster)."""
+    objects: list[dict[str, Any]] = []
+
+    def secret(name: str, data: dict[str, str], kind: str = "Opaque") -> None:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": namespace},
+                "type": kind,
+                "stringData": data,
+            }
+        )
+
+    for pull_secret in (values.get("global") or {}).get("imagePullSecrets") or []:
+        secret(pull_secret, {".dockerconfigjson": '{"auths": {}}'}, "kubernetes.io/dockerconfigjson")
+    if feature_store := (values.get("featureStore") or {}).get("existingSecret"):
+        secret(feature_store, {"registry-url": "postgresql+psycopg://feast@db/feast", "redis": "redis:6379"})
+    if object_storage := (values.get("objectStorage") or {}).get("existingSecret"):
+        secret(object_storage, {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"})
+    claim = (values.get("storage") or {}).get("persistentVolumeClaim") or {}
+    if claim.get("create"):
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"{namespace}-shared"},
+                "spec": {
+                    "capacity": {"storage": claim.get("size", "10Gi")},
+                    "accessModes": claim.get("accessModes", ["ReadWriteMany"]),
+                    "storageClassName": claim.get("storageClassName", ""),
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "hostPath": {"path": f"/var/lib/berg-test/{namespace}"},
+                },
+            }
+        )
+    return objects
+
+
+@pytest.fixture(scope="module", params=sorted(SCENARIOS))
+def installed(request: pytest.FixtureRequest, cluster: ControlPlane, helm: str) -> Iterator[Installed]:
+    """``helm install --wait`` of one scenario into its own restricted namespace; uninstalled afterwards."""
+    scenario: str = request.param
+    namespace = f"berg-{scenario}"
+    values_path: Path = SCENARIOS[scenario]
+    values = yaml.safe_load(values_path.read_text()) or {}
+    restricted_namespace(cluster, namespace)
+    if prerequisites := user_prerequisites(namespace, values):
+        cluster.apply(prerequisites)
+    cluster.helm(
+        helm,
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--values",
+        str(values_path),
+        "--wait",
+        "--wait-for-jobs",
+        "--timeout",
+        HELM_TIMEOUT,
+    )
+    yield Installed(scenario, namespace, values)
+    cluster.helm(helm, "uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", HELM_TIMEOUT)
+
+
+def test_every_deployment_is_available(cluster: ControlPlane, installed: Installed) -> None:
+    deployments = cluster.get("deployments", "-n", installed.namespace)["items"]
+    assert deployments, f"{installed.scenario} installed no Deployment"
+    unavailable = [
+        deployment["metadata"]["name"]
+        for deployment in deployments
+        if not any(
+            condition["type"] == "Available" and condition["status"] == "True"
+            for condition in deployment["status"].get("conditions") or []
+        )
+    ]
+    assert not unavailable, f"not available: {unavailable}"
+
+
+def _inference_service_ready(cluster: ControlPlane, namespace: str) -> bool:
+    cluster.check_alive()
+    services = cluster.get("inferenceservices", "-n", namespace)["items"]
+    return bool(services) and all(
+        any(
+            condition["type"] == "Ready" and condition["status"] == "True"
+            for condition in (service.get("status") or {}).get("conditions") or []
+        )
+        for service in services
+    )
+
+
+def test_inference_service_is_reconciled_ready(cluster: ControlPlane, installed: Installed) -> None:
+    """KServe's controller turns Berg's InferenceService into Deployments that become available on the node."""
+    if (installed.values.get("serving") or {}).get("deploymentMode") == "Knative":
+        pytest.skip("Knative mode needs Knative Serving's controller, which the tier does not run")
+    wait_for(
+        lambda: _inference_service_ready(cluster, installed.namespace),
+        INFERENCE_SERVICE_READY_S,
+        "the InferenceService to be Ready",
+    )
+    (service,) = cluster.get("inferenceservices", "-n", installed.namespace)["items"]
+    name = service["metadata"]["name"]
+    components = (
+        ["predictor"]
+        if (installed.values.get("serving") or {}).get("shape") == "fused"
+        else [
+            "predictor",
+            "transformer",
+        ]
+    )
+    created = {
+        deployment["metadata"]["name"]
+        for deployment in cluster.get(
+            "deployments", "-n", installed.namespace, "-l", f"serving.kserve.io/inferenceservice={name}"
+        )["items"]
+    }
+    assert created == {f"{name}-{component}" for component in components}
+
+
+def test_every_job_completed(cluster: ControlPlane, installed: Installed) -> None:
+    for job in cluster.get("jobs", "-n", installed.namespace)["items"]:
+        assert job["status"].get("succeeded", 0) >= 1, f"Job {job['metadata']['name']}: {job['status']}"
+
+
+def test_every_pod_reference_resolves(cluster: ControlPlane, installed: Installed) -> None:
+    """kwok starts no container, so a missing ConfigMap, Secret key or claim would not stop a pod here; read them."""
+    pods = cluster.get("pods", "-n", installed.namespace)["items"]
+    objects: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for kind in ("ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim"):
+        for item in cluster.get(kind.lower(), "-n", installed.namespace)["items"]:
+            objects[(kind, item["metadata"]["name"])] = item
+    problems = {
+        pod["metadata"]["name"]: missing
+        for pod in pods
+        if (missing := missing_references(pod_references(pod), objects))
+    }
+    assert not problems, problems
+
+
+def test_every_pod_is_selected_by_a_network_policy(cluster: ControlPlane, installed: Installed) -> None:
+    policies = cluster.get("networkpolicies", "-n", installed.namespace)["items"]
+    pods = {pod["metadata"]["name"] for pod in cluster.get("pods", "-n", installed.namespace)["items"]}
+    if not (installed.values.get("networkPolicy") or {}).get("enabled", True):
+        pytest.skip("this scenario turns NetworkPolicies off")
+    assert policies, "no NetworkPolicy was admitted"
+    selected: set[str] = set()
+    for policy in policies:
+        selector = label_selector(policy["spec"].get("podSelector") or {})
+        found = cluster.get("pods", "-n", installed.namespace, *(["-l", selector] if selector else []))
+        selected |= {pod["metadata"]["name"] for pod in found["items"]}
+    assert pods - selected == set(), f"pods no NetworkPolicy selects: {sorted(pods - selected)}"
+
+
+def _rules_review(cluster: ControlPlane, user: str, namespace: str) -> set[tuple[str, str, str, str]]:
+    """(apiGroup, resource, resourceName, verb) the API server's authorizer grants ``user`` in ``namespace``."""
+    with cluster.client() as client:
+        response = client.post(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            json={
+                "kind": "SelfSubjectRulesReview",
+                "apiVersion": "authorization.k8s.io/v1",
+                "spec": {"namespace": namespace},
+            },
+            headers={"Impersonate-User": user},
+        )
+    response.raise_for_status()
+    granted: set[tuple[str, str, str, str]] = set()
+    for rule in response.json()["status"]["resourceRules"]:
+        for group in rule.get("apiGroups") or [""]:
+            for resource in rule.get("resources") or []:
+                for name in rule.get("resourceNames") or ["*"]:
+                    for verb in rule["verbs"]:
+                        granted.add((group, resource, name, verb))
+    return granted
+
+
+def _allowed(cluster: ControlPlane, user: str, namespace: str, group: str, resource: str, verb: str) -> bool:
+    """A SubjectAccessReview: may ``user`` (with a ServiceAccount's groups) ``verb`` ``resource`` in ``namespace``?"""
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}", "system:authenticated"]
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": groups,
+            "resourceAttributes": {"namespace": namespace, "group": group, "resource": resource, "verb": verb},
+        },
+    }
+    with cluster.client() as client:
+        response = client.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=review)
+    response.raise_for_status()
+    return bool(response.json()["status"].get("allowed"))
+
+
+def test_service_accounts_hold_exactly_the_allowlist(cluster: ControlPlane, installed: Installed) -> None:
+    namespace = installed.namespace
+    accounts = [
+        account["metadata"]["name"]
+        for account in cluster.get("serviceaccounts", "-n", namespace)["items"]
+        if account["metadata"]["name"] != "default"
+    ]
+    assert accounts, "the chart created no ServiceAccount"
+    # What any ServiceAccount holds with no binding at all (discovery, self reviews): the baseline.
+    baseline = _rules_review(cluster, f"system:serviceaccount:{namespace}:berg-test-unbound", namespace)
+    for account in accounts:
+        user = f"system:serviceaccount:{namespace}:{account}"
+        granted = _rules_review(cluster, user, namespace) - baseline
+        component = account.removeprefix(f"{RELEASE}-")
+        expected = {
+            (group, resource, "*", verb)
+            for rule in ALLOWED_RULES.get(component, [])
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+        assert granted == expected, f"{account} holds {sorted(granted)}, the allowlist says {sorted(expected)}"
+        for group, resource in _PROBED_RESOURCES:
+            for verb in _VERBS:
+                assert not _allowed(cluster, user, "kube-system", group, resource, verb), (
+                    f"{account} may {verb} {resource} in another namespace"
+                )
+                if resource == "secrets":
+                    assert not _allowed(cluster, user, namespace, group, resource, verb), (
+                        f"{account} may {verb} Secrets it does not own"
+                    )
+
+
+def test_no_pod_mounts_a_service_account_token(cluster: ControlPlane, installed: Installed) -> None:
+    """Nothing of Berg calls the API server, so no pod carries credentials for it."""
+    mounted = [
+        pod["metadata"]["name"]
+        for pod in cluster.get("pods", "-n", installed.namespace)["items"]
+        if any(volume["name"].startswith("kube-api-access") for volume in pod["spec"].get("volumes") or [])
+    ]
+    assert not mounted, f"pods with a mounted API token: {mounted}"
