@@ -14,6 +14,7 @@ import yaml
 
 from tests.delivery.conftest import NAMESPACE, Rendered, helm_template
 from tests.delivery.manifests import PodTemplate, crd_validator, pod_templates, selector_matches
+from tests.delivery.rbac_allowlist import RBAC_ALLOWLIST, Rule
 from tests.delivery.tools import CHART, CI_VALUES, KUBE_VERSION, REPO, run_tool
 
 pytestmark = pytest.mark.integration
@@ -31,12 +32,7 @@ CUSTOM_RESOURCES = {
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
 }
-CONTROLLER_RULES = [
-    {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "list", "watch", "patch"]}
-]
-"""The controller's whole Kubernetes API access: its namespace's InferenceServices (KFP is HTTP)."""
 SAFE_VOLUMES = {"configMap", "emptyDir", "secret", "persistentVolumeClaim", "projected", "downwardAPI", "ephemeral"}
-TOKEN_POD = "Deployment/berg-controller"
 
 
 def scenario_params() -> list[Any]:
@@ -150,15 +146,22 @@ def test_pod_security_standard_restricted(rendered: dict[str, Rendered], scenari
 
 
 @pytest.mark.parametrize("scenario", scenario_params())
-def test_service_account_tokens(rendered: dict[str, Rendered], scenario: str) -> None:
-    """Only the controller mounts a token (it patches its InferenceService); every other pod has none."""
+def test_no_pod_gets_a_service_account_token(rendered: dict[str, Rendered], scenario: str) -> None:
+    """No Berg pod calls the Kubernetes API, so none carries a token, automounted or projected."""
+    accounts = {account["metadata"]["name"]: account for account in rendered[scenario].of_kind("ServiceAccount")}
+    assert accounts
+    for name, account in accounts.items():
+        assert account.get("automountServiceAccountToken") is False, name
     for pod in pod_templates(rendered[scenario].documents):
-        expected = pod.owner == TOKEN_POD
-        assert pod.spec.get("automountServiceAccountToken") is expected, pod.owner
-        assert pod.spec.get("serviceAccountName"), f"{pod.owner} runs as the namespace's default ServiceAccount"
-    for account in rendered[scenario].of_kind("ServiceAccount"):
-        expected = f"Deployment/{account['metadata']['name']}" == TOKEN_POD
-        assert account.get("automountServiceAccountToken") is expected, account["metadata"]["name"]
+        assert pod.spec.get("automountServiceAccountToken") is False, pod.owner
+        assert pod.spec.get("serviceAccountName") in accounts, f"{pod.owner} runs as a ServiceAccount the chart lacks"
+        projected = [
+            source
+            for volume in pod.spec.get("volumes", [])
+            for source in volume.get("projected", {}).get("sources", [])
+            if "serviceAccountToken" in source
+        ]
+        assert not projected, f"{pod.owner} projects a ServiceAccount token"
 
 
 @pytest.mark.parametrize("scenario", scenario_params())
@@ -215,23 +218,40 @@ def test_prometheus_and_alertmanager_are_allowed_in(rendered: dict[str, Rendered
     ]
 
 
+def _granted(documents: list[Mapping[str, Any]]) -> dict[str, list[Rule]]:
+    """The rules each ServiceAccount of the release namespace is bound to, by its name."""
+    roles = {doc["metadata"]["name"]: doc.get("rules", []) for doc in documents if doc["kind"] == "Role"}
+    granted: dict[str, list[Rule]] = {}
+    for binding in (doc for doc in documents if doc["kind"] == "RoleBinding"):
+        name = binding["metadata"]["name"]
+        assert binding["roleRef"]["kind"] == "Role", f"RoleBinding/{name} binds a ClusterRole"
+        for subject in binding.get("subjects", []):
+            assert subject["kind"] == "ServiceAccount", f"RoleBinding/{name} binds a {subject['kind']}"
+            assert subject.get("namespace") == NAMESPACE, f"RoleBinding/{name} binds another namespace's account"
+            granted.setdefault(subject["name"], []).extend(roles[binding["roleRef"]["name"]])
+    return granted
+
+
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_rbac_is_the_allowlist(rendered: dict[str, Rendered], scenario: str) -> None:
     documents = rendered[scenario].documents
     assert not [doc for doc in documents if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")], (
         "no cluster-wide RBAC"
     )
-    roles = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "Role"}
-    bindings = [doc for doc in documents if doc["kind"] == "RoleBinding"]
-    controller_enabled = any(pod.owner == TOKEN_POD for pod in pod_templates(documents))
-    if not controller_enabled:
-        assert not roles
-        assert not bindings
-        return
-    assert {name: role["rules"] for name, role in roles.items()} == {"berg-controller": CONTROLLER_RULES}
-    assert [(b["roleRef"]["name"], b["subjects"]) for b in bindings] == [
-        ("berg-controller", [{"kind": "ServiceAccount", "name": "berg-controller", "namespace": NAMESPACE}])
+    accounts = {doc["metadata"]["name"] for doc in documents if doc["kind"] == "ServiceAccount"}
+    suffixes = {name: name.removeprefix("berg-") for name in accounts}
+    unknown = sorted(suffix for suffix in suffixes.values() if suffix not in RBAC_ALLOWLIST)
+    assert not unknown, f"ServiceAccounts missing from rbac_allowlist.RBAC_ALLOWLIST: {unknown}"
+    granted = _granted(documents)
+    assert set(granted) <= accounts, f"bindings to ServiceAccounts the chart does not render: {set(granted) - accounts}"
+    assert {name: granted.get(name, []) for name in accounts} == {
+        name: RBAC_ALLOWLIST[suffix] for name, suffix in suffixes.items()
+    }
+    bound = {doc["roleRef"]["name"] for doc in documents if doc["kind"] == "RoleBinding"}
+    unused = [
+        doc["metadata"]["name"] for doc in documents if doc["kind"] == "Role" and doc["metadata"]["name"] not in bound
     ]
+    assert not unused, f"Roles bound to nothing: {unused}"
 
 
 @pytest.mark.parametrize("copy", sorted(COPIES))

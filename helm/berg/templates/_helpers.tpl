@@ -217,7 +217,10 @@ readinessProbe:
   failureThreshold: 2
 {{- end -}}
 
-{{/* A ServiceAccount: (dict "root" $ "component" "ingestion" "automount" false). */}}
+{{/*
+A ServiceAccount: (dict "root" $ "component" "ingestion"). No Berg pod calls the Kubernetes API (serving
+follows the registry's alias, the controller talks to Kubeflow Pipelines over HTTP), so none gets a token.
+*/}}
 {{- define "berg.serviceAccount" -}}
 apiVersion: v1
 kind: ServiceAccount
@@ -230,14 +233,14 @@ metadata:
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-automountServiceAccountToken: {{ .automount | default false }}
+automountServiceAccountToken: false
 {{- end -}}
 
 {{/*
 A Berg service's Deployment (ingestion, validation, features, monitoring, controller):
 (dict "root" $ "component" "ingestion" "values" .Values.ingestion "replicas" 2 "autoscaled" true
       "env" (list ...) "featureStore" false "objectStorage" false
-      "extraVolumes" "<yaml>" "extraMounts" "<yaml>" "automountToken" false)
+      "extraVolumes" "<yaml>" "extraMounts" "<yaml>")
 */}}
 {{- define "berg.deployment" -}}
 {{- $root := .root -}}
@@ -272,7 +275,7 @@ spec:
         {{- end }}
     spec:
       serviceAccountName: {{ include "berg.componentName" . }}
-      automountServiceAccountToken: {{ .automountToken | default false }}
+      automountServiceAccountToken: false
       enableServiceLinks: false
       terminationGracePeriodSeconds: 30
       securityContext:
