@@ -438,6 +438,59 @@ def test_production_images_are_pinned_by_digest(rendered: dict[str, Rendered]) -
             assert container["image"].startswith("registry.example.com/berg/")
 
 
+def _claims_mounted(documents: list[Mapping[str, Any]]) -> dict[str, str]:
+    """The claim each pod mounts at /var/lib/berg (its ``state`` volume), by pod; pods without one left out."""
+    return {
+        pod.owner: volume["persistentVolumeClaim"]["claimName"]
+        for pod in pod_templates(documents)
+        for volume in pod.spec.get("volumes", [])
+        if volume["name"] == "state" and "persistentVolumeClaim" in volume
+    }
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_every_mounted_claim_is_rendered(rendered: dict[str, Rendered], scenario: str) -> None:
+    """A scenario installs on an empty namespace: a pod mounting a claim nothing creates would stay Pending."""
+    claims = {doc["metadata"]["name"] for doc in rendered[scenario].of_kind("PersistentVolumeClaim")}
+    missing = {
+        owner: claim for owner, claim in _claims_mounted(rendered[scenario].documents).items() if claim not in claims
+    }
+    assert not missing, f"pods mount claims the chart does not create: {missing}"
+
+
+def test_production_creates_its_shared_claim(rendered: dict[str, Rendered]) -> None:
+    documents = rendered["production"].documents
+    (claim,) = rendered["production"].of_kind("PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "berg-shared"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "storageClassName": "berg-shared",
+        "resources": {"requests": {"storage": "10Gi"}},
+    }
+    deployments = {
+        f"Deployment/berg-{name}" for name in ("ingestion", "validation", "features", "monitoring", "controller")
+    }
+    mounted = _claims_mounted(documents)
+    assert deployments <= set(mounted), f"Deployments without the shared claim: {deployments - set(mounted)}"
+    assert set(mounted.values()) == {"berg-shared"}
+
+
+def test_an_existing_claim_is_mounted_and_not_created(helm: str) -> None:
+    result = run_tool(helm_template(helm, "--set", "storage.existingClaim=team-volume"))
+    assert result.returncode == 0, result.stderr
+    documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert not [doc for doc in documents if doc["kind"] == "PersistentVolumeClaim"]
+    mounted = _claims_mounted(documents)
+    assert "Deployment/berg-controller" in mounted
+    assert set(mounted.values()) == {"team-volume"}
+
+
+def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) -> None:
+    assert not rendered["default"].of_kind("PersistentVolumeClaim")
+    assert not _claims_mounted(rendered["default"].documents)
+
+
 @pytest.mark.parametrize(
     ("flags", "complaint"),
     [
@@ -451,8 +504,23 @@ def test_production_images_are_pinned_by_digest(rendered: dict[str, Rendered]) -
         ),
         (["--set-string", "ingestion.settings.lower_case=1"], "lower_case"),
         (["--set", "useCase=Card Fraud"], "useCase"),
+        (
+            ["--set", "storage.existingClaim=team-volume", "--set", "storage.persistentVolumeClaim.create=true"],
+            "storage.existingClaim (team-volume) and storage.persistentVolumeClaim.create are both set",
+        ),
+        (["--set-json", "storage.persistentVolumeClaim.accessModes=[]"], "accessModes"),
     ],
-    ids=["unknown-key", "enum", "pull-policy", "canary-needs-knative", "hpa-bounds", "settings-names", "use-case-name"],
+    ids=[
+        "unknown-key",
+        "enum",
+        "pull-policy",
+        "canary-needs-knative",
+        "hpa-bounds",
+        "settings-names",
+        "use-case-name",
+        "two-shared-claims",
+        "claim-without-access-mode",
+    ],
 )
 def test_bad_values_are_refused(helm: str, flags: list[str], complaint: str) -> None:
     result = run_tool(helm_template(helm, *flags))

@@ -89,15 +89,24 @@ tolerations:
 {{- end }}
 {{- end -}}
 
+{{/* The claim mounted at /var/lib/berg: storage.existingClaim, the chart's own, or none (empty). */}}
+{{- define "berg.sharedClaimName" -}}
+{{- if .Values.storage.existingClaim -}}
+{{- .Values.storage.existingClaim -}}
+{{- else if .Values.storage.persistentVolumeClaim.create -}}
+{{- include "berg.componentName" (dict "root" . "component" "shared") -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Writable places under a read-only root: /tmp, and /var/lib/berg (state: landing zone, GX docs, controller). */}}
 {{- define "berg.volumes" -}}
 - name: tmp
   emptyDir:
     sizeLimit: 512Mi
 - name: state
-{{- if .Values.storage.existingClaim }}
+{{- with include "berg.sharedClaimName" . }}
   persistentVolumeClaim:
-    claimName: {{ .Values.storage.existingClaim }}
+    claimName: {{ . }}
 {{- else }}
   emptyDir:
     sizeLimit: {{ .Values.storage.emptyDirSizeLimit }}
