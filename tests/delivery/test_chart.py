@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ import kubernetes_validate  # type: ignore[import-untyped]  # ships no type info
 import pytest
 import yaml
 
-from tests.delivery.conftest import NAMESPACE, Rendered, helm_template
+from tests.delivery.conftest import DEFAULT_SCENARIO, NAMESPACE, Rendered, helm_template
 from tests.delivery.manifests import PodTemplate, crd_validator, pod_templates, selector_matches
 from tests.delivery.rbac_allowlist import RBAC_ALLOWLIST, Rule
 from tests.delivery.tools import CHART, CI_VALUES, KUBE_VERSION, REPO, run_tool
@@ -32,6 +33,9 @@ CUSTOM_RESOURCES = {
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
 }
+ON_DEFAULT = ("--values", str(DEFAULT_SCENARIO))
+"""Flags rendering the default scenario, which the tests of one value at a time start from."""
+PRODUCTION = CHART / "ci" / "production-values.yaml"
 SAFE_VOLUMES = {"configMap", "emptyDir", "secret", "persistentVolumeClaim", "projected", "downwardAPI", "ephemeral"}
 
 
@@ -47,12 +51,9 @@ def test_every_scenario_is_rendered(rendered: dict[str, Rendered]) -> None:
         )
 
 
-@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: "chart" if v is None else v.name)
-def test_helm_lint(helm: str, values: Any) -> None:
-    args = [helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION]
-    if values is not None:
-        args += ["--values", str(values)]
-    result = run_tool(args)
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda v: v.name)
+def test_helm_lint(helm: str, values: Path) -> None:
+    result = run_tool([helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, "--values", str(values)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -232,6 +233,91 @@ def _granted(documents: list[Mapping[str, Any]]) -> dict[str, list[Rule]]:
     return granted
 
 
+def _environment(scenario: str) -> str:
+    values = yaml.safe_load((CHART / "ci" / f"{scenario}-values.yaml").read_text()) or {}
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    return str(values.get("global", {}).get("environment", defaults["global"]["environment"]))
+
+
+def _egress_to_any_address(documents: list[Mapping[str, Any]]) -> list[str]:
+    return [
+        f"{policy['metadata']['name']}: ports {[port['port'] for port in rule['ports']]}"
+        for policy in documents
+        if policy["kind"] == "NetworkPolicy"
+        for rule in policy["spec"].get("egress", [])
+        if not rule.get("to")
+    ]
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_production_egress_names_every_destination(rendered: dict[str, Rendered], scenario: str) -> None:
+    """In production every egress rule has a destination; elsewhere an unnamed endpoint stays any address."""
+    open_rules = _egress_to_any_address(rendered[scenario].documents)
+    if _environment(scenario) == "production":
+        assert not open_rules, f"egress to any address in production: {open_rules}"
+    else:
+        assert open_rules, f"{scenario} (development) leaves endpoints unnamed; their rules should still render"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "flags"),
+    [
+        ("kafka", ["--set-json", "networkPolicy.egress.kafka.cidrs=[]"]),
+        ("redis", ["--set-json", "networkPolicy.egress.redis.cidrs=[]"]),
+        ("postgresql", ["--set-json", "networkPolicy.egress.postgresql.cidrs=[]"]),
+        ("objectStorage", ["--set-json", "networkPolicy.egress.objectStorage.cidrs=[]"]),
+        (
+            "kubeflowPipelines",
+            [
+                "--set",
+                "networkPolicy.egress.kubeflowPipelines.namespaceLabels.kubernetes\\.io/metadata\\.name=null",
+                "--set",
+                "networkPolicy.egress.kubeflowPipelines.podLabels.app=null",
+            ],
+        ),
+    ],
+    ids=["kafka", "redis", "postgresql", "objectStorage", "kubeflowPipelines"],
+)
+def test_production_refuses_an_egress_without_destination(helm: str, endpoint: str, flags: list[str]) -> None:
+    result = run_tool(helm_template(helm, "--values", str(PRODUCTION), *flags))
+    assert result.returncode != 0, f"helm template accepted production without networkPolicy.egress.{endpoint}"
+    assert f"networkPolicy.egress.{endpoint} has no destination and global.environment is production" in (
+        result.stderr
+    ), result.stderr
+    development = run_tool(
+        helm_template(helm, "--values", str(PRODUCTION), *flags, "--set", "global.environment=development")
+    )
+    assert development.returncode == 0, development.stderr
+
+
+def test_production_refuses_the_defaults_unnamed_endpoints(helm: str) -> None:
+    """The defaults leave Redis, PostgreSQL and object storage unnamed; production (the default) says which."""
+    result = run_tool(helm_template(helm))
+    assert result.returncode != 0, "the chart's defaults rendered egress to any address in production"
+    assert re.search(r"networkPolicy\.egress\.(redis|postgresql|objectStorage) has no destination", result.stderr), (
+        result.stderr
+    )
+
+
+def test_only_the_enabled_components_destinations_are_required(helm: str) -> None:
+    """Serving alone never reaches Kubeflow Pipelines: an unnamed KFP endpoint is no reason to refuse it."""
+    minimal = CHART / "ci" / "minimal-values.yaml"
+    kfp = "networkPolicy.egress.kubeflowPipelines"
+    flags = [
+        "--set",
+        f"{kfp}.namespaceLabels.kubernetes\\.io/metadata\\.name=null",
+        "--set",
+        f"{kfp}.podLabels.app=null",
+    ]
+    result = run_tool(helm_template(helm, "--values", str(minimal), *flags))
+    assert result.returncode == 0, result.stderr
+    assert not _egress_to_any_address([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+    with_controller = run_tool(
+        helm_template(helm, "--values", str(minimal), *flags, "--set", "controller.enabled=true")
+    )
+    assert f"{kfp} has no destination" in with_controller.stderr, with_controller.stderr
+
+
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_rbac_is_the_allowlist(rendered: dict[str, Rendered], scenario: str) -> None:
     documents = rendered[scenario].documents
@@ -299,13 +385,13 @@ def test_one_value_selects_the_use_case_of_every_component(helm: str, rendered: 
     default = _use_case_by_component(rendered["default"].documents)
     assert len(default) >= 6, f"a settings ConfigMap per component, got {sorted(default)}"
     assert set(default.values()) == {"fraud"}, default
-    result = run_tool(helm_template(helm, "--set", "useCase=clicks"))
+    result = run_tool(helm_template(helm, *ON_DEFAULT, "--set", "useCase=clicks"))
     assert result.returncode == 0, result.stderr
     documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     assert _use_case_by_component(documents) == dict.fromkeys(default, "clicks")
     # The model served and watched is the one the use case's pipeline trains, unless named apart.
     assert _served_models(documents) == {"serving": "clicks", "controller": '["clicks"]'}
-    named = run_tool(helm_template(helm, "--set", "useCase=clicks", "--set", "serving.modelName=ctr"))
+    named = run_tool(helm_template(helm, *ON_DEFAULT, "--set", "useCase=clicks", "--set", "serving.modelName=ctr"))
     assert named.returncode == 0, named.stderr
     assert _served_models([doc for doc in yaml.safe_load_all(named.stdout) if doc]) == {
         "serving": "ctr",
@@ -477,7 +563,7 @@ def test_production_creates_its_shared_claim(rendered: dict[str, Rendered]) -> N
 
 
 def test_an_existing_claim_is_mounted_and_not_created(helm: str) -> None:
-    result = run_tool(helm_template(helm, "--set", "storage.existingClaim=team-volume"))
+    result = run_tool(helm_template(helm, *ON_DEFAULT, "--set", "storage.existingClaim=team-volume"))
     assert result.returncode == 0, result.stderr
     documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     assert not [doc for doc in documents if doc["kind"] == "PersistentVolumeClaim"]
@@ -523,7 +609,7 @@ def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) ->
     ],
 )
 def test_bad_values_are_refused(helm: str, flags: list[str], complaint: str) -> None:
-    result = run_tool(helm_template(helm, *flags))
+    result = run_tool(helm_template(helm, *ON_DEFAULT, *flags))
     assert result.returncode != 0, f"helm template accepted {flags}"
     assert complaint in result.stderr, result.stderr
 

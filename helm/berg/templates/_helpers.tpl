@@ -431,14 +431,21 @@ spec:
 {{- end }}
 {{- end -}}
 
-{{/* An egress rule to an endpoint of networkPolicy.egress: (dict "endpoint" .Values.networkPolicy.egress.kafka). */}}
+{{/*
+An egress rule to an endpoint of networkPolicy.egress: (dict "root" $ "name" "kafka"). An endpoint with no CIDR and
+no labels is any address on its ports: allowed outside production, refused in it.
+*/}}
 {{- define "berg.egressRule" -}}
+{{- $endpoint := index .root.Values.networkPolicy.egress .name -}}
+{{- $peers := include "berg.peers" $endpoint -}}
+{{- if and (not $peers) (eq .root.Values.global.environment "production") -}}
+{{- fail (printf "networkPolicy.egress.%s has no destination and global.environment is production: set its cidrs, namespaceLabels or podLabels (without one, the egress rule would allow any address on ports %v)" .name $endpoint.ports) -}}
+{{- end -}}
 - ports:
-  {{- range .endpoint.ports }}
+  {{- range $endpoint.ports }}
     - port: {{ . }}
       protocol: TCP
   {{- end }}
-  {{- $peers := include "berg.peers" .endpoint }}
   {{- if $peers }}
   to:
     {{- $peers | nindent 4 }}
