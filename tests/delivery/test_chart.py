@@ -294,9 +294,14 @@ def test_production_refuses_the_defaults_unnamed_endpoints(helm: str) -> None:
     """The defaults leave Redis, PostgreSQL and object storage unnamed; production (the default) says which."""
     result = run_tool(helm_template(helm))
     assert result.returncode != 0, "the chart's defaults rendered egress to any address in production"
-    assert re.search(r"networkPolicy\.egress\.(redis|postgresql|objectStorage) has no destination", result.stderr), (
-        result.stderr
-    )
+    assert re.search(
+        r"networkPolicy\.egress\.(redis|postgresql|objectStorage) has no destination "
+        r"and global\.environment is production",
+        result.stderr,
+    ), result.stderr
+    development = run_tool(helm_template(helm, "--set", "global.environment=development"))
+    assert development.returncode == 0, development.stderr
+    assert _egress_to_any_address([doc for doc in yaml.safe_load_all(development.stdout) if doc])
 
 
 def test_only_the_enabled_components_destinations_are_required(helm: str) -> None:
