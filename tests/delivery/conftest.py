@@ -14,6 +14,8 @@ from tests.delivery.tools import CHART, CI_VALUES, KUBE_VERSION, require_tool, r
 
 RELEASE = "berg"
 NAMESPACE = "berg"
+DEFAULT_SCENARIO = CHART / "ci" / "default-values.yaml"
+"""The chart's defaults and the egress destinations production requires (the defaults alone are refused)."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,8 +13,9 @@ import kubernetes_validate  # type: ignore[import-untyped]  # ships no type info
 import pytest
 import yaml
 
-from tests.delivery.conftest import NAMESPACE, Rendered, helm_template
+from tests.delivery.conftest import DEFAULT_SCENARIO, NAMESPACE, Rendered, helm_template
 from tests.delivery.manifests import PodTemplate, crd_validator, pod_templates, selector_matches
+from tests.delivery.rbac_allowlist import RBAC_ALLOWLIST, Rule
 from tests.delivery.tools import CHART, CI_VALUES, KUBE_VERSION, REPO, run_tool
 
 pytestmark = pytest.mark.integration
@@ -31,12 +33,10 @@ CUSTOM_RESOURCES = {
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
 }
-CONTROLLER_RULES = [
-    {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "list", "watch", "patch"]}
-]
-"""The controller's whole Kubernetes API access: its namespace's InferenceServices (KFP is HTTP)."""
+ON_DEFAULT = ("--values", str(DEFAULT_SCENARIO))
+"""Flags rendering the default scenario, which the tests of one value at a time start from."""
+PRODUCTION = CHART / "ci" / "production-values.yaml"
 SAFE_VOLUMES = {"configMap", "emptyDir", "secret", "persistentVolumeClaim", "projected", "downwardAPI", "ephemeral"}
-TOKEN_POD = "Deployment/berg-controller"
 
 
 def scenario_params() -> list[Any]:
@@ -51,12 +51,9 @@ def test_every_scenario_is_rendered(rendered: dict[str, Rendered]) -> None:
         )
 
 
-@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: "chart" if v is None else v.name)
-def test_helm_lint(helm: str, values: Any) -> None:
-    args = [helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION]
-    if values is not None:
-        args += ["--values", str(values)]
-    result = run_tool(args)
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda v: v.name)
+def test_helm_lint(helm: str, values: Path) -> None:
+    result = run_tool([helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, "--values", str(values)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -150,15 +147,22 @@ def test_pod_security_standard_restricted(rendered: dict[str, Rendered], scenari
 
 
 @pytest.mark.parametrize("scenario", scenario_params())
-def test_service_account_tokens(rendered: dict[str, Rendered], scenario: str) -> None:
-    """Only the controller mounts a token (it patches its InferenceService); every other pod has none."""
+def test_no_pod_gets_a_service_account_token(rendered: dict[str, Rendered], scenario: str) -> None:
+    """No Berg pod calls the Kubernetes API, so none carries a token, automounted or projected."""
+    accounts = {account["metadata"]["name"]: account for account in rendered[scenario].of_kind("ServiceAccount")}
+    assert accounts
+    for name, account in accounts.items():
+        assert account.get("automountServiceAccountToken") is False, name
     for pod in pod_templates(rendered[scenario].documents):
-        expected = pod.owner == TOKEN_POD
-        assert pod.spec.get("automountServiceAccountToken") is expected, pod.owner
-        assert pod.spec.get("serviceAccountName"), f"{pod.owner} runs as the namespace's default ServiceAccount"
-    for account in rendered[scenario].of_kind("ServiceAccount"):
-        expected = f"Deployment/{account['metadata']['name']}" == TOKEN_POD
-        assert account.get("automountServiceAccountToken") is expected, account["metadata"]["name"]
+        assert pod.spec.get("automountServiceAccountToken") is False, pod.owner
+        assert pod.spec.get("serviceAccountName") in accounts, f"{pod.owner} runs as a ServiceAccount the chart lacks"
+        projected = [
+            source
+            for volume in pod.spec.get("volumes", [])
+            for source in volume.get("projected", {}).get("sources", [])
+            if "serviceAccountToken" in source
+        ]
+        assert not projected, f"{pod.owner} projects a ServiceAccount token"
 
 
 @pytest.mark.parametrize("scenario", scenario_params())
@@ -215,23 +219,130 @@ def test_prometheus_and_alertmanager_are_allowed_in(rendered: dict[str, Rendered
     ]
 
 
+def _granted(documents: list[Mapping[str, Any]]) -> dict[str, list[Rule]]:
+    """The rules each ServiceAccount of the release namespace is bound to, by its name."""
+    roles = {doc["metadata"]["name"]: doc.get("rules", []) for doc in documents if doc["kind"] == "Role"}
+    granted: dict[str, list[Rule]] = {}
+    for binding in (doc for doc in documents if doc["kind"] == "RoleBinding"):
+        name = binding["metadata"]["name"]
+        assert binding["roleRef"]["kind"] == "Role", f"RoleBinding/{name} binds a ClusterRole"
+        for subject in binding.get("subjects", []):
+            assert subject["kind"] == "ServiceAccount", f"RoleBinding/{name} binds a {subject['kind']}"
+            assert subject.get("namespace") == NAMESPACE, f"RoleBinding/{name} binds another namespace's account"
+            granted.setdefault(subject["name"], []).extend(roles[binding["roleRef"]["name"]])
+    return granted
+
+
+def _environment(scenario: str) -> str:
+    values = yaml.safe_load((CHART / "ci" / f"{scenario}-values.yaml").read_text()) or {}
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    return str(values.get("global", {}).get("environment", defaults["global"]["environment"]))
+
+
+def _egress_to_any_address(documents: list[Mapping[str, Any]]) -> list[str]:
+    return [
+        f"{policy['metadata']['name']}: ports {[port['port'] for port in rule['ports']]}"
+        for policy in documents
+        if policy["kind"] == "NetworkPolicy"
+        for rule in policy["spec"].get("egress", [])
+        if not rule.get("to")
+    ]
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_production_egress_names_every_destination(rendered: dict[str, Rendered], scenario: str) -> None:
+    """In production every egress rule has a destination; elsewhere an unnamed endpoint stays any address."""
+    open_rules = _egress_to_any_address(rendered[scenario].documents)
+    if _environment(scenario) == "production":
+        assert not open_rules, f"egress to any address in production: {open_rules}"
+    else:
+        assert open_rules, f"{scenario} (development) leaves endpoints unnamed; their rules should still render"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "flags"),
+    [
+        ("kafka", ["--set-json", "networkPolicy.egress.kafka.cidrs=[]"]),
+        ("redis", ["--set-json", "networkPolicy.egress.redis.cidrs=[]"]),
+        ("postgresql", ["--set-json", "networkPolicy.egress.postgresql.cidrs=[]"]),
+        ("objectStorage", ["--set-json", "networkPolicy.egress.objectStorage.cidrs=[]"]),
+        (
+            "kubeflowPipelines",
+            [
+                "--set",
+                "networkPolicy.egress.kubeflowPipelines.namespaceLabels.kubernetes\\.io/metadata\\.name=null",
+                "--set",
+                "networkPolicy.egress.kubeflowPipelines.podLabels.app=null",
+            ],
+        ),
+    ],
+    ids=["kafka", "redis", "postgresql", "objectStorage", "kubeflowPipelines"],
+)
+def test_production_refuses_an_egress_without_destination(helm: str, endpoint: str, flags: list[str]) -> None:
+    result = run_tool(helm_template(helm, "--values", str(PRODUCTION), *flags))
+    assert result.returncode != 0, f"helm template accepted production without networkPolicy.egress.{endpoint}"
+    assert f"networkPolicy.egress.{endpoint} has no destination and global.environment is production" in (
+        result.stderr
+    ), result.stderr
+    development = run_tool(
+        helm_template(helm, "--values", str(PRODUCTION), *flags, "--set", "global.environment=development")
+    )
+    assert development.returncode == 0, development.stderr
+
+
+def test_production_refuses_the_defaults_unnamed_endpoints(helm: str) -> None:
+    """The defaults leave Redis, PostgreSQL and object storage unnamed; production (the default) says which."""
+    result = run_tool(helm_template(helm))
+    assert result.returncode != 0, "the chart's defaults rendered egress to any address in production"
+    assert re.search(
+        r"networkPolicy\.egress\.(redis|postgresql|objectStorage) has no destination "
+        r"and global\.environment is production",
+        result.stderr,
+    ), result.stderr
+    development = run_tool(helm_template(helm, "--set", "global.environment=development"))
+    assert development.returncode == 0, development.stderr
+    assert _egress_to_any_address([doc for doc in yaml.safe_load_all(development.stdout) if doc])
+
+
+def test_only_the_enabled_components_destinations_are_required(helm: str) -> None:
+    """Serving alone never reaches Kubeflow Pipelines: an unnamed KFP endpoint is no reason to refuse it."""
+    minimal = CHART / "ci" / "minimal-values.yaml"
+    kfp = "networkPolicy.egress.kubeflowPipelines"
+    flags = [
+        "--set",
+        f"{kfp}.namespaceLabels.kubernetes\\.io/metadata\\.name=null",
+        "--set",
+        f"{kfp}.podLabels.app=null",
+    ]
+    result = run_tool(helm_template(helm, "--values", str(minimal), *flags))
+    assert result.returncode == 0, result.stderr
+    assert not _egress_to_any_address([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+    with_controller = run_tool(
+        helm_template(helm, "--values", str(minimal), *flags, "--set", "controller.enabled=true")
+    )
+    assert f"{kfp} has no destination" in with_controller.stderr, with_controller.stderr
+
+
 @pytest.mark.parametrize("scenario", scenario_params())
 def test_rbac_is_the_allowlist(rendered: dict[str, Rendered], scenario: str) -> None:
     documents = rendered[scenario].documents
     assert not [doc for doc in documents if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")], (
         "no cluster-wide RBAC"
     )
-    roles = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "Role"}
-    bindings = [doc for doc in documents if doc["kind"] == "RoleBinding"]
-    controller_enabled = any(pod.owner == TOKEN_POD for pod in pod_templates(documents))
-    if not controller_enabled:
-        assert not roles
-        assert not bindings
-        return
-    assert {name: role["rules"] for name, role in roles.items()} == {"berg-controller": CONTROLLER_RULES}
-    assert [(b["roleRef"]["name"], b["subjects"]) for b in bindings] == [
-        ("berg-controller", [{"kind": "ServiceAccount", "name": "berg-controller", "namespace": NAMESPACE}])
+    accounts = {doc["metadata"]["name"] for doc in documents if doc["kind"] == "ServiceAccount"}
+    suffixes = {name: name.removeprefix("berg-") for name in accounts}
+    unknown = sorted(suffix for suffix in suffixes.values() if suffix not in RBAC_ALLOWLIST)
+    assert not unknown, f"ServiceAccounts missing from rbac_allowlist.RBAC_ALLOWLIST: {unknown}"
+    granted = _granted(documents)
+    assert set(granted) <= accounts, f"bindings to ServiceAccounts the chart does not render: {set(granted) - accounts}"
+    assert {name: granted.get(name, []) for name in accounts} == {
+        name: RBAC_ALLOWLIST[suffix] for name, suffix in suffixes.items()
+    }
+    bound = {doc["roleRef"]["name"] for doc in documents if doc["kind"] == "RoleBinding"}
+    unused = [
+        doc["metadata"]["name"] for doc in documents if doc["kind"] == "Role" and doc["metadata"]["name"] not in bound
     ]
+    assert not unused, f"Roles bound to nothing: {unused}"
 
 
 @pytest.mark.parametrize("copy", sorted(COPIES))
@@ -279,13 +390,13 @@ def test_one_value_selects_the_use_case_of_every_component(helm: str, rendered: 
     default = _use_case_by_component(rendered["default"].documents)
     assert len(default) >= 6, f"a settings ConfigMap per component, got {sorted(default)}"
     assert set(default.values()) == {"fraud"}, default
-    result = run_tool(helm_template(helm, "--set", "useCase=clicks"))
+    result = run_tool(helm_template(helm, *ON_DEFAULT, "--set", "useCase=clicks"))
     assert result.returncode == 0, result.stderr
     documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     assert _use_case_by_component(documents) == dict.fromkeys(default, "clicks")
     # The model served and watched is the one the use case's pipeline trains, unless named apart.
     assert _served_models(documents) == {"serving": "clicks", "controller": '["clicks"]'}
-    named = run_tool(helm_template(helm, "--set", "useCase=clicks", "--set", "serving.modelName=ctr"))
+    named = run_tool(helm_template(helm, *ON_DEFAULT, "--set", "useCase=clicks", "--set", "serving.modelName=ctr"))
     assert named.returncode == 0, named.stderr
     assert _served_models([doc for doc in yaml.safe_load_all(named.stdout) if doc]) == {
         "serving": "ctr",
@@ -418,6 +529,59 @@ def test_production_images_are_pinned_by_digest(rendered: dict[str, Rendered]) -
             assert container["image"].startswith("registry.example.com/berg/")
 
 
+def _claims_mounted(documents: list[Mapping[str, Any]]) -> dict[str, str]:
+    """The claim each pod mounts at /var/lib/berg (its ``state`` volume), by pod; pods without one left out."""
+    return {
+        pod.owner: volume["persistentVolumeClaim"]["claimName"]
+        for pod in pod_templates(documents)
+        for volume in pod.spec.get("volumes", [])
+        if volume["name"] == "state" and "persistentVolumeClaim" in volume
+    }
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_every_mounted_claim_is_rendered(rendered: dict[str, Rendered], scenario: str) -> None:
+    """A scenario installs on an empty namespace: a pod mounting a claim nothing creates would stay Pending."""
+    claims = {doc["metadata"]["name"] for doc in rendered[scenario].of_kind("PersistentVolumeClaim")}
+    missing = {
+        owner: claim for owner, claim in _claims_mounted(rendered[scenario].documents).items() if claim not in claims
+    }
+    assert not missing, f"pods mount claims the chart does not create: {missing}"
+
+
+def test_production_creates_its_shared_claim(rendered: dict[str, Rendered]) -> None:
+    documents = rendered["production"].documents
+    (claim,) = rendered["production"].of_kind("PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "berg-shared"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "storageClassName": "berg-shared",
+        "resources": {"requests": {"storage": "10Gi"}},
+    }
+    deployments = {
+        f"Deployment/berg-{name}" for name in ("ingestion", "validation", "features", "monitoring", "controller")
+    }
+    mounted = _claims_mounted(documents)
+    assert deployments <= set(mounted), f"Deployments without the shared claim: {deployments - set(mounted)}"
+    assert set(mounted.values()) == {"berg-shared"}
+
+
+def test_an_existing_claim_is_mounted_and_not_created(helm: str) -> None:
+    result = run_tool(helm_template(helm, *ON_DEFAULT, "--set", "storage.existingClaim=team-volume"))
+    assert result.returncode == 0, result.stderr
+    documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert not [doc for doc in documents if doc["kind"] == "PersistentVolumeClaim"]
+    mounted = _claims_mounted(documents)
+    assert "Deployment/berg-controller" in mounted
+    assert set(mounted.values()) == {"team-volume"}
+
+
+def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) -> None:
+    assert not rendered["default"].of_kind("PersistentVolumeClaim")
+    assert not _claims_mounted(rendered["default"].documents)
+
+
 @pytest.mark.parametrize(
     ("flags", "complaint"),
     [
@@ -431,11 +595,26 @@ def test_production_images_are_pinned_by_digest(rendered: dict[str, Rendered]) -
         ),
         (["--set-string", "ingestion.settings.lower_case=1"], "lower_case"),
         (["--set", "useCase=Card Fraud"], "useCase"),
+        (
+            ["--set", "storage.existingClaim=team-volume", "--set", "storage.persistentVolumeClaim.create=true"],
+            "storage.existingClaim (team-volume) and storage.persistentVolumeClaim.create are both set",
+        ),
+        (["--set-json", "storage.persistentVolumeClaim.accessModes=[]"], "accessModes"),
     ],
-    ids=["unknown-key", "enum", "pull-policy", "canary-needs-knative", "hpa-bounds", "settings-names", "use-case-name"],
+    ids=[
+        "unknown-key",
+        "enum",
+        "pull-policy",
+        "canary-needs-knative",
+        "hpa-bounds",
+        "settings-names",
+        "use-case-name",
+        "two-shared-claims",
+        "claim-without-access-mode",
+    ],
 )
 def test_bad_values_are_refused(helm: str, flags: list[str], complaint: str) -> None:
-    result = run_tool(helm_template(helm, *flags))
+    result = run_tool(helm_template(helm, *ON_DEFAULT, *flags))
     assert result.returncode != 0, f"helm template accepted {flags}"
     assert complaint in result.stderr, result.stderr
 

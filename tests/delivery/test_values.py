@@ -101,7 +101,9 @@ def test_the_schema_refuses_an_unknown_key() -> None:
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and value:
+        if value is None:  # Helm's way to drop a default's key
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict) and value:
             merged[key] = _merge(base[key], value)
         else:
             merged[key] = value

@@ -89,15 +89,24 @@ tolerations:
 {{- end }}
 {{- end -}}
 
+{{/* The claim mounted at /var/lib/berg: storage.existingClaim, the chart's own, or none (empty). */}}
+{{- define "berg.sharedClaimName" -}}
+{{- if .Values.storage.existingClaim -}}
+{{- .Values.storage.existingClaim -}}
+{{- else if .Values.storage.persistentVolumeClaim.create -}}
+{{- include "berg.componentName" (dict "root" . "component" "shared") -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Writable places under a read-only root: /tmp, and /var/lib/berg (state: landing zone, GX docs, controller). */}}
 {{- define "berg.volumes" -}}
 - name: tmp
   emptyDir:
     sizeLimit: 512Mi
 - name: state
-{{- if .Values.storage.existingClaim }}
+{{- with include "berg.sharedClaimName" . }}
   persistentVolumeClaim:
-    claimName: {{ .Values.storage.existingClaim }}
+    claimName: {{ . }}
 {{- else }}
   emptyDir:
     sizeLimit: {{ .Values.storage.emptyDirSizeLimit }}
@@ -217,7 +226,10 @@ readinessProbe:
   failureThreshold: 2
 {{- end -}}
 
-{{/* A ServiceAccount: (dict "root" $ "component" "ingestion" "automount" false). */}}
+{{/*
+A ServiceAccount: (dict "root" $ "component" "ingestion"). No Berg pod calls the Kubernetes API (serving
+follows the registry's alias, the controller talks to Kubeflow Pipelines over HTTP), so none gets a token.
+*/}}
 {{- define "berg.serviceAccount" -}}
 apiVersion: v1
 kind: ServiceAccount
@@ -230,14 +242,14 @@ metadata:
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-automountServiceAccountToken: {{ .automount | default false }}
+automountServiceAccountToken: false
 {{- end -}}
 
 {{/*
 A Berg service's Deployment (ingestion, validation, features, monitoring, controller):
 (dict "root" $ "component" "ingestion" "values" .Values.ingestion "replicas" 2 "autoscaled" true
       "env" (list ...) "featureStore" false "objectStorage" false
-      "extraVolumes" "<yaml>" "extraMounts" "<yaml>" "automountToken" false)
+      "extraVolumes" "<yaml>" "extraMounts" "<yaml>")
 */}}
 {{- define "berg.deployment" -}}
 {{- $root := .root -}}
@@ -272,7 +284,7 @@ spec:
         {{- end }}
     spec:
       serviceAccountName: {{ include "berg.componentName" . }}
-      automountServiceAccountToken: {{ .automountToken | default false }}
+      automountServiceAccountToken: false
       enableServiceLinks: false
       terminationGracePeriodSeconds: 30
       securityContext:
@@ -419,14 +431,21 @@ spec:
 {{- end }}
 {{- end -}}
 
-{{/* An egress rule to an endpoint of networkPolicy.egress: (dict "endpoint" .Values.networkPolicy.egress.kafka). */}}
+{{/*
+An egress rule to an endpoint of networkPolicy.egress: (dict "root" $ "name" "kafka"). An endpoint with no CIDR and
+no labels is any address on its ports: allowed outside production, refused in it.
+*/}}
 {{- define "berg.egressRule" -}}
+{{- $endpoint := index .root.Values.networkPolicy.egress .name -}}
+{{- $peers := include "berg.peers" $endpoint -}}
+{{- if and (not $peers) (eq .root.Values.global.environment "production") -}}
+{{- fail (printf "networkPolicy.egress.%s has no destination and global.environment is production: set its cidrs, namespaceLabels or podLabels (without one, the egress rule would allow any address on ports %v)" .name $endpoint.ports) -}}
+{{- end -}}
 - ports:
-  {{- range .endpoint.ports }}
+  {{- range $endpoint.ports }}
     - port: {{ . }}
       protocol: TCP
   {{- end }}
-  {{- $peers := include "berg.peers" .endpoint }}
   {{- if $peers }}
   to:
     {{- $peers | nindent 4 }}

@@ -125,7 +125,15 @@ def _strimzi_crds(work: Path) -> Path:
     classpath = work / "classpath.txt"
     mvn = shutil.which("mvn") or "mvn"
     subprocess.run(
-        [mvn, "--batch-mode", "--quiet", "dependency:build-classpath", f"-Dmdep.outputFile={classpath}"],
+        # A checksum mismatch fails the fetch (Maven's default only warns): these jars generate the schemas.
+        [
+            mvn,
+            "--batch-mode",
+            "--quiet",
+            "--strict-checksums",
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={classpath}",
+        ],
         check=True,
         cwd=work,
     )

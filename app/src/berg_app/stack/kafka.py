@@ -69,10 +69,12 @@ def fetch_kafka_jars(settings: StackSettings, layout: StateLayout) -> Path:
     pom.write_bytes(resources.files("berg_app.stack").joinpath("resources/kafka-runtime.pom.xml").read_bytes())
     staging = work / "libs.partial"
     shutil.rmtree(staging, ignore_errors=True)
+    # Maven only warns on a checksum mismatch by default; these jars become a running broker's classpath.
     command = [
         mvn,
         "--batch-mode",
         "--quiet",
+        "--strict-checksums",
         "--file",
         str(pom),
         "dependency:copy-dependencies",
