@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from berg.registry.errors import RegistryError
 from berg.registry.storage import FileSource
@@ -41,6 +41,10 @@ class FsspecStore:
 
     def read(self, key: str) -> bytes:
         return bytes(self._fs.cat_file(self._path(key)))
+
+    def open_read(self, key: str) -> BinaryIO:
+        handle: BinaryIO = self._fs.open(self._path(key), "rb")
+        return handle
 
     def exists(self, key: str) -> bool:
         return bool(self._fs.exists(self._path(key)))
