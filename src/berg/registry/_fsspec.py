@@ -43,7 +43,11 @@ class FsspecStore:
         return bytes(self._fs.cat_file(self._path(key)))
 
     def open_read(self, key: str) -> BinaryIO:
-        handle: BinaryIO = self._fs.open(self._path(key), "rb")
+        path = self._path(key)
+        # A file object reads up to the size the filesystem gives it, which may come from a cached listing made
+        # before the object was replaced; the integrity check must see what is stored now.
+        self._fs.invalidate_cache(path)
+        handle: BinaryIO = self._fs.open(path, "rb")
         return handle
 
     def exists(self, key: str) -> bool:
