@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs
 import pytest
+import xgboost as xgb
 import yaml
 from feast import FeatureService, FeatureView, Field, FileSource, PushSource
 from feast.data_source import PushMode
@@ -39,6 +40,7 @@ from berg.features.recompute import RecomputeError, RecomputeResult, to_micros
 from berg.features.recompute_check import UnprovenViewError
 from berg.features.store import close_store, open_store
 from berg.problem.metrics import average_precision, roc_auc
+from berg.registry import IntegrityError
 from berg.registry.registry import ModelRegistry
 from berg_fraud.use_case import fraud, problem_card
 from berg_pipelines.runtime import dataset as dataset_runtime
@@ -360,6 +362,31 @@ def test_a_challenger_trained_on_corrupted_labels_is_not_promoted_over_the_champ
     assert record.lineage.parent_version == champion
     assert str(record.params["decision"]).startswith("do not promote")
     assert [move.version for move in registry.history(MODEL, "production")] == [champion]
+
+
+def test_a_champion_whose_model_file_changed_after_registration_fails_the_evaluation(
+    settings: PipelineSettings, dataset: Path, good: Trained, tmp_path: Path
+) -> None:
+    registry_uri = str(tmp_path / "registry")
+    first = evaluate(settings, dataset, good, registry_uri, tmp_path / "first")
+    champion = register(
+        settings, dataset, good, first, registry_uri, gate_step(settings, first.directory), run_id="run-good"
+    )
+    registry = ModelRegistry(registry_uri)
+    features = [str(name) for name in registry.get(MODEL, champion).params["features"]]  # type: ignore[union-attr]
+    # A working booster over the same columns, written where the registered one was: it would load and score.
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(200, len(features)))
+    impostor = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
+        xgb.DMatrix(rows, label=rows[:, 0] > 0, feature_names=features),
+        num_boost_round=3,
+    )
+    (registry.local_path(MODEL, champion) / MODEL_FILE).write_bytes(bytes(impostor.save_raw(raw_format="ubj")))
+
+    with pytest.raises(IntegrityError, match=rf"model/model\.bst of model '{MODEL}' {champion} at .* is not the file"):
+        evaluate(settings, dataset, good, registry_uri, tmp_path / "second")
+    assert not (tmp_path / "second" / "evaluation" / EVALUATION_FILE).exists(), "no evaluation against an impostor"
 
 
 def test_a_model_that_does_not_beat_the_baseline_by_the_card_margin_is_not_promoted(

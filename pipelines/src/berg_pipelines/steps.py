@@ -205,12 +205,17 @@ def evaluate_step(
     evaluation_dir: Path,
     report_path: Path,
 ) -> EvaluationReport:
-    """Challenger, baseline and the registry's production champion on the test window; the HTML report."""
+    """Challenger, baseline and the registry's production champion on the test window; the HTML report.
+
+    Raises:
+        IntegrityError: the champion's model file is not the one registered (changed after registration): the
+            step fails rather than judge the challenger against a model nobody registered.
+    """
     from berg.registry.registry import ModelRegistry
     from berg_pipelines.runtime.baseline import BaselineModel
     from berg_pipelines.runtime.evaluate import EvaluationReport, booster_scorer, evaluate_model
     from berg_pipelines.runtime.gate import decide
-    from berg_pipelines.runtime.model_io import load_booster
+    from berg_pipelines.runtime.model_io import booster_from_bytes
     from berg_pipelines.runtime.report import render_report
     from berg_pipelines.runtime.review import features_to_review
 
@@ -230,9 +235,10 @@ def evaluate_step(
         baseline=evaluate_model(f"baseline ({baseline.kind})", baseline.predict, card, validation, test, amount),
     )
     scores = {"challenger": challenger(test), "baseline": baseline.predict(test)}
-    champion = ModelRegistry(registry_uri).resolve(model_name, "production") if registry_uri else None
+    registry = ModelRegistry(registry_uri) if registry_uri else None
+    champion = registry.resolve(model_name, "production") if registry is not None else None
     champion_booster: xgb.Booster | None = None
-    if champion is not None:
+    if registry is not None and champion is not None:
         champion_features = [str(name) for name in champion.params.get("features", [])]  # type: ignore[union-attr]
         missing = [name for name in champion_features if name not in test.columns]
         if missing:
@@ -240,8 +246,7 @@ def evaluate_step(
                 f"champion {champion.version} needs features this dataset lacks ({missing}); it is not compared"
             )
         else:
-            path = ModelRegistry(registry_uri).local_path(model_name, champion.version) / MODEL_FILE
-            champion_booster = load_booster(path)
+            champion_booster = booster_from_bytes(registry.read_model_file(model_name, champion.version))
             champion_scorer = booster_scorer(champion_booster, champion_features)
             stored = champion.params.get("threshold")
             report.champion = evaluate_model(

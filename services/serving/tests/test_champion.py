@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +12,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from services.serving.tests.helpers import register, tiny_booster, wait_for
 
-from berg.registry import ModelRegistry
+from berg.observability.health import ReadinessChecks
+from berg.registry import MODEL_FILE, IntegrityError, ModelRegistry
 from berg_serving.champion import Champion, ChampionError, ChampionSlot, ChampionWatcher, load_champion
 from berg_serving.metrics import ServingMetrics
+from berg_serving.runner import assemble
+from berg_serving.settings import ServingSettings
 
 pytestmark = pytest.mark.unit
 
@@ -53,6 +59,27 @@ def test_a_file_that_is_not_a_model_is_refused(registry: ModelRegistry, tmp_path
     version = register(registry, tmp_path / "m", FEATURES, model_bytes=b"not a model")
     with pytest.raises(ChampionError, match="is not an XGBoost model"):
         load_champion(registry, "fraud", version)
+
+
+def swap_model_file(registry: ModelRegistry, version: str, model: bytes) -> bytes:
+    """Overwrite a registered version's model.bst in place, as a writer of the registry's storage could;
+    returns the bytes it held."""
+    path = registry.local_path("fraud", version) / MODEL_FILE
+    registered = path.read_bytes()
+    path.write_bytes(model)
+    return registered
+
+
+def test_a_model_file_changed_after_registration_is_refused(registry: ModelRegistry, tmp_path: Path) -> None:
+    version = register(registry, tmp_path / "m", FEATURES, seed=1)
+    # A working booster of the same shape: only the recorded digest tells it from the registered one.
+    impostor = bytes(tiny_booster(FEATURES, seed=9).save_raw(raw_format="ubj"))
+    registered = swap_model_file(registry, version, impostor)
+
+    with pytest.raises(IntegrityError) as refused:
+        load_champion(registry, "fraud", version)
+    assert hashlib.sha256(registered).hexdigest() in str(refused.value)
+    assert hashlib.sha256(impostor).hexdigest() in str(refused.value)
 
 
 def watcher(
@@ -123,3 +150,73 @@ def test_the_watcher_thread_swaps_and_stops(registry: ModelRegistry, tmp_path: P
         wait_for(lambda: slot.current is not None, 120, "the first version to be loaded")
     finally:
         follow.stop()
+
+
+def test_a_tampered_version_is_not_swapped_in_and_the_refusal_is_counted_and_logged(
+    registry: ModelRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = CollectorRegistry()
+    slot = ChampionSlot()
+    follow = watcher(registry, slot, metrics)
+    good = register(registry, tmp_path / "a", FEATURES, seed=1)
+    tampered = register(registry, tmp_path / "b", FEATURES, seed=2)
+    registered = swap_model_file(registry, tampered, bytes(tiny_booster(FEATURES, seed=9).save_raw(raw_format="ubj")))
+    registry.promote("fraud", good)
+    assert follow.poll()
+
+    registry.promote("fraud", tampered)
+    with caplog.at_level(logging.ERROR, logger="berg_serving.champion"):
+        assert not follow.poll()
+
+    assert slot.current is not None
+    assert slot.current.version == good
+    assert metrics.get_sample_value("berg_serving_model_integrity_failures_total") == 1
+    assert metrics.get_sample_value("berg_serving_model_load_failures_total") == 1
+    assert metrics.get_sample_value("berg_serving_model_swaps_total") == 1
+    (logged,) = [record.getMessage() for record in caplog.records]
+    assert f"cannot serve fraud {tampered}" in logged
+    assert "changed after registration" in logged
+    assert f"still serving {good}" in logged
+
+    # Once the registered file is back, the retry serves it.
+    swap_model_file(registry, tampered, registered)
+    wait_for(follow.poll, 120, "the restored version to be served")
+    assert slot.current.version == tampered
+    assert metrics.get_sample_value("berg_serving_model_integrity_failures_total") >= 1
+
+
+def test_a_server_whose_only_champion_is_tampered_starts_not_ready(
+    registry: ModelRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    version = register(registry, tmp_path / "a", FEATURES)
+    swap_model_file(registry, version, bytes(tiny_booster(FEATURES, seed=9).save_raw(raw_format="ubj")))
+    registry.promote("fraud", version)
+    metrics = CollectorRegistry()
+    settings = ServingSettings(registry_uri=registry.root_uri, poll_interval_s=3600)
+
+    # The predictor shape reads only the registry; the rest is the transformer's.
+    with caplog.at_level(logging.ERROR, logger="berg_serving.champion"):
+        assembly = assemble(
+            settings,
+            "predictor",
+            ServingMetrics.register(metrics),
+            None,  # type: ignore[arg-type]
+            [],
+            None,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            model_name="fraud",
+            prediction_key="event_id",
+        )
+    try:
+        readiness = ReadinessChecks()
+        readiness.add("model", assembly.model.is_ready)  # as the server registers it
+        result = readiness.run()
+        assert not result.ready
+        assert result.checks["model"] is False
+        assert metrics.get_sample_value("berg_serving_model_integrity_failures_total") == 1
+        assert any(
+            "changed after registration" in record.getMessage() and "nothing is served" in record.getMessage()
+            for record in caplog.records
+        )
+    finally:
+        asyncio.run(assembly.close(1.0))

@@ -15,6 +15,10 @@ Layout under the registry root (a local folder, the embedded default
   (:meth:`ModelRegistry.uri`). KServe's xgbserver refuses a folder with more than
   one ``.bst``, ``.json`` or ``.ubj`` file, so ``metadata.json`` and the extra
   files live beside that folder, not in it.
+- Every file's size and sha256 are recorded in ``metadata.json`` at registration, and
+  :meth:`ModelRegistry.read_model_file` (:meth:`ModelRegistry.read_file`) checks them on
+  every read: a file replaced under a registered version raises :class:`IntegrityError`
+  instead of being loaded (:mod:`berg.registry.integrity`).
 - Versions are immutable. A version exists for readers only once its
   ``metadata.json`` does: on the local disk the version is written to a staging
   folder and renamed into place in one step; on object storage every file is
@@ -37,16 +41,18 @@ Example:
 """
 
 from berg.registry.aliases import AliasMove
-from berg.registry.errors import RegistryError
-from berg.registry.layout import METADATA_FILE, MODEL_FILE
+from berg.registry.errors import IntegrityError, RegistryError
+from berg.registry.layout import METADATA_FILE, MODEL_FILE, MODEL_PATH
 from berg.registry.metadata import Lineage, ModelVersion, StoredFile, VersionMetadata
 from berg.registry.registry import Artifacts, ModelRegistry
 
 __all__ = [
     "METADATA_FILE",
     "MODEL_FILE",
+    "MODEL_PATH",
     "AliasMove",
     "Artifacts",
+    "IntegrityError",
     "Lineage",
     "ModelRegistry",
     "ModelVersion",

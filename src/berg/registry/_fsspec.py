@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from berg.registry.errors import RegistryError
 from berg.registry.storage import FileSource
@@ -41,6 +41,14 @@ class FsspecStore:
 
     def read(self, key: str) -> bytes:
         return bytes(self._fs.cat_file(self._path(key)))
+
+    def open_read(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        # A file object reads up to the size the filesystem gives it, which may come from a cached listing made
+        # before the object was replaced; the integrity check must see what is stored now.
+        self._fs.invalidate_cache(path)
+        handle: BinaryIO = self._fs.open(path, "rb")
+        return handle
 
     def exists(self, key: str) -> bool:
         return bool(self._fs.exists(self._path(key)))

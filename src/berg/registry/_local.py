@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from berg.registry.storage import FileSource
 
@@ -62,6 +63,9 @@ class LocalStore:
 
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def open_read(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()

@@ -16,6 +16,7 @@ from berg.registry.errors import RegistryError
 __all__ = [
     "METADATA_FILE",
     "MODEL_FILE",
+    "MODEL_PATH",
     "ModelLayout",
     "check_alias",
     "check_extra_file_name",
@@ -26,6 +27,10 @@ __all__ = [
 
 MODEL_FILE = "model.bst"
 """The XGBoost model file: the only file in a version's ``model/`` folder, as KServe's xgbserver requires."""
+MODEL_PATH = f"model/{MODEL_FILE}"
+"""The model file's path relative to its version's folder, as :class:`~berg.registry.StoredFile` records it."""
+EXTRA_FOLDER = "files"
+"""The folder of a version's extra files (evaluation report, ...), beside ``model/``."""
 METADATA_FILE = "metadata.json"
 """A version's metadata; written last, so its presence is what makes the version exist."""
 
@@ -106,7 +111,22 @@ class ModelLayout:
 
     def extra_file(self, version: str, name: str) -> str:
         """An extra file of a version (evaluation report, ...), kept out of the model folder."""
-        return f"{self.version(version)}/files/{check_extra_file_name(name)}"
+        return f"{self.version(version)}/{EXTRA_FOLDER}/{check_extra_file_name(name)}"
+
+    def stored_file(self, version: str, path: str) -> str:
+        """The key of a file given as its version's metadata records it (``model/model.bst``, ``files/<name>``).
+
+        The path is checked like a name at registration: a metadata file edited to point elsewhere cannot
+        make a reader climb out of the version's folder.
+        """
+        if path == MODEL_PATH:
+            return self.model_file(version)
+        folder, _, name = path.partition("/")
+        if folder != EXTRA_FOLDER or not name:
+            raise RegistryError(
+                f"{path!r} is not a file of a model version: they are {MODEL_PATH!r} and {EXTRA_FOLDER}/<name>"
+            )
+        return self.extra_file(version, name)
 
     def metadata(self, version: str) -> str:
         return f"{self.version(version)}/{METADATA_FILE}"

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
 from berg.registry.aliases import AliasMove, promotion, rollback
 from berg.registry.backends import open_store
 from berg.registry.errors import RegistryError
+from berg.registry.integrity import check_file, measure
 from berg.registry.layout import (
+    EXTRA_FOLDER,
     METADATA_FILE,
     MODEL_FILE,
+    MODEL_PATH,
     ModelLayout,
     check_alias,
     check_extra_file_name,
@@ -35,24 +38,23 @@ Artifacts = Path | Mapping[str, FileSource]
 
 _MAX_CLAIM_ATTEMPTS = 1000
 _MAX_MOVE_ATTEMPTS = 20
+_BLOCK_BYTES = 1 << 20
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _blocks(handle: BinaryIO) -> Iterator[bytes]:
+    while block := handle.read(_BLOCK_BYTES):
+        yield block
+
+
 def _describe(path: str, source: FileSource) -> StoredFile:
-    digest = hashlib.sha256()
     if isinstance(source, bytes):
-        digest.update(source)
-        size = len(source)
-    else:
-        size = 0
-        with source.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-                size += len(block)
-    return StoredFile(path=path, size_bytes=size, sha256=digest.hexdigest())
+        return measure(path, [source])[0]
+    with source.open("rb") as handle:
+        return measure(path, _blocks(handle))[0]
 
 
 def _collect(artifacts: Artifacts) -> tuple[FileSource, dict[str, FileSource]]:
@@ -125,8 +127,8 @@ class ModelRegistry:
         """
         layout = ModelLayout(name)
         model, extras = _collect(artifacts)
-        files: dict[str, FileSource] = {f"model/{MODEL_FILE}": model}
-        files.update({f"files/{extra}": source for extra, source in extras.items()})
+        files: dict[str, FileSource] = {MODEL_PATH: model}
+        files.update({f"{EXTRA_FOLDER}/{extra}": source for extra, source in extras.items()})
         described = {path: _describe(path, source) for path, source in files.items()}
         claimed = self._claim(layout, version)
         record = ModelVersion.model_validate(
@@ -135,7 +137,7 @@ class ModelRegistry:
                 "model_name": name,
                 "version": claimed,
                 "created_at": self._clock(),
-                "model_file": described.pop(f"model/{MODEL_FILE}"),
+                "model_file": described.pop(MODEL_PATH),
                 "files": list(described.values()),
             }
         )
@@ -228,13 +230,61 @@ class ModelRegistry:
         ids = sorted((v for v in self._store.list(layout.versions) if is_version(v)), key=version_number)
         return any(self._store.exists(layout.metadata(version)) for version in reversed(ids))
 
+    def read_model_file(self, name: str, version: str) -> bytes:
+        """The bytes of a version's ``model.bst``, checked against what was registered (see :meth:`read_file`).
+
+        Raises:
+            IntegrityError: the file is missing, or differs from what was registered: it is not returned.
+            RegistryError: the version does not exist.
+        """
+        return self.read_file(name, version, MODEL_PATH)
+
+    def read_file(self, name: str, version: str, path: str) -> bytes:
+        """The bytes of one file of a version, checked against the size and sha256 recorded at registration.
+
+        Anything that can write the registry's storage can replace a file under a registered version; a
+        reader that loads a registered file through here refuses such a file instead of using it. The file
+        is read once, hashed block by block; a file larger than recorded is hashed to its end but not held.
+
+        Args:
+            name: the model.
+            version: the version id.
+            path: the file as the version's metadata records it: ``model/model.bst``, ``files/evaluation.json``.
+
+        Raises:
+            IntegrityError: the file is missing, or its size or sha256 differ from the record (a
+                :class:`RegistryError` whose message names both digests and the fix).
+            RegistryError: the version does not exist, or records no such file.
+        """
+        record = self.get(name, version)
+        stored = [record.model_file, *record.files]
+        recorded = next((file for file in stored if file.path == path), None)
+        if recorded is None:
+            raise RegistryError(
+                f"model {name!r} {version} has no file {path!r}; its files: {', '.join(f.path for f in stored)}"
+            )
+        key = ModelLayout(name).stored_file(version, path)
+        data = b""
+        try:
+            with self._store.open_read(key) as handle:
+                found, data = measure(path, _blocks(handle), keep_bytes=recorded.size_bytes)
+        except FileNotFoundError:
+            found = None
+        check_file(name, version, self._store.uri(key), recorded, found)
+        return data
+
     def uri(self, name: str, version: str) -> str:
-        """The KServe ``storageUri`` of a version: its ``model/`` folder, which holds ``model.bst`` alone."""
+        """The KServe ``storageUri`` of a version: its ``model/`` folder, which holds ``model.bst`` alone.
+
+        Whatever reads the folder this way gets no check of the file; :meth:`read_model_file` checks it.
+        """
         self.get(name, version)
         return self._store.uri(ModelLayout(name).model_dir(version))
 
     def local_path(self, name: str, version: str) -> Path:
         """The version's ``model/`` folder on the local disk (``model.bst`` is inside).
+
+        Whatever reads the file this way gets no check of it; :meth:`read_model_file` checks it.
 
         Raises:
             RegistryError: the version does not exist, or the registry is not on the local disk.

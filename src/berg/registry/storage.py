@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 __all__ = ["FileSource", "RegistryStore"]
 
@@ -38,6 +38,12 @@ class RegistryStore(Protocol):
 
     def read(self, key: str) -> bytes:
         """The object's bytes. Raises FileNotFoundError when it does not exist."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO:
+        """The object as a binary stream, for reading large objects in blocks; the caller closes it.
+
+        Raises FileNotFoundError when it does not exist."""
         ...
 
     def exists(self, key: str) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import xgboost as xgb
 
-__all__ = ["load_booster", "save_booster"]
+__all__ = ["booster_from_bytes", "load_booster", "save_booster"]
 
 
 def save_booster(booster: xgb.Booster, path: Path) -> None:
@@ -18,6 +18,11 @@ def save_booster(booster: xgb.Booster, path: Path) -> None:
 
 
 def load_booster(path: Path) -> xgb.Booster:
+    return booster_from_bytes(path.read_bytes())
+
+
+def booster_from_bytes(data: bytes) -> xgb.Booster:
+    """A booster from a model file's bytes (UBJSON), e.g. as the registry's ``read_model_file`` returns them."""
     booster = xgb.Booster()
-    booster.load_model(bytearray(path.read_bytes()))
+    booster.load_model(bytearray(data))
     return booster

@@ -7,7 +7,11 @@ meanwhile. :class:`ChampionSlot` holds the current one (a single reference:
 readers never see half a swap). :class:`ChampionWatcher` polls the alias from its
 own thread; on a move it loads the new version, checks and warms it, and only
 then swaps it in. A version that fails stays out (the old one keeps serving) and
-is retried with a growing back-off.
+is retried with a growing back-off. The model file is read through
+:meth:`~berg.registry.ModelRegistry.read_model_file`, which checks it against the
+size and sha256 recorded at registration: a file replaced under a registered
+version is refused like any other version that cannot be served, and counted
+apart (``berg_serving_model_integrity_failures_total``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost as xgb
 
-from berg.registry import MODEL_FILE, ModelRegistry, RegistryError
+from berg.registry import MODEL_FILE, IntegrityError, ModelRegistry
 from berg_serving.metrics import ServingMetrics
 
 __all__ = ["Champion", "ChampionError", "ChampionSlot", "ChampionWatcher", "load_champion"]
@@ -72,17 +76,6 @@ class Champion:
         return shap[:, :-1], shap[:, -1]
 
 
-def _model_bytes(registry: ModelRegistry, name: str, version: str) -> bytes:
-    try:
-        path = registry.local_path(name, version)
-    except RegistryError:  # on object storage: read the file through fsspec
-        import fsspec
-
-        with fsspec.open(f"{registry.uri(name, version)}/{MODEL_FILE}", "rb") as handle:
-            return bytes(handle.read())
-    return (path / MODEL_FILE).read_bytes()
-
-
 def load_champion(registry: ModelRegistry, name: str, version: str) -> Champion:
     """Load ``version`` of ``name`` from the registry, check it and warm it up.
 
@@ -93,6 +86,7 @@ def load_champion(registry: ModelRegistry, name: str, version: str) -> Champion:
     Raises:
         ChampionError: the version lacks a feature list or a threshold, its booster disagrees with
             them, or its warm-up predictions are not probabilities.
+        IntegrityError: its model file is missing or is not the file registered (changed since).
         RegistryError: the version does not exist.
     """
     metadata = registry.get(name, version)
@@ -104,7 +98,7 @@ def load_champion(registry: ModelRegistry, name: str, version: str) -> Champion:
         raise ChampionError(f"{name} {version} has no params['threshold'] in [0, 1] (got {threshold!r})")
     booster = xgb.Booster()
     try:
-        booster.load_model(bytearray(_model_bytes(registry, name, version)))
+        booster.load_model(bytearray(registry.read_model_file(name, version)))
     except xgb.core.XGBoostError as error:
         raise ChampionError(f"{name} {version}: {MODEL_FILE} is not an XGBoost model: {error}") from None
     booster.set_param({"nthread": 1})
@@ -137,7 +131,7 @@ class ChampionWatcher:
         alias: the alias to follow (``production``).
         slot: where the loaded champion goes.
         interval_s: seconds between reads of the alias.
-        metrics: swaps, load failures and the version info.
+        metrics: swaps, load failures (integrity failures apart too) and the version info.
         check: refuses a champion this server cannot serve (raises ChampionError), e.g. one that needs
             features the transformer does not make; called before the swap.
     """
@@ -189,6 +183,8 @@ class ChampionWatcher:
             backoff = min(_MAX_BACKOFF_S, self._interval_s * 2**attempts)
             self._failures[move.version] = (attempts + 1, time.monotonic() + backoff)
             self._metrics.load_failures.inc()
+            if isinstance(error, IntegrityError):
+                self._metrics.integrity_failures.inc()
             log.error(
                 "cannot serve %s %s (%s); %s; retrying in %.0fs",
                 self._name,

@@ -83,6 +83,7 @@ class ServingMetrics:
     model: ModelInfo
     swaps: Counter
     load_failures: Counter
+    integrity_failures: Counter
     log_sent: Counter
     log_dropped: Counter
     log_queued: Gauge
@@ -127,6 +128,12 @@ class ServingMetrics:
             load_failures=Counter(
                 "berg_serving_model_load_failures",
                 "Model versions that could not be loaded or warmed up (the previous one stays).",
+                registry=registry,
+            ),
+            integrity_failures=Counter(
+                "berg_serving_model_integrity_failures",
+                "Model versions refused because their model file is missing or differs from the size and sha256 "
+                "recorded at registration (changed after registration); counted in load failures too.",
                 registry=registry,
             ),
             log_sent=Counter(
