@@ -71,16 +71,18 @@ def _yaml_files(root: Path) -> list[Path]:
 
 def install_operator_crds(plane: ControlPlane) -> list[str]:
     """Apply every CRD and wait until each is Established; returns their names."""
-    documents: list[dict[str, Any]] = []
-    for path in [
-        *_yaml_files(cluster_tool("kserve-config") / "crd" / "full"),
+    files = [
+        # The CRD files themselves, not the kustomize patches beside them.
+        *sorted((cluster_tool("kserve-config") / "crd" / "full").rglob("serving.kserve.io_*.yaml")),
         *_yaml_files(cluster_tool("prometheus-operator-crd")),
-    ]:
-        documents.extend(
-            doc for doc in yaml.safe_load_all(path.read_text()) if doc and doc["kind"] == "CustomResourceDefinition"
-        )
-    documents.extend(strimzi_crds())
-    plane.apply(documents)
-    names = [doc["metadata"]["name"] for doc in documents]
-    plane.kubectl("wait", "--for=condition=Established", "--timeout=300s", *(f"crd/{name}" for name in names))
-    return names
+    ]
+    # kubectl reads the release files itself (YAML 1.2: PyYAML cannot read some of their enum values).
+    applied = plane.kubectl(
+        "apply", "--server-side", "-o", "name", *(argument for path in files for argument in ("-f", str(path)))
+    ).stdout.split()
+    applied += plane.kubectl(
+        "apply", "--server-side", "-o", "name", "-f", "-", stdin=yaml.safe_dump_all(strimzi_crds())
+    ).stdout.split()
+    assert all(name.startswith("customresourcedefinition.") for name in applied), applied
+    plane.kubectl("wait", "--for=condition=Established", "--timeout=300s", *applied)
+    return [name.split("/", 1)[1] for name in applied]

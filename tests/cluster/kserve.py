@@ -87,8 +87,9 @@ def running_kserve_controller(plane: ControlPlane) -> Iterator[ServerProcess]:
         [
             doc
             for path in sorted(_config("storagecontainers").glob("*.yaml"))
-            if path.name != "kustomization.yaml"
             for doc in _documents(path)
+            # Beside the objects lie kustomize's own files (kustomization, a name-reference configuration).
+            if "apiVersion" in doc and "kind" in doc and not doc["apiVersion"].startswith("kustomize.")
         ]
     )
 

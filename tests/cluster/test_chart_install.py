@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests.cluster.controlplane import ControlPlane
-from tests.cluster.workloads import label_selector, missing_references, pod_references
+from tests.cluster.workloads import helm_merge, label_selector, missing_references, pod_references
+from tests.delivery.rbac_allowlist import RBAC_ALLOWLIST
 from tests.delivery.tools import CHART, CI_VALUES
 from tests.helpers import wait_for
 
@@ -21,14 +22,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 RELEASE = "berg"
 SCENARIOS = {values.name.removesuffix("-values.yaml"): values for values in CI_VALUES}
+CHART_VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 HELM_TIMEOUT = "15m"
 INFERENCE_SERVICE_READY_S = 300.0
 """helm's own wait limit: generous for a busy machine (the wait ends as soon as everything is available)."""
-
-ALLOWED_RULES: Mapping[str, list[dict[str, list[str]]]] = {}
-"""API rights each Berg ServiceAccount (by component: ``berg-<component>``) may hold beyond what every
-ServiceAccount has: none. No Berg code calls the Kubernetes API (serving follows the model registry's alias),
-so no ServiceAccount is bound to a Role and none mounts a token."""
 
 _PROBED_RESOURCES = (
     ("", "secrets"),
@@ -60,9 +57,9 @@ def restricted_namespace(cluster: ControlPlane, name: str) -> None:
 
 
 def user_prerequisites(namespace: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """What the chart's documentation asks a user to create first for these values: the Secrets named by
-    ``existingSecret`` and ``imagePullSecrets``, and, for a claim the chart creates, a volume of its class
-    (what a storage provisioner does on a real cluster)."""
+    """What docs/kubernetes.md asks a user to create before installing with these (merged) values: the Secrets
+    the chart references by name, and, for a claim the chart creates, a volume of its class (what a storage
+    provisioner does on a real cluster)."""
     objects: list[dict[str, Any]] = []
 
     def secret(name: str, data: dict[str, str], kind: str = "Opaque") -> None:
@@ -76,24 +73,29 @@ def user_prerequisites(namespace: str, values: Mapping[str, Any]) -> list[dict[s
             }
         )
 
-    for pull_secret in (values.get("global") or {}).get("imagePullSecrets") or []:
+    for pull_secret in values["global"]["imagePullSecrets"]:
         secret(pull_secret, {".dockerconfigjson": '{"auths": {}}'}, "kubernetes.io/dockerconfigjson")
-    if feature_store := (values.get("featureStore") or {}).get("existingSecret"):
-        secret(feature_store, {"registry-url": "postgresql+psycopg://feast@db/feast", "redis": "redis:6379"})
-    if object_storage := (values.get("objectStorage") or {}).get("existingSecret"):
+    secret(
+        values["featureStore"]["existingSecret"],
+        {"registry-url": "postgresql+psycopg://feast@postgres.example:5432/feast", "redis": "redis.example:6379"},
+    )
+    database, webhook = values["controller"]["database"], values["controller"]["webhook"]
+    secret(database["existingSecret"], {database["key"]: "postgresql+psycopg://berg@postgres.example:5432/berg"})
+    secret(webhook["existingSecret"], {webhook["key"]: "a-webhook-token-of-32-characters"})
+    if object_storage := values["objectStorage"]["existingSecret"]:
         secret(object_storage, {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"})
-    claim = (values.get("storage") or {}).get("persistentVolumeClaim") or {}
-    if claim.get("create"):
+    claim = values["storage"]["persistentVolumeClaim"]
+    if claim["create"]:
         objects.append(
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolume",
                 "metadata": {"name": f"{namespace}-shared"},
                 "spec": {
-                    "capacity": {"storage": claim.get("size", "10Gi")},
-                    "accessModes": claim.get("accessModes", ["ReadWriteMany"]),
-                    "storageClassName": claim.get("storageClassName", ""),
-                    "persistentVolumeReclaimPolicy": "Delete",
+                    "capacity": {"storage": claim["size"]},
+                    "accessModes": claim["accessModes"],
+                    "storageClassName": claim["storageClassName"],
+                    "persistentVolumeReclaimPolicy": "Retain",
                     "hostPath": {"path": f"/var/lib/berg-test/{namespace}"},
                 },
             }
@@ -107,7 +109,7 @@ def installed(request: pytest.FixtureRequest, cluster: ControlPlane, helm: str) 
     scenario: str = request.param
     namespace = f"berg-{scenario}"
     values_path: Path = SCENARIOS[scenario]
-    values = yaml.safe_load(values_path.read_text()) or {}
+    values = helm_merge(CHART_VALUES, yaml.safe_load(values_path.read_text()) or {})
     restricted_namespace(cluster, namespace)
     if prerequisites := user_prerequisites(namespace, values):
         cluster.apply(prerequisites)
@@ -129,18 +131,26 @@ def installed(request: pytest.FixtureRequest, cluster: ControlPlane, helm: str) 
     cluster.helm(helm, "uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", HELM_TIMEOUT)
 
 
-def test_every_deployment_is_available(cluster: ControlPlane, installed: Installed) -> None:
-    deployments = cluster.get("deployments", "-n", installed.namespace)["items"]
-    assert deployments, f"{installed.scenario} installed no Deployment"
-    unavailable = [
+def _unavailable(cluster: ControlPlane, namespace: str) -> list[str]:
+    cluster.check_alive()
+    return [
         deployment["metadata"]["name"]
-        for deployment in deployments
+        for deployment in cluster.get("deployments", "-n", namespace)["items"]
         if not any(
             condition["type"] == "Available" and condition["status"] == "True"
             for condition in deployment["status"].get("conditions") or []
         )
     ]
-    assert not unavailable, f"not available: {unavailable}"
+
+
+def test_every_deployment_is_available(cluster: ControlPlane, installed: Installed) -> None:
+    """The chart's Deployments (helm waited for them) and KServe's (which helm does not know about)."""
+    assert cluster.get("deployments", "-n", installed.namespace)["items"], f"{installed.scenario}: no Deployment"
+    wait_for(
+        lambda: not _unavailable(cluster, installed.namespace),
+        INFERENCE_SERVICE_READY_S,
+        "every Deployment to be available",
+    )
 
 
 def _inference_service_ready(cluster: ControlPlane, namespace: str) -> bool:
@@ -157,7 +167,7 @@ def _inference_service_ready(cluster: ControlPlane, namespace: str) -> bool:
 
 def test_inference_service_is_reconciled_ready(cluster: ControlPlane, installed: Installed) -> None:
     """KServe's controller turns Berg's InferenceService into Deployments that become available on the node."""
-    if (installed.values.get("serving") or {}).get("deploymentMode") == "Knative":
+    if installed.values["serving"]["deploymentMode"] == "Knative":
         pytest.skip("Knative mode needs Knative Serving's controller, which the tier does not run")
     wait_for(
         lambda: _inference_service_ready(cluster, installed.namespace),
@@ -168,7 +178,7 @@ def test_inference_service_is_reconciled_ready(cluster: ControlPlane, installed:
     name = service["metadata"]["name"]
     components = (
         ["predictor"]
-        if (installed.values.get("serving") or {}).get("shape") == "fused"
+        if installed.values["serving"]["shape"] == "fused"
         else [
             "predictor",
             "transformer",
@@ -206,7 +216,7 @@ def test_every_pod_reference_resolves(cluster: ControlPlane, installed: Installe
 def test_every_pod_is_selected_by_a_network_policy(cluster: ControlPlane, installed: Installed) -> None:
     policies = cluster.get("networkpolicies", "-n", installed.namespace)["items"]
     pods = {pod["metadata"]["name"] for pod in cluster.get("pods", "-n", installed.namespace)["items"]}
-    if not (installed.values.get("networkPolicy") or {}).get("enabled", True):
+    if not installed.values["networkPolicy"]["enabled"]:
         pytest.skip("this scenario turns NetworkPolicies off")
     assert policies, "no NetworkPolicy was admitted"
     selected: set[str] = set()
@@ -259,6 +269,8 @@ def _allowed(cluster: ControlPlane, user: str, namespace: str, group: str, resou
 
 
 def test_service_accounts_hold_exactly_the_allowlist(cluster: ControlPlane, installed: Installed) -> None:
+    """Rights read back from the API server's authorizer (RBAC as it evaluates it, bindings of every kind),
+    not from the rendered manifests: beyond what any ServiceAccount holds, exactly the allowlist."""
     namespace = installed.namespace
     accounts = [
         account["metadata"]["name"]
@@ -272,9 +284,10 @@ def test_service_accounts_hold_exactly_the_allowlist(cluster: ControlPlane, inst
         user = f"system:serviceaccount:{namespace}:{account}"
         granted = _rules_review(cluster, user, namespace) - baseline
         component = account.removeprefix(f"{RELEASE}-")
+        assert component in RBAC_ALLOWLIST, f"{account} is not in tests/delivery/rbac_allowlist.py"
         expected = {
             (group, resource, "*", verb)
-            for rule in ALLOWED_RULES.get(component, [])
+            for rule in RBAC_ALLOWLIST[component]
             for group in rule["apiGroups"]
             for resource in rule["resources"]
             for verb in rule["verbs"]

@@ -6,7 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["label_selector", "missing_references", "pod_references"]
+__all__ = ["helm_merge", "label_selector", "missing_references", "pod_references"]
+
+
+def helm_merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Values as helm merges a values file over the chart's: maps recursively, anything else replaced, and a
+    null removing the key."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = helm_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def label_selector(selector: Mapping[str, Any]) -> str:

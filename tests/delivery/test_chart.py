@@ -600,6 +600,13 @@ def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) ->
             "storage.existingClaim (team-volume) and storage.persistentVolumeClaim.create are both set",
         ),
         (["--set-json", "storage.persistentVolumeClaim.accessModes=[]"], "accessModes"),
+        # KServe's own webhook refuses these (the cluster tier met it): Standard mode scales on cpu or memory,
+        # Knative mode on concurrency or rps.
+        (["--set", "serving.predictor.scaleMetric=concurrency"], "serving.predictor.scaleMetric=concurrency"),
+        (
+            ["--set", "serving.deploymentMode=Knative", "--set", "serving.predictor.scaleMetric=concurrency"],
+            "serving.transformer.scaleMetric=cpu: KServe scales Knative mode on concurrency, rps only",
+        ),
     ],
     ids=[
         "unknown-key",
@@ -611,6 +618,8 @@ def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) ->
         "use-case-name",
         "two-shared-claims",
         "claim-without-access-mode",
+        "standard-scales-on-resources",
+        "knative-scales-on-requests",
     ],
 )
 def test_bad_values_are_refused(helm: str, flags: list[str], complaint: str) -> None:
