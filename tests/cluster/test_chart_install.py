@@ -198,6 +198,18 @@ def test_every_job_completed(cluster: ControlPlane, installed: Installed) -> Non
         assert job["status"].get("succeeded", 0) >= 1, f"Job {job['metadata']['name']}: {job['status']}"
 
 
+def test_every_hook_is_admitted(cluster: ControlPlane, helm: str, installed: Installed) -> None:
+    """The release's hooks (``helm test``'s pod) pass admission, Pod Security included, in the namespace."""
+    hooks = cluster.helm(helm, "get", "hooks", RELEASE, "--namespace", installed.namespace).stdout
+    documents = [doc for doc in yaml.safe_load_all(hooks) if doc]
+    assert documents, "the release has no hook"
+    namespace = installed.namespace
+    result = cluster.kubectl(
+        "create", "--dry-run=server", "--validate=strict", "-n", namespace, "-f", "-", stdin=hooks, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_every_pod_reference_resolves(cluster: ControlPlane, installed: Installed) -> None:
     """kwok starts no container, so a missing ConfigMap, Secret key or claim would not stop a pod here; read them."""
     pods = cluster.get("pods", "-n", installed.namespace)["items"]
