@@ -82,7 +82,8 @@ def user_prerequisites(namespace: str, values: Mapping[str, Any]) -> list[dict[s
     database, webhook = values["controller"]["database"], values["controller"]["webhook"]
     secret(database["existingSecret"], {database["key"]: "postgresql+psycopg://berg@postgres.example:5432/berg"})
     secret(webhook["existingSecret"], {webhook["key"]: "a-webhook-token-of-32-characters"})
-    if object_storage := values["objectStorage"]["existingSecret"]:
+    storage = values["objectStorage"]
+    for object_storage in {storage["existingSecret"], *storage["componentSecrets"].values()} - {""}:
         secret(object_storage, {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"})
     claim = values["storage"]["persistentVolumeClaim"]
     if claim["create"]:

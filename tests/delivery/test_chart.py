@@ -582,6 +582,22 @@ def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) ->
     assert not _claims_mounted(rendered["default"].documents)
 
 
+def test_production_gives_each_component_its_own_object_storage_key(rendered: dict[str, Rendered]) -> None:
+    users: dict[str, set[str]] = {}
+    for pod in pod_templates(rendered["production"].documents):
+        for container in pod.spec["containers"]:
+            for source in container.get("envFrom") or []:
+                name = (source.get("secretRef") or {}).get("name", "")
+                if name.startswith("berg-object-storage"):
+                    users.setdefault(name, set()).add(pod.owner.split("/")[1])
+    assert users == {
+        "berg-object-storage-controller": {"berg-controller"},
+        "berg-object-storage-features": {"berg-features"},
+        "berg-object-storage-monitoring": {"berg-monitoring"},
+        "berg-object-storage-serving": {"berg-serving"},
+    }
+
+
 @pytest.mark.parametrize(
     ("flags", "complaint"),
     [
@@ -604,6 +620,10 @@ def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) ->
         # Knative mode on concurrency or rps.
         (["--set", "serving.predictor.scaleMetric=concurrency"], "serving.predictor.scaleMetric=concurrency"),
         (
+            ["--set", "objectStorage.existingSecret=shared"],
+            "objectStorage: controller and features would share the Secret shared",
+        ),
+        (
             ["--set", "serving.deploymentMode=Knative", "--set", "serving.predictor.scaleMetric=concurrency"],
             "serving.transformer.scaleMetric=cpu: KServe scales Knative mode on concurrency, rps only",
         ),
@@ -619,6 +639,7 @@ def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) ->
         "two-shared-claims",
         "claim-without-access-mode",
         "standard-scales-on-resources",
+        "shared-object-storage-key-in-production",
         "knative-scales-on-requests",
     ],
 )

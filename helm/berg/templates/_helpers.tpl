@@ -160,8 +160,17 @@ tolerations:
 {{- end }}
 {{- end -}}
 
+{{/*
+The Secret holding a component's object-storage credentials: its own, else the shared one, else none.
+(dict "root" $ "component" "serving")
+*/}}
+{{- define "berg.objectStorageSecret" -}}
+{{- $storage := .root.Values.objectStorage -}}
+{{- default $storage.existingSecret (index $storage.componentSecrets .component) -}}
+{{- end -}}
+
 {{- define "berg.objectStorageEnvFrom" -}}
-{{- with .Values.objectStorage.existingSecret }}
+{{- with include "berg.objectStorageSecret" . }}
 - secretRef:
     name: {{ . }}
 {{- end }}
@@ -302,7 +311,7 @@ spec:
             - configMapRef:
                 name: {{ $settings }}
             {{- if .objectStorage }}
-            {{- include "berg.objectStorageEnvFrom" $root | nindent 12 }}
+            {{- include "berg.objectStorageEnvFrom" . | nindent 12 }}
             {{- end }}
           {{- $env := "" }}
           {{- if .featureStore }}
