@@ -15,10 +15,13 @@ import json
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from tests.images.conftest import Podman, require_image
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.images, pytest.mark.slow]
 
@@ -31,7 +34,7 @@ NOTHING = "127.0.0.1:9"
 """An address where nothing listens (the container has only its loopback)."""
 KAFKA_STARTUP_BUG = (
     "berg.service.retry_until keeps retrying Kafka until startup_timeout_s (120 s) and does not look at the stop "
-    "event SIGTERM sets, so a consumer that has not reached Kafka yet outlives the grace period and is killed"
+    "event SIGTERM sets, so a service that has not reached Kafka yet outlives the grace period and is killed"
 )
 
 
@@ -43,10 +46,15 @@ class Service:
     module: str
     env: dict[str, str]
     args: tuple[str, ...] = ()
+    refuses_to_start: str | None = None
+    """What it says when it exits at start-up by design in this setting (a dependency it checks first is
+    missing): the test then checks it exits 1 with that message instead of serving."""
     sigterm_bug: str | None = None
     """Why SIGTERM does not end it in time in this setting: a known bug, so the test xfails at that step (and
     fails once the bug is gone, until this is dropped)."""
     tmpfs: tuple[str, ...] = field(default=("/tmp", "/var/lib/berg"))
+    mounts: tuple[tuple[str, str], ...] = ()
+    """(file in this checkout, path in the container), read-only: what the chart mounts from a ConfigMap."""
 
 
 def _settings(prefix: str, **specific: str) -> dict[str, str]:
@@ -102,11 +110,15 @@ SERVICES = {
             BERG_STATE_DIR="/var/lib/berg",
         ),
         args=("--shape", "transformer"),
+        # An empty feature registry (the embedded profile on a fresh tmpfs): the transformer checks the use case's
+        # views at start-up and stops, as it would on a cluster before the features service applied them.
+        refuses_to_start="the feature registry has no view",
     ),
     "monitoring": Service(
         "berg-monitoring",
         "berg_monitoring",
         _settings("MONITORING", REGISTRY_URI="/var/lib/berg/registry"),
+        sigterm_bug=KAFKA_STARTUP_BUG,
     ),
     "controller": Service(
         "berg-controller",
@@ -117,9 +129,13 @@ SERVICES = {
             REGISTRY_URI="/var/lib/berg/registry",
             LAUNCHER="kfp",
             KFP__HOST=f"http://{NOTHING}",
+            KFP__OFFLINE_ROOT="/var/lib/berg/feast/offline",
+            KFP__REGISTRY_URI="/var/lib/berg/registry",
+            KFP__PIPELINE_PACKAGE="/etc/berg/pipeline/training.yaml",
             WEBHOOK_TOKEN="images-test-token-0123456789abcdef",
             MODELS='["fraud"]',
         ),
+        mounts=(("pipelines/compiled/training.yaml", "/etc/berg/pipeline/training.yaml"),),
     ),
 }
 
@@ -153,10 +169,14 @@ print(json.dumps({
 """.strip()
 
 
-def _run_args(name: str, service_env: dict[str, str], tmpfs: tuple[str, ...]) -> list[str]:
+def _run_args(
+    name: str, service_env: dict[str, str], tmpfs: tuple[str, ...], mounts: tuple[tuple[str, str], ...] = ()
+) -> list[str]:
     args = ["run", "--detach", "--name", name, "--pull=never", "--network=none", "--read-only"]
     for path in tmpfs:
         args += ["--tmpfs", f"{path}:rw,size=512m,mode=1777"]
+    for source, target in mounts:
+        args += ["--volume", f"{REPO / source}:{target}:ro"]
     for key, value in sorted(service_env.items()):
         args += ["--env", f"{key}={value}"]
     return args
@@ -192,7 +212,13 @@ def test_service_image_runs_as_the_chart_runs_it(podman: Podman, container_name:
     service = SERVICES[case]
     image = f"localhost/{service.image}:dev"
     require_image(podman, image)
-    podman.check(*_run_args(container_name, service.env, service.tmpfs), image, *service.args)
+    podman.check(*_run_args(container_name, service.env, service.tmpfs, service.mounts), image, *service.args)
+    if service.refuses_to_start is not None:
+        exit_code = podman.check("wait", "--condition", "exited", container_name, timeout=STARTUP_BUDGET_S)
+        logs = podman("logs", container_name).stderr
+        assert exit_code.strip() == "1", f"{case}: exit {exit_code.strip()} at start-up, expected 1:\n{logs[-3000:]}"
+        assert service.refuses_to_start in logs, f"{case}: exited without saying why:\n{logs[-3000:]}"
+        return
 
     report = _probe_until_healthy(podman, container_name)
     assert report["cmdline"] == ["python", "-m", service.module, *service.args], report
@@ -224,14 +250,7 @@ def test_training_image_runs_its_command(podman: Podman, container_name: str) ->
     assert out.strip() == "0", f"the training image's command failed (exit {out.strip()}):\n{logs.stderr[-3000:]}"
     assert logs.stdout.strip() == "berg training image"
     identity = podman.check(
-        "run",
-        "--rm",
-        "--pull=never",
-        "--network=none",
-        "--read-only",
-        image,
-        "python3",
-        "-c",
-        "import os; print(os.getuid(), os.getgid())",
+        *("run", "--rm", "--name", f"{container_name}-id", "--pull=never", "--network=none", "--read-only", image),
+        *("python3", "-c", "import os; print(os.getuid(), os.getgid())"),
     )
     assert identity.split() == ["10001", "10001"]
