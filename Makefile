@@ -10,7 +10,7 @@ RUN := $(UV) run --locked
 # `berg demo`, the stack's services and the pipeline runs they start all read the same name.
 export BERG_USE_CASE ?= fraud
 
-.PHONY: bootstrap bootstrap-demo demo test lint typecheck unit integration e2e cluster-tools cluster up down status doctor format clean
+.PHONY: bootstrap bootstrap-demo demo test lint typecheck unit integration e2e cluster-tools cluster images up down status doctor format clean
 
 bootstrap:  ## Everything: the demo's needs plus the tests' (Redis, PostgreSQL, kcat, helm, checkov, hadolint)
 	@scripts/bootstrap.sh test
@@ -45,6 +45,10 @@ cluster-tools:  ## Build the cluster tier's control plane, kwok and KServe's con
 
 cluster: bootstrap cluster-tools  ## The cluster tier alone: the chart installed into a real API server
 	$(RUN) pytest tests/cluster
+
+images:  ## Build the seven images with podman, no registry (scripts/images.sh), then run each (tests/images)
+	scripts/images.sh
+	$(RUN) pytest -m images tests/images
 
 format:
 	$(RUN) ruff format .
