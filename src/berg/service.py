@@ -39,7 +39,15 @@ from berg.settings import ServiceSettings
 from berg.web.app import WebSettings, create_app
 from berg.web.server import BackgroundServer
 
-__all__ = ["ConsumerServiceSettings", "ServiceContext", "retry_until", "run_consumer_service", "stop_on_signals"]
+__all__ = [
+    "STARTUP_ATTEMPT_MS",
+    "ConsumerServiceSettings",
+    "ServiceContext",
+    "StopRequested",
+    "retry_until",
+    "run_consumer_service",
+    "stop_on_signals",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +112,22 @@ def stop_on_signals(readiness: ReadinessChecks, stop: threading.Event, what_next
         signal.signal(signal.SIGINT, request_stop)
 
 
-def retry_until(build: Callable[[], T], what: str, timeout_s: float) -> T:
+STARTUP_ATTEMPT_MS = 5_000
+"""How long one start-up attempt waits for a first broker: a stop request is looked at between attempts, so a
+pod told to stop while Kafka is away exits within this (and well within its grace period)."""
+
+
+class StopRequested(Exception):
+    """The service was asked to stop (SIGTERM) while it still waited for Kafka: nothing to drain, exit cleanly."""
+
+
+def retry_until(build: Callable[[], T], what: str, timeout_s: float, stop: threading.Event | None = None) -> T:
     """``build()`` until Kafka answers, for at most ``timeout_s`` (a service may start before its broker).
 
     Raises:
         RuntimeError: Kafka did not answer in time; the message names ``what`` was being built.
+        StopRequested: ``stop`` was set while waiting: a pod told to stop must not sit out its grace period
+            retrying a broker that is not there.
     """
     deadline = time.monotonic() + timeout_s
     while True:
@@ -118,7 +137,10 @@ def retry_until(build: Callable[[], T], what: str, timeout_s: float) -> T:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"could not reach Kafka for the {what} within {timeout_s:.0f}s: {error}") from error
             log.warning("Kafka not reachable yet for the %s (%s); retrying", what, error)
-            time.sleep(1.0)
+            if stop is None:
+                time.sleep(1.0)
+            elif stop.wait(1.0):
+                raise StopRequested(f"asked to stop while waiting for Kafka for the {what}") from error
 
 
 def _crash_before_commit(probability: float) -> Callable[[], None] | None:
@@ -152,13 +174,33 @@ def run_consumer_service(
     readiness = ReadinessChecks()
 
     stop_on_signals(readiness, stop, "finishing the batch in hand")
+    # Not ready until the loop polls Kafka, and only while it keeps doing so; registered before the HTTP
+    # server answers, so /readyz says no while the broker is still being waited for.
+    running: list[ConsumerLoop] = []
+    stale_after_s = max(30.0, 3 * (settings.poll_timeout_ms + settings.batch_max_wait_ms) / 1000)
+
+    def polling() -> bool:
+        since = running[0].seconds_since_poll() if running else None
+        return since is not None and since < stale_after_s
+
+    readiness.add("consumer_polling", polling)
 
     server = BackgroundServer(
         create_app(settings.web, title=settings.service_name, registry=registry, readiness=readiness), settings.web
     )
     server.start()
     log.info("serving health and metrics", extra={"port": server.port})
-    producer = retry_until(lambda: open_producer(settings.kafka), "producer", settings.startup_timeout_s)
+    try:
+        producer = retry_until(
+            lambda: open_producer(settings.kafka, bootstrap_timeout_ms=STARTUP_ATTEMPT_MS),
+            "producer",
+            settings.startup_timeout_s,
+            stop,
+        )
+    except StopRequested as stopped:
+        server.stop()
+        log.info("stopped: %s", stopped)
+        return
     dead_lettered = Counter(
         "berg_dead_letters", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=registry
     )
@@ -173,17 +215,24 @@ def run_consumer_service(
     )
     handler = build_handler(context)
     # The consumer joins the group after the handler exists, so the handler hears of its first assignment.
-    consumer = retry_until(
-        lambda: open_consumer(
-            settings.kafka,
-            topics,
-            settings.group_id,
-            max_poll_records=settings.batch_max_records,
-            rebalance_hooks=context.rebalance,
-        ),
-        "consumer",
-        settings.startup_timeout_s,
-    )
+    try:
+        consumer = retry_until(
+            lambda: open_consumer(
+                settings.kafka,
+                topics,
+                settings.group_id,
+                max_poll_records=settings.batch_max_records,
+                rebalance_hooks=context.rebalance,
+            ),
+            "consumer",
+            settings.startup_timeout_s,
+            stop,
+        )
+    except StopRequested as stopped:
+        producer.close()
+        server.stop()
+        log.info("stopped: %s", stopped)
+        return
     loop = ConsumerLoop(
         consumer,
         handler,
@@ -194,14 +243,7 @@ def run_consumer_service(
         before_commit=_crash_before_commit(settings.fault_crash_before_commit),
         undecodable=UndecodableBatches.register(registry, context.dead_letters),
     )
-    stale_after_s = max(30.0, 3 * (settings.poll_timeout_ms + settings.batch_max_wait_ms) / 1000)
-
-    def polling() -> bool:
-        # Ready once the loop polls Kafka, and only while it keeps doing so.
-        since = loop.seconds_since_poll()
-        return since is not None and since < stale_after_s
-
-    readiness.add("consumer_polling", polling)
+    running.append(loop)
     log.info("consuming", extra={"topics": list(topics), "group": settings.group_id})
     try:
         loop.run(stop)

@@ -32,10 +32,6 @@ STARTUP_BUDGET_S = 300
 HTTP_PORT = 8080
 NOTHING = "127.0.0.1:9"
 """An address where nothing listens (the container has only its loopback)."""
-KAFKA_STARTUP_BUG = (
-    "berg.service.retry_until keeps retrying Kafka until startup_timeout_s (120 s) and does not look at the stop "
-    "event SIGTERM sets, so a service that has not reached Kafka yet outlives the grace period and is killed"
-)
 
 
 @dataclass(frozen=True)
@@ -49,9 +45,6 @@ class Service:
     refuses_to_start: str | None = None
     """What it says when it exits at start-up by design in this setting (a dependency it checks first is
     missing): the test then checks it exits 1 with that message instead of serving."""
-    sigterm_bug: str | None = None
-    """Why SIGTERM does not end it in time in this setting: a known bug, so the test xfails at that step (and
-    fails once the bug is gone, until this is dropped)."""
     tmpfs: tuple[str, ...] = field(default=("/tmp", "/var/lib/berg"))
     mounts: tuple[tuple[str, str], ...] = ()
     """(file in this checkout, path in the container), read-only: what the chart mounts from a ConfigMap."""
@@ -77,19 +70,16 @@ SERVICES = {
         "berg-ingestion",
         "berg_ingestion",
         _settings("INGESTION", LANDING_DIR="/var/lib/berg/landing"),
-        sigterm_bug=KAFKA_STARTUP_BUG,
     ),
     "validation": Service(
         "berg-validation",
         "berg_validation",
         _settings("VALIDATION", DATA_DOCS_DIR="/var/lib/berg/gx"),
-        sigterm_bug=KAFKA_STARTUP_BUG,
     ),
     "features": Service(
         "berg-features",
         "berg_features",
         _settings("FEATURES", OFFLINE_ROOT="/var/lib/berg/feast/offline", BERG_STATE_DIR="/var/lib/berg"),
-        sigterm_bug=KAFKA_STARTUP_BUG,
     ),
     "serving-predictor": Service(
         "berg-serving",
@@ -118,7 +108,6 @@ SERVICES = {
         "berg-monitoring",
         "berg_monitoring",
         _settings("MONITORING", REGISTRY_URI="/var/lib/berg/registry"),
-        sigterm_bug=KAFKA_STARTUP_BUG,
     ),
     "controller": Service(
         "berg-controller",
@@ -230,14 +219,11 @@ def test_service_image_runs_as_the_chart_runs_it(podman: Podman, container_name:
     try:
         podman.check("wait", "--condition", "exited", container_name, timeout=GRACE_PERIOD_S)
     except subprocess.TimeoutExpired:
-        if service.sigterm_bug is not None:
-            pytest.xfail(service.sigterm_bug)
         logs = podman("logs", container_name).stderr[-3000:]
         pytest.fail(f"{case}: still running {GRACE_PERIOD_S} s after SIGTERM (the kubelet would kill it):\n{logs}")
     state = _state(podman, container_name)
     logs = podman("logs", container_name).stderr[-3000:]
     assert state["ExitCode"] == 0, f"{case}: exit {state['ExitCode']} after SIGTERM:\n{logs}"
-    assert service.sigterm_bug is None, f"{case} now stops on SIGTERM in time: drop its sigterm_bug"
 
 
 def test_training_image_runs_its_command(podman: Podman, container_name: str) -> None:

@@ -15,14 +15,17 @@ from berg.settings import KafkaSettings
 __all__ = ["CoPartitioner", "Outgoing", "encode_event", "open_producer", "send_and_wait"]
 
 
-def open_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> Any:
+def open_producer(settings: KafkaSettings, *, linger_ms: int = 5, bootstrap_timeout_ms: int = 30_000) -> Any:
     """A ``KafkaProducer`` that waits for every in-sync replica (``acks="all"``).
 
     Idempotence keeps retries from writing a record twice. Keys and values are
     bytes; encode with :func:`encode_event`. Requests may carry records up to
     the raw topics' limit (:data:`~berg.kafka.topics.MAX_MESSAGE_BYTES`).
+    ``bootstrap_timeout_ms`` bounds the wait for a first broker (kafka-python's default, 30 s);
+    a caller that retries on its own passes less, to look at a stop request between attempts.
     """
     return KafkaProducer(
+        bootstrap_timeout_ms=bootstrap_timeout_ms,
         bootstrap_servers=settings.bootstrap_servers,
         client_id=settings.client_id,
         acks="all",

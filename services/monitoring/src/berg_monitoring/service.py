@@ -15,7 +15,7 @@ from berg.kafka.undecodable import UndecodableBatches
 from berg.observability.health import ReadinessChecks
 from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
-from berg.service import retry_until, stop_on_signals
+from berg.service import STARTUP_ATTEMPT_MS, StopRequested, retry_until, stop_on_signals
 from berg.usecase import UseCase
 from berg.web.app import create_app
 from berg.web.server import BackgroundServer
@@ -47,6 +47,16 @@ def run(
     metrics = MonitoringMetrics.register(registry)
     collector = SnapshotCollector(model_name, settings.new_labelled_rows_threshold, currency=card.costs.currency)
     registry.register(collector)
+    # Not ready until the reader polls, and only while it keeps doing so; registered before the HTTP server
+    # answers, so /readyz says no while Kafka is still being waited for.
+    exporters: list[Exporter] = []
+    stale_after_s = max(30.0, 3 * settings.poll_timeout_ms / 1000)
+
+    def polling() -> bool:
+        last_poll = exporters[0].last_poll if exporters else None
+        return last_poll is not None and time.monotonic() - last_poll < stale_after_s
+
+    readiness.add("reader_polling", polling)
     server = BackgroundServer(
         create_app(settings.web, title=settings.service_name, registry=registry, readiness=readiness), settings.web
     )
@@ -54,7 +64,12 @@ def run(
     producer: Any = None
     consumer: Any = None
     try:
-        producer = retry_until(lambda: open_producer(settings.kafka), "producer", settings.startup_timeout_s)
+        producer = retry_until(
+            lambda: open_producer(settings.kafka, bootstrap_timeout_ms=STARTUP_ATTEMPT_MS),
+            "producer",
+            settings.startup_timeout_s,
+            stop,
+        )
         consumer = retry_until(
             lambda: open_reader(
                 settings.kafka,
@@ -64,6 +79,7 @@ def run(
             ),
             "reader",
             settings.startup_timeout_s,
+            stop,
         )
         dead_letters = DeadLetterPublisher(producer, settings.service_name)
         exporter = Exporter(
@@ -78,17 +94,15 @@ def run(
             use_case=use_case,
             model_name=model_name,
         )
-        stale_after_s = max(30.0, 3 * settings.poll_timeout_ms / 1000)
-        readiness.add(
-            "reader_polling",
-            lambda: exporter.last_poll is not None and time.monotonic() - exporter.last_poll < stale_after_s,
-        )
+        exporters.append(exporter)
         log.info(
             "exporting",
             extra={"model": model_name, "port": server.port, "lookback_s": settings.lookback_s},
         )
         while not stop.is_set():
             exporter.step()
+    except StopRequested as stopped:
+        log.info("%s", stopped)
     finally:
         readiness.drain()
         if consumer is not None:
