@@ -75,9 +75,14 @@ def user_prerequisites(namespace: str, values: Mapping[str, Any]) -> list[dict[s
 
     for pull_secret in values["global"]["imagePullSecrets"]:
         secret(pull_secret, {".dockerconfigjson": '{"auths": {}}'}, "kubernetes.io/dockerconfigjson")
+    feature_store = values["featureStore"]
     secret(
-        values["featureStore"]["existingSecret"],
-        {"registry-url": "postgresql+psycopg://feast@postgres.example:5432/feast", "redis": "redis.example:6379"},
+        feature_store["existingSecret"],
+        {
+            "registry-url": "postgresql+psycopg://feast@postgres.example:5432/feast",
+            feature_store["servingRegistryKey"]: "postgresql+psycopg://feast_reader@postgres.example:5432/feast",
+            "redis": "redis.example:6379",
+        },
     )
     database, webhook = values["controller"]["database"], values["controller"]["webhook"]
     secret(database["existingSecret"], {database["key"]: "postgresql+psycopg://berg@postgres.example:5432/berg"})

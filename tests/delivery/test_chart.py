@@ -582,6 +582,19 @@ def test_without_a_claim_state_is_an_empty_dir(rendered: dict[str, Rendered]) ->
     assert not _claims_mounted(rendered["default"].documents)
 
 
+def test_serving_reads_the_feature_registry_with_its_own_login(rendered: dict[str, Rendered]) -> None:
+    keys: dict[str, set[str]] = {}
+    for pod in pod_templates(rendered["production"].documents):
+        for container in pod.spec["containers"]:
+            for variable in container.get("env") or []:
+                if variable["name"] == "BERG_FEAST_REGISTRY_URL":
+                    keys.setdefault(variable["valueFrom"]["secretKeyRef"]["key"], set()).add(pod.owner)
+    assert keys == {
+        "registry-url": {"Deployment/berg-features"},
+        "registry-url-readonly": {"InferenceService/berg-serving/transformer"},
+    }
+
+
 def test_production_gives_each_component_its_own_object_storage_key(rendered: dict[str, Rendered]) -> None:
     users: dict[str, set[str]] = {}
     for pod in pod_templates(rendered["production"].documents):
@@ -620,6 +633,10 @@ def test_production_gives_each_component_its_own_object_storage_key(rendered: di
         # Knative mode on concurrency or rps.
         (["--set", "serving.predictor.scaleMetric=concurrency"], "serving.predictor.scaleMetric=concurrency"),
         (
+            ["--set", "featureStore.servingRegistryKey=registry-url"],
+            "featureStore.servingRegistryKey is registry-url, the features service's registry login",
+        ),
+        (
             ["--set", "objectStorage.existingSecret=shared"],
             "objectStorage: controller and features would share the Secret shared",
         ),
@@ -639,6 +656,7 @@ def test_production_gives_each_component_its_own_object_storage_key(rendered: di
         "two-shared-claims",
         "claim-without-access-mode",
         "standard-scales-on-resources",
+        "serving-writes-the-feature-registry-in-production",
         "shared-object-storage-key-in-production",
         "knative-scales-on-requests",
     ],

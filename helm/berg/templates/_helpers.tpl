@@ -133,19 +133,21 @@ tolerations:
 {{- end -}}
 
 {{/* Feast's cluster profile reads these (files/feature_store.yaml); the addresses come from a Secret. */}}
+{{/* The feature store's addresses; (dict "root" $ "registryKey" "registry-url"): the Secret key of the registry
+login (the features service writes the registry, serving reads it). */}}
 {{- define "berg.featureStoreEnv" -}}
 - name: BERG_FEAST_REGISTRY_URL
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.featureStore.existingSecret }}
-      key: registry-url
+      name: {{ .root.Values.featureStore.existingSecret }}
+      key: {{ .registryKey }}
 - name: BERG_FEAST_REDIS
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.featureStore.existingSecret }}
+      name: {{ .root.Values.featureStore.existingSecret }}
       key: redis
 - name: BERG_FEAST_OFFLINE_ROOT
-  value: {{ .Values.featureStore.offlineRoot | quote }}
+  value: {{ .root.Values.featureStore.offlineRoot | quote }}
 {{- end -}}
 
 {{/* Object storage: fsspec/s3fs and pyarrow read the standard AWS variables. */}}
@@ -315,7 +317,7 @@ spec:
             {{- end }}
           {{- $env := "" }}
           {{- if .featureStore }}
-          {{- $env = print $env (include "berg.featureStoreEnv" $root) "\n" }}
+          {{- $env = print $env (include "berg.featureStoreEnv" (dict "root" $root "registryKey" "registry-url")) "\n" }}
           {{- end }}
           {{- if .objectStorage }}
           {{- $env = print $env (include "berg.objectStorageEnv" $root) "\n" }}
