@@ -2,7 +2,7 @@
 # Build the cluster tier's binaries from the Go module proxy, once per machine, keyed by version:
 #   a Kubernetes control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl),
 #   etcd, kwok (a fake kubelet: nodes and pods without containers) and KServe's controller manager; and the
-#   CRD files of the operators the chart targets (KServe's, prometheus-operator's).
+#   CRD files of the operators the chart targets (KServe's, prometheus-operator's, Knative Serving's).
 # No prebuilt download exists here, so each is built by `go build` into
 #   ${XDG_CACHE_HOME:-~/.cache}/berg/tools/<component>-<version>/
 # outside the clone (another clone reuses it), and linked into .berg/tools/cluster/.
@@ -21,6 +21,9 @@ kwok_version=v0.8.0
 kserve_version=v0.20.0
 # The prometheus-operator release whose CRDs the chart targets (only its CRD files are fetched).
 prometheus_operator_version=v0.85.0
+# The Knative Serving release KServe $kserve_version is built against (its go.mod): only its CRDs are fetched,
+# so KServe's controller reconciles Knative-mode InferenceServices into Knative Services.
+knative_serving_version=v0.48.1
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/berg/tools"
@@ -32,6 +35,7 @@ etcd_dir="$cache/etcd-$etcd_version"
 kwok_dir="$cache/kwok-$kwok_version"
 kserve_dir="$cache/kserve-$kserve_version"
 prometheus_operator_dir="$cache/prometheus-operator-$prometheus_operator_version"
+knative_serving_dir="$cache/knative-serving-$knative_serving_version"
 
 # Each component's directory is complete when its stamp exists (written last, after every file).
 missing=()
@@ -40,6 +44,7 @@ missing=()
 [ -f "$kwok_dir/.complete" ] || missing+=(kwok)
 [ -f "$kserve_dir/.complete" ] || missing+=(kserve)
 [ -f "$prometheus_operator_dir/.complete" ] || missing+=(prometheus_operator)
+[ -f "$knative_serving_dir/.complete" ] || missing+=(knative_serving)
 
 if [ "${1:-}" = --check ]; then
   [ ${#missing[@]} -eq 0 ] || { echo "cluster tools to build: ${missing[*]}"; exit 1; }
@@ -49,11 +54,32 @@ fi
 if ((${#missing[@]})); then
   [ -x "$go_bin" ] || { echo "cluster-tools: Go is needed (expected at /usr/local/go/bin/go)" >&2; exit 1; }
   # Minutes each build took on 2 busy cores with an empty Go build cache.
-  declare -A minutes=([kubernetes]=11 [etcd]=1 [kwok]=3 [kserve]=4 [prometheus_operator]=0)
+  declare -A minutes=([kubernetes]=11 [etcd]=1 [kwok]=3 [kserve]=5 [prometheus_operator]=0 [knative_serving]=0)
   estimate=0
-  for component in "${missing[@]}"; do estimate=$((estimate + minutes[$component])); done
+  build_knative_serving() {
+  progress "Knative Serving $knative_serving_version CRDs and autoscaler defaults (files only, nothing to build)"
+  local kserve_mod src out
+  kserve_mod=$("$go_bin" mod download -json "github.com/kserve/kserve@$kserve_version" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["GoMod"])')
+  grep -q "knative.dev/serving $knative_serving_version\b" "$kserve_mod" ||
+    { echo "cluster-tools: KServe $kserve_version no longer builds against Knative Serving $knative_serving_version" >&2; exit 1; }
+  src=$("$go_bin" mod download -json "knative.dev/serving@$knative_serving_version" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  out="$work/knative-serving-out"
+  mkdir -p "$out/knative-serving-crd"
+  cp "$src"/config/core/300-resources/*.yaml "$out/knative-serving-crd/"
+  # KServe reads Knative's autoscaler defaults (config-autoscaler) to fill in a Knative Service's scaling.
+  mkdir -p "$out/knative-serving-config"
+  cp "$src/config/core/configmaps/autoscaler.yaml" "$out/knative-serving-config/"
+  chmod -R u+w "$out"
+  publish "$out" "$knative_serving_dir"
+}
+
+for component in "${missing[@]}"; do estimate=$((estimate + minutes[$component])); done
   echo "cluster-tools: building ${missing[*]} from the Go module proxy into $cache"
-  echo "cluster-tools: about $estimate minutes of 2 cores, once per machine; later runs reuse the binaries"
+  if ((estimate)); then
+    echo "cluster-tools: about $estimate minutes of 2 cores, once per machine; later runs reuse the binaries"
+  fi
   work=$(mktemp -d "${TMPDIR:-/tmp}/berg-cluster-tools.XXXXXX")
   trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
   export GOCACHE="$work/go-build" GOFLAGS="-mod=mod" GOTOOLCHAIN=local
@@ -188,7 +214,7 @@ fi
 # Link the cached binaries into the clone (hard links where the cache shares its file system).
 rm -rf "$link_dir"
 mkdir -p "$link_dir"
-for dir in "$kubernetes_dir" "$etcd_dir" "$kwok_dir" "$kserve_dir" "$prometheus_operator_dir"; do
+for dir in "$kubernetes_dir" "$etcd_dir" "$kwok_dir" "$kserve_dir" "$prometheus_operator_dir" "$knative_serving_dir"; do
   for file in "$dir"/*; do
     name=$(basename "$file")
     if [ -d "$file" ]; then

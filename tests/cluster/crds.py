@@ -4,6 +4,8 @@
   its Go module next to the controller), so the controller and its CRDs always match.
 - prometheus-operator: its release's own CRD files (``example/prometheus-operator-crd``, from its Go module,
   fetched by ``scripts/cluster-tools.sh``).
+- Knative Serving: the CRDs of the release KServe is built against, so KServe's controller turns a Knative-mode
+  InferenceService into Knative Services (no Knative controller runs: they are not reconciled further).
 - Strimzi: Strimzi publishes its CRD files only in release archives, not on Maven Central or a Go module; its
   CRDs are made here from the ``v1beta2`` schemas ``tests/delivery/crd_schemas`` generated with Strimzi's own
   crd-generator from the release's ``io.strimzi:api`` jar (their README), so the API server validates
@@ -75,6 +77,7 @@ def install_operator_crds(plane: ControlPlane) -> list[str]:
         # The CRD files themselves, not the kustomize patches beside them.
         *sorted((cluster_tool("kserve-config") / "crd" / "full").rglob("serving.kserve.io_*.yaml")),
         *_yaml_files(cluster_tool("prometheus-operator-crd")),
+        *_yaml_files(cluster_tool("knative-serving-crd")),
     ]
     # kubectl reads the release files itself (YAML 1.2: PyYAML cannot read some of their enum values).
     applied = plane.kubectl(

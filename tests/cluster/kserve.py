@@ -80,6 +80,9 @@ def running_kserve_controller(plane: ControlPlane) -> Iterator[ServerProcess]:
         [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KSERVE_NAMESPACE}},
             inference_service_config(),
+            # Knative-mode InferenceServices read Knative's autoscaler defaults (the release's own).
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "knative-serving"}},
+            *_documents(cluster_tool("knative-serving-config") / "autoscaler.yaml"),
         ]
     )
     # The reconciler dereferences the default ClusterStorageContainer; without it, it panics on every event.

@@ -174,7 +174,7 @@ def _inference_service_ready(cluster: ControlPlane, namespace: str) -> bool:
 def test_inference_service_is_reconciled_ready(cluster: ControlPlane, installed: Installed) -> None:
     """KServe's controller turns Berg's InferenceService into Deployments that become available on the node."""
     if installed.values["serving"]["deploymentMode"] == "Knative":
-        pytest.skip("Knative mode needs Knative Serving's controller, which the tier does not run")
+        pytest.skip("Knative mode: test_knative_mode_becomes_knative_services (no Knative controller runs)")
     wait_for(
         lambda: _inference_service_ready(cluster, installed.namespace),
         INFERENCE_SERVICE_READY_S,
@@ -197,6 +197,39 @@ def test_inference_service_is_reconciled_ready(cluster: ControlPlane, installed:
         )["items"]
     }
     assert created == {f"{name}-{component}" for component in components}
+
+
+def _knative_services(cluster: ControlPlane, namespace: str) -> dict[str, Any]:
+    cluster.check_alive()
+    return {
+        service["metadata"]["name"]: service
+        for service in cluster.get("services.serving.knative.dev", "-n", namespace)["items"]
+    }
+
+
+def test_knative_mode_becomes_knative_services(cluster: ControlPlane, installed: Installed) -> None:
+    """KServe's controller turns a Knative-mode InferenceService into one Knative Service per component, with the
+    chart's containers and its autoscaling; Knative's own controller (not run here) takes it from there."""
+    serving = installed.values["serving"]
+    if serving["deploymentMode"] != "Knative":
+        pytest.skip("Standard mode: test_inference_service_is_reconciled_ready")
+    (service,) = cluster.get("inferenceservices", "-n", installed.namespace)["items"]
+    name = service["metadata"]["name"]
+    components = ["predictor"] if serving["shape"] == "fused" else ["predictor", "transformer"]
+    wanted = {f"{name}-{component}" for component in components}
+    wait_for(
+        lambda: set(_knative_services(cluster, installed.namespace)) >= wanted,
+        INFERENCE_SERVICE_READY_S,
+        f"KServe to create the Knative Services {sorted(wanted)}",
+    )
+    knative = _knative_services(cluster, installed.namespace)
+    for component in components:
+        template = knative[f"{name}-{component}"]["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["autoscaling.knative.dev/metric"] == serving[component]["scaleMetric"], annotations
+        assert annotations["autoscaling.knative.dev/target"] == str(serving[component]["scaleTarget"]), annotations
+        (container,) = template["spec"]["containers"]
+        assert container["args"][:2] == ["--shape", component], container["args"]
 
 
 def test_every_job_completed(cluster: ControlPlane, installed: Installed) -> None:
