@@ -35,7 +35,7 @@ from berg.kafka.producer import open_producer
 from berg.kafka.undecodable import UndecodableBatches
 from berg.observability.health import ReadinessChecks
 from berg.observability.logging import configure_logging
-from berg.settings import ServiceSettings
+from berg.settings import KafkaSettings, ServiceSettings
 from berg.web.app import WebSettings, create_app
 from berg.web.server import BackgroundServer
 
@@ -44,6 +44,7 @@ __all__ = [
     "ConsumerServiceSettings",
     "ServiceContext",
     "StopRequested",
+    "producer_once_kafka_answers",
     "retry_until",
     "run_consumer_service",
     "stop_on_signals",
@@ -143,6 +144,19 @@ def retry_until(build: Callable[[], T], what: str, timeout_s: float, stop: threa
                 raise StopRequested(f"asked to stop while waiting for Kafka for the {what}") from error
 
 
+def producer_once_kafka_answers(kafka: KafkaSettings, timeout_s: float, stop: threading.Event) -> Any:
+    """A service's producer at start-up: retried until Kafka answers (``retry_until``), one short attempt at a
+    time so a stop request is seen.
+
+    Raises:
+        RuntimeError: Kafka did not answer within ``timeout_s``.
+        StopRequested: ``stop`` was set first.
+    """
+    return retry_until(
+        lambda: open_producer(kafka, bootstrap_timeout_ms=STARTUP_ATTEMPT_MS), "producer", timeout_s, stop
+    )
+
+
 def _crash_before_commit(probability: float) -> Callable[[], None] | None:
     if probability <= 0:
         return None
@@ -191,12 +205,7 @@ def run_consumer_service(
     server.start()
     log.info("serving health and metrics", extra={"port": server.port})
     try:
-        producer = retry_until(
-            lambda: open_producer(settings.kafka, bootstrap_timeout_ms=STARTUP_ATTEMPT_MS),
-            "producer",
-            settings.startup_timeout_s,
-            stop,
-        )
+        producer = producer_once_kafka_answers(settings.kafka, settings.startup_timeout_s, stop)
     except StopRequested as stopped:
         server.stop()
         log.info("stopped: %s", stopped)

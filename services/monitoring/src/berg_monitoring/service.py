@@ -10,12 +10,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from berg.kafka.dead_letter import DeadLetterPublisher
-from berg.kafka.producer import open_producer
 from berg.kafka.undecodable import UndecodableBatches
 from berg.observability.health import ReadinessChecks
 from berg.problem.card import load_problem_card
 from berg.registry import ModelRegistry
-from berg.service import STARTUP_ATTEMPT_MS, StopRequested, retry_until, stop_on_signals
+from berg.service import StopRequested, producer_once_kafka_answers, retry_until, stop_on_signals
 from berg.usecase import UseCase
 from berg.web.app import create_app
 from berg.web.server import BackgroundServer
@@ -64,12 +63,7 @@ def run(
     producer: Any = None
     consumer: Any = None
     try:
-        producer = retry_until(
-            lambda: open_producer(settings.kafka, bootstrap_timeout_ms=STARTUP_ATTEMPT_MS),
-            "producer",
-            settings.startup_timeout_s,
-            stop,
-        )
+        producer = producer_once_kafka_answers(settings.kafka, settings.startup_timeout_s, stop)
         consumer = retry_until(
             lambda: open_reader(
                 settings.kafka,
