@@ -24,6 +24,7 @@ from berg.contracts import PredictionLogReader
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
+from berg.kafka.security import client_security
 from berg.kafka.undecodable import UndecodableBatchError, UndecodableBatches, poll_records
 from berg.problem.card import ProblemCard
 from berg.settings import KafkaSettings
@@ -52,6 +53,7 @@ def open_reader(kafka: KafkaSettings, topics: Sequence[str], lookback_s: float, 
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         request_timeout_ms=kafka.request_timeout_ms,
+        **client_security(kafka),
     )
     deadline = time.monotonic() + timeout_s
     partitions: list[TopicPartition] = []
