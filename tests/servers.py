@@ -1,4 +1,7 @@
-"""Throwaway Redis and PostgreSQL servers (the Debian packages' binaries), for tests and benchmarks.
+"""Throwaway Redis, PostgreSQL and SASL Kafka servers, for tests and benchmarks.
+
+Redis and PostgreSQL are the Debian packages' binaries; the SASL Kafka is the local
+stack's Kafka (its jars, its KRaft config) with a SCRAM listener and an authorizer.
 
 Each server runs on a free port of 127.0.0.1 with its files in a fresh temporary
 directory, and is gone when its ``with`` block ends. A server never outlives the
@@ -30,20 +33,32 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 from psycopg import sql
+from pydantic import SecretStr
 
-from tests.helpers import free_port, wait_for
+from berg.kafka.security import client_security
+from berg.settings import KafkaSettings
+from berg_app.stack import kafka
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.probes import port_open
+from berg_app.stack.settings import StackSettings
+from tests.helpers import free_port, free_port_table, wait_for
 
 __all__ = [
     "PostgresServer",
     "RedisServer",
+    "SaslKafka",
     "ServerProcess",
     "postgres_bin_dir",
     "running_postgres",
     "running_redis",
+    "running_sasl_kafka",
 ]
 
 HOST = "127.0.0.1"
@@ -347,3 +362,123 @@ def running_postgres(timeout_s: float = 60) -> Iterator[PostgresServer]:
             tail = process.log_tail()
         shutil.rmtree(workdir, ignore_errors=True)
     assert clean, f"PostgreSQL had to be killed at teardown:\n{tail}"
+
+
+@dataclass(frozen=True)
+class SaslKafka:
+    """A single-node Kafka whose only client listener takes SASL/SCRAM-SHA-512 (``SASL_PLAINTEXT``) and whose
+    authorizer (KRaft's ``StandardAuthorizer``) allows a user only what an ACL grants it; ``admin`` is a super user."""
+
+    bootstrap: str
+    log_path: Path
+    """The broker's log: where it says why it refused a client (a wrong password, say)."""
+    admin_password: str = field(repr=False)
+    admin_user: str = "admin"
+
+    def log(self) -> str:
+        """The broker's log so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def settings(self, username: str, password: str) -> KafkaSettings:
+        """Client settings that sign in as ``username``."""
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap,
+            client_id=f"berg-test-{username}",
+            security_protocol="SASL_PLAINTEXT",
+            sasl_username=username,
+            sasl_password=SecretStr(password),
+        )
+
+    def admin(self) -> Any:
+        """An admin client signed in as the super user (close it)."""
+        settings = self.settings(self.admin_user, self.admin_password)
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id, **client_security(settings)
+        )
+
+
+@contextmanager
+def running_sasl_kafka(timeout_s: float = 180) -> Iterator[SaslKafka]:
+    """The local stack's Kafka on free ports of 127.0.0.1, its client listener SASL/SCRAM, with ACLs enforced.
+
+    The super user's SCRAM credential is written at format time (``--add-scram``); tests create
+    the other users and their ACLs through it. Stopped (SIGTERM) at the end, its files removed.
+
+    Raises:
+        RuntimeError: Kafka's jars could not be fetched, formatting failed or the broker exited while starting.
+        AssertionError: the super user could not sign in within ``timeout_s``.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="berg-kafka-sasl-"))
+    settings = StackSettings(state_dir=workdir, ports=free_port_table(), services=[])
+    layout = StateLayout.at(workdir)
+    server = SaslKafka(
+        bootstrap=settings.kafka_bootstrap, log_path=workdir / "kafka.log", admin_password=secrets.token_hex(16)
+    )
+    host, ports = settings.host, settings.ports
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    properties = {
+        "listeners": f"SASL_PLAINTEXT://{host}:{ports.kafka},CONTROLLER://{host}:{ports.kafka_controller}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{host}:{ports.kafka}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+            f'{scram} required username="{server.admin_user}" password="{server.admin_password}";'
+        ),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        # The controller listener stays plaintext on loopback: a KRaft controller cannot check SCRAM
+        # credentials (they live in the metadata it serves), so the broker half of this one process
+        # registers with it as ANONYMOUS, which must be allowed the cluster actions that takes.
+        "super.users": f"User:{server.admin_user};User:ANONYMOUS",
+    }
+    process: ServerProcess | None = None
+    try:
+        layout.create()
+        try:
+            libs = kafka.fetch_kafka_jars(settings, layout)
+            config = kafka.write_broker_config(settings, layout, properties)
+            kafka.ensure_storage_formatted(
+                settings,
+                layout,
+                libs,
+                config,
+                add_scram=[f"SCRAM-SHA-512=[name={server.admin_user},password={server.admin_password}]"],
+            )
+        except kafka.KafkaRuntimeError as error:
+            raise RuntimeError(str(error)) from None
+        process = ServerProcess(
+            kafka.broker_command(settings, layout, libs, config),
+            workdir / "kafka.log",
+            death_signal="KILL",
+            run_as=None,
+        )
+
+        def admin_signs_in() -> bool:
+            assert process is not None
+            process.check_alive("kafka")
+            # A client only once the listener accepts: kafka-python 3.0 leaves a client whose bootstrap
+            # failed unclosed (its sockets), which the test session would report as errors.
+            if not port_open(host, ports.kafka):
+                return False
+            try:
+                admin = server.admin()
+            except KafkaError:
+                return False
+            try:
+                return bool(admin.describe_cluster()["brokers"])
+            except KafkaError:
+                return False
+            finally:
+                admin.close()
+
+        wait_for(admin_signs_in, timeout_s, f"the SASL Kafka on {server.bootstrap} to let its super user in")
+        yield server
+    finally:
+        tail = ""
+        if process is not None:
+            process.stop(signal.SIGTERM, timeout_s)
+            tail = process.log_tail()
+        shutil.rmtree(workdir, ignore_errors=True)
+    # Kafka's JVM answers SIGTERM with a clean shutdown and exit status 143 (128 + SIGTERM).
+    assert process is None or process.popen.returncode in (0, 143), f"Kafka had to be killed at teardown:\n{tail}"

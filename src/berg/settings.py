@@ -19,10 +19,21 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import pydantic_settings
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -47,10 +58,21 @@ class SettingsError(Exception):
     """Raised when settings fail; the one-line message names each bad environment variable and what is wrong."""
 
 
-class KafkaSettings(BaseModel):
-    """How a service reaches Kafka."""
+SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class KafkaSettings(BaseModel):
+    """How a service reaches Kafka, and who it is there.
+
+    The security fields reach every client through :func:`berg.kafka.security.client_security`.
+    They are checked together at start-up: SASL needs a username and a password, and neither
+    is accepted without SASL (a set credential that would be ignored is a typo'd protocol);
+    a CA file needs TLS and must exist.
+    """
+
+    # validate_default: a protocol that needs a username is refused when the username is unset.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     bootstrap_servers: str = "127.0.0.1:9092"
     """Comma-separated host:port list of brokers."""
@@ -58,6 +80,44 @@ class KafkaSettings(BaseModel):
     """Client id sent to the broker; shows up in broker logs and quotas."""
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
     """Upper bound on one request to the broker."""
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    """``PLAINTEXT`` (the local stack), ``SASL_PLAINTEXT``, ``SASL_SSL`` or ``SSL``."""
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    """The SASL mechanism, used with a ``SASL_*`` protocol (Strimzi's KafkaUsers are SCRAM-SHA-512)."""
+    sasl_username: str | None = Field(default=None, min_length=1, max_length=200)
+    """The SASL user; required with a ``SASL_*`` protocol."""
+    sasl_password: SecretStr | None = None
+    """The SASL user's password; required with a ``SASL_*`` protocol. Never logged."""
+    ssl_cafile: Path | None = None
+    """PEM file of the CA that signed the brokers' certificates, with ``SSL``/``SASL_SSL``;
+    unset: the system's CAs."""
+
+    @field_validator("sasl_username", "sasl_password")
+    @classmethod
+    def _credentials_go_with_sasl(cls, value: object, info: ValidationInfo) -> object:
+        # Earlier fields only: an invalid protocol is reported on its own variable, not here too.
+        protocol = info.data.get("security_protocol")
+        if protocol is None:
+            return value
+        sasl = protocol.startswith("SASL_")
+        empty = value is None or (isinstance(value, SecretStr) and not value.get_secret_value())
+        if sasl and empty:
+            raise ValueError(f"required when security_protocol is {protocol}")
+        if not sasl and not empty:
+            raise ValueError(f"set, but security_protocol {protocol} uses no SASL; set SASL_PLAINTEXT or SASL_SSL")
+        return value
+
+    @field_validator("ssl_cafile")
+    @classmethod
+    def _cafile_goes_with_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        protocol = info.data.get("security_protocol")
+        if value is None or protocol is None:
+            return value
+        if not protocol.endswith("SSL"):
+            raise ValueError(f"set, but security_protocol {protocol} uses no TLS; set SSL or SASL_SSL")
+        if not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
 
 class LoggingSettings(BaseModel):
@@ -112,10 +172,22 @@ class ServiceSettings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
         if self.environment == "development":
             return self
-        for name, value in self:
-            if isinstance(value, SecretStr) and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError(f"{name} is a placeholder secret; set a real value in production")
+        prefix = str(self.model_config.get("env_prefix", "")).upper()
+        for name, value in _secrets(self):
+            if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{prefix}{name.upper()} is a placeholder secret; set a real value in production")
         return self
+
+
+def _secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretStr]]:
+    """Every secret of ``model`` and of the models it holds (``kafka__sasl_password``), by field path."""
+    found: list[tuple[str, SecretStr]] = []
+    for name, value in model:
+        if isinstance(value, SecretStr):
+            found.append((f"{prefix}{name}", value))
+        elif isinstance(value, BaseModel):
+            found += _secrets(value, f"{prefix}{name}__")
+    return found
 
 
 class UseCaseSelection(BaseSettings):

@@ -58,8 +58,8 @@ def restricted_namespace(cluster: ControlPlane, name: str) -> None:
 
 def user_prerequisites(namespace: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What docs/kubernetes.md asks a user to create before installing with these (merged) values: the Secrets
-    the chart references by name, and, for a claim the chart creates, a volume of its class (what a storage
-    provisioner does on a real cluster)."""
+    the chart references by name (the Kafka users' as Strimzi writes them), and, for a claim the chart creates,
+    a volume of its class (what a storage provisioner does on a real cluster)."""
     objects: list[dict[str, Any]] = []
 
     def secret(name: str, data: dict[str, str], kind: str = "Opaque") -> None:
@@ -87,6 +87,11 @@ def user_prerequisites(namespace: str, values: Mapping[str, Any]) -> list[dict[s
     database, webhook = values["controller"]["database"], values["controller"]["webhook"]
     secret(database["existingSecret"], {database["key"]: "postgresql+psycopg://berg@postgres.example:5432/berg"})
     secret(webhook["existingSecret"], {webhook["key"]: "a-webhook-token-of-32-characters"})
+    kafka = values["kafka"]["auth"]
+    if kafka["mechanism"] != "none":
+        # What Strimzi's user operator writes for each KafkaUser (k8s/base/kafka/users.yaml).
+        for user in kafka["users"].values():
+            secret(user["existingSecret"], {"password": f"{user['username']}-password"})
     storage = values["objectStorage"]
     for object_storage in {storage["existingSecret"], *storage["componentSecrets"].values()} - {""}:
         secret(object_storage, {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"})

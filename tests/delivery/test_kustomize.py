@@ -1,4 +1,5 @@
-"""k8s/: every overlay renders with kustomize, validates, and declares Berg's topics as berg.kafka.topics does."""
+"""k8s/: every overlay renders with kustomize, validates, declares Berg's topics as berg.kafka.topics does,
+and gives each service a KafkaUser granted exactly the topics and group its code uses."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import kubernetes_validate  # type: ignore[import-untyped]  # ships no type info
 import pytest
 import yaml
 
-from berg.kafka.topics import PLATFORM_TOPICS, topic_specs
+from berg.kafka.topics import DEAD_LETTER, PLATFORM_TOPICS, topic_specs
+from berg_features.settings import FeaturesSettings
 from berg_fraud.use_case import fraud
+from berg_ingestion.settings import IngestionSettings
+from berg_monitoring.settings import MonitoringSettings
+from berg_serving.settings import PredictionLogSettings
+from berg_validation.settings import ValidationSettings
 from tests.delivery.manifests import crd_validator
 from tests.delivery.tools import KUBE_VERSION, REPO, require_tool, run_tool
 
@@ -22,7 +28,7 @@ OVERLAYS = sorted(path.parent.name for path in (REPO / "k8s" / "overlays").glob(
 PARTITIONS = {"dev": 3, "prod": 6}
 CRD_GROUPS = {"kafka.strimzi.io", "monitoring.coreos.com"}
 """Groups of custom resources, validated against their vendored CRD schemas (tests/delivery/crd_schemas)."""
-STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
+STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
 
 
 @cache
@@ -141,3 +147,81 @@ def test_monitoring_selects_the_charts_resources(overlay: str) -> None:
         alertmanager["alertmanagerConfigSelector"]["matchLabels"].items()
         <= values["alertmanagerConfig"]["labels"].items()
     )
+
+
+def kafka_access() -> dict[str, dict[str, set[str]]]:
+    """Who reads and writes what, from the code (the table in docs/kubernetes.md): KafkaUser name to
+    the topics it reads (``read``), writes (``write``) and the consumer groups it reads in (``group``)."""
+    use_case = fraud()  # the manifests' topics are the reference use case's
+    raw = {stream.raw_topic for stream in use_case.streams}
+    ingested = {stream.ingested_topic for stream in use_case.streams}
+    valid = {stream.valid_topic for stream in use_case.streams}
+    return {
+        "berg-ingestion": {
+            "read": raw,
+            "write": {*ingested, DEAD_LETTER},
+            "group": {IngestionSettings.model_fields["group_id"].default},
+        },
+        "berg-validation": {
+            "read": ingested,
+            "write": {*valid, DEAD_LETTER},
+            "group": {ValidationSettings.model_fields["group_id"].default},
+        },
+        "berg-features": {
+            "read": valid,
+            "write": {DEAD_LETTER},
+            "group": {FeaturesSettings.model_fields["group_id"].default},
+        },
+        # The exporter assigns itself partitions: no group.
+        "berg-monitoring": {
+            "read": {MonitoringSettings.model_fields["predictions_topic"].default, use_case.labels.valid_topic},
+            "write": {DEAD_LETTER},
+            "group": set(),
+        },
+        "berg-serving": {"read": set(), "write": {PredictionLogSettings.model_fields["topic"].default}, "group": set()},
+    }
+
+
+def _granted(user: Mapping[str, Any]) -> dict[str, set[str]]:
+    granted: dict[str, set[str]] = {"read": set(), "write": set(), "group": set()}
+    for acl in user["spec"]["authorization"]["acls"]:
+        resource, operations = acl["resource"], set(acl["operations"])
+        assert resource.get("patternType") == "literal", f"{user['metadata']['name']}: {acl} is not one name"
+        assert acl.get("type", "allow") == "allow", acl
+        assert "host" not in acl, acl
+        if resource["type"] == "group":
+            assert operations == {"Read"}, acl
+            granted["group"].add(resource["name"])
+        else:
+            assert resource["type"] == "topic", acl
+            assert operations in ({"Read"}, {"Write"}), f"{user['metadata']['name']}: {acl} grants more than one"
+            granted["read" if operations == {"Read"} else "write"].add(resource["name"])
+    return granted
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_has_a_kafka_user_granted_exactly_what_it_uses(overlay: str) -> None:
+    documents = build(overlay)
+    kafka = next(doc for doc in documents if doc["kind"] == "Kafka")["spec"]
+    assert all(listener["authentication"]["type"] == "scram-sha-512" for listener in kafka["kafka"]["listeners"])
+    assert kafka["kafka"]["authorization"]["type"] == "simple"
+    users = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "KafkaUser"}
+    # The Secrets Strimzi writes for them must be in the namespace of the chart's pods.
+    watched = kafka["entityOperator"]["userOperator"]["watchedNamespace"]
+    assert watched == "berg"
+    assert {user["metadata"]["namespace"] for user in users.values()} == {watched}
+    assert all(user["metadata"]["labels"]["strimzi.io/cluster"] == "berg" for user in users.values())
+    assert all(user["spec"]["authentication"]["type"] == "scram-sha-512" for user in users.values())
+    expected = kafka_access()
+    assert sorted(users) == sorted(expected)
+    for name, user in users.items():
+        assert _granted(user) == expected[name], name
+
+
+def test_a_kafka_user_granting_an_unlisted_topic_is_caught() -> None:
+    user = copy.deepcopy(dict(next(doc for doc in build("dev") if doc["metadata"]["name"] == "berg-serving")))
+    user["spec"]["authorization"]["acls"].append(
+        {"resource": {"type": "topic", "name": "labels.valid", "patternType": "literal"}, "operations": ["Write"]}
+    )
+    assert _granted(user) != kafka_access()["berg-serving"]
+    assert not crd_problems(user)

@@ -1,4 +1,4 @@
-"""Fixtures for tests against the session's real servers: Kafka, and throwaway Redis and PostgreSQL."""
+"""Fixtures for tests against the session's real servers: Kafka, and throwaway Redis, PostgreSQL and SASL Kafka."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from berg.kafka.producer import open_producer
 from berg.settings import KafkaSettings
-from tests.servers import PostgresServer, RedisServer, running_postgres, running_redis
+from tests.servers import (
+    PostgresServer,
+    RedisServer,
+    SaslKafka,
+    running_postgres,
+    running_redis,
+    running_sasl_kafka,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -53,4 +60,11 @@ def redis_server() -> Iterator[RedisServer]:
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster for the session; take a database of your own with ``create_database()``."""
     with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sasl_kafka() -> Iterator[SaslKafka]:
+    """A second Kafka for the session, SASL/SCRAM with ACLs enforced; create users and ACLs through its ``admin()``."""
+    with running_sasl_kafka() as server:
         yield server

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.lineage import dead_letter_origin
 from berg.kafka.records import RawRecord
+from berg.kafka.security import client_security
 from berg.kafka.topics import DEAD_LETTER
 from berg.kafka.undecodable import UndecodableBatchError, UndecodableBatches, poll_records
 from berg.settings import KafkaSettings
@@ -76,7 +77,10 @@ class DownstreamWatcher:
     def __init__(self, settings: KafkaSettings, use_case: UseCase) -> None:
         self._scored, self._labels = use_case.scored, use_case.labels
         self._consumer: Any = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers, client_id="berg-demo", enable_auto_commit=False
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id="berg-demo",
+            enable_auto_commit=False,
+            **client_security(settings),
         )
         partitions = [
             TopicPartition(topic, partition)

@@ -150,6 +150,32 @@ login (the features service writes the registry, serving reads it). */}}
   value: {{ .root.Values.featureStore.offlineRoot | quote }}
 {{- end -}}
 
+{{/*
+How one service signs in to Kafka (kafka.auth): (dict "root" $ "component" "ingestion" "prefix" "BERG_INGESTION_").
+Its own user, and its password from its own Secret only. Nothing is set for mechanism `none` without
+TLS: the settings' default, PLAINTEXT.
+*/}}
+{{- define "berg.kafkaAuthEnv" -}}
+{{- $auth := .root.Values.kafka.auth -}}
+{{- $sasl := eq $auth.mechanism "scram-sha-512" -}}
+{{- if or $sasl $auth.tls }}
+- name: {{ .prefix }}KAFKA__SECURITY_PROTOCOL
+  value: {{ printf "%s%s" (ternary "SASL_" "" $sasl) (ternary "SSL" "PLAINTEXT" $auth.tls) | quote }}
+{{- end }}
+{{- if $sasl }}
+{{- $user := index $auth.users .component }}
+- name: {{ .prefix }}KAFKA__SASL_MECHANISM
+  value: SCRAM-SHA-512
+- name: {{ .prefix }}KAFKA__SASL_USERNAME
+  value: {{ $user.username | quote }}
+- name: {{ .prefix }}KAFKA__SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $user.existingSecret }}
+      key: password
+{{- end }}
+{{- end -}}
+
 {{/* Object storage: fsspec/s3fs and pyarrow read the standard AWS variables. */}}
 {{- define "berg.objectStorageEnv" -}}
 {{- with .Values.objectStorage.endpoint }}
@@ -259,7 +285,7 @@ automountServiceAccountToken: false
 {{/*
 A Berg service's Deployment (ingestion, validation, features, monitoring, controller):
 (dict "root" $ "component" "ingestion" "values" .Values.ingestion "replicas" 2 "autoscaled" true
-      "env" (list ...) "featureStore" false "objectStorage" false
+      "env" (list ...) "featureStore" false "objectStorage" false "kafkaPrefix" "BERG_INGESTION_"
       "extraVolumes" "<yaml>" "extraMounts" "<yaml>")
 */}}
 {{- define "berg.deployment" -}}
@@ -321,6 +347,9 @@ spec:
           {{- end }}
           {{- if .objectStorage }}
           {{- $env = print $env (include "berg.objectStorageEnv" $root) "\n" }}
+          {{- end }}
+          {{- with .kafkaPrefix }}
+          {{- $env = print $env (include "berg.kafkaAuthEnv" (dict "root" $root "component" $.component "prefix" .)) "\n" }}
           {{- end }}
           {{- with .env }}
           {{- $env = print $env (toYaml .) }}

@@ -29,6 +29,7 @@ from kafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from berg.kafka.records import RawRecord
+from berg.kafka.security import client_security
 from berg.kafka.topics import MAX_MESSAGE_BYTES
 from berg.kafka.undecodable import UndecodableBatch, UndecodableBatchError, UndecodableBatches, poll_records
 from berg.settings import KafkaSettings
@@ -151,6 +152,7 @@ def open_consumer(
         request_timeout_ms=settings.request_timeout_ms,
         # Raw topics hold records up to MAX_MESSAGE_BYTES; fetch them whole.
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 64 * 1024,
+        **client_security(settings),
     )
     consumer.subscribe(list(topics), listener=rebalance_hooks or RebalanceHooks())
     # The topics' metadata before the first join, so that join sees their partitions.

@@ -9,6 +9,7 @@ from typing import Any
 from kafka import KafkaProducer
 from pydantic import BaseModel
 
+from berg.kafka.security import client_security
 from berg.kafka.topics import MAX_MESSAGE_BYTES
 from berg.settings import KafkaSettings
 
@@ -35,6 +36,7 @@ def open_producer(settings: KafkaSettings, *, linger_ms: int = 5, bootstrap_time
         batch_size=256 * 1024,
         max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
         request_timeout_ms=settings.request_timeout_ms,
+        **client_security(settings),
     )
 
 

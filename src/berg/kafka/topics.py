@@ -15,6 +15,7 @@ from typing import Any
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from berg.kafka.security import client_security
 from berg.settings import KafkaSettings
 
 __all__ = [
@@ -98,6 +99,7 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> list[s
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.client_id}-admin",
         request_timeout_ms=settings.request_timeout_ms,
+        **client_security(settings),
     )
     try:
         existing = set(admin.list_topics())

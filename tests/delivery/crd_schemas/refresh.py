@@ -43,7 +43,7 @@ STRIMZI = "0.45.0"
 """The newest Strimzi release whose ``crd-generator`` is on Maven Central and whose API still serves
 ``kafka.strimzi.io/v1beta2`` (1.2.0, the next with a published generator, serves only v1)."""
 STRIMZI_VERSIONS = {"v1beta2"}
-"""The served versions vendored: the ones k8s/ uses (KafkaTopic also serves v1alpha1 and v1beta1)."""
+"""The served versions vendored: the ones k8s/ uses (KafkaTopic and KafkaUser also serve v1alpha1 and v1beta1)."""
 STRIMZI_OPTIONS = [
     "--label",
     "app:strimzi",
@@ -65,6 +65,7 @@ STRIMZI_CRDS: dict[str, dict[str, str]] = {
     },
     "v1alpha1,v1beta1,v1beta2": {
         "io.strimzi.api.kafka.model.topic.KafkaTopic": "043-Crd-kafkatopic.yaml",
+        "io.strimzi.api.kafka.model.user.KafkaUser": "044-Crd-kafkauser.yaml",
     },
 }
 STRIMZI_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">

@@ -33,6 +33,7 @@ import httpx
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from berg.kafka.security import client_security
 from berg.settings import KafkaSettings
 from berg.usecase import UseCase
 
@@ -104,8 +105,13 @@ class DataPlaneProbe:
     ) -> None:
         self._stages = [tuple(stage) for stage in stages]
         self._clock = clock
-        self._admin: Any = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="berg-replay")
-        self._offsets: Any = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="berg-replay")
+        security = client_security(settings)
+        self._admin: Any = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers, client_id="berg-replay", **security
+        )
+        self._offsets: Any = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers, client_id="berg-replay", **security
+        )
         self._partitions: dict[tuple[str, ...], list[TopicPartition]] = {}
         self._groups: dict[tuple[str, ...], tuple[str, ...]] = {}
 

@@ -6,6 +6,7 @@ import base64
 import shutil
 import subprocess
 import uuid
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -95,8 +96,16 @@ def fetch_kafka_jars(settings: StackSettings, layout: StateLayout) -> Path:
     return libs
 
 
-def write_broker_config(settings: StackSettings, layout: StateLayout) -> Path:
-    """Write a single-node KRaft ``server.properties`` (broker and controller in one process)."""
+def write_broker_config(
+    settings: StackSettings, layout: StateLayout, overrides: Mapping[str, str] | None = None
+) -> Path:
+    """Write a single-node KRaft ``server.properties`` (broker and controller in one process).
+
+    Args:
+        overrides: properties that replace or add to the single-node ones (a test's broker
+            with a SASL listener and an authorizer); ``berg up`` passes none: the local stack
+            listens in plaintext on loopback.
+    """
     host, ports = settings.host, settings.ports
     properties = {
         "process.roles": "broker,controller",
@@ -119,6 +128,7 @@ def write_broker_config(settings: StackSettings, layout: StateLayout) -> Path:
         "auto.create.topics.enable": "false",
         # A single consumer joining should not wait 3 s for others that never come.
         "group.initial.rebalance.delay.ms": "0",
+        **(overrides or {}),
     }
     path = layout.config / "kafka-server.properties"
     path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
@@ -152,8 +162,15 @@ def _jvm_command(settings: StackSettings, layout: StateLayout, libs: Path, main_
     ]
 
 
-def ensure_storage_formatted(settings: StackSettings, layout: StateLayout, libs: Path, config: Path) -> bool:
+def ensure_storage_formatted(
+    settings: StackSettings, layout: StateLayout, libs: Path, config: Path, *, add_scram: Sequence[str] = ()
+) -> bool:
     """Format KRaft storage on first start; later starts keep the data.
+
+    Args:
+        add_scram: SCRAM credentials to write into the new cluster's metadata, in the storage
+            tool's ``--add-scram`` form (``SCRAM-SHA-512=[name=admin,password=...]``): the users a
+            SASL listener knows before any client can connect to create more.
 
     Returns:
         True when this call formatted the storage.
@@ -172,6 +189,7 @@ def ensure_storage_formatted(settings: StackSettings, layout: StateLayout, libs:
         f"--cluster-id={cluster_id}",
         f"--config={config}",
         "--standalone",
+        *(f"--add-scram={credential}" for credential in add_scram),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     if result.returncode != 0:

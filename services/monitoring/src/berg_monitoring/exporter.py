@@ -24,6 +24,7 @@ from berg.contracts import PredictionLogReader
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
+from berg.kafka.security import client_security
 from berg.kafka.undecodable import UndecodableBatchError, UndecodableBatches, poll_records
 from berg.problem.card import ProblemCard
 from berg.settings import KafkaSettings
@@ -43,7 +44,8 @@ def open_reader(kafka: KafkaSettings, topics: Sequence[str], lookback_s: float, 
     """A consumer assigned every partition of ``topics``, positioned ``lookback_s`` back in record time.
 
     Raises:
-        RuntimeError: a topic did not exist within ``timeout_s``.
+        RuntimeError: a topic did not exist within ``timeout_s``, or this client may not describe it
+            (a broker with ACLs shows a client only the topics it may use).
     """
     consumer = KafkaConsumer(
         bootstrap_servers=kafka.bootstrap_servers,
@@ -52,6 +54,7 @@ def open_reader(kafka: KafkaSettings, topics: Sequence[str], lookback_s: float, 
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         request_timeout_ms=kafka.request_timeout_ms,
+        **client_security(kafka),
     )
     deadline = time.monotonic() + timeout_s
     partitions: list[TopicPartition] = []
@@ -59,7 +62,10 @@ def open_reader(kafka: KafkaSettings, topics: Sequence[str], lookback_s: float, 
         while not (found := consumer.partitions_for_topic(topic)):
             if time.monotonic() > deadline:
                 consumer.close()
-                raise RuntimeError(f"topic {topic!r} does not exist; create it (berg up does) and start again")
+                raise RuntimeError(
+                    f"topic {topic!r} does not exist, or the broker's ACLs hide it from this client's user; "
+                    "create it (berg up does) or grant the user Read on it, and start again"
+                )
             time.sleep(0.5)
         partitions.extend(TopicPartition(topic, partition) for partition in sorted(found))
     consumer.assign(partitions)
