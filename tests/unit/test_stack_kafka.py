@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shlex
+from importlib import resources
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -70,3 +72,11 @@ def test_a_refused_checksum_leaves_no_cached_jars(
         fetch_kafka_jars(settings, layout)
 
     assert not layout.kafka_libs(KAFKA_VERSION).exists()
+
+
+def test_the_runtime_pom_is_well_formed() -> None:
+    """Maven refuses a pom that is not XML (a ``--`` inside its comment once broke every fresh machine's fetch,
+    which the stand-in ``mvn`` above cannot notice)."""
+    pom = resources.files("berg_app.stack") / "resources" / "kafka-runtime.pom.xml"
+    project = ElementTree.fromstring(pom.read_bytes())
+    assert project.tag == "{http://maven.apache.org/POM/4.0.0}project"
