@@ -24,8 +24,9 @@ RELEASE = "berg"
 SCENARIOS = {values.name.removesuffix("-values.yaml"): values for values in CI_VALUES}
 CHART_VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 HELM_TIMEOUT = "15m"
-INFERENCE_SERVICE_READY_S = 300.0
 """helm's own wait limit: generous for a busy machine (the wait ends as soon as everything is available)."""
+INFERENCE_SERVICE_READY_S = 300.0
+"""How long KServe's Deployments (which helm does not wait for) may take; the wait ends as soon as they are."""
 
 _PROBED_RESOURCES = (
     ("", "secrets"),
