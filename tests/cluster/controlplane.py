@@ -72,6 +72,20 @@ def _kubeconfig(path: Path, server: str, ca: Path, client: KeyPair, user: str) -
     return path
 
 
+def _component_flags(kubeconfig: Path, port: int, cert_dir: Path) -> list[str]:
+    """What the controller manager and the scheduler share: their identity, a loopback health port with a
+    self-signed certificate, and no leader election (one instance)."""
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--bind-address={HOST}",
+        f"--secure-port={port}",
+        f"--cert-dir={cert_dir}",
+        "--leader-elect=false",
+    ]
+
+
 def _kwok_config(path: Path) -> Path:
     """kwok's stock stages (node initialise and heartbeat with a lease, pod ready/complete/delete) in one file."""
     stage_root = cluster_tool("stage")
@@ -92,6 +106,7 @@ class ControlPlane:
     server: str
     kubeconfig: Path
     authority: CertificateAuthority
+    admin: KeyPair
     processes: dict[str, ServerProcess] = field(default_factory=dict)
 
     def check_alive(self) -> None:
@@ -146,8 +161,7 @@ class ControlPlane:
 
     def client(self) -> httpx.Client:
         """An HTTPS client of the API server, as its administrator."""
-        admin = KeyPair(self.workdir / "pki" / "admin.crt", self.workdir / "pki" / "admin.key")
-        return httpx.Client(base_url=self.server, verify=_client_tls(self.authority.cert, admin), timeout=30)
+        return httpx.Client(base_url=self.server, verify=_client_tls(self.authority.cert, self.admin), timeout=30)
 
 
 def _client_tls(ca: Path, client: KeyPair) -> ssl.SSLContext:
@@ -203,7 +217,7 @@ def running_control_plane(workdir: Path | None = None) -> Iterator[ControlPlane]
         scheduler_identity = authority.issue("scheduler", "system:kube-scheduler", client=True)
         tokens = authority.signing_key("service-accounts")
         kubeconfig = _kubeconfig(workdir / "admin.kubeconfig", server, authority.cert, admin, "admin")
-        plane = ControlPlane(workdir, server, kubeconfig, authority)
+        plane = ControlPlane(workdir, server, kubeconfig, authority, admin)
 
         def start(name: str, argv: list[str]) -> ServerProcess:
             process = ServerProcess(argv, logs / f"{name}.log", death_signal="KILL", run_as=None)
@@ -263,13 +277,7 @@ def running_control_plane(workdir: Path | None = None) -> Iterator[ControlPlane]
             "kube-controller-manager",
             [
                 str(cluster_tool("kube-controller-manager")),
-                f"--kubeconfig={manager_config}",
-                f"--authentication-kubeconfig={manager_config}",
-                f"--authorization-kubeconfig={manager_config}",
-                f"--bind-address={HOST}",
-                f"--secure-port={manager_port}",
-                f"--cert-dir={workdir / 'controller-manager'}",
-                "--leader-elect=false",
+                *_component_flags(manager_config, manager_port, workdir / "controller-manager"),
                 # Each controller acts as its own ServiceAccount, as kubeadm runs it.
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={tokens.key}",
@@ -286,13 +294,7 @@ def running_control_plane(workdir: Path | None = None) -> Iterator[ControlPlane]
             "kube-scheduler",
             [
                 str(cluster_tool("kube-scheduler")),
-                f"--kubeconfig={scheduler_config}",
-                f"--authentication-kubeconfig={scheduler_config}",
-                f"--authorization-kubeconfig={scheduler_config}",
-                f"--bind-address={HOST}",
-                f"--secure-port={scheduler_port}",
-                f"--cert-dir={workdir / 'scheduler'}",
-                "--leader-elect=false",
+                *_component_flags(scheduler_config, scheduler_port, workdir / "scheduler"),
             ],
         )
         for name, process, port in (

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -284,18 +285,17 @@ def test_every_pod_is_selected_by_a_network_policy(cluster: ControlPlane, instal
     assert pods - selected == set(), f"pods no NetworkPolicy selects: {sorted(pods - selected)}"
 
 
-def _rules_review(cluster: ControlPlane, user: str, namespace: str) -> set[tuple[str, str, str, str]]:
+def _rules_review(client: httpx.Client, user: str, namespace: str) -> set[tuple[str, str, str, str]]:
     """(apiGroup, resource, resourceName, verb) the API server's authorizer grants ``user`` in ``namespace``."""
-    with cluster.client() as client:
-        response = client.post(
-            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
-            json={
-                "kind": "SelfSubjectRulesReview",
-                "apiVersion": "authorization.k8s.io/v1",
-                "spec": {"namespace": namespace},
-            },
-            headers={"Impersonate-User": user},
-        )
+    response = client.post(
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        json={
+            "kind": "SelfSubjectRulesReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "spec": {"namespace": namespace},
+        },
+        headers={"Impersonate-User": user},
+    )
     response.raise_for_status()
     granted: set[tuple[str, str, str, str]] = set()
     for rule in response.json()["status"]["resourceRules"]:
@@ -307,7 +307,7 @@ def _rules_review(cluster: ControlPlane, user: str, namespace: str) -> set[tuple
     return granted
 
 
-def _allowed(cluster: ControlPlane, user: str, namespace: str, group: str, resource: str, verb: str) -> bool:
+def _allowed(client: httpx.Client, user: str, namespace: str, group: str, resource: str, verb: str) -> bool:
     """A SubjectAccessReview: may ``user`` (with a ServiceAccount's groups) ``verb`` ``resource`` in ``namespace``?"""
     groups = ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}", "system:authenticated"]
     review = {
@@ -319,8 +319,7 @@ def _allowed(cluster: ControlPlane, user: str, namespace: str, group: str, resou
             "resourceAttributes": {"namespace": namespace, "group": group, "resource": resource, "verb": verb},
         },
     }
-    with cluster.client() as client:
-        response = client.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=review)
+    response = client.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=review)
     response.raise_for_status()
     return bool(response.json()["status"].get("allowed"))
 
@@ -335,30 +334,31 @@ def test_service_accounts_hold_exactly_the_allowlist(cluster: ControlPlane, inst
         if account["metadata"]["name"] != "default"
     ]
     assert accounts, "the chart created no ServiceAccount"
-    # What any ServiceAccount holds with no binding at all (discovery, self reviews): the baseline.
-    baseline = _rules_review(cluster, f"system:serviceaccount:{namespace}:berg-test-unbound", namespace)
-    for account in accounts:
-        user = f"system:serviceaccount:{namespace}:{account}"
-        granted = _rules_review(cluster, user, namespace) - baseline
-        component = account.removeprefix(f"{RELEASE}-")
-        assert component in RBAC_ALLOWLIST, f"{account} is not in tests/delivery/rbac_allowlist.py"
-        expected = {
-            (group, resource, "*", verb)
-            for rule in RBAC_ALLOWLIST[component]
-            for group in rule["apiGroups"]
-            for resource in rule["resources"]
-            for verb in rule["verbs"]
-        }
-        assert granted == expected, f"{account} holds {sorted(granted)}, the allowlist says {sorted(expected)}"
-        for group, resource in _PROBED_RESOURCES:
-            for verb in _VERBS:
-                assert not _allowed(cluster, user, "kube-system", group, resource, verb), (
-                    f"{account} may {verb} {resource} in another namespace"
-                )
-                if resource == "secrets":
-                    assert not _allowed(cluster, user, namespace, group, resource, verb), (
-                        f"{account} may {verb} Secrets it does not own"
+    with cluster.client() as client:
+        # What any ServiceAccount holds with no binding at all (discovery, self reviews): the baseline.
+        baseline = _rules_review(client, f"system:serviceaccount:{namespace}:berg-test-unbound", namespace)
+        for account in accounts:
+            user = f"system:serviceaccount:{namespace}:{account}"
+            granted = _rules_review(client, user, namespace) - baseline
+            component = account.removeprefix(f"{RELEASE}-")
+            assert component in RBAC_ALLOWLIST, f"{account} is not in tests/delivery/rbac_allowlist.py"
+            expected = {
+                (group, resource, "*", verb)
+                for rule in RBAC_ALLOWLIST[component]
+                for group in rule["apiGroups"]
+                for resource in rule["resources"]
+                for verb in rule["verbs"]
+            }
+            assert granted == expected, f"{account} holds {sorted(granted)}, the allowlist says {sorted(expected)}"
+            for group, resource in _PROBED_RESOURCES:
+                for verb in _VERBS:
+                    assert not _allowed(client, user, "kube-system", group, resource, verb), (
+                        f"{account} may {verb} {resource} in another namespace"
                     )
+                    if resource == "secrets":
+                        assert not _allowed(client, user, namespace, group, resource, verb), (
+                            f"{account} may {verb} Secrets it does not own"
+                        )
 
 
 def test_no_pod_mounts_a_service_account_token(cluster: ControlPlane, installed: Installed) -> None:
