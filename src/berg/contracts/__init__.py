@@ -6,10 +6,12 @@ platform through its descriptor (``UseCase.scored.contract``, ``UseCase.labels.c
 
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.contracts.predictions import LegacyPrediction, PredictionLogReader, PredictionV3
+from berg.contracts.shadow import ShadowPredictionV1
 
 __all__ = [
     "DeadLetterV1",
     "LegacyPrediction",
     "PredictionLogReader",
     "PredictionV3",
+    "ShadowPredictionV1",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "PLATFORM_TOPICS",
     "PREDICTIONS",
+    "SHADOW_PREDICTIONS",
     "TopicSpec",
     "ensure_topics",
     "topic_specs",
@@ -31,9 +32,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions"
+SHADOW_PREDICTIONS = "predictions.shadow"
+"""A shadow challenger's scores (:class:`~berg.contracts.ShadowPredictionV1`), apart from the champion's."""
 DEAD_LETTER = "berg.dlq"
 
-PLATFORM_TOPICS = (PREDICTIONS, DEAD_LETTER)
+PLATFORM_TOPICS = (PREDICTIONS, SHADOW_PREDICTIONS, DEAD_LETTER)
 """The topics every deployment has, whatever its use case."""
 
 # Nothing is lost: dead letters are kept until someone has looked at them.

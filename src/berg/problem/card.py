@@ -7,6 +7,7 @@ its validated form.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from types import MappingProxyType
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 __all__ = [
     "RENAMED_METRICS",
@@ -22,9 +23,14 @@ __all__ = [
     "Costs",
     "ProblemCard",
     "PromotionRule",
+    "RolloutSpec",
+    "RolloutStage",
+    "ShadowRule",
     "Target",
     "ThresholdPolicy",
+    "WatchRule",
     "load_problem_card",
+    "parse_policy",
     "parse_problem_card",
 ]
 
@@ -96,6 +102,74 @@ class PromotionRule(BaseModel):
     require_lower_cost_than_champion: bool = True
 
 
+RolloutStage = Literal["shadow", "approval"]
+"""A stage a challenger that passed the gate goes through before production, in the order a policy names them."""
+
+_STAGE_ORDER: tuple[RolloutStage, ...] = ("shadow", "approval")
+
+
+class ShadowRule(BaseModel):
+    """The ``shadow`` stage: the challenger scores live requests beside the champion, off the response's path."""
+
+    model_config = _FROZEN
+
+    share: float = Field(default=1.0, gt=0, le=1)
+    """Share of live requests the shadow also scores (sampled per request)."""
+    min_predictions: int = Field(default=1000, ge=1)
+    """Shadow predictions needed before the stage can pass."""
+    min_labelled: int = Field(default=100, ge=0)
+    """Of those, how many must have a resolved label (0: promote on agreement alone)."""
+    max_quality_drop: float = Field(default=0.0, ge=0, le=1)
+    """How much lower the shadow's live PR-AUC may be than the champion's on the same labelled requests."""
+
+
+class WatchRule(BaseModel):
+    """After a promotion: how long the controller watches the new version, and what makes it roll back."""
+
+    model_config = _FROZEN
+
+    window_minutes: float = Field(default=60.0, ge=0, le=7 * 24 * 60)
+    """How long after a promotion a breach rolls back (0: no watch)."""
+    max_prediction_psi: float = Field(default=0.25, gt=0)
+    """PSI of the new version's live scores against its own test-window scores above which it rolls back."""
+    max_quality_drop: float = Field(default=0.1, ge=0, le=1)
+    """Live PR-AUC below the version's evaluation by more than this (once monitoring has enough labels)."""
+
+
+class RolloutSpec(BaseModel):
+    """How a challenger that passed the offline gate reaches production, and how it is watched after."""
+
+    model_config = _FROZEN
+
+    policy: tuple[RolloutStage, ...] = ()
+    """The stages after the gate, in order; empty is ``offline``: the gate promotes."""
+    shadow: ShadowRule = ShadowRule()
+    watch: WatchRule = WatchRule()
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_from_text(cls, value: object) -> object:
+        return parse_policy(value) if isinstance(value, str) else value
+
+    @field_validator("policy")
+    @classmethod
+    def _stages_in_order(cls, value: tuple[RolloutStage, ...]) -> tuple[RolloutStage, ...]:
+        if len(set(value)) != len(value) or list(value) != sorted(value, key=_STAGE_ORDER.index):
+            raise ValueError(f"a policy names each stage once, shadow before approval (got {list(value)})")
+        return value
+
+    @property
+    def policy_name(self) -> str:
+        """``offline``, ``shadow``, ``approval`` or ``shadow+approval``."""
+        return "+".join(self.policy) or "offline"
+
+
+def parse_policy(text: str) -> tuple[str, ...]:
+    """``offline`` -> (); ``shadow+approval`` (or ``shadow,approval``) -> ("shadow", "approval")."""
+    parts = [part.strip() for part in re.split(r"[+,]", text.strip()) if part.strip()]
+    return () if parts in ([], ["offline"]) else tuple(parts)
+
+
 class MetricsSpec(BaseModel):
     model_config = _FROZEN
 
@@ -118,6 +192,8 @@ class ProblemCard(BaseModel):
     threshold: ThresholdPolicy
     baseline: BaselineSpec
     promotion: PromotionRule
+    rollout: RolloutSpec = RolloutSpec()
+    """Offline (the gate promotes) unless the card names stages."""
 
     @property
     def ref(self) -> str:

@@ -9,6 +9,7 @@ Layout under the registry root (a local folder, the embedded default
     <root>/<model>/claims/<version>                        reservation of a version id (exclusive create)
     <root>/<model>/aliases/<alias>                         AliasMove JSON {version, moved_at, previous, reason, action}
     <root>/<model>/alias-history/<alias>/<00000001>.json   one file per move (exclusive create), never rewritten
+    <root>/<model>/rollout/<version>/<00000001>.json       one file per rollout step of a challenger (RolloutEvent)
     <root>/.staging/<random>/                              local disk only: versions being written
 
 - A KServe ``storageUri`` points at ``versions/<version>/model/``
@@ -45,6 +46,7 @@ from berg.registry.errors import IntegrityError, RegistryError
 from berg.registry.layout import METADATA_FILE, MODEL_FILE, MODEL_PATH
 from berg.registry.metadata import Lineage, ModelVersion, StoredFile, VersionMetadata
 from berg.registry.registry import Artifacts, ModelRegistry
+from berg.registry.rollout import RolloutAction, RolloutEvent, RolloutStageName, stage_of
 
 __all__ = [
     "METADATA_FILE",
@@ -57,6 +59,10 @@ __all__ = [
     "ModelRegistry",
     "ModelVersion",
     "RegistryError",
+    "RolloutAction",
+    "RolloutEvent",
+    "RolloutStageName",
     "StoredFile",
     "VersionMetadata",
+    "stage_of",
 ]

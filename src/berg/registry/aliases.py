@@ -6,7 +6,8 @@ to the alias pointer. ``previous`` is where a rollback goes: for a promotion it
 is the version being replaced; for a rollback it is what the restored version
 replaced when it was set. So rollbacks walk back through the promotions
 (v3 -> v2 -> v1) instead of toggling between the last two, and a rollback with
-no ``previous`` is refused.
+no ``previous`` is refused. A ``clear`` move unsets the alias (a shadow challenger
+that is done): readers see no alias, the history keeps the move.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from berg.contracts._types import UtcDatetime
 
-__all__ = ["AliasMove", "promotion", "rollback"]
+__all__ = ["AliasMove", "clearing", "promotion", "rollback"]
 
 
 class AliasMove(BaseModel):
@@ -33,14 +34,20 @@ class AliasMove(BaseModel):
     previous: str | None
     """Where a rollback from here goes; None when there is nowhere to go back to."""
     reason: str = Field(default="", max_length=1000)
-    action: Literal["promote", "rollback"] = "promote"
+    action: Literal["promote", "rollback", "clear"] = "promote"
+    """``clear``: the alias is unset; ``version`` is the one it named until then."""
+
+    @property
+    def is_set(self) -> bool:
+        """Whether the alias names a version after this move (not after a ``clear``)."""
+        return self.action != "clear"
 
 
 def promotion(current: AliasMove | None, version: str, reason: str, now: datetime) -> AliasMove | None:
     """The move that points the alias at ``version``; None when it already does (nothing to write)."""
-    if current is not None and current.version == version:
+    if current is not None and current.is_set and current.version == version:
         return None
-    previous = current.version if current is not None else None
+    previous = current.version if current is not None and current.is_set else None
     return AliasMove(version=version, moved_at=now, previous=previous, reason=reason, action="promote")
 
 
@@ -54,7 +61,7 @@ def rollback(history: Sequence[AliasMove], reason: str, now: datetime) -> AliasM
         return None
     current = history[-1]
     target = current.previous
-    if target is None:
+    if target is None or not current.is_set:
         return None
     # What the target replaced when it was last set: the next rollback goes there.
     restored = next((move for move in reversed(history[:-1]) if move.version == target), None)
@@ -66,3 +73,10 @@ def rollback(history: Sequence[AliasMove], reason: str, now: datetime) -> AliasM
         reason=reason or f"rollback from {current.version}",
         action="rollback",
     )
+
+
+def clearing(current: AliasMove | None, reason: str, now: datetime) -> AliasMove | None:
+    """The move that unsets the alias; None when it is not set (nothing to write)."""
+    if current is None or not current.is_set:
+        return None
+    return AliasMove(version=current.version, moved_at=now, previous=None, reason=reason, action="clear")

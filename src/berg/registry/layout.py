@@ -153,3 +153,15 @@ class ModelLayout:
 
     def alias_move(self, alias: str, sequence: int) -> str:
         return f"{self.alias_history(alias)}/{sequence:08d}.json"
+
+    @property
+    def rollouts(self) -> str:
+        """One folder per version with rollout events (:mod:`berg.registry.rollout`)."""
+        return f"{self.name}/rollout"
+
+    def rollout_history(self, version: str) -> str:
+        """One file per rollout event of a version, created exclusively, never rewritten."""
+        return f"{self.rollouts}/{version}"
+
+    def rollout_event(self, version: str, sequence: int) -> str:
+        return f"{self.rollout_history(version)}/{sequence:08d}.json"

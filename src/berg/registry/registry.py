@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from berg.registry.aliases import AliasMove, promotion, rollback
+from berg.registry.aliases import AliasMove, clearing, promotion, rollback
 from berg.registry.backends import open_store
 from berg.registry.errors import RegistryError
 from berg.registry.integrity import check_file, measure
@@ -28,6 +28,7 @@ from berg.registry.layout import (
     is_model_name,
 )
 from berg.registry.metadata import ModelVersion, StoredFile, VersionMetadata
+from berg.registry.rollout import RolloutAction, RolloutEvent, stage_of
 from berg.registry.storage import FileSource, RegistryStore
 from berg.registry.versions import format_version, is_version, next_version, version_number
 
@@ -300,13 +301,21 @@ class ModelRegistry:
     # Aliases
 
     def alias(self, name: str, alias: str) -> AliasMove | None:
-        """The latest move of ``alias`` (which version it names), or None when it was never set."""
+        """The latest move of ``alias`` (which version it names), or None when it is not set (never, or cleared)."""
         key = ModelLayout(name).alias(alias)
         try:
             data = self._store.read(key)
         except FileNotFoundError:
             return None
-        return AliasMove.model_validate_json(data)
+        move = AliasMove.model_validate_json(data)
+        return move if move.is_set else None
+
+    def _pointer(self, layout: ModelLayout, alias: str) -> AliasMove | None:
+        """The alias pointer as written, a ``clear`` move included."""
+        try:
+            return AliasMove.model_validate_json(self._store.read(layout.alias(alias)))
+        except FileNotFoundError:
+            return None
 
     def aliases(self, name: str) -> dict[str, AliasMove]:
         """Every alias of ``name`` with its latest move."""
@@ -379,6 +388,114 @@ class ModelRegistry:
 
         return self._move(layout, alias, decide, whole_history=True)
 
+    def clear(self, name: str, alias: str, reason: str = "") -> AliasMove | None:
+        """Unset ``alias`` (readers see none; the history keeps the move); None when it was not set."""
+        check_alias(alias)
+        layout = ModelLayout(name)
+        cleared: list[AliasMove] = []
+
+        def decide(history: Sequence[AliasMove]) -> AliasMove | None:
+            move = clearing(history[-1] if history else None, reason, self._clock())
+            if move is not None:
+                cleared.append(move)
+            return move
+
+        if not self._move_sequences(layout, alias):
+            return None
+        last = self._move(layout, alias, decide, whole_history=False)
+        return last if cleared and last is cleared[-1] else None
+
+    # Rollouts (see berg.registry.rollout)
+
+    def rollout_history(self, name: str, version: str) -> list[RolloutEvent]:
+        """Every rollout event of ``version``, oldest first; empty when it was never a candidate."""
+        layout = ModelLayout(name)
+        self._check_version(version)
+        names = self._store.list(layout.rollout_history(version))
+        sequences = sorted(s for s in (history_sequence(n) for n in names) if s is not None)
+        return [
+            RolloutEvent.model_validate_json(self._store.read(layout.rollout_event(version, sequence)))
+            for sequence in sequences
+        ]
+
+    def rollout_versions(self, name: str) -> list[str]:
+        """The versions of ``name`` with rollout events, oldest first."""
+        found = [v for v in self._store.list(ModelLayout(name).rollouts) if is_version(v)]
+        return sorted(found, key=version_number)
+
+    def record_rollout(
+        self,
+        name: str,
+        version: str,
+        action: RolloutAction,
+        *,
+        actor: str,
+        reason: str = "",
+        policy: str = "",
+        details: Mapping[str, object] | None = None,
+        after: frozenset[str | None] | None = None,
+    ) -> RolloutEvent:
+        """Append one step to ``version``'s rollout history (exclusive create: concurrent writers never share a slot).
+
+        Args:
+            after: the actions the last recorded step must be one of (None in it: no step yet); checked again
+                if another writer took the slot first, so e.g. only one of an approval and a rejection lands.
+
+        Raises:
+            RegistryError: the version does not exist, or its last step is not one of ``after``.
+        """
+        self.get(name, version)
+        layout = ModelLayout(name)
+        for _ in range(_MAX_MOVE_ATTEMPTS):
+            history = self.rollout_history(name, version)
+            last = history[-1].action if history else None
+            if after is not None and last not in after:
+                stage = stage_of(history) or "not a candidate"
+                raise RegistryError(
+                    f"{name} {version} cannot be marked {action}: it is {stage}"
+                    + (f" ({history[-1].reason})" if history and history[-1].reason else "")
+                    + f"; `berg models rollout {name} {version}` shows its history"
+                )
+            event = RolloutEvent.model_validate(
+                {
+                    "action": action,
+                    "at": self._clock(),
+                    "actor": actor,
+                    "reason": reason,
+                    "policy": policy or (history[0].policy if history else ""),
+                    "details": dict(details or {}),
+                }
+            )
+            if self._store.create(layout.rollout_event(version, len(history) + 1), event.model_dump_json().encode()):
+                return event
+        raise RegistryError(f"the rollout of {name} {version} kept moving under concurrent writers; try again")
+
+    def review(self, name: str, version: str, *, approve: bool, actor: str, reason: str) -> RolloutEvent:
+        """A person's verdict on a challenger waiting for approval; the controller promotes an approved one.
+
+        Raises:
+            RegistryError: the version is not waiting for approval (already reviewed, or not at that stage).
+        """
+        if not reason.strip():
+            raise RegistryError("say why: a review needs a reason (--reason)")
+        return self.record_rollout(
+            name,
+            version,
+            "approved" if approve else "rejected",
+            actor=actor,
+            reason=reason,
+            after=frozenset({"awaiting_approval"}),
+        )
+
+    def pending_approval(self, name: str) -> list[tuple[str, list[RolloutEvent]]]:
+        """The versions waiting for a person's approval, each with its rollout history, oldest first."""
+        found = []
+        for version in self.rollout_versions(name):
+            history = self.rollout_history(name, version)
+            if stage_of(history) == "awaiting_approval":
+                found.append((version, history))
+        return found
+
     def _move(
         self,
         layout: ModelLayout,
@@ -403,7 +520,7 @@ class ModelRegistry:
             move = decide(history)
             if move is None:
                 # Nothing to move; repair the pointer if a writer died between the history and the pointer.
-                if self.alias(layout.name, alias) != history[-1]:
+                if self._pointer(layout, alias) != history[-1]:
                     self._point(layout, alias, sequences[-1], history[-1])
                 return history[-1]
             sequence = (sequences[-1] if sequences else 0) + 1
