@@ -36,6 +36,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from berg.problem.card import RolloutSpec, parse_policy
+
 __all__ = [
     "PLACEHOLDER_SECRETS",
     "KafkaSettings",
@@ -204,6 +206,58 @@ class UseCaseSelection(BaseSettings):
 
     use_case: UseCaseName = None
     """The use case's name; unset: the only one installed."""
+
+
+class RolloutOverrides(BaseSettings):
+    """``BERG_ROLLOUT_*``: the use case's rollout (its card's ``rollout``) as this deployment runs it.
+
+    One set of names for every process that reads the rollout (the pipeline's register step, the
+    controller, serving), like ``BERG_USE_CASE``: a deployment picks its policy without a new card
+    version. Unset fields keep the card's value.
+
+    Example::
+
+        rollout = load_settings_or_exit(RolloutOverrides).apply(use_case.card.rollout)
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BERG_ROLLOUT_", extra="ignore", frozen=True)
+
+    policy: str | None = Field(default=None, pattern=r"^[a-z+, ]{1,40}$")
+    """``offline``, ``shadow``, ``approval`` or ``shadow+approval``."""
+    shadow_share: float | None = Field(default=None, gt=0, le=1)
+    shadow_min_predictions: int | None = Field(default=None, ge=1)
+    shadow_min_labelled: int | None = Field(default=None, ge=0)
+    shadow_max_quality_drop: float | None = Field(default=None, ge=0, le=1)
+    watch_window_minutes: float | None = Field(default=None, ge=0)
+    watch_max_prediction_psi: float | None = Field(default=None, gt=0)
+    watch_max_quality_drop: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                RolloutSpec.model_validate({"policy": parse_policy(value)})
+            except ValidationError as error:
+                raise ValueError(
+                    f"{error.errors()[0]['msg']}; use offline, shadow, approval or shadow+approval"
+                ) from None
+        return value
+
+    def apply(self, rollout: RolloutSpec) -> RolloutSpec:
+        """``rollout`` with every field set here replacing the card's.
+
+        Raises:
+            pydantic.ValidationError: the policy names an unknown stage or names them out of order.
+        """
+        data = rollout.model_dump()
+        if self.policy is not None:
+            data["policy"] = self.policy
+        for section in ("shadow", "watch"):
+            for field, value in self:
+                if field.startswith(f"{section}_") and value is not None:
+                    data[section][field.removeprefix(f"{section}_")] = value
+        return RolloutSpec.model_validate(data)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
