@@ -70,6 +70,9 @@ class PipelineSettings:
     recompute_sample: int = DEFAULT_SAMPLE_SIZE
     """Training rows the dataset step recomputes from the label store (``berg.features.recompute``: 90 catches a
     leak touching 5% of rows with 99% probability)."""
+    rollout_policy: str = ""
+    """The run's rollout policy (``offline``, ``shadow+approval``, ...); empty: ``BERG_ROLLOUT_POLICY``, else the
+    card's."""
 
     def resolve_use_case(self) -> UseCase:
         """The use case named ``use_case``; empty: the step process's ``BERG_USE_CASE``, else the only one installed.
@@ -91,7 +94,11 @@ class PipelineSettings:
         Raises:
             SettingsError: a ``BERG_ROLLOUT_*`` variable is invalid (the message names it).
         """
-        return load_settings(RolloutOverrides).apply(self.card().rollout)
+        rollout = load_settings(RolloutOverrides).apply(self.card().rollout)
+        if self.rollout_policy:
+            chosen = RolloutSpec.model_validate({"policy": self.rollout_policy})
+            return rollout.model_copy(update={"policy": chosen.policy})
+        return rollout
 
     def labels(self) -> LabelStore:
         from berg.features.label_store import LabelStore
