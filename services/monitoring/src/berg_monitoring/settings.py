@@ -66,7 +66,7 @@ class MonitoringSettings(ServiceSettings):
     (exported as a gauge; the NewLabelledDataVolume alert compares against it)."""
     shadow_window: int = Field(default=20_000, ge=10, le=1_000_000)
     """The most recent shadowed requests per (champion, shadow) pair that the comparison is over (memory: about
-    250 bytes a request); ``max_versions`` pairs keep a window at most."""
+    200 bytes a request); ``max_versions`` pairs keep a window at most."""
     max_versions: int = Field(default=4, ge=1, le=50)
     """Versions with live windows at once (the newest seen); bounds the metrics' cardinality."""
     recompute_interval_s: float = Field(default=5.0, gt=0, le=3600)

@@ -79,9 +79,14 @@ def compare_shadows(
         if champion in silenced or not len(window):
             continue
         rows = window.rows()
-        labels = [resolution(key) for key in rows.scored_event_ids]
-        settled = np.fromiter((label is not None for label in labels), np.bool_, len(labels))
-        truth = np.fromiter((bool(label) for label in labels), np.bool_, len(labels))[settled].astype(np.int64)
+        # -1: not settled, 0: negative, 1: positive.
+        outcomes = np.fromiter(
+            (-1 if (label := resolution(key)) is None else int(label) for key in rows.scored_event_ids),
+            np.int64,
+            len(rows.scored_event_ids),
+        )
+        settled = outcomes >= 0
+        truth = outcomes[settled]
         positives = int(truth.sum())
         sufficient = enough_labels(
             len(truth), positives, min_labels=settings.min_labels, min_positives=settings.min_positives
