@@ -27,7 +27,7 @@ from berg.problem.metrics import average_precision
 from berg_monitoring.shadow_window import ShadowWindows
 from berg_monitoring.statistics import binned_reference, enough_labels, psi
 
-__all__ = ["ShadowComparison", "ShadowSettings", "compare_shadows"]
+__all__ = ["Resolution", "ShadowComparison", "ShadowSettings", "compare_shadows"]
 
 Resolution = Callable[[UUID], bool | None]
 """A scored event's settled label: True positive, False negative, None not settled (yet)."""
@@ -88,6 +88,7 @@ def compare_shadows(
         settled = outcomes >= 0
         truth = outcomes[settled]
         positives = int(truth.sum())
+        # One class makes any ranking's PR-AUC 1 (all positive) or undefined: no verdict on either model.
         sufficient = enough_labels(
             len(truth), positives, min_labels=settings.min_labels, min_positives=settings.min_positives
         ) and positives < len(truth)

@@ -41,9 +41,9 @@ class ShadowRows:
 class PairWindow:
     """The most recent ``capacity`` shadowed requests of one pair, by scored event (a replay changes nothing).
 
-    A ring of numpy columns beside the requests' ids: reading the window copies two arrays
-    rather than walking ``capacity`` Python objects (an ``OrderedDict`` of records took
-    ten times longer to read, hashing every id again).
+    A ring of numpy columns beside the requests' ids: reading the window copies arrays
+    rather than walking ``capacity`` Python objects (an ``OrderedDict`` of records, read
+    every recompute, hashed every id again).
     """
 
     def __init__(self, capacity: int) -> None:
