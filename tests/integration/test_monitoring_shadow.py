@@ -46,8 +46,10 @@ def write(stack: LocalStack, topics: dict[str, str], sent: Traffic, model: str) 
         producer.send(topics["predictions"], prediction.model_dump_json().encode(), key=b"k")
     for shadow in sent.shadows:
         producer.send(topics["shadow"], shadow.model_dump_json().encode(), key=b"k")
-    # Another model's shadow record: read past, never counted.
-    other = sent.shadows[0].model_copy(update={"model_name": f"{model}other", "event_id": uuid.uuid4()})
+    # Another model's shadow record of a request of its own: read past, never counted.
+    other = sent.shadows[0].model_copy(
+        update={"model_name": f"{model}other", "event_id": uuid.uuid4(), "scored_event_id": uuid.uuid4()}
+    )
     producer.send(topics["shadow"], other.model_dump_json().encode(), key=b"k")
     broken = sent.shadows[0].model_dump(mode="json") | {"score": BROKEN_SCORE, "event_id": str(uuid.uuid4())}
     producer.send(topics["shadow"], json.dumps(broken).encode(), key=b"k")
