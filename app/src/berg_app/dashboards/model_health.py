@@ -389,13 +389,14 @@ def _shadow_challenger() -> Row:
             ),
             stat(
                 "Pending approvals",
-                "Challengers waiting for a person's approval of their promotion (the controller's count).",
+                "Challengers waiting for a person's approval of their promotion (the controller's count); "
+                "'none reported': the controller exports no count for the model.",
                 [Query(f"sum(berg_controller_pending_approvals{{{_MODEL}}})", "pending", instant=True)],
                 unit="short",
                 width=4,
                 height=8,
                 thresholds=[(1, "orange")],
-                no_value="0",
+                no_value="none reported",
             ),
         ],
     )
