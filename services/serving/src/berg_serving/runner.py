@@ -1,7 +1,9 @@
 """Assemble a shape from the settings and run it until SIGTERM.
 
-Each shape imports only what it runs: the predictor never imports Feast, the
-transformer never imports XGBoost (each takes seconds to import).
+Each shape imports only what it runs: the predictor never imports Feast (each takes
+seconds to import). The transformer imports XGBoost for one reason: the shadow
+challenger scores in the process that holds the events and the prediction log
+(:mod:`berg_serving.shadow`), which in the standard shape is the transformer.
 """
 
 from __future__ import annotations
