@@ -98,3 +98,31 @@ def test_the_transformer_reads_the_registry_only_when_the_policy_has_a_shadow_st
     assert disabled not in shadowing["transformer"]["env"]
     assert _registry_access(shadowing["transformer"]) == _registry_access(shadowing["predictor"])
     assert _registry_access(shadowing["predictor"]) != ([], [])
+
+
+def _controller(helm: str, *extra: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The controller's settings and its NetworkPolicy's egress rules, in the production scenario."""
+    values = str(DEFAULT_SCENARIO.parent / "production-values.yaml")
+    result = run_tool(helm_template(helm, "--values", values, *extra))
+    assert result.returncode == 0, result.stderr
+    documents: list[dict[str, Any]] = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    named = {(doc["kind"], doc["metadata"]["name"]): doc for doc in documents}
+    return named[("ConfigMap", "berg-controller-settings")]["data"], named[("NetworkPolicy", "berg-controller")][
+        "spec"
+    ]["egress"]
+
+
+def test_the_controller_reads_prometheus_only_where_it_is_told_and_may_reach_only_it(helm: str) -> None:
+    url = "http://prometheus-operated.monitoring.svc:9090"
+    without, closed = _controller(helm)
+    settings, egress = _controller(helm, "--set", f"controller.prometheus.url={url}")
+    assert "BERG_CONTROLLER_PROMETHEUS_URL" not in without
+    assert settings["BERG_CONTROLLER_PROMETHEUS_URL"] == url
+    (opened,) = [rule for rule in egress if rule not in closed]
+    assert opened["ports"] == [{"port": 9090, "protocol": "TCP"}]
+    assert opened["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
