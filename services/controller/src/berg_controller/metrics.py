@@ -24,6 +24,14 @@ class ControllerMetrics:
     """``berg_controller_active_runs{model}``: 0 or 1."""
     last_promotion: Gauge
     """``berg_controller_last_promotion_timestamp_seconds{model}``: when production last moved."""
+    pending_approvals: Gauge
+    """``berg_controller_pending_approvals{model}``: versions waiting for a person's approval."""
+    rollout_stage: Gauge
+    """``berg_controller_rollout_stage{model, version, stage}``: 1 for each unfinished rollout's stage."""
+    last_rollback: Gauge
+    """``berg_controller_last_rollback_timestamp_seconds{model}``: when production was last rolled back."""
+    rollbacks: Counter
+    """``berg_controller_rollbacks_total{model}``: rollbacks the watch made."""
 
     @classmethod
     def register(cls, registry: CollectorRegistry, models: Iterable[str]) -> ControllerMetrics:
@@ -53,11 +61,37 @@ class ControllerMetrics:
                 ["model"],
                 registry=registry,
             ),
+            pending_approvals=Gauge(
+                "berg_controller_pending_approvals",
+                "Versions waiting for a person's approval.",
+                ["model"],
+                registry=registry,
+            ),
+            rollout_stage=Gauge(
+                "berg_controller_rollout_stage",
+                "1 for the stage each unfinished rollout is in.",
+                ["model", "version", "stage"],
+                registry=registry,
+            ),
+            last_rollback=Gauge(
+                "berg_controller_last_rollback_timestamp_seconds",
+                "When production was last rolled back (by the watch or by hand).",
+                ["model"],
+                registry=registry,
+            ),
+            rollbacks=Counter(
+                "berg_controller_rollbacks",
+                "Rollbacks of production the watch made after a breach.",
+                ["model"],
+                registry=registry,
+            ),
         )
         for status in ("firing", "resolved"):
             metrics.alerts_received.labels(status)
         for model in models:
             metrics.active_runs.labels(model).set(0)
+            metrics.pending_approvals.labels(model).set(0)
+            metrics.rollbacks.labels(model)
             for status in ("succeeded", "failed"):
                 metrics.runs_finished.labels(model, status)
         return metrics
