@@ -26,7 +26,7 @@ from berg_controller.rollout import RolloutContext, RolloutStep, ShadowObservati
 from berg_controller.signals import RolloutSignals
 from berg_controller.watch import breach, watched_promotion
 
-__all__ = ["CONTROLLER_ACTOR", "PRODUCTION", "SHADOW", "RolloutDriver"]
+__all__ = ["CONTROLLER_ACTOR", "PRODUCTION", "SHADOW", "NotAwaitingApproval", "RolloutDriver", "UnknownVersion"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,17 @@ PRODUCTION = "production"
 SHADOW = "shadow"
 
 _READ_ERRORS = (RegistryError, OSError, ValueError)
+_MAX_PASSES = 8
+"""Passes over a model's rollouts per tick: a version moves as far as it can (shadow passed, then awaiting
+approval) without waiting a tick per step, and a bug can never spin."""
+
+
+class UnknownVersion(Exception):
+    """The registry holds no such model version."""
+
+
+class NotAwaitingApproval(Exception):
+    """A review of a version that is not waiting for one."""
 
 
 class RolloutDriver:
@@ -92,6 +103,41 @@ class RolloutDriver:
         except (*_READ_ERRORS, PrometheusUnavailable) as error:
             log.warning("watch of %s waits for the next tick: %s", model, error, extra={"model": model})
 
+    # Reads and reviews for the API (the CLI writes the same registry records directly)
+
+    def unfinished(self, model: str) -> list[tuple[str, list[RolloutEvent]]]:
+        """``model``'s versions still on their way to production, each with its history, oldest first."""
+        found = []
+        for version in self._registry.rollout_versions(model):
+            history = self._registry.rollout_history(model, version)
+            if is_unfinished(history):
+                found.append((version, history))
+        return found
+
+    def history(self, model: str, version: str) -> list[RolloutEvent]:
+        """``version``'s rollout history, oldest first."""
+        return self._registry.rollout_history(model, version)
+
+    def pending(self, model: str) -> list[tuple[str, list[RolloutEvent]]]:
+        """``model``'s versions waiting for a person's approval."""
+        return self._registry.pending_approval(model)
+
+    def review(self, model: str, version: str, *, approve: bool, actor: str, reason: str) -> RolloutEvent:
+        """Record a person's approval or rejection; the next tick promotes an approved version.
+
+        Raises:
+            UnknownVersion: no such version of ``model``.
+            NotAwaitingApproval: the version is not waiting for approval (the message says where it is).
+        """
+        try:
+            self._registry.get(model, version)
+        except RegistryError as error:
+            raise UnknownVersion(str(error)) from None
+        try:
+            return self._registry.review(model, version, approve=approve, actor=actor, reason=reason)
+        except RegistryError as error:
+            raise NotAwaitingApproval(str(error)) from None
+
     # Rollouts
 
     def _alias(self, model: str, alias: str) -> str | None:
@@ -105,6 +151,13 @@ class RolloutDriver:
         return self._signals.shadow_observations(model)
 
     def _advance(self, model: str) -> None:
+        for _ in range(_MAX_PASSES):
+            if not self._advance_once(model):
+                break
+        self._refresh_rollout_gauges(model)
+
+    def _advance_once(self, model: str) -> bool:
+        """One step for each unfinished version; whether any was taken."""
         histories = {
             version: history
             for version in self._registry.rollout_versions(model)
@@ -116,11 +169,12 @@ class RolloutDriver:
             shadow_alias=self._alias(model, SHADOW),
             observations=self._observations(model, histories),
         )
+        moved = False
         for version, history in sorted(histories.items()):
             newer = newest if newest != version else None
             step = next_step(self._spec, version, history, _with_newer(context, newer))
-            self._carry_out(model, version, step)
-        self._refresh_rollout_gauges(model)
+            moved = self._carry_out(model, version, step) or moved
+        return moved
 
     def _record(self, model: str, version: str, step: RolloutStep) -> bool:
         """Record the step's event; False when another writer moved the version first (nothing else to do)."""
@@ -153,31 +207,34 @@ class RolloutDriver:
         if self._alias(model, SHADOW) == version:
             self._registry.clear(model, SHADOW, reason)
 
-    def _carry_out(self, model: str, version: str, step: RolloutStep) -> None:
+    def _carry_out(self, model: str, version: str, step: RolloutStep) -> bool:
+        """Take ``step``; whether anything was written (another writer's step counts as nothing)."""
         if step.kind == "wait":
-            return
+            return False
         if step.kind == "repoint_shadow":
             self._registry.promote(model, version, SHADOW, f"shadow stage of {version}")
-            return
+            return True
         if step.kind == "promote":
-            self._promote(model, version, step)
-            return
+            return self._promote(model, version, step)
         if not self._record(model, version, step):
-            return
+            return False
         if step.kind == "start_shadow":
             self._registry.promote(model, version, SHADOW, f"shadow stage of {version}: {step.reason}")
         if step.clear_shadow:
             self._clear_shadow(model, version, f"{version}: {step.action}")
+        return True
 
-    def _promote(self, model: str, version: str, step: RolloutStep) -> None:
+    def _promote(self, model: str, version: str, step: RolloutStep) -> bool:
         # Re-read just before moving production: another controller may have finished (or a person rejected).
         history = self._registry.rollout_history(model, version)
         if not history or history[-1].action not in step.after:
-            return
+            return False
         self._registry.promote(model, version, PRODUCTION, step.reason)
-        if self._record(model, version, step):
+        recorded = self._record(model, version, step)
+        if recorded:
             self._metrics.last_promotion.labels(model).set(self._clock().timestamp())
         self._clear_shadow(model, version, f"{version} promoted")
+        return recorded
 
     def _refresh_rollout_gauges(self, model: str) -> None:
         current: set[tuple[str, str]] = set()
