@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from services.controller.tests.helpers import alert, settings_for
 
+from berg.contracts.alerts import ROLLBACK_ALERT, AlertV4
 from berg.problem.card import RolloutSpec, WatchRule
 from berg.registry.aliases import AliasMove
 from berg.registry.rollout import RolloutEvent
+from berg_controller.policy import DEFAULT_TRIGGER_ALERTS, ModelState, PolicyConfig, decide, trigger_from_alert
 from berg_controller.rollout import RolloutContext, ShadowObservation, next_step, promotion_reason
+from berg_controller.settings import ControllerSettings
 from berg_controller.watch import Breach, WatchReadings, breach, watched_promotion
 
 pytestmark = pytest.mark.unit
@@ -247,3 +252,36 @@ def test_each_breach_rolls_back_with_its_figures(readings: WatchReadings, expect
 )
 def test_missing_or_in_bounds_readings_are_no_breach(readings: WatchReadings) -> None:
     assert breach(readings, RULE) is None
+
+
+# A rollback alert is for a person
+
+
+def test_a_rollback_alert_that_reaches_the_webhook_starts_nothing() -> None:
+
+    config = PolicyConfig(frozenset({"fraud"}), frozenset(DEFAULT_TRIGGER_ALERTS), timedelta(minutes=30))
+    rolled_back = AlertV4.model_validate(alert("fraud", ROLLBACK_ALERT))
+
+    verdict = decide(trigger_from_alert(rolled_back), ModelState(), config, T0)
+
+    assert verdict.decision == "ignored"
+
+
+def test_the_controller_refuses_a_rollback_alert_as_a_trigger(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ModelRolledBack: a rollback is for a person"):
+        settings_for(tmp_path, trigger_alerts=["FeatureDriftHigh", "ModelRolledBack"])
+
+
+def test_a_shadow_policy_needs_prometheus(tmp_path: Path) -> None:
+    settings = settings_for_rollout(tmp_path)
+
+    with pytest.raises(ValueError, match="BERG_CONTROLLER_PROMETHEUS_URL"):
+        settings.check_rollout(spec("shadow"))
+    settings.check_rollout(spec("approval"))
+    settings_for_rollout(tmp_path, prometheus_url="http://127.0.0.1:9090").check_rollout(spec("shadow"))
+    with pytest.raises(ValueError, match="not an http"):
+        settings_for_rollout(tmp_path, prometheus_url="127.0.0.1:9090")
+
+
+def settings_for_rollout(tmp_path: Path, **overrides: str) -> ControllerSettings:
+    return settings_for(tmp_path, **overrides)
