@@ -336,6 +336,9 @@ def controller_routes(controller: Controller, token: BearerToken) -> APIRouter:
     return router
 
 
+ModelPath = Annotated[str, Path(max_length=64)]
+VersionPath = Annotated[str, Path(max_length=32)]
+
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorReply, "description": "The controller does not manage this model, or no such version."}
 }
@@ -385,15 +388,13 @@ def _rollout_routes(router: APIRouter, guarded: APIRouter, rollouts: RolloutDriv
         **_NOT_FOUND,
         409: {"model": ErrorReply, "description": "The version is not waiting for approval."},
     }
-    model_path = Annotated[str, Path(max_length=64)]
-    version_path = Annotated[str, Path(max_length=32)]
 
     @guarded.post("/rollouts/{model}/{version}/approve", tags=["rollouts"], responses=review_responses)
-    def approve(model: model_path, version: version_path, request: ReviewRequest) -> RolloutView:
+    def approve(model: ModelPath, version: VersionPath, request: ReviewRequest) -> RolloutView:
         """Approve a version waiting for approval; the controller promotes it on its next tick."""
         return review(model, version, request, approve=True)
 
     @guarded.post("/rollouts/{model}/{version}/reject", tags=["rollouts"], responses=review_responses)
-    def reject(model: model_path, version: version_path, request: ReviewRequest) -> RolloutView:
+    def reject(model: ModelPath, version: VersionPath, request: ReviewRequest) -> RolloutView:
         """Reject a version waiting for approval; production stays as it is."""
         return review(model, version, request, approve=False)
