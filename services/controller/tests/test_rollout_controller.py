@@ -59,6 +59,9 @@ class FakeSignals:
             raise PrometheusUnavailable("connection refused")
         return self.readings.get(version, WatchReadings())
 
+    def close(self) -> None:
+        pass
+
 
 class World:
     def __init__(self, tmp_path: Path, store: ControllerStore, policy: str) -> None:
@@ -307,3 +310,32 @@ def test_the_last_rollback_gauge_survives_a_restart(tmp_path: Path, store: Contr
     assert _sample(fresh, "berg_controller_last_rollback_timestamp_seconds", {"model": MODEL}) == (
         back.moved_at.timestamp()
     )
+
+
+def test_a_rejection_after_the_shadow_stage_frees_the_shadow_alias(tmp_path: Path, store: ControllerStore) -> None:
+    w = world(tmp_path, store)
+    champion = w.champion()
+    challenger = w.candidate()
+    w.tick()
+    w.signals.observations = [shadow_seen(champion, challenger)]
+    w.tick()
+    assert w.alias("shadow") == challenger, "the shadow keeps scoring while a person decides"
+
+    w.driver.review(MODEL, challenger, approve=False, actor="bob", reason="no")
+    w.tick()
+
+    assert w.alias("shadow") is None
+    assert w.alias("production") == champion
+
+
+def test_a_shadow_set_by_hand_on_a_version_without_a_rollout_is_left_alone(
+    tmp_path: Path, store: ControllerStore
+) -> None:
+    w = world(tmp_path, store)
+    w.champion()
+    experiment = w.register()
+    w.registry.promote(MODEL, experiment, "shadow", "by hand")
+
+    w.tick()
+
+    assert w.alias("shadow") == experiment

@@ -401,3 +401,5 @@ class Controller:
 
     def close(self) -> None:
         self._launcher.close()
+        if self._rollouts is not None:
+            self._rollouts.close()

@@ -80,6 +80,10 @@ class RolloutDriver:
     def spec(self) -> RolloutSpec:
         return self._spec
 
+    def close(self) -> None:
+        if self._signals is not None:
+            self._signals.close()
+
     def restore_gauges(self, models: Sequence[str]) -> None:
         """Set the last-rollback gauge from production's alias history, so a restart keeps it."""
         for model in models:
@@ -169,12 +173,27 @@ class RolloutDriver:
             shadow_alias=self._alias(model, SHADOW),
             observations=self._observations(model, histories),
         )
-        moved = False
+        moved = self._release_finished_shadow(model, context.shadow_alias, histories)
         for version, history in sorted(histories.items()):
             newer = newest if newest != version else None
             step = next_step(self._spec, version, history, _with_newer(context, newer))
             moved = self._carry_out(model, version, step) or moved
         return moved
+
+    def _release_finished_shadow(
+        self, model: str, shadow: str | None, unfinished: dict[str, list[RolloutEvent]]
+    ) -> bool:
+        """Free alias ``shadow`` when it names a version whose rollout is over (rejected after its shadow stage).
+
+        A version without rollout events is left alone: a person may shadow one by hand.
+        """
+        if shadow is None or shadow in unfinished:
+            return False
+        history = self._registry.rollout_history(model, shadow)
+        if not history:
+            return False
+        self._clear_shadow(model, shadow, f"{shadow}: rollout over ({history[-1].action})")
+        return True
 
     def _record(self, model: str, version: str, step: RolloutStep) -> bool:
         """Record the step's event; False when another writer moved the version first (nothing else to do)."""

@@ -37,6 +37,10 @@ class RolloutSignals(Protocol):
         """What the watch weighs of ``version`` now."""
         ...
 
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
 
 _Pair = tuple[str, str]
 
@@ -79,6 +83,9 @@ class PrometheusRolloutSignals:
             )
             for (champion, shadow), count in sorted(predictions.items())
         ]
+
+    def close(self) -> None:
+        self._prometheus.close()
 
     def watch_readings(self, model: str, version: str) -> WatchReadings:
         alerts = "|".join(WATCHED_SERVING_ALERTS)
