@@ -152,7 +152,12 @@ class RolloutDriver:
         in_shadow = any(history[-1].action == "shadow_started" for history in histories.values())
         if not in_shadow or self._signals is None:
             return []
-        return self._signals.shadow_observations(model)
+        try:
+            return self._signals.shadow_observations(model)
+        except PrometheusUnavailable as error:
+            # No observations: a shadow stage waits, while approvals and promotions go on.
+            log.warning("shadow observations of %s wait for the next tick: %s", model, error, extra={"model": model})
+            return []
 
     def _advance(self, model: str) -> None:
         for _ in range(_MAX_PASSES):
