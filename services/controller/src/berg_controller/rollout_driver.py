@@ -167,19 +167,15 @@ class RolloutDriver:
 
     def _advance_once(self, model: str) -> bool:
         """One step for each unfinished version; whether any was taken."""
-        histories = {
-            version: history
-            for version in self._registry.rollout_versions(model)
-            if is_unfinished(history := self._registry.rollout_history(model, version))
-        }
-        newest = max(histories, default=None)  # versions are zero-padded (v0007): text order is number order
+        histories = dict(self.unfinished(model))  # oldest first (rollout_versions sorts by version number)
+        newest = next(reversed(histories), None)
         context = RolloutContext(
             production=self._alias(model, PRODUCTION),
             shadow_alias=self._alias(model, SHADOW),
             observations=self._observations(model, histories),
         )
         moved = self._release_finished_shadow(model, context.shadow_alias, histories)
-        for version, history in sorted(histories.items()):
+        for version, history in histories.items():
             newer = newest if newest != version else None
             step = next_step(self._spec, version, history, _with_newer(context, newer))
             moved = self._carry_out(model, version, step) or moved
