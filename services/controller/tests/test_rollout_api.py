@@ -94,7 +94,11 @@ def test_an_approved_version_is_promoted_by_the_tick(controller: InProcessContro
     assert move is not None
     assert "approved by alice@example.com (metrics look right)" in move.reason
     assert controller.runs() == []
-    assert controller.metric("berg_controller_pending_approvals", {"model": "fraud"}) == 0
+    wait_for(
+        lambda: controller.metric("berg_controller_pending_approvals", {"model": "fraud"}) == 0,
+        30,
+        "the pending-approvals gauge to drop to 0",
+    )
 
 
 @pytest.mark.parametrize(

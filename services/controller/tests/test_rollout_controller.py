@@ -120,7 +120,8 @@ class World:
 
 
 def _sample(metrics: ControllerMetrics, name: str, labels: dict[str, str]) -> float | None:
-    for collector in (metrics.pending_approvals, metrics.rollout_stage, metrics.last_rollback, metrics.rollbacks):
+    collectors = (metrics.pending_approvals, metrics.rollout_stage, metrics.last_rollback, metrics.rollbacks)
+    for collector in collectors:
         for family in collector.collect():
             for sample in family.samples:
                 if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):

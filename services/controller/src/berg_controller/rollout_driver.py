@@ -74,7 +74,6 @@ class RolloutDriver:
         self._metrics = metrics
         self._signals = signals
         self._clock = clock
-        self._stage_labels: dict[str, set[tuple[str, str]]] = {}
 
     @property
     def spec(self) -> RolloutSpec:
@@ -257,18 +256,9 @@ class RolloutDriver:
         return recorded
 
     def _refresh_rollout_gauges(self, model: str) -> None:
-        current: set[tuple[str, str]] = set()
-        for version in self._registry.rollout_versions(model):
-            history = self._registry.rollout_history(model, version)
-            stage = stage_of(history)
-            if stage is not None and is_unfinished(history):
-                current.add((version, stage))
-        for gone_version, gone_stage in self._stage_labels.get(model, set()) - current:
-            self._metrics.rollout_stage.remove(model, gone_version, gone_stage)
-        for now_version, now_stage in current:
-            self._metrics.rollout_stage.labels(model, now_version, now_stage).set(1)
-        self._stage_labels[model] = current
-        pending = sum(1 for _, waiting in current if waiting == "awaiting_approval")
+        current = [(version, stage_of(history) or "") for version, history in self.unfinished(model)]
+        self._metrics.rollout_stage.set(model, current)
+        pending = sum(1 for _, stage in current if stage == "awaiting_approval")
         self._metrics.pending_approvals.labels(model).set(pending)
 
     # The watch
