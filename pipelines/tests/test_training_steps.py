@@ -316,6 +316,46 @@ def test_challenger_beats_the_baseline_and_is_promoted_with_lineage_and_profile(
     assert [file.path.rsplit("/", 1)[-1] for file in production.files] == [EVALUATION_FILE]
 
 
+@pytest.mark.parametrize("policy", ["shadow", "approval", "shadow+approval"])
+def test_under_a_rollout_policy_a_challenger_that_passes_the_gate_is_a_candidate_not_promoted(
+    settings: PipelineSettings,
+    dataset: Path,
+    good: Trained,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+) -> None:
+    monkeypatch.setenv("BERG_ROLLOUT_POLICY", policy)
+    registry_uri = str(tmp_path / "registry")
+    evaluated = evaluate(settings, dataset, good, registry_uri, tmp_path / "run")
+    decision = gate_step(settings, evaluated.directory)
+    assert decision.promote, decision.summary
+
+    version = register(settings, dataset, good, evaluated, registry_uri, decision, run_id="run-candidate")
+
+    registry = ModelRegistry(registry_uri)
+    assert registry.alias(MODEL, "production") is None
+    history = registry.rollout_history(MODEL, version)
+    assert [(event.action, event.actor, event.policy) for event in history] == [("candidate", "pipeline", policy)]
+    assert history[0].reason == decision.summary
+    assert history[0].details == {"run_id": "run-candidate"}
+
+
+def test_a_challenger_the_gate_refuses_is_never_a_candidate(
+    settings: PipelineSettings, dataset: Path, good: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BERG_ROLLOUT_POLICY", "approval")
+    registry_uri = str(tmp_path / "registry")
+    evaluated = evaluate(settings, dataset, good, registry_uri, tmp_path / "run")
+    refused = Decision(False, ("refused for the test",))
+
+    version = register(settings, dataset, good, evaluated, registry_uri, refused, run_id="run-refused")
+
+    registry = ModelRegistry(registry_uri)
+    assert registry.rollout_history(MODEL, version) == []
+    assert registry.alias(MODEL, "production") is None
+
+
 def _shuffled_labels(dataset: Path, output: Path) -> Path:
     shutil.copytree(dataset, output)
     rng = np.random.default_rng(2026)

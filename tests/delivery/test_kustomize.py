@@ -12,7 +12,7 @@ import kubernetes_validate  # type: ignore[import-untyped]  # ships no type info
 import pytest
 import yaml
 
-from berg.kafka.topics import DEAD_LETTER, PLATFORM_TOPICS, topic_specs
+from berg.kafka.topics import DEAD_LETTER, PLATFORM_TOPICS, SHADOW_PREDICTIONS, topic_specs
 from berg_features.settings import FeaturesSettings
 from berg_fraud.use_case import fraud
 from berg_ingestion.settings import IngestionSettings
@@ -174,11 +174,19 @@ def kafka_access() -> dict[str, dict[str, set[str]]]:
         },
         # The exporter assigns itself partitions: no group.
         "berg-monitoring": {
-            "read": {MonitoringSettings.model_fields["predictions_topic"].default, use_case.labels.valid_topic},
+            "read": {
+                MonitoringSettings.model_fields["predictions_topic"].default,
+                SHADOW_PREDICTIONS,
+                use_case.labels.valid_topic,
+            },
             "write": {DEAD_LETTER},
             "group": set(),
         },
-        "berg-serving": {"read": set(), "write": {PredictionLogSettings.model_fields["topic"].default}, "group": set()},
+        "berg-serving": {
+            "read": set(),
+            "write": {PredictionLogSettings.model_fields["topic"].default, SHADOW_PREDICTIONS},
+            "group": set(),
+        },
     }
 
 

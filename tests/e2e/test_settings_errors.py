@@ -45,8 +45,9 @@ def _run(command: list[str], settings: dict[str, str], tmp_path: Path) -> str:
     variable, plus ``settings``; it must have failed and printed nothing else."""
     clean = {key: item for key, item in os.environ.items() if not key.startswith("BERG_")}
     env = {**clean, "BERG_STATE_DIR": str(tmp_path), **settings}
+    # The bound only stops a process that hangs: a loaded machine takes a minute or more to import a service.
     result = subprocess.run(
-        [sys.executable, *command], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False
+        [sys.executable, *command], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900, check=False
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

@@ -225,6 +225,30 @@ BERG_USE_CASE (unprefixed: one name for every service) is the release's `useCase
 {{ printf "%s%s" $.prefix $key }}: {{ $value | toString | quote }}
 {{- end }}
 BERG_USE_CASE: {{ $root.Values.useCase | quote }}
+{{- include "berg.rolloutData" $root }}
+{{- end -}}
+
+{{/*
+The release's rollout (BERG_ROLLOUT_*, unprefixed like BERG_USE_CASE: serving, monitoring and the controller
+read the same values); a value left empty is not rendered, so the card's applies.
+*/}}
+{{- define "berg.rolloutData" -}}
+{{- $names := dict
+  "policy" "POLICY"
+  "shadowShare" "SHADOW_SHARE"
+  "shadowMinPredictions" "SHADOW_MIN_PREDICTIONS"
+  "shadowMinLabelled" "SHADOW_MIN_LABELLED"
+  "shadowMaxQualityDrop" "SHADOW_MAX_QUALITY_DROP"
+  "watchWindowMinutes" "WATCH_WINDOW_MINUTES"
+  "watchMaxPredictionPsi" "WATCH_MAX_PREDICTION_PSI"
+  "watchMaxQualityDrop" "WATCH_MAX_QUALITY_DROP"
+-}}
+{{- range $key, $variable := $names }}
+{{- $value := index $.Values.rollout $key }}
+{{- if ne (toString $value) "" }}
+BERG_ROLLOUT_{{ $variable }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* A settings ConfigMap: (dict "root" $ "component" "ingestion" "prefix" ... "data" ... "settings" ...). */}}

@@ -167,6 +167,7 @@ def register(
     registry_uri: str,
     model_name: str,
     code_version: str,
+    rollout_policy: str,
     run_id: str,
     branch: str,
     promote: bool,
@@ -185,7 +186,7 @@ def register(
         # Only reached where the runner ignores dsl.If/Else (kfp.local 2.16 runs both branches).
         return ""
     return register_step(
-        PipelineSettings("", card_path=card_path),
+        PipelineSettings("", card_path=card_path, rollout_policy=rollout_policy),
         Path(dataset.path),
         Path(model.path),
         Path(evaluation.path),

@@ -37,6 +37,7 @@ def training(
     dask_scheduler: str = "",
     code_version: str = "dev",
     recompute_sample: int = DEFAULT_SAMPLE_SIZE,
+    rollout_policy: str = "",
 ) -> None:
     dataset = build_dataset(
         offline_root=offline_root,
@@ -69,6 +70,8 @@ def training(
         "registry_uri": registry_uri,
         "model_name": model_name,
         "code_version": code_version,
+        # The deployment's policy (the controller passes its own); empty: the step's BERG_ROLLOUT_POLICY or the card's.
+        "rollout_policy": rollout_policy,
         "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         # Also passed in: each branch checks it, because kfp.local (2.16) runs both branches of an If/Else.
         "promote": decision.outputs["promote"],

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from berg.features.recompute import DEFAULT_SAMPLE_SIZE
-from berg.problem.card import ProblemCard, load_problem_card
-from berg.settings import UseCaseSelection, load_settings
+from berg.problem.card import ProblemCard, RolloutSpec, load_problem_card
+from berg.settings import RolloutOverrides, UseCaseSelection, load_settings
 from berg.usecase import UseCase, resolve_use_case
 from berg_pipelines.runtime.frames import DatasetInfo, read_frame
 
@@ -70,6 +70,9 @@ class PipelineSettings:
     recompute_sample: int = DEFAULT_SAMPLE_SIZE
     """Training rows the dataset step recomputes from the label store (``berg.features.recompute``: 90 catches a
     leak touching 5% of rows with 99% probability)."""
+    rollout_policy: str = ""
+    """The run's rollout policy (``offline``, ``shadow+approval``, ...); empty: ``BERG_ROLLOUT_POLICY``, else the
+    card's."""
 
     def resolve_use_case(self) -> UseCase:
         """The use case named ``use_case``; empty: the step process's ``BERG_USE_CASE``, else the only one installed.
@@ -84,6 +87,18 @@ class PipelineSettings:
         if self.card_path:
             return load_problem_card(Path(self.card_path))
         return self.resolve_use_case().card
+
+    def rollout(self) -> RolloutSpec:
+        """The card's rollout with this step process's ``BERG_ROLLOUT_*`` overrides (the launcher's environment).
+
+        Raises:
+            SettingsError: a ``BERG_ROLLOUT_*`` variable is invalid (the message names it).
+        """
+        rollout = load_settings(RolloutOverrides).apply(self.card().rollout)
+        if self.rollout_policy:
+            chosen = RolloutSpec.model_validate({"policy": self.rollout_policy})
+            return rollout.model_copy(update={"policy": chosen.policy})
+        return rollout
 
     def labels(self) -> LabelStore:
         from berg.features.label_store import LabelStore
@@ -376,8 +391,28 @@ def register_step(
         model_name, {MODEL_FILE: model_dir / MODEL_FILE, EVALUATION_FILE: evaluation_dir / EVALUATION_FILE}, metadata
     )
     if promote:
-        registry.promote(model_name, version.version, "production", reason=reason)
-        log.info("promoted %s %s to production: %s", model_name, version.version, reason)
+        rollout = settings.rollout()
+        if rollout.policy:
+            # The gate is the first stage only: the controller takes it through the others.
+            registry.record_rollout(
+                model_name,
+                version.version,
+                "candidate",
+                actor="pipeline",
+                reason=reason,
+                policy=rollout.policy_name,
+                details={"run_id": run_id or "local"},
+            )
+            log.info(
+                "%s %s passed the gate; a candidate under the %s policy: %s",
+                model_name,
+                version.version,
+                rollout.policy_name,
+                reason,
+            )
+        else:
+            registry.promote(model_name, version.version, "production", reason=reason)
+            log.info("promoted %s %s to production: %s", model_name, version.version, reason)
     return version.version
 
 

@@ -85,7 +85,8 @@ def test_a_model_file_changed_after_registration_is_refused(registry: ModelRegis
 def watcher(
     registry: ModelRegistry, slot: ChampionSlot, metrics: CollectorRegistry, **kwargs: object
 ) -> ChampionWatcher:
-    return ChampionWatcher(registry, "fraud", "production", slot, 0.01, ServingMetrics.register(metrics), **kwargs)  # type: ignore[arg-type]
+    watch = ServingMetrics.register(metrics).champion_watch
+    return ChampionWatcher(registry, "fraud", "production", slot, 0.01, watch, **kwargs)  # type: ignore[arg-type]
 
 
 def test_the_watcher_follows_the_alias(registry: ModelRegistry, tmp_path: Path) -> None:

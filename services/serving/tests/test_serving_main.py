@@ -50,3 +50,34 @@ def test_a_model_name_wins(monkeypatch: pytest.MonkeyPatch, served: Callable[[],
     installed(monkeypatch)
     with pytest.raises(SystemExit, match=r"^BERG_USE_CASE: 0 use cases are installed"):
         served()
+
+
+@pytest.fixture
+def shadow_share(monkeypatch: pytest.MonkeyPatch) -> Callable[[], float]:
+    """Runs ``main`` up to the server; the shadow's share it was started with."""
+    monkeypatch.setattr(entry_point, "configure_logging", lambda *_: None)
+    shares: list[float] = []
+    monkeypatch.setattr(runner, "run", lambda *_, shadow_share, **__: shares.append(shadow_share))
+
+    def serve() -> float:
+        entry_point.main([])
+        (share,) = shares
+        shares.clear()
+        return share
+
+    return serve
+
+
+def test_the_shadow_share_is_the_cards_unless_overridden(
+    monkeypatch: pytest.MonkeyPatch, shadow_share: Callable[[], float]
+) -> None:
+    installed(monkeypatch, FRAUD)
+    monkeypatch.delenv("BERG_ROLLOUT_SHADOW_SHARE", raising=False)
+    from berg_fraud.use_case import fraud
+
+    assert shadow_share() == fraud().card.rollout.shadow.share
+    monkeypatch.setenv("BERG_ROLLOUT_SHADOW_SHARE", "0.25")
+    assert shadow_share() == 0.25
+    monkeypatch.setenv("BERG_ROLLOUT_SHADOW_SHARE", "1.5")
+    with pytest.raises(SystemExit, match="BERG_ROLLOUT_SHADOW_SHARE"):
+        shadow_share()

@@ -43,3 +43,21 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BERG_SERVING_SHAPE", "sideways")
     with pytest.raises(ValidationError):
         ServingSettings()
+
+
+def test_the_shadow_has_its_own_alias_and_a_bounded_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = ServingSettings()
+    assert (settings.shadow.alias, settings.shadow.topic, settings.shadow.capacity) == (
+        "shadow",
+        "predictions.shadow",
+        10_000,
+    )
+    monkeypatch.setenv("BERG_SERVING_SHADOW__CAPACITY", "7")
+    assert ServingSettings().shadow.capacity == 7
+    monkeypatch.setenv("BERG_SERVING_SHADOW__CAPACITY", "0")
+    with pytest.raises(ValidationError):
+        ServingSettings()
+    monkeypatch.delenv("BERG_SERVING_SHADOW__CAPACITY")
+    monkeypatch.setenv("BERG_SERVING_SHADOW__ALIAS", "production")
+    with pytest.raises(ValidationError, match="BERG_SERVING_SHADOW__ALIAS must differ from BERG_SERVING_ALIAS"):
+        ServingSettings()

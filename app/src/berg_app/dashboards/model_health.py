@@ -1,7 +1,9 @@
-"""The model health dashboard: drift, live quality, business cost, labels and freshness of the served model.
+"""The model health dashboard: drift, live quality, business cost, labels and freshness of the served model,
+and the shadow challenger beside it.
 
-Reads the monitoring exporter's gauges (``berg_monitoring_*`` in ``docs/metrics.md``). Drift and quality gauges
-are absent while their window holds too few predictions or labels; those panels then say so.
+Reads the monitoring exporter's gauges (``berg_monitoring_*`` in ``docs/metrics.md``) and the controller's pending
+approvals. Drift and quality gauges are absent while their window holds too few predictions or labels; those panels
+then say so.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ _MODEL = 'model=~"$model"'
 _MODEL_VERSION = 'model=~"$model", version=~"$version"'
 _TOO_FEW_PREDICTIONS = "no whole day of predictions in the drift window yet"
 _TOO_FEW_LABELS = "too few labels in the quality window"
+_SHADOW_PAIR = 'model=~"$model", champion_version=~"$version"'
+"""The shadow gauges of the selected model, for the champion versions selected."""
+_SHADOW_LEGEND = "{{shadow_version}} vs {{champion_version}}"
+_NO_SHADOW = "no shadow challenger scoring requests"
 
 
 _AMOUNT = "short"
@@ -57,7 +63,7 @@ def dashboard() -> Dashboard:
                 description="Model versions whose predictions were consumed.",
             ),
         ],
-        rows=[_drift(), _quality(), _business(), _labels_and_freshness()],
+        rows=[_drift(), _quality(), _business(), _labels_and_freshness(), _shadow_challenger()],
     )
 
 
@@ -307,6 +313,90 @@ def _labels_and_freshness() -> Row:
                 unit="s",
                 width=8,
                 minimum=0,
+            ),
+        ],
+    )
+
+
+def _shadow(metric: str, *, by: str = "model, champion_version, shadow_version") -> str:
+    return f"max by ({by}) ({metric}{{{_SHADOW_PAIR}}})"
+
+
+def _shadow_challenger() -> Row:
+    """A challenger in its shadow stage against the champion on the same requests (monitoring's shadow
+    comparison), and the challengers waiting for a person to approve their promotion (the controller)."""
+    return Row(
+        "Shadow challenger",
+        [
+            timeseries(
+                "Shadow decision agreement",
+                "Share of the shadowed requests (the pair's window) where the shadow would have decided as the "
+                "champion did.",
+                [Query(_shadow("berg_monitoring_shadow_decision_agreement"), _SHADOW_LEGEND)],
+                unit="percentunit",
+                width=8,
+                minimum=0,
+                maximum=1,
+                no_value=_NO_SHADOW,
+            ),
+            timeseries(
+                "Shadow decision flips",
+                "Shadowed requests of the window where the shadow's decision differs from the champion's.",
+                [Query(_shadow("berg_monitoring_shadow_decision_flips"), _SHADOW_LEGEND)],
+                unit="short",
+                width=8,
+                minimum=0,
+                no_value=_NO_SHADOW,
+            ),
+            timeseries(
+                "Shadow score PSI vs champion",
+                "PSI of the shadow's scores against the champion's on the same requests (the champion as the "
+                "reference, binned as prediction drift is); absent below the drift window's minimum of requests.",
+                [Query(_shadow("berg_monitoring_shadow_score_psi"), _SHADOW_LEGEND)],
+                unit="none",
+                width=8,
+                minimum=0,
+                no_value=_NO_SHADOW,
+            ),
+            timeseries(
+                "PR-AUC: shadow vs champion",
+                "PR-AUC of the shadow and of the champion on the same shadowed requests whose label is settled "
+                "(as the quality window settles it); absent until those labels are enough and hold both classes.",
+                [
+                    Query(
+                        _shadow("berg_monitoring_shadow_pr_auc", by="model, champion_version, shadow_version, role"),
+                        "{{role}} " + _SHADOW_LEGEND,
+                    )
+                ],
+                unit="none",
+                width=10,
+                minimum=0,
+                maximum=1,
+                no_value="too few settled labels on the shadowed requests",
+            ),
+            timeseries(
+                "Shadowed requests and settled labels",
+                "Shadowed requests in the pair's window, and those whose label is settled (positive within the "
+                "card's horizon, or negative past it): what the comparison is computed over.",
+                [
+                    Query(_shadow("berg_monitoring_shadow_predictions"), "requests " + _SHADOW_LEGEND),
+                    Query(_shadow("berg_monitoring_shadow_labelled"), "settled " + _SHADOW_LEGEND),
+                ],
+                unit="short",
+                width=10,
+                minimum=0,
+                no_value=_NO_SHADOW,
+            ),
+            stat(
+                "Pending approvals",
+                "Challengers waiting for a person's approval of their promotion (the controller's count); "
+                "'none reported': the controller exports no count for the model.",
+                [Query(f"sum(berg_controller_pending_approvals{{{_MODEL}}})", "pending", instant=True)],
+                unit="short",
+                width=4,
+                height=8,
+                thresholds=[(1, "orange")],
+                no_value="none reported",
             ),
         ],
     )

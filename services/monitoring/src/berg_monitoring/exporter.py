@@ -1,11 +1,11 @@
-"""The exporter's loop: read predictions and labels, keep the windows, recompute the statistics.
+"""The exporter's loop: read predictions, shadow predictions and labels, keep the windows, recompute the statistics.
 
-One thread does it all, so the state needs no lock: it polls both topics,
+One thread does it all, so the state needs no lock: it polls the topics,
 applies the records, and every ``recompute_interval_s`` computes a new
 snapshot that the collector swaps in. A scrape never waits for a computation.
 
 The exporter owns no offsets: at start it assigns itself every partition of
-both topics and seeks to ``lookback_s`` ago (by record time), rebuilding the
+its topics and seeks to ``lookback_s`` ago (by record time), rebuilding the
 windows from the log. It therefore runs as one replica; two would each see
 everything, which is harmless but useless.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from berg.contracts import PredictionLogReader
+from berg.contracts import PredictionLogReader, ShadowPredictionV1
 from berg.kafka.dead_letter import DeadLetterPublisher
 from berg.kafka.decoding import RecordRejected, Rejected, decode_contract
 from berg.kafka.records import RawRecord
@@ -32,6 +32,8 @@ from berg.usecase import UseCase
 from berg_monitoring.metrics import MonitoringMetrics, SnapshotCollector
 from berg_monitoring.references import ReferenceBook
 from berg_monitoring.settings import MonitoringSettings
+from berg_monitoring.shadow_comparison import ShadowSettings, compare_shadows
+from berg_monitoring.shadow_window import ShadowWindows
 from berg_monitoring.snapshot import Reference, SnapshotSettings, compute_snapshot
 from berg_monitoring.windows import LabelOutcome, MonitoringState, Stream, Verdict
 
@@ -122,7 +124,9 @@ class Exporter:
             label_horizon_s=card.target.label_horizon_days * 86_400.0,
             amount_feature=use_case.label_join.amount,
         )
+        self.shadows = ShadowWindows(settings.shadow_window, settings.max_versions)
         self._snapshot_settings = SnapshotSettings(settings.min_drift_rows, settings.min_labels, settings.min_positives)
+        self._shadow_settings = ShadowSettings(settings.min_drift_rows, settings.min_labels, settings.min_positives)
         self._next_snapshot = 0.0
         self.last_poll: float | None = None
         self._evicted = (0, 0)
@@ -137,8 +141,12 @@ class Exporter:
         }
         self._await_unread()
 
-    def _stream(self, topic: str) -> Stream:
-        return "scored" if topic == self._settings.predictions_topic else "labels"
+    def _stream(self, topic: str) -> Stream | None:
+        """The watermark's stream a topic is; None for the shadow log, which matures nothing (its labels are the
+        champion's join's)."""
+        if topic == self._settings.predictions_topic:
+            return "scored"
+        return None if topic == self._settings.shadow_predictions_topic else "labels"
 
     def step(self) -> int:
         """Poll once, apply what came, refresh the snapshot when due; the number of records applied."""
@@ -160,7 +168,7 @@ class Exporter:
         return len(records)
 
     def apply(self, records: Sequence[RawRecord]) -> None:
-        """Apply records of either topic; invalid ones go to the dead-letter topic with the reason."""
+        """Apply records of any of the topics; invalid ones go to the dead-letter topic with the reason."""
         rejected: list[Rejected] = []
         model = self._model_name
         now = time.time()
@@ -175,6 +183,11 @@ class Exporter:
                     self._metrics.predictions.labels(model, prediction.model_version).inc()
                     self._metrics.last_event.labels(model, "predictions").set(now)
                     self._count_label(self.state.add_prediction(prediction, record.partition))
+                elif record.topic == self._settings.shadow_predictions_topic:
+                    shadow = decode_contract(ShadowPredictionV1, record)
+                    if shadow.model_name == model:
+                        self.shadows.add(shadow)
+                        self._metrics.last_event.labels(model, "shadow_predictions").set(now)
                 else:
                     label = Verdict.of(decode_contract(self._label_contract, record), self._label_join)
                     self._metrics.last_event.labels(model, "labels").set(now)
@@ -189,7 +202,8 @@ class Exporter:
 
     def _await_unread(self) -> None:
         self._start_ends = {p: end for p, end in self._start_ends.items() if self._consumer.position(p) < end}
-        self.state.await_partitions({(self._stream(p.topic), p.partition) for p in self._start_ends})
+        awaited = ((self._stream(p.topic), p.partition) for p in self._start_ends)
+        self.state.await_partitions({(stream, partition) for stream, partition in awaited if stream is not None})
 
     def _count_resolutions(self) -> None:
         self._metrics.labels.labels("expired").inc(self.state.expired - self._expired)
@@ -229,6 +243,7 @@ class Exporter:
             production.data_end,
             silenced,
             drift_ready=not catching_up,
+            shadows=compare_shadows(self.shadows, self.state.resolution, self._shadow_settings, silenced),
         )
         self._collector.publish(snapshot)
         self._metrics.duration.observe(time.perf_counter() - started)

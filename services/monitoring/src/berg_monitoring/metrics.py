@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from berg_monitoring.shadow_comparison import ShadowComparison
 from berg_monitoring.snapshot import Snapshot, finite
 
 __all__ = ["LABEL_DELAY_BUCKETS", "MonitoringMetrics", "SnapshotCollector"]
@@ -250,3 +251,52 @@ class SnapshotCollector(Collector):
         threshold = family("new_labelled_rows_threshold", "The data-volume trigger's threshold (settings).", ("model",))
         threshold.add_metric([model], self._threshold)
         yield threshold
+        yield from _shadow_families(model, snapshot.shadows if snapshot is not None else ())
+
+
+_PAIR = ("model", "champion_version", "shadow_version")
+
+
+def _shadow_families(model: str, shadows: tuple[ShadowComparison, ...]) -> Iterator[GaugeMetricFamily]:
+    """The champion-vs-shadow gauges, one series per (champion, shadow) pair (the retraining controller reads
+    them by these names: docs/metrics.md)."""
+
+    def family(name: str, documentation: str, labels: tuple[str, ...] = _PAIR) -> GaugeMetricFamily:
+        return GaugeMetricFamily(f"berg_monitoring_shadow_{name}", documentation, labels=list(labels))
+
+    predictions = family("predictions", "Shadowed requests in the pair's window.")
+    labelled = family(
+        "labelled",
+        "Of the window's shadowed requests, those whose label is settled (as the champion's quality window "
+        "settles it: positive within the card's horizon, negative past it).",
+    )
+    agreement = family("decision_agreement", "Share of the window's requests where the shadow decided as the champion.")
+    flips = family("decision_flips", "Requests of the window where the shadow's decision differs from the champion's.")
+    score_psi = family(
+        "score_psi",
+        "PSI of the shadow's scores against the champion's on the same requests (champion as reference, the "
+        "prediction drift's binning); absent below the drift window's minimum of rows.",
+    )
+    sufficient = family(
+        "quality_sufficient",
+        "1 when the window's settled labels are enough to judge and hold both classes: the PR-AUCs are exported.",
+    )
+    pr_auc = family(
+        "pr_auc",
+        "PR-AUC of the champion and of the shadow (role) on the window's requests whose label is settled.",
+        (*_PAIR, "role"),
+    )
+    for shadow in shadows:
+        key = [model, shadow.champion_version, shadow.shadow_version]
+        predictions.add_metric(key, shadow.predictions)
+        labelled.add_metric(key, shadow.labelled)
+        agreement.add_metric(key, shadow.agreement)
+        flips.add_metric(key, shadow.flips)
+        if finite(shadow.score_psi):
+            score_psi.add_metric(key, shadow.score_psi)
+        sufficient.add_metric(key, float(shadow.quality_sufficient))
+        if shadow.quality_sufficient:
+            for role, value in (("champion", shadow.champion_pr_auc), ("shadow", shadow.shadow_pr_auc)):
+                if finite(value):
+                    pr_auc.add_metric([*key, role], value)
+    yield from (predictions, labelled, agreement, flips, score_psi, sufficient, pr_auc)

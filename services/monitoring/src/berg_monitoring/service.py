@@ -67,7 +67,11 @@ def run(
         consumer = retry_until(
             lambda: open_reader(
                 settings.kafka,
-                [settings.predictions_topic, settings.labels_topic or use_case.labels.valid_topic],
+                [
+                    settings.predictions_topic,
+                    settings.shadow_predictions_topic,
+                    settings.labels_topic or use_case.labels.valid_topic,
+                ],
                 settings.lookback_s,
                 settings.startup_timeout_s,
             ),

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from berg.contracts._types import Identifier
-from berg.kafka.topics import PREDICTIONS
+from berg.kafka.topics import PREDICTIONS, SHADOW_PREDICTIONS
 from berg.settings import ServiceSettings, service_config
 from berg.web.app import WebSettings
 from berg_monitoring.drift_window import DriftSpec
@@ -31,6 +31,9 @@ class MonitoringSettings(ServiceSettings):
     problem_card: Path | None = None
     """The problem card whose costs price the decisions; default: the use case's own (``BERG_USE_CASE``)."""
     predictions_topic: str = Field(default=PREDICTIONS, min_length=1, max_length=249)
+    shadow_predictions_topic: str = Field(default=SHADOW_PREDICTIONS, min_length=1, max_length=249)
+    """The shadow log: a shadow challenger's scores beside the champion's on the same requests
+    (:class:`~berg.contracts.ShadowPredictionV1`), compared per pair of versions."""
     labels_topic: str | None = Field(default=None, min_length=1, max_length=249)
     """The valid labels' topic; default: the use case's (``use_case.labels.valid_topic``)."""
     lookback_s: float = Field(default=7 * 86_400.0, gt=0)
@@ -61,6 +64,9 @@ class MonitoringSettings(ServiceSettings):
     new_labelled_rows_threshold: int = Field(default=50_000, ge=1)
     """Labels since the production version's training window that make retraining worthwhile
     (exported as a gauge; the NewLabelledDataVolume alert compares against it)."""
+    shadow_window: int = Field(default=20_000, ge=10, le=1_000_000)
+    """The most recent shadowed requests per (champion, shadow) pair that the comparison is over (memory: about
+    200 bytes a request); ``max_versions`` pairs keep a window at most."""
     max_versions: int = Field(default=4, ge=1, le=50)
     """Versions with live windows at once (the newest seen); bounds the metrics' cardinality."""
     recompute_interval_s: float = Field(default=5.0, gt=0, le=3600)

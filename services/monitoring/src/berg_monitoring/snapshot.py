@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from berg.problem.card import Costs
+from berg_monitoring.shadow_comparison import ShadowComparison
 from berg_monitoring.statistics import DriftResult, QualitySummary, ReferenceProfile, feature_drift, quality_summary
 from berg_monitoring.windows import MonitoringState
 
@@ -57,6 +58,8 @@ class Snapshot:
     versions: tuple[VersionSnapshot, ...]
     new_labelled_rows: int | None
     """Labels since the production version's training window; None while no version is in production."""
+    shadows: tuple[ShadowComparison, ...] = ()
+    """Each (champion, shadow) pair's comparison on the same requests."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def compute_snapshot(
     silenced: frozenset[str] = frozenset(),
     *,
     drift_ready: bool = True,
+    shadows: tuple[ShadowComparison, ...] = (),
 ) -> Snapshot:
     """Every version's drift and quality, and the data-volume count.
 
@@ -85,6 +89,8 @@ def compute_snapshot(
         drift_ready: False while the reader is still catching up on the predictions topic after its start: its
             partitions are read at different paces, so a window then holds different hours of different
             partitions, and no drift is judged.
+        shadows: the shadow comparisons (:func:`berg_monitoring.shadow_comparison.compare_shadows`), passed
+            through.
     """
     versions = []
     for windows in state.versions.values():
@@ -133,7 +139,7 @@ def compute_snapshot(
             )
         )
     new_rows = state.labels_after(production_data_end) if production_data_end is not None else None
-    return Snapshot(tuple(versions), new_rows)
+    return Snapshot(tuple(versions), new_rows, shadows)
 
 
 def finite(value: float | None) -> bool:

@@ -31,6 +31,7 @@ from berg.problem.metrics import average_precision, calibration_error, outcomes_
 
 __all__ = [
     "PSI_EMPTY_BIN_SHARE",
+    "REFERENCE_BINS",
     "BinnedReference",
     "DistributionReference",
     "DriftResult",
@@ -38,6 +39,7 @@ __all__ = [
     "QualitySummary",
     "ReferenceProfile",
     "ReferenceSample",
+    "binned_reference",
     "calibration_error",
     "enough_labels",
     "feature_drift",
@@ -54,6 +56,9 @@ PSI_EMPTY_BIN_SHARE = 1e-4
 The usual choice (1e-4): an empty bin against one holding a share ``p`` adds about
 ``p * ln(p / 1e-4)``, 0.46 for p = 10%, alarming but bounded, and two empty bins add 0.
 """
+
+REFERENCE_BINS = 10
+"""Quantile bins of a reference profile's variable (the pipeline's ``distribution_profile`` uses as many)."""
 
 # Shares plus the missing share of a profile must add up to 1 within this (they are counts / rows).
 _SHARE_TOLERANCE = 1e-6
@@ -184,6 +189,31 @@ def psi(reference: BinnedReference, values: ArrayLike) -> float:
     """
     present, rows = _sorted_finite(values)
     return _psi_of_sorted(reference, present, rows)
+
+
+def binned_reference(values: ArrayLike, bins: int = REFERENCE_BINS) -> BinnedReference:
+    """A reference histogram of ``values`` binned as a version's reference profile is binned.
+
+    The pipeline's profile (``berg_pipelines.runtime.profile.distribution_profile``) cuts at
+    the inner ``bins``-quantiles of the present values (duplicates merged) and counts each
+    value into ``searchsorted(edges, x, side="right")``; this does the same, so a PSI against
+    it means what the prediction drift PSI means. Used where the reference is live traffic
+    (the champion's scores beside a shadow's), not a stored profile.
+
+    Raises:
+        ValueError: ``values`` is empty or not 1-d, or ``bins`` is below 2.
+    """
+    if bins < 2:
+        raise ValueError(f"bins must be at least 2, got {bins}")
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or len(array) == 0:
+        raise ValueError(f"values must be a non-empty 1-d array, got shape {array.shape}")
+    present = array[np.isfinite(array)]
+    if len(present) == 0:
+        return BinnedReference(edges=np.empty(0), shares=np.zeros(1), missing_share=1.0)
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+    counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+    return BinnedReference(edges=edges, shares=counts / len(array), missing_share=1.0 - len(present) / len(array))
 
 
 # --- KS ----------------------------------------------------------------------------------------

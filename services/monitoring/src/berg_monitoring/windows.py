@@ -197,8 +197,9 @@ class MonitoringState:
     _due: list[tuple[float, int, UUID]] = field(default_factory=list)
     """The pending scored events as a heap of (event time, arrival, id): the next to mature on top."""
     _orphans: OrderedDict[UUID, Verdict] = field(default_factory=OrderedDict)
-    _matured: OrderedDict[UUID, tuple[float, bool]] = field(default_factory=OrderedDict)
-    """Matured scored events: (event time, whether a label was counted), for replays and late labels."""
+    _matured: OrderedDict[UUID, tuple[float, bool, bool]] = field(default_factory=OrderedDict)
+    """Matured scored events: (event time, whether a label was counted, the final label), for replays, late
+    labels and the shadow comparison's labels (:meth:`resolution`)."""
     _label_times: Ring | None = None
     _sequence: int = 0
     _newest: dict[tuple[Stream, int], float] = field(default_factory=dict)
@@ -293,11 +294,11 @@ class MonitoringState:
         return LabelOutcome("joined", delay)
 
     def _apply_after_maturity(self, key: UUID, label: Verdict) -> LabelOutcome:
-        time, label_seen = self._matured[key]
+        time, label_seen, positive = self._matured[key]
         delay = label.event_time.timestamp() - time
         if label_seen:
             return LabelOutcome("repeat", delay)
-        self._matured[key] = (time, True)
+        self._matured[key] = (time, True, positive)
         # Maturing needs the watermark past the horizon, so the label came after it: the outcome stands.
         return LabelOutcome("late", delay)
 
@@ -319,7 +320,7 @@ class MonitoringState:
         while self._due and self._due[0][0] <= cutoff:
             _, _, key = heapq.heappop(self._due)
             pending = self._pending.pop(key)
-            self._matured[key] = (pending.time, pending.label_seen)
+            self._matured[key] = (pending.time, pending.label_seen, pending.positive)
             if len(self._matured) > self.label_history:
                 self._matured.popitem(last=False)
             if not pending.labelled:
@@ -334,6 +335,13 @@ class MonitoringState:
         if self._label_times is None:
             self._label_times = Ring(self.label_history, 1)
         return self._label_times
+
+    def resolution(self, scored_event_id: UUID) -> bool | None:
+        """The final label of a scored event, as its version's quality window took it: True positive, False
+        negative (no positive label within the horizon); None while it has not matured, or when no prediction of
+        it was read or it was forgotten (past ``label_history``)."""
+        matured = self._matured.get(scored_event_id)
+        return None if matured is None else matured[2]
 
     def labels_after(self, posix_s: float) -> int:
         """Matured scored events (settled labels) of event time after ``posix_s``: labelled rows a model trained

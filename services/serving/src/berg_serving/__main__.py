@@ -15,9 +15,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from berg.features.settings import FeatureStoreSettings
 from berg.observability.logging import configure_logging
-from berg.settings import UseCaseSelection, load_settings_or_exit
+from berg.problem.card import RolloutSpec
+from berg.settings import RolloutOverrides, UseCaseSelection, load_settings_or_exit
 from berg.usecase import resolve_use_case_or_exit
 from berg_serving.settings import SHAPES, ServingSettings
 
@@ -41,6 +44,7 @@ def _prepare(argv: Sequence[str]) -> tuple[ServingSettings[Any], Serve]:
     # The rules' parameters are the use case's: its settings type is known only now.
     settings = load_settings_or_exit(ServingSettings[use_case.rules])  # type: ignore[name-defined]
     model_name = settings.model_name or use_case.name
+    shadow_share = _shadow_share(use_case.card.rollout)
     feature_store = load_settings_or_exit(FeatureStoreSettings).store_config(
         settings.feast_profile, settings.feature_repo
     )
@@ -61,11 +65,23 @@ def _prepare(argv: Sequence[str]) -> tuple[ServingSettings[Any], Serve]:
             feature_store,
             use_case,
             model_name=model_name,
+            shadow_share=shadow_share,
             sockets=sockets,
             on_listening=on_listening,
         )
 
     return settings, serve
+
+
+def _shadow_share(card_rollout: RolloutSpec) -> float:
+    """The share of scored events the shadow scores: the card's, or ``BERG_ROLLOUT_SHADOW_SHARE``; exits with one
+    line naming the variable when the overrides do not apply."""
+    overrides = load_settings_or_exit(RolloutOverrides)
+    try:
+        return overrides.apply(card_rollout).shadow.share
+    except ValidationError as error:
+        message = " ".join(str(error.errors()[0]["msg"]).split())
+        raise SystemExit(f"invalid settings for RolloutOverrides: BERG_ROLLOUT_*: {message}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,7 +7,9 @@ meanwhile. :class:`ChampionSlot` holds the current one (a single reference:
 readers never see half a swap). :class:`ChampionWatcher` polls the alias from its
 own thread; on a move it loads the new version, checks and warms it, and only
 then swaps it in. A version that fails stays out (the old one keeps serving) and
-is retried with a growing back-off. The model file is read through
+is retried with a growing back-off. The ``production`` watcher keeps its champion when
+the alias is unset; the ``shadow`` watcher (``empty_when_unset``) empties its slot then,
+since a cleared shadow must stop scoring. The model file is read through
 :meth:`~berg.registry.ModelRegistry.read_model_file`, which checks it against the
 size and sha256 recorded at registration: a file replaced under a registered
 version is refused like any other version that cannot be served, and counted
@@ -27,7 +29,7 @@ import numpy as np
 import xgboost as xgb
 
 from berg.registry import MODEL_FILE, IntegrityError, ModelRegistry
-from berg_serving.metrics import ServingMetrics
+from berg_serving.metrics import WatchMetrics
 
 __all__ = ["Champion", "ChampionError", "ChampionSlot", "ChampionWatcher", "load_champion"]
 
@@ -128,12 +130,15 @@ class ChampionWatcher:
     Args:
         registry: where versions and aliases live.
         name: the model.
-        alias: the alias to follow (``production``).
+        alias: the alias to follow (``production``, or ``shadow``).
         slot: where the loaded champion goes.
         interval_s: seconds between reads of the alias.
-        metrics: swaps, load failures (integrity failures apart too) and the version info.
+        metrics: swaps, load failures (integrity failures apart too) and the version info
+            (:attr:`ServingMetrics.champion_watch <berg_serving.metrics.ServingMetrics.champion_watch>`).
         check: refuses a champion this server cannot serve (raises ChampionError), e.g. one that needs
             features the transformer does not make; called before the swap.
+        empty_when_unset: when the alias is unset or cleared, empty the slot (the shadow) instead of
+            keeping what it holds (the champion: an unset alias must not stop serving).
     """
 
     def __init__(
@@ -143,9 +148,10 @@ class ChampionWatcher:
         alias: str,
         slot: ChampionSlot,
         interval_s: float,
-        metrics: ServingMetrics,
+        metrics: WatchMetrics,
         *,
         check: Callable[[Champion], None] | None = None,
+        empty_when_unset: bool = False,
     ) -> None:
         self._registry = registry
         self._name = name
@@ -154,9 +160,10 @@ class ChampionWatcher:
         self._interval_s = interval_s
         self._metrics = metrics
         self._check = check
+        self._empty_when_unset = empty_when_unset
         self._failures: dict[str, tuple[int, float]] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{alias}-watcher", daemon=True)
 
     def poll(self) -> bool:
         """Read the alias once and swap if it moved; True when the slot holds the alias's version."""
@@ -166,7 +173,9 @@ class ChampionWatcher:
             log.warning("could not read alias %s of %s", self._alias, self._name, exc_info=True)
             return False
         if move is None:
-            if self._slot.current is None:
+            if self._empty_when_unset:
+                self._empty()
+            elif self._slot.current is None:
                 log.warning("alias %s of model %s is not set; nothing to serve yet", self._alias, self._name)
             return False
         current = self._slot.current
@@ -207,6 +216,15 @@ class ChampionWatcher:
             extra={"previous": current.version if current else None, "threshold": champion.threshold},
         )
         return True
+
+    def _empty(self) -> None:
+        current = self._slot.current
+        if current is None:
+            return
+        self._slot.current = None
+        self._metrics.swaps.inc()
+        self._metrics.model.info({"model": self._name, "version": "", "threshold": ""})
+        log.info("alias %s of %s cleared; no longer running %s", self._alias, self._name, current.version)
 
     def start(self) -> None:
         """Poll from a background thread until :meth:`stop`."""

@@ -22,6 +22,7 @@ __all__ = [
     "ModelInfo",
     "ModelInfoGauge",
     "ServingMetrics",
+    "WatchMetrics",
     "outcome_of",
     "request_counter",
     "workers_registry",
@@ -29,6 +30,7 @@ __all__ = [
 
 _PREFIX = "berg_serving_"
 _MODEL_INFO = "berg_serving_model_info"
+_SHADOW_MODEL_INFO = "berg_serving_shadow_model_info"
 
 STAGES = ("lookup", "predict", "total")
 """``lookup``: validation, Feast and the on-demand features; ``predict``: the model (or the hop to the
@@ -44,6 +46,20 @@ class ModelInfo(Protocol):
     def info(self, val: dict[str, str]) -> None: ...
 
 
+class _Counting(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+@dataclass(frozen=True)
+class WatchMetrics:
+    """What a model watcher reports: swaps, versions it could not load (integrity failures apart too), the version."""
+
+    swaps: _Counting
+    load_failures: _Counting
+    integrity_failures: _Counting
+    model: ModelInfo
+
+
 class ModelInfoGauge:
     """``berg_serving_model_info{model, version, threshold} 1`` as a gauge, for multiprocess mode.
 
@@ -53,10 +69,12 @@ class ModelInfoGauge:
     version swapped out is set to 0 and :func:`workers_registry` leaves its 0 out.
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, name: str = _MODEL_INFO, documentation: str = "The model version served."
+    ) -> None:
         self._gauge = Gauge(
-            _MODEL_INFO,
-            "The model version being served.",
+            name,
+            documentation,
             ["model", "version", "threshold"],
             registry=registry,
             multiprocess_mode="liveall",
@@ -87,6 +105,27 @@ class ServingMetrics:
     log_sent: Counter
     log_dropped: Counter
     log_queued: Gauge
+    shadow_model: ModelInfo
+    shadow_swaps: Counter
+    shadow_predictions: Counter
+    shadow_failures: Counter
+    shadow_dropped: Counter
+    shadow_queue_rows: Gauge
+
+    @property
+    def champion_watch(self) -> WatchMetrics:
+        """What the champion's watcher reports to."""
+        return WatchMetrics(self.swaps, self.load_failures, self.integrity_failures, self.model)
+
+    @property
+    def shadow_watch(self) -> WatchMetrics:
+        """What the shadow's watcher reports to: a shadow that cannot be loaded is a shadow failure."""
+        return WatchMetrics(
+            self.shadow_swaps,
+            self.shadow_failures.labels("load"),
+            self.shadow_failures.labels("integrity"),
+            self.shadow_model,
+        )
 
     @classmethod
     def register(cls, registry: CollectorRegistry, *, multiprocess: bool = False) -> ServingMetrics:
@@ -95,6 +134,12 @@ class ServingMetrics:
             ModelInfoGauge(registry)
             if multiprocess
             else Info("berg_serving_model", "The model version being served.", registry=registry)
+        )
+        shadow_about = "The shadow challenger's version (version empty: no shadow)."
+        shadow_model: ModelInfo = (
+            ModelInfoGauge(registry, _SHADOW_MODEL_INFO, shadow_about)
+            if multiprocess
+            else Info("berg_serving_shadow_model", shadow_about, registry=registry)
         )
         return cls(
             latency=Histogram(
@@ -151,6 +196,37 @@ class ServingMetrics:
                 registry=registry,
                 multiprocess_mode="livesum",
             ),
+            shadow_model=shadow_model,
+            shadow_swaps=Counter(
+                "berg_serving_shadow_swaps",
+                "Shadow versions swapped in, and the shadow cleared.",
+                registry=registry,
+            ),
+            shadow_predictions=Counter(
+                "berg_serving_shadow_predictions",
+                "Shadow predictions acknowledged by Kafka (predictions.shadow).",
+                registry=registry,
+            ),
+            shadow_failures=Counter(
+                "berg_serving_shadow_failures",
+                "Shadow failures, by reason: score (the shadow raised; rows), invalid (a record that does not fit "
+                "ShadowPredictionV1), send (Kafka refused it), load and integrity (a version that cannot be served).",
+                ["reason"],
+                registry=registry,
+            ),
+            shadow_dropped=Counter(
+                "berg_serving_shadow_dropped",
+                "Sampled rows the shadow never scored, by reason: queue_full (the shadow is too slow), cleared "
+                "(the alias was cleared meanwhile), shutdown.",
+                ["reason"],
+                registry=registry,
+            ),
+            shadow_queue_rows=Gauge(
+                "berg_serving_shadow_queue_rows",
+                "Sampled rows waiting for the shadow.",
+                registry=registry,
+                multiprocess_mode="livesum",
+            ),
         )
 
 
@@ -188,7 +264,7 @@ class _WorkersCollector(Collector):
         for family in self._files.collect():  # type: ignore[no-untyped-call]  # unannotated upstream
             if not family.name.startswith(_PREFIX):
                 continue
-            if family.name == _MODEL_INFO:
+            if family.name in (_MODEL_INFO, _SHADOW_MODEL_INFO):
                 family.samples = [sample for sample in family.samples if sample.value != 0]
             yield family
 

@@ -12,7 +12,7 @@ typed batches to each other, not wire payloads; the wire formats are in
   reads Feast (:mod:`berg_serving.online`) and assembles the use case's features, ``predict``
   asks its :class:`~berg_serving.scorers.Scorer` (the predictor server in the standard
   shape, the champion in this process in the fused shape), ``postprocess`` answers and
-  hands every prediction to the log.
+  hands every prediction to the log, and the sampled ones to the shadow (:mod:`berg_serving.shadow`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from berg_serving.protocol import (
 )
 from berg_serving.scorers import LocalScorer, ModelUnavailableError, Scorer
 from berg_serving.scoring_request import RequestError, ScoringContract
+from berg_serving.shadow import ShadowScoring
 
 __all__ = ["Predictor", "Transformer"]
 
@@ -224,6 +225,8 @@ class Transformer(_ScoringModel):
         rules: the value rules every event must pass (validation's own, for the scored stream).
         clock: the server's clock, read once per request: event times may not be later than it
             plus the allowed skew.
+        shadow: where the scored events go for the shadow challenger to score too, after the answer is built
+            (None: no shadow in this process).
     """
 
     def __init__(
@@ -239,8 +242,10 @@ class Transformer(_ScoringModel):
         max_batch: int,
         rules: Sequence[ValueRule],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        shadow: ShadowScoring | None = None,
     ) -> None:
         super().__init__(name, scorer, metrics, max_batch=max_batch)
+        self._shadow = shadow
         self._request = request
         self._features = features
         self._assembler = assembler
@@ -319,6 +324,8 @@ class Transformer(_ScoringModel):
             self._metrics.default_features.labels(entity).inc(len(known) - int(np.count_nonzero(known)))
         if self._prediction_log is not None:
             self._prediction_log.offer(scored)
+        if self._shadow is not None:
+            self._shadow.offer(scored)  # queued, never waited for: the answer below is the champion's alone
         return _respond(scored, self.name, batch.request)
 
     def _explanation(self, result: _ExplainedEvents) -> dict[str, Any]:

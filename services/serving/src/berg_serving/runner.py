@@ -1,7 +1,9 @@
 """Assemble a shape from the settings and run it until SIGTERM.
 
-Each shape imports only what it runs: the predictor never imports Feast, the
-transformer never imports XGBoost (each takes seconds to import).
+Each shape imports only what it runs: the predictor never imports Feast (each takes
+seconds to import). The transformer imports XGBoost for one reason: the shadow
+challenger scores in the process that holds the events and the prediction log
+(:mod:`berg_serving.shadow`), which in the standard shape is the transformer.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
 
     from berg.features.feature_set import FeatureSet
     from berg.usecase import UseCase
+    from berg_serving.champion import Champion
     from berg_serving.scoring_request import ScoringContract
+    from berg_serving.shadow import ShadowScoring
 
 __all__ = ["Assembly", "assemble", "run"]
 
@@ -59,6 +63,20 @@ class Assembly:
                 log.exception("closing failed")
 
 
+def _servable(servable_features: Sequence[str] | None) -> Callable[[Champion], None] | None:
+    """Refuses a version needing features the transformer does not make (None: the predictor, handed its features)."""
+    if servable_features is None:
+        return None
+    from berg_serving.champion import ChampionError
+
+    def check(champion: Champion) -> None:
+        missing = sorted(set(champion.features) - set(servable_features))
+        if missing:
+            raise ChampionError(f"{champion.version} needs features the transformer does not make: {missing}")
+
+    return check
+
+
 def _champion_scorer(
     settings: ServingSettings[Any], model_name: str, metrics: ServingMetrics, *, servable_features: Sequence[str] | None
 ) -> tuple[LocalScorer, Closer]:
@@ -67,12 +85,7 @@ def _champion_scorer(
     ``servable_features``: what the fused server's transformer makes (a champion needing more is refused);
     None for the predictor shape, which is handed its features."""
     from berg.registry import ModelRegistry
-    from berg_serving.champion import Champion, ChampionError, ChampionSlot, ChampionWatcher
-
-    def servable(champion: Champion) -> None:
-        missing = sorted(set(champion.features) - set(servable_features or ()))
-        if missing:
-            raise ChampionError(f"{champion.version} needs features the transformer does not make: {missing}")
+    from berg_serving.champion import ChampionSlot, ChampionWatcher
 
     slot = ChampionSlot()
     watcher = ChampionWatcher(
@@ -81,8 +94,8 @@ def _champion_scorer(
         settings.alias,
         slot,
         settings.poll_interval_s,
-        metrics,
-        check=servable if servable_features is not None else None,
+        metrics.champion_watch,
+        check=_servable(servable_features),
     )
     watcher.poll()  # the first load before the server listens (readiness waits for it otherwise)
     watcher.start()
@@ -101,6 +114,54 @@ def _champion_scorer(
     return scorer, close
 
 
+def _shadow_scoring(
+    settings: ServingSettings[Any],
+    model_name: str,
+    metrics: ServingMetrics,
+    *,
+    share: float,
+    servable_features: Sequence[str],
+    key: str,
+) -> tuple[ShadowScoring, Closer]:
+    """The version the ``shadow`` alias names (none while unset), followed by its own watcher, and the thread that
+    scores the sampled events with it; the same feature check as the champion's."""
+    from berg.kafka.producer import open_producer
+    from berg.registry import ModelRegistry
+    from berg_serving.champion import ChampionSlot, ChampionWatcher
+    from berg_serving.shadow import ShadowScoring
+
+    slot = ChampionSlot()
+    watcher = ChampionWatcher(
+        ModelRegistry(settings.registry_uri),
+        model_name,
+        settings.shadow.alias,
+        slot,
+        settings.poll_interval_s,
+        metrics.shadow_watch,
+        check=_servable(servable_features),
+        empty_when_unset=True,
+    )
+    watcher.poll()
+    watcher.start()
+    shadow = ShadowScoring(
+        slot,
+        DecisionPolicy(settings.decline_at),
+        lambda: open_producer(settings.kafka, linger_ms=20),
+        settings.shadow.topic,
+        settings.shadow.capacity,
+        share=share,
+        metrics=metrics,
+        key=key,
+    )
+    shadow.start()
+
+    async def close(budget_s: float) -> None:
+        watcher.stop()
+        shadow.close(min(settings.shadow.close_timeout_s, budget_s))
+
+    return shadow, close
+
+
 def assemble(
     settings: ServingSettings[Any],
     shape: Shape,
@@ -112,11 +173,13 @@ def assemble(
     *,
     model_name: str,
     prediction_key: str,
+    shadow_share: float = 1.0,
 ) -> Assembly:
     """Build the model of ``shape`` serving the registry model ``model_name`` (blocking: loads the champion, opens
-    Feast, warms both up); the transformer parses the use case's scored events with ``request``, refuses those
-    that break ``value_rules`` (the scored stream's, validation's own), assembles the use case's ``features`` and
-    logs each prediction keyed by the event's ``prediction_key`` field (the scored stream's key)."""
+        Feast, warms both up); the transformer parses the use case's scored events with ``request``, refuses those
+        that break ``value_rules`` (the scored stream's, validation's own), assembles the use case's ``features`` and
+        logs each prediction keyed by the event's ``prediction_key`` field (the scored stream's key). Beside the log,
+    the shadow (when its alias is set) scores ``shadow_share`` of the events; the predictor shape has neither."""
     if shape == "predictor":
         champion, close_champion = _champion_scorer(settings, model_name, metrics, servable_features=None)
         predictor = Predictor(model_name, champion, metrics, max_batch=settings.max_batch)
@@ -156,6 +219,18 @@ def assemble(
         )
         prediction_log.start()
 
+    shadow = None
+    if settings.shadow.enabled:
+        shadow, close_shadow = _shadow_scoring(
+            settings,
+            model_name,
+            metrics,
+            share=shadow_share,
+            servable_features=assembler.servable,
+            key=prediction_key,
+        )
+        closers.append(close_shadow)
+
     async def close_log(budget_s: float) -> None:
         if prediction_log is not None:
             prediction_log.close(min(settings.prediction_log.close_timeout_s, budget_s))
@@ -174,6 +249,7 @@ def assemble(
         metrics,
         max_batch=settings.max_batch,
         rules=value_rules,
+        shadow=shadow,
     )
     return Assembly(transformer, closers)
 
@@ -185,13 +261,14 @@ def run(
     use_case: UseCase,
     *,
     model_name: str,
+    shadow_share: float = 1.0,
     sockets: Sequence[socket.socket] = (),
     on_listening: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``shape`` until SIGTERM or SIGINT, then stop within the grace period (``feature_store``: where
     the fused and transformer shapes read the use case's online features; every scored event must follow the
     contract of the use case's scored stream and pass its value rules; ``model_name``: the registry model
-    served).
+    served; ``shadow_share``: of scored events, the share the shadow scores, from the card's rollout).
 
     One worker of several (``settings.workers`` > 1, started by :mod:`berg_serving.workers`) serves HTTP on the
     supervisor's ``sockets``, keeps its metrics in the shared multiprocess files and calls ``on_listening`` once
@@ -217,6 +294,7 @@ def run(
         request,
         model_name=model_name,
         prediction_key=use_case.scored.key,
+        shadow_share=shadow_share,
     )
     assembly.model.load()
     # Everything built so far (Feast, KServe, the champion, the app: about 280,000 objects) lives as long as the

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from berg.contracts._types import Identifier
 from berg.contracts.rules import ContractRules
-from berg.kafka.topics import PREDICTIONS
+from berg.kafka.topics import PREDICTIONS, SHADOW_PREDICTIONS
 from berg.settings import ServiceSettings, service_config
 from berg.web.app import WebSettings
 
@@ -23,6 +23,7 @@ __all__ = [
     "PredictionLogSettings",
     "PredictorLinkSettings",
     "ServingSettings",
+    "ShadowSettings",
     "Shape",
 ]
 
@@ -76,6 +77,29 @@ class PredictionLogSettings(BaseModel):
     """At shutdown, how long to keep sending what is queued."""
 
 
+class ShadowSettings(BaseModel):
+    """The shadow challenger: which alias names it, where its predictions go, how many rows may wait for it.
+
+    Which share of requests it scores is the use case's rollout (``card.rollout.shadow.share``, overridden by
+    ``BERG_ROLLOUT_SHADOW_SHARE``); it scores nothing while its alias is unset.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    """Follow the shadow alias at all; off only for a server with no Kafka (benchmarks). The predictor shape never
+    shadows (the transformer beside it does)."""
+    alias: str = Field(default="shadow", min_length=1, max_length=64)
+    """The registry alias naming the shadow version (moved and cleared by the retraining controller)."""
+    topic: str = Field(default=SHADOW_PREDICTIONS, min_length=1, max_length=249)
+    """Where each shadow prediction goes (a ``ShadowPredictionV1``)."""
+    capacity: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Sampled rows waiting for the shadow; when full, new ones are dropped and counted
+    (``berg_serving_shadow_dropped_total{reason="queue_full"}``), never blocking a request."""
+    close_timeout_s: float = Field(default=2.0, ge=0, le=120)
+    """At shutdown, how long to keep scoring and sending what is queued."""
+
+
 RulesT = TypeVar("RulesT", bound=ContractRules)
 
 
@@ -105,6 +129,8 @@ class ServingSettings(ServiceSettings, Generic[RulesT]):
     grpc: GrpcSettings = GrpcSettings()
     predictor: PredictorLinkSettings = PredictorLinkSettings()
     prediction_log: PredictionLogSettings = PredictionLogSettings()
+    shadow: ShadowSettings = ShadowSettings()
+    """The shadow challenger (``BERG_SERVING_SHADOW__*``)."""
     decline_at: float = Field(default=0.9, ge=0.0, le=1.0)
     """Scores at or above the model's threshold are ``review`` (step-up authentication), and at or
     above this ``decline``; below the threshold, ``approve``."""
@@ -150,6 +176,11 @@ class ServingSettings(ServiceSettings, Generic[RulesT]):
             raise ValueError(
                 f"drain_delay_s ({self.drain_delay_s}) must be shorter than grace_period_s ({self.grace_period_s}), "
                 "or in-flight requests get no time to finish"
+            )
+        if self.shadow.enabled and self.shadow.alias == self.alias:
+            raise ValueError(
+                f"BERG_SERVING_SHADOW__ALIAS must differ from BERG_SERVING_ALIAS (both {self.alias!r}): "
+                "the shadow would score every request twice with the champion"
             )
         return self
 
