@@ -52,16 +52,18 @@ def _local_uri(uri: str) -> str:
     return uri if "://" in uri else str(Path(uri).absolute())
 
 
-def build_launcher(settings: ControllerSettings) -> Launcher:
-    """The launcher the settings name."""
+def build_launcher(settings: ControllerSettings, rollout: RolloutSpec | None = None) -> Launcher:
+    """The launcher the settings name; a Kubeflow run is given ``rollout``'s policy (``rollout_policy``), so
+    its register step follows the controller's (a local run inherits ``BERG_ROLLOUT_*``)."""
     if settings.launcher == "kfp":
         kfp = settings.kfp
         steps_registry = kfp.registry_uri or settings.registry_uri
+        arguments = {**({"rollout_policy": rollout.policy_name} if rollout is not None else {}), **kfp.arguments}
         return KfpLauncher(
             kfp.host,
             kfp.pipeline_package,
             kfp.experiment,
-            lambda model: pipeline_arguments(model, kfp.offline_root, steps_registry, kfp.arguments),
+            lambda model: pipeline_arguments(model, kfp.offline_root, steps_registry, arguments),
             request_timeout_s=kfp.request_timeout_s,
         )
     local = settings.local
@@ -120,7 +122,7 @@ def _build_controller(
         )
     return Controller(
         store,
-        build_launcher(settings),
+        build_launcher(settings, rollout),
         PolicyConfig(
             models=frozenset(models),
             trigger_alerts=frozenset(settings.trigger_alerts),
