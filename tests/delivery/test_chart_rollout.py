@@ -71,3 +71,30 @@ def test_an_unknown_policy_is_refused_by_the_values_schema(helm: str) -> None:
     result = run_tool(helm_template(helm, "--values", str(VALUES), "--set", "rollout.policy=canary"))
     assert result.returncode != 0
     assert "/rollout/policy" in result.stderr
+
+
+def _serving_containers(helm: str, *extra: str) -> dict[str, dict[str, Any]]:
+    values = str(DEFAULT_SCENARIO.parent / "production-values.yaml")
+    result = run_tool(helm_template(helm, "--values", values, *extra))
+    assert result.returncode == 0, result.stderr
+    documents: list[dict[str, Any]] = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    service = next(doc for doc in documents if doc["kind"] == "InferenceService")
+    return {name: service["spec"][name]["containers"][0] for name in ("predictor", "transformer")}
+
+
+def _registry_access(container: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The container's object-storage Secret references and variables (what reading the registry takes)."""
+    secrets = sorted(source["secretRef"]["name"] for source in container.get("envFrom", []) if "secretRef" in source)
+    variables = sorted(item["name"] for item in container.get("env", []) if item["name"].startswith("AWS_"))
+    return secrets, variables
+
+
+def test_the_transformer_reads_the_registry_only_when_the_policy_has_a_shadow_stage(helm: str) -> None:
+    offline = _serving_containers(helm)
+    shadowing = _serving_containers(helm, "--set", "rollout.policy=shadow+approval")
+    disabled = {"name": "BERG_SERVING_SHADOW__ENABLED", "value": "false"}
+    assert disabled in offline["transformer"]["env"]
+    assert _registry_access(offline["transformer"]) == ([], [])
+    assert disabled not in shadowing["transformer"]["env"]
+    assert _registry_access(shadowing["transformer"]) == _registry_access(shadowing["predictor"])
+    assert _registry_access(shadowing["predictor"]) != ([], [])

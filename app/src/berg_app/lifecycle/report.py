@@ -69,7 +69,13 @@ def group_triggers(triggers: Iterable[Mapping[str, Any]]) -> list[TriggerGroup]:
     return [TriggerGroup(*key, len(moments), moments[0][1], moments[-1][1]) for key, moments in grouped]
 
 
-_MARKED = ("serving sees the drift", "alert firing", "retraining alerts unsilenced", "challenger promoted")
+_MARKED = (
+    "serving sees the drift",
+    "alert firing",
+    "retraining alerts unsilenced",
+    "shadow started",
+    "challenger promoted",
+)
 """Moments drawn as vertical lines on the plots."""
 
 _COMPARED = (("pr_auc", "PR-AUC (higher is better)"), ("expected_cost", "expected cost (lower is better)"))
@@ -92,6 +98,15 @@ def summary_rows(outcome: StoryOutcome, registry: ModelRegistry, model: str) -> 
         for key in ("pr_auc", "expected_cost", "baseline_pr_auc", "champion_pr_auc", "champion_expected_cost"):
             if key in metrics:
                 rows.append((f"{version} {key} (its test window)", f"{metrics[key]:,.4f}"))
+    if outcome.rollout is not None:
+        steps = " -> ".join(event.action.replace("_", " ") for event in outcome.rollout.history)
+        policy = outcome.rollout.history[0].policy if outcome.rollout.history else ""
+        rows.append((f"rollout ({policy or 'policy'})", steps or outcome.rollout.stage))
+        if outcome.rollout.shadow is not None:
+            rows.append(("shadow stage, same requests", outcome.rollout.shadow.describe()))
+        started, passed = outcome.at("shadow started"), outcome.at("shadow passed")
+        if started and passed:
+            rows.append(("shadow started -> passed", f"{(passed - started).total_seconds():.0f} s"))
     alert, promoted = outcome.at("alert firing"), outcome.at("serving the challenger")
     drift = outcome.at("serving sees the drift")
     unsilenced, run_started = outcome.at("retraining alerts unsilenced"), outcome.at("retraining run started")

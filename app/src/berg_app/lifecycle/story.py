@@ -57,6 +57,7 @@ from berg_app.lifecycle.dataplane import (
 from berg_app.lifecycle.live import LiveTally, LiveTraffic
 from berg_app.lifecycle.probes import AlertmanagerClient, ControllerClient, PrometheusClient, served_version
 from berg_app.lifecycle.replay import ReplayTimings, event_time_slices, replay_scored
+from berg_app.lifecycle.rollout_stage import StageOutcome, follow_rollout
 from berg_app.lifecycle.timeline import Timeline, plan_timeline
 from berg_app.simulator.producer import produce_events, send_events
 from berg_app.simulator.scoring import Scorer, ScoringTally
@@ -137,6 +138,8 @@ class StoryOutcome:
     """The new champion's highest PSI per feature (and ``prediction``) while it was watched (``watch_s``)."""
     triggers: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    rollout: StageOutcome | None = None
+    """The challenger's way through the rollout policy's stages, when it had to take one."""
 
     def mark(self, what: str, at: datetime | None = None) -> Moment:
         """Record a moment (now, or when it happened), keeping the moments in time order."""
@@ -550,9 +553,20 @@ def _loop_closes(
     outcome.mark("retraining run finished")
     if finished["status"] != "succeeded":
         raise StoryError(f"the retraining run failed: {finished.get('detail')}; its log is under controller/runs")
-    production = registry.resolve(model, "production")
     latest = registry.versions(model)[-1]
     outcome.decision = str(latest.params.get("decision", ""))
+    if registry.rollout_history(model, latest.version):
+        # A candidate under the rollout policy: the controller takes it through its stages (shadow...) first.
+        marks: dict[str, datetime] = {}
+        try:
+            outcome.rollout = follow_rollout(
+                registry, prometheus, model, latest.version, options.act_timeout_s, console, marks
+            )
+        except TimeoutError as error:
+            raise StoryError(f"{error}; `uv run berg models rollout {model} {latest.version}` shows where") from None
+        for action, at in sorted(marks.items(), key=lambda item: item[1]):
+            outcome.mark(action.replace("_", " "), at)
+    production = registry.resolve(model, "production")
     if production is None or production.version == outcome.first_version:
         # The gate is the point of the loop: a challenger that does not beat the champion stays out.
         outcome.mark("challenger refused")

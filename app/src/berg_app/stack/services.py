@@ -140,6 +140,10 @@ def service_programs(settings: StackSettings, layout: StateLayout) -> list[Progr
                 {
                     **spec.shared_env,
                     **({"BERG_USE_CASE": settings.use_case} if settings.use_case else {}),
+                    # One rollout for every service (serving's share, the controller's stages, the pipeline's gate).
+                    "BERG_ROLLOUT_POLICY": settings.rollout_policy,
+                    "BERG_ROLLOUT_SHADOW_MIN_PREDICTIONS": str(settings.rollout_shadow_min_predictions),
+                    "BERG_ROLLOUT_SHADOW_MIN_LABELLED": str(settings.rollout_shadow_min_labelled),
                     **{f"{spec.env_prefix}{key}": value for key, value in environment.items()},
                 },
                 priority=30,

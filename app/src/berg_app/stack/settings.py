@@ -95,6 +95,15 @@ class StackSettings(BaseSettings):
     retrain_cooldown_s: float = Field(default=60.0, ge=0)
     """The controller's per-model cooldown here: short, so ``berg demo``'s loop can close minutes after the
     first model (a cluster keeps the controller's own default, 30 minutes)."""
+    rollout_policy: str = Field(default="shadow", pattern=r"^[a-z+, ]{1,40}$")
+    """The stack's rollout policy (``BERG_ROLLOUT_POLICY``, passed to every service): ``shadow`` here, so the demo's
+    challenger scores live traffic beside the champion before the controller promotes it; ``offline`` promotes at
+    the gate."""
+    rollout_shadow_min_predictions: int = Field(default=200, ge=1)
+    """Shadow predictions before the shadow stage passes here (``BERG_ROLLOUT_SHADOW_MIN_PREDICTIONS``)."""
+    rollout_shadow_min_labelled: int = Field(default=0, ge=0)
+    """Labelled shadow predictions the stage needs here (``BERG_ROLLOUT_SHADOW_MIN_LABELLED``): none, because the
+    demo replays weeks in minutes and holds the live traffic's labels back until the loop has closed."""
     use_case: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]*$")
     """The use case every service of the stack serves (``BERG_USE_CASE``, passed to each as it is); unset: the
     only one installed (:func:`berg.usecase.resolve_use_case`)."""

@@ -1,0 +1,275 @@
+"""A bad promotion rolled back under live traffic, every part real: serving, monitoring, the controller,
+Kafka, Prometheus with Berg's rules, and Alertmanager with the stack's routing.
+
+``v0001`` serves. A deliberately bad challenger (``v0004``: a real booster whose registered test-window
+scores it does not reproduce live, as a corrupted artefact would) is recorded as a candidate under the
+``approval`` policy; the controller holds it for a person, the test approves it through the controller's
+API, the controller promotes it and serving swaps. Monitoring measures the new version's score PSI against
+its own test window, Prometheus scrapes it, and the controller's watch moves ``production`` back; serving
+swaps back by itself. Scoring calls go on throughout: every one answers 2xx. The rollback raises exactly one
+``ModelRolledBack`` alert and starts no pipeline run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from berg.registry import ModelRegistry, VersionMetadata
+from berg_app.stack.local import LocalStack
+from berg_app.stack.monitoring_config import register_scrape_target, unregister_scrape_target
+from berg_pipelines.runtime.profile import distribution_profile
+from tests.helpers import wait_for
+from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
+from tests.processes import ServiceProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+log = logging.getLogger(__name__)
+
+TOKEN = "rollback-test-token"
+BAD = "v0004"
+MAX_PSI = 0.25
+ROLLOUT = {
+    "BERG_USE_CASE": "fraud",
+    "BERG_ROLLOUT_POLICY": "approval",
+    "BERG_ROLLOUT_WATCH_WINDOW_MINUTES": "60",
+    "BERG_ROLLOUT_WATCH_MAX_PREDICTION_PSI": str(MAX_PSI),
+}
+"""The controller's rollout: a person approves, then the watch (the card's quality margin needs labels)."""
+
+
+@dataclass
+class Traffic:
+    """Scoring calls from a thread, one event each, until stopped: every answer's wall-clock time, status and
+    version, in order."""
+
+    url: str
+    events: list[dict[str, Any]]
+    answers: list[tuple[float, int, str | None]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rollback-traffic", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            index = 0
+            while not self._stop.is_set():
+                event = {**self.events[index % len(self.events)], "event_id": str(uuid.uuid4())}
+                index += 1
+                try:
+                    response = client.post(f"{self.url}/v1/models/{MODEL}:predict", json={"instances": [event]})
+                except httpx.HTTPError as error:
+                    self.answers.append((time.time(), 0, type(error).__name__))
+                    continue
+                version = response.json()["predictions"][0]["model_version"] if response.status_code == 200 else None
+                self.answers.append((time.time(), response.status_code, version))
+                self._stop.wait(0.02)
+
+    def versions_in_order(self) -> list[str | None]:
+        """The versions that answered, each run of equal ones once."""
+        runs: list[str | None] = []
+        for _, _, version in list(self.answers):
+            if not runs or runs[-1] != version:
+                runs.append(version)
+        return runs
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=120)
+
+
+def _register_bad_challenger(registry: ModelRegistry, staging: Path) -> None:
+    """``v0002``'s booster registered again with a test window of high scores it will not reproduce live."""
+    template = registry.get(MODEL, "v0002")
+    folder = staging / "bad"
+    folder.mkdir()
+    shutil.copy(registry.local_path(MODEL, "v0002") / "model.bst", folder / "model.bst")
+    claimed = np.random.default_rng(4).beta(8, 2, 5000)
+    metadata = VersionMetadata(
+        metrics={"pr_auc": 0.9},
+        reference_profile={"features": {}, "prediction": distribution_profile(claimed)},
+        lineage=template.lineage,
+        params=dict(template.params),
+    )
+    assert registry.register(MODEL, folder, metadata).version == BAD
+
+
+@pytest.fixture(scope="module")
+def topics(stack: LocalStack) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    names = {kind: f"rollback-{kind}-{suffix}" for kind in ("predictions", "shadow", "labels")}
+    admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap, client_id="berg-test-admin")
+    try:
+        admin.create_topics([NewTopic(name, 1, 1) for name in names.values()])
+    finally:
+        admin.close()
+    return names
+
+
+@pytest.fixture(scope="module")
+def parts(
+    serving_world: ServingWorld,
+    start_server: Any,
+    stack: LocalStack,
+    topics: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ModelRegistry, ServingProcess, ServiceProcess]]:
+    root = tmp_path_factory.mktemp("rollback")
+    path = serving_world.registry(root / "registry")
+    registry = ModelRegistry(path)
+    _register_bad_challenger(registry, root)
+    kafka = stack.settings.kafka_bootstrap
+    monitoring = ServiceProcess(
+        "berg_monitoring",
+        "BERG_MONITORING_",
+        {
+            "KAFKA__BOOTSTRAP_SERVERS": kafka,
+            "MODEL_NAME": MODEL,
+            "REGISTRY_URI": str(path),
+            "PREDICTIONS_TOPIC": topics["predictions"],
+            "SHADOW_PREDICTIONS_TOPIC": topics["shadow"],
+            "LABELS_TOPIC": topics["labels"],
+            "RECOMPUTE_INTERVAL_S": "0.5",
+            "REGISTRY_POLL_S": "0.5",
+            "LOGGING__JSON_FORMAT": "false",
+        },
+        root,
+        "monitoring-rollback",
+        environment={"BERG_USE_CASE": "fraud"},
+    )
+    controller = ServiceProcess(
+        "berg_controller",
+        "BERG_CONTROLLER_",
+        {
+            "REGISTRY_URI": str(path),
+            "STATE_DIR": str(root / "controller"),
+            "WEBHOOK_TOKEN": TOKEN,
+            "PROMETHEUS_URL": f"http://127.0.0.1:{stack.settings.ports.prometheus}",
+            "POLL_INTERVAL_S": "1",
+            "LOGGING__JSON_FORMAT": "false",
+        },
+        root,
+        "controller-rollback",
+        environment=ROLLOUT,
+    )
+    server = start_server(
+        "fused",
+        serving_world,
+        path,
+        wait=False,
+        KAFKA__BOOTSTRAP_SERVERS=kafka,
+        PREDICTION_LOG__ENABLED="true",
+        PREDICTION_LOG__TOPIC=topics["predictions"],
+        SHADOW__TOPIC=topics["shadow"],
+    )
+    scraped: list[str] = []
+    try:
+        monitoring.start()
+        controller.start()
+        for process in (monitoring, controller):
+            process.wait_ready(600)  # only bounds a hang: a loaded machine imports these for minutes
+            assert process.alive(), process.log_tail()
+        for process, service in ((monitoring, "monitoring"), (controller, "controller")):
+            register_scrape_target(stack.layout, process.name, f"127.0.0.1:{process.port}", {"service": service})
+            scraped.append(process.name)
+        server.wait_ready()
+        yield registry, server, controller
+    finally:
+        for name in scraped:
+            unregister_scrape_target(stack.layout, name)
+        for process in (controller, monitoring):
+            if process.alive():
+                assert process.stop(60) == 0, process.log_tail()
+
+
+def _alerts(stack: LocalStack, alertname: str) -> list[dict[str, Any]]:
+    url = f"http://127.0.0.1:{stack.settings.ports.alertmanager}/api/v2/alerts"
+    found = httpx.get(url, params={"filter": f'alertname="{alertname}"'}, timeout=10).json()
+    return [alert for alert in found if alert["labels"].get("model") == MODEL]
+
+
+def _first_breach(stack: LocalStack, since: float) -> datetime | None:
+    """When Prometheus first held the bad version's score PSI above the watch's limit."""
+    url = f"http://127.0.0.1:{stack.settings.ports.prometheus}/api/v1/query_range"
+    query = f'berg_monitoring_prediction_psi{{model="{MODEL}",version="{BAD}"}} > {MAX_PSI}'
+    body = httpx.get(url, params={"query": query, "start": since, "end": time.time(), "step": 1}, timeout=10).json()
+    stamps = [float(point[0]) for series in body["data"]["result"] for point in series["values"]]
+    return datetime.fromtimestamp(min(stamps)).astimezone() if stamps else None
+
+
+@pytest.mark.timeout(1800)  # only bounds a hang: three services and a rollback on a loaded machine
+def test_an_approved_bad_challenger_is_rolled_back_under_traffic_without_a_failed_call(
+    parts: tuple[ModelRegistry, ServingProcess, ServiceProcess], serving_world: ServingWorld, stack: LocalStack
+) -> None:
+    registry, server, controller = parts
+    api = httpx.Client(base_url=f"http://127.0.0.1:{controller.port}", timeout=30)
+    traffic = Traffic(server.url, serving_world.transactions(200, seed=11))
+    started = time.time()
+    traffic.start()
+    try:
+        wait_for(lambda: any(version == "v0001" for _, _, version in traffic.answers), 300, "v0001 to answer")
+        registry.record_rollout(MODEL, BAD, "candidate", actor="rollback-test", reason="forced", policy="approval")
+        wait_for(
+            lambda: [version for version, _ in registry.pending_approval(MODEL)] == [BAD],
+            300,
+            f"the controller to hold {BAD} for approval",
+        )
+        approval = api.post(
+            f"/rollouts/{MODEL}/{BAD}/approve",
+            json={"by": "alice", "reason": "forced through for the rollback test"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert approval.status_code < 300, approval.text
+        wait_for(lambda: BAD in traffic.versions_in_order(), 300, f"serving to swap to {BAD}")
+        wait_for(
+            lambda: traffic.versions_in_order()[-1] == "v0001" and BAD in traffic.versions_in_order(),
+            600,
+            "the watch to roll back and serving to swap back to v0001",
+        )
+        wait_for(lambda: len(_alerts(stack, "ModelRolledBack")) >= 1, 300, "ModelRolledBack in Alertmanager")
+    finally:
+        traffic.stop()
+    # Zero failed calls across both swaps; v0001, then the bad version, then v0001 again.
+    failed = [(status, version) for _, status, version in traffic.answers if status != 200]
+    assert failed == [], failed[:5]
+    assert traffic.versions_in_order() == ["v0001", BAD, "v0001"]
+    moves = registry.history(MODEL, "production")
+    assert [(move.action, move.version) for move in moves[-2:]] == [("promote", BAD), ("rollback", "v0001")]
+    steps = registry.rollout_history(MODEL, BAD)
+    assert [step.action for step in steps] == ["candidate", "awaiting_approval", "approved", "promoted", "rolled_back"]
+    approved = steps[2]
+    assert (approved.actor, approved.reason) == ("alice", "forced through for the rollback test")
+    assert steps[-1].reason, steps[-1]
+    # One alert for a person; no retraining run started by it.
+    assert len(_alerts(stack, "ModelRolledBack")) == 1
+    assert api.get("/runs", params={"model": MODEL}).json() == []
+    api.close()
+    # The figures for the record: breach (Prometheus first held the PSI above the limit) -> rolled back ->
+    # the old version answering again.
+    last_bad = max(index for index, (_, _, version) in enumerate(traffic.answers) if version == BAD)
+    served_again = datetime.fromtimestamp(traffic.answers[last_bad + 1][0]).astimezone()
+    breach, rolled_back = _first_breach(stack, started), steps[-1].at
+    assert breach is not None, "Prometheus never held the bad version's PSI above the limit"
+    log.warning(
+        f"rollback: {steps[-1].reason}\nbreach seen {breach:%H:%M:%S}, rolled back "
+        f"{(rolled_back - breach).total_seconds():.1f} s later, v0001 answering again "
+        f"{(served_again - breach).total_seconds():.1f} s after the breach; {len(traffic.answers)} calls, all 200"
+    )
