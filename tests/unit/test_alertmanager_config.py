@@ -14,7 +14,9 @@ from berg_app.stack.layout import StateLayout
 from berg_app.stack.monitoring_config import (
     CONTROLLER_RECEIVER,
     DEFAULT_RECEIVER,
+    ONCALL_RECEIVER,
     RETRAINING_ALERTS,
+    ROLLBACK_ALERT,
     alert_rules,
     alertmanager_config,
     ensure_controller_token,
@@ -89,6 +91,12 @@ def test_an_alert_named_like_a_retraining_one_is_not_sent_to_the_controller(amto
     assert route(amtool, config_file, "alertname=FeatureDriftHighish", "model=fraud") == DEFAULT_RECEIVER
 
 
+def test_a_rollback_goes_to_a_person_never_to_the_controller(amtool: str, config_file: Path) -> None:
+    assert route(amtool, config_file, f"alertname={ROLLBACK_ALERT}", "model=fraud", "severity=critical") == (
+        ONCALL_RECEIVER
+    )
+
+
 def test_the_controller_webhook_sends_resolved_alerts_with_a_bearer_token_file(
     settings: StackSettings, layout: StateLayout
 ) -> None:
@@ -102,7 +110,7 @@ def test_the_controller_webhook_sends_resolved_alerts_with_a_bearer_token_file(
         "type": "Bearer",
         "credentials_file": str(layout.controller_token),
     }
-    [controller_route] = config["route"]["routes"]
+    [_, controller_route] = config["route"]["routes"]
     assert controller_route["receiver"] == CONTROLLER_RECEIVER
     assert controller_route["group_by"] == ["alertname", "model"]
     assert controller_route["group_wait"] == "10s"
@@ -140,4 +148,4 @@ def test_every_retraining_alert_is_a_rule_of_the_rule_file() -> None:
     document = yaml.safe_load(alert_rules().read_text())
     alerts = {rule["alert"] for group in document["groups"] for rule in group["rules"] if "alert" in rule}
     assert set(RETRAINING_ALERTS) <= alerts
-    assert set(OTHER_ALERTS) == alerts - set(RETRAINING_ALERTS)
+    assert set(OTHER_ALERTS) == alerts - set(RETRAINING_ALERTS) - {ROLLBACK_ALERT}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import re
 import secrets
 import time
 from collections import Counter
@@ -21,7 +23,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError
+from berg.registry import AliasMove, ModelRegistry, ModelVersion, RegistryError, RolloutEvent, stage_of
+from berg.registry.rollout import ACTOR_PATTERN
 from berg.settings import SettingsError, load_settings
 from berg.simulator.traffic import SimulatedEvent
 from berg.usecase import UseCase
@@ -632,6 +635,111 @@ def rollback_model(
         move = registry.rollback(name, alias=alias, reason=reason)
         rolled_from = before.version if before is not None else "?"
         console.print(f"[green]{alias}[/] of {name} -> {move.version} (rolled back from {rolled_from}).")
+
+
+VersionArgument = Annotated[str, typer.Argument(help="The version, e.g. v0003.", show_default=False)]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why; kept in the version's rollout history.", show_default=False)
+]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who decides (default: your user name).", show_default=False)
+]
+
+
+def _reviewer(by: str | None) -> str:
+    """``--by``, or the OS user; refused when it is not a name the history can keep."""
+    try:
+        actor = by if by is not None else getpass.getuser()
+    except (OSError, KeyError):
+        raise CommandFailed("cannot tell who you are; say it with --by NAME") from None
+    if not re.fullmatch(ACTOR_PATTERN, actor):
+        raise CommandFailed(f"{actor!r} is not a name the history can keep (letters, digits, @._:/+-); use --by NAME")
+    return actor
+
+
+def _rollout_table(name: str, version: str, history: list[RolloutEvent]) -> Table:
+    stage = stage_of(history) or "not a candidate"
+    table = Table(title=f"Rollout of {name} {version}: {stage}", title_justify="left")
+    for column in ("when", "action", "who", "why"):
+        table.add_column(column, no_wrap=column != "why")
+    for event in history:
+        table.add_row(_when(event.at), event.action, escape(event.actor), escape(event.reason) or "-")
+    return table
+
+
+def _review(name: str, version: str, *, approve: bool, reason: str, by: str | None) -> None:
+    with _friendly_errors():
+        registry = _registry()
+        actor = _reviewer(by)
+        registry.get(name, version)
+        event = registry.review(name, version, approve=approve, actor=actor, reason=reason)
+        if approve:
+            console.print(
+                f"[green]approved[/] {name} {version} by {escape(event.actor)}; the controller promotes it on its "
+                f"next tick (`berg models rollout {name} {version}` follows it)."
+            )
+        else:
+            console.print(f"[yellow]rejected[/] {name} {version} by {escape(event.actor)}; production stays as it is.")
+
+
+@models_app.command("approve")
+def approve_version(name: ModelName, version: VersionArgument, reason: ReasonOption, by: ByOption = None) -> None:
+    """Approve a version waiting for approval; the retraining controller then promotes it."""
+    _review(name, version, approve=True, reason=reason, by=by)
+
+
+@models_app.command("reject")
+def reject_version(name: ModelName, version: VersionArgument, reason: ReasonOption, by: ByOption = None) -> None:
+    """Reject a version waiting for approval; it never reaches production."""
+    _review(name, version, approve=False, reason=reason, by=by)
+
+
+@models_app.command("pending")
+def pending_versions(
+    name: Annotated[str | None, typer.Argument(help="One model (default: every model).", show_default=False)] = None,
+) -> None:
+    """Versions waiting for a person's approval."""
+    with _friendly_errors():
+        registry = _registry()
+        names = [name] if name is not None else registry.models()
+        table = Table(title="Waiting for approval", title_justify="left")
+        for column in ("model", "version", "policy", "waiting since", "last step"):
+            table.add_column(column, no_wrap=column != "last step")
+        rows = 0
+        for model in names:
+            for version, history in registry.pending_approval(model):
+                before = history[-2] if len(history) > 1 else history[-1]
+                table.add_row(
+                    model,
+                    version,
+                    history[0].policy or "-",
+                    _when(history[-1].at),
+                    escape(f"{before.action}: {before.reason}"),
+                )
+                rows += 1
+        if rows == 0:
+            console.print("No version is waiting for approval.")
+            return
+        console.print(table)
+        console.print(
+            "`berg models approve|reject MODEL VERSION --reason WHY` decides; `berg models rollout` shows one."
+        )
+
+
+@models_app.command("rollout")
+def rollout_history(name: ModelName, version: VersionArgument) -> None:
+    """A version's rollout history: when, what, who and why."""
+    with _friendly_errors():
+        registry = _registry()
+        registry.get(name, version)
+        history = registry.rollout_history(name, version)
+        if not history:
+            console.print(
+                f"{name} {version} has no rollout history: it was never a candidate (promoted by the gate or by hand; "
+                f"`berg models show {name}` shows production's history)."
+            )
+            return
+        console.print(_rollout_table(name, version, history))
 
 
 @app.command("dashboards")

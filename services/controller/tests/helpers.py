@@ -24,6 +24,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from berg.problem.card import RolloutSpec
 from berg.registry import ModelRegistry
 from berg.web.app import WebSettings
 from berg.web.server import BackgroundServer
@@ -302,9 +303,11 @@ class InProcessController:
 
 
 @contextmanager
-def running_controller(settings: ControllerSettings) -> Iterator[InProcessController]:
+def running_controller(
+    settings: ControllerSettings, rollout: RolloutSpec | None = None
+) -> Iterator[InProcessController]:
     """The real app (store, launcher, loop) on uvicorn in a background thread, stopped at the end."""
-    app = create_controller_app(settings, settings.managed_models("fraud"))
+    app = create_controller_app(settings, settings.managed_models("fraud"), rollout)
     server = BackgroundServer(app, settings.web)
     server.start()
     try:

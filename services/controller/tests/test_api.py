@@ -182,6 +182,8 @@ def test_metrics_as_documented(controller: InProcessController) -> None:
         "berg_controller_runs_total",
         "berg_controller_active_runs",
         "berg_controller_last_promotion_timestamp_seconds",
+        "berg_controller_pending_approvals",
+        "berg_controller_rollbacks_total",
     }
 
 

@@ -26,7 +26,7 @@ def managed(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
         monkeypatch.delenv(f"BERG_CONTROLLER_{name}", raising=False)
     monkeypatch.setattr(entry_point, "configure_logging", lambda *_: None)
 
-    def build(_settings: object, models: Sequence[str]) -> None:
+    def build(_settings: object, models: Sequence[str], _rollout: object = None) -> None:
         raise _Built(list(models))
 
     monkeypatch.setattr(app, "create_controller_app", build)

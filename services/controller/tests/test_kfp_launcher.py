@@ -13,11 +13,15 @@ from pathlib import Path
 
 import pytest
 from services.controller.tests.fake_kfp import FakeKfp
+from services.controller.tests.helpers import settings_for
 
+from berg.problem.card import RolloutSpec
 from berg.web.app import WebSettings
 from berg.web.server import BackgroundServer
+from berg_controller.app import build_launcher
 from berg_controller.launchers import LaunchUnavailable, Progress
 from berg_controller.launchers.kfp import KfpLauncher, pipeline_arguments
+from berg_controller.settings import KfpLauncherSettings
 from berg_controller.store import RunRecord
 from tests.helpers import free_port
 
@@ -135,3 +139,14 @@ def test_a_failed_run_names_its_failed_step_and_error(kfp_api: tuple[FakeKfp, st
     assert launcher.poll(running) == Progress(
         "failed", f"Kubeflow run {external} FAILED: a task failed", error="a task failed"
     )
+
+
+def test_a_run_is_given_the_controller_s_rollout_policy(kfp_api: tuple[FakeKfp, str], tmp_path: Path) -> None:
+    fake, host = kfp_api
+    kfp = KfpLauncherSettings(host=host, offline_root="s3://berg/offline", pipeline_package=PACKAGE)
+    launcher = build_launcher(settings_for(tmp_path, launcher="kfp", kfp=kfp), RolloutSpec(policy=("approval",)))
+
+    launcher.start(RUN, lambda _e, _c: None)
+
+    (remote,) = fake.runs.values()
+    assert remote["runtime_config"]["parameters"]["rollout_policy"] == "approval"

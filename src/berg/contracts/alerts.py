@@ -27,6 +27,7 @@ __all__ = [
     "DATA_VOLUME_ALERT",
     "MAX_ALERTS",
     "RETRAINING_ALERTS",
+    "ROLLBACK_ALERT",
     "AlertStatus",
     "AlertV4",
     "AlertmanagerWebhookV4",
@@ -38,6 +39,10 @@ DATA_VOLUME_ALERT = "NewLabelledDataVolume"
 RETRAINING_ALERTS = ("FeatureDriftHigh", "PredictionDriftHigh", "ModelQualityDegraded", DATA_VOLUME_ALERT)
 """The alerts of Berg's rules (``berg.rules.yml``) that call for retraining: Alertmanager routes them to the
 controller, which starts a run on them by default."""
+
+ROLLBACK_ALERT = "ModelRolledBack"
+"""Fires while the controller's watch rolled a model back recently: for a person, never a retraining trigger
+(retraining on it would train the same data again); the controller refuses it in ``trigger_alerts``."""
 
 MAX_ALERTS = 1000
 """Most alerts in one notification; set ``max_alerts`` on the receiver below this (the body limit applies too)."""

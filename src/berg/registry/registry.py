@@ -361,11 +361,17 @@ class ModelRegistry:
             whole_history=False,
         )
 
-    def rollback(self, name: str, alias: str = "production", reason: str = "") -> AliasMove:
+    def rollback(
+        self, name: str, alias: str = "production", reason: str = "", *, only_from: str | None = None
+    ) -> AliasMove:
         """Point ``alias`` back at its ``previous`` version. Returns the move.
 
+        Args:
+            only_from: roll back only while the alias names this version (checked again on a race), so two
+                writers that saw the same bad version step back once, not twice.
+
         Raises:
-            RegistryError: the alias was never set, or has no previous version.
+            RegistryError: the alias was never set, has no previous version, or no longer names ``only_from``.
         """
         check_alias(alias)
         layout = ModelLayout(name)
@@ -377,6 +383,12 @@ class ModelRegistry:
                 raise RegistryError(
                     f"alias {alias!r} of model {name!r} was never set, so there is nothing to roll back; "
                     f"`berg models promote {name} VERSION --alias {alias}` sets it"
+                )
+            current = history[-1]
+            if only_from is not None and (current.version != only_from or not current.is_set):
+                raise RegistryError(
+                    f"alias {alias!r} of model {name!r} no longer names {only_from} ({current.action} "
+                    f"{current.version}); nothing rolled back"
                 )
             move = rollback(history, reason, self._clock())
             if move is None:

@@ -193,6 +193,20 @@ def test_rollback_of_an_alias_never_set_is_refused(registry: ModelRegistry, meta
         registry.rollback("other")
 
 
+def test_a_rollback_only_from_a_version_steps_back_once(registry: ModelRegistry, metadata: VersionMetadata) -> None:
+    for _ in range(3):
+        registry.register("fraud", {"model.bst": b"1"}, metadata)
+    for version in ("v0001", "v0002", "v0003"):
+        registry.promote("fraud", version)
+
+    first = registry.rollback("fraud", "production", "watch: PSI", only_from="v0003")
+    with pytest.raises(RegistryError, match="no longer names v0003"):
+        registry.rollback("fraud", "production", "a second watcher", only_from="v0003")
+
+    assert first.version == "v0002"
+    assert [move.version for move in registry.history("fraud", "production")] == ["v0001", "v0002", "v0003", "v0002"]
+
+
 def test_the_alias_pointer_is_repaired_when_a_mover_died_before_writing_it(
     tmp_path: Path, metadata: VersionMetadata
 ) -> None:

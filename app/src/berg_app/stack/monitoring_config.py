@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from berg.contracts.alerts import RETRAINING_ALERTS
+from berg.contracts.alerts import RETRAINING_ALERTS, ROLLBACK_ALERT
 from berg_app.stack.layout import StateLayout
 from berg_app.stack.settings import StackSettings
 
@@ -33,7 +33,9 @@ __all__ = [
     "CONTROLLER_RECEIVER",
     "CONTROLLER_TOKEN_FILE_ENV",
     "DEFAULT_RECEIVER",
+    "ONCALL_RECEIVER",
     "RETRAINING_ALERTS",
+    "ROLLBACK_ALERT",
     "alert_rules",
     "alertmanager_config",
     "controller_webhook_url",
@@ -53,6 +55,9 @@ ALERT_RULES_FILE = "berg.rules.yml"
 
 CONTROLLER_RECEIVER = "controller"
 DEFAULT_RECEIVER = "default"
+ONCALL_RECEIVER = "on-call"
+"""Where alerts for a person go (``ModelRolledBack``); the local stack gives it no integration, a deployment
+adds its e-mail, chat or pager."""
 
 CONTROLLER_TOKEN_FILE_ENV = "BERG_CONTROLLER_WEBHOOK_TOKEN_FILE"  # noqa: S105 (a variable name, not a secret)
 """Variable that gives the controller the path of the webhook's bearer-token file."""
@@ -82,7 +87,8 @@ def prometheus_config(settings: StackSettings, layout: StateLayout) -> dict[str,
 
 
 def alertmanager_config(settings: StackSettings, layout: StateLayout) -> dict[str, Any]:
-    """Alertmanager config: retraining alerts to the controller's webhook, the rest to an empty receiver.
+    """Alertmanager config: retraining alerts to the controller's webhook, a rollback to the on-call person,
+    the rest to an empty receiver.
 
     Alerts are grouped by alert name and model. The controller is sent resolved
     alerts too, with the bearer token of :func:`ensure_controller_token` (read
@@ -100,6 +106,13 @@ def alertmanager_config(settings: StackSettings, layout: StateLayout) -> dict[st
             "group_interval": "1m",
             "repeat_interval": "4h",
             "routes": [
+                # First, and it stops there: a rollback must never reach the controller (retraining on it
+                # would train on the same data again).
+                {
+                    "receiver": ONCALL_RECEIVER,
+                    "matchers": [f'alertname="{ROLLBACK_ALERT}"'],
+                    "group_by": list(group_by),
+                },
                 {
                     "receiver": CONTROLLER_RECEIVER,
                     "matchers": [f'alertname=~"{retraining}"'],
@@ -107,11 +120,12 @@ def alertmanager_config(settings: StackSettings, layout: StateLayout) -> dict[st
                     "group_wait": "10s",
                     "group_interval": "30s",
                     "repeat_interval": "1h",
-                }
+                },
             ],
         },
         "receivers": [
             {"name": DEFAULT_RECEIVER},
+            {"name": ONCALL_RECEIVER},
             {
                 "name": CONTROLLER_RECEIVER,
                 "webhook_configs": [

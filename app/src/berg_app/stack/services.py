@@ -108,6 +108,8 @@ def service_specs(settings: StackSettings, layout: StateLayout) -> list[ServiceS
                 # Pipeline runs read the stack's Feast repo state and label store.
                 "LOCAL__STATE_DIR": str(layout.root.absolute()),
                 "COOLDOWN_S": str(settings.retrain_cooldown_s),
+                # The rollout's shadow comparison and the watch after a promotion read the stack's Prometheus.
+                "PROMETHEUS_URL": f"http://{settings.host}:{settings.ports.prometheus}",
             },
             # Read by the pipeline runs it starts (`berg pipeline run`), which inherit its environment.
             {"BERG_TRAINING_WINDOW_DAYS": str(settings.training_window_days)},

@@ -18,7 +18,7 @@ from types import FrameType
 import uvicorn
 
 from berg.observability.logging import configure_logging
-from berg.settings import load_settings_or_exit
+from berg.settings import RolloutOverrides, load_settings_or_exit
 from berg.usecase import resolve_use_case_or_exit
 from berg_controller.settings import ControllerSettings
 
@@ -61,13 +61,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         models = settings.managed_models(use_case.name)
     except ValueError as error:
         raise SystemExit(f"invalid settings for ControllerSettings: BERG_CONTROLLER_SCHEDULES: {error}") from None
+    overrides = load_settings_or_exit(RolloutOverrides)
+    try:
+        rollout = overrides.apply(use_case.card.rollout)
+        settings.check_rollout(rollout)
+    except ValueError as error:  # pydantic's ValidationError included
+        raise SystemExit(f"invalid rollout for the controller (BERG_ROLLOUT_*, BERG_CONTROLLER_*): {error}") from None
     configure_logging(settings.logging, settings.service_name)
 
     from berg_controller.app import create_controller_app
     from berg_controller.store import StoreUnavailable
 
     try:
-        app = create_controller_app(settings, models)
+        app = create_controller_app(settings, models, rollout)
     except StoreUnavailable as error:
         raise SystemExit(f"cannot open the controller database: {error}") from None
     config = uvicorn.Config(

@@ -1,4 +1,5 @@
-"""The controller's HTTP routes: the Alertmanager webhook, manual runs, and the run and trigger history.
+"""The controller's HTTP routes: the Alertmanager webhook, manual runs, the run and trigger history, and rollouts
+(unfinished ones, those waiting for approval, a person's approval or rejection).
 
 Routes are thin: they translate between HTTP and :class:`~berg_controller.controller.Controller`.
 The webhook's status codes follow Alertmanager's retry rules: 2xx once the alerts
@@ -17,12 +18,25 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from berg.contracts.alerts import AlertmanagerWebhookV4
+from berg.registry import RolloutEvent, stage_of
+from berg.registry.rollout import ACTOR_PATTERN
 from berg_controller.auth import BearerToken
 from berg_controller.controller import Controller, Decided
 from berg_controller.results import RegistryUnavailable
+from berg_controller.rollout_driver import NotAwaitingApproval, RolloutDriver, UnknownVersion
 from berg_controller.store import RunRecord, StoreUnavailable, TriggerRecord
 
-__all__ = ["DecisionView", "RunRequest", "RunView", "TriggerView", "WebhookReply", "controller_routes"]
+__all__ = [
+    "DecisionView",
+    "ReviewRequest",
+    "RolloutEventView",
+    "RolloutView",
+    "RunRequest",
+    "RunView",
+    "TriggerView",
+    "WebhookReply",
+    "controller_routes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +171,56 @@ class RunRequest(BaseModel):
     """Why, for the trigger history."""
 
 
+class RolloutEventView(BaseModel):
+    """One step of a version's rollout."""
+
+    model_config = _VIEW
+
+    action: str
+    at: datetime
+    actor: str
+    reason: str
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: RolloutEvent) -> RolloutEventView:
+        return cls(action=event.action, at=event.at, actor=event.actor, reason=event.reason, details=event.details)
+
+
+class RolloutView(BaseModel):
+    """A version on its way to production: its stage and every step so far."""
+
+    model_config = _VIEW
+
+    model: str
+    version: str
+    stage: str
+    """``candidate``, ``shadow``, ``awaiting_approval`` or ``approved`` (an unfinished rollout)."""
+    policy: str
+    history: list[RolloutEventView]
+
+    @classmethod
+    def of(cls, model: str, version: str, history: list[RolloutEvent]) -> RolloutView:
+        return cls(
+            model=model,
+            version=version,
+            stage=stage_of(history) or "",
+            policy=history[0].policy if history else "",
+            history=[RolloutEventView.of(event) for event in history],
+        )
+
+
+class ReviewRequest(BaseModel):
+    """A person's approval or rejection of a version waiting for one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    by: Annotated[str, StringConstraints(pattern=ACTOR_PATTERN)]
+    """Who decides: a user name or an e-mail address (kept in the registry's history)."""
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+    """Why (kept in the registry's history)."""
+
+
 class ErrorReply(BaseModel):
     """Every error's shape."""
 
@@ -265,5 +329,72 @@ def controller_routes(controller: Controller, token: BearerToken) -> APIRouter:
         except StoreUnavailable as error:
             raise _database_unavailable(error) from None
 
+    rollouts = controller.rollouts
+    if rollouts is not None:
+        _rollout_routes(router, guarded, rollouts, sorted(controller.policy.models))
     router.include_router(guarded)
     return router
+
+
+ModelPath = Annotated[str, Path(max_length=64)]
+VersionPath = Annotated[str, Path(max_length=32)]
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorReply, "description": "The controller does not manage this model, or no such version."}
+}
+
+
+def _rollout_routes(router: APIRouter, guarded: APIRouter, rollouts: RolloutDriver, models: list[str]) -> None:
+    def managed(model: str | None) -> list[str]:
+        if model is None:
+            return models
+        if model not in models:
+            raise HTTPException(404, f"model {model!r} is not managed here: {models}")
+        return [model]
+
+    def registry_unavailable(error: Exception) -> HTTPException:
+        return _unavailable("the model registry", error)
+
+    @router.get("/rollouts", tags=["rollouts"], responses={**_ERRORS, **_NOT_FOUND})
+    def list_rollouts(model: Annotated[str | None, Query(max_length=64)] = None) -> list[RolloutView]:
+        """Unfinished rollouts (candidate, shadow, awaiting approval, approved) with their history."""
+        try:
+            return [RolloutView.of(m, v, h) for m in managed(model) for v, h in rollouts.unfinished(m)]
+        except (OSError, ValueError) as error:
+            raise registry_unavailable(error) from None
+
+    @router.get("/rollouts/pending", tags=["rollouts"], responses={**_ERRORS, **_NOT_FOUND})
+    def list_pending(model: Annotated[str | None, Query(max_length=64)] = None) -> list[RolloutView]:
+        """Versions waiting for a person's approval."""
+        try:
+            return [RolloutView.of(m, v, h) for m in managed(model) for v, h in rollouts.pending(m)]
+        except (OSError, ValueError) as error:
+            raise registry_unavailable(error) from None
+
+    def review(model: str, version: str, request: ReviewRequest, *, approve: bool) -> RolloutView:
+        managed(model)
+        try:
+            rollouts.review(model, version, approve=approve, actor=request.by, reason=request.reason)
+            return RolloutView.of(model, version, rollouts.history(model, version))
+        except UnknownVersion as error:
+            raise HTTPException(404, str(error)) from None
+        except NotAwaitingApproval as error:
+            raise HTTPException(409, str(error)) from None
+        except (OSError, ValueError) as error:
+            raise registry_unavailable(error) from None
+
+    review_responses: dict[int | str, dict[str, Any]] = {
+        **_ERRORS,
+        **_NOT_FOUND,
+        409: {"model": ErrorReply, "description": "The version is not waiting for approval."},
+    }
+
+    @guarded.post("/rollouts/{model}/{version}/approve", tags=["rollouts"], responses=review_responses)
+    def approve(model: ModelPath, version: VersionPath, request: ReviewRequest) -> RolloutView:
+        """Approve a version waiting for approval; the controller promotes it on its next tick."""
+        return review(model, version, request, approve=True)
+
+    @guarded.post("/rollouts/{model}/{version}/reject", tags=["rollouts"], responses=review_responses)
+    def reject(model: ModelPath, version: VersionPath, request: ReviewRequest) -> RolloutView:
+        """Reject a version waiting for approval; production stays as it is."""
+        return review(model, version, request, approve=False)

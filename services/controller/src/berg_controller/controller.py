@@ -46,6 +46,7 @@ from berg_controller.policy import (
     trigger_from_alert,
 )
 from berg_controller.results import RegistryView
+from berg_controller.rollout_driver import RolloutDriver
 from berg_controller.store import AlertKey, ControllerStore, RunRecord, StoreTransaction, StoreUnavailable
 
 __all__ = ["Controller", "DataVolumeCheck", "Decided", "FaultHook", "WebhookOutcome", "new_run_id"]
@@ -119,6 +120,7 @@ class Controller:
         registry: run results and the last promotion.
         schedules: cron schedules by model.
         data_volume: the optional Prometheus-backed data-volume trigger.
+        rollouts: moves candidates through the rollout policy and watches promotions; None: neither.
         run_timeout: a run still going after this long is stopped and failed.
         clock: UTC now.
         fault: test hook (see :data:`FaultHook`).
@@ -134,6 +136,7 @@ class Controller:
         *,
         schedules: Mapping[str, CronSchedule] | None = None,
         data_volume: DataVolumeCheck | None = None,
+        rollouts: RolloutDriver | None = None,
         run_timeout: timedelta = timedelta(hours=6),
         clock: Callable[[], datetime] = _utc_now,
         fault: FaultHook | None = None,
@@ -145,6 +148,7 @@ class Controller:
         self._registry = registry
         self._schedules = dict(schedules or {})
         self._data_volume = data_volume
+        self._rollouts = rollouts
         self._run_timeout = run_timeout
         self._clock = clock
         self._fault = fault
@@ -161,6 +165,10 @@ class Controller:
     @property
     def store(self) -> ControllerStore:
         return self._store
+
+    @property
+    def rollouts(self) -> RolloutDriver | None:
+        return self._rollouts
 
     # Triggers
 
@@ -348,7 +356,8 @@ class Controller:
     # The background loop's work
 
     def tick(self) -> None:
-        """Follow active runs, fire due schedules and the data-volume check, refresh the gauges.
+        """Follow active runs, fire due schedules and the data-volume check, move rollouts on and watch
+        promotions (never starting a run), refresh the gauges.
 
         Raises:
             StoreUnavailable: the database is down (the loop logs it and tries again next tick).
@@ -358,6 +367,9 @@ class Controller:
             self._follow(run, now)
         self._fire_schedules(now)
         self._check_data_volume(now)
+        if self._rollouts is not None:
+            for model in sorted(self._policy.models):
+                self._rollouts.tick(model)
         self._refresh_gauges()
 
     def _fire_schedules(self, now: datetime) -> None:
@@ -389,3 +401,5 @@ class Controller:
 
     def close(self) -> None:
         self._launcher.close()
+        if self._rollouts is not None:
+            self._rollouts.close()

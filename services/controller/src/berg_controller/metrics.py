@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
 
-__all__ = ["ControllerMetrics"]
+__all__ = ["ControllerMetrics", "RolloutStages"]
+
+
+class RolloutStages:
+    """``berg_controller_rollout_stage{model, version, stage}``: 1 per unfinished rollout, exported as set.
+
+    A collector, not a labelled Gauge: a rollout that ends must lose its series, and a Gauge's
+    ``remove`` is refused when the process runs with prometheus_client's multi-process mode.
+    """
+
+    def __init__(self) -> None:
+        self._stages: dict[str, frozenset[tuple[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    def set(self, model: str, stages: Iterable[tuple[str, str]]) -> None:
+        """``model``'s unfinished rollouts now, as (version, stage) pairs."""
+        with self._lock:
+            self._stages[model] = frozenset(stages)
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "berg_controller_rollout_stage",
+            "1 for the stage each unfinished rollout is in.",
+            labels=["model", "version", "stage"],
+        )
+        with self._lock:
+            current = sorted((model, *pair) for model, pairs in self._stages.items() for pair in pairs)
+        for model, version, stage in current:
+            family.add_metric([model, version, stage], 1)
+        yield family
 
 
 @dataclass(frozen=True)
@@ -24,6 +55,14 @@ class ControllerMetrics:
     """``berg_controller_active_runs{model}``: 0 or 1."""
     last_promotion: Gauge
     """``berg_controller_last_promotion_timestamp_seconds{model}``: when production last moved."""
+    pending_approvals: Gauge
+    """``berg_controller_pending_approvals{model}``: versions waiting for a person's approval."""
+    rollout_stage: RolloutStages
+    """``berg_controller_rollout_stage{model, version, stage}``: 1 for each unfinished rollout's stage."""
+    last_rollback: Gauge
+    """``berg_controller_last_rollback_timestamp_seconds{model}``: when production was last rolled back."""
+    rollbacks: Counter
+    """``berg_controller_rollbacks_total{model}``: rollbacks the watch made."""
 
     @classmethod
     def register(cls, registry: CollectorRegistry, models: Iterable[str]) -> ControllerMetrics:
@@ -53,11 +92,33 @@ class ControllerMetrics:
                 ["model"],
                 registry=registry,
             ),
+            pending_approvals=Gauge(
+                "berg_controller_pending_approvals",
+                "Versions waiting for a person's approval.",
+                ["model"],
+                registry=registry,
+            ),
+            rollout_stage=RolloutStages(),
+            last_rollback=Gauge(
+                "berg_controller_last_rollback_timestamp_seconds",
+                "When production was last rolled back (by the watch or by hand).",
+                ["model"],
+                registry=registry,
+            ),
+            rollbacks=Counter(
+                "berg_controller_rollbacks",
+                "Rollbacks of production the watch made after a breach.",
+                ["model"],
+                registry=registry,
+            ),
         )
+        registry.register(metrics.rollout_stage)
         for status in ("firing", "resolved"):
             metrics.alerts_received.labels(status)
         for model in models:
             metrics.active_runs.labels(model).set(0)
+            metrics.pending_approvals.labels(model).set(0)
+            metrics.rollbacks.labels(model)
             for status in ("succeeded", "failed"):
                 metrics.runs_finished.labels(model, status)
         return metrics

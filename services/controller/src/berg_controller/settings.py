@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from berg.contracts.alerts import ROLLBACK_ALERT
+from berg.problem.card import RolloutSpec
 from berg.registry.layout import is_model_name
 from berg.settings import PLACEHOLDER_SECRETS, ServiceSettings, service_config
 from berg.web.app import WebSettings
@@ -150,6 +152,12 @@ class ControllerSettings(ServiceSettings):
     schedules: dict[str, str] = Field(default_factory=dict)
     """Model name to a five-field cron expression in UTC, e.g. ``{"my-model": "0 3 * * *"}``."""
     data_volume: DataVolumeSettings = DataVolumeSettings()
+    prometheus_url: str = Field(default="", max_length=2000)
+    """Prometheus' API (``http://127.0.0.1:9090``), where the rollout reads the shadow comparison and the watch
+    reads serving alerts, prediction PSI and quality after a promotion. Empty: no watch, and a ``shadow``
+    policy is refused at start-up. (``data_volume.prometheus_url`` stays the data-volume trigger's own.)"""
+    prometheus_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """Upper bound on one query; a timeout is a reading missed, tried again next tick."""
     registry_uri: str = Field(default=".berg/registry", min_length=1)
     """The model registry: results of runs and the last promotion are read here."""
     launcher: LauncherKind = "local"
@@ -254,6 +262,13 @@ class ControllerSettings(ServiceSettings):
                 raise ValueError(f"schedule of {model!r}: {error}") from None
         if any(not name for name in self.trigger_alerts):
             raise ValueError("trigger_alerts holds an empty alert name")
+        if ROLLBACK_ALERT in self.trigger_alerts:
+            raise ValueError(
+                f"trigger_alerts names {ROLLBACK_ALERT}: a rollback is for a person; retraining on it would "
+                "train on the same data again"
+            )
+        if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
+            raise ValueError(f"prometheus_url {self.prometheus_url!r} is not an http:// or https:// URL")
 
     def managed_models(self, use_case_name: str) -> list[str]:
         """The models retrained: ``models``, or when it is unset the one named ``use_case_name``
@@ -271,6 +286,18 @@ class ControllerSettings(ServiceSettings):
                 "is retrained; list every model in models (BERG_CONTROLLER_MODELS)"
             )
         return [use_case_name]
+
+    def check_rollout(self, rollout: RolloutSpec) -> None:
+        """Refuse a rollout this controller cannot carry out (called at start-up with the effective rollout).
+
+        Raises:
+            ValueError: the policy has a shadow stage but no ``prometheus_url`` to read the comparison from.
+        """
+        if "shadow" in rollout.policy and not self.prometheus_url:
+            raise ValueError(
+                f"the rollout policy {rollout.policy_name} has a shadow stage, judged from Prometheus: "
+                "set BERG_CONTROLLER_PROMETHEUS_URL (or BERG_ROLLOUT_POLICY=approval or offline)"
+            )
 
     def cron_schedules(self) -> dict[str, CronSchedule]:
         """The parsed schedules by model."""

@@ -1,0 +1,273 @@
+"""A rollout end to end with a real Prometheus and Alertmanager: shadow, approval, rejection, and a rollback.
+
+The test serves the monitoring exporter's gauges (exact names and labels) from a
+prometheus_client registry it sets by hand; a real Prometheus scrapes them and the
+controller, evaluates Berg's rule file and alerts a real Alertmanager running the
+stack's own routing. The controller runs in this process with its real store,
+registry and loop, and reads Prometheus' query API like in production.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from services.controller.tests.helpers import (
+    TOKEN,
+    InProcessController,
+    register_versions,
+    running_controller,
+    settings_for,
+)
+
+from berg.problem.card import RolloutSpec
+from berg.registry import ModelRegistry
+from berg_app.stack.layout import StateLayout
+from berg_app.stack.monitoring_config import (
+    ONCALL_RECEIVER,
+    alert_rules,
+    alertmanager_config,
+    ensure_controller_token,
+    write_yaml,
+)
+from berg_app.stack.settings import PortTable, StackSettings
+from tests.helpers import free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+MODEL = "fraud"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ROLLOUT = RolloutSpec.model_validate(
+    {
+        "policy": "shadow+approval",
+        "shadow": {"min_predictions": 100, "min_labelled": 10, "max_quality_drop": 0.02},
+        "watch": {"window_minutes": 60, "max_prediction_psi": 0.25, "max_quality_drop": 0.1},
+    }
+)
+PAIR = ["model", "champion_version", "shadow_version"]
+
+
+@dataclass
+class MonitoringGauges:
+    """The monitoring exporter's rollout gauges, set by the test and scraped by Prometheus."""
+
+    address: str
+    predictions: Gauge
+    labelled: Gauge
+    pr_auc: Gauge
+    prediction_psi: Gauge
+
+    def shadow(self, champion: str, shadow: str, *, champion_pr_auc: float, shadow_pr_auc: float) -> None:
+        self.predictions.labels(MODEL, champion, shadow).set(150)
+        self.labelled.labels(MODEL, champion, shadow).set(20)
+        self.pr_auc.labels(MODEL, champion, shadow, "champion").set(champion_pr_auc)
+        self.pr_auc.labels(MODEL, champion, shadow, "shadow").set(shadow_pr_auc)
+
+
+@pytest.fixture
+def gauges() -> Iterator[MonitoringGauges]:
+    registry = CollectorRegistry()
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        yield MonitoringGauges(
+            address=f"127.0.0.1:{server.server_port}",
+            predictions=Gauge("berg_monitoring_shadow_predictions", "", PAIR, registry=registry),
+            labelled=Gauge("berg_monitoring_shadow_labelled", "", PAIR, registry=registry),
+            pr_auc=Gauge("berg_monitoring_shadow_pr_auc", "", [*PAIR, "role"], registry=registry),
+            prediction_psi=Gauge("berg_monitoring_prediction_psi", "", ["model", "version"], registry=registry),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextmanager
+def running(binary: str, arguments: list[str], log: Path, ready_url: str) -> Iterator[None]:
+    found = shutil.which(binary)
+    if found is None:
+        pytest.fail(f"{binary} is not installed: run scripts/bootstrap.sh")
+    with log.open("wb") as output:
+        process = subprocess.Popen([found, *arguments], stdout=output, stderr=output)
+
+    def ready() -> bool:
+        assert process.poll() is None, log.read_text()
+        try:
+            return httpx.get(ready_url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(ready, 120, f"{binary} to be ready")  # bounds a hang: it is ready in a second or two
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@dataclass
+class Observability:
+    prometheus: str
+    alertmanager: str
+
+
+@contextmanager
+def prometheus_and_alertmanager(
+    directory: Path, gauges: MonitoringGauges, prometheus_port: int, controller_port: int
+) -> Iterator[Observability]:
+    """Prometheus (1 s scrapes and rule evaluations, Berg's rule file) and Alertmanager with the stack's routes."""
+    alertmanager_port = free_port()
+    settings = StackSettings(
+        state_dir=directory, ports=PortTable(controller=controller_port, alertmanager=alertmanager_port)
+    )
+    layout = StateLayout.at(directory)
+    layout.create()
+    ensure_controller_token(layout)
+    write_yaml(layout.alertmanager_file, alertmanager_config(settings, layout))
+    rules = directory / "berg.rules.yml"
+    rules.write_bytes(alert_rules().read_bytes())
+    prometheus_file = directory / "prometheus.yml"
+    prometheus_file.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(rules)],
+                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]},
+                "scrape_configs": [
+                    {"job_name": "monitoring", "static_configs": [{"targets": [gauges.address]}]},
+                    {"job_name": "controller", "static_configs": [{"targets": [f"127.0.0.1:{controller_port}"]}]},
+                ],
+            }
+        )
+    )
+    alertmanager = f"http://127.0.0.1:{alertmanager_port}"
+    prometheus = f"http://127.0.0.1:{prometheus_port}"
+    am_arguments = [
+        f"--config.file={layout.alertmanager_file}",
+        f"--storage.path={directory / 'alertmanager'}",
+        f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+        "--cluster.listen-address=",
+    ]
+    prometheus_arguments = [
+        f"--config.file={prometheus_file}",
+        f"--storage.tsdb.path={directory / 'prometheus'}",
+        f"--web.listen-address=127.0.0.1:{prometheus_port}",
+    ]
+    with (
+        running("prometheus-alertmanager", am_arguments, directory / "alertmanager.log", f"{alertmanager}/-/ready"),
+        running("prometheus", prometheus_arguments, directory / "prometheus.log", f"{prometheus}/-/ready"),
+    ):
+        yield Observability(prometheus, alertmanager)
+
+
+@dataclass
+class Setup:
+    controller: InProcessController
+    registry: ModelRegistry
+    gauges: MonitoringGauges
+    observability: Observability
+
+
+@pytest.fixture
+def setup(tmp_path: Path, gauges: MonitoringGauges) -> Iterator[Setup]:
+    register_versions(tmp_path / "registry", MODEL, 4, production="v0001")
+    prometheus_port = free_port()
+    settings = settings_for(tmp_path, prometheus_url=f"http://127.0.0.1:{prometheus_port}")
+    with running_controller(settings, ROLLOUT) as controller:
+        port = int(controller.url.rsplit(":", 1)[1])
+        with prometheus_and_alertmanager(tmp_path / "observability", gauges, prometheus_port, port) as observability:
+            yield Setup(controller, ModelRegistry(tmp_path / "registry"), gauges, observability)
+
+
+def actions(registry: ModelRegistry, version: str) -> list[str]:
+    return [event.action for event in registry.rollout_history(MODEL, version)]
+
+
+def alias(registry: ModelRegistry, name: str) -> str | None:
+    move = registry.alias(MODEL, name)
+    return None if move is None else move.version
+
+
+def review(setup: Setup, version: str, verdict: str, by: str, reason: str) -> None:
+    url = f"{setup.controller.url}/rollouts/{MODEL}/{version}/{verdict}"
+    response = setup.controller.client.post(url, json={"by": by, "reason": reason}, headers=AUTH)
+    assert response.status_code == 200, response.text
+
+
+def firing(setup: Setup, alertname: str) -> list[dict[str, Any]]:
+    body = httpx.get(f"{setup.observability.prometheus}/api/v1/alerts", timeout=5).json()
+    return [
+        alert
+        for alert in body["data"]["alerts"]
+        if alert["labels"]["alertname"] == alertname and alert["state"] == "firing"
+    ]
+
+
+def in_alertmanager(setup: Setup, alertname: str) -> list[dict[str, Any]]:
+    alerts = httpx.get(f"{setup.observability.alertmanager}/api/v2/alerts", timeout=5).json()
+    return [alert for alert in alerts if alert["labels"].get("alertname") == alertname]
+
+
+def test_shadow_approval_rejection_and_a_rollback_with_a_real_prometheus(setup: Setup) -> None:
+    registry, gauges = setup.registry, setup.gauges
+
+    # Shadow, then approval: the candidate is scored beside the champion and waits for a person.
+    registry.record_rollout(MODEL, "v0002", "candidate", actor="pipeline", policy="shadow+approval", reason="gate")
+    wait_for(lambda: alias(registry, "shadow") == "v0002", 30, "v0002 to enter its shadow stage")
+    assert actions(registry, "v0002") == ["candidate", "shadow_started"]
+    gauges.shadow("v0001", "v0002", champion_pr_auc=0.80, shadow_pr_auc=0.81)
+    wait_for(lambda: actions(registry, "v0002")[-1] == "awaiting_approval", 60, "v0002 to wait for approval")
+    assert actions(registry, "v0002") == ["candidate", "shadow_started", "shadow_passed", "awaiting_approval"]
+    assert alias(registry, "production") == "v0001"
+
+    review(setup, "v0002", "approve", "alice", "shadow holds up; ship it")
+    wait_for(lambda: actions(registry, "v0002")[-1] == "promoted", 30, "v0002 to be promoted")
+    assert alias(registry, "production") == "v0002"
+    assert alias(registry, "shadow") is None
+    approved = registry.rollout_history(MODEL, "v0002")[-2]
+    assert (approved.action, approved.actor, approved.reason) == ("approved", "alice", "shadow holds up; ship it")
+
+    # Rejection: production stays.
+    registry.record_rollout(MODEL, "v0003", "candidate", actor="pipeline", policy="shadow+approval", reason="gate")
+    gauges.shadow("v0002", "v0003", champion_pr_auc=0.81, shadow_pr_auc=0.815)
+    wait_for(lambda: actions(registry, "v0003")[-1] == "awaiting_approval", 60, "v0003 to wait for approval")
+    review(setup, "v0003", "reject", "bob", "not during the sale")
+    wait_for(lambda: alias(registry, "shadow") is None, 30, "the shadow alias to be free again")
+    rejected = registry.rollout_history(MODEL, "v0003")[-1]
+    assert (rejected.action, rejected.actor, rejected.reason) == ("rejected", "bob", "not during the sale")
+    assert alias(registry, "production") == "v0002"
+
+    # A bad promotion: v0002's live scores drift from its own test window within the watch.
+    gauges.prediction_psi.labels(MODEL, "v0002").set(0.6)
+    wait_for(lambda: alias(registry, "production") == "v0001", 60, "the watch to roll v0002 back")
+    wait_for(lambda: len(firing(setup, "ModelRolledBack")) > 0, 60, "ModelRolledBack to fire in Prometheus")
+    wait_for(lambda: len(in_alertmanager(setup, "ModelRolledBack")) > 0, 60, "ModelRolledBack to reach Alertmanager")
+
+    [alert] = firing(setup, "ModelRolledBack")
+    assert alert["labels"]["model"] == MODEL
+    [routed] = in_alertmanager(setup, "ModelRolledBack")
+    assert [receiver["name"] for receiver in routed["receivers"]] == [ONCALL_RECEIVER]
+    # By now the controller has ticked many times since the rollback: still one, and no run or trigger.
+    assert actions(registry, "v0002").count("rolled_back") == 1
+    [rolled_back] = [e for e in registry.rollout_history(MODEL, "v0002") if e.action == "rolled_back"]
+    assert rolled_back.details["prediction_psi"] == 0.6
+    assert "prediction PSI 0.6000 above 0.25" in rolled_back.reason
+    assert [move.action for move in registry.history(MODEL, "production")][-1] == "rollback"
+    assert [move.action for move in registry.history(MODEL, "production")].count("rollback") == 1
+    assert setup.controller.runs() == []
+    assert setup.controller.triggers() == []
+    assert setup.controller.metric("berg_controller_rollbacks_total", {"model": MODEL}) == 1
