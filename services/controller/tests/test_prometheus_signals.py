@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -65,11 +66,16 @@ def test_watch_readings_read_alerts_psi_and_quality_drop() -> None:
             return httpx.Response(200, json=vector(({}, "0.3")))
         return httpx.Response(200, json=vector(({}, "NaN")))
 
-    prometheus, _ = client(answer)
+    prometheus, queries = client(answer)
 
-    readings = PrometheusRolloutSignals(prometheus).watch_readings("fraud", "v0002")
+    promoted = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    readings = PrometheusRolloutSignals(prometheus).watch_readings("fraud", "v0002", promoted)
 
     assert readings == WatchReadings(firing_alerts=("ServingLatencyHigh",), prediction_psi=0.3, quality_drop=None)
+    # Only alerts that became active after the promotion: one firing before it is not the new version's doing.
+    (alerts,) = [query for query in queries if query.startswith("ALERTS")]
+    assert "ALERTS_FOR_STATE{alertname=~" in alerts
+    assert f"> {promoted.timestamp():.3f})" in alerts
 
 
 @pytest.mark.parametrize(
@@ -96,4 +102,4 @@ def test_an_unreachable_prometheus_is_unavailable() -> None:
     prometheus = PrometheusClient("http://prometheus:9090", 1.0, transport=httpx.MockTransport(refuse))
 
     with pytest.raises(PrometheusUnavailable, match="connection refused"):
-        PrometheusRolloutSignals(prometheus).watch_readings("fraud", "v0002")
+        PrometheusRolloutSignals(prometheus).watch_readings("fraud", "v0002", datetime.now(UTC))

@@ -54,7 +54,7 @@ class FakeSignals:
             raise PrometheusUnavailable("connection refused")
         return [seen for seen in self.observations if model == MODEL]
 
-    def watch_readings(self, model: str, version: str) -> WatchReadings:
+    def watch_readings(self, model: str, version: str, since: datetime) -> WatchReadings:
         if self.down:
             raise PrometheusUnavailable("connection refused")
         return self.readings.get(version, WatchReadings())

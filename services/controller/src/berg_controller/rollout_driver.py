@@ -278,7 +278,7 @@ class RolloutDriver:
             # Recorded by us or a peer, but the alias move did not follow (a crash): finish it.
             self._roll_back(model, version, recorded.reason)
             return
-        readings = self._signals.watch_readings(model, version)
+        readings = self._signals.watch_readings(model, version, promotion.moved_at)
         found = breach(readings, self._spec.watch)
         if found is None:
             return

@@ -11,6 +11,7 @@ controller's tests fill with a plain object.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from typing import Protocol
 
 from berg_controller.prometheus import PrometheusClient, Sample, label_matcher
@@ -33,8 +34,9 @@ class RolloutSignals(Protocol):
         """Every (champion, shadow) pair monitoring compares for ``model``."""
         ...
 
-    def watch_readings(self, model: str, version: str) -> WatchReadings:
-        """What the watch weighs of ``version`` now."""
+    def watch_readings(self, model: str, version: str, since: datetime) -> WatchReadings:
+        """What the watch weighs of ``version`` now; serving alerts count only if they became active after
+        ``since`` (the promotion): one already firing before it says nothing about the new version."""
         ...
 
     def close(self) -> None:
@@ -87,9 +89,14 @@ class PrometheusRolloutSignals:
     def close(self) -> None:
         self._prometheus.close()
 
-    def watch_readings(self, model: str, version: str) -> WatchReadings:
+    def watch_readings(self, model: str, version: str, since: datetime) -> WatchReadings:
         alerts = "|".join(WATCHED_SERVING_ALERTS)
-        firing = self._prometheus.query(f'ALERTS{{alertname=~"{alerts}", alertstate="firing"}}')
+        # ALERTS_FOR_STATE's value is when the alert became active (pending): a loaded machine's latency alert
+        # already firing when the version was promoted is not the version's doing.
+        firing = self._prometheus.query(
+            f'ALERTS{{alertname=~"{alerts}", alertstate="firing"}} and ignoring (alertstate) '
+            f'(ALERTS_FOR_STATE{{alertname=~"{alerts}"}} > {since.timestamp():.3f})'
+        )
         selector = f"{{model={label_matcher(model)}, version={label_matcher(version)}}}"
         return WatchReadings(
             firing_alerts=tuple(sorted({s.labels.get("alertname", "") for s in firing})),
