@@ -89,6 +89,9 @@ ONLY_WHEN_SOMETHING_FAILS = {
     "Validation: quarantined batches": "no batch is quarantined",
     "Error ratio": "serving answers no 5xx",
     "Prediction log: sent and dropped /s / B": "its `dropped` query: the prediction log drops nothing",
+    # The stack's shadow stage passes on 200 compared requests: the demo holds the live labels back while the
+    # loop closes, so no shadowed request has a settled label to judge PR-AUC on (test_rollout_watch does).
+    "PR-AUC: shadow vs champion": "no label settles during the demo's shadow stage",
 }
 
 
