@@ -78,6 +78,10 @@ def test_the_clicks_loop_closes_once_and_serving_swaps_to_the_promoted_challenge
         assert challenger.lineage.parent_version == "v0001"
         assert challenger.params["decision"].startswith("promote"), challenger.params["decision"]
         assert challenger.metrics["pr_auc"] > challenger.metrics["champion_pr_auc"]
+        # Under the stack's `shadow` policy it scored live impressions beside the champion before its promotion.
+        steps = [step.action for step in registry.rollout_history("clicks", "v0002")]
+        assert steps == ["candidate", "shadow_started", "shadow_passed", "promoted"], steps
+        assert row(output, "rollout (shadow)") == "candidate -> shadow started -> shadow passed -> promoted"
         assert challenger.metrics["pr_auc"] > challenger.metrics["baseline_pr_auc"]
         production = registry.resolve("clicks", "production")
         assert production is not None

@@ -138,6 +138,15 @@ def test_the_loop_closes_once_and_serving_swaps_to_the_promoted_challenger(
     assert production is not None
     assert production.version == "v0002"
     assert row(result.stdout, "challenger promoted") == "v0002"
+    # The stack's rollout policy is `shadow`: the challenger scored live requests beside the champion before the
+    # controller promoted it; the first model had no champion to be compared with and went straight on.
+    assert registry.rollout_history("fraud", "v0001")[-1].action == "promoted"
+    steps = [step.action for step in registry.rollout_history("fraud", "v0002")]
+    assert steps == ["candidate", "shadow_started", "shadow_passed", "promoted"], steps
+    assert row(result.stdout, "rollout (shadow)") == "candidate -> shadow started -> shadow passed -> promoted"
+    assert re.match(
+        r"[\d,]+ requests scored by both, decisions agree on", row(result.stdout, "shadow stage, same requests")
+    )
     # Live traffic went on through the swap: every call answered, the champion then the challenger, once.
     live = re.fullmatch(
         r"v0001 x ([\d,]+) -> v0002 x ([\d,]+); failed calls 0",

@@ -75,7 +75,7 @@ def shadow_figures(prometheus: PrometheusClient, model: str, version: str) -> Sh
 
 def follow_rollout(
     registry: ModelRegistry,
-    prometheus: PrometheusClient,
+    prometheus: PrometheusClient | None,
     model: str,
     version: str,
     timeout_s: float,
@@ -85,6 +85,7 @@ def follow_rollout(
     """Wait until the candidate's rollout settles (promoted, failed, rejected...) or waits for a person.
 
     Args:
+        prometheus: where monitoring's shadow figures are read; None: not shown.
         marks: filled with the time each step was recorded (``shadow_started``, ``shadow_passed``, ...).
 
     Raises:
@@ -103,13 +104,13 @@ def follow_rollout(
                     announced.add(event.action)
                     marks[event.action] = event.at
                     console.print(f"[green]Act 4[/] {version} {event.action.replace('_', ' ')}: {event.reason}")
-            if outcome.stage == "shadow":
+            if outcome.stage == "shadow" and prometheus is not None:
                 figures = shadow_figures(prometheus, model, version)
                 if figures is not None:
                     outcome.shadow = figures
                     status.update(f"Act 4: shadow {version} beside the champion: {figures.describe()}")
             if outcome.stage in _SETTLED:
-                if "shadow_started" in announced:
+                if "shadow_started" in announced and prometheus is not None:
                     outcome.shadow = shadow_figures(prometheus, model, version) or outcome.shadow
                 return outcome
             if outcome.stage == "awaiting_approval" and not told_to_approve:

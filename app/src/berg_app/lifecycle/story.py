@@ -455,9 +455,17 @@ def _first_model(
         if finished["status"] != "succeeded":
             detail = finished.get("detail")
             raise StoryError(f"the first pipeline run failed: {detail}; its log is under the stack's controller/runs")
+        registered = finished.get("result_version")
+        if registered and registry.rollout_history(options.model, registered):
+            # A candidate under the rollout policy: with no champion to be compared with, the controller
+            # promotes it on its next round (a policy with approval waits for a person here).
+            try:
+                follow_rollout(registry, None, options.model, registered, options.act_timeout_s, console, {})
+            except TimeoutError as error:
+                raise StoryError(str(error)) from None
         champion = registry.resolve(options.model, "production")
         if champion is None:
-            raise StoryError(f"the first run registered {finished.get('result_version')} but did not promote it")
+            raise StoryError(f"the first run registered {registered} but did not promote it")
         outcome.first_version = champion.version
         outcome.mark("first model promoted")
         console.print(f"[green]Act 2[/] {options.model} {champion.version} trained, evaluated and promoted")
