@@ -47,6 +47,8 @@ class FakeSignals:
     def __init__(self) -> None:
         self.observations: list[ShadowObservation] = []
         self.readings: dict[str, WatchReadings] = {}
+        self.watched: list[str] = []
+        """The versions whose watch readings were asked for, in order."""
         self.down = False
 
     def shadow_observations(self, model: str) -> list[ShadowObservation]:
@@ -57,6 +59,7 @@ class FakeSignals:
     def watch_readings(self, model: str, version: str, since: datetime) -> WatchReadings:
         if self.down:
             raise PrometheusUnavailable("connection refused")
+        self.watched.append(version)
         return self.readings.get(version, WatchReadings())
 
     def close(self) -> None:
@@ -269,6 +272,22 @@ def test_a_breach_in_the_window_rolls_back_once_and_starts_no_run(tmp_path: Path
     assert w.launcher.started == []
     assert store.runs(100, None) == []
     assert store.triggers(100, None) == []
+
+
+def test_a_models_first_version_is_not_watched_there_is_nothing_to_go_back_to(
+    tmp_path: Path, store: ControllerStore
+) -> None:
+    w = world(tmp_path, store, "offline")
+    first = w.champion()
+    # The world drifting under the first model (the demo's fraud wave) reads like a bad version, but a rollback
+    # has nowhere to go; the drift alerts start the retraining run instead.
+    w.signals.readings[first] = WatchReadings(prediction_psi=0.62)
+
+    w.tick()
+
+    assert w.alias("production") == first
+    assert w.actions(first) == []
+    assert w.signals.watched == []
 
 
 def test_a_breach_after_the_window_is_left_to_the_alerts(tmp_path: Path, store: ControllerStore) -> None:

@@ -68,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as error:  # pydantic's ValidationError included
         raise SystemExit(f"invalid rollout for the controller (BERG_ROLLOUT_*, BERG_CONTROLLER_*): {error}") from None
     configure_logging(settings.logging, settings.service_name)
+    # httpx logs each request at INFO: the rollout and the watch ask Prometheus several times a round.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     from berg_controller.app import create_controller_app
     from berg_controller.store import StoreUnavailable

@@ -269,7 +269,8 @@ class RolloutDriver:
             self._metrics.last_rollback.labels(model).set(production.moved_at.timestamp())
         window = timedelta(minutes=self._spec.watch.window_minutes)
         promotion = watched_promotion(production, window, self._clock())
-        if promotion is None or self._signals is None:
+        if promotion is None or self._signals is None or promotion.previous is None:
+            # No promotion under watch; or a model's first version: nothing to go back to, so nothing to weigh.
             return
         version = promotion.version
         history = self._registry.rollout_history(model, version)
@@ -281,9 +282,6 @@ class RolloutDriver:
         readings = self._signals.watch_readings(model, version, promotion.moved_at)
         found = breach(readings, self._spec.watch)
         if found is None:
-            return
-        if promotion.previous is None:
-            log.error("%s %s breaches the watch (%s); no earlier version to go back to", model, version, found.reason)
             return
         minutes = (self._clock() - promotion.moved_at).total_seconds() / 60
         reason = f"watch: {found.reason}, {minutes:.1f} min after the promotion"
