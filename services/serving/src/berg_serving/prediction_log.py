@@ -13,15 +13,13 @@ never waits for Kafka: monitoring reads the counters and alerts.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from berg.kafka.producer import encode_event
+from berg_serving.kafka_sender import QueuedKafkaSender
 from berg_serving.metrics import ServingMetrics
 from berg_serving.predictions import ScoredEvent, to_prediction
 
@@ -29,10 +27,8 @@ __all__ = ["PredictionLog"]
 
 log = logging.getLogger(__name__)
 
-_POLL_S = 0.2
 
-
-class PredictionLog:
+class PredictionLog(QueuedKafkaSender[ScoredEvent]):
     """A bounded queue of scored events and the thread that produces them to Kafka.
 
     Example:
@@ -61,70 +57,28 @@ class PredictionLog:
         key: str,
         retry_s: float = 1.0,
     ) -> None:
-        self._open_producer = open_producer
+        super().__init__(open_producer, capacity, thread_name="prediction-log", retry_s=retry_s)
         self._topic = topic
         self._key = key
         self._metrics = metrics
-        self._retry_s = retry_s
-        self._queue: queue.Queue[ScoredEvent] = queue.Queue(maxsize=capacity)
-        self._stop = threading.Event()
-        self._deadline = float("inf")
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        metrics.log_queued.set_function(self._queue.qsize)
-
-    def start(self) -> None:
-        """Start the sending thread."""
-        self._thread.start()
+        metrics.log_queued.set_function(self.queued)
 
     def offer(self, scored: Sequence[ScoredEvent]) -> None:
         """Queue records for Kafka without waiting; a record that does not fit is dropped and counted."""
         for record in scored:
-            try:
-                self._queue.put_nowait(record)
-            except queue.Full:
+            if not self._put(record):
                 self._metrics.log_dropped.labels("queue_full").inc()
 
-    def close(self, timeout_s: float) -> None:
-        """Send what is queued for up to ``timeout_s``, flush and close the producer; count what is left."""
-        self._deadline = time.monotonic() + timeout_s
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s + 5.0)
-        left = self._queue.qsize()
-        if left:
-            self._metrics.log_dropped.labels("shutdown").inc(left)
-            log.warning("%d predictions were not logged: the log was closed before Kafka took them", left)
+    def _left_unsent(self, count: int) -> None:
+        self._metrics.log_dropped.labels("shutdown").inc(count)
+        log.warning("%d predictions were not logged: the log was closed before Kafka took them", count)
 
-    def _run(self) -> None:
-        producer = None
-        try:
-            while not (self._stop.is_set() and (self._queue.empty() or time.monotonic() > self._deadline)):
-                if producer is None:
-                    if self._stop.is_set():
-                        break  # Kafka never answered: what is queued is counted by close()
-                    producer = self._connect()
-                    continue
-                try:
-                    record = self._queue.get(timeout=_POLL_S)
-                except queue.Empty:
-                    continue
-                self._send(producer, record)
-        finally:
-            if producer is not None:
-                remaining = max(0.0, self._deadline - time.monotonic()) if self._stop.is_set() else 5.0
-                try:
-                    producer.flush(timeout=min(remaining, 30.0))
-                    producer.close(timeout=1.0)
-                except Exception:
-                    log.warning("the prediction log's producer did not close cleanly", exc_info=True)
+    def _unreachable(self, error: Exception) -> None:
+        log.warning("prediction log: Kafka not reachable (%s); retrying in %.1fs", error, self._retry_s)
 
-    def _connect(self) -> Any:
-        try:
-            return self._open_producer()
-        except Exception as error:
-            log.warning("prediction log: Kafka not reachable (%s); retrying in %.1fs", error, self._retry_s)
-            self._stop.wait(self._retry_s)
-            return None
+    def _handle(self, producer: Any, batch: list[ScoredEvent]) -> None:
+        for record in batch:
+            self._send(producer, record)
 
     def _send(self, producer: Any, record: ScoredEvent) -> None:
         try:

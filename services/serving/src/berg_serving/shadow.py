@@ -15,8 +15,6 @@ logged at most once a minute; the champion's answer was sent before and is never
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -29,6 +27,7 @@ from berg.contracts import ShadowPredictionV1
 from berg.kafka.producer import encode_event
 from berg_serving.decisions import DecisionPolicy
 from berg_serving.features import feature_matrix
+from berg_serving.kafka_sender import QueuedKafkaSender
 from berg_serving.metrics import ServingMetrics
 from berg_serving.predictions import ScoredEvent, Scores
 from berg_serving.shadow_records import shadow_record
@@ -41,7 +40,6 @@ __all__ = ["ShadowScoring"]
 
 log = logging.getLogger(__name__)
 
-_POLL_S = 0.2
 _LOG_EVERY_S = 60.0
 
 
@@ -65,7 +63,7 @@ class _RateLimitedWarning:
         self._held_back = 0
 
 
-class ShadowScoring:
+class ShadowScoring(QueuedKafkaSender[ScoredEvent]):
     """A bounded queue of shadowed events and the one thread that scores them and produces the records.
 
     Example:
@@ -104,26 +102,16 @@ class ShadowScoring:
         retry_s: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__(open_producer, capacity, thread_name="shadow-scoring", batch_rows=batch_rows, retry_s=retry_s)
         self._slot = slot
         self._policy = policy
-        self._open_producer = open_producer
         self._topic = topic
         self._share = share
         self._metrics = metrics
         self._key = key
-        self._batch_rows = batch_rows
-        self._retry_s = retry_s
         self._clock = clock
-        self._queue: queue.Queue[ScoredEvent] = queue.Queue(maxsize=capacity)
-        self._stop = threading.Event()
-        self._deadline = float("inf")
         self._warning = _RateLimitedWarning()
-        self._thread = threading.Thread(target=self._run, name="shadow-scoring", daemon=True)
-        metrics.shadow_queue_rows.set_function(self._queue.qsize)
-
-    def start(self) -> None:
-        """Start the scoring thread."""
-        self._thread.start()
+        metrics.shadow_queue_rows.set_function(self.queued)
 
     def offer(self, scored: Sequence[ScoredEvent]) -> None:
         """Queue the sampled events for the shadow without waiting; nothing while no shadow is set."""
@@ -132,68 +120,21 @@ class ShadowScoring:
         for record in scored:
             if not is_shadowed(record.event_id, self._share):
                 continue
-            try:
-                self._queue.put_nowait(record)
-            except queue.Full:
+            if not self._put(record):
                 self._metrics.shadow_dropped.labels("queue_full").inc()
 
-    def close(self, timeout_s: float) -> None:
-        """Score and send what is queued for up to ``timeout_s``, flush and close the producer; count the rest."""
-        self._deadline = time.monotonic() + timeout_s
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s + 5.0)
-        left = self._queue.qsize()
-        if left:
-            self._metrics.shadow_dropped.labels("shutdown").inc(left)
-            log.warning("%d shadowed events were not scored: the shadow was closed first", left)
+    def _needs_producer(self) -> bool:
+        # No shadow yet: no connection to Kafka for nothing.
+        return self._slot.current is not None
 
-    def _run(self) -> None:
-        producer = None
-        try:
-            while not (self._stop.is_set() and (self._queue.empty() or time.monotonic() > self._deadline)):
-                if producer is None:
-                    if self._stop.is_set():
-                        break  # Kafka never answered: what is queued is counted by close()
-                    if self._slot.current is None and self._queue.empty():
-                        self._stop.wait(_POLL_S)  # no shadow yet: no connection to Kafka for nothing
-                        continue
-                    producer = self._connect()
-                    continue
-                batch = self._take()
-                if batch:
-                    self._score_and_send(producer, batch)
-        finally:
-            if producer is not None:
-                remaining = max(0.0, self._deadline - time.monotonic()) if self._stop.is_set() else 5.0
-                try:
-                    producer.flush(timeout=min(remaining, 30.0))
-                    producer.close(timeout=1.0)
-                except Exception:
-                    log.warning("the shadow's producer did not close cleanly", exc_info=True)
+    def _unreachable(self, error: Exception) -> None:
+        self._warning.warn("shadow scoring: Kafka not reachable (%s); retrying in %.1fs", error, self._retry_s)
 
-    def _connect(self) -> Any:
-        try:
-            return self._open_producer()
-        except Exception as error:
-            self._warning.warn("shadow scoring: Kafka not reachable (%s); retrying in %.1fs", error, self._retry_s)
-            self._stop.wait(self._retry_s)
-            return None
+    def _left_unsent(self, count: int) -> None:
+        self._metrics.shadow_dropped.labels("shutdown").inc(count)
+        log.warning("%d shadowed events were not scored: the shadow was closed first", count)
 
-    def _take(self) -> list[ScoredEvent]:
-        """The next batch: waits for one event, then takes what is already queued, up to ``batch_rows``."""
-        try:
-            batch = [self._queue.get(timeout=_POLL_S)]
-        except queue.Empty:
-            return []
-        while len(batch) < self._batch_rows:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
-    def _score_and_send(self, producer: Any, batch: list[ScoredEvent]) -> None:
+    def _handle(self, producer: Any, batch: list[ScoredEvent]) -> None:
         shadow = self._slot.current
         if shadow is None:
             self._metrics.shadow_dropped.labels("cleared").inc(len(batch))
