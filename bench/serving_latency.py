@@ -162,18 +162,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def register_model(root: Path) -> ModelRegistry:
-    """A 100-tree model over every served feature (its quality is not the point here)."""
+def register_model(
+    root: Path, *, seed: int = 7, signal_column: int = 0, threshold: float = 0.5, alias: str = "production"
+) -> ModelRegistry:
+    """A 100-tree model over every served feature (its quality is not the point here), in ``alias``.
+
+    Args:
+        seed: the synthetic training data's; another seed (and ``signal_column``) makes another model.
+        signal_column: the feature that, with the last one, makes the label.
+    """
     from berg.registry import Lineage, ModelRegistry, VersionMetadata
     from tests.fraud_serving import SERVABLE_FEATURES
 
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     x = rng.normal(size=(5000, len(SERVABLE_FEATURES))).astype(np.float32)
-    y = (x[:, 0] + x[:, -1] + rng.normal(size=5000) > 1.5).astype(np.float32)
+    y = (x[:, signal_column] + x[:, -1] + rng.normal(size=5000) > 1.5).astype(np.float32)
     booster = xgb.train(
         {"objective": "binary:logistic", "max_depth": 5, "nthread": 1}, xgb.DMatrix(x, label=y), num_boost_round=100
     )
-    folder = root / "model"
+    folder = root / ("model" if alias == "production" else f"model-{alias}")  # the bare servers read model/
     folder.mkdir(parents=True)
     (folder / "model.bst").write_bytes(bytes(booster.save_raw(raw_format="ubj")))
     registry = ModelRegistry(root / "registry")
@@ -184,8 +191,8 @@ def register_model(root: Path) -> ModelRegistry:
         pipeline_run_id="bench",
         code_version="bench",
     )
-    metadata = VersionMetadata(lineage=lineage, params={"features": list(SERVABLE_FEATURES), "threshold": 0.5})
-    registry.promote(MODEL, registry.register(MODEL, folder, metadata).version)
+    metadata = VersionMetadata(lineage=lineage, params={"features": list(SERVABLE_FEATURES), "threshold": threshold})
+    registry.promote(MODEL, registry.register(MODEL, folder, metadata).version, alias=alias)
     return registry
 
 

@@ -31,14 +31,10 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import numpy as np
-import xgboost as xgb
 from serving_latency import (
-    MODEL,
     ChildServer,
     Connection,
     berg_server,
@@ -54,32 +50,6 @@ from serving_latency import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.feature_world
 
 SHADOW_METRIC = re.compile(r"^berg_serving_shadow_(predictions|dropped|failures)_total(?:\{[^}]*\})? (\S+)$", re.M)
-
-
-def register_shadow(root: Path) -> None:
-    """A second model (another seed, threshold 0.4) in the ``shadow`` alias of the bench's registry."""
-    from berg.registry import Lineage, ModelRegistry, VersionMetadata
-    from tests.fraud_serving import SERVABLE_FEATURES
-
-    rng = np.random.default_rng(11)
-    x = rng.normal(size=(5000, len(SERVABLE_FEATURES))).astype(np.float32)
-    y = (x[:, 1] + x[:, -1] + rng.normal(size=5000) > 1.5).astype(np.float32)
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 5, "nthread": 1}, xgb.DMatrix(x, label=y), num_boost_round=100
-    )
-    folder = root / "shadow-model"
-    folder.mkdir(parents=True)
-    (folder / "model.bst").write_bytes(bytes(booster.save_raw(raw_format="ubj")))
-    registry = ModelRegistry(root / "registry")
-    lineage = Lineage(
-        data_start=datetime(2026, 1, 1, tzinfo=UTC),
-        data_end=datetime(2026, 2, 1, tzinfo=UTC),
-        feature_service="fraud_model_v1",
-        pipeline_run_id="bench",
-        code_version="bench",
-    )
-    metadata = VersionMetadata(lineage=lineage, params={"features": list(SERVABLE_FEATURES), "threshold": 0.4})
-    registry.promote(MODEL, registry.register(MODEL, folder, metadata).version, alias="shadow")
 
 
 def shadow_counts(server: ChildServer) -> dict[str, float]:
@@ -144,7 +114,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         root = Path(scratch)
         registry = register_model(root)
-        register_shadow(root)
+        # A second model (another seed, threshold 0.4) in the ``shadow`` alias.
+        register_model(root, seed=11, signal_column=1, threshold=0.4, alias="shadow")
         world = simulated_feature_store(root / "world", days=args.days)
         store = embedded_online_store(world)
         bootstrap = kafka_stack(root / "stack", stack)

@@ -178,6 +178,18 @@ class ServingProcess(ServiceProcess):
         return None
 
 
+def create_topics(bootstrap: str, names: Mapping[str, str]) -> dict[str, str]:
+    """Create each topic (one partition) on the session's Kafka; ``names`` by what they are for, returned."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="berg-test-admin")
+    try:
+        admin.create_topics([NewTopic(name, 1, 1) for name in names.values()])
+    finally:
+        admin.close()
+    return dict(names)
+
+
 @pytest.fixture(scope="module")
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """``start_server(shape, world, registry, **settings)``: started and ready; stopped at the module's end."""

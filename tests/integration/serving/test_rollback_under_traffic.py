@@ -26,14 +26,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from berg.registry import ModelRegistry, VersionMetadata
 from berg_app.stack.local import LocalStack
 from berg_app.stack.monitoring_config import register_scrape_target, unregister_scrape_target
 from berg_pipelines.runtime.profile import distribution_profile
 from tests.helpers import wait_for
-from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
+from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld, create_topics
 from tests.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -115,13 +114,8 @@ def _register_bad_challenger(registry: ModelRegistry, staging: Path) -> None:
 @pytest.fixture(scope="module")
 def topics(stack: LocalStack) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
-    names = {kind: f"rollback-{kind}-{suffix}" for kind in ("predictions", "shadow", "labels")}
-    admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap, client_id="berg-test-admin")
-    try:
-        admin.create_topics([NewTopic(name, 1, 1) for name in names.values()])
-    finally:
-        admin.close()
-    return names
+    kinds = ("predictions", "shadow", "labels")
+    return create_topics(stack.settings.kafka_bootstrap, {kind: f"rollback-{kind}-{suffix}" for kind in kinds})
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from berg.contracts import ShadowPredictionV1
 from berg.registry import ModelRegistry
 from berg_app.stack.local import LocalStack
 from tests.helpers import wait_for
-from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld
+from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld, create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,12 +39,7 @@ def registry(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def topics(stack: LocalStack) -> dict[str, str]:
     names = {shape: f"predictions-shadow-{shape}-{uuid.uuid4().hex[:8]}" for shape in SHAPES}
-    admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap, client_id="berg-test-admin")
-    try:
-        admin.create_topics([NewTopic(name, 1, 1) for name in names.values()])
-    finally:
-        admin.close()
-    return names
+    return create_topics(stack.settings.kafka_bootstrap, names)
 
 
 @pytest.fixture(scope="module")
