@@ -19,6 +19,7 @@ from berg_controller.policy import (
     managed_model,
     manual_trigger,
     needs_production_version,
+    needs_rollout_state,
     schedule_trigger,
     trigger_from_alert,
 )
@@ -145,6 +146,23 @@ def test_one_active_run_per_model() -> None:
         verdict = decide(trigger, state, CONFIG, NOW)
         assert verdict.decision == "active_run"
         assert "run-1" in verdict.reason
+
+
+def test_a_challenger_in_its_rollout_holds_automatic_triggers_not_a_person() -> None:
+    # The demo's loop, measured on a busy machine: the drift alerts about the champion went on firing while the
+    # challenger they caused sat in its shadow stage, and once the cooldown passed a second run started.
+    state = ModelState(last_started_at=NOW - timedelta(hours=5), rollout_pending="v0002")
+    automatic = (from_alert(), data_volume_trigger("fraud", 10, 5), Trigger("schedule", "fraud", "cron"))
+    for trigger in automatic:
+        assert trigger is not None
+        verdict = decide(trigger, state, CONFIG, NOW)
+        assert verdict.decision == "rollout_pending"
+        assert "v0002" in verdict.reason
+        assert needs_rollout_state(trigger, CONFIG)
+    manual = manual_trigger("fraud", "retrain anyway")
+    assert not needs_rollout_state(manual, CONFIG)
+    assert decide(manual, state, CONFIG, NOW).decision == "started"
+    assert decide(from_alert(), ModelState(last_started_at=NOW - timedelta(hours=5)), CONFIG, NOW).starts_run
 
 
 @pytest.mark.parametrize(

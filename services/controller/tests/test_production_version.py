@@ -25,6 +25,7 @@ from services.controller.tests.helpers import (
     webhook,
 )
 
+from berg.registry import ModelRegistry, VersionMetadata
 from tests.helpers import wait_for
 from tests.processes import ServiceProcess
 
@@ -103,3 +104,29 @@ def test_an_unreadable_registry_answers_503_and_the_retry_decides(controller: Se
         (run,) = client.get(f"{url}/runs").json()
         assert run["id"] == retried.json()["runs_started"][0]
     wait_for(lambda: count_starts(tmp_path / "starts.txt") == 1, 300, "the retried alert's run to start")
+
+
+def test_while_a_challenger_is_on_its_way_alerts_start_no_run_and_a_person_still_can(
+    controller: ServiceProcess, tmp_path: Path
+) -> None:
+    """A candidate waiting in its rollout answers the drift already: another run would train on the same data."""
+    url = f"http://127.0.0.1:{controller.port}"
+    registry = ModelRegistry(tmp_path / "registry")
+    champion = registry.get("fraud", "v0002")
+    metadata = VersionMetadata.model_validate(
+        {key: value for key, value in champion.model_dump().items() if key in VersionMetadata.model_fields}
+    )
+    challenger = registry.register("fraud", registry.local_path("fraud", "v0002"), metadata).version
+    registry.record_rollout("fraud", challenger, "candidate", actor="pipeline", policy="approval", reason="gate")
+    registry.record_rollout("fraud", challenger, "awaiting_approval", actor="berg-controller", reason="a person")
+    with httpx.Client(timeout=30) as client:
+        held = post(client, controller, webhook(alert(version="v0002")))
+        assert held.status_code == 200, controller.log_tail()
+        (decision,) = held.json()["decisions"]
+        assert decision["decision"] == "rollout_pending"
+        assert f"fraud {challenger} is on its way to production" in decision["reason"]
+        assert held.json()["runs_started"] == []
+        assert client.get(f"{url}/runs").json() == []
+        manual = client.post(f"{url}/runs", json={"model": "fraud", "reason": "retrain anyway"}, headers=AUTH)
+        assert manual.status_code == 202, manual.text
+    wait_for(lambda: count_starts(tmp_path / "starts.txt") == 1, 300, "the manual run to start")

@@ -108,7 +108,7 @@ class TriggerView(BaseModel):
     model: str
     alertname: str
     decision: str
-    """``started``, ``cooldown``, ``active_run``, ``ignored`` or ``not_production``."""
+    """``started``, ``cooldown``, ``active_run``, ``rollout_pending``, ``ignored`` or ``not_production``."""
     reason: str
     run_id: str | None
 

@@ -42,6 +42,7 @@ from berg_controller.policy import (
     managed_model,
     manual_trigger,
     needs_production_version,
+    needs_rollout_state,
     schedule_trigger,
     trigger_from_alert,
 )
@@ -184,12 +185,28 @@ class Controller:
         models = {t.model for t in triggers if needs_production_version(t, self._policy)}
         return {model: self._registry.production_version(model) for model in sorted(models)}
 
+    def _rollouts_pending(self, triggers: Iterable[Trigger]) -> dict[str, str | None]:
+        """The version on its way to production of each model an automatic trigger names, read now (as above).
+
+        Raises:
+            RegistryUnavailable: the registry cannot be read; nothing was decided.
+        """
+        models = {t.model for t in triggers if needs_rollout_state(t, self._policy)}
+        return {model: self._registry.rollout_pending(model) for model in sorted(models)}
+
     def _decide(
-        self, tx: StoreTransaction, trigger: Trigger, now: datetime, production: Mapping[str, str | None]
+        self,
+        tx: StoreTransaction,
+        trigger: Trigger,
+        now: datetime,
+        production: Mapping[str, str | None],
+        rollouts: Mapping[str, str | None],
     ) -> Decided:
         state = tx.model_state(trigger.model) if trigger.model in self._policy.models else None
         if state is not None and trigger.model in production:
             state = replace(state, production_version=production[trigger.model])
+        if state is not None and needs_rollout_state(trigger, self._policy):
+            state = replace(state, rollout_pending=rollouts.get(trigger.model))
         verdict = decide(trigger, state or _NO_STATE, self._policy, now)
         run = None
         if verdict.starts_run:
@@ -225,6 +242,7 @@ class Controller:
         duplicates = 0
         triggers = [trigger_from_alert(alert) for alert in payload.alerts]
         production = self._production_versions(triggers)
+        rollouts = self._rollouts_pending(triggers)
         with self._store.write() as tx:
             now = self._clock()  # under the write lock: history times follow commit order
             for alert, trigger in zip(payload.alerts, triggers, strict=True):
@@ -234,7 +252,7 @@ class Controller:
                 if not tx.add_alert_key(key, now):
                     duplicates += 1
                     continue
-                decided.append(self._decide(tx, trigger, now, production))
+                decided.append(self._decide(tx, trigger, now, production, rollouts))
         self._fault_at("after_store")
         for alert in payload.alerts:
             self._metrics.alerts_received.labels(alert.status).inc()
@@ -254,8 +272,9 @@ class Controller:
             RegistryUnavailable: the trigger names a version and the registry cannot be read.
         """
         production = self._production_versions([trigger])
+        rollouts = self._rollouts_pending([trigger])
         with self._store.write() as tx:
-            decided = self._decide(tx, trigger, self._clock(), production)
+            decided = self._decide(tx, trigger, self._clock(), production, rollouts)
         self._count(decided)
         if decided.run is not None:
             self._launch(decided.run)

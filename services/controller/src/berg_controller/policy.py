@@ -11,6 +11,9 @@ Every trigger (an alert, a schedule, the data volume, a person) becomes a
   never promoted, say nothing about the model that serves (alerts without a
   ``version`` label, like the data-volume alert, are not checked);
 - ``active_run``: the model has a run pending or running (at most one at a time);
+- ``rollout_pending``: an automatic trigger while a challenger of the model is on its way to production
+  (a candidate in its rollout: shadow, approval): it was trained for what the trigger says, and a run
+  now would train on the same data and supersede it (manual triggers go on);
 - ``cooldown``: an automatic trigger within ``cooldown`` of the model's last run
   start (manual triggers skip the cooldown, never the active-run check);
 - ``started``: start a run.
@@ -45,12 +48,13 @@ __all__ = [
     "managed_model",
     "manual_trigger",
     "needs_production_version",
+    "needs_rollout_state",
     "schedule_trigger",
     "trigger_from_alert",
 ]
 
 TriggerSource = Literal["alert", "schedule", "data_volume", "manual"]
-Decision = Literal["started", "cooldown", "active_run", "ignored", "not_production"]
+Decision = Literal["started", "cooldown", "active_run", "rollout_pending", "ignored", "not_production"]
 
 DEFAULT_TRIGGER_ALERTS = RETRAINING_ALERTS
 """The alerts of Berg's rules that start a run by default (``DATA_VOLUME_ALERT``'s triggers count as
@@ -98,6 +102,9 @@ class ModelState:
     production_version: str | None = None
     """The version the registry's ``production`` alias names at decision time, None when none is in
     production. Read only for triggers that name a version (see :func:`needs_production_version`)."""
+    rollout_pending: str | None = None
+    """The newest version of the model still on its way to production (its rollout unfinished), if any.
+    Read only for automatic triggers (see :func:`needs_rollout_state`)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,11 @@ def needs_production_version(trigger: Trigger, config: PolicyConfig) -> bool:
     return trigger.firing and bool(trigger.version) and trigger.model in config.models
 
 
+def needs_rollout_state(trigger: Trigger, config: PolicyConfig) -> bool:
+    """Whether :func:`decide` asks if a challenger of ``trigger``'s model is in its rollout (so the caller looks)."""
+    return trigger.firing and trigger.source != "manual" and trigger.model in config.models
+
+
 def decide(trigger: Trigger, state: ModelState, config: PolicyConfig, now: datetime) -> Verdict:
     """Whether ``trigger`` starts a run of its model, and why (or why not)."""
     if not trigger.firing:
@@ -195,6 +207,12 @@ def decide(trigger: Trigger, state: ModelState, config: PolicyConfig, now: datet
         )
     if state.active_run is not None:
         return Verdict("active_run", f"run {state.active_run} of {trigger.model} is still active")
+    if trigger.source != "manual" and state.rollout_pending is not None:
+        return Verdict(
+            "rollout_pending",
+            f"{trigger.model} {state.rollout_pending} is on its way to production (its rollout is not over): "
+            "it answers this; a run now would train on the same data",
+        )
     if trigger.source != "manual" and state.last_started_at is not None:
         elapsed = now - state.last_started_at
         if elapsed < config.cooldown:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from berg.registry import ModelRegistry, ModelVersion, RegistryError
+from berg_controller.rollout import is_unfinished
 from berg_controller.store import RunRecord
 
 __all__ = ["RegistryUnavailable", "RegistryView", "RunResult", "match_result"]
@@ -78,6 +79,20 @@ class RegistryView:
             # Whatever the storage raises (fsspec backends have their own errors): the caller answers 503.
             raise RegistryUnavailable(f"cannot read the production alias of {model}: {error}") from error
         return None if move is None else move.version
+
+    def rollout_pending(self, model: str) -> str | None:
+        """The newest version of ``model`` whose rollout is not over (a candidate on its way), or None.
+
+        Raises:
+            RegistryUnavailable: the rollout histories could not be read.
+        """
+        try:
+            for version in reversed(self._registry.rollout_versions(model)):
+                if is_unfinished(self._registry.rollout_history(model, version)):
+                    return version
+        except Exception as error:
+            raise RegistryUnavailable(f"cannot read the rollouts of {model}: {error}") from error
+        return None
 
     def last_promotion(self, model: str) -> datetime | None:
         """When ``model``'s production alias last moved (its latest history entry, which the pointer copies)."""
