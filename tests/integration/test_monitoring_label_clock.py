@@ -363,6 +363,16 @@ def test_label_delays_and_horizons_run_on_the_transactions_clock(
         return counter(query, "expired") == sum(key not in within for key in matured)
 
     wait_for(settled, 120, "every transaction past its horizon to mature", interval_s=0.5)
+    # The counters move as records are applied; the quality gauges come with the next recompute. The exporter
+    # applies and recomputes on one thread, so a recompute that ended after the scrape that showed the counters
+    # settled has seen every matured transaction.
+    settled_at = datetime.now(UTC).timestamp()
+    wait_for(
+        lambda: (query.value("berg_monitoring_statistics_timestamp_seconds{$i}") or 0.0) > settled_at,
+        120,
+        "a recompute after the counters settled, scraped by Prometheus",
+        interval_s=0.5,
+    )
     assert counter(query, "late") == late
     assert counter(query, "joined") == len(truth.labels) - late
     assert query.value(f'berg_monitoring_quality_labels{{$i,model="{MODEL}",version="v0001"}}') == len(window)
