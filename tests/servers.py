@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import redis
 from kafka.admin import KafkaAdminClient
@@ -56,6 +57,7 @@ __all__ = [
     "SaslKafka",
     "ServerProcess",
     "postgres_bin_dir",
+    "running_http_server",
     "running_postgres",
     "running_redis",
     "running_sasl_kafka",
@@ -213,6 +215,34 @@ class PostgresServer:
             conn.autocommit = True
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(self.user)))
         return name
+
+
+@contextmanager
+def running_http_server(binary: str, arguments: Sequence[str], log_path: Path, ready_url: str) -> Iterator[None]:
+    """``binary`` (a Debian package's server: Prometheus, Alertmanager) until ``ready_url`` answers 200; SIGTERM at
+    the end.
+
+    Raises:
+        RuntimeError: ``binary`` is not installed, or it exited while starting.
+        AssertionError: it did not answer within the bound (only a hang: these are ready in a second or two).
+    """
+    found = shutil.which(binary)
+    if found is None:
+        raise RuntimeError(f"{binary} is not installed: run scripts/bootstrap.sh")
+    process = ServerProcess([found, *arguments], log_path, death_signal="TERM", run_as=None)
+
+    def ready() -> bool:
+        process.check_alive(binary)
+        try:
+            return httpx.get(ready_url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(ready, 120, f"{binary} to be ready")
+        yield
+    finally:
+        process.stop(signal.SIGTERM, 30)
 
 
 @contextmanager

@@ -9,9 +9,6 @@ registry and loop, and reads Prometheus' query API like in production.
 
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +40,7 @@ from berg_app.stack.monitoring_config import (
 )
 from berg_app.stack.settings import PortTable, StackSettings
 from tests.helpers import free_port, wait_for
+from tests.servers import running_http_server
 
 pytestmark = pytest.mark.integration
 
@@ -101,33 +99,6 @@ def gauges(model: str) -> Iterator[MonitoringGauges]:
         thread.join(timeout=10)
 
 
-@contextmanager
-def running(binary: str, arguments: list[str], log: Path, ready_url: str) -> Iterator[None]:
-    found = shutil.which(binary)
-    if found is None:
-        pytest.fail(f"{binary} is not installed: run scripts/bootstrap.sh")
-    with log.open("wb") as output:
-        process = subprocess.Popen([found, *arguments], stdout=output, stderr=output)
-
-    def ready() -> bool:
-        assert process.poll() is None, log.read_text()
-        try:
-            return httpx.get(ready_url, timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, 120, f"{binary} to be ready")  # bounds a hang: it is ready in a second or two
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
-
-
 @dataclass
 class Observability:
     prometheus: str
@@ -177,8 +148,10 @@ def prometheus_and_alertmanager(
         f"--web.listen-address=127.0.0.1:{prometheus_port}",
     ]
     with (
-        running("prometheus-alertmanager", am_arguments, directory / "alertmanager.log", f"{alertmanager}/-/ready"),
-        running("prometheus", prometheus_arguments, directory / "prometheus.log", f"{prometheus}/-/ready"),
+        running_http_server(
+            "prometheus-alertmanager", am_arguments, directory / "alertmanager.log", f"{alertmanager}/-/ready"
+        ),
+        running_http_server("prometheus", prometheus_arguments, directory / "prometheus.log", f"{prometheus}/-/ready"),
     ):
         yield Observability(prometheus, alertmanager)
 

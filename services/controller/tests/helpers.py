@@ -7,9 +7,7 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
@@ -381,11 +378,9 @@ def running_alertmanager(
     """
     # Imported here, not above: the unit tests that import this module must also collect on their own
     # (``pytest services/controller/tests/test_api.py``), where ``tests`` is this package, not the root's.
-    from tests.helpers import free_port, wait_for
+    from tests.helpers import free_port
+    from tests.servers import running_http_server
 
-    binary = shutil.which(ALERTMANAGER)
-    if binary is None:
-        pytest.fail(f"{ALERTMANAGER} is not installed: run scripts/bootstrap.sh")
     config = {
         "route": {
             "receiver": "berg-controller",
@@ -409,36 +404,13 @@ def running_alertmanager(
     }
     config_file = directory / "alertmanager.yml"
     config_file.write_text(yaml.safe_dump(config))
-    log_path = directory / "alertmanager.log"
     port = free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_file}",
-                f"--storage.path={directory / 'alertmanager'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=log,
-        )
     url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, 120, "Alertmanager to be ready")  # bounds a hang: it is ready in about a second
+    arguments = [
+        f"--config.file={config_file}",
+        f"--storage.path={directory / 'alertmanager'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    with running_http_server(ALERTMANAGER, arguments, directory / "alertmanager.log", f"{url}/-/ready"):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)

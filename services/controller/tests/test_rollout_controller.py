@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -147,7 +148,9 @@ def shadow_seen(champion: str, shadow: str, *, shadow_pr_auc: float = 0.81) -> S
     return ShadowObservation(champion, shadow, 150, 20, 0.80, shadow_pr_auc)
 
 
-def test_shadow_then_approval_then_promotion(tmp_path: Path, store: ControllerStore) -> None:
+def test_shadow_then_approval_then_promotion(
+    tmp_path: Path, store: ControllerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w = world(tmp_path, store)
     champion = w.champion()
     challenger = w.candidate()
@@ -166,8 +169,19 @@ def test_shadow_then_approval_then_promotion(tmp_path: Path, store: ControllerSt
     assert w.gauge("berg_controller_rollout_stage", model=MODEL, version=challenger, stage="awaiting_approval") == 1
 
     w.driver.review(MODEL, challenger, approve=True, actor="alice", reason="looks right")
+    # Where the aliases stood when ``promoted`` was written: a reader that sees it must find the move done.
+    when_promoted: list[tuple[str | None, str | None]] = []
+    record = w.registry.record_rollout
+
+    def recording(model: str, version: str, action: str, **fields: Any) -> Any:
+        if action == "promoted":
+            when_promoted.append((w.alias("production"), w.alias("shadow")))
+        return record(model, version, action, **fields)
+
+    monkeypatch.setattr(w.registry, "record_rollout", recording)
     w.tick()
 
+    assert when_promoted == [(challenger, None)]
     assert w.alias("production") == challenger
     assert w.alias("shadow") is None
     assert w.actions(challenger)[-2:] == ["approved", "promoted"]

@@ -248,11 +248,13 @@ class RolloutDriver:
         history = self._registry.rollout_history(model, version)
         if not history or history[-1].action not in step.after:
             return False
+        # The shadow slot first, so that ``promoted`` in the history means every alias is where it ends (a crash
+        # in between leaves the last step as it was, and the next round does it all again).
+        self._clear_shadow(model, version, f"{version} promoted")
         self._registry.promote(model, version, PRODUCTION, step.reason)
         recorded = self._record(model, version, step)
         if recorded:
             self._metrics.last_promotion.labels(model).set(self._clock().timestamp())
-        self._clear_shadow(model, version, f"{version} promoted")
         return recorded
 
     def _refresh_rollout_gauges(self, model: str) -> None:
