@@ -21,6 +21,7 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,6 +134,15 @@ class RaisingShadow(Champion):
         raise RuntimeError("the challenger is broken")
 
 
+@contextmanager
+def released_at_the_end() -> Iterator[None]:
+    """Release :class:`BlockedShadow` when the block ends, however it ends, so that its thread can stop."""
+    try:
+        yield
+    finally:
+        BlockedShadow.released.set()
+
+
 def as_shadow(kind: type[Champion], loaded: Champion) -> Champion:
     return kind(loaded.name, loaded.version, loaded.booster, loaded.features, loaded.threshold)
 
@@ -238,9 +248,14 @@ class Shadow:
     prometheus: CollectorRegistry
     metrics: ServingMetrics
 
+    def serve(self, case: Case, champion: Champion, bodies: list[dict[str, Any]]) -> Run:
+        """:func:`serve_load` with this shadow beside ``champion``, its metrics in :attr:`prometheus`."""
+        return serve_load(case, champion, bodies, self.scoring, self.prometheus, self.metrics)
 
-def shadow_scoring(case: Case, shadow: Champion, topic: str, bootstrap: str, capacity: int) -> Shadow:
-    """The real shadow queue, thread and Kafka producer, over ``shadow``."""
+
+@contextmanager
+def shadow_scoring(case: Case, shadow: Champion, topic: str, bootstrap: str, capacity: int) -> Iterator[Shadow]:
+    """The real shadow queue, thread and Kafka producer, over ``shadow``; closed at the end."""
     prometheus = CollectorRegistry()
     metrics = ServingMetrics.register(prometheus)
     slot = ChampionSlot()
@@ -256,7 +271,10 @@ def shadow_scoring(case: Case, shadow: Champion, topic: str, bootstrap: str, cap
         key=case.use_case.scored.key,
     )
     scoring.start()
-    return Shadow(scoring, prometheus, metrics)
+    try:
+        yield Shadow(scoring, prometheus, metrics)
+    finally:
+        scoring.close(5.0)
 
 
 def consume(bootstrap: str, topic: str, count: int) -> Iterator[ShadowPredictionV1]:
@@ -322,10 +340,12 @@ def test_a_slow_shadow_scores_exactly_the_sampled_events_and_no_answer_waits_for
     champion, challenger = models
     bootstrap = stack.settings.kafka_bootstrap
     BlockedShadow.released.clear()
-    shadow = shadow_scoring(case, as_shadow(BlockedShadow, challenger), shadow_topic, bootstrap, capacity)
-    scoring, metrics = shadow.scoring, shadow.prometheus
-    try:
-        run = serve_load(case, champion, bodies, scoring, metrics, shadow.metrics)
+    with (
+        shadow_scoring(case, as_shadow(BlockedShadow, challenger), shadow_topic, bootstrap, capacity) as shadow,
+        released_at_the_end(),
+    ):
+        metrics = shadow.prometheus
+        run = shadow.serve(case, champion, bodies)
         # Every answer is back while the shadow has scored nothing: none of them waited for it.
         assert sample(metrics, "berg_serving_shadow_predictions_total") == 0
         assert run.statuses == [200] * REQUESTS
@@ -340,9 +360,6 @@ def test_a_slow_shadow_scores_exactly_the_sampled_events_and_no_answer_waits_for
             lambda: sample(metrics, "berg_serving_shadow_predictions_total") == expected, HANG_S, "the shadow records"
         )
         records = list(consume(bootstrap, shadow_topic, expected))
-    finally:
-        BlockedShadow.released.set()
-        scoring.close(5.0)
     ids = [str(record.scored_event_id) for record in records]
     assert len(ids) == len(set(ids)) == expected
     if capacity >= len(sampled):
@@ -374,10 +391,9 @@ def test_a_shadow_that_raises_changes_no_answer_and_writes_no_record(
 ) -> None:
     champion, challenger = models
     bootstrap = stack.settings.kafka_bootstrap
-    shadow = shadow_scoring(case, as_shadow(RaisingShadow, challenger), shadow_topic, bootstrap, 10_000)
-    scoring, metrics = shadow.scoring, shadow.prometheus
-    try:
-        run = serve_load(case, champion, bodies, scoring, metrics, shadow.metrics)
+    with shadow_scoring(case, as_shadow(RaisingShadow, challenger), shadow_topic, bootstrap, 10_000) as shadow:
+        metrics = shadow.prometheus
+        run = shadow.serve(case, champion, bodies)
         assert run.statuses == [200] * REQUESTS
         assert without_ids(run) == without_ids(baseline)
         sampled = [event_id for event_id in scored_events(run) if is_shadowed(uuid.UUID(event_id), SHARE)]
@@ -386,7 +402,5 @@ def test_a_shadow_that_raises_changes_no_answer_and_writes_no_record(
             HANG_S,
             "a failure per sampled event",
         )
-    finally:
-        scoring.close(5.0)
     assert list(consume(bootstrap, shadow_topic, 0)) == []
     assert sample(metrics, "berg_serving_shadow_predictions_total") == 0
