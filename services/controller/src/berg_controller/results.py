@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from berg.registry import ModelRegistry, ModelVersion, RegistryError
-from berg_controller.rollout import is_unfinished
+from berg_controller.open_rollouts import OpenRollouts
 from berg_controller.store import RunRecord
 
 __all__ = ["RegistryUnavailable", "RegistryView", "RunResult", "match_result"]
@@ -54,6 +54,7 @@ class RegistryView:
 
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
+        self._open = OpenRollouts(registry)
 
     def result(self, run: RunRecord, finished_at: datetime) -> RunResult | None:
         """The version ``run`` registered and whether it is in production now; None when there is none."""
@@ -87,12 +88,10 @@ class RegistryView:
             RegistryUnavailable: the rollout histories could not be read.
         """
         try:
-            for version in reversed(self._registry.rollout_versions(model)):
-                if is_unfinished(self._registry.rollout_history(model, version)):
-                    return version
+            unfinished = self._open.unfinished(model)
         except Exception as error:
             raise RegistryUnavailable(f"cannot read the rollouts of {model}: {error}") from error
-        return None
+        return unfinished[-1][0] if unfinished else None
 
     def last_promotion(self, model: str) -> datetime | None:
         """When ``model``'s production alias last moved (its latest history entry, which the pointer copies)."""

@@ -21,8 +21,9 @@ from datetime import datetime, timedelta
 from berg.problem.card import RolloutSpec
 from berg.registry import ModelRegistry, RegistryError, RolloutEvent, stage_of
 from berg_controller.metrics import ControllerMetrics
+from berg_controller.open_rollouts import OpenRollouts
 from berg_controller.prometheus import PrometheusUnavailable
-from berg_controller.rollout import RolloutContext, RolloutStep, ShadowObservation, is_unfinished, next_step
+from berg_controller.rollout import RolloutContext, RolloutStep, ShadowObservation, next_step
 from berg_controller.signals import RolloutSignals
 from berg_controller.watch import breach, watched_promotion
 
@@ -70,6 +71,7 @@ class RolloutDriver:
         clock: Callable[[], datetime],
     ) -> None:
         self._registry = registry
+        self._open = OpenRollouts(registry)
         self._spec = spec
         self._metrics = metrics
         self._signals = signals
@@ -110,12 +112,7 @@ class RolloutDriver:
 
     def unfinished(self, model: str) -> list[tuple[str, list[RolloutEvent]]]:
         """``model``'s versions still on their way to production, each with its history, oldest first."""
-        found = []
-        for version in self._registry.rollout_versions(model):
-            history = self._registry.rollout_history(model, version)
-            if is_unfinished(history):
-                found.append((version, history))
-        return found
+        return self._open.unfinished(model)
 
     def history(self, model: str, version: str) -> list[RolloutEvent]:
         """``version``'s rollout history, oldest first."""
