@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from services.controller.tests.helpers import register_versions
 
-from berg.registry import Lineage, ModelRegistry, RolloutEvent, VersionMetadata
+from berg.registry import ModelRegistry, RolloutEvent
 from berg_controller.open_rollouts import OpenRollouts
 from berg_controller.rollout import is_unfinished
 
@@ -29,20 +29,6 @@ class CountingRegistry(ModelRegistry):
         return super().rollout_history(name, version)
 
 
-def register(registry: ModelRegistry, count: int) -> list[str]:
-    now = datetime(2026, 3, 1, tzinfo=UTC)
-    lineage = Lineage(
-        data_start=now - timedelta(days=30),
-        data_end=now,
-        feature_service="fraud_model_v1",
-        pipeline_run_id="test",
-        code_version="test",
-    )
-    return [
-        registry.register(MODEL, {"model.bst": b"x"}, VersionMetadata(lineage=lineage)).version for _ in range(count)
-    ]
-
-
 def step(registry: ModelRegistry, version: str, *actions: str) -> None:
     for action in actions:
         registry.record_rollout(MODEL, version, action, actor="test", reason=action)  # type: ignore[arg-type]
@@ -57,8 +43,8 @@ def brute_force(registry: ModelRegistry) -> list[str]:
 
 
 def test_finished_versions_are_read_once_and_unfinished_ones_every_time(tmp_path: Path) -> None:
+    promoted, rejected, waiting, fresh, never = register_versions(tmp_path / "registry", MODEL, 5, production=None)
     registry = CountingRegistry(tmp_path / "registry")
-    promoted, rejected, waiting, fresh, never = register(registry, 5)
     step(registry, promoted, "candidate", "shadow_started", "shadow_passed", "promoted")
     step(registry, rejected, "candidate", "awaiting_approval", "rejected")
     step(registry, waiting, "candidate", "awaiting_approval")
