@@ -6,6 +6,10 @@ service's handler into Feast (``tests/feature_world.py``), the pipeline's own
 dataset, registered as ``v0001`` (promoted), ``v0002`` and ``v0003``. Each test
 module copies the registry when it moves aliases, and starts its servers as child
 processes (``python -m berg_serving``) on free ports, reading the world's Feast.
+
+The clicks use case has a world of its own (:class:`ClicksWorld`): its Feast definitions applied to an
+empty store (its features then come from the impression itself and the defaults) and three boosters
+trained on synthetic rows of its feature columns, registered the same way.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -28,8 +33,16 @@ from tests.feature_world import FeatureWorld, simulated_feature_store
 from tests.fraud_schema import FEATURE_SERVICE
 from tests.helpers import free_port
 from tests.processes import ServiceProcess
+from tests.use_cases import impression
 
 MODEL = "fraud"
+
+
+class ServedWorld(Protocol):
+    """What a serving process is started over: the variables that point it at its feature store and use case."""
+
+    @property
+    def environment(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,10 @@ class ServingWorld:
     recent: pd.DataFrame
     """Transactions of the last simulated day: users and merchants the online store knows."""
     scoring_time: datetime
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return self.world.environment
 
     def registry(self, destination: Path) -> Path:
         """A copy of the registry (``v0001`` in production) that a test may change."""
@@ -133,11 +150,95 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> ServingWorld:
     return ServingWorld(world, template, columns, recent, world.end + timedelta(minutes=1))
 
 
+@dataclass(frozen=True)
+class ClicksWorld:
+    """The clicks use case's Feast store (definitions applied, no rows) and a template registry of boosters over
+    its feature columns; impressions to score."""
+
+    state_dir: Path
+    registry_template: Path
+    feature_columns: tuple[str, ...]
+    scoring_time: datetime
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {"BERG_STATE_DIR": str(self.state_dir), "BERG_USE_CASE": "clicks"}
+
+    def registry(self, destination: Path) -> Path:
+        """A copy of the registry (``v0001`` in production) that a test may change."""
+        shutil.copytree(self.registry_template, destination)
+        return destination
+
+    def impressions(self, count: int, *, seed: int = 0) -> list[dict[str, Any]]:
+        """Scoring requests: ``count`` impressions (JSON fields), a second apart from :attr:`scoring_time`."""
+        chosen = random.Random(seed)
+        events = [impression(chosen.randrange(10_000), self.scoring_time + timedelta(seconds=n)) for n in range(count)]
+        return [event.model_dump(mode="json", exclude={"schema_version"}) for event in events]
+
+
+def _train_clicks_and_register(features: tuple[str, ...], registry: ModelRegistry, staging: Path) -> None:
+    """Three boosters over ``features`` on synthetic rows whose click rate rises with the bid and falls with the
+    slot (both come from the impression itself, so live scores vary), registered as the clicks model."""
+    import xgboost as xgb
+
+    from berg_clicks.use_case import clicks
+
+    rng = np.random.default_rng(7)
+    rows = 4000
+    x = rng.normal(size=(rows, len(features)))
+    bid, slot = features.index("bid"), features.index("slot")
+    x[:, bid] = rng.uniform(0.2, 1.2, rows)
+    x[:, slot] = rng.integers(0, 4, rows)
+    odds = -3.0 + 2.0 * x[:, bid] - 0.4 * x[:, slot]
+    y = (rng.random(rows) < 1 / (1 + np.exp(-odds))).astype(np.float32)
+    for index, (depth, threshold) in enumerate(((3, 0.5), (4, 0.45), (2, 0.55))):
+        booster = xgb.train(
+            {"objective": "binary:logistic", "max_depth": depth, "nthread": 1, "seed": index},
+            xgb.DMatrix(x.astype(np.float32), label=y),
+            num_boost_round=20,
+        )
+        folder = staging / f"model-{index}"
+        folder.mkdir(parents=True)
+        (folder / "model.bst").write_bytes(bytes(booster.save_raw(raw_format="ubj")))
+        metadata = VersionMetadata(
+            lineage=Lineage(
+                data_start=datetime(2026, 1, 1, tzinfo=UTC),
+                data_end=datetime(2026, 2, 1, tzinfo=UTC),
+                feature_service=clicks().features.service,
+                pipeline_run_id="serving-tests",
+                code_version="test",
+            ),
+            params={"features": list(features), "threshold": threshold},
+        )
+        registry.register("clicks", folder, metadata)
+    registry.promote("clicks", "v0001", reason="the first champion")
+
+
+@pytest.fixture(scope="session")
+def clicks_world(tmp_path_factory: pytest.TempPathFactory) -> ClicksWorld:
+    from berg.features.store import close_store, open_store, prepare_store
+    from berg.features.store_config import FeatureStoreConfig
+    from berg_clicks.use_case import clicks
+    from berg_serving.features import FeatureAssembler
+
+    features = clicks().features
+    state_dir = tmp_path_factory.mktemp("clicks-world")
+    store = open_store(FeatureStoreConfig.embedded(state_dir))
+    try:
+        prepare_store(store, features, str(state_dir / "feast" / "offline"))
+    finally:
+        close_store(store)
+    columns = FeatureAssembler(features).servable
+    template = tmp_path_factory.mktemp("clicks-registry") / "registry"
+    _train_clicks_and_register(columns, ModelRegistry(template), tmp_path_factory.mktemp("clicks-models"))
+    return ClicksWorld(state_dir, template, columns, datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+
+
 class ServingProcess(ServiceProcess):
     """``python -m berg_serving`` in a shape, with REST and gRPC on free ports, over the world's Feast."""
 
     def __init__(
-        self, shape: str, world: ServingWorld, registry: Path, log_dir: Path, settings: Mapping[str, str]
+        self, shape: str, world: ServedWorld, registry: Path, log_dir: Path, settings: Mapping[str, str]
     ) -> None:
         self.grpc_port = free_port()
         defaults = {
@@ -156,7 +257,7 @@ class ServingProcess(ServiceProcess):
             {**defaults, **settings},
             log_dir,
             f"serving-{shape}",
-            environment=world.world.environment,
+            environment=world.environment,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
@@ -196,7 +297,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     started: list[ServingProcess] = []
     log_dir = tmp_path_factory.mktemp("serving-logs")
 
-    def start(shape: str, world: ServingWorld, registry: Path, wait: bool = True, **settings: str) -> ServingProcess:
+    def start(shape: str, world: ServedWorld, registry: Path, wait: bool = True, **settings: str) -> ServingProcess:
         server = ServingProcess(shape, world, registry, log_dir, settings)
         server.start()
         started.append(server)

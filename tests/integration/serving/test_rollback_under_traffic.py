@@ -8,16 +8,21 @@ API, the controller promotes it and serving swaps. Monitoring measures the new v
 its own test window, Prometheus scrapes it, and the controller's watch moves ``production`` back; serving
 swaps back by itself. Scoring calls go on throughout: every one answers 2xx. The rollback raises exactly one
 ``ModelRolledBack`` alert and starts no pipeline run.
+
+Both installed use cases run it: fraud over the serving tests' simulated store and its trained models, clicks
+over its own Feast definitions (an empty online store: the impression itself and the defaults make its features)
+and boosters over its feature columns. What differs between them is a :class:`Case`; the test is one.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +37,13 @@ from berg_app.stack.local import LocalStack
 from berg_app.stack.monitoring_config import register_scrape_target, unregister_scrape_target
 from berg_pipelines.runtime.profile import distribution_profile
 from tests.helpers import wait_for
-from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld, create_topics
+from tests.integration.serving.conftest import (
+    ClicksWorld,
+    ServedWorld,
+    ServingProcess,
+    ServingWorld,
+    create_topics,
+)
 from tests.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,12 +54,43 @@ TOKEN = "rollback-test-token"
 BAD = "v0004"
 MAX_PSI = 0.25
 ROLLOUT = {
-    "BERG_USE_CASE": "fraud",
     "BERG_ROLLOUT_POLICY": "approval",
     "BERG_ROLLOUT_WATCH_WINDOW_MINUTES": "60",
     "BERG_ROLLOUT_WATCH_MAX_PREDICTION_PSI": str(MAX_PSI),
 }
 """The controller's rollout: a person approves, then the watch (the card's quality margin needs labels)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """What one use case brings to the test: its serving world, a registry to change, and events to score."""
+
+    use_case: str
+    """The use case (``BERG_USE_CASE``), and the model's name."""
+    world: ServedWorld
+    registry: Callable[[Path], Path]
+    """A copy of the use case's registry at the given path: ``v0001`` in production, ``v0002`` another booster."""
+    events: Callable[[int], list[dict[str, Any]]]
+    """That many scoring requests' events (V1 ``instances``), as JSON fields."""
+
+
+def _fraud(request: pytest.FixtureRequest) -> Case:
+    world: ServingWorld = request.getfixturevalue("serving_world")
+    return Case("fraud", world, world.registry, lambda count: world.transactions(count, seed=11))
+
+
+def _clicks(request: pytest.FixtureRequest) -> Case:
+    world: ClicksWorld = request.getfixturevalue("clicks_world")
+    return Case("clicks", world, world.registry, lambda count: world.impressions(count, seed=11))
+
+
+CASES = {"fraud": _fraud, "clicks": _clicks}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request: pytest.FixtureRequest) -> Case:
+    """Each installed use case in turn; only the chosen one's world is built."""
+    return CASES[request.param](request)
 
 
 @dataclass
@@ -57,6 +99,7 @@ class Traffic:
     version, in order."""
 
     url: str
+    model: str
     events: list[dict[str, Any]]
     answers: list[tuple[float, int, str | None]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -73,7 +116,7 @@ class Traffic:
                 event = {**self.events[index % len(self.events)], "event_id": str(uuid.uuid4())}
                 index += 1
                 try:
-                    response = client.post(f"{self.url}/v1/models/{MODEL}:predict", json={"instances": [event]})
+                    response = client.post(f"{self.url}/v1/models/{self.model}:predict", json={"instances": [event]})
                 except httpx.HTTPError as error:
                     self.answers.append((time.time(), 0, type(error).__name__))
                     continue
@@ -95,12 +138,12 @@ class Traffic:
             self._thread.join(timeout=120)
 
 
-def _register_bad_challenger(registry: ModelRegistry, staging: Path) -> None:
+def _register_bad_challenger(registry: ModelRegistry, model: str, staging: Path) -> None:
     """``v0002``'s booster registered again with a test window of high scores it will not reproduce live."""
-    template = registry.get(MODEL, "v0002")
+    template = registry.get(model, "v0002")
     folder = staging / "bad"
     folder.mkdir()
-    shutil.copy(registry.local_path(MODEL, "v0002") / "model.bst", folder / "model.bst")
+    shutil.copy(registry.local_path(model, "v0002") / "model.bst", folder / "model.bst")
     claimed = np.random.default_rng(4).beta(8, 2, 5000)
     metadata = VersionMetadata(
         metrics={"pr_auc": 0.9},
@@ -108,35 +151,36 @@ def _register_bad_challenger(registry: ModelRegistry, staging: Path) -> None:
         lineage=template.lineage,
         params=dict(template.params),
     )
-    assert registry.register(MODEL, folder, metadata).version == BAD
+    assert registry.register(model, folder, metadata).version == BAD
 
 
 @pytest.fixture(scope="module")
-def topics(stack: LocalStack) -> dict[str, str]:
+def topics(case: Case, stack: LocalStack) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     kinds = ("predictions", "shadow", "labels")
-    return create_topics(stack.settings.kafka_bootstrap, {kind: f"rollback-{kind}-{suffix}" for kind in kinds})
+    names = {kind: f"rollback-{case.use_case}-{kind}-{suffix}" for kind in kinds}
+    return create_topics(stack.settings.kafka_bootstrap, names)
 
 
 @pytest.fixture(scope="module")
 def parts(
-    serving_world: ServingWorld,
+    case: Case,
     start_server: Any,
     stack: LocalStack,
     topics: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ModelRegistry, ServingProcess, ServiceProcess]]:
-    root = tmp_path_factory.mktemp("rollback")
-    path = serving_world.registry(root / "registry")
+    root = tmp_path_factory.mktemp(f"rollback-{case.use_case}")
+    path = case.registry(root / "registry")
     registry = ModelRegistry(path)
-    _register_bad_challenger(registry, root)
+    _register_bad_challenger(registry, case.use_case, root)
     kafka = stack.settings.kafka_bootstrap
     monitoring = ServiceProcess(
         "berg_monitoring",
         "BERG_MONITORING_",
         {
             "KAFKA__BOOTSTRAP_SERVERS": kafka,
-            "MODEL_NAME": MODEL,
+            "MODEL_NAME": case.use_case,
             "REGISTRY_URI": str(path),
             "PREDICTIONS_TOPIC": topics["predictions"],
             "SHADOW_PREDICTIONS_TOPIC": topics["shadow"],
@@ -148,8 +192,8 @@ def parts(
             "LOGGING__JSON_FORMAT": "false",
         },
         root,
-        "monitoring-rollback",
-        environment={"BERG_USE_CASE": "fraud"},
+        f"monitoring-rollback-{case.use_case}",
+        environment={"BERG_USE_CASE": case.use_case},
     )
     controller = ServiceProcess(
         "berg_controller",
@@ -163,12 +207,12 @@ def parts(
             "LOGGING__JSON_FORMAT": "false",
         },
         root,
-        "controller-rollback",
-        environment=ROLLOUT,
+        f"controller-rollback-{case.use_case}",
+        environment={**ROLLOUT, "BERG_USE_CASE": case.use_case},
     )
     server = start_server(
         "fused",
-        serving_world,
+        case.world,
         path,
         wait=False,
         KAFKA__BOOTSTRAP_SERVERS=kafka,
@@ -191,45 +235,53 @@ def parts(
     finally:
         for name in scraped:
             unregister_scrape_target(stack.layout, name)
-        for process in (controller, monitoring):
+        # Serving too: the next case's parts start while this module's server fixture still holds this one.
+        for process in (controller, monitoring, server):
             if process.alive():
                 assert process.stop(60) == 0, process.log_tail()
 
 
-def _alerts(stack: LocalStack, alertname: str) -> list[dict[str, Any]]:
+def _alerts(stack: LocalStack, alertname: str, model: str) -> list[dict[str, Any]]:
     url = f"http://127.0.0.1:{stack.settings.ports.alertmanager}/api/v2/alerts"
     found = httpx.get(url, params={"filter": f'alertname="{alertname}"'}, timeout=10).json()
-    return [alert for alert in found if alert["labels"].get("model") == MODEL]
+    return [alert for alert in found if alert["labels"].get("model") == model]
 
 
-def _first_breach(stack: LocalStack, since: float) -> datetime | None:
-    """When Prometheus first held the bad version's score PSI above the watch's limit."""
-    url = f"http://127.0.0.1:{stack.settings.ports.prometheus}/api/v1/query_range"
-    query = f'berg_monitoring_prediction_psi{{model="{MODEL}",version="{BAD}"}} > {MAX_PSI}'
-    body = httpx.get(url, params={"query": query, "start": since, "end": time.time(), "step": 1}, timeout=10).json()
-    stamps = [float(point[0]) for series in body["data"]["result"] for point in series["values"]]
+def _first_breach(stack: LocalStack, model: str, since: float) -> datetime | None:
+    """When Prometheus first scraped the bad version's score PSI above the watch's limit.
+
+    Its raw samples, not a query_range's steps: the series goes once the version is rolled back, so the breach
+    may be a single scrape, which a grid of steps can fall either side of.
+    """
+    url = f"http://127.0.0.1:{stack.settings.ports.prometheus}/api/v1/query"
+    span = math.ceil(time.time() - since) + 1
+    query = f'berg_monitoring_prediction_psi{{model="{model}",version="{BAD}"}}[{span}s]'
+    body = httpx.get(url, params={"query": query}, timeout=10).json()
+    samples = [(float(at), float(value)) for series in body["data"]["result"] for at, value in series["values"]]
+    stamps = [at for at, value in samples if value > MAX_PSI]
     return datetime.fromtimestamp(min(stamps)).astimezone() if stamps else None
 
 
 @pytest.mark.timeout(1800)  # only bounds a hang: three services and a rollback on a loaded machine
 def test_an_approved_bad_challenger_is_rolled_back_under_traffic_without_a_failed_call(
-    parts: tuple[ModelRegistry, ServingProcess, ServiceProcess], serving_world: ServingWorld, stack: LocalStack
+    parts: tuple[ModelRegistry, ServingProcess, ServiceProcess], case: Case, stack: LocalStack
 ) -> None:
     registry, server, controller = parts
+    model = case.use_case
     api = httpx.Client(base_url=f"http://127.0.0.1:{controller.port}", timeout=30)
-    traffic = Traffic(server.url, serving_world.transactions(200, seed=11))
+    traffic = Traffic(server.url, model, case.events(200))
     started = time.time()
     traffic.start()
     try:
         wait_for(lambda: any(version == "v0001" for _, _, version in traffic.answers), 300, "v0001 to answer")
-        registry.record_rollout(MODEL, BAD, "candidate", actor="rollback-test", reason="forced", policy="approval")
+        registry.record_rollout(model, BAD, "candidate", actor="rollback-test", reason="forced", policy="approval")
         wait_for(
-            lambda: [version for version, _ in registry.pending_approval(MODEL)] == [BAD],
+            lambda: [version for version, _ in registry.pending_approval(model)] == [BAD],
             300,
             f"the controller to hold {BAD} for approval",
         )
         approval = api.post(
-            f"/rollouts/{MODEL}/{BAD}/approve",
+            f"/rollouts/{model}/{BAD}/approve",
             json={"by": "alice", "reason": "forced through for the rollback test"},
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
@@ -240,32 +292,32 @@ def test_an_approved_bad_challenger_is_rolled_back_under_traffic_without_a_faile
             600,
             "the watch to roll back and serving to swap back to v0001",
         )
-        wait_for(lambda: len(_alerts(stack, "ModelRolledBack")) >= 1, 300, "ModelRolledBack in Alertmanager")
+        wait_for(lambda: len(_alerts(stack, "ModelRolledBack", model)) >= 1, 300, "ModelRolledBack in Alertmanager")
     finally:
         traffic.stop()
     # Zero failed calls across both swaps; v0001, then the bad version, then v0001 again.
     failed = [(status, version) for _, status, version in traffic.answers if status != 200]
     assert failed == [], failed[:5]
     assert traffic.versions_in_order() == ["v0001", BAD, "v0001"]
-    moves = registry.history(MODEL, "production")
+    moves = registry.history(model, "production")
     assert [(move.action, move.version) for move in moves[-2:]] == [("promote", BAD), ("rollback", "v0001")]
-    steps = registry.rollout_history(MODEL, BAD)
+    steps = registry.rollout_history(model, BAD)
     assert [step.action for step in steps] == ["candidate", "awaiting_approval", "approved", "promoted", "rolled_back"]
     approved = steps[2]
     assert (approved.actor, approved.reason) == ("alice", "forced through for the rollback test")
     assert steps[-1].reason, steps[-1]
     # One alert for a person; no retraining run started by it.
-    assert len(_alerts(stack, "ModelRolledBack")) == 1
-    assert api.get("/runs", params={"model": MODEL}).json() == []
+    assert len(_alerts(stack, "ModelRolledBack", model)) == 1
+    assert api.get("/runs", params={"model": model}).json() == []
     api.close()
     # The figures for the record: breach (Prometheus first held the PSI above the limit) -> rolled back ->
     # the old version answering again.
     last_bad = max(index for index, (_, _, version) in enumerate(traffic.answers) if version == BAD)
     served_again = datetime.fromtimestamp(traffic.answers[last_bad + 1][0]).astimezone()
-    breach, rolled_back = _first_breach(stack, started), steps[-1].at
+    breach, rolled_back = _first_breach(stack, model, started), steps[-1].at
     assert breach is not None, "Prometheus never held the bad version's PSI above the limit"
     log.warning(
-        f"rollback: {steps[-1].reason}\nbreach seen {breach:%H:%M:%S}, rolled back "
+        f"rollback ({model}): {steps[-1].reason}\nbreach seen {breach:%H:%M:%S}, rolled back "
         f"{(rolled_back - breach).total_seconds():.1f} s later, v0001 answering again "
         f"{(served_again - breach).total_seconds():.1f} s after the breach; {len(traffic.answers)} calls, all 200"
     )
