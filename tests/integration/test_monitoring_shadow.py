@@ -4,7 +4,8 @@ The champion's predictions, the shadow log (two shadow versions, decision flips)
 labels (some after the horizon, some never) are written to fresh topics; the exporter reads
 them from its lookback, and every shadow gauge it serves equals the brute force of
 :mod:`services.monitoring.tests.shadow_traffic`. A shadow record that breaks the contract
-reaches the dead-letter topic with its reason.
+reaches the dead-letter topic with its reason. Both installed use cases run it, each with its own label
+contract, label join and horizon.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import numpy as np
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
-from services.monitoring.tests.shadow_traffic import SETTINGS, Traffic, brute_force, traffic
+from services.monitoring.tests.shadow_traffic import SETTINGS, Traffic, brute_force, label_record, traffic
 
 from berg.contracts.dead_letter import DeadLetterV1
 from berg.kafka.topics import DEAD_LETTER
+from berg.usecase import UseCase
 from berg_app.stack.local import LocalStack
+from berg_clicks.use_case import clicks
 from berg_fraud.use_case import fraud
 from tests.helpers import wait_for
 from tests.processes import ServiceProcess
@@ -37,7 +40,7 @@ PARTITIONS = 1
 BROKEN_SCORE = 1.5
 
 
-def write(stack: LocalStack, topics: dict[str, str], sent: Traffic, model: str) -> None:
+def write(stack: LocalStack, topics: dict[str, str], sent: Traffic, use_case: UseCase, model: str) -> None:
     """Predictions, shadow records and labels (each stream in event-time order), then one broken shadow record."""
     from kafka import KafkaProducer
 
@@ -53,17 +56,8 @@ def write(stack: LocalStack, topics: dict[str, str], sent: Traffic, model: str) 
     producer.send(topics["shadow"], other.model_dump_json().encode(), key=b"k")
     broken = sent.shadows[0].model_dump(mode="json") | {"score": BROKEN_SCORE, "event_id": str(uuid.uuid4())}
     producer.send(topics["shadow"], json.dumps(broken).encode(), key=b"k")
-    use_case = fraud()
     for verdict in sorted(sent.labels, key=lambda label: label.event_time):
-        label = use_case.labels.contract.model_validate(
-            {
-                "event_id": uuid.uuid4(),
-                "event_time": verdict.event_time,
-                "transaction_event_id": verdict.subject_id,
-                "is_fraud": verdict.positive,
-                "user_id": "u-1",
-            }
-        )
+        label = label_record(use_case, verdict.subject_id, verdict.positive, verdict.event_time)
         producer.send(topics["labels"], label.model_dump_json().encode(), key=b"k")
     producer.flush()
     producer.close()
@@ -113,14 +107,21 @@ def dead_letters_of(stack: LocalStack, topic: str, timeout_s: float = 60) -> lis
         consumer.close()
 
 
+@pytest.fixture(params=[fraud, clicks], ids=["fraud", "clicks"])
+def use_case(request: pytest.FixtureRequest) -> UseCase:
+    """Each installed use case: its label contract and label join, its horizon."""
+    made: UseCase = request.param()
+    return made
+
+
 @pytest.fixture
 def exporter(
-    stack: LocalStack, tmp_path: Path, new_topic: Callable[[int], str]
+    stack: LocalStack, tmp_path: Path, new_topic: Callable[[int], str], use_case: UseCase
 ) -> Iterator[tuple[ServiceProcess, dict[str, str], Traffic, str]]:
-    model = f"fraud{uuid.uuid4().hex[:6]}"
-    sent = traffic(fraud(), np.random.default_rng(11), model=model)
+    model = f"{use_case.name}{uuid.uuid4().hex[:6]}"
+    sent = traffic(use_case, np.random.default_rng(11), model=model)
     topics = {name: new_topic(PARTITIONS) for name in ("predictions", "shadow", "labels")}
-    write(stack, topics, sent, model)
+    write(stack, topics, sent, use_case, model)
     process = ServiceProcess(
         "berg_monitoring",
         "BERG_MONITORING_",
@@ -139,6 +140,7 @@ def exporter(
         },
         tmp_path,
         f"monitoring-{model}",
+        environment={"BERG_USE_CASE": use_case.name},
     )
     process.start()
     try:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 from sklearn.metrics import average_precision_score
 
 from berg.contracts import PredictionV3, ShadowPredictionV1
@@ -26,7 +27,7 @@ from berg_monitoring.statistics import PSI_EMPTY_BIN_SHARE
 from berg_monitoring.windows import Verdict
 from berg_pipelines.runtime.profile import distribution_profile
 
-__all__ = ["CHAMPION", "SETTINGS", "SHADOWS", "Traffic", "brute_force", "label_of", "traffic"]
+__all__ = ["CHAMPION", "SETTINGS", "SHADOWS", "Traffic", "brute_force", "label_of", "label_record", "traffic"]
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 CHAMPION = "v0001"
@@ -47,10 +48,10 @@ class Traffic:
     labels: list[Verdict]
 
 
-def label_of(use_case: UseCase, subject: uuid.UUID, positive: bool, at: datetime) -> Verdict:
-    """A label in the use case's own contract, read through its label join as the exporter reads it."""
+def label_record(use_case: UseCase, subject: uuid.UUID, positive: bool, at: datetime) -> BaseModel:
+    """A label in the use case's own contract, as its labels topic carries it."""
     join = use_case.label_join
-    record = use_case.labels.contract.model_validate(
+    return use_case.labels.contract.model_validate(
         {
             "event_id": uuid.uuid4(),
             "event_time": at,
@@ -59,7 +60,11 @@ def label_of(use_case: UseCase, subject: uuid.UUID, positive: bool, at: datetime
             **LABEL_EXTRAS[use_case.name],
         }
     )
-    return Verdict.of(record, join)
+
+
+def label_of(use_case: UseCase, subject: uuid.UUID, positive: bool, at: datetime) -> Verdict:
+    """A label in the use case's own contract, read through its label join as the exporter reads it."""
+    return Verdict.of(label_record(use_case, subject, positive, at), use_case.label_join)
 
 
 def traffic(use_case: UseCase, rng: np.random.Generator, rows: int = 600, model: str | None = None) -> Traffic:
