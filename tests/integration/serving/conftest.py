@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -232,6 +232,42 @@ def clicks_world(tmp_path_factory: pytest.TempPathFactory) -> ClicksWorld:
     template = tmp_path_factory.mktemp("clicks-registry") / "registry"
     _train_clicks_and_register(columns, ModelRegistry(template), tmp_path_factory.mktemp("clicks-models"))
     return ClicksWorld(state_dir, template, columns, datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+
+
+@dataclass(frozen=True)
+class ServedCase:
+    """What one installed use case brings to a serving test: its world, a registry to change, events to score."""
+
+    use_case: str
+    """The use case (``BERG_USE_CASE``), and the model's name."""
+    world: ServedWorld
+    registry: Callable[[Path], Path]
+    """A copy of the use case's registry at the given path: ``v0001`` in production, ``v0002`` another booster."""
+    events: Callable[[int, int], list[dict[str, Any]]]
+    """``(count, seed)``: that many scoring requests' events (V1 ``instances``), as JSON fields; the last one by
+    an entity the online store does not know (the clicks world's store knows nobody)."""
+
+
+def _fraud_case(request: pytest.FixtureRequest) -> ServedCase:
+    world: ServingWorld = request.getfixturevalue("serving_world")
+    # The last event by a user the online store has never seen: scored (and shadowed) with defaults too.
+    return ServedCase(
+        "fraud", world, world.registry, lambda count, seed: world.transactions(count - 1, seed=seed, unknown=1)
+    )
+
+
+def _clicks_case(request: pytest.FixtureRequest) -> ServedCase:
+    world: ClicksWorld = request.getfixturevalue("clicks_world")
+    return ServedCase("clicks", world, world.registry, lambda count, seed: world.impressions(count, seed=seed))
+
+
+_CASES = {"fraud": _fraud_case, "clicks": _clicks_case}
+
+
+@pytest.fixture(scope="module", params=list(_CASES))
+def served_case(request: pytest.FixtureRequest) -> ServedCase:
+    """Each installed use case in turn, for a module's tests; only the chosen one's world is built."""
+    return _CASES[request.param](request)
 
 
 class ServingProcess(ServiceProcess):

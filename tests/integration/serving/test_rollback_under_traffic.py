@@ -11,7 +11,8 @@ swaps back by itself. Scoring calls go on throughout: every one answers 2xx. The
 
 Both installed use cases run it: fraud over the serving tests' simulated store and its trained models, clicks
 over its own Feast definitions (an empty online store: the impression itself and the defaults make its features)
-and boosters over its feature columns. What differs between them is a :class:`Case`; the test is one.
+and boosters over its feature columns. What differs between them is a ``ServedCase`` (the serving tests'
+conftest); the test is one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,13 +38,7 @@ from berg_app.stack.local import LocalStack
 from berg_app.stack.monitoring_config import register_scrape_target, unregister_scrape_target
 from berg_pipelines.runtime.profile import distribution_profile
 from tests.helpers import wait_for
-from tests.integration.serving.conftest import (
-    ClicksWorld,
-    ServedWorld,
-    ServingProcess,
-    ServingWorld,
-    create_topics,
-)
+from tests.integration.serving.conftest import ServedCase, ServingProcess, create_topics
 from tests.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,38 +54,6 @@ ROLLOUT = {
     "BERG_ROLLOUT_WATCH_MAX_PREDICTION_PSI": str(MAX_PSI),
 }
 """The controller's rollout: a person approves, then the watch (the card's quality margin needs labels)."""
-
-
-@dataclass(frozen=True)
-class Case:
-    """What one use case brings to the test: its serving world, a registry to change, and events to score."""
-
-    use_case: str
-    """The use case (``BERG_USE_CASE``), and the model's name."""
-    world: ServedWorld
-    registry: Callable[[Path], Path]
-    """A copy of the use case's registry at the given path: ``v0001`` in production, ``v0002`` another booster."""
-    events: Callable[[int], list[dict[str, Any]]]
-    """That many scoring requests' events (V1 ``instances``), as JSON fields."""
-
-
-def _fraud(request: pytest.FixtureRequest) -> Case:
-    world: ServingWorld = request.getfixturevalue("serving_world")
-    return Case("fraud", world, world.registry, lambda count: world.transactions(count, seed=11))
-
-
-def _clicks(request: pytest.FixtureRequest) -> Case:
-    world: ClicksWorld = request.getfixturevalue("clicks_world")
-    return Case("clicks", world, world.registry, lambda count: world.impressions(count, seed=11))
-
-
-CASES = {"fraud": _fraud, "clicks": _clicks}
-
-
-@pytest.fixture(scope="module", params=list(CASES))
-def case(request: pytest.FixtureRequest) -> Case:
-    """Each installed use case in turn; only the chosen one's world is built."""
-    return CASES[request.param](request)
 
 
 @dataclass
@@ -155,32 +118,32 @@ def _register_bad_challenger(registry: ModelRegistry, model: str, staging: Path)
 
 
 @pytest.fixture(scope="module")
-def topics(case: Case, stack: LocalStack) -> dict[str, str]:
+def topics(served_case: ServedCase, stack: LocalStack) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     kinds = ("predictions", "shadow", "labels")
-    names = {kind: f"rollback-{case.use_case}-{kind}-{suffix}" for kind in kinds}
+    names = {kind: f"rollback-{served_case.use_case}-{kind}-{suffix}" for kind in kinds}
     return create_topics(stack.settings.kafka_bootstrap, names)
 
 
 @pytest.fixture(scope="module")
 def parts(
-    case: Case,
+    served_case: ServedCase,
     start_server: Any,
     stack: LocalStack,
     topics: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ModelRegistry, ServingProcess, ServiceProcess]]:
-    root = tmp_path_factory.mktemp(f"rollback-{case.use_case}")
-    path = case.registry(root / "registry")
+    root = tmp_path_factory.mktemp(f"rollback-{served_case.use_case}")
+    path = served_case.registry(root / "registry")
     registry = ModelRegistry(path)
-    _register_bad_challenger(registry, case.use_case, root)
+    _register_bad_challenger(registry, served_case.use_case, root)
     kafka = stack.settings.kafka_bootstrap
     monitoring = ServiceProcess(
         "berg_monitoring",
         "BERG_MONITORING_",
         {
             "KAFKA__BOOTSTRAP_SERVERS": kafka,
-            "MODEL_NAME": case.use_case,
+            "MODEL_NAME": served_case.use_case,
             "REGISTRY_URI": str(path),
             "PREDICTIONS_TOPIC": topics["predictions"],
             "SHADOW_PREDICTIONS_TOPIC": topics["shadow"],
@@ -192,8 +155,8 @@ def parts(
             "LOGGING__JSON_FORMAT": "false",
         },
         root,
-        f"monitoring-rollback-{case.use_case}",
-        environment={"BERG_USE_CASE": case.use_case},
+        f"monitoring-rollback-{served_case.use_case}",
+        environment={"BERG_USE_CASE": served_case.use_case},
     )
     controller = ServiceProcess(
         "berg_controller",
@@ -207,12 +170,12 @@ def parts(
             "LOGGING__JSON_FORMAT": "false",
         },
         root,
-        f"controller-rollback-{case.use_case}",
-        environment={**ROLLOUT, "BERG_USE_CASE": case.use_case},
+        f"controller-rollback-{served_case.use_case}",
+        environment={**ROLLOUT, "BERG_USE_CASE": served_case.use_case},
     )
     server = start_server(
         "fused",
-        case.world,
+        served_case.world,
         path,
         wait=False,
         KAFKA__BOOTSTRAP_SERVERS=kafka,
@@ -235,7 +198,7 @@ def parts(
     finally:
         for name in scraped:
             unregister_scrape_target(stack.layout, name)
-        # Serving too: the next case's parts start while this module's server fixture still holds this one.
+        # Serving too: the next served_case's parts start while this module's server fixture still holds this one.
         for process in (controller, monitoring, server):
             if process.alive():
                 assert process.stop(60) == 0, process.log_tail()
@@ -264,12 +227,12 @@ def _first_breach(stack: LocalStack, model: str, since: float) -> datetime | Non
 
 @pytest.mark.timeout(1800)  # only bounds a hang: three services and a rollback on a loaded machine
 def test_an_approved_bad_challenger_is_rolled_back_under_traffic_without_a_failed_call(
-    parts: tuple[ModelRegistry, ServingProcess, ServiceProcess], case: Case, stack: LocalStack
+    parts: tuple[ModelRegistry, ServingProcess, ServiceProcess], served_case: ServedCase, stack: LocalStack
 ) -> None:
     registry, server, controller = parts
-    model = case.use_case
+    model = served_case.use_case
     api = httpx.Client(base_url=f"http://127.0.0.1:{controller.port}", timeout=30)
-    traffic = Traffic(server.url, model, case.events(200))
+    traffic = Traffic(server.url, model, served_case.events(200, 11))
     started = time.time()
     traffic.start()
     try:

@@ -1,9 +1,10 @@
 """Shadow scoring in the real server processes, in both shapes that answer clients: the fused server, and
 KServe's transformer in front of a predictor (the transformer shadows; the predictor never does).
 
-The registry's ``shadow`` alias names ``v0002`` (the champion is ``v0001``); the fraud card's share is 1.0,
-so every scored event gets a ``ShadowPredictionV1`` on the server's shadow topic (the session's Kafka),
+The registry's ``shadow`` alias names ``v0002`` (the champion is ``v0001``); each card's share is 1.0 (the
+default), so every scored event gets a ``ShadowPredictionV1`` on the server's shadow topic (the session's Kafka),
 carrying the champion's answer. Once the alias is cleared, the servers report no shadow and write no more.
+Both installed use cases run every case (``served_case``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from berg.contracts import ShadowPredictionV1
 from berg.registry import ModelRegistry
 from berg_app.stack.local import LocalStack
 from tests.helpers import wait_for
-from tests.integration.serving.conftest import MODEL, ServingProcess, ServingWorld, create_topics
+from tests.integration.serving.conftest import ServedCase, ServingProcess, create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,37 +31,46 @@ SHAPES = ("fused", "transformer")
 
 
 @pytest.fixture(scope="module")
-def registry(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copied = serving_world.registry(tmp_path_factory.mktemp("shadow") / "registry")
-    ModelRegistry(copied).promote(MODEL, "v0002", alias="shadow", reason="shadow test")
+def registry(served_case: ServedCase, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copied = served_case.registry(tmp_path_factory.mktemp(f"shadow-{served_case.use_case}") / "registry")
+    ModelRegistry(copied).promote(served_case.use_case, "v0002", alias="shadow", reason="shadow test")
     return copied
 
 
 @pytest.fixture(scope="module")
-def topics(stack: LocalStack) -> dict[str, str]:
-    names = {shape: f"predictions-shadow-{shape}-{uuid.uuid4().hex[:8]}" for shape in SHAPES}
+def topics(served_case: ServedCase, stack: LocalStack) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    names = {shape: f"predictions-shadow-{served_case.use_case}-{shape}-{suffix}" for shape in SHAPES}
     return create_topics(stack.settings.kafka_bootstrap, names)
 
 
 @pytest.fixture(scope="module")
 def servers(
-    serving_world: ServingWorld, registry: Path, start_server: Any, stack: LocalStack, topics: dict[str, str]
-) -> dict[str, ServingProcess]:
+    served_case: ServedCase, registry: Path, start_server: Any, stack: LocalStack, topics: dict[str, str]
+) -> Iterator[dict[str, ServingProcess]]:
     kafka = {"KAFKA__BOOTSTRAP_SERVERS": stack.settings.kafka_bootstrap, "PREDICTION_LOG__ENABLED": "true"}
-    predictor = start_server("predictor", serving_world, registry, wait=False)
-    fused = start_server("fused", serving_world, registry, wait=False, SHADOW__TOPIC=topics["fused"], **kafka)
+    world = served_case.world
+    predictor = start_server("predictor", world, registry, wait=False)
+    fused = start_server("fused", world, registry, wait=False, SHADOW__TOPIC=topics["fused"], **kafka)
     transformer = start_server(
         "transformer",
-        serving_world,
+        world,
         registry,
         wait=False,
         PREDICTOR__HOST=predictor.grpc_url,
         SHADOW__TOPIC=topics["transformer"],
         **kafka,
     )
-    for server in (predictor, fused, transformer):
-        server.wait_ready()
-    return {"fused": fused, "transformer": transformer, "predictor": predictor}
+    started = {"fused": fused, "transformer": transformer, "predictor": predictor}
+    try:
+        for server in started.values():
+            server.wait_ready()
+        yield started
+    finally:
+        # This use case's servers stop before the next one's start (the module's server fixture outlives both).
+        for server in started.values():
+            if server.alive():
+                assert server.stop(60) == 0, server.log_tail()
 
 
 def metric(server: ServingProcess, name: str) -> list[tuple[dict[str, str], float]]:
@@ -96,19 +106,19 @@ def records(bootstrap: str, topic: str, count: int) -> Iterator[ShadowPrediction
 @pytest.mark.parametrize("shape", SHAPES)
 def test_every_scored_event_is_shadowed_with_the_champions_answer_beside(
     servers: dict[str, ServingProcess],
-    serving_world: ServingWorld,
+    served_case: ServedCase,
     stack: LocalStack,
     topics: dict[str, str],
     shape: str,
 ) -> None:
-    server = servers[shape]
+    server, model = servers[shape], served_case.use_case
     wait_for(
         lambda: any(labels.get("version") == "v0002" for labels, _ in metric(server, "berg_serving_shadow_model_info")),
         120,
         "the shadow loaded",
     )
-    rows = serving_world.transactions(6, seed=41, unknown=1)
-    response = httpx.post(f"{server.url}/v1/models/{MODEL}:predict", json={"instances": rows}, timeout=30)
+    rows = served_case.events(6, 41)
+    response = httpx.post(f"{server.url}/v1/models/{model}:predict", json={"instances": rows}, timeout=30)
     assert response.status_code == 200, response.text
     answers = {p["scored_event_id"]: p for p in response.json()["predictions"]}
     shadowed = list(records(stack.settings.kafka_bootstrap, topics[shape], len(rows)))
@@ -126,9 +136,10 @@ def test_every_scored_event_is_shadowed_with_the_champions_answer_beside(
 
 
 def test_a_cleared_alias_stops_the_shadow(
-    servers: dict[str, ServingProcess], serving_world: ServingWorld, registry: Path
+    servers: dict[str, ServingProcess], served_case: ServedCase, registry: Path
 ) -> None:
-    ModelRegistry(registry).clear(MODEL, "shadow", reason="shadow test over")
+    model = served_case.use_case
+    ModelRegistry(registry).clear(model, "shadow", reason="shadow test over")
     for shape in SHAPES:
         server = servers[shape]
         wait_for(
@@ -137,8 +148,8 @@ def test_a_cleared_alias_stops_the_shadow(
             f"the {shape} server to drop its shadow",
         )
         before = metric(server, "berg_serving_shadow_predictions_total")
-        rows = serving_world.transactions(3, seed=43)
-        response = httpx.post(f"{server.url}/v1/models/{MODEL}:predict", json={"instances": rows}, timeout=30)
+        rows = served_case.events(3, 43)
+        response = httpx.post(f"{server.url}/v1/models/{model}:predict", json={"instances": rows}, timeout=30)
         assert response.status_code == 200, response.text
         assert metric(server, "berg_serving_shadow_queue_rows") == [({}, 0.0)]
         assert metric(server, "berg_serving_shadow_predictions_total") == before
