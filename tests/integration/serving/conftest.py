@@ -91,44 +91,51 @@ class ServingWorld:
         return fields
 
 
-def _train_and_register(dataset: Path, registry: ModelRegistry, staging: Path) -> tuple[str, ...]:
-    import numpy as np
+def _register_boosters(
+    model: str,
+    x: Any,
+    y: Any,
+    features: tuple[str, ...],
+    lineage: Lineage,
+    registry: ModelRegistry,
+    staging: Path,
+    **params: float,
+) -> None:
+    """Three small XGBoost models on ``(x, y)``, registered as ``v0001`` (promoted), ``v0002`` and ``v0003``."""
     import xgboost as xgb
 
-    from berg_pipelines.runtime.frames import DatasetInfo, feature_matrix, read_frame
-
-    info = DatasetInfo.read(dataset)
-    train = read_frame(dataset / "train.parquet")
-    x = feature_matrix(train, info.feature_columns)
-    y = train[info.label_column].to_numpy()
-    weight = float(np.sum(y == 0) / max(1, np.sum(y == 1)))
     for index, (depth, threshold) in enumerate(((3, 0.5), (4, 0.45), (2, 0.55))):
         booster = xgb.train(
-            {
-                "objective": "binary:logistic",
-                "max_depth": depth,
-                "nthread": 1,
-                "scale_pos_weight": weight,
-                "seed": index,
-            },
+            {"objective": "binary:logistic", "max_depth": depth, "nthread": 1, "seed": index, **params},
             xgb.DMatrix(x, label=y),
             num_boost_round=20,
         )
         folder = staging / f"model-{index}"
         folder.mkdir(parents=True)
         (folder / "model.bst").write_bytes(bytes(booster.save_raw(raw_format="ubj")))
-        metadata = VersionMetadata(
-            lineage=Lineage(
-                data_start=datetime.fromisoformat(info.window_start),
-                data_end=datetime.fromisoformat(info.window_end),
-                feature_service=info.feature_service,
-                pipeline_run_id="serving-tests",
-                code_version="test",
-            ),
-            params={"features": list(info.feature_columns), "threshold": threshold},
-        )
-        registry.register(MODEL, folder, metadata)
-    registry.promote(MODEL, "v0001", reason="the first champion")
+        metadata = VersionMetadata(lineage=lineage, params={"features": list(features), "threshold": threshold})
+        registry.register(model, folder, metadata)
+    registry.promote(model, "v0001", reason="the first champion")
+
+
+def _train_and_register(dataset: Path, registry: ModelRegistry, staging: Path) -> tuple[str, ...]:
+    import numpy as np
+
+    from berg_pipelines.runtime.frames import DatasetInfo, feature_matrix, read_frame
+
+    info = DatasetInfo.read(dataset)
+    train = read_frame(dataset / "train.parquet")
+    y = train[info.label_column].to_numpy()
+    lineage = Lineage(
+        data_start=datetime.fromisoformat(info.window_start),
+        data_end=datetime.fromisoformat(info.window_end),
+        feature_service=info.feature_service,
+        pipeline_run_id="serving-tests",
+        code_version="test",
+    )
+    x = feature_matrix(train, info.feature_columns)
+    weight = float(np.sum(y == 0) / max(1, np.sum(y == 1)))
+    _register_boosters(MODEL, x, y, info.feature_columns, lineage, registry, staging, scale_pos_weight=weight)
     return info.feature_columns
 
 
@@ -179,8 +186,6 @@ class ClicksWorld:
 def _train_clicks_and_register(features: tuple[str, ...], registry: ModelRegistry, staging: Path) -> None:
     """Three boosters over ``features`` on synthetic rows whose click rate rises with the bid and falls with the
     slot (both come from the impression itself, so live scores vary), registered as the clicks model."""
-    import xgboost as xgb
-
     from berg_clicks.use_case import clicks
 
     rng = np.random.default_rng(7)
@@ -191,27 +196,14 @@ def _train_clicks_and_register(features: tuple[str, ...], registry: ModelRegistr
     x[:, slot] = rng.integers(0, 4, rows)
     odds = -3.0 + 2.0 * x[:, bid] - 0.4 * x[:, slot]
     y = (rng.random(rows) < 1 / (1 + np.exp(-odds))).astype(np.float32)
-    for index, (depth, threshold) in enumerate(((3, 0.5), (4, 0.45), (2, 0.55))):
-        booster = xgb.train(
-            {"objective": "binary:logistic", "max_depth": depth, "nthread": 1, "seed": index},
-            xgb.DMatrix(x.astype(np.float32), label=y),
-            num_boost_round=20,
-        )
-        folder = staging / f"model-{index}"
-        folder.mkdir(parents=True)
-        (folder / "model.bst").write_bytes(bytes(booster.save_raw(raw_format="ubj")))
-        metadata = VersionMetadata(
-            lineage=Lineage(
-                data_start=datetime(2026, 1, 1, tzinfo=UTC),
-                data_end=datetime(2026, 2, 1, tzinfo=UTC),
-                feature_service=clicks().features.service,
-                pipeline_run_id="serving-tests",
-                code_version="test",
-            ),
-            params={"features": list(features), "threshold": threshold},
-        )
-        registry.register("clicks", folder, metadata)
-    registry.promote("clicks", "v0001", reason="the first champion")
+    lineage = Lineage(
+        data_start=datetime(2026, 1, 1, tzinfo=UTC),
+        data_end=datetime(2026, 2, 1, tzinfo=UTC),
+        feature_service=clicks().features.service,
+        pipeline_run_id="serving-tests",
+        code_version="test",
+    )
+    _register_boosters("clicks", x.astype(np.float32), y, features, lineage, registry, staging)
 
 
 @pytest.fixture(scope="session")
