@@ -1,4 +1,4 @@
-"""Act 4's rollout: a challenger the gate passed goes through the policy's stages before production.
+"""A rollout in the demo: a version the gate passed goes through the policy's stages before production.
 
 Under a rollout policy (the local stack's is ``shadow``) the retraining run registers its
 challenger as a ``candidate`` and the controller takes it on: it points the ``shadow``
@@ -81,12 +81,14 @@ def follow_rollout(
     timeout_s: float,
     console: Console,
     marks: dict[str, datetime],
+    act: str = "Act 4",
 ) -> StageOutcome:
     """Wait until the candidate's rollout settles (promoted, failed, rejected...) or waits for a person.
 
     Args:
         prometheus: where monitoring's shadow figures are read; None: not shown.
         marks: filled with the time each step was recorded (``shadow_started``, ``shadow_passed``, ...).
+        act: the act the lines are printed under (the first model's rollout is Act 2's).
 
     Raises:
         TimeoutError: nothing settled within ``timeout_s``.
@@ -95,7 +97,7 @@ def follow_rollout(
     outcome = StageOutcome(stage="candidate")
     announced: set[str] = set()
     told_to_approve = False
-    with console.status(f"Act 4: {version} passed the gate; the controller takes it through the rollout") as status:
+    with console.status(f"{act}: {version} passed the gate; the controller takes it through the rollout") as status:
         while True:
             outcome.history = registry.rollout_history(model, version)
             outcome.stage = stage_of(outcome.history) or "candidate"
@@ -103,12 +105,12 @@ def follow_rollout(
                 if event.action not in announced:
                     announced.add(event.action)
                     marks[event.action] = event.at
-                    console.print(f"[green]Act 4[/] {version} {event.action.replace('_', ' ')}: {event.reason}")
+                    console.print(f"[green]{act}[/] {version} {event.action.replace('_', ' ')}: {event.reason}")
             if outcome.stage == "shadow" and prometheus is not None:
                 figures = shadow_figures(prometheus, model, version)
                 if figures is not None:
                     outcome.shadow = figures
-                    status.update(f"Act 4: shadow {version} beside the champion: {figures.describe()}")
+                    status.update(f"{act}: shadow {version} beside the champion: {figures.describe()}")
             if outcome.stage in _SETTLED:
                 if "shadow_started" in announced and prometheus is not None:
                     outcome.shadow = shadow_figures(prometheus, model, version) or outcome.shadow
@@ -116,7 +118,7 @@ def follow_rollout(
             if outcome.stage == "awaiting_approval" and not told_to_approve:
                 told_to_approve = True
                 console.print(
-                    f"[yellow]Act 4[/] {version} waits for a person: `uv run berg models approve {model} {version} "
+                    f"[yellow]{act}[/] {version} waits for a person: `uv run berg models approve {model} {version} "
                     '--reason "..."` (or reject)'
                 )
             if time.monotonic() > deadline:

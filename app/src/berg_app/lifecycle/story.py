@@ -460,7 +460,7 @@ def _first_model(
             # A candidate under the rollout policy: with no champion to be compared with, the controller
             # promotes it on its next round (a policy with approval waits for a person here).
             try:
-                follow_rollout(registry, None, options.model, registered, options.act_timeout_s, console, {})
+                follow_rollout(registry, None, options.model, registered, options.act_timeout_s, console, {}, "Act 2")
             except TimeoutError as error:
                 raise StoryError(str(error)) from None
         champion = registry.resolve(options.model, "production")
