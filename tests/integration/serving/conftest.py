@@ -164,7 +164,6 @@ class ClicksWorld:
 
     state_dir: Path
     registry_template: Path
-    feature_columns: tuple[str, ...]
     scoring_time: datetime
 
     @property
@@ -223,7 +222,7 @@ def clicks_world(tmp_path_factory: pytest.TempPathFactory) -> ClicksWorld:
     columns = FeatureAssembler(features).servable
     template = tmp_path_factory.mktemp("clicks-registry") / "registry"
     _train_clicks_and_register(columns, ModelRegistry(template), tmp_path_factory.mktemp("clicks-models"))
-    return ClicksWorld(state_dir, template, columns, datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    return ClicksWorld(state_dir, template, datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
 
 
 @dataclass(frozen=True)
