@@ -14,8 +14,16 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
-__all__ = ["AlertmanagerClient", "ControllerClient", "PrometheusClient", "StackQueryError", "served_version"]
+__all__ = [
+    "AlertmanagerClient",
+    "ControllerClient",
+    "PrometheusClient",
+    "StackQueryError",
+    "served_version",
+    "shadow_predictions_served",
+]
 
 
 class StackQueryError(RuntimeError):
@@ -134,14 +142,27 @@ class AlertmanagerClient:
         self._client.close()
 
 
-def served_version(serving_url: str) -> str | None:
-    """The version serving reports in ``berg_serving_model_info`` (None before its first model)."""
+def _serving_samples(serving_url: str) -> list[Sample] | None:
+    """The samples of serving's ``/metrics`` (None when it does not answer)."""
     try:
         text = httpx.get(f"{serving_url}/metrics", timeout=5).text
     except httpx.HTTPError:
         return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "berg_serving_model_info":
-                return sample.labels.get("version")
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def served_version(serving_url: str) -> str | None:
+    """The version serving reports in ``berg_serving_model_info`` (None before its first model)."""
+    for sample in _serving_samples(serving_url) or ():
+        if sample.name == "berg_serving_model_info":
+            return sample.labels.get("version")
     return None
+
+
+def shadow_predictions_served(serving_url: str) -> float | None:
+    """Shadow predictions serving has sent so far, all shadow versions together
+    (``berg_serving_shadow_predictions_total``); None when serving does not answer."""
+    samples = _serving_samples(serving_url)
+    if samples is None:
+        return None
+    return sum(float(sample.value) for sample in samples if sample.name == "berg_serving_shadow_predictions_total")

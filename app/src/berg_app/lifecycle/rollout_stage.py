@@ -11,6 +11,7 @@ history and shows what monitoring measured while it waits.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -82,6 +83,7 @@ def follow_rollout(
     console: Console,
     marks: dict[str, datetime],
     act: str = "Act 4",
+    on_poll: Callable[[str], object] | None = None,
 ) -> StageOutcome:
     """Wait until the candidate's rollout settles (promoted, failed, rejected...) or waits for a person.
 
@@ -89,6 +91,8 @@ def follow_rollout(
         prometheus: where monitoring's shadow figures are read; None: not shown.
         marks: filled with the time each step was recorded (``shadow_started``, ``shadow_passed``, ...).
         act: the act the lines are printed under (the first model's rollout is Act 2's).
+        on_poll: called with the stage at each look at the registry (the demo feeds the shadow stage
+            traffic with it), also with the stage it settled in.
 
     Raises:
         TimeoutError: nothing settled within ``timeout_s``.
@@ -101,6 +105,8 @@ def follow_rollout(
         while True:
             outcome.history = registry.rollout_history(model, version)
             outcome.stage = stage_of(outcome.history) or "candidate"
+            if on_poll is not None:
+                on_poll(outcome.stage)
             for event in outcome.history:
                 if event.action not in announced:
                     announced.add(event.action)

@@ -55,9 +55,16 @@ from berg_app.lifecycle.dataplane import (
     wait_for_snapshot_job,
 )
 from berg_app.lifecycle.live import LiveTally, LiveTraffic
-from berg_app.lifecycle.probes import AlertmanagerClient, ControllerClient, PrometheusClient, served_version
+from berg_app.lifecycle.probes import (
+    AlertmanagerClient,
+    ControllerClient,
+    PrometheusClient,
+    served_version,
+    shadow_predictions_served,
+)
 from berg_app.lifecycle.replay import ReplayTimings, event_time_slices, replay_scored
 from berg_app.lifecycle.rollout_stage import StageOutcome, follow_rollout
+from berg_app.lifecycle.shadow_feed import ShadowFeed
 from berg_app.lifecycle.timeline import Timeline, plan_timeline
 from berg_app.simulator.producer import produce_events, send_events
 from berg_app.simulator.scoring import Scorer, ScoringTally
@@ -247,12 +254,13 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
             stack,
             stages,
             after,
-            score_url,
+            serving_url,
             features_url,
             options,
             outcome,
             console,
-            lambda: _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console),
+            stack.settings.rollout_shadow_min_predictions,
+            lambda feed: _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console, feed),
         )
         outcome.mark("live traffic scored")
         console.print(f"[green]Act 5[/] live traffic: {outcome.live.describe()}")
@@ -316,12 +324,13 @@ def _live_and_loop(
     stack: LocalStack,
     stages: Sequence[Sequence[str]],
     after: list[SimulatedEvent],
-    score_url: str,
+    serving_url: str,
     features_url: str,
     options: StoryOptions,
     outcome: StoryOutcome,
     console: Console,
-    loop_closes: Callable[[], None],
+    shadow_needed: int,
+    loop_closes: Callable[[ShadowFeed], None],
 ) -> LiveTally:
     """The days after the drift as a paced stream of scoring calls while the loop closes, slice by slice:
     each slice is scored once the data plane has stored the slices before it, then goes to Kafka (as a
@@ -337,6 +346,9 @@ def _live_and_loop(
     the last slice, for the snapshot job to have run on what it stored (the stack starts a run soon after
     new data), so its snapshots are the ones training joins as of the slice's start (see
     ``live_slice``).
+
+    While the challenger is in shadow and serving has not yet sent the shadow predictions the stage needs
+    (``shadow_needed``), the stream goes as fast as that barrier allows (:class:`ShadowFeed`).
     """
     slices = list(event_time_slices(after, options.live_slice, one_per_key=True))
     probe = DataPlaneProbe(stack.kafka_settings, stages)  # used by the stream's thread only
@@ -365,18 +377,26 @@ def _live_and_loop(
             send_events(producer, [*held, *records])
             held.clear()
 
+    interval_s = options.live_span_s / max(1, len(slices))
     live = LiveTraffic(
-        score_url,
+        f"{serving_url}/v1/models/{options.model}:predict",
         [[event.value for event in records if event.kind == "scored"] for records in slices],
         batch=options.live_batch,
-        interval_s=options.live_span_s / max(1, len(slices)),
+        interval_s=interval_s,
         before_slice=catch_up,
         after_slice=hand_on,
     )
+    feed = ShadowFeed(
+        needed=shadow_needed,
+        sent=lambda: shadow_predictions_served(serving_url),
+        hurry=live.hurry,
+        resume=lambda: live.pace(interval_s),
+    )
     try:
+        feed.start()
         live.start()
         try:
-            loop_closes()
+            loop_closes(feed)
         finally:
             holding.clear()
             if options.watch_s > 0 and live.slices_left:
@@ -537,6 +557,7 @@ def _loop_closes(
     options: StoryOptions,
     outcome: StoryOutcome,
     console: Console,
+    feed: ShadowFeed,
 ) -> None:
     model = options.model
     retraining = "|".join(RETRAINING_ALERTS)
@@ -568,7 +589,7 @@ def _loop_closes(
         marks: dict[str, datetime] = {}
         try:
             outcome.rollout = follow_rollout(
-                registry, prometheus, model, latest.version, options.act_timeout_s, console, marks
+                registry, prometheus, model, latest.version, options.act_timeout_s, console, marks, on_poll=feed
             )
         except TimeoutError as error:
             raise StoryError(f"{error}; `uv run berg models rollout {model} {latest.version}` shows where") from None
