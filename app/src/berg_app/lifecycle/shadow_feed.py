@@ -41,7 +41,7 @@ class ShadowFeed:
         self._sent = sent
         self._hurry = hurry
         self._resume = resume
-        self._before: float | None = None
+        self._before = 0.0
         self.hurrying = False
 
     def start(self) -> None:
@@ -52,7 +52,7 @@ class ShadowFeed:
         wanted = False
         if stage == "shadow":
             sent = self._sent()
-            wanted = self.hurrying if sent is None else sent - (self._before or 0.0) < self._needed
+            wanted = self.hurrying if sent is None else sent - self._before < self._needed
         if wanted and not self.hurrying:
             self._hurry()
         elif self.hurrying and not wanted:

@@ -254,12 +254,13 @@ def tell_story(stack: LocalStack, options: StoryOptions, console: Console) -> St
             stack,
             stages,
             after,
-            serving_url,
+            score_url,
             features_url,
             options,
             outcome,
             console,
             stack.settings.rollout_shadow_min_predictions,
+            lambda: shadow_predictions_served(serving_url),
             lambda feed: _loop_closes(controller, prometheus, registry, serving_url, options, outcome, console, feed),
         )
         outcome.mark("live traffic scored")
@@ -324,12 +325,13 @@ def _live_and_loop(
     stack: LocalStack,
     stages: Sequence[Sequence[str]],
     after: list[SimulatedEvent],
-    serving_url: str,
+    score_url: str,
     features_url: str,
     options: StoryOptions,
     outcome: StoryOutcome,
     console: Console,
     shadow_needed: int,
+    shadow_sent: Callable[[], float | None],
     loop_closes: Callable[[ShadowFeed], None],
 ) -> LiveTally:
     """The days after the drift as a paced stream of scoring calls while the loop closes, slice by slice:
@@ -348,7 +350,8 @@ def _live_and_loop(
     ``live_slice``).
 
     While the challenger is in shadow and serving has not yet sent the shadow predictions the stage needs
-    (``shadow_needed``), the stream goes as fast as that barrier allows (:class:`ShadowFeed`).
+    (``shadow_needed``; ``shadow_sent`` reads serving's count), the stream goes as fast as that barrier
+    allows (:class:`ShadowFeed`).
     """
     slices = list(event_time_slices(after, options.live_slice, one_per_key=True))
     probe = DataPlaneProbe(stack.kafka_settings, stages)  # used by the stream's thread only
@@ -379,7 +382,7 @@ def _live_and_loop(
 
     interval_s = options.live_span_s / max(1, len(slices))
     live = LiveTraffic(
-        f"{serving_url}/v1/models/{options.model}:predict",
+        score_url,
         [[event.value for event in records if event.kind == "scored"] for records in slices],
         batch=options.live_batch,
         interval_s=interval_s,
@@ -388,7 +391,7 @@ def _live_and_loop(
     )
     feed = ShadowFeed(
         needed=shadow_needed,
-        sent=lambda: shadow_predictions_served(serving_url),
+        sent=shadow_sent,
         hurry=live.hurry,
         resume=lambda: live.pace(interval_s),
     )
